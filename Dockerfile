@@ -1,0 +1,21 @@
+# Multi-stage build: a static-ish binary (rustls, no OpenSSL) on a slim,
+# non-root runtime image.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p drehscheibe-cli \
+ && strip target/release/drehscheibe
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/drehscheibe --create-home drehscheibe
+COPY --from=build /src/target/release/drehscheibe /usr/local/bin/drehscheibe
+COPY rules /opt/drehscheibe/rules
+COPY config /opt/drehscheibe/config
+USER drehscheibe
+WORKDIR /var/lib/drehscheibe
+EXPOSE 8080
+# Mount your own configuration at /etc/drehscheibe and data at /var/lib/drehscheibe.
+ENTRYPOINT ["/usr/local/bin/drehscheibe"]
+CMD ["serve", "--config", "/opt/drehscheibe/config/drehscheibe.toml", "--log-format", "json"]

@@ -1,0 +1,310 @@
+//! `drehscheibe` — the integration hub's command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use drehscheibe_cli::{client::Client, demo, runtime};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "drehscheibe", version, about = "Integration hub (Datendrehscheibe) for OZG applications")]
+struct Cli {
+    /// Log format for `serve`/`demo` (overrides the configuration).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub with a configuration file.
+    Serve {
+        #[arg(long, short, default_value = "config/drehscheibe.toml")]
+        config: PathBuf,
+    },
+    /// Run the hub on the example configuration and rules, with local demo
+    /// receivers, and post the example messages.
+    Demo {
+        #[arg(long, short, default_value = "config/drehscheibe.toml")]
+        config: PathBuf,
+        /// Address of the demo Fachverfahren HTTP receiver.
+        #[arg(long, default_value = "127.0.0.1:9101")]
+        receiver: SocketAddr,
+        /// Address of the demo SMTP sink.
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        smtp: SocketAddr,
+        /// Do not post the example messages at start.
+        #[arg(long)]
+        no_samples: bool,
+        /// Sender token used to post the example messages.
+        #[arg(long, default_value = "demo-portal-token")]
+        token: String,
+        /// Channel the example messages are posted to.
+        #[arg(long, default_value = "portal")]
+        channel: String,
+    },
+    /// Post a file (and attachments) to a running hub.
+    Send {
+        file: PathBuf,
+        #[arg(long, short = 'a')]
+        attach: Vec<PathBuf>,
+        #[arg(long, default_value = "portal")]
+        channel: String,
+        #[arg(long, env = "DREHSCHEIBE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "DREHSCHEIBE_TOKEN")]
+        token: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Inspect and re-drive messages of a running hub.
+    Messages {
+        #[arg(long, env = "DREHSCHEIBE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+        url: String,
+        #[arg(long, env = "DREHSCHEIBE_TOKEN", global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        action: MessagesAction,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum MessagesAction {
+    /// List messages (newest filters: --tenant, --state, --since).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        /// RFC 3339 timestamp.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show a message with its deliveries and audit trail.
+    Show { id: String },
+    /// Re-queue a dead, delivered or rejected message.
+    Replay { id: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate a configuration (and its rule references) and summarise it.
+    Check { file: PathBuf },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sled=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == LogFormat::Json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn log_format(cli: Option<LogFormat>, config: &Path) -> LogFormat {
+    cli.unwrap_or_else(|| match drehscheibe_config::HubConfig::load(config) {
+        Ok(c) if c.server.log_format == drehscheibe_config::LogFormat::Json => LogFormat::Json,
+        _ => LogFormat::Text,
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config } => {
+            init_tracing(log_format(cli.log_format, &config));
+            let rt = runtime::start(&config).await?;
+            rt.run_until_signal().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            config,
+            receiver,
+            smtp,
+            no_samples,
+            token,
+            channel,
+        } => {
+            init_tracing(log_format(cli.log_format, &config));
+            run_demo(&config, receiver, smtp, no_samples, &token, &channel).await
+        }
+        Command::Send {
+            file,
+            attach,
+            channel,
+            url,
+            token,
+            idempotency_key,
+        } => {
+            let client = Client::new(&url, &token)?;
+            let r = client
+                .send(&channel, &file, &attach, idempotency_key.as_deref())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Messages { url, token, action } => {
+            let token = token.context("a token is needed: --token or DREHSCHEIBE_TOKEN")?;
+            let client = Client::new(&url, &token)?;
+            let out = match action {
+                MessagesAction::List {
+                    tenant,
+                    state,
+                    since,
+                    limit,
+                } => {
+                    let mut q = vec![format!("limit={limit}")];
+                    if let Some(t) = tenant {
+                        q.push(format!("tenant={t}"));
+                    }
+                    if let Some(s) = state {
+                        q.push(format!("state={s}"));
+                    }
+                    if let Some(s) = since {
+                        q.push(format!("since={}", s.replace('+', "%2B")));
+                    }
+                    let page = client.get(&format!("/api/v1/messages?{}", q.join("&"))).await?;
+                    print_list(&page);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                MessagesAction::Show { id } => client.get(&format!("/api/v1/messages/{id}")).await?,
+                MessagesAction::Replay { id } => {
+                    client.post(&format!("/api/v1/messages/{id}/replay")).await?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => match runtime::load(&file) {
+            Ok((config, depot, problems)) => {
+                println!("{}: OK (digest {})", file.display(), config.digest);
+                println!("  channels: {}", config.channels.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "));
+                for t in &config.tenants {
+                    println!(
+                        "  tenant {} ({}): {} connectors, {} routes",
+                        t.id,
+                        t.name,
+                        t.connectors.len(),
+                        t.routes.len()
+                    );
+                }
+                println!("  rule depot: {} package versions", depot.packages().len());
+                for p in &problems {
+                    println!("  warning: rule package not loadable: {p}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e:#}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}
+
+fn print_list(page: &serde_json::Value) {
+    let empty = Vec::new();
+    let items = page.get("items").and_then(|i| i.as_array()).unwrap_or(&empty);
+    println!("{:<36}  {:<10}  {:<12}  {:<14}  received_at", "id", "state", "tenant", "leistung");
+    for m in items {
+        let s = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
+        println!(
+            "{:<36}  {:<10}  {:<12}  {:<14}  {}",
+            s("id"),
+            s("state"),
+            s("tenant"),
+            s("leistung"),
+            s("received_at")
+        );
+    }
+    if let Some(n) = page.get("next").and_then(|v| v.as_str()) {
+        println!("(more: --after {n})");
+    }
+}
+
+async fn run_demo(
+    config: &Path,
+    receiver: SocketAddr,
+    smtp: SocketAddr,
+    no_samples: bool,
+    token: &str,
+    channel: &str,
+) -> Result<ExitCode> {
+    let stop = CancellationToken::new();
+    let (cfg, _, _) = runtime::load(config)?;
+    let out = cfg.server.data_dir.join("demo-receiver");
+    let r = demo::http_receiver(receiver, &out, stop.clone()).await?;
+    let m = demo::smtp_sink(smtp, &out, stop.clone()).await?;
+    let rt = runtime::start(config).await?;
+    let base = format!("http://{}", rt.addr);
+    println!();
+    println!("Drehscheibe demo is running.");
+    println!("  hub:                 {base}  (data in {})", cfg.server.data_dir.display());
+    println!("  demo Fachverfahren:  http://{r}/…  (stores into {})", out.display());
+    println!("  demo mailbox (SMTP): {m}");
+    if !no_samples {
+        let dir = config
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("demo");
+        let client = Client::new(&base, token)?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        for f in files.iter().filter(|f| f.is_file()) {
+            match client.send(channel, f, &[], None).await {
+                Ok(v) => println!(
+                    "  → posted {} as message {}",
+                    f.display(),
+                    v.get("id").and_then(|i| i.as_str()).unwrap_or("?")
+                ),
+                Err(e) => println!("  ✘ {}: {e:#}", f.display()),
+            }
+        }
+    }
+    println!();
+    println!("Try next (in another terminal):");
+    println!("  drehscheibe send --token {token} config/demo/<file>");
+    println!("  drehscheibe messages --token demo-operator-token list");
+    println!("  drehscheibe messages --token demo-operator-token show <id>");
+    println!("  curl -s {base}/metrics | grep drehscheibe_");
+    println!("Stop with Ctrl-C.");
+    println!();
+    let result = rt.run_until_signal().await;
+    stop.cancel();
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

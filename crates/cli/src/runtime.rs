@@ -1,0 +1,282 @@
+//! Build and run a hub from a [`HubConfig`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use drehscheibe_config::{ChannelKind, HubConfig};
+use drehscheibe_engine::{ConnectorRegistry, ConnectorSlot, DepotRouter, Hub, HubSettings};
+use drehscheibe_model::{BlobStore, InputAdapter, Intake};
+use drehscheibe_rules::Depot;
+use drehscheibe_store::{FsBlobStore, SledStore, Store};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Load the configuration and cross-check it against the rule depot:
+/// every route's rule exists in a matching version and gets its required
+/// parameters. Returns the configuration, the depot, and the per-package
+/// load problems (rules that failed to load are reported, not fatal, so the
+/// hub still serves the other rules; messages for a broken rule go `dead`).
+pub fn load(config_file: &Path) -> Result<(HubConfig, Arc<Depot>, Vec<String>)> {
+    let config = HubConfig::load(config_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (depot, problems) = crate::runtime::load_depot(&config.rules.depot)?;
+    config
+        .check_rule_refs(|sel, params| {
+            let pkg = depot.resolve(&sel.id, &sel.version).ok_or_else(|| {
+                let known: Vec<String> = depot
+                    .packages()
+                    .into_iter()
+                    .filter(|p| p.id() == sel.id)
+                    .map(|p| p.version().to_string())
+                    .collect();
+                if known.is_empty() {
+                    format!("rule {:?} is not in the depot", sel.id)
+                } else {
+                    format!(
+                        "no version of rule {:?} matches {} (depot has {})",
+                        sel.id,
+                        sel.version,
+                        known.join(", ")
+                    )
+                }
+            })?;
+            pkg.check_params(params).map(|_| ())
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    check_targets(&config, &depot)?;
+    Ok((config, depot, problems))
+}
+
+/// Every output role of a route's rule must be mapped to a connector, and
+/// every mapped role must be produced by the rule (a typo would otherwise
+/// silently drop a delivery).
+fn check_targets(config: &HubConfig, depot: &Depot) -> Result<()> {
+    let mut problems = Vec::new();
+    for t in &config.tenants {
+        for (i, r) in t.routes.iter().enumerate() {
+            let Some(sel) = &r.rule else { continue };
+            let Some(pkg) = depot.resolve(&sel.id, &sel.version) else {
+                continue;
+            };
+            let line = r.source_line.map(|l| format!(":{l}")).unwrap_or_default();
+            let at = format!("{}{line}: tenants[{}].routes[{i}].targets", t.source.display(), t.id);
+            for o in pkg.outputs() {
+                if !r.targets.contains_key(&o.target) {
+                    problems.push(format!(
+                        "{at}: rule {} produces output {:?} but the route maps no connector to it",
+                        pkg.rule_ref(),
+                        o.target
+                    ));
+                }
+            }
+            for role in r.targets.keys() {
+                if !pkg.outputs().iter().any(|o| &o.target == role) {
+                    problems.push(format!(
+                        "{at}.{role}: rule {} has no output {role:?}",
+                        pkg.rule_ref()
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("\n"))
+    }
+}
+
+fn load_depot(dir: &Path) -> Result<(Arc<Depot>, Vec<String>)> {
+    // The XSLT engine plugs in here once it lands (see docs/decisions);
+    // until then rules that name a transform fail to load, loudly.
+    let factory = None;
+    let depot = Depot::load_lenient(dir, factory)
+        .with_context(|| format!("loading rule depot {}", dir.display()))?;
+    let problems = depot.load_errors().iter().map(|e| e.to_string()).collect();
+    Ok((Arc::new(depot), problems))
+}
+
+/// A running hub: HTTP listener, engine and input adapters.
+pub struct Runtime {
+    pub addr: SocketAddr,
+    pub hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<Result<()>>,
+}
+
+/// Start a hub. Binds the configured listen address (port 0 picks a free
+/// port; see [`Runtime::addr`]).
+pub async fn start(config_file: &Path) -> Result<Runtime> {
+    let (config, depot, problems) = load(config_file)?;
+    for p in &problems {
+        tracing::error!(problem = %p, "rule package not loaded");
+    }
+    let data = &config.server.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let store: Arc<dyn Store> = Arc::new(
+        SledStore::open(&data.join("store"))
+            .with_context(|| format!("opening store in {}", data.display()))?,
+    );
+    let blobs: Arc<dyn BlobStore> = Arc::new(
+        FsBlobStore::open(&data.join("blobs"))
+            .with_context(|| format!("opening blob store in {}", data.display()))?,
+    );
+    let config_text = std::fs::read_to_string(&config.main_file).unwrap_or_default();
+    store
+        .put_config_snapshot(&config.digest, &config_text)
+        .await
+        .context("storing configuration snapshot")?;
+
+    let mut connectors = ConnectorRegistry::new();
+    for tenant in &config.tenants {
+        for c in &tenant.connectors {
+            let connector = crate::connectors::build(c)
+                .with_context(|| format!("tenant {}: connector {}", tenant.id, c.id))?;
+            connectors.insert(ConnectorSlot::new(
+                tenant.id.clone(),
+                c.id.clone(),
+                connector,
+                c.retry.clone(),
+                c.max_concurrency,
+                c.timeout,
+            ));
+        }
+    }
+    let config = Arc::new(config);
+    let router = Arc::new(DepotRouter::new(depot, config.clone()));
+    let settings = HubSettings {
+        channels: config.channels.iter().map(|c| c.id.clone()).collect(),
+        max_payload_bytes: config.server.max_payload_bytes,
+        max_attachment_bytes: config.server.max_attachment_bytes,
+        max_in_flight: config.server.workers.max(1) * 32,
+        route_workers: config.server.workers.max(1),
+        shutdown_grace: config.server.shutdown_grace,
+        ..HubSettings::default()
+    };
+    let hub = Hub::new(store, blobs, router, connectors, settings);
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let bound = drehscheibe_server::Bound::bind(config.server.listen).await?;
+    let addr = bound.local_addr()?;
+    let app = drehscheibe_server::app(hub.clone(), Arc::new(config.token_table()));
+    let s = shutdown.clone();
+    tasks.spawn(async move { bound.serve(app, s).await.map_err(anyhow::Error::from) });
+
+    let intake: Arc<dyn Intake> = hub.clone();
+    for ch in &config.channels {
+        if let ChannelKind::Directory {
+            path,
+            poll_interval,
+            settle,
+            content_type,
+        } = &ch.kind
+        {
+            let adapter = drehscheibe_directory::DirectoryIntake::new(
+                drehscheibe_directory::DirectoryIntakeSettings {
+                    channel: ch.id.clone(),
+                    path: path.clone(),
+                    poll_interval: *poll_interval,
+                    settle: *settle,
+                    content_type: content_type.clone(),
+                },
+            )
+            .with_context(|| format!("channel {}", ch.id))?;
+            let adapter: Box<dyn InputAdapter> = Box::new(adapter);
+            let (i, s) = (intake.clone(), shutdown.clone());
+            tasks.spawn(async move { adapter.run(i, s).await.map_err(anyhow::Error::from) });
+        }
+    }
+
+    let engine = hub.clone();
+    let s = shutdown.clone();
+    tasks.spawn(async move { engine.run(s).await.map_err(anyhow::Error::from) });
+    tracing::info!(%addr, tenants = config.tenants.len(), routes = route_count(&config), config = %config.digest, "hub started");
+    Ok(Runtime {
+        addr,
+        hub,
+        shutdown,
+        tasks,
+    })
+}
+
+fn route_count(config: &HubConfig) -> usize {
+    config.tenants.iter().map(|t| t.routes.len()).sum()
+}
+
+impl Runtime {
+    /// A token that stops the hub when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stop: no new intake, finish or release in-flight work, flush.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.shutdown.cancel();
+        self.join().await
+    }
+
+    /// Wait until every part has stopped (after a shutdown, or a failure
+    /// of one part, which stops the others).
+    pub async fn join(&mut self) -> Result<()> {
+        let mut first_err = None;
+        while let Some(r) = self.tasks.join_next().await {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => Err(anyhow::anyhow!("task panicked: {e}")),
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, "hub component failed; shutting down");
+                self.shutdown.cancel();
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Run until SIGINT/SIGTERM, then shut down gracefully.
+    pub async fn run_until_signal(mut self) -> Result<()> {
+        let token = self.shutdown.clone();
+        tokio::select! {
+            r = self.join() => return r,
+            _ = wait_for_signal() => {}
+        }
+        tracing::info!("signal received, shutting down");
+        token.cancel();
+        self.join().await
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Refuse to start on a configuration without any tenant or channel.
+pub fn sanity(config: &HubConfig) -> Result<()> {
+    if config.channels.is_empty() {
+        bail!("{}: no channels configured", config.main_file.display());
+    }
+    Ok(())
+}

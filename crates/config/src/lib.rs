@@ -1,0 +1,585 @@
+//! Configuration of the Drehscheibe hub.
+//!
+//! The hub is configured by one main TOML file (server, rule depot, input
+//! channels, API tokens) plus one TOML file per tenant (a Kommune: its keys,
+//! Stellen, connectors to its Fachverfahren and its routes per Leistung) in
+//! the directory named by the main file's `tenant_dir`.
+//!
+//! [`HubConfig::load`] reads and validates everything and reports *all*
+//! problems at once as [`ConfigErrors`], each with file, dotted key and line.
+//! Relative paths anywhere in the configuration (tenant files included) are
+//! resolved against the directory of the main file. See `config/README.md`
+//! for the full key reference.
+//!
+//! ```no_run
+//! let hub = drehscheibe_config::HubConfig::load("config/drehscheibe.toml".as_ref())
+//!     .unwrap_or_else(|errors| panic!("{errors}"));
+//! let kommune = hub.tenant_by_key("09162000").expect("known AGS");
+//! let route = kommune.route("99050012104000");
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use drehscheibe_model::auth::{Principal, Role, TokenTable};
+use serde::{Deserialize, Serialize};
+
+mod error;
+mod load;
+mod locate;
+mod raw;
+mod retry;
+mod secret;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use retry::RetryPolicy;
+pub use secret::{Secret, SecretSource, SecretString};
+
+/// The whole, validated hub configuration.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Absolute path of the main file.
+    pub main_file: PathBuf,
+    /// Hex SHA-256 over all configuration files (main file and tenant
+    /// files, sorted by path; each contributes its path relative to the
+    /// main file's directory and its text). Identifies the config version.
+    pub digest: String,
+    /// HTTP server and process settings.
+    pub server: ServerConfig,
+    /// Where the rule depot lives.
+    pub rules: RulesConfig,
+    /// Input channels, sorted by id.
+    pub channels: Vec<ChannelConfig>,
+    /// API tokens, sorted by name.
+    pub tokens: Vec<TokenConfig>,
+    /// Tenants (Kommunen), sorted by file path.
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// `[server]` of the main file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Listen address (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Data directory (store, blobs). Default `data`; a relative path is
+    /// resolved against the main file's directory.
+    pub data_dir: PathBuf,
+    /// Largest accepted document payload (default 16 MiB).
+    pub max_payload_bytes: u64,
+    /// Largest accepted single attachment (default 256 MiB).
+    pub max_attachment_bytes: u64,
+    /// Worker tasks for rule processing and delivery (default 8).
+    pub workers: usize,
+    /// Time granted to in-flight work on shutdown (default 10 s).
+    pub shutdown_grace: Duration,
+    /// Log output format (default text).
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            max_payload_bytes: 16 << 20,
+            max_attachment_bytes: 256 << 20,
+            workers: 8,
+            shutdown_grace: Duration::from_secs(10),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[rules]` of the main file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// Rule depot directory (default `rules` beside the main file).
+    pub depot: PathBuf,
+}
+
+/// An input channel (`[channels.<id>]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelConfig {
+    /// Channel id, used in URLs and by sender tokens.
+    pub id: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// How messages arrive.
+    pub kind: ChannelKind,
+}
+
+/// Kind of an input channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelKind {
+    /// Submissions over the HTTP API (`POST /channels/<id>/...`).
+    Http,
+    /// Files dropped into a directory.
+    Directory {
+        /// Watched directory.
+        path: PathBuf,
+        /// How often the directory is scanned (default 1 s).
+        poll_interval: Duration,
+        /// A file must be unchanged this long before pickup (default 500 ms).
+        settle: Duration,
+        /// Content type assumed for picked-up files (default: guessed by
+        /// the adapter from the file name).
+        content_type: Option<String>,
+    },
+}
+
+/// An API token (`[tokens.<name>]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenConfig {
+    /// Token name (shown in audit logs, never the secret).
+    pub name: String,
+    /// The bearer token itself.
+    pub secret: Secret,
+    /// What the token may do.
+    pub role: Role,
+}
+
+/// A tenant: one Kommune (one file in the tenant directory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantConfig {
+    /// Tenant id (used in URLs, tokens and delegations).
+    pub id: String,
+    /// Display name, e.g. `Stadt Musterstadt`.
+    pub name: String,
+    /// Amtlicher Gemeindeschlüssel, 8 digits.
+    pub ags: Option<String>,
+    /// Amtlicher Regionalschlüssel, 12 digits.
+    pub ars: Option<String>,
+    /// Further keys that identify this tenant in incoming messages
+    /// (e.g. a FIT-Connect destination id, a Leitweg-ID).
+    pub org_ids: Vec<String>,
+    /// Organisational units, sorted by id.
+    pub stellen: Vec<Stelle>,
+    /// Delivery endpoints, sorted by id.
+    pub connectors: Vec<ConnectorConfig>,
+    /// One route per Leistung, in file order.
+    pub routes: Vec<RouteConfig>,
+    /// The tenant's file.
+    pub source: PathBuf,
+}
+
+/// A Stelle (organisational unit) of a tenant (`[stellen.<id>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stelle {
+    /// Stelle id, referenced by routes.
+    pub id: String,
+    /// Display name, e.g. `Gewerbeamt`.
+    pub name: String,
+    /// Contact address.
+    pub email: Option<String>,
+}
+
+/// A delivery endpoint of a tenant (`[connectors.<id>]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorConfig {
+    /// Connector id, unique within the tenant.
+    pub id: String,
+    /// Product name of the Fachverfahren (informational).
+    pub fachverfahren: Option<String>,
+    /// Retry behaviour on retryable failures.
+    pub retry: RetryPolicy,
+    /// Deliveries in flight at once (default 4).
+    pub max_concurrency: usize,
+    /// Timeout of one delivery attempt (default 30 s).
+    pub timeout: Duration,
+    /// Protocol-specific settings.
+    pub kind: ConnectorKind,
+}
+
+/// Protocol of a connector (TOML `type = "http" | "directory" | "smtp"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorKind {
+    /// HTTP(S) request to a Fachverfahren interface.
+    Http(HttpConnectorConfig),
+    /// File written into a directory.
+    Directory(DirectoryConnectorConfig),
+    /// E-mail over SMTP.
+    Smtp(SmtpConnectorConfig),
+}
+
+impl ConnectorKind {
+    /// `http`, `directory` or `smtp`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Http(_) => "http",
+            Self::Directory(_) => "directory",
+            Self::Smtp(_) => "smtp",
+        }
+    }
+}
+
+/// Settings of an HTTP connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConnectorConfig {
+    /// Target URL (`http` or `https`, no credentials in it).
+    pub url: String,
+    /// Request method (default POST).
+    pub method: HttpMethod,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Authentication.
+    pub auth: Option<HttpAuth>,
+    /// Status codes counted as success (default 200, 201, 202, 204).
+    pub success_status: Vec<u16>,
+    /// TLS client certificate (PEM files).
+    pub client_cert: Option<ClientCert>,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Send attachments along (multipart) — default true.
+    pub send_attachments: bool,
+}
+
+/// HTTP method of an HTTP connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// POST (default).
+    #[default]
+    #[serde(alias = "post")]
+    Post,
+    /// PUT.
+    #[serde(alias = "put")]
+    Put,
+}
+
+impl HttpMethod {
+    /// `POST` or `PUT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Put => "PUT",
+        }
+    }
+}
+
+/// Authentication of an HTTP connector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+    /// HTTP Basic authentication.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+}
+
+/// TLS client certificate and key (PEM files, checked to exist at load).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// Certificate chain file.
+    pub cert: PathBuf,
+    /// Private key file.
+    pub key: PathBuf,
+}
+
+/// Settings of a directory connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryConnectorConfig {
+    /// Target directory.
+    pub path: PathBuf,
+    /// Write `<name>.meta.json` beside each document (default true).
+    pub metadata: bool,
+}
+
+/// Settings of an SMTP connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpConnectorConfig {
+    /// Mail server host name or IP address.
+    pub host: String,
+    /// Port (default 587).
+    pub port: u16,
+    /// Transport security (default STARTTLS).
+    pub tls: SmtpTls,
+    /// Login user.
+    pub username: Option<String>,
+    /// Login password (required with `username`).
+    pub password: Option<Secret>,
+    /// Sender address.
+    pub from: String,
+    /// Recipients (at least one).
+    pub to: Vec<String>,
+    /// Subject template; `{leistung}` and `{id}` are replaced (default
+    /// `Drehscheibe: {leistung} {id}`).
+    pub subject: String,
+    /// Largest mail (document plus attachments) to send (default 20 MiB).
+    pub max_total_bytes: u64,
+}
+
+/// Transport security of an SMTP connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the start (SMTPS, usually port 465).
+    Tls,
+    /// No encryption: only allowed for `localhost` / loopback addresses.
+    None,
+}
+
+/// How a tenant handles one Leistung (`[[routes]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    /// LeiKa key, 14 digits.
+    pub leistung: String,
+    /// Free text (e.g. the Leistung's name).
+    pub description: Option<String>,
+    /// Rule to apply. `Some` exactly when `delegate_to` is `None`.
+    pub rule: Option<RuleSelector>,
+    /// Zuständige Stelle (an id from the tenant's `stellen`).
+    pub stelle: Option<String>,
+    /// Output role (as produced by the rule) → connector id of this tenant.
+    /// Empty when delegating.
+    pub targets: BTreeMap<String, String>,
+    /// "Umlenken": hand this Leistung to another tenant (a neighbour
+    /// Kommune acting as shared service), whose own route then applies.
+    pub delegate_to: Option<String>,
+    /// Tenant parameters for the rule (TOML scalars as strings).
+    pub params: BTreeMap<String, String>,
+    /// Line of the route's `rule` key in the tenant file (for messages).
+    pub source_line: Option<usize>,
+}
+
+/// A rule id plus a version requirement, written `id@req`
+/// (e.g. `gewerbeanmeldung@^1.0` or `gewerbeanmeldung@=1.2.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSelector {
+    /// Rule id in the depot.
+    pub id: String,
+    /// Acceptable versions.
+    pub version: semver::VersionReq,
+}
+
+impl RuleSelector {
+    /// Does the rule `id` in `version` satisfy this selector?
+    pub fn matches(&self, id: &str, version: &semver::Version) -> bool {
+        self.id == id && self.version.matches(version)
+    }
+}
+
+impl fmt::Display for RuleSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.id, self.version)
+    }
+}
+
+impl FromStr for RuleSelector {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (id, req) = s.split_once('@').ok_or_else(|| {
+            format!("rule `{s}` must be written `id@version-requirement`, e.g. `gewerbeanmeldung@^1`")
+        })?;
+        load::check_id(id).map_err(|m| format!("rule id `{id}`: {m}"))?;
+        let version = semver::VersionReq::parse(req.trim())
+            .map_err(|e| format!("version requirement `{req}`: {e}"))?;
+        Ok(Self {
+            id: id.to_string(),
+            version,
+        })
+    }
+}
+
+/// A route after following a delegation: which tenant serves the Leistung
+/// and with which route.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolvedRoute<'a> {
+    /// The tenant the message was addressed to.
+    pub requested_by: &'a TenantConfig,
+    /// The tenant that handles it (differs when delegated).
+    pub tenant: &'a TenantConfig,
+    /// The handling tenant's route.
+    pub route: &'a RouteConfig,
+    /// The rule to apply.
+    pub rule: &'a RuleSelector,
+}
+
+impl ResolvedRoute<'_> {
+    /// `true` if the Leistung was handed to another tenant.
+    pub fn is_delegated(&self) -> bool {
+        self.requested_by.id != self.tenant.id
+    }
+}
+
+impl HubConfig {
+    /// Load and validate the configuration rooted at `main_file`.
+    ///
+    /// Returns every problem found (syntax, unknown keys, missing files,
+    /// unresolvable secrets, dangling references, …) at once.
+    pub fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
+        load::load(main_file)
+    }
+
+    /// The tenant with this id.
+    pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+
+    /// The tenant identified by an AGS, an ARS or an org id.
+    ///
+    /// Exact matches win. Otherwise a 12-digit ARS also finds a tenant that
+    /// only has an AGS (AGS = ARS\[0..5\] + ARS\[9..12\]), and an 8-digit
+    /// AGS finds a tenant that only has an ARS.
+    pub fn tenant_by_key(&self, key: &str) -> Option<&TenantConfig> {
+        if key.is_empty() {
+            return None;
+        }
+        if let Some(t) = self.tenants.iter().find(|t| {
+            t.ags.as_deref() == Some(key)
+                || t.ars.as_deref() == Some(key)
+                || t.org_ids.iter().any(|o| o == key)
+        }) {
+            return Some(t);
+        }
+        if let Some(ags) = ags_of_ars(key) {
+            if let Some(t) = self
+                .tenants
+                .iter()
+                .find(|t| t.ars.is_none() && t.ags.as_deref() == Some(ags.as_str()))
+            {
+                return Some(t);
+            }
+        }
+        if is_digits(key, 8) {
+            return self.tenants.iter().find(|t| {
+                t.ags.is_none() && t.ars.as_deref().and_then(ags_of_ars).as_deref() == Some(key)
+            });
+        }
+        None
+    }
+
+    /// The channel with this id.
+    pub fn channel(&self, id: &str) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| c.id == id)
+    }
+
+    /// The route that handles `leistung` for `tenant_id`, following a
+    /// delegation ("umlenken") to the serving tenant. `None` if the tenant
+    /// or route does not exist (or a hand-built config has a broken chain).
+    pub fn resolve_route(&self, tenant_id: &str, leistung: &str) -> Option<ResolvedRoute<'_>> {
+        let requested_by = self.tenant(tenant_id)?;
+        let mut tenant = requested_by;
+        // A loaded config allows one hop; hand-built ones are bounded too.
+        for _ in 0..=self.tenants.len() {
+            let route = tenant.route(leistung)?;
+            match (&route.delegate_to, &route.rule) {
+                (Some(next), _) => tenant = self.tenant(next)?,
+                (None, Some(rule)) => {
+                    return Some(ResolvedRoute {
+                        requested_by,
+                        tenant,
+                        route,
+                        rule,
+                    })
+                }
+                (None, None) => return None,
+            }
+        }
+        None
+    }
+
+    /// Token table for the HTTP API (tokens stored as digests).
+    pub fn token_table(&self) -> TokenTable {
+        let mut table = TokenTable::new();
+        for t in &self.tokens {
+            table.insert(
+                t.secret.expose(),
+                Principal {
+                    name: t.name.clone(),
+                    role: t.role.clone(),
+                },
+            );
+        }
+        table
+    }
+
+    /// Cross-check every non-delegating route against the rule depot.
+    ///
+    /// `exists` gets the route's rule selector and parameters and returns
+    /// `Err(message)` if no matching rule exists or a required parameter is
+    /// missing. All failures are returned, each pointing at the route's
+    /// `rule` key in its tenant file.
+    pub fn check_rule_refs(
+        &self,
+        exists: impl Fn(&RuleSelector, &BTreeMap<String, String>) -> Result<(), String>,
+    ) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        for t in &self.tenants {
+            for (i, r) in t.routes.iter().enumerate() {
+                if let Some(rule) = &r.rule {
+                    if let Err(message) = exists(rule, &r.params) {
+                        errors.push(ConfigError {
+                            file: t.source.clone(),
+                            key: format!("tenants[{}].routes[{i}].rule", t.id),
+                            line: r.source_line,
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+impl TenantConfig {
+    /// The route for a LeiKa key.
+    pub fn route(&self, leistung: &str) -> Option<&RouteConfig> {
+        self.routes.iter().find(|r| r.leistung == leistung)
+    }
+
+    /// The connector with this id.
+    pub fn connector(&self, id: &str) -> Option<&ConnectorConfig> {
+        self.connectors.iter().find(|c| c.id == id)
+    }
+
+    /// The Stelle with this id.
+    pub fn stelle(&self, id: &str) -> Option<&Stelle> {
+        self.stellen.iter().find(|s| s.id == id)
+    }
+}
+
+pub(crate) fn is_digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// AGS derived from a 12-digit ARS: Land, Regierungsbezirk, Kreis
+/// (positions 1–5) plus Gemeinde (positions 10–12).
+pub fn ags_of_ars(ars: &str) -> Option<String> {
+    if !is_digits(ars, 12) {
+        return None;
+    }
+    let head = ars.get(0..5)?;
+    let tail = ars.get(9..12)?;
+    Some(format!("{head}{tail}"))
+}

@@ -1,0 +1,353 @@
+//! Serde shapes of the TOML files, exactly as written (no defaults applied,
+//! no validation). Unknown keys are rejected by serde.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::{HttpMethod, LogFormat, SmtpTls};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMain {
+    pub tenant_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub rules: RawRules,
+    #[serde(default)]
+    pub channels: BTreeMap<String, RawChannel>,
+    #[serde(default)]
+    pub tokens: BTreeMap<String, RawToken>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub max_payload_bytes: Option<ByteSize>,
+    pub max_attachment_bytes: Option<ByteSize>,
+    pub workers: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRules {
+    pub depot: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ChannelType {
+    Http,
+    Directory,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawChannel {
+    #[serde(rename = "type")]
+    pub kind: ChannelType,
+    pub description: Option<String>,
+    pub path: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub poll_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub settle: Option<Duration>,
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RoleName {
+    Sender,
+    Operator,
+    Tenant,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawToken {
+    pub secret: RawSecret,
+    pub role: RoleName,
+    pub channels: Option<Vec<String>>,
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecret {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenant {
+    pub id: String,
+    pub name: String,
+    pub ags: Option<String>,
+    pub ars: Option<String>,
+    #[serde(default)]
+    pub org_ids: Vec<String>,
+    #[serde(default)]
+    pub stellen: BTreeMap<String, RawStelle>,
+    #[serde(default)]
+    pub connectors: BTreeMap<String, RawConnector>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStelle {
+    pub name: String,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ConnectorType {
+    Http,
+    Directory,
+    Smtp,
+}
+
+impl ConnectorType {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Directory => "directory",
+            Self::Smtp => "smtp",
+        }
+    }
+}
+
+/// All connector keys of all types in one flat table; which keys a type
+/// accepts is checked during conversion (so spans stay exact and a key of
+/// the wrong type gets a clear message).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConnector {
+    #[serde(rename = "type")]
+    pub kind: ConnectorType,
+    pub fachverfahren: Option<String>,
+    pub retry: Option<RawRetry>,
+    pub max_concurrency: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    // http
+    pub url: Option<String>,
+    pub method: Option<HttpMethod>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub auth: Option<RawAuth>,
+    pub success_status: Option<Vec<u16>>,
+    pub client_cert: Option<RawClientCert>,
+    pub ca_cert: Option<PathBuf>,
+    pub send_attachments: Option<bool>,
+    // directory
+    pub path: Option<PathBuf>,
+    pub metadata: Option<bool>,
+    // smtp
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<SmtpTls>,
+    pub username: Option<String>,
+    pub password: Option<RawSecret>,
+    pub from: Option<String>,
+    pub to: Option<Vec<String>>,
+    pub subject: Option<String>,
+    pub max_total_bytes: Option<ByteSize>,
+}
+
+impl RawConnector {
+    /// Type-specific keys that are present, by name.
+    pub(crate) fn specific_keys(&self) -> Vec<&'static str> {
+        let present = [
+            ("url", self.url.is_some()),
+            ("method", self.method.is_some()),
+            ("headers", self.headers.is_some()),
+            ("auth", self.auth.is_some()),
+            ("success_status", self.success_status.is_some()),
+            ("client_cert", self.client_cert.is_some()),
+            ("ca_cert", self.ca_cert.is_some()),
+            ("send_attachments", self.send_attachments.is_some()),
+            ("path", self.path.is_some()),
+            ("metadata", self.metadata.is_some()),
+            ("host", self.host.is_some()),
+            ("port", self.port.is_some()),
+            ("tls", self.tls.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("from", self.from.is_some()),
+            ("to", self.to.is_some()),
+            ("subject", self.subject.is_some()),
+            ("max_total_bytes", self.max_total_bytes.is_some()),
+        ];
+        present
+            .into_iter()
+            .filter_map(|(k, p)| p.then_some(k))
+            .collect()
+    }
+}
+
+/// Keys each connector type accepts besides the common ones.
+pub(crate) fn allowed_keys(kind: ConnectorType) -> &'static [&'static str] {
+    match kind {
+        ConnectorType::Http => &[
+            "url",
+            "method",
+            "headers",
+            "auth",
+            "success_status",
+            "client_cert",
+            "ca_cert",
+            "send_attachments",
+        ],
+        ConnectorType::Directory => &["path", "metadata"],
+        ConnectorType::Smtp => &[
+            "host",
+            "port",
+            "tls",
+            "username",
+            "password",
+            "from",
+            "to",
+            "subject",
+            "max_total_bytes",
+        ],
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetry {
+    pub max_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub initial_backoff: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_backoff: Option<Duration>,
+    pub multiplier: Option<f64>,
+    pub jitter: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AuthType {
+    Bearer,
+    Basic,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    #[serde(rename = "type")]
+    pub kind: AuthType,
+    pub token: Option<RawSecret>,
+    pub username: Option<String>,
+    pub password: Option<RawSecret>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub leistung: String,
+    pub description: Option<String>,
+    pub rule: Option<String>,
+    pub stelle: Option<String>,
+    #[serde(default)]
+    pub targets: BTreeMap<String, String>,
+    pub delegate_to: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
+/// A byte count: an integer, or a string with a unit (`"16 MiB"`,
+/// `"20MB"`, `"512 KiB"`, `"100 B"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte count (integer) or a size such as \"16 MiB\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a byte count cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                parse_byte_size(v).map(ByteSize).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parse `"16 MiB"`-style sizes. Units: B, KB, MB, GB (powers of 1000),
+/// KiB, MiB, GiB (powers of 1024), case-insensitive.
+pub(crate) fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size `{s}`: expected e.g. \"16 MiB\""))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KB, MB, GB, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("size `{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("16 MiB"), Ok(16 << 20));
+        assert_eq!(parse_byte_size("20MB"), Ok(20_000_000));
+        assert_eq!(parse_byte_size("512kib"), Ok(512 * 1024));
+        assert_eq!(parse_byte_size("7"), Ok(7));
+        assert_eq!(parse_byte_size("1 GiB"), Ok(1 << 30));
+        assert!(parse_byte_size("1.5 MiB").is_err());
+        assert!(parse_byte_size("MiB").is_err());
+        assert!(parse_byte_size("3 parsecs").is_err());
+        assert!(parse_byte_size("99999999999999999 GiB").is_err());
+    }
+}

@@ -1,0 +1,94 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drehscheibe_config::RetryPolicy;
+use drehscheibe_model::Connector;
+use tokio::sync::Semaphore;
+
+/// A configured endpoint: its connector, retry policy and concurrency cap.
+pub struct ConnectorSlot {
+    pub tenant: String,
+    pub id: String,
+    pub connector: Arc<dyn Connector>,
+    pub retry: RetryPolicy,
+    /// Upper bound for one attempt, enforced by the engine on top of the
+    /// connector's own timeout.
+    pub timeout: Duration,
+    permits: Arc<Semaphore>,
+    max_concurrency: usize,
+    waiting: AtomicUsize,
+}
+
+impl ConnectorSlot {
+    pub fn new(
+        tenant: impl Into<String>,
+        id: impl Into<String>,
+        connector: Arc<dyn Connector>,
+        retry: RetryPolicy,
+        max_concurrency: usize,
+        timeout: Duration,
+    ) -> Self {
+        let max_concurrency = max_concurrency.max(1);
+        Self {
+            tenant: tenant.into(),
+            id: id.into(),
+            connector,
+            retry,
+            timeout,
+            permits: Arc::new(Semaphore::new(max_concurrency)),
+            max_concurrency,
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
+    }
+
+    /// Take a delivery permit. Returns `None` when the endpoint already has
+    /// as many deliveries waiting as it may run at once: the caller defers
+    /// the job so that one slow endpoint cannot hold the workers of all.
+    pub(crate) async fn acquire(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return Some(p);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_concurrency {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let permit = self.permits.clone().acquire_owned().await.ok();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        permit
+    }
+}
+
+/// All configured endpoints, keyed by (tenant, connector id).
+#[derive(Default)]
+pub struct ConnectorRegistry {
+    slots: HashMap<(String, String), Arc<ConnectorSlot>>,
+}
+
+impl ConnectorRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, slot: ConnectorSlot) {
+        self.slots
+            .insert((slot.tenant.clone(), slot.id.clone()), Arc::new(slot));
+    }
+
+    pub fn get(&self, tenant: &str, id: &str) -> Option<Arc<ConnectorSlot>> {
+        self.slots.get(&(tenant.to_owned(), id.to_owned())).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}

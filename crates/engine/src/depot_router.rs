@@ -1,0 +1,187 @@
+//! The production [`RoutingPolicy`]: rule depot + tenant configuration.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use drehscheibe_config::HubConfig;
+use drehscheibe_model::{Envelope, IntakeError};
+use drehscheibe_rules::{
+    Depot, InputDocument, InputError, RenderContext, RouteError, TransformError,
+};
+
+use crate::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};
+
+/// Routes with the rule depot and the tenant configuration:
+///
+/// 1. parse the payload (JSON is offered in the `json-to-xml` form);
+/// 2. the depot recognises the rule (newest version of each rule id) and
+///    extracts the Kommune key and the Leistung;
+/// 3. the Kommune key names the tenant (AGS, ARS or org id);
+/// 4. the tenant's route for the Leistung is resolved, following a
+///    delegation ("umlenken") to a neighbour Kommune;
+/// 5. the route's pinned rule version renders the outputs with the route's
+///    parameters; each output role is mapped to a connector of the serving
+///    tenant.
+///
+/// Failures the message is to blame for become `rejected`; failures of
+/// configuration or rules become `dead` (replayable once fixed).
+pub struct DepotRouter {
+    depot: Arc<Depot>,
+    config: Arc<HubConfig>,
+}
+
+impl DepotRouter {
+    pub fn new(depot: Arc<Depot>, config: Arc<HubConfig>) -> Self {
+        Self { depot, config }
+    }
+}
+
+/// Map an input problem found at intake to the intake error.
+pub(crate) fn intake_error(e: InputError) -> IntakeError {
+    match e {
+        InputError::UnsupportedContentType(ct) => IntakeError::UnsupportedMediaType(ct),
+        e @ (InputError::Doctype { .. } | InputError::TooDeep { .. }) => {
+            IntakeError::Hostile(e.to_string())
+        }
+        e => IntakeError::Malformed(e.to_string()),
+    }
+}
+
+fn route_failure(e: RouteError) -> RouteFailure {
+    match e {
+        RouteError::NoMatchingRule { .. } => RouteFailure::rejected(e.to_string()),
+        RouteError::MissingKommune { ref rule, .. } | RouteError::MissingLeistung { ref rule, .. } => {
+            RouteFailure::Rejected {
+                rule: Some(rule.clone()),
+                reason: e.to_string(),
+            }
+        }
+        RouteError::Evaluation { ref rule, .. } | RouteError::RuleUnavailable { ref rule, .. } => {
+            RouteFailure::Dead {
+                rule: Some(rule.clone()),
+                reason: e.to_string(),
+            }
+        }
+        RouteError::Ambiguous { .. } => RouteFailure::dead(e.to_string()),
+    }
+}
+
+impl RoutingPolicy for DepotRouter {
+    fn route(&self, envelope: &Envelope, payload: &Bytes) -> Result<RoutePlan, RouteFailure> {
+        let channel = envelope.channel.as_str();
+        let content_type = envelope.content_type.as_str();
+        let doc = InputDocument::parse(payload, content_type)
+            .map_err(|e| RouteFailure::rejected(format!("payload: {e}")))?;
+        let found = self
+            .depot
+            .recognize(&doc, channel, content_type)
+            .map_err(route_failure)?;
+        let recognised = found.rule.rule_ref();
+        let rejected = |reason: String| RouteFailure::Rejected {
+            reason,
+            rule: Some(recognised.clone()),
+        };
+        let dead = |reason: String| RouteFailure::Dead {
+            reason,
+            rule: Some(recognised.clone()),
+        };
+
+        let tenant = self.config.tenant_by_key(&found.kommune_key).ok_or_else(|| {
+            rejected(format!(
+                "no Kommune is configured for key {:?} (extracted by rule {recognised})",
+                found.kommune_key
+            ))
+        })?;
+        let resolved = self
+            .config
+            .resolve_route(&tenant.id, &found.leistung)
+            .ok_or_else(|| {
+                dead(format!(
+                    "Kommune {} has no route for Leistung {}",
+                    tenant.id, found.leistung
+                ))
+            })?;
+        let package = self
+            .depot
+            .resolve(&resolved.rule.id, &resolved.rule.version)
+            .ok_or_else(|| {
+                dead(format!(
+                    "route of {} for Leistung {} pins rule {}, which is not in the depot",
+                    resolved.tenant.id, found.leistung, resolved.rule
+                ))
+            })?;
+        let rule = package.rule_ref();
+        if package.id() != found.rule.id() || package.version() != found.rule.version() {
+            let again = package
+                .extract(&doc, channel, content_type)
+                .map_err(route_failure)?;
+            if again != (found.kommune_key.clone(), found.leistung.clone()) {
+                return Err(RouteFailure::Dead {
+                    reason: format!(
+                        "pinned rule {rule} extracts Kommune {:?} / Leistung {:?}, but {recognised} extracted {:?} / {:?}",
+                        again.0, again.1, found.kommune_key, found.leistung
+                    ),
+                    rule: Some(rule),
+                });
+            }
+        }
+
+        let ctx = RenderContext {
+            message_id: envelope.id,
+            leistung: found.leistung.clone(),
+            kommune: found.kommune_key.clone(),
+        };
+        let rendered = package
+            .render(&doc, payload, &resolved.route.params, &ctx)
+            .map_err(|e| match e {
+                TransformError::Terminated(text) => RouteFailure::Rejected {
+                    reason: format!("rule {rule} refused the message: {text}"),
+                    rule: Some(rule.clone()),
+                },
+                other => RouteFailure::Dead {
+                    reason: format!("rule {rule}: {other}"),
+                    rule: Some(rule.clone()),
+                },
+            })?;
+
+        let mut outputs = Vec::with_capacity(rendered.len());
+        for o in rendered {
+            let connector = resolved.route.targets.get(&o.target).ok_or_else(|| RouteFailure::Dead {
+                reason: format!(
+                    "route of {} for Leistung {} maps no connector to output {:?} of rule {rule}",
+                    resolved.tenant.id, found.leistung, o.target
+                ),
+                rule: Some(rule.clone()),
+            })?;
+            outputs.push(PlannedOutput {
+                target: o.target,
+                tenant: resolved.tenant.id.clone(),
+                connector: connector.clone(),
+                content_type: o.content_type,
+                filename: o.filename,
+                bytes: o.bytes,
+            });
+        }
+        let mut notes = Vec::new();
+        if resolved.is_delegated() {
+            notes.push(format!(
+                "Leistung delegated by {} to {}",
+                resolved.requested_by.id, resolved.tenant.id
+            ));
+        }
+        if let Some(stelle) = &resolved.route.stelle {
+            notes.push(format!("Stelle {stelle}"));
+        }
+        if recognised != rule {
+            notes.push(format!("recognised by {recognised}"));
+        }
+        Ok(RoutePlan {
+            tenant: resolved.tenant.id.clone(),
+            kommune_key: found.kommune_key,
+            leistung: found.leistung,
+            rule,
+            notes,
+            outputs,
+        })
+    }
+}

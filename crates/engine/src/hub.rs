@@ -1,0 +1,427 @@
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use drehscheibe_model::{
+    Accepted, AuditEvent, BlobError, BlobReader, BlobRef, BlobStore, DeliveryState, Envelope,
+    Intake, IntakeError, MessageId, MessageRecord, MessageState, Submission,
+};
+use drehscheibe_store::{
+    AcceptOutcome, Effects, IdempotencyKey, Job, Store, StoreError,
+};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ConnectorRegistry, Metrics, RoutingPolicy};
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// Channel ids that accept messages.
+    pub channels: HashSet<String>,
+    pub max_payload_bytes: u64,
+    pub max_attachment_bytes: u64,
+    /// Routing jobs run at once (CPU-bound: parsing, XPath, transforms).
+    pub route_workers: usize,
+    /// Jobs in flight at once (routing + deliveries, incl. waiting ones).
+    pub max_in_flight: usize,
+    /// How long a claimed job stays leased to this node.
+    pub lease: Duration,
+    /// How far a delivery is pushed back when its endpoint is saturated.
+    pub busy_defer: Duration,
+    /// Upper bound of the dispatcher's idle sleep.
+    pub idle_poll: Duration,
+    /// How long shutdown waits for in-flight work before releasing it.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            channels: HashSet::new(),
+            max_payload_bytes: 16 * 1024 * 1024,
+            max_attachment_bytes: 256 * 1024 * 1024,
+            route_workers: 2,
+            max_in_flight: 256,
+            lease: Duration::from_secs(600),
+            busy_defer: Duration::from_millis(250),
+            idle_poll: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Engine failure.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why a replay was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("message {0} not found")]
+    NotFound(MessageId),
+    #[error("message is {0}; only dead, delivered or rejected messages can be replayed")]
+    NotReplayable(MessageState),
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+/// The hub: intake for adapters, workers for routing and delivery.
+pub struct Hub {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) router: Arc<dyn RoutingPolicy>,
+    pub(crate) connectors: ConnectorRegistry,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) settings: HubSettings,
+    pub(crate) route_permits: Arc<Semaphore>,
+    wake: Notify,
+    accepting: AtomicBool,
+}
+
+impl Hub {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        router: Arc<dyn RoutingPolicy>,
+        connectors: ConnectorRegistry,
+        settings: HubSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            blobs,
+            router,
+            connectors,
+            metrics: Arc::new(Metrics::new()),
+            route_permits: Arc::new(Semaphore::new(settings.route_workers.max(1))),
+            settings,
+            wake: Notify::new(),
+            accepting: AtomicBool::new(true),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// False once shutdown has begun.
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+
+    /// Wake the dispatcher (new work was queued).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Re-queue a `dead` or `delivered` message for delivery (dead
+    /// deliveries only, or all of a delivered message), or a `rejected`
+    /// one for routing. Same message id, new delivery generation, audit
+    /// event naming `actor`.
+    pub async fn replay(&self, id: MessageId, actor: &str) -> Result<MessageRecord, ReplayError> {
+        let now = Utc::now();
+        let actor = actor.to_owned();
+        let mut refused = None;
+        let result = self
+            .store
+            .update(id, &mut |r: &mut MessageRecord| {
+                let from = r.state;
+                let mut effects = Effects::default();
+                let routed_ok = !r.deliveries.is_empty();
+                match from {
+                    MessageState::Dead | MessageState::Delivered if routed_ok => {
+                        for (i, d) in r.deliveries.iter_mut().enumerate() {
+                            let again = d.state == DeliveryState::Dead
+                                || from == MessageState::Delivered;
+                            if again {
+                                d.generation += 1;
+                                d.attempts = 0;
+                                d.state = DeliveryState::Pending;
+                                d.last_error = None;
+                                d.next_attempt_at = None;
+                                d.delivered_at = None;
+                                d.receipt = None;
+                                effects.schedule.push((
+                                    Job::Deliver {
+                                        message: r.envelope.id,
+                                        delivery: u32::try_from(i).unwrap_or(u32::MAX),
+                                    },
+                                    now,
+                                ));
+                            }
+                        }
+                        r.state = MessageState::Delivering;
+                    }
+                    MessageState::Dead | MessageState::Rejected => {
+                        r.state = MessageState::Received;
+                        effects
+                            .schedule
+                            .push((Job::Route { message: r.envelope.id }, now));
+                    }
+                    other => {
+                        refused = Some(other);
+                        return Err(StoreError::Aborted(format!(
+                            "message is {other}; only dead, delivered or rejected messages can be replayed"
+                        )));
+                    }
+                }
+                r.reason = None;
+                effects.audit.push(
+                    AuditEvent::new(r.envelope.id, actor.clone(), "replay", Some(from), r.state)
+                        .with_rule(r.rule.clone()),
+                );
+                Ok(effects)
+            })
+            .await;
+        match result {
+            Ok(rec) => {
+                self.wake();
+                Ok(rec)
+            }
+            Err(StoreError::NotFound(id)) => Err(ReplayError::NotFound(id)),
+            Err(StoreError::Aborted(_)) if refused.is_some() => Err(ReplayError::NotReplayable(
+                refused.unwrap_or(MessageState::Received),
+            )),
+            Err(e) => Err(ReplayError::Store(e)),
+        }
+    }
+
+    /// Run the dispatcher until `shutdown` is cancelled; then stop taking
+    /// work, give in-flight jobs `shutdown_grace` to finish, release the
+    /// rest (they run again at the next start) and flush the store.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), EngineError> {
+        let released = self.store.release_leases().await?;
+        if released > 0 {
+            tracing::info!(released, "released job leases left by an earlier run");
+        }
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let max_in_flight = self.settings.max_in_flight.max(1);
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let room = max_in_flight.saturating_sub(tasks.len());
+            if room == 0 {
+                tokio::select! {
+                    _ = tasks.join_next() => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let now = Utc::now();
+            let lease_until = now + chrono_dur(self.settings.lease);
+            let claimed = match self.store.claim_due(now, room.min(64), lease_until).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming due jobs failed; retrying in 1s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                let wait = match self.store.next_due().await {
+                    Ok(Some(due)) => (due - Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(self.settings.idle_poll),
+                    _ => self.settings.idle_poll,
+                };
+                if wait.is_zero() {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            for c in claimed {
+                let hub = self.clone();
+                tasks.spawn(async move { hub.process(c.job).await });
+            }
+        }
+
+        self.accepting.store(false, Ordering::SeqCst);
+        let in_flight = tasks.len();
+        tracing::info!(in_flight, "shutting down: waiting for in-flight work");
+        let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                remaining = tasks.len(),
+                "shutdown grace period over: releasing unfinished jobs for the next start"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        self.store.release_leases().await?;
+        self.store.flush().await?;
+        tracing::info!("engine stopped");
+        Ok(())
+    }
+
+    fn refuse(&self, channel: &str, e: IntakeError) -> IntakeError {
+        self.metrics.refused(channel);
+        e
+    }
+}
+
+pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// `application/xml; charset=utf-8` → `application/xml`.
+fn media_type(ct: &str) -> String {
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+#[async_trait]
+impl Intake for Hub {
+    async fn submit(&self, s: Submission) -> Result<Accepted, IntakeError> {
+        let started = Instant::now();
+        if !self.is_accepting() {
+            return Err(IntakeError::ShuttingDown);
+        }
+        if !self.settings.channels.contains(&s.channel) {
+            return Err(self.refuse(&s.channel, IntakeError::UnknownChannel(s.channel.clone())));
+        }
+        let limit = self.settings.max_payload_bytes;
+        if s.payload.len() as u64 > limit {
+            return Err(self.refuse(&s.channel, IntakeError::TooLarge { limit }));
+        }
+        let content_type = media_type(&s.content_type);
+        let checked = if s.payload.len() > 256 * 1024 {
+            let payload = s.payload.clone();
+            let ct = content_type.clone();
+            tokio::task::spawn_blocking(move || drehscheibe_rules::validate(&payload, &ct))
+                .await
+                .map_err(|e| IntakeError::Unavailable(format!("validation task: {e}")))?
+        } else {
+            drehscheibe_rules::validate(&s.payload, &content_type)
+        };
+        if let Err(e) = checked {
+            return Err(self.refuse(&s.channel, crate::depot_router::intake_error(e)));
+        }
+        for a in &s.attachments {
+            match self.blobs.contains(&a.blob).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(IntakeError::Malformed(format!(
+                        "attachment {:?} was not staged",
+                        a.name
+                    )))
+                }
+                Err(e) => return Err(IntakeError::Unavailable(e.to_string())),
+            }
+        }
+
+        let sha256 = drehscheibe_model::sha256_hex(&s.payload);
+        let envelope = Envelope {
+            id: MessageId::new(),
+            channel: s.channel.clone(),
+            sender: s.sender.clone(),
+            received_at: Utc::now(),
+            content_type,
+            size: s.payload.len() as u64,
+            sha256: sha256.clone(),
+            correlation_ids: s.correlation_ids,
+            idempotency_key: s.idempotency_key.clone(),
+            tenant: None,
+            kommune_key: None,
+            leistung: None,
+            attachments: s.attachments.into_iter().map(Into::into).collect(),
+        };
+        let record = MessageRecord::received(envelope);
+        let audit = AuditEvent::new(
+            record.id(),
+            format!("intake:{}:{}", s.sender.adapter, s.sender.principal),
+            "received",
+            None,
+            MessageState::Received,
+        )
+        .with_detail(format!(
+            "{} bytes {} on channel {}",
+            record.envelope.size, record.envelope.content_type, s.channel
+        ));
+        let idempotency = s.idempotency_key.map(|key| IdempotencyKey {
+            channel: s.channel.clone(),
+            key,
+            payload_sha256: sha256,
+        });
+        let outcome = self
+            .store
+            .accept(&record, s.payload, audit, idempotency.clone())
+            .await
+            .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
+        match outcome {
+            AcceptOutcome::Created => {
+                self.metrics.received(&s.channel);
+                self.metrics
+                    .intake_latency(started.elapsed().as_secs_f64());
+                self.wake();
+                Ok(Accepted {
+                    id: record.id(),
+                    duplicate: false,
+                })
+            }
+            AcceptOutcome::Duplicate(id) => Ok(Accepted {
+                id,
+                duplicate: true,
+            }),
+            AcceptOutcome::KeyConflict(_) => Err(self.refuse(
+                &s.channel,
+                IntakeError::IdempotencyConflict(
+                    idempotency.map(|k| k.key).unwrap_or_default(),
+                ),
+            )),
+        }
+    }
+
+    async fn stage_attachment(&self, reader: BlobReader) -> Result<BlobRef, IntakeError> {
+        let limit = self.settings.max_attachment_bytes;
+        self.blobs.put(reader, limit).await.map_err(|e| match e {
+            BlobError::TooLarge { limit } => IntakeError::TooLarge { limit },
+            other => IntakeError::Unavailable(other.to_string()),
+        })
+    }
+
+    fn max_payload_bytes(&self) -> u64 {
+        self.settings.max_payload_bytes
+    }
+
+    fn max_attachment_bytes(&self) -> u64 {
+        self.settings.max_attachment_bytes
+    }
+
+    fn channel_exists(&self, channel: &str) -> bool {
+        self.settings.channels.contains(channel)
+    }
+
+    fn blobs(&self) -> Arc<dyn BlobStore> {
+        self.blobs.clone()
+    }
+}

@@ -1,0 +1,33 @@
+//! The running heart of Drehscheibe.
+//!
+//! ```text
+//!  InputAdapter ──submit──► Hub (Intake) ──accept──► Store ──Route job──► dispatcher
+//!                                                                          │
+//!                     RoutingPolicy (rule depot + tenant config) ◄─────────┘
+//!                                   │ RoutePlan: tenant, Leistung, rule version, outputs
+//!                                   ▼
+//!                     Store (deliveries + Deliver jobs) ──► dispatcher ──► Connector
+//!                                                           (per-endpoint limits,
+//!                                                            retries, dead letters)
+//! ```
+//!
+//! [`Hub`] implements [`drehscheibe_model::Intake`] for input adapters and
+//! runs the workers ([`Hub::run`]). All state lives in the [`Store`]; the
+//! hub itself holds only in-flight work, so a crash loses nothing that was
+//! acknowledged: leases are released at start and the jobs run again
+//! (at-least-once delivery).
+//!
+//! [`Store`]: drehscheibe_store::Store
+
+mod connectors;
+mod depot_router;
+mod hub;
+mod metrics;
+mod routing;
+mod worker;
+
+pub use connectors::{ConnectorRegistry, ConnectorSlot};
+pub use depot_router::DepotRouter;
+pub use hub::{EngineError, Hub, HubSettings, ReplayError};
+pub use metrics::Metrics;
+pub use routing::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};

@@ -1,0 +1,202 @@
+use std::sync::atomic::AtomicU64;
+
+use drehscheibe_model::MessageState;
+use drehscheibe_store::QueueStats;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: String,
+    tenant: String,
+    connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+/// Prometheus metrics of the hub (text exposition via [`Metrics::encode`]).
+pub struct Metrics {
+    registry: Registry,
+    received: Family<ChannelLabels, Counter>,
+    refused: Family<ChannelLabels, Counter>,
+    rejected: Family<ChannelLabels, Counter>,
+    delivered: Family<DeliveryLabels, Counter>,
+    failed: Family<DeliveryLabels, Counter>,
+    dead: Family<DeliveryLabels, Counter>,
+    delivery_latency: Family<DeliveryLabels, Histogram>,
+    intake_latency: Histogram,
+    queue_depth: Gauge<i64, AtomicU64>,
+    queue_due: Gauge<i64, AtomicU64>,
+    messages: Family<StateLabels, Gauge<i64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("drehscheibe");
+        let received = Family::<ChannelLabels, Counter>::default();
+        let refused = Family::<ChannelLabels, Counter>::default();
+        let rejected = Family::<ChannelLabels, Counter>::default();
+        let delivered = Family::<DeliveryLabels, Counter>::default();
+        let failed = Family::<DeliveryLabels, Counter>::default();
+        let dead = Family::<DeliveryLabels, Counter>::default();
+        let delivery_latency =
+            Family::<DeliveryLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 16))
+            });
+        let intake_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let queue_depth = Gauge::<i64, AtomicU64>::default();
+        let queue_due = Gauge::<i64, AtomicU64>::default();
+        let messages = Family::<StateLabels, Gauge<i64, AtomicU64>>::default();
+        registry.register(
+            "messages_received",
+            "Messages accepted at intake",
+            received.clone(),
+        );
+        registry.register(
+            "intake_refused",
+            "Submissions refused at intake (nothing stored)",
+            refused.clone(),
+        );
+        registry.register(
+            "messages_rejected",
+            "Messages rejected by routing",
+            rejected.clone(),
+        );
+        registry.register(
+            "deliveries_delivered",
+            "Deliveries completed",
+            delivered.clone(),
+        );
+        registry.register(
+            "delivery_attempts_failed",
+            "Failed delivery attempts that will be retried",
+            failed.clone(),
+        );
+        registry.register(
+            "deliveries_dead",
+            "Deliveries given up (dead letters)",
+            dead.clone(),
+        );
+        registry.register(
+            "delivery_latency_seconds",
+            "Time from intake to successful delivery",
+            delivery_latency.clone(),
+        );
+        registry.register(
+            "intake_latency_seconds",
+            "Time to validate and durably store a submission",
+            intake_latency.clone(),
+        );
+        registry.register("queue_depth", "Jobs in the queue", queue_depth.clone());
+        registry.register(
+            "queue_due",
+            "Jobs in the queue that are due and not leased",
+            queue_due.clone(),
+        );
+        registry.register("messages", "Stored messages by state", messages.clone());
+        Self {
+            registry,
+            received,
+            refused,
+            rejected,
+            delivered,
+            failed,
+            dead,
+            delivery_latency,
+            intake_latency,
+            queue_depth,
+            queue_due,
+            messages,
+        }
+    }
+
+    pub(crate) fn received(&self, channel: &str) {
+        self.received
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn refused(&self, channel: &str) {
+        self.refused
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn rejected(&self, channel: &str) {
+        self.rejected
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn intake_latency(&self, seconds: f64) {
+        self.intake_latency.observe(seconds);
+    }
+
+    fn labels(channel: &str, tenant: &str, connector: &str) -> DeliveryLabels {
+        DeliveryLabels {
+            channel: channel.to_owned(),
+            tenant: tenant.to_owned(),
+            connector: connector.to_owned(),
+        }
+    }
+
+    pub(crate) fn delivered(&self, channel: &str, tenant: &str, connector: &str, latency: f64) {
+        let l = Self::labels(channel, tenant, connector);
+        self.delivered.get_or_create(&l).inc();
+        self.delivery_latency.get_or_create(&l).observe(latency);
+    }
+
+    pub(crate) fn failed(&self, channel: &str, tenant: &str, connector: &str) {
+        self.failed
+            .get_or_create(&Self::labels(channel, tenant, connector))
+            .inc();
+    }
+
+    pub(crate) fn dead(&self, channel: &str, tenant: &str, connector: &str) {
+        self.dead
+            .get_or_create(&Self::labels(channel, tenant, connector))
+            .inc();
+    }
+
+    /// Encode all metrics in the Prometheus text format, after setting the
+    /// gauges read from the store at scrape time.
+    pub fn encode(&self, queue: QueueStats, states: &[(MessageState, u64)]) -> String {
+        self.queue_depth.set(i64::try_from(queue.depth).unwrap_or(i64::MAX));
+        self.queue_due.set(i64::try_from(queue.due).unwrap_or(i64::MAX));
+        for (state, n) in states {
+            self.messages
+                .get_or_create(&StateLabels {
+                    state: state.as_str().to_owned(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

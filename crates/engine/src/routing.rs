@@ -1,0 +1,71 @@
+use bytes::Bytes;
+use drehscheibe_model::{Envelope, RuleRef};
+
+/// One output document and where it goes.
+#[derive(Debug, Clone)]
+pub struct PlannedOutput {
+    /// Output role named by the rule (e.g. `fachverfahren`).
+    pub target: String,
+    /// Tenant whose connector receives it.
+    pub tenant: String,
+    /// Connector id within that tenant.
+    pub connector: String,
+    pub content_type: String,
+    pub filename: String,
+    pub bytes: Bytes,
+}
+
+/// What the rule processor decided for a message.
+#[derive(Debug, Clone)]
+pub struct RoutePlan {
+    /// Responsible tenant (after delegation: the tenant that processes it).
+    pub tenant: String,
+    pub kommune_key: String,
+    pub leistung: String,
+    /// Exact rule version used.
+    pub rule: RuleRef,
+    /// Human-readable notes for the audit trail (e.g. delegation).
+    pub notes: Vec<String>,
+    pub outputs: Vec<PlannedOutput>,
+}
+
+/// Why a message could not be routed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteFailure {
+    /// The message itself is at fault (no rule recognises it, no tenant for
+    /// its Kommune key, `xsl:message terminate`): `rejected`.
+    #[error("{reason}")]
+    Rejected {
+        reason: String,
+        rule: Option<RuleRef>,
+    },
+    /// The hub's configuration or rules are at fault (tenant has no route
+    /// for the Leistung, rule failed to load, transform error): `dead`,
+    /// replayable once the configuration is fixed.
+    #[error("{reason}")]
+    Dead {
+        reason: String,
+        rule: Option<RuleRef>,
+    },
+}
+
+impl RouteFailure {
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        Self::Rejected {
+            reason: reason.into(),
+            rule: None,
+        }
+    }
+    pub fn dead(reason: impl Into<String>) -> Self {
+        Self::Dead {
+            reason: reason.into(),
+            rule: None,
+        }
+    }
+}
+
+/// The rule processor as the engine sees it. Called on a blocking thread:
+/// implementations may do CPU-heavy work (parsing, XPath, XSLT).
+pub trait RoutingPolicy: Send + Sync {
+    fn route(&self, envelope: &Envelope, payload: &Bytes) -> Result<RoutePlan, RouteFailure>;
+}

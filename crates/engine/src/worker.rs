@@ -1,0 +1,482 @@
+//! Processing of one claimed job: routing or one delivery attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use drehscheibe_model::{
+    AuditEvent, Delivery, DeliveryError, DeliveryRequest, DeliveryState, MessageId,
+    MessageRecord, MessageState,
+};
+use drehscheibe_config::RetryPolicy;
+use drehscheibe_store::{Effects, Job, StoreError};
+use rand::Rng;
+
+use crate::hub::{chrono_dur, Hub};
+use crate::{RouteFailure, RoutePlan};
+
+const ACTOR: &str = "engine";
+/// Pause before a job whose processing hit an internal error runs again.
+const INTERNAL_RETRY: Duration = Duration::from_secs(5);
+
+/// Aggregate message state from its deliveries.
+pub(crate) fn aggregate(deliveries: &[Delivery]) -> MessageState {
+    let in_progress = deliveries
+        .iter()
+        .any(|d| matches!(d.state, DeliveryState::Pending | DeliveryState::Failed));
+    if in_progress {
+        if deliveries.iter().any(|d| d.state == DeliveryState::Failed) {
+            MessageState::Failed
+        } else {
+            MessageState::Delivering
+        }
+    } else if deliveries.iter().any(|d| d.state == DeliveryState::Dead) {
+        MessageState::Dead
+    } else {
+        MessageState::Delivered
+    }
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+impl Hub {
+    pub(crate) async fn process(self: Arc<Self>, job: Job) {
+        let result = match job {
+            Job::Route { message } => self.route_job(message, job).await,
+            Job::Deliver { message, delivery } => self.deliver_job(message, delivery, job).await,
+        };
+        if let Err(e) = result {
+            tracing::error!(?job, error = %e, "job failed internally; retrying later");
+            let retry = Effects {
+                schedule: vec![(job, Utc::now() + chrono_dur(INTERNAL_RETRY))],
+                ..Effects::default()
+            };
+            let id = job.message();
+            let r = self
+                .store
+                .update(id, &mut |_: &mut MessageRecord| {
+                    Ok(Effects {
+                        schedule: retry.schedule.clone(),
+                        ..Effects::default()
+                    })
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(?job, error = %e, "could not reschedule job; it runs again after restart");
+            }
+        }
+    }
+
+    /// Drop a job that has nothing left to do.
+    async fn complete(&self, id: MessageId, job: Job) -> Result<(), StoreError> {
+        match self
+            .store
+            .update(id, &mut |_: &mut MessageRecord| {
+                Ok(Effects {
+                    complete: vec![job],
+                    ..Effects::default()
+                })
+            })
+            .await
+        {
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn route_job(&self, id: MessageId, job: Job) -> Result<(), StoreError> {
+        let Some(rec) = self.store.get(id).await? else {
+            return self.complete(id, job).await;
+        };
+        if rec.state != MessageState::Received {
+            return self.complete(id, job).await;
+        }
+        let payload = self
+            .store
+            .payload(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("payload of message {id} is missing")))?;
+
+        let permit = self.route_permits.clone().acquire_owned().await.ok();
+        let router = self.router.clone();
+        let envelope = rec.envelope.clone();
+        let decided = tokio::task::spawn_blocking(move || router.route(&envelope, &payload))
+            .await
+            .unwrap_or_else(|e| {
+                Err(RouteFailure::dead(format!(
+                    "rule processor crashed while routing: {e}"
+                )))
+            });
+        drop(permit);
+
+        let generation = rec
+            .deliveries
+            .iter()
+            .map(|d| d.generation + 1)
+            .max()
+            .unwrap_or(0);
+        let now = Utc::now();
+        let stored = match &decided {
+            Ok(plan) => {
+                self.store
+                    .update(id, &mut |r: &mut MessageRecord| {
+                        apply_plan(r, plan, generation, job, now)
+                    })
+                    .await?
+            }
+            Err(failure) => {
+                self.store
+                    .update(id, &mut |r: &mut MessageRecord| apply_failure(r, failure, job))
+                    .await?
+            }
+        };
+        match &decided {
+            Ok(plan) => {
+                tracing::info!(message = %id, tenant = %plan.tenant, leistung = %plan.leistung,
+                    rule = %plan.rule, outputs = plan.outputs.len(), "routed");
+                self.wake();
+            }
+            Err(f) => {
+                if stored.state == MessageState::Rejected {
+                    self.metrics.rejected(&stored.envelope.channel);
+                }
+                tracing::warn!(message = %id, state = %stored.state, reason = %f, "routing failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver_job(&self, id: MessageId, index_: u32, job: Job) -> Result<(), StoreError> {
+        let Some(rec) = self.store.get(id).await? else {
+            return self.complete(id, job).await;
+        };
+        let Some(d) = rec.deliveries.get(index_ as usize).cloned() else {
+            return self.complete(id, job).await;
+        };
+        if !matches!(d.state, DeliveryState::Pending | DeliveryState::Failed) {
+            return self.complete(id, job).await;
+        }
+        let Some(slot) = self.connectors.get(&d.tenant, &d.connector) else {
+            let reason = format!(
+                "connector {:?} of tenant {:?} is not configured (configuration changed?)",
+                d.connector, d.tenant
+            );
+            let no_retry = RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            };
+            self.record_attempt(id, index_, job, d.generation, Err(DeliveryError::permanent(reason)), &no_retry, 0.0)
+                .await?;
+            return Ok(());
+        };
+        let Some(permit) = slot.acquire().await else {
+            // Endpoint saturated: push back without counting an attempt.
+            let due = Utc::now() + chrono_dur(self.settings.busy_defer);
+            self.store
+                .update(id, &mut |_: &mut MessageRecord| {
+                    Ok(Effects {
+                        schedule: vec![(job, due)],
+                        ..Effects::default()
+                    })
+                })
+                .await?;
+            return Ok(());
+        };
+
+        let rec = if matches!(rec.state, MessageState::Routed | MessageState::Failed) {
+            let target = d.target.clone();
+            self.store
+                .update(id, &mut |r: &mut MessageRecord| {
+                    let from = r.state;
+                    if !matches!(from, MessageState::Routed | MessageState::Failed) {
+                        return Ok(Effects::default());
+                    }
+                    r.state = MessageState::Delivering;
+                    Ok(Effects {
+                        audit: vec![AuditEvent::new(id, ACTOR, "delivering", Some(from), r.state)
+                            .with_rule(r.rule.clone())
+                            .with_target(target.clone())],
+                        ..Effects::default()
+                    })
+                })
+                .await?
+        } else {
+            rec
+        };
+
+        let document = self.store.output(id, index_).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("output {index_} of message {id} is missing"))
+        })?;
+        let request = DeliveryRequest {
+            envelope: rec.envelope.clone(),
+            target: d.target.clone(),
+            generation: d.generation,
+            attempt: d.attempts + 1,
+            document,
+            content_type: d.content_type.clone(),
+            filename: d.filename.clone(),
+            blobs: self.blobs.clone(),
+        };
+        let limit = slot.timeout + Duration::from_secs(5);
+        let outcome = match tokio::time::timeout(limit, slot.connector.deliver(request)).await {
+            Ok(r) => r,
+            Err(_) => Err(DeliveryError::retryable(format!(
+                "attempt timed out after {}s",
+                limit.as_secs()
+            ))),
+        };
+        drop(permit);
+        let jitter: f64 = rand::thread_rng().gen();
+        let ok = outcome.is_ok();
+        let stored = self
+            .record_attempt(id, index_, job, d.generation, outcome, &slot.retry, jitter)
+            .await?;
+        let channel = &stored.envelope.channel;
+        if let Some(after) = stored.deliveries.get(index_ as usize) {
+            match after.state {
+                DeliveryState::Delivered if ok => {
+                    let latency = (Utc::now() - stored.envelope.received_at)
+                        .to_std()
+                        .unwrap_or_default()
+                        .as_secs_f64();
+                    self.metrics
+                        .delivered(channel, &slot.tenant, &slot.id, latency);
+                }
+                DeliveryState::Failed => self.metrics.failed(channel, &slot.tenant, &slot.id),
+                DeliveryState::Dead => self.metrics.dead(channel, &slot.tenant, &slot.id),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Store the outcome of one attempt, atomically with the job's next
+    /// step: done, retry at `now + backoff`, or dead.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_attempt(
+        &self,
+        id: MessageId,
+        index_: u32,
+        job: Job,
+        generation: u32,
+        outcome: Result<drehscheibe_model::DeliveryReceipt, DeliveryError>,
+        retry: &RetryPolicy,
+        jitter: f64,
+    ) -> Result<MessageRecord, StoreError> {
+        let now = Utc::now();
+        let max_attempts = retry.max_attempts;
+        self.store
+            .update(id, &mut |r: &mut MessageRecord| {
+                let from = r.state;
+                let rule = r.rule.clone();
+                let Some(d) = r.deliveries.get_mut(index_ as usize) else {
+                    return Ok(Effects {
+                        complete: vec![job],
+                        ..Effects::default()
+                    });
+                };
+                if d.generation != generation {
+                    // A replay started a new generation meanwhile.
+                    return Ok(Effects::default());
+                }
+                d.attempts += 1;
+                d.last_attempt_at = Some(now);
+                let mut effects = Effects::default();
+                let (action, detail) = match &outcome {
+                    Ok(receipt) => {
+                        d.state = DeliveryState::Delivered;
+                        d.delivered_at = Some(now);
+                        d.receipt = Some(receipt.detail.clone());
+                        d.last_error = None;
+                        d.next_attempt_at = None;
+                        effects.complete.push(job);
+                        ("delivered", receipt.detail.clone())
+                    }
+                    Err(e) if e.retryable && d.attempts < max_attempts => {
+                        d.state = DeliveryState::Failed;
+                        d.last_error = Some(e.reason.clone());
+                        let due = now + chrono_dur(retry.backoff(d.attempts, jitter));
+                        d.next_attempt_at = Some(due);
+                        effects.schedule.push((job, due));
+                        (
+                            "delivery_failed",
+                            format!("attempt {} of {max_attempts}: {}", d.attempts, e.reason),
+                        )
+                    }
+                    Err(e) => {
+                        d.state = DeliveryState::Dead;
+                        d.last_error = Some(e.reason.clone());
+                        d.next_attempt_at = None;
+                        effects.complete.push(job);
+                        let why = if e.retryable {
+                            format!("gave up after {} attempts: {}", d.attempts, e.reason)
+                        } else {
+                            format!("permanent failure: {}", e.reason)
+                        };
+                        ("dead", why)
+                    }
+                };
+                let target = d.target.clone();
+                r.state = aggregate(&r.deliveries);
+                r.reason = match r.state {
+                    MessageState::Dead | MessageState::Failed => Some(format!("{target}: {detail}")),
+                    _ => None,
+                };
+                effects.audit.push(
+                    AuditEvent::new(r.envelope.id, ACTOR, action, Some(from), r.state)
+                        .with_rule(rule)
+                        .with_target(target)
+                        .with_detail(detail),
+                );
+                Ok(effects)
+            })
+            .await
+    }
+}
+
+fn apply_plan(
+    r: &mut MessageRecord,
+    plan: &RoutePlan,
+    generation: u32,
+    job: Job,
+    now: chrono::DateTime<Utc>,
+) -> Result<Effects, StoreError> {
+    let mut effects = Effects {
+        complete: vec![job],
+        ..Effects::default()
+    };
+    if r.state != MessageState::Received {
+        return Ok(effects);
+    }
+    let from = r.state;
+    r.envelope.tenant = Some(plan.tenant.clone());
+    r.envelope.kommune_key = Some(plan.kommune_key.clone());
+    r.envelope.leistung = Some(plan.leistung.clone());
+    r.rule = Some(plan.rule.clone());
+    r.reason = None;
+    r.deliveries = plan
+        .outputs
+        .iter()
+        .map(|o| Delivery {
+            target: o.target.clone(),
+            tenant: o.tenant.clone(),
+            connector: o.connector.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            generation,
+            content_type: o.content_type.clone(),
+            size: o.bytes.len() as u64,
+            sha256: drehscheibe_model::sha256_hex(&o.bytes),
+            filename: o.filename.clone(),
+            last_error: None,
+            last_attempt_at: None,
+            next_attempt_at: None,
+            delivered_at: None,
+            receipt: None,
+        })
+        .collect();
+    for (i, o) in plan.outputs.iter().enumerate() {
+        effects.outputs.push((index(i), o.bytes.clone()));
+        effects.schedule.push((
+            Job::Deliver {
+                message: r.envelope.id,
+                delivery: index(i),
+            },
+            now,
+        ));
+    }
+    r.state = if plan.outputs.is_empty() {
+        MessageState::Delivered
+    } else {
+        MessageState::Routed
+    };
+    let targets: Vec<String> = plan
+        .outputs
+        .iter()
+        .map(|o| format!("{}→{}/{}", o.target, o.tenant, o.connector))
+        .collect();
+    let mut detail = format!(
+        "tenant {} (key {}), Leistung {}, targets [{}]",
+        plan.tenant,
+        plan.kommune_key,
+        plan.leistung,
+        targets.join(", ")
+    );
+    for note in &plan.notes {
+        detail.push_str("; ");
+        detail.push_str(note);
+    }
+    effects.audit.push(
+        AuditEvent::new(r.envelope.id, ACTOR, "routed", Some(from), r.state)
+            .with_rule(Some(plan.rule.clone()))
+            .with_detail(detail),
+    );
+    Ok(effects)
+}
+
+fn apply_failure(
+    r: &mut MessageRecord,
+    failure: &RouteFailure,
+    job: Job,
+) -> Result<Effects, StoreError> {
+    let mut effects = Effects {
+        complete: vec![job],
+        ..Effects::default()
+    };
+    if r.state != MessageState::Received {
+        return Ok(effects);
+    }
+    let from = r.state;
+    let (to, reason, rule) = match failure {
+        RouteFailure::Rejected { reason, rule } => (MessageState::Rejected, reason, rule),
+        RouteFailure::Dead { reason, rule } => (MessageState::Dead, reason, rule),
+    };
+    r.state = to;
+    r.reason = Some(reason.clone());
+    if rule.is_some() {
+        r.rule = rule.clone();
+    }
+    effects.audit.push(
+        AuditEvent::new(r.envelope.id, ACTOR, to.as_str(), Some(from), to)
+            .with_rule(rule.clone())
+            .with_detail(reason.clone()),
+    );
+    Ok(effects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(state: DeliveryState) -> Delivery {
+        Delivery {
+            target: "t".into(),
+            tenant: "x".into(),
+            connector: "c".into(),
+            state,
+            attempts: 0,
+            generation: 0,
+            content_type: "application/xml".into(),
+            size: 0,
+            sha256: String::new(),
+            filename: "f".into(),
+            last_error: None,
+            last_attempt_at: None,
+            next_attempt_at: None,
+            delivered_at: None,
+            receipt: None,
+        }
+    }
+
+    #[test]
+    fn aggregate_state_follows_deliveries() {
+        use DeliveryState::*;
+        assert_eq!(aggregate(&[d(Delivered), d(Delivered)]), MessageState::Delivered);
+        assert_eq!(aggregate(&[d(Delivered), d(Pending)]), MessageState::Delivering);
+        assert_eq!(aggregate(&[d(Failed), d(Pending)]), MessageState::Failed);
+        assert_eq!(aggregate(&[d(Dead), d(Pending)]), MessageState::Delivering);
+        assert_eq!(aggregate(&[d(Dead), d(Delivered)]), MessageState::Dead);
+    }
+}

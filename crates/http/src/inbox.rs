@@ -1,0 +1,738 @@
+//! The HTTP inbox: `POST /api/v1/inbox/{channel}`.
+//!
+//! Online services hand applications to the hub here. The request is
+//! authenticated with a bearer token, its body is streamed with hard size
+//! limits, attachments are streamed straight into the blob store, and the
+//! message is handed to the [`Intake`]. The answer is `202 Accepted` with
+//! the message id, or an RFC 7807 [`Problem`].
+//!
+//! # Request bodies
+//!
+//! * `application/xml`, `text/xml`, `*/*+xml`, `application/json`,
+//!   `*/*+json`: the body is the primary payload.
+//! * `multipart/form-data` or `multipart/mixed`: the **first** part is the
+//!   primary payload (its `Content-Type` must be one of the above); every
+//!   further part is an attachment, streamed into
+//!   [`Intake::stage_attachment`] and never held whole in memory.
+//! * anything else: `415 Unsupported Media Type`.
+//!
+//! # Limits
+//!
+//! * primary payload: [`Intake::max_payload_bytes`]; a larger
+//!   `Content-Length` is refused before the body is read, and a streamed
+//!   body is cut off as soon as it passes the limit (`413`);
+//! * each attachment: [`Intake::max_attachment_bytes`] (`413`);
+//! * all attachments of one request together:
+//!   [`ATTACHMENT_TOTAL_FACTOR`] × [`Intake::max_attachment_bytes`] (`413`);
+//! * at most [`MAX_ATTACHMENTS`] attachments (`413`);
+//! * a multipart body as a whole: payload limit + attachment total +
+//!   [`MULTIPART_OVERHEAD_BYTES`] for boundaries and part headers (`413`).
+//!
+//! Attachments staged before a request is refused stay in the blob store
+//! unreferenced; the blob store's garbage collection is responsible for them.
+//!
+//! # Headers
+//!
+//! * `Authorization: Bearer <token>`: required; see [`TokenTable`];
+//! * `Idempotency-Key`: 1 to 200 visible ASCII characters; a retry with the
+//!   same key on the same channel is answered with the first message's id
+//!   and `"duplicate": true`;
+//! * `X-Correlation-Id`, `X-Request-Id`: same syntax; stored in the
+//!   envelope's correlation ids under their lower-case header names.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::{Bytes, BytesMut};
+use drehscheibe_model::auth::{Principal, TokenTable};
+use drehscheibe_model::{Intake, IntakeError, SenderIdentity, StagedAttachment, Submission};
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio_util::io::StreamReader;
+
+use crate::problem::{method_not_allowed, Problem};
+
+/// Route of the inbox (axum 0.8 path syntax).
+pub const INBOX_PATH: &str = "/api/v1/inbox/{channel}";
+
+/// Adapter kind recorded in [`SenderIdentity::adapter`].
+pub const ADAPTER_KIND: &str = "http";
+
+/// Most attachments one request may carry.
+pub const MAX_ATTACHMENTS: usize = 256;
+
+/// All attachments of one request together may be this many times
+/// [`Intake::max_attachment_bytes`].
+pub const ATTACHMENT_TOTAL_FACTOR: u64 = 4;
+
+/// Allowance for multipart framing (boundaries, part headers, preamble) on
+/// top of the payload and attachment limits.
+pub const MULTIPART_OVERHEAD_BYTES: u64 = 1 << 20;
+
+/// Longest accepted `Idempotency-Key`, `X-Correlation-Id` or `X-Request-Id`.
+pub const MAX_KEY_LEN: usize = 200;
+
+/// Headers copied into [`Submission::correlation_ids`] (lower-case names).
+pub const CORRELATION_HEADERS: [&str; 2] = ["x-correlation-id", "x-request-id"];
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Body of a `202 Accepted` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedBody {
+    /// Message id.
+    pub id: String,
+    /// Where the message's state can be read: `/api/v1/messages/<id>`.
+    pub status_url: String,
+    /// True when an earlier submission with the same idempotency key was
+    /// found; nothing new was stored.
+    pub duplicate: bool,
+}
+
+#[derive(Clone)]
+struct InboxState {
+    intake: Arc<dyn Intake>,
+    tokens: Arc<TokenTable>,
+}
+
+/// The inbox router, serving `POST /api/v1/inbox/{channel}`.
+///
+/// The router has no fallback of its own, so it can be merged into a
+/// bigger router; other methods on the inbox path get a `405` problem.
+/// The peer address is recorded when the server is run with
+/// `into_make_service_with_connect_info::<SocketAddr>()`; it is optional.
+///
+/// ```no_run
+/// # async fn run(intake: std::sync::Arc<dyn drehscheibe_model::Intake>,
+/// #              tokens: std::sync::Arc<drehscheibe_model::auth::TokenTable>) {
+/// let app = drehscheibe_http::inbox::inbox_router(intake, tokens);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+/// axum::serve(
+///     listener,
+///     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+/// )
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+pub fn inbox_router(intake: Arc<dyn Intake>, tokens: Arc<TokenTable>) -> Router {
+    Router::new()
+        .route(
+            INBOX_PATH,
+            post(submit).fallback(|uri: axum::http::Uri| async move {
+                method_not_allowed("POST", uri.path())
+            }),
+        )
+        .with_state(InboxState { intake, tokens })
+}
+
+/// A refusal: a problem, plus a `WWW-Authenticate` challenge for `401`.
+#[derive(Debug)]
+struct Refused {
+    problem: Box<Problem>,
+    challenge: Option<&'static str>,
+}
+
+impl From<Problem> for Refused {
+    fn from(problem: Problem) -> Self {
+        Self {
+            problem: Box::new(problem),
+            challenge: None,
+        }
+    }
+}
+
+impl From<IntakeError> for Refused {
+    fn from(error: IntakeError) -> Self {
+        Problem::from_intake(&error).into()
+    }
+}
+
+async fn submit(
+    State(state): State<InboxState>,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    let instance = request.uri().path().to_owned();
+    match handle(&state, path, request).await {
+        Ok(response) => response,
+        Err(refused) => {
+            tracing::debug!(
+                path = %instance,
+                status = refused.problem.status,
+                detail = %refused.problem.detail,
+                "inbox request refused"
+            );
+            let mut response = refused.problem.with_instance(instance).into_response();
+            if let Some(challenge) = refused.challenge {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            response
+        }
+    }
+}
+
+async fn handle(
+    state: &InboxState,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Result<Response, Refused> {
+    let (parts, body) = request.into_parts();
+    let principal = authenticate(&state.tokens, &parts.headers)?;
+
+    let Path(channel) =
+        path.map_err(|e| Problem::bad_request(format!("invalid channel in path: {e}")))?;
+    if !principal.may_submit(&channel) {
+        return Err(IntakeError::Forbidden(channel).into());
+    }
+    if !state.intake.channel_exists(&channel) {
+        return Err(IntakeError::UnknownChannel(channel).into());
+    }
+
+    let idempotency_key = single_key_header(&parts.headers, IDEMPOTENCY_KEY)?;
+    let mut correlation_ids = BTreeMap::new();
+    for name in CORRELATION_HEADERS {
+        if let Some(value) = single_key_header(&parts.headers, name)? {
+            correlation_ids.insert(name.to_owned(), value);
+        }
+    }
+
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .ok_or_else(|| unsupported("request has no Content-Type"))?
+        .to_str()
+        .map_err(|_| unsupported("Content-Type is not visible ASCII"))?;
+    let declared_length = declared_length(&parts.headers)?;
+
+    let max_payload = state.intake.max_payload_bytes();
+    let (content_type, payload, attachments) = match BodyKind::of(content_type)? {
+        BodyKind::Payload(content_type) => {
+            if declared_length.is_some_and(|len| len > max_payload) {
+                return Err(IntakeError::TooLarge { limit: max_payload }.into());
+            }
+            let payload = read_payload(body.into_data_stream(), max_payload).await?;
+            (content_type, payload, Vec::new())
+        }
+        BodyKind::Multipart(boundary) => {
+            let limits = Limits::of(state.intake.as_ref());
+            if declared_length.is_some_and(|len| len > limits.whole_body) {
+                return Err(Problem::from_intake(&IntakeError::TooLarge {
+                    limit: limits.whole_body,
+                })
+                .into());
+            }
+            read_multipart(state.intake.as_ref(), body, boundary, &limits).await?
+        }
+    };
+    if payload.is_empty() {
+        return Err(IntakeError::Malformed("the primary payload is empty".into()).into());
+    }
+
+    let remote_addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.to_string());
+    let submission = Submission {
+        channel: channel.clone(),
+        sender: SenderIdentity {
+            adapter: ADAPTER_KIND.to_owned(),
+            principal: principal.name.clone(),
+            remote_addr,
+        },
+        content_type,
+        payload,
+        attachments,
+        idempotency_key,
+        correlation_ids,
+    };
+    let accepted = state.intake.submit(submission).await?;
+    tracing::info!(
+        id = %accepted.id,
+        channel = %channel,
+        principal = %principal.name,
+        duplicate = accepted.duplicate,
+        "inbox accepted message"
+    );
+
+    let id = accepted.id.to_string();
+    let status_url = format!("/api/v1/messages/{id}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(AcceptedBody {
+            id,
+            status_url: status_url.clone(),
+            duplicate: accepted.duplicate,
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&status_url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn authenticate(tokens: &TokenTable, headers: &HeaderMap) -> Result<Principal, Refused> {
+    let refuse = |detail: &str, challenge| Refused {
+        problem: Box::new(Problem::unauthorized(detail)),
+        challenge: Some(challenge),
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(refuse("a bearer token is required", "Bearer"));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        return Err(refuse(
+            "the Authorization header must carry a bearer token",
+            "Bearer",
+        ));
+    };
+    tokens.authenticate(token).cloned().ok_or_else(|| {
+        refuse(
+            "the bearer token is not known",
+            "Bearer error=\"invalid_token\"",
+        )
+    })
+}
+
+/// A header that may appear at most once and must be 1 to [`MAX_KEY_LEN`]
+/// visible ASCII characters.
+fn single_key_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Refused> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| Problem::new(400, "invalid-header", format!("{name}: {why}"));
+    if values.next().is_some() {
+        return Err(invalid("given more than once").into());
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_KEY_LEN {
+        return Err(invalid(&format!("must be 1 to {MAX_KEY_LEN} characters long")).into());
+    }
+    if !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid("only visible ASCII characters are allowed").into());
+    }
+    // All bytes are ASCII, so this cannot fail.
+    String::from_utf8(bytes.to_vec())
+        .map(Some)
+        .map_err(|_| invalid("only visible ASCII characters are allowed").into())
+}
+
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Refused> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| Problem::bad_request("Content-Length is not a number").into()),
+    }
+}
+
+fn unsupported(detail: &str) -> Problem {
+    Problem::from_intake(&IntakeError::UnsupportedMediaType(detail.to_owned()))
+}
+
+enum BodyKind {
+    /// A plain payload with its normalized content type.
+    Payload(String),
+    /// A multipart body with its boundary.
+    Multipart(String),
+}
+
+impl BodyKind {
+    fn of(content_type: &str) -> Result<Self, Refused> {
+        let (essence, params) = split_media_type(content_type);
+        if essence == "multipart/form-data" || essence == "multipart/mixed" {
+            let boundary = boundary_of(params).ok_or_else(|| {
+                Problem::new(
+                    400,
+                    "malformed-multipart",
+                    "multipart Content-Type without a valid boundary",
+                )
+            })?;
+            return Ok(Self::Multipart(boundary));
+        }
+        payload_content_type(content_type).map(Self::Payload)
+    }
+}
+
+/// The `boundary` parameter (RFC 2046 §5.1.1: 1 to 70 characters, maybe
+/// quoted).
+fn boundary_of(params: &str) -> Option<String> {
+    let value = params.split(';').find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then_some(value.trim())
+    })?;
+    let value = match value.strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None => value,
+    };
+    let valid = (1..=70).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !value.ends_with(' ');
+    valid.then(|| value.to_owned())
+}
+
+/// Lower-case media type and the parameters after it.
+fn split_media_type(value: &str) -> (String, &str) {
+    let (essence, params) = value.split_once(';').unwrap_or((value, ""));
+    (essence.trim().to_ascii_lowercase(), params.trim())
+}
+
+/// Check that `value` is an XML or JSON media type; return it with the
+/// media type lower-cased and the parameters kept.
+fn payload_content_type(value: &str) -> Result<String, Refused> {
+    let (essence, params) = split_media_type(value);
+    if !is_payload_media_type(&essence) {
+        return Err(unsupported(&essence).into());
+    }
+    Ok(if params.is_empty() {
+        essence
+    } else {
+        format!("{essence}; {params}")
+    })
+}
+
+fn is_payload_media_type(essence: &str) -> bool {
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    if !token(kind) || !token(subtype) {
+        return false;
+    }
+    matches!(essence, "application/xml" | "text/xml" | "application/json")
+        || (subtype.ends_with("+xml") && subtype.len() > 4)
+        || (subtype.ends_with("+json") && subtype.len() > 5)
+}
+
+/// Read a plain body into memory, refusing more than `limit` bytes.
+async fn read_payload<S, E>(mut stream: S, limit: u64) -> Result<Bytes, Refused>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| Problem::bad_request(format!("reading the request body failed: {e}")))?;
+        if (buf.len() as u64).saturating_add(chunk.len() as u64) > limit {
+            return Err(IntakeError::TooLarge { limit }.into());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+struct Limits {
+    payload: u64,
+    attachment: u64,
+    attachments_total: u64,
+    whole_body: u64,
+}
+
+impl Limits {
+    fn of(intake: &dyn Intake) -> Self {
+        let payload = intake.max_payload_bytes();
+        let attachment = intake.max_attachment_bytes();
+        let attachments_total = attachment.saturating_mul(ATTACHMENT_TOTAL_FACTOR);
+        Self {
+            payload,
+            attachment,
+            attachments_total,
+            whole_body: payload
+                .saturating_add(attachments_total)
+                .saturating_add(MULTIPART_OVERHEAD_BYTES),
+        }
+    }
+}
+
+/// Read a multipart body: the first part is the payload, the others are
+/// staged as attachments.
+async fn read_multipart(
+    intake: &dyn Intake,
+    body: Body,
+    boundary: String,
+    limits: &Limits,
+) -> Result<(String, Bytes, Vec<StagedAttachment>), Refused> {
+    let body_too_large = Arc::new(AtomicBool::new(false));
+    let stream = limit_stream(
+        body.into_data_stream(),
+        limits.whole_body,
+        body_too_large.clone(),
+    );
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let whole_body_limit = limits.whole_body;
+    let multipart_error = move |e: multer::Error| -> Refused {
+        if body_too_large.load(Ordering::SeqCst) {
+            IntakeError::TooLarge {
+                limit: whole_body_limit,
+            }
+            .into()
+        } else {
+            Problem::new(400, "malformed-multipart", format!("multipart body: {e}")).into()
+        }
+    };
+
+    let Some(mut first) = multipart.next_field().await.map_err(&multipart_error)? else {
+        return Err(Problem::new(
+            400,
+            "malformed-multipart",
+            "the multipart body has no parts",
+        )
+        .into());
+    };
+    let declared = first
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .ok_or_else(|| unsupported("the first part has no Content-Type"))?
+        .to_str()
+        .map_err(|_| unsupported("the first part's Content-Type is not visible ASCII"))?;
+    let content_type = payload_content_type(declared)?;
+    let mut payload = BytesMut::new();
+    while let Some(chunk) = first.chunk().await.map_err(&multipart_error)? {
+        if (payload.len() as u64).saturating_add(chunk.len() as u64) > limits.payload {
+            return Err(IntakeError::TooLarge {
+                limit: limits.payload,
+            }
+            .into());
+        }
+        payload.extend_from_slice(&chunk);
+    }
+    drop(first);
+
+    let mut attachments = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(field) = multipart.next_field().await.map_err(&multipart_error)? {
+        if attachments.len() >= MAX_ATTACHMENTS {
+            return Err(Problem::new(
+                413,
+                "too-many-attachments",
+                format!("at most {MAX_ATTACHMENTS} attachments are accepted"),
+            )
+            .into());
+        }
+        let position = attachments.len() + 1;
+        let filename = field.file_name().map(str::to_owned);
+        let name = field
+            .name()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .or_else(|| filename.clone())
+            .unwrap_or_else(|| format!("attachment-{position}"));
+        // RFC 7578 §4.4: text/plain unless declared; a file without a
+        // declared type is taken as application/octet-stream.
+        let content_type = field
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(if filename.is_some() {
+                "application/octet-stream"
+            } else {
+                "text/plain"
+            })
+            .to_owned();
+
+        let remaining_total = limits.attachments_total.saturating_sub(total);
+        let limit = limits.attachment.min(remaining_total);
+        let meter = Arc::new(Meter::default());
+        let reader = StreamReader::new(metered(field, limit, meter.clone()));
+        let staged = intake.stage_attachment(Box::pin(reader)).await;
+
+        if meter.exceeded.load(Ordering::SeqCst) {
+            let detail = if limit < limits.attachment {
+                format!(
+                    "attachment {name:?}: all attachments together are limited to {} bytes",
+                    limits.attachments_total
+                )
+            } else {
+                format!(
+                    "attachment {name:?} is larger than the limit of {} bytes",
+                    limits.attachment
+                )
+            };
+            return Err(Problem::new(413, "attachment-too-large", detail).into());
+        }
+        if let Some(e) = meter.take_source_error() {
+            return Err(multipart_error(e));
+        }
+        let blob = staged?;
+        total = total.saturating_add(meter.bytes.load(Ordering::SeqCst));
+        attachments.push(StagedAttachment {
+            name,
+            filename,
+            content_type,
+            blob,
+        });
+    }
+    Ok((content_type, payload.freeze(), attachments))
+}
+
+/// Cut a body stream off with an error once it passes `limit` bytes.
+fn limit_stream<S, E>(
+    stream: S,
+    limit: u64,
+    exceeded: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let mut seen: u64 = 0;
+    stream.map(move |item| match item {
+        Ok(chunk) => {
+            seen = seen.saturating_add(chunk.len() as u64);
+            if seen > limit {
+                exceeded.store(true, Ordering::SeqCst);
+                Err(std::io::Error::other("request body too large"))
+            } else {
+                Ok(chunk)
+            }
+        }
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    })
+}
+
+/// What happened while an attachment was streamed out of a part.
+#[derive(Default)]
+struct Meter {
+    bytes: AtomicU64,
+    exceeded: AtomicBool,
+    source_error: Mutex<Option<multer::Error>>,
+}
+
+impl Meter {
+    fn take_source_error(&self) -> Option<multer::Error> {
+        match self.source_error.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+
+    fn set_source_error(&self, error: multer::Error) {
+        let mut guard = match self.source_error.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.get_or_insert(error);
+    }
+}
+
+/// Stream a part, counting its bytes and failing past `limit`.
+fn metered(
+    field: multer::Field<'static>,
+    limit: u64,
+    meter: Arc<Meter>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    field.map(move |item| match item {
+        Ok(chunk) => {
+            let before = meter.bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            if before.saturating_add(chunk.len() as u64) > limit {
+                meter.exceeded.store(true, Ordering::SeqCst);
+                Err(std::io::Error::other("attachment too large"))
+            } else {
+                Ok(chunk)
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            meter.set_source_error(e);
+            Err(std::io::Error::other(message))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_media_types() {
+        for ok in [
+            "application/xml",
+            "text/xml",
+            "Application/JSON",
+            "application/soap+xml",
+            "application/problem+json",
+            "application/vnd.xoev+xml",
+        ] {
+            assert!(is_payload_media_type(&split_media_type(ok).0), "{ok}");
+        }
+        for bad in [
+            "",
+            "+xml",
+            "application/+xml",
+            "text/plain",
+            "application/octet-stream",
+            "application/xml-dtd",
+            "/json",
+            "application/json x",
+        ] {
+            assert!(!is_payload_media_type(&split_media_type(bad).0), "{bad}");
+        }
+    }
+
+    #[test]
+    fn boundary_parameter() {
+        let b = |ct: &str| boundary_of(split_media_type(ct).1);
+        assert_eq!(b("multipart/mixed; boundary=xyz").as_deref(), Some("xyz"));
+        assert_eq!(
+            b("multipart/form-data; charset=utf-8; BOUNDARY=\"a b:c\"").as_deref(),
+            Some("a b:c")
+        );
+        assert_eq!(b("multipart/mixed"), None);
+        assert_eq!(b("multipart/mixed; boundary="), None);
+        assert_eq!(b("multipart/mixed; boundary=\"open"), None);
+        assert_eq!(
+            b(&format!("multipart/mixed; boundary={}", "x".repeat(71))),
+            None
+        );
+    }
+
+    #[test]
+    fn content_type_is_normalized_with_parameters() {
+        assert_eq!(
+            payload_content_type("Text/XML ;  charset=ISO-8859-15").unwrap(),
+            "text/xml; charset=ISO-8859-15"
+        );
+        assert_eq!(
+            payload_content_type("application/json").unwrap(),
+            "application/json"
+        );
+        assert_eq!(
+            payload_content_type("text/html")
+                .err()
+                .map(|r| r.problem.status),
+            Some(415)
+        );
+    }
+}

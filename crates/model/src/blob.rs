@@ -1,0 +1,41 @@
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncRead;
+
+/// Reference to a content-addressed blob.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// Hex SHA-256 of the content; also its address.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A streamed blob.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("blob {0} not found")]
+    NotFound(String),
+    #[error("blob {sha256} is corrupt: content hash differs")]
+    Corrupt { sha256: String },
+    #[error("blob I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Content-addressed storage for attachments. Blobs are streamed in and
+/// out and never held whole in memory. `put` returns only when the content
+/// is durable (fsynced).
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stream `reader` into the store, refusing more than `limit` bytes.
+    async fn put(&self, reader: BlobReader, limit: u64) -> Result<BlobRef, BlobError>;
+    /// Open a blob for streaming.
+    async fn open(&self, blob: &BlobRef) -> Result<BlobReader, BlobError>;
+    /// Whether the blob exists.
+    async fn contains(&self, blob: &BlobRef) -> Result<bool, BlobError>;
+}

@@ -1,0 +1,41 @@
+//! Shared vocabulary of Drehscheibe.
+//!
+//! Everything that crosses a crate boundary is defined here: the message
+//! [`Envelope`] and [`MessageRecord`], the [`MessageState`] machine, the
+//! [`AuditEvent`], and the trait seams that let a new protocol be one new
+//! crate:
+//!
+//! * [`Intake`] — implemented by the engine, called by input adapters;
+//! * [`InputAdapter`] — a source that runs its own loop (directory watcher,
+//!   FIT-Connect subscriber, XTA mailbox poller);
+//! * [`Connector`] — a sink that delivers one document to one endpoint;
+//! * [`BlobStore`] — content-addressed, streamed attachment storage.
+//!
+//! Data flows one way: adapter → intake store → rule processor → delivery
+//! queue → connector. No crate reaches around another.
+
+pub mod auth;
+mod blob;
+mod connector;
+mod envelope;
+mod ids;
+mod intake;
+mod state;
+
+pub use blob::{BlobError, BlobReader, BlobRef, BlobStore};
+pub use connector::{Connector, DeliveryError, DeliveryReceipt, DeliveryRequest};
+pub use envelope::{
+    AttachmentRef, AuditEvent, Delivery, DeliveryState, Envelope, MessageRecord, RuleRef,
+    SenderIdentity,
+};
+pub use ids::{IdError, MessageId};
+pub use intake::{
+    Accepted, AdapterError, InputAdapter, Intake, IntakeError, StagedAttachment, Submission,
+};
+pub use state::{InvalidTransition, MessageState};
+
+/// Hex-encoded SHA-256 of a byte slice.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,51 @@
+//! Rule processor building blocks of Drehscheibe.
+//!
+//! * [`input`] — safe parsing of submitted payloads ([`InputDocument`],
+//!   [`validate`]): DOCTYPE refused, depth limited, JSON converted to the
+//!   XPath 3.1 `fn:json-to-xml` form;
+//! * [`manifest`] — the `rule.toml` of a rule package ([`Manifest`]);
+//! * [`depot`] — the versioned rule depot ([`Depot`]) and recognition:
+//!   which rule handles a document, which Kommune and which Leistung;
+//! * [`RulePackage`] — one rule version: extraction, parameter checks and
+//!   the output step ([`RulePackage::render`]);
+//! * [`transform`] — the seam to a transform engine ([`Transformer`],
+//!   [`TransformerFactory`]); this crate ships none.
+//!
+//! XPath 3.1 is provided by `xee-xpath`. Its compiled programs are not
+//! thread-safe, so each worker thread compiles a package's expressions once
+//! (on first use) and caches them; see [`xpath`](crate#xpath-evaluation).
+//!
+//! # XPath evaluation
+//!
+//! Expressions see the document node as context item and the external
+//! variables `$channel` and `$content-type` (strings). Conditions use the
+//! effective boolean value; extractions the string value of at most one
+//! item, whitespace-trimmed.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use drehscheibe_rules::{Depot, InputDocument};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let depot = Depot::load("rules".as_ref(), None)?;
+//! let doc = InputDocument::parse(b"<a/>", "application/xml")?;
+//! let found = depot.recognize(&doc, "portal", "application/xml")?;
+//! println!("{} → {} / {}", found.rule.rule_ref(), found.kommune_key, found.leistung);
+//! # Ok(()) }
+//! ```
+
+pub mod depot;
+pub mod input;
+pub mod manifest;
+mod package;
+pub mod transform;
+mod xpath;
+
+pub use depot::{Depot, DepotError, Recognition, RouteError};
+pub use input::{validate, InputDocument, InputError, InputKind};
+pub use manifest::{Manifest, ManifestError, OutputSpec, ParamSpec, ParamType};
+pub use package::RulePackage;
+pub use transform::{
+    RenderContext, RenderedOutput, TransformError, TransformOutput, Transformer, TransformerFactory,
+};
+pub use xpath::{VAR_CHANNEL, VAR_CONTENT_TYPE};

@@ -1,0 +1,108 @@
+//! The seam to a transform engine (XSLT), and the output step.
+//!
+//! This crate does not transform anything itself. A rule output that names
+//! a stylesheet is served by a [`Transformer`] that a
+//! [`TransformerFactory`] loaded when the depot was loaded. Without a
+//! factory such a rule does not load (see [`crate::Depot::load`]); data is
+//! never passed through silently instead.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use drehscheibe_model::MessageId;
+
+use crate::input::InputDocument;
+
+/// Failure of the output step or of a transform engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransformError {
+    /// The rule parameters do not fit the package's declarations.
+    #[error("invalid rule parameters for {rule}: {message}")]
+    InvalidParams {
+        /// `id@version` of the rule.
+        rule: String,
+        /// Every problem found, `; `-separated.
+        message: String,
+    },
+    /// A stylesheet could not be loaded or compiled.
+    #[error("stylesheet {}: {message}", path.display())]
+    Stylesheet {
+        /// The stylesheet file.
+        path: PathBuf,
+        /// What the engine reported.
+        message: String,
+    },
+    /// The transform ran and failed (dynamic error, `xsl:message
+    /// terminate="yes"`, …).
+    #[error("transform failed: {0}")]
+    Failed(String),
+    /// The rule cannot render at all (it was loaded leniently with an
+    /// error, e.g. no transform engine for its stylesheets).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The result of one transform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformOutput {
+    /// The serialized result document.
+    pub bytes: Bytes,
+}
+
+impl TransformOutput {
+    /// Wraps serialized output.
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// A loaded, ready-to-run transform (one stylesheet).
+///
+/// `params` are the rule parameters after [`crate::RulePackage::check_params`]
+/// (declared names only, defaults applied), to be bound to the stylesheet's
+/// global parameters of the same name.
+pub trait Transformer: Send + Sync {
+    /// Transforms the input document.
+    fn transform(
+        &self,
+        input: &InputDocument,
+        params: &BTreeMap<String, String>,
+    ) -> Result<TransformOutput, TransformError>;
+}
+
+/// Loads stylesheets into [`Transformer`]s; called once per output per
+/// package version when the depot is loaded.
+pub trait TransformerFactory: Send + Sync {
+    /// Loads and compiles the stylesheet at `stylesheet` (an absolute or
+    /// depot-relative path inside the package directory).
+    fn load(&self, stylesheet: &Path) -> Result<Arc<dyn Transformer>, TransformError>;
+}
+
+/// Message facts available to file name templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderContext {
+    /// Id of the message being rendered (`{id}`).
+    pub message_id: MessageId,
+    /// LeiKa key (`{leistung}`).
+    pub leistung: String,
+    /// Kommune key (`{kommune}`).
+    pub kommune: String,
+}
+
+/// One output document of a rule, ready for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedOutput {
+    /// Output role (`fachverfahren`, `dms`, …); the tenant route maps it to
+    /// a connector.
+    pub target: String,
+    /// Media type of `bytes`.
+    pub content_type: String,
+    /// Suggested file name (template expanded, made safe).
+    pub filename: String,
+    /// The document.
+    pub bytes: Bytes,
+}

@@ -1,0 +1,350 @@
+//! Safe input parsing: XML refusals, JSON → `fn:json-to-xml`, content types.
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too; fine in tests
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use drehscheibe_rules::{validate, InputDocument, InputError, InputKind};
+
+const XML: &str = "application/xml";
+const JSON: &str = "application/json";
+
+fn parse_err(bytes: &[u8], ct: &str) -> InputError {
+    let parsed = InputDocument::parse(bytes, ct).map(|_| ());
+    let validated = validate(bytes, ct);
+    assert_eq!(parsed, validated, "parse and validate must agree");
+    parsed.unwrap_err()
+}
+
+#[test]
+fn input_document_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<InputDocument>();
+    // And it really moves: parse here, query on another thread.
+    let doc = InputDocument::parse(b"<a><b>x</b></a>", XML).unwrap();
+    let value = std::thread::spawn(move || doc.evaluate_string("/a/b", &[], "", "").unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(value, "x");
+}
+
+#[test]
+fn external_entity_is_refused() {
+    let xxe = br#"<?xml version="1.0"?>
+<!DOCTYPE foo [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>
+<foo>&xxe;</foo>"#;
+    match parse_err(xxe, XML) {
+        InputError::Doctype { line, column } => assert_eq!((line, column), (2, 1)),
+        other => panic!("expected Doctype, got {other:?}"),
+    }
+}
+
+#[test]
+fn billion_laughs_is_refused_quickly() {
+    let mut bomb =
+        String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n<!ENTITY lol \"lol\">\n");
+    for i in 1..10 {
+        let prev = if i == 1 {
+            "lol".to_string()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        bomb.push_str(&format!(
+            "<!ENTITY lol{i} \"{}\">\n",
+            format!("&{prev};").repeat(10)
+        ));
+    }
+    bomb.push_str("]>\n<lolz>&lol9;</lolz>");
+    let started = Instant::now();
+    let err = parse_err(bomb.as_bytes(), XML);
+    // Expansion would be 10^9 "lol"s; refusing happens before any tree.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(err, InputError::Doctype { line: 2, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("DOCTYPE"));
+}
+
+#[test]
+fn undeclared_entity_without_doctype_is_refused() {
+    let err = parse_err(b"<a>\n  &xxe;</a>", XML);
+    match err {
+        InputError::MalformedXml { line, column, .. } => assert_eq!((line, column), (2, 3)),
+        other => panic!("expected MalformedXml, got {other:?}"),
+    }
+    // Predefined entities and character references are fine.
+    let doc = InputDocument::parse(b"<a>&lt;&amp;&#x41;&#66;</a>", XML).unwrap();
+    assert_eq!(doc.evaluate_string("/a", &[], "", "").unwrap(), "<&AB");
+}
+
+fn nested(depth: usize) -> String {
+    format!("{}{}", "<e>".repeat(depth), "</e>".repeat(depth))
+}
+
+#[test]
+fn nesting_limit_is_enforced() {
+    InputDocument::parse(nested(512).as_bytes(), XML).unwrap();
+    match parse_err(nested(513).as_bytes(), XML) {
+        InputError::TooDeep {
+            format,
+            limit,
+            line,
+            column,
+        } => {
+            assert_eq!((format, limit, line), ("XML", 512, 1));
+            assert_eq!(column, 512 * 3 + 1, "points at the 513th start tag");
+        }
+        other => panic!("expected TooDeep, got {other:?}"),
+    }
+    // A very deep document is refused without a stack overflow.
+    assert!(matches!(
+        parse_err(nested(100_000).as_bytes(), XML),
+        InputError::TooDeep { .. }
+    ));
+}
+
+#[test]
+fn malformed_xml_reports_line_and_column() {
+    let err = parse_err(b"<a>\n  <b>text</b>\n  <c>\n</a>", XML);
+    let InputError::MalformedXml { line, message, .. } = &err else {
+        panic!("expected MalformedXml, got {err:?}");
+    };
+    assert_eq!(*line, 4, "{message}");
+    assert!(err.to_string().contains("line 4"), "{err}");
+
+    for (bad, what) in [
+        (&b"<a>"[..], "unclosed"),
+        (b"<a/><b/>", "two roots"),
+        (b"text<a/>", "text at top"),
+        (b"", "empty"),
+        (b"<x:a/>", "unbound prefix"),
+        (b"<a x='1' x='2'/>", "duplicate attribute"),
+        (b"<a><!-- a -- b --></a>", "bad comment"),
+    ] {
+        assert!(
+            matches!(parse_err(bad, XML), InputError::MalformedXml { .. }),
+            "{what} must be refused"
+        );
+    }
+}
+
+#[test]
+fn encodings_are_honoured() {
+    // ISO-8859-1 declared in the XML declaration: 0xFC is 'ü'.
+    let latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>Gr\xFCn</a>";
+    let doc = InputDocument::parse(latin1, XML).unwrap();
+    assert_eq!(doc.evaluate_string("/a", &[], "", "").unwrap(), "Grün");
+    // The same bytes without declaration are invalid UTF-8.
+    assert!(matches!(
+        parse_err(b"<a>Gr\xFCn</a>", XML),
+        InputError::Encoding(_)
+    ));
+    // charset parameter of the content type.
+    let doc = InputDocument::parse(b"<a>Gr\xFCn</a>", "text/xml; charset=iso-8859-1").unwrap();
+    assert_eq!(doc.evaluate_string("/a", &[], "", "").unwrap(), "Grün");
+    // UTF-8 BOM, UTF-16LE with BOM.
+    let doc = InputDocument::parse(b"\xEF\xBB\xBF<a>ok</a>", XML).unwrap();
+    assert_eq!(doc.evaluate_string("/a", &[], "", "").unwrap(), "ok");
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain("<a>ü</a>".encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect();
+    let doc = InputDocument::parse(&utf16, XML).unwrap();
+    assert_eq!(doc.evaluate_string("/a", &[], "", "").unwrap(), "ü");
+    // Unknown encoding label.
+    assert!(matches!(
+        parse_err(b"<?xml version=\"1.0\" encoding=\"x-klingon\"?><a/>", XML),
+        InputError::Encoding(_)
+    ));
+}
+
+#[test]
+fn content_type_selects_the_parser() {
+    for ct in [
+        "application/xml",
+        "text/xml",
+        "Application/XML; charset=utf-8",
+        "application/vnd.xgewerbeanzeige+xml",
+    ] {
+        assert_eq!(
+            InputKind::from_content_type(ct).unwrap(),
+            InputKind::Xml,
+            "{ct}"
+        );
+    }
+    for ct in [
+        "application/json",
+        "application/problem+json; charset=utf-8",
+    ] {
+        assert_eq!(
+            InputKind::from_content_type(ct).unwrap(),
+            InputKind::Json,
+            "{ct}"
+        );
+    }
+    for ct in ["text/plain", "application/pdf", "xml", "", "/xml"] {
+        assert!(
+            matches!(
+                parse_err(b"<a/>", ct),
+                InputError::UnsupportedContentType(_)
+            ),
+            "{ct}"
+        );
+    }
+    // JSON bytes under an XML content type are malformed XML, not guessed.
+    assert!(matches!(
+        parse_err(b"{}", XML),
+        InputError::MalformedXml { .. }
+    ));
+}
+
+#[test]
+fn xgewerbeanzeige_sample_parses() {
+    let doc = InputDocument::parse(common::XGWA21, XML).unwrap();
+    assert_eq!(doc.kind(), InputKind::Xml);
+    let ags = doc
+        .evaluate_string(
+            "string(//xga:gemeindeSchluessel/code)",
+            &[("xga", common::XGA21_NS)],
+            "",
+            "",
+        )
+        .unwrap();
+    assert_eq!(ags, "12052000");
+}
+
+const NESTED_JSON: &str = r#"{
+  "name": "Bello",
+  "ags": "12052000",
+  "count": 2,
+  "weight": 12.5,
+  "big": 1E3,
+  "neg": -7,
+  "chip": true,
+  "gefaehrlich": false,
+  "note": null,
+  "owner": {"first": "Eva", "address": {"plz": "03044"}},
+  "tags": ["a", 1, [true, null], {"k": "v"}],
+  "empty": {},
+  "none": [],
+  "dup": 1,
+  "dup": 2,
+  "ctl": "a\u0001b"
+}"#;
+
+#[test]
+fn json_becomes_json_to_xml_form() {
+    let doc = InputDocument::parse(NESTED_JSON.as_bytes(), JSON).unwrap();
+    assert_eq!(doc.kind(), InputKind::Json);
+    let q = |e: &str| doc.evaluate_string(e, &[], "", "").unwrap();
+    let b = |e: &str| doc.evaluate_boolean(e, &[], "", "").unwrap();
+
+    // Root element and namespace.
+    assert_eq!(
+        q("namespace-uri(/*)"),
+        "http://www.w3.org/2005/xpath-functions"
+    );
+    assert_eq!(q("local-name(/*)"), "map");
+    assert!(b("not(/*/@key)"), "the root has no key");
+    assert_eq!(q("count(/*/*)"), "16");
+
+    // Scalars.
+    assert_eq!(q("/fn:map/fn:string[@key='name']"), "Bello");
+    assert_eq!(q("/fn:map/fn:number[@key='count']"), "2");
+    assert_eq!(q("/fn:map/fn:number[@key='weight']"), "12.5");
+    assert_eq!(q("/fn:map/fn:number[@key='big']"), "1000");
+    assert_eq!(q("/fn:map/fn:number[@key='neg']"), "-7");
+    assert_eq!(q("/fn:map/fn:number[@key='weight'] * 2"), "25");
+    assert_eq!(q("/fn:map/fn:boolean[@key='chip']"), "true");
+    assert_eq!(q("/fn:map/fn:boolean[@key='gefaehrlich']"), "false");
+    assert!(b(
+        "exists(/fn:map/fn:null[@key='note']) and empty(/fn:map/fn:null[@key='note']/node())"
+    ));
+
+    // Nested objects and arrays, order kept.
+    assert_eq!(
+        q("/fn:map/fn:map[@key='owner']/fn:map[@key='address']/fn:string[@key='plz']"),
+        "03044"
+    );
+    assert_eq!(
+        q("string-join(/fn:map/fn:array[@key='tags']/*/local-name(), ',')"),
+        "string,number,array,map"
+    );
+    assert!(b(
+        "/fn:map/fn:array[@key='tags']/*[2] instance of element(fn:number)"
+    ));
+    assert!(
+        b("empty(/fn:map/fn:array[@key='tags']/*/@key)"),
+        "array members carry no key"
+    );
+    assert_eq!(
+        q("string-join(/fn:map/fn:array[@key='tags']/fn:array/*/local-name(), ',')"),
+        "boolean,null"
+    );
+    assert_eq!(
+        q("/fn:map/fn:array[@key='tags']/fn:map/fn:string[@key='k']"),
+        "v"
+    );
+    assert_eq!(q("count(/fn:map/fn:map[@key='empty']/node())"), "0");
+    assert_eq!(q("count(/fn:map/fn:array[@key='none']/node())"), "0");
+    assert_eq!(
+        q("string-join(/fn:map/*/@key, ',')"),
+        "name,ags,count,weight,big,neg,chip,gefaehrlich,note,owner,tags,empty,none,dup,dup,ctl"
+    );
+    // Duplicates retained, in order.
+    assert_eq!(q("string-join(/fn:map/fn:number[@key='dup'], ',')"), "1,2");
+    // Characters XML cannot carry become U+FFFD.
+    assert_eq!(q("/fn:map/fn:string[@key='ctl']"), "a\u{FFFD}b");
+}
+
+#[test]
+fn json_serializes_exactly_like_json_to_xml() {
+    let doc = InputDocument::parse(br#"{"x": 1, "y": [3,4,5], "s": "a<b"}"#, JSON).unwrap();
+    assert_eq!(
+        doc.to_xml_string(),
+        r#"<map xmlns="http://www.w3.org/2005/xpath-functions"><number key="x">1</number><array key="y"><number>3</number><number>4</number><number>5</number></array><string key="s">a&lt;b</string></map>"#
+    );
+    let doc = InputDocument::parse(br#""abcd""#, JSON).unwrap();
+    assert_eq!(
+        doc.to_xml_string(),
+        r#"<string xmlns="http://www.w3.org/2005/xpath-functions">abcd</string>"#
+    );
+}
+
+#[test]
+fn bad_json_is_refused() {
+    match parse_err(b"{\n  \"a\": 1,\n  \"b\": \n}", JSON) {
+        InputError::MalformedJson { line, .. } => assert_eq!(line, 4),
+        other => panic!("expected MalformedJson, got {other:?}"),
+    }
+    assert!(matches!(
+        parse_err(b"{} {}", JSON),
+        InputError::MalformedJson { .. }
+    ));
+    assert!(matches!(
+        parse_err(b"", JSON),
+        InputError::MalformedJson { .. }
+    ));
+    let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
+    assert!(matches!(
+        parse_err(deep.as_bytes(), JSON),
+        InputError::TooDeep {
+            format: "JSON",
+            limit: 100,
+            line: 1,
+            column: 101
+        }
+    ));
+    let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    InputDocument::parse(ok.as_bytes(), JSON).unwrap();
+    // Brackets inside strings do not count.
+    let in_string = format!("[\"{}\"]", "[".repeat(500));
+    InputDocument::parse(in_string.as_bytes(), JSON).unwrap();
+    assert!(matches!(
+        parse_err(b"\xFF{}", JSON),
+        InputError::Encoding(_)
+    ));
+}

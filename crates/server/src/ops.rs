@@ -1,0 +1,273 @@
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use drehscheibe_engine::{Hub, ReplayError};
+use drehscheibe_http::problem::Problem;
+use drehscheibe_model::auth::{Principal, TokenTable};
+use drehscheibe_model::{AuditEvent, MessageId, MessageRecord, MessageState};
+use drehscheibe_store::MessageFilter;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone)]
+struct Ops {
+    hub: Arc<Hub>,
+    tokens: Arc<TokenTable>,
+}
+
+/// Operations API routes (see the crate docs).
+pub fn ops_router(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
+    Router::new()
+        .route("/api/v1/messages", get(list))
+        .route("/api/v1/messages/{id}", get(show))
+        .route("/api/v1/messages/{id}/replay", post(replay))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(Ops { hub, tokens })
+}
+
+fn problem(status: u16, kind: &str, title: &str, detail: impl Into<String>) -> Response {
+    Problem::new(status, kind, title, detail).into_response()
+}
+
+fn authenticate(ops: &Ops, headers: &HeaderMap) -> Result<Principal, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match token.and_then(|t| ops.tokens.authenticate(t)) {
+        Some(p) => Ok(p.clone()),
+        None => {
+            let mut r = problem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "a valid bearer token is required",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            Err(r)
+        }
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    problem(
+        404,
+        "message-not-found",
+        "Message not found",
+        format!("no message {id} visible to you"),
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "operations API: storage error");
+    problem(503, "storage-unavailable", "Storage unavailable", e.to_string())
+}
+
+#[derive(Serialize)]
+struct MessageView {
+    #[serde(flatten)]
+    record: MessageRecord,
+    audit: Vec<AuditEvent>,
+}
+
+async fn load_visible(
+    ops: &Ops,
+    principal: &Principal,
+    id: &str,
+) -> Result<MessageRecord, Response> {
+    let Ok(mid) = id.parse::<MessageId>() else {
+        return Err(not_found(id));
+    };
+    match ops.hub.store().get(mid).await {
+        Ok(Some(rec)) if principal.may_read(rec.envelope.tenant.as_deref()) => Ok(rec),
+        Ok(_) => Err(not_found(id)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+async fn show(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let principal = match authenticate(&ops, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let record = match load_visible(&ops, &principal, &id).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match ops.hub.store().audit(record.id()).await {
+        Ok(audit) => Json(MessageView { record, audit }).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    tenant: Option<String>,
+    state: Option<String>,
+    since: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct ListItem {
+    id: MessageId,
+    state: MessageState,
+    channel: String,
+    tenant: Option<String>,
+    leistung: Option<String>,
+    received_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListPage {
+    items: Vec<ListItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+async fn list(
+    State(ops): State<Ops>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let principal = match authenticate(&ops, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if matches!(principal.role, drehscheibe_model::auth::Role::Sender { .. }) {
+        return problem(403, "forbidden", "Forbidden", "senders cannot list messages");
+    }
+    let tenant = match (principal.tenant_scope(), q.tenant) {
+        (Some(own), Some(asked)) if asked != own => {
+            return problem(
+                403,
+                "forbidden",
+                "Forbidden",
+                "a tenant token may only list its own messages",
+            )
+        }
+        (Some(own), _) => Some(own.to_owned()),
+        (None, asked) => asked,
+    };
+    let state = match q.state.as_deref().map(str::parse::<MessageState>) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => return problem(400, "bad-query", "Bad query", e),
+    };
+    let since = match q.since.as_deref().map(DateTime::parse_from_rfc3339) {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+        Some(Err(e)) => {
+            return problem(
+                400,
+                "bad-query",
+                "Bad query",
+                format!("since must be an RFC 3339 timestamp: {e}"),
+            )
+        }
+    };
+    let after = match q.after.as_deref().map(str::parse::<MessageId>) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(e)) => return problem(400, "bad-query", "Bad query", e.to_string()),
+    };
+    let filter = MessageFilter {
+        tenant,
+        state,
+        since,
+        after,
+        limit: q.limit.unwrap_or(100).clamp(1, 500),
+    };
+    match ops.hub.store().list(&filter).await {
+        Ok(page) => Json(ListPage {
+            items: page
+                .items
+                .into_iter()
+                .map(|r| ListItem {
+                    id: r.envelope.id,
+                    state: r.state,
+                    channel: r.envelope.channel,
+                    tenant: r.envelope.tenant,
+                    leistung: r.envelope.leistung,
+                    received_at: r.envelope.received_at,
+                    updated_at: r.updated_at,
+                    reason: r.reason,
+                })
+                .collect(),
+            next: page.next.map(|n| n.to_string()),
+        })
+        .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn replay(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let principal = match authenticate(&ops, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !principal.may_replay() {
+        // Tenants may see their messages but not re-drive them.
+        return match load_visible(&ops, &principal, &id).await {
+            Ok(_) => problem(403, "forbidden", "Forbidden", "only operators may replay"),
+            Err(r) => r,
+        };
+    }
+    let Ok(mid) = id.parse::<MessageId>() else {
+        return not_found(&id);
+    };
+    match ops
+        .hub
+        .replay(mid, &format!("operator:{}", principal.name))
+        .await
+    {
+        Ok(rec) => (StatusCode::ACCEPTED, Json(rec)).into_response(),
+        Err(ReplayError::NotFound(_)) => not_found(&id),
+        Err(e @ ReplayError::NotReplayable(_)) => {
+            problem(409, "not-replayable", "Not replayable", e.to_string())
+        }
+        Err(ReplayError::Store(e)) => internal(e),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    if !ops.hub.is_accepting() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match ops.hub.store().queue_stats(Utc::now()).await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(ops): State<Ops>) -> Response {
+    let store = ops.hub.store();
+    let queue = store.queue_stats(Utc::now()).await.unwrap_or_default();
+    let states = store.count_by_state().await.unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ops.hub.metrics().encode(queue, &states),
+    )
+        .into_response()
+}

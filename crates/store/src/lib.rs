@@ -1,0 +1,221 @@
+//! Durable state of the hub behind the [`Store`] trait.
+//!
+//! The engine only ever talks to `dyn Store`; the embedded default is
+//! [`SledStore`] (one process, one node). A PostgreSQL store for multi-node
+//! deployments implements the same trait: every method is a small atomic
+//! unit (`update` maps to `SELECT … FOR UPDATE` + write, `claim_due` to
+//! `FOR UPDATE SKIP LOCKED` with a lease column).
+//!
+//! Durability contract: every method that changes state returns only
+//! after the change is on disk (flushed). Concurrent callers share flushes
+//! (group commit), so durability does not cost one fsync per message.
+
+mod blobs;
+mod sled_store;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use drehscheibe_model::{AuditEvent, MessageId, MessageRecord, MessageState};
+use serde::{Deserialize, Serialize};
+
+pub use blobs::FsBlobStore;
+pub use sled_store::{SledStore, SINCE_SLACK};
+
+/// Largest page [`Store::list`] returns, whatever `limit` asks for.
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// Page size of [`Store::list`] when `limit` is 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// Storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No message with this id.
+    #[error("message {0} not found")]
+    NotFound(MessageId),
+    /// The storage backend failed (I/O, closed, internal error).
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// Stored data could not be decoded; names the tree/key.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Returned by an [`Store::update`] closure to abort without writing.
+    #[error("{0}")]
+    Aborted(String),
+}
+
+/// Result with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A unit of work in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Job {
+    /// Run the rule processor on a received message.
+    Route { message: MessageId },
+    /// Deliver output `delivery` (index into `MessageRecord::deliveries`).
+    Deliver { message: MessageId, delivery: u32 },
+}
+
+impl Job {
+    /// The message the job belongs to.
+    pub fn message(&self) -> MessageId {
+        match self {
+            Job::Route { message } | Job::Deliver { message, .. } => *message,
+        }
+    }
+}
+
+/// A job taken from the queue. Until completed or rescheduled it is
+/// leased to the caller; an expired lease (crash) makes it due again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// The job.
+    pub job: Job,
+    /// When it was due (millisecond precision).
+    pub due: DateTime<Utc>,
+}
+
+/// Idempotency scope: the same key on the same channel is the same message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// Input channel id.
+    pub channel: String,
+    /// Sender-chosen key.
+    pub key: String,
+    /// SHA-256 of the payload, to detect a key reused for other content.
+    pub payload_sha256: String,
+}
+
+/// Result of [`Store::accept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    /// Stored and queued for routing.
+    Created,
+    /// The idempotency key was seen before with the same payload.
+    Duplicate(MessageId),
+    /// The idempotency key was seen before with a different payload.
+    KeyConflict(MessageId),
+}
+
+/// Side effects committed atomically with a record change.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Audit events appended to the message's trail, in this order.
+    pub audit: Vec<AuditEvent>,
+    /// Output documents to store, by delivery index.
+    pub outputs: Vec<(u32, Bytes)>,
+    /// Jobs to remove from the queue (finished work).
+    pub complete: Vec<Job>,
+    /// Jobs to (re)schedule; replaces an existing entry for the same job and
+    /// drops its lease. Applied after `complete`.
+    pub schedule: Vec<(Job, DateTime<Utc>)>,
+}
+
+/// Filter for [`Store::list`].
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    /// Only messages of this tenant (`envelope.tenant`).
+    pub tenant: Option<String>,
+    /// Only messages in this state.
+    pub state: Option<MessageState>,
+    /// Only messages received at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Page cursor: continue after this id (ids are time-ordered).
+    pub after: Option<MessageId>,
+    /// Page size: 0 means [`DEFAULT_PAGE_SIZE`], capped at [`MAX_PAGE_SIZE`].
+    pub limit: usize,
+}
+
+/// One page of [`Store::list`].
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The messages, oldest first.
+    pub items: Vec<MessageRecord>,
+    /// Cursor for the next page, if there may be more.
+    pub next: Option<MessageId>,
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Jobs in the queue (due or not, leased or not).
+    pub depth: u64,
+    /// Of those, due now and not leased.
+    pub due: u64,
+}
+
+/// Closure type for [`Store::update`]: edit the record in place and say
+/// what else to commit with it. Returning `Err` aborts without writing.
+/// It may run more than once (optimistic retry), so it must not have side
+/// effects outside the record and its return value.
+pub type UpdateFn<'a> = dyn FnMut(&mut MessageRecord) -> Result<Effects> + Send + 'a;
+
+/// Durable state of the hub.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Store a new message (record, payload, first audit event) and queue a
+    /// `Route` job due now — atomically and durably. With an idempotency
+    /// key, a second call with the same key returns `Duplicate`/`KeyConflict`
+    /// and stores nothing.
+    async fn accept(
+        &self,
+        record: &MessageRecord,
+        payload: Bytes,
+        audit: AuditEvent,
+        idempotency: Option<IdempotencyKey>,
+    ) -> Result<AcceptOutcome>;
+
+    /// The record of one message.
+    async fn get(&self, id: MessageId) -> Result<Option<MessageRecord>>;
+
+    /// The primary payload as received.
+    async fn payload(&self, id: MessageId) -> Result<Option<Bytes>>;
+
+    /// A stored output document of delivery `index`.
+    async fn output(&self, id: MessageId, index: u32) -> Result<Option<Bytes>>;
+
+    /// Read-modify-write one record atomically with its effects; bumps
+    /// `revision` and `updated_at`. Returns the stored record.
+    async fn update(&self, id: MessageId, f: &mut UpdateFn<'_>) -> Result<MessageRecord>;
+
+    /// Messages matching `filter`, oldest first (by id). `next` is set only
+    /// when another matching message exists.
+    async fn list(&self, filter: &MessageFilter) -> Result<Page>;
+
+    /// The audit trail of one message, in order.
+    async fn audit(&self, id: MessageId) -> Result<Vec<AuditEvent>>;
+
+    /// Lease up to `limit` jobs due at `now` until `lease_until`.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedJob>>;
+
+    /// Earliest time at which [`Store::claim_due`] can return a job (so
+    /// workers can sleep): the due time of an unleased (or lease-expired)
+    /// job, or the lease expiry of a leased one, whichever comes first.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
+
+    /// Drop all leases held by this node (at start and at shutdown): the
+    /// jobs become due again at their due time.
+    async fn release_leases(&self) -> Result<u64>;
+
+    /// Queue depth and due jobs at `now`.
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats>;
+
+    /// Count of messages per state (for metrics and readiness).
+    async fn count_by_state(&self) -> Result<Vec<(MessageState, u64)>>;
+
+    /// Cache a snapshot of the tenant configuration (raw text + digest), so
+    /// an operator can see which configuration routed a message.
+    async fn put_config_snapshot(&self, digest: &str, text: &str) -> Result<()>;
+    /// A snapshot stored by [`Store::put_config_snapshot`].
+    async fn config_snapshot(&self, digest: &str) -> Result<Option<String>>;
+
+    /// Flush everything to disk (used at shutdown).
+    async fn flush(&self) -> Result<()>;
+}

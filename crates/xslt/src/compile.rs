@@ -1,0 +1,1755 @@
+//! Reading a stylesheet (with its includes and imports) into the compiled
+//! form, refusing everything outside the supported subset.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use xee_xpath_ast::Namespaces;
+use xot::xmlname::{NameStrInfo, OwnedName};
+use xot::{Node, SpanInfo, SpanInfoKey, Value as XValue, Xot};
+
+use crate::error::CompileError;
+use crate::ir::*;
+use crate::pattern::{compile_pattern, IndexKey, Test};
+use crate::xpath::{compile_expr, is_ncname, resolve_lexical_qname, ExprEnv, ExprId, VarRef};
+use crate::{GlobalParamDecl, OutputMethod, OutputSettings};
+
+pub(crate) const XSL_NS: &str = "http://www.w3.org/1999/XSL/Transform";
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+struct Module {
+    text: String,
+    root: Node,
+    spans: SpanInfo,
+    line_starts: Vec<usize>,
+}
+
+struct Decl {
+    module: usize,
+    node: Node,
+    precedence: usize,
+}
+
+type CResult<T> = Result<T, CompileError>;
+
+struct Env<'a> {
+    locals: &'a [(OwnedName, usize)],
+    globals: &'a HashMap<OwnedName, usize>,
+    keys: &'a HashMap<OwnedName, usize>,
+    formats: &'a HashMap<Option<OwnedName>, usize>,
+}
+
+impl ExprEnv for Env<'_> {
+    fn lookup_var(&self, name: &OwnedName) -> Option<VarRef> {
+        if let Some((_, slot)) = self.locals.iter().rev().find(|(n, _)| n == name) {
+            return Some(VarRef::Local(*slot));
+        }
+        self.globals.get(name).map(|g| VarRef::Global(*g))
+    }
+    fn visible_vars(&self) -> Vec<OwnedName> {
+        let mut v: Vec<OwnedName> = self.globals.keys().cloned().collect();
+        v.extend(self.locals.iter().map(|(n, _)| n.clone()));
+        v
+    }
+    fn key_index(&self, name: &OwnedName) -> Option<usize> {
+        self.keys.get(name).copied()
+    }
+    fn decimal_format(&self, name: Option<&OwnedName>) -> Option<usize> {
+        self.formats.get(&name.cloned()).copied()
+    }
+}
+
+pub(crate) struct Compiler {
+    xot: Xot,
+    modules: Vec<Module>,
+    files: Vec<PathBuf>,
+    next_precedence: usize,
+    exprs: Vec<crate::xpath::ExprDef>,
+    templates: Vec<Template>,
+    template_names: HashMap<OwnedName, (usize, usize)>,
+    mode_names: HashMap<OwnedName, usize>,
+    modes: Vec<Mode>,
+    rule_order: usize,
+    globals: Vec<Global>,
+    global_names: HashMap<OwnedName, usize>,
+    global_prec: Vec<usize>,
+    keys: Vec<Key>,
+    key_names: HashMap<OwnedName, usize>,
+    formats: Vec<DecimalFormat>,
+    format_names: HashMap<Option<OwnedName>, usize>,
+    output: OutputSettings,
+    space_rules: Vec<SpaceRule>,
+    names: Vec<(String, String, String)>,
+    name_index: HashMap<(String, String, String), usize>,
+    ns_bindings: Vec<(String, String)>,
+    ns_index: HashMap<(String, String), usize>,
+    locals: Vec<(OwnedName, usize)>,
+    next_slot: usize,
+    max_slots: usize,
+    ns_cache: HashMap<Node, Arc<Namespaces>>,
+    module_stack: Vec<PathBuf>,
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut v = vec![0];
+    for (i, b) in text.bytes().enumerate() {
+        if b == b'\n' {
+            v.push(i + 1);
+        }
+    }
+    v
+}
+
+/// XSLT attributes allowed on every XSLT element.
+const COMMON_ATTRS: &[&str] = &["version", "exclude-result-prefixes"];
+
+impl Compiler {
+    pub(crate) fn new() -> Self {
+        let mut format_names = HashMap::new();
+        format_names.insert(None, 0);
+        Compiler {
+            xot: Xot::new(),
+            modules: Vec::new(),
+            files: Vec::new(),
+            next_precedence: 0,
+            exprs: Vec::new(),
+            templates: Vec::new(),
+            template_names: HashMap::new(),
+            mode_names: HashMap::new(),
+            modes: vec![Mode::default()],
+            rule_order: 0,
+            globals: Vec::new(),
+            global_names: HashMap::new(),
+            global_prec: Vec::new(),
+            keys: Vec::new(),
+            key_names: HashMap::new(),
+            formats: vec![DecimalFormat::default()],
+            format_names,
+            output: OutputSettings::default(),
+            space_rules: Vec::new(),
+            names: Vec::new(),
+            name_index: HashMap::new(),
+            ns_bindings: Vec::new(),
+            ns_index: HashMap::new(),
+            locals: Vec::new(),
+            next_slot: 0,
+            max_slots: 0,
+            ns_cache: HashMap::new(),
+            module_stack: Vec::new(),
+        }
+    }
+
+    // ---- positions and errors ------------------------------------------
+
+    fn position(&self, module: usize, node: Node) -> (usize, usize) {
+        let Some(m) = self.modules.get(module) else {
+            return (0, 0);
+        };
+        let offset = m
+            .spans
+            .get(SpanInfoKey::ElementStart(node))
+            .or_else(|| m.spans.get(SpanInfoKey::Text(node)))
+            .map(|s| s.start)
+            .unwrap_or(0);
+        let line = m.line_starts.partition_point(|&s| s <= offset);
+        let line_start = m
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let column = m
+            .text
+            .get(line_start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(0);
+        // span starts at the name; the tag starts one character earlier
+        (line, column.max(1))
+    }
+
+    fn err(&self, module: usize, node: Node, message: impl Into<String>) -> CompileError {
+        let (line, column) = self.position(module, node);
+        CompileError {
+            file: self.files.get(module).cloned().unwrap_or_default(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn at(&self, module: usize, node: Node) -> At {
+        At {
+            file: module,
+            line: self.position(module, node).0,
+        }
+    }
+
+    // ---- loading ----------------------------------------------------------
+
+    fn load_text(&mut self, text: String, path: PathBuf) -> CResult<usize> {
+        let index = self.modules.len();
+        let (root, spans) = match self.xot.parse_with_span_info(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                let offset = e.span().start;
+                let starts = line_starts(&text);
+                let line = starts.partition_point(|&s| s <= offset);
+                let ls = starts.get(line.saturating_sub(1)).copied().unwrap_or(0);
+                let column = text.get(ls..offset).map(|s| s.chars().count()).unwrap_or(0) + 1;
+                return Err(CompileError {
+                    file: path,
+                    line,
+                    column,
+                    message: format!("stylesheet is not well-formed XML: {e}"),
+                });
+            }
+        };
+        self.files.push(path);
+        self.modules.push(Module {
+            line_starts: line_starts(&text),
+            text,
+            root,
+            spans,
+        });
+        Ok(index)
+    }
+
+    fn load_file(&mut self, path: &Path, from: Option<(usize, Node)>) -> CResult<usize> {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if self.module_stack.contains(&canonical) {
+            let message = format!(
+                "stylesheet module {} includes or imports itself (XTSE0180)",
+                path.display()
+            );
+            return Err(match from {
+                Some((m, n)) => self.err(m, n, message),
+                None => CompileError {
+                    file: path.to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    message,
+                },
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let message = format!("cannot read stylesheet module {}: {e}", path.display());
+            match from {
+                Some((m, n)) => self.err(m, n, message),
+                None => CompileError {
+                    file: path.to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    message,
+                },
+            }
+        })?;
+        self.load_text(text, path.to_path_buf())
+    }
+
+    // ---- small helpers -------------------------------------------------
+
+    fn root_element(&self, module: usize) -> CResult<Node> {
+        let m = &self.modules[module];
+        self.xot
+            .document_element(m.root)
+            .map_err(|_| self.err(module, m.root, "stylesheet has no document element"))
+    }
+
+    fn is_xsl(&self, node: Node, local: &str) -> bool {
+        self.xsl_local(node) == Some(local)
+    }
+
+    fn xsl_local(&self, node: Node) -> Option<&str> {
+        let el = self.xot.element(node)?;
+        let (l, ns) = self.xot.name_ns_str(el.name());
+        (ns == XSL_NS).then_some(l)
+    }
+
+    fn attrs(&self, node: Node) -> Vec<(String, String, String)> {
+        // (namespace, local, value)
+        self.xot
+            .attributes(node)
+            .iter()
+            .map(|(name, value)| {
+                let (l, ns) = self.xot.name_ns_str(name);
+                (ns.to_string(), l.to_string(), value.clone())
+            })
+            .collect()
+    }
+
+    fn attr(&self, node: Node, local: &str) -> Option<String> {
+        self.attrs(node)
+            .into_iter()
+            .find(|(ns, l, _)| ns.is_empty() && l == local)
+            .map(|(_, _, v)| v)
+    }
+
+    fn check_attrs(&self, module: usize, node: Node, allowed: &[&str]) -> CResult<()> {
+        let name = self.xsl_local(node).unwrap_or("?").to_string();
+        for (ns, local, value) in self.attrs(node) {
+            if ns.is_empty() && (allowed.contains(&local.as_str()) || COMMON_ATTRS.contains(&local.as_str())) {
+                continue;
+            }
+            if ns.is_empty() && local == "expand-text" && matches!(value.trim(), "no" | "false" | "0") {
+                continue;
+            }
+            let shown = if ns.is_empty() { local } else { format!("{{{ns}}}{local}") };
+            return Err(self.err(
+                module,
+                node,
+                format!("unsupported attribute {shown} on xsl:{name}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn required_attr(&self, module: usize, node: Node, local: &str) -> CResult<String> {
+        self.attr(node, local).ok_or_else(|| {
+            self.err(
+                module,
+                node,
+                format!(
+                    "xsl:{} requires the attribute {local} (XTSE0010)",
+                    self.xsl_local(node).unwrap_or("?")
+                ),
+            )
+        })
+    }
+
+    fn yes_no(&self, module: usize, node: Node, local: &str, default: bool) -> CResult<bool> {
+        match self.attr(node, local).as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("yes" | "true" | "1") => Ok(true),
+            Some("no" | "false" | "0") => Ok(false),
+            Some(other) => Err(self.err(
+                module,
+                node,
+                format!("invalid value '{other}' for {local} (expected yes or no)"),
+            )),
+        }
+    }
+
+    /// Namespaces in scope of a stylesheet element, as an XPath static
+    /// context sees them.
+    fn namespaces(&mut self, node: Node) -> Arc<Namespaces> {
+        if let Some(ns) = self.ns_cache.get(&node) {
+            return ns.clone();
+        }
+        let mut ns = Namespaces::default();
+        let pairs: Vec<(String, String)> = self
+            .xot
+            .namespaces_in_scope(node)
+            .map(|(p, n)| {
+                (
+                    self.xot.prefix_str(p).to_string(),
+                    self.xot.namespace_str(n).to_string(),
+                )
+            })
+            .filter(|(p, _)| !p.is_empty())
+            .collect();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        ns.add(&refs);
+        let ns = Arc::new(ns);
+        self.ns_cache.insert(node, ns.clone());
+        ns
+    }
+
+    fn qname(&mut self, module: usize, node: Node, lexical: &str) -> CResult<OwnedName> {
+        let ns = self.namespaces(node);
+        resolve_lexical_qname(lexical, &ns).ok_or_else(|| {
+            self.err(
+                module,
+                node,
+                format!("invalid or unresolvable QName '{lexical}' (XTSE0280)"),
+            )
+        })
+    }
+
+    fn effective_version(&self, node: Node) -> f64 {
+        for anc in self.xot.ancestors(node) {
+            if self.xot.element(anc).is_none() {
+                continue;
+            }
+            let is_xsl = self.xsl_local(anc).is_some();
+            for (ns, local, value) in self.attrs(anc) {
+                let matches = local == "version"
+                    && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
+                if matches {
+                    if let Ok(v) = value.trim().parse::<f64>() {
+                        return v;
+                    }
+                }
+            }
+        }
+        3.0
+    }
+
+    fn bc(&self, node: Node) -> bool {
+        self.effective_version(node) < 2.0
+    }
+
+    fn expr(&mut self, module: usize, node: Node, text: &str) -> CResult<ExprId> {
+        let ns = self.namespaces(node);
+        let line = self.position(module, node).0;
+        let env = Env {
+            locals: &self.locals,
+            globals: &self.global_names,
+            keys: &self.key_names,
+            formats: &self.format_names,
+        };
+        compile_expr(text, &ns, &env, module, line, &mut self.exprs)
+            .map_err(|m| self.err(module, node, m))
+    }
+
+    fn pattern(&mut self, module: usize, node: Node, text: &str) -> CResult<crate::pattern::Pattern> {
+        let ns = self.namespaces(node);
+        let line = self.position(module, node).0;
+        let env = Env {
+            locals: &[],
+            globals: &self.global_names,
+            keys: &self.key_names,
+            formats: &self.format_names,
+        };
+        compile_pattern(text, &ns, &env, module, line, &mut self.exprs)
+            .map_err(|m| self.err(module, node, m))
+    }
+
+    fn avt(&mut self, module: usize, node: Node, text: &str) -> CResult<Avt> {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let chars: Vec<char> = text.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '{' {
+                if chars.get(i + 1) == Some(&'{') {
+                    lit.push('{');
+                    i += 2;
+                    continue;
+                }
+                // find the matching close brace outside string literals
+                let mut depth = 0usize;
+                let mut j = i + 1;
+                let mut quote: Option<char> = None;
+                let mut end = None;
+                while j < chars.len() {
+                    let d = chars[j];
+                    if let Some(q) = quote {
+                        if d == q {
+                            quote = None;
+                        }
+                    } else if d == '\'' || d == '"' {
+                        quote = Some(d);
+                    } else if d == '{' {
+                        depth += 1;
+                    } else if d == '}' {
+                        if depth == 0 {
+                            end = Some(j);
+                            break;
+                        }
+                        depth -= 1;
+                    }
+                    j += 1;
+                }
+                let Some(end) = end else {
+                    return Err(self.err(
+                        module,
+                        node,
+                        format!("unterminated expression in attribute value template '{text}' (XTSE0350)"),
+                    ));
+                };
+                let expr_text: String = chars[i + 1..end].iter().collect();
+                if !lit.is_empty() {
+                    parts.push(AvtPart::Lit(std::mem::take(&mut lit)));
+                }
+                let id = self.expr(module, node, &expr_text)?;
+                parts.push(AvtPart::Expr(id));
+                i = end + 1;
+            } else if c == '}' {
+                if chars.get(i + 1) == Some(&'}') {
+                    lit.push('}');
+                    i += 2;
+                    continue;
+                }
+                return Err(self.err(
+                    module,
+                    node,
+                    format!("unescaped '}}' in attribute value template '{text}' (XTSE0370)"),
+                ));
+            } else {
+                lit.push(c);
+                i += 1;
+            }
+        }
+        if !lit.is_empty() {
+            parts.push(AvtPart::Lit(lit));
+        }
+        Ok(Avt {
+            parts,
+            first_only: self.bc(node),
+        })
+    }
+
+    fn literal_attr(&self, module: usize, node: Node, local: &str) -> CResult<Option<String>> {
+        match self.attr(node, local) {
+            Some(v) if v.contains('{') => Err(self.err(
+                module,
+                node,
+                format!("attribute value templates are not supported in {local} of xsl:{}", self.xsl_local(node).unwrap_or("?")),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    fn name_idx(&mut self, ns: &str, local: &str, prefix: &str) -> NameIdx {
+        let key = (ns.to_string(), local.to_string(), prefix.to_string());
+        if let Some(i) = self.name_index.get(&key) {
+            return *i;
+        }
+        self.names.push(key.clone());
+        self.name_index.insert(key, self.names.len() - 1);
+        self.names.len() - 1
+    }
+
+    fn ns_idx(&mut self, prefix: &str, uri: &str) -> NsIdx {
+        let key = (prefix.to_string(), uri.to_string());
+        if let Some(i) = self.ns_index.get(&key) {
+            return *i;
+        }
+        self.ns_bindings.push(key.clone());
+        self.ns_index.insert(key, self.ns_bindings.len() - 1);
+        self.ns_bindings.len() - 1
+    }
+
+    fn alloc_slot(&mut self) -> usize {
+        let s = self.next_slot;
+        self.next_slot += 1;
+        self.max_slots = self.max_slots.max(self.next_slot);
+        s
+    }
+
+    fn begin_frame(&mut self) -> (Vec<(OwnedName, usize)>, usize, usize) {
+        let saved = (
+            std::mem::take(&mut self.locals),
+            self.next_slot,
+            self.max_slots,
+        );
+        self.next_slot = 0;
+        self.max_slots = 0;
+        saved
+    }
+
+    fn end_frame(&mut self, saved: (Vec<(OwnedName, usize)>, usize, usize)) -> usize {
+        let slots = self.max_slots;
+        self.locals = saved.0;
+        self.next_slot = saved.1;
+        self.max_slots = saved.2;
+        slots
+    }
+
+    // ---- top level ------------------------------------------------------
+
+    /// Collect the declarations of a module (expanding includes) and its
+    /// imports; imports are processed first so they get lower precedence.
+    fn process_module(&mut self, module: usize, decls: &mut Vec<Decl>) -> CResult<()> {
+        let mut own: Vec<(usize, Node)> = Vec::new();
+        let mut imports: Vec<usize> = Vec::new();
+        self.collect_module(module, &mut own, &mut imports)?;
+        for imp in imports {
+            self.process_module(imp, decls)?;
+        }
+        let precedence = self.next_precedence;
+        self.next_precedence += 1;
+        for (m, node) in own {
+            decls.push(Decl {
+                module: m,
+                node,
+                precedence,
+            });
+        }
+        Ok(())
+    }
+
+    fn collect_module(
+        &mut self,
+        module: usize,
+        own: &mut Vec<(usize, Node)>,
+        imports: &mut Vec<usize>,
+    ) -> CResult<()> {
+        let root = self.root_element(module)?;
+        let path = self.files.get(module).cloned().unwrap_or_default();
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
+        self.module_stack.push(canonical);
+        let result = self.collect_module_inner(module, root, own, imports);
+        self.module_stack.pop();
+        result
+    }
+
+    fn collect_module_inner(
+        &mut self,
+        module: usize,
+        root: Node,
+        own: &mut Vec<(usize, Node)>,
+        imports: &mut Vec<usize>,
+    ) -> CResult<()> {
+        match self.xsl_local(root) {
+            Some("stylesheet" | "transform") => {}
+            Some(other) => {
+                return Err(self.err(
+                    module,
+                    root,
+                    format!("xsl:{other} cannot be the document element of a stylesheet (XTSE0150)"),
+                ))
+            }
+            None => {
+                // simplified stylesheet: a literal result element
+                let has_version = self
+                    .attrs(root)
+                    .iter()
+                    .any(|(ns, l, _)| ns == XSL_NS && l == "version");
+                if !has_version {
+                    return Err(self.err(
+                        module,
+                        root,
+                        "a simplified stylesheet needs an xsl:version attribute (XTSE0150)",
+                    ));
+                }
+                own.push((module, root));
+                return Ok(());
+            }
+        }
+        self.check_attrs(module, root, &["id", "xpath-default-namespace-none-placeholder"])?;
+        if self.attr(root, "version").is_none() {
+            return Err(self.err(module, root, "xsl:stylesheet requires a version attribute (XTSE0010)"));
+        }
+        let children: Vec<Node> = self.xot.children(root).collect();
+        let mut seen_other = false;
+        for child in children {
+            match self.xot.value(child) {
+                XValue::Element(_) => {}
+                XValue::Text(t) => {
+                    if !t.get().trim().is_empty() {
+                        return Err(self.err(module, child, "text is not allowed at the top level of a stylesheet (XTSE0120)"));
+                    }
+                    continue;
+                }
+                _ => continue,
+            }
+            match self.xsl_local(child) {
+                Some("import") => {
+                    if seen_other {
+                        return Err(self.err(module, child, "xsl:import must come before all other declarations (XTSE0200)"));
+                    }
+                    self.check_attrs(module, child, &["href"])?;
+                    let href = self.required_attr(module, child, "href")?;
+                    let target = self.resolve_href(module, child, &href)?;
+                    let m = self.load_file(&target, Some((module, child)))?;
+                    imports.push(m);
+                }
+                Some("include") => {
+                    seen_other = true;
+                    self.check_attrs(module, child, &["href"])?;
+                    let href = self.required_attr(module, child, "href")?;
+                    let target = self.resolve_href(module, child, &href)?;
+                    let m = self.load_file(&target, Some((module, child)))?;
+                    self.collect_module(m, own, imports)?;
+                }
+                _ => {
+                    seen_other = true;
+                    own.push((module, child));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_href(&self, module: usize, node: Node, href: &str) -> CResult<PathBuf> {
+        if href.contains("://") || href.starts_with("file:") {
+            return Err(self.err(module, node, format!("only relative file references are supported in href ('{href}')")));
+        }
+        let base = self.files.get(module).and_then(|f| f.parent().map(Path::to_path_buf));
+        match base {
+            Some(dir) if !self.files[module].as_os_str().is_empty() && self.files[module] != Path::new("<string>") => Ok(dir.join(href)),
+            _ => Err(self.err(
+                module,
+                node,
+                format!("cannot resolve '{href}': the stylesheet was compiled without a base path"),
+            )),
+        }
+    }
+
+    pub(crate) fn compile_root(mut self, text: String, path: PathBuf) -> CResult<Compiled> {
+        let module = self.load_text(text, path)?;
+        let mut decls = Vec::new();
+        self.process_module(module, &mut decls)?;
+        self.register(&decls)?;
+        self.compile_decls(&decls)?;
+        let backwards_compatible = {
+            let root = self.root_element(module)?;
+            self.bc(root)
+        };
+        let mut params = Vec::new();
+        for g in &self.globals {
+            if g.is_param {
+                params.push(GlobalParamDecl {
+                    name: if g.name.namespace().is_empty() {
+                        g.name.local_name().to_string()
+                    } else {
+                        format!("Q{{{}}}{}", g.name.namespace(), g.name.local_name())
+                    },
+                    required: g.required,
+                    has_default: !matches!(g.value, Value::Empty) || !g.required,
+                });
+            }
+        }
+        Ok(Compiled {
+            files: self.files,
+            exprs: self.exprs,
+            templates: self.templates,
+            modes: self.modes,
+            globals: self.globals,
+            keys: self.keys,
+            decimal_formats: self.formats,
+            output: self.output,
+            space_rules: self.space_rules,
+            params,
+            names: self.names,
+            ns_bindings: self.ns_bindings,
+            backwards_compatible,
+        })
+    }
+
+    fn mode_index(&mut self, name: &OwnedName) -> usize {
+        if let Some(i) = self.mode_names.get(name) {
+            return *i;
+        }
+        self.modes.push(Mode::default());
+        let i = self.modes.len() - 1;
+        self.mode_names.insert(name.clone(), i);
+        i
+    }
+
+    /// First pass: register names of globals, keys, templates, formats.
+    fn register(&mut self, decls: &[Decl]) -> CResult<()> {
+        for d in decls {
+            let (m, node) = (d.module, d.node);
+            match self.xsl_local(node) {
+                Some("variable" | "param") => {
+                    let name = self.required_attr(m, node, "name")?;
+                    let name = self.qname(m, node, &name)?;
+                    if let Some(&g) = self.global_names.get(&name) {
+                        let prec = self.global_prec.get(g).copied().unwrap_or(0);
+                        if prec == d.precedence {
+                            return Err(self.err(m, node, format!("duplicate global variable ${} (XTSE0630)", name.local_name())));
+                        }
+                        if prec > d.precedence {
+                            continue;
+                        }
+                    }
+                    let is_param = self.is_xsl(node, "param");
+                    self.globals.push(Global {
+                        name: name.clone(),
+                        value: Value::Empty,
+                        is_param,
+                        required: false,
+                        slots: 0,
+                        at: self.at(m, node),
+                    });
+                    self.global_prec.push(d.precedence);
+                    self.global_names.insert(name, self.globals.len() - 1);
+                }
+                Some("key") => {
+                    let name = self.required_attr(m, node, "name")?;
+                    let name = self.qname(m, node, &name)?;
+                    if !self.key_names.contains_key(&name) {
+                        self.keys.push(Key {
+                            name: name.clone(),
+                            defs: Vec::new(),
+                        });
+                        self.key_names.insert(name, self.keys.len() - 1);
+                    }
+                }
+                Some("decimal-format") => {
+                    let name = match self.attr(node, "name") {
+                        Some(n) => Some(self.qname(m, node, &n)?),
+                        None => None,
+                    };
+                    if !self.format_names.contains_key(&name) {
+                        self.formats.push(DecimalFormat::default());
+                        self.format_names.insert(name, self.formats.len() - 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn compile_decls(&mut self, decls: &[Decl]) -> CResult<()> {
+        // decimal formats first (used when compiling expressions)
+        let mut output_seen = false;
+        // template names: register in precedence order so higher precedence wins
+        for d in decls {
+            let (m, node) = (d.module, d.node);
+            if self.is_xsl(node, "template") {
+                if let Some(name) = self.attr(node, "name") {
+                    let name = self.qname(m, node, &name)?;
+                    if let Some((_, prec)) = self.template_names.get(&name) {
+                        if *prec == d.precedence {
+                            return Err(self.err(m, node, format!("duplicate named template {} (XTSE0660)", name.local_name())));
+                        }
+                        if *prec > d.precedence {
+                            continue;
+                        }
+                    }
+                    // reserve a template slot
+                    self.templates.push(Template {
+                        pattern: None,
+                        params: Vec::new(),
+                        body: Vec::new(),
+                        slots: 0,
+                        at: self.at(m, node),
+                    });
+                    self.template_names.insert(name, (self.templates.len() - 1, d.precedence));
+                }
+            }
+        }
+        let named: HashMap<Node, usize> = decls
+            .iter()
+            .filter_map(|d| {
+                let name = self.attr(d.node, "name")?;
+                if !self.is_xsl(d.node, "template") {
+                    return None;
+                }
+                let ns = self.ns_cache.get(&d.node).cloned()?;
+                let q = resolve_lexical_qname(&name, &ns)?;
+                let (idx, prec) = self.template_names.get(&q)?;
+                (*prec == d.precedence).then_some((d.node, *idx))
+            })
+            .collect();
+        for d in decls {
+            let (m, node) = (d.module, d.node);
+            match self.xsl_local(node) {
+                None => {
+                    let el = self.xot.element(node).map(|e| e.name());
+                    let ns = el.map(|n| self.xot.name_ns_str(n).1.to_string()).unwrap_or_default();
+                    if ns.is_empty() {
+                        return Err(self.err(m, node, "top-level elements in no namespace are not allowed (XTSE0130)"));
+                    }
+                    if self.xot.parent(node) == Some(self.modules[m].root) {
+                        // simplified stylesheet
+                        self.compile_simplified(m, node, d.precedence)?;
+                    } else {
+                        return Err(self.err(m, node, format!("unsupported top-level user-defined data element in namespace {ns}")));
+                    }
+                }
+                Some("template") => {
+                    let index = named.get(&node).copied();
+                    if index.is_none() && self.attr(node, "name").is_some() && self.attr(node, "match").is_none() {
+                        continue; // overridden named template
+                    }
+                    self.compile_template(m, node, d.precedence, index)?;
+                }
+                Some("variable" | "param") => self.compile_global(m, node, d.precedence)?,
+                Some("output") => {
+                    self.compile_output(m, node, output_seen)?;
+                    output_seen = true;
+                }
+                Some("strip-space") | Some("preserve-space") => {
+                    self.check_attrs(m, node, &["elements"])?;
+                    let strip = self.is_xsl(node, "strip-space");
+                    let elements = self.required_attr(m, node, "elements")?;
+                    let ns = self.namespaces(node);
+                    for token in elements.split_whitespace() {
+                        let (test, priority) = if token == "*" {
+                            (Test::Any, -0.5)
+                        } else if let Some(prefix) = token.strip_suffix(":*") {
+                            let uri = ns.by_prefix(prefix).ok_or_else(|| {
+                                self.err(m, node, format!("undeclared prefix '{prefix}'"))
+                            })?;
+                            (Test::NsAny(uri.to_string()), -0.25)
+                        } else if let Some(local) = token.strip_prefix("*:") {
+                            (Test::LocalAny(local.to_string()), -0.25)
+                        } else {
+                            let q = resolve_lexical_qname(token, &ns).ok_or_else(|| {
+                                self.err(m, node, format!("invalid name test '{token}'"))
+                            })?;
+                            (
+                                Test::Name(crate::pattern::ExpName {
+                                    ns: q.namespace().to_string(),
+                                    local: q.local_name().to_string(),
+                                }),
+                                0.0,
+                            )
+                        };
+                        self.space_rules.push(SpaceRule {
+                            test,
+                            strip,
+                            precedence: d.precedence,
+                            priority,
+                        });
+                    }
+                }
+                Some("key") => self.compile_key(m, node)?,
+                Some("decimal-format") => self.compile_decimal_format(m, node)?,
+                Some(other) => {
+                    return Err(self.err(m, node, format!("unsupported declaration xsl:{other}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn compile_simplified(&mut self, m: usize, node: Node, precedence: usize) -> CResult<()> {
+        let saved = self.begin_frame();
+        let body = vec![self.literal_element(m, node)?];
+        let slots = self.end_frame(saved);
+        let pattern = self.pattern(m, node, "/")?;
+        self.add_template(Template {
+            pattern: Some(pattern),
+            params: Vec::new(),
+            body,
+            slots,
+            at: self.at(m, node),
+        }, precedence, None, &[0], None);
+        Ok(())
+    }
+
+    fn add_template(
+        &mut self,
+        t: Template,
+        precedence: usize,
+        reserved: Option<usize>,
+        modes: &[usize],
+        priority: Option<f64>,
+    ) {
+        let index = match reserved {
+            Some(i) => {
+                if let Some(slot) = self.templates.get_mut(i) {
+                    *slot = t;
+                }
+                i
+            }
+            None => {
+                self.templates.push(t);
+                self.templates.len() - 1
+            }
+        };
+        let Some(pattern) = self.templates.get(index).and_then(|t| t.pattern.clone()) else {
+            return;
+        };
+        for (alt_index, alt) in pattern.alts.iter().enumerate() {
+            let key = alt.index_key();
+            let rule = Rule {
+                template: index,
+                alt: alt_index,
+                precedence,
+                priority: priority.unwrap_or(alt.default_priority),
+                order: self.rule_order,
+            };
+            self.rule_order += 1;
+            for &mode in modes {
+                if let Some(mode) = self.modes.get_mut(mode) {
+                    let bucket = mode.buckets.entry(key.clone()).or_default();
+                    bucket.push(rule.clone());
+                    bucket.sort_by(|a, b| {
+                        b.precedence
+                            .cmp(&a.precedence)
+                            .then(b.priority.total_cmp(&a.priority))
+                            .then(b.order.cmp(&a.order))
+                    });
+                }
+            }
+        }
+    }
+
+    fn compile_template(&mut self, m: usize, node: Node, precedence: usize, reserved: Option<usize>) -> CResult<()> {
+        self.check_attrs(m, node, &["match", "name", "mode", "priority"])?;
+        let match_ = self.attr(node, "match");
+        if match_.is_none() && self.attr(node, "name").is_none() {
+            return Err(self.err(m, node, "xsl:template needs a match or a name attribute (XTSE0500)"));
+        }
+        let pattern = match &match_ {
+            Some(p) => Some(self.pattern(m, node, p)?),
+            None => None,
+        };
+        let priority = match self.attr(node, "priority") {
+            Some(p) => Some(p.trim().parse::<f64>().map_err(|_| {
+                self.err(m, node, format!("invalid priority '{p}' (XTSE0530)"))
+            })?),
+            None => None,
+        };
+        let mut modes = Vec::new();
+        match self.attr(node, "mode") {
+            None => modes.push(0),
+            Some(list) => {
+                if match_.is_none() {
+                    return Err(self.err(m, node, "a template without match must not have a mode (XTSE0500)"));
+                }
+                for token in list.split_whitespace() {
+                    match token {
+                        "#default" => modes.push(0),
+                        "#all" => return Err(self.err(m, node, "mode=\"#all\" is not supported")),
+                        _ => {
+                            let q = self.qname(m, node, token)?;
+                            modes.push(self.mode_index(&q));
+                        }
+                    }
+                }
+            }
+        }
+        let saved = self.begin_frame();
+        let children: Vec<Node> = self.xot.children(node).collect();
+        let mut params = Vec::new();
+        let mut rest = Vec::new();
+        let mut in_params = true;
+        for c in children {
+            if self.is_xsl(c, "param") {
+                if !in_params {
+                    return Err(self.err(m, c, "xsl:param must come first in xsl:template (XTSE0010)"));
+                }
+                params.push(self.compile_param(m, c)?);
+            } else {
+                if self.xot.element(c).is_some() {
+                    in_params = false;
+                } else if let Some(t) = self.xot.text_str(c) {
+                    if !t.trim().is_empty() {
+                        in_params = false;
+                    }
+                }
+                rest.push(c);
+            }
+        }
+        let body = self.body_of(m, node, &rest)?;
+        let slots = self.end_frame(saved);
+        let t = Template {
+            pattern,
+            params,
+            body,
+            slots,
+            at: self.at(m, node),
+        };
+        if match_.is_some() {
+            self.add_template(t, precedence, reserved, &modes, priority);
+        } else if let Some(i) = reserved {
+            if let Some(slot) = self.templates.get_mut(i) {
+                *slot = t;
+            }
+        }
+        Ok(())
+    }
+
+    fn compile_param(&mut self, m: usize, node: Node) -> CResult<ParamDef> {
+        self.check_attrs(m, node, &["name", "select", "required", "as", "tunnel"])?;
+        if self.yes_no(m, node, "tunnel", false)? {
+            return Err(self.err(m, node, "tunnel parameters are not supported"));
+        }
+        let name = self.required_attr(m, node, "name")?;
+        let name = self.qname(m, node, &name)?;
+        let required = self.yes_no(m, node, "required", false)?;
+        let value = self.var_value(m, node)?;
+        let slot = self.alloc_slot();
+        if self.locals.iter().any(|(n, _)| *n == name) {
+            return Err(self.err(m, node, format!("duplicate parameter ${} (XTSE0580)", name.local_name())));
+        }
+        self.locals.push((name.clone(), slot));
+        Ok(ParamDef {
+            name,
+            slot,
+            value,
+            required,
+        })
+    }
+
+    /// The value of a variable/param/with-param: `select` or content, with
+    /// `as` coercion applied to `select`.
+    fn var_value(&mut self, m: usize, node: Node) -> CResult<Value> {
+        let select = self.attr(node, "select");
+        let as_ = self.attr(node, "as");
+        let has_content = self.has_content(node);
+        match (select, has_content) {
+            (Some(_), true) => Err(self.err(m, node, format!("xsl:{} must not have both a select attribute and content (XTSE0620)", self.xsl_local(node).unwrap_or("?")))),
+            (Some(s), false) => {
+                let text = match &as_ {
+                    Some(t) => format!("(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})(({s}))", crate::xpath::INTERNAL_NS, crate::xpath::INTERNAL_NS),
+                    None => s,
+                };
+                Ok(Value::Select(self.expr(m, node, &text)?))
+            }
+            (None, true) => {
+                if as_.is_some() {
+                    return Err(self.err(m, node, "the as attribute is only supported together with select"));
+                }
+                let children: Vec<Node> = self.xot.children(node).collect();
+                Ok(Value::Body(self.body_of(m, node, &children)?))
+            }
+            (None, false) => {
+                if let Some(t) = as_ {
+                    let text = format!("(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})('')", crate::xpath::INTERNAL_NS, crate::xpath::INTERNAL_NS);
+                    // an empty value must satisfy the type, e.g. xs:string? or item()*
+                    let empty = format!("(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})(())", crate::xpath::INTERNAL_NS, crate::xpath::INTERNAL_NS);
+                    let _ = text;
+                    return Ok(Value::Select(self.expr(m, node, &empty)?));
+                }
+                Ok(Value::Empty)
+            }
+        }
+    }
+
+    fn has_content(&self, node: Node) -> bool {
+        self.xot.children(node).any(|c| match self.xot.value(c) {
+            XValue::Element(_) => true,
+            XValue::Text(t) => !t.get().trim().is_empty(),
+            _ => false,
+        })
+    }
+
+    fn compile_global(&mut self, m: usize, node: Node, precedence: usize) -> CResult<()> {
+        let is_param = self.is_xsl(node, "param");
+        if is_param {
+            self.check_attrs(m, node, &["name", "select", "required", "as"])?;
+        } else {
+            self.check_attrs(m, node, &["name", "select", "as"])?;
+        }
+        let name = self.required_attr(m, node, "name")?;
+        let name = self.qname(m, node, &name)?;
+        let Some(&g) = self.global_names.get(&name) else {
+            return Ok(());
+        };
+        if self.global_prec.get(g).copied() != Some(precedence) {
+            return Ok(()); // overridden by a higher-precedence declaration
+        }
+        let required = if is_param { self.yes_no(m, node, "required", false)? } else { false };
+        let saved = self.begin_frame();
+        let value = self.var_value(m, node)?;
+        let slots = self.end_frame(saved);
+        if let Some(global) = self.globals.get_mut(g) {
+            global.value = value;
+            global.required = required;
+            global.slots = slots;
+        }
+        Ok(())
+    }
+
+    fn compile_output(&mut self, m: usize, node: Node, _seen: bool) -> CResult<()> {
+        self.check_attrs(m, node, &["method", "indent", "encoding", "omit-xml-declaration", "media-type", "version", "standalone"])?;
+        if let Some(method) = self.attr(node, "method") {
+            self.output.method = match method.trim() {
+                "xml" => OutputMethod::Xml,
+                "text" => OutputMethod::Text,
+                other => return Err(self.err(m, node, format!("unsupported output method '{other}' (supported: xml, text)"))),
+            };
+        }
+        if self.attr(node, "indent").is_some() {
+            self.output.indent = self.yes_no(m, node, "indent", false)?;
+        }
+        if let Some(enc) = self.attr(node, "encoding") {
+            let enc = enc.trim().to_string();
+            if crate::serialize::Encoding::from_label(&enc).is_none() {
+                return Err(self.err(m, node, format!("unsupported output encoding '{enc}' (supported: UTF-8, ISO-8859-1, US-ASCII)")));
+            }
+            self.output.encoding = enc;
+        }
+        if self.attr(node, "omit-xml-declaration").is_some() {
+            self.output.omit_xml_declaration = self.yes_no(m, node, "omit-xml-declaration", false)?;
+        }
+        if let Some(mt) = self.attr(node, "media-type") {
+            self.output.media_type = Some(mt);
+        }
+        if let Some(v) = self.attr(node, "version") {
+            if v.trim() != "1.0" {
+                return Err(self.err(m, node, format!("unsupported output version '{v}' (only 1.0)")));
+            }
+        }
+        if let Some(s) = self.attr(node, "standalone") {
+            self.output.standalone = match s.trim() {
+                "yes" => Some(true),
+                "no" => Some(false),
+                "omit" => None,
+                other => return Err(self.err(m, node, format!("invalid standalone value '{other}'"))),
+            };
+        }
+        Ok(())
+    }
+
+    fn compile_key(&mut self, m: usize, node: Node) -> CResult<()> {
+        self.check_attrs(m, node, &["name", "match", "use"])?;
+        let name = self.required_attr(m, node, "name")?;
+        let name = self.qname(m, node, &name)?;
+        let match_ = self.required_attr(m, node, "match")?;
+        let use_ = self.attr(node, "use").ok_or_else(|| {
+            self.err(m, node, "xsl:key without a use attribute is not supported")
+        })?;
+        if self.has_content(node) {
+            return Err(self.err(m, node, "xsl:key with content is not supported"));
+        }
+        let pattern = self.pattern(m, node, &match_)?;
+        let saved = self.begin_frame();
+        let use_id = self.expr(m, node, &use_)?;
+        self.end_frame(saved);
+        if let Some(&k) = self.key_names.get(&name) {
+            if let Some(key) = self.keys.get_mut(k) {
+                key.defs.push((pattern, use_id));
+            }
+        }
+        Ok(())
+    }
+
+    fn compile_decimal_format(&mut self, m: usize, node: Node) -> CResult<()> {
+        const ATTRS: &[&str] = &[
+            "name", "decimal-separator", "grouping-separator", "infinity", "minus-sign", "NaN",
+            "percent", "per-mille", "zero-digit", "digit", "pattern-separator",
+        ];
+        self.check_attrs(m, node, ATTRS)?;
+        let name = match self.attr(node, "name") {
+            Some(n) => Some(self.qname(m, node, &n)?),
+            None => None,
+        };
+        let Some(&index) = self.format_names.get(&name) else {
+            return Ok(());
+        };
+        let mut f = self.formats.get(index).cloned().unwrap_or_default();
+        let ch = |c: &Compiler, attr: &str, default: char| -> CResult<char> {
+            match c.attr(node, attr) {
+                None => Ok(default),
+                Some(v) => {
+                    let mut it = v.chars();
+                    match (it.next(), it.next()) {
+                        (Some(ch), None) => Ok(ch),
+                        _ => Err(c.err(m, node, format!("{attr} must be a single character"))),
+                    }
+                }
+            }
+        };
+        f.decimal_separator = ch(self, "decimal-separator", f.decimal_separator)?;
+        f.grouping_separator = ch(self, "grouping-separator", f.grouping_separator)?;
+        f.minus_sign = ch(self, "minus-sign", f.minus_sign)?;
+        f.percent = ch(self, "percent", f.percent)?;
+        f.per_mille = ch(self, "per-mille", f.per_mille)?;
+        f.zero_digit = ch(self, "zero-digit", f.zero_digit)?;
+        f.digit = ch(self, "digit", f.digit)?;
+        f.pattern_separator = ch(self, "pattern-separator", f.pattern_separator)?;
+        if let Some(v) = self.attr(node, "infinity") {
+            f.infinity = v;
+        }
+        if let Some(v) = self.attr(node, "NaN") {
+            f.nan = v;
+        }
+        if let Some(slot) = self.formats.get_mut(index) {
+            *slot = f;
+        }
+        Ok(())
+    }
+
+    // ---- sequence constructors ----------------------------------------------
+
+    fn preserve_space(&self, node: Node) -> bool {
+        for anc in self.xot.ancestors(node) {
+            for (ns, local, value) in self.attrs(anc) {
+                if ns == XML_NS && local == "space" {
+                    return value.trim() == "preserve";
+                }
+            }
+        }
+        false
+    }
+
+    fn body_of(&mut self, m: usize, parent: Node, children: &[Node]) -> CResult<Vec<Instr>> {
+        let saved_locals = self.locals.len();
+        let mut out = Vec::new();
+        let preserve = self.preserve_space(parent);
+        for &c in children {
+            match self.xot.value(c) {
+                XValue::Text(t) => {
+                    let t = t.get();
+                    if preserve || !t.trim().is_empty() {
+                        out.push(Instr::Text(t.to_string()));
+                    }
+                }
+                XValue::Element(_) => {
+                    if let Some(i) = self.instruction(m, c)? {
+                        out.push(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.locals.truncate(saved_locals);
+        Ok(out)
+    }
+
+    fn children_body(&mut self, m: usize, node: Node) -> CResult<Vec<Instr>> {
+        let children: Vec<Node> = self.xot.children(node).collect();
+        self.body_of(m, node, &children)
+    }
+
+    fn with_params(&mut self, m: usize, node: Node, allow_sort: bool) -> CResult<(Vec<WithParam>, Vec<Sort>)> {
+        let mut params: Vec<WithParam> = Vec::new();
+        let mut sorts = Vec::new();
+        let children: Vec<Node> = self.xot.children(node).collect();
+        for c in children {
+            match self.xot.value(c) {
+                XValue::Text(t) if t.get().trim().is_empty() => continue,
+                XValue::Comment(_) | XValue::ProcessingInstruction(_) => continue,
+                _ => {}
+            }
+            match self.xsl_local(c) {
+                Some("with-param") => {
+                    self.check_attrs(m, c, &["name", "select", "as", "tunnel"])?;
+                    if self.yes_no(m, c, "tunnel", false)? {
+                        return Err(self.err(m, c, "tunnel parameters are not supported"));
+                    }
+                    let name = self.required_attr(m, c, "name")?;
+                    let name = self.qname(m, c, &name)?;
+                    if params.iter().any(|p| p.name == name) {
+                        return Err(self.err(m, c, format!("duplicate xsl:with-param ${} (XTSE0670)", name.local_name())));
+                    }
+                    let value = self.var_value(m, c)?;
+                    params.push(WithParam { name, value, at: self.at(m, c) });
+                }
+                Some("sort") if allow_sort => sorts.push(self.sort(m, c)?),
+                _ => {
+                    return Err(self.err(m, c, format!(
+                        "unexpected content in xsl:{} (XTSE0010)",
+                        self.xsl_local(node).unwrap_or("?")
+                    )))
+                }
+            }
+        }
+        Ok((params, sorts))
+    }
+
+    fn sort(&mut self, m: usize, node: Node) -> CResult<Sort> {
+        self.check_attrs(m, node, &["select", "data-type", "order", "case-order", "stable"])?;
+        if self.has_content(node) {
+            return Err(self.err(m, node, "xsl:sort with content is not supported"));
+        }
+        let select = match self.attr(node, "select") {
+            Some(s) => Some(self.expr(m, node, &s)?),
+            None => None,
+        };
+        let number = match self.literal_attr(m, node, "data-type")?.as_deref().map(str::trim) {
+            None | Some("text") => false,
+            Some("number") => true,
+            Some(other) => return Err(self.err(m, node, format!("unsupported data-type '{other}' (text or number)"))),
+        };
+        let descending = match self.literal_attr(m, node, "order")?.as_deref().map(str::trim) {
+            None | Some("ascending") => false,
+            Some("descending") => true,
+            Some(other) => return Err(self.err(m, node, format!("invalid order '{other}'"))),
+        };
+        let upper_first = match self.literal_attr(m, node, "case-order")?.as_deref().map(str::trim) {
+            None => None,
+            Some("upper-first") => Some(true),
+            Some("lower-first") => Some(false),
+            Some(other) => return Err(self.err(m, node, format!("invalid case-order '{other}'"))),
+        };
+        Ok(Sort { select, number, descending, upper_first })
+    }
+
+    /// Split leading xsl:sort children from the rest.
+    fn sorts_and_body(&mut self, m: usize, node: Node) -> CResult<(Vec<Sort>, Vec<Instr>)> {
+        let children: Vec<Node> = self.xot.children(node).collect();
+        let mut sorts = Vec::new();
+        let mut rest = Vec::new();
+        let mut sorting = true;
+        for c in children {
+            if sorting && self.is_xsl(c, "sort") {
+                sorts.push(self.sort(m, c)?);
+                continue;
+            }
+            if self.is_xsl(c, "sort") {
+                return Err(self.err(m, c, "xsl:sort must come first (XTSE0010)"));
+            }
+            let ws_text = self.xot.text_str(c).map(|t| t.trim().is_empty()).unwrap_or(false);
+            if !ws_text && self.xot.comment(c).is_none() {
+                sorting = false;
+            }
+            rest.push(c);
+        }
+        let body = self.body_of(m, node, &rest)?;
+        Ok((sorts, body))
+    }
+
+    fn value_or_body(&mut self, m: usize, node: Node) -> CResult<Value> {
+        let select = self.attr(node, "select");
+        let has_content = self.has_content(node);
+        match (select, has_content) {
+            (Some(_), true) => Err(self.err(m, node, format!(
+                "xsl:{} must not have both a select attribute and content (XTSE0840)",
+                self.xsl_local(node).unwrap_or("?")
+            ))),
+            (Some(s), false) => Ok(Value::Select(self.expr(m, node, &s)?)),
+            (None, true) => Ok(Value::Body(self.children_body(m, node)?)),
+            (None, false) => Ok(Value::Empty),
+        }
+    }
+
+    fn no_doe(&self, m: usize, node: Node) -> CResult<()> {
+        if self.yes_no(m, node, "disable-output-escaping", false)? {
+            return Err(self.err(m, node, "disable-output-escaping=\"yes\" is not supported"));
+        }
+        Ok(())
+    }
+
+    fn instruction(&mut self, m: usize, node: Node) -> CResult<Option<Instr>> {
+        let Some(local) = self.xsl_local(node).map(str::to_string) else {
+            return Ok(Some(self.literal_element(m, node)?));
+        };
+        let at = self.at(m, node);
+        let instr = match local.as_str() {
+            "text" => {
+                self.check_attrs(m, node, &["disable-output-escaping"])?;
+                self.no_doe(m, node)?;
+                if self.xot.children(node).any(|c| self.xot.element(c).is_some()) {
+                    return Err(self.err(m, node, "xsl:text must contain only text (XTSE0010)"));
+                }
+                let text: String = self.xot.children(node).filter_map(|c| self.xot.text_str(c)).collect();
+                Instr::Text(text)
+            }
+            "value-of" => {
+                self.check_attrs(m, node, &["select", "separator", "disable-output-escaping"])?;
+                self.no_doe(m, node)?;
+                let value = self.value_or_body(m, node)?;
+                if matches!(value, Value::Empty) {
+                    return Err(self.err(m, node, "xsl:value-of needs a select attribute or content (XTSE0870)"));
+                }
+                let separator = match self.attr(node, "separator") {
+                    Some(s) => Some(self.avt(m, node, &s)?),
+                    None => None,
+                };
+                let first_only = self.bc(node) && separator.is_none();
+                Instr::ValueOf { value, separator, first_only, at }
+            }
+            "apply-templates" => {
+                self.check_attrs(m, node, &["select", "mode"])?;
+                let select = match self.attr(node, "select") {
+                    Some(s) => Some(self.expr(m, node, &s)?),
+                    None => None,
+                };
+                let mode = match self.attr(node, "mode").as_deref().map(str::trim) {
+                    None | Some("#default") => ModeSel::Mode(0),
+                    Some("#current") => ModeSel::Current,
+                    Some(name) => {
+                        let q = self.qname(m, node, name)?;
+                        ModeSel::Mode(self.mode_index(&q))
+                    }
+                };
+                let (params, sorts) = self.with_params(m, node, true)?;
+                Instr::ApplyTemplates { select, mode, params, sorts, at }
+            }
+            "call-template" => {
+                self.check_attrs(m, node, &["name"])?;
+                let name = self.required_attr(m, node, "name")?;
+                let q = self.qname(m, node, &name)?;
+                let Some(&(template, _)) = self.template_names.get(&q) else {
+                    return Err(self.err(m, node, format!("no template named {name} (XTSE0650)")));
+                };
+                let (params, _) = self.with_params(m, node, false)?;
+                Instr::CallTemplate { template, params, at }
+            }
+            "for-each" => {
+                self.check_attrs(m, node, &["select"])?;
+                let select = self.required_attr(m, node, "select")?;
+                let select = self.expr(m, node, &select)?;
+                let (sorts, body) = self.sorts_and_body(m, node)?;
+                Instr::ForEach { select, sorts, body, at }
+            }
+            "if" => {
+                self.check_attrs(m, node, &["test"])?;
+                let test = self.required_attr(m, node, "test")?;
+                let test = self.expr(m, node, &test)?;
+                let body = self.children_body(m, node)?;
+                Instr::If { test, body, at }
+            }
+            "choose" => {
+                self.check_attrs(m, node, &[])?;
+                let mut whens = Vec::new();
+                let mut otherwise = None;
+                let children: Vec<Node> = self.xot.children(node).collect();
+                for c in children {
+                    if let Some(t) = self.xot.text_str(c) {
+                        if t.trim().is_empty() {
+                            continue;
+                        }
+                        return Err(self.err(m, node, "text is not allowed in xsl:choose (XTSE0010)"));
+                    }
+                    if self.xot.element(c).is_none() {
+                        continue;
+                    }
+                    match self.xsl_local(c) {
+                        Some("when") if otherwise.is_none() => {
+                            self.check_attrs(m, c, &["test"])?;
+                            let test = self.required_attr(m, c, "test")?;
+                            let test = self.expr(m, c, &test)?;
+                            let body = self.children_body(m, c)?;
+                            whens.push((test, body));
+                        }
+                        Some("otherwise") if otherwise.is_none() => {
+                            self.check_attrs(m, c, &[])?;
+                            otherwise = Some(self.children_body(m, c)?);
+                        }
+                        _ => return Err(self.err(m, c, "only xsl:when and a final xsl:otherwise are allowed in xsl:choose (XTSE0010)")),
+                    }
+                }
+                if whens.is_empty() {
+                    return Err(self.err(m, node, "xsl:choose needs at least one xsl:when (XTSE0010)"));
+                }
+                Instr::Choose { whens, otherwise: otherwise.unwrap_or_default(), at }
+            }
+            "variable" => {
+                self.check_attrs(m, node, &["name", "select", "as"])?;
+                let name = self.required_attr(m, node, "name")?;
+                let name = self.qname(m, node, &name)?;
+                let value = self.var_value(m, node)?;
+                let slot = self.alloc_slot();
+                self.locals.push((name, slot));
+                Instr::Variable { slot, value, as_text: false, at }
+            }
+            "param" => return Err(self.err(m, node, "xsl:param is only allowed at the start of a template or at the top level (XTSE0010)")),
+            "element" => {
+                self.check_attrs(m, node, &["name", "namespace"])?;
+                let name = self.required_attr(m, node, "name")?;
+                let name = self.avt(m, node, &name)?;
+                let namespace = match self.attr(node, "namespace") {
+                    Some(n) => Some(self.avt(m, node, &n)?),
+                    None => None,
+                };
+                let nsctx = self.element_nsctx(node);
+                let body = self.children_body(m, node)?;
+                Instr::Element { name, namespace, nsctx, body, at }
+            }
+            "attribute" => {
+                self.check_attrs(m, node, &["name", "namespace", "select", "separator"])?;
+                let name = self.required_attr(m, node, "name")?;
+                let name = self.avt(m, node, &name)?;
+                let namespace = match self.attr(node, "namespace") {
+                    Some(n) => Some(self.avt(m, node, &n)?),
+                    None => None,
+                };
+                let separator = match self.attr(node, "separator") {
+                    Some(s) => Some(self.avt(m, node, &s)?),
+                    None => None,
+                };
+                let nsctx = self.element_nsctx(node);
+                let value = self.value_or_body(m, node)?;
+                Instr::Attribute { name, namespace, nsctx, value, separator, at }
+            }
+            "comment" => {
+                self.check_attrs(m, node, &["select"])?;
+                Instr::Comment { value: self.value_or_body(m, node)?, at }
+            }
+            "processing-instruction" => {
+                self.check_attrs(m, node, &["name", "select"])?;
+                let name = self.required_attr(m, node, "name")?;
+                let name = self.avt(m, node, &name)?;
+                Instr::ProcessingInstruction { name, value: self.value_or_body(m, node)?, at }
+            }
+            "namespace" => {
+                self.check_attrs(m, node, &["name", "select"])?;
+                let name = self.required_attr(m, node, "name")?;
+                let name = self.avt(m, node, &name)?;
+                Instr::Namespace { name, value: self.value_or_body(m, node)?, at }
+            }
+            "copy" => {
+                self.check_attrs(m, node, &["copy-namespaces"])?;
+                if !self.yes_no(m, node, "copy-namespaces", true)? {
+                    return Err(self.err(m, node, "copy-namespaces=\"no\" is not supported"));
+                }
+                Instr::Copy { body: self.children_body(m, node)?, at }
+            }
+            "copy-of" => {
+                self.check_attrs(m, node, &["select", "copy-namespaces"])?;
+                if !self.yes_no(m, node, "copy-namespaces", true)? {
+                    return Err(self.err(m, node, "copy-namespaces=\"no\" is not supported"));
+                }
+                if self.has_content(node) {
+                    return Err(self.err(m, node, "xsl:copy-of must be empty (XTSE0260)"));
+                }
+                let select = self.required_attr(m, node, "select")?;
+                Instr::CopyOf { select: self.expr(m, node, &select)?, at }
+            }
+            "sequence" => {
+                self.check_attrs(m, node, &["select"])?;
+                if self.has_content(node) {
+                    return Err(self.err(m, node, "xsl:sequence with content is not supported"));
+                }
+                let select = self.required_attr(m, node, "select")?;
+                Instr::Sequence { select: self.expr(m, node, &select)?, at }
+            }
+            "message" => {
+                self.check_attrs(m, node, &["select", "terminate"])?;
+                let terminate = match self.literal_attr(m, node, "terminate")?.as_deref().map(str::trim) {
+                    None | Some("no") | Some("false") | Some("0") => false,
+                    Some("yes") | Some("true") | Some("1") => true,
+                    Some(other) => return Err(self.err(m, node, format!("invalid terminate value '{other}'"))),
+                };
+                let value = self.value_or_body(m, node)?;
+                Instr::Message { value, terminate, at }
+            }
+            "number" => self.number(m, node, at)?,
+            "fallback" => return Err(self.err(m, node, "unsupported instruction xsl:fallback")),
+            other => return Err(self.err(m, node, format!("unsupported instruction xsl:{other}"))),
+        };
+        Ok(Some(instr))
+    }
+
+    fn number(&mut self, m: usize, node: Node, at: At) -> CResult<Instr> {
+        self.check_attrs(m, node, &["value", "level", "count", "from", "format", "grouping-separator", "grouping-size"])?;
+        if self.has_content(node) {
+            return Err(self.err(m, node, "xsl:number must be empty"));
+        }
+        let value = match self.attr(node, "value") {
+            Some(v) => Some(self.expr(m, node, &v)?),
+            None => None,
+        };
+        let level = match self.literal_attr(m, node, "level")?.as_deref().map(str::trim) {
+            None | Some("single") => NumberLevel::Single,
+            Some("multiple") => NumberLevel::Multiple,
+            Some("any") => NumberLevel::Any,
+            Some(other) => return Err(self.err(m, node, format!("invalid level '{other}'"))),
+        };
+        let count = match self.attr(node, "count") {
+            Some(p) => Some(self.pattern(m, node, &p)?),
+            None => None,
+        };
+        let from = match self.attr(node, "from") {
+            Some(p) => Some(self.pattern(m, node, &p)?),
+            None => None,
+        };
+        let format = self.attr(node, "format").unwrap_or_else(|| "1".to_string());
+        let format = self.avt(m, node, &format)?;
+        if let Some(f) = format.literal() {
+            crate::number::check_number_format(f).map_err(|e| self.err(m, node, e))?;
+        }
+        let grouping_separator = self.literal_attr(m, node, "grouping-separator")?;
+        let grouping_size = match self.literal_attr(m, node, "grouping-size")? {
+            Some(s) => Some(s.trim().parse::<usize>().map_err(|_| self.err(m, node, format!("invalid grouping-size '{s}'")))?),
+            None => None,
+        };
+        Ok(Instr::Number {
+            def: Box::new(NumberDef { value, level, count, from, format, grouping_separator, grouping_size }),
+            at,
+        })
+    }
+
+    /// Namespace context of xsl:element/xsl:attribute names: the in-scope
+    /// namespaces including the default namespace.
+    fn element_nsctx(&mut self, node: Node) -> Arc<Namespaces> {
+        let mut ns = (*self.namespaces(node)).clone();
+        let default = self
+            .xot
+            .namespaces_in_scope(node)
+            .find(|(p, _)| self.xot.prefix_str(*p).is_empty())
+            .map(|(_, n)| self.xot.namespace_str(n).to_string())
+            .unwrap_or_default();
+        ns.default_element_namespace = default;
+        Arc::new(ns)
+    }
+
+    fn excluded_namespaces(&self, node: Node) -> Vec<String> {
+        let mut out = vec![XSL_NS.to_string()];
+        for anc in self.xot.ancestors(node) {
+            if self.xot.element(anc).is_none() {
+                continue;
+            }
+            let is_xsl = self.xsl_local(anc).is_some();
+            for (ns, local, value) in self.attrs(anc) {
+                let applies = local == "exclude-result-prefixes"
+                    && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
+                if !applies {
+                    continue;
+                }
+                for token in value.split_whitespace() {
+                    let in_scope: Vec<(String, String)> = self
+                        .xot
+                        .namespaces_in_scope(anc)
+                        .map(|(p, n)| (self.xot.prefix_str(p).to_string(), self.xot.namespace_str(n).to_string()))
+                        .collect();
+                    match token {
+                        "#all" => out.extend(in_scope.into_iter().map(|(_, u)| u)),
+                        "#default" => out.extend(in_scope.into_iter().filter(|(p, _)| p.is_empty()).map(|(_, u)| u)),
+                        prefix => out.extend(in_scope.into_iter().filter(|(p, _)| p == prefix).map(|(_, u)| u)),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn literal_element(&mut self, m: usize, node: Node) -> CResult<Instr> {
+        let at = self.at(m, node);
+        let Some(el) = self.xot.element(node) else {
+            return Err(self.err(m, node, "expected an element"));
+        };
+        let (local, ns) = {
+            let (l, n) = self.xot.name_ns_str(el.name());
+            (l.to_string(), n.to_string())
+        };
+        let prefix = self
+            .xot
+            .namespaces_in_scope(node)
+            .find(|(_, n)| self.xot.namespace_str(*n) == ns)
+            .map(|(p, _)| self.xot.prefix_str(p).to_string())
+            .unwrap_or_default();
+        let name = self.name_idx(&ns, &local, &prefix);
+        // namespace nodes: all in-scope namespaces except excluded ones;
+        // the element's own binding goes first (it is the preferred prefix)
+        let excluded = self.excluded_namespaces(node);
+        let parent_is_lre = self
+            .xot
+            .parent(node)
+            .map(|p| self.xot.element(p).is_some() && self.xsl_local(p).is_none())
+            .unwrap_or(false);
+        let mut bindings: Vec<(String, String)> = self
+            .xot
+            .namespaces_in_scope(node)
+            .map(|(p, n)| (self.xot.prefix_str(p).to_string(), self.xot.namespace_str(n).to_string()))
+            .filter(|(p, u)| p != "xml" && (!excluded.contains(u) || *u == ns && *p == prefix))
+            .collect();
+        if parent_is_lre {
+            let own: Vec<(String, String)> = self
+                .xot
+                .namespaces(node)
+                .iter()
+                .map(|(p, n)| (self.xot.prefix_str(p).to_string(), self.xot.namespace_str(*n).to_string()))
+                .collect();
+            bindings.retain(|b| own.contains(b) || (b.1 == ns && b.0 == prefix));
+        }
+        bindings.sort_by_key(|(p, u)| !(*p == prefix && *u == ns));
+        let namespaces: Vec<NsIdx> = bindings.iter().map(|(p, u)| self.ns_idx(p, u)).collect();
+        let mut attributes = Vec::new();
+        for (ans, alocal, value) in self.attrs(node) {
+            if ans == XSL_NS {
+                match alocal.as_str() {
+                    "version" | "exclude-result-prefixes" => continue,
+                    other => return Err(self.err(m, node, format!("unsupported attribute xsl:{other} on a literal result element"))),
+                }
+            }
+            let aprefix = if ans.is_empty() {
+                String::new()
+            } else if ans == XML_NS {
+                "xml".to_string()
+            } else {
+                self.xot
+                    .namespaces_in_scope(node)
+                    .find(|(p, n)| self.xot.namespace_str(*n) == ans && !self.xot.prefix_str(*p).is_empty())
+                    .map(|(p, _)| self.xot.prefix_str(p).to_string())
+                    .unwrap_or_default()
+            };
+            let idx = self.name_idx(&ans, &alocal, &aprefix);
+            let avt = self.avt(m, node, &value)?;
+            attributes.push((idx, avt));
+        }
+        let body = self.children_body(m, node)?;
+        Ok(Instr::LiteralElement { name, namespaces, attributes, body, at })
+    }
+}
+
+/// Check that a name is a valid lexical QName.
+pub(crate) fn is_qname(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((p, l)) => is_ncname(p) && is_ncname(l),
+        None => is_ncname(s),
+    }
+}

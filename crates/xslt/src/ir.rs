@@ -1,0 +1,325 @@
+//! The compiled form of a stylesheet: instructions, templates, globals.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use xee_xpath_ast::Namespaces;
+use xot::xmlname::OwnedName;
+
+use crate::pattern::{IndexKey, Pattern};
+use crate::xpath::{ExprDef, ExprId};
+use crate::{GlobalParamDecl, OutputSettings};
+
+/// Source position of an instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct At {
+    pub file: usize,
+    pub line: usize,
+}
+
+/// Index into [`Compiled::names`].
+pub(crate) type NameIdx = usize;
+/// Index into [`Compiled::ns_bindings`].
+pub(crate) type NsIdx = usize;
+
+/// A part of an attribute value template.
+#[derive(Debug, Clone)]
+pub(crate) enum AvtPart {
+    Lit(String),
+    Expr(ExprId),
+}
+
+/// An attribute value template.
+#[derive(Debug, Clone)]
+pub(crate) struct Avt {
+    pub parts: Vec<AvtPart>,
+    /// XSLT 1.0 (backwards compatible) semantics: only the first item of
+    /// each expression is used.
+    pub first_only: bool,
+}
+
+impl Avt {
+    pub(crate) fn literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [AvtPart::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// How the value of a variable, parameter, attribute, comment etc. is given.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    /// `select` attribute.
+    Select(ExprId),
+    /// Sequence constructor (content).
+    Body(Vec<Instr>),
+    /// Neither: the empty string (variables) or empty content.
+    Empty,
+}
+
+/// A `xsl:with-param`.
+#[derive(Debug, Clone)]
+pub(crate) struct WithParam {
+    pub name: OwnedName,
+    pub value: Value,
+    pub at: At,
+}
+
+/// A `xsl:sort` key.
+#[derive(Debug, Clone)]
+pub(crate) struct Sort {
+    pub select: Option<ExprId>,
+    pub number: bool,
+    pub descending: bool,
+    pub upper_first: Option<bool>,
+}
+
+/// Which mode `xsl:apply-templates` uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ModeSel {
+    Mode(usize),
+    Current,
+}
+
+/// Level of `xsl:number`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumberLevel {
+    Single,
+    Multiple,
+    Any,
+}
+
+/// A compiled `xsl:number`.
+#[derive(Debug, Clone)]
+pub(crate) struct NumberDef {
+    pub value: Option<ExprId>,
+    pub level: NumberLevel,
+    pub count: Option<Pattern>,
+    pub from: Option<Pattern>,
+    pub format: Avt,
+    pub grouping_separator: Option<String>,
+    pub grouping_size: Option<usize>,
+}
+
+/// One instruction of a sequence constructor.
+#[derive(Debug, Clone)]
+pub(crate) enum Instr {
+    Text(String),
+    ValueOf {
+        value: Value,
+        separator: Option<Avt>,
+        first_only: bool,
+        at: At,
+    },
+    ApplyTemplates {
+        select: Option<ExprId>,
+        mode: ModeSel,
+        params: Vec<WithParam>,
+        sorts: Vec<Sort>,
+        at: At,
+    },
+    CallTemplate {
+        template: usize,
+        params: Vec<WithParam>,
+        at: At,
+    },
+    ForEach {
+        select: ExprId,
+        sorts: Vec<Sort>,
+        body: Vec<Instr>,
+        at: At,
+    },
+    If {
+        test: ExprId,
+        body: Vec<Instr>,
+        at: At,
+    },
+    Choose {
+        whens: Vec<(ExprId, Vec<Instr>)>,
+        otherwise: Vec<Instr>,
+        at: At,
+    },
+    Variable {
+        slot: usize,
+        value: Value,
+        as_text: bool,
+        at: At,
+    },
+    LiteralElement {
+        name: NameIdx,
+        namespaces: Vec<NsIdx>,
+        attributes: Vec<(NameIdx, Avt)>,
+        body: Vec<Instr>,
+        at: At,
+    },
+    Element {
+        name: Avt,
+        namespace: Option<Avt>,
+        nsctx: Arc<Namespaces>,
+        body: Vec<Instr>,
+        at: At,
+    },
+    Attribute {
+        name: Avt,
+        namespace: Option<Avt>,
+        nsctx: Arc<Namespaces>,
+        value: Value,
+        separator: Option<Avt>,
+        at: At,
+    },
+    Comment {
+        value: Value,
+        at: At,
+    },
+    ProcessingInstruction {
+        name: Avt,
+        value: Value,
+        at: At,
+    },
+    Namespace {
+        name: Avt,
+        value: Value,
+        at: At,
+    },
+    Copy {
+        body: Vec<Instr>,
+        at: At,
+    },
+    CopyOf {
+        select: ExprId,
+        at: At,
+    },
+    Sequence {
+        select: ExprId,
+        at: At,
+    },
+    Message {
+        value: Value,
+        terminate: bool,
+        at: At,
+    },
+    Number {
+        def: Box<NumberDef>,
+        at: At,
+    },
+}
+
+/// A template parameter.
+#[derive(Debug, Clone)]
+pub(crate) struct ParamDef {
+    pub name: OwnedName,
+    pub slot: usize,
+    pub value: Value,
+    pub required: bool,
+}
+
+/// A compiled `xsl:template`.
+#[derive(Debug, Clone)]
+pub(crate) struct Template {
+    pub pattern: Option<Pattern>,
+    pub params: Vec<ParamDef>,
+    pub body: Vec<Instr>,
+    pub slots: usize,
+    pub at: At,
+}
+
+/// One template rule (one alternative of a template's match pattern).
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub template: usize,
+    pub alt: usize,
+    pub precedence: usize,
+    pub priority: f64,
+    /// Declaration order, for resolving ties (last wins).
+    pub order: usize,
+}
+
+/// The template rules of one mode, indexed by node kind and name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Mode {
+    pub buckets: HashMap<IndexKey, Vec<Rule>>,
+}
+
+/// A global variable or parameter.
+#[derive(Debug, Clone)]
+pub(crate) struct Global {
+    pub name: OwnedName,
+    pub value: Value,
+    pub is_param: bool,
+    pub required: bool,
+    /// Coercion expression for `as` (applied to a supplied parameter value).
+    pub slots: usize,
+    pub at: At,
+}
+
+/// An `xsl:key` (all declarations with one name).
+#[derive(Debug, Clone)]
+pub(crate) struct Key {
+    pub name: OwnedName,
+    pub defs: Vec<(Pattern, ExprId)>,
+}
+
+/// An `xsl:decimal-format`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DecimalFormat {
+    pub decimal_separator: char,
+    pub grouping_separator: char,
+    pub infinity: String,
+    pub minus_sign: char,
+    pub nan: String,
+    pub percent: char,
+    pub per_mille: char,
+    pub zero_digit: char,
+    pub digit: char,
+    pub pattern_separator: char,
+}
+
+impl Default for DecimalFormat {
+    fn default() -> Self {
+        Self {
+            decimal_separator: '.',
+            grouping_separator: ',',
+            infinity: "Infinity".into(),
+            minus_sign: '-',
+            nan: "NaN".into(),
+            percent: '%',
+            per_mille: '\u{2030}',
+            zero_digit: '0',
+            digit: '#',
+            pattern_separator: ';',
+        }
+    }
+}
+
+/// A whitespace stripping rule (`xsl:strip-space` / `xsl:preserve-space`).
+#[derive(Debug, Clone)]
+pub(crate) struct SpaceRule {
+    pub test: crate::pattern::Test,
+    pub strip: bool,
+    pub precedence: usize,
+    pub priority: f64,
+}
+
+/// The whole compiled stylesheet.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    pub files: Vec<PathBuf>,
+    pub exprs: Vec<ExprDef>,
+    pub templates: Vec<Template>,
+    pub modes: Vec<Mode>,
+    pub globals: Vec<Global>,
+    pub keys: Vec<Key>,
+    pub decimal_formats: Vec<DecimalFormat>,
+    pub output: OutputSettings,
+    pub space_rules: Vec<SpaceRule>,
+    pub params: Vec<GlobalParamDecl>,
+    /// Static names: (namespace URI, local name, preferred prefix).
+    pub names: Vec<(String, String, String)>,
+    /// Namespace bindings for literal result elements: (prefix, URI).
+    pub ns_bindings: Vec<(String, String)>,
+    /// Frame size of the initial template invocation context.
+    pub backwards_compatible: bool,
+}
