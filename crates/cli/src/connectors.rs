@@ -73,6 +73,7 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Arc<dyn Connector>> {
                 subject_template: s.subject.clone(),
                 max_total_bytes: s.max_total_bytes,
                 timeout: cfg.timeout,
+                ca_cert_pem: None,
             })
             .with_context(|| format!("connector {}", cfg.id))?,
         ),

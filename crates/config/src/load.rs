@@ -328,7 +328,7 @@ impl Ctx {
             &kp.key("data_dir"),
             raw.data_dir.as_deref().unwrap_or(&d.data_dir),
         );
-        let mut positive = |cx: &mut Self, key: &str, v: Option<u64>, default: u64| -> u64 {
+        let positive = |cx: &mut Self, key: &str, v: Option<u64>, default: u64| -> u64 {
             match v {
                 Some(0) => {
                     cx.err(src, &kp.key(key), format!("`{key}` must be greater than 0"));

@@ -362,7 +362,7 @@ params = { list = [1, 2] }
         let off = DOC.find("2] }").unwrap();
         assert_eq!(s.path_at(off).to_string(), "routes[1].params.list[1]");
         let off = DOC.find("\"1\" }").unwrap();
-        assert_eq!(s.path_at(off).to_string(), "connectors.fv.headers.\"X-A\"");
+        assert_eq!(s.path_at(off).to_string(), "connectors.fv.headers.X-A");
     }
 
     #[test]

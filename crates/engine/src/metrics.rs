@@ -1,4 +1,3 @@
-use std::sync::atomic::AtomicU64;
 
 use drehscheibe_model::MessageState;
 use drehscheibe_store::QueueStats;
@@ -37,9 +36,9 @@ pub struct Metrics {
     dead: Family<DeliveryLabels, Counter>,
     delivery_latency: Family<DeliveryLabels, Histogram>,
     intake_latency: Histogram,
-    queue_depth: Gauge<i64, AtomicU64>,
-    queue_due: Gauge<i64, AtomicU64>,
-    messages: Family<StateLabels, Gauge<i64, AtomicU64>>,
+    queue_depth: Gauge,
+    queue_due: Gauge,
+    messages: Family<StateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -62,9 +61,9 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.005, 2.0, 16))
             });
         let intake_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
-        let queue_depth = Gauge::<i64, AtomicU64>::default();
-        let queue_due = Gauge::<i64, AtomicU64>::default();
-        let messages = Family::<StateLabels, Gauge<i64, AtomicU64>>::default();
+        let queue_depth = Gauge::default();
+        let queue_due = Gauge::default();
+        let messages = Family::<StateLabels, Gauge>::default();
         registry.register(
             "messages_received",
             "Messages accepted at intake",

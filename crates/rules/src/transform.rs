@@ -38,6 +38,11 @@ pub enum TransformError {
     /// terminate="yes"`, …).
     #[error("transform failed: {0}")]
     Failed(String),
+    /// The stylesheet refused the message on purpose (`xsl:message
+    /// terminate="yes"`); the text is the rule author's reason. The engine
+    /// turns this into a `rejected` message, not a retry.
+    #[error("terminated by the rule: {0}")]
+    Terminated(String),
     /// The rule cannot render at all (it was loaded leniently with an
     /// error, e.g. no transform engine for its stylesheets).
     #[error("{0}")]

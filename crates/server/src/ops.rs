@@ -32,7 +32,8 @@ pub fn ops_router(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
 }
 
 fn problem(status: u16, kind: &str, title: &str, detail: impl Into<String>) -> Response {
-    Problem::new(status, kind, title, detail).into_response()
+    let _ = title;
+    Problem::new(status, kind, detail).into_response()
 }
 
 fn authenticate(ops: &Ops, headers: &HeaderMap) -> Result<Principal, Response> {
