@@ -1,1 +1,392 @@
-//! Shared test support.
+//! Shared support for the end-to-end tests in `tests/` and the benchmarks
+//! in `benches/`: scriptable receivers, configuration writers, a hub run
+//! in-process or as a child process, and a small API client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+pub mod receiver;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use drehscheibe_cli::runtime::{start, Runtime};
+use serde_json::Value;
+
+/// Token of the `sender` role for channels `portal`.
+pub const SENDER: &str = "test-sender-token";
+/// Token of the `operator` role.
+pub const OPERATOR: &str = "test-operator-token";
+/// Token of the `tenant` role for tenant `alpha`.
+pub const TENANT_ALPHA: &str = "test-alpha-token";
+/// Token of the `tenant` role for tenant `beta`.
+pub const TENANT_BETA: &str = "test-beta-token";
+
+/// Namespace of the test order documents the fixture rules recognise.
+pub const ORDER_NS: &str = "urn:drehscheibe:test:order";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test rule depot (`tests/fixtures/rules`).
+pub fn fixture_rules() -> PathBuf {
+    repo_root().join("tests/fixtures/rules")
+}
+
+/// A test order document routed by the `testorder` fixture rule to the
+/// Kommune `kommune` for Leistung `leistung`, padded with `pad` bytes of
+/// text so sizes can be chosen.
+pub fn order(kommune: &str, leistung: &str, pad: usize) -> Vec<u8> {
+    let filler = "x".repeat(pad);
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<o:order xmlns:o=\"{ORDER_NS}\" kommune=\"{kommune}\" leistung=\"{leistung}\">\n  <o:item n=\"1\">Grüße aus der Drehscheibe</o:item>\n  <o:pad>{filler}</o:pad>\n</o:order>\n"
+    )
+    .into_bytes()
+}
+
+/// A hub configuration in a temporary directory: main file, tenant files,
+/// data directory, drop and inbox folders.
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub main: PathBuf,
+}
+
+impl TestConfig {
+    /// Write a configuration. `listen` is the hub address (`127.0.0.1:0`
+    /// for in-process hubs); `tenants` are `(file stem, TOML text)`.
+    /// The main file defines channels `portal` (HTTP) and `dropbox`
+    /// (directory `<dir>/inbox`), and the four test tokens.
+    pub fn write(listen: &str, server_extra: &str, tenants: &[(&str, String)]) -> Self {
+        Self::write_with_depot(listen, server_extra, &fixture_rules(), tenants)
+    }
+
+    /// As [`TestConfig::write`] with another rule depot.
+    pub fn write_with_depot(
+        listen: &str,
+        server_extra: &str,
+        depot: &Path,
+        tenants: &[(&str, String)],
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("hub.toml");
+        std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
+        std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+        let text = format!(
+            r#"tenant_dir = "tenants"
+
+[server]
+listen = "{listen}"
+data_dir = "data"
+shutdown_grace = "5s"
+{server_extra}
+
+[rules]
+depot = "{depot}"
+
+[channels.portal]
+type = "http"
+
+[channels.other]
+type = "http"
+
+[channels.dropbox]
+type = "directory"
+path = "inbox"
+poll_interval = "100ms"
+settle = "100ms"
+
+[tokens.sender]
+secret = {{ value = "{SENDER}" }}
+role = "sender"
+channels = ["portal"]
+
+[tokens.operator]
+secret = {{ value = "{OPERATOR}" }}
+role = "operator"
+
+[tokens.alpha]
+secret = {{ value = "{TENANT_ALPHA}" }}
+role = "tenant"
+tenant = "alpha"
+
+[tokens.beta]
+secret = {{ value = "{TENANT_BETA}" }}
+role = "tenant"
+tenant = "beta"
+"#,
+            depot = depot.display()
+        );
+        std::fs::write(&main, text).unwrap();
+        for (stem, t) in tenants {
+            std::fs::write(dir.path().join("tenants").join(format!("{stem}.toml")), t).unwrap();
+        }
+        Self { dir, main }
+    }
+
+    /// A path inside the configuration directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+/// A tenant with one HTTP connector `fv` to `url` and a route for
+/// Leistung `leistung` through rule `testorder@^1`.
+pub fn http_tenant(id: &str, ags: &str, leistung: &str, url: &str, connector_extra: &str) -> String {
+    format!(
+        r#"id = "{id}"
+name = "Kommune {id}"
+ags = "{ags}"
+
+[connectors.fv]
+type = "http"
+url = "{url}"
+{connector_extra}
+
+[[routes]]
+leistung = "{leistung}"
+rule = "testorder@^1"
+targets = {{ fachverfahren = "fv" }}
+"#
+    )
+}
+
+/// Minimal client for the hub's HTTP API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// `POST /api/v1/inbox/{channel}` with a raw body.
+    pub async fn post(
+        &self,
+        channel: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut r = self
+            .http
+            .post(format!("{}/api/v1/inbox/{channel}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(k) = idempotency_key {
+            r = r.header("idempotency-key", k);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// Post and expect `202`; returns the message id.
+    pub async fn submit(&self, content_type: &str, body: Vec<u8>) -> String {
+        let r = self.post("portal", SENDER, content_type, body, None).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 202, "intake answered {status}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET path` with a token; returns status and JSON body.
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v = r.json().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    /// `POST path` without body; returns status and JSON body.
+    pub async fn post_empty(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v = r.json().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    /// The message as the operator sees it.
+    pub async fn message(&self, id: &str) -> Value {
+        let (s, v) = self.get(&format!("/api/v1/messages/{id}"), OPERATOR).await;
+        assert_eq!(s, 200, "GET message {id}: {v}");
+        v
+    }
+
+    /// Poll the message until its state is `state` (panics after `timeout`
+    /// with the last view).
+    pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
+        let end = Instant::now() + timeout;
+        loop {
+            let v = self.message(id).await;
+            if v["state"] == state {
+                return v;
+            }
+            if Instant::now() > end {
+                panic!("message {id} not {state} within {timeout:?}: {v:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The audit actions of a message view, in order.
+pub fn audit_actions(view: &Value) -> Vec<String> {
+    view["audit"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The value of one sample line of a Prometheus text (`name{labels}`),
+/// 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A free loopback port (bound and released; fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Path of the `drehscheibe` binary, building it if needed.
+pub fn drehscheibe_bin() -> PathBuf {
+    // target/<profile>/deps/<test-exe> → target/<profile>/drehscheibe
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let bin = profile_dir.join(format!("drehscheibe{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "drehscheibe-cli", "--bin", "drehscheibe"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.current_dir(repo_root()).status().unwrap();
+        assert!(status.success(), "building the drehscheibe binary failed");
+    }
+    bin
+}
+
+/// A hub running as a child process (`drehscheibe serve`).
+pub struct HubProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl HubProcess {
+    /// Start `drehscheibe serve --config main` listening on `addr` and wait
+    /// until `/readyz` answers 200. Logs go to `log` (appended).
+    pub async fn spawn(main: &Path, addr: SocketAddr, log: &Path) -> Self {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(drehscheibe_bin())
+            .args(["serve", "--config"])
+            .arg(main)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut p = Self {
+            child,
+            addr,
+            log: log.to_path_buf(),
+        };
+        p.wait_ready(Duration::from_secs(60)).await;
+        p
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) {
+        let http = reqwest::Client::new();
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("hub exited with {status} before it was ready:\n{log}");
+            }
+            if let Ok(r) = http.get(format!("http://{}/readyz", self.addr)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < end, "hub not ready within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `SIGKILL`: no shutdown, no flush.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// `SIGTERM` and wait for a graceful exit; returns the exit success.
+    pub fn terminate(mut self) -> bool {
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+        }
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

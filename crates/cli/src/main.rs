@@ -284,7 +284,14 @@ async fn run_demo(
             .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
         files.sort();
-        for f in files.iter().filter(|f| f.is_file()) {
+        let is_sample = |f: &&PathBuf| {
+            f.is_file()
+                && matches!(
+                    f.extension().and_then(|e| e.to_str()),
+                    Some("xml") | Some("json")
+                )
+        };
+        for f in files.iter().filter(is_sample) {
             match client.send(channel, f, &[], None).await {
                 Ok(v) => println!(
                     "  → posted {} as message {}",

@@ -1,0 +1,235 @@
+//! An interpreter for a documented subset of XSLT (1.0–3.0), running over
+//! [`xot`] trees, with every XPath expression evaluated as XPath 3.1 by
+//! `xee-xpath`.
+//!
+//! A stylesheet is compiled once ([`Stylesheet::compile_file`],
+//! [`Stylesheet::compile_str`]); the compiled form is `Send + Sync` and can
+//! be shared in an `Arc` and run many times, from any thread, without
+//! re-parsing. Everything outside the supported subset is refused at
+//! compile time with a [`CompileError`] naming file, line and construct.
+//!
+//! # Supported subset
+//!
+//! - `xsl:stylesheet`/`xsl:transform` (version 1.0–3.0) and simplified
+//!   stylesheets; `xsl:include`, `xsl:import` (import precedence);
+//! - `xsl:output` (method `xml`/`text`, `indent`, `encoding` UTF-8 /
+//!   ISO-8859-1 / US-ASCII, `omit-xml-declaration`, `standalone`,
+//!   `media-type`);
+//! - `xsl:strip-space`, `xsl:preserve-space`;
+//! - `xsl:template` with match patterns (steps on the child and attribute
+//!   axes, `//`, predicates, unions, kind tests, namespace-qualified
+//!   names), `priority`, default priorities, `mode`, and the built-in
+//!   template rules;
+//! - `xsl:apply-templates` (`select`, `mode`, `xsl:with-param`,
+//!   `xsl:sort`), `xsl:call-template`, `xsl:param` and `xsl:variable`
+//!   (global and local; global parameters can be supplied by the caller);
+//! - `xsl:value-of` (`separator`), `xsl:text`, `xsl:copy`, `xsl:copy-of`,
+//!   `xsl:sequence`, `xsl:element`, `xsl:attribute`, `xsl:namespace`,
+//!   `xsl:comment`, `xsl:processing-instruction`, literal result elements
+//!   with attribute value templates, `exclude-result-prefixes`;
+//! - `xsl:for-each` (with `xsl:sort`), `xsl:if`, `xsl:choose`;
+//! - `xsl:sort` (`data-type` text/number, `order`, `case-order`);
+//! - `xsl:key` with `key()`, `xsl:number` (levels single, multiple, any;
+//!   formats `1`, `01`, `a`, `A`, `i`, `I`), `xsl:message` (with
+//!   `terminate="yes"` giving [`TransformError::Terminated`]);
+//! - `current()`, `format-number()` with `xsl:decimal-format`.
+//!
+//! The XSLT-only functions are rewritten at compile time into plain XPath
+//! (see `xpath.rs`), so xee remains the only XPath implementation.
+
+#![warn(missing_docs)]
+
+mod compile;
+mod error;
+mod exec;
+mod ir;
+mod number;
+mod pattern;
+mod rules;
+mod serialize;
+mod xpath;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use xot::{Node, Xot};
+
+pub use error::{CompileError, TransformError};
+pub use rules::XsltFactory;
+
+/// The serialization method of `xsl:output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMethod {
+    /// XML output (the default).
+    #[default]
+    Xml,
+    /// Plain text: the string value of the result tree.
+    Text,
+}
+
+/// The serialization settings of a stylesheet (`xsl:output`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSettings {
+    /// `method`.
+    pub method: OutputMethod,
+    /// `indent="yes"`.
+    pub indent: bool,
+    /// `encoding` as written in the stylesheet (default `UTF-8`).
+    pub encoding: String,
+    /// `omit-xml-declaration="yes"`.
+    pub omit_xml_declaration: bool,
+    /// `media-type`, if given.
+    pub media_type: Option<String>,
+    /// `standalone` (`None`: omitted).
+    pub standalone: Option<bool>,
+}
+
+impl Default for OutputSettings {
+    fn default() -> Self {
+        Self {
+            method: OutputMethod::Xml,
+            indent: false,
+            encoding: "UTF-8".to_string(),
+            omit_xml_declaration: false,
+            media_type: None,
+            standalone: None,
+        }
+    }
+}
+
+impl OutputSettings {
+    /// The media type of the serialized result: `media-type` if given,
+    /// otherwise `application/xml` or `text/plain` by method.
+    pub fn content_type(&self) -> String {
+        match (&self.media_type, self.method) {
+            (Some(m), _) => m.clone(),
+            (None, OutputMethod::Xml) => "application/xml".to_string(),
+            (None, OutputMethod::Text) => "text/plain".to_string(),
+        }
+    }
+}
+
+/// A global `xsl:param` of a stylesheet, settable by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalParamDecl {
+    /// The parameter name: the local name for names in no namespace,
+    /// `Q{uri}local` otherwise. This is the key to use in the parameter map.
+    pub name: String,
+    /// `required="yes"`.
+    pub required: bool,
+    /// The declaration gives a default value (`select` or content).
+    pub has_default: bool,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A compiled stylesheet.
+///
+/// Cheap to clone (the compiled form is shared); `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Stylesheet {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: u64,
+    /// Liveness token for the per-thread program caches.
+    alive: Arc<()>,
+    compiled: ir::Compiled,
+}
+
+impl Stylesheet {
+    /// Compiles the stylesheet in `path` (with its includes and imports,
+    /// resolved relative to the including module).
+    pub fn compile_file(path: &Path) -> Result<Stylesheet, CompileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CompileError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read stylesheet: {e}"),
+        })?;
+        Self::compile_str(&text, path)
+    }
+
+    /// Compiles stylesheet text. `base` is the path the text is reported
+    /// under and relative to which `xsl:include`/`xsl:import` are resolved
+    /// (pass the file the text came from, or e.g. `Path::new("<string>")`
+    /// for text without includes).
+    pub fn compile_str(text: &str, base: &Path) -> Result<Stylesheet, CompileError> {
+        let compiled = compile::Compiler::new().compile_root(text.to_string(), base.to_path_buf())?;
+        let stylesheet = Stylesheet {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                alive: Arc::new(()),
+                compiled,
+            }),
+        };
+        Ok(stylesheet)
+    }
+
+    /// The global parameters (`xsl:param` at the top level).
+    pub fn global_params(&self) -> &[GlobalParamDecl] {
+        &self.inner.compiled.params
+    }
+
+    /// The serialization settings.
+    pub fn output(&self) -> &OutputSettings {
+        &self.inner.compiled.output
+    }
+
+    /// Parses `input_xml`, transforms it and serializes the result as
+    /// `xsl:output` requests. `params` supplies global parameters by name
+    /// (see [`GlobalParamDecl::name`]) as `xs:untypedAtomic` values;
+    /// names the stylesheet does not declare are ignored.
+    pub fn transform_bytes(
+        &self,
+        input_xml: &[u8],
+        params: &BTreeMap<String, String>,
+    ) -> Result<Vec<u8>, TransformError> {
+        let text = std::str::from_utf8(input_xml)
+            .map_err(|e| TransformError::Input {
+                message: format!("input is not UTF-8: {e}"),
+            })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut xot = Xot::new();
+        let doc = xot.parse(text).map_err(|e| TransformError::Input {
+            message: format!("input is not well-formed XML: {e}"),
+        })?;
+        exec::run(self, &mut xot, doc, params, true)
+    }
+
+    /// Transforms a document held by the caller. The tree is not modified
+    /// (whitespace stripping works on a copy); nodes created during the
+    /// run are removed from the arena before returning.
+    pub fn transform_node(
+        &self,
+        xot: &mut Xot,
+        doc: Node,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Vec<u8>, TransformError> {
+        exec::run(self, xot, doc, params, false)
+    }
+
+    pub(crate) fn compiled(&self) -> &ir::Compiled {
+        &self.inner.compiled
+    }
+
+    pub(crate) fn cache_identity(&self) -> (u64, &Arc<()>) {
+        (self.inner.id, &self.inner.alive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn stylesheet_is_send_and_sync() {
+        assert_send_sync::<Stylesheet>();
+    }
+}
