@@ -266,10 +266,9 @@ impl SmtpConnector {
 
         let tls = match settings.tls {
             SmtpTls::None => Tls::None,
-            SmtpTls::Starttls => Tls::Required(tls_parameters(
-                &server,
-                settings.ca_cert_pem.as_deref(),
-            )?),
+            SmtpTls::Starttls => {
+                Tls::Required(tls_parameters(&server, settings.ca_cert_pem.as_deref())?)
+            }
             SmtpTls::Tls => Tls::Wrapper(tls_parameters(&server, settings.ca_cert_pem.as_deref())?),
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
@@ -306,14 +305,15 @@ impl SmtpConnector {
             let code = u16::from(code);
             if e.is_permanent() {
                 return DeliveryError::permanent(format!(
-                    "SMTP server {endpoint} refused the mail permanently: {code} {reply}"
+                    "SMTP server {endpoint} answered {code} {reply} (permanent failure)"
                 ));
             }
             return DeliveryError::retryable(format!(
-                "SMTP server {endpoint} deferred the mail (temporary failure): {code} {reply}"
+                "SMTP server {endpoint} answered {code} {reply} (temporary failure)"
             ));
         }
         let text = truncate(&one_line(&e.to_string()), REPLY_CHARS);
+        let io_error = error_sources(e).find_map(|s| s.downcast_ref::<std::io::Error>());
         if e.is_timeout() {
             DeliveryError::retryable(format!("SMTP server {endpoint} timed out: {text}"))
         } else if e.is_tls() {
@@ -324,6 +324,20 @@ impl SmtpConnector {
             // of one side must change.
             DeliveryError::permanent(format!(
                 "SMTP server {endpoint} cannot be used as configured: {reply}"
+            ))
+        } else if let Some(io) = io_error.filter(|io| {
+            // rustls reports handshake and certificate failures as
+            // `InvalidData` I/O errors.
+            self.tls != SmtpTls::None && io.kind() == std::io::ErrorKind::InvalidData
+        }) {
+            DeliveryError::retryable(format!(
+                "TLS with SMTP server {endpoint} failed: {}",
+                truncate(&one_line(&io.to_string()), REPLY_CHARS)
+            ))
+        } else if let Some(io) = io_error {
+            DeliveryError::retryable(format!(
+                "connection to SMTP server {endpoint} failed: {}",
+                truncate(&one_line(&io.to_string()), REPLY_CHARS)
             ))
         } else {
             DeliveryError::retryable(format!("SMTP server {endpoint}: {text}"))
@@ -358,7 +372,8 @@ impl Connector for SmtpConnector {
         let raw = message.formatted();
         drop(message);
 
-        let sent = tokio::time::timeout(self.timeout, self.transport.send_raw(&envelope, &raw)).await;
+        let sent =
+            tokio::time::timeout(self.timeout, self.transport.send_raw(&envelope, &raw)).await;
         let response = match sent {
             Err(_) => {
                 tracing::debug!(message = %request.envelope.id, endpoint = %self.endpoint, "SMTP session timed out");
@@ -393,6 +408,13 @@ impl Connector for SmtpConnector {
         tracing::debug!(message = %request.envelope.id, endpoint = %self.endpoint, %detail, "mail delivered");
         Ok(DeliveryReceipt { detail })
     }
+}
+
+/// `e`'s sources, nearest first.
+fn error_sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |s| s.source())
 }
 
 fn parse_mailbox(field: &'static str, address: &str) -> Result<Mailbox, SmtpError> {
@@ -494,12 +516,21 @@ mod tests {
             let e = SmtpConnector::new(s).unwrap_err().to_string();
             assert!(e.contains(expect), "{e:?} should contain {expect:?}");
         };
-        check(&|s| s.from = "not an address".into(), "invalid `from` address");
-        check(&|s| s.to.push("a@@b".into()), "invalid `to` address \"a@@b\"");
+        check(
+            &|s| s.from = "not an address".into(),
+            "invalid `from` address",
+        );
+        check(
+            &|s| s.to.push("a@@b".into()),
+            "invalid `to` address \"a@@b\"",
+        );
         check(&|s| s.to.clear(), "at least one recipient");
         check(&|s| s.tls = SmtpTls::None, "only allowed to localhost");
         check(&|s| s.password = None, "must be given together");
-        check(&|s| s.subject_template = "a\r\nBcc: x@y".into(), "single line");
+        check(
+            &|s| s.subject_template = "a\r\nBcc: x@y".into(),
+            "single line",
+        );
         check(&|s| s.host = "".into(), "invalid SMTP host");
         check(&|s| s.port = 0, "port");
         check(&|s| s.max_total_bytes = 0, "max_total_bytes");

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use chrono::SecondsFormat;
 use drehscheibe_model::{
     sha256_hex, AttachmentRef, BlobError, DeliveryError, DeliveryRequest, Envelope,
 };
@@ -129,6 +130,7 @@ pub(crate) fn render_subject(template: &str, envelope: &Envelope, target: &str) 
         out.push_str(&rest[..open]);
         let after = &rest[open..];
         let Some(close) = after.find('}') else {
+            rest = after;
             break;
         };
         let value = match &after[1..close] {
@@ -219,11 +221,18 @@ pub(crate) fn summary(
         ("Leistung", unknown(&e.leistung)),
         ("Kommune", unknown(&e.kommune_key)),
         ("Tenant", unknown(&e.tenant)),
-        ("Received at", e.received_at.to_rfc3339()),
+        (
+            "Received at",
+            e.received_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
         ("Channel", clean(&e.channel)),
         (
             "Sender",
-            format!("{} {}", clean(&e.sender.adapter), clean(&e.sender.principal)),
+            format!(
+                "{} {}",
+                clean(&e.sender.adapter),
+                clean(&e.sender.principal)
+            ),
         ),
         ("Delivery key", clean(&request.idempotency_key())),
         (
@@ -388,7 +397,11 @@ mod tests {
     fn subject_placeholders_are_replaced_once() {
         let e = envelope();
         assert_eq!(
-            render_subject("[{tenant}/{kommune}] {leistung} {id} {target} {other} {", &e, "fv"),
+            render_subject(
+                "[{tenant}/{kommune}] {leistung} {id} {target} {other} {",
+                &e,
+                "fv"
+            ),
             "[musterstadt/09162000] 99050012104000  Bcc: evil@x {id} \
              01900000-0000-7000-8000-000000000001 fv {other} {"
         );
