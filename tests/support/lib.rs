@@ -17,7 +17,8 @@ use serde_json::Value;
 pub const SENDER: &str = "test-sender-token";
 /// Token of the `operator` role.
 pub const OPERATOR: &str = "test-operator-token";
-/// Token of the `tenant` role for tenant `alpha`.
+/// Token of the `tenant` role for tenant `alpha` (configured when a
+/// tenant file `alpha` is written).
 pub const TENANT_ALPHA: &str = "test-alpha-token";
 /// Token of the `tenant` role for tenant `beta`.
 pub const TENANT_BETA: &str = "test-beta-token";
@@ -106,18 +107,17 @@ channels = ["portal"]
 secret = {{ value = "{OPERATOR}" }}
 role = "operator"
 
-[tokens.alpha]
-secret = {{ value = "{TENANT_ALPHA}" }}
-role = "tenant"
-tenant = "alpha"
-
-[tokens.beta]
-secret = {{ value = "{TENANT_BETA}" }}
-role = "tenant"
-tenant = "beta"
 "#,
             depot = depot.display()
         );
+        let mut text = text;
+        for (tenant, token) in [("alpha", TENANT_ALPHA), ("beta", TENANT_BETA)] {
+            if tenants.iter().any(|(stem, _)| *stem == tenant) {
+                text.push_str(&format!(
+                    "\n[tokens.{tenant}]\nsecret = {{ value = \"{token}\" }}\nrole = \"tenant\"\ntenant = \"{tenant}\"\n"
+                ));
+            }
+        }
         std::fs::write(&main, text).unwrap();
         for (stem, t) in tenants {
             std::fs::write(dir.path().join("tenants").join(format!("{stem}.toml")), t).unwrap();

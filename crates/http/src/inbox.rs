@@ -194,11 +194,14 @@ async fn handle(
 
     let Path(channel) =
         path.map_err(|e| Problem::bad_request(format!("invalid channel in path: {e}")))?;
-    if !principal.may_submit(&channel) {
-        return Err(IntakeError::Forbidden(channel).into());
-    }
+    // An authenticated caller learns that a channel does not exist (404)
+    // before being told it may not use it (403): the more useful answer
+    // for a misconfigured sender, and it reveals nothing to strangers.
     if !state.intake.channel_exists(&channel) {
         return Err(IntakeError::UnknownChannel(channel).into());
+    }
+    if !principal.may_submit(&channel) {
+        return Err(IntakeError::Forbidden(channel).into());
     }
 
     let idempotency_key = single_key_header(&parts.headers, IDEMPOTENCY_KEY)?;
