@@ -271,7 +271,7 @@ impl SmtpConnector {
             }
             SmtpTls::Tls => Tls::Wrapper(tls_parameters(&server, settings.ca_cert_pem.as_deref())?),
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.clone())
             .port(settings.port)
             .tls(tls)
             .timeout(Some(settings.timeout));
@@ -282,7 +282,11 @@ impl SmtpConnector {
         let message_id_domain = mail::message_id_domain(from.email.domain());
         Ok(Self {
             transport: builder.build(),
-            endpoint: format!("{host}:{}", settings.port),
+            endpoint: if server.contains(':') {
+                format!("[{server}]:{}", settings.port)
+            } else {
+                format!("{server}:{}", settings.port)
+            },
             tls: settings.tls,
             username: settings.username,
             from,
@@ -322,8 +326,9 @@ impl SmtpConnector {
             // The server lacks something this connector requires (STARTTLS,
             // a login mechanism): retrying does not help, the configuration
             // of one side must change.
+            let why = if reply.is_empty() { &text } else { &reply };
             DeliveryError::permanent(format!(
-                "SMTP server {endpoint} cannot be used as configured: {reply}"
+                "SMTP server {endpoint} cannot be used as configured: {why}"
             ))
         } else if let Some(io) = io_error.filter(|io| {
             // rustls reports handshake and certificate failures as
@@ -543,11 +548,17 @@ mod tests {
 
     #[test]
     fn plaintext_is_allowed_to_loopback_only() {
-        for host in ["localhost", "127.0.0.1", "[::1]", "::1", "LOCALHOST"] {
+        for (host, endpoint) in [
+            ("localhost", "localhost:587"),
+            ("127.0.0.1", "127.0.0.1:587"),
+            ("[::1]", "[::1]:587"),
+            ("::1", "[::1]:587"),
+            ("LOCALHOST", "LOCALHOST:587"),
+        ] {
             let mut s = settings();
             s.host = host.into();
             s.tls = SmtpTls::None;
-            SmtpConnector::new(s).unwrap();
+            assert_eq!(SmtpConnector::new(s).unwrap().endpoint, endpoint);
         }
         for host in ["10.0.0.1", "localhost.example.org", "[2001:db8::1]"] {
             let mut s = settings();
