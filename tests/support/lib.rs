@@ -157,6 +157,8 @@ targets = {{ fachverfahren = "fv" }}
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
+    /// Token used by [`Api::message`] and [`Api::wait_state`].
+    pub operator: String,
 }
 
 impl Api {
@@ -167,7 +169,14 @@ impl Api {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            operator: OPERATOR.to_owned(),
         }
+    }
+
+    /// Use another operator token for [`Api::message`].
+    pub fn with_operator(mut self, token: &str) -> Self {
+        self.operator = token.to_owned();
+        self
     }
 
     /// `POST /api/v1/inbox/{channel}` with a raw body.
@@ -231,7 +240,7 @@ impl Api {
 
     /// The message as the operator sees it.
     pub async fn message(&self, id: &str) -> Value {
-        let (s, v) = self.get(&format!("/api/v1/messages/{id}"), OPERATOR).await;
+        let (s, v) = self.get(&format!("/api/v1/messages/{id}"), &self.operator).await;
         assert_eq!(s, 200, "GET message {id}: {v}");
         v
     }
