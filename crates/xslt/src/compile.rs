@@ -11,8 +11,8 @@ use xot::{Node, SpanInfo, SpanInfoKey, Value as XValue, Xot};
 
 use crate::error::CompileError;
 use crate::ir::*;
-use crate::pattern::{compile_pattern, IndexKey, Test};
-use crate::xpath::{compile_expr, is_ncname, resolve_lexical_qname, ExprEnv, ExprId, VarRef};
+use crate::pattern::{compile_pattern, Test};
+use crate::xpath::{compile_expr, resolve_lexical_qname, ExprEnv, ExprId, VarRef};
 use crate::{GlobalParamDecl, OutputMethod, OutputSettings};
 
 pub(crate) const XSL_NS: &str = "http://www.w3.org/1999/XSL/Transform";
@@ -38,6 +38,7 @@ struct Env<'a> {
     globals: &'a HashMap<OwnedName, usize>,
     keys: &'a HashMap<OwnedName, usize>,
     formats: &'a HashMap<Option<OwnedName>, usize>,
+    format_defs: &'a [DecimalFormat],
 }
 
 impl ExprEnv for Env<'_> {
@@ -57,6 +58,9 @@ impl ExprEnv for Env<'_> {
     }
     fn decimal_format(&self, name: Option<&OwnedName>) -> Option<usize> {
         self.formats.get(&name.cloned()).copied()
+    }
+    fn decimal_format_def(&self, index: usize) -> Option<DecimalFormat> {
+        self.format_defs.get(index).cloned()
     }
 }
 
@@ -287,13 +291,22 @@ impl Compiler {
     fn check_attrs(&self, module: usize, node: Node, allowed: &[&str]) -> CResult<()> {
         let name = self.xsl_local(node).unwrap_or("?").to_string();
         for (ns, local, value) in self.attrs(node) {
-            if ns.is_empty() && (allowed.contains(&local.as_str()) || COMMON_ATTRS.contains(&local.as_str())) {
+            if ns.is_empty()
+                && (allowed.contains(&local.as_str()) || COMMON_ATTRS.contains(&local.as_str()))
+            {
                 continue;
             }
-            if ns.is_empty() && local == "expand-text" && matches!(value.trim(), "no" | "false" | "0") {
+            if ns.is_empty()
+                && local == "expand-text"
+                && matches!(value.trim(), "no" | "false" | "0")
+            {
                 continue;
             }
-            let shown = if ns.is_empty() { local } else { format!("{{{ns}}}{local}") };
+            let shown = if ns.is_empty() {
+                local
+            } else {
+                format!("{{{ns}}}{local}")
+            };
             return Err(self.err(
                 module,
                 node,
@@ -347,7 +360,10 @@ impl Compiler {
             })
             .filter(|(p, _)| !p.is_empty())
             .collect();
-        let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let refs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         ns.add(&refs);
         let ns = Arc::new(ns);
         self.ns_cache.insert(node, ns.clone());
@@ -372,8 +388,8 @@ impl Compiler {
             }
             let is_xsl = self.xsl_local(anc).is_some();
             for (ns, local, value) in self.attrs(anc) {
-                let matches = local == "version"
-                    && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
+                let matches =
+                    local == "version" && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
                 if matches {
                     if let Ok(v) = value.trim().parse::<f64>() {
                         return v;
@@ -396,12 +412,18 @@ impl Compiler {
             globals: &self.global_names,
             keys: &self.key_names,
             formats: &self.format_names,
+            format_defs: &self.formats,
         };
         compile_expr(text, &ns, &env, module, line, &mut self.exprs)
             .map_err(|m| self.err(module, node, m))
     }
 
-    fn pattern(&mut self, module: usize, node: Node, text: &str) -> CResult<crate::pattern::Pattern> {
+    fn pattern(
+        &mut self,
+        module: usize,
+        node: Node,
+        text: &str,
+    ) -> CResult<crate::pattern::Pattern> {
         let ns = self.namespaces(node);
         let line = self.position(module, node).0;
         let env = Env {
@@ -409,6 +431,7 @@ impl Compiler {
             globals: &self.global_names,
             keys: &self.key_names,
             formats: &self.format_names,
+            format_defs: &self.formats,
         };
         compile_pattern(text, &ns, &env, module, line, &mut self.exprs)
             .map_err(|m| self.err(module, node, m))
@@ -495,7 +518,10 @@ impl Compiler {
             Some(v) if v.contains('{') => Err(self.err(
                 module,
                 node,
-                format!("attribute value templates are not supported in {local} of xsl:{}", self.xsl_local(node).unwrap_or("?")),
+                format!(
+                    "attribute value templates are not supported in {local} of xsl:{}",
+                    self.xsl_local(node).unwrap_or("?")
+                ),
             )),
             other => Ok(other),
         }
@@ -598,7 +624,9 @@ impl Compiler {
                 return Err(self.err(
                     module,
                     root,
-                    format!("xsl:{other} cannot be the document element of a stylesheet (XTSE0150)"),
+                    format!(
+                        "xsl:{other} cannot be the document element of a stylesheet (XTSE0150)"
+                    ),
                 ))
             }
             None => {
@@ -618,9 +646,17 @@ impl Compiler {
                 return Ok(());
             }
         }
-        self.check_attrs(module, root, &["id", "xpath-default-namespace-none-placeholder"])?;
+        self.check_attrs(
+            module,
+            root,
+            &["id", "xpath-default-namespace-none-placeholder"],
+        )?;
         if self.attr(root, "version").is_none() {
-            return Err(self.err(module, root, "xsl:stylesheet requires a version attribute (XTSE0010)"));
+            return Err(self.err(
+                module,
+                root,
+                "xsl:stylesheet requires a version attribute (XTSE0010)",
+            ));
         }
         let children: Vec<Node> = self.xot.children(root).collect();
         let mut seen_other = false;
@@ -629,7 +665,11 @@ impl Compiler {
                 XValue::Element(_) => {}
                 XValue::Text(t) => {
                     if !t.get().trim().is_empty() {
-                        return Err(self.err(module, child, "text is not allowed at the top level of a stylesheet (XTSE0120)"));
+                        return Err(self.err(
+                            module,
+                            child,
+                            "text is not allowed at the top level of a stylesheet (XTSE0120)",
+                        ));
                     }
                     continue;
                 }
@@ -638,7 +678,11 @@ impl Compiler {
             match self.xsl_local(child) {
                 Some("import") => {
                     if seen_other {
-                        return Err(self.err(module, child, "xsl:import must come before all other declarations (XTSE0200)"));
+                        return Err(self.err(
+                            module,
+                            child,
+                            "xsl:import must come before all other declarations (XTSE0200)",
+                        ));
                     }
                     self.check_attrs(module, child, &["href"])?;
                     let href = self.required_attr(module, child, "href")?;
@@ -665,11 +709,23 @@ impl Compiler {
 
     fn resolve_href(&self, module: usize, node: Node, href: &str) -> CResult<PathBuf> {
         if href.contains("://") || href.starts_with("file:") {
-            return Err(self.err(module, node, format!("only relative file references are supported in href ('{href}')")));
+            return Err(self.err(
+                module,
+                node,
+                format!("only relative file references are supported in href ('{href}')"),
+            ));
         }
-        let base = self.files.get(module).and_then(|f| f.parent().map(Path::to_path_buf));
+        let base = self
+            .files
+            .get(module)
+            .and_then(|f| f.parent().map(Path::to_path_buf));
         match base {
-            Some(dir) if !self.files[module].as_os_str().is_empty() && self.files[module] != Path::new("<string>") => Ok(dir.join(href)),
+            Some(dir)
+                if !self.files[module].as_os_str().is_empty()
+                    && self.files[module] != Path::new("<string>") =>
+            {
+                Ok(dir.join(href))
+            }
             _ => Err(self.err(
                 module,
                 node,
@@ -684,10 +740,6 @@ impl Compiler {
         self.process_module(module, &mut decls)?;
         self.register(&decls)?;
         self.compile_decls(&decls)?;
-        let backwards_compatible = {
-            let root = self.root_element(module)?;
-            self.bc(root)
-        };
         let mut params = Vec::new();
         for g in &self.globals {
             if g.is_param {
@@ -715,7 +767,6 @@ impl Compiler {
             params,
             names: self.names,
             ns_bindings: self.ns_bindings,
-            backwards_compatible,
         })
     }
 
@@ -740,7 +791,14 @@ impl Compiler {
                     if let Some(&g) = self.global_names.get(&name) {
                         let prec = self.global_prec.get(g).copied().unwrap_or(0);
                         if prec == d.precedence {
-                            return Err(self.err(m, node, format!("duplicate global variable ${} (XTSE0630)", name.local_name())));
+                            return Err(self.err(
+                                m,
+                                node,
+                                format!(
+                                    "duplicate global variable ${} (XTSE0630)",
+                                    name.local_name()
+                                ),
+                            ));
                         }
                         if prec > d.precedence {
                             continue;
@@ -762,10 +820,7 @@ impl Compiler {
                     let name = self.required_attr(m, node, "name")?;
                     let name = self.qname(m, node, &name)?;
                     if !self.key_names.contains_key(&name) {
-                        self.keys.push(Key {
-                            name: name.clone(),
-                            defs: Vec::new(),
-                        });
+                        self.keys.push(Key { defs: Vec::new() });
                         self.key_names.insert(name, self.keys.len() - 1);
                     }
                 }
@@ -787,6 +842,11 @@ impl Compiler {
 
     fn compile_decls(&mut self, decls: &[Decl]) -> CResult<()> {
         // decimal formats first (used when compiling expressions)
+        for d in decls {
+            if self.is_xsl(d.node, "decimal-format") {
+                self.compile_decimal_format(d.module, d.node)?;
+            }
+        }
         let mut output_seen = false;
         // template names: register in precedence order so higher precedence wins
         for d in decls {
@@ -796,7 +856,14 @@ impl Compiler {
                     let name = self.qname(m, node, &name)?;
                     if let Some((_, prec)) = self.template_names.get(&name) {
                         if *prec == d.precedence {
-                            return Err(self.err(m, node, format!("duplicate named template {} (XTSE0660)", name.local_name())));
+                            return Err(self.err(
+                                m,
+                                node,
+                                format!(
+                                    "duplicate named template {} (XTSE0660)",
+                                    name.local_name()
+                                ),
+                            ));
                         }
                         if *prec > d.precedence {
                             continue;
@@ -810,7 +877,8 @@ impl Compiler {
                         slots: 0,
                         at: self.at(m, node),
                     });
-                    self.template_names.insert(name, (self.templates.len() - 1, d.precedence));
+                    self.template_names
+                        .insert(name, (self.templates.len() - 1, d.precedence));
                 }
             }
         }
@@ -832,20 +900,35 @@ impl Compiler {
             match self.xsl_local(node) {
                 None => {
                     let el = self.xot.element(node).map(|e| e.name());
-                    let ns = el.map(|n| self.xot.name_ns_str(n).1.to_string()).unwrap_or_default();
+                    let ns = el
+                        .map(|n| self.xot.name_ns_str(n).1.to_string())
+                        .unwrap_or_default();
                     if ns.is_empty() {
-                        return Err(self.err(m, node, "top-level elements in no namespace are not allowed (XTSE0130)"));
+                        return Err(self.err(
+                            m,
+                            node,
+                            "top-level elements in no namespace are not allowed (XTSE0130)",
+                        ));
                     }
                     if self.xot.parent(node) == Some(self.modules[m].root) {
                         // simplified stylesheet
                         self.compile_simplified(m, node, d.precedence)?;
                     } else {
-                        return Err(self.err(m, node, format!("unsupported top-level user-defined data element in namespace {ns}")));
+                        return Err(self.err(
+                            m,
+                            node,
+                            format!(
+                                "unsupported top-level user-defined data element in namespace {ns}"
+                            ),
+                        ));
                     }
                 }
                 Some("template") => {
                     let index = named.get(&node).copied();
-                    if index.is_none() && self.attr(node, "name").is_some() && self.attr(node, "match").is_none() {
+                    if index.is_none()
+                        && self.attr(node, "name").is_some()
+                        && self.attr(node, "match").is_none()
+                    {
                         continue; // overridden named template
                     }
                     self.compile_template(m, node, d.precedence, index)?;
@@ -891,7 +974,7 @@ impl Compiler {
                     }
                 }
                 Some("key") => self.compile_key(m, node)?,
-                Some("decimal-format") => self.compile_decimal_format(m, node)?,
+                Some("decimal-format") => {}
                 Some(other) => {
                     return Err(self.err(m, node, format!("unsupported declaration xsl:{other}")));
                 }
@@ -905,13 +988,19 @@ impl Compiler {
         let body = vec![self.literal_element(m, node)?];
         let slots = self.end_frame(saved);
         let pattern = self.pattern(m, node, "/")?;
-        self.add_template(Template {
-            pattern: Some(pattern),
-            params: Vec::new(),
-            body,
-            slots,
-            at: self.at(m, node),
-        }, precedence, None, &[0], None);
+        self.add_template(
+            Template {
+                pattern: Some(pattern),
+                params: Vec::new(),
+                body,
+                slots,
+                at: self.at(m, node),
+            },
+            precedence,
+            None,
+            &[0],
+            None,
+        );
         Ok(())
     }
 
@@ -963,28 +1052,43 @@ impl Compiler {
         }
     }
 
-    fn compile_template(&mut self, m: usize, node: Node, precedence: usize, reserved: Option<usize>) -> CResult<()> {
+    fn compile_template(
+        &mut self,
+        m: usize,
+        node: Node,
+        precedence: usize,
+        reserved: Option<usize>,
+    ) -> CResult<()> {
         self.check_attrs(m, node, &["match", "name", "mode", "priority"])?;
         let match_ = self.attr(node, "match");
         if match_.is_none() && self.attr(node, "name").is_none() {
-            return Err(self.err(m, node, "xsl:template needs a match or a name attribute (XTSE0500)"));
+            return Err(self.err(
+                m,
+                node,
+                "xsl:template needs a match or a name attribute (XTSE0500)",
+            ));
         }
         let pattern = match &match_ {
             Some(p) => Some(self.pattern(m, node, p)?),
             None => None,
         };
-        let priority = match self.attr(node, "priority") {
-            Some(p) => Some(p.trim().parse::<f64>().map_err(|_| {
-                self.err(m, node, format!("invalid priority '{p}' (XTSE0530)"))
-            })?),
-            None => None,
-        };
+        let priority =
+            match self.attr(node, "priority") {
+                Some(p) => Some(p.trim().parse::<f64>().map_err(|_| {
+                    self.err(m, node, format!("invalid priority '{p}' (XTSE0530)"))
+                })?),
+                None => None,
+            };
         let mut modes = Vec::new();
         match self.attr(node, "mode") {
             None => modes.push(0),
             Some(list) => {
                 if match_.is_none() {
-                    return Err(self.err(m, node, "a template without match must not have a mode (XTSE0500)"));
+                    return Err(self.err(
+                        m,
+                        node,
+                        "a template without match must not have a mode (XTSE0500)",
+                    ));
                 }
                 for token in list.split_whitespace() {
                     match token {
@@ -1006,7 +1110,11 @@ impl Compiler {
         for c in children {
             if self.is_xsl(c, "param") {
                 if !in_params {
-                    return Err(self.err(m, c, "xsl:param must come first in xsl:template (XTSE0010)"));
+                    return Err(self.err(
+                        m,
+                        c,
+                        "xsl:param must come first in xsl:template (XTSE0010)",
+                    ));
                 }
                 params.push(self.compile_param(m, c)?);
             } else {
@@ -1050,7 +1158,11 @@ impl Compiler {
         let value = self.var_value(m, node)?;
         let slot = self.alloc_slot();
         if self.locals.iter().any(|(n, _)| *n == name) {
-            return Err(self.err(m, node, format!("duplicate parameter ${} (XTSE0580)", name.local_name())));
+            return Err(self.err(
+                m,
+                node,
+                format!("duplicate parameter ${} (XTSE0580)", name.local_name()),
+            ));
         }
         self.locals.push((name.clone(), slot));
         Ok(ParamDef {
@@ -1068,26 +1180,49 @@ impl Compiler {
         let as_ = self.attr(node, "as");
         let has_content = self.has_content(node);
         match (select, has_content) {
-            (Some(_), true) => Err(self.err(m, node, format!("xsl:{} must not have both a select attribute and content (XTSE0620)", self.xsl_local(node).unwrap_or("?")))),
+            (Some(_), true) => Err(self.err(
+                m,
+                node,
+                format!(
+                    "xsl:{} must not have both a select attribute and content (XTSE0620)",
+                    self.xsl_local(node).unwrap_or("?")
+                ),
+            )),
             (Some(s), false) => {
                 let text = match &as_ {
-                    Some(t) => format!("(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})(({s}))", crate::xpath::INTERNAL_NS, crate::xpath::INTERNAL_NS),
+                    Some(t) => format!(
+                        "(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})(({s}))",
+                        crate::xpath::INTERNAL_NS,
+                        crate::xpath::INTERNAL_NS
+                    ),
                     None => s,
                 };
                 Ok(Value::Select(self.expr(m, node, &text)?))
             }
             (None, true) => {
                 if as_.is_some() {
-                    return Err(self.err(m, node, "the as attribute is only supported together with select"));
+                    return Err(self.err(
+                        m,
+                        node,
+                        "the as attribute is only supported together with select",
+                    ));
                 }
                 let children: Vec<Node> = self.xot.children(node).collect();
                 Ok(Value::Body(self.body_of(m, node, &children)?))
             }
             (None, false) => {
                 if let Some(t) = as_ {
-                    let text = format!("(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})('')", crate::xpath::INTERNAL_NS, crate::xpath::INTERNAL_NS);
+                    let text = format!(
+                        "(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})('')",
+                        crate::xpath::INTERNAL_NS,
+                        crate::xpath::INTERNAL_NS
+                    );
                     // an empty value must satisfy the type, e.g. xs:string? or item()*
-                    let empty = format!("(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})(())", crate::xpath::INTERNAL_NS, crate::xpath::INTERNAL_NS);
+                    let empty = format!(
+                        "(function($Q{{{}}}v as {t}) {{ $Q{{{}}}v }})(())",
+                        crate::xpath::INTERNAL_NS,
+                        crate::xpath::INTERNAL_NS
+                    );
                     let _ = text;
                     return Ok(Value::Select(self.expr(m, node, &empty)?));
                 }
@@ -1119,7 +1254,11 @@ impl Compiler {
         if self.global_prec.get(g).copied() != Some(precedence) {
             return Ok(()); // overridden by a higher-precedence declaration
         }
-        let required = if is_param { self.yes_no(m, node, "required", false)? } else { false };
+        let required = if is_param {
+            self.yes_no(m, node, "required", false)?
+        } else {
+            false
+        };
         let saved = self.begin_frame();
         let value = self.var_value(m, node)?;
         let slots = self.end_frame(saved);
@@ -1132,12 +1271,30 @@ impl Compiler {
     }
 
     fn compile_output(&mut self, m: usize, node: Node, _seen: bool) -> CResult<()> {
-        self.check_attrs(m, node, &["method", "indent", "encoding", "omit-xml-declaration", "media-type", "version", "standalone"])?;
+        self.check_attrs(
+            m,
+            node,
+            &[
+                "method",
+                "indent",
+                "encoding",
+                "omit-xml-declaration",
+                "media-type",
+                "version",
+                "standalone",
+            ],
+        )?;
         if let Some(method) = self.attr(node, "method") {
             self.output.method = match method.trim() {
                 "xml" => OutputMethod::Xml,
                 "text" => OutputMethod::Text,
-                other => return Err(self.err(m, node, format!("unsupported output method '{other}' (supported: xml, text)"))),
+                other => {
+                    return Err(self.err(
+                        m,
+                        node,
+                        format!("unsupported output method '{other}' (supported: xml, text)"),
+                    ))
+                }
             };
         }
         if self.attr(node, "indent").is_some() {
@@ -1151,14 +1308,19 @@ impl Compiler {
             self.output.encoding = enc;
         }
         if self.attr(node, "omit-xml-declaration").is_some() {
-            self.output.omit_xml_declaration = self.yes_no(m, node, "omit-xml-declaration", false)?;
+            self.output.omit_xml_declaration =
+                self.yes_no(m, node, "omit-xml-declaration", false)?;
         }
         if let Some(mt) = self.attr(node, "media-type") {
             self.output.media_type = Some(mt);
         }
         if let Some(v) = self.attr(node, "version") {
             if v.trim() != "1.0" {
-                return Err(self.err(m, node, format!("unsupported output version '{v}' (only 1.0)")));
+                return Err(self.err(
+                    m,
+                    node,
+                    format!("unsupported output version '{v}' (only 1.0)"),
+                ));
             }
         }
         if let Some(s) = self.attr(node, "standalone") {
@@ -1166,7 +1328,9 @@ impl Compiler {
                 "yes" => Some(true),
                 "no" => Some(false),
                 "omit" => None,
-                other => return Err(self.err(m, node, format!("invalid standalone value '{other}'"))),
+                other => {
+                    return Err(self.err(m, node, format!("invalid standalone value '{other}'")))
+                }
             };
         }
         Ok(())
@@ -1177,9 +1341,9 @@ impl Compiler {
         let name = self.required_attr(m, node, "name")?;
         let name = self.qname(m, node, &name)?;
         let match_ = self.required_attr(m, node, "match")?;
-        let use_ = self.attr(node, "use").ok_or_else(|| {
-            self.err(m, node, "xsl:key without a use attribute is not supported")
-        })?;
+        let use_ = self
+            .attr(node, "use")
+            .ok_or_else(|| self.err(m, node, "xsl:key without a use attribute is not supported"))?;
         if self.has_content(node) {
             return Err(self.err(m, node, "xsl:key with content is not supported"));
         }
@@ -1197,8 +1361,17 @@ impl Compiler {
 
     fn compile_decimal_format(&mut self, m: usize, node: Node) -> CResult<()> {
         const ATTRS: &[&str] = &[
-            "name", "decimal-separator", "grouping-separator", "infinity", "minus-sign", "NaN",
-            "percent", "per-mille", "zero-digit", "digit", "pattern-separator",
+            "name",
+            "decimal-separator",
+            "grouping-separator",
+            "infinity",
+            "minus-sign",
+            "NaN",
+            "percent",
+            "per-mille",
+            "zero-digit",
+            "digit",
+            "pattern-separator",
         ];
         self.check_attrs(m, node, ATTRS)?;
         let name = match self.attr(node, "name") {
@@ -1283,7 +1456,12 @@ impl Compiler {
         self.body_of(m, node, &children)
     }
 
-    fn with_params(&mut self, m: usize, node: Node, allow_sort: bool) -> CResult<(Vec<WithParam>, Vec<Sort>)> {
+    fn with_params(
+        &mut self,
+        m: usize,
+        node: Node,
+        allow_sort: bool,
+    ) -> CResult<(Vec<WithParam>, Vec<Sort>)> {
         let mut params: Vec<WithParam> = Vec::new();
         let mut sorts = Vec::new();
         let children: Vec<Node> = self.xot.children(node).collect();
@@ -1302,17 +1480,29 @@ impl Compiler {
                     let name = self.required_attr(m, c, "name")?;
                     let name = self.qname(m, c, &name)?;
                     if params.iter().any(|p| p.name == name) {
-                        return Err(self.err(m, c, format!("duplicate xsl:with-param ${} (XTSE0670)", name.local_name())));
+                        return Err(self.err(
+                            m,
+                            c,
+                            format!("duplicate xsl:with-param ${} (XTSE0670)", name.local_name()),
+                        ));
                     }
                     let value = self.var_value(m, c)?;
-                    params.push(WithParam { name, value, at: self.at(m, c) });
+                    params.push(WithParam {
+                        name,
+                        value,
+                        at: self.at(m, c),
+                    });
                 }
                 Some("sort") if allow_sort => sorts.push(self.sort(m, c)?),
                 _ => {
-                    return Err(self.err(m, c, format!(
-                        "unexpected content in xsl:{} (XTSE0010)",
-                        self.xsl_local(node).unwrap_or("?")
-                    )))
+                    return Err(self.err(
+                        m,
+                        c,
+                        format!(
+                            "unexpected content in xsl:{} (XTSE0010)",
+                            self.xsl_local(node).unwrap_or("?")
+                        ),
+                    ))
                 }
             }
         }
@@ -1320,7 +1510,11 @@ impl Compiler {
     }
 
     fn sort(&mut self, m: usize, node: Node) -> CResult<Sort> {
-        self.check_attrs(m, node, &["select", "data-type", "order", "case-order", "stable"])?;
+        self.check_attrs(
+            m,
+            node,
+            &["select", "data-type", "order", "case-order", "stable"],
+        )?;
         if self.has_content(node) {
             return Err(self.err(m, node, "xsl:sort with content is not supported"));
         }
@@ -1328,23 +1522,46 @@ impl Compiler {
             Some(s) => Some(self.expr(m, node, &s)?),
             None => None,
         };
-        let number = match self.literal_attr(m, node, "data-type")?.as_deref().map(str::trim) {
+        let number = match self
+            .literal_attr(m, node, "data-type")?
+            .as_deref()
+            .map(str::trim)
+        {
             None | Some("text") => false,
             Some("number") => true,
-            Some(other) => return Err(self.err(m, node, format!("unsupported data-type '{other}' (text or number)"))),
+            Some(other) => {
+                return Err(self.err(
+                    m,
+                    node,
+                    format!("unsupported data-type '{other}' (text or number)"),
+                ))
+            }
         };
-        let descending = match self.literal_attr(m, node, "order")?.as_deref().map(str::trim) {
+        let descending = match self
+            .literal_attr(m, node, "order")?
+            .as_deref()
+            .map(str::trim)
+        {
             None | Some("ascending") => false,
             Some("descending") => true,
             Some(other) => return Err(self.err(m, node, format!("invalid order '{other}'"))),
         };
-        let upper_first = match self.literal_attr(m, node, "case-order")?.as_deref().map(str::trim) {
+        let upper_first = match self
+            .literal_attr(m, node, "case-order")?
+            .as_deref()
+            .map(str::trim)
+        {
             None => None,
             Some("upper-first") => Some(true),
             Some("lower-first") => Some(false),
             Some(other) => return Err(self.err(m, node, format!("invalid case-order '{other}'"))),
         };
-        Ok(Sort { select, number, descending, upper_first })
+        Ok(Sort {
+            select,
+            number,
+            descending,
+            upper_first,
+        })
     }
 
     /// Split leading xsl:sort children from the rest.
@@ -1361,7 +1578,11 @@ impl Compiler {
             if self.is_xsl(c, "sort") {
                 return Err(self.err(m, c, "xsl:sort must come first (XTSE0010)"));
             }
-            let ws_text = self.xot.text_str(c).map(|t| t.trim().is_empty()).unwrap_or(false);
+            let ws_text = self
+                .xot
+                .text_str(c)
+                .map(|t| t.trim().is_empty())
+                .unwrap_or(false);
             if !ws_text && self.xot.comment(c).is_none() {
                 sorting = false;
             }
@@ -1375,10 +1596,14 @@ impl Compiler {
         let select = self.attr(node, "select");
         let has_content = self.has_content(node);
         match (select, has_content) {
-            (Some(_), true) => Err(self.err(m, node, format!(
-                "xsl:{} must not have both a select attribute and content (XTSE0840)",
-                self.xsl_local(node).unwrap_or("?")
-            ))),
+            (Some(_), true) => Err(self.err(
+                m,
+                node,
+                format!(
+                    "xsl:{} must not have both a select attribute and content (XTSE0840)",
+                    self.xsl_local(node).unwrap_or("?")
+                ),
+            )),
             (Some(s), false) => Ok(Value::Select(self.expr(m, node, &s)?)),
             (None, true) => Ok(Value::Body(self.children_body(m, node)?)),
             (None, false) => Ok(Value::Empty),
@@ -1460,7 +1685,7 @@ impl Compiler {
                 let test = self.required_attr(m, node, "test")?;
                 let test = self.expr(m, node, &test)?;
                 let body = self.children_body(m, node)?;
-                Instr::If { test, body, at }
+                Instr::If { test, body }
             }
             "choose" => {
                 self.check_attrs(m, node, &[])?;
@@ -1495,7 +1720,7 @@ impl Compiler {
                 if whens.is_empty() {
                     return Err(self.err(m, node, "xsl:choose needs at least one xsl:when (XTSE0010)"));
                 }
-                Instr::Choose { whens, otherwise: otherwise.unwrap_or_default(), at }
+                Instr::Choose { whens, otherwise: otherwise.unwrap_or_default() }
             }
             "variable" => {
                 self.check_attrs(m, node, &["name", "select", "as"])?;
@@ -1504,7 +1729,7 @@ impl Compiler {
                 let value = self.var_value(m, node)?;
                 let slot = self.alloc_slot();
                 self.locals.push((name, slot));
-                Instr::Variable { slot, value, as_text: false, at }
+                Instr::Variable { slot, value, at }
             }
             "param" => return Err(self.err(m, node, "xsl:param is only allowed at the start of a template or at the top level (XTSE0010)")),
             "element" => {
@@ -1585,7 +1810,7 @@ impl Compiler {
                     Some(other) => return Err(self.err(m, node, format!("invalid terminate value '{other}'"))),
                 };
                 let value = self.value_or_body(m, node)?;
-                Instr::Message { value, terminate, at }
+                Instr::Message { value, terminate }
             }
             "number" => self.number(m, node, at)?,
             "fallback" => return Err(self.err(m, node, "unsupported instruction xsl:fallback")),
@@ -1595,7 +1820,19 @@ impl Compiler {
     }
 
     fn number(&mut self, m: usize, node: Node, at: At) -> CResult<Instr> {
-        self.check_attrs(m, node, &["value", "level", "count", "from", "format", "grouping-separator", "grouping-size"])?;
+        self.check_attrs(
+            m,
+            node,
+            &[
+                "value",
+                "level",
+                "count",
+                "from",
+                "format",
+                "grouping-separator",
+                "grouping-size",
+            ],
+        )?;
         if self.has_content(node) {
             return Err(self.err(m, node, "xsl:number must be empty"));
         }
@@ -1603,7 +1840,11 @@ impl Compiler {
             Some(v) => Some(self.expr(m, node, &v)?),
             None => None,
         };
-        let level = match self.literal_attr(m, node, "level")?.as_deref().map(str::trim) {
+        let level = match self
+            .literal_attr(m, node, "level")?
+            .as_deref()
+            .map(str::trim)
+        {
             None | Some("single") => NumberLevel::Single,
             Some("multiple") => NumberLevel::Multiple,
             Some("any") => NumberLevel::Any,
@@ -1624,11 +1865,23 @@ impl Compiler {
         }
         let grouping_separator = self.literal_attr(m, node, "grouping-separator")?;
         let grouping_size = match self.literal_attr(m, node, "grouping-size")? {
-            Some(s) => Some(s.trim().parse::<usize>().map_err(|_| self.err(m, node, format!("invalid grouping-size '{s}'")))?),
+            Some(s) => Some(
+                s.trim()
+                    .parse::<usize>()
+                    .map_err(|_| self.err(m, node, format!("invalid grouping-size '{s}'")))?,
+            ),
             None => None,
         };
         Ok(Instr::Number {
-            def: Box::new(NumberDef { value, level, count, from, format, grouping_separator, grouping_size }),
+            def: Box::new(NumberDef {
+                value,
+                level,
+                count,
+                from,
+                format,
+                grouping_separator,
+                grouping_size,
+            }),
             at,
         })
     }
@@ -1664,12 +1917,27 @@ impl Compiler {
                     let in_scope: Vec<(String, String)> = self
                         .xot
                         .namespaces_in_scope(anc)
-                        .map(|(p, n)| (self.xot.prefix_str(p).to_string(), self.xot.namespace_str(n).to_string()))
+                        .map(|(p, n)| {
+                            (
+                                self.xot.prefix_str(p).to_string(),
+                                self.xot.namespace_str(n).to_string(),
+                            )
+                        })
                         .collect();
                     match token {
                         "#all" => out.extend(in_scope.into_iter().map(|(_, u)| u)),
-                        "#default" => out.extend(in_scope.into_iter().filter(|(p, _)| p.is_empty()).map(|(_, u)| u)),
-                        prefix => out.extend(in_scope.into_iter().filter(|(p, _)| p == prefix).map(|(_, u)| u)),
+                        "#default" => out.extend(
+                            in_scope
+                                .into_iter()
+                                .filter(|(p, _)| p.is_empty())
+                                .map(|(_, u)| u),
+                        ),
+                        prefix => out.extend(
+                            in_scope
+                                .into_iter()
+                                .filter(|(p, _)| p == prefix)
+                                .map(|(_, u)| u),
+                        ),
                     }
                 }
             }
@@ -1704,7 +1972,12 @@ impl Compiler {
         let mut bindings: Vec<(String, String)> = self
             .xot
             .namespaces_in_scope(node)
-            .map(|(p, n)| (self.xot.prefix_str(p).to_string(), self.xot.namespace_str(n).to_string()))
+            .map(|(p, n)| {
+                (
+                    self.xot.prefix_str(p).to_string(),
+                    self.xot.namespace_str(n).to_string(),
+                )
+            })
             .filter(|(p, u)| p != "xml" && (!excluded.contains(u) || *u == ns && *p == prefix))
             .collect();
         if parent_is_lre {
@@ -1712,7 +1985,12 @@ impl Compiler {
                 .xot
                 .namespaces(node)
                 .iter()
-                .map(|(p, n)| (self.xot.prefix_str(p).to_string(), self.xot.namespace_str(*n).to_string()))
+                .map(|(p, n)| {
+                    (
+                        self.xot.prefix_str(p).to_string(),
+                        self.xot.namespace_str(*n).to_string(),
+                    )
+                })
                 .collect();
             bindings.retain(|b| own.contains(b) || (b.1 == ns && b.0 == prefix));
         }
@@ -1723,7 +2001,15 @@ impl Compiler {
             if ans == XSL_NS {
                 match alocal.as_str() {
                     "version" | "exclude-result-prefixes" => continue,
-                    other => return Err(self.err(m, node, format!("unsupported attribute xsl:{other} on a literal result element"))),
+                    other => {
+                        return Err(self.err(
+                            m,
+                            node,
+                            format!(
+                                "unsupported attribute xsl:{other} on a literal result element"
+                            ),
+                        ))
+                    }
                 }
             }
             let aprefix = if ans.is_empty() {
@@ -1733,7 +2019,9 @@ impl Compiler {
             } else {
                 self.xot
                     .namespaces_in_scope(node)
-                    .find(|(p, n)| self.xot.namespace_str(*n) == ans && !self.xot.prefix_str(*p).is_empty())
+                    .find(|(p, n)| {
+                        self.xot.namespace_str(*n) == ans && !self.xot.prefix_str(*p).is_empty()
+                    })
                     .map(|(p, _)| self.xot.prefix_str(p).to_string())
                     .unwrap_or_default()
             };
@@ -1742,14 +2030,12 @@ impl Compiler {
             attributes.push((idx, avt));
         }
         let body = self.children_body(m, node)?;
-        Ok(Instr::LiteralElement { name, namespaces, attributes, body, at })
-    }
-}
-
-/// Check that a name is a valid lexical QName.
-pub(crate) fn is_qname(s: &str) -> bool {
-    match s.split_once(':') {
-        Some((p, l)) => is_ncname(p) && is_ncname(l),
-        None => is_ncname(s),
+        Ok(Instr::LiteralElement {
+            name,
+            namespaces,
+            attributes,
+            body,
+            at,
+        })
     }
 }

@@ -135,17 +135,14 @@ pub(crate) enum Instr {
     If {
         test: ExprId,
         body: Vec<Instr>,
-        at: At,
     },
     Choose {
         whens: Vec<(ExprId, Vec<Instr>)>,
         otherwise: Vec<Instr>,
-        at: At,
     },
     Variable {
         slot: usize,
         value: Value,
-        as_text: bool,
         at: At,
     },
     LiteralElement {
@@ -199,7 +196,6 @@ pub(crate) enum Instr {
     Message {
         value: Value,
         terminate: bool,
-        at: At,
     },
     Number {
         def: Box<NumberDef>,
@@ -258,7 +254,6 @@ pub(crate) struct Global {
 /// An `xsl:key` (all declarations with one name).
 #[derive(Debug, Clone)]
 pub(crate) struct Key {
-    pub name: OwnedName,
     pub defs: Vec<(Pattern, ExprId)>,
 }
 
@@ -320,6 +315,4 @@ pub(crate) struct Compiled {
     pub names: Vec<(String, String, String)>,
     /// Namespace bindings for literal result elements: (prefix, URI).
     pub ns_bindings: Vec<(String, String)>,
-    /// Frame size of the initial template invocation context.
-    pub backwards_compatible: bool,
 }

@@ -159,7 +159,8 @@ impl Stylesheet {
     /// (pass the file the text came from, or e.g. `Path::new("<string>")`
     /// for text without includes).
     pub fn compile_str(text: &str, base: &Path) -> Result<Stylesheet, CompileError> {
-        let compiled = compile::Compiler::new().compile_root(text.to_string(), base.to_path_buf())?;
+        let compiled =
+            compile::Compiler::new().compile_root(text.to_string(), base.to_path_buf())?;
         let stylesheet = Stylesheet {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -189,10 +190,9 @@ impl Stylesheet {
         input_xml: &[u8],
         params: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, TransformError> {
-        let text = std::str::from_utf8(input_xml)
-            .map_err(|e| TransformError::Input {
-                message: format!("input is not UTF-8: {e}"),
-            })?;
+        let text = std::str::from_utf8(input_xml).map_err(|e| TransformError::Input {
+            message: format!("input is not UTF-8: {e}"),
+        })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut xot = Xot::new();
         let doc = xot.parse(text).map_err(|e| TransformError::Input {

@@ -120,7 +120,6 @@ impl Alt {
             (_, Test::Pi(_)) => IndexKey::Pi,
             (_, Test::Document) => IndexKey::Document,
             (_, Test::AnyNode) => IndexKey::AnyChild,
-            (Axis::Child, Test::Element(Some(_)) | Test::Name(_)) => IndexKey::AnyChild,
         }
     }
 }
@@ -165,9 +164,7 @@ fn kind_test(k: &ast::KindTest) -> Result<Test, String> {
         KindTest::SchemaElement(_) | KindTest::SchemaAttribute(_) => {
             return Err("schema-element()/schema-attribute() are not supported".into())
         }
-        KindTest::NamespaceNode => {
-            return Err("namespace-node() patterns are not supported".into())
-        }
+        KindTest::NamespaceNode => return Err("namespace-node() patterns are not supported".into()),
     })
 }
 
@@ -255,7 +252,10 @@ fn collect_alts(
                     p::ForwardAxis::Attribute => Axis::Attribute,
                     p::ForwardAxis::DescendantOrSelf
                         if a.predicates.is_empty()
-                            && matches!(a.node_test, ast::NodeTest::KindTest(ast::KindTest::Any)) =>
+                            && matches!(
+                                a.node_test,
+                                ast::NodeTest::KindTest(ast::KindTest::Any)
+                            ) =>
                     {
                         desc_pending = true;
                         continue;
@@ -335,7 +335,10 @@ pub(crate) fn test_matches(xot: &Xot, node: Node, axis: Axis, test: &Test) -> bo
             (Test::LocalAny(l), Value::Element(e)) => xot.name_ns_str(e.name()).0 == l,
             (
                 Test::AnyNode,
-                Value::Element(_) | Value::Text(_) | Value::Comment(_) | Value::ProcessingInstruction(_),
+                Value::Element(_)
+                | Value::Text(_)
+                | Value::Comment(_)
+                | Value::ProcessingInstruction(_),
             ) => true,
             (Test::Text, Value::Text(_)) => true,
             (Test::Comment, Value::Comment(_)) => true,

@@ -42,9 +42,10 @@ impl Encoding {
         match self {
             Encoding::Utf8 => text.as_bytes().to_vec(),
             // callers only pass encodable characters
-            Encoding::Latin1 | Encoding::Ascii => {
-                text.chars().map(|c| u8::try_from(c as u32).unwrap_or(b'?')).collect()
-            }
+            Encoding::Latin1 | Encoding::Ascii => text
+                .chars()
+                .map(|c| u8::try_from(c as u32).unwrap_or(b'?'))
+                .collect(),
         }
     }
 }
@@ -96,8 +97,11 @@ pub(crate) fn serialize(
                 w.out.push_str(&settings.encoding);
                 w.out.push('"');
                 if let Some(s) = settings.standalone {
-                    w.out
-                        .push_str(if s { " standalone=\"yes\"" } else { " standalone=\"no\"" });
+                    w.out.push_str(if s {
+                        " standalone=\"yes\""
+                    } else {
+                        " standalone=\"no\""
+                    });
                 }
                 w.out.push_str("?>\n");
             }
@@ -141,10 +145,7 @@ impl Writer<'_> {
     fn prefix_for(&self, uri: &str, allow_default: bool) -> Option<String> {
         for frame in self.scopes.iter().rev() {
             for (p, u) in frame.iter().rev() {
-                if u == uri
-                    && (allow_default || !p.is_empty())
-                    && self.lookup(p) == Some(uri)
-                {
+                if u == uri && (allow_default || !p.is_empty()) && self.lookup(p) == Some(uri) {
                     return Some(p.clone());
                 }
             }
@@ -363,8 +364,7 @@ impl Writer<'_> {
             self.out.push_str("/>");
         } else {
             self.out.push('>');
-            let indent_children =
-                self.indent && !children.iter().any(|c| self.xot.is_text(*c));
+            let indent_children = self.indent && !children.iter().any(|c| self.xot.is_text(*c));
             for c in &children {
                 if indent_children {
                     self.newline_indent(depth + 1);

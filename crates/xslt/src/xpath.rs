@@ -84,6 +84,8 @@ pub(crate) trait ExprEnv {
     fn key_index(&self, name: &OwnedName) -> Option<usize>;
     /// Index of the decimal format with this name (`None`: the default one).
     fn decimal_format(&self, name: Option<&OwnedName>) -> Option<usize>;
+    /// The decimal format with this index.
+    fn decimal_format_def(&self, index: usize) -> Option<crate::ir::DecimalFormat>;
 }
 
 fn internal(local: &str) -> OwnedName {
@@ -109,7 +111,11 @@ pub(crate) fn resolve_lexical_qname(lexical: &str, ns: &Namespaces) -> Option<Ow
             prefix.to_string(),
         ))
     } else if is_ncname(lexical) {
-        Some(OwnedName::new(lexical.to_string(), String::new(), String::new()))
+        Some(OwnedName::new(
+            lexical.to_string(),
+            String::new(),
+            String::new(),
+        ))
     } else {
         None
     }
@@ -453,8 +459,7 @@ impl Walker<'_> {
                 }
                 ("format-number", 2) | ("format-number", 3) => {
                     let format = if arity == 3 {
-                        let Some(lit) = call.arguments.get(2).and_then(Self::literal_string)
-                        else {
+                        let Some(lit) = call.arguments.get(2).and_then(Self::literal_string) else {
                             self.fail(
                                 "format-number(): the decimal format name must be a string literal"
                                     .into(),
@@ -478,6 +483,28 @@ impl Walker<'_> {
                     else {
                         return;
                     };
+                    if let Some(pic) = Self::literal_string(picture) {
+                        let Some(df) = self.env.decimal_format_def(format) else {
+                            self.fail("format-number(): unknown decimal format (FODF1280)".into());
+                            return;
+                        };
+                        match crate::number::Picture::parse(pic, &df) {
+                            Ok(p) => {
+                                self.expr_single(value);
+                                self.edits.push(Edit {
+                                    start: span.start,
+                                    end: span.end,
+                                    parts: vec![
+                                        Part::Lit(format!("{}(", p.to_xpath_function(INTERNAL_NS))),
+                                        Part::Src(value.span.start, value.span.end),
+                                        Part::Lit(")".into()),
+                                    ],
+                                });
+                            }
+                            Err(e) => self.fail(e),
+                        }
+                        return;
+                    }
                     if self.depth > 0
                         || self.references_bound(value)
                         || self.references_bound(picture)
@@ -506,14 +533,40 @@ impl Walker<'_> {
                     return;
                 }
                 (
-                    "document" | "system-property" | "element-available" | "function-available"
-                    | "unparsed-entity-uri" | "unparsed-entity-public-id" | "regex-group"
-                    | "current-group" | "current-grouping-key" | "type-available"
-                    | "unparsed-text" | "unparsed-text-lines" | "unparsed-text-available"
-                    | "format-date" | "format-dateTime" | "format-time" | "format-integer"
-                    | "json-to-xml" | "xml-to-json" | "json-doc" | "current-output-uri"
-                    | "accumulator-before" | "accumulator-after" | "copy-of" | "snapshot"
-                    | "stream-available" | "available-system-properties" | "current-merge-group"
+                    "document"
+                    | "doc"
+                    | "doc-available"
+                    | "collection"
+                    | "uri-collection"
+                    | "environment-variable"
+                    | "available-environment-variables"
+                    | "system-property"
+                    | "element-available"
+                    | "function-available"
+                    | "unparsed-entity-uri"
+                    | "unparsed-entity-public-id"
+                    | "regex-group"
+                    | "current-group"
+                    | "current-grouping-key"
+                    | "type-available"
+                    | "unparsed-text"
+                    | "unparsed-text-lines"
+                    | "unparsed-text-available"
+                    | "format-date"
+                    | "format-dateTime"
+                    | "format-time"
+                    | "format-integer"
+                    | "json-to-xml"
+                    | "xml-to-json"
+                    | "json-doc"
+                    | "current-output-uri"
+                    | "accumulator-before"
+                    | "accumulator-after"
+                    | "copy-of"
+                    | "snapshot"
+                    | "stream-available"
+                    | "available-system-properties"
+                    | "current-merge-group"
                     | "current-merge-key",
                     _,
                 ) => {
@@ -766,4 +819,33 @@ pub(crate) fn internal_name(local: &str) -> OwnedName {
 #[allow(dead_code)]
 pub(crate) fn name_set(names: &[OwnedName]) -> HashSet<String> {
     names.iter().map(|n| n.local_name().to_string()).collect()
+}
+
+/// Text of the query that builds the lookup map of an `xsl:key` from the
+/// key strings `$k` and the nodes `$n` (pairwise).
+const KEY_BUILDER: &str = "map:merge(for-each-pair($Q{urn:x-drehscheibe:xslt:internal}k, \
+     $Q{urn:x-drehscheibe:xslt:internal}n, function($a, $b) { map { $a : $b } }), \
+     map { 'duplicates' : 'combine' })";
+
+thread_local! {
+    static KEY_PROGRAM: RefCell<Option<Rc<Program>>> = const { RefCell::new(None) };
+}
+
+/// The (per-thread) program building key maps; see [`KEY_BUILDER`].
+pub(crate) fn key_builder() -> Result<Rc<Program>, String> {
+    if let Some(p) = KEY_PROGRAM.with(|k| k.borrow().clone()) {
+        return Ok(p);
+    }
+    let mut names = VariableNames::default();
+    names.insert(internal("k"));
+    names.insert(internal("n"));
+    let ctx = XPathParserContext::new(Namespaces::default(), names);
+    let ast = ctx
+        .parse_xpath(KEY_BUILDER)
+        .map_err(|e| format!("key builder: {e:?}"))?;
+    let sc = StaticContext::from(ctx);
+    let program =
+        Rc::new(xee_xpath_compiler::compile(sc, ast).map_err(|e| format!("key builder: {e}"))?);
+    KEY_PROGRAM.with(|k| *k.borrow_mut() = Some(program.clone()));
+    Ok(program)
 }
