@@ -39,6 +39,7 @@ struct Env<'a> {
     keys: &'a HashMap<OwnedName, usize>,
     formats: &'a HashMap<Option<OwnedName>, usize>,
     format_defs: &'a [DecimalFormat],
+    bc: bool,
 }
 
 impl ExprEnv for Env<'_> {
@@ -61,6 +62,9 @@ impl ExprEnv for Env<'_> {
     }
     fn decimal_format_def(&self, index: usize) -> Option<DecimalFormat> {
         self.format_defs.get(index).cloned()
+    }
+    fn backwards_compatible(&self) -> bool {
+        self.bc
     }
 }
 
@@ -413,6 +417,7 @@ impl Compiler {
             keys: &self.key_names,
             formats: &self.format_names,
             format_defs: &self.formats,
+            bc: self.bc(node),
         };
         compile_expr(text, &ns, &env, module, line, &mut self.exprs)
             .map_err(|m| self.err(module, node, m))
@@ -432,6 +437,7 @@ impl Compiler {
             keys: &self.key_names,
             formats: &self.format_names,
             format_defs: &self.formats,
+            bc: self.bc(node),
         };
         compile_pattern(text, &ns, &env, module, line, &mut self.exprs)
             .map_err(|m| self.err(module, node, m))
@@ -754,7 +760,12 @@ impl Compiler {
                 });
             }
         }
+        let backwards_compatible = match self.root_element(module) {
+            Ok(root) => self.bc(root),
+            Err(_) => false,
+        };
         Ok(Compiled {
+            backwards_compatible,
             files: self.files,
             exprs: self.exprs,
             templates: self.templates,
@@ -898,6 +909,10 @@ impl Compiler {
         for d in decls {
             let (m, node) = (d.module, d.node);
             match self.xsl_local(node) {
+                None if self.xot.parent(node) == Some(self.modules[m].root) => {
+                    // simplified stylesheet
+                    self.compile_simplified(m, node, d.precedence)?;
+                }
                 None => {
                     let el = self.xot.element(node).map(|e| e.name());
                     let ns = el
@@ -910,18 +925,13 @@ impl Compiler {
                             "top-level elements in no namespace are not allowed (XTSE0130)",
                         ));
                     }
-                    if self.xot.parent(node) == Some(self.modules[m].root) {
-                        // simplified stylesheet
-                        self.compile_simplified(m, node, d.precedence)?;
-                    } else {
-                        return Err(self.err(
-                            m,
-                            node,
-                            format!(
-                                "unsupported top-level user-defined data element in namespace {ns}"
-                            ),
-                        ));
-                    }
+                    return Err(self.err(
+                        m,
+                        node,
+                        format!(
+                            "unsupported top-level user-defined data element in namespace {ns}"
+                        ),
+                    ));
                 }
                 Some("template") => {
                     let index = named.get(&node).copied();

@@ -473,6 +473,13 @@ impl<'a> Run<'a> {
     }
 
     fn item_string(&self, item: &Item, id: ExprId) -> R<String> {
+        if self.c.backwards_compatible {
+            match item {
+                Item::Atomic(Atomic::Double(d)) => return Ok(xpath1_number(d.0)),
+                Item::Atomic(Atomic::Float(f)) => return Ok(xpath1_number(f64::from(f.0))),
+                _ => {}
+            }
+        }
         item.string_value(self.xot)
             .map_err(|e| self.expr_err(id, format!("cannot take the string value: {e}")))
     }
@@ -585,27 +592,28 @@ impl<'a> Run<'a> {
         if !valid {
             return Err(self.derr(at, format!("invalid {what} name '{lexical}' (XTDE0820)")));
         }
-        let uri =
-            match namespace {
-                Some(uri) => uri,
-                None if prefix.is_empty() => {
-                    if use_default {
-                        nsctx.default_element_namespace().to_string()
-                    } else {
-                        String::new()
-                    }
+        let uri = match namespace {
+            Some(uri) => uri,
+            None if prefix.is_empty() => {
+                if use_default {
+                    nsctx.default_element_namespace().to_string()
+                } else {
+                    String::new()
                 }
-                None if prefix == "xml" => "http://www.w3.org/XML/1998/namespace".to_string(),
-                None => match nsctx.by_prefix(&prefix) {
-                    Some(u) => u.to_string(),
-                    None => return Err(self.derr(
+            }
+            None if prefix == "xml" => "http://www.w3.org/XML/1998/namespace".to_string(),
+            None => match nsctx.by_prefix(&prefix) {
+                Some(u) => u.to_string(),
+                None => {
+                    return Err(self.derr(
                         at,
                         format!(
                             "undeclared prefix '{prefix}' in {what} name '{lexical}' (XTDE0830)"
                         ),
-                    )),
-                },
-            };
+                    ))
+                }
+            },
+        };
         Ok((prefix, uri, local))
     }
 
@@ -1658,4 +1666,18 @@ fn atomic_string(xot: &Xot, a: &Atomic) -> String {
     Item::Atomic(a.clone())
         .string_value(xot)
         .unwrap_or_default()
+}
+
+/// The XPath 1.0 string form of a number: no exponent, integers without a
+/// fractional part, `NaN`, `Infinity`, `-Infinity`.
+fn xpath1_number(d: f64) -> String {
+    if d.is_nan() {
+        "NaN".to_string()
+    } else if d.is_infinite() {
+        if d > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
+    } else if d == 0.0 {
+        "0".to_string()
+    } else {
+        format!("{d}")
+    }
 }

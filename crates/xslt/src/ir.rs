@@ -301,6 +301,9 @@ pub(crate) struct SpaceRule {
 /// The whole compiled stylesheet.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
+    /// The principal module is an XSLT 1.0 stylesheet: numbers are
+    /// converted to strings the XPath 1.0 way.
+    pub backwards_compatible: bool,
     pub files: Vec<PathBuf>,
     pub exprs: Vec<ExprDef>,
     pub templates: Vec<Template>,

@@ -106,17 +106,14 @@ pub(crate) fn serialize(
                 w.out.push_str("?>\n");
             }
             let children: Vec<Node> = xot.children(doc).collect();
-            let mut wrote_element = false;
             for (i, c) in children.iter().enumerate() {
                 if settings.indent && i > 0 && !xot.is_text(*c) && !w.out.ends_with('\n') {
                     w.out.push('\n');
                 }
-                wrote_element |= xot.is_element(*c);
                 w.node(*c, 0)?;
             }
-            if wrote_element && !w.out.ends_with('\n') {
-                w.out.push('\n');
-            }
+            // like libxslt, end the document with a newline
+            w.out.push('\n');
             Ok(encoding.encode(&w.out))
         }
     }

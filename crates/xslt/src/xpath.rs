@@ -22,6 +22,7 @@ use std::sync::{Arc, Weak};
 use xee_interpreter::context::StaticContext;
 use xee_interpreter::interpreter::Program;
 use xee_xpath_ast::ast;
+use xee_xpath_ast::ast::BinaryOperator;
 use xee_xpath_ast::{Namespaces, VariableNames, XPathParserContext, FN_NAMESPACE};
 use xot::xmlname::OwnedName;
 
@@ -86,6 +87,8 @@ pub(crate) trait ExprEnv {
     fn decimal_format(&self, name: Option<&OwnedName>) -> Option<usize>;
     /// The decimal format with this index.
     fn decimal_format_def(&self, index: usize) -> Option<crate::ir::DecimalFormat>;
+    /// Is the expression in an XSLT 1.0 (backwards compatible) region?
+    fn backwards_compatible(&self) -> bool;
 }
 
 fn internal(local: &str) -> OwnedName {
@@ -151,6 +154,9 @@ struct HoistReq {
 }
 
 struct Walker<'a> {
+    /// XSLT 1.0 backwards-compatible rewriting (first-item and number()
+    /// conversions of XPath 1.0).
+    bc: bool,
     declared: &'a VariableNames,
     ns: &'a Namespaces,
     env: &'a dyn ExprEnv,
@@ -175,7 +181,119 @@ fn display_name(name: &OwnedName) -> String {
 
 use xot::xmlname::NameStrInfo;
 
-impl Walker<'_> {
+/// How XPath 1.0 converts an argument of a core function.
+#[derive(Clone, Copy)]
+enum Conv {
+    /// First item (node-set to node).
+    First,
+    /// `string()` of the first item.
+    Str,
+    /// `number()` of the first item.
+    Num,
+    /// No conversion.
+    Keep,
+}
+
+/// Argument conversions of XPath 1.0 core functions (backwards
+/// compatible mode).
+fn bc_conversion(local: &str, index: usize) -> Conv {
+    match (local, index) {
+        ("string" | "number" | "local-name" | "name" | "namespace-uri" | "generate-id", 0) => {
+            Conv::First
+        }
+        ("string-length" | "normalize-space" | "lang", 0) => Conv::Str,
+        ("concat", _) => Conv::Str,
+        ("starts-with" | "contains" | "substring-before" | "substring-after", 0 | 1) => Conv::Str,
+        ("translate", 0..=2) => Conv::Str,
+        ("substring", 0) => Conv::Str,
+        ("substring", 1 | 2) => Conv::Num,
+        ("floor" | "ceiling" | "round", 0) => Conv::Num,
+        _ => Conv::Keep,
+    }
+}
+
+fn is_numeric_literal(p: &ast::PathExpr) -> bool {
+    matches!(p.steps.as_slice(), [step] if matches!(&step.value,
+        ast::StepExpr::PrimaryExpr(prim) if matches!(&prim.value,
+            ast::PrimaryExpr::Literal(ast::Literal::Integer(_) | ast::Literal::Decimal(_) | ast::Literal::Double(_)))))
+}
+
+fn path_span(p: &ast::PathExpr) -> Option<(usize, usize)> {
+    let first = p.steps.first()?;
+    let last = p.steps.last()?;
+    Some((first.span.start, last.span.end))
+}
+
+impl<'a> Walker<'a> {
+    fn new(
+        declared: &'a VariableNames,
+        ns: &'a Namespaces,
+        env: &'a dyn ExprEnv,
+        bc: bool,
+    ) -> Self {
+        Walker {
+            bc,
+            declared,
+            ns,
+            env,
+            depth: 0,
+            bound: Vec::new(),
+            edits: Vec::new(),
+            calls: Vec::new(),
+            used: Vec::new(),
+            hoists: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn wrap(&mut self, span: (usize, usize), before: &str, after: &str) {
+        self.edits.push(Edit {
+            start: span.0,
+            end: span.1,
+            parts: vec![
+                Part::Lit(before.to_string()),
+                Part::Src(span.0, span.1),
+                Part::Lit(after.to_string()),
+            ],
+        });
+    }
+
+    fn wrap_conv(&mut self, span: (usize, usize), conv: Conv) {
+        match conv {
+            Conv::First => self.wrap(span, "((", ")[1])"),
+            Conv::Str => self.wrap(span, "string((", ")[1])"),
+            Conv::Num => self.wrap(span, "number((", ")[1])"),
+            Conv::Keep => {}
+        }
+    }
+
+    /// Walks a binary operand, applying XPath 1.0 conversions for
+    /// arithmetic and relational operators in backwards compatible mode.
+    fn operand(&mut self, op: &BinaryOperator, p: &ast::PathExpr) {
+        self.path(p);
+        if !self.bc {
+            return;
+        }
+        let Some(span) = path_span(p) else {
+            return;
+        };
+        if is_numeric_literal(p) {
+            return;
+        }
+        match op {
+            BinaryOperator::Add
+            | BinaryOperator::Sub
+            | BinaryOperator::Mul
+            | BinaryOperator::Div
+            | BinaryOperator::Mod => self.wrap_conv(span, Conv::Num),
+            BinaryOperator::GenLt
+            | BinaryOperator::GenLe
+            | BinaryOperator::GenGt
+            | BinaryOperator::GenGe => self.wrap(span, "((", ")!number(.))"),
+            _ => {}
+        }
+    }
+
     fn fail(&mut self, message: String) {
         if self.error.is_none() {
             self.error = Some(message);
@@ -207,6 +325,15 @@ impl Walker<'_> {
             ast::ExprSingle::Path(p) => self.path(p),
             ast::ExprSingle::Apply(a) => {
                 self.path(&a.path_expr);
+                if self.bc {
+                    if let (ast::ApplyOperator::Unary(_), Some(span)) =
+                        (&a.operator, path_span(&a.path_expr))
+                    {
+                        if !is_numeric_literal(&a.path_expr) {
+                            self.wrap_conv(span, Conv::Num);
+                        }
+                    }
+                }
                 if let ast::ApplyOperator::SimpleMap(paths) = &a.operator {
                     self.depth += 1;
                     for p in paths {
@@ -233,8 +360,8 @@ impl Walker<'_> {
                 self.expr_single(&i.else_);
             }
             ast::ExprSingle::Binary(b) => {
-                self.path(&b.left);
-                self.path(&b.right);
+                self.operand(&b.operator, &b.left);
+                self.operand(&b.operator, &b.right);
             }
         }
     }
@@ -378,18 +505,7 @@ impl Walker<'_> {
     fn references_bound(&self, arg: &ast::ExprSingleS) -> bool {
         // Walk the argument with a scratch walker and see whether it touches
         // a variable bound inside the expression.
-        let mut scratch = Walker {
-            declared: self.declared,
-            ns: self.ns,
-            env: self.env,
-            depth: 0,
-            bound: Vec::new(),
-            edits: Vec::new(),
-            calls: Vec::new(),
-            used: Vec::new(),
-            hoists: Vec::new(),
-            error: None,
-        };
+        let mut scratch = Walker::new(self.declared, self.ns, self.env, false);
         // names bound outside the argument are unknown to the scratch walker:
         // they are reported as undeclared variables
         scratch.expr_single(arg);
@@ -443,10 +559,10 @@ impl Walker<'_> {
                         start: span.start,
                         end: span.end,
                         parts: vec![
-                            Part::Lit(format!("(for {kv} in data(")),
+                            Part::Lit(format!("((for {kv} in data(")),
                             Part::Src(arg.span.start, arg.span.end),
                             Part::Lit(format!(
-                                ") return {}(string({kv})))/.",
+                                ") return {}(string({kv})))/.)",
                                 internal_ref(&format!("key-{index}"))
                             )),
                         ],
@@ -580,16 +696,27 @@ impl Walker<'_> {
             }
         }
         self.calls.push((name.clone(), arity));
-        for a in &call.arguments {
+        let core = self.bc && name.namespace() == FN_NAMESPACE;
+        for (i, a) in call.arguments.iter().enumerate() {
             self.expr_single(a);
+            if core {
+                self.wrap_conv(
+                    (a.span.start, a.span.end),
+                    bc_conversion(name.local_name(), i),
+                );
+            }
         }
     }
 }
 
-fn render(src: &str, edits: &[Edit], start: usize, end: usize) -> String {
+/// Renders `src[start..end]` with the edits from index `from` on applied.
+/// Edits are sorted by start, then outermost first (an edit pushed later
+/// encloses an earlier one with the same span), so the source ranges of an
+/// edit are rendered with the edits after it only.
+fn render(src: &str, edits: &[Edit], from: usize, start: usize, end: usize) -> String {
     let mut out = String::new();
     let mut pos = start;
-    for e in edits {
+    for (i, e) in edits.iter().enumerate().skip(from) {
         if e.start < pos || e.end > end || e.start < start {
             continue;
         }
@@ -597,7 +724,7 @@ fn render(src: &str, edits: &[Edit], start: usize, end: usize) -> String {
         for part in &e.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
-                Part::Src(a, b) => out.push_str(&render(src, edits, *a, *b)),
+                Part::Src(a, b) => out.push_str(&render(src, edits, i + 1, *a, *b)),
             }
         }
         pos = e.end;
@@ -628,18 +755,7 @@ pub(crate) fn compile_expr(
     let first = parse_ctx
         .parse_xpath(text)
         .map_err(|e| parse_error_message(text, &e))?;
-    let mut walker = Walker {
-        declared: &declared,
-        ns,
-        env,
-        depth: 0,
-        bound: Vec::new(),
-        edits: Vec::new(),
-        calls: Vec::new(),
-        used: Vec::new(),
-        hoists: Vec::new(),
-        error: None,
-    };
+    let mut walker = Walker::new(&declared, ns, env, env.backwards_compatible());
     walker.expr(&first.0);
     if let Some(err) = walker.error {
         return Err(err);
@@ -648,11 +764,17 @@ pub(crate) fn compile_expr(
     let (final_text, ast, used, calls) = if walker.edits.is_empty() {
         (text.to_string(), first, walker.used, walker.calls)
     } else {
-        let mut edits = walker.edits;
-        edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut indexed: Vec<(usize, Edit)> = walker.edits.into_iter().enumerate().collect();
+        indexed.sort_by(|(ia, a), (ib, b)| {
+            a.start
+                .cmp(&b.start)
+                .then(b.end.cmp(&a.end))
+                .then(ib.cmp(ia))
+        });
+        let edits: Vec<Edit> = indexed.into_iter().map(|(_, e)| e).collect();
         for h in &walker.hoists {
-            let value_text = render(text, &edits, h.value.0, h.value.1);
-            let picture_text = render(text, &edits, h.picture.0, h.picture.1);
+            let value_text = render(text, &edits, 0, h.value.0, h.value.1);
+            let picture_text = render(text, &edits, 0, h.picture.0, h.picture.1);
             let value = compile_expr(&value_text, ns, env, file, line, exprs)?;
             let picture = compile_expr(&picture_text, ns, env, file, line, exprs)?;
             hoists.push(Hoist {
@@ -661,22 +783,11 @@ pub(crate) fn compile_expr(
                 format: h.format,
             });
         }
-        let rewritten = render(text, &edits, 0, text.len());
+        let rewritten = render(text, &edits, 0, 0, text.len());
         let second = parse_ctx
             .parse_xpath(&rewritten)
             .map_err(|e| parse_error_message(&rewritten, &e))?;
-        let mut walker = Walker {
-            declared: &declared,
-            ns,
-            env,
-            depth: 0,
-            bound: Vec::new(),
-            edits: Vec::new(),
-            calls: Vec::new(),
-            used: Vec::new(),
-            hoists: Vec::new(),
-            error: None,
-        };
+        let mut walker = Walker::new(&declared, ns, env, false);
         walker.expr(&second.0);
         if let Some(err) = walker.error {
             return Err(err);
