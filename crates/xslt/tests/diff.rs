@@ -110,10 +110,8 @@ fn canon_node(xot: &Xot, node: Node, out: &mut String) {
             }
             out.push_str("</>");
         }
-        Value::Text(t) => {
-            if !t.get().trim().is_empty() {
-                out.push_str(&format!("[{:?}]", t.get()));
-            }
+        Value::Text(t) if !t.get().trim().is_empty() => {
+            out.push_str(&format!("[{:?}]", t.get()));
         }
         Value::Comment(c) => out.push_str(&format!("<!--{}-->", c.get())),
         Value::ProcessingInstruction(pi) => out.push_str(&format!(
