@@ -1,1 +1,301 @@
-fn main() {}
+//! End-to-end load generator: intake → route → HTTP delivery.
+//!
+//! Run with `cargo bench --bench pipeline` (see `docs/benchmarks.md`).
+//! The hub runs as a child process (`drehscheibe serve`, release build,
+//! sled store on disk with durable acknowledgements); the load generator
+//! and the loopback receivers run in this process.
+//!
+//! Scenarios:
+//! 1. `direct`: the same 30 KB POSTs straight to the receiver (the peer:
+//!    what loopback HTTP alone costs on this machine);
+//! 2. `hub`: 30 KB XML messages through the hub; messages/s at intake and
+//!    end-to-end, p50/p99 intake latency, peak RSS of the hub;
+//! 3. `attachment`: one message with a 200 MB attachment (multipart,
+//!    streamed from a generator, delivered as multipart to a counting
+//!    receiver); peak RSS of the hub.
+//!
+//! Environment: `BENCH_MESSAGES` (default 5000), `BENCH_CONCURRENCY`
+//! (default 32), `BENCH_ATTACHMENT_MB` (default 200).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use drehscheibe_suite::{free_port, http_tenant, order, Api, HubProcess, TestConfig, SENDER};
+use futures::StreamExt;
+
+const LEISTUNG: &str = "99050012104000";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A receiver that streams request bodies, counting bytes and requests.
+async fn counting_receiver() -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let requests = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    async fn sink(
+        State((requests, bytes)): State<(Arc<AtomicU64>, Arc<AtomicU64>)>,
+        body: Body,
+    ) -> StatusCode {
+        let mut s = body.into_data_stream();
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(c) => {
+                    bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
+                }
+                Err(_) => return StatusCode::BAD_REQUEST,
+            }
+        }
+        requests.fetch_add(1, Ordering::SeqCst);
+        StatusCode::CREATED
+    }
+    let app = Router::new()
+        .route("/{*path}", post(sink))
+        .with_state((requests.clone(), bytes.clone()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (addr, requests, bytes)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Load {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+/// POST `n` copies of `body` to `url` with `concurrency` workers.
+async fn load(url: String, token: Option<&str>, body: Vec<u8>, n: usize, concurrency: usize) -> Load {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let body = bytes::Bytes::from(body);
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, body, next) = (http.clone(), url.clone(), body.clone(), next.clone());
+        let token = token.map(str::to_owned);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while next.fetch_add(1, Ordering::SeqCst) < n as u64 {
+                let t = Instant::now();
+                let mut r = http
+                    .post(&url)
+                    .header("content-type", "application/xml")
+                    .body(body.clone());
+                if let Some(tok) = &token {
+                    r = r.bearer_auth(tok);
+                }
+                let resp = r.send().await.expect("request");
+                assert!(resp.status().is_success(), "status {}", resp.status());
+                let _ = resp.bytes().await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    latencies.sort();
+    Load {
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+async fn wait_for(counter: &AtomicU64, n: u64, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    while counter.load(Ordering::SeqCst) < n {
+        assert!(start.elapsed() < timeout, "only {} of {n} delivered", counter.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
+    // special: run a tiny smoke version then.
+    let is_bench = std::env::args().any(|a| a == "--bench");
+    let n = if is_bench { env_usize("BENCH_MESSAGES", 5000) } else { 50 };
+    let concurrency = env_usize("BENCH_CONCURRENCY", 32);
+    let attachment_mb = if is_bench { env_usize("BENCH_ATTACHMENT_MB", 200) } else { 2 };
+    let body = order("01001000", LEISTUNG, 30 * 1024 - 300);
+    println!(
+        "pipeline bench: {n} messages of {} bytes, {concurrency} concurrent senders, {} cores",
+        body.len(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+
+    // 1. Peer: loopback HTTP alone.
+    let (raddr, _, _) = counting_receiver().await;
+    let direct = load(format!("http://{raddr}/direct"), None, body.clone(), n, concurrency).await;
+    let direct_rate = n as f64 / direct.elapsed.as_secs_f64();
+    println!(
+        "direct   : {direct_rate:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        ms(percentile(&direct.latencies, 0.50)),
+        ms(percentile(&direct.latencies, 0.99))
+    );
+
+    // 2. Through the hub.
+    let (raddr, delivered, _) = counting_receiver().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = TestConfig::write(
+        &addr.to_string(),
+        "max_attachment_bytes = \"1 GiB\"",
+        &[(
+            "alpha",
+            http_tenant(
+                "alpha",
+                "01001000",
+                LEISTUNG,
+                &format!("http://{raddr}/fv"),
+                "max_concurrency = 16\nsend_attachments = true\ntimeout = \"300s\"",
+            ),
+        )],
+    );
+    let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
+    let pid = hub.child.id();
+    let t0 = Instant::now();
+    let through = load(
+        format!("http://{addr}/api/v1/inbox/portal"),
+        Some(SENDER),
+        body.clone(),
+        n,
+        concurrency,
+    )
+    .await;
+    wait_for(&delivered, n as u64, Duration::from_secs(600)).await;
+    let end_to_end = t0.elapsed();
+    let intake_rate = n as f64 / through.elapsed.as_secs_f64();
+    let e2e_rate = n as f64 / end_to_end.as_secs_f64();
+    let rss_small = peak_rss_mib(pid);
+    println!(
+        "hub      : {intake_rate:>8.0} msg/s intake, {e2e_rate:>6.0} msg/s delivered end-to-end   p50 {:>7.2} ms   p99 {:>7.2} ms   peak RSS {rss_small:.0} MiB",
+        ms(percentile(&through.latencies, 0.50)),
+        ms(percentile(&through.latencies, 0.99))
+    );
+    println!(
+        "ratio    : hub intake / direct = {:.2}, hub end-to-end / direct = {:.2}",
+        intake_rate / direct_rate,
+        e2e_rate / direct_rate
+    );
+
+    // 2b. The same hub at a lighter load: latency when not saturated.
+    let light_c = (concurrency / 4).max(1);
+    let before = delivered.load(Ordering::SeqCst);
+    let light = load(
+        format!("http://{addr}/api/v1/inbox/portal"),
+        Some(SENDER),
+        body.clone(),
+        n / 2,
+        light_c,
+    )
+    .await;
+    wait_for(&delivered, before + (n / 2) as u64, Duration::from_secs(600)).await;
+    println!(
+        "hub/light: {:>8.0} msg/s intake with {light_c} senders   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        (n / 2) as f64 / light.elapsed.as_secs_f64(),
+        ms(percentile(&light.latencies, 0.50)),
+        ms(percentile(&light.latencies, 0.99))
+    );
+    assert!(hub.terminate());
+
+    // 3. One big attachment, streamed in and out, on a fresh hub process
+    // (so its peak RSS is this scenario's alone).
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = TestConfig::write(
+        &addr.to_string(),
+        "max_attachment_bytes = \"1 GiB\"",
+        &[(
+            "alpha",
+            http_tenant(
+                "alpha",
+                "01001000",
+                LEISTUNG,
+                &format!("http://{raddr}/fv"),
+                "send_attachments = true\ntimeout = \"300s\"",
+            ),
+        )],
+    );
+    let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
+    let pid = hub.child.id();
+    let rss_idle = peak_rss_mib(pid);
+    let size = attachment_mb as u64 * 1024 * 1024;
+    let boundary = "bench-boundary-7d1f";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"document\"\r\nContent-Type: application/xml\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"scan\"; filename=\"scan.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+        String::from_utf8(order("01001000", LEISTUNG, 100)).unwrap()
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let chunk = bytes::Bytes::from(vec![0x5au8; 1 << 20]);
+    let chunks = (size / (1 << 20)) as usize;
+    let stream = futures::stream::iter(
+        std::iter::once(bytes::Bytes::from(head))
+            .chain(std::iter::repeat_n(chunk, chunks))
+            .chain(std::iter::once(bytes::Bytes::from(tail)))
+            .map(Ok::<_, std::io::Error>),
+    );
+    let before = delivered.load(Ordering::SeqCst);
+    let t = Instant::now();
+    let api = Api::new(addr);
+    let r = api
+        .http
+        .post(format!("http://{addr}/api/v1/inbox/portal"))
+        .bearer_auth(SENDER)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .timeout(Duration::from_secs(600))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let intake_time = t.elapsed();
+    wait_for(&delivered, before + 1, Duration::from_secs(600)).await;
+    let total = t.elapsed();
+    let rss_big = peak_rss_mib(pid);
+    println!(
+        "attachment: {attachment_mb} MB in {:.2} s (intake {:.2} s, {:.0} MB/s end-to-end), hub peak RSS {rss_big:.0} MiB (idle {rss_idle:.0} MiB; {:.2} of the attachment size)",
+        total.as_secs_f64(),
+        intake_time.as_secs_f64(),
+        attachment_mb as f64 / total.as_secs_f64(),
+        rss_big / attachment_mb as f64
+    );
+    assert!(hub.terminate());
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

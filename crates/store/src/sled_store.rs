@@ -116,8 +116,12 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<SledStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
+        // sled's default page cache is 1 GiB; payloads are read once per
+        // routing and delivery, so a small cache keeps the RSS modest
+        // without costing throughput (see docs/benchmarks.md).
         let db = sled::Config::new()
             .path(dir.join("db"))
+            .cache_capacity(64 * 1024 * 1024)
             .open()
             .map_err(|e| StoreError::Backend(format!("open {}: {e}", dir.display())))?;
         let open = |i: usize| -> Result<Tree> {
