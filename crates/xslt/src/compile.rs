@@ -821,6 +821,7 @@ impl Compiler {
                         value: Value::Empty,
                         is_param,
                         required: false,
+                        coerce: None,
                         slots: 0,
                         at: self.at(m, node),
                     });
@@ -1272,9 +1273,22 @@ impl Compiler {
         let saved = self.begin_frame();
         let value = self.var_value(m, node)?;
         let slots = self.end_frame(saved);
+        let coerce = match (is_param, self.attr(node, "as")) {
+            (true, Some(t)) => {
+                let ns = crate::xpath::INTERNAL_NS;
+                let text =
+                    format!("(function($Q{{{ns}}}v as {t}) {{ $Q{{{ns}}}v }})($Q{{{ns}}}supplied)");
+                let saved = self.begin_frame();
+                let id = self.expr(m, node, &text);
+                self.end_frame(saved);
+                Some(id?)
+            }
+            _ => None,
+        };
         if let Some(global) = self.globals.get_mut(g) {
             global.value = value;
             global.required = required;
+            global.coerce = coerce;
             global.slots = slots;
         }
         Ok(())

@@ -132,6 +132,7 @@ pub(crate) fn run(
             source,
             now: chrono::Local::now().fixed_offset(),
             messages: Vec::new(),
+            supplied: None,
         };
         let r = run.apply(
             &[source],
@@ -238,6 +239,8 @@ struct Run<'a> {
     source: Node,
     now: chrono::DateTime<chrono::FixedOffset>,
     messages: Vec<String>,
+    /// The supplied value of the global parameter being coerced.
+    supplied: Option<Sequence>,
 }
 
 impl<'a> Run<'a> {
@@ -289,6 +292,7 @@ impl<'a> Run<'a> {
                     Some(i) => Sequence::from(i.clone()),
                     None => Sequence::default(),
                 },
+                VarRef::Supplied => self.supplied.clone().unwrap_or_default(),
                 VarRef::Position => Sequence::from(Atomic::from(f.pos as u64)),
                 VarRef::Last => Sequence::from(Atomic::from(f.size as u64)),
                 VarRef::Key(k) => self.key_map(k, f, id)?,
@@ -386,7 +390,19 @@ impl<'a> Run<'a> {
             None
         };
         let value = match supplied {
-            Some(v) => Sequence::from(Atomic::Untyped(Rc::from(v.as_str()))),
+            Some(v) => {
+                let untyped = Sequence::from(Atomic::Untyped(Rc::from(v.as_str())));
+                match def.coerce {
+                    Some(id) => {
+                        self.supplied = Some(untyped);
+                        let source = self.source;
+                        let r = self.eval(id, &Focus::node(source));
+                        self.supplied = None;
+                        r?
+                    }
+                    None => untyped,
+                }
+            }
             None => {
                 let saved_base = self.base;
                 self.base = self.locals.len();

@@ -246,7 +246,9 @@ pub(crate) struct Global {
     pub value: Value,
     pub is_param: bool,
     pub required: bool,
-    /// Coercion expression for `as` (applied to a supplied parameter value).
+    /// Coercion of a supplied parameter value to the declared `as` type.
+    pub coerce: Option<ExprId>,
+    /// Frame size for evaluating the value.
     pub slots: usize,
     pub at: At,
 }

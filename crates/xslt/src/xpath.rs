@@ -49,6 +49,9 @@ pub(crate) enum VarRef {
     Key(usize),
     /// The result of hoisted call number n of this expression.
     Hoisted(usize),
+    /// The value supplied by the caller for the global parameter being
+    /// coerced.
+    Supplied,
 }
 
 /// A `format-number()` call evaluated in Rust before its expression.
@@ -801,6 +804,7 @@ pub(crate) fn compile_expr(
                 "current" => VarRef::Current,
                 "position" => VarRef::Position,
                 "last" => VarRef::Last,
+                "supplied" => VarRef::Supplied,
                 other => {
                     if let Some(n) = other.strip_prefix("key-").and_then(|n| n.parse().ok()) {
                         VarRef::Key(n)

@@ -1,0 +1,469 @@
+//! Feature tests with exact expected output, in particular for XSLT
+//! 2.0/3.0 behaviour that `xsltproc` (XSLT 1.0) cannot serve as a
+//! reference for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use drehscheibe_xslt::{OutputMethod, Stylesheet, TransformError, XsltFactory};
+
+const XSL: &str = "http://www.w3.org/1999/XSL/Transform";
+
+fn sheet(version: &str, body: &str) -> String {
+    format!(
+        r#"<xsl:stylesheet version="{version}" xmlns:xsl="{XSL}"><xsl:output omit-xml-declaration="yes"/>{body}</xsl:stylesheet>"#
+    )
+}
+
+fn compile(text: &str) -> Stylesheet {
+    Stylesheet::compile_str(text, Path::new("test.xsl")).unwrap()
+}
+
+fn run_with(text: &str, input: &str, params: &[(&str, &str)]) -> Result<String, TransformError> {
+    let params: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = compile(text).transform_bytes(input.as_bytes(), &params)?;
+    Ok(String::from_utf8(out).unwrap().trim_end().to_string())
+}
+
+fn run(text: &str, input: &str) -> String {
+    run_with(text, input, &[]).unwrap()
+}
+
+#[test]
+fn value_of_separator_and_sequence_semantics_in_3_0() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><a><xsl:value-of select="//v" separator=", "/></a><b><xsl:value-of select="//v"/></b><c><xsl:value-of select="1 to 3"/></c></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d><v>1</v><v>2</v><v>3</v></d>"),
+        "<r><a>1, 2, 3</a><b>1 2 3</b><c>1 2 3</c></r>"
+    );
+}
+
+#[test]
+fn value_of_takes_first_node_in_1_0() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><r><xsl:value-of select="//v"/></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<d><v>1</v><v>2</v></d>"), "<r>1</r>");
+}
+
+#[test]
+fn xsl_sequence_and_atomic_values_become_text() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:sequence select="(1, 'a', //v)"/></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<d><v>x</v></d>"), "<r>1 a<v>x</v></r>");
+}
+
+#[test]
+fn xsl_namespace_and_computed_names() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:template match="/"><xsl:element name="p:root" namespace="urn:p"><xsl:namespace name="q" select="'urn:q'"/><xsl:attribute name="q:a" namespace="urn:q">1</xsl:attribute><xsl:element name="plain"/></xsl:element></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d/>"),
+        r#"<p:root xmlns:p="urn:p" xmlns:q="urn:q" q:a="1"><plain/></p:root>"#
+    );
+}
+
+#[test]
+fn sort_case_order() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:template match="/"><r><xsl:for-each select="//w"><xsl:sort select="." case-order="upper-first"/><xsl:value-of select="."/>,</xsl:for-each>|<xsl:for-each select="//w"><xsl:sort select="." case-order="lower-first"/><xsl:value-of select="."/>,</xsl:for-each>|<xsl:for-each select="//w"><xsl:sort select="."/><xsl:value-of select="."/>,</xsl:for-each></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d><w>b</w><w>B</w><w>a</w><w>A</w></d>"),
+        "<r>A,a,B,b,|a,A,b,B,|A,B,a,b,</r>"
+    );
+}
+
+#[test]
+fn xml_space_preserve_in_source_beats_strip_space() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:strip-space elements="*"/><xsl:template match="/"><r><xsl:value-of select="count(//c/node())"/>,<xsl:value-of select="count(//e/node())"/></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(
+            &s,
+            r#"<d><c xml:space="preserve"> <x/> </c><e> <x/> </e></d>"#
+        ),
+        "<r>3,1</r>"
+    );
+}
+
+#[test]
+fn format_number_follows_xpath_3_rules() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:decimal-format name="ch" grouping-separator="'"/><xsl:template match="/"><r><xsl:value-of select="format-number(0.75, '#.##'), format-number(2.5, '0'), format-number(1234567.891, '#''##0.00', 'ch'), format-number(-0.001, '0.00')" separator="|"/></r></xsl:template>"#,
+    );
+    // round-half-to-even, no forced leading zero (unlike libxslt)
+    assert_eq!(run(&s, "<d/>"), "<r>.75|2|1'234'567.89|-0.00</r>");
+}
+
+#[test]
+fn format_number_works_inside_predicates_and_with_computed_pictures() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:param name="pic" select="'0.0'"/><xsl:template match="/"><r><xsl:value-of select="//v[format-number(., '0') = '2']"/>|<xsl:value-of select="string-join(//v/format-number(., '00'), ',')"/>|<xsl:value-of select="format-number(//v[1], $pic)"/></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d><v>1.4</v><v>2.1</v></d>"),
+        "<r>2.1|01,02|1.4</r>"
+    );
+}
+
+#[test]
+fn message_terminate_yes_is_a_distinct_error() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><r><xsl:if test="not(//id)"><xsl:message terminate="yes">missing id in <xsl:value-of select="name(/*)"/></xsl:message></xsl:if></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<d><id/></d>"), "<r/>");
+    let err = run_with(&s, "<d/>", &[]).unwrap_err();
+    assert_eq!(
+        err,
+        TransformError::Terminated {
+            message: "missing id in d".into()
+        }
+    );
+}
+
+#[test]
+fn required_global_param() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:param name="kommune" required="yes"/><xsl:template match="/"><r k="{$kommune}"/></xsl:template>"#,
+    );
+    let st = compile(&s);
+    assert_eq!(st.global_params().len(), 1);
+    assert_eq!(st.global_params()[0].name, "kommune");
+    assert!(st.global_params()[0].required);
+    assert_eq!(
+        run_with(&s, "<d/>", &[]).unwrap_err(),
+        TransformError::MissingParam {
+            name: "kommune".into()
+        }
+    );
+    assert_eq!(
+        run_with(&s, "<d/>", &[("kommune", "Musterstadt")]).unwrap(),
+        r#"<r k="Musterstadt"/>"#
+    );
+}
+
+#[test]
+fn supplied_params_are_untyped_and_compare_numerically() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:param name="limit" select="1" as="xs:integer" xmlns:xs="http://www.w3.org/2001/XMLSchema"/><xsl:param name="text" select="'1'"/><xsl:template match="/"><r><xsl:value-of select="count(//v[. &gt; $limit]), count(//v[. &gt; $text])"/></r></xsl:template>"#,
+    );
+    let input = "<d><v>5</v><v>20</v><v>100</v></d>";
+    assert_eq!(run(&s, input), "<r>3 3</r>");
+    // `as` converts the supplied string; without `as` it stays untyped and
+    // compares as a string with the untyped node values (XPath 2.0 rules)
+    assert_eq!(
+        run_with(&s, input, &[("limit", "10"), ("text", "10")]).unwrap(),
+        "<r>2 3</r>"
+    );
+    let err = run_with(&s, input, &[("limit", "ten")]).unwrap_err();
+    assert!(matches!(err, TransformError::Dynamic { .. }), "{err:?}");
+}
+
+#[test]
+fn xpath_1_compatibility_in_1_0_stylesheets() {
+    // relational comparison of two untyped values is numeric, arithmetic on
+    // an empty node-set gives NaN, string functions take the first node
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><r><a><xsl:value-of select="//v[1] &lt; //v[2]"/></a><b><xsl:value-of select="//missing * 2"/></b><c><xsl:value-of select="concat(//v, '-')"/></c><e><xsl:value-of select="1000000 * 3"/></e></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d><v>9</v><v>10</v></d>"),
+        "<r><a>true</a><b>NaN</b><c>9-</c><e>3000000</e></r>"
+    );
+}
+
+#[test]
+fn text_output_method_and_encoding() {
+    let s = format!(
+        r#"<xsl:stylesheet version="1.0" xmlns:xsl="{XSL}"><xsl:output method="text" encoding="ISO-8859-1"/><xsl:template match="/">Grüße <xsl:value-of select="/d"/></xsl:template></xsl:stylesheet>"#
+    );
+    let st = compile(&s);
+    assert_eq!(st.output().method, OutputMethod::Text);
+    assert_eq!(st.output().content_type(), "text/plain");
+    let out = st
+        .transform_bytes(b"<d>&lt;K&#246;ln&gt;</d>", &BTreeMap::new())
+        .unwrap();
+    assert_eq!(out, b"Gr\xfc\xdfe <K\xf6ln>".to_vec());
+    // a character outside Latin-1 cannot be written in text output
+    let err = st
+        .transform_bytes("<d>€</d>".as_bytes(), &BTreeMap::new())
+        .unwrap_err();
+    assert!(matches!(err, TransformError::Serialize { .. }), "{err:?}");
+}
+
+#[test]
+fn xml_declaration_and_indent() {
+    let s = format!(
+        r#"<xsl:stylesheet version="1.0" xmlns:xsl="{XSL}"><xsl:output indent="yes" standalone="yes"/><xsl:template match="/"><r><a><b/></a><m>x<i/></m></r></xsl:template></xsl:stylesheet>"#
+    );
+    let out = compile(&s)
+        .transform_bytes(b"<d/>", &BTreeMap::new())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<r>\n  <a>\n    <b/>\n  </a>\n  <m>x<i/></m>\n</r>\n"
+    );
+}
+
+#[test]
+fn key_searches_the_tree_of_the_context_node() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:key name="k" match="e" use="@n"/><xsl:variable name="t"><e n="1">one</e><e n="2">two</e></xsl:variable><xsl:template match="/"><r><xsl:for-each select="$t"><xsl:value-of select="key('k', '2')"/></xsl:for-each>|<xsl:value-of select="key('k', 'x')"/></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, r#"<d><e n="x">src</e></d>"#), "<r>two|src</r>");
+}
+
+#[test]
+fn number_levels() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><r><xsl:for-each select="//s"><xsl:number level="multiple" count="c|s" format="1.1"/>;</xsl:for-each></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<b><c><s/><s><s/></s></c><c><s/></c></b>"),
+        "<r>1.1;1.2;1.2.1;2.1;</r>"
+    );
+}
+
+#[test]
+fn tunnel_free_params_and_mode_current() {
+    let s = sheet(
+        "2.0",
+        r##"<xsl:template match="/"><r><xsl:apply-templates select="*" mode="m"/></r></xsl:template><xsl:template match="*" mode="m"><e n="{name()}"><xsl:apply-templates select="*" mode="#current"/></e></xsl:template><xsl:template match="*"><wrong/></xsl:template>"##,
+    );
+    assert_eq!(run(&s, "<a><b/></a>"), r#"<r><e n="a"><e n="b"/></e></r>"#);
+}
+
+#[test]
+fn deep_recursion_is_stopped_not_crashing() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template name="loop"><xsl:param name="n"/><xsl:call-template name="loop"><xsl:with-param name="n" select="$n + 1"/></xsl:call-template></xsl:template><xsl:template match="/"><xsl:call-template name="loop"><xsl:with-param name="n" select="0"/></xsl:call-template></xsl:template>"#,
+    );
+    let err = run_with(&s, "<d/>", &[]).unwrap_err();
+    assert!(
+        matches!(&err, TransformError::Dynamic { message, .. } if message.contains("recursion")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn deep_but_finite_recursion_works() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template name="count"><xsl:param name="n"/><xsl:choose><xsl:when test="$n = 0">done</xsl:when><xsl:otherwise><xsl:call-template name="count"><xsl:with-param name="n" select="$n - 1"/></xsl:call-template></xsl:otherwise></xsl:choose></xsl:template><xsl:template match="/"><r><xsl:call-template name="count"><xsl:with-param name="n" select="3000"/></xsl:call-template></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<d/>"), "<r>done</r>");
+}
+
+#[test]
+fn dynamic_errors_name_file_and_line() {
+    let s = format!(
+        "<xsl:stylesheet version=\"2.0\" xmlns:xsl=\"{XSL}\">\n<xsl:template match=\"/\">\n<r>\n<xsl:value-of select=\"xs:integer('abc')\" xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"/>\n</r>\n</xsl:template>\n</xsl:stylesheet>"
+    );
+    let err = run_with(&s, "<d/>", &[]).unwrap_err();
+    match err {
+        TransformError::Dynamic {
+            file,
+            line,
+            message,
+        } => {
+            assert_eq!(file, Path::new("test.xsl"));
+            assert_eq!(line, 4);
+            assert!(message.contains("FORG0001"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn input_errors() {
+    let s = sheet("1.0", r#"<xsl:template match="/"><r/></xsl:template>"#);
+    let err = compile(&s)
+        .transform_bytes(b"<d>", &BTreeMap::new())
+        .unwrap_err();
+    assert!(matches!(err, TransformError::Input { .. }), "{err:?}");
+}
+
+#[test]
+fn transform_node_leaves_the_callers_tree_unchanged() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:strip-space elements="*"/><xsl:variable name="v"><tmp/></xsl:variable><xsl:template match="/"><r n="{count(//node())}"><xsl:copy-of select="$v"/></r></xsl:template>"#,
+    );
+    let st = compile(&s);
+    let mut xot = xot::Xot::new();
+    let doc = xot.parse("<d>\n  <e/>\n</d>").unwrap();
+    let before = xot.to_string(doc).unwrap();
+    let out = st.transform_node(&mut xot, doc, &BTreeMap::new()).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim_end(),
+        r#"<r n="2"><tmp/></r>"#
+    );
+    assert_eq!(xot.to_string(doc).unwrap(), before);
+    // run again on the same tree: same result
+    let out = st.transform_node(&mut xot, doc, &BTreeMap::new()).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim_end(),
+        r#"<r n="2"><tmp/></r>"#
+    );
+}
+
+#[test]
+fn compiled_once_shared_across_threads() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:param name="p"/><xsl:template match="/"><r p="{$p}" n="{count(//i)}"/></xsl:template>"#,
+    );
+    let st = Arc::new(compile(&s));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let st = st.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    let mut params = BTreeMap::new();
+                    params.insert("p".to_string(), format!("{t}-{i}"));
+                    let input = format!("<d>{}</d>", "<i/>".repeat(i));
+                    let out = st.transform_bytes(input.as_bytes(), &params).unwrap();
+                    assert_eq!(
+                        String::from_utf8(out).unwrap().trim_end(),
+                        format!(r#"<r p="{t}-{i}" n="{i}"/>"#)
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn include_and_import_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("base.xsl"),
+        format!(
+            r#"<xsl:stylesheet version="1.0" xmlns:xsl="{XSL}"><xsl:template match="e">base</xsl:template><xsl:template match="f">base-f</xsl:template></xsl:stylesheet>"#
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    std::fs::write(
+        dir.path().join("lib/inc.xsl"),
+        format!(
+            r#"<xsl:stylesheet version="1.0" xmlns:xsl="{XSL}"><xsl:template name="hello">hello</xsl:template></xsl:stylesheet>"#
+        ),
+    )
+    .unwrap();
+    let main = dir.path().join("main.xsl");
+    std::fs::write(
+        &main,
+        format!(
+            r#"<xsl:stylesheet version="1.0" xmlns:xsl="{XSL}"><xsl:import href="base.xsl"/><xsl:include href="lib/inc.xsl"/><xsl:output omit-xml-declaration="yes"/><xsl:template match="/"><r><xsl:apply-templates select="//e|//f"/>,<xsl:call-template name="hello"/></r></xsl:template><xsl:template match="e">main</xsl:template></xsl:stylesheet>"#
+        ),
+    )
+    .unwrap();
+    let st = Stylesheet::compile_file(&main).unwrap();
+    let out = st
+        .transform_bytes(b"<d><e/><f/></d>", &BTreeMap::new())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim_end(),
+        "<r>mainbase-f,hello</r>"
+    );
+}
+
+#[test]
+fn factory_glue_for_the_rule_depot() {
+    use drehscheibe_rules::{InputDocument, TransformerFactory};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rule.xsl");
+    std::fs::write(
+        &path,
+        sheet(
+            "1.0",
+            r#"<xsl:param name="kommune"/><xsl:template match="/"><xsl:if test="not(//name)"><xsl:message terminate="yes">name fehlt</xsl:message></xsl:if><out k="{$kommune}"><xsl:value-of select="//name"/></out></xsl:template>"#,
+        ),
+    )
+    .unwrap();
+    let transformer = XsltFactory.load(&path).unwrap();
+    let mut params = BTreeMap::new();
+    params.insert("kommune".to_string(), "09162000".to_string());
+    let input =
+        InputDocument::parse(b"<antrag><name>Anna</name></antrag>", "application/xml").unwrap();
+    let out = transformer.transform(&input, &params).unwrap();
+    assert_eq!(
+        String::from_utf8(out.bytes.to_vec()).unwrap().trim_end(),
+        r#"<out k="09162000">Anna</out>"#
+    );
+    let bad = InputDocument::parse(b"<antrag/>", "application/xml").unwrap();
+    assert_eq!(
+        transformer.transform(&bad, &params).unwrap_err(),
+        drehscheibe_rules::TransformError::Terminated("name fehlt".into())
+    );
+    // JSON input arrives in the json-to-xml form
+    let json = InputDocument::parse(br#"{"name": "Bernd"}"#, "application/json").unwrap();
+    let js = dir.path().join("json.xsl");
+    std::fs::write(
+        &js,
+        sheet(
+            "3.0",
+            r#"<xsl:template match="/"><out xmlns:j="http://www.w3.org/2005/xpath-functions"><xsl:value-of select="//j:string[@key='name']"/></out></xsl:template>"#,
+        ),
+    )
+    .unwrap();
+    let out = XsltFactory
+        .load(&js)
+        .unwrap()
+        .transform(&json, &params)
+        .unwrap();
+    assert!(
+        String::from_utf8(out.bytes.to_vec())
+            .unwrap()
+            .contains(">Bernd</out>"),
+        "{:?}",
+        out.bytes
+    );
+    // a broken stylesheet is refused at load time with its path
+    let broken = dir.path().join("broken.xsl");
+    std::fs::write(
+        &broken,
+        sheet(
+            "2.0",
+            r#"<xsl:template match="/"><xsl:result-document/></xsl:template>"#,
+        ),
+    )
+    .unwrap();
+    match XsltFactory.load(&broken) {
+        Err(drehscheibe_rules::TransformError::Stylesheet { path, message }) => {
+            assert_eq!(path, broken);
+            assert!(message.contains("xsl:result-document"), "{message}");
+        }
+        Err(other) => panic!("unexpected error {other:?}"),
+        Ok(_) => panic!("broken stylesheet loaded"),
+    }
+}
