@@ -14,6 +14,8 @@
 //! whitespace-only text nodes dropped, namespace declarations and
 //! prefixes ignored. Text-method outputs are compared as strings.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! 2.0/3.0 behaviour that `xsltproc` (XSLT 1.0) cannot serve as a
 //! reference for.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

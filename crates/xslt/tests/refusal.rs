@@ -1,6 +1,8 @@
 //! Everything outside the supported subset is refused at compile time,
 //! with file, line and the construct named.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use drehscheibe_xslt::{CompileError, Stylesheet};
