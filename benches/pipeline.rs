@@ -93,7 +93,13 @@ struct Load {
 }
 
 /// POST `n` copies of `body` to `url` with `concurrency` workers.
-async fn load(url: String, token: Option<&str>, body: Vec<u8>, n: usize, concurrency: usize) -> Load {
+async fn load(
+    url: String,
+    token: Option<&str>,
+    body: Vec<u8>,
+    n: usize,
+    concurrency: usize,
+) -> Load {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -138,7 +144,11 @@ async fn load(url: String, token: Option<&str>, body: Vec<u8>, n: usize, concurr
 async fn wait_for(counter: &AtomicU64, n: u64, timeout: Duration) -> Duration {
     let start = Instant::now();
     while counter.load(Ordering::SeqCst) < n {
-        assert!(start.elapsed() < timeout, "only {} of {n} delivered", counter.load(Ordering::SeqCst));
+        assert!(
+            start.elapsed() < timeout,
+            "only {} of {n} delivered",
+            counter.load(Ordering::SeqCst)
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     start.elapsed()
@@ -149,19 +159,36 @@ async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // special: run a tiny smoke version then.
     let is_bench = std::env::args().any(|a| a == "--bench");
-    let n = if is_bench { env_usize("BENCH_MESSAGES", 5000) } else { 50 };
+    let n = if is_bench {
+        env_usize("BENCH_MESSAGES", 5000)
+    } else {
+        50
+    };
     let concurrency = env_usize("BENCH_CONCURRENCY", 32);
-    let attachment_mb = if is_bench { env_usize("BENCH_ATTACHMENT_MB", 200) } else { 2 };
+    let attachment_mb = if is_bench {
+        env_usize("BENCH_ATTACHMENT_MB", 200)
+    } else {
+        2
+    };
     let body = order("01001000", LEISTUNG, 30 * 1024 - 300);
     println!(
         "pipeline bench: {n} messages of {} bytes, {concurrency} concurrent senders, {} cores",
         body.len(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
     );
 
     // 1. Peer: loopback HTTP alone.
     let (raddr, _, _) = counting_receiver().await;
-    let direct = load(format!("http://{raddr}/direct"), None, body.clone(), n, concurrency).await;
+    let direct = load(
+        format!("http://{raddr}/direct"),
+        None,
+        body.clone(),
+        n,
+        concurrency,
+    )
+    .await;
     let direct_rate = n as f64 / direct.elapsed.as_secs_f64();
     println!(
         "direct   : {direct_rate:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
@@ -224,7 +251,12 @@ async fn main() {
         light_c,
     )
     .await;
-    wait_for(&delivered, before + (n / 2) as u64, Duration::from_secs(600)).await;
+    wait_for(
+        &delivered,
+        before + (n / 2) as u64,
+        Duration::from_secs(600),
+    )
+    .await;
     println!(
         "hub/light: {:>8.0} msg/s intake with {light_c} senders   p50 {:>7.2} ms   p99 {:>7.2} ms",
         (n / 2) as f64 / light.elapsed.as_secs_f64(),
@@ -275,7 +307,10 @@ async fn main() {
         .http
         .post(format!("http://{addr}/api/v1/inbox/portal"))
         .bearer_auth(SENDER)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .timeout(Duration::from_secs(600))
         .body(reqwest::Body::wrap_stream(stream))
         .send()

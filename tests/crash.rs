@@ -93,7 +93,11 @@ async fn acknowledged_messages_survive_repeated_sigkill() {
     let failed_posts = sender.await.unwrap();
 
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 20, "the sender got too few messages in: {}", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "the sender got too few messages in: {}",
+        acked.len()
+    );
     let ids: BTreeSet<String> = acked.values().cloned().collect();
     assert_eq!(ids.len(), acked.len(), "distinct keys got distinct ids");
 
@@ -103,7 +107,9 @@ async fn acknowledged_messages_survive_repeated_sigkill() {
         let got = rx.accepted("/fv");
         let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
         for r in &got {
-            *per_id.entry(r.header("x-drehscheibe-message-id")).or_default() += 1;
+            *per_id
+                .entry(r.header("x-drehscheibe-message-id"))
+                .or_default() += 1;
         }
         let missing: Vec<&String> = ids.iter().filter(|id| !per_id.contains_key(*id)).collect();
         if missing.is_empty() || Instant::now() > end {
@@ -117,12 +123,18 @@ async fn acknowledged_messages_survive_repeated_sigkill() {
         acked.len(),
         deliveries.len()
     );
-    assert_eq!(missing, 0, "acknowledged messages were lost; hub log: {}", log.display());
+    assert_eq!(
+        missing,
+        0,
+        "acknowledged messages were lost; hub log: {}",
+        log.display()
+    );
 
     // And the hub's own view agrees after the last restart.
     let api = Api::new(addr);
     for id in ids.iter().take(50) {
-        api.wait_state(id, "delivered", Duration::from_secs(30)).await;
+        api.wait_state(id, "delivered", Duration::from_secs(30))
+            .await;
     }
     assert!(hub.terminate(), "graceful shutdown after SIGTERM");
 }

@@ -87,16 +87,23 @@ async fn delivers_byte_exact_with_audit_trail_and_metrics() {
 
     let m = api.metrics().await;
     assert!(
-        metric(&m, "drehscheibe_messages_received_total{channel=\"portal\"}") >= 1.0,
+        metric(
+            &m,
+            "drehscheibe_messages_received_total{channel=\"portal\"}"
+        ) >= 1.0,
         "{m}"
     );
     assert!(
-        m.lines().any(|l| l.starts_with("drehscheibe_deliveries_delivered_total")
-            && l.contains("tenant=\"alpha\"")
-            && l.contains("connector=\"fv\"")),
+        m.lines()
+            .any(|l| l.starts_with("drehscheibe_deliveries_delivered_total")
+                && l.contains("tenant=\"alpha\"")
+                && l.contains("connector=\"fv\"")),
         "{m}"
     );
-    assert!(m.contains("drehscheibe_delivery_latency_seconds_bucket"), "{m}");
+    assert!(
+        m.contains("drehscheibe_delivery_latency_seconds_bucket"),
+        "{m}"
+    );
     assert!(m.contains("drehscheibe_queue_depth"), "{m}");
     hub.shutdown().await.unwrap();
 }
@@ -110,7 +117,13 @@ async fn retries_with_backoff_until_the_receiver_recovers() {
         "",
         &[(
             "alpha",
-            http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/flaky"), &fast_retry(5)),
+            http_tenant(
+                "alpha",
+                "01001000",
+                LEISTUNG,
+                &rx.url("/flaky"),
+                &fast_retry(5),
+            ),
         )],
     );
     let hub = start(&cfg.main).await.unwrap();
@@ -147,7 +160,13 @@ async fn dead_letters_after_the_limit_and_replays_on_request() {
         "",
         &[(
             "alpha",
-            http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/broken"), &fast_retry(3)),
+            http_tenant(
+                "alpha",
+                "01001000",
+                LEISTUNG,
+                &rx.url("/broken"),
+                &fast_retry(3),
+            ),
         )],
     );
     let hub = start(&cfg.main).await.unwrap();
@@ -219,9 +238,7 @@ async fn a_down_endpoint_fails_visibly_and_goes_dead() {
     assert!(!err.is_empty());
     assert_eq!(delivery(&view)["attempts"], 2);
     // Listed for the operator as dead.
-    let (s, page) = api
-        .get("/api/v1/messages?state=dead", OPERATOR)
-        .await;
+    let (s, page) = api.get("/api/v1/messages?state=dead", OPERATOR).await;
     assert_eq!(s, 200);
     assert!(page["items"]
         .as_array()
@@ -301,12 +318,24 @@ async fn idempotency_key_makes_sender_retries_safe() {
     let api = Api::new(hub.addr);
     let body = order("01001000", LEISTUNG, 50);
     let r1 = api
-        .post("portal", SENDER, "application/xml", body.clone(), Some("antrag-4711"))
+        .post(
+            "portal",
+            SENDER,
+            "application/xml",
+            body.clone(),
+            Some("antrag-4711"),
+        )
         .await;
     assert_eq!(r1.status(), 202);
     let id1 = r1.json::<Value>().await.unwrap()["id"].clone();
     let r2 = api
-        .post("portal", SENDER, "application/xml", body.clone(), Some("antrag-4711"))
+        .post(
+            "portal",
+            SENDER,
+            "application/xml",
+            body.clone(),
+            Some("antrag-4711"),
+        )
         .await;
     assert!(r2.status() == 200 || r2.status() == 202, "{}", r2.status());
     let id2 = r2.json::<Value>().await.unwrap()["id"].clone();
@@ -322,7 +351,8 @@ async fn idempotency_key_makes_sender_retries_safe() {
         )
         .await;
     assert_eq!(r3.status(), 409);
-    api.wait_state(id1.as_str().unwrap(), "delivered", WAIT).await;
+    api.wait_state(id1.as_str().unwrap(), "delivered", WAIT)
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.accepted("/fv").len(), 1, "delivered exactly once");
     hub.shutdown().await.unwrap();
@@ -376,12 +406,15 @@ async fn json_submissions_route_like_xml() {
     );
     let hub = start(&cfg.main).await.unwrap();
     let api = Api::new(hub.addr);
-    let body = br#"{"kommune":"01001000","leistung":"99102013000000","hund":{"name":"Bello"}}"#.to_vec();
+    let body =
+        br#"{"kommune":"01001000","leistung":"99102013000000","hund":{"name":"Bello"}}"#.to_vec();
     let id = api.submit("application/json", body.clone()).await;
     let view = api.wait_state(&id, "delivered", WAIT).await;
     assert_eq!(view["rule"]["id"], "testjson");
     let got = rx.accepted("/fv");
     assert_eq!(got[0].body.as_ref(), body.as_slice());
-    assert!(got[0].header("content-type").starts_with("application/json"));
+    assert!(got[0]
+        .header("content-type")
+        .starts_with("application/json"));
     hub.shutdown().await.unwrap();
 }

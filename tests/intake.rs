@@ -15,13 +15,22 @@ use serde_json::Value;
 const LEISTUNG: &str = "99050012104000";
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn two_tenant_hub(rx: &Receiver, server_extra: &str) -> (TestConfig, drehscheibe_suite::Runtime) {
+async fn two_tenant_hub(
+    rx: &Receiver,
+    server_extra: &str,
+) -> (TestConfig, drehscheibe_suite::Runtime) {
     let cfg = TestConfig::write(
         "127.0.0.1:0",
         server_extra,
         &[
-            ("alpha", http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/alpha"), "")),
-            ("beta", http_tenant("beta", "02002000", LEISTUNG, &rx.url("/beta"), "")),
+            (
+                "alpha",
+                http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/alpha"), ""),
+            ),
+            (
+                "beta",
+                http_tenant("beta", "02002000", LEISTUNG, &rx.url("/beta"), ""),
+            ),
         ],
     );
     let hub = start(&cfg.main).await.unwrap();
@@ -56,17 +65,43 @@ async fn hostile_and_malformed_input_is_refused_with_problem_details() {
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
 <lolz>&lol3;</lolz>"#;
-    let xxe = br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
+    let xxe =
+        br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
     let deep = format!("{}{}", "<a>".repeat(5_000), "</a>".repeat(5_000));
     let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
-        ("malformed xml", "application/xml", b"<a><b></a>".to_vec(), 400),
-        ("billion laughs", "application/xml", billion_laughs.to_vec(), 400),
+        (
+            "malformed xml",
+            "application/xml",
+            b"<a><b></a>".to_vec(),
+            400,
+        ),
+        (
+            "billion laughs",
+            "application/xml",
+            billion_laughs.to_vec(),
+            400,
+        ),
         ("xxe", "application/xml", xxe.to_vec(), 400),
         ("deep nesting", "application/xml", deep.into_bytes(), 400),
-        ("not utf-8", "application/xml", b"<a>\xff\xfe</a>".to_vec(), 400),
-        ("malformed json", "application/json", b"{\"a\": [1, 2".to_vec(), 400),
+        (
+            "not utf-8",
+            "application/xml",
+            b"<a>\xff\xfe</a>".to_vec(),
+            400,
+        ),
+        (
+            "malformed json",
+            "application/json",
+            b"{\"a\": [1, 2".to_vec(),
+            400,
+        ),
         ("empty body", "application/xml", Vec::new(), 400),
-        ("unsupported type", "application/pdf", b"%PDF-1.7".to_vec(), 415),
+        (
+            "unsupported type",
+            "application/pdf",
+            b"%PDF-1.7".to_vec(),
+            415,
+        ),
         (
             "oversize",
             "application/xml",
@@ -95,13 +130,33 @@ async fn hostile_and_malformed_input_is_refused_with_problem_details() {
 
     // Authentication and channel checks.
     let body = order("01001000", LEISTUNG, 10);
-    let r = api.post("nope", SENDER, "application/xml", body.clone(), None).await;
+    let r = api
+        .post("nope", SENDER, "application/xml", body.clone(), None)
+        .await;
     assert_eq!(problem(r).await.0, 404, "unknown channel");
-    let r = api.post("portal", "wrong-token", "application/xml", body.clone(), None).await;
+    let r = api
+        .post(
+            "portal",
+            "wrong-token",
+            "application/xml",
+            body.clone(),
+            None,
+        )
+        .await;
     assert_eq!(problem(r).await.0, 401);
-    let r = api.post("other", SENDER, "application/xml", body.clone(), None).await;
+    let r = api
+        .post("other", SENDER, "application/xml", body.clone(), None)
+        .await;
     assert_eq!(problem(r).await.0, 403, "sender token of another channel");
-    let r = api.post("portal", TENANT_ALPHA, "application/xml", body.clone(), None).await;
+    let r = api
+        .post(
+            "portal",
+            TENANT_ALPHA,
+            "application/xml",
+            body.clone(),
+            None,
+        )
+        .await;
     assert_eq!(problem(r).await.0, 403, "tenant tokens do not submit");
 
     // Nothing of the refused input was stored.
@@ -140,8 +195,14 @@ async fn routing_failures_are_visible_with_their_reason() {
         .await;
     let v = api.wait_state(&id, "dead", WAIT).await;
     let reason = v["reason"].as_str().unwrap();
-    assert!(reason.contains("99000000000001") && reason.contains("alpha"), "{v}");
-    assert_eq!(v["rule"]["id"], "testorder", "the audit names the rule: {v}");
+    assert!(
+        reason.contains("99000000000001") && reason.contains("alpha"),
+        "{v}"
+    );
+    assert_eq!(
+        v["rule"]["id"], "testorder",
+        "the audit names the rule: {v}"
+    );
 
     assert!(rx.requests("/alpha").is_empty() && rx.requests("/beta").is_empty());
     hub.shutdown().await.unwrap();
@@ -152,8 +213,12 @@ async fn tenants_see_only_their_own_messages() {
     let rx = Receiver::start().await;
     let (_cfg, hub) = two_tenant_hub(&rx, "").await;
     let api = Api::new(hub.addr);
-    let a = api.submit("application/xml", order("01001000", LEISTUNG, 1)).await;
-    let b = api.submit("application/xml", order("02002000", LEISTUNG, 1)).await;
+    let a = api
+        .submit("application/xml", order("01001000", LEISTUNG, 1))
+        .await;
+    let b = api
+        .submit("application/xml", order("02002000", LEISTUNG, 1))
+        .await;
     api.wait_state(&a, "delivered", WAIT).await;
     api.wait_state(&b, "delivered", WAIT).await;
 
@@ -179,15 +244,23 @@ async fn tenants_see_only_their_own_messages() {
     // Asking for the other tenant's list or message is refused / hidden.
     let (s, _) = api.get("/api/v1/messages?tenant=beta", TENANT_ALPHA).await;
     assert_eq!(s, 403);
-    let (s, _) = api.get(&format!("/api/v1/messages/{b}"), TENANT_ALPHA).await;
+    let (s, _) = api
+        .get(&format!("/api/v1/messages/{b}"), TENANT_ALPHA)
+        .await;
     assert_eq!(s, 404);
-    let (s, v) = api.get(&format!("/api/v1/messages/{a}"), TENANT_ALPHA).await;
+    let (s, v) = api
+        .get(&format!("/api/v1/messages/{a}"), TENANT_ALPHA)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(v["envelope"]["tenant"], "alpha");
     // Tenants read, but only operators replay.
-    let (s, _) = api.post_empty(&format!("/api/v1/messages/{a}/replay"), TENANT_ALPHA).await;
+    let (s, _) = api
+        .post_empty(&format!("/api/v1/messages/{a}/replay"), TENANT_ALPHA)
+        .await;
     assert_eq!(s, 403);
-    let (s, _) = api.post_empty(&format!("/api/v1/messages/{b}/replay"), TENANT_ALPHA).await;
+    let (s, _) = api
+        .post_empty(&format!("/api/v1/messages/{b}/replay"), TENANT_ALPHA)
+        .await;
     assert_eq!(s, 404);
     // Senders cannot browse; no token, no access.
     let (s, _) = api.get("/api/v1/messages", SENDER).await;
@@ -209,7 +282,9 @@ async fn tenants_see_only_their_own_messages() {
         .get("/api/v1/messages?since=2999-01-01T00:00:00Z", OPERATOR)
         .await;
     assert!(ids(&none).is_empty());
-    let (_, d) = api.get("/api/v1/messages?state=delivered&tenant=beta", OPERATOR).await;
+    let (_, d) = api
+        .get("/api/v1/messages?state=delivered&tenant=beta", OPERATOR)
+        .await;
     assert_eq!(ids(&d), vec![b]);
     let (s, _) = api.get("/api/v1/messages?state=bogus", OPERATOR).await;
     assert_eq!(s, 400);
@@ -238,7 +313,13 @@ async fn multipart_attachments_are_stored_and_delivered() {
         "",
         &[(
             "alpha",
-            http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/alpha"), "send_attachments = true"),
+            http_tenant(
+                "alpha",
+                "01001000",
+                LEISTUNG,
+                &rx.url("/alpha"),
+                "send_attachments = true",
+            ),
         )],
     );
     let hub = start(&cfg.main).await.unwrap();
@@ -256,7 +337,10 @@ async fn multipart_attachments_are_stored_and_delivered() {
         )
         .await;
     assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let v = api.wait_state(&id, "delivered", WAIT).await;
     let att = &v["envelope"]["attachments"][0];
     assert_eq!(att["filename"], "nachweis.pdf");
@@ -265,7 +349,12 @@ async fn multipart_attachments_are_stored_and_delivered() {
     let got = rx.accepted("/alpha");
     let ct = got[0].header("content-type");
     assert!(ct.starts_with("multipart/form-data"), "{ct}");
-    let b = ct.split("boundary=").nth(1).unwrap().trim_matches('"').to_owned();
+    let b = ct
+        .split("boundary=")
+        .nth(1)
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
     let mut parts = multer::Multipart::new(
         futures::stream::once(async move { Ok::<_, std::io::Error>(got[0].body.clone()) }),
         b,
@@ -293,7 +382,11 @@ fn wait_for_file(dir: &Path, pred: impl Fn(&str) -> bool, timeout: Duration) -> 
         if !names.is_empty() {
             return names;
         }
-        assert!(Instant::now() < end, "no matching file in {}", dir.display());
+        assert!(
+            Instant::now() < end,
+            "no matching file in {}",
+            dir.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -330,14 +423,28 @@ targets = {{ fachverfahren = "drop" }}
     // A broken file.
     std::fs::write(inbox.join("kaputt.xml"), b"<a><b></a>").unwrap();
 
-    let processed = wait_for_file(&inbox.join("processed"), |n| n.ends_with("antrag.xml"), WAIT);
+    let processed = wait_for_file(
+        &inbox.join("processed"),
+        |n| n.ends_with("antrag.xml"),
+        WAIT,
+    );
     assert_eq!(processed.len(), 1);
-    let id_file = wait_for_file(&inbox.join("processed"), |n| n.ends_with("antrag.xml.id"), WAIT);
+    let id_file = wait_for_file(
+        &inbox.join("processed"),
+        |n| n.ends_with("antrag.xml.id"),
+        WAIT,
+    );
     let id = std::fs::read_to_string(inbox.join("processed").join(&id_file[0])).unwrap();
     let id = id.trim().to_owned();
     let rejected = wait_for_file(&inbox.join("rejected"), |n| n.contains("kaputt"), WAIT);
-    assert!(rejected.iter().any(|n| n.ends_with(".reason.txt")), "{rejected:?}");
-    let reason_file = rejected.iter().find(|n| n.ends_with(".reason.txt")).unwrap();
+    assert!(
+        rejected.iter().any(|n| n.ends_with(".reason.txt")),
+        "{rejected:?}"
+    );
+    let reason_file = rejected
+        .iter()
+        .find(|n| n.ends_with(".reason.txt"))
+        .unwrap();
     let reason = std::fs::read_to_string(inbox.join("rejected").join(reason_file)).unwrap();
     assert!(!reason.trim().is_empty());
     assert!(!inbox.join("antrag.xml").exists() && !inbox.join("kaputt.xml").exists());
@@ -352,7 +459,10 @@ targets = {{ fachverfahren = "drop" }}
     let meta: Value =
         serde_json::from_slice(&std::fs::read(drop_dir.path().join(&meta[0])).unwrap()).unwrap();
     api.wait_state(&id, "delivered", WAIT).await;
-    assert!(meta.to_string().contains(&id), "metadata names the message: {meta}");
+    assert!(
+        meta.to_string().contains(&id),
+        "metadata names the message: {meta}"
+    );
     let v = api.message(&id).await;
     assert_eq!(v["envelope"]["channel"], "dropbox");
     // Files are written in `.tmp/` and renamed into place: nothing stays there.

@@ -22,9 +22,15 @@ fn copy_config(dst: &Path, receiver: &str, smtp_port: u16) {
     let main = std::fs::read_to_string(root.join("config/drehscheibe.toml"))
         .unwrap()
         .replace("127.0.0.1:8080", "127.0.0.1:0")
-        .replace("\"../data/inbox\"", &format!("\"{}\"", data.join("inbox").display()))
+        .replace(
+            "\"../data/inbox\"",
+            &format!("\"{}\"", data.join("inbox").display()),
+        )
         .replace("\"../data\"", &format!("\"{}\"", data.display()))
-        .replace("\"../rules\"", &format!("\"{}\"", root.join("rules").display()));
+        .replace(
+            "\"../rules\"",
+            &format!("\"{}\"", root.join("rules").display()),
+        );
     std::fs::write(dst.join("drehscheibe.toml"), main).unwrap();
     for t in ["musterstadt", "nachbarstadt"] {
         let text = std::fs::read_to_string(root.join(format!("config/tenants/{t}.toml")))
@@ -56,7 +62,11 @@ async fn wait_files(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
         if !f.is_empty() {
             return f;
         }
-        assert!(Instant::now() < end, "nothing *{suffix} in {}", dir.display());
+        assert!(
+            Instant::now() < end,
+            "nothing *{suffix} in {}",
+            dir.display()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -78,7 +88,9 @@ async fn the_example_configuration_routes_the_demo_messages() {
         let api = api.clone();
         let body = std::fs::read(demo_dir.join(file)).unwrap();
         async move {
-            let r = api.post("portal", "demo-portal-token", ct, body, None).await;
+            let r = api
+                .post("portal", "demo-portal-token", ct, body, None)
+                .await;
             assert_eq!(r.status(), 202);
             r.json::<serde_json::Value>().await.unwrap()["id"]
                 .as_str()
@@ -112,11 +124,18 @@ async fn the_example_configuration_routes_the_demo_messages() {
     let baum = std::fs::read(demo_dir.join("03-baumfaellung.xml")).unwrap();
     let id = post("03-baumfaellung.xml", "application/xml").await;
     let v = api_wait(&api, &id).await;
-    assert_eq!(v["envelope"]["tenant"], "nachbarstadt", "delegated by configuration");
+    assert_eq!(
+        v["envelope"]["tenant"], "nachbarstadt",
+        "delegated by configuration"
+    );
     assert_eq!(v["deliveries"][0]["connector"], "umwelt-drop");
     let dropped = wait_files(&tmp.path().join("data/drop"), ".xml").await;
     assert_eq!(std::fs::read(&dropped[0]).unwrap(), baum);
-    assert!(v["audit"].to_string().contains("delegated"), "{}", v["audit"]);
+    assert!(
+        v["audit"].to_string().contains("delegated"),
+        "{}",
+        v["audit"]
+    );
 
     // The musterstadt tenant token sees its own message, not Nachbarstadt's.
     let (s, own) = api.get("/api/v1/messages", "demo-musterstadt-token").await;

@@ -133,7 +133,13 @@ role = "operator"
 
 /// A tenant with one HTTP connector `fv` to `url` and a route for
 /// Leistung `leistung` through rule `testorder@^1`.
-pub fn http_tenant(id: &str, ags: &str, leistung: &str, url: &str, connector_extra: &str) -> String {
+pub fn http_tenant(
+    id: &str,
+    ags: &str,
+    leistung: &str,
+    url: &str,
+    connector_extra: &str,
+) -> String {
     format!(
         r#"id = "{id}"
 name = "Kommune {id}"
@@ -240,7 +246,9 @@ impl Api {
 
     /// The message as the operator sees it.
     pub async fn message(&self, id: &str) -> Value {
-        let (s, v) = self.get(&format!("/api/v1/messages/{id}"), &self.operator).await;
+        let (s, v) = self
+            .get(&format!("/api/v1/messages/{id}"), &self.operator)
+            .await;
         assert_eq!(s, 200, "GET message {id}: {v}");
         v
     }
@@ -365,7 +373,11 @@ impl HubProcess {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                 panic!("hub exited with {status} before it was ready:\n{log}");
             }
-            if let Ok(r) = http.get(format!("http://{}/readyz", self.addr)).send().await {
+            if let Ok(r) = http
+                .get(format!("http://{}/readyz", self.addr))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return;
                 }

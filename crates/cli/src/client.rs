@@ -73,7 +73,8 @@ impl Client {
             req = req.header("Idempotency-Key", k);
         }
         let req = if attachments.is_empty() {
-            req.header("Content-Type", content_type_for(file)).body(bytes)
+            req.header("Content-Type", content_type_for(file))
+                .body(bytes)
         } else {
             let mut form = reqwest::multipart::Form::new().part(
                 "document",

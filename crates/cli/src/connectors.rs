@@ -51,10 +51,12 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Arc<dyn Connector>> {
             )
         }
         ConnectorKind::Directory(d) => Arc::new(
-            drehscheibe_directory::DirectoryConnector::new(drehscheibe_directory::DirectorySettings {
-                path: d.path.clone(),
-                metadata: d.metadata,
-            })
+            drehscheibe_directory::DirectoryConnector::new(
+                drehscheibe_directory::DirectorySettings {
+                    path: d.path.clone(),
+                    metadata: d.metadata,
+                },
+            )
             .with_context(|| format!("connector {}", cfg.id))?,
         ),
         ConnectorKind::Smtp(s) => Arc::new(

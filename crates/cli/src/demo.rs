@@ -47,7 +47,13 @@ fn ext_for(headers: &HeaderMap) -> &'static str {
 fn safe_segment(s: &str) -> String {
     let cleaned: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if cleaned.is_empty() {
         "root".into()
@@ -62,7 +68,9 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let sub = path.map(|UrlPath(p)| safe_segment(&p)).unwrap_or_else(|| "root".into());
+    let sub = path
+        .map(|UrlPath(p)| safe_segment(&p))
+        .unwrap_or_else(|| "root".into());
     let n = r.count.fetch_add(1, Ordering::SeqCst) + 1;
     let dir = r.dir.join(&sub);
     let file = dir.join(format!("{n:05}.{}", ext_for(&headers)));
@@ -82,7 +90,10 @@ async fn receive(
                 body.len(),
                 file.display()
             );
-            (StatusCode::CREATED, format!("stored as {}\n", file.display()))
+            (
+                StatusCode::CREATED,
+                format!("stored as {}\n", file.display()),
+            )
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
@@ -115,7 +126,11 @@ pub async fn http_receiver(
 }
 
 /// Start the demo SMTP sink; returns its address.
-pub async fn smtp_sink(addr: SocketAddr, dir: &Path, shutdown: CancellationToken) -> Result<SocketAddr> {
+pub async fn smtp_sink(
+    addr: SocketAddr,
+    dir: &Path,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("demo SMTP sink cannot listen on {addr}"))?;
@@ -152,8 +167,15 @@ async fn smtp_session(stream: tokio::net::TcpStream, dir: &Path, count: &AtomicU
         }
         let verb = line.trim_end().to_ascii_uppercase();
         if verb.starts_with("EHLO") {
-            write.write_all(b"250-drehscheibe-demo\r\n250 SIZE 52428800\r\n").await?;
-        } else if verb.starts_with("HELO") || verb.starts_with("MAIL") || verb.starts_with("RCPT") || verb.starts_with("RSET") || verb.starts_with("NOOP") {
+            write
+                .write_all(b"250-drehscheibe-demo\r\n250 SIZE 52428800\r\n")
+                .await?;
+        } else if verb.starts_with("HELO")
+            || verb.starts_with("MAIL")
+            || verb.starts_with("RCPT")
+            || verb.starts_with("RSET")
+            || verb.starts_with("NOOP")
+        {
             write.write_all(b"250 OK\r\n").await?;
         } else if verb == "DATA" {
             write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
@@ -173,7 +195,11 @@ async fn smtp_session(stream: tokio::net::TcpStream, dir: &Path, count: &AtomicU
             tokio::fs::create_dir_all(dir).await?;
             let file = dir.join(format!("{n:05}.eml"));
             tokio::fs::write(&file, &data).await?;
-            println!("  ✉ demo mailbox received {} bytes → {}", data.len(), file.display());
+            println!(
+                "  ✉ demo mailbox received {} bytes → {}",
+                data.len(),
+                file.display()
+            );
             write.write_all(b"250 OK queued\r\n").await?;
         } else if verb == "QUIT" {
             write.write_all(b"221 bye\r\n").await?;

@@ -13,7 +13,11 @@ use drehscheibe_cli::{client::Client, demo, runtime};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "drehscheibe", version, about = "Integration hub (Datendrehscheibe) for OZG applications")]
+#[command(
+    name = "drehscheibe",
+    version,
+    about = "Integration hub (Datendrehscheibe) for OZG applications"
+)]
 struct Cli {
     /// Log format for `serve`/`demo` (overrides the configuration).
     #[arg(long, global = true, value_enum)]
@@ -72,7 +76,12 @@ enum Command {
     },
     /// Inspect and re-drive messages of a running hub.
     Messages {
-        #[arg(long, env = "DREHSCHEIBE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+        #[arg(
+            long,
+            env = "DREHSCHEIBE_URL",
+            default_value = "http://127.0.0.1:8080",
+            global = true
+        )]
         url: String,
         #[arg(long, env = "DREHSCHEIBE_TOKEN", global = true)]
         token: Option<String>,
@@ -115,7 +124,9 @@ enum ConfigAction {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sled=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == LogFormat::Json {
         builder.json().init();
     } else {
@@ -196,13 +207,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     if let Some(s) = since {
                         q.push(format!("since={}", s.replace('+', "%2B")));
                     }
-                    let page = client.get(&format!("/api/v1/messages?{}", q.join("&"))).await?;
+                    let page = client
+                        .get(&format!("/api/v1/messages?{}", q.join("&")))
+                        .await?;
                     print_list(&page);
                     return Ok(ExitCode::SUCCESS);
                 }
-                MessagesAction::Show { id } => client.get(&format!("/api/v1/messages/{id}")).await?,
+                MessagesAction::Show { id } => {
+                    client.get(&format!("/api/v1/messages/{id}")).await?
+                }
                 MessagesAction::Replay { id } => {
-                    client.post(&format!("/api/v1/messages/{id}/replay")).await?
+                    client
+                        .post(&format!("/api/v1/messages/{id}/replay"))
+                        .await?
                 }
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -213,7 +230,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => match runtime::load(&file) {
             Ok((config, depot, problems)) => {
                 println!("{}: OK (digest {})", file.display(), config.digest);
-                println!("  channels: {}", config.channels.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "));
+                println!(
+                    "  channels: {}",
+                    config
+                        .channels
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 for t in &config.tenants {
                     println!(
                         "  tenant {} ({}): {} connectors, {} routes",
@@ -239,8 +264,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 fn print_list(page: &serde_json::Value) {
     let empty = Vec::new();
-    let items = page.get("items").and_then(|i| i.as_array()).unwrap_or(&empty);
-    println!("{:<36}  {:<10}  {:<12}  {:<14}  received_at", "id", "state", "tenant", "leistung");
+    let items = page
+        .get("items")
+        .and_then(|i| i.as_array())
+        .unwrap_or(&empty);
+    println!(
+        "{:<36}  {:<10}  {:<12}  {:<14}  received_at",
+        "id", "state", "tenant", "leistung"
+    );
     for m in items {
         let s = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
         println!(
@@ -274,14 +305,17 @@ async fn run_demo(
     let base = format!("http://{}", rt.addr);
     println!();
     println!("Drehscheibe demo is running.");
-    println!("  hub:                 {base}  (data in {})", cfg.server.data_dir.display());
-    println!("  demo Fachverfahren:  http://{r}/…  (stores into {})", out.display());
+    println!(
+        "  hub:                 {base}  (data in {})",
+        cfg.server.data_dir.display()
+    );
+    println!(
+        "  demo Fachverfahren:  http://{r}/…  (stores into {})",
+        out.display()
+    );
     println!("  demo mailbox (SMTP): {m}");
     if !no_samples {
-        let dir = config
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("demo");
+        let dir = config.parent().unwrap_or(Path::new(".")).join("demo");
         let client = Client::new(&base, token)?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())

@@ -60,7 +60,11 @@ fn check_targets(config: &HubConfig, depot: &Depot) -> Result<()> {
                 continue;
             };
             let line = r.source_line.map(|l| format!(":{l}")).unwrap_or_default();
-            let at = format!("{}{line}: tenants[{}].routes[{i}].targets", t.source.display(), t.id);
+            let at = format!(
+                "{}{line}: tenants[{}].routes[{i}].targets",
+                t.source.display(),
+                t.id
+            );
             for o in pkg.outputs() {
                 if !r.targets.contains_key(&o.target) {
                     problems.push(format!(

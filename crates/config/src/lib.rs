@@ -394,7 +394,9 @@ impl FromStr for RuleSelector {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let (id, req) = s.split_once('@').ok_or_else(|| {
-            format!("rule `{s}` must be written `id@version-requirement`, e.g. `gewerbeanmeldung@^1`")
+            format!(
+                "rule `{s}` must be written `id@version-requirement`, e.g. `gewerbeanmeldung@^1`"
+            )
         })?;
         load::check_id(id).map_err(|m| format!("rule id `{id}`: {m}"))?;
         let version = semver::VersionReq::parse(req.trim())

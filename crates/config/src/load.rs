@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::locate::{KeyPath, Source};
 use crate::raw::{
-    allowed_keys, AuthType, ChannelType, ConnectorType, RawAuth, RawChannel, RawConnector,
-    RawMain, RawRetry, RawRoute, RawSecret, RawServer, RawTenant, RawToken, RoleName,
+    allowed_keys, AuthType, ChannelType, ConnectorType, RawAuth, RawChannel, RawConnector, RawMain,
+    RawRetry, RawRoute, RawSecret, RawServer, RawTenant, RawToken, RoleName,
 };
 use crate::{
     ags_of_ars, is_digits, ChannelConfig, ChannelKind, ClientCert, ConfigError, ConfigErrors,
@@ -36,9 +36,7 @@ pub(crate) fn check_id(s: &str) -> Result<(), String> {
     }
     let mut chars = s.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok
-        || !chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
         return Err(format!(
             "`{s}` is not a valid id: use letters, digits, `-`, `_` and `.`, starting with a letter or digit"
         ));
@@ -54,7 +52,10 @@ pub(crate) fn check_address(s: &str) -> Result<(), String> {
         _ => return Err(format!("`{s}` is not a valid mail address")),
     };
     let bad = || Err(format!("`{s}` is not a valid mail address"));
-    if addr.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c)) {
+    if addr
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+    {
         return bad();
     }
     let Some((local, domain)) = addr.split_once('@') else {
@@ -81,8 +82,7 @@ fn is_loopback_host(host: &str) -> bool {
 
 fn is_header_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
@@ -178,7 +178,10 @@ pub(crate) fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
                 .map(PathBuf::from)
         });
     let explicit = written_dir.is_some();
-    let tenant_dir = resolve(&base, &written_dir.unwrap_or_else(|| PathBuf::from("tenants")));
+    let tenant_dir = resolve(
+        &base,
+        &written_dir.unwrap_or_else(|| PathBuf::from("tenants")),
+    );
     let files = cx.list_tenant_files(&main_src, &tenant_dir, explicit);
 
     let mut tenant_files = Vec::new();
@@ -356,9 +359,10 @@ impl Ctx {
             data_dir,
             max_payload_bytes,
             max_attachment_bytes,
-            workers: raw.workers.filter(|&w| w > 0).map_or(d.workers, |_| {
-                usize::try_from(workers).unwrap_or(d.workers)
-            }),
+            workers: raw
+                .workers
+                .filter(|&w| w > 0)
+                .map_or(d.workers, |_| usize::try_from(workers).unwrap_or(d.workers)),
             shutdown_grace: raw.shutdown_grace.unwrap_or(d.shutdown_grace),
             log_format: raw.log_format.unwrap_or(d.log_format),
         }
@@ -710,7 +714,13 @@ impl Ctx {
         }
     }
 
-    fn route(&mut self, src: &Source, kp: &KeyPath, r: &RawRoute, tenant: &RawTenant) -> RouteConfig {
+    fn route(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        r: &RawRoute,
+        tenant: &RawTenant,
+    ) -> RouteConfig {
         let mut rule = None;
         if let Some(to) = &r.delegate_to {
             if let Err(m) = check_id(to) {
@@ -743,7 +753,12 @@ impl Ctx {
             }
             if let Some(stelle) = &r.stelle {
                 if !tenant.stellen.contains_key(stelle) {
-                    let known = tenant.stellen.keys().cloned().collect::<Vec<_>>().join(", ");
+                    let known = tenant
+                        .stellen
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     self.err(
                         src,
                         &kp.key("stelle"),
@@ -880,7 +895,11 @@ impl Ctx {
             jitter: raw.jitter.unwrap_or(d.jitter),
         };
         if p.max_attempts == 0 {
-            self.err(src, &kp.key("max_attempts"), "`max_attempts` must be at least 1");
+            self.err(
+                src,
+                &kp.key("max_attempts"),
+                "`max_attempts` must be at least 1",
+            );
         }
         if p.initial_backoff.is_zero() {
             self.err(
@@ -897,10 +916,18 @@ impl Ctx {
             );
         }
         if !(p.multiplier.is_finite() && p.multiplier >= 1.0) {
-            self.err(src, &kp.key("multiplier"), "`multiplier` must be at least 1.0");
+            self.err(
+                src,
+                &kp.key("multiplier"),
+                "`multiplier` must be at least 1.0",
+            );
         }
         if !(0.0..=1.0).contains(&p.jitter) {
-            self.err(src, &kp.key("jitter"), "`jitter` must be between 0.0 and 1.0");
+            self.err(
+                src,
+                &kp.key("jitter"),
+                "`jitter` must be between 0.0 and 1.0",
+            );
         }
         p
     }
@@ -910,11 +937,7 @@ impl Ctx {
         match fs::read(&path) {
             Ok(bytes) => {
                 if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-                    self.err(
-                        src,
-                        kp,
-                        format!("`{}` is not a PEM file", path.display()),
-                    );
+                    self.err(src, kp, format!("`{}` is not a PEM file", path.display()));
                 }
             }
             Err(e) => self.err(src, kp, format!("cannot read `{}`: {e}", path.display())),
@@ -922,7 +945,12 @@ impl Ctx {
         path
     }
 
-    fn http(&mut self, src: &Source, kp: &KeyPath, c: &RawConnector) -> Option<HttpConnectorConfig> {
+    fn http(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        c: &RawConnector,
+    ) -> Option<HttpConnectorConfig> {
         let Some(url) = &c.url else {
             self.err(src, kp, "an http connector needs `url`");
             return None;
@@ -956,7 +984,11 @@ impl Ctx {
                 self.err(src, &hkp, format!("`{name}` is not a valid header name"));
             }
             if value.chars().any(|ch| ch.is_control() && ch != '\t') {
-                self.err(src, &hkp, "header values must not contain control characters");
+                self.err(
+                    src,
+                    &hkp,
+                    "header values must not contain control characters",
+                );
             }
             if c.auth.is_some() && name.eq_ignore_ascii_case("authorization") {
                 self.err(
@@ -1016,9 +1048,16 @@ impl Ctx {
     fn http_auth(&mut self, src: &Source, kp: &KeyPath, a: &RawAuth) -> Option<HttpAuth> {
         match a.kind {
             AuthType::Bearer => {
-                for (key, present) in [("username", a.username.is_some()), ("password", a.password.is_some())] {
+                for (key, present) in [
+                    ("username", a.username.is_some()),
+                    ("password", a.password.is_some()),
+                ] {
                     if present {
-                        self.err(src, &kp.key(key), format!("`{key}` is not valid for bearer auth"));
+                        self.err(
+                            src,
+                            &kp.key(key),
+                            format!("`{key}` is not valid for bearer auth"),
+                        );
                     }
                 }
                 let Some(token) = &a.token else {
@@ -1050,7 +1089,12 @@ impl Ctx {
         }
     }
 
-    fn smtp(&mut self, src: &Source, kp: &KeyPath, c: &RawConnector) -> Option<SmtpConnectorConfig> {
+    fn smtp(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        c: &RawConnector,
+    ) -> Option<SmtpConnectorConfig> {
         let host = c.host.clone().unwrap_or_default();
         if host.is_empty() || host.chars().any(char::is_whitespace) {
             self.err(src, &kp.key("host"), "an smtp connector needs a `host`");
@@ -1086,14 +1130,21 @@ impl Ctx {
         }
         let to = c.to.clone().unwrap_or_default();
         if to.is_empty() {
-            self.err(src, &kp.key("to"), "an smtp connector needs at least one recipient in `to`");
+            self.err(
+                src,
+                &kp.key("to"),
+                "an smtp connector needs at least one recipient in `to`",
+            );
         }
         for (i, addr) in to.iter().enumerate() {
             if let Err(m) = check_address(addr) {
                 self.err(src, &kp.key("to").index(i), m);
             }
         }
-        let subject = c.subject.clone().unwrap_or_else(|| DEFAULT_SUBJECT.to_string());
+        let subject = c
+            .subject
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SUBJECT.to_string());
         if subject.contains(['\r', '\n']) {
             self.err(src, &kp.key("subject"), "`subject` must be a single line");
         }
@@ -1180,7 +1231,9 @@ impl Ctx {
         for f in files {
             let Some(t) = &f.config else { continue };
             for (i, r) in t.routes.iter().enumerate() {
-                let Some(first_hop) = &r.delegate_to else { continue };
+                let Some(first_hop) = &r.delegate_to else {
+                    continue;
+                };
                 let kp = root.key("routes").index(i).key("delegate_to");
                 if let Some(m) = delegation_problem(&by_id, &t.id, first_hop, &r.leistung) {
                     self.err(&f.src, &kp, m);

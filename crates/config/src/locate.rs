@@ -51,8 +51,7 @@ impl KeyPath {
 
 fn is_bare(k: &str) -> bool {
     !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -338,7 +337,10 @@ params = { list = [1, 2] }
         let p = KeyPath::root();
         assert_eq!(s.line_of(&p.key("id")), Some(1));
         assert_eq!(s.line_of(&p.key("connectors").key("fv")), Some(3));
-        assert_eq!(s.line_of(&p.key("connectors").key("fv").key("url")), Some(5));
+        assert_eq!(
+            s.line_of(&p.key("connectors").key("fv").key("url")),
+            Some(5)
+        );
         // missing key: falls back to the containing table
         assert_eq!(
             s.line_of(&p.key("connectors").key("fv").key("method")),
@@ -358,7 +360,10 @@ params = { list = [1, 2] }
     fn offsets_map_to_key_paths() {
         let s = src();
         let off = DOC.find("\"fv\" }").unwrap();
-        assert_eq!(s.path_at(off).to_string(), "routes[0].targets.fachverfahren");
+        assert_eq!(
+            s.path_at(off).to_string(),
+            "routes[0].targets.fachverfahren"
+        );
         let off = DOC.find("2] }").unwrap();
         assert_eq!(s.path_at(off).to_string(), "routes[1].params.list[1]");
         let off = DOC.find("\"1\" }").unwrap();

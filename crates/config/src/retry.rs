@@ -105,7 +105,10 @@ mod tests {
                 let r = f64::from(i) / 20.0;
                 let d = p.backoff(attempt, r).as_secs_f64();
                 assert!(d >= nominal * 0.5 - 1e-9, "attempt {attempt} r {r}: {d}");
-                assert!(d <= (nominal * 1.5).min(2.0) + 1e-9, "attempt {attempt} r {r}: {d}");
+                assert!(
+                    d <= (nominal * 1.5).min(2.0) + 1e-9,
+                    "attempt {attempt} r {r}: {d}"
+                );
             }
         }
         // extremes of rand01

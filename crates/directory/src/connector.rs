@@ -215,7 +215,10 @@ impl DirectoryConnector {
                     continue;
                 }
             }
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             match in_flight.get(&name) {
                 None => {
                     in_flight.insert(name.clone(), owner);
@@ -280,7 +283,8 @@ impl DirectoryConnector {
                     .await
                     .map_err(|e| io_error("cannot write attachment", &e))?;
             }
-            if total != attachment.blob.size || hex::encode(hasher.finalize()) != attachment.blob.sha256
+            if total != attachment.blob.size
+                || hex::encode(hasher.finalize()) != attachment.blob.sha256
             {
                 return Err(DeliveryError::permanent(format!(
                     "attachment {}: blob content does not match its reference {} ({} bytes)",
@@ -366,9 +370,8 @@ impl Connector for DirectoryConnector {
                 written_at: Utc::now(),
                 attachments: listed,
             };
-            let json = serde_json::to_vec_pretty(&meta).map_err(|e| {
-                DeliveryError::permanent(format!("cannot encode metadata: {e}"))
-            })?;
+            let json = serde_json::to_vec_pretty(&meta)
+                .map_err(|e| DeliveryError::permanent(format!("cannot encode metadata: {e}")))?;
             let (tmp, target) = (
                 self.tmp.clone(),
                 self.root.join(format!("{name}{META_SUFFIX}")),
@@ -563,7 +566,10 @@ mod tests {
             att("€", None),
             att("anlage", None),
         ]);
-        assert_eq!(files, vec!["Scan.pdf", "2-scan.pdf", "attachment-3", "anlage"]);
+        assert_eq!(
+            files,
+            vec!["Scan.pdf", "2-scan.pdf", "attachment-3", "anlage"]
+        );
     }
 
     #[test]

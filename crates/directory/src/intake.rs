@@ -311,13 +311,8 @@ impl Worker {
                     duplicate = accepted.duplicate,
                     "file accepted"
                 );
-                self.archive(
-                    name,
-                    PROCESSED_DIR,
-                    ID_SUFFIX,
-                    format!("{}\n", accepted.id),
-                )
-                .await?;
+                self.archive(name, PROCESSED_DIR, ID_SUFFIX, format!("{}\n", accepted.id))
+                    .await?;
                 Ok(Outcome::Done)
             }
             Err(e) => match e {
@@ -367,13 +362,23 @@ impl Worker {
 
     /// Moves `.work/<name>` to `<dir>/<timestamp>-<name>`, after writing
     /// the companion `<…><suffix>` file with `content`.
-    async fn archive(&self, name: &str, dir: &str, suffix: &str, content: String) -> io::Result<()> {
+    async fn archive(
+        &self,
+        name: &str,
+        dir: &str,
+        suffix: &str,
+        content: String,
+    ) -> io::Result<()> {
         let (work, dir) = (self.work(), self.root().join(dir));
         let (name, suffix) = (name.to_owned(), suffix.to_owned());
         blocking(move || {
             let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
             let base = free_name(&dir, &format!("{stamp}-{name}"), &[&suffix])?;
-            write_atomic(&dir, &dir.join(format!("{base}{suffix}")), content.as_bytes())?;
+            write_atomic(
+                &dir,
+                &dir.join(format!("{base}{suffix}")),
+                content.as_bytes(),
+            )?;
             std::fs::rename(work.join(&name), dir.join(&base))?;
             sync_dir(&dir)?;
             sync_dir(&work)
@@ -407,7 +412,10 @@ type Observation = (u64, Option<SystemTime>);
 
 /// Regular files directly in `dir` (no folders, no symlinks); with
 /// `skip_temporary`, hidden and temporary names are left out.
-async fn list_files(dir: PathBuf, skip_temporary: bool) -> io::Result<Vec<(OsString, Observation)>> {
+async fn list_files(
+    dir: PathBuf,
+    skip_temporary: bool,
+) -> io::Result<Vec<(OsString, Observation)>> {
     blocking(move || {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
@@ -437,7 +445,10 @@ async fn list_files(dir: PathBuf, skip_temporary: bool) -> io::Result<Vec<(OsStr
 fn is_temporary(name: &OsString) -> bool {
     let name = name.to_string_lossy();
     let lower = name.to_ascii_lowercase();
-    name.starts_with('.') || name.ends_with('~') || lower.ends_with(".tmp") || lower.ends_with(".part")
+    name.starts_with('.')
+        || name.ends_with('~')
+        || lower.ends_with(".tmp")
+        || lower.ends_with(".part")
 }
 
 /// Remembers since when each file has looked the same.
@@ -496,15 +507,23 @@ mod tests {
         let settle = Duration::from_secs(2);
         let t0 = Instant::now();
         let mut tracker = Tracker::default();
-        assert!(tracker.update(vec![obs("a.xml", 10, 1)], t0, settle).is_empty());
+        assert!(tracker
+            .update(vec![obs("a.xml", 10, 1)], t0, settle)
+            .is_empty());
         // Grew: the clock restarts.
         let t1 = t0 + Duration::from_secs(3);
-        assert!(tracker.update(vec![obs("a.xml", 20, 1)], t1, settle).is_empty());
+        assert!(tracker
+            .update(vec![obs("a.xml", 20, 1)], t1, settle)
+            .is_empty());
         // Touched without growing: restarts as well.
         let t2 = t1 + Duration::from_secs(3);
-        assert!(tracker.update(vec![obs("a.xml", 20, 2)], t2, settle).is_empty());
+        assert!(tracker
+            .update(vec![obs("a.xml", 20, 2)], t2, settle)
+            .is_empty());
         let t3 = t2 + Duration::from_secs(1);
-        assert!(tracker.update(vec![obs("a.xml", 20, 2)], t3, settle).is_empty());
+        assert!(tracker
+            .update(vec![obs("a.xml", 20, 2)], t3, settle)
+            .is_empty());
         let t4 = t2 + Duration::from_secs(2);
         assert_eq!(
             tracker.update(vec![obs("a.xml", 20, 2)], t4, settle),
@@ -520,7 +539,11 @@ mod tests {
         tracker.update(vec![], t0 + Duration::from_secs(5), Duration::from_secs(1));
         // Reappearing starts over.
         assert!(tracker
-            .update(vec![obs("a.xml", 1, 1)], t0 + Duration::from_secs(6), Duration::from_secs(1))
+            .update(
+                vec![obs("a.xml", 1, 1)],
+                t0 + Duration::from_secs(6),
+                Duration::from_secs(1)
+            )
             .is_empty());
         assert_eq!(
             Tracker::default().update(vec![obs("b.json", 1, 1)], t0, Duration::ZERO),

@@ -64,7 +64,11 @@ pub fn sanitize_filename(raw: &str) -> Option<String> {
             name.replace_range(dot..=dot, "_");
         }
     }
-    let device = name.split('.').next().unwrap_or_default().to_ascii_uppercase();
+    let device = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if WINDOWS_DEVICE_NAMES.contains(&device.as_str()) {
         name.insert(0, '_');
     }
@@ -135,8 +139,14 @@ mod tests {
 
     #[test]
     fn strips_directories_and_traversal() {
-        assert_eq!(sanitize_filename("../../etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(sanitize_filename("..\\..\\win.ini").as_deref(), Some("win.ini"));
+        assert_eq!(
+            sanitize_filename("../../etc/passwd").as_deref(),
+            Some("passwd")
+        );
+        assert_eq!(
+            sanitize_filename("..\\..\\win.ini").as_deref(),
+            Some("win.ini")
+        );
         assert_eq!(sanitize_filename("a/b/../"), None);
         assert_eq!(sanitize_filename(".."), None);
         assert_eq!(sanitize_filename("/"), None);
@@ -156,7 +166,10 @@ mod tests {
             sanitize_filename("Größe: 5 €?.xml").as_deref(),
             Some("Groesse__5___.xml")
         );
-        assert_eq!(sanitize_filename("a\0b\nc.xml").as_deref(), Some("a_b_c.xml"));
+        assert_eq!(
+            sanitize_filename("a\0b\nc.xml").as_deref(),
+            Some("a_b_c.xml")
+        );
         assert_eq!(sanitize_filename("€€€"), None);
     }
 
@@ -178,7 +191,10 @@ mod tests {
     fn escapes_windows_device_names() {
         assert_eq!(sanitize_filename("con.xml").as_deref(), Some("_con.xml"));
         assert_eq!(sanitize_filename("LPT1").as_deref(), Some("_LPT1"));
-        assert_eq!(sanitize_filename("console.xml").as_deref(), Some("console.xml"));
+        assert_eq!(
+            sanitize_filename("console.xml").as_deref(),
+            Some("console.xml")
+        );
     }
 
     #[test]
@@ -203,7 +219,10 @@ mod tests {
 
     #[test]
     fn components_are_restricted() {
-        assert_eq!(sanitize_component("fach/verfahren", 40, "t"), "fach_verfahren");
+        assert_eq!(
+            sanitize_component("fach/verfahren", 40, "t"),
+            "fach_verfahren"
+        );
         assert_eq!(sanitize_component("", 40, "t"), "t");
         assert_eq!(sanitize_component(&"z".repeat(100), 40, "t").len(), 40);
     }

@@ -50,12 +50,11 @@ pub(crate) fn intake_error(e: InputError) -> IntakeError {
 fn route_failure(e: RouteError) -> RouteFailure {
     match e {
         RouteError::NoMatchingRule { .. } => RouteFailure::rejected(e.to_string()),
-        RouteError::MissingKommune { ref rule, .. } | RouteError::MissingLeistung { ref rule, .. } => {
-            RouteFailure::Rejected {
-                rule: Some(rule.clone()),
-                reason: e.to_string(),
-            }
-        }
+        RouteError::MissingKommune { ref rule, .. }
+        | RouteError::MissingLeistung { ref rule, .. } => RouteFailure::Rejected {
+            rule: Some(rule.clone()),
+            reason: e.to_string(),
+        },
         RouteError::Evaluation { ref rule, .. } | RouteError::RuleUnavailable { ref rule, .. } => {
             RouteFailure::Dead {
                 rule: Some(rule.clone()),
@@ -86,12 +85,15 @@ impl RoutingPolicy for DepotRouter {
             rule: Some(recognised.clone()),
         };
 
-        let tenant = self.config.tenant_by_key(&found.kommune_key).ok_or_else(|| {
-            rejected(format!(
-                "no Kommune is configured for key {:?} (extracted by rule {recognised})",
-                found.kommune_key
-            ))
-        })?;
+        let tenant = self
+            .config
+            .tenant_by_key(&found.kommune_key)
+            .ok_or_else(|| {
+                rejected(format!(
+                    "no Kommune is configured for key {:?} (extracted by rule {recognised})",
+                    found.kommune_key
+                ))
+            })?;
         let resolved = self
             .config
             .resolve_route(&tenant.id, &found.leistung)
@@ -146,13 +148,18 @@ impl RoutingPolicy for DepotRouter {
 
         let mut outputs = Vec::with_capacity(rendered.len());
         for o in rendered {
-            let connector = resolved.route.targets.get(&o.target).ok_or_else(|| RouteFailure::Dead {
-                reason: format!(
+            let connector =
+                resolved
+                    .route
+                    .targets
+                    .get(&o.target)
+                    .ok_or_else(|| RouteFailure::Dead {
+                        reason: format!(
                     "route of {} for Leistung {} maps no connector to output {:?} of rule {rule}",
                     resolved.tenant.id, found.leistung, o.target
                 ),
-                rule: Some(rule.clone()),
-            })?;
+                        rule: Some(rule.clone()),
+                    })?;
             outputs.push(PlannedOutput {
                 target: o.target,
                 tenant: resolved.tenant.id.clone(),

@@ -9,9 +9,7 @@ use drehscheibe_model::{
     Accepted, AuditEvent, BlobError, BlobReader, BlobRef, BlobStore, DeliveryState, Envelope,
     Intake, IntakeError, MessageId, MessageRecord, MessageState, Submission,
 };
-use drehscheibe_store::{
-    AcceptOutcome, Effects, IdempotencyKey, Job, Store, StoreError,
-};
+use drehscheibe_store::{AcceptOutcome, Effects, IdempotencyKey, Job, Store, StoreError};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -380,8 +378,7 @@ impl Intake for Hub {
         match outcome {
             AcceptOutcome::Created => {
                 self.metrics.received(&s.channel);
-                self.metrics
-                    .intake_latency(started.elapsed().as_secs_f64());
+                self.metrics.intake_latency(started.elapsed().as_secs_f64());
                 self.wake();
                 Ok(Accepted {
                     id: record.id(),
@@ -394,9 +391,7 @@ impl Intake for Hub {
             }),
             AcceptOutcome::KeyConflict(_) => Err(self.refuse(
                 &s.channel,
-                IntakeError::IdempotencyConflict(
-                    idempotency.map(|k| k.key).unwrap_or_default(),
-                ),
+                IntakeError::IdempotencyConflict(idempotency.map(|k| k.key).unwrap_or_default()),
             )),
         }
     }

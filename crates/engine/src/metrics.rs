@@ -1,4 +1,3 @@
-
 use drehscheibe_model::MessageState;
 use drehscheibe_store::QueueStats;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -56,10 +55,9 @@ impl Metrics {
         let delivered = Family::<DeliveryLabels, Counter>::default();
         let failed = Family::<DeliveryLabels, Counter>::default();
         let dead = Family::<DeliveryLabels, Counter>::default();
-        let delivery_latency =
-            Family::<DeliveryLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.005, 2.0, 16))
-            });
+        let delivery_latency = Family::<DeliveryLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 16))
+        });
         let intake_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let queue_depth = Gauge::default();
         let queue_due = Gauge::default();
@@ -184,8 +182,10 @@ impl Metrics {
     /// Encode all metrics in the Prometheus text format, after setting the
     /// gauges read from the store at scrape time.
     pub fn encode(&self, queue: QueueStats, states: &[(MessageState, u64)]) -> String {
-        self.queue_depth.set(i64::try_from(queue.depth).unwrap_or(i64::MAX));
-        self.queue_due.set(i64::try_from(queue.due).unwrap_or(i64::MAX));
+        self.queue_depth
+            .set(i64::try_from(queue.depth).unwrap_or(i64::MAX));
+        self.queue_due
+            .set(i64::try_from(queue.due).unwrap_or(i64::MAX));
         for (state, n) in states {
             self.messages
                 .get_or_create(&StateLabels {

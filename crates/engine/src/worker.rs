@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use drehscheibe_model::{
-    AuditEvent, Delivery, DeliveryError, DeliveryRequest, DeliveryState, MessageId,
-    MessageRecord, MessageState,
-};
 use drehscheibe_config::RetryPolicy;
+use drehscheibe_model::{
+    AuditEvent, Delivery, DeliveryError, DeliveryRequest, DeliveryState, MessageId, MessageRecord,
+    MessageState,
+};
 use drehscheibe_store::{Effects, Job, StoreError};
 use rand::Rng;
 
@@ -93,11 +93,10 @@ impl Hub {
         if rec.state != MessageState::Received {
             return self.complete(id, job).await;
         }
-        let payload = self
-            .store
-            .payload(id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("payload of message {id} is missing")))?;
+        let payload =
+            self.store.payload(id).await?.ok_or_else(|| {
+                StoreError::Corrupt(format!("payload of message {id} is missing"))
+            })?;
 
         let permit = self.route_permits.clone().acquire_owned().await.ok();
         let router = self.router.clone();
@@ -128,7 +127,9 @@ impl Hub {
             }
             Err(failure) => {
                 self.store
-                    .update(id, &mut |r: &mut MessageRecord| apply_failure(r, failure, job))
+                    .update(id, &mut |r: &mut MessageRecord| {
+                        apply_failure(r, failure, job)
+                    })
                     .await?
             }
         };
@@ -167,8 +168,16 @@ impl Hub {
                 max_attempts: 1,
                 ..RetryPolicy::default()
             };
-            self.record_attempt(id, index_, job, d.generation, Err(DeliveryError::permanent(reason)), &no_retry, 0.0)
-                .await?;
+            self.record_attempt(
+                id,
+                index_,
+                job,
+                d.generation,
+                Err(DeliveryError::permanent(reason)),
+                &no_retry,
+                0.0,
+            )
+            .await?;
             return Ok(());
         };
         let Some(permit) = slot.acquire().await else {
@@ -195,9 +204,11 @@ impl Hub {
                     }
                     r.state = MessageState::Delivering;
                     Ok(Effects {
-                        audit: vec![AuditEvent::new(id, ACTOR, "delivering", Some(from), r.state)
-                            .with_rule(r.rule.clone())
-                            .with_target(target.clone())],
+                        audit: vec![
+                            AuditEvent::new(id, ACTOR, "delivering", Some(from), r.state)
+                                .with_rule(r.rule.clone())
+                                .with_target(target.clone()),
+                        ],
                         ..Effects::default()
                     })
                 })
@@ -321,7 +332,9 @@ impl Hub {
                 let target = d.target.clone();
                 r.state = aggregate(&r.deliveries);
                 r.reason = match r.state {
-                    MessageState::Dead | MessageState::Failed => Some(format!("{target}: {detail}")),
+                    MessageState::Dead | MessageState::Failed => {
+                        Some(format!("{target}: {detail}"))
+                    }
                     _ => None,
                 };
                 effects.audit.push(
@@ -473,8 +486,14 @@ mod tests {
     #[test]
     fn aggregate_state_follows_deliveries() {
         use DeliveryState::*;
-        assert_eq!(aggregate(&[d(Delivered), d(Delivered)]), MessageState::Delivered);
-        assert_eq!(aggregate(&[d(Delivered), d(Pending)]), MessageState::Delivering);
+        assert_eq!(
+            aggregate(&[d(Delivered), d(Delivered)]),
+            MessageState::Delivered
+        );
+        assert_eq!(
+            aggregate(&[d(Delivered), d(Pending)]),
+            MessageState::Delivering
+        );
         assert_eq!(aggregate(&[d(Failed), d(Pending)]), MessageState::Failed);
         assert_eq!(aggregate(&[d(Dead), d(Pending)]), MessageState::Delivering);
         assert_eq!(aggregate(&[d(Dead), d(Delivered)]), MessageState::Dead);

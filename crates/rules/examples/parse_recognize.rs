@@ -35,14 +35,32 @@ filename = "{{id}}.xml"
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let rules = [
-        ("baumfaellung", "/fn:map/fn:string[@key='antragsart'] = 'baumfaellung'", "/fn:map/fn:string[@key='ags']", "99104005000000"),
-        ("hundesteuer", "/fn:map/fn:string[@key='antragsart'] = 'hundesteuer'", "/fn:map/fn:string[@key='ags']", "99102013000000"),
-        ("gewerbeanmeldung", "exists(/xga:sta.gewerbemeldung.0100)", "string((//xga:gemeindeSchluessel/code)[1])", "99050012104000"),
+        (
+            "baumfaellung",
+            "/fn:map/fn:string[@key='antragsart'] = 'baumfaellung'",
+            "/fn:map/fn:string[@key='ags']",
+            "99104005000000",
+        ),
+        (
+            "hundesteuer",
+            "/fn:map/fn:string[@key='antragsart'] = 'hundesteuer'",
+            "/fn:map/fn:string[@key='ags']",
+            "99102013000000",
+        ),
+        (
+            "gewerbeanmeldung",
+            "exists(/xga:sta.gewerbemeldung.0100)",
+            "string((//xga:gemeindeSchluessel/code)[1])",
+            "99050012104000",
+        ),
     ];
     for (id, condition, kommune, leistung) in rules {
         let dir = tmp.path().join(id).join("1.0.0");
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("rule.toml"), rule(id, NS, condition, kommune, leistung))?;
+        std::fs::write(
+            dir.join("rule.toml"),
+            rule(id, NS, condition, kommune, leistung),
+        )?;
     }
     let depot = Depot::load(tmp.path(), None)?;
 
@@ -80,6 +98,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("validate (scan only):   {validate_us:8.1} µs");
     println!("parse (scan + tree):    {parse_us:8.1} µs");
-    println!("parse + recognize:      {total_us:8.1} µs  (≈ {:.0} msgs/s on one core)", 1e6 / total_us);
+    println!(
+        "parse + recognize:      {total_us:8.1} µs  (≈ {:.0} msgs/s on one core)",
+        1e6 / total_us
+    );
     Ok(())
 }

@@ -1,3 +1,7 @@
+//! The operations API: message state, listing, replay, health and metrics.
+//!
+//! Handlers answer errors with a ready `Response`; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -31,8 +35,7 @@ pub fn ops_router(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
         .with_state(Ops { hub, tokens })
 }
 
-fn problem(status: u16, kind: &str, title: &str, detail: impl Into<String>) -> Response {
-    let _ = title;
+fn problem(status: u16, kind: &str, detail: impl Into<String>) -> Response {
     Problem::new(status, kind, detail).into_response()
 }
 
@@ -40,17 +43,15 @@ fn authenticate(ops: &Ops, headers: &HeaderMap) -> Result<Principal, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match token.and_then(|t| ops.tokens.authenticate(t)) {
         Some(p) => Ok(p.clone()),
         None => {
-            let mut r = problem(
-                401,
-                "unauthorized",
-                "Unauthorized",
-                "a valid bearer token is required",
-            );
+            let mut r = problem(401, "unauthorized", "a valid bearer token is required");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
@@ -64,14 +65,13 @@ fn not_found(id: &str) -> Response {
     problem(
         404,
         "message-not-found",
-        "Message not found",
         format!("no message {id} visible to you"),
     )
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "operations API: storage error");
-    problem(503, "storage-unavailable", "Storage unavailable", e.to_string())
+    problem(503, "storage-unavailable", e.to_string())
 }
 
 #[derive(Serialize)]
@@ -140,24 +140,19 @@ struct ListPage {
     next: Option<String>,
 }
 
-async fn list(
-    State(ops): State<Ops>,
-    Query(q): Query<ListQuery>,
-    headers: HeaderMap,
-) -> Response {
+async fn list(State(ops): State<Ops>, Query(q): Query<ListQuery>, headers: HeaderMap) -> Response {
     let principal = match authenticate(&ops, &headers) {
         Ok(p) => p,
         Err(r) => return r,
     };
     if matches!(principal.role, drehscheibe_model::auth::Role::Sender { .. }) {
-        return problem(403, "forbidden", "Forbidden", "senders cannot list messages");
+        return problem(403, "forbidden", "senders cannot list messages");
     }
     let tenant = match (principal.tenant_scope(), q.tenant) {
         (Some(own), Some(asked)) if asked != own => {
             return problem(
                 403,
                 "forbidden",
-                "Forbidden",
                 "a tenant token may only list its own messages",
             )
         }
@@ -167,7 +162,7 @@ async fn list(
     let state = match q.state.as_deref().map(str::parse::<MessageState>) {
         None => None,
         Some(Ok(s)) => Some(s),
-        Some(Err(e)) => return problem(400, "bad-query", "Bad query", e),
+        Some(Err(e)) => return problem(400, "bad-query", e),
     };
     let since = match q.since.as_deref().map(DateTime::parse_from_rfc3339) {
         None => None,
@@ -176,7 +171,6 @@ async fn list(
             return problem(
                 400,
                 "bad-query",
-                "Bad query",
                 format!("since must be an RFC 3339 timestamp: {e}"),
             )
         }
@@ -184,7 +178,7 @@ async fn list(
     let after = match q.after.as_deref().map(str::parse::<MessageId>) {
         None => None,
         Some(Ok(id)) => Some(id),
-        Some(Err(e)) => return problem(400, "bad-query", "Bad query", e.to_string()),
+        Some(Err(e)) => return problem(400, "bad-query", e.to_string()),
     };
     let filter = MessageFilter {
         tenant,
@@ -224,7 +218,7 @@ async fn replay(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderM
     if !principal.may_replay() {
         // Tenants may see their messages but not re-drive them.
         return match load_visible(&ops, &principal, &id).await {
-            Ok(_) => problem(403, "forbidden", "Forbidden", "only operators may replay"),
+            Ok(_) => problem(403, "forbidden", "only operators may replay"),
             Err(r) => r,
         };
     }
@@ -238,9 +232,7 @@ async fn replay(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderM
     {
         Ok(rec) => (StatusCode::ACCEPTED, Json(rec)).into_response(),
         Err(ReplayError::NotFound(_)) => not_found(&id),
-        Err(e @ ReplayError::NotReplayable(_)) => {
-            problem(409, "not-replayable", "Not replayable", e.to_string())
-        }
+        Err(e @ ReplayError::NotReplayable(_)) => problem(409, "not-replayable", e.to_string()),
         Err(ReplayError::Store(e)) => internal(e),
     }
 }
