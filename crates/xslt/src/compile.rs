@@ -764,7 +764,19 @@ impl Compiler {
             Ok(root) => self.bc(root),
             Err(_) => false,
         };
+        let template_names = self
+            .template_names
+            .iter()
+            .map(|(n, (i, _))| (crate::exec::param_key(n), *i))
+            .collect();
+        let mode_names = self
+            .mode_names
+            .iter()
+            .map(|(n, i)| (crate::exec::param_key(n), *i))
+            .collect();
         Ok(Compiled {
+            template_names,
+            mode_names,
             backwards_compatible,
             files: self.files,
             exprs: self.exprs,

@@ -74,8 +74,25 @@ pub(crate) fn run(
     doc: Node,
     params: &BTreeMap<String, String>,
     owned: bool,
+    invocation: &crate::Invocation,
 ) -> R<Vec<u8>> {
     let c = stylesheet.compiled();
+    let mode = match &invocation.initial_mode {
+        None => 0,
+        Some(m) => *c.mode_names.get(m).ok_or_else(|| TransformError::Input {
+            message: format!("the stylesheet has no mode {m} (XTDE0045)"),
+        })?,
+    };
+    let initial_template = match &invocation.initial_template {
+        None => None,
+        Some(t) => Some(
+            *c.template_names
+                .get(t)
+                .ok_or_else(|| TransformError::Input {
+                    message: format!("the stylesheet has no template named {t} (XTDE0040)"),
+                })?,
+        ),
+    };
     let (id, alive) = stylesheet.cache_identity();
     let programs = programs_for(id, alive, &c.exprs).map_err(|(i, message)| {
         let (file, line) = c.exprs.get(i).map(|d| (d.file, d.line)).unwrap_or((0, 0));
@@ -134,14 +151,10 @@ pub(crate) fn run(
             messages: Vec::new(),
             supplied: None,
         };
-        let r = run.apply(
-            &[source],
-            &Focus::node(source),
-            0,
-            &[],
-            result,
-            c.files.first().map(|_| At { file: 0, line: 0 }),
-        );
+        let r = match initial_template {
+            Some(t) => run.invoke(t, &Focus::node(source), &[], mode, result, None),
+            None => run.apply(&[source], &Focus::node(source), mode, &[], result, None),
+        };
         created.append(&mut run.temp);
         r
     };

@@ -303,6 +303,10 @@ pub(crate) struct SpaceRule {
 /// The whole compiled stylesheet.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
+    /// Named templates by `local` or `Q{uri}local`.
+    pub template_names: HashMap<String, usize>,
+    /// Modes by `local` or `Q{uri}local`.
+    pub mode_names: HashMap<String, usize>,
     /// The principal module is an XSLT 1.0 stylesheet: numbers are
     /// converted to strings the XPath 1.0 way.
     pub backwards_compatible: bool,

@@ -123,6 +123,19 @@ pub struct GlobalParamDecl {
     pub has_default: bool,
 }
 
+/// How a transformation is started (XSLT 3.0 §2.3): by applying templates
+/// to the source document in a mode (the default), or by calling a named
+/// template with the source document as context item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invocation {
+    /// Name (`local` or `Q{uri}local`) of a template to call instead of
+    /// applying templates.
+    pub initial_template: Option<String>,
+    /// Name (`local` or `Q{uri}local`) of the initial mode; default: the
+    /// unnamed mode.
+    pub initial_mode: Option<String>,
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A compiled stylesheet.
@@ -198,7 +211,7 @@ impl Stylesheet {
         let doc = xot.parse(text).map_err(|e| TransformError::Input {
             message: format!("input is not well-formed XML: {e}"),
         })?;
-        exec::run(self, &mut xot, doc, params, true)
+        exec::run(self, &mut xot, doc, params, true, &Invocation::default())
     }
 
     /// Transforms a document held by the caller. The tree is not modified
@@ -210,7 +223,18 @@ impl Stylesheet {
         doc: Node,
         params: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, TransformError> {
-        exec::run(self, xot, doc, params, false)
+        exec::run(self, xot, doc, params, false, &Invocation::default())
+    }
+
+    /// Like [`Stylesheet::transform_node`], started as `invocation` says.
+    pub fn transform_node_with(
+        &self,
+        xot: &mut Xot,
+        doc: Node,
+        params: &BTreeMap<String, String>,
+        invocation: &Invocation,
+    ) -> Result<Vec<u8>, TransformError> {
+        exec::run(self, xot, doc, params, false, invocation)
     }
 
     pub(crate) fn compiled(&self) -> &ir::Compiled {

@@ -1,0 +1,528 @@
+//! Runs the W3C XSLT 3.0 test suite subset in `shared/conformance/xslt30`
+//! and prints the pass rate per test set and overall.
+//!
+//! ```text
+//! cargo run --release -p drehscheibe-xslt --example conformance -- [SUITE_DIR] [--write-known FILE] [--known FILE] [--verbose]
+//! ```
+//!
+//! Counting: a case passes when its assertion holds. A case whose
+//! stylesheet is refused at compile time as outside the supported subset
+//! (and that does not expect an error) is counted as `refused`; the
+//! "in-subset" rate excludes those. With `--known FILE` the failures are
+//! compared with a list of known failures and new ones are reported as
+//! regressions (exit code 1).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use drehscheibe_xslt::{Invocation, Stylesheet};
+use xot::{Node, Value, Xot};
+
+const CATALOG_NS: &str = "http://www.w3.org/2012/10/xslt-test-catalog";
+
+#[derive(Debug, Clone, Default)]
+struct Env {
+    /// The principal source document (file path or inline content).
+    source: Option<Source>,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Content(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Pass,
+    Fail,
+    Refused,
+}
+
+struct Suite {
+    xot: Xot,
+}
+
+impl Suite {
+    fn child_elements(&self, node: Node, local: &str) -> Vec<Node> {
+        self.xot
+            .children(node)
+            .filter(|c| {
+                self.xot.element(*c).is_some_and(|e| {
+                    let (l, ns) = self.xot.name_ns_str(e.name());
+                    l == local && ns == CATALOG_NS
+                })
+            })
+            .collect()
+    }
+
+    fn first(&self, node: Node, local: &str) -> Option<Node> {
+        self.child_elements(node, local).into_iter().next()
+    }
+
+    fn attr(&self, node: Node, local: &str) -> Option<String> {
+        self.xot
+            .attributes(node)
+            .iter()
+            .find(|(n, _)| self.xot.name_ns_str(*n) == (local, ""))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn text(&self, node: Node) -> String {
+        self.xot.string_value(node)
+    }
+
+    fn environment(&self, env: Node, dir: &Path) -> Env {
+        let mut out = Env::default();
+        for s in self.child_elements(env, "source") {
+            if self.attr(s, "role").as_deref() != Some(".") {
+                continue;
+            }
+            if let Some(f) = self.attr(s, "file") {
+                out.source = Some(Source::File(dir.join(f)));
+            } else if let Some(c) = self.first(s, "content") {
+                out.source = Some(Source::Content(self.text(c)));
+            }
+        }
+        out
+    }
+}
+
+fn canon_node(xot: &Xot, node: Node, out: &mut String) {
+    match xot.value(node) {
+        Value::Element(e) => {
+            let (local, ns) = xot.name_ns_str(e.name());
+            out.push_str(&format!("<{{{ns}}}{local}"));
+            let mut attrs: Vec<(String, String)> = xot
+                .attributes(node)
+                .iter()
+                .map(|(n, v)| {
+                    let (l, u) = xot.name_ns_str(n);
+                    (format!("{{{u}}}{l}"), v.clone())
+                })
+                .collect();
+            attrs.sort();
+            for (n, v) in attrs {
+                out.push_str(&format!(" {n}={v:?}"));
+            }
+            out.push('>');
+            for c in xot.children(node) {
+                canon_node(xot, c, out);
+            }
+            out.push_str("</>");
+        }
+        Value::Text(t) => {
+            let t = t.get();
+            if !t.trim().is_empty() {
+                out.push_str(&format!("[{t:?}]"));
+            }
+        }
+        Value::Comment(c) => out.push_str(&format!("<!--{}-->", c.get())),
+        Value::ProcessingInstruction(pi) => out.push_str(&format!(
+            "<?{} {}?>",
+            xot.local_name_str(pi.target()),
+            pi.data().unwrap_or("").trim()
+        )),
+        Value::Document => {
+            for c in xot.children(node) {
+                canon_node(xot, c, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn strip_declaration(text: &str) -> &str {
+    let t = text.trim_start_matches('\u{feff}');
+    if t.starts_with("<?xml ") {
+        if let Some(end) = t.find("?>") {
+            return &t[end + 2..];
+        }
+    }
+    t
+}
+
+fn canon(text: &str) -> Option<String> {
+    let mut xot = Xot::new();
+    let doc = xot
+        .parse(&format!("<w>{}</w>", strip_declaration(text)))
+        .ok()?;
+    let mut out = String::new();
+    canon_node(&xot, doc, &mut out);
+    Some(out)
+}
+
+/// Evaluates an XPath assertion with the result document as context item.
+fn xpath_assert(result: &str, expr: &str) -> Result<bool, String> {
+    use xee_xpath::{Documents, Queries, Query};
+    let mut documents = Documents::new();
+    let body = strip_declaration(result);
+    let handle = documents
+        .add_string_without_uri(body)
+        .or_else(|_| documents.add_string_without_uri(&format!("<w>{body}</w>")))
+        .map_err(|e| format!("result not parseable: {e}"))?;
+    let queries = Queries::default();
+    let q = queries
+        .sequence(expr)
+        .map_err(|e| format!("assert does not compile: {e}"))?;
+    let seq = q
+        .execute(&mut documents, handle)
+        .map_err(|e| format!("assert fails: {e}"))?;
+    seq.effective_boolean_value()
+        .map_err(|e| format!("assert has no boolean value: {e}"))
+}
+
+fn xpath_string(expr: &str) -> Option<String> {
+    use xee_xpath::{Documents, Queries, Query};
+    let mut documents = Documents::new();
+    let handle = documents.add_string_without_uri("<x/>").ok()?;
+    let queries = Queries::default();
+    let q = queries.sequence(expr).ok()?;
+    let seq = q.execute(&mut documents, handle).ok()?;
+    let xot = documents.xot();
+    let mut parts = Vec::new();
+    for item in seq.iter() {
+        parts.push(item.string_value(xot).ok()?);
+    }
+    Some(parts.join(" "))
+}
+
+enum Outcome {
+    Output(String),
+    Error(String),
+    Refused(String),
+}
+
+fn check(suite: &Suite, result: Node, outcome: &Outcome, dir: &Path) -> Result<(), String> {
+    let name = suite
+        .xot
+        .element(result)
+        .map(|e| suite.xot.local_name_str(e.name()).to_string())
+        .unwrap_or_default();
+    match (name.as_str(), outcome) {
+        ("error", Outcome::Error(_) | Outcome::Refused(_)) => Ok(()),
+        ("error", Outcome::Output(o)) => Err(format!(
+            "expected error {}, got output {}",
+            suite.attr(result, "code").unwrap_or_default(),
+            o.chars().take(200).collect::<String>()
+        )),
+        (_, Outcome::Error(e) | Outcome::Refused(e)) => Err(e.clone()),
+        ("assert-xml", Outcome::Output(o)) => {
+            let expected = match suite.attr(result, "file") {
+                Some(f) => std::fs::read_to_string(dir.join(f)).map_err(|e| e.to_string())?,
+                None => suite.text(result),
+            };
+            let (a, b) = (canon(o), canon(&expected));
+            match (a, b) {
+                (Some(a), Some(b)) if a == b => Ok(()),
+                (Some(a), Some(b)) => Err(format!("assert-xml differs:\n  ours: {a}\n  want: {b}")),
+                _ => Err("assert-xml: output or expectation not parseable".into()),
+            }
+        }
+        ("assert", Outcome::Output(o)) => match xpath_assert(o, &suite.text(result))? {
+            true => Ok(()),
+            false => Err(format!("assert false: {}", suite.text(result))),
+        },
+        ("assert-string-value", Outcome::Output(o)) => {
+            let got = canon_text(o);
+            let want = suite.text(result);
+            if normalize(&got) == normalize(&want) {
+                Ok(())
+            } else {
+                Err(format!("string value {got:?} != {want:?}"))
+            }
+        }
+        ("assert-serialization", Outcome::Output(o)) => {
+            let want = match suite.attr(result, "file") {
+                Some(f) => std::fs::read_to_string(dir.join(f)).map_err(|e| e.to_string())?,
+                None => suite.text(result),
+            };
+            if normalize(strip_declaration(o)) == normalize(strip_declaration(&want)) {
+                Ok(())
+            } else {
+                Err("serialization differs".into())
+            }
+        }
+        ("all-of", _) => {
+            for c in element_children(suite, result) {
+                check(suite, c, outcome, dir)?;
+            }
+            Ok(())
+        }
+        ("any-of", _) => {
+            let mut last = Err("any-of: no alternatives".to_string());
+            for c in element_children(suite, result) {
+                last = check(suite, c, outcome, dir);
+                if last.is_ok() {
+                    return Ok(());
+                }
+            }
+            last
+        }
+        ("not", _) => match element_children(suite, result).first() {
+            Some(c) => match check(suite, *c, outcome, dir) {
+                Ok(()) => Err("not: inner assertion holds".into()),
+                Err(_) => Ok(()),
+            },
+            None => Err("empty not".into()),
+        },
+        (other, _) => Err(format!("unsupported assertion {other}")),
+    }
+}
+
+fn canon_text(o: &str) -> String {
+    let body = strip_declaration(o);
+    let mut xot = Xot::new();
+    match xot.parse(&format!("<w>{body}</w>")) {
+        Ok(d) => xot.string_value(d),
+        Err(_) => body.to_string(),
+    }
+}
+
+fn normalize(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn element_children(suite: &Suite, node: Node) -> Vec<Node> {
+    suite
+        .xot
+        .children(node)
+        .filter(|c| suite.xot.element(*c).is_some())
+        .collect()
+}
+
+fn run_case(
+    suite: &mut Suite,
+    case: Node,
+    dir: &Path,
+    envs: &HashMap<String, Env>,
+) -> (Status, String) {
+    let Some(test) = suite.first(case, "test") else {
+        return (Status::Fail, "no test element".into());
+    };
+    let Some(result) = suite
+        .first(case, "result")
+        .and_then(|r| element_children(suite, r).into_iter().next())
+    else {
+        return (Status::Fail, "no result element".into());
+    };
+    let env = match suite.first(case, "environment") {
+        Some(e) => match suite.attr(e, "ref") {
+            Some(r) => envs.get(&r).cloned().unwrap_or_default(),
+            None => suite.environment(e, dir),
+        },
+        None => Env::default(),
+    };
+    let Some(style) = suite
+        .first(test, "stylesheet")
+        .and_then(|s| suite.attr(s, "file"))
+    else {
+        return (Status::Fail, "no stylesheet".into());
+    };
+    let mut params = BTreeMap::new();
+    for p in suite.child_elements(test, "param") {
+        if let (Some(n), Some(sel)) = (suite.attr(p, "name"), suite.attr(p, "select")) {
+            match xpath_string(&sel) {
+                Some(v) => {
+                    params.insert(n, v);
+                }
+                None => return (Status::Fail, format!("cannot evaluate param {sel}")),
+            }
+        }
+    }
+    let invocation = Invocation {
+        initial_template: suite
+            .first(test, "initial-template")
+            .and_then(|t| suite.attr(t, "name")),
+        initial_mode: suite
+            .first(test, "initial-mode")
+            .and_then(|t| suite.attr(t, "name")),
+    };
+    let outcome = match Stylesheet::compile_file(&dir.join(&style)) {
+        Err(e) => {
+            let refused = e.message.contains("unsupported") || e.message.contains("not supported");
+            if refused {
+                Outcome::Refused(e.to_string())
+            } else {
+                Outcome::Error(e.to_string())
+            }
+        }
+        Ok(st) => {
+            let mut xot = Xot::new();
+            let doc = match &env.source {
+                Some(Source::File(f)) => std::fs::read_to_string(f)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| xot.parse(&t).map_err(|e| e.to_string())),
+                Some(Source::Content(c)) => xot.parse(c).map_err(|e| e.to_string()),
+                None => Ok(xot.new_document()),
+            };
+            match doc {
+                Err(e) => Outcome::Error(format!("source: {e}")),
+                Ok(doc) => {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        st.transform_node_with(&mut xot, doc, &params, &invocation)
+                    }));
+                    match r {
+                        Ok(Ok(bytes)) => {
+                            Outcome::Output(String::from_utf8_lossy(&bytes).to_string())
+                        }
+                        Ok(Err(e)) => Outcome::Error(e.to_string()),
+                        Err(_) => Outcome::Error("panic".into()),
+                    }
+                }
+            }
+        }
+    };
+    let refused = matches!(outcome, Outcome::Refused(_));
+    match check(suite, result, &outcome, dir) {
+        Ok(()) => (Status::Pass, String::new()),
+        Err(e) if refused => (Status::Refused, e),
+        Err(e) => (Status::Fail, e),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut suite_dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/conformance/xslt30"
+    ));
+    let mut write_known: Option<PathBuf> = None;
+    let mut known: Option<PathBuf> = None;
+    let mut verbose = false;
+    let mut only: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--write-known" => write_known = it.next().map(PathBuf::from),
+            "--known" => known = it.next().map(PathBuf::from),
+            "--verbose" => verbose = true,
+            "--set" => only = it.next().cloned(),
+            other => suite_dir = PathBuf::from(other),
+        }
+    }
+    let mut suite = Suite { xot: Xot::new() };
+    let catalog_text = match std::fs::read_to_string(suite_dir.join("catalog.xml")) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "cannot read {}: {e}",
+                suite_dir.join("catalog.xml").display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(catalog) = suite.xot.parse(&catalog_text) else {
+        eprintln!("catalog.xml is not well-formed");
+        return ExitCode::from(2);
+    };
+    let Ok(root) = suite.xot.document_element(catalog) else {
+        return ExitCode::from(2);
+    };
+    let mut global_envs = HashMap::new();
+    for e in suite.child_elements(root, "environment") {
+        if let Some(n) = suite.attr(e, "name") {
+            let env = suite.environment(e, &suite_dir);
+            global_envs.insert(n, env);
+        }
+    }
+    let mut totals = (0usize, 0usize, 0usize, 0usize);
+    let mut failures = BTreeSet::new();
+    for set in suite.child_elements(root, "test-set") {
+        let (Some(name), Some(file)) = (suite.attr(set, "name"), suite.attr(set, "file")) else {
+            continue;
+        };
+        if only.as_ref().is_some_and(|o| *o != name) {
+            continue;
+        }
+        let path = suite_dir.join(&file);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(doc) = suite.xot.parse(&text) else {
+            continue;
+        };
+        let Ok(set_root) = suite.xot.document_element(doc) else {
+            continue;
+        };
+        let mut envs = global_envs.clone();
+        for e in suite.child_elements(set_root, "environment") {
+            if let Some(n) = suite.attr(e, "name") {
+                let env = suite.environment(e, &dir);
+                envs.insert(n, env);
+            }
+        }
+        let mut counts = (0usize, 0usize, 0usize, 0usize);
+        for case in suite.child_elements(set_root, "test-case") {
+            let case_name = suite.attr(case, "name").unwrap_or_default();
+            let (status, why) = run_case(&mut suite, case, &dir, &envs);
+            counts.0 += 1;
+            match status {
+                Status::Pass => counts.1 += 1,
+                Status::Refused => counts.2 += 1,
+                Status::Fail => {
+                    counts.3 += 1;
+                    failures.insert(case_name.clone());
+                    if verbose {
+                        println!(
+                            "FAIL {name}/{case_name}: {}",
+                            why.lines().take(3).collect::<Vec<_>>().join(" | ")
+                        );
+                    }
+                }
+            }
+            if verbose && status == Status::Refused {
+                println!(
+                    "REFUSED {name}/{case_name}: {}",
+                    why.lines().next().unwrap_or("")
+                );
+            }
+        }
+        println!(
+            "{name:<24} {:>4} cases {:>4} passed {:>4} refused {:>4} failed",
+            counts.0, counts.1, counts.2, counts.3
+        );
+        totals.0 += counts.0;
+        totals.1 += counts.1;
+        totals.2 += counts.2;
+        totals.3 += counts.3;
+    }
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            0.0
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
+    println!(
+        "TOTAL {} cases: {} passed ({:.1}%), {} refused as outside the subset, {} failed; in-subset pass rate {:.1}%",
+        totals.0,
+        totals.1,
+        pct(totals.1, totals.0),
+        totals.2,
+        totals.3,
+        pct(totals.1, totals.0 - totals.2)
+    );
+    if let Some(path) = write_known {
+        let text: String = failures.iter().map(|f| format!("{f}\n")).collect();
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
+    }
+    if let Some(path) = known {
+        let known: BTreeSet<String> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let regressions: Vec<&String> = failures.difference(&known).collect();
+        if !regressions.is_empty() {
+            println!("REGRESSIONS ({}): {regressions:?}", regressions.len());
+            return ExitCode::from(1);
+        }
+        println!("no regressions against {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
