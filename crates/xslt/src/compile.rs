@@ -1223,15 +1223,19 @@ impl Compiler {
                 Ok(Value::Select(self.expr(m, node, &text)?))
             }
             (None, true) => {
-                if as_.is_some() {
-                    return Err(self.err(
-                        m,
-                        node,
-                        "the as attribute is only supported together with select",
-                    ));
-                }
                 let children: Vec<Node> = self.xot.children(node).collect();
-                Ok(Value::Body(self.body_of(m, node, &children)?))
+                let body = self.body_of(m, node, &children)?;
+                match as_ {
+                    None => Ok(Value::Body(body)),
+                    Some(t) => {
+                        let ns = crate::xpath::INTERNAL_NS;
+                        let text = format!(
+                            "(function($Q{{{ns}}}v as {t}) {{ $Q{{{ns}}}v }})($Q{{{ns}}}supplied)"
+                        );
+                        let coerce = self.expr(m, node, &text)?;
+                        Ok(Value::BodyAs(body, coerce))
+                    }
+                }
             }
             (None, false) => {
                 if let Some(t) = as_ {

@@ -497,6 +497,16 @@ impl<'a> Run<'a> {
                 let _ = at;
                 Ok(Sequence::from(doc))
             }
+            Value::BodyAs(body, coerce) => {
+                let doc = self.xot.new_document();
+                self.temp.push(doc);
+                self.exec(body, f, doc, mode)?;
+                let items: Vec<Item> = self.xot.children(doc).map(Item::Node).collect();
+                let saved = self.supplied.replace(Sequence::from(items));
+                let r = self.eval(*coerce, f);
+                self.supplied = saved;
+                r
+            }
             Value::Empty => Ok(Sequence::from(Atomic::from(""))),
         }
     }
@@ -544,6 +554,14 @@ impl<'a> Run<'a> {
                 };
                 let seq = self.eval(*id, f)?;
                 self.seq_string(&seq, &sep, first_only, *id)
+            }
+            Value::BodyAs(..) => {
+                let seq = self.value(v, f, mode, At { file: 0, line: 0 })?;
+                let sep = match separator {
+                    Some(a) => self.avt(a, f)?,
+                    None => String::new(),
+                };
+                self.seq_string(&seq, &sep, first_only, 0)
             }
             Value::Body(body) => {
                 let doc = self.xot.new_document();

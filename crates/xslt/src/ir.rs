@@ -56,6 +56,9 @@ pub(crate) enum Value {
     Select(ExprId),
     /// Sequence constructor (content).
     Body(Vec<Instr>),
+    /// Sequence constructor with an `as` type: the constructed nodes (not
+    /// a document) converted by the coercion expression.
+    BodyAs(Vec<Instr>, ExprId),
     /// Neither: the empty string (variables) or empty content.
     Empty,
 }

@@ -787,6 +787,19 @@ pub(crate) fn compile_expr(
             });
         }
         let rewritten = render(text, &edits, 0, 0, text.len());
+        // the internal variables must be known to the parser (it renames
+        // references to unknown variables)
+        let mut declared = declared.clone();
+        let marker = format!("$Q{{{INTERNAL_NS}}}");
+        for (at, _) in rewritten.match_indices(&marker) {
+            let rest = rewritten.get(at + marker.len()..).unwrap_or("");
+            let local: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                .collect();
+            declared.insert(internal(&local));
+        }
+        let parse_ctx = XPathParserContext::new((**ns).clone(), declared.clone());
         let second = parse_ctx
             .parse_xpath(&rewritten)
             .map_err(|e| parse_error_message(&rewritten, &e))?;
@@ -812,7 +825,9 @@ pub(crate) fn compile_expr(
                     {
                         VarRef::Hoisted(n)
                     } else {
-                        return Err(format!("internal variable {other} cannot be used"));
+                        return Err(format!(
+                            "internal variable {other} cannot be used in `{final_text}`"
+                        ));
                     }
                 }
             }
