@@ -13,9 +13,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/drehscheibe /usr/local/bin/drehscheibe
 COPY rules /opt/drehscheibe/rules
 COPY config /opt/drehscheibe/config
+# The example configuration keeps its data in ../data relative to itself.
+RUN mkdir -p /opt/drehscheibe/data && chown drehscheibe /opt/drehscheibe/data
 USER drehscheibe
 WORKDIR /var/lib/drehscheibe
 EXPOSE 8080
 # Mount your own configuration at /etc/drehscheibe and data at /var/lib/drehscheibe.
 ENTRYPOINT ["/usr/local/bin/drehscheibe"]
-CMD ["serve", "--config", "/opt/drehscheibe/config/drehscheibe.toml", "--log-format", "json"]
+CMD ["serve", "--config", "/opt/drehscheibe/config/drehscheibe.toml", "--listen", "0.0.0.0:8080", "--log-format", "json"]

@@ -175,6 +175,7 @@ async fn dead_letters_after_the_limit_and_replays_on_request() {
     let id = api.submit("application/xml", body.clone()).await;
     let view = api.wait_state(&id, "dead", WAIT).await;
     let d = delivery(&view);
+    let generation = d["generation"].as_u64().unwrap();
     assert_eq!(d["state"], "dead");
     assert_eq!(d["attempts"], 3);
     assert!(
@@ -202,7 +203,11 @@ async fn dead_letters_after_the_limit_and_replays_on_request() {
     let view = api.wait_state(&id, "delivered", WAIT).await;
     assert_eq!(view["envelope"]["id"], id.as_str(), "same message id");
     let d = delivery(&view);
-    assert_eq!(d["generation"], 2);
+    assert_eq!(
+        d["generation"],
+        generation + 1,
+        "a replay is a new generation"
+    );
     assert_eq!(rx.accepted("/broken")[0].body.as_ref(), body.as_slice());
     assert!(audit_actions(&view).iter().any(|a| a.contains("replay")));
 
@@ -213,7 +218,7 @@ async fn dead_letters_after_the_limit_and_replays_on_request() {
     assert_eq!(s, 202);
     rx.wait_accepted("/broken", 2, WAIT).await;
     let view = api.wait_state(&id, "delivered", WAIT).await;
-    assert_eq!(delivery(&view)["generation"], 3);
+    assert_eq!(delivery(&view)["generation"], generation + 2);
     hub.shutdown().await.unwrap();
 }
 
@@ -416,5 +421,50 @@ async fn json_submissions_route_like_xml() {
     assert!(got[0]
         .header("content-type")
         .starts_with("application/json"));
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_transforms_use_tenant_parameters_and_may_refuse() {
+    let rx = Receiver::start().await;
+    let tenant = http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/fv"), "")
+        .replace("testorder@^1", "testxslt@^1")
+        .replace(
+            "targets = { fachverfahren = \"fv\" }",
+            "targets = { fachverfahren = \"fv\" }\nparams = { mandant = \"M-17\" }",
+        );
+    let refused = format!(
+        "\n[[routes]]\nleistung = \"99000000000666\"\nrule = \"testxslt@^1\"\ntargets = {{ fachverfahren = \"fv\" }}\nparams = {{ mandant = \"M-17\" }}\n"
+    );
+    let cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", tenant + &refused)]);
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let doc = |leistung: &str| {
+        format!(
+            "<o:xorder xmlns:o=\"urn:drehscheibe:test:order\" kommune=\"01001000\" leistung=\"{leistung}\"><o:item n=\"1\">Grüße</o:item><o:item n=\"2\">&amp; mehr</o:item></o:xorder>"
+        )
+        .into_bytes()
+    };
+    let id = api.submit("application/xml", doc(LEISTUNG)).await;
+    let view = api.wait_state(&id, "delivered", WAIT).await;
+    assert_eq!(view["rule"]["id"], "testxslt");
+    let got = rx.accepted("/fv");
+    let body = std::str::from_utf8(&got[0].body).unwrap();
+    assert!(
+        body.contains("<import mandant=\"M-17\" kommune=\"01001000\"><position nr=\"1\">Grüße</position><position nr=\"2\">&amp; mehr</position></import>"),
+        "transformed output: {body}"
+    );
+
+    // xsl:message terminate="yes" → rejected with the rule author's text.
+    let id = api.submit("application/xml", doc("99000000000666")).await;
+    let view = api.wait_state(&id, "rejected", WAIT).await;
+    assert!(
+        view["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not accepted by this Fachverfahren"),
+        "{view}"
+    );
+    assert_eq!(rx.accepted("/fv").len(), 1);
     hub.shutdown().await.unwrap();
 }

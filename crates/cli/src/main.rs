@@ -38,6 +38,10 @@ enum Command {
     Serve {
         #[arg(long, short, default_value = "config/drehscheibe.toml")]
         config: PathBuf,
+        /// Listen address, overriding `[server] listen` (e.g. `0.0.0.0:8080`
+        /// in a container).
+        #[arg(long, env = "DREHSCHEIBE_LISTEN")]
+        listen: Option<SocketAddr>,
     },
     /// Run the hub on the example configuration and rules, with local demo
     /// receivers, and post the example messages.
@@ -155,9 +159,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => {
+        Command::Serve { config, listen } => {
             init_tracing(log_format(cli.log_format, &config));
-            let rt = runtime::start(&config).await?;
+            let rt = runtime::start_with(&config, listen).await?;
             rt.run_until_signal().await?;
             Ok(ExitCode::SUCCESS)
         }

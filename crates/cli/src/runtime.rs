@@ -92,9 +92,11 @@ fn check_targets(config: &HubConfig, depot: &Depot) -> Result<()> {
 }
 
 fn load_depot(dir: &Path) -> Result<(Arc<Depot>, Vec<String>)> {
-    // The XSLT engine plugs in here once it lands (see docs/decisions);
-    // until then rules that name a transform fail to load, loudly.
-    let factory = None;
+    // Rule transforms run on the XSLT-subset interpreter; a stylesheet
+    // outside the subset fails its package's load, loudly (the package is
+    // reported and messages for it go `dead` with that reason).
+    let factory: Option<Arc<dyn drehscheibe_rules::TransformerFactory>> =
+        Some(Arc::new(drehscheibe_xslt::XsltFactory));
     let depot = Depot::load_lenient(dir, factory)
         .with_context(|| format!("loading rule depot {}", dir.display()))?;
     let problems = depot.load_errors().iter().map(|e| e.to_string()).collect();
@@ -112,7 +114,15 @@ pub struct Runtime {
 /// Start a hub. Binds the configured listen address (port 0 picks a free
 /// port; see [`Runtime::addr`]).
 pub async fn start(config_file: &Path) -> Result<Runtime> {
-    let (config, depot, problems) = load(config_file)?;
+    start_with(config_file, None).await
+}
+
+/// [`start`] with the listen address overridden.
+pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Result<Runtime> {
+    let (mut config, depot, problems) = load(config_file)?;
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
     for p in &problems {
         tracing::error!(problem = %p, "rule package not loaded");
     }
