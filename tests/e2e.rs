@@ -433,10 +433,8 @@ async fn rule_transforms_use_tenant_parameters_and_may_refuse() {
             "targets = { fachverfahren = \"fv\" }",
             "targets = { fachverfahren = \"fv\" }\nparams = { mandant = \"M-17\" }",
         );
-    let refused = format!(
-        "\n[[routes]]\nleistung = \"99000000000666\"\nrule = \"testxslt@^1\"\ntargets = {{ fachverfahren = \"fv\" }}\nparams = {{ mandant = \"M-17\" }}\n"
-    );
-    let cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", tenant + &refused)]);
+    let refused = "\n[[routes]]\nleistung = \"99000000000666\"\nrule = \"testxslt@^1\"\ntargets = { fachverfahren = \"fv\" }\nparams = { mandant = \"M-17\" }\n";
+    let cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", tenant + refused)]);
     let hub = start(&cfg.main).await.unwrap();
     let api = Api::new(hub.addr);
     let doc = |leistung: &str| {

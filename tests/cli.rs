@@ -1,0 +1,123 @@
+//! The `drehscheibe` binary: `config check`, and `send` / `messages`
+//! against a hub child process.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use drehscheibe_suite::receiver::Receiver;
+use drehscheibe_suite::{
+    drehscheibe_bin, free_port, http_tenant, order, repo_root, Api, HubProcess, TestConfig,
+    OPERATOR, SENDER,
+};
+
+#[test]
+fn config_check_accepts_the_example_and_pinpoints_errors() {
+    let out = Command::new(drehscheibe_bin())
+        .args(["config", "check"])
+        .arg(repo_root().join("config/drehscheibe.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+    assert!(stdout.contains("tenant musterstadt"), "{stdout}");
+
+    // A tenant file with a route to a rule version the depot lacks and a
+    // connector of an unknown type: both reported, with file and line.
+    let cfg = TestConfig::write(
+        "127.0.0.1:0",
+        "",
+        &[(
+            "alpha",
+            http_tenant(
+                "alpha",
+                "01001000",
+                "99050012104000",
+                "http://127.0.0.1:1/x",
+                "",
+            )
+            .replace("testorder@^1", "testorder@^7")
+                + "\n[connectors.bad]\ntype = \"carrier-pigeon\"\n",
+        )],
+    );
+    let out = Command::new(drehscheibe_bin())
+        .args(["config", "check"])
+        .arg(&cfg.main)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("alpha.toml"), "{stderr}");
+    assert!(stderr.contains("carrier-pigeon"), "{stderr}");
+    // Secrets never appear in diagnostics.
+    assert!(
+        !stderr.contains(SENDER) && !stderr.contains(OPERATOR),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_and_messages_commands_talk_to_a_running_hub() {
+    let rx = Receiver::start().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = TestConfig::write(
+        &addr.to_string(),
+        "",
+        &[(
+            "alpha",
+            http_tenant("alpha", "01001000", "99050012104000", &rx.url("/fv"), ""),
+        )],
+    );
+    let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
+    let file = cfg.path("antrag.xml");
+    std::fs::write(&file, order("01001000", "99050012104000", 10)).unwrap();
+    let url = format!("http://{addr}");
+
+    let out = Command::new(drehscheibe_bin())
+        .args(["send", "--url", &url, "--token", SENDER])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    Api::new(addr)
+        .wait_state(&id, "delivered", Duration::from_secs(20))
+        .await;
+
+    let run = |args: &[&str]| {
+        let out = Command::new(drehscheibe_bin())
+            .arg("messages")
+            .args(["--url", &url, "--token", OPERATOR])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let list = run(&["list"]);
+    assert!(list.contains(&id) && list.contains("delivered"), "{list}");
+    let show = run(&["show", &id]);
+    assert!(
+        show.contains("\"audit\"") && show.contains("testorder"),
+        "{show}"
+    );
+    let replay = run(&["replay", &id]);
+    assert!(replay.contains(&id), "{replay}");
+    rx.wait_accepted("/fv", 2, Duration::from_secs(20)).await;
+    assert!(hub.terminate());
+}
