@@ -350,15 +350,22 @@ impl<'a> Run<'a> {
         id: ExprId,
     ) -> R<String> {
         let value = self.eval(h.value, f)?;
-        let picture = self.eval(h.picture, f)?;
-        let picture = self.seq_string(&picture, " ", false, id)?;
-        let df = self
-            .c
-            .decimal_formats
-            .get(h.format)
-            .cloned()
-            .unwrap_or_default();
-        let p = Picture::parse(&picture, &df).map_err(|e| self.expr_err(id, e))?;
+        let parsed;
+        let p = match &h.picture {
+            crate::xpath::Picture::Parsed(p) => p,
+            crate::xpath::Picture::Expr(pid) => {
+                let picture = self.eval(*pid, f)?;
+                let picture = self.seq_string(&picture, " ", false, id)?;
+                let df = self
+                    .c
+                    .decimal_formats
+                    .get(h.format)
+                    .cloned()
+                    .unwrap_or_default();
+                parsed = Picture::parse(&picture, &df).map_err(|e| self.expr_err(id, e))?;
+                &parsed
+            }
+        };
         let num = match value.atomized(self.xot).next() {
             None => Num::Double(f64::NAN),
             Some(Err(e)) => return Err(self.expr_err(id, format!("format-number(): {e}"))),

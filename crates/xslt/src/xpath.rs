@@ -58,8 +58,17 @@ pub(crate) enum VarRef {
 #[derive(Debug, Clone)]
 pub(crate) struct Hoist {
     pub value: ExprId,
-    pub picture: ExprId,
+    pub picture: Picture,
     pub format: usize,
+}
+
+/// The picture of a hoisted `format-number()` call.
+#[derive(Debug, Clone)]
+pub(crate) enum Picture {
+    /// A literal picture, parsed at compile time.
+    Parsed(crate::number::Picture),
+    /// A computed picture.
+    Expr(ExprId),
 }
 
 /// A compiled (validated, rewritten) XPath expression.
@@ -150,9 +159,14 @@ struct Edit {
     parts: Vec<Part>,
 }
 
+enum HoistPicture {
+    Literal(String),
+    Expr(usize, usize),
+}
+
 struct HoistReq {
     value: (usize, usize),
-    picture: (usize, usize),
+    picture: HoistPicture,
     format: usize,
 }
 
@@ -602,12 +616,33 @@ impl<'a> Walker<'a> {
                     else {
                         return;
                     };
-                    if let Some(pic) = Self::literal_string(picture) {
-                        let Some(df) = self.env.decimal_format_def(format) else {
-                            self.fail("format-number(): unknown decimal format (FODF1280)".into());
+                    let literal = Self::literal_string(picture).map(str::to_string);
+                    let Some(df) = self.env.decimal_format_def(format) else {
+                        self.fail("format-number(): unknown decimal format (FODF1280)".into());
+                        return;
+                    };
+                    if let Some(pic) = &literal {
+                        // a bad literal picture is a compile-time error
+                        if let Err(e) = crate::number::Picture::parse(pic, &df) {
+                            self.fail(e);
+                            return;
+                        }
+                    }
+                    let hoistable = self.depth == 0
+                        && !self.references_bound(value)
+                        && !self.references_bound(picture);
+                    if !hoistable {
+                        // inside an inner focus: an XPath inline function
+                        let Some(pic) = literal else {
+                            self.fail(
+                                "format-number() with a computed picture is only supported where \
+                                 its arguments depend on the instruction's context (not inside a \
+                                 predicate, path step, or on a variable bound inside the expression)"
+                                    .into(),
+                            );
                             return;
                         };
-                        match crate::number::Picture::parse(pic, &df) {
+                        match crate::number::Picture::parse(&pic, &df) {
                             Ok(p) => {
                                 self.expr_single(value);
                                 self.edits.push(Edit {
@@ -624,24 +659,18 @@ impl<'a> Walker<'a> {
                         }
                         return;
                     }
-                    if self.depth > 0
-                        || self.references_bound(value)
-                        || self.references_bound(picture)
-                    {
-                        self.fail(
-                            "format-number() is only supported where its arguments depend on the \
-                             instruction's context (not inside a predicate, path step, or on a \
-                             variable bound inside the expression)"
-                                .into(),
-                        );
-                        return;
-                    }
+                    // evaluated in Rust before the expression
                     self.expr_single(value);
-                    self.expr_single(picture);
+                    if literal.is_none() {
+                        self.expr_single(picture);
+                    }
                     let n = self.hoists.len();
                     self.hoists.push(HoistReq {
                         value: (value.span.start, value.span.end),
-                        picture: (picture.span.start, picture.span.end),
+                        picture: match literal {
+                            Some(l) => HoistPicture::Literal(l),
+                            None => HoistPicture::Expr(picture.span.start, picture.span.end),
+                        },
                         format,
                     });
                     self.edits.push(Edit {
@@ -777,9 +806,17 @@ pub(crate) fn compile_expr(
         let edits: Vec<Edit> = indexed.into_iter().map(|(_, e)| e).collect();
         for h in &walker.hoists {
             let value_text = render(text, &edits, 0, h.value.0, h.value.1);
-            let picture_text = render(text, &edits, 0, h.picture.0, h.picture.1);
             let value = compile_expr(&value_text, ns, env, file, line, exprs)?;
-            let picture = compile_expr(&picture_text, ns, env, file, line, exprs)?;
+            let picture = match &h.picture {
+                HoistPicture::Literal(l) => {
+                    let df = env.decimal_format_def(h.format).unwrap_or_default();
+                    Picture::Parsed(crate::number::Picture::parse(l, &df)?)
+                }
+                HoistPicture::Expr(a, b) => {
+                    let picture_text = render(text, &edits, 0, *a, *b);
+                    Picture::Expr(compile_expr(&picture_text, ns, env, file, line, exprs)?)
+                }
+            };
             hoists.push(Hoist {
                 value,
                 picture,
