@@ -66,7 +66,7 @@ pub(crate) struct Hoist {
 #[derive(Debug, Clone)]
 pub(crate) enum Picture {
     /// A literal picture, parsed at compile time.
-    Parsed(crate::number::Picture),
+    Parsed(Box<crate::number::Picture>),
     /// A computed picture.
     Expr(ExprId),
 }
@@ -810,7 +810,7 @@ pub(crate) fn compile_expr(
             let picture = match &h.picture {
                 HoistPicture::Literal(l) => {
                     let df = env.decimal_format_def(h.format).unwrap_or_default();
-                    Picture::Parsed(crate::number::Picture::parse(l, &df)?)
+                    Picture::Parsed(Box::new(crate::number::Picture::parse(l, &df)?))
                 }
                 HoistPicture::Expr(a, b) => {
                     let picture_text = render(text, &edits, 0, *a, *b);
