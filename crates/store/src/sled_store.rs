@@ -119,11 +119,29 @@ impl SledStore {
         // sled's default page cache is 1 GiB; payloads are read once per
         // routing and delivery, so a small cache keeps the RSS modest
         // without costing throughput (see docs/benchmarks.md).
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(|e| StoreError::Backend(format!("open {}: {e}", dir.display())))?;
+            // Our group-commit flusher makes every acknowledged write
+            // durable; sled's own periodic flusher thread would only keep
+            // the database (and its file lock) alive after a drop.
+            .flush_every_ms(None);
+        // A store dropped a moment ago (same process) may still be closing
+        // on a background thread: retry the file lock briefly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if (e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock"))
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(StoreError::Backend(format!("open {}: {e}", dir.display()))),
+            }
+        };
         let open = |i: usize| -> Result<Tree> {
             let name = TREE_NAMES
                 .get(i)
