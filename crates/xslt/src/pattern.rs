@@ -192,19 +192,184 @@ pub(crate) fn compile_pattern(
     exprs: &mut Vec<ExprDef>,
 ) -> Result<Pattern, String> {
     let ctx = XPathParserContext::new((**ns).clone(), Default::default());
-    let parsed = ctx
-        .parse_pattern(text)
-        .map_err(|e| format!("pattern syntax error (XTSE0340) in `{text}`: {e:?}"))?;
     let mut alts = Vec::new();
-    match &parsed {
-        p::Pattern::Predicate(_) => {
-            return Err(format!(
-                "predicate patterns (`.[...]`) are not supported: `{text}`"
-            ))
+    // The alternatives of a union are parsed one by one: xee's pattern
+    // parser fails on a kind test followed by `|` (`node()|@*`).
+    for alt in split_union(text) {
+        // `document-node()/x` is `/x` (xee cannot parse a kind test
+        // followed by `/` either)
+        let alt = match alt.trim().strip_prefix("document-node()/") {
+            Some(rest) if !rest.starts_with('/') => format!("/{rest}"),
+            _ => alt.trim().to_string(),
+        };
+        // xee's pattern parser also fails on anything after a kind test
+        // (`text()[1]`, `node()/x`): kind tests are replaced by placeholder
+        // names, parsed on their own, and put back into the steps.
+        let (alt, kinds) = substitute_kind_tests(&alt);
+        let mut kind_tests = Vec::with_capacity(kinds.len());
+        for k in &kinds {
+            kind_tests.push(parse_kind_test(&ctx, k, text)?);
         }
-        p::Pattern::Expr(e) => collect_alts(e, text, ns, env, file, line, exprs, &mut alts)?,
+        let parsed = ctx
+            .parse_pattern(&alt)
+            .map_err(|e| format!("pattern syntax error (XTSE0340) in `{text}`: {e:?}"))?;
+        let first_new = alts.len();
+        match &parsed {
+            p::Pattern::Predicate(_) => {
+                return Err(format!(
+                    "predicate patterns (`.[...]`) are not supported: `{text}`"
+                ))
+            }
+            p::Pattern::Expr(e) => collect_alts(e, &alt, ns, env, file, line, exprs, &mut alts)?,
+        }
+        for a in alts.iter_mut().skip(first_new) {
+            let mut replaced = false;
+            for step in &mut a.steps {
+                if let Test::Name(n) = &step.test {
+                    if n.ns == KIND_NS {
+                        let index: usize = n.local.trim_start_matches('k').parse().unwrap_or(0);
+                        if let Some(t) = kind_tests.get(index) {
+                            step.test = t.clone();
+                            replaced = true;
+                        }
+                    }
+                }
+            }
+            if replaced {
+                a.default_priority = default_priority(a.root, &a.steps);
+            }
+        }
     }
     Ok(Pattern { alts })
+}
+
+/// Namespace of the placeholder names standing for kind tests.
+const KIND_NS: &str = "urn:x-drehscheibe:xslt:kind-test";
+
+const KIND_TESTS: &[&str] = &[
+    "processing-instruction",
+    "schema-attribute",
+    "schema-element",
+    "namespace-node",
+    "document-node",
+    "attribute",
+    "element",
+    "comment",
+    "node",
+    "text",
+];
+
+/// Replaces the kind tests outside predicates by `Q{KIND_NS}kN`; returns
+/// the new text and the kind tests in order.
+fn substitute_kind_tests(text: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(text.len());
+    let mut kinds = Vec::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i < text.len() {
+        let rest = &text[i..];
+        let Some(c) = rest.chars().next() else {
+            break;
+        };
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            out.push(c);
+            i += c.len_utf8();
+            continue;
+        }
+        let prev_is_name = i > 0
+            && !text[..i].ends_with("::")
+            && bytes.get(i - 1).is_some_and(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'}')
+            });
+        if depth == 0 && !prev_is_name {
+            if let Some(kt) = KIND_TESTS.iter().find(|k| rest.starts_with(**k)) {
+                let after = rest[kt.len()..].trim_start();
+                if after.starts_with('(') {
+                    // find the closing parenthesis
+                    let open = i + kt.len() + (rest[kt.len()..].len() - after.len());
+                    let mut level = 0usize;
+                    let mut end = None;
+                    for (j, ch) in text[open..].char_indices() {
+                        match ch {
+                            '(' => level += 1,
+                            ')' => {
+                                level -= 1;
+                                if level == 0 {
+                                    end = Some(open + j + 1);
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let Some(end) = end {
+                        out.push_str(&format!("Q{{{KIND_NS}}}k{}", kinds.len()));
+                        kinds.push(text[i..end].to_string());
+                        i = end;
+                        continue;
+                    }
+                }
+            }
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        out.push(c);
+        i += c.len_utf8();
+    }
+    (out, kinds)
+}
+
+/// The node test of a lone kind test such as `text()`.
+fn parse_kind_test(ctx: &XPathParserContext, kind: &str, text: &str) -> Result<Test, String> {
+    let parsed = ctx
+        .parse_pattern(kind)
+        .map_err(|e| format!("pattern syntax error (XTSE0340) in `{text}`: {e:?}"))?;
+    if let p::Pattern::Expr(p::ExprPattern::Path(path)) = &parsed {
+        if let [p::StepExpr::AxisStep(a)] = path.steps.as_slice() {
+            if let ast::NodeTest::KindTest(k) = &a.node_test {
+                return kind_test(k);
+            }
+        }
+    }
+    Err(format!(
+        "unsupported kind test `{kind}` in pattern `{text}`"
+    ))
+}
+
+/// Splits a pattern at the `|` operators outside brackets, parentheses,
+/// braces and string literals.
+fn split_union(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                '|' if depth == 0 => {
+                    parts.push(&text[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            },
+        }
+    }
+    parts.push(&text[start..]);
+    parts
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -393,6 +393,22 @@ impl<'a> Walker<'a> {
         if p.steps.len() > 1 {
             self.depth -= 1;
         }
+        // xee returns a lone reverse-axis step (`ancestor::*`,
+        // `preceding-sibling::x`) in reverse document order; an axis step
+        // yields document order, so sort it with `/.`
+        if let [step] = p.steps.as_slice() {
+            if let ast::StepExpr::AxisStep(a) = &step.value {
+                if matches!(
+                    a.axis,
+                    ast::Axis::Ancestor
+                        | ast::Axis::AncestorOrSelf
+                        | ast::Axis::Preceding
+                        | ast::Axis::PrecedingSibling
+                ) {
+                    self.wrap((step.span.start, step.span.end), "((", ")/.)");
+                }
+            }
+        }
     }
 
     fn step(&mut self, s: &ast::StepExprS) {
@@ -726,6 +742,35 @@ impl<'a> Walker<'a> {
                 }
                 _ => {}
             }
+        }
+        if arity == 0
+            && name.namespace() == FN_NAMESPACE
+            && matches!(
+                name.local_name(),
+                "normalize-space"
+                    | "string"
+                    | "string-length"
+                    | "name"
+                    | "local-name"
+                    | "namespace-uri"
+                    | "number"
+                    | "generate-id"
+                    | "root"
+                    | "data"
+                    | "node-name"
+                    | "has-children"
+                    | "path"
+            )
+        {
+            // xee's zero-argument forms fail in some foci (e.g. inside a
+            // predicate); the explicit context item is equivalent
+            self.calls.push((name.clone(), 1));
+            self.edits.push(Edit {
+                start: span.start,
+                end: span.end,
+                parts: vec![Part::Lit(format!("{}(.)", name.local_name()))],
+            });
+            return;
         }
         self.calls.push((name.clone(), arity));
         let core = self.bc && name.namespace() == FN_NAMESPACE;
