@@ -150,6 +150,7 @@ pub(crate) fn run(
             now: chrono::Local::now().fixed_offset(),
             messages: Vec::new(),
             supplied: None,
+            seq: HashMap::new(),
         };
         let r = match initial_template {
             Some(t) => run.invoke(t, &Focus::node(source), &[], mode, result, None),
@@ -254,6 +255,9 @@ struct Run<'a> {
     messages: Vec<String>,
     /// The supplied value of the global parameter being coerced.
     supplied: Option<Sequence>,
+    /// Containers of sequence constructors evaluated as sequences (`as`
+    /// on a variable with content) and the items built so far.
+    seq: HashMap<Node, Vec<Item>>,
 }
 
 impl<'a> Run<'a> {
@@ -507,8 +511,11 @@ impl<'a> Run<'a> {
             Value::BodyAs(body, coerce) => {
                 let doc = self.xot.new_document();
                 self.temp.push(doc);
-                self.exec(body, f, doc, mode)?;
-                let items: Vec<Item> = self.xot.children(doc).map(Item::Node).collect();
+                self.seq.insert(doc, Vec::new());
+                let r = self.exec(body, f, doc, mode);
+                self.flush_seq(doc);
+                let items = self.seq.remove(&doc).unwrap_or_default();
+                r?;
                 let saved = self.supplied.replace(Sequence::from(items));
                 let r = self.eval(*coerce, f);
                 self.supplied = saved;
@@ -686,6 +693,12 @@ impl<'a> Run<'a> {
     }
 
     fn add_attribute(&mut self, out: Node, name: NameId, value: String, at: At) -> R<()> {
+        if self.seq.contains_key(&out) {
+            // a sequence constructor with `as`: a parentless attribute
+            let attr = self.xot.new_attribute_node(name, value);
+            self.push_item(out, Item::Node(attr));
+            return Ok(());
+        }
         if !self.xot.is_element(out) {
             return Err(self.derr(
                 at,
@@ -769,7 +782,47 @@ impl<'a> Run<'a> {
 
     /// Adds a sequence to the tree: nodes are copied, adjacent atomic
     /// values are joined with single spaces.
+    /// Moves the nodes built so far in a sequence container into its item
+    /// list (they become parentless, as XSLT 2.0 requires).
+    fn flush_seq(&mut self, container: Node) {
+        let children: Vec<Node> = self.xot.children(container).collect();
+        for c in children {
+            let _ = self.xot.detach(c);
+            self.temp.push(c);
+            if let Some(items) = self.seq.get_mut(&container) {
+                items.push(Item::Node(c));
+            }
+        }
+    }
+
+    fn push_item(&mut self, container: Node, item: Item) {
+        self.flush_seq(container);
+        if let Item::Node(n) = &item {
+            if self.xot.parent(*n).is_none() {
+                self.temp.push(*n);
+            }
+        }
+        if let Some(items) = self.seq.get_mut(&container) {
+            items.push(item);
+        }
+    }
+
     fn add_sequence(&mut self, seq: &Sequence, out: Node, at: At) -> R<()> {
+        if self.seq.contains_key(&out) {
+            for item in seq.iter() {
+                match item {
+                    Item::Node(n) => {
+                        // copy-of/sequence of a node in a sequence
+                        // constructor: a copy, as its own item
+                        self.flush_seq(out);
+                        self.copy_node(n, out, at)?;
+                        self.flush_seq(out);
+                    }
+                    other => self.push_item(out, other),
+                }
+            }
+            return Ok(());
+        }
         let mut prev_atomic = false;
         for item in seq.iter() {
             let atomic = matches!(item, Item::Atomic(_));
