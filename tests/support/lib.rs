@@ -312,23 +312,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Path of the `drehscheibe` binary, building it if needed.
+/// Path of the `drehscheibe` binary of this build profile, (re)built once
+/// per test process with `cargo build` so it is never stale (a no-op when
+/// it is up to date). Tests of this package cannot use
+/// `CARGO_BIN_EXE_*`: the binary belongs to `drehscheibe-cli`.
 pub fn drehscheibe_bin() -> PathBuf {
-    // target/<profile>/deps/<test-exe> → target/<profile>/drehscheibe
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let bin = profile_dir.join(format!("drehscheibe{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "drehscheibe-cli", "--bin", "drehscheibe"]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.current_dir(repo_root()).status().unwrap();
-        assert!(status.success(), "building the drehscheibe binary failed");
-    }
-    bin
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // target/<profile>/deps/<test-exe> → target/<profile>/drehscheibe
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "--quiet", "-p", "drehscheibe-cli", "--bin", "drehscheibe"]);
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd.current_dir(repo_root()).status().unwrap();
+            assert!(status.success(), "building the drehscheibe binary failed");
+            profile_dir.join(format!("drehscheibe{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
 }
 
 /// A hub running as a child process (`drehscheibe serve`).
