@@ -506,3 +506,24 @@ fn format_number_inline_and_hoisted_paths_agree() {
         assert_eq!(a, b, "picture {picture}");
     }
 }
+
+#[test]
+fn variables_with_as_hold_sequences() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:template match="/" xmlns:xs="http://www.w3.org/2001/XMLSchema"><xsl:variable name="codes" as="xs:string*"><xsl:sequence select="'a', 'b'"/><xsl:value-of select="'c'"/></xsl:variable><xsl:variable name="atts" as="attribute()*"><xsl:attribute name="x">1</xsl:attribute></xsl:variable><xsl:variable name="els" as="element()*"><a/><b/></xsl:variable><xsl:variable name="n" as="xs:integer"><xsl:value-of select="40 + 2"/></xsl:variable><r n="{count($codes)}" j="{string-join($codes, ',')}" e="{count($els)}" parent="{count($els/..)}" sum="{$n + 1}" exclude-result-prefixes="xs"><xsl:copy-of select="$atts"/></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d/>"),
+        r#"<r xmlns:xs="http://www.w3.org/2001/XMLSchema" n="3" j="a,b,c" e="2" parent="0" sum="43" exclude-result-prefixes="xs" x="1"/>"#
+    );
+}
+
+#[test]
+fn reverse_axes_and_kind_test_patterns() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:template match="/"><r><xsl:for-each select="//c/ancestor-or-self::*"><xsl:value-of select="name()"/></xsl:for-each>|<xsl:value-of select="(//c/ancestor::*)[1]/name()"/>|<xsl:apply-templates select="//node()"/></r></xsl:template><xsl:template match="node()"/><xsl:template match="text()[normalize-space() = 'x']|comment()">T</xsl:template><xsl:template match="b/node()[1]">F</xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<a><b><c/>x<!--k--></b></a>"), "<r>abc|a|FTT</r>");
+}
