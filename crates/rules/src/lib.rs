@@ -9,7 +9,12 @@
 //! * [`RulePackage`] — one rule version: extraction, parameter checks and
 //!   the output step ([`RulePackage::render`]);
 //! * [`transform`] — the seam to a transform engine ([`Transformer`],
-//!   [`TransformerFactory`]); this crate ships none.
+//!   [`TransformerFactory`]); this crate ships none;
+//! * [`testing`] — rule test cases shipped in a package's `tests/`
+//!   folder, canonical XML comparison, JUnit reports;
+//! * [`mod@publish`] — validated, atomic publication of a package version into
+//!   the depot ([`publish()`]), and loading a single package folder
+//!   ([`load_package`]).
 //!
 //! XPath 3.1 is provided by `xee-xpath`. Its compiled programs are not
 //! thread-safe, so each worker thread compiles a package's expressions once
@@ -38,6 +43,8 @@ pub mod depot;
 pub mod input;
 pub mod manifest;
 mod package;
+pub mod publish;
+pub mod testing;
 pub mod transform;
 mod xpath;
 
@@ -45,6 +52,7 @@ pub use depot::{Depot, DepotError, Recognition, RouteError};
 pub use input::{validate, InputDocument, InputError, InputKind};
 pub use manifest::{Manifest, ManifestError, OutputSpec, ParamSpec, ParamType};
 pub use package::RulePackage;
+pub use publish::{load_package, publish, PublishError, Published};
 pub use transform::{
     RenderContext, RenderedOutput, TransformError, TransformOutput, Transformer, TransformerFactory,
 };

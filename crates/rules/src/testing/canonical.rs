@@ -1,0 +1,259 @@
+//! Canonical comparison of XML documents, for rule tests.
+//!
+//! Two documents are *canonically equal* when their trees are equal after
+//! these normalisations:
+//!
+//! * names are compared as expanded names (namespace URI + local name);
+//!   prefixes and namespace declarations do not matter;
+//! * attributes are a set: their order does not matter;
+//! * whitespace-only text nodes are dropped everywhere (indentation is
+//!   insignificant; `xml:space` is not consulted), all other text is
+//!   compared exactly, including leading and trailing whitespace;
+//! * comments and processing instructions are compared (target and data);
+//! * the XML declaration, the encoding and character/entity references vs.
+//!   literal characters do not matter (both sides are decoded first);
+//!   CDATA sections count as text.
+//!
+//! Both documents are parsed with [`InputDocument::parse`], the hub's own
+//! safe parser (DOCTYPE refused, encoding from BOM or declaration).
+//!
+//! [`canonical_pretty`] prints the canonical form one node per line, so
+//! that a line diff of two canonical forms shows exactly what differs:
+//! element names in Clark notation (`{uri}local`, plain `local` for no
+//! namespace), attributes sorted, text escaped with leading and trailing
+//! whitespace and inner line breaks written as character references.
+
+use std::fmt::Write as _;
+
+use xot::{Node, Value, Xot};
+
+use crate::input::{InputDocument, InputError};
+
+/// A document (or output) that is not well-formed XML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not well-formed XML: {0}")]
+pub struct CanonicalError(#[from] pub InputError);
+
+/// An expanded name: namespace URI (empty for none) and local name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct QName {
+    uri: String,
+    local: String,
+}
+
+impl QName {
+    fn clark(&self) -> String {
+        if self.uri.is_empty() {
+            self.local.clone()
+        } else {
+            format!("{{{}}}{}", self.uri, self.local)
+        }
+    }
+}
+
+/// One node of the canonical tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CNode {
+    Element {
+        name: QName,
+        /// Sorted by name.
+        attributes: Vec<(QName, String)>,
+        children: Vec<CNode>,
+    },
+    Text(String),
+    Comment(String),
+    Pi {
+        target: String,
+        data: String,
+    },
+}
+
+/// The canonical form of a whole document: the document node's children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Canonical(Vec<CNode>);
+
+fn parse(bytes: &[u8]) -> Result<Canonical, CanonicalError> {
+    let doc = InputDocument::parse(bytes, "application/xml")?;
+    Ok(doc.with_tree(|xot, root| Canonical(children(xot, root))))
+}
+
+fn children(xot: &Xot, node: Node) -> Vec<CNode> {
+    let mut out: Vec<CNode> = Vec::new();
+    for child in xot.children(node) {
+        match xot.value(child) {
+            Value::Element(element) => {
+                let (local, uri) = xot.name_ns_str(element.name());
+                let mut attributes: Vec<(QName, String)> = xot
+                    .attributes(child)
+                    .iter()
+                    .map(|(name, value)| {
+                        let (local, uri) = xot.name_ns_str(name);
+                        (
+                            QName {
+                                uri: uri.to_owned(),
+                                local: local.to_owned(),
+                            },
+                            value.clone(),
+                        )
+                    })
+                    .collect();
+                attributes.sort();
+                out.push(CNode::Element {
+                    name: QName {
+                        uri: uri.to_owned(),
+                        local: local.to_owned(),
+                    },
+                    attributes,
+                    children: children(xot, child),
+                });
+            }
+            Value::Text(text) => {
+                let text = text.get();
+                if text.chars().all(is_xml_whitespace) {
+                    continue;
+                }
+                // The parser merges adjacent text, but be safe: text that
+                // follows text (e.g. around a dropped node) is one node.
+                if let Some(CNode::Text(previous)) = out.last_mut() {
+                    previous.push_str(text);
+                } else {
+                    out.push(CNode::Text(text.to_owned()));
+                }
+            }
+            Value::Comment(comment) => out.push(CNode::Comment(comment.get().to_owned())),
+            Value::ProcessingInstruction(pi) => out.push(CNode::Pi {
+                target: xot.local_name_str(pi.target()).to_owned(),
+                data: pi.data().unwrap_or("").to_owned(),
+            }),
+            Value::Document | Value::Attribute(_) | Value::Namespace(_) => {}
+        }
+    }
+    out
+}
+
+/// Whether two XML documents are canonically equal (see the module docs).
+///
+/// Fails if either is not well-formed; `expected` is checked first.
+pub fn xml_equal(expected: &[u8], actual: &[u8]) -> Result<bool, CanonicalError> {
+    let expected = parse(expected)?;
+    let actual = parse(actual)?;
+    Ok(expected == actual)
+}
+
+/// The canonical form of a document, pretty-printed one node per line
+/// with two-space indentation (see the module docs). Canonically equal
+/// documents give identical text.
+pub fn canonical_pretty(xml: &[u8]) -> Result<String, CanonicalError> {
+    let canonical = parse(xml)?;
+    let mut out = String::new();
+    for node in &canonical.0 {
+        pretty(node, 0, &mut out);
+    }
+    Ok(out)
+}
+
+fn pretty(node: &CNode, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    match node {
+        CNode::Element {
+            name,
+            attributes,
+            children,
+        } => {
+            let clark = name.clark();
+            let _ = write!(out, "{indent}<{clark}");
+            for (name, value) in attributes {
+                let _ = write!(out, " {}=\"{}\"", name.clark(), escape_attribute(value));
+            }
+            match children.as_slice() {
+                [] => out.push_str("/>\n"),
+                [CNode::Text(text)] => {
+                    let _ = writeln!(out, ">{}</{clark}>", escape_text(text));
+                }
+                _ => {
+                    out.push_str(">\n");
+                    for child in children {
+                        pretty(child, depth + 1, out);
+                    }
+                    let _ = writeln!(out, "{indent}</{clark}>");
+                }
+            }
+        }
+        CNode::Text(text) => {
+            let _ = writeln!(out, "{indent}{}", escape_text(text));
+        }
+        CNode::Comment(text) => {
+            let _ = writeln!(out, "{indent}<!--{}-->", escape_breaks(text));
+        }
+        CNode::Pi { target, data } => {
+            if data.is_empty() {
+                let _ = writeln!(out, "{indent}<?{target}?>");
+            } else {
+                let _ = writeln!(out, "{indent}<?{target} {}?>", escape_breaks(data));
+            }
+        }
+    }
+}
+
+/// XML's whitespace (S production): space, tab, CR, LF — not NBSP.
+fn is_xml_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+fn char_ref(c: char) -> String {
+    format!("&#{};", u32::from(c))
+}
+
+/// Escapes markup characters and line breaks; whitespace at either end is
+/// written as character references so that it is visible in a diff.
+fn escape_text(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let first = chars.iter().position(|c| !c.is_whitespace());
+    let last = chars.iter().rposition(|c| !c.is_whitespace());
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let at_edge = match (first, last) {
+            (Some(first), Some(last)) => i < first || i > last,
+            _ => true,
+        };
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push_str(&char_ref(c)),
+            c if at_edge && c.is_whitespace() => out.push_str(&char_ref(c)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn escape_attribute(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '"' => out.push_str("&quot;"),
+            '\n' | '\r' | '\t' => out.push_str(&char_ref(c)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn escape_breaks(text: &str) -> String {
+    text.replace('\r', "&#13;").replace('\n', "&#10;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_text_marks_edge_whitespace_only() {
+        assert_eq!(escape_text(" a b\n"), "&#32;a b&#10;");
+        assert_eq!(escape_text("a\tb"), "a\tb");
+        assert_eq!(escape_text("x<y&z"), "x&lt;y&amp;z");
+    }
+}
