@@ -194,7 +194,7 @@ impl Stylesheet {
         &self.inner.compiled.output
     }
 
-    /// Parses `input_xml`, transforms it and serializes the result as
+    /// Parses `input_xml` (encoding from BOM or XML declaration), transforms it and serializes the result as
     /// `xsl:output` requests. `params` supplies global parameters by name
     /// (see [`GlobalParamDecl::name`]) as `xs:untypedAtomic` values;
     /// names the stylesheet does not declare are ignored.
@@ -203,12 +203,9 @@ impl Stylesheet {
         input_xml: &[u8],
         params: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, TransformError> {
-        let text = std::str::from_utf8(input_xml).map_err(|e| TransformError::Input {
-            message: format!("input is not UTF-8: {e}"),
-        })?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let text = decode_input(input_xml)?;
         let mut xot = Xot::new();
-        let doc = xot.parse(text).map_err(|e| TransformError::Input {
+        let doc = xot.parse(&text).map_err(|e| TransformError::Input {
             message: format!("input is not well-formed XML: {e}"),
         })?;
         exec::run(self, &mut xot, doc, params, true, &Invocation::default())
@@ -243,6 +240,53 @@ impl Stylesheet {
 
     pub(crate) fn cache_identity(&self) -> (u64, &Arc<()>) {
         (self.inner.id, &self.inner.alive)
+    }
+}
+
+/// Decodes input bytes by BOM and XML declaration: UTF-8 (default),
+/// UTF-16 with BOM, ISO-8859-1 / US-ASCII.
+fn decode_input(bytes: &[u8]) -> Result<String, TransformError> {
+    let input_err = |message: String| TransformError::Input { message };
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        return String::from_utf8(rest.to_vec())
+            .map_err(|e| input_err(format!("input is not UTF-8: {e}")));
+    }
+    let utf16 = |rest: &[u8], big: bool| -> Result<String, TransformError> {
+        let units: Vec<u16> = rest
+            .chunks(2)
+            .map(|c| match (c.first(), c.get(1), big) {
+                (Some(a), Some(b), true) => u16::from_be_bytes([*a, *b]),
+                (Some(a), Some(b), false) => u16::from_le_bytes([*a, *b]),
+                _ => 0xFFFD,
+            })
+            .collect();
+        String::from_utf16(&units).map_err(|e| input_err(format!("input is not UTF-16: {e}")))
+    };
+    if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
+        return utf16(rest, true);
+    }
+    if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
+        return utf16(rest, false);
+    }
+    // the encoding pseudo-attribute of the XML declaration
+    let head = &bytes[..bytes.len().min(200)];
+    let head = String::from_utf8_lossy(head);
+    let declared = head
+        .strip_prefix("<?xml")
+        .and_then(|d| d.split("?>").next())
+        .and_then(|d| d.split("encoding").nth(1))
+        .and_then(|d| {
+            let d = d.trim_start().strip_prefix('=')?.trim_start();
+            let quote = d.chars().next()?;
+            d.get(1..)?.split(quote).next().map(str::to_ascii_uppercase)
+        });
+    match declared.as_deref() {
+        None | Some("UTF-8" | "UTF8") => String::from_utf8(bytes.to_vec())
+            .map_err(|e| input_err(format!("input is not UTF-8: {e}"))),
+        Some("ISO-8859-1" | "LATIN1" | "ISO8859-1" | "US-ASCII" | "ASCII") => {
+            Ok(bytes.iter().map(|b| char::from(*b)).collect())
+        }
+        Some(other) => Err(input_err(format!("unsupported input encoding {other}"))),
     }
 }
 

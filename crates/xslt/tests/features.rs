@@ -302,6 +302,24 @@ fn dynamic_errors_name_file_and_line() {
 }
 
 #[test]
+fn latin1_input_is_decoded() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><r><xsl:value-of select="/d"/></r></xsl:template>"#,
+    );
+    let out = compile(&s)
+        .transform_bytes(
+            b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><d>K\xf6ln</d>",
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim_end(),
+        "<r>K\u{f6}ln</r>"
+    );
+}
+
+#[test]
 fn input_errors() {
     let s = sheet("1.0", r#"<xsl:template match="/"><r/></xsl:template>"#);
     let err = compile(&s)
