@@ -1,8 +1,5 @@
 //! `drehscheibe` — the integration hub's command line.
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use drehscheibe_cli::{client::Client, demo, runtime};
 use tokio_util::sync::CancellationToken;
+
+mod ruletools;
 
 #[derive(Parser)]
 #[command(
@@ -96,6 +95,58 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Rule author's tools: run rule tests, publish and list rule packages.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Run one stylesheet on one input file and write the result to stdout.
+    Transform {
+        /// The XSLT stylesheet.
+        #[arg(long)]
+        stylesheet: PathBuf,
+        /// The input document; `.json` files are offered to the stylesheet
+        /// in their `json-to-xml` form.
+        #[arg(long)]
+        input: PathBuf,
+        /// Content type of the input (default: by extension, `.json` →
+        /// application/json, else application/xml).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// A global stylesheet parameter, `name=value` (repeatable).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = ruletools::parse_param)]
+        params: Vec<(String, String)>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Run the test cases of a depot, a package, its tests folder or one
+    /// case; ends with `N passed, M failed`.
+    Test {
+        /// Depot, package folder, package `tests/` folder or case folder.
+        #[arg(default_value = "rules")]
+        path: PathBuf,
+        /// Also write a JUnit XML report to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Validate a package (manifest, XPath, stylesheets, its tests) and
+    /// copy it into the depot as `<id>/<version>`; existing versions are
+    /// never overwritten.
+    Publish {
+        /// The package folder (holding `rule.toml`).
+        package: PathBuf,
+        /// The rule depot.
+        #[arg(long, default_value = "rules")]
+        depot: PathBuf,
+    },
+    /// List the rules of a depot: id, versions, title.
+    List {
+        /// The rule depot.
+        #[arg(long, default_value = "rules")]
+        depot: PathBuf,
     },
 }
 
@@ -263,6 +314,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Rules { action } => Ok(match action {
+            RulesAction::Test { path, junit } => ruletools::test(&path, junit.as_deref()),
+            RulesAction::Publish { package, depot } => ruletools::publish(&package, &depot),
+            RulesAction::List { depot } => ruletools::list(&depot),
+        }),
+        Command::Transform {
+            stylesheet,
+            input,
+            content_type,
+            params,
+        } => Ok(ruletools::transform(
+            &stylesheet,
+            &input,
+            content_type.as_deref(),
+            params,
+        )),
     }
 }
 

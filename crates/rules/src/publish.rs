@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use drehscheibe_model::RuleRef;
 
 use crate::depot::DepotError;
+use crate::manifest::Manifest;
 use crate::package::RulePackage;
 use crate::testing::{self, CaseResult};
 use crate::transform::TransformerFactory;
@@ -110,7 +111,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
 }
 
 /// Validates the package in `package_dir` and copies it into `depot_dir`
-/// as `<id>/<version>` (see the module docs). The depot folder is created
+/// as `<id>/<version>` (see the module docs). An existing version is
+/// refused first (only the manifest is read for that); then the package
+/// is loaded strictly ([`load_package`]) and its tests run. The depot folder is created
 /// if missing. Hidden entries (names starting with `.`) of the package are
 /// not copied; symbolic links are refused.
 pub fn publish(
@@ -118,6 +121,25 @@ pub fn publish(
     depot_dir: &Path,
     factory: Option<Arc<dyn TransformerFactory>>,
 ) -> Result<Published, PublishError> {
+    // An existing version is refused before anything else: no validation
+    // result could change that answer.
+    let manifest =
+        Manifest::load(&package_dir.join("rule.toml")).map_err(|source| PublishError::Invalid {
+            dir: package_dir.to_path_buf(),
+            source: Box::new(source.into()),
+        })?;
+    let existing = depot_dir
+        .join(&manifest.id)
+        .join(manifest.version.to_string());
+    if existing.exists() {
+        return Err(PublishError::VersionExists {
+            rule: RuleRef {
+                id: manifest.id,
+                version: manifest.version.to_string(),
+            },
+            path: existing,
+        });
+    }
     let package = load_package(package_dir, factory).map_err(|source| PublishError::Invalid {
         dir: package_dir.to_path_buf(),
         source: Box::new(source),

@@ -19,9 +19,13 @@
 //!
 //! [`canonical_pretty`] prints the canonical form one node per line, so
 //! that a line diff of two canonical forms shows exactly what differs:
-//! element names in Clark notation (`{uri}local`, plain `local` for no
-//! namespace), attributes sorted, text escaped with leading and trailing
-//! whitespace and inner line breaks written as character references.
+//! element names in Clark notation (`{uri}local`), where the `{uri}` is
+//! left out when it equals the parent element's namespace (like an
+//! inherited default namespace; `{}local` marks a switch back to no
+//! namespace), attribute names always in full Clark notation (plain
+//! `local` for no namespace), attributes sorted, text escaped with leading
+//! and trailing whitespace and inner line breaks written as character
+//! references.
 
 use std::fmt::Write as _;
 
@@ -147,12 +151,14 @@ pub fn canonical_pretty(xml: &[u8]) -> Result<String, CanonicalError> {
     let canonical = parse(xml)?;
     let mut out = String::new();
     for node in &canonical.0 {
-        pretty(node, 0, &mut out);
+        pretty(node, 0, "", &mut out);
     }
     Ok(out)
 }
 
-fn pretty(node: &CNode, depth: usize, out: &mut String) {
+/// Prints `node`; `parent_ns` is the namespace URI of the parent element
+/// (empty at the top).
+fn pretty(node: &CNode, depth: usize, parent_ns: &str, out: &mut String) {
     let indent = "  ".repeat(depth);
     match node {
         CNode::Element {
@@ -160,7 +166,11 @@ fn pretty(node: &CNode, depth: usize, out: &mut String) {
             attributes,
             children,
         } => {
-            let clark = name.clark();
+            let clark = if name.uri == parent_ns {
+                name.local.clone()
+            } else {
+                format!("{{{}}}{}", name.uri, name.local)
+            };
             let _ = write!(out, "{indent}<{clark}");
             for (name, value) in attributes {
                 let _ = write!(out, " {}=\"{}\"", name.clark(), escape_attribute(value));
@@ -173,7 +183,7 @@ fn pretty(node: &CNode, depth: usize, out: &mut String) {
                 _ => {
                     out.push_str(">\n");
                     for child in children {
-                        pretty(child, depth + 1, out);
+                        pretty(child, depth + 1, &name.uri, out);
                     }
                     let _ = writeln!(out, "{indent}</{clark}>");
                 }
