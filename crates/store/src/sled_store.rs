@@ -16,7 +16,7 @@
 //! |---------------|------------------------------|----------------------------------------|
 //! | `messages`    | id                           | JSON [`MessageRecord`]                 |
 //! | `payloads`    | id                           | payload bytes                          |
-//! | `outputs`     | id + u32 index               | output document bytes                  |
+//! | `outputs`     | id + u32 index               | 0 + document, or 1 = same as payload   |
 //! | `audit`       | id + u64 seq                 | JSON [`AuditEvent`] (prefix scan = in order) |
 //! | `audit_seq`   | id                           | u64 next audit seq of that message     |
 //! | `counts`      | state name                   | u64 number of messages in that state   |
@@ -437,6 +437,24 @@ fn queue_key(due_ms: u64, job_key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// First byte of an `outputs` value: the document follows.
+const OUTPUT_INLINE: u8 = 0;
+/// First (and only) byte of an `outputs` value: the output is byte-identical
+/// to the message's payload (a pass-through rule) and is not stored twice.
+const OUTPUT_IS_PAYLOAD: u8 = 1;
+
+fn encode_output(rec: &MessageRecord, doc: &[u8]) -> Vec<u8> {
+    let same_as_payload = doc.len() as u64 == rec.envelope.size
+        && drehscheibe_model::sha256_hex(doc) == rec.envelope.sha256;
+    if same_as_payload {
+        return vec![OUTPUT_IS_PAYLOAD];
+    }
+    let mut v = Vec::with_capacity(doc.len() + 1);
+    v.push(OUTPUT_INLINE);
+    v.extend_from_slice(doc);
+    v
+}
+
 fn output_key(id: MessageId, index: u32) -> Vec<u8> {
     let mut k = id.as_bytes().to_vec();
     k.extend_from_slice(&index.to_be_bytes());
@@ -755,10 +773,25 @@ impl Store for SledStore {
 
     async fn output(&self, id: MessageId, index: u32) -> Result<Option<Bytes>> {
         self.blocking(move |t| {
-            Ok(t.outputs
-                .get(output_key(id, index))
-                .map_err(backend)?
-                .map(|v| Bytes::copy_from_slice(&v)))
+            let Some(v) = t.outputs.get(output_key(id, index)).map_err(backend)? else {
+                return Ok(None);
+            };
+            match v.first() {
+                Some(&OUTPUT_INLINE) => Ok(Some(Bytes::copy_from_slice(&v[1..]))),
+                Some(&OUTPUT_IS_PAYLOAD) => {
+                    let payload = t.payloads.get(id.as_bytes()).map_err(backend)?;
+                    payload
+                        .map(|p| Some(Bytes::copy_from_slice(&p)))
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "output {index} of {id} refers to the payload, which is missing"
+                            ))
+                        })
+                }
+                _ => Err(StoreError::Corrupt(format!(
+                    "output {index} of {id}: unknown encoding"
+                ))),
+            }
         })
         .await
     }
@@ -796,7 +829,8 @@ impl Store for SledStore {
                     tx.append_audit(id, event)?;
                 }
                 for (index, doc) in &effects.outputs {
-                    tx.outputs.insert(output_key(id, *index), doc.as_ref())?;
+                    tx.outputs
+                        .insert(output_key(id, *index), encode_output(&rec, doc))?;
                 }
                 for job in &effects.complete {
                     tx.complete(job)?;

@@ -934,3 +934,38 @@ fn crash_child(dir: &std::path::Path) -> ! {
     });
     std::process::abort()
 }
+
+/// A pass-through output (byte-identical to the payload) is stored as a
+/// reference, and reads back as the payload; other outputs are stored as
+/// they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_outputs_read_back_as_the_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let rec = accept(&store, b"<antrag>1</antrag>").await;
+    let id = rec.id();
+    store
+        .update(id, &mut |r: &mut MessageRecord| {
+            r.state = MessageState::Routed;
+            Ok(Effects {
+                outputs: vec![
+                    (0, Bytes::from_static(b"<antrag>1</antrag>")),
+                    (1, Bytes::from_static(b"<antrag>2</antrag>")),
+                    (2, Bytes::new()),
+                ],
+                ..Effects::default()
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.output(id, 0).await.unwrap().unwrap(),
+        Bytes::from_static(b"<antrag>1</antrag>")
+    );
+    assert_eq!(
+        store.output(id, 1).await.unwrap().unwrap(),
+        Bytes::from_static(b"<antrag>2</antrag>")
+    );
+    assert_eq!(store.output(id, 2).await.unwrap().unwrap(), Bytes::new());
+    assert_eq!(store.output(id, 3).await.unwrap(), None);
+}
