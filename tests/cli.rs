@@ -121,3 +121,22 @@ async fn send_and_messages_commands_talk_to_a_running_hub() {
     rx.wait_accepted("/fv", 2, Duration::from_secs(20)).await;
     assert!(hub.terminate());
 }
+
+#[test]
+fn the_shipped_rule_depot_passes_its_own_tests() {
+    let out = Command::new(drehscheibe_bin())
+        .args(["rules", "test"])
+        .arg(repo_root().join("rules"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with("passed, 0 failed"), "{last}");
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 7, "the shipped packages carry their cases: {stdout}");
+}

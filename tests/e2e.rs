@@ -466,3 +466,40 @@ async fn rule_transforms_use_tenant_parameters_and_may_refuse() {
     assert_eq!(rx.accepted("/fv").len(), 1);
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapters_can_follow_the_state_of_what_they_submitted() {
+    use drehscheibe_model::{DeliveryState, Intake, MessageId, MessageState};
+    let rx = Receiver::start().await;
+    let cfg = TestConfig::write(
+        "127.0.0.1:0",
+        "",
+        &[(
+            "alpha",
+            http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/fv"), ""),
+        )],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let id = api
+        .submit("application/xml", order("01001000", LEISTUNG, 10))
+        .await;
+    api.wait_state(&id, "delivered", WAIT).await;
+    let status = hub
+        .hub
+        .status(id.parse::<MessageId>().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.state, MessageState::Delivered);
+    assert_eq!(status.rule.as_deref(), Some("testorder@1.0.0"));
+    assert_eq!(status.deliveries.len(), 1);
+    assert_eq!(status.deliveries[0].state, DeliveryState::Delivered);
+    assert!(status.deliveries[0]
+        .receipt
+        .as_deref()
+        .unwrap_or("")
+        .contains("201"));
+    assert!(hub.hub.status(MessageId::new()).await.unwrap().is_none());
+    hub.shutdown().await.unwrap();
+}

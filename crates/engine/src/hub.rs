@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use drehscheibe_model::{
-    Accepted, AuditEvent, BlobError, BlobReader, BlobRef, BlobStore, DeliveryState, Envelope,
-    Intake, IntakeError, MessageId, MessageRecord, MessageState, Submission,
+    Accepted, AuditEvent, BlobError, BlobReader, BlobRef, BlobStore, DeliveryState, DeliveryStatus,
+    Envelope, Intake, IntakeError, MessageId, MessageRecord, MessageState, MessageStatus,
+    Submission,
 };
 use drehscheibe_store::{AcceptOutcome, Effects, IdempotencyKey, Job, Store, StoreError};
 use tokio::sync::{Notify, Semaphore};
@@ -299,6 +300,33 @@ fn media_type(ct: &str) -> String {
 
 #[async_trait]
 impl Intake for Hub {
+    async fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, IntakeError> {
+        let rec = self
+            .store
+            .get(id)
+            .await
+            .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
+        Ok(rec.map(|r| MessageStatus {
+            id: r.id(),
+            state: r.state,
+            reason: r.reason.clone(),
+            rule: r.rule.as_ref().map(|x| x.to_string()),
+            deliveries: r
+                .deliveries
+                .iter()
+                .map(|d| DeliveryStatus {
+                    target: d.target.clone(),
+                    tenant: d.tenant.clone(),
+                    connector: d.connector.clone(),
+                    state: d.state,
+                    attempts: d.attempts,
+                    receipt: d.receipt.clone(),
+                    last_error: d.last_error.clone(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn submit(&self, s: Submission) -> Result<Accepted, IntakeError> {
         let started = Instant::now();
         if !self.is_accepting() {

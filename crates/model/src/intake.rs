@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::{AttachmentRef, BlobReader, BlobRef, BlobStore, MessageId, SenderIdentity};
+use crate::{
+    AttachmentRef, BlobReader, BlobRef, BlobStore, DeliveryState, MessageId, MessageState,
+    SenderIdentity,
+};
 
 /// An attachment the adapter has already streamed into the blob store.
 #[derive(Debug, Clone)]
@@ -122,6 +125,35 @@ pub trait Intake: Send + Sync {
     fn channel_exists(&self, channel: &str) -> bool;
     /// Blob store, for adapters that need to read staged content back.
     fn blobs(&self) -> Arc<dyn BlobStore>;
+    /// Where a message stands now, for adapters that report back to their
+    /// sender (FIT-Connect events, XTA transport reports). `None` when the
+    /// id is unknown.
+    async fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, IntakeError>;
+}
+
+/// A message's state as an input adapter may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageStatus {
+    pub id: MessageId,
+    pub state: MessageState,
+    /// Why the message is `rejected`/`dead` (or last failed), if known.
+    pub reason: Option<String>,
+    /// Rule `id@version` that routed it, once routed.
+    pub rule: Option<String>,
+    pub deliveries: Vec<DeliveryStatus>,
+}
+
+/// One delivery of a [`MessageStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStatus {
+    pub target: String,
+    pub tenant: String,
+    pub connector: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// The far side's receipt once delivered.
+    pub receipt: Option<String>,
+    pub last_error: Option<String>,
 }
 
 /// Failure of an input adapter's loop.

@@ -30,7 +30,8 @@ pub use envelope::{
 };
 pub use ids::{IdError, MessageId};
 pub use intake::{
-    Accepted, AdapterError, InputAdapter, Intake, IntakeError, StagedAttachment, Submission,
+    Accepted, AdapterError, DeliveryStatus, InputAdapter, Intake, IntakeError, MessageStatus,
+    StagedAttachment, Submission,
 };
 pub use state::{InvalidTransition, MessageState};
 

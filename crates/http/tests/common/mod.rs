@@ -120,6 +120,14 @@ impl RecordingIntake {
 
 #[async_trait]
 impl Intake for RecordingIntake {
+    async fn status(
+        &self,
+        _id: MessageId,
+    ) -> Result<Option<drehscheibe_model::MessageStatus>, IntakeError> {
+        // The inbox never asks; a recording double knows no states.
+        Ok(None)
+    }
+
     async fn submit(&self, submission: Submission) -> Result<Accepted, IntakeError> {
         if self.closed_channel.as_deref() == Some(submission.channel.as_str()) {
             return Err(IntakeError::ShuttingDown);
