@@ -122,6 +122,11 @@ impl SledStore {
         let config = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(64 * 1024 * 1024)
+            // sled writes any log item larger than segment_size / 4 as a
+            // separate file; leaf nodes holding a few 30 KB payloads cross
+            // the default 128 KiB and turned every consolidation into a
+            // file create + write. 8 MiB segments raise that to 2 MiB.
+            .segment_size(8 * 1024 * 1024)
             // Our group-commit flusher makes every acknowledged write
             // durable; sled's own periodic flusher thread would only keep
             // the database (and its file lock) alive after a drop.
