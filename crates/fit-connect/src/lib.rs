@@ -1,0 +1,8 @@
+//! FIT-Connect for Drehscheibe.
+//!
+//! * [`jose`]: JWE (RSA-OAEP-256 + A256GCM, optional `zip: DEF`) and JWS
+//!   PS512 on pure-Rust RustCrypto primitives (no OpenSSL);
+//! * the hub as a Zustelldienst-compatible intake (Submission API v1);
+//! * the subscriber adapter and the sender connector.
+
+pub mod jose;
