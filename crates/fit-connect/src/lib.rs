@@ -6,3 +6,6 @@
 //! * the subscriber adapter and the sender connector.
 
 pub mod jose;
+pub mod client;
+pub mod subscriber;
+pub mod connector;
