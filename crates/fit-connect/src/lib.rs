@@ -9,3 +9,8 @@ pub mod jose;
 pub mod client;
 pub mod subscriber;
 pub mod connector;
+pub mod api;
+pub mod intake;
+pub mod keys;
+pub mod schema;
+pub mod set;

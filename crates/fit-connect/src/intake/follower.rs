@@ -1,0 +1,113 @@
+//! The status follower: turns the hub's view of a submitted message into
+//! `accept-submission` / `reject-submission` events of its case.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use drehscheibe_model::{MessageId, MessageState};
+use tokio_util::sync::CancellationToken;
+
+use super::state::SubmissionState;
+use super::FitConnectIntake;
+use crate::set;
+
+/// Failure of one follower pass.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The intake state store failed.
+    #[error(transparent)]
+    State(#[from] super::StateError),
+    /// Signing an event failed.
+    #[error("signing an event: {0}")]
+    Sign(#[from] set::SetError),
+}
+
+impl FitConnectIntake {
+    /// Look at every open case once; returns how many were closed
+    /// (accepted or rejected).
+    pub async fn follow_once(&self) -> Result<usize, FollowError> {
+        let shared = &self.shared;
+        let mut closed = 0;
+        for (sid, message) in shared.state.open_cases()? {
+            let Some(mut record) = shared.state.get(sid)? else {
+                continue;
+            };
+            let status = match message.parse::<MessageId>() {
+                Ok(id) => match shared.intake.status(id).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(submission = %sid, error = %e, "hub status unavailable");
+                        continue;
+                    }
+                },
+                Err(_) => None,
+            };
+            let (event, payload, state, problem) = match status {
+                Some(s) if s.state == MessageState::Delivered => (
+                    set::ACCEPT_SUBMISSION,
+                    record.auth_tags.clone().unwrap_or_default(),
+                    SubmissionState::Accepted,
+                    None,
+                ),
+                Some(s) if matches!(s.state, MessageState::Rejected | MessageState::Dead) => {
+                    let reason = s
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| format!("the message is {}", s.state));
+                    let kind = if s.state == MessageState::Rejected {
+                        "rejected-by-rule-processor"
+                    } else {
+                        "delivery-failed"
+                    };
+                    (
+                        set::REJECT_SUBMISSION,
+                        set::rejection(kind, "Submission not delivered", &reason),
+                        SubmissionState::Rejected,
+                        Some(reason),
+                    )
+                }
+                Some(_) => continue,
+                None => {
+                    let reason = format!("hub message {message} is unknown");
+                    (
+                        set::REJECT_SUBMISSION,
+                        set::rejection("technical-error", "Submission lost", &reason),
+                        SubmissionState::Rejected,
+                        Some(reason),
+                    )
+                }
+            };
+            // Receiver events: issued in the name of the destination.
+            let token = set::create_set(
+                &record.destination_id.to_string(),
+                record.submission_id,
+                record.case_id,
+                event,
+                payload,
+                &shared.settings.signing_key,
+            )?;
+            record.state = state;
+            record.problem = problem;
+            record.updated_at = Utc::now();
+            shared.state.commit(&record, &token, None)?;
+            shared.state.flush().await?;
+            tracing::info!(submission = %sid, case = %record.case_id, state = record.state.as_str(), "fit-connect case closed");
+            closed += 1;
+        }
+        Ok(closed)
+    }
+
+    /// Follow open cases every `poll_interval` until `shutdown`.
+    pub async fn run_status_follower(self, shutdown: CancellationToken) {
+        let interval = self.shared.settings.poll_interval.max(Duration::from_millis(10));
+        loop {
+            if let Err(e) = self.follow_once().await {
+                tracing::error!(error = %e, "fit-connect status follower");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
