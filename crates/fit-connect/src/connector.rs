@@ -62,17 +62,17 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex;
 
 use crate::client::{
-    AnnounceRequest, Area, ClientError, Destination, RoutingClient, ServiceType,
-    SubmissionClient, TokenClient, TokenSettings,
+    AnnounceRequest, Area, ClientError, Destination, RoutingClient, ServiceType, SubmissionClient,
+    TokenClient, TokenSettings,
 };
 use crate::jose::{self, RsaPublicJwk};
+use crate::set::{self, EVENT_BASE as EVENT_PREFIX};
 
 /// `$schema` of the metadata the connector writes.
 pub const METADATA_SCHEMA: &str =
     "https://schema.fitko.de/fit-connect/metadata/1.0.0/metadata.schema.json";
 /// Prefix of LeiKa service identifiers.
 pub const LEIKA_URN_PREFIX: &str = "urn:de:fim:leika:leistung:";
-const EVENT_PREFIX: &str = "https://schema.fitko.de/fit-connect/events/";
 
 /// Where the destination id comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +225,9 @@ impl FitConnectConnector {
     /// Check the settings and build the HTTP clients.
     pub fn new(settings: FitConnectConnectorSettings) -> Result<Self, ConnectorError> {
         if settings.poll_interval.is_zero() {
-            return Err(ConnectorError("poll_interval must be greater than 0".into()));
+            return Err(ConnectorError(
+                "poll_interval must be greater than 0".into(),
+            ));
         }
         if let Some(l) = &settings.leika {
             service_identifier(l).map_err(ConnectorError)?;
@@ -340,7 +342,11 @@ impl FitConnectConnector {
     }
 
     /// A destination's signature verification key named `kid`, cached.
-    async fn verify_key(&self, destination_id: &str, kid: &str) -> Result<RsaPublicJwk, ClientError> {
+    async fn verify_key(
+        &self,
+        destination_id: &str,
+        kid: &str,
+    ) -> Result<RsaPublicJwk, ClientError> {
         let k = (destination_id.to_string(), kid.to_string());
         if let Some((at, key)) = self.verify_keys.lock().await.get(&k) {
             if at.elapsed() < self.settings.key_cache_ttl {
@@ -348,9 +354,8 @@ impl FitConnectConnector {
             }
         }
         let jwk = self.client.destination_key(destination_id, kid).await?;
-        let key = RsaPublicJwk::from_value(&jwk).map_err(|e| {
-            ClientError::invalid("verification key", e.to_string())
-        })?;
+        let key = RsaPublicJwk::from_value(&jwk)
+            .map_err(|e| ClientError::invalid("verification key", e.to_string()))?;
         self.verify_keys
             .lock()
             .await
@@ -375,9 +380,11 @@ impl FitConnectConnector {
                 a.name, a.blob.size
             )));
         }
-        let reader = request.blobs.open(&a.blob).await.map_err(|e| {
-            DeliveryError::retryable(format!("attachment {}: {e}", a.name))
-        })?;
+        let reader = request
+            .blobs
+            .open(&a.blob)
+            .await
+            .map_err(|e| DeliveryError::retryable(format!("attachment {}: {e}", a.name)))?;
         let mut buf = Vec::with_capacity(usize::try_from(a.blob.size).unwrap_or(0));
         reader
             .take(limit + 1)
@@ -394,11 +401,7 @@ impl FitConnectConnector {
     }
 
     /// Announce, upload, submit. Returns the record of what was sent.
-    async fn send_new(
-        &self,
-        request: &DeliveryRequest,
-        key: &str,
-    ) -> Result<Sent, DeliveryError> {
+    async fn send_new(&self, request: &DeliveryRequest, key: &str) -> Result<Sent, DeliveryError> {
         let leika = match &self.settings.leika {
             Some(l) => l.clone(),
             None => request.envelope.leistung.clone().ok_or_else(|| {
@@ -506,13 +509,9 @@ impl FitConnectConnector {
             json!({ "cty": "application/json" }),
         )
         .map_err(|e| DeliveryError::permanent(format!("encrypting metadata: {e}")))?;
-        let enc_data = jose::encrypt_compact_with(
-            &request.document,
-            &info.key,
-            false,
-            json!({ "cty": mime }),
-        )
-        .map_err(|e| DeliveryError::permanent(format!("encrypting data: {e}")))?;
+        let enc_data =
+            jose::encrypt_compact_with(&request.document, &info.key, false, json!({ "cty": mime }))
+                .map_err(|e| DeliveryError::permanent(format!("encrypting data: {e}")))?;
         let tags = json!({
             "metadata": jose::jwe_auth_tag(&enc_meta),
             "data": jose::jwe_auth_tag(&enc_data),
@@ -526,10 +525,7 @@ impl FitConnectConnector {
             state: SentState::SubmitSent,
             tags,
         };
-        self.sent
-            .lock()
-            .await
-            .insert(key.to_string(), sent.clone());
+        self.sent.lock().await.insert(key.to_string(), sent.clone());
         match self
             .client
             .submit(&announced.submission_id, &enc_meta, Some(&enc_data))
@@ -537,10 +533,7 @@ impl FitConnectConnector {
         {
             Ok(()) => {
                 sent.state = SentState::Submitted;
-                self.sent
-                    .lock()
-                    .await
-                    .insert(key.to_string(), sent.clone());
+                self.sent.lock().await.insert(key.to_string(), sent.clone());
                 tracing::info!(submission = %sent.submission_id, case = %sent.case_id, destination = %sent.destination_id, "FIT-Connect submission submitted");
                 Ok(sent)
             }
@@ -559,18 +552,17 @@ impl FitConnectConnector {
             .events(&sent.case_id)
             .await
             .map_err(delivery_error)?;
-        for set in log {
-            let Ok((header, payload)) = jose::peek_jws(&set) else {
+        for token in log {
+            let Ok((header, payload)) = jose::peek_jws(&token) else {
                 continue;
             };
             let Some(events) = payload.get("events").and_then(Value::as_object) else {
                 continue;
             };
-            let Some((uri, body)) = events.iter().next() else {
+            let Some(uri) = events.keys().next() else {
                 continue;
             };
-            let name = uri.strip_prefix(EVENT_PREFIX).unwrap_or(uri);
-            if name != "accept-submission" && name != "reject-submission" {
+            if uri != set::ACCEPT_SUBMISSION && uri != set::REJECT_SUBMISSION {
                 continue;
             }
             if payload.get("sub").and_then(Value::as_str)
@@ -583,7 +575,7 @@ impl FitConnectConnector {
             let iss = payload.get("iss").and_then(Value::as_str).unwrap_or("");
             let kid = header.get("kid").and_then(Value::as_str).unwrap_or("");
             if iss != sent.destination_id || kid.is_empty() {
-                tracing::warn!(case = %sent.case_id, event = name, "ignoring event not issued by the destination");
+                tracing::warn!(case = %sent.case_id, event = %uri, "ignoring event not issued by the destination");
                 continue;
             }
             let key = match self.verify_key(iss, kid).await {
@@ -596,15 +588,15 @@ impl FitConnectConnector {
                     continue;
                 }
             };
-            if let Err(e) = jose::verify_jws_ps512(&set, std::slice::from_ref(&key)) {
-                tracing::warn!(error = %e, case = %sent.case_id, "ignoring event with a bad signature");
-                continue;
-            }
-            if header.get("typ").and_then(Value::as_str) != Some("secevent+jwt") {
-                tracing::warn!(case = %sent.case_id, "ignoring event whose typ is not secevent+jwt");
-                continue;
-            }
-            if name == "accept-submission" {
+            let verified = match set::verify_set(&token, std::slice::from_ref(&key)) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, case = %sent.case_id, "ignoring event that does not verify");
+                    continue;
+                }
+            };
+            let body = &verified.payload;
+            if verified.event == set::ACCEPT_SUBMISSION {
                 if let Some(got) = body.get("authenticationTags") {
                     if !tags_match(got, &sent.tags) {
                         return Ok(Some(Decision::Reject(
@@ -647,19 +639,21 @@ impl FitConnectConnector {
             .map_err(delivery_error)?;
         Ok(log.iter().any(|set| {
             jose::peek_jws(set).is_ok_and(|(_, p)| {
-                p.get("events").and_then(Value::as_object).is_some_and(|ev| {
-                    ev.keys().any(|k| {
-                        let n = k.strip_prefix(EVENT_PREFIX).unwrap_or(k);
-                        matches!(
-                            n,
-                            "submit-submission"
-                                | "notify-submission"
-                                | "forward-submission"
-                                | "accept-submission"
-                                | "reject-submission"
-                        )
+                p.get("events")
+                    .and_then(Value::as_object)
+                    .is_some_and(|ev| {
+                        ev.keys().any(|k| {
+                            let n = k.strip_prefix(EVENT_PREFIX).unwrap_or(k);
+                            matches!(
+                                n,
+                                "submit-submission"
+                                    | "notify-submission"
+                                    | "forward-submission"
+                                    | "accept-submission"
+                                    | "reject-submission"
+                            )
+                        })
                     })
-                })
             })
         }))
     }
@@ -724,8 +718,14 @@ fn tags_match(got: &Value, sent: &Value) -> bool {
         return false;
     }
     let empty = serde_json::Map::new();
-    let ga = got.get("attachments").and_then(Value::as_object).unwrap_or(&empty);
-    let sa = sent.get("attachments").and_then(Value::as_object).unwrap_or(&empty);
+    let ga = got
+        .get("attachments")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let sa = sent
+        .get("attachments")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     ga == sa
 }
 
@@ -789,9 +789,15 @@ mod tests {
         );
         assert_eq!(service_identifier("urn:x:y").unwrap(), "urn:x:y");
         assert!(service_identifier("9905").is_err());
-        assert_eq!(data_mime_type("application/xml; charset=utf-8"), Some("application/xml"));
+        assert_eq!(
+            data_mime_type("application/xml; charset=utf-8"),
+            Some("application/xml")
+        );
         assert_eq!(data_mime_type("text/xml"), Some("application/xml"));
-        assert_eq!(data_mime_type("application/vnd.x+json"), Some("application/json"));
+        assert_eq!(
+            data_mime_type("application/vnd.x+json"),
+            Some("application/json")
+        );
         assert_eq!(data_mime_type("application/pdf"), None);
     }
 
@@ -799,7 +805,13 @@ mod tests {
     fn tags_must_match_exactly() {
         let sent = json!({"metadata": "m", "data": "d", "attachments": {"a": "t"}});
         assert!(tags_match(&sent, &sent));
-        assert!(!tags_match(&json!({"metadata": "x", "data": "d", "attachments": {"a": "t"}}), &sent));
-        assert!(!tags_match(&json!({"metadata": "m", "data": "d", "attachments": {}}), &sent));
+        assert!(!tags_match(
+            &json!({"metadata": "x", "data": "d", "attachments": {"a": "t"}}),
+            &sent
+        ));
+        assert!(!tags_match(
+            &json!({"metadata": "m", "data": "d", "attachments": {}}),
+            &sent
+        ));
     }
 }

@@ -9,8 +9,8 @@
 //!    destination;
 //! 2. for every submission not yet handed in: `GET /v1/submissions/{id}`,
 //!    decrypt metadata and data with the destination's keys (by `kid`,
-//!    thumbprint, then every key), check the metadata's structure and the
-//!    SHA-512 hashes, download every attachment to a temporary file and
+//!    thumbprint, then every key), validate the metadata against its
+//!    `$schema` (shipped 1.x schemas), check the SHA-512 hashes, download every attachment to a temporary file and
 //!    decrypt it **streamed** into another (memory stays bounded), stage
 //!    it in the blob store, then [`Intake::submit`] with the idempotency
 //!    key `fitconnect:<submissionId>` (a submission fetched twice is routed
@@ -61,6 +61,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientError, SubmissionClient, SubmissionItem, TokenClient, TokenSettings};
 use crate::jose::{self, RsaPrivateKey};
+use crate::schema::{MetadataValidator, SchemaError};
+use crate::set;
 
 /// Header carrying the hex HMAC-SHA-512 of a callback.
 pub const CALLBACK_AUTH_HEADER: &str = "callback-authentication";
@@ -68,14 +70,6 @@ pub const CALLBACK_AUTH_HEADER: &str = "callback-authentication";
 pub const CALLBACK_TIMESTAMP_HEADER: &str = "callback-timestamp";
 /// Oldest (and furthest in the future) callback timestamp accepted.
 pub const CALLBACK_MAX_AGE: Duration = Duration::from_secs(300);
-
-/// Event URI prefix of FIT-Connect SETs.
-pub const EVENT_PREFIX: &str = "https://schema.fitko.de/fit-connect/events/";
-/// `$schema` of the SET payloads the adapter writes.
-pub const SET_PAYLOAD_SCHEMA: &str =
-    "https://schema.fitko.de/fit-connect/set-payload/1.0.0/set-payload.schema.json";
-/// Prefix of the problem types in `reject-submission` events.
-pub const EVENT_PROBLEM_PREFIX: &str = "https://schema.fitko.de/fit-connect/events/problems/";
 
 /// Adapter kind in [`SenderIdentity::adapter`].
 pub const ADAPTER_KIND: &str = "fit-connect-subscriber";
@@ -225,7 +219,10 @@ impl fmt::Debug for SubscriberSettings {
             .field("submission_api_url", &self.submission_api_url)
             .field("destinations", &self.destinations)
             .field("poll_interval", &self.poll_interval)
-            .field("callback_secret", &self.callback_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "callback_secret",
+                &self.callback_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("state_dir", &self.state_dir)
             .finish_non_exhaustive()
     }
@@ -289,7 +286,7 @@ pub struct EventProblem {
 impl EventProblem {
     fn new(name: &str, title: &str, detail: impl Into<String>, instance: &str) -> Self {
         Self {
-            kind: format!("{EVENT_PROBLEM_PREFIX}{name}"),
+            kind: format!("{}{name}", set::EVENT_PROBLEM_BASE),
             title: title.to_string(),
             detail: Some(detail.into()),
             instance: Some(instance.to_string()),
@@ -386,7 +383,9 @@ impl StateStore {
         self.state
             .pending
             .retain(|q| q.submission_id != submission_id);
-        self.state.done.push((submission_id.to_string(), Utc::now()));
+        self.state
+            .done
+            .push((submission_id.to_string(), Utc::now()));
         let excess = self.state.done.len().saturating_sub(DONE_LIMIT);
         self.state.done.drain(..excess);
         self.save().await
@@ -418,6 +417,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct FitConnectSubscriber {
     settings: SubscriberSettings,
     client: SubmissionClient,
+    validator: Arc<MetadataValidator>,
     wake: Arc<Notify>,
 }
 
@@ -503,9 +503,12 @@ impl FitConnectSubscriber {
             crate::client::http_client(settings.http_timeout, settings.ca_cert_pem.as_deref())?;
         let tokens = Arc::new(TokenClient::new(http.clone(), settings.token.clone())?);
         let client = SubmissionClient::new(http, &settings.submission_api_url, tokens)?;
+        let validator =
+            MetadataValidator::new().map_err(|e| SubscriberError::Config(e.to_string()))?;
         Ok(Self {
             settings,
             client,
+            validator: Arc::new(validator),
             wake: Arc::new(Notify::new()),
         })
     }
@@ -547,8 +550,7 @@ impl FitConnectSubscriber {
                 }
             };
             for item in items {
-                if item.destination_id != d.destination_id || state.is_known(&item.submission_id)
-                {
+                if item.destination_id != d.destination_id || state.is_known(&item.submission_id) {
                     continue;
                 }
                 self.take(intake, state, d, &item).await;
@@ -658,6 +660,25 @@ impl FitConnectSubscriber {
                 "metadata",
             )
         })?;
+        match self.validator.validate(&metadata) {
+            Ok(_) => {}
+            Err(e @ SchemaError::UnsupportedSchema(_)) => {
+                return Err(reject1(
+                    "unsupported-schema",
+                    "Metadata schema not supported",
+                    e.to_string(),
+                    "metadata",
+                ))
+            }
+            Err(e) => {
+                return Err(reject1(
+                    "schema-violation",
+                    "Metadata does not match the schema",
+                    e.to_string(),
+                    "metadata",
+                ))
+            }
+        }
         let facts = MetadataFacts::read(&metadata).map_err(|d| {
             reject1(
                 "schema-violation",
@@ -739,7 +760,9 @@ impl FitConnectSubscriber {
         }
         let mut staged = Vec::new();
         for a in &facts.attachments {
-            let (att, tag) = self.fetch_attachment(intake, &keys, &sub.submission_id, a).await?;
+            let (att, tag) = self
+                .fetch_attachment(intake, &keys, &sub.submission_id, a)
+                .await?;
             tags.attachments.insert(a.id.clone(), tag);
             staged.push(att);
         }
@@ -747,7 +770,10 @@ impl FitConnectSubscriber {
         let mut correlation_ids = BTreeMap::new();
         correlation_ids.insert("fitconnect.submission_id".into(), sub.submission_id.clone());
         correlation_ids.insert("fitconnect.case_id".into(), sub.case_id.clone());
-        correlation_ids.insert("fitconnect.destination_id".into(), dest.destination_id.clone());
+        correlation_ids.insert(
+            "fitconnect.destination_id".into(),
+            dest.destination_id.clone(),
+        );
         let leika = facts
             .service_identifier
             .clone()
@@ -867,7 +893,9 @@ impl FitConnectSubscriber {
                 continue;
             };
             let event = match (&p.reject, &p.message_id) {
-                (Some(problems), _) => Some(("reject-submission", json!({ "problems": problems }))),
+                (Some(problems), _) => {
+                    Some((set::REJECT_SUBMISSION, json!({ "problems": problems })))
+                }
                 (None, Some(mid)) => {
                     let Ok(id) = mid.parse::<MessageId>() else {
                         continue;
@@ -875,7 +903,7 @@ impl FitConnectSubscriber {
                     match intake.status(id).await {
                         Ok(Some(st)) => match st.state {
                             MessageState::Delivered => Some((
-                                "accept-submission",
+                                set::ACCEPT_SUBMISSION,
                                 json!({ "authenticationTags": p.tags }),
                             )),
                             MessageState::Rejected | MessageState::Dead => {
@@ -886,7 +914,7 @@ impl FitConnectSubscriber {
                                     format!("message {id} is {}: {reason}", st.state),
                                     "submission",
                                 );
-                                Some(("reject-submission", json!({ "problems": [problem] })))
+                                Some((set::REJECT_SUBMISSION, json!({ "problems": [problem] })))
                             }
                             _ => None,
                         },
@@ -902,14 +930,14 @@ impl FitConnectSubscriber {
             let Some((name, payload)) = event else {
                 continue;
             };
-            let set = match make_set(dest, &p.submission_id, &p.case_id, name, payload) {
+            let token = match make_set(dest, &p.submission_id, &p.case_id, name, payload) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot sign SET");
                     continue;
                 }
             };
-            match self.client.post_event(&p.case_id, &set).await {
+            match self.client.post_event(&p.case_id, &token).await {
                 Ok(()) => {
                     tracing::info!(submission = %p.submission_id, event = name, "FIT-Connect event posted");
                     if let Err(e) = state.finish(&p.submission_id).await {
@@ -929,26 +957,26 @@ impl FitConnectSubscriber {
 }
 
 /// Build a SET (RFC 8417, `typ: secevent+jwt`, PS512) for a subscriber
-/// event on a submission, issued by the destination.
+/// event on a submission, issued by the destination and signed with its
+/// signing key. `event` is the full event URI (e.g.
+/// [`set::ACCEPT_SUBMISSION`]).
 pub fn make_set(
     dest: &SubscriberDestination,
     submission_id: &str,
     case_id: &str,
     event: &str,
     event_payload: Value,
-) -> Result<String, jose::JoseError> {
-    let payload = json!({
-        "$schema": SET_PAYLOAD_SCHEMA,
-        "jti": uuid::Uuid::new_v4().to_string(),
-        "iss": dest.destination_id,
-        "iat": Utc::now().timestamp(),
-        "sub": format!("submission:{submission_id}"),
-        "txn": format!("case:{case_id}"),
-        "events": { format!("{EVENT_PREFIX}{event}"): event_payload },
-    });
-    jose::sign_jws_ps512(
-        json!({ "typ": "secevent+jwt", "kid": dest.signing_key.kid() }),
-        &payload,
+) -> Result<String, set::SetError> {
+    let uuid = |what: &str, s: &str| {
+        uuid::Uuid::parse_str(s)
+            .map_err(|_| set::SetError::Invalid(format!("{what} {s:?} is not a UUID")))
+    };
+    set::create_set(
+        &dest.destination_id,
+        uuid("submission id", submission_id)?,
+        uuid("case id", case_id)?,
+        event,
+        event_payload,
         &dest.signing_key,
     )
 }
@@ -1033,7 +1061,8 @@ impl MetadataFacts {
             None | Some(Value::Null) => None,
             Some(d) => {
                 let hash = sha512_hash(
-                    d.get("hash").ok_or("contentStructure.data.hash is missing")?,
+                    d.get("hash")
+                        .ok_or("contentStructure.data.hash is missing")?,
                     "contentStructure.data",
                 )?;
                 let mime = d

@@ -88,7 +88,7 @@ pub enum ClientError {
         /// The HTTP status.
         status: u16,
         /// The RFC 7807 problem, when the body was one.
-        problem: Option<Problem>,
+        problem: Option<Box<Problem>>,
         /// Start of the body otherwise.
         body: String,
     },
@@ -105,7 +105,7 @@ pub enum ClientError {
     Config(String),
 }
 
-fn describe(problem: &Option<Problem>, body: &str) -> String {
+fn describe(problem: &Option<Box<Problem>>, body: &str) -> String {
     match problem {
         Some(p) => format!(": {p}"),
         None if body.is_empty() => String::new(),
@@ -135,7 +135,7 @@ impl ClientError {
     /// The RFC 7807 problem, for [`ClientError::Status`] with a problem body.
     pub fn problem(&self) -> Option<&Problem> {
         match self {
-            Self::Status { problem, .. } => problem.as_ref(),
+            Self::Status { problem, .. } => problem.as_deref(),
             _ => None,
         }
     }
@@ -198,6 +198,7 @@ pub(crate) async fn status_error(operation: &str, resp: reqwest::Response) -> Cl
         serde_json::from_slice::<Problem>(&bytes)
             .ok()
             .filter(|p| !p.kind.is_empty() || !p.title.is_empty())
+            .map(Box::new)
     } else {
         None
     };
@@ -247,7 +248,9 @@ pub(crate) fn parse_base_url(what: &str, s: &str) -> Result<url::Url, ClientErro
         )));
     }
     if u.host_str().is_none_or(str::is_empty) {
-        return Err(ClientError::Config(format!("{what}: URL {s:?} has no host")));
+        return Err(ClientError::Config(format!(
+            "{what}: URL {s:?} has no host"
+        )));
     }
     if !u.username().is_empty() || u.password().is_some() {
         return Err(ClientError::Config(format!(
@@ -289,13 +292,13 @@ mod tests {
         let e = ClientError::Status {
             operation: "GET /v1/destinations/d".into(),
             status: 404,
-            problem: Some(Problem {
+            problem: Some(Box::new(Problem {
                 kind: "https://schema.fitko.de/fit-connect/submission-api/problems/destination-not-found".into(),
                 title: "Destination not found".into(),
                 status: Some(404),
                 detail: None,
                 instance: None,
-            }),
+            })),
             body: String::new(),
         };
         assert_eq!(

@@ -111,8 +111,11 @@ pub struct RoutingClient {
     http: reqwest::Client,
     routes_url: url::Url,
     ttl: Duration,
-    cache: Mutex<HashMap<(String, Area), (Instant, Vec<Route>)>>,
+    cache: Mutex<RouteCache>,
 }
+
+/// (Leistung, area) → (fetched at, routes).
+type RouteCache = HashMap<(String, Area), (Instant, Vec<Route>)>;
 
 impl fmt::Debug for RoutingClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
