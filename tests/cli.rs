@@ -138,5 +138,8 @@ fn the_shipped_rule_depot_passes_its_own_tests() {
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.ends_with("passed, 0 failed"), "{last}");
     let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
-    assert!(passed >= 7, "the shipped packages carry their cases: {stdout}");
+    assert!(
+        passed >= 7,
+        "the shipped packages carry their cases: {stdout}"
+    );
 }
