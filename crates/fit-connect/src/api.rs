@@ -278,10 +278,14 @@ mod tests {
             r#"{"$schema":"https://schema.fitko.de/fit-connect/metadata/1.0.0/metadata.schema.json","contentStructure":{"attachments":[{"attachmentId":"0c1d7f0e-2b36-4b79-9f6a-3c8a1f3e9d10","hash":{"type":"sha512","content":"ab"},"mimeType":"application/pdf","purpose":"attachment"}],"data":{"hash":{"type":"sha512","content":"cd"},"submissionSchema":{"schemaUri":"urn:x","mimeType":"application/json"}}},"additionalReferenceInfo":{"submissionDate":"2026"}}"#,
         )
         .unwrap();
-        assert_eq!(meta.content_structure.attachments[0].mime_type, "application/pdf");
+        assert_eq!(
+            meta.content_structure.attachments[0].mime_type,
+            "application/pdf"
+        );
         assert!(meta.extra.contains_key("additionalReferenceInfo"));
         let submit: SubmitSubmission =
-            serde_json::from_str(r#"{"encryptedMetadata":"a.b.c.d.e","encryptedData":null}"#).unwrap();
+            serde_json::from_str(r#"{"encryptedMetadata":"a.b.c.d.e","encryptedData":null}"#)
+                .unwrap();
         assert!(submit.encrypted_data.is_none());
     }
 }

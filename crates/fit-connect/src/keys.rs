@@ -78,6 +78,9 @@ mod tests {
         let err = load_private_key(&dir.path().join("missing.pem"), None).unwrap_err();
         assert!(err.to_string().contains("missing.pem"));
         std::fs::write(&path, "garbage").unwrap();
-        assert!(matches!(load_private_key(&path, None), Err(KeyFileError::Key { .. })));
+        assert!(matches!(
+            load_private_key(&path, None),
+            Err(KeyFileError::Key { .. })
+        ));
     }
 }

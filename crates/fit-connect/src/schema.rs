@@ -51,7 +51,10 @@ pub struct MetadataValidator {
 impl std::fmt::Debug for MetadataValidator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetadataValidator")
-            .field("schemas", &self.validators.iter().map(|(u, _)| u).collect::<Vec<_>>())
+            .field(
+                "schemas",
+                &self.validators.iter().map(|(u, _)| u).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -145,18 +148,29 @@ mod tests {
         let v = MetadataValidator::new().unwrap();
         // the fitconnect-client 0.1.3 defect: data without hash
         let mut m = valid();
-        m["contentStructure"]["data"].as_object_mut().unwrap().remove("hash");
+        m["contentStructure"]["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("hash");
         let err = v.validate(&m).unwrap_err().to_string();
-        assert!(err.contains("/contentStructure/data") && err.contains("hash"), "{err}");
+        assert!(
+            err.contains("/contentStructure/data") && err.contains("hash"),
+            "{err}"
+        );
         let mut m = valid();
         m["contentStructure"]["attachments"][0]["hash"]["content"] = json!("XYZ");
         assert!(matches!(v.validate(&m), Err(SchemaError::Violation { .. })));
         let mut m = valid();
-        m["contentStructure"]["attachments"][0]["attachmentId"] = json!("not a uuid at all, no no no");
+        m["contentStructure"]["attachments"][0]["attachmentId"] =
+            json!("not a uuid at all, no no no");
         assert!(v.validate(&m).is_err(), "format uuid is asserted");
         assert!(v.validate(&json!({})).is_err());
         let mut m = valid();
-        m["$schema"] = json!("https://schema.fitko.de/fit-connect/metadata/9.9.9/metadata.schema.json");
-        assert!(matches!(v.validate(&m), Err(SchemaError::UnsupportedSchema(_))));
+        m["$schema"] =
+            json!("https://schema.fitko.de/fit-connect/metadata/9.9.9/metadata.schema.json");
+        assert!(matches!(
+            v.validate(&m),
+            Err(SchemaError::UnsupportedSchema(_))
+        ));
     }
 }

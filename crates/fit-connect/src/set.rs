@@ -95,7 +95,11 @@ pub fn create_set(
     if !empty {
         claims["$schema"] = Value::String(SET_PAYLOAD_SCHEMA.into());
     }
-    Ok(jose::sign_jws_ps512(json!({ "typ": SET_TYP }), &claims, key)?)
+    Ok(jose::sign_jws_ps512(
+        json!({ "typ": SET_TYP }),
+        &claims,
+        key,
+    )?)
 }
 
 /// Verify a SET against `keys` and check its shape: `typ secevent+jwt`,
@@ -211,8 +215,15 @@ mod tests {
     #[test]
     fn empty_payload_omits_schema_and_bad_sets_fail() {
         let key = signer();
-        let token = create_set("i", Uuid::new_v4(), Uuid::new_v4(), SUBMIT_SUBMISSION, Value::Null, &key)
-            .unwrap();
+        let token = create_set(
+            "i",
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            SUBMIT_SUBMISSION,
+            Value::Null,
+            &key,
+        )
+        .unwrap();
         let (_, claims) = jose::peek_jws(&token).unwrap();
         assert!(claims.get("$schema").is_none());
         // a JWS that is not a SET (wrong typ)
@@ -227,7 +238,8 @@ mod tests {
         let jws = jose::sign_jws_ps512(json!({"typ": SET_TYP}), &two, &key).unwrap();
         assert!(verify_set(&jws, &[key.verification_jwk()]).is_err());
         // wrong key
-        let other = RsaPrivateKey::from_pem(include_str!("../tests/fixtures/keys/dest-a.pem")).unwrap();
+        let other =
+            RsaPrivateKey::from_pem(include_str!("../tests/fixtures/keys/dest-a.pem")).unwrap();
         assert!(matches!(
             verify_set(&token, &[other.verification_jwk()]),
             Err(SetError::Jose(JoseError::Signature))

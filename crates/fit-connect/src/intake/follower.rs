@@ -99,7 +99,11 @@ impl FitConnectIntake {
 
     /// Follow open cases every `poll_interval` until `shutdown`.
     pub async fn run_status_follower(self, shutdown: CancellationToken) {
-        let interval = self.shared.settings.poll_interval.max(Duration::from_millis(10));
+        let interval = self
+            .shared
+            .settings
+            .poll_interval
+            .max(Duration::from_millis(10));
         loop {
             if let Err(e) = self.follow_once().await {
                 tracing::error!(error = %e, "fit-connect status follower");

@@ -53,7 +53,8 @@ pub(super) fn router(intake: FitConnectIntake) -> Router {
 }
 
 fn parse_id(text: &str, what: &'static str) -> Result<Uuid, FitProblem> {
-    Uuid::parse_str(text).map_err(|_| FitProblem::new(404, what, format!("{text:?} is not a valid id")))
+    Uuid::parse_str(text)
+        .map_err(|_| FitProblem::new(404, what, format!("{text:?} is not a valid id")))
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -64,7 +65,11 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-async fn token(AxState(intake): AxState<FitConnectIntake>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn token(
+    AxState(intake): AxState<FitConnectIntake>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_error(
@@ -90,7 +95,11 @@ async fn token(AxState(intake): AxState<FitConnectIntake>, headers: HeaderMap, b
             .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
     }
     let Some((client_id, secret)) = credentials else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client credentials required");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client credentials required",
+        );
     };
     match intake.shared.issue_token(&client_id, &secret) {
         Some((access_token, scope)) => Json(TokenResponse {
@@ -102,7 +111,11 @@ async fn token(AxState(intake): AxState<FitConnectIntake>, headers: HeaderMap, b
         .into_response(),
         None => {
             tracing::warn!(client_id = %client_id, "fit-connect token refused");
-            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed")
+            oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            )
         }
     }
 }
@@ -154,9 +167,17 @@ async fn destination_key(
 ) -> Result<Response, FitProblem> {
     let id = parse_id(&id, "destination-not-found")?;
     let dest = intake.shared.destination(id).ok_or_else(|| {
-        FitProblem::new(404, "destination-not-found", format!("destination {id} does not exist"))
+        FitProblem::new(
+            404,
+            "destination-not-found",
+            format!("destination {id} does not exist"),
+        )
     })?;
-    if let Some(key) = dest.keys.iter().find(|k| k.kid() == kid || k.thumbprint() == kid) {
+    if let Some(key) = dest
+        .keys
+        .iter()
+        .find(|k| k.kid() == kid || k.thumbprint() == kid)
+    {
         return Ok(Json(key.encryption_jwk()).into_response());
     }
     // The signature key of the destination's accept/reject SETs.
@@ -193,10 +214,7 @@ async fn create_submission(
             return Err(FitProblem::new(
                 422,
                 "service-type-not-offered",
-                format!(
-                    "destination {} does not offer {:?}",
-                    dest.id, s.identifier
-                ),
+                format!("destination {} does not offer {:?}", dest.id, s.identifier),
             ));
         }
     }
@@ -208,7 +226,11 @@ async fn create_submission(
         ));
     }
     let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = request.announced_attachments.iter().find(|a| !seen.insert(**a)) {
+    if let Some(dup) = request
+        .announced_attachments
+        .iter()
+        .find(|a| !seen.insert(**a))
+    {
         return Err(FitProblem::new(
             422,
             "duplicate-attachment-id",
@@ -262,7 +284,11 @@ pub(super) fn load_for(
         .get(id)
         .map_err(store_problem)?
         .ok_or_else(|| {
-            FitProblem::new(404, "submission-not-found", format!("submission {id} does not exist"))
+            FitProblem::new(
+                404,
+                "submission-not-found",
+                format!("submission {id} does not exist"),
+            )
         })?;
     intake.shared.authorize(client, record.destination_id)?;
     Ok(record)
@@ -283,7 +309,10 @@ async fn upload_attachment(
         return Err(FitProblem::new(
             409,
             "submission-state-invalid",
-            format!("submission {id} is {}; attachments can no longer be uploaded", record.state.as_str()),
+            format!(
+                "submission {id} is {}; attachments can no longer be uploaded",
+                record.state.as_str()
+            ),
         ));
     }
     if !record.announced.contains(&aid) {
@@ -297,7 +326,11 @@ async fn upload_attachment(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !content_type.trim().to_ascii_lowercase().starts_with("application/jose") {
+    if !content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/jose")
+    {
         return Err(FitProblem::new(
             415,
             "unsupported-media-type",
@@ -353,7 +386,10 @@ async fn upload_attachment(
     // unusable upload is refused now rather than at submit.
     let head = read_head(&part).await.map_err(io)?;
     if let Err(e) = crate::jose::peek_jwe_header(&head).and_then(|h| {
-        match (h.get("alg").and_then(Value::as_str), h.get("enc").and_then(Value::as_str)) {
+        match (
+            h.get("alg").and_then(Value::as_str),
+            h.get("enc").and_then(Value::as_str),
+        ) {
             (Some(crate::jose::ALG_RSA_OAEP_256), Some(crate::jose::ENC_A256GCM)) => Ok(()),
             (alg, enc) => Err(crate::jose::JoseError::Unsupported(format!(
                 "alg {alg:?}, enc {enc:?}; expected RSA-OAEP-256 and A256GCM"
@@ -361,7 +397,11 @@ async fn upload_attachment(
         }
     }) {
         let _ = tokio::fs::remove_file(&part).await;
-        return Err(FitProblem::new(400, "invalid-jwe", format!("attachment {aid}: {e}")));
+        return Err(FitProblem::new(
+            400,
+            "invalid-jwe",
+            format!("attachment {aid}: {e}"),
+        ));
     }
     tokio::fs::rename(&part, &path).await.map_err(io)?;
     record.uploaded.insert(aid, size);
@@ -393,11 +433,14 @@ async fn submit_submission(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string());
     // metadata ≤ 1 MiB, data ≤ the hub's payload limit; base64url adds a third
-    let limit = (intake.shared.intake.max_payload_bytes() + super::MAX_METADATA_BYTES) / 3 * 4
-        + 64 * 1024;
-    let body = axum::body::to_bytes(request.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|e| FitProblem::new(413, "payload-too-large", format!("submit body: {e}")))?;
+    let limit =
+        (intake.shared.intake.max_payload_bytes() + super::MAX_METADATA_BYTES) / 3 * 4 + 64 * 1024;
+    let body = axum::body::to_bytes(
+        request.into_body(),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    )
+    .await
+    .map_err(|e| FitProblem::new(413, "payload-too-large", format!("submit body: {e}")))?;
     let body: SubmitSubmission = serde_json::from_slice(&body)
         .map_err(|e| FitProblem::bad_request(format!("invalid submit request: {e}")))?;
     let created = super::submit::submit(&intake, &client, id, body, remote).await?;
@@ -443,7 +486,9 @@ async fn case_events(
         .state
         .by_case(case)
         .map_err(store_problem)?
-        .ok_or_else(|| FitProblem::new(404, "case-not-found", format!("case {case} does not exist")))?;
+        .ok_or_else(|| {
+            FitProblem::new(404, "case-not-found", format!("case {case} does not exist"))
+        })?;
     intake.shared.authorize(&client, record.destination_id)?;
     let offset = page.offset.unwrap_or(0);
     let limit = page.limit.unwrap_or(100).clamp(1, 500);

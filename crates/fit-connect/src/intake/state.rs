@@ -296,12 +296,27 @@ mod tests {
             s.flush().await.unwrap();
         }
         let s = State::open(dir.path()).unwrap();
-        assert_eq!(s.get(r.submission_id).unwrap().unwrap().state, SubmissionState::Submitted);
-        assert_eq!(s.by_case(r.case_id).unwrap().unwrap().submission_id, r.submission_id);
+        assert_eq!(
+            s.get(r.submission_id).unwrap().unwrap().state,
+            SubmissionState::Submitted
+        );
+        assert_eq!(
+            s.by_case(r.case_id).unwrap().unwrap().submission_id,
+            r.submission_id
+        );
         let (events, total) = s.events(r.case_id, 0, 500).unwrap();
-        assert_eq!((events, total), (vec!["set-1".to_owned(), "set-2".to_owned()], 2));
-        assert_eq!(s.events(r.case_id, 1, 1).unwrap().0, vec!["set-2".to_owned()]);
-        assert_eq!(s.open_cases().unwrap(), vec![(r.submission_id, "msg-1".to_owned())]);
+        assert_eq!(
+            (events, total),
+            (vec!["set-1".to_owned(), "set-2".to_owned()], 2)
+        );
+        assert_eq!(
+            s.events(r.case_id, 1, 1).unwrap().0,
+            vec!["set-2".to_owned()]
+        );
+        assert_eq!(
+            s.open_cases().unwrap(),
+            vec![(r.submission_id, "msg-1".to_owned())]
+        );
         r.state = SubmissionState::Accepted;
         s.commit(&r, "set-3", None).unwrap();
         assert!(s.open_cases().unwrap().is_empty());

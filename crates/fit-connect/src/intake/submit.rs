@@ -72,7 +72,10 @@ pub(super) async fn submit(
         return Err(FitProblem::new(
             409,
             "submission-state-invalid",
-            format!("submission {id} was already submitted (it is {})", record.state.as_str()),
+            format!(
+                "submission {id} was already submitted (it is {})",
+                record.state.as_str()
+            ),
         ));
     }
     let missing: Vec<String> = record
@@ -85,7 +88,10 @@ pub(super) async fn submit(
         return Err(FitProblem::new(
             422,
             "missing-attachments",
-            format!("announced attachments not uploaded yet: {}", missing.join(", ")),
+            format!(
+                "announced attachments not uploaded yet: {}",
+                missing.join(", ")
+            ),
         ));
     }
     let dest = shared
@@ -93,35 +99,37 @@ pub(super) async fn submit(
         .ok_or_else(|| FitProblem::internal("destination vanished from the configuration"))?
         .clone();
     match check(intake, &record, &dest, &body).await {
-        Ok(checked) => {
-            match hand_over(intake, &record, &dest, remote, checked).await {
-                Ok((message_id, tags)) => {
-                    record.state = SubmissionState::Submitted;
-                    record.message_id = Some(message_id.clone());
-                    record.auth_tags = Some(tags.clone());
-                    record.updated_at = Utc::now();
-                    let token = set::create_set(
-                        shared.issuer(),
-                        record.submission_id,
-                        record.case_id,
-                        set::SUBMIT_SUBMISSION,
-                        tags,
-                        &shared.settings.signing_key,
-                    )
-                    .map_err(|e| FitProblem::internal(format!("signing the event: {e}")))?;
-                    shared
-                        .state
-                        .commit(&record, &token, Some(&message_id))
-                        .map_err(super::http::store_problem)?;
-                    shared.state.flush().await.map_err(super::http::store_problem)?;
-                    remove_uploads(intake, id).await;
-                    tracing::info!(submission = %id, case = %record.case_id, message = %message_id, "fit-connect submission handed to the hub");
-                    Ok(created)
-                }
-                Err(Failure::Transient(p)) => Err(p),
-                Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
+        Ok(checked) => match hand_over(intake, &record, &dest, remote, checked).await {
+            Ok((message_id, tags)) => {
+                record.state = SubmissionState::Submitted;
+                record.message_id = Some(message_id.clone());
+                record.auth_tags = Some(tags.clone());
+                record.updated_at = Utc::now();
+                let token = set::create_set(
+                    shared.issuer(),
+                    record.submission_id,
+                    record.case_id,
+                    set::SUBMIT_SUBMISSION,
+                    tags,
+                    &shared.settings.signing_key,
+                )
+                .map_err(|e| FitProblem::internal(format!("signing the event: {e}")))?;
+                shared
+                    .state
+                    .commit(&record, &token, Some(&message_id))
+                    .map_err(super::http::store_problem)?;
+                shared
+                    .state
+                    .flush()
+                    .await
+                    .map_err(super::http::store_problem)?;
+                remove_uploads(intake, id).await;
+                tracing::info!(submission = %id, case = %record.case_id, message = %message_id, "fit-connect submission handed to the hub");
+                Ok(created)
             }
-        }
+            Err(Failure::Transient(p)) => Err(p),
+            Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
+        },
         Err(Failure::Transient(p)) => Err(p),
         Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
     }
@@ -196,8 +204,13 @@ async fn check(
             .map_err(|e| jose_failure("encryptedMetadata", e))
     })
     .await?;
-    let meta_value: Value = serde_json::from_slice(&meta.plaintext)
-        .map_err(|e| reject(422, "schema-violation", format!("metadata is not JSON: {e}")))?;
+    let meta_value: Value = serde_json::from_slice(&meta.plaintext).map_err(|e| {
+        reject(
+            422,
+            "schema-violation",
+            format!("metadata is not JSON: {e}"),
+        )
+    })?;
     shared
         .validator
         .validate(&meta_value)
@@ -213,7 +226,11 @@ async fn check(
         .map(|a| a.attachment_id.to_ascii_lowercase())
         .collect();
     if described.len() != metadata.content_structure.attachments.len() {
-        return Err(reject(422, "attachment-mismatch", "metadata describes an attachment twice"));
+        return Err(reject(
+            422,
+            "attachment-mismatch",
+            "metadata describes an attachment twice",
+        ));
     }
     let announced: BTreeSet<String> = record.announced.iter().map(Uuid::to_string).collect();
     if described != announced {
@@ -288,9 +305,7 @@ async fn check(
             let refs: Vec<&RsaPrivateKey> = att_keys.iter().collect();
             let r = jose::decrypt_compact_stream(input, &refs, &mut output, limit)
                 .map_err(|e| jose_failure(&what, e));
-            let file = output
-                .into_inner()
-                .map_err(|e| io(e.into_error()))?;
+            let file = output.into_inner().map_err(|e| io(e.into_error()))?;
             file.sync_all().map_err(io)?;
             r
         })
@@ -349,9 +364,9 @@ fn intake_failure(what: &str, e: IntakeError) -> Failure {
         IntakeError::IdempotencyConflict(_) => {
             reject(409, "submission-state-invalid", format!("{what}: {e}"))
         }
-        IntakeError::UnknownChannel(_) | IntakeError::Forbidden(_) => {
-            Failure::Transient(FitProblem::internal(format!("{what}: hub configuration: {e}")))
-        }
+        IntakeError::UnknownChannel(_) | IntakeError::Forbidden(_) => Failure::Transient(
+            FitProblem::internal(format!("{what}: hub configuration: {e}")),
+        ),
         IntakeError::Malformed(_) | IntakeError::Hostile(_) => {
             reject(422, "invalid-data", format!("{what}: {e}"))
         }
