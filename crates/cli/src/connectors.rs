@@ -79,5 +79,57 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Arc<dyn Connector>> {
             })
             .with_context(|| format!("connector {}", cfg.id))?,
         ),
+        ConnectorKind::FitConnect(f) => Arc::new(fit_connect(cfg, f)?),
     })
+}
+
+fn fit_connect(
+    cfg: &ConnectorConfig,
+    f: &drehscheibe_config::FitConnectConnectorConfig,
+) -> Result<drehscheibe_fit_connect::connector::FitConnectConnector> {
+    use drehscheibe_config::FitConnectDestination;
+    use drehscheibe_fit_connect::client::{Area, TokenSettings};
+    use drehscheibe_fit_connect::connector::{DestinationSource, FitConnectConnectorSettings};
+    let ca_cert_pem = f
+        .ca_cert
+        .as_deref()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
+    let destination = match &f.destination {
+        FitConnectDestination::Fixed(id) => DestinationSource::Fixed(id.clone()),
+        FitConnectDestination::Routing {
+            routing_api_url,
+            ars,
+            ags,
+        } => DestinationSource::Routing {
+            routing_api_url: routing_api_url.clone(),
+            area: ars
+                .clone()
+                .map(Area::Ars)
+                .or_else(|| ags.clone().map(Area::Ags)),
+            cache_ttl: f.cache_ttl,
+        },
+    };
+    drehscheibe_fit_connect::connector::FitConnectConnector::new(FitConnectConnectorSettings {
+        token: TokenSettings {
+            token_url: f.token_url.clone(),
+            client_id: f.client_id.clone(),
+            client_secret: f.client_secret.expose().to_owned(),
+            scope: None,
+        },
+        submission_api_url: f.submission_api_url.clone(),
+        destination,
+        leika: f.leika.clone(),
+        service_name: f.service_name.clone(),
+        data_schema_uri: f.data_schema_uri.clone(),
+        poll_interval: f.poll_interval,
+        max_wait: f.max_wait,
+        require_accept: f.require_accept,
+        attempt_timeout: cfg.timeout,
+        http_timeout: cfg.timeout.min(std::time::Duration::from_secs(30)),
+        key_cache_ttl: f.cache_ttl,
+        max_attachment_bytes: f.max_attachment_bytes,
+        ca_cert_pem,
+    })
+    .with_context(|| format!("connector {}", cfg.id))
 }

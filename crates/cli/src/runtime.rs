@@ -174,9 +174,26 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
 
     let bound = drehscheibe_server::Bound::bind(config.server.listen).await?;
     let addr = bound.local_addr()?;
-    let app = drehscheibe_server::app(hub.clone(), Arc::new(config.token_table()));
+    let fit_subscribers = fit_subscribers(&config)?;
+    let mut app = drehscheibe_server::app(hub.clone(), Arc::new(config.token_table()));
+    for (_, adapter) in &fit_subscribers {
+        if let Some(callbacks) = adapter.callback_router() {
+            app = app.merge(callbacks);
+        }
+    }
+    let fit_intakes = fit_intakes(&config, hub.clone())?;
+    for fit in &fit_intakes {
+        app = app.merge(fit.router());
+    }
     let s = shutdown.clone();
     tasks.spawn(async move { bound.serve(app, s).await.map_err(anyhow::Error::from) });
+    for fit in fit_intakes {
+        let s = shutdown.clone();
+        tasks.spawn(async move {
+            fit.run_status_follower(s).await;
+            Ok(())
+        });
+    }
 
     let intake: Arc<dyn Intake> = hub.clone();
     for ch in &config.channels {
@@ -203,6 +220,12 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         }
     }
 
+    for (_, adapter) in fit_subscribers {
+        let adapter: Box<dyn InputAdapter> = Box::new(adapter);
+        let (i, s) = (intake.clone(), shutdown.clone());
+        tasks.spawn(async move { adapter.run(i, s).await.map_err(anyhow::Error::from) });
+    }
+
     let engine = hub.clone();
     let s = shutdown.clone();
     tasks.spawn(async move { engine.run(s).await.map_err(anyhow::Error::from) });
@@ -213,6 +236,151 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         shutdown,
         tasks,
     })
+}
+
+/// Build the FIT-Connect subscriber adapters of `fit-connect-subscriber`
+/// channels (keys read now, so a bad key stops the start).
+fn fit_subscribers(
+    config: &HubConfig,
+) -> Result<
+    Vec<(
+        String,
+        drehscheibe_fit_connect::subscriber::FitConnectSubscriber,
+    )>,
+> {
+    use drehscheibe_fit_connect::keys::load_private_key;
+    use drehscheibe_fit_connect::subscriber::{
+        FitConnectSubscriber, SubscriberDestination, SubscriberSettings,
+    };
+    let mut out = Vec::new();
+    for ch in &config.channels {
+        let ChannelKind::FitConnectSubscriber(f) = &ch.kind else {
+            continue;
+        };
+        let mut destinations = Vec::new();
+        for d in &f.destinations {
+            let decryption_keys = d
+                .decryption_keys
+                .iter()
+                .map(|p| load_private_key(p, None))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("channel {}: destination {}", ch.id, d.destination_id))?;
+            let signing_key = load_private_key(&d.signing_key, Some(&d.signing_kid))
+                .with_context(|| format!("channel {}: destination {}", ch.id, d.destination_id))?;
+            destinations.push(SubscriberDestination {
+                destination_id: d.destination_id.clone(),
+                decryption_keys,
+                signing_key,
+            });
+        }
+        let ca_cert_pem = f
+            .ca_cert
+            .as_deref()
+            .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+            .transpose()?;
+        let adapter = FitConnectSubscriber::new(SubscriberSettings {
+            channel: ch.id.clone(),
+            token: drehscheibe_fit_connect::client::TokenSettings {
+                token_url: f.token_url.clone(),
+                client_id: f.client_id.clone(),
+                client_secret: f.client_secret.expose().to_owned(),
+                scope: None,
+            },
+            submission_api_url: f.submission_api_url.clone(),
+            destinations,
+            poll_interval: f.poll_interval,
+            callback_secret: f.callback_secret.as_ref().map(|s| s.expose().to_owned()),
+            state_dir: config
+                .server
+                .data_dir
+                .join("fit-connect-subscriber")
+                .join(&ch.id),
+            http_timeout: std::time::Duration::from_secs(30),
+            ca_cert_pem,
+        })
+        .with_context(|| format!("channel {}", ch.id))?;
+        out.push((ch.id.clone(), adapter));
+    }
+    Ok(out)
+}
+
+/// Build the intakes of `fit-connect` channels (the hub as a FIT-Connect
+/// Zustelldienst). Keys are read now, so a bad key stops the start.
+fn fit_intakes(
+    config: &HubConfig,
+    intake: Arc<dyn Intake>,
+) -> Result<Vec<drehscheibe_fit_connect::intake::FitConnectIntake>> {
+    use drehscheibe_fit_connect::intake::{
+        FitConnectIntake, FitConnectIntakeSettings, IntakeClient, IntakeDestination,
+        IntakeService,
+    };
+    use drehscheibe_fit_connect::keys::load_private_key;
+    let mut out = Vec::new();
+    for ch in &config.channels {
+        let ChannelKind::FitConnect(f) = &ch.kind else {
+            continue;
+        };
+        let ctx = || format!("channel {}", ch.id);
+        let uuid = |s: &str| {
+            s.parse::<uuid::Uuid>()
+                .with_context(|| format!("channel {}: destination id {s}", ch.id))
+        };
+        let mut destinations = Vec::new();
+        for d in &f.destinations {
+            let keys = d
+                .decryption_keys
+                .iter()
+                .map(|p| load_private_key(p, None))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(ctx)?;
+            destinations.push(IntakeDestination {
+                id: uuid(&d.destination_id)?,
+                tenant: d.tenant.clone(),
+                services: d
+                    .services
+                    .iter()
+                    .map(|(identifier, name)| IntakeService {
+                        identifier: identifier.clone(),
+                        name: name.clone(),
+                    })
+                    .collect(),
+                keys,
+                metadata_versions: d.metadata_versions.clone(),
+            });
+        }
+        let mut clients = Vec::new();
+        for c in &f.clients {
+            clients.push(IntakeClient {
+                client_id: c.client_id.clone(),
+                client_secret: c.client_secret.expose().to_owned(),
+                destinations: c
+                    .destinations
+                    .iter()
+                    .map(|d| uuid(d))
+                    .collect::<Result<_>>()?,
+            });
+        }
+        let signing_key =
+            load_private_key(&f.signing_key, f.signing_kid.as_deref()).with_context(ctx)?;
+        let fit = FitConnectIntake::open(
+            FitConnectIntakeSettings {
+                channel: ch.id.clone(),
+                base_path: Some(f.base_path.clone()),
+                clients,
+                destinations,
+                signing_key,
+                token_ttl: f.token_ttl,
+                public_base_url: f.public_base_url.clone(),
+                max_attachment_bytes: f.max_attachment_bytes,
+                state_dir: config.server.data_dir.join("fit-connect").join(&ch.id),
+                poll_interval: f.poll_interval,
+            },
+            intake.clone(),
+        )
+        .with_context(ctx)?;
+        out.push(fit);
+    }
+    Ok(out)
 }
 
 fn route_count(config: &HubConfig) -> usize {

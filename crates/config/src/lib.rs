@@ -140,6 +140,43 @@ pub enum ChannelKind {
         /// the adapter from the file name).
         content_type: Option<String>,
     },
+    /// Submissions fetched from a remote FIT-Connect Zustelldienst for the
+    /// hub's own destinations (subscriber).
+    FitConnectSubscriber(FitConnectSubscriberConfig),
+}
+
+/// Settings of a `fit-connect-subscriber` channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitConnectSubscriberConfig {
+    /// OAuth token endpoint.
+    pub token_url: String,
+    /// Root URL of the Zustelldienst's Submission API.
+    pub submission_api_url: String,
+    /// OAuth client id (subscriber client from the SSP).
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: Secret,
+    /// Time between polls (default 30 s).
+    pub poll_interval: Duration,
+    /// Callback secret; enables `POST /api/v1/fit-connect/callbacks/<channel>`.
+    pub callback_secret: Option<Secret>,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// The destinations to fetch for (at least one).
+    pub destinations: Vec<FitConnectSubscriberDestination>,
+}
+
+/// One destination of a subscriber channel (`[[channels.<id>.destinations]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FitConnectSubscriberDestination {
+    /// Destination id (UUID).
+    pub destination_id: String,
+    /// Private decryption keys (PEM files; several during a rotation).
+    pub decryption_keys: Vec<PathBuf>,
+    /// Private key signing the SETs (PEM file).
+    pub signing_key: PathBuf,
+    /// `kid` under which the signing key's public part is registered.
+    pub signing_kid: String,
 }
 
 /// An API token (`[tokens.<name>]`).
@@ -214,6 +251,8 @@ pub enum ConnectorKind {
     Directory(DirectoryConnectorConfig),
     /// E-mail over SMTP.
     Smtp(SmtpConnectorConfig),
+    /// Submission to a FIT-Connect destination.
+    FitConnect(FitConnectConnectorConfig),
 }
 
 impl ConnectorKind {
@@ -223,6 +262,7 @@ impl ConnectorKind {
             Self::Http(_) => "http",
             Self::Directory(_) => "directory",
             Self::Smtp(_) => "smtp",
+            Self::FitConnect(_) => "fit-connect",
         }
     }
 }
@@ -328,6 +368,57 @@ pub struct SmtpConnectorConfig {
     pub subject: String,
     /// Largest mail (document plus attachments) to send (default 20 MiB).
     pub max_total_bytes: u64,
+}
+
+/// Settings of a FIT-Connect sender connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitConnectConnectorConfig {
+    /// OAuth token endpoint.
+    pub token_url: String,
+    /// Root URL of the Zustelldienst's Submission API.
+    pub submission_api_url: String,
+    /// OAuth client id (sender client from the SSP).
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: Secret,
+    /// Where the destination comes from.
+    pub destination: FitConnectDestination,
+    /// Service identifier (14-digit LeiKa key or URN); default: the
+    /// message's Leistung.
+    pub leika: Option<String>,
+    /// Service name sent along (default: the identifier).
+    pub service_name: Option<String>,
+    /// Schema URI of the data set (default: from the destination).
+    pub data_schema_uri: Option<String>,
+    /// Event-log poll interval after submitting (default 2 s).
+    pub poll_interval: Duration,
+    /// How long one attempt waits for accept/reject (default 20 s; shorter
+    /// than the connector's `timeout`).
+    pub max_wait: Duration,
+    /// Keep the delivery retryable until `accept-submission` (default false).
+    pub require_accept: bool,
+    /// Cache time of destination info, keys and routes (default 1 h).
+    pub cache_ttl: Duration,
+    /// Largest attachment sent (default 64 MiB; encrypted in memory).
+    pub max_attachment_bytes: u64,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Destination of a FIT-Connect connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FitConnectDestination {
+    /// `destination_id`.
+    Fixed(String),
+    /// Looked up in the Routing API by Leistung and area.
+    Routing {
+        /// Routing API base URL.
+        routing_api_url: String,
+        /// Area as ARS (else `ags`, else the message's Kommune key).
+        ars: Option<String>,
+        /// Area as AGS.
+        ags: Option<String>,
+    },
 }
 
 /// Transport security of an SMTP connector.

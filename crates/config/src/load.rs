@@ -17,9 +17,11 @@ use crate::raw::{
 };
 use crate::{
     ags_of_ars, is_digits, ChannelConfig, ChannelKind, ClientCert, ConfigError, ConfigErrors,
-    ConnectorConfig, ConnectorKind, DirectoryConnectorConfig, HttpAuth, HttpConnectorConfig,
-    HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource,
-    SecretString, ServerConfig, SmtpConnectorConfig, SmtpTls, Stelle, TenantConfig, TokenConfig,
+    ConnectorConfig, ConnectorKind, DirectoryConnectorConfig, FitConnectConnectorConfig,
+    FitConnectDestination, FitConnectSubscriberConfig, FitConnectSubscriberDestination, HttpAuth,
+    HttpConnectorConfig, HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret,
+    SecretSource, SecretString, ServerConfig, SmtpConnectorConfig, SmtpTls, Stelle, TenantConfig,
+    TokenConfig,
 };
 
 /// Default SMTP subject template.
@@ -390,9 +392,14 @@ impl Ctx {
                         );
                     }
                 }
+                self.no_fit_subscriber_keys(src, &kp, raw);
                 ChannelKind::Http
             }
+            ChannelType::FitConnectSubscriber => {
+                ChannelKind::FitConnectSubscriber(self.fit_subscriber(src, &kp, raw)?)
+            }
             ChannelType::Directory => {
+                self.no_fit_subscriber_keys(src, &kp, raw);
                 let Some(path) = &raw.path else {
                     self.err(src, &kp, "a directory channel needs `path`");
                     return None;
@@ -871,6 +878,9 @@ impl Ctx {
                 })
             }
             ConnectorType::Smtp => ConnectorKind::Smtp(self.smtp(src, &kp, c)?),
+            ConnectorType::FitConnect => {
+                ConnectorKind::FitConnect(self.fit_connect(src, &kp, c, timeout)?)
+            }
         };
         Some(ConnectorConfig {
             id: id.to_string(),
@@ -1166,6 +1176,295 @@ impl Ctx {
             to,
             subject,
             max_total_bytes,
+        })
+    }
+
+    /// A required http(s) URL without credentials.
+    fn service_url(&mut self, src: &Source, kp: &KeyPath, key: &str, v: Option<&String>) -> String {
+        let Some(url) = v else {
+            self.err(src, kp, format!("`{key}` is required"));
+            return String::new();
+        };
+        let ukp = kp.key(key);
+        match url::Url::parse(url) {
+            Err(e) => self.err(src, &ukp, format!("invalid URL `{url}`: {e}")),
+            Ok(u) => {
+                if u.scheme() != "http" && u.scheme() != "https" {
+                    self.err(src, &ukp, "URL scheme must be http or https");
+                } else if u.host_str().is_none_or(str::is_empty) {
+                    self.err(src, &ukp, "URL has no host");
+                }
+                if !u.username().is_empty() || u.password().is_some() {
+                    self.err(src, &ukp, "credentials in the URL are not allowed");
+                }
+            }
+        }
+        url.clone()
+    }
+
+    fn no_fit_subscriber_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
+        for key in raw.fit_subscriber_keys() {
+            self.err(
+                src,
+                &kp.key(key),
+                format!("`{key}` is only valid for fit-connect-subscriber channels"),
+            );
+        }
+    }
+
+    fn fit_subscriber(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        raw: &RawChannel,
+    ) -> Option<FitConnectSubscriberConfig> {
+        for (key, present) in [
+            ("path", raw.path.is_some()),
+            ("settle", raw.settle.is_some()),
+            ("content_type", raw.content_type.is_some()),
+        ] {
+            if present {
+                self.err(
+                    src,
+                    &kp.key(key),
+                    format!("`{key}` is not a setting of fit-connect-subscriber channels"),
+                );
+            }
+        }
+        let token_url = self.service_url(src, kp, "token_url", raw.token_url.as_ref());
+        let submission_api_url = self.service_url(
+            src,
+            kp,
+            "submission_api_url",
+            raw.submission_api_url.as_ref(),
+        );
+        let client_id = raw.client_id.clone().unwrap_or_default();
+        if client_id.trim().is_empty() {
+            self.err(
+                src,
+                &kp.key("client_id"),
+                "a non-empty `client_id` is required",
+            );
+        }
+        let client_secret = match &raw.client_secret {
+            Some(s) => self.secret(src, &kp.key("client_secret"), s),
+            None => {
+                self.err(src, kp, "`client_secret` is required");
+                None
+            }
+        };
+        let callback_secret = raw
+            .callback_secret
+            .as_ref()
+            .and_then(|s| self.secret(src, &kp.key("callback_secret"), s));
+        let poll_interval = raw.poll_interval.unwrap_or(Duration::from_secs(30));
+        if poll_interval.is_zero() {
+            self.err(
+                src,
+                &kp.key("poll_interval"),
+                "`poll_interval` must be greater than 0",
+            );
+        }
+        let ca_cert = raw
+            .ca_cert
+            .as_ref()
+            .map(|p| self.pem_file(src, &kp.key("ca_cert"), p));
+        let list = raw.destinations.as_deref().unwrap_or_default();
+        if list.is_empty() {
+            self.err(
+                src,
+                &kp.key("destinations"),
+                "a fit-connect-subscriber channel needs at least one `[[destinations]]` entry",
+            );
+        }
+        let mut destinations = Vec::new();
+        for (i, d) in list.iter().enumerate() {
+            let dkp = kp.key("destinations").index(i);
+            if d.destination_id.trim().is_empty() || d.destination_id.contains('/') {
+                self.err(src, &dkp.key("destination_id"), "invalid destination id");
+            }
+            if d.decryption_keys.is_empty() {
+                self.err(
+                    src,
+                    &dkp.key("decryption_keys"),
+                    "at least one decryption key is needed",
+                );
+            }
+            let decryption_keys = d
+                .decryption_keys
+                .iter()
+                .enumerate()
+                .map(|(j, p)| self.pem_file(src, &dkp.key("decryption_keys").index(j), p))
+                .collect();
+            let signing_key = self.pem_file(src, &dkp.key("signing_key"), &d.signing_key);
+            if d.signing_kid.trim().is_empty() {
+                self.err(
+                    src,
+                    &dkp.key("signing_kid"),
+                    "`signing_kid` must not be empty",
+                );
+            }
+            destinations.push(FitConnectSubscriberDestination {
+                destination_id: d.destination_id.clone(),
+                decryption_keys,
+                signing_key,
+                signing_kid: d.signing_kid.clone(),
+            });
+        }
+        Some(FitConnectSubscriberConfig {
+            token_url,
+            submission_api_url,
+            client_id,
+            client_secret: client_secret?,
+            poll_interval,
+            callback_secret,
+            ca_cert,
+            destinations,
+        })
+    }
+
+    fn fit_connect(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        c: &RawConnector,
+        timeout: Duration,
+    ) -> Option<FitConnectConnectorConfig> {
+        let token_url = self.service_url(src, kp, "token_url", c.token_url.as_ref());
+        let submission_api_url =
+            self.service_url(src, kp, "submission_api_url", c.submission_api_url.as_ref());
+        let client_id = c.client_id.clone().unwrap_or_default();
+        if client_id.trim().is_empty() {
+            self.err(
+                src,
+                &kp.key("client_id"),
+                "a non-empty `client_id` is required",
+            );
+        }
+        let client_secret = match &c.client_secret {
+            Some(s) => self.secret(src, &kp.key("client_secret"), s),
+            None => {
+                self.err(src, kp, "`client_secret` is required");
+                None
+            }
+        };
+        let destination = match (&c.destination_id, &c.routing_api_url) {
+            (Some(id), None) => {
+                if id.trim().is_empty() || id.contains('/') {
+                    self.err(src, &kp.key("destination_id"), "invalid destination id");
+                }
+                for (key, present) in [("ars", c.ars.is_some()), ("ags", c.ags.is_some())] {
+                    if present {
+                        self.err(
+                            src,
+                            &kp.key(key),
+                            format!("`{key}` is only used with `routing_api_url`"),
+                        );
+                    }
+                }
+                FitConnectDestination::Fixed(id.clone())
+            }
+            (None, Some(_)) => {
+                let routing_api_url =
+                    self.service_url(src, kp, "routing_api_url", c.routing_api_url.as_ref());
+                if let Some(ars) = &c.ars {
+                    if !(ars.bytes().all(|b| b.is_ascii_digit())
+                        && [2, 3, 5, 9, 12].contains(&ars.len()))
+                    {
+                        self.err(src, &kp.key("ars"), "ARS must have 2, 3, 5, 9 or 12 digits");
+                    }
+                }
+                if let Some(ags) = &c.ags {
+                    if !(ags.bytes().all(|b| b.is_ascii_digit())
+                        && [2, 3, 5, 8].contains(&ags.len()))
+                    {
+                        self.err(src, &kp.key("ags"), "AGS must have 2, 3, 5 or 8 digits");
+                    }
+                }
+                if c.ars.is_some() && c.ags.is_some() {
+                    self.err(src, &kp.key("ags"), "set either `ars` or `ags`, not both");
+                }
+                FitConnectDestination::Routing {
+                    routing_api_url,
+                    ars: c.ars.clone(),
+                    ags: c.ags.clone(),
+                }
+            }
+            (Some(_), Some(_)) => {
+                self.err(
+                    src,
+                    &kp.key("routing_api_url"),
+                    "set either `destination_id` or `routing_api_url`, not both",
+                );
+                return None;
+            }
+            (None, None) => {
+                self.err(
+                    src,
+                    kp,
+                    "a fit-connect connector needs `destination_id` or `routing_api_url`",
+                );
+                return None;
+            }
+        };
+        if let Some(l) = &c.leika {
+            let digits = l.len() == 14 && l.bytes().all(|b| b.is_ascii_digit());
+            if !digits && !l.starts_with("urn:") {
+                self.err(
+                    src,
+                    &kp.key("leika"),
+                    "`leika` must be a 14-digit LeiKa key or a URN",
+                );
+            }
+        }
+        let poll_interval = c.poll_interval.unwrap_or(Duration::from_secs(2));
+        if poll_interval.is_zero() {
+            self.err(
+                src,
+                &kp.key("poll_interval"),
+                "`poll_interval` must be greater than 0",
+            );
+        }
+        let max_wait = c
+            .max_wait
+            .unwrap_or_else(|| Duration::from_secs(20).min(timeout / 2));
+        if max_wait >= timeout {
+            self.err(
+                src,
+                &kp.key("max_wait"),
+                format!(
+                    "`max_wait` must be shorter than the connector's `timeout` ({}s)",
+                    timeout.as_secs()
+                ),
+            );
+        }
+        let max_attachment_bytes = c.max_attachment_bytes.map_or(64 << 20, |b| b.0);
+        if max_attachment_bytes == 0 {
+            self.err(
+                src,
+                &kp.key("max_attachment_bytes"),
+                "`max_attachment_bytes` must be greater than 0",
+            );
+        }
+        let ca_cert = c
+            .ca_cert
+            .as_ref()
+            .map(|p| self.pem_file(src, &kp.key("ca_cert"), p));
+        Some(FitConnectConnectorConfig {
+            token_url,
+            submission_api_url,
+            client_id,
+            client_secret: client_secret?,
+            destination,
+            leika: c.leika.clone(),
+            service_name: c.service_name.clone(),
+            data_schema_uri: c.data_schema_uri.clone(),
+            poll_interval,
+            max_wait,
+            require_accept: c.require_accept.unwrap_or(false),
+            cache_ttl: c.cache_ttl.unwrap_or(Duration::from_secs(3600)),
+            max_attachment_bytes,
+            ca_cert,
         })
     }
 

@@ -49,6 +49,8 @@ pub(crate) struct RawRules {
 pub(crate) enum ChannelType {
     Http,
     Directory,
+    #[serde(rename = "fit-connect-subscriber")]
+    FitConnectSubscriber,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +65,42 @@ pub(crate) struct RawChannel {
     #[serde(default, with = "humantime_serde")]
     pub settle: Option<Duration>,
     pub content_type: Option<String>,
+    // fit-connect-subscriber
+    pub token_url: Option<String>,
+    pub submission_api_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<RawSecret>,
+    pub callback_secret: Option<RawSecret>,
+    pub ca_cert: Option<PathBuf>,
+    pub destinations: Option<Vec<RawFitSubscriberDestination>>,
+}
+
+impl RawChannel {
+    /// Keys of `fit-connect-subscriber` channels that are present.
+    pub(crate) fn fit_subscriber_keys(&self) -> Vec<&'static str> {
+        [
+            ("token_url", self.token_url.is_some()),
+            ("submission_api_url", self.submission_api_url.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("client_secret", self.client_secret.is_some()),
+            ("callback_secret", self.callback_secret.is_some()),
+            ("ca_cert", self.ca_cert.is_some()),
+            ("destinations", self.destinations.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.then_some(k))
+        .collect()
+    }
+}
+
+/// One `[[channels.<id>.destinations]]` of a subscriber channel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFitSubscriberDestination {
+    pub destination_id: String,
+    pub decryption_keys: Vec<PathBuf>,
+    pub signing_key: PathBuf,
+    pub signing_kid: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -120,6 +158,8 @@ pub(crate) enum ConnectorType {
     Http,
     Directory,
     Smtp,
+    #[serde(rename = "fit-connect")]
+    FitConnect,
 }
 
 impl ConnectorType {
@@ -128,6 +168,7 @@ impl ConnectorType {
             Self::Http => "http",
             Self::Directory => "directory",
             Self::Smtp => "smtp",
+            Self::FitConnect => "fit-connect",
         }
     }
 }
@@ -167,6 +208,26 @@ pub(crate) struct RawConnector {
     pub to: Option<Vec<String>>,
     pub subject: Option<String>,
     pub max_total_bytes: Option<ByteSize>,
+    // fit-connect
+    pub token_url: Option<String>,
+    pub submission_api_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<RawSecret>,
+    pub destination_id: Option<String>,
+    pub routing_api_url: Option<String>,
+    pub ars: Option<String>,
+    pub ags: Option<String>,
+    pub leika: Option<String>,
+    pub service_name: Option<String>,
+    pub data_schema_uri: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub poll_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_wait: Option<Duration>,
+    pub require_accept: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub cache_ttl: Option<Duration>,
+    pub max_attachment_bytes: Option<ByteSize>,
 }
 
 impl RawConnector {
@@ -192,6 +253,22 @@ impl RawConnector {
             ("to", self.to.is_some()),
             ("subject", self.subject.is_some()),
             ("max_total_bytes", self.max_total_bytes.is_some()),
+            ("token_url", self.token_url.is_some()),
+            ("submission_api_url", self.submission_api_url.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("client_secret", self.client_secret.is_some()),
+            ("destination_id", self.destination_id.is_some()),
+            ("routing_api_url", self.routing_api_url.is_some()),
+            ("ars", self.ars.is_some()),
+            ("ags", self.ags.is_some()),
+            ("leika", self.leika.is_some()),
+            ("service_name", self.service_name.is_some()),
+            ("data_schema_uri", self.data_schema_uri.is_some()),
+            ("poll_interval", self.poll_interval.is_some()),
+            ("max_wait", self.max_wait.is_some()),
+            ("require_accept", self.require_accept.is_some()),
+            ("cache_ttl", self.cache_ttl.is_some()),
+            ("max_attachment_bytes", self.max_attachment_bytes.is_some()),
         ];
         present
             .into_iter()
@@ -224,6 +301,25 @@ pub(crate) fn allowed_keys(kind: ConnectorType) -> &'static [&'static str] {
             "to",
             "subject",
             "max_total_bytes",
+        ],
+        ConnectorType::FitConnect => &[
+            "token_url",
+            "submission_api_url",
+            "client_id",
+            "client_secret",
+            "destination_id",
+            "routing_api_url",
+            "ars",
+            "ags",
+            "leika",
+            "service_name",
+            "data_schema_uri",
+            "poll_interval",
+            "max_wait",
+            "require_accept",
+            "cache_ttl",
+            "max_attachment_bytes",
+            "ca_cert",
         ],
     }
 }
