@@ -6,9 +6,13 @@
 //! unit (`update` maps to `SELECT … FOR UPDATE` + write, `claim_due` to
 //! `FOR UPDATE SKIP LOCKED` with a lease column).
 //!
-//! Durability contract: every method that changes state returns only
-//! after the change is on disk (flushed). Concurrent callers share flushes
-//! (group commit), so durability does not cost one fsync per message.
+//! Durability contract: every method that changes messages, payloads,
+//! outputs, audit or the queue returns only after the change is on disk
+//! (flushed). Concurrent callers share flushes (group commit), so
+//! durability does not cost one fsync per message. Leases
+//! ([`Store::claim_due`]) are the exception: they are process-local claims
+//! that [`Store::release_leases`] clears at start, so they need not wait
+//! for the disk (a multi-node store keeps them in the database instead).
 
 mod blobs;
 mod sled_store;
@@ -187,7 +191,8 @@ pub trait Store: Send + Sync {
     /// The audit trail of one message, in order.
     async fn audit(&self, id: MessageId) -> Result<Vec<AuditEvent>>;
 
-    /// Lease up to `limit` jobs due at `now` until `lease_until`.
+    /// Lease up to `limit` jobs due at `now` until `lease_until`. Need not
+    /// be durable (see the module docs).
     async fn claim_due(
         &self,
         now: DateTime<Utc>,

@@ -923,9 +923,10 @@ impl Store for SledStore {
                 })
             })
             .await?;
-        if !claimed.is_empty() {
-            self.durable().await?;
-        }
+        // No flush here: a lease only matters while this process runs (a
+        // single process owns the sled database, and `release_leases` drops
+        // every lease at the next start). Waiting for the disk here would
+        // serialise the dispatcher on fsync latency.
         Ok(claimed)
     }
 
