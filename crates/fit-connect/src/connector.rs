@@ -466,9 +466,13 @@ impl FitConnectConnector {
             let Some(a) = request.envelope.attachments.get(i) else {
                 return Err(DeliveryError::permanent("attachment index out of range"));
             };
-            let jwe = jose::encrypt_compact(&plain, &info.key, false)
-                .map_err(|e| DeliveryError::permanent(format!("encrypting attachment: {e}")))?;
-            drop(plain);
+            // Off the async threads: AES-GCM over megabytes takes a while.
+            let jwk = info.key.clone();
+            let jwe =
+                tokio::task::spawn_blocking(move || jose::encrypt_compact(&plain, &jwk, false))
+                    .await
+                    .map_err(|e| DeliveryError::retryable(format!("encrypting attachment: {e}")))?
+                    .map_err(|e| DeliveryError::permanent(format!("encrypting attachment: {e}")))?;
             if let Some(tag) = jose::jwe_auth_tag(&jwe) {
                 attachment_tags.insert(id.clone(), Value::String(tag.to_string()));
             }

@@ -696,11 +696,18 @@ impl FitConnectSubscriber {
         let enc_data = sub.encrypted_data.as_deref().filter(|s| !s.is_empty());
         let (payload, content_type) = match (enc_data, &facts.data) {
             (Some(jwe), Some(d)) => {
-                let dec = jose::decrypt_compact_limited(
-                    jwe.as_bytes(),
-                    &keys,
+                // Off the async threads: AES-GCM over megabytes takes a while.
+                let (jwe, owned_keys, limit) = (
+                    jwe.to_string(),
+                    dest.decryption_keys.clone(),
                     intake.max_payload_bytes(),
-                )
+                );
+                let dec = tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&RsaPrivateKey> = owned_keys.iter().collect();
+                    jose::decrypt_compact_limited(jwe.as_bytes(), &refs, limit)
+                })
+                .await
+                .map_err(|e| Outcome::Later(e.to_string()))?
                 .map_err(|e| {
                     reject1(
                         "encryption-issue",
@@ -944,8 +951,10 @@ impl FitConnectSubscriber {
                         tracing::error!(error = %e, "cannot record posted event");
                     }
                 }
-                Err(e) if !e.is_retryable() && e.status() == Some(409) => {
-                    // Already decided (e.g. posted before a crash).
+                Err(e) if matches!(e.status(), Some(404 | 409 | 410)) => {
+                    // Already decided (posted before a crash, or rejected by
+                    // the service after its 14-day limit) or gone.
+                    tracing::warn!(submission = %p.submission_id, error = %e, "FIT-Connect event not accepted; submission already decided or gone");
                     let _ = state.finish(&p.submission_id).await;
                 }
                 Err(e) => {
