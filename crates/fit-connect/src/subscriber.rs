@@ -786,8 +786,7 @@ impl FitConnectSubscriber {
             .clone()
             .or_else(|| sub.service_type.as_ref().map(|s| s.identifier.clone()));
         if let Some(l) = leika {
-            let key = l.rsplit(':').next().unwrap_or(&l).to_string();
-            correlation_ids.insert("fitconnect.leika".into(), key);
+            correlation_ids.insert("fitconnect.leika".into(), l);
         }
         let submission = Submission {
             channel: self.settings.channel.clone(),

@@ -213,7 +213,10 @@ async fn submissions_are_handed_in_once_and_acknowledged_with_verifiable_sets() 
     );
     assert_eq!(sub1.correlation_ids["fitconnect.case_id"], c1);
     assert_eq!(sub1.correlation_ids["fitconnect.destination_id"], DEST);
-    assert_eq!(sub1.correlation_ids["fitconnect.leika"], "99050012104000");
+    assert_eq!(
+        sub1.correlation_ids["fitconnect.leika"],
+        "urn:de:fim:leika:leistung:99050012104000"
+    );
     assert_eq!(sub1.attachments.len(), 1);
     assert_eq!(sub1.attachments[0].filename.as_deref(), Some("antrag.pdf"));
     assert_eq!(sub1.attachments[0].content_type, "application/pdf");
