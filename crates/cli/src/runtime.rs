@@ -181,8 +181,19 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
             app = app.merge(callbacks);
         }
     }
+    let fit_intakes = fit_intakes(&config, hub.clone())?;
+    for fit in &fit_intakes {
+        app = app.merge(fit.router());
+    }
     let s = shutdown.clone();
     tasks.spawn(async move { bound.serve(app, s).await.map_err(anyhow::Error::from) });
+    for fit in fit_intakes {
+        let s = shutdown.clone();
+        tasks.spawn(async move {
+            fit.run_status_follower(s).await;
+            Ok(())
+        });
+    }
 
     let intake: Arc<dyn Intake> = hub.clone();
     for ch in &config.channels {
@@ -289,6 +300,84 @@ fn fit_subscribers(
         })
         .with_context(|| format!("channel {}", ch.id))?;
         out.push((ch.id.clone(), adapter));
+    }
+    Ok(out)
+}
+
+/// Build the intakes of `fit-connect` channels (the hub as a FIT-Connect
+/// Zustelldienst). Keys are read now, so a bad key stops the start.
+fn fit_intakes(
+    config: &HubConfig,
+    intake: Arc<dyn Intake>,
+) -> Result<Vec<drehscheibe_fit_connect::intake::FitConnectIntake>> {
+    use drehscheibe_fit_connect::intake::{
+        FitConnectIntake, FitConnectIntakeSettings, IntakeClient, IntakeDestination, IntakeService,
+    };
+    use drehscheibe_fit_connect::keys::load_private_key;
+    let mut out = Vec::new();
+    for ch in &config.channels {
+        let ChannelKind::FitConnect(f) = &ch.kind else {
+            continue;
+        };
+        let ctx = || format!("channel {}", ch.id);
+        let uuid = |s: &str| {
+            s.parse::<uuid::Uuid>()
+                .with_context(|| format!("channel {}: destination id {s}", ch.id))
+        };
+        let mut destinations = Vec::new();
+        for d in &f.destinations {
+            let keys = d
+                .decryption_keys
+                .iter()
+                .map(|p| load_private_key(p, None))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(ctx)?;
+            destinations.push(IntakeDestination {
+                id: uuid(&d.destination_id)?,
+                tenant: d.tenant.clone(),
+                services: d
+                    .services
+                    .iter()
+                    .map(|(identifier, name)| IntakeService {
+                        identifier: identifier.clone(),
+                        name: name.clone(),
+                    })
+                    .collect(),
+                keys,
+                metadata_versions: d.metadata_versions.clone(),
+            });
+        }
+        let mut clients = Vec::new();
+        for c in &f.clients {
+            clients.push(IntakeClient {
+                client_id: c.client_id.clone(),
+                client_secret: c.client_secret.expose().to_owned(),
+                destinations: c
+                    .destinations
+                    .iter()
+                    .map(|d| uuid(d))
+                    .collect::<Result<_>>()?,
+            });
+        }
+        let signing_key =
+            load_private_key(&f.signing_key, f.signing_kid.as_deref()).with_context(ctx)?;
+        let fit = FitConnectIntake::open(
+            FitConnectIntakeSettings {
+                channel: ch.id.clone(),
+                base_path: Some(f.base_path.clone()),
+                clients,
+                destinations,
+                signing_key,
+                token_ttl: f.token_ttl,
+                public_base_url: f.public_base_url.clone(),
+                max_attachment_bytes: f.max_attachment_bytes,
+                state_dir: config.server.data_dir.join("fit-connect").join(&ch.id),
+                poll_interval: f.poll_interval,
+            },
+            intake.clone(),
+        )
+        .with_context(ctx)?;
+        out.push(fit);
     }
     Ok(out)
 }

@@ -143,6 +143,60 @@ pub enum ChannelKind {
     /// Submissions fetched from a remote FIT-Connect Zustelldienst for the
     /// hub's own destinations (subscriber).
     FitConnectSubscriber(FitConnectSubscriberConfig),
+    /// The hub as a FIT-Connect-compatible Zustelldienst: senders submit
+    /// over the Submission API v1 (intake).
+    FitConnect(FitConnectIntakeConfig),
+}
+
+/// Settings of a `fit-connect` (intake) channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitConnectIntakeConfig {
+    /// External base URL of the Submission API (`iss` of the hub's SETs).
+    pub public_base_url: String,
+    /// Path prefix on the hub's listener (e.g. `/fit-connect`); empty
+    /// mounts at `/`.
+    pub base_path: String,
+    /// Lifetime of access tokens (default 30 min).
+    pub token_ttl: Duration,
+    /// Private key signing the SETs (PEM or private JWK file).
+    pub signing_key: PathBuf,
+    /// `kid` of the signing key (default: its RFC 7638 thumbprint).
+    pub signing_kid: Option<String>,
+    /// Largest encrypted attachment (default and maximum 500 MB).
+    pub max_attachment_bytes: u64,
+    /// How often open cases are checked for delivery (default 1 s).
+    pub poll_interval: Duration,
+    /// OAuth clients (senders).
+    pub clients: Vec<FitConnectIntakeClient>,
+    /// Destinations the hub receives for.
+    pub destinations: Vec<FitConnectHostedDestination>,
+}
+
+/// One sender client of a `fit-connect` channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitConnectIntakeClient {
+    /// OAuth `client_id`.
+    pub client_id: String,
+    /// OAuth `client_secret`.
+    pub client_secret: Secret,
+    /// Destination ids it may send to.
+    pub destinations: Vec<String>,
+}
+
+/// One destination hosted by a `fit-connect` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FitConnectHostedDestination {
+    /// Destination id (UUID).
+    pub destination_id: String,
+    /// Tenant hint (correlation id `fitconnect.tenant`).
+    pub tenant: Option<String>,
+    /// Private decryption keys (PEM files); the first is published as the
+    /// encryption key, the others still decrypt (rotation).
+    pub decryption_keys: Vec<PathBuf>,
+    /// Offered services: (LeiKa URN, name). Empty: any.
+    pub services: Vec<(String, String)>,
+    /// Metadata schema versions announced (empty: all supported).
+    pub metadata_versions: Vec<String>,
 }
 
 /// Settings of a `fit-connect-subscriber` channel.

@@ -18,7 +18,8 @@ use crate::raw::{
 use crate::{
     ags_of_ars, is_digits, ChannelConfig, ChannelKind, ClientCert, ConfigError, ConfigErrors,
     ConnectorConfig, ConnectorKind, DirectoryConnectorConfig, FitConnectConnectorConfig,
-    FitConnectDestination, FitConnectSubscriberConfig, FitConnectSubscriberDestination, HttpAuth,
+    FitConnectDestination, FitConnectHostedDestination, FitConnectIntakeClient,
+    FitConnectIntakeConfig, FitConnectSubscriberConfig, FitConnectSubscriberDestination, HttpAuth,
     HttpConnectorConfig, HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret,
     SecretSource, SecretString, ServerConfig, SmtpConnectorConfig, SmtpTls, Stelle, TenantConfig,
     TokenConfig,
@@ -237,6 +238,7 @@ pub(crate) fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
             .iter()
             .filter_map(|(id, c)| cx.channel(&main_src, id, c))
             .collect();
+        cx.unique_fit_base_paths(&main_src, &channels);
         let known_tenants: BTreeSet<&str> = tenant_files.iter().map(|t| t.id.as_str()).collect();
         let tokens = cx.tokens(&main_src, &m.tokens, &m.channels, &known_tenants);
         (server, rules, channels, tokens)
@@ -393,13 +395,17 @@ impl Ctx {
                     }
                 }
                 self.no_fit_subscriber_keys(src, &kp, raw);
+                self.no_fit_intake_keys(src, &kp, raw);
                 ChannelKind::Http
             }
             ChannelType::FitConnectSubscriber => {
+                self.no_fit_intake_keys(src, &kp, raw);
                 ChannelKind::FitConnectSubscriber(self.fit_subscriber(src, &kp, raw)?)
             }
+            ChannelType::FitConnect => ChannelKind::FitConnect(self.fit_intake(src, &kp, raw)?),
             ChannelType::Directory => {
                 self.no_fit_subscriber_keys(src, &kp, raw);
+                self.no_fit_intake_keys(src, &kp, raw);
                 let Some(path) = &raw.path else {
                     self.err(src, &kp, "a directory channel needs `path`");
                     return None;
@@ -1202,6 +1208,248 @@ impl Ctx {
         url.clone()
     }
 
+    fn no_fit_intake_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
+        for key in raw.fit_intake_keys() {
+            self.err(
+                src,
+                &kp.key(key),
+                format!("`{key}` is only valid for fit-connect channels"),
+            );
+        }
+    }
+
+    /// Two fit-connect channels on one listener need distinct `base_path`s.
+    fn unique_fit_base_paths(&mut self, src: &Source, channels: &[ChannelConfig]) {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for c in channels {
+            if let ChannelKind::FitConnect(f) = &c.kind {
+                if let Some(other) = seen.insert(f.base_path.as_str(), c.id.as_str()) {
+                    self.err(
+                        src,
+                        &KeyPath::root().key("channels").key(&c.id).key("base_path"),
+                        format!(
+                            "base path `{}` is already used by fit-connect channel `{other}`",
+                            if f.base_path.is_empty() {
+                                "/"
+                            } else {
+                                &f.base_path
+                            }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn fit_intake(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        raw: &RawChannel,
+    ) -> Option<FitConnectIntakeConfig> {
+        self.no_fit_subscriber_keys(src, kp, raw);
+        for (key, present) in [
+            ("path", raw.path.is_some()),
+            ("settle", raw.settle.is_some()),
+            ("content_type", raw.content_type.is_some()),
+        ] {
+            if present {
+                self.err(
+                    src,
+                    &kp.key(key),
+                    format!("`{key}` is not a setting of fit-connect channels"),
+                );
+            }
+        }
+        let public_base_url =
+            self.service_url(src, kp, "public_base_url", raw.public_base_url.as_ref());
+        let base_path = raw
+            .base_path
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_owned();
+        if !base_path.is_empty()
+            && (!base_path.starts_with('/')
+                || base_path.starts_with("/api/")
+                || !base_path
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b)))
+        {
+            self.err(
+                src,
+                &kp.key("base_path"),
+                "`base_path` must be a path like `/fit-connect` (not below `/api/`)",
+            );
+        }
+        let token_ttl = raw.token_ttl.unwrap_or(Duration::from_secs(30 * 60));
+        if token_ttl.is_zero() {
+            self.err(
+                src,
+                &kp.key("token_ttl"),
+                "`token_ttl` must be greater than 0",
+            );
+        }
+        let poll_interval = raw.poll_interval.unwrap_or(Duration::from_secs(1));
+        if poll_interval.is_zero() {
+            self.err(
+                src,
+                &kp.key("poll_interval"),
+                "`poll_interval` must be greater than 0",
+            );
+        }
+        const MAX_ATTACHMENT: u64 = 500_000_000;
+        let max_attachment_bytes = raw.max_attachment_bytes.map_or(MAX_ATTACHMENT, |b| b.0);
+        if max_attachment_bytes == 0 || max_attachment_bytes > MAX_ATTACHMENT {
+            self.err(
+                src,
+                &kp.key("max_attachment_bytes"),
+                "`max_attachment_bytes` must be between 1 and 500 MB (the FIT-Connect limit)",
+            );
+        }
+        let signing_key = match &raw.signing_key {
+            Some(p) => self.key_file(src, &kp.key("signing_key"), p),
+            None => {
+                self.err(
+                    src,
+                    kp,
+                    "`signing_key` is required (it signs the event log)",
+                );
+                PathBuf::new()
+            }
+        };
+        let hosted = raw.hosted_destinations.as_deref().unwrap_or_default();
+        if hosted.is_empty() {
+            self.err(
+                src,
+                &kp.key("hosted_destinations"),
+                "a fit-connect channel needs at least one `[[hosted_destinations]]` entry",
+            );
+        }
+        let mut destinations: Vec<FitConnectHostedDestination> = Vec::new();
+        for (i, d) in hosted.iter().enumerate() {
+            let dkp = kp.key("hosted_destinations").index(i);
+            if !is_uuid(&d.destination_id) {
+                self.err(
+                    src,
+                    &dkp.key("destination_id"),
+                    "a destination id is a UUID",
+                );
+            } else if destinations
+                .iter()
+                .any(|x| x.destination_id.eq_ignore_ascii_case(&d.destination_id))
+            {
+                self.err(src, &dkp.key("destination_id"), "destination listed twice");
+            }
+            if d.decryption_keys.is_empty() {
+                self.err(
+                    src,
+                    &dkp.key("decryption_keys"),
+                    "at least one decryption key is needed",
+                );
+            }
+            let decryption_keys = d
+                .decryption_keys
+                .iter()
+                .enumerate()
+                .map(|(j, p)| self.key_file(src, &dkp.key("decryption_keys").index(j), p))
+                .collect();
+            for (j, s) in d.services.iter().enumerate() {
+                if !s.identifier.starts_with("urn:") {
+                    self.err(
+                        src,
+                        &dkp.key("services").index(j).key("identifier"),
+                        "a service identifier is a URN like `urn:de:fim:leika:leistung:99…`",
+                    );
+                }
+            }
+            destinations.push(FitConnectHostedDestination {
+                destination_id: d.destination_id.to_ascii_lowercase(),
+                tenant: d.tenant.clone(),
+                decryption_keys,
+                services: d
+                    .services
+                    .iter()
+                    .map(|s| (s.identifier.clone(), s.name.clone()))
+                    .collect(),
+                metadata_versions: d.metadata_versions.clone(),
+            });
+        }
+        let raw_clients = raw.clients.as_deref().unwrap_or_default();
+        if raw_clients.is_empty() {
+            self.err(
+                src,
+                &kp.key("clients"),
+                "a fit-connect channel needs at least one `[[clients]]` entry",
+            );
+        }
+        let mut clients = Vec::new();
+        for (i, c) in raw_clients.iter().enumerate() {
+            let ckp = kp.key("clients").index(i);
+            if c.client_id.trim().is_empty() {
+                self.err(
+                    src,
+                    &ckp.key("client_id"),
+                    "a non-empty `client_id` is required",
+                );
+            }
+            let secret = self.secret(src, &ckp.key("client_secret"), &c.client_secret);
+            for (j, d) in c.destinations.iter().enumerate() {
+                if !destinations
+                    .iter()
+                    .any(|x| x.destination_id.eq_ignore_ascii_case(d))
+                {
+                    self.err(
+                        src,
+                        &ckp.key("destinations").index(j),
+                        format!("`{d}` is not one of this channel's hosted destinations"),
+                    );
+                }
+            }
+            if let Some(client_secret) = secret {
+                clients.push(FitConnectIntakeClient {
+                    client_id: c.client_id.clone(),
+                    client_secret,
+                    destinations: c
+                        .destinations
+                        .iter()
+                        .map(|d| d.to_ascii_lowercase())
+                        .collect(),
+                });
+            }
+        }
+        Some(FitConnectIntakeConfig {
+            public_base_url,
+            base_path,
+            token_ttl,
+            signing_key,
+            signing_kid: raw.signing_kid.clone(),
+            max_attachment_bytes,
+            poll_interval,
+            clients,
+            destinations,
+        })
+    }
+
+    /// A key file: PEM or a private JWK (JSON).
+    fn key_file(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
+        let path = self.path(src, kp, p);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let jwk = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+                if !jwk && !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+                    self.err(
+                        src,
+                        kp,
+                        format!("`{}` is neither a PEM file nor a JWK", path.display()),
+                    );
+                }
+            }
+            Err(e) => self.err(src, kp, format!("cannot read `{}`: {e}", path.display())),
+        }
+        path
+    }
+
     fn no_fit_subscriber_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
         for key in raw.fit_subscriber_keys() {
             self.err(
@@ -1590,4 +1838,13 @@ fn delegation_problem(
             }
         }
     }
+}
+
+/// `8-4-4-4-12` hex digits.
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }

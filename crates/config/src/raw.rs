@@ -51,6 +51,8 @@ pub(crate) enum ChannelType {
     Directory,
     #[serde(rename = "fit-connect-subscriber")]
     FitConnectSubscriber,
+    #[serde(rename = "fit-connect")]
+    FitConnect,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +75,67 @@ pub(crate) struct RawChannel {
     pub callback_secret: Option<RawSecret>,
     pub ca_cert: Option<PathBuf>,
     pub destinations: Option<Vec<RawFitSubscriberDestination>>,
+    // fit-connect (intake)
+    pub public_base_url: Option<String>,
+    pub base_path: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub token_ttl: Option<Duration>,
+    pub signing_key: Option<PathBuf>,
+    pub signing_kid: Option<String>,
+    pub max_attachment_bytes: Option<ByteSize>,
+    pub clients: Option<Vec<RawFitIntakeClient>>,
+    pub hosted_destinations: Option<Vec<RawFitHostedDestination>>,
+}
+
+/// One `[[channels.<id>.clients]]` of a fit-connect intake channel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFitIntakeClient {
+    pub client_id: String,
+    pub client_secret: RawSecret,
+    pub destinations: Vec<String>,
+}
+
+/// One `[[channels.<id>.hosted_destinations]]` of a fit-connect intake
+/// channel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFitHostedDestination {
+    pub destination_id: String,
+    pub tenant: Option<String>,
+    pub decryption_keys: Vec<PathBuf>,
+    #[serde(default)]
+    pub services: Vec<RawFitService>,
+    #[serde(default)]
+    pub metadata_versions: Vec<String>,
+}
+
+/// A service (Leistung) offered by a hosted destination.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFitService {
+    pub identifier: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+impl RawChannel {
+    /// Keys of `fit-connect` (intake) channels that are present.
+    pub(crate) fn fit_intake_keys(&self) -> Vec<&'static str> {
+        [
+            ("public_base_url", self.public_base_url.is_some()),
+            ("base_path", self.base_path.is_some()),
+            ("token_ttl", self.token_ttl.is_some()),
+            ("signing_key", self.signing_key.is_some()),
+            ("signing_kid", self.signing_kid.is_some()),
+            ("max_attachment_bytes", self.max_attachment_bytes.is_some()),
+            ("clients", self.clients.is_some()),
+            ("hosted_destinations", self.hosted_destinations.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.then_some(k))
+        .collect()
+    }
 }
 
 impl RawChannel {
