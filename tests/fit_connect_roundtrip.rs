@@ -1,0 +1,196 @@
+//! Hub ↔ hub over FIT-Connect on loopback: hub A's `fit-connect` sender
+//! connector delivers to hub B's FIT-Connect intake; B decrypts, routes
+//! and delivers to an HTTP receiver (the Fachverfahren). The document and
+//! its attachment arrive byte-exact, and A's delivery ends `delivered`
+//! only after B's verified `accept-submission`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use drehscheibe_suite::receiver::Receiver;
+use drehscheibe_suite::{free_port, order, repo_root, start, Api, TestConfig, SENDER};
+
+const DEST: &str = "5a0c7e1d-3b2f-4c8e-9d6a-2f1e0b9c8d7a";
+const LEISTUNG: &str = "99050012104000";
+const AGS: &str = "09162000";
+const WAIT: Duration = Duration::from_secs(90);
+
+fn key_file(name: &str) -> PathBuf {
+    repo_root()
+        .join("crates/fit-connect/tests/fixtures/keys")
+        .join(name)
+}
+
+/// Hub B: a FIT-Connect intake hosting `DEST` for tenant `alpha`.
+fn intake_channel(port: u16) -> String {
+    format!(
+        r#"
+[channels.fit]
+type = "fit-connect"
+public_base_url = "http://127.0.0.1:{port}/fit-connect"
+base_path = "/fit-connect"
+signing_key = "{signing}"
+signing_kid = "hub-b-set"
+poll_interval = "50ms"
+
+[[channels.fit.clients]]
+client_id = "hub-a"
+client_secret = {{ value = "hub-a-secret" }}
+destinations = ["{DEST}"]
+
+[[channels.fit.hosted_destinations]]
+destination_id = "{DEST}"
+tenant = "alpha"
+decryption_keys = ["{dec}"]
+services = [{{ identifier = "urn:de:fim:leika:leistung:{LEISTUNG}", name = "Testleistung" }}]
+"#,
+        signing = key_file("signing.pem").display(),
+        dec = key_file("dest-a.pem").display(),
+    )
+}
+
+/// Hub B's tenant: routes the order to the receiver.
+fn b_tenant(url: &str) -> String {
+    format!(
+        r#"id = "alpha"
+name = "Kommune alpha (B)"
+ags = "{AGS}"
+
+[connectors.fv]
+type = "http"
+url = "{url}"
+
+[[routes]]
+leistung = "{LEISTUNG}"
+rule = "testorder@^1"
+targets = {{ fachverfahren = "fv" }}
+"#
+    )
+}
+
+/// Hub A's tenant: its Fachverfahren is B's FIT-Connect destination.
+fn a_tenant(b_port: u16) -> String {
+    format!(
+        r#"id = "alpha"
+name = "Kommune alpha (A)"
+ags = "{AGS}"
+
+[connectors.fit]
+type = "fit-connect"
+timeout = "60s"
+retry = {{ max_attempts = 3, initial_backoff = "200ms" }}
+token_url = "http://127.0.0.1:{b_port}/fit-connect/token"
+submission_api_url = "http://127.0.0.1:{b_port}/fit-connect"
+client_id = "hub-a"
+client_secret = {{ value = "hub-a-secret" }}
+destination_id = "{DEST}"
+data_schema_uri = "urn:drehscheibe:test:order:1"
+service_name = "Testleistung"
+poll_interval = "100ms"
+max_wait = "45s"
+require_accept = true
+
+[[routes]]
+leistung = "{LEISTUNG}"
+rule = "testorder@^1"
+targets = {{ fachverfahren = "fit" }}
+"#
+    )
+}
+
+fn multipart_body(boundary: &str, doc: &[u8], attachment: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"antrag.xml\"\r\nContent-Type: application/xml\r\n\r\n").as_bytes(),
+    );
+    b.extend_from_slice(doc);
+    b.extend_from_slice(
+        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"nachweis\"; filename=\"nachweis.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
+    );
+    b.extend_from_slice(attachment);
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_a_delivers_to_hub_b_over_fit_connect_and_ends_with_the_accept() {
+    let rx = Receiver::start().await;
+    let b_port = free_port();
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &intake_channel(b_port),
+        &[("alpha", b_tenant(&rx.url("/fv")))],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    let a_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", a_tenant(b_port))]);
+    let hub_a = start(&a_cfg.main).await.unwrap();
+    let api_a = Api::new(hub_a.addr);
+    let api_b = Api::new(hub_b.addr);
+
+    let doc = order(AGS, LEISTUNG, 2000);
+    let pdf: Vec<u8> = (0..250_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let boundary = "fit-roundtrip-boundary";
+    let r = api_a
+        .post(
+            "portal",
+            SENDER,
+            &format!("multipart/form-data; boundary={boundary}"),
+            multipart_body(boundary, &doc, &pdf),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 202);
+    let a_id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // B's Fachverfahren gets the document and the attachment byte-exact.
+    let got = rx.wait_accepted("/fv", 1, WAIT).await;
+    assert_eq!(got.len(), 1);
+    let ct = got[0].header("content-type");
+    assert!(ct.starts_with("multipart/form-data"), "{ct}");
+    let b = ct
+        .split("boundary=")
+        .nth(1)
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let body = got[0].body.clone();
+    let mut parts = multer::Multipart::new(
+        futures::stream::once(async move { Ok::<_, std::io::Error>(body) }),
+        b,
+    );
+    let document = parts.next_field().await.unwrap().unwrap();
+    assert_eq!(document.name(), Some("document"));
+    assert_eq!(document.bytes().await.unwrap().as_ref(), doc.as_slice());
+    let attachment = parts.next_field().await.unwrap().unwrap();
+    assert_eq!(attachment.file_name(), Some("nachweis.pdf"));
+    assert_eq!(
+        attachment.content_type().map(|m| m.to_string()).as_deref(),
+        Some("application/pdf")
+    );
+    assert_eq!(attachment.bytes().await.unwrap().as_ref(), pdf.as_slice());
+
+    // B's message carries the FIT-Connect facts of A's submission.
+    let b_id = got[0].header("x-drehscheibe-message-id");
+    let b_view = api_b.message(&b_id).await;
+    let ids = &b_view["envelope"]["correlation_ids"];
+    assert_eq!(ids["fitconnect.destination_id"], DEST);
+    let case = ids["fitconnect.case_id"].as_str().unwrap().to_owned();
+    let submission = ids["fitconnect.submission_id"].as_str().unwrap().to_owned();
+
+    // A's delivery ends `delivered` with B's accept-submission as receipt.
+    let a_view = api_a.wait_state(&a_id, "delivered", WAIT).await;
+    let delivery = &a_view["deliveries"][0];
+    assert_eq!(delivery["state"], "delivered", "{a_view:#}");
+    let receipt = delivery["receipt"].as_str().unwrap();
+    assert!(receipt.contains("accept-submission"), "{receipt}");
+    assert!(receipt.contains(&case), "{receipt}");
+    assert!(receipt.contains(&submission), "{receipt}");
+    assert_eq!(rx.accepted("/fv").len(), 1, "delivered exactly once");
+
+    hub_a.shutdown().await.unwrap();
+    hub_b.shutdown().await.unwrap();
+}
