@@ -1,0 +1,9 @@
+//! XTA 2 (Version 3 line, namespace `http://xoev.de/transport/xta/211`)
+//! for Drehscheibe.
+//!
+//! * the XTA-WS server: SOAP 1.2 with WS-Addressing and MTOM/XOP, the
+//!   twelve operations of the official WSDL, hub-hosted mailboxes;
+//! * the client side: a SOAP client with mTLS, the `xta` connector
+//!   (send to a remote XTA server), the `xta-mailbox` connector (put into
+//!   a hub-hosted mailbox) and the `xta-poller` input adapter (fetch from
+//!   a remote mailbox).
