@@ -70,7 +70,8 @@ impl RoutingPolicy for DepotRouter {
         let channel = envelope.channel.as_str();
         let content_type = envelope.content_type.as_str();
         let doc = InputDocument::parse(payload, content_type)
-            .map_err(|e| RouteFailure::rejected(format!("payload: {e}")))?;
+            .map_err(|e| RouteFailure::rejected(format!("payload: {e}")))?
+            .with_meta(envelope.correlation_ids.clone());
         let found = self
             .depot
             .recognize(&doc, channel, content_type)

@@ -19,6 +19,7 @@
 //! everything else is refused.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
@@ -182,6 +183,7 @@ pub fn validate(bytes: &[u8], content_type: &str) -> Result<(), InputError> {
 pub struct InputDocument {
     kind: InputKind,
     tree: Mutex<Tree>,
+    meta: BTreeMap<String, String>,
 }
 
 struct Tree {
@@ -251,7 +253,21 @@ impl InputDocument {
         Ok(Self {
             kind,
             tree: Mutex::new(Tree { xot, root }),
+            meta: BTreeMap::new(),
         })
+    }
+
+    /// Attaches envelope facts (the message's correlation ids, e.g.
+    /// `fitconnect.leika` or `xta.service`) that rule expressions read as
+    /// `$meta/entry[@key='…']` (see the manifest docs).
+    pub fn with_meta(mut self, meta: BTreeMap<String, String>) -> Self {
+        self.meta = meta;
+        self
+    }
+
+    /// The envelope facts attached with [`InputDocument::with_meta`].
+    pub fn meta(&self) -> &BTreeMap<String, String> {
+        &self.meta
     }
 
     /// Whether this was XML or JSON.

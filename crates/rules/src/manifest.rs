@@ -35,8 +35,12 @@
 //! Unknown keys are errors. Every error names the file, the key and the
 //! line. XPath expressions (`match.condition`, `extract.*`) are compiled
 //! while the manifest is read; they see the document node as context item
-//! and two external string variables, `$channel` (the input channel id) and
-//! `$content-type` (the payload's media type as submitted). XPath's
+//! and three external variables: `$channel` (the input channel id),
+//! `$content-type` (the payload's media type as submitted) and `$meta`, an
+//! element holding the envelope facts the input adapter recorded (its
+//! correlation ids) as `<meta><entry key="…">value</entry>…</meta>`, e.g.
+//! `$meta/entry[@key='fitconnect.leika']` or
+//! `$meta/entry[@key='xta.service'] = 'urn:…'` (empty for plain HTTP). XPath's
 //! predeclared prefixes (`fn`, `xs`, `map`, `array`, `math`) are available;
 //! JSON input is queried in its `fn:json-to-xml` form, e.g.
 //! `/fn:map/fn:string[@key='name']`.

@@ -9,7 +9,7 @@
 //! No expression is ever compiled per message.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -27,6 +27,9 @@ use crate::input::InputDocument;
 pub const VAR_CHANNEL: &str = "channel";
 /// Name of the external variable holding the payload's content type.
 pub const VAR_CONTENT_TYPE: &str = "content-type";
+/// Name of the external variable holding the envelope facts: an element
+/// `<meta>` with one `<entry key="…">value</entry>` per correlation id.
+pub const VAR_META: &str = "meta";
 
 /// Human-readable form of an xee error: code, message, position.
 pub(crate) fn describe(e: &xee_xpath::error::Error) -> String {
@@ -54,6 +57,7 @@ pub(crate) fn compile(
     builder.variable_names([
         OwnedName::name(VAR_CHANNEL),
         OwnedName::name(VAR_CONTENT_TYPE),
+        OwnedName::name(VAR_META),
     ]);
     for (prefix, uri) in namespaces {
         builder.add_namespace(prefix, uri);
@@ -147,11 +151,21 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(xot: &'a mut Xot, root: Node, channel: &str, content_type: &str) -> Self {
+    pub(crate) fn new(
+        xot: &'a mut Xot,
+        root: Node,
+        channel: &str,
+        content_type: &str,
+        meta: &BTreeMap<String, String>,
+    ) -> Self {
         let mut documents = xee_interpreter::xml::Documents::new();
         // Registering the root lets `root()`/document-order work as usual;
         // a fresh collection cannot hold a duplicate, so this cannot fail.
         let _ = documents.add_root(None, root);
+        let meta = meta_element(xot, meta);
+        if let Some(doc) = meta.and_then(|m| xot.parent(m)) {
+            let _ = documents.add_root(None, doc);
+        }
         let mut variables = Variables::new();
         variables.insert(
             OwnedName::name(VAR_CHANNEL),
@@ -160,6 +174,10 @@ impl<'a> Session<'a> {
         variables.insert(
             OwnedName::name(VAR_CONTENT_TYPE),
             Sequence::from(content_type.to_owned()),
+        );
+        variables.insert(
+            OwnedName::name(VAR_META),
+            meta.map(Sequence::from).unwrap_or_default(),
         );
         Self {
             xot,
@@ -225,6 +243,27 @@ impl<'a> Session<'a> {
     }
 }
 
+/// Builds `<meta><entry key="k">v</entry>…</meta>` in its own document
+/// inside the input's arena (it lives as long as the input document; a few
+/// nodes per routing). `None` only if the arena refuses the tree, which a
+/// fresh document cannot cause.
+fn meta_element(xot: &mut Xot, meta: &BTreeMap<String, String>) -> Option<Node> {
+    let doc = xot.new_document();
+    let meta_name = xot.add_name("meta");
+    let entry_name = xot.add_name("entry");
+    let key_name = xot.add_name("key");
+    let el = xot.new_element(meta_name);
+    xot.append(doc, el).ok()?;
+    for (k, v) in meta {
+        let entry = xot.new_element(entry_name);
+        xot.attributes_mut(entry).insert(key_name, k.clone());
+        let text = xot.new_text(v);
+        xot.append(entry, text).ok()?;
+        xot.append(el, entry).ok()?;
+    }
+    Some(el)
+}
+
 /// Runs `f` with a session over `doc`.
 pub(crate) fn with_session<R>(
     doc: &InputDocument,
@@ -232,8 +271,9 @@ pub(crate) fn with_session<R>(
     content_type: &str,
     f: impl FnOnce(&mut Session<'_>) -> R,
 ) -> R {
+    let meta = doc.meta();
     doc.with_tree(|xot, root| {
-        let mut session = Session::new(xot, root, channel, content_type);
+        let mut session = Session::new(xot, root, channel, content_type, meta);
         f(&mut session)
     })
 }

@@ -748,3 +748,53 @@ fn recognition_works_from_many_threads() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn envelope_facts_are_visible_as_meta() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_rule(
+        tmp.path(),
+        "xta-any",
+        "1.0.0",
+        &manifest(
+            "xta-any",
+            "1.0.0",
+            0,
+            r#"["*"]"#,
+            "$meta/entry[@key='xta.service'] = 'urn:xoev-de:xgewerbe:2'",
+            "string(/*/@ags)",
+            "string($meta/entry[@key='leika'])",
+            PASS_THROUGH,
+        ),
+    );
+    let depot = Depot::load(tmp.path(), None).unwrap();
+    let xml = br#"<antrag ags="01001000"/>"#;
+    let plain = InputDocument::parse(xml, "application/xml").unwrap();
+    assert!(
+        depot.recognize(&plain, "xta", "application/xml").is_err(),
+        "without envelope facts the condition is false"
+    );
+    let meta = [
+        ("xta.service", "urn:xoev-de:xgewerbe:2"),
+        ("leika", "99050012104000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let with_meta = InputDocument::parse(xml, "application/xml")
+        .unwrap()
+        .with_meta(meta);
+    let found = depot
+        .recognize(&with_meta, "xta", "application/xml")
+        .unwrap();
+    assert_eq!(found.rule.id(), "xta-any");
+    assert_eq!(found.kommune_key, "01001000");
+    assert_eq!(found.leistung, "99050012104000");
+    // The document itself is unchanged: the facts live in their own tree.
+    assert_eq!(
+        with_meta
+            .evaluate_string("count(//*)", &[], "xta", "application/xml")
+            .unwrap(),
+        "1"
+    );
+}
