@@ -855,3 +855,37 @@ fn publish_refuses_symlinks_and_leaves_no_temporary_folder() {
         .collect();
     assert!(hidden.is_empty(), "{hidden:?}");
 }
+
+#[test]
+fn cases_can_supply_envelope_facts_for_meta() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = write_package(&tmp.path().join("pkg"), "antrag", "1.0.0", true);
+    // The package's condition ignores $meta, so facts must not disturb it;
+    // a condition that needs a fact fails without it (see tests/depot.rs).
+    let with_meta = PASSING_CASE.replace(
+        "[params]",
+        "[meta]\n\"xta.service\" = \"urn:example\"\n[params]",
+    );
+    let case = write_case(
+        &pkg,
+        "with-meta",
+        &with_meta,
+        ("input.xml", INPUT),
+        &[
+            ("expected/fv.xml", FV_EXPECTED),
+            ("expected/dms.csv", DMS_EXPECTED),
+        ],
+    );
+    let package = load_package(&pkg, factory()).unwrap();
+    assert_passed(&run_case(&package, &case));
+
+    let bad = write_case(
+        &pkg,
+        "bad-meta",
+        &PASSING_CASE.replace("[params]", "[meta]\nn = 1\n[params]"),
+        ("input.xml", INPUT),
+        &[],
+    );
+    let (message, _) = failure(&run_case(&package, &bad));
+    assert!(message.contains("meta"), "{message}");
+}

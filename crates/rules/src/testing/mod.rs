@@ -20,6 +20,8 @@
 //! input = "input.xml"                 # relative to the case folder
 //! content_type = "application/xml"    # optional; default by extension
 //! channel = "portal"                  # optional, default "test"
+//! [meta]                              # optional envelope facts ($meta), e.g.
+//! "xta.service" = "urn:…"              #   as an input adapter records them
 //! [params]                            # optional tenant route parameters
 //! aktenplan_kennzeichen = "32.10"
 //! [expect]
@@ -336,6 +338,8 @@ struct RawCase {
     channel: Option<String>,
     #[serde(default)]
     params: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    meta: BTreeMap<String, String>,
     expect: RawExpect,
 }
 
@@ -472,12 +476,14 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
     };
     let channel = raw.channel.as_deref().unwrap_or(DEFAULT_CHANNEL);
     let payload = read(&input_path)?;
-    let doc = InputDocument::parse(&payload, &content_type).map_err(|e| {
-        Failure::new(format!(
-            "input {} refused by the hub's parser: {e}",
-            raw.input.display()
-        ))
-    })?;
+    let doc = InputDocument::parse(&payload, &content_type)
+        .map_err(|e| {
+            Failure::new(format!(
+                "input {} refused by the hub's parser: {e}",
+                raw.input.display()
+            ))
+        })?
+        .with_meta(raw.meta.clone());
 
     let matched = package
         .matches(&doc, channel, &content_type)
