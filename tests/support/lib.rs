@@ -325,7 +325,14 @@ pub fn drehscheibe_bin() -> PathBuf {
             let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
             let release = profile_dir.file_name().is_some_and(|n| n == "release");
             let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "--quiet", "-p", "drehscheibe-cli", "--bin", "drehscheibe"]);
+            cmd.args([
+                "build",
+                "--quiet",
+                "-p",
+                "drehscheibe-cli",
+                "--bin",
+                "drehscheibe",
+            ]);
             if release {
                 cmd.arg("--release");
             }
