@@ -7,3 +7,7 @@
 //!   (send to a remote XTA server), the `xta-mailbox` connector (put into
 //!   a hub-hosted mailbox) and the `xta-poller` input adapter (fetch from
 //!   a remote mailbox).
+
+// xta-server
+pub mod model;
+pub mod soap;
