@@ -1043,3 +1043,55 @@ async fn settings_are_checked() {
     s.destinations[0].keys.clear();
     assert!(FitConnectIntake::open(s, recorder).is_err());
 }
+
+#[tokio::test]
+async fn incomplete_submissions_expire_and_their_uploads_are_deleted() {
+    let env = env().await;
+    let token = env.bearer().await;
+    let jwk = env.encryption_key(&token).await;
+    let aid = Uuid::new_v4();
+    let (stale, stale_case) = env.announce(&token, &[aid]).await;
+    assert_eq!(
+        env.upload(&token, stale, aid, enc(b"half", &jwk))
+            .await
+            .status(),
+        204
+    );
+    assert!(env.intake.state().upload_dir(stale).exists());
+    // a submitted one is not touched
+    let data = br#"{"kommune":"09162000"}"#;
+    let (done, _) = env.announce(&token, &[]).await;
+    let meta = enc(metadata(data, &[]).to_string().as_bytes(), &jwk);
+    assert_eq!(
+        env.submit(&token, done, meta, Some(enc(data, &jwk)))
+            .await
+            .0,
+        200
+    );
+
+    // nothing is older than a day
+    let day = drehscheibe_fit_connect::intake::INCOMPLETE_TTL;
+    assert_eq!(env.intake.expire_incomplete(day).await.unwrap(), 0);
+    assert_eq!(
+        env.intake.expire_incomplete(Duration::ZERO).await.unwrap(),
+        1
+    );
+    assert!(!env.intake.state().upload_dir(stale).exists());
+    let events = env.events(&token, stale_case).await;
+    let rejected = set::verify_set(&events[0], &env.jwks().await).unwrap();
+    assert_eq!(rejected.event, set::REJECT_SUBMISSION);
+    assert_eq!(
+        rejected.payload["problems"][0]["type"],
+        format!("{}submission-expired", set::EVENT_PROBLEM_BASE)
+    );
+    assert_eq!(
+        env.upload(&token, stale, aid, enc(b"late", &jwk))
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(
+        env.intake.expire_incomplete(Duration::ZERO).await.unwrap(),
+        0
+    );
+}

@@ -11,6 +11,10 @@ use super::state::SubmissionState;
 use super::FitConnectIntake;
 use crate::set;
 
+/// Incomplete (announced, never submitted) submissions are rejected and
+/// their uploads deleted after this long, as FIT-Connect does.
+pub const INCOMPLETE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Failure of one follower pass.
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
@@ -97,16 +101,74 @@ impl FitConnectIntake {
         Ok(closed)
     }
 
-    /// Follow open cases every `poll_interval` until `shutdown`.
+    /// Reject submissions announced more than `older_than` ago and never
+    /// submitted (FIT-Connect deletes incomplete submissions after a day):
+    /// their uploads are deleted and their case gets a `reject-submission`
+    /// (`submission-expired`). Returns how many expired.
+    pub async fn expire_incomplete(&self, older_than: Duration) -> Result<usize, FollowError> {
+        let shared = &self.shared;
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let mut expired = 0;
+        for record in shared.state.announced_before(cutoff)? {
+            // a concurrent upload/submit holds the submission: skip it now
+            let Ok(_busy) = shared.busy(record.submission_id) else {
+                continue;
+            };
+            let Some(mut record) = shared.state.get(record.submission_id)? else {
+                continue;
+            };
+            if record.state != SubmissionState::Announced {
+                continue;
+            }
+            let detail = format!(
+                "submission announced at {} was not submitted within {} s",
+                record.created_at.to_rfc3339(),
+                older_than.as_secs()
+            );
+            let token = set::create_set(
+                shared.issuer(),
+                record.submission_id,
+                record.case_id,
+                set::REJECT_SUBMISSION,
+                set::rejection("submission-expired", "Submission expired", &detail),
+                &shared.settings.signing_key,
+            )?;
+            record.state = SubmissionState::Rejected;
+            record.problem = Some(detail);
+            record.updated_at = Utc::now();
+            shared.state.commit(&record, &token, None)?;
+            shared.state.flush().await?;
+            let dir = shared.state.upload_dir(record.submission_id);
+            if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove fit-connect uploads");
+                }
+            }
+            tracing::info!(submission = %record.submission_id, "fit-connect submission expired");
+            expired += 1;
+        }
+        Ok(expired)
+    }
+
+    /// Follow open cases every `poll_interval` until `shutdown`; expire
+    /// incomplete submissions ([`INCOMPLETE_TTL`]) every ten minutes.
     pub async fn run_status_follower(self, shutdown: CancellationToken) {
         let interval = self
             .shared
             .settings
             .poll_interval
             .max(Duration::from_millis(10));
+        let mut next_expiry = tokio::time::Instant::now();
         loop {
             if let Err(e) = self.follow_once().await {
                 tracing::error!(error = %e, "fit-connect status follower");
+            }
+            if tokio::time::Instant::now() >= next_expiry {
+                next_expiry += Duration::from_secs(600);
+                if let Err(e) = self.expire_incomplete(INCOMPLETE_TTL).await {
+                    tracing::error!(error = %e, "fit-connect expiry of incomplete submissions");
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

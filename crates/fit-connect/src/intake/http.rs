@@ -337,7 +337,7 @@ async fn upload_attachment(
             format!("attachments are JWE compact serializations (application/jose), not {content_type:?}"),
         ));
     }
-    let limit = intake.shared.settings.max_attachment_bytes;
+    let limit = intake.shared.max_encrypted_attachment();
     let too_large = || {
         FitProblem::new(
             413,

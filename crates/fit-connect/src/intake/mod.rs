@@ -52,6 +52,7 @@ use uuid::Uuid;
 
 use crate::jose::RsaPrivateKey;
 use crate::schema::MetadataValidator;
+pub use follower::{FollowError, INCOMPLETE_TTL};
 pub use problem::FitProblem;
 pub use state::{State, StateError, SubmissionRecord, SubmissionState};
 
@@ -351,6 +352,19 @@ impl Shared {
             shared: self.clone(),
             id,
         })
+    }
+
+    /// Largest accepted upload: the channel's limit, and no more than the
+    /// hub's attachment limit allows after decryption (base64url adds a
+    /// third, plus the JWE header and key).
+    pub(crate) fn max_encrypted_attachment(&self) -> u64 {
+        let hub = self
+            .intake
+            .max_attachment_bytes()
+            .saturating_div(3)
+            .saturating_mul(4)
+            .saturating_add(16 * 1024);
+        self.settings.max_attachment_bytes.min(hub)
     }
 
     /// `iss` of the hub's own (Zustelldienst) SETs.

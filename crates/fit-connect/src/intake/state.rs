@@ -249,6 +249,22 @@ impl State {
         Ok((page, total))
     }
 
+    /// Submissions still `announced` that were created before `before`.
+    pub fn announced_before(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<SubmissionRecord>, StateError> {
+        let mut out = Vec::new();
+        for item in self.submissions.iter() {
+            let (_, v) = item?;
+            let r = decode(&v)?;
+            if r.state == SubmissionState::Announced && r.created_at < before {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     /// Open cases: `(submission id, hub message id)`.
     pub fn open_cases(&self) -> Result<Vec<(Uuid, String)>, StateError> {
         let mut out = Vec::new();

@@ -292,7 +292,10 @@ async fn check(
         let encrypted: PathBuf = dir.join(format!("{id}.jwe"));
         let plain: PathBuf = dir.join(format!("{id}.plain"));
         let att_keys = keys.clone();
-        let limit = shared.settings.max_attachment_bytes;
+        let limit = shared
+            .settings
+            .max_attachment_bytes
+            .min(shared.intake.max_attachment_bytes());
         let (enc_path, plain_path) = (encrypted.clone(), plain.clone());
         let what = format!("attachment {id}");
         let out = blocking(move || {
