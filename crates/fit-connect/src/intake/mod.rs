@@ -30,6 +30,9 @@
 //! `accept-submission` (with the JWE authentication tags) once the message
 //! is delivered, `reject-submission` once it is rejected or dead.
 //!
+//! Submissions announced but not submitted within [`INCOMPLETE_TTL`] (24 h)
+//! are rejected (`submission-expired`) and their uploads deleted.
+//!
 //! Tokens live in memory only: a restart invalidates them and clients fetch
 //! new ones (FIT-Connect clients fetch a token per request anyway).
 //! Submissions, cases and events are durable (see [`state`]).
