@@ -11,3 +11,5 @@
 // xta-server
 pub mod model;
 pub mod soap;
+
+pub mod client;
