@@ -13,3 +13,5 @@ pub mod model;
 pub mod soap;
 
 pub mod client;
+pub mod connector;
+pub mod poller;
