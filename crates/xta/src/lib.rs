@@ -9,7 +9,11 @@
 //!   a remote mailbox).
 
 // xta-server
+pub mod faults;
+pub mod mailbox;
 pub mod model;
+pub mod mtom;
+pub mod server;
 pub mod soap;
 
 pub mod client;
