@@ -185,6 +185,9 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     for fit in &fit_intakes {
         app = app.merge(fit.router());
     }
+    for xta in xta_servers(&config, hub.clone())? {
+        app = app.merge(xta.router());
+    }
     let s = shutdown.clone();
     tasks.spawn(async move { bound.serve(app, s).await.map_err(anyhow::Error::from) });
     for fit in fit_intakes {
@@ -378,6 +381,47 @@ fn fit_intakes(
         )
         .with_context(ctx)?;
         out.push(fit);
+    }
+    Ok(out)
+}
+
+/// Build the XTA-WS servers of `xta` channels, mounted at `/xta/<id>`;
+/// their mailboxes and state live under `<data_dir>/xta`.
+fn xta_servers(
+    config: &HubConfig,
+    intake: Arc<dyn Intake>,
+) -> Result<Vec<drehscheibe_xta::server::XtaServer>> {
+    use drehscheibe_xta::model::PartyIdentifier;
+    use drehscheibe_xta::server::{Account, XtaServer, XtaServerSettings};
+    let mut out = Vec::new();
+    for ch in &config.channels {
+        let ChannelKind::Xta(x) = &ch.kind else {
+            continue;
+        };
+        let accounts = x
+            .accounts
+            .iter()
+            .map(|a| Account {
+                name: a.name.clone(),
+                identifier: PartyIdentifier {
+                    value: a.identifier.clone(),
+                    kind: a.identifier_type.clone(),
+                    category: a.identifier_category.clone(),
+                    name: a.identifier_name.clone(),
+                },
+                tokens: a.tokens.iter().map(|t| t.expose().to_owned()).collect(),
+                cert_fingerprints: a.client_cert_sha256.clone(),
+            })
+            .collect();
+        let mut settings =
+            XtaServerSettings::new(&ch.id, config.server.data_dir.join("xta"), accounts);
+        settings.path = format!("/xta/{}", ch.id);
+        settings.server_identity = x.server_identity.clone();
+        settings.max_message_bytes = x.max_message_bytes;
+        out.push(
+            XtaServer::open(settings, intake.clone())
+                .with_context(|| format!("channel {}", ch.id))?,
+        );
     }
     Ok(out)
 }

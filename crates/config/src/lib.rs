@@ -146,6 +146,41 @@ pub enum ChannelKind {
     /// The hub as a FIT-Connect-compatible Zustelldienst: senders submit
     /// over the Submission API v1 (intake).
     FitConnect(FitConnectIntakeConfig),
+    /// The hub as XTA 2 server: Fachverfahren and other XTA parties use the
+    /// XTA-WS operations at `/xta/<channel id>`.
+    Xta(XtaChannelConfig),
+}
+
+/// Settings of an `xta` (server) channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XtaChannelConfig {
+    /// Identity in message ids and transport reports (default
+    /// `drehscheibe`).
+    pub server_identity: String,
+    /// Largest accepted container, bytes (default and maximum 40 MB, the
+    /// XTA limit).
+    pub max_message_bytes: u64,
+    /// The accounts.
+    pub accounts: Vec<XtaAccountConfig>,
+}
+
+/// One account of an `xta` channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XtaAccountConfig {
+    /// Account name (also its mailbox name for `xta-mailbox` connectors).
+    pub name: String,
+    /// Party identifier value, e.g. `dvdv:01001000`.
+    pub identifier: String,
+    /// Identifier `type` attribute (default `xoev`).
+    pub identifier_type: String,
+    /// Identifier `category` attribute.
+    pub identifier_category: Option<String>,
+    /// Identifier `name` attribute.
+    pub identifier_name: Option<String>,
+    /// Bearer tokens.
+    pub tokens: Vec<Secret>,
+    /// SHA-256 fingerprints (hex) of accepted client certificates.
+    pub client_cert_sha256: Vec<String>,
 }
 
 /// Settings of a `fit-connect` (intake) channel.

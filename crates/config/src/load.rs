@@ -22,7 +22,7 @@ use crate::{
     FitConnectIntakeConfig, FitConnectSubscriberConfig, FitConnectSubscriberDestination, HttpAuth,
     HttpConnectorConfig, HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret,
     SecretSource, SecretString, ServerConfig, SmtpConnectorConfig, SmtpTls, Stelle, TenantConfig,
-    TokenConfig,
+    TokenConfig, XtaAccountConfig, XtaChannelConfig,
 };
 
 /// Default SMTP subject template.
@@ -377,6 +377,9 @@ impl Ctx {
         if let Err(m) = check_id(id) {
             self.err(src, &kp, format!("channel id {m}"));
         }
+        if raw.kind != ChannelType::Xta {
+            self.no_xta_server_keys(src, &kp, raw);
+        }
         let kind = match raw.kind {
             ChannelType::Http => {
                 let extra = [
@@ -403,6 +406,7 @@ impl Ctx {
                 ChannelKind::FitConnectSubscriber(self.fit_subscriber(src, &kp, raw)?)
             }
             ChannelType::FitConnect => ChannelKind::FitConnect(self.fit_intake(src, &kp, raw)?),
+            ChannelType::Xta => ChannelKind::Xta(self.xta_channel(src, &kp, raw)?),
             ChannelType::Directory => {
                 self.no_fit_subscriber_keys(src, &kp, raw);
                 self.no_fit_intake_keys(src, &kp, raw);
@@ -1206,6 +1210,136 @@ impl Ctx {
             }
         }
         url.clone()
+    }
+
+    fn no_xta_server_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
+        for key in raw.xta_server_keys() {
+            self.err(
+                src,
+                &kp.key(key),
+                format!("`{key}` is only valid for xta channels"),
+            );
+        }
+    }
+
+    fn xta_channel(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        raw: &RawChannel,
+    ) -> Option<XtaChannelConfig> {
+        self.no_fit_subscriber_keys(src, kp, raw);
+        self.no_fit_intake_keys(src, kp, raw);
+        for (key, present) in [
+            ("path", raw.path.is_some()),
+            ("poll_interval", raw.poll_interval.is_some()),
+            ("settle", raw.settle.is_some()),
+            ("content_type", raw.content_type.is_some()),
+        ] {
+            if present {
+                self.err(
+                    src,
+                    &kp.key(key),
+                    format!("`{key}` is not a setting of xta channels"),
+                );
+            }
+        }
+        let server_identity = raw
+            .server_identity
+            .clone()
+            .unwrap_or_else(|| "drehscheibe".to_owned());
+        if server_identity.is_empty()
+            || !server_identity
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            self.err(
+                src,
+                &kp.key("server_identity"),
+                "`server_identity` must be a name like `drehscheibe.example` (letters, digits, `-_.`)",
+            );
+        }
+        const MAX_MESSAGE: u64 = 40_000_000;
+        let max_message_bytes = raw.max_message_bytes.map_or(MAX_MESSAGE, |b| b.0);
+        if max_message_bytes == 0 || max_message_bytes > MAX_MESSAGE {
+            self.err(
+                src,
+                &kp.key("max_message_bytes"),
+                "`max_message_bytes` must be between 1 and 40 MB (the XTA limit)",
+            );
+        }
+        let raw_accounts = raw.accounts.as_deref().unwrap_or_default();
+        if raw_accounts.is_empty() {
+            self.err(
+                src,
+                &kp.key("accounts"),
+                "an xta channel needs at least one `[[accounts]]` entry",
+            );
+        }
+        let mut accounts: Vec<XtaAccountConfig> = Vec::new();
+        for (i, a) in raw_accounts.iter().enumerate() {
+            let akp = kp.key("accounts").index(i);
+            if let Err(m) = check_id(&a.name) {
+                self.err(src, &akp.key("name"), format!("account name {m}"));
+            } else if accounts.iter().any(|x| x.name == a.name) {
+                self.err(src, &akp.key("name"), "account listed twice");
+            }
+            if a.identifier.trim().is_empty() {
+                self.err(
+                    src,
+                    &akp.key("identifier"),
+                    "a party identifier like `dvdv:01001000` is required",
+                );
+            } else if accounts.iter().any(|x| x.identifier == a.identifier) {
+                self.err(
+                    src,
+                    &akp.key("identifier"),
+                    format!("identifier `{}` belongs to another account", a.identifier),
+                );
+            }
+            if a.tokens.is_empty() && a.client_cert_sha256.is_empty() {
+                self.err(
+                    src,
+                    &akp,
+                    "an account needs `tokens` and/or `client_cert_sha256`",
+                );
+            }
+            let tokens: Vec<Secret> = a
+                .tokens
+                .iter()
+                .enumerate()
+                .filter_map(|(j, t)| self.secret(src, &akp.key("tokens").index(j), t))
+                .collect();
+            let mut fingerprints = Vec::new();
+            for (j, f) in a.client_cert_sha256.iter().enumerate() {
+                let hex: String = f.chars().filter(|c| *c != ':').collect();
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    self.err(
+                        src,
+                        &akp.key("client_cert_sha256").index(j),
+                        "a certificate fingerprint is 64 hex digits (SHA-256), optionally with `:`",
+                    );
+                }
+                fingerprints.push(hex.to_ascii_lowercase());
+            }
+            accounts.push(XtaAccountConfig {
+                name: a.name.clone(),
+                identifier: a.identifier.trim().to_owned(),
+                identifier_type: a
+                    .identifier_type
+                    .clone()
+                    .unwrap_or_else(|| "xoev".to_owned()),
+                identifier_category: a.identifier_category.clone(),
+                identifier_name: a.identifier_name.clone(),
+                tokens,
+                client_cert_sha256: fingerprints,
+            });
+        }
+        Some(XtaChannelConfig {
+            server_identity,
+            max_message_bytes,
+            accounts,
+        })
     }
 
     fn no_fit_intake_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {

@@ -53,6 +53,8 @@ pub(crate) enum ChannelType {
     FitConnectSubscriber,
     #[serde(rename = "fit-connect")]
     FitConnect,
+    /// The hub as XTA 2 server (XTA-WS).
+    Xta,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +87,39 @@ pub(crate) struct RawChannel {
     pub max_attachment_bytes: Option<ByteSize>,
     pub clients: Option<Vec<RawFitIntakeClient>>,
     pub hosted_destinations: Option<Vec<RawFitHostedDestination>>,
+    // xta (server)
+    pub accounts: Option<Vec<RawXtaAccount>>,
+    pub server_identity: Option<String>,
+    pub max_message_bytes: Option<ByteSize>,
+}
+
+/// One `[[channels.<id>.accounts]]` of an xta channel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawXtaAccount {
+    pub name: String,
+    pub identifier: String,
+    pub identifier_type: Option<String>,
+    pub identifier_category: Option<String>,
+    pub identifier_name: Option<String>,
+    #[serde(default)]
+    pub tokens: Vec<RawSecret>,
+    #[serde(default)]
+    pub client_cert_sha256: Vec<String>,
+}
+
+impl RawChannel {
+    /// Keys of `xta` (server) channels that are present.
+    pub(crate) fn xta_server_keys(&self) -> Vec<&'static str> {
+        [
+            ("accounts", self.accounts.is_some()),
+            ("server_identity", self.server_identity.is_some()),
+            ("max_message_bytes", self.max_message_bytes.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.then_some(k))
+        .collect()
+    }
 }
 
 /// One `[[channels.<id>.clients]]` of a fit-connect intake channel.
