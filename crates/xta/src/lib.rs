@@ -19,3 +19,4 @@ pub mod soap;
 pub mod client;
 pub mod connector;
 pub mod poller;
+pub mod mailbox_connector;

@@ -1,0 +1,234 @@
+//! The client side against the crate's own XTA-WS server on loopback:
+//! the `xta` connector sends into the server's intake; the `xta-mailbox`
+//! connector fills a hosted mailbox that the `xta-poller` empties.
+#![allow(clippy::unwrap_used)]
+
+mod client_support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use client_support::{request, MemBlobs, MemIntake};
+use drehscheibe_model::{BlobStore, Connector, Intake};
+use drehscheibe_xta::client::{XtaClient, XtaClientSettings, XtaEndpoints};
+use drehscheibe_xta::connector::{MetaDefaults, XtaConnector, XtaConnectorSettings};
+use drehscheibe_xta::mailbox_connector::{
+    mailbox_message_id, XtaMailboxConnector, XtaMailboxConnectorSettings,
+};
+use drehscheibe_xta::model::{keys, PartyIdentifier};
+use drehscheibe_xta::poller::{XtaPoller, XtaPollerSettings};
+use drehscheibe_xta::server::{Account, XtaServer, XtaServerSettings};
+use tokio_util::sync::CancellationToken;
+
+const DOC: &[u8] = b"<?xml version=\"1.0\"?><b:Antrag xmlns:b=\"http://www.xleitstelle.de/xbau/2/3\"><b:v>\xc3\xbc &amp; ok</b:v></b:Antrag>";
+
+fn accounts() -> Vec<Account> {
+    vec![
+        Account {
+            name: "land".into(),
+            identifier: PartyIdentifier::new("dvdv:09000000", "xoev"),
+            tokens: vec!["tok-land".into()],
+            cert_fingerprints: vec![],
+        },
+        Account {
+            name: "kommune".into(),
+            identifier: PartyIdentifier::new("dvdv:01001000", "xoev"),
+            tokens: vec!["tok-kommune".into()],
+            cert_fingerprints: vec![],
+        },
+    ]
+}
+
+async fn serve(intake: Arc<dyn Intake>, dir: &std::path::Path) -> (XtaServer, String) {
+    let server = XtaServer::open(
+        XtaServerSettings::new("xta", dir.to_path_buf(), accounts()),
+        intake,
+    )
+    .unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/xta", l.local_addr().unwrap());
+    let app = server.router();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (server, url)
+}
+
+fn client(url: &str, party: &str, token: &str) -> XtaClientSettings {
+    XtaClientSettings {
+        endpoints: XtaEndpoints::single(url),
+        author: PartyIdentifier::new(party, "xoev"),
+        client_cert_pem: None,
+        ca_cert_pem: None,
+        bearer_token: Some(token.into()),
+        timeout: Duration::from_secs(10),
+        max_answer_bytes: 1 << 20,
+    }
+}
+
+#[tokio::test]
+async fn connector_delivers_into_the_server_intake_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let intake = MemIntake::new("xta");
+    let (_server, url) = serve(intake.clone(), dir.path()).await;
+    let connector = XtaConnector::new(XtaConnectorSettings {
+        client: client(&url, "dvdv:09000000", "tok-land"),
+        meta: MetaDefaults {
+            reader: Some(PartyIdentifier::new("dvdv:01001000", "xoev")),
+            service: Some("urn:xoev-de:xbau:standard:xbau_2.3".into()),
+            message_type: Some("baugenehmigung.antrag.0200".into()),
+            ..Default::default()
+        },
+        report_wait: Duration::from_millis(100),
+        report_poll_interval: Duration::from_millis(20),
+    })
+    .unwrap();
+    let pdf: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+    let blobs = Arc::new(MemBlobs::default());
+    let req = request(
+        DOC,
+        vec![("plan", "application/pdf", Bytes::from(pdf.clone()))],
+        blobs,
+        BTreeMap::new(),
+    );
+    let receipt = connector.deliver(req).await.unwrap();
+    assert!(
+        receipt.detail.starts_with("XTA urn:de:xta:messageid:"),
+        "{}",
+        receipt.detail
+    );
+    let stored = intake.stored.lock().unwrap();
+    assert_eq!(stored.len(), 1);
+    let s = &stored[0].1;
+    assert_eq!(s.payload.as_ref(), DOC);
+    assert_eq!(
+        s.correlation_ids[keys::SERVICE],
+        "urn:xoev-de:xbau:standard:xbau_2.3"
+    );
+    assert_eq!(
+        s.correlation_ids[keys::MESSAGE_TYPE],
+        "baugenehmigung.antrag.0200"
+    );
+    assert_eq!(s.correlation_ids[keys::AUTHOR], "dvdv:09000000");
+    assert_eq!(s.correlation_ids[keys::READER], "dvdv:01001000");
+    assert!(receipt
+        .detail
+        .contains(&s.correlation_ids[keys::MESSAGE_ID]));
+    assert_eq!(s.attachments.len(), 1);
+    assert_eq!(
+        intake.blobs.get(&s.attachments[0].blob).as_ref(),
+        pdf.as_slice()
+    );
+
+    // Sending as another party than the account is refused for good.
+    drop(stored);
+    let foreign = XtaConnector::new(XtaConnectorSettings {
+        client: client(&url, "dvdv:07000000", "tok-land"),
+        meta: MetaDefaults {
+            reader: Some(PartyIdentifier::new("dvdv:01001000", "xoev")),
+            service: Some("urn:s".into()),
+            ..Default::default()
+        },
+        report_wait: Duration::ZERO,
+        report_poll_interval: Duration::from_millis(20),
+    })
+    .unwrap();
+    let req = request(DOC, vec![], Arc::new(MemBlobs::default()), BTreeMap::new());
+    let e = foreign.deliver(req).await.unwrap_err();
+    assert!(
+        !e.retryable && e.reason.contains("PermissionDenied"),
+        "{e:?}"
+    );
+    // A wrong token is refused for good as well.
+    let bad = XtaClient::new(client(&url, "dvdv:09000000", "wrong")).unwrap();
+    let e = bad.create_message_id().await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+}
+
+#[tokio::test]
+async fn mailbox_connector_then_poller_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Hub B: its intake (and blob store) behind the XTA server.
+    let hub_b = MemIntake::new("xta");
+    let (server, url) = serve(hub_b.clone(), dir.path()).await;
+    let mailbox = XtaMailboxConnector::new(
+        server.mailboxes(),
+        XtaMailboxConnectorSettings {
+            account: "kommune".into(),
+            meta: MetaDefaults {
+                author: Some(PartyIdentifier::new("dvdv:09000000", "xoev")),
+                reader: Some(PartyIdentifier::new("dvdv:01001000", "xoev")),
+                service: Some("urn:xoev-de:xbau:standard:xbau_2.3".into()),
+                ..Default::default()
+            },
+        },
+    );
+    let blobs_b: Arc<MemBlobs> = hub_b.blobs.clone();
+    let att = Bytes::from_static(b"\x00\x01binary\r\n--x--\r\n\xff");
+    let req = request(
+        DOC,
+        vec![("anlage", "application/octet-stream", att.clone())],
+        blobs_b.clone(),
+        BTreeMap::new(),
+    );
+    let key = req.idempotency_key();
+    let mut again = request(
+        DOC,
+        vec![("anlage", "application/octet-stream", att.clone())],
+        blobs_b.clone(),
+        BTreeMap::new(),
+    );
+    again.envelope.id = req.envelope.id;
+    let r = mailbox.deliver(req).await.unwrap();
+    assert!(r.detail.contains(&mailbox_message_id(&key)), "{}", r.detail);
+    // A retry of the same delivery does not add a second message.
+    let r2 = mailbox.deliver(again).await.unwrap();
+    assert!(r2.detail.contains("already there"), "{}", r2.detail);
+    assert_eq!(server.mailboxes().list("kommune").unwrap().len(), 1);
+    assert!(blobs_b
+        .contains(&server.mailboxes().list("kommune").unwrap()[0].message.blob)
+        .await
+        .unwrap());
+
+    // Hub C polls the kommune account.
+    let hub_c = MemIntake::new("xta-in");
+    let hub_c_dyn: Arc<dyn Intake> = hub_c.clone();
+    let poller = XtaPoller::new(XtaPollerSettings {
+        channel: "xta-in".into(),
+        client: client(&url, "dvdv:01001000", "tok-kommune"),
+        poll_interval: Duration::from_millis(50),
+        max_list_items: 10,
+        services: vec![],
+        message_types: vec![],
+    })
+    .unwrap();
+    let stats = poller
+        .poll_once(&hub_c_dyn, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.submitted, stats.closed, stats.failed),
+        (1, 1, 0),
+        "{stats:?}"
+    );
+    let stored = hub_c.stored.lock().unwrap();
+    let s = &stored[0].1;
+    assert_eq!(s.payload.as_ref(), DOC);
+    assert_eq!(
+        s.idempotency_key.as_deref(),
+        Some(mailbox_message_id(&key).as_str())
+    );
+    assert_eq!(s.correlation_ids[keys::AUTHOR], "dvdv:09000000");
+    assert_eq!(s.attachments.len(), 1);
+    assert_eq!(s.attachments[0].content_type, "application/octet-stream");
+    assert_eq!(hub_c.blobs.get(&s.attachments[0].blob), att);
+    drop(stored);
+    assert!(server.mailboxes().list("kommune").unwrap().is_empty());
+    // Nothing left: the next poll stores nothing.
+    let stats = poller
+        .poll_once(&hub_c_dyn, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!((stats.listed, stats.submitted), (0, 0), "{stats:?}");
+    assert_eq!(hub_c.stored.lock().unwrap().len(), 1);
+}
