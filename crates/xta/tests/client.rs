@@ -145,8 +145,7 @@ async fn metadata_falls_back_to_the_incoming_xta_metadata() {
     );
     let req = request(DOC, vec![], Arc::new(MemBlobs::default()), ids);
     c.deliver(req).await.unwrap();
-    let st = double.state.lock().unwrap();
-    let m = &st.received[0].meta;
+    let m = double.state.lock().unwrap().received[0].meta.clone();
     assert_eq!(m.reader.value, "gad:010010000000");
     assert_eq!(m.qualifier.service, "urn:xoev-de:xbau:standard");
     assert_eq!(
@@ -155,10 +154,10 @@ async fn metadata_falls_back_to_the_incoming_xta_metadata() {
     );
 
     // Without a reader anywhere the delivery is dead, nothing is sent.
-    drop(st);
     let req = request(DOC, vec![], Arc::new(MemBlobs::default()), BTreeMap::new());
     let e = c.deliver(req).await.unwrap_err();
     assert!(!e.retryable && e.reason.contains("reader"), "{e:?}");
+    assert_eq!(double.state.lock().unwrap().received.len(), 1);
 }
 
 #[tokio::test]

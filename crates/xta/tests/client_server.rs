@@ -97,9 +97,8 @@ async fn connector_delivers_into_the_server_intake_byte_exact() {
         "{}",
         receipt.detail
     );
-    let stored = intake.stored.lock().unwrap();
-    assert_eq!(stored.len(), 1);
-    let s = &stored[0].1;
+    assert_eq!(intake.stored.lock().unwrap().len(), 1);
+    let s = intake.stored.lock().unwrap()[0].1.clone();
     assert_eq!(s.payload.as_ref(), DOC);
     assert_eq!(
         s.correlation_ids[keys::SERVICE],
@@ -121,7 +120,6 @@ async fn connector_delivers_into_the_server_intake_byte_exact() {
     );
 
     // Sending as another party than the account is refused for good.
-    drop(stored);
     let foreign = XtaConnector::new(XtaConnectorSettings {
         client: client(&url, "dvdv:07000000", "tok-land"),
         meta: MetaDefaults {
@@ -211,8 +209,7 @@ async fn mailbox_connector_then_poller_exactly_once() {
         (1, 1, 0),
         "{stats:?}"
     );
-    let stored = hub_c.stored.lock().unwrap();
-    let s = &stored[0].1;
+    let s = hub_c.stored.lock().unwrap()[0].1.clone();
     assert_eq!(s.payload.as_ref(), DOC);
     assert_eq!(
         s.idempotency_key.as_deref(),
@@ -222,7 +219,6 @@ async fn mailbox_connector_then_poller_exactly_once() {
     assert_eq!(s.attachments.len(), 1);
     assert_eq!(s.attachments[0].content_type, "application/octet-stream");
     assert_eq!(hub_c.blobs.get(&s.attachments[0].blob), att);
-    drop(stored);
     assert!(server.mailboxes().list("kommune").unwrap().is_empty());
     // Nothing left: the next poll stores nothing.
     let stats = poller
