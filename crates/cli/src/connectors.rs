@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use drehscheibe_config::{ConnectorConfig, ConnectorKind, HttpAuth, HttpMethod, SmtpTls};
 use drehscheibe_model::Connector;
 
-/// Build the connector for one configured endpoint.
-pub fn build(cfg: &ConnectorConfig) -> Result<Arc<dyn Connector>> {
+/// Build the connector for one configured endpoint (`data_dir`: the hub's
+/// data directory, where hosted XTA mailboxes live).
+pub fn build(cfg: &ConnectorConfig, data_dir: &std::path::Path) -> Result<Arc<dyn Connector>> {
     Ok(match &cfg.kind {
         ConnectorKind::Http(h) => {
             let read = |p: &std::path::Path| {
@@ -80,7 +81,77 @@ pub fn build(cfg: &ConnectorConfig) -> Result<Arc<dyn Connector>> {
             .with_context(|| format!("connector {}", cfg.id))?,
         ),
         ConnectorKind::FitConnect(f) => Arc::new(fit_connect(cfg, f)?),
+        ConnectorKind::Xta(x) => Arc::new(
+            drehscheibe_xta::connector::XtaConnector::new(
+                drehscheibe_xta::connector::XtaConnectorSettings {
+                    client: xta_client_settings(&x.remote, cfg.timeout)?,
+                    meta: xta_meta(&x.meta),
+                    report_wait: x.report_wait,
+                    report_poll_interval: x.report_poll_interval,
+                },
+            )
+            .with_context(|| format!("connector {}", cfg.id))?,
+        ),
+        ConnectorKind::XtaMailbox(m) => {
+            let mailboxes = drehscheibe_xta::mailbox::Mailboxes::open(&data_dir.join("xta"))
+                .with_context(|| format!("connector {}: opening the XTA mailboxes", cfg.id))?;
+            Arc::new(
+                drehscheibe_xta::mailbox_connector::XtaMailboxConnector::new(
+                    mailboxes,
+                    drehscheibe_xta::mailbox_connector::XtaMailboxConnectorSettings {
+                        account: m.mailbox.clone(),
+                        meta: xta_meta(&m.meta),
+                    },
+                ),
+            )
+        }
     })
+}
+
+/// Client settings for a remote XTA account (certificate files read now).
+pub(crate) fn xta_client_settings(
+    r: &drehscheibe_config::XtaRemoteAccount,
+    timeout: std::time::Duration,
+) -> Result<drehscheibe_xta::client::XtaClientSettings> {
+    let read =
+        |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    Ok(drehscheibe_xta::client::XtaClientSettings {
+        endpoints: drehscheibe_xta::client::XtaEndpoints::single(r.url.clone()),
+        author: drehscheibe_xta::model::PartyIdentifier::new(
+            r.account.value.clone(),
+            r.account.kind.clone(),
+        ),
+        client_cert_pem: match &r.client_cert {
+            Some(c) => Some((read(&c.cert)?, read(&c.key)?)),
+            None => None,
+        },
+        ca_cert_pem: r.ca_cert.as_deref().map(read).transpose()?,
+        bearer_token: r.token.as_ref().map(|t| t.expose().to_owned()),
+        timeout,
+        max_answer_bytes: 16 << 20,
+    })
+}
+
+fn xta_meta(m: &drehscheibe_config::XtaMetaConfig) -> drehscheibe_xta::connector::MetaDefaults {
+    let party = |p: &Option<drehscheibe_config::XtaParty>| {
+        p.as_ref()
+            .map(|p| drehscheibe_xta::model::PartyIdentifier::new(p.value.clone(), p.kind.clone()))
+    };
+    drehscheibe_xta::connector::MetaDefaults {
+        author: party(&m.author),
+        reader: party(&m.reader),
+        sender: None,
+        service: m.service.clone(),
+        business_scenario: m
+            .business_scenario
+            .clone()
+            .map(drehscheibe_xta::model::BusinessScenario::Undefined),
+        message_type: m.message_type.clone(),
+        message_type_list_uri: m.message_type_list_uri.clone(),
+        message_type_list_version: m.message_type_list_version.clone(),
+        payload_schema: m.payload_schema.clone(),
+        subject: None,
+    }
 }
 
 fn fit_connect(

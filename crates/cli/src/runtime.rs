@@ -145,7 +145,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let mut connectors = ConnectorRegistry::new();
     for tenant in &config.tenants {
         for c in &tenant.connectors {
-            let connector = crate::connectors::build(c)
+            let connector = crate::connectors::build(c, data)
                 .with_context(|| format!("tenant {}: connector {}", tenant.id, c.id))?;
             connectors.insert(ConnectorSlot::new(
                 tenant.id.clone(),
@@ -224,6 +224,12 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     }
 
     for (_, adapter) in fit_subscribers {
+        let adapter: Box<dyn InputAdapter> = Box::new(adapter);
+        let (i, s) = (intake.clone(), shutdown.clone());
+        tasks.spawn(async move { adapter.run(i, s).await.map_err(anyhow::Error::from) });
+    }
+
+    for adapter in xta_pollers(&config)? {
         let adapter: Box<dyn InputAdapter> = Box::new(adapter);
         let (i, s) = (intake.clone(), shutdown.clone());
         tasks.spawn(async move { adapter.run(i, s).await.map_err(anyhow::Error::from) });
@@ -421,6 +427,33 @@ fn xta_servers(
         out.push(
             XtaServer::open(settings, intake.clone())
                 .with_context(|| format!("channel {}", ch.id))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Build the mailbox pollers of `xta-poller` channels (certificates read
+/// now, so a bad file stops the start).
+fn xta_pollers(config: &HubConfig) -> Result<Vec<drehscheibe_xta::poller::XtaPoller>> {
+    use drehscheibe_xta::poller::{XtaPoller, XtaPollerSettings};
+    let mut out = Vec::new();
+    for ch in &config.channels {
+        let ChannelKind::XtaPoller(p) = &ch.kind else {
+            continue;
+        };
+        let client =
+            crate::connectors::xta_client_settings(&p.remote, std::time::Duration::from_secs(120))
+                .with_context(|| format!("channel {}", ch.id))?;
+        out.push(
+            XtaPoller::new(XtaPollerSettings {
+                channel: ch.id.clone(),
+                client,
+                poll_interval: p.poll_interval,
+                max_list_items: p.max_list_items,
+                services: p.services.clone(),
+                message_types: p.message_types.clone(),
+            })
+            .with_context(|| format!("channel {}", ch.id))?,
         );
     }
     Ok(out)

@@ -149,6 +149,94 @@ pub enum ChannelKind {
     /// The hub as XTA 2 server: Fachverfahren and other XTA parties use the
     /// XTA-WS operations at `/xta/<channel id>`.
     Xta(XtaChannelConfig),
+    /// Messages fetched from an account's mailbox on a remote XTA server
+    /// (getStatusList → getMessage → intake → close).
+    XtaPoller(XtaPollerConfig),
+}
+
+/// An XTA party identifier: value and `type` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XtaParty {
+    /// Identifier value, e.g. `dvdv:01001000`.
+    pub value: String,
+    /// `type` attribute (default `xoev`).
+    pub kind: String,
+}
+
+/// How the client side reaches a remote XTA server as one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XtaRemoteAccount {
+    /// Address of the XTA-WS (all three ports).
+    pub url: String,
+    /// The account's party identifier (sent as author).
+    pub account: XtaParty,
+    /// TLS client certificate of the tenant/account.
+    pub client_cert: Option<ClientCert>,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Bearer token, for servers that bind accounts to tokens.
+    pub token: Option<Secret>,
+}
+
+/// Settings of an `xta-poller` channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XtaPollerConfig {
+    /// Remote server and account.
+    pub remote: XtaRemoteAccount,
+    /// Time between polls (default 30 s).
+    pub poll_interval: Duration,
+    /// `maxListItems` per status list (default 50).
+    pub max_list_items: u32,
+    /// Only fetch these services (empty: all).
+    pub services: Vec<String>,
+    /// Only fetch these message type codes (empty: all).
+    pub message_types: Vec<String>,
+}
+
+/// Metadata of messages an XTA connector writes; unset fields come from
+/// the message's own XTA metadata or the document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XtaMetaConfig {
+    /// `Originators/Author` (xta-mailbox only; the xta connector's author
+    /// is its account).
+    pub author: Option<XtaParty>,
+    /// `Destinations/Reader`.
+    pub reader: Option<XtaParty>,
+    /// `Qualifier/Service`.
+    pub service: Option<String>,
+    /// `Qualifier/BusinessScenario` (undefined, free text).
+    pub business_scenario: Option<String>,
+    /// `Qualifier/MessageType` code.
+    pub message_type: Option<String>,
+    /// Its `listURI`.
+    pub message_type_list_uri: Option<String>,
+    /// Its `listVersionID`.
+    pub message_type_list_version: Option<String>,
+    /// `payloadSchema`.
+    pub payload_schema: Option<String>,
+}
+
+/// Settings of an `xta` connector (send to a remote XTA server).
+#[derive(Debug, Clone, PartialEq)]
+pub struct XtaConnectorConfig {
+    /// Remote server and account.
+    pub remote: XtaRemoteAccount,
+    /// Metadata.
+    pub meta: XtaMetaConfig,
+    /// Time between transport report polls (default 1 s).
+    pub report_poll_interval: Duration,
+    /// How long one attempt waits for a final transport report (default
+    /// 10 s, shorter than `timeout`).
+    pub report_wait: Duration,
+}
+
+/// Settings of an `xta-mailbox` connector (put into a hosted mailbox).
+#[derive(Debug, Clone, PartialEq)]
+pub struct XtaMailboxConnectorConfig {
+    /// Account (mailbox) name of an `xta` channel of this hub.
+    pub mailbox: String,
+    /// Metadata.
+    pub meta: XtaMetaConfig,
 }
 
 /// Settings of an `xta` (server) channel.
@@ -342,6 +430,10 @@ pub enum ConnectorKind {
     Smtp(SmtpConnectorConfig),
     /// Submission to a FIT-Connect destination.
     FitConnect(FitConnectConnectorConfig),
+    /// Message to a remote XTA server.
+    Xta(XtaConnectorConfig),
+    /// Message into a mailbox hosted by this hub's XTA server.
+    XtaMailbox(XtaMailboxConnectorConfig),
 }
 
 impl ConnectorKind {
@@ -352,6 +444,8 @@ impl ConnectorKind {
             Self::Directory(_) => "directory",
             Self::Smtp(_) => "smtp",
             Self::FitConnect(_) => "fit-connect",
+            Self::Xta(_) => "xta",
+            Self::XtaMailbox(_) => "xta-mailbox",
         }
     }
 }

@@ -22,7 +22,8 @@ use crate::{
     FitConnectIntakeConfig, FitConnectSubscriberConfig, FitConnectSubscriberDestination, HttpAuth,
     HttpConnectorConfig, HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret,
     SecretSource, SecretString, ServerConfig, SmtpConnectorConfig, SmtpTls, Stelle, TenantConfig,
-    TokenConfig, XtaAccountConfig, XtaChannelConfig,
+    TokenConfig, XtaAccountConfig, XtaChannelConfig, XtaConnectorConfig, XtaMailboxConnectorConfig,
+    XtaMetaConfig, XtaParty, XtaPollerConfig, XtaRemoteAccount,
 };
 
 /// Default SMTP subject template.
@@ -239,6 +240,7 @@ pub(crate) fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
             .filter_map(|(id, c)| cx.channel(&main_src, id, c))
             .collect();
         cx.unique_fit_base_paths(&main_src, &channels);
+        cx.xta_mailboxes_exist(&channels, &tenant_files);
         let known_tenants: BTreeSet<&str> = tenant_files.iter().map(|t| t.id.as_str()).collect();
         let tokens = cx.tokens(&main_src, &m.tokens, &m.channels, &known_tenants);
         (server, rules, channels, tokens)
@@ -380,6 +382,9 @@ impl Ctx {
         if raw.kind != ChannelType::Xta {
             self.no_xta_server_keys(src, &kp, raw);
         }
+        if raw.kind != ChannelType::XtaPoller {
+            self.no_xta_poller_keys(src, &kp, raw);
+        }
         let kind = match raw.kind {
             ChannelType::Http => {
                 let extra = [
@@ -407,6 +412,7 @@ impl Ctx {
             }
             ChannelType::FitConnect => ChannelKind::FitConnect(self.fit_intake(src, &kp, raw)?),
             ChannelType::Xta => ChannelKind::Xta(self.xta_channel(src, &kp, raw)?),
+            ChannelType::XtaPoller => ChannelKind::XtaPoller(self.xta_poller(src, &kp, raw)?),
             ChannelType::Directory => {
                 self.no_fit_subscriber_keys(src, &kp, raw);
                 self.no_fit_intake_keys(src, &kp, raw);
@@ -891,6 +897,8 @@ impl Ctx {
             ConnectorType::FitConnect => {
                 ConnectorKind::FitConnect(self.fit_connect(src, &kp, c, timeout)?)
             }
+            ConnectorType::Xta => ConnectorKind::Xta(self.xta_connector(src, &kp, c, timeout)?),
+            ConnectorType::XtaMailbox => ConnectorKind::XtaMailbox(self.xta_mailbox(src, &kp, c)?),
         };
         Some(ConnectorConfig {
             id: id.to_string(),
@@ -1339,6 +1347,333 @@ impl Ctx {
             server_identity,
             max_message_bytes,
             accounts,
+        })
+    }
+
+    /// Every `xta-mailbox` connector names an account of an `xta` channel.
+    fn xta_mailboxes_exist(&mut self, channels: &[ChannelConfig], tenants: &[TenantFile]) {
+        let accounts: BTreeSet<&str> = channels
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ChannelKind::Xta(x) => Some(x),
+                _ => None,
+            })
+            .flat_map(|x| x.accounts.iter().map(|a| a.name.as_str()))
+            .collect();
+        for t in tenants {
+            let Some(cfg) = &t.config else { continue };
+            for c in &cfg.connectors {
+                if let ConnectorKind::XtaMailbox(m) = &c.kind {
+                    if !accounts.contains(m.mailbox.as_str()) {
+                        self.err(
+                            &t.src,
+                            &KeyPath::root().key("connectors").key(&c.id).key("mailbox"),
+                            format!("no xta channel has an account `{}`", m.mailbox),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn no_xta_poller_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
+        for key in raw.xta_poller_keys() {
+            self.err(
+                src,
+                &kp.key(key),
+                format!("`{key}` is only valid for xta-poller channels"),
+            );
+        }
+    }
+
+    /// A party identifier value (`key`) with its `type` (`type_key`,
+    /// default `xoev`).
+    fn xta_party(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        key: &str,
+        value: Option<&String>,
+        type_key: &str,
+        kind: Option<&String>,
+    ) -> Option<XtaParty> {
+        let Some(value) = value else {
+            if kind.is_some() {
+                self.err(
+                    src,
+                    &kp.key(type_key),
+                    format!("`{type_key}` needs `{key}`"),
+                );
+            }
+            return None;
+        };
+        let value = value.trim();
+        if value.is_empty() || value.chars().any(char::is_control) {
+            self.err(
+                src,
+                &kp.key(key),
+                format!("`{key}` must be a party identifier like `dvdv:01001000`"),
+            );
+        }
+        let kind = kind.map_or("xoev", String::as_str).trim();
+        if kind.is_empty() {
+            self.err(
+                src,
+                &kp.key(type_key),
+                format!("`{type_key}` must not be empty"),
+            );
+        }
+        Some(XtaParty {
+            value: value.to_owned(),
+            kind: kind.to_owned(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn xta_remote(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        url: Option<&String>,
+        account: Option<&String>,
+        account_type: Option<&String>,
+        client_cert: Option<&crate::raw::RawClientCert>,
+        ca_cert: Option<&PathBuf>,
+        token: Option<Secret>,
+    ) -> Option<XtaRemoteAccount> {
+        let url = self.service_url(src, kp, "url", url);
+        let account = self.xta_party(src, kp, "account", account, "account_type", account_type);
+        if account.is_none() {
+            self.err(
+                src,
+                kp,
+                "`account` (the party identifier of the account, e.g. `dvdv:01001000`) is required",
+            );
+        }
+        let client_cert = client_cert.map(|cc| {
+            let ckp = kp.key("client_cert");
+            ClientCert {
+                cert: self.pem_file(src, &ckp.key("cert"), &cc.cert),
+                key: self.pem_file(src, &ckp.key("key"), &cc.key),
+            }
+        });
+        let ca_cert = ca_cert.map(|p| self.pem_file(src, &kp.key("ca_cert"), p));
+        Some(XtaRemoteAccount {
+            url,
+            account: account?,
+            client_cert,
+            ca_cert,
+            token,
+        })
+    }
+
+    fn xta_poller(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        raw: &RawChannel,
+    ) -> Option<XtaPollerConfig> {
+        self.no_fit_intake_keys(src, kp, raw);
+        for key in raw.fit_subscriber_keys() {
+            if key != "ca_cert" {
+                self.err(
+                    src,
+                    &kp.key(key),
+                    format!("`{key}` is not a setting of xta-poller channels"),
+                );
+            }
+        }
+        for (key, present) in [
+            ("path", raw.path.is_some()),
+            ("settle", raw.settle.is_some()),
+            ("content_type", raw.content_type.is_some()),
+        ] {
+            if present {
+                self.err(
+                    src,
+                    &kp.key(key),
+                    format!("`{key}` is not a setting of xta-poller channels"),
+                );
+            }
+        }
+        let token = raw
+            .token
+            .as_ref()
+            .and_then(|t| self.secret(src, &kp.key("token"), t));
+        let remote = self.xta_remote(
+            src,
+            kp,
+            raw.url.as_ref(),
+            raw.account.as_ref(),
+            raw.account_type.as_ref(),
+            raw.client_cert.as_ref(),
+            raw.ca_cert.as_ref(),
+            token,
+        );
+        let poll_interval = raw.poll_interval.unwrap_or(Duration::from_secs(30));
+        if poll_interval.is_zero() {
+            self.err(
+                src,
+                &kp.key("poll_interval"),
+                "`poll_interval` must be greater than 0",
+            );
+        }
+        let max_list_items = raw.max_list_items.unwrap_or(50);
+        if max_list_items == 0 {
+            self.err(
+                src,
+                &kp.key("max_list_items"),
+                "`max_list_items` must be at least 1",
+            );
+        }
+        Some(XtaPollerConfig {
+            remote: remote?,
+            poll_interval,
+            max_list_items,
+            services: raw.services.clone().unwrap_or_default(),
+            message_types: raw.message_types.clone().unwrap_or_default(),
+        })
+    }
+
+    fn xta_meta(&mut self, src: &Source, kp: &KeyPath, c: &RawConnector) -> XtaMetaConfig {
+        let author = self.xta_party(
+            src,
+            kp,
+            "author",
+            c.author.as_ref(),
+            "author_type",
+            c.author_type.as_ref(),
+        );
+        let reader = self.xta_party(
+            src,
+            kp,
+            "reader",
+            c.reader.as_ref(),
+            "reader_type",
+            c.reader_type.as_ref(),
+        );
+        if let Some(svc) = &c.service {
+            if url::Url::parse(svc).is_err() {
+                self.err(
+                    src,
+                    &kp.key("service"),
+                    "`service` must be a URI like `urn:xoev-de:xbau:standard:xbau_2.3`",
+                );
+            }
+        }
+        if let Some(ps) = &c.payload_schema {
+            if ps.trim().is_empty() {
+                self.err(
+                    src,
+                    &kp.key("payload_schema"),
+                    "`payload_schema` must not be empty",
+                );
+            }
+        }
+        for (key, v) in [
+            ("business_scenario", &c.business_scenario),
+            ("message_type", &c.message_type),
+            ("message_type_list_uri", &c.message_type_list_uri),
+            ("message_type_list_version", &c.message_type_list_version),
+        ] {
+            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                self.err(src, &kp.key(key), format!("`{key}` must not be empty"));
+            }
+        }
+        XtaMetaConfig {
+            author,
+            reader,
+            service: c.service.clone(),
+            business_scenario: c.business_scenario.clone(),
+            message_type: c.message_type.clone(),
+            message_type_list_uri: c.message_type_list_uri.clone(),
+            message_type_list_version: c.message_type_list_version.clone(),
+            payload_schema: c.payload_schema.clone(),
+        }
+    }
+
+    fn xta_connector(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        c: &RawConnector,
+        timeout: Duration,
+    ) -> Option<XtaConnectorConfig> {
+        let token = match &c.auth {
+            None => None,
+            Some(a) => match self.http_auth(src, &kp.key("auth"), a)? {
+                HttpAuth::Bearer { token } => Some(token),
+                HttpAuth::Basic { .. } => {
+                    self.err(
+                        src,
+                        &kp.key("auth"),
+                        "xta connectors support `type = \"bearer\"` auth only",
+                    );
+                    None
+                }
+            },
+        };
+        let remote = self.xta_remote(
+            src,
+            kp,
+            c.url.as_ref(),
+            c.account.as_ref(),
+            c.account_type.as_ref(),
+            c.client_cert.as_ref(),
+            c.ca_cert.as_ref(),
+            token,
+        );
+        let meta = self.xta_meta(src, kp, c);
+        let report_poll_interval = c.poll_interval.unwrap_or(Duration::from_secs(1));
+        if report_poll_interval.is_zero() {
+            self.err(
+                src,
+                &kp.key("poll_interval"),
+                "`poll_interval` must be greater than 0",
+            );
+        }
+        let report_wait = c
+            .max_wait
+            .unwrap_or_else(|| Duration::from_secs(10).min(timeout / 2));
+        if report_wait >= timeout {
+            self.err(
+                src,
+                &kp.key("max_wait"),
+                format!(
+                    "`max_wait` must be shorter than the connector's `timeout` ({}s)",
+                    timeout.as_secs()
+                ),
+            );
+        }
+        Some(XtaConnectorConfig {
+            remote: remote?,
+            meta,
+            report_poll_interval,
+            report_wait,
+        })
+    }
+
+    fn xta_mailbox(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        c: &RawConnector,
+    ) -> Option<XtaMailboxConnectorConfig> {
+        let meta = self.xta_meta(src, kp, c);
+        let Some(mailbox) = &c.mailbox else {
+            self.err(
+                src,
+                kp,
+                "an xta-mailbox connector needs `mailbox` (an account name of an xta channel)",
+            );
+            return None;
+        };
+        if let Err(m) = check_id(mailbox) {
+            self.err(src, &kp.key("mailbox"), format!("mailbox {m}"));
+        }
+        Some(XtaMailboxConnectorConfig {
+            mailbox: mailbox.clone(),
+            meta,
         })
     }
 

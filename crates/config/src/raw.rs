@@ -55,6 +55,9 @@ pub(crate) enum ChannelType {
     FitConnect,
     /// The hub as XTA 2 server (XTA-WS).
     Xta,
+    /// Polls a remote XTA mailbox (client side).
+    #[serde(rename = "xta-poller")]
+    XtaPoller,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +94,15 @@ pub(crate) struct RawChannel {
     pub accounts: Option<Vec<RawXtaAccount>>,
     pub server_identity: Option<String>,
     pub max_message_bytes: Option<ByteSize>,
+    // xta-poller (also poll_interval, ca_cert)
+    pub url: Option<String>,
+    pub account: Option<String>,
+    pub account_type: Option<String>,
+    pub client_cert: Option<RawClientCert>,
+    pub token: Option<RawSecret>,
+    pub max_list_items: Option<u32>,
+    pub services: Option<Vec<String>>,
+    pub message_types: Option<Vec<String>>,
 }
 
 /// One `[[channels.<id>.accounts]]` of an xta channel.
@@ -109,6 +121,23 @@ pub(crate) struct RawXtaAccount {
 }
 
 impl RawChannel {
+    /// Keys only `xta-poller` channels have that are present.
+    pub(crate) fn xta_poller_keys(&self) -> Vec<&'static str> {
+        [
+            ("url", self.url.is_some()),
+            ("account", self.account.is_some()),
+            ("account_type", self.account_type.is_some()),
+            ("client_cert", self.client_cert.is_some()),
+            ("token", self.token.is_some()),
+            ("max_list_items", self.max_list_items.is_some()),
+            ("services", self.services.is_some()),
+            ("message_types", self.message_types.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.then_some(k))
+        .collect()
+    }
+
     /// Keys of `xta` (server) channels that are present.
     pub(crate) fn xta_server_keys(&self) -> Vec<&'static str> {
         [
@@ -258,6 +287,9 @@ pub(crate) enum ConnectorType {
     Smtp,
     #[serde(rename = "fit-connect")]
     FitConnect,
+    Xta,
+    #[serde(rename = "xta-mailbox")]
+    XtaMailbox,
 }
 
 impl ConnectorType {
@@ -267,6 +299,8 @@ impl ConnectorType {
             Self::Directory => "directory",
             Self::Smtp => "smtp",
             Self::FitConnect => "fit-connect",
+            Self::Xta => "xta",
+            Self::XtaMailbox => "xta-mailbox",
         }
     }
 }
@@ -326,6 +360,20 @@ pub(crate) struct RawConnector {
     #[serde(default, with = "humantime_serde")]
     pub cache_ttl: Option<Duration>,
     pub max_attachment_bytes: Option<ByteSize>,
+    // xta, xta-mailbox
+    pub account: Option<String>,
+    pub account_type: Option<String>,
+    pub mailbox: Option<String>,
+    pub author: Option<String>,
+    pub author_type: Option<String>,
+    pub reader: Option<String>,
+    pub reader_type: Option<String>,
+    pub service: Option<String>,
+    pub business_scenario: Option<String>,
+    pub message_type: Option<String>,
+    pub message_type_list_uri: Option<String>,
+    pub message_type_list_version: Option<String>,
+    pub payload_schema: Option<String>,
 }
 
 impl RawConnector {
@@ -367,6 +415,25 @@ impl RawConnector {
             ("require_accept", self.require_accept.is_some()),
             ("cache_ttl", self.cache_ttl.is_some()),
             ("max_attachment_bytes", self.max_attachment_bytes.is_some()),
+            ("account", self.account.is_some()),
+            ("account_type", self.account_type.is_some()),
+            ("mailbox", self.mailbox.is_some()),
+            ("author", self.author.is_some()),
+            ("author_type", self.author_type.is_some()),
+            ("reader", self.reader.is_some()),
+            ("reader_type", self.reader_type.is_some()),
+            ("service", self.service.is_some()),
+            ("business_scenario", self.business_scenario.is_some()),
+            ("message_type", self.message_type.is_some()),
+            (
+                "message_type_list_uri",
+                self.message_type_list_uri.is_some(),
+            ),
+            (
+                "message_type_list_version",
+                self.message_type_list_version.is_some(),
+            ),
+            ("payload_schema", self.payload_schema.is_some()),
         ];
         present
             .into_iter()
@@ -418,6 +485,37 @@ pub(crate) fn allowed_keys(kind: ConnectorType) -> &'static [&'static str] {
             "cache_ttl",
             "max_attachment_bytes",
             "ca_cert",
+        ],
+        ConnectorType::Xta => &[
+            "url",
+            "account",
+            "account_type",
+            "auth",
+            "client_cert",
+            "ca_cert",
+            "reader",
+            "reader_type",
+            "service",
+            "business_scenario",
+            "message_type",
+            "message_type_list_uri",
+            "message_type_list_version",
+            "payload_schema",
+            "poll_interval",
+            "max_wait",
+        ],
+        ConnectorType::XtaMailbox => &[
+            "mailbox",
+            "author",
+            "author_type",
+            "reader",
+            "reader_type",
+            "service",
+            "business_scenario",
+            "message_type",
+            "message_type_list_uri",
+            "message_type_list_version",
+            "payload_schema",
         ],
     }
 }
