@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use xee_interpreter::atomic::Atomic;
-use xee_interpreter::context::{DocumentsRef, Variables};
+use xee_interpreter::context::{DocumentsRef, DynamicContextBuilder, Variables};
 use xee_interpreter::interpreter::Program;
 use xee_interpreter::sequence::{Item, Sequence};
 use xot::xmlname::{NameStrInfo, OwnedName};
@@ -134,6 +134,7 @@ pub(crate) fn run(
         let mut run = Run {
             c,
             programs: &programs,
+            builders: vec![None; programs.len()],
             xot: &mut *xot,
             docs: DocumentsRef::new(),
             params,
@@ -234,6 +235,10 @@ fn preserved_by_xml_space(xot: &Xot, element: Node) -> bool {
 struct Run<'a> {
     c: &'a Compiled,
     programs: &'a [Program],
+    /// Per expression: a dynamic context builder with the run's documents
+    /// and current date-time, cloned for every evaluation (creating one
+    /// reads the clock and the time zone and allocates a document table).
+    builders: Vec<Option<DynamicContextBuilder<'a>>>,
     xot: &'a mut Xot,
     docs: DocumentsRef,
     params: &'a BTreeMap<String, String>,
@@ -322,13 +327,24 @@ impl<'a> Run<'a> {
             };
             vars.insert(name.clone(), value);
         }
-        let Some(program) = self.programs.get(id) else {
+        let programs = self.programs;
+        let Some(program) = programs.get(id) else {
             return Err(self.expr_err(id, "internal error: expression not compiled"));
         };
-        let mut builder = program.dynamic_context_builder();
-        builder.documents(self.docs.clone());
+        let mut builder = match self.builders.get_mut(id) {
+            Some(Some(base)) => base.clone(),
+            slot => {
+                let mut base = program.dynamic_context_builder();
+                base.documents(self.docs.clone());
+                base.current_datetime(self.now);
+                let builder = base.clone();
+                if let Some(slot) = slot {
+                    *slot = Some(base);
+                }
+                builder
+            }
+        };
         builder.variables(vars);
-        builder.current_datetime(self.now);
         if let Some(item) = &f.item {
             builder.context_item(item.clone());
         }

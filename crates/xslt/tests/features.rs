@@ -545,3 +545,31 @@ fn reverse_axes_and_kind_test_patterns() {
     );
     assert_eq!(run(&s, "<a><b><c/>x<!--k--></b></a>"), "<r>abc|a|FTT</r>");
 }
+
+#[test]
+fn local_name_predicates_select_across_namespaces() {
+    // `*[local-name() = 'x']` is compiled to the name test `*:x`: the
+    // selected nodes, their order and positional predicates stay the same
+    let input = r#"<r xmlns:a="urn:a" xmlns:b="urn:b"><a:x id="1"><b:y b:k="v" k="w"/></a:x><b:x id="2"/><x id="3"/><a:z id="4"/></r>"#;
+    for version in ["1.0", "3.0"] {
+        let s = sheet(
+            version,
+            r#"<xsl:template match="/">
+                 <xsl:value-of select="count(/*/*[local-name() = 'x'])"/>
+                 <xsl:text>|</xsl:text>
+                 <xsl:for-each select="/*/*[local-name() = 'x']"><xsl:value-of select="@id"/></xsl:for-each>
+                 <xsl:text>|</xsl:text>
+                 <xsl:value-of select="/*/*[local-name() = 'x'][2]/@id"/>
+                 <xsl:text>|</xsl:text>
+                 <xsl:for-each select="//*['y' = local-name(.)]/@*[local-name() = 'k']"><xsl:value-of select="."/></xsl:for-each>
+                 <xsl:text>|</xsl:text>
+                 <xsl:value-of select="name(//*[local-name() = 'y']/ancestor::*[local-name() = 'x'][1])"/>
+                 <xsl:text>|</xsl:text>
+                 <xsl:value-of select="count(/*/*[local-name() = 'x'][@id &gt; 1])"/>
+                 <xsl:text>|</xsl:text>
+                 <xsl:value-of select="count(/*/*[local-name() = 'nothing'])"/>
+               </xsl:template>"#,
+        );
+        assert_eq!(run(&s, input), "3|123|2|vw|a:x|2|0", "version {version}");
+    }
+}
