@@ -141,6 +141,20 @@ async fn connector_delivers_into_the_server_intake_byte_exact() {
     let bad = XtaClient::new(client(&url, "dvdv:09000000", "wrong")).unwrap();
     let e = bad.create_message_id().await.unwrap_err();
     assert!(!e.is_retryable(), "{e}");
+    let e = bad.check_account_active().await.unwrap_err();
+    assert!(e.fault().is_some_and(|f| !f.kind.is_retryable()), "{e}");
+    let good = XtaClient::new(client(&url, "dvdv:09000000", "tok-land")).unwrap();
+    good.check_account_active().await.unwrap();
+    // Transport report of an unknown message id: InvalidMessageID, dead.
+    let e = good
+        .get_transport_report("urn:de:xta:messageid:nowhere:1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.fault().map(|f| f.kind),
+        Some(drehscheibe_xta::client::FaultKind::InvalidMessageId),
+        "{e}"
+    );
 }
 
 #[tokio::test]
