@@ -140,10 +140,18 @@ async fn zeep_drives_the_xta_server_from_the_official_wsdl() {
         msg_file.display().to_string(),
         att_file.display().to_string(),
     ];
-    let out = tokio::task::spawn_blocking(move || Command::new(python2).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap();
+    let capture = cfg.path("responses");
+    std::fs::create_dir_all(&capture).unwrap();
+    let capture2 = capture.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python2)
+            .args(&args)
+            .env("XTA_CAPTURE_DIR", capture2)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
     if !out.status.success() {
         // Show where the hub's messages stand, then fail.
         let api = Api::new(hub.addr);
@@ -157,6 +165,28 @@ async fn zeep_drives_the_xta_server_from_the_official_wsdl() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     if std::env::var_os("XTA_ZEEP_DUMP").is_some() {
         eprintln!("{v:#}");
+    }
+
+    // Every response zeep received validates against the official XSDs.
+    let mut responses: Vec<_> = std::fs::read_dir(&capture)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    responses.sort();
+    assert!(responses.len() >= 10, "{responses:?}");
+    for r in &responses {
+        let out = Command::new("xmllint")
+            .args(["--noout", "--schema"])
+            .arg(repo_root().join("crates/xta/tests/xsd/all.xsd"))
+            .arg(r)
+            .output()
+            .expect("xmllint is required (apt-get install libxml2-utils)");
+        assert!(
+            out.status.success(),
+            "{} does not validate: {}",
+            r.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     let id = v["message_id"].as_str().unwrap();

@@ -7,6 +7,7 @@ Prints one JSON object with what the reader received.
 """
 import base64
 import json
+import os
 import sys
 import time
 
@@ -24,6 +25,15 @@ def services(wsdl, url, token):
     # carry wsam:Action.
     session = requests.Session()
     session.headers["Authorization"] = "Bearer " + token
+    capture = os.environ.get("XTA_CAPTURE_DIR")
+    if capture:
+        # Keep every server response for the schema check in the Rust test.
+        def keep(response, *args, **kwargs):
+            n = len(os.listdir(capture))
+            with open(os.path.join(capture, "%04d.xml" % n), "wb") as f:
+                f.write(response.content)
+
+        session.hooks["response"].append(keep)
     client = Client(
         wsdl,
         transport=Transport(session=session),

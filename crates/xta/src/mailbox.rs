@@ -141,10 +141,25 @@ impl Mailboxes {
         if let Some(existing) = map.get(&path).and_then(Weak::upgrade) {
             return Ok(existing);
         }
-        let db = sled::Config::new()
-            .path(path.join("mailboxes"))
-            .segment_size(1 << 23)
-            .open()?;
+        // A just-dropped instance may hold sled's file lock for a moment
+        // (its flusher thread ends asynchronously): retry briefly.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new()
+                .path(path.join("mailboxes"))
+                .segment_size(1 << 23)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if attempts < 50 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(40));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let entries = db.open_tree("entries")?;
         let index = db.open_tree("index")?;
         let mb = Arc::new(Self {

@@ -346,11 +346,14 @@ impl Hub {
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
         let body = r.bytes().await.unwrap().to_vec();
-        Resp {
+        let resp = Resp {
             status,
             content_type,
             body,
-        }
+        };
+        // Every response the server emits is checked against the XSDs.
+        validate(&resp.soap().0);
+        resp
     }
 
     async fn soap(&self, token: &str, action: &str, headers: &str, body: &str) -> Resp {
