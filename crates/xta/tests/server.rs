@@ -145,12 +145,19 @@ const PARTY_B: &str = "dvdv:02000000";
 const XSD_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/xsd");
 
 async fn hub() -> Hub {
+    hub_with(None).await
+}
+
+/// A hub whose listener marks requests carrying `x-test-client-cert` as
+/// authenticated with that client-certificate fingerprint (what a TLS
+/// listener with client authentication does).
+async fn hub_with(cert_account: Option<&str>) -> Hub {
     let dir = tempfile::tempdir().unwrap();
     let intake = Arc::new(FakeIntake {
         blobs: Arc::new(MemBlobs::default()),
         submitted: Mutex::new(vec![]),
         states: Mutex::new(HashMap::new()),
-        max_attachment: 64 * 1024,
+        max_attachment: 1024 * 1024,
     });
     let accounts = vec![
         Account {
@@ -171,11 +178,28 @@ async fn hub() -> Hub {
             cert_fingerprints: vec![],
         },
     ];
+    let mut accounts = accounts;
+    if let Some(fp) = cert_account {
+        accounts[1].cert_fingerprints.push(fp.to_string());
+    }
     let settings = XtaServerSettings::new("xta-in", dir.path().join("xta"), accounts);
     let server = XtaServer::open(settings, intake.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = server.router();
+    let app = server.router().layer(axum::middleware::from_fn(
+        |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+            if let Some(fp) = req
+                .headers()
+                .get("x-test-client-cert")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+            {
+                req.extensions_mut()
+                    .insert(drehscheibe_xta::server::ClientCertFingerprint(fp));
+            }
+            next.run(req).await
+        },
+    ));
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -472,7 +496,8 @@ fn mtom_send(
 }
 
 fn pdf() -> Vec<u8> {
-    (0..20_000u32).map(|i| (i % 251) as u8).collect()
+    // Larger than the 64 KiB streaming chunks, not a multiple of 3.
+    (0..300_001u32).map(|i| (i % 251) as u8).collect()
 }
 
 // ------------------------------------------------------------------ tests
@@ -1007,8 +1032,8 @@ async fn hostile_requests_get_the_right_fault_and_store_nothing() {
         r.fault(),
         ("ParameterIsNotValidException".into(), "9022".into())
     );
-    // Oversize attachment part (limit 64 KiB in this hub).
-    let big = vec![7u8; 100 * 1024];
+    // Oversize attachment part (limit 1 MiB in this hub).
+    let big = vec![7u8; 1024 * 1024 + 1];
     let (ct, body) = mtom_send(&h.url, &md, "m", &["a"], &[("m", MESSAGE), ("a", &big)]);
     let r = h.post(Some(TOKEN_A), &ct, body).await;
     assert_eq!(
@@ -1086,4 +1111,54 @@ async fn mailboxes_survive_reopen() {
     assert!(mb.close("b", &md.message_id).await.unwrap());
     assert!(!mb.close("b", &md.message_id).await.unwrap());
     let _ = Bytes::new();
+}
+
+#[tokio::test]
+async fn client_certificate_fingerprints_authenticate_when_the_listener_provides_them() {
+    let fp = "ab".repeat(32);
+    let h = hub_with(Some(&fp)).await;
+    let env = request_envelope(
+        "http://www.xta.de/XTA/CheckAccountActive",
+        "urn:uuid:1",
+        &h.url,
+        "",
+        "",
+    );
+    let send = |cert: &'static str| {
+        h.http
+            .post(&h.url)
+            .header("content-type", "application/soap+xml")
+            .header("x-test-client-cert", cert)
+            .body(env.clone())
+            .send()
+    };
+    let r = send("AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = send("cd").await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().await.unwrap();
+    validate(&text);
+    assert!(text.contains("PermissionDeniedException"), "{text}");
+    // The account is fachverfahren-b: its (empty) mailbox, not A's.
+    let list = format!("<osci:MsgBoxStatusListRequest xmlns:osci=\"{NS_OSCI}\"/>");
+    let env = request_envelope(
+        "http://www.osci.eu/ws/2008/05/transport/urn/messageTypes/MsgBoxStatusListRequest",
+        "urn:uuid:2",
+        &h.url,
+        &format!("<oscimeta:Author xmlns:oscimeta=\"{NS_OSCIMETA}\"><oscimeta:Identifier type=\"xoev\">{PARTY_A}</oscimeta:Identifier></oscimeta:Author>"),
+        &list,
+    );
+    let r = h
+        .http
+        .post(&h.url)
+        .header("content-type", "application/soap+xml")
+        .header("x-test-client-cert", "ab".repeat(32))
+        .body(env)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    validate(&text);
+    assert!(text.contains("PermissionDeniedException"), "{text}");
+    assert!(text.contains("<code>9014</code>"), "{text}");
 }
