@@ -13,10 +13,19 @@
 //! mailbox is empty afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use drehscheibe_model::{
+    Accepted, BlobReader, BlobRef, BlobStore, Intake, IntakeError, MessageId, MessageStatus,
+    Submission,
+};
 use drehscheibe_suite::receiver::Receiver;
 use drehscheibe_suite::{free_port, order, start, Api, TestConfig, SENDER};
+use drehscheibe_xta::client::{XtaClientSettings, XtaEndpoints};
+use drehscheibe_xta::model::PartyIdentifier;
+use drehscheibe_xta::poller::{XtaPoller, XtaPollerSettings};
+use tokio_util::sync::CancellationToken;
 
 const LEISTUNG: &str = "99050012104000";
 const AGS: &str = "09162000";
@@ -43,8 +52,9 @@ tokens = [{ value = "tok-kommune" }]
     .to_string()
 }
 
-/// Hub B's tenant: orders go into the `kommune` mailbox.
-fn b_tenant() -> String {
+/// Hub B's tenant: orders go into the `kommune` mailbox (author: the
+/// original XTA author, or `extra` keys).
+fn b_tenant(extra: &str) -> String {
     format!(
         r#"id = "alpha"
 name = "Kommune alpha (B)"
@@ -54,6 +64,7 @@ ags = "{AGS}"
 type = "xta-mailbox"
 mailbox = "kommune"
 reader = "dvdv:09162000"
+{extra}
 
 [[routes]]
 leistung = "{LEISTUNG}"
@@ -131,7 +142,7 @@ async fn a_sends_over_xta_to_b_mailbox_and_c_polls_it_exactly_once() {
     let b_cfg = TestConfig::write(
         &format!("127.0.0.1:{b_port}"),
         &b_channel(),
-        &[("alpha", b_tenant())],
+        &[("alpha", b_tenant(""))],
     );
     let hub_b = start(&b_cfg.main).await.unwrap();
     let a_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", a_tenant(b_port))]);
@@ -237,5 +248,132 @@ async fn a_sends_over_xta_to_b_mailbox_and_c_polls_it_exactly_once() {
 
     hub_c.shutdown().await.unwrap();
     hub_a.shutdown().await.unwrap();
+    hub_b.shutdown().await.unwrap();
+}
+
+/// The real hub's intake, but the process "dies" right after `submit`
+/// returned: the poller sees an error and must not close.
+struct CrashAfterSubmit(Arc<dyn Intake>);
+
+#[async_trait::async_trait]
+impl Intake for CrashAfterSubmit {
+    async fn submit(&self, s: Submission) -> Result<Accepted, IntakeError> {
+        self.0.submit(s).await?;
+        Err(IntakeError::Unavailable(
+            "simulated crash after the durable submit".into(),
+        ))
+    }
+    async fn stage_attachment(&self, r: BlobReader) -> Result<BlobRef, IntakeError> {
+        self.0.stage_attachment(r).await
+    }
+    fn max_payload_bytes(&self) -> u64 {
+        self.0.max_payload_bytes()
+    }
+    fn max_attachment_bytes(&self) -> u64 {
+        self.0.max_attachment_bytes()
+    }
+    fn channel_exists(&self, c: &str) -> bool {
+        self.0.channel_exists(c)
+    }
+    fn blobs(&self) -> Arc<dyn BlobStore> {
+        self.0.blobs()
+    }
+    async fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, IntakeError> {
+        self.0.status(id).await
+    }
+}
+
+fn kommune_poller(b_port: u16) -> XtaPoller {
+    XtaPoller::new(XtaPollerSettings {
+        channel: "other".into(),
+        client: XtaClientSettings {
+            endpoints: XtaEndpoints::single(format!("http://127.0.0.1:{b_port}/xta/xta")),
+            author: PartyIdentifier::new("dvdv:09162000", "xoev"),
+            client_cert_pem: None,
+            ca_cert_pem: None,
+            bearer_token: Some("tok-kommune".into()),
+            timeout: Duration::from_secs(10),
+            max_answer_bytes: 1 << 20,
+        },
+        poll_interval: Duration::from_millis(100),
+        max_list_items: 10,
+        services: vec![],
+        message_types: vec![],
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_submit_and_close_refetches_and_routes_once() {
+    let rx = Receiver::start().await;
+    // Hub B: orders posted to its portal go into the `kommune` mailbox.
+    let b_port = free_port();
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &b_channel(),
+        &[(
+            "alpha",
+            b_tenant("author = \"dvdv:01000000\"\nservice = \"urn:drehscheibe:test:xta-order\""),
+        )],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    // Hub C: routes to the receiver; the poller runs in the test.
+    let c_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", c_tenant(&rx.url("/fv")))]);
+    let hub_c = start(&c_cfg.main).await.unwrap();
+    let c_intake: Arc<dyn Intake> = hub_c.hub.clone();
+
+    let doc = order(AGS, LEISTUNG, 500);
+    let b_id = Api::new(hub_b.addr)
+        .submit("application/xml", doc.clone())
+        .await;
+    Api::new(hub_b.addr)
+        .wait_state(&b_id, "delivered", WAIT)
+        .await;
+
+    // First poll: stored in C, then the "crash" before close.
+    let crashing: Arc<dyn Intake> = Arc::new(CrashAfterSubmit(c_intake.clone()));
+    let stats = kommune_poller(b_port)
+        .poll_once(&crashing, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.listed, stats.failed, stats.closed),
+        (1, 1, 0),
+        "{stats:?}"
+    );
+
+    // After the restart: the message is offered again, C knows it.
+    let stats = kommune_poller(b_port)
+        .poll_once(&c_intake, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            stats.listed,
+            stats.duplicates,
+            stats.submitted,
+            stats.closed
+        ),
+        (1, 1, 0, 1),
+        "{stats:?}"
+    );
+    let stats = kommune_poller(b_port)
+        .poll_once(&c_intake, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(stats.listed, 0, "closed on B: {stats:?}");
+
+    // Routed and delivered exactly once.
+    let got = rx.wait_accepted("/fv", 1, WAIT).await;
+    assert_eq!(got[0].body.as_ref(), doc.as_slice());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.accepted("/fv").len(), 1, "delivered exactly once");
+    let (status, list) = Api::new(hub_c.addr)
+        .get("/api/v1/messages?limit=10", drehscheibe_suite::OPERATOR)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list:#}");
+
+    hub_c.shutdown().await.unwrap();
     hub_b.shutdown().await.unwrap();
 }
