@@ -170,6 +170,8 @@ pub enum SoapCode {
     Sender,
     /// `env:Receiver`.
     Receiver,
+    /// `env:MustUnderstand`.
+    MustUnderstand,
 }
 
 impl SoapCode {
@@ -178,6 +180,7 @@ impl SoapCode {
             Self::VersionMismatch => "env:VersionMismatch",
             Self::Sender => "env:Sender",
             Self::Receiver => "env:Receiver",
+            Self::MustUnderstand => "env:MustUnderstand",
         }
     }
 }
@@ -199,6 +202,10 @@ pub enum Fault {
         reason: String,
         /// Problem header QName for WS-Addressing faults.
         problem_header: Option<&'static str>,
+        /// The header block not understood (`env:MustUnderstand` faults):
+        /// namespace and local name, echoed in an `env:NotUnderstood`
+        /// header.
+        not_understood: Option<(String, String)>,
     },
 }
 
@@ -210,6 +217,7 @@ impl Fault {
             wsa_subcode: None,
             reason: reason.into(),
             problem_header: None,
+            not_understood: None,
         }
     }
 
@@ -290,7 +298,20 @@ impl Fault {
             Self::Xta(_) => action.unwrap_or(WSA_FAULT_ACTION),
             Self::Soap { .. } => WSA_FAULT_ACTION,
         };
-        crate::soap::response_envelope(action, relates_to, "", &body)
+        let mut headers = String::new();
+        if let Self::Soap {
+            not_understood: Some((ns, local)),
+            ..
+        } = self
+        {
+            let _ = write!(
+                headers,
+                "<env:NotUnderstood xmlns:nu=\"{}\" qname=\"nu:{}\"/>",
+                esc(ns),
+                esc(local)
+            );
+        }
+        crate::soap::response_envelope(action, relates_to, &headers, &body)
     }
 }
 
@@ -303,12 +324,14 @@ impl From<crate::soap::SoapError> for Fault {
                 wsa_subcode: None,
                 reason: e.to_string(),
                 problem_header: None,
+                not_understood: None,
             },
             E::AddressingHeaderRequired(h) => Fault::Soap {
                 code: SoapCode::Sender,
                 wsa_subcode: Some("MessageAddressingHeaderRequired"),
                 reason: e.to_string(),
                 problem_header: Some(h),
+                not_understood: None,
             },
             E::InvalidAddressingHeader(h) => Fault::Soap {
                 code: SoapCode::Sender,
@@ -321,6 +344,14 @@ impl From<crate::soap::SoapError> for Fault {
                 } else {
                     "wsa:To"
                 }),
+                not_understood: None,
+            },
+            E::MustUnderstand(ref q) => Fault::Soap {
+                code: SoapCode::MustUnderstand,
+                wsa_subcode: None,
+                reason: e.to_string(),
+                problem_header: None,
+                not_understood: Some(q.clone()),
             },
             E::Xml(_) | E::NotSoap(_) => Fault::sender(e.to_string()),
         }
@@ -334,6 +365,7 @@ pub fn action_not_supported(action: &str) -> Fault {
         wsa_subcode: Some("ActionNotSupported"),
         reason: format!("action {action:?} is not supported by this endpoint"),
         problem_header: None,
+        not_understood: None,
     }
 }
 

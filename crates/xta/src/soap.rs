@@ -110,6 +110,18 @@ pub enum SoapError {
     /// A WS-Addressing header is invalid (e.g. duplicated).
     #[error("invalid WS-Addressing header {0}")]
     InvalidAddressingHeader(&'static str),
+    /// A header block marked `mustUnderstand` that this server does not
+    /// process: (namespace, local name).
+    #[error("header block {{{}}}{} is not understood", .0.0, .0.1)]
+    MustUnderstand((String, String)),
+}
+
+/// Header blocks the server processes (others may be present but must not
+/// be marked `mustUnderstand`).
+fn understood(h: &XmlElement) -> bool {
+    h.ns.as_deref() == Some(NS_WSA)
+        || h.is(crate::model::NS_OSCIMETA, "MessageMetaData")
+        || h.is(crate::model::NS_OSCIMETA, "Author")
 }
 
 fn resolve(r: ResolveResult<'_>) -> Result<Option<String>, SoapError> {
@@ -290,6 +302,19 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, SoapError> {
     }
     if !seen_body {
         return Err(SoapError::NotSoap("Envelope has no Body".into()));
+    }
+    for h in &headers {
+        let must = h.attrs.iter().any(|(ns, l, v)| {
+            ns.as_deref() == Some(NS_SOAP12)
+                && l == "mustUnderstand"
+                && matches!(v.trim(), "true" | "1")
+        });
+        if must && !understood(h) {
+            return Err(SoapError::MustUnderstand((
+                h.ns.clone().unwrap_or_default(),
+                h.local.clone(),
+            )));
+        }
     }
     let single = |name: &'static str| -> Result<Option<String>, SoapError> {
         let mut it = headers.iter().filter(|h| h.is(NS_WSA, name));

@@ -957,6 +957,19 @@ async fn hostile_requests_get_the_right_fault_and_store_nothing() {
             "wsa:MessageAddressingHeaderRequired".into()
         )
     );
+    // A mustUnderstand header block the server does not process.
+    let mu = format!("<sec:Security xmlns:sec=\"urn:example:security\" xmlns:env=\"{NS_SOAP12}\" env:mustUnderstand=\"true\"/>");
+    let r = h
+        .soap(TOKEN_A, "http://www.xta.de/XTA/CheckAccountActive", &mu, "")
+        .await;
+    assert_eq!(r.fault().0, "env:MustUnderstand");
+    let (xml, _) = r.soap();
+    assert!(
+        xml.contains(
+            "<env:NotUnderstood xmlns:nu=\"urn:example:security\" qname=\"nu:Security\"/>"
+        ),
+        "{xml}"
+    );
     // Unknown action.
     let r = h.soap(TOKEN_A, "urn:not-an-xta-action", "", "").await;
     assert_eq!(
@@ -1059,6 +1072,24 @@ async fn hostile_requests_get_the_right_fault_and_store_nothing() {
         ("MessageSchemaViolationException".into(), "9051".into())
     );
     // Nothing of all that reached the hub.
+    assert!(h.intake.submitted.lock().unwrap().is_empty());
+    // A message id used by A cannot be reused by B.
+    let (ct, body) = mtom_send(&h.url, &md, "m", &[], &[("m", MESSAGE)]);
+    assert_eq!(h.post(Some(TOKEN_A), &ct, body).await.status, 200);
+    let (ct, body) = mtom_send(
+        &h.url,
+        &metadata(&id, PARTY_B, PARTY_A),
+        "m",
+        &[],
+        &[("m", MESSAGE)],
+    );
+    let r = h.post(Some(TOKEN_B), &ct, body).await;
+    assert_eq!(
+        r.fault(),
+        ("ParameterIsNotValidException".into(), "9024".into())
+    );
+    assert_eq!(h.intake.submitted.lock().unwrap().len(), 1);
+    h.intake.submitted.lock().unwrap().clear();
     assert!(h.intake.submitted.lock().unwrap().is_empty());
     assert!(
         h.intake.blobs.0.lock().unwrap().is_empty(),

@@ -427,6 +427,22 @@ async fn send_message(
         ))
         .into());
     }
+    // A message id belongs to the account that first used it.
+    if let Some(v) = inner
+        .sent
+        .get(metadata.message_id.as_bytes())
+        .map_err(internal)?
+    {
+        let r: SentRecord = serde_json::from_slice(&v).map_err(internal)?;
+        if r.account != call.account.name {
+            return Err(XtaFault::new(
+                XtaFaultKind::ParameterIsNotValid,
+                9024,
+                format!("MessageID {} is already used", metadata.message_id),
+            )
+            .into());
+        }
+    }
     let gcc = body(&call, NS_XTA, "GenericContentContainer")?;
     if gcc
         .child("http://www.w3.org/2001/04/xmlenc#", "EncryptedData")
