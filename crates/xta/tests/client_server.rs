@@ -242,3 +242,55 @@ async fn mailbox_connector_then_poller_exactly_once() {
     assert_eq!((stats.listed, stats.submitted), (0, 0), "{stats:?}");
     assert_eq!(hub_c.stored.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn poller_pages_through_a_full_mailbox_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub_b = MemIntake::new("xta");
+    let (server, url) = serve(hub_b.clone(), dir.path()).await;
+    let mailbox = XtaMailboxConnector::new(
+        server.mailboxes(),
+        XtaMailboxConnectorSettings {
+            account: "kommune".into(),
+            meta: MetaDefaults {
+                author: Some(PartyIdentifier::new("dvdv:09000000", "xoev")),
+                reader: Some(PartyIdentifier::new("dvdv:01001000", "xoev")),
+                service: Some("urn:s".into()),
+                ..Default::default()
+            },
+        },
+    );
+    for _ in 0..5 {
+        let req = request(DOC, vec![], hub_b.blobs.clone(), BTreeMap::new());
+        mailbox.deliver(req).await.unwrap();
+    }
+    assert_eq!(server.mailboxes().list("kommune").unwrap().len(), 5);
+
+    let hub_c = MemIntake::new("xta-in");
+    let adapter: Box<dyn drehscheibe_model::InputAdapter> = Box::new(
+        XtaPoller::new(XtaPollerSettings {
+            channel: "xta-in".into(),
+            client: client(&url, "dvdv:01001000", "tok-kommune"),
+            // Long interval: only the ItemsPending re-poll can finish in time.
+            poll_interval: Duration::from_secs(60),
+            max_list_items: 2,
+            services: vec![],
+            message_types: vec![],
+        })
+        .unwrap(),
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(adapter.run(hub_c.clone(), shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while hub_c.stored.lock().unwrap().len() < 5 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(hub_c.stored.lock().unwrap().len(), 5);
+    assert!(server.mailboxes().list("kommune").unwrap().is_empty());
+}
