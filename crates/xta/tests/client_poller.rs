@@ -74,6 +74,7 @@ fn entry(id: &str, service: &str, doc: &'static [u8], atts: Vec<Part>) -> BoxEnt
         message: part("text/xml", Some("antrag.xml"), doc),
         attachments: atts,
         broken_include: false,
+        inline: false,
     }
 }
 
@@ -355,4 +356,28 @@ async fn a_listing_failure_is_an_error_and_run_stops_on_shutdown() {
         .filter(|c| *c == "getStatusList")
         .count();
     assert!(lists >= 2, "polled repeatedly: {lists}");
+}
+
+#[tokio::test]
+async fn inline_base64_content_is_decoded() {
+    let double = Double::new();
+    let url = double.serve().await;
+    let mut e = entry(
+        "urn:de:xta:messageid:broker:10",
+        XBAU,
+        DOC2,
+        vec![part("application/pdf", Some("a.pdf"), PDF)],
+    );
+    e.inline = true;
+    double.state.lock().unwrap().mailbox.push(e);
+    let intake = MemIntake::new("xta-in");
+    let dyn_intake: Arc<dyn Intake> = intake.clone();
+    let stats = poller(&url, vec![])
+        .poll_once(&dyn_intake, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!((stats.submitted, stats.closed), (1, 1), "{stats:?}");
+    let s = intake.stored.lock().unwrap()[0].1.clone();
+    assert_eq!(s.payload.as_ref(), DOC2);
+    assert_eq!(intake.blobs.get(&s.attachments[0].blob).as_ref(), PDF);
 }

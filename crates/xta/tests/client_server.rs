@@ -294,3 +294,76 @@ async fn poller_pages_through_a_full_mailbox_without_waiting() {
     assert_eq!(hub_c.stored.lock().unwrap().len(), 5);
     assert!(server.mailboxes().list("kommune").unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_30_mb_attachment_goes_out_and_comes_back_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub_b = MemIntake::new("xta");
+    let (server, url) = serve(hub_b.clone(), dir.path()).await;
+    let connector = XtaConnector::new(XtaConnectorSettings {
+        client: client(&url, "dvdv:09000000", "tok-land"),
+        meta: MetaDefaults {
+            reader: Some(PartyIdentifier::new("dvdv:01001000", "xoev")),
+            service: Some("urn:s".into()),
+            ..Default::default()
+        },
+        report_wait: Duration::ZERO,
+        report_poll_interval: Duration::from_millis(20),
+    })
+    .unwrap();
+    let big: Vec<u8> = (0..30_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let big = Bytes::from(big);
+    let req = request(
+        DOC,
+        vec![("akte", "application/zip", big.clone())],
+        Arc::new(MemBlobs::default()),
+        BTreeMap::new(),
+    );
+    connector.deliver(req).await.unwrap();
+    let s = hub_b.stored.lock().unwrap()[0].1.clone();
+    assert_eq!(hub_b.blobs.get(&s.attachments[0].blob), big);
+
+    // The same content through the hosted mailbox to a poller.
+    let mailbox = XtaMailboxConnector::new(
+        server.mailboxes(),
+        XtaMailboxConnectorSettings {
+            account: "kommune".into(),
+            meta: MetaDefaults::default(),
+        },
+    );
+    let mut ids = s.correlation_ids.clone();
+    ids.remove(keys::TRANSPORT);
+    let req = request(
+        DOC,
+        vec![("akte", "application/zip", big.clone())],
+        hub_b.blobs.clone(),
+        ids,
+    );
+    mailbox.deliver(req).await.unwrap();
+    let hub_c = MemIntake::new("xta-in");
+    let hub_c_dyn: Arc<dyn Intake> = hub_c.clone();
+    let stats = XtaPoller::new(XtaPollerSettings {
+        channel: "xta-in".into(),
+        client: client(&url, "dvdv:01001000", "tok-kommune"),
+        poll_interval: Duration::from_millis(50),
+        max_list_items: 10,
+        services: vec![],
+        message_types: vec![],
+    })
+    .unwrap()
+    .poll_once(&hub_c_dyn, &CancellationToken::new())
+    .await
+    .unwrap();
+    assert_eq!((stats.submitted, stats.closed), (1, 1), "{stats:?}");
+    let c = hub_c.stored.lock().unwrap()[0].1.clone();
+    assert_eq!(c.payload.as_ref(), DOC);
+    assert_eq!(c.attachments[0].content_type, "application/zip");
+    assert_eq!(hub_c.blobs.get(&c.attachments[0].blob), big);
+    // Metadata came from the message's own XTA facts (author, reader,
+    // service of the first hop).
+    assert_eq!(c.correlation_ids[keys::AUTHOR], "dvdv:09000000");
+    assert_eq!(c.correlation_ids[keys::READER], "dvdv:01001000");
+    assert_eq!(c.correlation_ids[keys::SERVICE], "urn:s");
+}

@@ -447,8 +447,20 @@ impl XtaClient {
             esc(message_id)
         );
         let env = self.envelope(action::GET_MESSAGE, url, &self.author_header(), &body);
+        // Sent as MTOM (the WSDL's OptimizedMimeSerialization policy), so
+        // that the server answers with MTOM parts, which are streamed,
+        // instead of inline base64, which has to fit `max_answer_bytes`.
+        let boundary = format!("MIMEBoundary_{}", uuid::Uuid::new_v4().simple());
+        let (body, len) = mtom::body(env, Vec::new(), &boundary);
         let resp = self
-            .post_soap(url, action::GET_MESSAGE, env)
+            .request(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                mtom::content_type(&boundary, action::GET_MESSAGE),
+            )
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .header("SOAPAction", format!("\"{}\"", action::GET_MESSAGE))
+            .body(body)
             .send()
             .await
             .map_err(|e| ClientError::network(OP, &e))?;

@@ -193,6 +193,8 @@ pub struct BoxEntry {
     pub attachments: Vec<Part>,
     /// Serve the `Message` as an XOP include to a part that is missing.
     pub broken_include: bool,
+    /// Serve the content inline (base64 in the SOAP body, no MTOM).
+    pub inline: bool,
 }
 
 /// A scripted fault: exception element local name, code, SOAP code.
@@ -542,6 +544,14 @@ fn mtom_message(action: &str, rid: &str, e: &BoxEntry) -> Response {
         let cid = format!("c{i}@double");
         container.push_str(&format!("<xta:{el}"));
         p.description.write_attrs(&mut container);
+        if e.inline {
+            use base64::Engine as _;
+            container.push_str(&format!(
+                ">{}</xta:{el}>",
+                base64::engine::general_purpose::STANDARD.encode(&p.bytes)
+            ));
+            continue;
+        }
         let href = if e.broken_include && i == 0 {
             "cid:missing@double".to_string()
         } else {
@@ -553,6 +563,13 @@ fn mtom_message(action: &str, rid: &str, e: &BoxEntry) -> Response {
         parts.push((cid, p));
     }
     container.push_str("</xta:ContentContainer></xta:GenericContentContainer>");
+    if e.inline {
+        let hdr = format!(
+            "{}<osci:MsgBoxResponse xmlns:osci=\"{NS_OSCI}\" MsgBoxRequestID=\"{rid}\"><osci:ItemsPending>0</osci:ItemsPending></osci:MsgBoxResponse>",
+            e.meta.to_xml()
+        );
+        return soap_ok(action, &hdr, &container);
+    }
     let hdr = format!(
         "{}<osci:MsgBoxResponse xmlns:osci=\"{NS_OSCI}\" MsgBoxRequestID=\"{rid}\"><osci:ItemsPending>0</osci:ItemsPending></osci:MsgBoxResponse>",
         e.meta.to_xml()
