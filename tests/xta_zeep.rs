@@ -247,6 +247,9 @@ async fn zeep_drives_the_xta_server_from_the_official_wsdl() {
     let second = v["second_close"].as_str().unwrap();
     assert!(second.contains("InvalidMessageIDException"), "{second}");
     assert!(second.contains("9070"), "{second}");
+    // zeep also loads the hub's published WSDL (with its XSDs) over HTTP.
+    let url = format!("http://127.0.0.1:{port}/xta/xta-in");
+    assert_eq!(v["published_addresses"], serde_json::json!([url, url, url]));
     // The sender's transport report: delivered (green).
     assert_eq!(v["report_status_final"], 1, "{v}");
 

@@ -141,6 +141,13 @@ def main():
             break
         time.sleep(0.2)
     out["report_status_final"] = status
+    # The hub also publishes the WSDL with its own address: zeep loads it
+    # (and the XSDs it imports) over HTTP.
+    published = Client(url + "?wsdl")
+    ports = published.wsdl.services["XTAService"].ports
+    out["published_addresses"] = sorted(
+        p.binding_options["address"] for p in ports.values()
+    )
     print(json.dumps(out))
 
 

@@ -1193,3 +1193,56 @@ async fn client_certificate_fingerprints_authenticate_when_the_listener_provides
     assert!(text.contains("PermissionDeniedException"), "{text}");
     assert!(text.contains("<code>9014</code>"), "{text}");
 }
+
+#[tokio::test]
+async fn the_service_description_is_published_with_the_endpoint_address() {
+    let h = hub().await;
+    let r = h.http.get(format!("{}?wsdl", h.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let wsdl = r.text().await.unwrap();
+    assert_eq!(
+        wsdl.matches(&format!("<soap:address location=\"{}\"/>", h.url))
+            .count(),
+        3
+    );
+    assert!(!wsdl.contains("REPLACE_WITH_ACTUAL_URL"));
+    // Every schemaLocation, transitively, resolves beside the WSDL.
+    let mut todo: Vec<String> = vec![wsdl];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(doc) = todo.pop() {
+        for part in doc.split("schemaLocation=\"").skip(1) {
+            let loc = part.split('"').next().unwrap().to_string();
+            // The WSDL's locations are absolute (beside the endpoint), the
+            // XSDs' relative; other absolute URLs only occur in
+            // commented-out imports.
+            let loc = loc
+                .strip_prefix(&format!("{}/", h.url))
+                .unwrap_or(&loc)
+                .to_string();
+            if loc.contains("://") || !seen.insert(loc.clone()) {
+                continue;
+            }
+            let r = h.http.get(format!("{}/{loc}", h.url)).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{loc}");
+            let text = r.text().await.unwrap();
+            assert!(text.contains("schema "), "{loc}");
+            assert!(text.contains("http://www.w3.org/2001/XMLSchema"), "{loc}");
+            todo.push(text);
+        }
+    }
+    assert!(seen.len() >= 10, "{seen:?}");
+    let r = h
+        .http
+        .get(format!("{}/../Cargo.toml", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = h
+        .http
+        .get(format!("{}/nope.xsd", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}

@@ -17,8 +17,11 @@
 //! * `cancelMessage` answers `CancelDeniedException`: the hub routes at
 //!   once and does not hold messages until `NotBefore`.
 //! * The MsgBoxPort serves the hub-hosted [`Mailboxes`] of the account.
+//! * `GET <path>?wsdl` answers the official WSDL with the endpoint's
+//!   address (its XSDs are served beside it).
 
 mod ops;
+mod wsdl;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,7 +31,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use drehscheibe_model::Intake;
@@ -168,8 +171,10 @@ impl XtaServer {
 
     /// The axum router serving `POST <path>`.
     pub fn router(&self) -> Router {
+        let path = &self.inner.settings.path;
         Router::new()
-            .route(&self.inner.settings.path, post(handle))
+            .route(path, post(handle).get(wsdl::query))
+            .route(&format!("{path}/{{file}}"), get(wsdl::document))
             .with_state(self.inner.clone())
     }
 }
