@@ -24,10 +24,12 @@
 //! earlier attempt of the same generation counts as sent: the earlier
 //! attempt arrived although its answer was lost.
 //!
-//! **Limits.** The id memory is per process: after a restart a retry
-//! creates a new message id, so a crash between `sendMessage` and the
-//! stored outcome can deliver twice (the receiving side sees two message
-//! ids). The transport report is read for a bounded time only.
+//! **Limits.** The id memory is per process (entries are dropped on a
+//! final outcome, else after 7 days): after a restart a retry creates a
+//! new message id, so a crash between `sendMessage` and the stored outcome
+//! can deliver twice (the receiving side sees two message ids). The
+//! transport report is read for a bounded time only; a report that stays
+//! open counts as delivered.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -259,7 +261,13 @@ struct Pending {
     sent: bool,
     /// `sendMessage` was attempted with this id.
     tried: bool,
+    /// When the id was created (entries of deliveries the engine gave up
+    /// on are dropped after [`PENDING_TTL`]).
+    created: Instant,
 }
+
+/// How long a message id is kept for retries of one delivery generation.
+const PENDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The `xta` connector; see the module docs.
 #[derive(Debug)]
@@ -291,7 +299,11 @@ impl XtaConnector {
     }
 
     async fn attempt(&self, request: &DeliveryRequest, key: &str) -> Result<String, DeliveryError> {
-        let known = self.pending.lock().await.get(key).cloned();
+        let known = {
+            let mut pending = self.pending.lock().await;
+            pending.retain(|_, p| p.created.elapsed() < PENDING_TTL);
+            pending.get(key).cloned()
+        };
         let mut p = match known {
             Some(p) => p,
             None => {
@@ -300,6 +312,7 @@ impl XtaConnector {
                     message_id: id,
                     sent: false,
                     tried: false,
+                    created: Instant::now(),
                 };
                 self.pending.lock().await.insert(key.to_string(), p.clone());
                 p
