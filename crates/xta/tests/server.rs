@@ -1121,6 +1121,17 @@ async fn hostile_requests_get_the_right_fault_and_store_nothing() {
         r.fault(),
         ("InvalidMessageIDException".into(), "9070".into())
     );
+    // A malformed request to an operation that declares no
+    // ParameterIsNotValidException gets a plain env:Sender fault.
+    let r = h
+        .soap(
+            TOKEN_B,
+            "http://www.osci.eu/ws/2008/05/transport/urn/messageTypes/MsgBoxStatusListRequest",
+            "",
+            &format!("<osci:MsgBoxStatusListRequest xmlns:osci=\"{NS_OSCI}\" maxListItems=\"0\"/>"),
+        )
+        .await;
+    assert_eq!(r.fault(), ("env:Sender".into(), String::new()));
     // The server still works.
     let r = h
         .soap(TOKEN_A, "http://www.xta.de/XTA/CheckAccountActive", "", "")
@@ -1245,4 +1256,168 @@ async fn the_service_description_is_published_with_the_endpoint_address() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn paging_and_iterating_a_mailbox() {
+    let h = hub().await;
+    let mb = h.server.mailboxes();
+    let blob = h
+        .intake
+        .blobs
+        .put(Box::pin(std::io::Cursor::new(MESSAGE.to_vec())), 1 << 20)
+        .await
+        .unwrap();
+    let ids: Vec<String> = (1..=3)
+        .map(|i| format!("urn:de:xta:messageid:test:{i}"))
+        .collect();
+    for id in &ids {
+        let mut m = mb_message(&metadata(id, PARTY_A, PARTY_B));
+        m.message.blob = blob.clone();
+        mb.put("fachverfahren-b", m).await.unwrap();
+    }
+    let base = "http://www.osci.eu/ws/2008/05/transport/urn/messageTypes/";
+    let header = |r: &Resp| {
+        r.envelope()
+            .child(NS_SOAP12, "Header")
+            .unwrap()
+            .child(NS_OSCI, "MsgBoxResponse")
+            .unwrap()
+            .clone()
+    };
+    let listed = |r: &Resp| -> Vec<String> {
+        r.envelope()
+            .child(NS_SOAP12, "Body")
+            .unwrap()
+            .child(NS_OSCI, "MsgStatusList")
+            .unwrap()
+            .children_named(NS_OSCI, "MsgAttributes")
+            .map(|a| a.child(NS_WSA, "MessageID").unwrap().text())
+            .collect()
+    };
+    // Page 1 of 2.
+    let r = h
+        .soap(
+            TOKEN_B,
+            &format!("{base}MsgBoxStatusListRequest"),
+            "",
+            &format!("<osci:MsgBoxStatusListRequest xmlns:osci=\"{NS_OSCI}\" maxListItems=\"2\"/>"),
+        )
+        .await;
+    assert_eq!(listed(&r), ids[..2].to_vec());
+    let hd = header(&r);
+    assert_eq!(hd.child(NS_OSCI, "ItemsPending").unwrap().text(), "1");
+    let rid = hd.attr("MsgBoxRequestID").unwrap().to_string();
+    let next =
+        format!("<osci:MsgBoxGetNextRequest xmlns:osci=\"{NS_OSCI}\" MsgBoxRequestID=\"{rid}\"/>");
+    let r = h
+        .soap(
+            TOKEN_B,
+            &format!("{base}MsgBoxGetNextListRequest"),
+            "",
+            &next,
+        )
+        .await;
+    assert_eq!(listed(&r), ids[2..].to_vec());
+    assert_eq!(
+        header(&r).child(NS_OSCI, "ItemsPending").unwrap().text(),
+        "0"
+    );
+    let r = h
+        .soap(
+            TOKEN_B,
+            &format!("{base}MsgBoxGetNextListRequest"),
+            "",
+            &next,
+        )
+        .await;
+    assert!(listed(&r).is_empty());
+    // Another account cannot continue B's listing; unknown ids are invalid.
+    let r = h
+        .soap(
+            TOKEN_A,
+            &format!("{base}MsgBoxGetNextListRequest"),
+            "",
+            &next,
+        )
+        .await;
+    let reason = header(&r)
+        .child(NS_OSCI, "NoMessageAvailable")
+        .unwrap()
+        .attr("reason")
+        .unwrap()
+        .to_string();
+    assert!(reason.ends_with("/RequestIdInvalid"), "{reason}");
+    assert!(listed(&r).is_empty());
+
+    // getMessage, then getNextMessage through the mailbox.
+    let fetched_id = |r: &Resp| {
+        MessageMetaData::from_element(
+            r.envelope()
+                .child(NS_SOAP12, "Header")
+                .unwrap()
+                .child(NS_OSCIMETA, "MessageMetaData")
+                .unwrap(),
+        )
+        .unwrap()
+        .message_id
+    };
+    let r = h
+        .soap(
+            TOKEN_B,
+            &format!("{base}MsgBoxFetchRequest"),
+            "",
+            &format!("<osci:MsgBoxFetchRequest xmlns:osci=\"{NS_OSCI}\"/>"),
+        )
+        .await;
+    assert_eq!(fetched_id(&r), ids[0]);
+    let rid = header(&r).attr("MsgBoxRequestID").unwrap().to_string();
+    let next =
+        format!("<osci:MsgBoxGetNextRequest xmlns:osci=\"{NS_OSCI}\" MsgBoxRequestID=\"{rid}\"/>");
+    for want in &ids[1..] {
+        let r = h
+            .soap(
+                TOKEN_B,
+                &format!("{base}MsgBoxGetNextMsgRequest"),
+                "",
+                &next,
+            )
+            .await;
+        assert_eq!(&fetched_id(&r), want);
+    }
+    let r = h
+        .soap(
+            TOKEN_B,
+            &format!("{base}MsgBoxGetNextMsgRequest"),
+            "",
+            &next,
+        )
+        .await;
+    assert_eq!(
+        r.fault(),
+        ("InvalidMessageIDException".into(), "9070".into())
+    );
+    // A's attempt to iterate B's request id is refused.
+    let r = h
+        .soap(
+            TOKEN_A,
+            &format!("{base}MsgBoxGetNextMsgRequest"),
+            "",
+            &next,
+        )
+        .await;
+    assert_eq!(r.fault().0, "env:Sender");
+    // close without LastMsgReceived closes what this iterator handed out.
+    let r = h
+        .soap(
+            TOKEN_B,
+            &format!("{base}MsgBoxCloseRequest"),
+            "",
+            &format!(
+                "<osci:MsgBoxCloseRequest xmlns:osci=\"{NS_OSCI}\" MsgBoxRequestID=\"{rid}\"/>"
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(mb.list("fachverfahren-b").unwrap().is_empty());
 }

@@ -89,7 +89,50 @@ fn empty_reply(action: &str, relates: Option<&str>, headers: &str, body: &str) -
     Reply::ok(b)
 }
 
+impl Operation {
+    /// The XTA exceptions the WSDL declares for the operation.
+    pub(crate) fn declares(self, kind: XtaFaultKind) -> bool {
+        use XtaFaultKind as K;
+        matches!(kind, K::PermissionDenied | K::TechnicalProblem)
+            || match self {
+                Self::CheckAccountActive
+                | Self::CreateMessageId
+                | Self::GetStatusList
+                | Self::GetNextStatusList => false,
+                Self::LookupService => kind == K::ParameterIsNotValid,
+                Self::GetTransportReport
+                | Self::GetMessage
+                | Self::GetNextMessage
+                | Self::Close => kind == K::InvalidMessageId,
+                Self::CancelMessage => matches!(kind, K::ParameterIsNotValid | K::CancelDenied),
+                Self::SendMessage | Self::SendMessageSync => matches!(
+                    kind,
+                    K::ParameterIsNotValid
+                        | K::MessageSchemaViolation
+                        | K::MessageVirusDetection
+                        | K::SyncAsync
+                ),
+            }
+    }
+}
+
+/// Run an operation. An XTA exception the WSDL does not declare for it
+/// (e.g. a malformed MsgBox request) is answered as a plain SOAP
+/// `env:Sender` fault, so clients generated from the WSDL never see an
+/// undeclared fault detail.
 pub(crate) async fn dispatch(
+    inner: &Arc<Inner>,
+    op: Operation,
+    call: Call,
+    relates: Option<&str>,
+) -> Result<Reply, Fault> {
+    match run(inner, op, call, relates).await {
+        Err(Fault::Xta(x)) if !op.declares(x.kind) => Err(Fault::sender(x.reason)),
+        other => other,
+    }
+}
+
+async fn run(
     inner: &Arc<Inner>,
     op: Operation,
     call: Call,
