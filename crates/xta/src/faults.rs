@@ -221,16 +221,19 @@ impl Fault {
         }
     }
 
-    /// HTTP status for the SOAP 1.2 HTTP binding (400 sender, 500 receiver).
+    /// HTTP status for the SOAP 1.2 HTTP binding (400 for `env:Sender`,
+    /// 500 otherwise).
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Xta(x) if x.kind.is_sender_fault() => 400,
             Self::Xta(_) => 500,
             Self::Soap {
-                code: SoapCode::Receiver,
+                code: SoapCode::Sender,
                 ..
-            } => 500,
-            Self::Soap { .. } => 400,
+            } => 400,
+            // Receiver, VersionMismatch, MustUnderstand (SOAP 1.2 part 2,
+            // table 20).
+            Self::Soap { .. } => 500,
         }
     }
 

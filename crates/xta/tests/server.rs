@@ -947,6 +947,7 @@ async fn hostile_requests_get_the_right_fault_and_store_nothing() {
     assert_eq!(r.fault().0, "env:VersionMismatch");
     let r = h.post(Some(TOKEN_A), soap12, s11.into_bytes()).await;
     assert_eq!(r.fault().0, "env:VersionMismatch");
+    assert_eq!(r.status, 500, "SOAP 1.2 HTTP binding");
     // Missing WS-Addressing Action.
     let no_wsa = format!("<env:Envelope xmlns:env=\"{NS_SOAP12}\"><env:Body/></env:Envelope>");
     let r = h.post(Some(TOKEN_A), soap12, no_wsa.into_bytes()).await;
