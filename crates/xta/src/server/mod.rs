@@ -17,6 +17,12 @@
 //! * `cancelMessage` answers `CancelDeniedException`: the hub routes at
 //!   once and does not hold messages until `NotBefore`.
 //! * The MsgBoxPort serves the hub-hosted [`Mailboxes`] of the account.
+//!   Mailbox contents are durable; `MsgBoxRequestID` iterators live in
+//!   memory (after a restart `getNextStatusList` answers `RequestIdInvalid`,
+//!   `close` with `LastMsgReceived` ids keeps working).
+//! * Inline (non-MTOM) requests are read whole up to
+//!   [`XtaServerSettings::max_soap_bytes`] (16 MiB); larger content must
+//!   travel as MTOM parts, which are streamed to spool files.
 //! * `GET <path>?wsdl` answers the official WSDL with the endpoint's
 //!   address (its XSDs are served beside it).
 
