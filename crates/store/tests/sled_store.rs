@@ -813,7 +813,13 @@ async fn corrupt_records_are_reported_not_panicked() {
         accept(&store, b"<a/>").await.id()
     };
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        // Same segment size as SledStore uses (sled refuses to reopen a
+        // database with another one).
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .segment_size(8 * 1024 * 1024)
+            .open()
+            .unwrap();
         db.open_tree("messages")
             .unwrap()
             .insert(id.as_bytes(), &b"{not json"[..])
