@@ -106,6 +106,21 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU time (user + system) the process has used so far, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // USER_HZ is 100 on Linux.
+    f.iter().sum::<f64>() / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -423,6 +438,7 @@ async fn main() {
     let client = Arc::new(sender(port).await);
     // Optional profile of the hub during this scenario.
     let perf = start_perf(pid, "");
+    let cpu0 = cpu_secs(pid);
     let next = Arc::new(AtomicU64::new(0));
     let (meta_small, data_jwe) = (Arc::new(meta_small), Arc::new(data_jwe));
     let t0 = Instant::now();
@@ -482,6 +498,7 @@ async fn main() {
     }
     let until_receipts = t0.elapsed();
     stop_perf(perf);
+    let cpu_small = cpu_secs(pid) - cpu0;
     let rss_small = peak_rss_mib(pid);
     let mut totals: Vec<Duration> = sent.iter().map(|s| s.total).collect();
     let mut submits: Vec<Duration> = sent.iter().map(|s| s.submit).collect();
@@ -497,6 +514,12 @@ async fn main() {
         ms(percentile(&totals, 0.99)),
         ms(percentile(&submits, 0.50)),
         ms(percentile(&submits, 0.99)),
+    );
+    println!(
+        "hub CPU   : {cpu_small:.1} s in {:.1} s ({:.2} cores busy on average), {:.1} ms per submission",
+        until_receipts.as_secs_f64(),
+        cpu_small / until_receipts.as_secs_f64(),
+        cpu_small * 1000.0 / n as f64
     );
     println!(
         "ratio     : delivered / raw crypto = {:.2}, with receipts / raw crypto = {:.2}",
@@ -519,6 +542,7 @@ async fn main() {
     let rss_idle = peak_rss_mib(pid);
     let client = sender(port).await;
     let perf = start_perf(pid, ".attachment");
+    let cpu0 = cpu_secs(pid);
     let mut rows = Vec::new();
     for i in 0..n_big {
         let aid = uuid::Uuid::new_v4().to_string();
@@ -547,6 +571,7 @@ async fn main() {
         rows.push((uploaded, submitted, t.elapsed()));
     }
     stop_perf(perf);
+    let cpu_big = cpu_secs(pid) - cpu0;
     let rss_big = peak_rss_mib(pid);
     assert!(received_bytes.load(Ordering::Relaxed) >= (n_big * big_size) as u64);
     let avg = |f: fn(&(Duration, Duration, Duration)) -> Duration| {
@@ -557,6 +582,10 @@ async fn main() {
     println!(
         "attachment: {big_mib} MiB per submission, mean of {n_big}: upload {up:.2} s, submit answered {sub:.2} s, delivered {total:.2} s → {big_mbs:.0} MB/s ({:.2} submissions/s); hub peak RSS {rss_big:.0} MiB (idle {rss_idle:.0} MiB)",
         1.0 / total
+    );
+    println!(
+        "hub CPU   : {:.2} s per attachment submission",
+        cpu_big / n_big as f64
     );
     println!(
         "ratio     : attachment MB/s through the hub / raw crypto = {:.2}",
