@@ -106,6 +106,8 @@ fn load_depot(dir: &Path) -> Result<(Arc<Depot>, Vec<String>)> {
 /// A running hub: HTTP listener, engine and input adapters.
 pub struct Runtime {
     pub addr: SocketAddr,
+    /// `https` when `[server] tls` is configured, else `http`.
+    pub scheme: &'static str,
     pub hub: Arc<Hub>,
     shutdown: CancellationToken,
     tasks: JoinSet<Result<()>>,
@@ -172,8 +174,27 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
-    let bound = drehscheibe_server::Bound::bind(config.server.listen).await?;
+    let bound = match &config.server.tls {
+        None => drehscheibe_server::Bound::bind(config.server.listen).await?,
+        Some(tls) => {
+            let clients = match (&tls.client_ca, tls.client_auth) {
+                (None, _) => drehscheibe_server::ClientCerts::None,
+                (Some(ca), drehscheibe_config::ClientAuth::Optional) => {
+                    drehscheibe_server::ClientCerts::Optional(ca.clone())
+                }
+                (Some(ca), drehscheibe_config::ClientAuth::Required) => {
+                    drehscheibe_server::ClientCerts::Required(ca.clone())
+                }
+            };
+            let settings =
+                drehscheibe_server::TlsSettings::from_files(&tls.cert, &tls.key, &clients)
+                    .context("loading [server] tls")?;
+            drehscheibe_server::Bound::bind_tls(config.server.listen, settings).await?
+        }
+    }
+    .with_shutdown_grace(config.server.shutdown_grace);
     let addr = bound.local_addr()?;
+    let scheme = bound.scheme();
     let fit_subscribers = fit_subscribers(&config)?;
     let mut app = drehscheibe_server::app(hub.clone(), Arc::new(config.token_table()));
     for (_, adapter) in &fit_subscribers {
@@ -238,9 +259,10 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let engine = hub.clone();
     let s = shutdown.clone();
     tasks.spawn(async move { engine.run(s).await.map_err(anyhow::Error::from) });
-    tracing::info!(%addr, tenants = config.tenants.len(), routes = route_count(&config), config = %config.digest, "hub started");
+    tracing::info!(%addr, url = %format!("{scheme}://{addr}"), tenants = config.tenants.len(), routes = route_count(&config), config = %config.digest, "hub started");
     Ok(Runtime {
         addr,
+        scheme,
         hub,
         shutdown,
         tasks,

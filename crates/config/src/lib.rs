@@ -78,6 +78,35 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Log output format (default text).
     pub log_format: LogFormat,
+    /// TLS for the listener (`[server] tls`); `None` = plain HTTP.
+    pub tls: Option<ServerTls>,
+}
+
+/// `[server] tls`: the listener speaks HTTPS (HTTP/1.1 and HTTP/2 via
+/// ALPN), optionally asking for client certificates (mTLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// Server certificate chain (PEM, leaf first; checked to exist at load).
+    pub cert: PathBuf,
+    /// Private key of the server certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates (PEM) client certificates are verified against;
+    /// `None` = no client certificates are requested.
+    pub client_ca: Option<PathBuf>,
+    /// Whether a client certificate is required (only with `client_ca`).
+    pub client_auth: ClientAuth,
+}
+
+/// Whether the TLS listener requires a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// A client certificate is asked for and verified when presented, but
+    /// a client without one may still connect (bearer tokens then apply).
+    #[default]
+    Optional,
+    /// The handshake fails without a valid client certificate.
+    Required,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +119,7 @@ impl Default for ServerConfig {
             workers: 8,
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            tls: None,
         }
     }
 }

@@ -360,6 +360,26 @@ impl Ctx {
             d.max_attachment_bytes,
         );
         let workers = positive(self, "workers", raw.workers.map(|w| w as u64), 1);
+        let tls = raw.tls.as_ref().map(|t| {
+            let tkp = kp.key("tls");
+            let client_ca = t
+                .client_ca
+                .as_ref()
+                .map(|p| self.pem_file(src, &tkp.key("client_ca"), p));
+            if client_ca.is_none() && t.client_auth.is_some() {
+                self.err(
+                    src,
+                    &tkp.key("client_auth"),
+                    "`client_auth` needs `client_ca` (the CA client certificates are verified against)",
+                );
+            }
+            crate::ServerTls {
+                cert: self.pem_file(src, &tkp.key("cert"), &t.cert),
+                key: self.pem_file(src, &tkp.key("key"), &t.key),
+                client_ca,
+                client_auth: t.client_auth.unwrap_or_default(),
+            }
+        });
         ServerConfig {
             listen: raw.listen.unwrap_or(d.listen),
             data_dir,
@@ -371,6 +391,7 @@ impl Ctx {
                 .map_or(d.workers, |_| usize::try_from(workers).unwrap_or(d.workers)),
             shutdown_grace: raw.shutdown_grace.unwrap_or(d.shutdown_grace),
             log_format: raw.log_format.unwrap_or(d.log_format),
+            tls,
         }
     }
 

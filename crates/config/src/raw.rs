@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::{HttpMethod, LogFormat, SmtpTls};
+use crate::{ClientAuth, HttpMethod, LogFormat, SmtpTls};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +36,16 @@ pub(crate) struct RawServer {
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
     pub log_format: Option<LogFormat>,
+    pub tls: Option<RawServerTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: Option<ClientAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]

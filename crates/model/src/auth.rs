@@ -53,6 +53,41 @@ impl Principal {
     }
 }
 
+/// The TLS client certificate a caller presented and the hub's TLS
+/// listener verified. The listener puts it into the request extensions of
+/// every request on that connection; services that bind accounts to
+/// certificates (XTA) read it from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// SHA-256 over the DER encoding of the end-entity certificate, lower
+    /// case hex without separators.
+    pub sha256_hex: String,
+    /// The certificate's subject (e.g. `CN=bauamt, O=Kommune Nord`) when it
+    /// could be read.
+    pub subject: Option<String>,
+}
+
+impl ClientCertificate {
+    /// Fingerprint of the DER-encoded certificate `der`, with `subject`.
+    pub fn from_der(der: &[u8], subject: Option<String>) -> Self {
+        Self {
+            sha256_hex: hex::encode(Sha256::digest(der)),
+            subject,
+        }
+    }
+
+    /// Does this certificate have the fingerprint `hex` (any case, `:`
+    /// separators allowed)?
+    pub fn matches(&self, hex: &str) -> bool {
+        let want: String = hex
+            .chars()
+            .filter(|c| *c != ':')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        want == self.sha256_hex
+    }
+}
+
 /// Token table. Tokens are kept only as SHA-256 digests and compared in
 /// constant time, so a memory dump or a log line never shows one.
 #[derive(Debug, Clone, Default)]
@@ -95,6 +130,17 @@ impl TokenTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_certificate_fingerprint_matches_any_spelling() {
+        let c = ClientCertificate::from_der(b"abc", None);
+        assert_eq!(
+            c.sha256_hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(c.matches("BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:B0:03:61:A3:96:17:7A:9C:B4:10:FF:61:F2:00:15:AD"));
+        assert!(!c.matches("ba7816bf"));
+    }
 
     #[test]
     fn tenant_sees_only_its_own_messages() {

@@ -12,11 +12,16 @@
 //!
 //! A tenant asking for another tenant's message gets `404`, the same as for
 //! a message that does not exist, so ids of other Kommunen leak nothing.
+//!
+//! The listener speaks plain HTTP ([`Bound::bind`]) or HTTPS with optional
+//! client certificates ([`Bound::bind_tls`], see [`tls`]).
 
 mod ops;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use drehscheibe_engine::Hub;
@@ -25,6 +30,7 @@ use drehscheibe_model::Intake;
 use tokio_util::sync::CancellationToken;
 
 pub use ops::ops_router;
+pub use tls::{ClientCerts, TlsError, TlsSettings};
 
 /// The complete router: inbox + operations API.
 pub fn app(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
@@ -37,40 +43,94 @@ pub fn app(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
 /// Server failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// The cause.
         source: std::io::Error,
     },
+    /// Serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS configuration could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A bound listener, so callers can learn the port before serving.
 pub struct Bound {
     listener: tokio::net::TcpListener,
+    tls: Option<TlsSettings>,
+    grace: Option<Duration>,
 }
 
 impl Bound {
+    /// Bind a plain HTTP listener.
     pub async fn bind(addr: SocketAddr) -> Result<Self, ServerError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(Self { listener })
+        Ok(Self {
+            listener,
+            tls: None,
+            grace: None,
+        })
     }
 
+    /// Bind an HTTPS listener (HTTP/1.1 and HTTP/2 via ALPN).
+    pub async fn bind_tls(addr: SocketAddr, tls: TlsSettings) -> Result<Self, ServerError> {
+        let mut bound = Self::bind(addr).await?;
+        bound.tls = Some(tls);
+        Ok(bound)
+    }
+
+    /// Limit the time open requests get after shutdown (default: no
+    /// limit); connections still open then are closed.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
+    /// The bound address.
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Serve until `shutdown` is cancelled, then finish open requests.
+    /// `https` for a TLS listener, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Serve until `shutdown` is cancelled, then stop accepting and finish
+    /// open requests (within the shutdown grace, if one is set).
     pub async fn serve(self, app: Router, shutdown: CancellationToken) -> Result<(), ServerError> {
-        axum::serve(
+        if let Some(tls) = self.tls {
+            tls::serve_tls(self.listener, tls, app, shutdown, self.grace).await?;
+            return Ok(());
+        }
+        let cancelled = shutdown.clone();
+        let serve = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+        .with_graceful_shutdown(async move { cancelled.cancelled().await });
+        match self.grace {
+            None => serve.await?,
+            Some(grace) => {
+                tokio::select! {
+                    r = serve => r?,
+                    _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                        tracing::warn!("HTTP requests still open after the shutdown grace; leaving them");
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }

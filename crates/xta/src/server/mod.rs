@@ -5,9 +5,9 @@
 //! * Accounts are party identifiers with bearer tokens and/or client
 //!   certificate fingerprints. Tokens are checked first; a fingerprint is
 //!   only available when the listener terminating TLS puts a
-//!   [`ClientCertFingerprint`] into the request extensions (the hub's own
-//!   listener is plain HTTP today, so in practice: tokens, or a TLS
-//!   listener that inserts the extension).
+//!   [`drehscheibe_model::auth::ClientCertificate`] (or the older
+//!   [`ClientCertFingerprint`]) into the request extensions; the hub's
+//!   listener does so when `[server] tls` has a `client_ca`.
 //! * `sendMessage` streams MTOM parts to spool files, checks every XOP
 //!   reference and every limit, then stages the attachments and submits one
 //!   message to the hub intake (idempotency key = XTA message id). Nothing
@@ -51,6 +51,8 @@ use crate::soap::{parse_envelope, Envelope};
 
 /// SHA-256 fingerprint (hex, lower case, no separators) of the client
 /// certificate, inserted into request extensions by a TLS listener.
+/// Superseded by [`drehscheibe_model::auth::ClientCertificate`], which the
+/// hub's listener inserts; still accepted when present.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCertFingerprint(pub String);
 
@@ -290,7 +292,11 @@ async fn serve(inner: &Arc<Inner>, req: Request) -> Result<Reply, Failure> {
         .unwrap_or("")
         .to_string();
     let pkg = packaging(&ct).map_err(|e| plain(Fault::sender(e.to_string())))?;
-    let fingerprint = req.extensions().get::<ClientCertFingerprint>().cloned();
+    let fingerprint = req
+        .extensions()
+        .get::<drehscheibe_model::auth::ClientCertificate>()
+        .map(|c| ClientCertFingerprint(c.sha256_hex.clone()))
+        .or_else(|| req.extensions().get::<ClientCertFingerprint>().cloned());
     let headers = req.headers().clone();
     let limit = inner.settings.max_soap_bytes;
     let body = req.into_body();
