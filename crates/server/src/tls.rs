@@ -378,3 +378,24 @@ fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let content = b.get(head..end)?;
     Some((tag, content, b.get(end..)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_attributes_are_named_by_their_oid() {
+        // emailAddress, 1.2.840.113549.1.9.1
+        let oid = [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x01];
+        assert_eq!(attribute_name(&oid), "OID.1.2.840.113549.1.9.1");
+        assert_eq!(attribute_name(&[0x55, 0x04, 0x0B]), "OU");
+    }
+
+    #[test]
+    fn garbage_has_no_subject() {
+        assert_eq!(subject_of(b""), None);
+        assert_eq!(subject_of(b"\x30\x84\xff\xff\xff\xff"), None);
+        assert_eq!(subject_of(b"\x30\x03\x30\x01"), None);
+        assert_eq!(subject_of(&[0x30; 64]), None);
+    }
+}
