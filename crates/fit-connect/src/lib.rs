@@ -5,12 +5,12 @@
 //! * the hub as a Zustelldienst-compatible intake (Submission API v1);
 //! * the subscriber adapter and the sender connector.
 
-pub mod jose;
-pub mod client;
-pub mod subscriber;
-pub mod connector;
 pub mod api;
+pub mod client;
+pub mod connector;
 pub mod intake;
+pub mod jose;
 pub mod keys;
 pub mod schema;
 pub mod set;
+pub mod subscriber;

@@ -18,5 +18,5 @@ pub mod soap;
 
 pub mod client;
 pub mod connector;
-pub mod poller;
 pub mod mailbox_connector;
+pub mod poller;
