@@ -148,6 +148,9 @@ impl Mailboxes {
             match sled::Config::new()
                 .path(path.join("mailboxes"))
                 .segment_size(1 << 23)
+                // Durability comes from explicit flushes; sled's periodic
+                // flusher thread competed for the process-wide sled lock.
+                .flush_every_ms(None)
                 .open()
             {
                 Ok(db) => break db,
@@ -194,7 +197,17 @@ impl Mailboxes {
                 Ok::<_, ConflictableTransactionError<MailboxError>>(PutOutcome::Stored)
             })
             .map_err(tx_err)?;
-        self.db.flush_async().await?;
+        {
+            // A blocking flush on a blocking thread, never `flush_async`:
+            // sled 0.34 shares one concurrency-control lock between all
+            // databases of the process, and its async flush held that lock
+            // on sled's I/O threads while waiting for log stability, which
+            // deadlocked with the hub store's transactions under load.
+            let db = self.db.clone();
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|e| MailboxError::Store(format!("flush task: {e}")))??;
+        }
         Ok(outcome)
     }
 
@@ -248,7 +261,17 @@ impl Mailboxes {
                 let json =
                     serde_json::to_vec(&m).map_err(|e| MailboxError::Corrupt(e.to_string()))?;
                 let _ = self.entries.compare_and_swap(&ekey, Some(v), Some(json))?;
-                self.db.flush_async().await?;
+                {
+                    // A blocking flush on a blocking thread, never `flush_async`:
+                    // sled 0.34 shares one concurrency-control lock between all
+                    // databases of the process, and its async flush held that lock
+                    // on sled's I/O threads while waiting for log stability, which
+                    // deadlocked with the hub store's transactions under load.
+                    let db = self.db.clone();
+                    tokio::task::spawn_blocking(move || db.flush())
+                        .await
+                        .map_err(|e| MailboxError::Store(format!("flush task: {e}")))??;
+                }
             }
         }
         Ok(())
@@ -275,7 +298,17 @@ impl Mailboxes {
             })
             .map_err(tx_err)?;
         if closed {
-            self.db.flush_async().await?;
+            {
+                // A blocking flush on a blocking thread, never `flush_async`:
+                // sled 0.34 shares one concurrency-control lock between all
+                // databases of the process, and its async flush held that lock
+                // on sled's I/O threads while waiting for log stability, which
+                // deadlocked with the hub store's transactions under load.
+                let db = self.db.clone();
+                tokio::task::spawn_blocking(move || db.flush())
+                    .await
+                    .map_err(|e| MailboxError::Store(format!("flush task: {e}")))??;
+            }
         }
         Ok(closed)
     }
@@ -288,7 +321,17 @@ impl Mailboxes {
 
     /// Flush the database (durability point for [`Self::tree`] writes).
     pub async fn flush(&self) -> Result<(), MailboxError> {
-        self.db.flush_async().await?;
+        {
+            // A blocking flush on a blocking thread, never `flush_async`:
+            // sled 0.34 shares one concurrency-control lock between all
+            // databases of the process, and its async flush held that lock
+            // on sled's I/O threads while waiting for log stability, which
+            // deadlocked with the hub store's transactions under load.
+            let db = self.db.clone();
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|e| MailboxError::Store(format!("flush task: {e}")))??;
+        }
         Ok(())
     }
 

@@ -160,7 +160,17 @@ impl State {
 
     /// Flush to disk.
     pub async fn flush(&self) -> Result<(), StateError> {
-        self.db.flush_async().await?;
+        {
+            // A blocking flush on a blocking thread, never `flush_async`:
+            // sled 0.34 shares one concurrency-control lock between all
+            // databases of the process, and its async flush held that lock
+            // on sled's I/O threads while waiting for log stability, which
+            // deadlocked with the hub store's transactions under load.
+            let db = self.db.clone();
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|e| StateError::Store(format!("flush task: {e}")))??;
+        }
         Ok(())
     }
 
