@@ -441,10 +441,11 @@ async fn main() {
     };
     let concurrency = if is_bench {
         // 4, not 32 as in `pipeline`: with 32 concurrent senders the hub
-        // deadlocked in 3 of 4 runs (sled's process-global concurrency
-        // control: the XTA server's `flush_async` and `Tree::insert` on the
-        // runtime workers against the store's transactions; see
-        // docs/benchmarks.md). `BENCH_CONCURRENCY=32` reproduces it.
+        // deadlocked in 3 of 4 runs before commit 8db59c3 (sled's
+        // process-global concurrency control: the XTA server's
+        // `flush_async` and `Tree::insert` on the runtime workers against
+        // the store's transactions; see docs/benchmarks.md). Commit 8db59c3 addresses it; one 32-sender
+        // run passed since. `BENCH_CONCURRENCY=32` to check.
         env_usize("BENCH_CONCURRENCY", 4)
     } else {
         4
