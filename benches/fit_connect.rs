@@ -36,17 +36,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
 use drehscheibe_fit_connect::client::{
     http_client, AnnounceRequest, ServiceType, SubmissionClient, TokenClient, TokenSettings,
 };
 use drehscheibe_fit_connect::jose::{self, RsaPrivateKey, RsaPublicJwk};
+use drehscheibe_suite::bench::{counting_receiver, env_usize, ms, peak_rss_mib, percentile};
 use drehscheibe_suite::{free_port, repo_root, HubProcess, TestConfig};
-use futures::StreamExt;
 use serde_json::json;
 use sha2::{Digest, Sha512};
 
@@ -54,56 +49,10 @@ const DEST: &str = "3d9b2a64-8c1e-4f0a-b5d7-6e2c1f9a0b42";
 const LEISTUNG: &str = "99108008252000";
 const AGS: &str = "09162000";
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn key_file(name: &str) -> PathBuf {
     repo_root()
         .join("crates/fit-connect/tests/fixtures/keys")
         .join(name)
-}
-
-/// A receiver that streams request bodies, counting bytes and requests.
-async fn counting_receiver() -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
-    let requests = Arc::new(AtomicU64::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    async fn sink(
-        State((requests, bytes)): State<(Arc<AtomicU64>, Arc<AtomicU64>)>,
-        body: Body,
-    ) -> StatusCode {
-        let mut s = body.into_data_stream();
-        while let Some(chunk) = s.next().await {
-            match chunk {
-                Ok(c) => {
-                    bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
-                }
-                Err(_) => return StatusCode::BAD_REQUEST,
-            }
-        }
-        requests.fetch_add(1, Ordering::SeqCst);
-        StatusCode::CREATED
-    }
-    let app = Router::new()
-        .route("/{*path}", post(sink))
-        .with_state((requests.clone(), bytes.clone()));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    (addr, requests, bytes)
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 /// CPU time (user + system) the process has used so far, in seconds.
@@ -119,18 +68,6 @@ fn cpu_secs(pid: u32) -> f64 {
         .collect();
     // USER_HZ is 100 on Linux.
     f.iter().sum::<f64>() / 100.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 async fn wait_for(counter: &AtomicU64, n: u64, timeout: Duration) {

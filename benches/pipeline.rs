@@ -23,69 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
+use drehscheibe_suite::bench::{counting_receiver, env_usize, ms, peak_rss_mib, percentile};
 use drehscheibe_suite::{free_port, http_tenant, order, Api, HubProcess, TestConfig, SENDER};
-use futures::StreamExt;
 
 const LEISTUNG: &str = "99050012104000";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A receiver that streams request bodies, counting bytes and requests.
-async fn counting_receiver() -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
-    let requests = Arc::new(AtomicU64::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    async fn sink(
-        State((requests, bytes)): State<(Arc<AtomicU64>, Arc<AtomicU64>)>,
-        body: Body,
-    ) -> StatusCode {
-        let mut s = body.into_data_stream();
-        while let Some(chunk) = s.next().await {
-            match chunk {
-                Ok(c) => {
-                    bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
-                }
-                Err(_) => return StatusCode::BAD_REQUEST,
-            }
-        }
-        requests.fetch_add(1, Ordering::SeqCst);
-        StatusCode::CREATED
-    }
-    let app = Router::new()
-        .route("/{*path}", post(sink))
-        .with_state((requests.clone(), bytes.clone()));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    (addr, requests, bytes)
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 struct Load {
     elapsed: Duration,
@@ -329,8 +270,4 @@ async fn main() {
         rss_big / attachment_mb as f64
     );
     assert!(hub.terminate());
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -3,6 +3,7 @@
 //! in-process or as a child process, and a small API client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod bench;
 pub mod receiver;
 
 use std::net::SocketAddr;

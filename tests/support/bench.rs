@@ -1,0 +1,76 @@
+//! Helpers shared by the load generators in `benches/`: a streaming,
+//! counting loopback receiver, peak RSS of a process, latency percentiles.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use futures::StreamExt;
+
+/// An environment variable parsed as `usize`, else `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A receiver that streams request bodies, counting bytes and requests.
+pub async fn counting_receiver() -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let requests = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    async fn sink(
+        State((requests, bytes)): State<(Arc<AtomicU64>, Arc<AtomicU64>)>,
+        body: Body,
+    ) -> StatusCode {
+        let mut s = body.into_data_stream();
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(c) => {
+                    bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
+                }
+                Err(_) => return StatusCode::BAD_REQUEST,
+            }
+        }
+        requests.fetch_add(1, Ordering::SeqCst);
+        StatusCode::CREATED
+    }
+    let app = Router::new()
+        .route("/{*path}", post(sink))
+        .with_state((requests.clone(), bytes.clone()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (addr, requests, bytes)
+}
+
+/// Peak resident set size (`VmHWM`) of process `pid` in MiB (NaN if unknown).
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// The `p`-quantile (0..=1) of sorted durations (zero when empty).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A duration in milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
