@@ -1,0 +1,6 @@
+//! Built-in functions: numeric (OWNER: see lib.rs).
+
+use super::Builtin;
+
+/// The functions of this module.
+pub const FUNCTIONS: &[Builtin] = &[];

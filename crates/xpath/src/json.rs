@@ -1,0 +1,1 @@
+//! JSON ↔ the XPath 3.1 `fn:json-to-xml` XML representation (OWNER: tree helper).

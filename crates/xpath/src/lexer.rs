@@ -1,0 +1,1 @@
+//! The XPath 3.1 lexer (OWNER: parser helper).
