@@ -1,0 +1,167 @@
+//! End-to-end tests of the engine: parse → compile → evaluate against
+//! parsed documents, through the public API only.
+
+use drehscheibe_xpath::{
+    DocArena, Document, Env, Expression, Focus, Item, NoHost, NoHostStatic, ParseOptions,
+    Sequence, StaticContext,
+};
+
+const DOC: &str = r#"<root xmlns:g="urn:g">
+  <antrag id="a1" betrag="108"><name>Anna</name><ort>Musterstadt</ort></antrag>
+  <antrag id="a2" betrag="50"><name>Bernd</name><ort>Nachbarstadt</ort></antrag>
+  <antrag id="a3" betrag="12.5"><name>Clara</name><ort>Musterstadt</ort></antrag>
+  <g:x>1</g:x>
+</root>"#;
+
+fn ns(prefix: &str) -> Option<String> {
+    match prefix {
+        "g" => Some("urn:g".into()),
+        "xs" => Some("http://www.w3.org/2001/XMLSchema".into()),
+        "map" => Some("http://www.w3.org/2005/xpath-functions/map".into()),
+        "array" => Some("http://www.w3.org/2005/xpath-functions/array".into()),
+        "math" => Some("http://www.w3.org/2005/xpath-functions/math".into()),
+        "fn" => Some("http://www.w3.org/2005/xpath-functions".into()),
+        _ => None,
+    }
+}
+
+fn eval_with(xpath1: bool, expr: &str) -> Result<String, String> {
+    let doc = Document::parse(DOC.as_bytes(), &ParseOptions::default()).map_err(|e| e.to_string())?;
+    let host = NoHostStatic;
+    let ctx = StaticContext {
+        namespaces: &ns,
+        default_element_namespace: String::new(),
+        backwards_compatible: xpath1,
+        host: &host,
+    };
+    let compiled = Expression::compile(expr, &ctx).map_err(|e| e.describe(expr))?;
+    let arena = DocArena::new();
+    let env = Env::new(&arena);
+    let mut h = NoHost;
+    let focus = Focus::of(Item::Node(doc.root()));
+    let r = compiled
+        .evaluate_string(&env, &mut h, Some(&focus))
+        .map_err(|e| e.to_string())?;
+    Ok(r)
+}
+
+fn eval(expr: &str) -> String {
+    match eval_with(false, expr) {
+        Ok(s) => s,
+        Err(e) => format!("ERROR {e}"),
+    }
+}
+
+fn eval1(expr: &str) -> String {
+    match eval_with(true, expr) {
+        Ok(s) => s,
+        Err(e) => format!("ERROR {e}"),
+    }
+}
+
+#[test]
+fn paths_and_predicates() {
+    assert_eq!(eval("count(//antrag)"), "3");
+    assert_eq!(eval("//antrag[2]/name"), "Bernd");
+    assert_eq!(eval("//antrag[last()]/@id"), "a3");
+    assert_eq!(eval("string-join(//antrag[ort = 'Musterstadt']/name, ',')"), "Anna,Clara");
+    assert_eq!(eval("/root/antrag[@betrag > 60]/name"), "Anna");
+    assert_eq!(eval("count(/root/*)"), "4");
+    assert_eq!(eval("//g:x"), "1");
+    assert_eq!(eval("name(//antrag[1]/..)"), "root");
+    assert_eq!(eval("//name[. = 'Bernd']/preceding::name[1]"), "Anna");
+    assert_eq!(eval("//name[. = 'Bernd']/following::name"), "Clara");
+    assert_eq!(eval("count(//antrag[1]/following-sibling::antrag)"), "2");
+    assert_eq!(eval("//antrag[3]/preceding-sibling::antrag[1]/@id"), "a2");
+    assert_eq!(eval("count(//name/ancestor::*)"), "4");
+    assert_eq!(eval("(//antrag)[position() = 2 to 3]/@id"), "a2 a3");
+    assert_eq!(eval("//antrag[name = ('Anna', 'Clara')][2]/@id"), "a3");
+}
+
+#[test]
+fn arithmetic_and_money() {
+    assert_eq!(eval("(number('108') * 50) div 100"), "54");
+    assert_eq!(eval("round(number('108') * 50 div 100)"), "54");
+    assert_eq!(eval("1 + 2 * 3"), "7");
+    assert_eq!(eval("7 idiv 2"), "3");
+    assert_eq!(eval("-7 mod 2"), "-1");
+    assert_eq!(eval("0.1 + 0.2"), "0.3");
+    assert_eq!(eval("sum(//@betrag)"), "170.5");
+    assert_eq!(eval1("1 div 0"), "Infinity");
+    assert_eq!(eval1("//antrag[1]/@betrag * 2"), "216");
+    assert_eq!(eval1("'abc' + 1"), "NaN");
+    assert_eq!(eval("(((((1 + 2) + 3) + 4) + 5) + 6)"), "21");
+}
+
+#[test]
+fn flwor_quantified_conditionals() {
+    assert_eq!(eval("for $a in //antrag return string($a/@id)"), "a1 a2 a3");
+    assert_eq!(eval("let $x := 3, $y := $x * 2 return $y"), "6");
+    assert_eq!(eval("some $a in //antrag satisfies $a/ort = 'Nachbarstadt'"), "true");
+    assert_eq!(eval("every $a in //antrag satisfies $a/@betrag > 20"), "false");
+    assert_eq!(eval("if (//antrag) then 'ja' else 'nein'"), "ja");
+    assert_eq!(eval("//antrag ! string(@id)"), "a1 a2 a3");
+}
+
+#[test]
+fn functions_maps_arrays() {
+    assert_eq!(eval("let $f := function($x) { $x * 2 } return $f(21)"), "42");
+    assert_eq!(eval("let $k := 10, $f := function($x) { $x + $k } return $f(1)"), "11");
+    assert_eq!(eval("for-each((1, 2, 3), function($x) { $x * $x })"), "1 4 9");
+    assert_eq!(eval("fold-left((1, 2, 3), 0, function($a, $b) { $a + $b })"), "6");
+    assert_eq!(eval("map { 'a': 1, 'b': 2 }?b"), "2");
+    assert_eq!(eval("[10, 20, 30](2)"), "20");
+    assert_eq!(eval("array:size([1, (2, 3), 4])"), "3");
+    assert_eq!(eval("map:size(map:merge((map{1:2}, map{3:4})))"), "2");
+    assert_eq!(eval("let $add := function($a, $b) { $a + $b }, $inc := $add(1, ?) return $inc(41)"), "42");
+    assert_eq!(eval("string-length#1('abc')"), "3");
+}
+
+#[test]
+fn types_and_casts() {
+    assert_eq!(eval("5 instance of xs:integer"), "true");
+    assert_eq!(eval("'5' cast as xs:integer + 1"), "6");
+    assert_eq!(eval("'x' castable as xs:integer"), "false");
+    assert_eq!(eval("xs:date('2024-02-29') instance of xs:date"), "true");
+}
+
+#[test]
+fn static_errors() {
+    assert!(eval("unknown-function()").contains("XPST0017"), "{}", eval("unknown-function()"));
+    assert!(eval("$undeclared").contains("XPST0008"));
+    assert!(eval("substring()").contains("XPST0017"));
+    assert!(eval("foo:bar").contains("XPST0081"));
+}
+
+#[test]
+fn deep_nesting_compiles_and_runs() {
+    for depth in [1usize, 10, 50, 200] {
+        let mut e = String::from("1");
+        for i in 0..depth {
+            e = format!("({e} + {i})");
+        }
+        let expected: usize = (0..depth).sum::<usize>() + 1;
+        assert_eq!(eval(&e), expected.to_string());
+        let mut c = String::from("'x'");
+        for _ in 0..depth {
+            c = format!("concat({c}, '')");
+        }
+        assert_eq!(eval(&c), "x");
+        let mut n = String::from("true()");
+        for _ in 0..depth {
+            n = format!("not({n})");
+        }
+        assert_eq!(eval(&n), if depth % 2 == 0 { "true" } else { "false" });
+        let mut p = String::from("//antrag");
+        for _ in 0..depth {
+            p = format!("{p}[true()]");
+        }
+        assert_eq!(eval(&format!("count({p})")), "3");
+    }
+}
+
+#[test]
+fn sequence_values_are_shared() {
+    let s: Sequence<'_> = Sequence::from_vec(vec![]);
+    assert!(s.is_empty());
+}
