@@ -21,13 +21,15 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, OnceLock};
+
+use drehscheibe_xpath::json::{self, Duplicates, JsonError, JsonOptions};
+use drehscheibe_xpath::tree::{Builder, Document, ParseError, ParseOptions, QName};
 
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
-use serde::de::{Deserialize as _, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use xot::{NameId, Node, Xot};
+use serde::de::Deserialize as _;
 
 /// Deepest element nesting accepted in XML input.
 pub const MAX_XML_DEPTH: usize = 512;
@@ -177,24 +179,25 @@ pub fn validate(bytes: &[u8], content_type: &str) -> Result<(), InputError> {
 /// A parsed payload: an XML tree (for JSON: its `fn:json-to-xml` form) that
 /// rule expressions and transforms run against.
 ///
-/// The tree lives in its own [`Xot`] arena. `InputDocument` is `Send` and
-/// `Sync` (the arena sits behind a mutex, as XPath evaluation needs `&mut
-/// Xot`), so the engine can move it into `spawn_blocking`.
+/// The tree is an immutable [`Document`] of our XPath engine, shared as an
+/// `Arc`: recognition, routing and the transform all read the same tree,
+/// which is parsed exactly once per message. `InputDocument` is `Send` and
+/// `Sync` without any lock, so the engine can move it into
+/// `spawn_blocking` and transforms can run on it concurrently.
 pub struct InputDocument {
     kind: InputKind,
-    tree: Mutex<Tree>,
+    tree: Arc<Document>,
     meta: BTreeMap<String, String>,
-}
-
-struct Tree {
-    xot: Xot,
-    root: Node,
+    /// `<meta><entry key="…">…</entry>…</meta>`, built on first use by
+    /// the XPath module (the `$meta` variable).
+    meta_tree: OnceLock<Document>,
 }
 
 impl fmt::Debug for InputDocument {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InputDocument")
             .field("kind", &self.kind)
+            .field("nodes", &self.tree.len())
             .finish_non_exhaustive()
     }
 }
@@ -202,10 +205,12 @@ impl fmt::Debug for InputDocument {
 impl InputDocument {
     /// Parses a payload according to its content type.
     ///
-    /// XML is scanned first (DOCTYPE, depth, well-formedness; see the module
-    /// docs), then built into a tree. The encoding is taken from a byte
-    /// order mark, else the `charset` parameter, else the XML declaration,
-    /// else UTF-8.
+    /// XML is decoded (the encoding is taken from a byte order mark, else
+    /// the `charset` parameter, else the XML declaration, else UTF-8) and
+    /// built into a tree by the engine's parser, which refuses DOCTYPE and
+    /// nesting deeper than [`MAX_XML_DEPTH`]. When the parser refuses the
+    /// input, the same scan as [`validate`] runs to report the error
+    /// exactly as intake would (so `parse` and `validate` always agree).
     ///
     /// JSON (UTF-8, optional BOM) becomes the XPath 3.1 `fn:json-to-xml`
     /// representation (F&O 3.1 §17.5), in the namespace
@@ -230,30 +235,21 @@ impl InputDocument {
     /// `<map xmlns="http://www.w3.org/2005/xpath-functions"><string key="name">A</string><array key="n"><number>1</number><boolean>true</boolean><null/></array></map>`.
     pub fn parse(bytes: &[u8], content_type: &str) -> Result<Self, InputError> {
         let kind = InputKind::from_content_type(content_type)?;
-        let mut xot = Xot::new();
-        let root = match kind {
+        let tree = match kind {
             InputKind::Xml => {
                 let text = decode_xml(bytes, charset_param(content_type).as_deref())?;
-                scan_xml(&text)?;
-                xot.parse(&text).map_err(|e| {
-                    let (line, column) = line_column(&text, e.span().start);
-                    InputError::MalformedXml {
-                        line,
-                        column,
-                        message: e.to_string(),
-                    }
-                })?
+                parse_xml(&text)?
             }
             InputKind::Json => {
                 let text = decode_json(bytes)?;
-                scan_json_depth(text)?;
-                json_to_xml(&mut xot, text)?
+                json_to_xml(text)?
             }
         };
         Ok(Self {
             kind,
-            tree: Mutex::new(Tree { xot, root }),
+            tree: Arc::new(tree),
             meta: BTreeMap::new(),
+            meta_tree: OnceLock::new(),
         })
     }
 
@@ -262,6 +258,7 @@ impl InputDocument {
     /// `$meta/entry[@key='…']` (see the manifest docs).
     pub fn with_meta(mut self, meta: BTreeMap<String, String>) -> Self {
         self.meta = meta;
+        self.meta_tree = OnceLock::new();
         self
     }
 
@@ -270,35 +267,104 @@ impl InputDocument {
         &self.meta
     }
 
+    /// The `$meta` tree: a document whose element `<meta>` holds one
+    /// `<entry key="k">v</entry>` per envelope fact (built once).
+    pub(crate) fn meta_tree(&self) -> &Document {
+        self.meta_tree.get_or_init(|| meta_document(&self.meta))
+    }
+
     /// Whether this was XML or JSON.
     pub fn kind(&self) -> InputKind {
         self.kind
     }
 
-    /// Runs `f` with exclusive access to the tree: the arena and the
-    /// document node. This is how XPath evaluation and transforms reach the
-    /// tree; nodes a caller adds to the arena stay in it until the document
-    /// is dropped.
-    pub fn with_tree<R>(&self, f: impl FnOnce(&mut Xot, Node) -> R) -> R {
-        let mut guard = self.lock();
-        let tree = &mut *guard;
-        f(&mut tree.xot, tree.root)
+    /// The tree: its root is the document node. This is how XPath
+    /// evaluation and transforms reach the payload.
+    pub fn document(&self) -> &Document {
+        &self.tree
+    }
+
+    /// The tree as a shared handle, for callers that must keep it beyond
+    /// the lifetime of this `InputDocument` (e.g. across threads).
+    pub fn shared(&self) -> Arc<Document> {
+        Arc::clone(&self.tree)
     }
 
     /// Serializes the tree as XML text (for JSON input: the
-    /// `fn:json-to-xml` form).
+    /// `fn:json-to-xml` form), without an XML declaration.
     pub fn to_xml_string(&self) -> String {
-        self.with_tree(|xot, root| {
-            xot.to_string(root)
-                .unwrap_or_else(|e| format!("<!-- cannot serialize: {e} -->"))
-        })
+        drehscheibe_xpath::tree::to_xml_string(self.tree.root())
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, Tree> {
-        // A panic while the lock was held cannot leave the tree half-built
-        // (it is immutable after parsing except for nodes callers add), so
-        // a poisoned lock is still usable.
-        self.tree.lock().unwrap_or_else(|e| e.into_inner())
+/// Builds the `$meta` document: `<meta><entry key="k">v</entry>…</meta>`
+/// (characters XML cannot carry become U+FFFD).
+fn meta_document(meta: &BTreeMap<String, String>) -> Document {
+    let mut builder = Builder::new_document(None);
+    builder.start_element(&QName::local("meta"));
+    let entry = QName::local("entry");
+    let key = QName::local("key");
+    for (k, v) in meta {
+        builder.start_element(&entry);
+        // A freshly started element always accepts attributes.
+        let _ = builder.attribute(&key, &xml_chars(k));
+        builder.text(&xml_chars(v));
+        let _ = builder.end_element();
+    }
+    let _ = builder.end_element();
+    builder.finish()
+}
+
+/// Parses decoded XML into a tree. On failure the intake scan reports the
+/// error (so `parse` and `validate` agree); should the scan accept what
+/// the parser refused, the parser's own error is mapped.
+fn parse_xml(text: &str) -> Result<Document, InputError> {
+    let options = ParseOptions {
+        max_depth: MAX_XML_DEPTH,
+        ..ParseOptions::default()
+    };
+    match Document::parse_str(text, &options) {
+        Ok(doc) => Ok(doc),
+        Err(parse_error) => {
+            scan_xml(text)?;
+            Err(map_parse_error(parse_error))
+        }
+    }
+}
+
+/// Maps the tree parser's error onto [`InputError`].
+fn map_parse_error(e: ParseError) -> InputError {
+    match e {
+        ParseError::Doctype { line, column } => InputError::Doctype { line, column },
+        ParseError::TooDeep {
+            limit,
+            line,
+            column,
+        } => InputError::TooDeep {
+            format: "XML",
+            limit,
+            line,
+            column,
+        },
+        ParseError::TooManyAttributes {
+            limit,
+            line,
+            column,
+        } => InputError::MalformedXml {
+            line,
+            column,
+            message: format!("more than {limit} attributes on one element"),
+        },
+        ParseError::Malformed {
+            line,
+            column,
+            message,
+        } => InputError::MalformedXml {
+            line,
+            column,
+            message,
+        },
+        ParseError::Encoding(message) => InputError::Encoding(message),
     }
 }
 
@@ -471,9 +537,25 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                             ));
                         }
                     }
-                    attribute
+                    if attribute.value.contains(&b'<') {
+                        return Err(malformed(
+                            start,
+                            "'<' is not allowed in attribute values".into(),
+                        ));
+                    }
+                    if key.as_ref().starts_with(b"xmlns:") && attribute.value.is_empty() {
+                        return Err(malformed(
+                            start,
+                            format!(
+                                "the prefix {:?} cannot be undeclared in XML 1.0",
+                                String::from_utf8_lossy(key.as_ref().get(6..).unwrap_or_default())
+                            ),
+                        ));
+                    }
+                    let value = attribute
                         .unescape_value()
                         .map_err(|e| malformed(start, format!("attribute value: {e}")))?;
+                    check_chars(&value).map_err(|m| malformed(start, m))?;
                 }
                 if matches!(event, Event::Start(_)) {
                     depth += 1;
@@ -494,16 +576,24 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                     };
                     malformed(at, e.to_string())
                 })?;
+                check_chars(&unescaped).map_err(|m| malformed(start, m))?;
                 if depth == 0 && !unescaped.trim().is_empty() {
                     return Err(malformed(start, "text outside the root element".into()));
                 }
             }
-            Event::CData(_) => {
+            Event::CData(ref t) => {
+                check_chars(&String::from_utf8_lossy(t)).map_err(|m| malformed(start, m))?;
                 if depth == 0 {
                     return Err(malformed(start, "CDATA outside the root element".into()));
                 }
             }
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::PI(ref t) => {
+                check_chars(&String::from_utf8_lossy(t)).map_err(|m| malformed(start, m))?;
+            }
+            Event::Comment(ref t) => {
+                check_chars(&String::from_utf8_lossy(t)).map_err(|m| malformed(start, m))?;
+            }
+            Event::Decl(_) => {}
             Event::Eof => break,
         }
     }
@@ -517,6 +607,23 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
         return Err(malformed(text.len() as u64, "no root element".into()));
     }
     Ok(())
+}
+
+/// Refuses characters XML 1.0 does not allow (raw or as character
+/// references), as the tree parser does.
+fn check_chars(text: &str) -> Result<(), String> {
+    match text.chars().find(|&c| !is_xml_char(c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "character U+{:04X} is not allowed in XML",
+            u32::from(c)
+        )),
+    }
+}
+
+/// The XML 1.0 `Char` production.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 // ---------------------------------------------------------------------------
@@ -567,194 +674,126 @@ fn scan_json_depth(text: &str) -> Result<(), InputError> {
     Ok(())
 }
 
-/// Element names of the `fn:json-to-xml` vocabulary, interned once per
-/// arena.
-struct JsonNames {
-    map: NameId,
-    array: NameId,
-    string: NameId,
-    number: NameId,
-    boolean: NameId,
-    null: NameId,
-    key: NameId,
-}
-
-fn json_to_xml(xot: &mut Xot, text: &str) -> Result<Node, InputError> {
-    let ns = xot.add_namespace(JSON_XML_NAMESPACE);
-    let names = JsonNames {
-        map: xot.add_name_ns("map", ns),
-        array: xot.add_name_ns("array", ns),
-        string: xot.add_name_ns("string", ns),
-        number: xot.add_name_ns("number", ns),
-        boolean: xot.add_name_ns("boolean", ns),
-        null: xot.add_name_ns("null", ns),
-        key: xot.add_name("key"),
+/// Converts JSON text to its `fn:json-to-xml` tree with the engine's
+/// converter (see [`InputDocument::parse`] for the mapping: duplicate keys
+/// retained, no `escape` option). The converter refuses nesting deeper
+/// than [`MAX_JSON_DEPTH`] with a linear pre-scan before it recurses.
+fn json_to_xml(text: &str) -> Result<Document, InputError> {
+    let options = JsonOptions {
+        max_depth: MAX_JSON_DEPTH,
+        duplicates: Duplicates::Retain,
+        escape: false,
     };
-    let document = xot.new_document();
-    let mut de = serde_json::Deserializer::from_str(text);
-    JsonSeed {
-        xot: &mut *xot,
-        names: &names,
-        parent: document,
-        key: None,
-    }
-    .deserialize(&mut de)
-    .map_err(json_error)?;
-    de.end().map_err(json_error)?;
-    if let Some(element) = xot.first_child(document) {
-        let empty = xot.empty_prefix();
-        xot.namespaces_mut(element).insert(empty, ns);
-    }
-    Ok(document)
+    json::json_to_xml(text, &options).map_err(|e| match e {
+        JsonError::TooDeep {
+            limit,
+            line,
+            column,
+        } => InputError::TooDeep {
+            format: "JSON",
+            limit,
+            line,
+            column,
+        },
+        JsonError::Malformed {
+            line,
+            column,
+            message,
+        } => InputError::MalformedJson {
+            line,
+            column,
+            message,
+        },
+        // Not produced with the options above; reported, never panicked on.
+        other => InputError::MalformedJson {
+            line: 1,
+            column: 1,
+            message: other.to_string(),
+        },
+    })
 }
 
 /// Replaces characters XML 1.0 cannot carry with U+FFFD.
 fn xml_chars(s: &str) -> Cow<'_, str> {
-    fn allowed(c: char) -> bool {
-        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-    }
-    if s.chars().all(allowed) {
+    if s.chars().all(is_xml_char) {
         Cow::Borrowed(s)
     } else {
         Cow::Owned(
             s.chars()
-                .map(|c| if allowed(c) { c } else { '\u{FFFD}' })
+                .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
                 .collect(),
         )
     }
 }
 
-/// Deserializes one JSON value straight into the tree, appending it to
-/// `parent` (keeps member order and duplicate keys, unlike a map type).
-struct JsonSeed<'x> {
-    xot: &'x mut Xot,
-    names: &'x JsonNames,
-    parent: Node,
-    key: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl JsonSeed<'_> {
-    fn element<E: serde::de::Error>(&mut self, name: NameId) -> Result<Node, E> {
-        let element = self.xot.new_element(name);
-        if let Some(key) = self.key.take() {
-            self.xot
-                .attributes_mut(element)
-                .insert(self.names.key, xml_chars(&key).into_owned());
-        }
-        self.xot
-            .append(self.parent, element)
-            .map_err(|e| E::custom(format!("cannot build tree: {e}")))?;
-        Ok(element)
+    #[test]
+    fn check_chars_refuses_what_xml_cannot_carry() {
+        assert!(check_chars("a\tb\n\u{10000}").is_ok());
+        let err = check_chars("a\u{1}b").unwrap_err();
+        assert!(err.contains("U+0001"), "{err}");
+        assert_eq!(xml_chars("a\u{0}b"), "a\u{FFFD}b");
     }
 
-    fn leaf<E: serde::de::Error>(&mut self, name: NameId, text: Option<&str>) -> Result<(), E> {
-        let element = self.element::<E>(name)?;
-        if let Some(text) = text {
-            if !text.is_empty() {
-                self.xot
-                    .append_text(element, &xml_chars(text))
-                    .map_err(|e| E::custom(format!("cannot build tree: {e}")))?;
+    #[test]
+    fn parser_errors_map_onto_input_errors() {
+        assert_eq!(
+            map_parse_error(ParseError::Doctype { line: 2, column: 1 }),
+            InputError::Doctype { line: 2, column: 1 }
+        );
+        assert!(matches!(
+            map_parse_error(ParseError::TooDeep {
+                limit: 512,
+                line: 1,
+                column: 9
+            }),
+            InputError::TooDeep {
+                format: "XML",
+                limit: 512,
+                ..
             }
-        }
-        Ok(())
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for JsonSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for JsonSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
+        ));
+        assert!(matches!(
+            map_parse_error(ParseError::Encoding("x".into())),
+            InputError::Encoding(_)
+        ));
     }
 
-    fn visit_bool<E: serde::de::Error>(mut self, v: bool) -> Result<(), E> {
-        let name = self.names.boolean;
-        self.leaf(name, Some(if v { "true" } else { "false" }))
+    #[test]
+    fn meta_document_holds_one_entry_per_fact() {
+        let meta = BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "x\u{0}".to_owned()),
+        ]);
+        let doc = meta_document(&meta);
+        let root = doc.root().first_child().unwrap();
+        assert_eq!(root.name().unwrap().local, "meta");
+        let entries: Vec<_> = root
+            .children()
+            .map(|e| {
+                (
+                    e.attribute("", "key").unwrap().to_owned(),
+                    e.string_value().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "x\u{FFFD}".to_owned())
+            ]
+        );
     }
 
-    fn visit_i64<E: serde::de::Error>(mut self, v: i64) -> Result<(), E> {
-        let name = self.names.number;
-        self.leaf(name, Some(&v.to_string()))
-    }
-
-    fn visit_u64<E: serde::de::Error>(mut self, v: u64) -> Result<(), E> {
-        let name = self.names.number;
-        self.leaf(name, Some(&v.to_string()))
-    }
-
-    fn visit_f64<E: serde::de::Error>(mut self, v: f64) -> Result<(), E> {
-        let name = self.names.number;
-        self.leaf(name, Some(&format_double(v)))
-    }
-
-    fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
-        let name = self.names.string;
-        self.leaf(name, Some(v))
-    }
-
-    fn visit_unit<E: serde::de::Error>(mut self) -> Result<(), E> {
-        let name = self.names.null;
-        self.leaf(name, None)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        let name = self.names.array;
-        let element = self.element::<A::Error>(name)?;
-        while seq
-            .next_element_seed(JsonSeed {
-                xot: &mut *self.xot,
-                names: self.names,
-                parent: element,
-                key: None,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let name = self.names.map;
-        let element = self.element::<A::Error>(name)?;
-        while let Some(key) = map.next_key::<String>()? {
-            map.next_value_seed(JsonSeed {
-                xot: &mut *self.xot,
-                names: self.names,
-                parent: element,
-                key: Some(key),
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// Shortest round-trip form of a double, as a valid `xs:double` lexical.
-fn format_double(v: f64) -> String {
-    if v.is_finite() {
-        // Rust's `{}` for f64 is the shortest round-trip decimal form and
-        // never uses an exponent; `{:e}` is used for very large/small
-        // magnitudes to keep the text short.
-        let plain = format!("{v}");
-        if plain.len() > 24 {
-            format!("{v:e}").replace('e', "E")
-        } else {
-            plain
-        }
-    } else {
-        // serde_json never yields non-finite numbers; keep a valid lexical.
-        if v.is_nan() {
-            "NaN".into()
-        } else if v > 0.0 {
-            "INF".into()
-        } else {
-            "-INF".into()
-        }
+    #[test]
+    fn the_tree_is_shared_not_copied() {
+        let doc = InputDocument::parse(b"<a>x</a>", "application/xml").unwrap();
+        let shared = doc.shared();
+        assert!(std::ptr::eq(&*shared, doc.document()));
+        assert_eq!(doc.to_xml_string(), "<a>x</a>");
     }
 }

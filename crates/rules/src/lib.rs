@@ -16,14 +16,18 @@
 //!   the depot ([`publish()`]), and loading a single package folder
 //!   ([`load_package`]).
 //!
-//! XPath 3.1 is provided by `xee-xpath`. Its compiled programs are not
-//! thread-safe, so each worker thread compiles a package's expressions once
-//! (on first use) and caches them; see [`xpath`](crate#xpath-evaluation).
+//! XPath 3.1 is provided by our own engine, `drehscheibe-xpath`. A
+//! package's expressions are compiled once when it is loaded; compiled
+//! expressions are `Send + Sync` and shared by all worker threads. The
+//! payload is parsed once per message into an immutable tree
+//! ([`InputDocument::document`]) that recognition, routing and the
+//! transform share; see [`xpath`](crate#xpath-evaluation).
 //!
 //! # XPath evaluation
 //!
 //! Expressions see the document node as context item and the external
-//! variables `$channel` and `$content-type` (strings). Conditions use the
+//! variables `$channel` and `$content-type` (strings) and `$meta` (the
+//! envelope facts as `<meta><entry key="…">…</entry></meta>`). Conditions use the
 //! effective boolean value; extractions the string value of at most one
 //! item, whitespace-trimmed.
 //!

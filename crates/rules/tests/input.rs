@@ -348,3 +348,85 @@ fn bad_json_is_refused() {
         InputError::Encoding(_)
     ));
 }
+
+/// Memory bound of the tree: a 1 MB JSON array of zeros (about 500,000
+/// `<number>0</number>` elements, the worst case of many tiny values)
+/// costs at most [`JSON_MEMORY_FACTOR`] times the payload in the tree
+/// (measured: 28.5×, i.e. two 28-byte node records per two input bytes).
+const JSON_MEMORY_FACTOR: usize = 32;
+
+#[test]
+fn json_tree_memory_is_a_small_factor_of_the_payload() {
+    let mut payload = String::with_capacity(1 << 20);
+    payload.push('[');
+    while payload.len() < (1 << 20) - 2 {
+        if payload.len() > 1 {
+            payload.push(',');
+        }
+        payload.push('0');
+    }
+    payload.push(']');
+    let doc = InputDocument::parse(payload.as_bytes(), JSON).unwrap();
+    let heap = doc.document().heap_size();
+    let factor = heap as f64 / payload.len() as f64;
+    eprintln!(
+        "1 MB JSON array of zeros: payload {} bytes, tree {heap} bytes ({factor:.1}×)",
+        payload.len()
+    );
+    assert!(
+        heap <= JSON_MEMORY_FACTOR * payload.len(),
+        "tree holds {heap} bytes for a {}-byte payload ({factor:.1}×, limit {JSON_MEMORY_FACTOR}×)",
+        payload.len()
+    );
+    assert_eq!(
+        doc.evaluate_string("count(/*/*)", &[], "", "").unwrap(),
+        ((payload.len() - 1) / 2).to_string()
+    );
+}
+
+/// `parse` trusts the engine's parser and only runs the intake scan when
+/// the parser refuses; both must agree on what is acceptable.
+#[test]
+fn parse_and_validate_agree_on_edge_cases() {
+    let cases: &[&str] = &[
+        "<a/>",
+        "<a/><b/>",
+        "<a/>text",
+        "text<a/>",
+        "<a/><![CDATA[x]]>",
+        "<p:a/>",
+        "<a p:x='1'/>",
+        "<a xmlns:p='urn:p' p:x='1' p:x='2'/>",
+        "<a x='1' x='2'/>",
+        "<a xmlns:p=''/>",
+        "<a>&#0;</a>",
+        "<a>&#x1;</a>",
+        "<a>&unknown;</a>",
+        "<a>]]></a>",
+        "<a><!-- a -- b --></a>",
+        "<a></b>",
+        "<a>",
+        "",
+        "   ",
+        "<?xml version='1.0'?><a/>",
+        "<?pi data?><a/><!--c-->",
+        "<a b=\"<\"/>",
+        "<1a/>",
+        "<a\u{0}/>",
+        "<a>x\u{1}y</a>",
+        "<xml:a/>",
+        "<a xmlns:xml='urn:wrong'/>",
+        "<a xmlns:xmlns='urn:x'/>",
+    ];
+    let mut disagree = Vec::new();
+    for case in cases {
+        let parsed = InputDocument::parse(case.as_bytes(), XML).map(|_| ());
+        let validated = validate(case.as_bytes(), XML);
+        if parsed.is_ok() != validated.is_ok() {
+            disagree.push(format!(
+                "{case:?}: parse {parsed:?}, validate {validated:?}"
+            ));
+        }
+    }
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+}

@@ -154,7 +154,7 @@ fn xpath_syntax_error_names_file_key_and_expression() {
     // Unknown function and unknown prefix are compile errors too.
     let err = parse(&replace(
         "kommune = \"string(//xga:gemeindeSchluessel/code)\"",
-        "kommune = \"format-number(1, '0')\"",
+        "kommune = \"no-such-function(1, '0')\"",
     ))
     .unwrap_err();
     assert!(

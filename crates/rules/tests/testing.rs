@@ -16,6 +16,7 @@ use drehscheibe_rules::{
     load_package, publish, Depot, InputDocument, PublishError, TransformError, TransformOutput,
     Transformer, TransformerFactory,
 };
+use drehscheibe_xpath::{Document, Node, NodeKind, ParseOptions};
 
 // ---------------------------------------------------------------------------
 // A stand-in transform engine, so these tests do not depend on the XSLT
@@ -34,11 +35,13 @@ impl Transformer for Template {
         if let Some(reason) = self.0.strip_prefix("TERMINATE ") {
             return Err(TransformError::Terminated(reason.trim().to_owned()));
         }
-        let root = input.with_tree(|xot, doc| {
-            let element = xot.document_element(doc).unwrap();
-            let name = xot.element(element).unwrap().name();
-            xot.local_name_str(name).to_owned()
-        });
+        let element = input
+            .document()
+            .root()
+            .children()
+            .find(|n| n.kind() == NodeKind::Element)
+            .unwrap();
+        let root = element.name().unwrap().local.clone();
         let mut out = self.0.replace("{root}", &root);
         for (name, value) in params {
             out = out.replace(&format!("{{param:{name}}}"), value);
@@ -691,56 +694,34 @@ fn junit_xml_is_well_formed_and_complete() {
     assert_eq!(results.len(), 3);
     let xml = junit_xml(&results);
 
-    let mut xot = xot::Xot::new();
-    let doc = xot.parse(&xml).unwrap();
-    let root = xot.document_element(doc).unwrap();
-    let name = |xot: &xot::Xot, n| {
-        xot.local_name_str(xot.element(n).unwrap().name())
-            .to_owned()
-    };
-    let attr = |xot: &mut xot::Xot, n, a: &str| {
-        let id = xot.add_name(a);
-        xot.get_attribute(n, id).map(str::to_owned)
-    };
-    assert_eq!(name(&xot, root), "testsuites");
-    assert_eq!(attr(&mut xot, root, "tests").as_deref(), Some("3"));
-    assert_eq!(attr(&mut xot, root, "failures").as_deref(), Some("1"));
-    let suites: Vec<_> = xot.children(root).filter(|&n| xot.is_element(n)).collect();
+    let doc = Document::parse_str(&xml, &ParseOptions::default()).unwrap();
+    fn elements(n: Node<'_>) -> Vec<Node<'_>> {
+        n.children()
+            .filter(|c| c.kind() == NodeKind::Element)
+            .collect()
+    }
+    let name = |n: Node<'_>| n.name().unwrap().local.clone();
+    let attr = |n: Node<'_>, a: &str| n.attribute("", a).map(str::to_owned);
+    let root = elements(doc.root())[0];
+    assert_eq!(name(root), "testsuites");
+    assert_eq!(attr(root, "tests").as_deref(), Some("3"));
+    assert_eq!(attr(root, "failures").as_deref(), Some("1"));
+    let suites = elements(root);
     assert_eq!(suites.len(), 2);
-    assert_eq!(
-        attr(&mut xot, suites[0], "name").as_deref(),
-        Some("antrag@1.0.0")
-    );
-    assert_eq!(attr(&mut xot, suites[0], "tests").as_deref(), Some("2"));
-    assert_eq!(attr(&mut xot, suites[0], "failures").as_deref(), Some("1"));
-    assert_eq!(
-        attr(&mut xot, suites[1], "name").as_deref(),
-        Some("other@2.0.0")
-    );
-    let cases: Vec<_> = xot
-        .children(suites[0])
-        .filter(|&n| xot.is_element(n))
-        .collect();
-    assert_eq!(
-        attr(&mut xot, cases[0], "name").as_deref(),
-        Some("both-outputs")
-    );
-    assert_eq!(
-        attr(&mut xot, cases[1], "classname").as_deref(),
-        Some("antrag@1.0.0")
-    );
-    assert_eq!(
-        xot.children(cases[0])
-            .filter(|&n| xot.is_element(n))
-            .count(),
-        0
-    );
-    let failure_el = xot.children(cases[1]).find(|&n| xot.is_element(n)).unwrap();
-    assert_eq!(name(&xot, failure_el), "failure");
-    let message = attr(&mut xot, failure_el, "message").unwrap();
+    assert_eq!(attr(suites[0], "name").as_deref(), Some("antrag@1.0.0"));
+    assert_eq!(attr(suites[0], "tests").as_deref(), Some("2"));
+    assert_eq!(attr(suites[0], "failures").as_deref(), Some("1"));
+    assert_eq!(attr(suites[1], "name").as_deref(), Some("other@2.0.0"));
+    let cases = elements(suites[0]);
+    assert_eq!(attr(cases[0], "name").as_deref(), Some("both-outputs"));
+    assert_eq!(attr(cases[1], "classname").as_deref(), Some("antrag@1.0.0"));
+    assert_eq!(elements(cases[0]).len(), 0);
+    let failure_el = elements(cases[1])[0];
+    assert_eq!(name(failure_el), "failure");
+    let message = attr(failure_el, "message").unwrap();
     assert!(message.contains("output fachverfahren"), "{message}");
     assert!(message.contains('\n'), "multi-line message kept: {message}");
-    let body = xot.text_content_str(failure_el).unwrap().to_owned();
+    let body = failure_el.string_value().to_owned();
     assert!(body.contains("+++ actual output dms"), "{body}");
     assert!(body.contains("-\u{FFFD}ctrl & <tag>"), "{body}");
 }

@@ -107,6 +107,10 @@ pub struct Expression {
 impl Expression {
     /// Compiles `text` in `ctx`.
     pub fn compile(text: &str, ctx: &StaticContext<'_>) -> Result<Expression> {
+        Self::compile_text(text, ctx)
+    }
+
+    fn compile_text(text: &str, ctx: &StaticContext<'_>) -> Result<Expression> {
         let ast = crate::parser::parse(text)?;
         Self::compile_ast(&ast, text, ctx)
     }
@@ -192,8 +196,17 @@ fn boolean_predicate(e: &Expr) -> bool {
                 && n.uri.is_none()
                 && matches!(
                     n.local.as_str(),
-                    "not" | "contains" | "starts-with" | "ends-with" | "exists" | "empty"
-                        | "boolean" | "true" | "false" | "matches" | "lang"
+                    "not"
+                        | "contains"
+                        | "starts-with"
+                        | "ends-with"
+                        | "exists"
+                        | "empty"
+                        | "boolean"
+                        | "true"
+                        | "false"
+                        | "matches"
+                        | "lang"
                 )
         }
         ExprKind::Literal(Literal::String(_)) => true,
@@ -301,8 +314,11 @@ impl Compiler<'_, '_> {
         match prefix {
             "xml" => Ok("http://www.w3.org/XML/1998/namespace".into()),
             _ => self.ctx.namespaces.resolve(prefix).ok_or_else(|| {
-                Error::new("XPST0081", format!("namespace prefix `{prefix}` is not declared"))
-                    .at(span)
+                Error::new(
+                    "XPST0081",
+                    format!("namespace prefix `{prefix}` is not declared"),
+                )
+                .at(span)
             }),
         }
     }
@@ -384,8 +400,11 @@ impl Compiler<'_, '_> {
                 let q = self.qname(n, "", span)?;
                 let level = self.frames.len() - 1;
                 self.lookup_var(&q, level).ok_or_else(|| {
-                    Error::new("XPST0008", format!("variable ${} is not declared", q.lexical()))
-                        .at(span)
+                    Error::new(
+                        "XPST0008",
+                        format!("variable ${} is not declared", q.lexical()),
+                    )
+                    .at(span)
                 })?
             }
             ExprKind::ContextItem => Ir::ContextItem,
@@ -421,8 +440,11 @@ impl Compiler<'_, '_> {
                 } else if q.uri == XS {
                     // constructor function as item: partial application of a cast
                     let target = crate::cast::type_by_name(&q.local).ok_or_else(|| {
-                        Error::new("XPST0017", format!("unknown function {}#{arity}", q.lexical()))
-                            .at(span)
+                        Error::new(
+                            "XPST0017",
+                            format!("unknown function {}#{arity}", q.lexical()),
+                        )
+                        .at(span)
                     })?;
                     let body = Ir::Cast(Box::new(Ir::Local(0)), target, true);
                     Ir::InlineFn(
@@ -438,8 +460,11 @@ impl Compiler<'_, '_> {
                     )
                 } else {
                     let id = functions::lookup(&q.uri, &q.local, *arity).ok_or_else(|| {
-                        Error::new("XPST0017", format!("unknown function {}#{arity}", q.lexical()))
-                            .at(span)
+                        Error::new(
+                            "XPST0017",
+                            format!("unknown function {}#{arity}", q.lexical()),
+                        )
+                        .at(span)
                     })?;
                     Ir::BuiltinRef(id, *arity)
                 }
@@ -607,7 +632,9 @@ impl Compiler<'_, '_> {
     fn cast_target(&self, n: &Name, span: Span) -> Result<crate::cast::CastTarget> {
         let q = self.qname(n, &self.ctx.default_element_namespace, span)?;
         if q.uri != XS {
-            return Err(Error::new("XPST0051", format!("unknown atomic type {}", q.lexical())).at(span));
+            return Err(
+                Error::new("XPST0051", format!("unknown atomic type {}", q.lexical())).at(span),
+            );
         }
         match q.local.as_str() {
             "anyAtomicType" | "NOTATION" | "numeric" => {
@@ -623,9 +650,11 @@ impl Compiler<'_, '_> {
         Ok(match k {
             KeySpec::Wildcard => KeyIr::Wildcard,
             KeySpec::Name(n) => KeyIr::Expr(Ir::Const(Atomic::string(n))),
-            KeySpec::Integer(i) => KeyIr::Expr(Ir::Const(Atomic::Integer(i.parse().map_err(|_| {
-                Error::new("FOAR0002", format!("integer {i} is too large"))
-            })?))),
+            KeySpec::Integer(i) => {
+                KeyIr::Expr(Ir::Const(Atomic::Integer(i.parse().map_err(|_| {
+                    Error::new("FOAR0002", format!("integer {i} is too large"))
+                })?)))
+            }
             KeySpec::Expr(e) => KeyIr::Expr(self.expr(e)?),
         })
     }
@@ -719,7 +748,11 @@ impl Compiler<'_, '_> {
                 None => None,
             }),
             KindTest::Element(n, _) => Test::Element(match n {
-                Some(nt) => Some(Box::new(self.test(Axis::Child, &NodeTest::Name(nt.clone()), span)?)),
+                Some(nt) => Some(Box::new(self.test(
+                    Axis::Child,
+                    &NodeTest::Name(nt.clone()),
+                    span,
+                )?)),
                 None => None,
             }),
             KindTest::Attribute(n, _) => Test::Attribute(match n {
@@ -759,7 +792,7 @@ impl Compiler<'_, '_> {
                     }
                 } else {
                     return Err(
-                        Error::new("XPST0051", format!("unknown type {}", q.lexical())).at(span)
+                        Error::new("XPST0051", format!("unknown type {}", q.lexical())).at(span),
                     );
                 }
             }
@@ -800,10 +833,14 @@ impl Compiler<'_, '_> {
                     }
                     // descendant-or-self::node()/child::T[non-positional] → descendant::T
                     if *axis == Axis::Child
-                        && predicates.iter().all(|p| !uses_position(p) && boolean_predicate(p))
+                        && predicates
+                            .iter()
+                            .all(|p| !uses_position(p) && boolean_predicate(p))
                     {
                         if let Some(Ir::Path(_, last)) = &cur {
-                            if let Ir::Step(Axis::DescendantOrSelf, Test::AnyNode, lp) = last.as_ref() {
+                            if let Ir::Step(Axis::DescendantOrSelf, Test::AnyNode, lp) =
+                                last.as_ref()
+                            {
                                 if lp.is_empty() {
                                     if let Some(Ir::Path(base, _)) = cur.take() {
                                         cur = Some(Ir::Path(
@@ -980,12 +1017,10 @@ impl Compiler<'_, '_> {
 /// Maps every local slot of this frame through `f` (nested inline
 /// functions keep their own frames; only their captures are mapped).
 fn renumber(ir: &mut Ir, f: &dyn Fn(u32) -> u32) {
-    visit_mut(ir, &mut |node| {
-        match node {
-            Ir::Local(s) => *s = f(*s),
-            Ir::For(s, ..) | Ir::Let(s, ..) | Ir::Quantified(_, s, ..) => *s = f(*s),
-            _ => {}
-        }
+    visit_mut(ir, &mut |node| match node {
+        Ir::Local(s) => *s = f(*s),
+        Ir::For(s, ..) | Ir::Let(s, ..) | Ir::Quantified(_, s, ..) => *s = f(*s),
+        _ => {}
     });
 }
 
@@ -1079,14 +1114,53 @@ fn visit_pred(p: &mut Pred, f: &mut dyn FnMut(&mut Ir)) {
 /// The `&'static` name of a known xs: type for `instance of`.
 fn atomic_type_name(local: &str) -> Option<&'static str> {
     const NAMES: &[&str] = &[
-        "anyAtomicType", "numeric", "string", "untypedAtomic", "anyURI", "boolean", "integer",
-        "decimal", "double", "float", "QName", "dateTime", "date", "time", "duration",
-        "yearMonthDuration", "dayTimeDuration", "gYear", "gYearMonth", "gMonth", "gMonthDay",
-        "gDay", "hexBinary", "base64Binary", "int", "long", "short", "byte",
-        "nonNegativeInteger", "positiveInteger", "nonPositiveInteger", "negativeInteger",
-        "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte", "normalizedString",
-        "token", "language", "NMTOKEN", "Name", "NCName", "ID", "IDREF", "ENTITY",
-        "dateTimeStamp", "NOTATION",
+        "anyAtomicType",
+        "numeric",
+        "string",
+        "untypedAtomic",
+        "anyURI",
+        "boolean",
+        "integer",
+        "decimal",
+        "double",
+        "float",
+        "QName",
+        "dateTime",
+        "date",
+        "time",
+        "duration",
+        "yearMonthDuration",
+        "dayTimeDuration",
+        "gYear",
+        "gYearMonth",
+        "gMonth",
+        "gMonthDay",
+        "gDay",
+        "hexBinary",
+        "base64Binary",
+        "int",
+        "long",
+        "short",
+        "byte",
+        "nonNegativeInteger",
+        "positiveInteger",
+        "nonPositiveInteger",
+        "negativeInteger",
+        "unsignedLong",
+        "unsignedInt",
+        "unsignedShort",
+        "unsignedByte",
+        "normalizedString",
+        "token",
+        "language",
+        "NMTOKEN",
+        "Name",
+        "NCName",
+        "ID",
+        "IDREF",
+        "ENTITY",
+        "dateTimeStamp",
+        "NOTATION",
     ];
     NAMES.iter().find(|n| **n == local).copied()
 }
@@ -1100,13 +1174,18 @@ fn literal(l: &Literal, span: Span) -> Result<Atomic> {
                 Ok(d) => Atomic::Decimal(d),
                 Err(_) => {
                     return Err(
-                        Error::new("FOAR0002", format!("integer literal {i} is too large")).at(span)
+                        Error::new("FOAR0002", format!("integer literal {i} is too large"))
+                            .at(span),
                     )
                 }
             },
         },
         Literal::Decimal(d) => {
-            let t = if d.starts_with('.') { format!("0{d}") } else { d.clone() };
+            let t = if d.starts_with('.') {
+                format!("0{d}")
+            } else {
+                d.clone()
+            };
             let t = t.strip_suffix('.').map(str::to_string).unwrap_or(t);
             match t.parse::<rust_decimal::Decimal>() {
                 Ok(v) => Atomic::Decimal(v),
@@ -1153,9 +1232,9 @@ fn const_num(ir: &Ir) -> Option<Atomic> {
         Ir::Const(a) if a.is_numeric() => Some(a.clone()),
         Ir::Number1(inner) => match inner.as_ref() {
             Ir::Const(a) if a.is_numeric() => Some(Atomic::Double(a.to_number())),
-            Ir::Const(a) if a.is_stringlike() => Some(Atomic::Double(crate::value::xpath1_parse_number(
-                a.as_str().unwrap_or(""),
-            ))),
+            Ir::Const(a) if a.is_stringlike() => Some(Atomic::Double(
+                crate::value::xpath1_parse_number(a.as_str().unwrap_or("")),
+            )),
             _ => None,
         },
         _ => None,

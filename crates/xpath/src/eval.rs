@@ -78,7 +78,10 @@ impl<'a> Env<'a> {
         if d > self.max_depth {
             return Err(Error::new(
                 "DSXP0001",
-                format!("recursion deeper than {} levels (runaway recursion?)", self.max_depth),
+                format!(
+                    "recursion deeper than {} levels (runaway recursion?)",
+                    self.max_depth
+                ),
             ));
         }
         self.depth.set(d);
@@ -102,17 +105,26 @@ pub trait Host<'a> {
     /// the context item appended if the function asked for it.
     fn call(&mut self, id: u32, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
         let _ = args;
-        Err(Error::new("XPST0017", format!("host function {id} is not available")))
+        Err(Error::new(
+            "XPST0017",
+            format!("host function {id} is not available"),
+        ))
     }
 
     /// `fn:doc($uri)` (already resolved against the base URI).
     fn document(&mut self, uri: &str) -> Result<&'a Document> {
-        Err(Error::new("FODC0002", format!("cannot retrieve document {uri}: no documents are available")))
+        Err(Error::new(
+            "FODC0002",
+            format!("cannot retrieve document {uri}: no documents are available"),
+        ))
     }
 
     /// `fn:unparsed-text($uri)`.
     fn unparsed_text(&mut self, uri: &str) -> Result<String> {
-        Err(Error::new("FOUT1170", format!("cannot retrieve {uri}: no resources are available")))
+        Err(Error::new(
+            "FOUT1170",
+            format!("cannot retrieve {uri}: no resources are available"),
+        ))
     }
 }
 
@@ -190,7 +202,11 @@ impl<'a, 'h> Eval<'a, 'h> {
     }
 
     /// Calls a function item with arguments (higher-order functions).
-    pub fn call_function(&mut self, f: &Function<'a>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
+    pub fn call_function(
+        &mut self,
+        f: &Function<'a>,
+        args: Vec<Sequence<'a>>,
+    ) -> Result<Sequence<'a>> {
         crate::interp::call_function(self, f, args)
     }
 }

@@ -89,86 +89,9 @@ impl Expression {
 // ---------------------------------------------------------------------------
 // helpers shared with the function library
 
-/// The effective boolean value (F&O §7.1.1 / XPath §2.4.3).
-pub fn ebv(s: &Sequence<'_>) -> Result<bool> {
-    match s {
-        Sequence::Empty => Ok(false),
-        Sequence::One(i) => item_ebv(i),
-        Sequence::Many(v) => match v.first() {
-            Some(Item::Node(_)) => Ok(true),
-            _ => Err(Error::new(
-                "FORG0006",
-                "effective boolean value of a sequence of two or more atomic values",
-            )),
-        },
-    }
-}
-
-fn item_ebv(i: &Item<'_>) -> Result<bool> {
-    match i {
-        Item::Node(_) => Ok(true),
-        Item::Atomic(a) => match a {
-            Atomic::Boolean(b) => Ok(*b),
-            Atomic::String(s) | Atomic::Untyped(s) | Atomic::AnyUri(s) => Ok(!s.is_empty()),
-            Atomic::Integer(n) => Ok(*n != 0),
-            Atomic::Decimal(d) => Ok(!d.is_zero()),
-            Atomic::Double(_) | Atomic::Float(_) => {
-                let f = a.to_number();
-                Ok(!(f == 0.0 || f.is_nan()))
-            }
-            other => Err(Error::new(
-                "FORG0006",
-                format!("no effective boolean value for a value of type {:?}", other.type_of()),
-            )),
-        },
-        _ => Err(Error::new(
-            "FORG0006",
-            "no effective boolean value for a function item",
-        )),
-    }
-}
-
-/// Atomizes a sequence.
-pub fn atomize(s: &Sequence<'_>) -> Result<Vec<Atomic>> {
-    let mut out = Vec::with_capacity(s.len());
-    atomize_into(s, &mut out)?;
-    Ok(out)
-}
-
-fn atomize_into(s: &Sequence<'_>, out: &mut Vec<Atomic>) -> Result<()> {
-    for i in s.iter() {
-        atomize_item(i, out)?;
-    }
-    Ok(())
-}
-
-fn atomize_item(i: &Item<'_>, out: &mut Vec<Atomic>) -> Result<()> {
-    match i {
-        Item::Atomic(a) => out.push(a.clone()),
-        Item::Node(n) => out.push(node_typed_value(*n)),
-        Item::Array(a) => {
-            for m in &a.members {
-                atomize_into(m, out)?;
-            }
-        }
-        _ => {
-            return Err(Error::new(
-                "FOTY0013",
-                "a function item cannot be atomized",
-            ))
-        }
-    }
-    Ok(())
-}
-
-/// The typed value of a node (untyped: xs:untypedAtomic; comments and
-/// PIs: xs:string).
-pub fn node_typed_value(n: Node<'_>) -> Atomic {
-    match n.kind() {
-        NodeKind::Comment | NodeKind::ProcessingInstruction => Atomic::string(n.string_value()),
-        _ => Atomic::untyped(n.string_value()),
-    }
-}
+pub(crate) use crate::functions::numeric::effective_boolean_value as ebv;
+pub(crate) use crate::functions::seq::atomize;
+use crate::functions::seq::node_value as node_typed_value;
 
 fn atomize_opt(s: &Sequence<'_>, what: &str) -> Result<Option<Atomic>> {
     if let Sequence::One(Item::Node(n)) = s {
@@ -190,7 +113,11 @@ fn atomize_opt(s: &Sequence<'_>, what: &str) -> Result<Option<Atomic>> {
 // ---------------------------------------------------------------------------
 // the evaluator
 
-pub(crate) fn eval<'a>(ev: &mut Eval<'a, '_>, ir: &'a Ir, focus: Option<&Focus<'a>>) -> Result<Sequence<'a>> {
+pub(crate) fn eval<'a>(
+    ev: &mut Eval<'a, '_>,
+    ir: &'a Ir,
+    focus: Option<&Focus<'a>>,
+) -> Result<Sequence<'a>> {
     stacker::maybe_grow(64 * 1024, 1024 * 1024, || eval_inner(ev, ir, focus))
 }
 
@@ -205,7 +132,11 @@ fn context_node<'a>(focus: Option<&Focus<'a>>) -> Result<Node<'a>> {
     }
 }
 
-fn eval_inner<'a>(ev: &mut Eval<'a, '_>, ir: &'a Ir, focus: Option<&Focus<'a>>) -> Result<Sequence<'a>> {
+fn eval_inner<'a>(
+    ev: &mut Eval<'a, '_>,
+    ir: &'a Ir,
+    focus: Option<&Focus<'a>>,
+) -> Result<Sequence<'a>> {
     Ok(match ir {
         Ir::Empty => Sequence::Empty,
         Ir::Const(a) => Sequence::One(Item::Atomic(a.clone())),
@@ -277,7 +208,10 @@ fn eval_inner<'a>(ev: &mut Eval<'a, '_>, ir: &'a Ir, focus: Option<&Focus<'a>>) 
             let mut vals = Vec::with_capacity(args.len());
             for (i, a) in args.iter().enumerate() {
                 let v = eval(ev, a, focus)?;
-                let p = params.get(i).copied().unwrap_or(Param(Kind::Item, Occ::Many));
+                let p = params
+                    .get(i)
+                    .copied()
+                    .unwrap_or(Param(Kind::Item, Occ::Many));
                 vals.push(convert_arg(ev, v, p, b.name)?);
             }
             (b.imp)(ev, vals)?
@@ -286,7 +220,10 @@ fn eval_inner<'a>(ev: &mut Eval<'a, '_>, ir: &'a Ir, focus: Option<&Focus<'a>>) 
             let mut vals = Vec::with_capacity(args.len() + 1);
             for (i, a) in args.iter().enumerate() {
                 let v = eval(ev, a, focus)?;
-                let p = params.get(i).copied().unwrap_or(Param(Kind::Item, Occ::Many));
+                let p = params
+                    .get(i)
+                    .copied()
+                    .unwrap_or(Param(Kind::Item, Occ::Many));
                 vals.push(convert_arg(ev, v, p, "host function")?);
             }
             if *wants_context {
@@ -363,10 +300,7 @@ fn eval_inner<'a>(ev: &mut Eval<'a, '_>, ir: &'a Ir, focus: Option<&Focus<'a>>) 
                     Capture::Host(h) => ev.host.variable(*h)?,
                 });
             }
-            Sequence::One(Item::Function(Rc::new(Function::Inline {
-                def,
-                captured,
-            })))
+            Sequence::One(Item::Function(Rc::new(Function::Inline { def, captured })))
         }
         Ir::Lookup(base, key) => {
             let b = eval(ev, base, focus)?;
@@ -388,7 +322,12 @@ fn eval_inner<'a>(ev: &mut Eval<'a, '_>, ir: &'a Ir, focus: Option<&Focus<'a>>) 
             let (Some(x), Some(y)) = (arith_operand(&l)?, arith_operand(&r)?) else {
                 return Ok(Sequence::Empty);
             };
-            Sequence::atomic(crate::arith::arithmetic(*op, &x, &y, ev.env.implicit_timezone)?)
+            Sequence::atomic(crate::arith::arithmetic(
+                *op,
+                &x,
+                &y,
+                ev.env.implicit_timezone,
+            )?)
         }
         Ir::Neg(a) => {
             let v = eval(ev, a, focus)?;
@@ -413,7 +352,10 @@ fn eval_inner<'a>(ev: &mut Eval<'a, '_>, ir: &'a Ir, focus: Option<&Focus<'a>>) 
         Ir::ValCmp(op, a, b) => {
             let l = eval(ev, a, focus)?;
             let r = eval(ev, b, focus)?;
-            let (Some(x), Some(y)) = (atomize_opt(&l, "a value comparison")?, atomize_opt(&r, "a value comparison")?) else {
+            let (Some(x), Some(y)) = (
+                atomize_opt(&l, "a value comparison")?,
+                atomize_opt(&r, "a value comparison")?,
+            ) else {
                 return Ok(Sequence::Empty);
             };
             let x = untyped_to_string(x);
@@ -663,11 +605,11 @@ fn untyped_to_string(a: Atomic) -> Atomic {
 fn arith_operand(s: &Sequence<'_>) -> Result<Option<Atomic>> {
     Ok(match atomize_opt(s, "an arithmetic operator")? {
         None => None,
-        Some(Atomic::Untyped(t)) => Some(Atomic::Double(
-            crate::value::parse_double(&t).ok_or_else(|| {
-                Error::invalid_value(format!("cannot convert '{t}' to xs:double"))
-            })?,
-        )),
+        Some(Atomic::Untyped(t)) => {
+            Some(Atomic::Double(crate::value::parse_double(&t).ok_or_else(
+                || Error::invalid_value(format!("cannot convert '{t}' to xs:double")),
+            )?))
+        }
         Some(a) => Some(a),
     })
 }
@@ -676,12 +618,17 @@ fn range_operand(s: &Sequence<'_>) -> Result<Option<i64>> {
     Ok(match atomize_opt(s, "the range operator")? {
         None => None,
         Some(Atomic::Integer(i)) => Some(i),
-        Some(Atomic::Untyped(t)) => Some(t.trim().parse::<i64>().map_err(|_| {
-            Error::invalid_value(format!("cannot convert '{t}' to xs:integer"))
-        })?),
+        Some(Atomic::Untyped(t)) => Some(
+            t.trim()
+                .parse::<i64>()
+                .map_err(|_| Error::invalid_value(format!("cannot convert '{t}' to xs:integer")))?,
+        ),
         Some(other) => {
             let f = other.to_number();
-            if other.is_numeric() && f.fract() == 0.0 && !matches!(other, Atomic::Double(_) | Atomic::Float(_)) {
+            if other.is_numeric()
+                && f.fract() == 0.0
+                && !matches!(other, Atomic::Double(_) | Atomic::Float(_))
+            {
                 Some(f as i64)
             } else {
                 return Err(Error::type_error("the operands of `to` must be integers"));
@@ -719,14 +666,20 @@ fn function_item<'a>(s: &Sequence<'a>) -> Result<Function<'a>> {
 // ---------------------------------------------------------------------------
 // comparisons
 
-fn general_compare<'a>(ev: &Eval<'a, '_>, op: CmpOp, l: &Sequence<'a>, r: &Sequence<'a>) -> Result<bool> {
+fn general_compare<'a>(
+    ev: &Eval<'a, '_>,
+    op: CmpOp,
+    l: &Sequence<'a>,
+    r: &Sequence<'a>,
+) -> Result<bool> {
     if l.is_empty() || r.is_empty() {
         return Ok(false);
     }
     let tz = ev.env.implicit_timezone;
     if ev.xpath1 {
         // XPath 1.0: booleans first, then numbers, then strings
-        let is_bool = |s: &Sequence<'_>| matches!(s, Sequence::One(Item::Atomic(Atomic::Boolean(_))));
+        let is_bool =
+            |s: &Sequence<'_>| matches!(s, Sequence::One(Item::Atomic(Atomic::Boolean(_))));
         if is_bool(l) || is_bool(r) {
             let a = ebv(l)?;
             let b = ebv(r)?;
@@ -748,10 +701,7 @@ fn general_compare<'a>(ev: &Eval<'a, '_>, op: CmpOp, l: &Sequence<'a>, r: &Seque
                 } else if x.is_stringlike() && y.is_stringlike() {
                     op.holds(x.as_str().unwrap_or("").cmp(y.as_str().unwrap_or("")))
                 } else {
-                    match pair_compare(op, x, y, tz) {
-                        Ok(b) => b,
-                        Err(_) => false,
-                    }
+                    pair_compare(op, x, y, tz).unwrap_or_default()
                 };
                 if holds {
                     return Ok(true);
@@ -763,9 +713,15 @@ fn general_compare<'a>(ev: &Eval<'a, '_>, op: CmpOp, l: &Sequence<'a>, r: &Seque
     let la = atomize(l)?;
     let ra = atomize(r)?;
     // hash join for large string equality tests
-    if op == CmpOp::Eq && la.len() * ra.len() > 256 && la.iter().chain(ra.iter()).all(Atomic::is_stringlike) {
+    if op == CmpOp::Eq
+        && la.len() * ra.len() > 256
+        && la.iter().chain(ra.iter()).all(Atomic::is_stringlike)
+    {
         let set: HashSet<&str> = ra.iter().filter_map(Atomic::as_str).collect();
-        return Ok(la.iter().filter_map(Atomic::as_str).any(|s| set.contains(s)));
+        return Ok(la
+            .iter()
+            .filter_map(Atomic::as_str)
+            .any(|s| set.contains(s)));
     }
     for x in &la {
         for y in &ra {
@@ -779,7 +735,9 @@ fn general_compare<'a>(ev: &Eval<'a, '_>, op: CmpOp, l: &Sequence<'a>, r: &Seque
 
 fn num1(a: &Atomic) -> f64 {
     match a {
-        Atomic::String(s) | Atomic::Untyped(s) | Atomic::AnyUri(s) => crate::value::xpath1_parse_number(s),
+        Atomic::String(s) | Atomic::Untyped(s) | Atomic::AnyUri(s) => {
+            crate::value::xpath1_parse_number(s)
+        }
         other => other.to_number(),
     }
 }
@@ -787,7 +745,9 @@ fn num1(a: &Atomic) -> f64 {
 /// One pair of a general comparison (XPath 3.1 §3.7.2).
 fn pair_compare(op: CmpOp, x: &Atomic, y: &Atomic, tz: i16) -> Result<bool> {
     let (x, y) = match (x, y) {
-        (Atomic::Untyped(a), Atomic::Untyped(b)) => (Atomic::String(a.clone()), Atomic::String(b.clone())),
+        (Atomic::Untyped(a), Atomic::Untyped(b)) => {
+            (Atomic::String(a.clone()), Atomic::String(b.clone()))
+        }
         (Atomic::Untyped(a), other) => (cast_untyped(a, other)?, other.clone()),
         (other, Atomic::Untyped(b)) => (other.clone(), cast_untyped(b, other)?),
         (a, b) => (a.clone(), b.clone()),
@@ -806,7 +766,9 @@ fn cast_untyped(s: &std::sync::Arc<str>, other: &Atomic) -> Result<Atomic> {
             .ok_or_else(|| Error::invalid_value(format!("cannot convert '{s}' to xs:double")));
     }
     match other.type_of() {
-        AtomicType::String | AtomicType::AnyUri | AtomicType::Untyped => Ok(Atomic::String(s.clone())),
+        AtomicType::String | AtomicType::AnyUri | AtomicType::Untyped => {
+            Ok(Atomic::String(s.clone()))
+        }
         t => crate::cast::cast_to(&Atomic::Untyped(s.clone()), t),
     }
 }
@@ -941,7 +903,9 @@ impl<'t> Matcher<'t> {
                     }
             }
             Test::AnyName => kind == self.principal,
-            Test::AnyLocal(uri) => kind == self.principal && n.name().is_some_and(|q| &q.uri == uri),
+            Test::AnyLocal(uri) => {
+                kind == self.principal && n.name().is_some_and(|q| &q.uri == uri)
+            }
             Test::AnyNamespace(local) => {
                 kind == self.principal && n.name().is_some_and(|q| &q.local == local)
             }
@@ -969,8 +933,10 @@ pub(crate) fn kind_matches(t: &Test, n: Node<'_>) -> bool {
                 && match inner {
                     None => true,
                     Some(t) => {
-                        let elems: Vec<Node<'_>> =
-                            n.children().filter(|c| c.kind() == NodeKind::Element).collect();
+                        let elems: Vec<Node<'_>> = n
+                            .children()
+                            .filter(|c| c.kind() == NodeKind::Element)
+                            .collect();
                         elems.len() == 1 && elems.iter().all(|e| kind_matches(t, *e))
                     }
                 }
@@ -1162,7 +1128,11 @@ fn axis_nodes<'a>(n: Node<'a>, axis: Axis, test: &Test, out: &mut Vec<Node<'a>>)
     }
 }
 
-fn apply_preds_nodes<'a>(ev: &mut Eval<'a, '_>, mut nodes: Vec<Node<'a>>, preds: &'a [Pred]) -> Result<Vec<Node<'a>>> {
+fn apply_preds_nodes<'a>(
+    ev: &mut Eval<'a, '_>,
+    mut nodes: Vec<Node<'a>>,
+    preds: &'a [Pred],
+) -> Result<Vec<Node<'a>>> {
     for p in preds {
         if nodes.is_empty() {
             break;
@@ -1198,7 +1168,11 @@ fn apply_preds_nodes<'a>(ev: &mut Eval<'a, '_>, mut nodes: Vec<Node<'a>>, preds:
     Ok(nodes)
 }
 
-fn apply_pred_items<'a>(ev: &mut Eval<'a, '_>, items: Vec<Item<'a>>, p: &'a Pred) -> Result<Vec<Item<'a>>> {
+fn apply_pred_items<'a>(
+    ev: &mut Eval<'a, '_>,
+    items: Vec<Item<'a>>,
+    p: &'a Pred,
+) -> Result<Vec<Item<'a>>> {
     Ok(match p {
         Pred::Position(k) => {
             let k = *k;
@@ -1295,7 +1269,10 @@ fn array_member<'a>(a: &Array<'a>, i: i64) -> Result<Sequence<'a>> {
     if i < 1 || i as usize > a.members.len() {
         return Err(Error::new(
             "FOAY0001",
-            format!("array index {i} is out of bounds (size {})", a.members.len()),
+            format!(
+                "array index {i} is out of bounds (size {})",
+                a.members.len()
+            ),
         ));
     }
     Ok(a.members[i as usize - 1].clone())
@@ -1305,10 +1282,17 @@ fn array_member<'a>(a: &Array<'a>, i: i64) -> Result<Sequence<'a>> {
 // function calls
 
 /// Applies the function conversion rules for a builtin/host parameter.
-pub(crate) fn convert_arg<'a>(ev: &Eval<'a, '_>, v: Sequence<'a>, p: Param, fname: &str) -> Result<Sequence<'a>> {
+pub(crate) fn convert_arg<'a>(
+    ev: &Eval<'a, '_>,
+    v: Sequence<'a>,
+    p: Param,
+    fname: &str,
+) -> Result<Sequence<'a>> {
     let Param(kind, occ) = p;
     let xpath1 = ev.xpath1;
     if xpath1 && occ != Occ::Many {
+        // XPath 1.0 compatibility (XPath 2.0 §3.1.5.2): the first item,
+        // converted with string() / number()
         match kind {
             Kind::String => {
                 return Ok(Sequence::string(&match v.first() {
@@ -1316,10 +1300,15 @@ pub(crate) fn convert_arg<'a>(ev: &Eval<'a, '_>, v: Sequence<'a>, p: Param, fnam
                     None => String::new(),
                 }))
             }
-            Kind::Double => return Ok(Sequence::double(number1(&v))),
+            Kind::Double | Kind::Numeric => return Ok(Sequence::double(number1(&v))),
             _ => {}
         }
     }
+    let v = if xpath1 && occ != Occ::Many && v.len() > 1 {
+        v.first().cloned().map(Sequence::One).unwrap_or_default()
+    } else {
+        v
+    };
     let v = match kind {
         Kind::Item => v,
         Kind::Node => {
@@ -1331,7 +1320,9 @@ pub(crate) fn convert_arg<'a>(ev: &Eval<'a, '_>, v: Sequence<'a>, p: Param, fnam
             v
         }
         Kind::Function => {
-            if v.iter().any(|i| !matches!(i, Item::Function(_) | Item::Map(_) | Item::Array(_))) {
+            if v.iter()
+                .any(|i| !matches!(i, Item::Function(_) | Item::Map(_) | Item::Array(_)))
+            {
                 return Err(Error::type_error(format!(
                     "{fname}(): argument must be a function"
                 )));
@@ -1340,7 +1331,9 @@ pub(crate) fn convert_arg<'a>(ev: &Eval<'a, '_>, v: Sequence<'a>, p: Param, fnam
         }
         Kind::Map => {
             if v.iter().any(|i| !matches!(i, Item::Map(_))) {
-                return Err(Error::type_error(format!("{fname}(): argument must be a map")));
+                return Err(Error::type_error(format!(
+                    "{fname}(): argument must be a map"
+                )));
             }
             v
         }
@@ -1352,7 +1345,12 @@ pub(crate) fn convert_arg<'a>(ev: &Eval<'a, '_>, v: Sequence<'a>, p: Param, fnam
             }
             v
         }
-        Kind::Atomic | Kind::String | Kind::Double | Kind::Numeric | Kind::Integer | Kind::Boolean => {
+        Kind::Atomic
+        | Kind::String
+        | Kind::Double
+        | Kind::Numeric
+        | Kind::Integer
+        | Kind::Boolean => {
             let atoms = atomize(&v)?;
             let mut out = Vec::with_capacity(atoms.len());
             for a in atoms {
@@ -1387,16 +1385,20 @@ fn convert_atomic(a: Atomic, kind: Kind, fname: &str) -> Result<Atomic> {
         },
         Kind::Double => match a {
             Atomic::Double(_) => a,
-            Atomic::Untyped(s) => Atomic::Double(crate::value::parse_double(&s).ok_or_else(|| {
-                Error::invalid_value(format!("cannot convert '{s}' to xs:double"))
-            })?),
+            Atomic::Untyped(s) => {
+                Atomic::Double(crate::value::parse_double(&s).ok_or_else(|| {
+                    Error::invalid_value(format!("cannot convert '{s}' to xs:double"))
+                })?)
+            }
             ref n if n.is_numeric() => Atomic::Double(n.to_number()),
             other => return Err(bad(&other)),
         },
         Kind::Numeric => match a {
-            Atomic::Untyped(s) => Atomic::Double(crate::value::parse_double(&s).ok_or_else(|| {
-                Error::invalid_value(format!("cannot convert '{s}' to xs:double"))
-            })?),
+            Atomic::Untyped(s) => {
+                Atomic::Double(crate::value::parse_double(&s).ok_or_else(|| {
+                    Error::invalid_value(format!("cannot convert '{s}' to xs:double"))
+                })?)
+            }
             ref n if n.is_numeric() => a,
             other => return Err(bad(&other)),
         },
@@ -1415,7 +1417,11 @@ fn convert_atomic(a: Atomic, kind: Kind, fname: &str) -> Result<Atomic> {
 }
 
 /// Calls a function item.
-pub(crate) fn call_function<'a>(ev: &mut Eval<'a, '_>, f: &Function<'a>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
+pub(crate) fn call_function<'a>(
+    ev: &mut Eval<'a, '_>,
+    f: &Function<'a>,
+    args: Vec<Sequence<'a>>,
+) -> Result<Sequence<'a>> {
     if args.len() != f.arity() {
         return Err(Error::type_error(format!(
             "function of arity {} called with {} arguments",
@@ -1441,7 +1447,10 @@ pub(crate) fn call_function<'a>(ev: &mut Eval<'a, '_>, f: &Function<'a>, args: V
             r
         }
         Function::Inline { def, captured } => call_inline(ev, def, captured, args),
-        Function::Partial { target, args: fixed } => {
+        Function::Partial {
+            target,
+            args: fixed,
+        } => {
             let mut it = args.into_iter();
             let mut full = Vec::with_capacity(fixed.len());
             for a in fixed {
@@ -1459,7 +1468,10 @@ pub(crate) fn call_function<'a>(ev: &mut Eval<'a, '_>, f: &Function<'a>, args: V
                 .transpose()?
                 .flatten()
                 .ok_or_else(|| Error::type_error("a map lookup needs one key"))?;
-            Ok(m.entries.get(&MapKey::of(&k)).map(|(_, v)| v.clone()).unwrap_or_default())
+            Ok(m.entries
+                .get(&MapKey::of(&k))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default())
         }
         Function::Array(a) => {
             let k = args
@@ -1523,7 +1535,9 @@ pub(crate) fn coerce<'a>(v: Sequence<'a>, t: &SeqTypeIr) -> Result<Sequence<'a>>
                     None => a,
                 },
                 (x, "double") if x.is_numeric() => Atomic::Double(x.to_number()),
-                (x @ (Atomic::Integer(_) | Atomic::Decimal(_)), "float") => Atomic::Float(x.to_number() as f32),
+                (x @ (Atomic::Integer(_) | Atomic::Decimal(_)), "float") => {
+                    Atomic::Float(x.to_number() as f32)
+                }
                 (Atomic::Integer(i), "decimal") => Atomic::Decimal(rust_decimal::Decimal::from(*i)),
                 (Atomic::AnyUri(s), "string") => Atomic::String(s.clone()),
                 _ => a,
@@ -1570,7 +1584,9 @@ fn item_matches(i: &Item<'_>, t: &ItemTypeIr) -> bool {
         (ItemTypeIr::Node(test), Item::Node(n)) => kind_matches(test, *n),
         (ItemTypeIr::Atomic(name), Item::Atomic(a)) => crate::cast::instance_of(a, name),
         (ItemTypeIr::Function(arity), Item::Function(f)) => arity.is_none_or(|k| f.arity() == k),
-        (ItemTypeIr::Function(arity), Item::Map(_) | Item::Array(_)) => arity.is_none_or(|k| k == 1),
+        (ItemTypeIr::Function(arity), Item::Map(_) | Item::Array(_)) => {
+            arity.is_none_or(|k| k == 1)
+        }
         (ItemTypeIr::Map, Item::Map(_)) => true,
         (ItemTypeIr::Array, Item::Array(_)) => true,
         _ => false,

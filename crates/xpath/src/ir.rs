@@ -54,7 +54,10 @@ pub(crate) enum SetOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Test {
     /// Principal node kind with this name.
-    Name { uri: String, local: String },
+    Name {
+        uri: String,
+        local: String,
+    },
     /// Principal node kind, any name.
     AnyName,
     /// Principal node kind in this namespace.

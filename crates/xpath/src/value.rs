@@ -204,7 +204,9 @@ impl Atomic {
                     0.0
                 }
             }
-            Atomic::String(s) | Atomic::Untyped(s) | Atomic::AnyUri(s) => parse_double(s).unwrap_or(f64::NAN),
+            Atomic::String(s) | Atomic::Untyped(s) | Atomic::AnyUri(s) => {
+                parse_double(s).unwrap_or(f64::NAN)
+            }
             _ => f64::NAN,
         }
     }

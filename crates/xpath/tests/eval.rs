@@ -2,8 +2,8 @@
 //! parsed documents, through the public API only.
 
 use drehscheibe_xpath::{
-    DocArena, Document, Env, Expression, Focus, Item, NoHost, NoHostStatic, ParseOptions,
-    Sequence, StaticContext,
+    DocArena, Document, Env, Expression, Focus, Item, NoHost, NoHostStatic, ParseOptions, Sequence,
+    StaticContext,
 };
 
 const DOC: &str = r#"<root xmlns:g="urn:g">
@@ -26,7 +26,8 @@ fn ns(prefix: &str) -> Option<String> {
 }
 
 fn eval_with(xpath1: bool, expr: &str) -> Result<String, String> {
-    let doc = Document::parse(DOC.as_bytes(), &ParseOptions::default()).map_err(|e| e.to_string())?;
+    let doc =
+        Document::parse(DOC.as_bytes(), &ParseOptions::default()).map_err(|e| e.to_string())?;
     let host = NoHostStatic;
     let ctx = StaticContext {
         namespaces: &ns,
@@ -64,7 +65,10 @@ fn paths_and_predicates() {
     assert_eq!(eval("count(//antrag)"), "3");
     assert_eq!(eval("//antrag[2]/name"), "Bernd");
     assert_eq!(eval("//antrag[last()]/@id"), "a3");
-    assert_eq!(eval("string-join(//antrag[ort = 'Musterstadt']/name, ',')"), "Anna,Clara");
+    assert_eq!(
+        eval("string-join(//antrag[ort = 'Musterstadt']/name, ',')"),
+        "Anna,Clara"
+    );
     assert_eq!(eval("/root/antrag[@betrag > 60]/name"), "Anna");
     assert_eq!(eval("count(/root/*)"), "4");
     assert_eq!(eval("//g:x"), "1");
@@ -97,23 +101,44 @@ fn arithmetic_and_money() {
 fn flwor_quantified_conditionals() {
     assert_eq!(eval("for $a in //antrag return string($a/@id)"), "a1 a2 a3");
     assert_eq!(eval("let $x := 3, $y := $x * 2 return $y"), "6");
-    assert_eq!(eval("some $a in //antrag satisfies $a/ort = 'Nachbarstadt'"), "true");
-    assert_eq!(eval("every $a in //antrag satisfies $a/@betrag > 20"), "false");
+    assert_eq!(
+        eval("some $a in //antrag satisfies $a/ort = 'Nachbarstadt'"),
+        "true"
+    );
+    assert_eq!(
+        eval("every $a in //antrag satisfies $a/@betrag > 20"),
+        "false"
+    );
     assert_eq!(eval("if (//antrag) then 'ja' else 'nein'"), "ja");
     assert_eq!(eval("//antrag ! string(@id)"), "a1 a2 a3");
 }
 
 #[test]
 fn functions_maps_arrays() {
-    assert_eq!(eval("let $f := function($x) { $x * 2 } return $f(21)"), "42");
-    assert_eq!(eval("let $k := 10, $f := function($x) { $x + $k } return $f(1)"), "11");
-    assert_eq!(eval("for-each((1, 2, 3), function($x) { $x * $x })"), "1 4 9");
-    assert_eq!(eval("fold-left((1, 2, 3), 0, function($a, $b) { $a + $b })"), "6");
+    assert_eq!(
+        eval("let $f := function($x) { $x * 2 } return $f(21)"),
+        "42"
+    );
+    assert_eq!(
+        eval("let $k := 10, $f := function($x) { $x + $k } return $f(1)"),
+        "11"
+    );
+    assert_eq!(
+        eval("for-each((1, 2, 3), function($x) { $x * $x })"),
+        "1 4 9"
+    );
+    assert_eq!(
+        eval("fold-left((1, 2, 3), 0, function($a, $b) { $a + $b })"),
+        "6"
+    );
     assert_eq!(eval("map { 'a': 1, 'b': 2 }?b"), "2");
     assert_eq!(eval("[10, 20, 30](2)"), "20");
     assert_eq!(eval("array:size([1, (2, 3), 4])"), "3");
     assert_eq!(eval("map:size(map:merge((map{1:2}, map{3:4})))"), "2");
-    assert_eq!(eval("let $add := function($a, $b) { $a + $b }, $inc := $add(1, ?) return $inc(41)"), "42");
+    assert_eq!(
+        eval("let $add := function($a, $b) { $a + $b }, $inc := $add(1, ?) return $inc(41)"),
+        "42"
+    );
     assert_eq!(eval("string-length#1('abc')"), "3");
 }
 
@@ -127,7 +152,11 @@ fn types_and_casts() {
 
 #[test]
 fn static_errors() {
-    assert!(eval("unknown-function()").contains("XPST0017"), "{}", eval("unknown-function()"));
+    assert!(
+        eval("unknown-function()").contains("XPST0017"),
+        "{}",
+        eval("unknown-function()")
+    );
     assert!(eval("$undeclared").contains("XPST0008"));
     assert!(eval("substring()").contains("XPST0017"));
     assert!(eval("foo:bar").contains("XPST0081"));

@@ -1,5 +1,12 @@
 //! Runs the W3C XSLT 3.0 test suite subset in `shared/conformance/xslt30`
-//! and prints the pass rate per test set and overall.
+//! and prints the pass rate per test set, per spec version (`XSLT10+`,
+//! `XSLT20+`, `XSLT30+`) and overall.
+//!
+//! Each case runs on its own thread with a large stack, under
+//! `catch_unwind` and with a time limit, so a panic, a stack overflow in a
+//! case or a runaway case cannot end the run: it counts as a failure.
+//! The catalogs and the expected results are read with `xot`; the XPath
+//! assertions are evaluated with `drehscheibe-xpath`.
 //!
 //! ```text
 //! cargo run --release -p drehscheibe-xslt --example conformance -- [SUITE_DIR] [--write-known FILE] [--known FILE] [--verbose]
@@ -15,7 +22,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use drehscheibe_xpath::compile::NoHostStatic;
+use drehscheibe_xpath::{
+    DocArena, Document, Expression, Focus, Item, NoHost, ParseOptions, StaticContext,
+};
 use drehscheibe_xslt::{Invocation, Stylesheet};
 use xot::{Node, Value, Xot};
 
@@ -25,6 +37,8 @@ const CATALOG_NS: &str = "http://www.w3.org/2012/10/xslt-test-catalog";
 struct Env {
     /// The principal source document (file path or inline content).
     source: Option<Source>,
+    /// The stylesheet, when the environment names one.
+    stylesheet: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +89,12 @@ impl Suite {
 
     fn environment(&self, env: Node, dir: &Path) -> Env {
         let mut out = Env::default();
+        if let Some(f) = self
+            .first(env, "stylesheet")
+            .and_then(|s| self.attr(s, "file"))
+        {
+            out.stylesheet = Some(dir.join(f));
+        }
         for s in self.child_elements(env, "source") {
             if self.attr(s, "role").as_deref() != Some(".") {
                 continue;
@@ -153,37 +173,57 @@ fn canon(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// Prefixes the catalog's assertions use.
+fn assert_namespaces(prefix: &str) -> Option<String> {
+    Some(
+        match prefix {
+            "xs" => "http://www.w3.org/2001/XMLSchema",
+            "fn" => "http://www.w3.org/2005/xpath-functions",
+            "math" => "http://www.w3.org/2005/xpath-functions/math",
+            "map" => "http://www.w3.org/2005/xpath-functions/map",
+            "array" => "http://www.w3.org/2005/xpath-functions/array",
+            "xsl" => "http://www.w3.org/1999/XSL/Transform",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+fn compile_assertion(expr: &str) -> Result<Expression, String> {
+    let ns = assert_namespaces;
+    let ctx = StaticContext {
+        namespaces: &ns,
+        default_element_namespace: String::new(),
+        backwards_compatible: false,
+        host: &NoHostStatic,
+    };
+    Expression::compile(expr, &ctx)
+        .map_err(|e| format!("assert does not compile: {}", e.describe(expr)))
+}
+
 /// Evaluates an XPath assertion with the result document as context item.
 fn xpath_assert(result: &str, expr: &str) -> Result<bool, String> {
-    use xee_xpath::{Documents, Queries, Query};
-    let mut documents = Documents::new();
     let body = strip_declaration(result);
-    let handle = documents
-        .add_string_without_uri(body)
-        .or_else(|_| documents.add_string_without_uri(&format!("<w>{body}</w>")))
+    let options = ParseOptions::default();
+    let doc = Document::parse_str(body, &options)
+        .or_else(|_| Document::parse_str(&format!("<w>{body}</w>"), &options))
         .map_err(|e| format!("result not parseable: {e}"))?;
-    let queries = Queries::default();
-    let q = queries
-        .sequence(expr)
-        .map_err(|e| format!("assert does not compile: {e}"))?;
-    let seq = q
-        .execute(&mut documents, handle)
-        .map_err(|e| format!("assert fails: {e}"))?;
-    seq.effective_boolean_value()
-        .map_err(|e| format!("assert has no boolean value: {e}"))
+    let q = compile_assertion(expr)?;
+    let arena = DocArena::new();
+    let env = drehscheibe_xpath::Env::new(&arena);
+    let focus = Focus::of(Item::Node(doc.root()));
+    q.evaluate_bool(&env, &mut NoHost, Some(&focus))
+        .map_err(|e| format!("assert fails: {e}"))
 }
 
 fn xpath_string(expr: &str) -> Option<String> {
-    use xee_xpath::{Documents, Queries, Query};
-    let mut documents = Documents::new();
-    let handle = documents.add_string_without_uri("<x/>").ok()?;
-    let queries = Queries::default();
-    let q = queries.sequence(expr).ok()?;
-    let seq = q.execute(&mut documents, handle).ok()?;
-    let xot = documents.xot();
+    let q = compile_assertion(expr).ok()?;
+    let arena = DocArena::new();
+    let env = drehscheibe_xpath::Env::new(&arena);
+    let seq = q.evaluate(&env, &mut NoHost, None).ok()?;
     let mut parts = Vec::new();
     for item in seq.iter() {
-        parts.push(item.string_value(xot).ok()?);
+        parts.push(item.string_value().ok()?);
     }
     Some(parts.join(" "))
 }
@@ -317,6 +357,8 @@ fn run_case(
     let Some(style) = suite
         .first(test, "stylesheet")
         .and_then(|s| suite.attr(s, "file"))
+        .map(|f| dir.join(f))
+        .or_else(|| env.stylesheet.clone())
     else {
         return (Status::Fail, "no stylesheet".into());
     };
@@ -339,47 +381,92 @@ fn run_case(
             .first(test, "initial-mode")
             .and_then(|t| suite.attr(t, "name")),
     };
-    let outcome = match Stylesheet::compile_file(&dir.join(&style)) {
-        Err(e) => {
-            let refused = e.message.contains("unsupported") || e.message.contains("not supported");
-            if refused {
-                Outcome::Refused(e.to_string())
-            } else {
-                Outcome::Error(e.to_string())
-            }
-        }
-        Ok(st) => {
-            let mut xot = Xot::new();
-            let doc = match &env.source {
-                Some(Source::File(f)) => std::fs::read_to_string(f)
-                    .map_err(|e| e.to_string())
-                    .and_then(|t| xot.parse(&t).map_err(|e| e.to_string())),
-                Some(Source::Content(c)) => xot.parse(c).map_err(|e| e.to_string()),
-                None => Ok(xot.new_document()),
-            };
-            match doc {
-                Err(e) => Outcome::Error(format!("source: {e}")),
-                Ok(doc) => {
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        st.transform_node_with(&mut xot, doc, &params, &invocation)
-                    }));
-                    match r {
-                        Ok(Ok(bytes)) => {
-                            Outcome::Output(String::from_utf8_lossy(&bytes).to_string())
-                        }
-                        Ok(Err(e)) => Outcome::Error(e.to_string()),
-                        Err(_) => Outcome::Error("panic".into()),
-                    }
-                }
-            }
-        }
-    };
+    let outcome = run_isolated(style, env.source.clone(), params, invocation);
     let refused = matches!(outcome, Outcome::Refused(_));
     match check(suite, result, &outcome, dir) {
         Ok(()) => (Status::Pass, String::new()),
         Err(e) if refused => (Status::Refused, e),
         Err(e) => (Status::Fail, e),
     }
+}
+
+/// Compiles and runs one case on its own thread (large stack,
+/// `catch_unwind`, time limit).
+fn run_isolated(
+    style: PathBuf,
+    source: Option<Source>,
+    params: BTreeMap<String, String>,
+    invocation: Invocation,
+) -> Outcome {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .stack_size(256 * 1024 * 1024)
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_case_inner(&style, source.as_ref(), &params, &invocation)
+            }));
+            let outcome = r.unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Outcome::Error(format!("panic: {what}"))
+            });
+            let _ = tx.send(outcome);
+        });
+    if let Err(e) = spawned {
+        return Outcome::Error(format!("cannot start a thread: {e}"));
+    }
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(o) => o,
+        Err(_) => Outcome::Error("timeout (or the case thread died)".into()),
+    }
+}
+
+fn run_case_inner(
+    style: &Path,
+    source: Option<&Source>,
+    params: &BTreeMap<String, String>,
+    invocation: &Invocation,
+) -> Outcome {
+    let st = match Stylesheet::compile_file(style) {
+        Err(e) => {
+            let refused = e.message.contains("unsupported") || e.message.contains("not supported");
+            return if refused {
+                Outcome::Refused(e.to_string())
+            } else {
+                Outcome::Error(e.to_string())
+            };
+        }
+        Ok(st) => st,
+    };
+    let options = ParseOptions::default();
+    let doc = match source {
+        Some(Source::File(f)) => std::fs::read(f).map_err(|e| e.to_string()).and_then(|b| {
+            let options = ParseOptions {
+                uri: Some(f.display().to_string()),
+                ..ParseOptions::default()
+            };
+            Document::parse(&b, &options).map_err(|e| e.to_string())
+        }),
+        Some(Source::Content(c)) => Document::parse_str(c, &options).map_err(|e| e.to_string()),
+        None => Ok(drehscheibe_xpath::Builder::new_document(None).finish()),
+    };
+    match doc {
+        Err(e) => Outcome::Error(format!("source: {e}")),
+        Ok(doc) => match st.transform_document_with(&doc, params, invocation) {
+            Ok(bytes) => Outcome::Output(String::from_utf8_lossy(&bytes).to_string()),
+            Err(e) => Outcome::Error(e.to_string()),
+        },
+    }
+}
+
+/// The spec version a case (or its test set) depends on.
+fn spec_of(suite: &Suite, node: Node) -> Option<String> {
+    let deps = suite.first(node, "dependencies")?;
+    let spec = suite.first(deps, "spec")?;
+    suite.attr(spec, "value")
 }
 
 fn main() -> ExitCode {
@@ -428,6 +515,7 @@ fn main() -> ExitCode {
         }
     }
     let mut totals = (0usize, 0usize, 0usize, 0usize);
+    let mut by_spec: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     let mut failures = BTreeSet::new();
     for set in suite.child_elements(root, "test-set") {
         let (Some(name), Some(file)) = (suite.attr(set, "name"), suite.attr(set, "file")) else {
@@ -455,9 +543,29 @@ fn main() -> ExitCode {
             }
         }
         let mut counts = (0usize, 0usize, 0usize, 0usize);
+        let set_spec = spec_of(&suite, set_root);
         for case in suite.child_elements(set_root, "test-case") {
             let case_name = suite.attr(case, "name").unwrap_or_default();
+            let spec = spec_of(&suite, case)
+                .or_else(|| set_spec.clone())
+                .unwrap_or_else(|| "XSLT10+".to_string());
+            let bucket = if spec.contains("XSLT10+") {
+                "XSLT10+"
+            } else if spec.contains("XSLT20+") {
+                "XSLT20+"
+            } else if spec.contains("XSLT30+") {
+                "XSLT30+"
+            } else {
+                "other"
+            };
             let (status, why) = run_case(&mut suite, case, &dir, &envs);
+            let entry = by_spec.entry(bucket).or_insert((0usize, 0usize, 0usize));
+            entry.0 += 1;
+            match status {
+                Status::Pass => entry.1 += 1,
+                Status::Refused => entry.2 += 1,
+                Status::Fail => {}
+            }
             counts.0 += 1;
             match status {
                 Status::Pass => counts.1 += 1,
@@ -505,6 +613,13 @@ fn main() -> ExitCode {
         totals.3,
         pct(totals.1, totals.0 - totals.2)
     );
+    for (spec, (n, passed, refused)) in &by_spec {
+        println!(
+            "{spec:<8} {n:>5} cases: {passed:>5} passed ({:.1}%), {refused} refused; in-subset {:.1}%",
+            pct(*passed, *n),
+            pct(*passed, n - refused)
+        );
+    }
     if let Some(path) = write_known {
         let text: String = failures.iter().map(|f| format!("{f}\n")).collect();
         if let Err(e) = std::fs::write(&path, text) {

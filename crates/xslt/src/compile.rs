@@ -5,14 +5,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use xee_xpath_ast::Namespaces;
-use xot::xmlname::{NameStrInfo, OwnedName};
 use xot::{Node, SpanInfo, SpanInfoKey, Value as XValue, Xot};
 
 use crate::error::CompileError;
 use crate::ir::*;
 use crate::pattern::{compile_pattern, Test};
-use crate::xpath::{compile_expr, resolve_lexical_qname, ExprEnv, ExprId, VarRef};
+use crate::xpath::{compile_expr, resolve_lexical_qname, ExprId, FnSig, NsCtx, Scope, XName};
 use crate::{GlobalParamDecl, OutputMethod, OutputSettings};
 
 pub(crate) const XSL_NS: &str = "http://www.w3.org/1999/XSL/Transform";
@@ -33,41 +31,6 @@ struct Decl {
 
 type CResult<T> = Result<T, CompileError>;
 
-struct Env<'a> {
-    locals: &'a [(OwnedName, usize)],
-    globals: &'a HashMap<OwnedName, usize>,
-    keys: &'a HashMap<OwnedName, usize>,
-    formats: &'a HashMap<Option<OwnedName>, usize>,
-    format_defs: &'a [DecimalFormat],
-    bc: bool,
-}
-
-impl ExprEnv for Env<'_> {
-    fn lookup_var(&self, name: &OwnedName) -> Option<VarRef> {
-        if let Some((_, slot)) = self.locals.iter().rev().find(|(n, _)| n == name) {
-            return Some(VarRef::Local(*slot));
-        }
-        self.globals.get(name).map(|g| VarRef::Global(*g))
-    }
-    fn visible_vars(&self) -> Vec<OwnedName> {
-        let mut v: Vec<OwnedName> = self.globals.keys().cloned().collect();
-        v.extend(self.locals.iter().map(|(n, _)| n.clone()));
-        v
-    }
-    fn key_index(&self, name: &OwnedName) -> Option<usize> {
-        self.keys.get(name).copied()
-    }
-    fn decimal_format(&self, name: Option<&OwnedName>) -> Option<usize> {
-        self.formats.get(&name.cloned()).copied()
-    }
-    fn decimal_format_def(&self, index: usize) -> Option<DecimalFormat> {
-        self.format_defs.get(index).cloned()
-    }
-    fn backwards_compatible(&self) -> bool {
-        self.bc
-    }
-}
-
 pub(crate) struct Compiler {
     xot: Xot,
     modules: Vec<Module>,
@@ -75,27 +38,34 @@ pub(crate) struct Compiler {
     next_precedence: usize,
     exprs: Vec<crate::xpath::ExprDef>,
     templates: Vec<Template>,
-    template_names: HashMap<OwnedName, (usize, usize)>,
-    mode_names: HashMap<OwnedName, usize>,
+    template_names: HashMap<XName, (usize, usize)>,
+    mode_names: HashMap<XName, usize>,
     modes: Vec<Mode>,
     rule_order: usize,
     globals: Vec<Global>,
-    global_names: HashMap<OwnedName, usize>,
+    global_names: HashMap<XName, usize>,
     global_prec: Vec<usize>,
     keys: Vec<Key>,
-    key_names: HashMap<OwnedName, usize>,
+    key_names: HashMap<XName, usize>,
     formats: Vec<DecimalFormat>,
-    format_names: HashMap<Option<OwnedName>, usize>,
+    format_names: HashMap<Option<XName>, usize>,
     output: OutputSettings,
     space_rules: Vec<SpaceRule>,
     names: Vec<(String, String, String)>,
     name_index: HashMap<(String, String, String), usize>,
     ns_bindings: Vec<(String, String)>,
     ns_index: HashMap<(String, String), usize>,
-    locals: Vec<(OwnedName, usize)>,
+    locals: Vec<(XName, usize)>,
     next_slot: usize,
     max_slots: usize,
-    ns_cache: HashMap<Node, Arc<Namespaces>>,
+    ns_cache: HashMap<Node, (Arc<NsCtx>, usize)>,
+    nsctx: Vec<NsCtx>,
+    nsctx_index: HashMap<NsCtx, usize>,
+    functions: Vec<Function>,
+    function_names: HashMap<(XName, usize), FnSig>,
+    function_prec: Vec<usize>,
+    function_nodes: HashMap<Node, usize>,
+    source_text: String,
     module_stack: Vec<PathBuf>,
 }
 
@@ -110,7 +80,11 @@ fn line_starts(text: &str) -> Vec<usize> {
 }
 
 /// XSLT attributes allowed on every XSLT element.
-const COMMON_ATTRS: &[&str] = &["version", "exclude-result-prefixes"];
+const COMMON_ATTRS: &[&str] = &[
+    "version",
+    "exclude-result-prefixes",
+    "xpath-default-namespace",
+];
 
 impl Compiler {
     pub(crate) fn new() -> Self {
@@ -144,6 +118,13 @@ impl Compiler {
             next_slot: 0,
             max_slots: 0,
             ns_cache: HashMap::new(),
+            nsctx: Vec::new(),
+            nsctx_index: HashMap::new(),
+            functions: Vec::new(),
+            function_names: HashMap::new(),
+            function_prec: Vec::new(),
+            function_nodes: HashMap::new(),
+            source_text: String::new(),
             module_stack: Vec::new(),
         }
     }
@@ -239,7 +220,7 @@ impl Compiler {
                 },
             });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             let message = format!("cannot read stylesheet module {}: {e}", path.display());
             match from {
                 Some((m, n)) => self.err(m, n, message),
@@ -250,6 +231,15 @@ impl Compiler {
                     message,
                 },
             }
+        })?;
+        let text = crate::decode_text(&bytes).map_err(|message| match from {
+            Some((m, n)) => self.err(m, n, message),
+            None => CompileError {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message,
+            },
         })?;
         self.load_text(text, path.to_path_buf())
     }
@@ -347,34 +337,66 @@ impl Compiler {
     }
 
     /// Namespaces in scope of a stylesheet element, as an XPath static
-    /// context sees them.
-    fn namespaces(&mut self, node: Node) -> Arc<Namespaces> {
+    /// context sees them, and the index of that context.
+    fn namespaces_idx(&mut self, node: Node) -> (Arc<NsCtx>, usize) {
         if let Some(ns) = self.ns_cache.get(&node) {
             return ns.clone();
         }
-        let mut ns = Namespaces::default();
-        let pairs: Vec<(String, String)> = self
-            .xot
-            .namespaces_in_scope(node)
-            .map(|(p, n)| {
-                (
-                    self.xot.prefix_str(p).to_string(),
-                    self.xot.namespace_str(n).to_string(),
-                )
-            })
-            .filter(|(p, _)| !p.is_empty())
-            .collect();
-        let refs: Vec<(&str, &str)> = pairs
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        ns.add(&refs);
-        let ns = Arc::new(ns);
-        self.ns_cache.insert(node, ns.clone());
-        ns
+        let mut bindings: Vec<(String, String)> = Vec::new();
+        let mut default_ns = String::new();
+        for (p, n) in self.xot.namespaces_in_scope(node) {
+            let (p, n) = (
+                self.xot.prefix_str(p).to_string(),
+                self.xot.namespace_str(n).to_string(),
+            );
+            if p.is_empty() {
+                default_ns = n;
+            } else {
+                bindings.push((p, n));
+            }
+        }
+        bindings.sort();
+        let ns = NsCtx {
+            bindings,
+            default_ns,
+            xpath_default: self.xpath_default_namespace(node),
+        };
+        let index = match self.nsctx_index.get(&ns) {
+            Some(i) => *i,
+            None => {
+                self.nsctx.push(ns.clone());
+                self.nsctx_index.insert(ns.clone(), self.nsctx.len() - 1);
+                self.nsctx.len() - 1
+            }
+        };
+        let entry = (Arc::new(ns), index);
+        self.ns_cache.insert(node, entry.clone());
+        entry
     }
 
-    fn qname(&mut self, module: usize, node: Node, lexical: &str) -> CResult<OwnedName> {
+    fn namespaces(&mut self, node: Node) -> Arc<NsCtx> {
+        self.namespaces_idx(node).0
+    }
+
+    /// The `xpath-default-namespace` in effect at a stylesheet element.
+    fn xpath_default_namespace(&self, node: Node) -> String {
+        for anc in self.xot.ancestors(node) {
+            if self.xot.element(anc).is_none() {
+                continue;
+            }
+            let is_xsl = self.xsl_local(anc).is_some();
+            for (ns, local, value) in self.attrs(anc) {
+                if local == "xpath-default-namespace"
+                    && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS))
+                {
+                    return value.trim().to_string();
+                }
+            }
+        }
+        String::new()
+    }
+
+    fn qname(&mut self, module: usize, node: Node, lexical: &str) -> CResult<XName> {
         let ns = self.namespaces(node);
         resolve_lexical_qname(lexical, &ns).ok_or_else(|| {
             self.err(
@@ -409,18 +431,23 @@ impl Compiler {
     }
 
     fn expr(&mut self, module: usize, node: Node, text: &str) -> CResult<ExprId> {
-        let ns = self.namespaces(node);
+        let (ns, ns_index) = self.namespaces_idx(node);
         let line = self.position(module, node).0;
-        let env = Env {
+        let scope = Scope {
             locals: &self.locals,
             globals: &self.global_names,
-            keys: &self.key_names,
-            formats: &self.format_names,
-            format_defs: &self.formats,
-            bc: self.bc(node),
+            functions: &self.function_names,
+            ns: &ns,
+            ns_index,
+            backwards_compatible: self.bc(node),
+            key_names: &self.key_names,
+            format_names: &self.format_names,
+            formats: &self.formats,
         };
-        compile_expr(text, &ns, &env, module, line, &mut self.exprs)
-            .map_err(|m| self.err(module, node, m))
+        let def =
+            compile_expr(text, &scope, module, line).map_err(|m| self.err(module, node, m))?;
+        self.exprs.push(def);
+        Ok(self.exprs.len() - 1)
     }
 
     fn pattern(
@@ -429,17 +456,20 @@ impl Compiler {
         node: Node,
         text: &str,
     ) -> CResult<crate::pattern::Pattern> {
-        let ns = self.namespaces(node);
+        let (ns, ns_index) = self.namespaces_idx(node);
         let line = self.position(module, node).0;
-        let env = Env {
+        let scope = Scope {
             locals: &[],
             globals: &self.global_names,
-            keys: &self.key_names,
-            formats: &self.format_names,
-            format_defs: &self.formats,
-            bc: self.bc(node),
+            functions: &self.function_names,
+            ns: &ns,
+            ns_index,
+            backwards_compatible: self.bc(node),
+            key_names: &self.key_names,
+            format_names: &self.format_names,
+            formats: &self.formats,
         };
-        compile_pattern(text, &ns, &env, module, line, &mut self.exprs)
+        compile_pattern(text, &scope, module, line, &mut self.exprs)
             .map_err(|m| self.err(module, node, m))
     }
 
@@ -560,7 +590,7 @@ impl Compiler {
         s
     }
 
-    fn begin_frame(&mut self) -> (Vec<(OwnedName, usize)>, usize, usize) {
+    fn begin_frame(&mut self) -> (Vec<(XName, usize)>, usize, usize) {
         let saved = (
             std::mem::take(&mut self.locals),
             self.next_slot,
@@ -571,7 +601,7 @@ impl Compiler {
         saved
     }
 
-    fn end_frame(&mut self, saved: (Vec<(OwnedName, usize)>, usize, usize)) -> usize {
+    fn end_frame(&mut self, saved: (Vec<(XName, usize)>, usize, usize)) -> usize {
         let slots = self.max_slots;
         self.locals = saved.0;
         self.next_slot = saved.1;
@@ -741,6 +771,7 @@ impl Compiler {
     }
 
     pub(crate) fn compile_root(mut self, text: String, path: PathBuf) -> CResult<Compiled> {
+        self.source_text = text.clone();
         let module = self.load_text(text, path)?;
         let mut decls = Vec::new();
         self.process_module(module, &mut decls)?;
@@ -767,13 +798,9 @@ impl Compiler {
         let template_names = self
             .template_names
             .iter()
-            .map(|(n, (i, _))| (crate::exec::param_key(n), *i))
+            .map(|(n, (i, _))| (n.key(), *i))
             .collect();
-        let mode_names = self
-            .mode_names
-            .iter()
-            .map(|(n, i)| (crate::exec::param_key(n), *i))
-            .collect();
+        let mode_names = self.mode_names.iter().map(|(n, i)| (n.key(), *i)).collect();
         Ok(Compiled {
             template_names,
             mode_names,
@@ -790,10 +817,24 @@ impl Compiler {
             params,
             names: self.names,
             ns_bindings: self.ns_bindings,
+            functions: self.functions,
+            nsctx: self.nsctx,
+            source_text: self.source_text,
+            key_names: self.key_names.iter().map(|(n, i)| (n.key(), *i)).collect(),
+            format_names: self
+                .format_names
+                .iter()
+                .filter_map(|(n, i)| n.as_ref().map(|n| (n.key(), *i)))
+                .collect(),
+            function_names: self
+                .function_names
+                .iter()
+                .map(|((n, a), sig)| ((n.key(), *a), sig.index))
+                .collect(),
         })
     }
 
-    fn mode_index(&mut self, name: &OwnedName) -> usize {
+    fn mode_index(&mut self, name: &XName) -> usize {
         if let Some(i) = self.mode_names.get(name) {
             return *i;
         }
@@ -839,6 +880,50 @@ impl Compiler {
                     });
                     self.global_prec.push(d.precedence);
                     self.global_names.insert(name, self.globals.len() - 1);
+                }
+                Some("function") => {
+                    let name = self.required_attr(m, node, "name")?;
+                    let name = self.qname(m, node, &name)?;
+                    if name.namespace().is_empty() {
+                        return Err(self.err(
+                            m,
+                            node,
+                            format!(
+                                "xsl:function name {} must be in a namespace (XTSE0740)",
+                                name.local_name()
+                            ),
+                        ));
+                    }
+                    let arity = self
+                        .xot
+                        .children(node)
+                        .filter(|c| self.is_xsl(*c, "param"))
+                        .count();
+                    let index = self.functions.len();
+                    self.functions.push(Function {
+                        name: name.clone(),
+                        params: Vec::new(),
+                        body: Vec::new(),
+                        result: None,
+                        slots: 0,
+                        at: self.at(m, node),
+                    });
+                    if let Some(prev) = self.function_names.get(&(name.clone(), arity)) {
+                        let prev_prec = self.function_prec.get(prev.index).copied().unwrap_or(0);
+                        if prev_prec == d.precedence {
+                            return Err(self.err(
+                                m,
+                                node,
+                                format!(
+                                    "duplicate xsl:function {}#{arity} (XTSE0770)",
+                                    name.local_name()
+                                ),
+                            ));
+                        }
+                    }
+                    self.function_prec.push(d.precedence);
+                    self.function_nodes.insert(node, index);
+                    self.function_names.insert((name, arity), FnSig { index });
                 }
                 Some("key") => {
                     let name = self.required_attr(m, node, "name")?;
@@ -913,7 +998,7 @@ impl Compiler {
                 if !self.is_xsl(d.node, "template") {
                     return None;
                 }
-                let ns = self.ns_cache.get(&d.node).cloned()?;
+                let ns = self.ns_cache.get(&d.node).map(|e| e.0.clone())?;
                 let q = resolve_lexical_qname(&name, &ns)?;
                 let (idx, prec) = self.template_names.get(&q)?;
                 (*prec == d.precedence).then_some((d.node, *idx))
@@ -997,6 +1082,7 @@ impl Compiler {
                     }
                 }
                 Some("key") => self.compile_key(m, node)?,
+                Some("function") => self.compile_function(m, node)?,
                 Some("decimal-format") => {}
                 Some(other) => {
                     return Err(self.err(m, node, format!("unsupported declaration xsl:{other}")));
@@ -1376,6 +1462,82 @@ impl Compiler {
         Ok(())
     }
 
+    /// The coercion of `$Q{internal}supplied` to the sequence type `ty`
+    /// (the function conversion rules of an inline function parameter).
+    fn coercion(&mut self, m: usize, node: Node, ty: &str) -> CResult<ExprId> {
+        let ns = crate::xpath::INTERNAL_NS;
+        let text = format!("(function($Q{{{ns}}}v as {ty}) {{ $Q{{{ns}}}v }})($Q{{{ns}}}supplied)");
+        self.expr(m, node, &text)
+    }
+
+    fn compile_function(&mut self, m: usize, node: Node) -> CResult<()> {
+        self.check_attrs(
+            m,
+            node,
+            &[
+                "name",
+                "as",
+                "visibility",
+                "override",
+                "override-extension-function",
+                "new-each-time",
+                "cache",
+                "identity-sensitive",
+                "streamability",
+            ],
+        )?;
+        let Some(&index) = self.function_nodes.get(&node) else {
+            return Ok(());
+        };
+        let saved = self.begin_frame();
+        let children: Vec<Node> = self.xot.children(node).collect();
+        let mut params = Vec::new();
+        let mut rest = Vec::new();
+        for c in children {
+            if self.is_xsl(c, "param") {
+                self.check_attrs(m, c, &["name", "as", "required"])?;
+                if self.attr(c, "select").is_some() || self.has_content(c) {
+                    return Err(self.err(
+                        m,
+                        c,
+                        "a parameter of xsl:function cannot have a default value (XTSE0760)",
+                    ));
+                }
+                let name = self.required_attr(m, c, "name")?;
+                let name = self.qname(m, c, &name)?;
+                if self.locals.iter().any(|(n, _)| *n == name) {
+                    return Err(self.err(
+                        m,
+                        c,
+                        format!("duplicate parameter ${} (XTSE0580)", name.local_name()),
+                    ));
+                }
+                let coerce = match self.attr(c, "as") {
+                    Some(t) => Some(self.coercion(m, c, &t)?),
+                    None => None,
+                };
+                let slot = self.alloc_slot();
+                self.locals.push((name, slot));
+                params.push((slot, coerce));
+            } else {
+                rest.push(c);
+            }
+        }
+        let body = self.body_of(m, node, &rest)?;
+        let result = match self.attr(node, "as") {
+            Some(t) => Some(self.coercion(m, node, &t)?),
+            None => None,
+        };
+        let slots = self.end_frame(saved);
+        if let Some(f) = self.functions.get_mut(index) {
+            f.params = params;
+            f.body = body;
+            f.result = result;
+            f.slots = slots;
+        }
+        Ok(())
+    }
+
     fn compile_key(&mut self, m: usize, node: Node) -> CResult<()> {
         self.check_attrs(m, node, &["name", "match", "use"])?;
         let name = self.required_attr(m, node, "name")?;
@@ -1527,11 +1689,7 @@ impl Compiler {
                         ));
                     }
                     let value = self.var_value(m, c)?;
-                    params.push(WithParam {
-                        name,
-                        value,
-                        at: self.at(m, c),
-                    });
+                    params.push(WithParam { name, value });
                 }
                 Some("sort") if allow_sort => sorts.push(self.sort(m, c)?),
                 _ => {
@@ -1849,7 +2007,22 @@ impl Compiler {
                     Some("yes") | Some("true") | Some("1") => true,
                     Some(other) => return Err(self.err(m, node, format!("invalid terminate value '{other}'"))),
                 };
-                let value = self.value_or_body(m, node)?;
+                // XSLT 2.0+: select and content may both be given (the
+                // select value comes first)
+                let value = match self.attr(node, "select") {
+                    Some(sel) if self.has_content(node) => {
+                        let id = self.expr(m, node, &sel)?;
+                        let mut body = vec![Instr::ValueOf {
+                            value: Value::Select(id),
+                            separator: None,
+                            first_only: self.bc(node),
+                            at,
+                        }];
+                        body.extend(self.children_body(m, node)?);
+                        Value::Body(body)
+                    }
+                    _ => self.value_or_body(m, node)?,
+                };
                 Instr::Message { value, terminate }
             }
             "number" => self.number(m, node, at)?,
@@ -1928,16 +2101,8 @@ impl Compiler {
 
     /// Namespace context of xsl:element/xsl:attribute names: the in-scope
     /// namespaces including the default namespace.
-    fn element_nsctx(&mut self, node: Node) -> Arc<Namespaces> {
-        let mut ns = (*self.namespaces(node)).clone();
-        let default = self
-            .xot
-            .namespaces_in_scope(node)
-            .find(|(p, _)| self.xot.prefix_str(*p).is_empty())
-            .map(|(_, n)| self.xot.namespace_str(n).to_string())
-            .unwrap_or_default();
-        ns.default_element_namespace = default;
-        Arc::new(ns)
+    fn element_nsctx(&mut self, node: Node) -> Arc<NsCtx> {
+        self.namespaces(node)
     }
 
     fn excluded_namespaces(&self, node: Node) -> Vec<String> {

@@ -4,11 +4,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use xee_xpath_ast::Namespaces;
-use xot::xmlname::OwnedName;
-
 use crate::pattern::{IndexKey, Pattern};
-use crate::xpath::{ExprDef, ExprId};
+use crate::xpath::{ExprDef, ExprId, NsCtx, XName};
 use crate::{GlobalParamDecl, OutputSettings};
 
 /// Source position of an instruction.
@@ -66,9 +63,8 @@ pub(crate) enum Value {
 /// A `xsl:with-param`.
 #[derive(Debug, Clone)]
 pub(crate) struct WithParam {
-    pub name: OwnedName,
+    pub name: XName,
     pub value: Value,
-    pub at: At,
 }
 
 /// A `xsl:sort` key.
@@ -158,14 +154,14 @@ pub(crate) enum Instr {
     Element {
         name: Avt,
         namespace: Option<Avt>,
-        nsctx: Arc<Namespaces>,
+        nsctx: Arc<NsCtx>,
         body: Vec<Instr>,
         at: At,
     },
     Attribute {
         name: Avt,
         namespace: Option<Avt>,
-        nsctx: Arc<Namespaces>,
+        nsctx: Arc<NsCtx>,
         value: Value,
         separator: Option<Avt>,
         at: At,
@@ -209,7 +205,7 @@ pub(crate) enum Instr {
 /// A template parameter.
 #[derive(Debug, Clone)]
 pub(crate) struct ParamDef {
-    pub name: OwnedName,
+    pub name: XName,
     pub slot: usize,
     pub value: Value,
     pub required: bool,
@@ -245,7 +241,7 @@ pub(crate) struct Mode {
 /// A global variable or parameter.
 #[derive(Debug, Clone)]
 pub(crate) struct Global {
-    pub name: OwnedName,
+    pub name: XName,
     pub value: Value,
     pub is_param: bool,
     pub required: bool,
@@ -303,8 +299,21 @@ pub(crate) struct SpaceRule {
     pub priority: f64,
 }
 
-/// The whole compiled stylesheet.
+/// A compiled `xsl:function`.
 #[derive(Debug, Clone)]
+pub(crate) struct Function {
+    pub name: XName,
+    /// Per parameter: its frame slot and the coercion to its `as` type.
+    pub params: Vec<(usize, Option<ExprId>)>,
+    pub body: Vec<Instr>,
+    /// Coercion of the result to the declared `as` type.
+    pub result: Option<ExprId>,
+    pub slots: usize,
+    pub at: At,
+}
+
+/// The whole compiled stylesheet.
+#[derive(Debug)]
 pub(crate) struct Compiled {
     /// Named templates by `local` or `Q{uri}local`.
     pub template_names: HashMap<String, usize>,
@@ -327,4 +336,18 @@ pub(crate) struct Compiled {
     pub names: Vec<(String, String, String)>,
     /// Namespace bindings for literal result elements: (prefix, URI).
     pub ns_bindings: Vec<(String, String)>,
+    /// The `xsl:function`s.
+    pub functions: Vec<Function>,
+    /// The namespace contexts of the expressions (by index, see
+    /// `xpath::fn_id`).
+    pub nsctx: Vec<NsCtx>,
+    /// The text of the principal stylesheet module (`document('')`).
+    pub source_text: String,
+    /// Keys by `local` / `Q{uri}local`.
+    pub key_names: HashMap<String, usize>,
+    /// Named decimal formats by `local` / `Q{uri}local` (the unnamed one
+    /// is index 0).
+    pub format_names: HashMap<String, usize>,
+    /// `xsl:function`s by (`local` / `Q{uri}local`, arity).
+    pub function_names: HashMap<(String, usize), usize>,
 }

@@ -1,6 +1,6 @@
 //! An interpreter for a documented subset of XSLT (1.0–3.0), running over
-//! [`xot`] trees, with every XPath expression evaluated as XPath 3.1 by
-//! `xee-xpath`.
+//! [`drehscheibe_xpath::Document`] trees, with every XPath expression
+//! compiled once by Drehscheibe's own XPath engine (`drehscheibe-xpath`).
 //!
 //! A stylesheet is compiled once ([`Stylesheet::compile_file`],
 //! [`Stylesheet::compile_str`]); the compiled form is `Send + Sync` and can
@@ -32,10 +32,15 @@
 //! - `xsl:key` with `key()`, `xsl:number` (levels single, multiple, any;
 //!   formats `1`, `01`, `a`, `A`, `i`, `I`), `xsl:message` (with
 //!   `terminate="yes"` giving [`TransformError::Terminated`]);
-//! - `current()`, `format-number()` with `xsl:decimal-format`.
+//! - `xsl:function` (XSLT 2.0+), with `as` types on parameters and result;
+//! - `current()`, `key()` (two and three arguments), `format-number()`
+//!   with `xsl:decimal-format`, `document()` (`document('')` and relative
+//!   local files), `system-property()`, `function-available()`,
+//!   `element-available()`, `type-available()`, `unparsed-entity-uri()`.
 //!
-//! The XSLT-only functions are rewritten at compile time into plain XPath
-//! (see `xpath.rs`), so xee remains the only XPath implementation.
+//! The XSLT functions are host functions of the XPath engine (see
+//! `xpath.rs`); the stylesheet is read with `xot` (for source positions),
+//! input, temporary and result trees are `drehscheibe_xpath` documents.
 
 #![warn(missing_docs)]
 
@@ -51,10 +56,10 @@ mod xpath;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use xot::{Node, Xot};
+use drehscheibe_xpath::tree::ParseOptions;
+use drehscheibe_xpath::Document;
 
 pub use error::{CompileError, TransformError};
 pub use rules::XsltFactory;
@@ -136,8 +141,6 @@ pub struct Invocation {
     pub initial_mode: Option<String>,
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 /// A compiled stylesheet.
 ///
 /// Cheap to clone (the compiled form is shared); `Send + Sync`.
@@ -148,21 +151,33 @@ pub struct Stylesheet {
 
 #[derive(Debug)]
 struct Inner {
-    id: u64,
-    /// Liveness token for the per-thread program caches.
-    alive: Arc<()>,
     compiled: ir::Compiled,
+}
+
+/// The result of a transformation with the messages it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformOutcome {
+    /// The serialized result.
+    pub bytes: Vec<u8>,
+    /// The text of every non-terminating `xsl:message`, in order.
+    pub messages: Vec<String>,
 }
 
 impl Stylesheet {
     /// Compiles the stylesheet in `path` (with its includes and imports,
     /// resolved relative to the including module).
     pub fn compile_file(path: &Path) -> Result<Stylesheet, CompileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CompileError {
+        let bytes = std::fs::read(path).map_err(|e| CompileError {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
             message: format!("cannot read stylesheet: {e}"),
+        })?;
+        let text = decode_text(&bytes).map_err(|message| CompileError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message,
         })?;
         Self::compile_str(&text, path)
     }
@@ -175,11 +190,7 @@ impl Stylesheet {
         let compiled =
             compile::Compiler::new().compile_root(text.to_string(), base.to_path_buf())?;
         let stylesheet = Stylesheet {
-            inner: Arc::new(Inner {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                alive: Arc::new(()),
-                compiled,
-            }),
+            inner: Arc::new(Inner { compiled }),
         };
         Ok(stylesheet)
     }
@@ -203,55 +214,63 @@ impl Stylesheet {
         input_xml: &[u8],
         params: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, TransformError> {
-        let text = decode_input(input_xml)?;
-        let mut xot = Xot::new();
-        let doc = xot.parse(&text).map_err(|e| TransformError::Input {
-            message: format!("input is not well-formed XML: {e}"),
+        let doc = Document::parse(input_xml, &ParseOptions::default()).map_err(|e| {
+            TransformError::Input {
+                message: format!("input is not well-formed XML: {e}"),
+            }
         })?;
-        exec::run(self, &mut xot, doc, params, true, &Invocation::default())
+        self.transform_document(&doc, params)
     }
 
-    /// Transforms a document held by the caller. The tree is not modified
-    /// (whitespace stripping works on a copy); nodes created during the
-    /// run are removed from the arena before returning.
-    pub fn transform_node(
+    /// Transforms a document held by the caller (it is not modified;
+    /// whitespace stripping works on a copy).
+    pub fn transform_document(
         &self,
-        xot: &mut Xot,
-        doc: Node,
+        doc: &Document,
         params: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>, TransformError> {
-        exec::run(self, xot, doc, params, false, &Invocation::default())
+        self.transform_document_with(doc, params, &Invocation::default())
     }
 
-    /// Like [`Stylesheet::transform_node`], started as `invocation` says.
-    pub fn transform_node_with(
+    /// Like [`Stylesheet::transform_document`], started as `invocation` says.
+    pub fn transform_document_with(
         &self,
-        xot: &mut Xot,
-        doc: Node,
+        doc: &Document,
         params: &BTreeMap<String, String>,
         invocation: &Invocation,
     ) -> Result<Vec<u8>, TransformError> {
-        exec::run(self, xot, doc, params, false, invocation)
+        Ok(exec::run(self, doc, params, invocation)?.bytes)
+    }
+
+    /// Like [`Stylesheet::transform_document`], also returning the text
+    /// of the non-terminating `xsl:message`s (for logs and the audit
+    /// trail).
+    pub fn transform_document_with_messages(
+        &self,
+        doc: &Document,
+        params: &BTreeMap<String, String>,
+    ) -> Result<TransformOutcome, TransformError> {
+        let outcome = exec::run(self, doc, params, &Invocation::default())?;
+        Ok(TransformOutcome {
+            bytes: outcome.bytes,
+            messages: outcome.messages,
+        })
     }
 
     pub(crate) fn compiled(&self) -> &ir::Compiled {
         &self.inner.compiled
     }
-
-    pub(crate) fn cache_identity(&self) -> (u64, &Arc<()>) {
-        (self.inner.id, &self.inner.alive)
-    }
 }
 
-/// Decodes input bytes by BOM and XML declaration: UTF-8 (default),
+/// Decodes stylesheet bytes by BOM and XML declaration: UTF-8 (default),
 /// UTF-16 with BOM, ISO-8859-1 / US-ASCII.
-fn decode_input(bytes: &[u8]) -> Result<String, TransformError> {
-    let input_err = |message: String| TransformError::Input { message };
+pub(crate) fn decode_text(bytes: &[u8]) -> Result<String, String> {
+    let input_err = |message: String| message;
     if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
         return String::from_utf8(rest.to_vec())
-            .map_err(|e| input_err(format!("input is not UTF-8: {e}")));
+            .map_err(|e| input_err(format!("stylesheet is not UTF-8: {e}")));
     }
-    let utf16 = |rest: &[u8], big: bool| -> Result<String, TransformError> {
+    let utf16 = |rest: &[u8], big: bool| -> Result<String, String> {
         let units: Vec<u16> = rest
             .chunks(2)
             .map(|c| match (c.first(), c.get(1), big) {
@@ -260,7 +279,7 @@ fn decode_input(bytes: &[u8]) -> Result<String, TransformError> {
                 _ => 0xFFFD,
             })
             .collect();
-        String::from_utf16(&units).map_err(|e| input_err(format!("input is not UTF-16: {e}")))
+        String::from_utf16(&units).map_err(|e| input_err(format!("stylesheet is not UTF-16: {e}")))
     };
     if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
         return utf16(rest, true);
@@ -282,11 +301,13 @@ fn decode_input(bytes: &[u8]) -> Result<String, TransformError> {
         });
     match declared.as_deref() {
         None | Some("UTF-8" | "UTF8") => String::from_utf8(bytes.to_vec())
-            .map_err(|e| input_err(format!("input is not UTF-8: {e}"))),
+            .map_err(|e| input_err(format!("stylesheet is not UTF-8: {e}"))),
         Some("ISO-8859-1" | "LATIN1" | "ISO8859-1" | "US-ASCII" | "ASCII") => {
             Ok(bytes.iter().map(|b| char::from(*b)).collect())
         }
-        Some(other) => Err(input_err(format!("unsupported input encoding {other}"))),
+        Some(other) => Err(input_err(format!(
+            "unsupported stylesheet encoding {other}"
+        ))),
     }
 }
 
@@ -295,6 +316,14 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn stylesheet_text_is_decoded() {
+        let latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>\xe4</a>";
+        assert!(decode_text(latin1).unwrap().ends_with("<a>\u{e4}</a>"));
+        assert_eq!(decode_text(b"\xEF\xBB\xBF<a/>").unwrap(), "<a/>");
+        assert!(decode_text(b"<?xml version=\"1.0\" encoding=\"EBCDIC\"?><a/>").is_err());
+    }
 
     #[test]
     fn stylesheet_is_send_and_sync() {

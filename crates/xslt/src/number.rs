@@ -1,19 +1,14 @@
 //! Number formatting: the `format` of `xsl:number`, and the picture
 //! strings of `format-number()`.
 //!
-//! `format-number()` calls with a literal picture are compiled into an
-//! XPath inline function (see [`Picture::to_xpath`]) so that they work in
-//! any focus; calls with a computed picture are evaluated in Rust
-//! ([`Picture::format`]) with the same rounding rules.
+//! `format-number()` is a host function of the XPath engine: the picture
+//! is parsed once per run and picture text ([`Picture::parse`]) and
+//! applied with round-half-to-even ([`Picture::format`]).
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::ir::DecimalFormat;
-
-/// EQName prefix of the XML Schema namespace (independent of the
-/// stylesheet's prefixes).
-const XS: &str = "Q{http://www.w3.org/2001/XMLSchema}";
 
 // ---------------------------------------------------------------------------
 // xsl:number
@@ -358,93 +353,7 @@ impl Picture {
         })
     }
 
-    fn digit_map(&self) -> Option<String> {
-        if self.format.zero_digit == '0' {
-            return None;
-        }
-        let base = self.format.zero_digit as u32;
-        Some((0..10).filter_map(|i| char::from_u32(base + i)).collect())
-    }
-
-    /// An XPath inline function of one argument computing the formatted
-    /// number. Its variables are in the namespace `ns`, so they cannot
-    /// clash with stylesheet variables.
-    pub(crate) fn to_xpath_function(&self, ns: &str) -> String {
-        let var = |n: &str| format!("$Q{{{ns}}}{n}");
-        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
-        let (v, a, n, neg, s, ip, fp, ip2, ipg) = (
-            var("v"),
-            var("a"),
-            var("n"),
-            var("neg"),
-            var("s"),
-            var("ip"),
-            var("fp"),
-            var("ip2"),
-            var("ipg"),
-        );
-        let i = var("i");
-        let grouped = if self.grouping.is_empty() {
-            ip2.clone()
-        } else {
-            let sep = lit(&self.format.grouping_separator.to_string());
-            let cond = match self.regular {
-                Some(g) => format!("(string-length({ip2}) - {i} + 1) mod {g} = 0"),
-                None => {
-                    let list: Vec<String> = self.grouping.iter().map(|p| p.to_string()).collect();
-                    format!("(string-length({ip2}) - {i} + 1) = ({})", list.join(","))
-                }
-            };
-            format!(
-                "string-join(for {i} in 1 to string-length({ip2}) return ((if ({i} gt 1 and {cond}) then {sep} else ''), substring({ip2}, {i}, 1)), '')"
-            )
-        };
-        let zeros_int = "0".repeat(self.min_int);
-        let zeros_frac = "0".repeat(self.min_frac);
-        let translate = |e: String| match self.digit_map() {
-            Some(m) => format!("translate({e}, '0123456789', {})", lit(&m)),
-            None => e,
-        };
-        let body = format!(
-            "let {a} := data({v})[1], \
-             {n} := if ({a} instance of {XS}numeric) then {a} else number({a}) \
-             return if ({n} ne {n}) then {nan} else \
-             let {neg} := {n} lt 0 or ({n} eq 0 and string({n}) = '-0'), \
-             {a} := abs({n}) * {mult} \
-             return if ({a} instance of {XS}double and {a} eq {XS}double('INF')) \
-               then (if ({neg}) then {nprefix} else {pprefix}) || {inf} || (if ({neg}) then {nsuffix} else {psuffix}) \
-             else let {s} := if ({a} ge 1e18) then string({XS}integer(round({a}))) \
-                             else string(round-half-to-even({XS}decimal({a}), {max_frac})), \
-               {ip} := substring-before(concat({s}, '.'), '.'), \
-               {fp} := substring-after({s}, '.'), \
-               {fp} := {fp} || substring({zeros_frac}, 1, {min_frac} - string-length({fp})), \
-               {ip2} := if ({ip} = '0' and {min_int} = 0) then '' else {ip}, \
-               {ip2} := substring({zeros_int}, 1, {min_int} - string-length({ip2})) || {ip2}, \
-               {ipg} := {grouped} \
-             return (if ({neg}) then {nprefix} else {pprefix}) || {int_out} \
-               || (if ({fp} ne '') then {dsep} || {frac_out} else '') \
-               || (if ({neg}) then {nsuffix} else {psuffix})",
-            nan = lit(&self.format.nan),
-            mult = self.multiplier,
-            nprefix = lit(&self.negative.prefix),
-            pprefix = lit(&self.positive.prefix),
-            nsuffix = lit(&self.negative.suffix),
-            psuffix = lit(&self.positive.suffix),
-            inf = lit(&self.format.infinity),
-            max_frac = self.max_frac,
-            min_frac = self.min_frac,
-            min_int = self.min_int,
-            zeros_frac = lit(&zeros_frac),
-            zeros_int = lit(&zeros_int),
-            int_out = translate(ipg.clone()),
-            frac_out = translate(fp.clone()),
-            dsep = lit(&self.format.decimal_separator.to_string()),
-            XS = XS,
-        );
-        format!("(function({v} as item()*) as {XS}string {{ {body} }})")
-    }
-
-    /// Formats a number (the Rust twin of [`Picture::to_xpath`]).
+    /// Formats a number.
     pub(crate) fn format(&self, value: Num) -> String {
         let (negative, digits) = match value {
             Num::Double(d) if d.is_nan() => return self.format.nan.clone(),

@@ -1,16 +1,17 @@
-//! Match patterns: compiled from the `xee-xpath-ast` pattern AST into a
-//! right-to-left step matcher. Predicates are XPath expressions evaluated
-//! by xee with the candidate node as context item.
+//! Match patterns: a pattern is syntactically an XPath expression (a
+//! union of paths), parsed with the engine's parser and converted into a
+//! right-to-left step matcher: the last step is tested against the
+//! candidate node, then each earlier step against its parent (or, after
+//! `//`, against any ancestor). Predicates are compiled as ordinary
+//! expressions and evaluated with the candidate node as context item;
+//! a numeric predicate result is compared with the node's position among
+//! its siblings that pass the same step. Anything that is not a path over
+//! the child and attribute axes (with `//`) is refused at compile time.
 
-use std::sync::Arc;
+use drehscheibe_xpath::ast::{self, BinOp, ExprKind, KindTest, NameTest, NodeTest, PathStart};
+use drehscheibe_xpath::tree::{Node, NodeKind, QName};
 
-use xee_xpath_ast::ast;
-use xee_xpath_ast::pattern as p;
-use xee_xpath_ast::{Namespaces, XPathParserContext};
-use xot::xmlname::NameStrInfo;
-use xot::{Node, Value, Xot};
-
-use crate::xpath::{compile_expr, ExprDef, ExprEnv, ExprId};
+use crate::xpath::{compile_parsed, resolve_lexical_qname, ExprDef, ExprId, Scope};
 
 /// An expanded name: namespace URI and local name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,42 +125,65 @@ impl Alt {
     }
 }
 
-fn exp_name(n: &ast::Name) -> ExpName {
-    ExpName {
-        ns: n.namespace().to_string(),
-        local: n.local_name().to_string(),
+/// Resolves a name of a name test: prefixed names through the namespace
+/// context, unprefixed element names in the `xpath-default-namespace`.
+fn resolve(n: &ast::Name, scope: &Scope<'_>, element: bool, text: &str) -> Result<ExpName, String> {
+    if let Some(uri) = &n.uri {
+        return Ok(ExpName {
+            ns: uri.clone(),
+            local: n.local.clone(),
+        });
+    }
+    match &n.prefix {
+        None => Ok(ExpName {
+            ns: if element {
+                scope.ns.xpath_default.clone()
+            } else {
+                String::new()
+            },
+            local: n.local.clone(),
+        }),
+        Some(p) => {
+            let q = resolve_lexical_qname(&format!("{p}:{}", n.local), scope.ns)
+                .ok_or_else(|| format!("undeclared prefix '{p}' in pattern `{text}` (XPST0081)"))?;
+            Ok(ExpName {
+                ns: q.namespace().to_string(),
+                local: q.local_name().to_string(),
+            })
+        }
     }
 }
 
-fn kind_test(k: &ast::KindTest) -> Result<Test, String> {
-    use xee_xpath_ast::ast::{KindTest, NameOrWildcard, PITest};
-    let name_of = |t: &Option<ast::ElementOrAttributeTest>| -> Result<Option<ExpName>, String> {
+fn kind_test(k: &KindTest, scope: &Scope<'_>, text: &str) -> Result<Test, String> {
+    let name_of = |t: &Option<NameTest>,
+                   ty: &Option<ast::Name>,
+                   element: bool|
+     -> Result<Option<ExpName>, String> {
+        if ty.is_some() {
+            return Err(format!(
+                "type annotations in kind tests are not supported: `{text}`"
+            ));
+        }
         match t {
-            None => Ok(None),
-            Some(t) => {
-                if t.type_name.is_some() {
-                    return Err("type annotations in kind tests are not supported".into());
-                }
-                Ok(match &t.name_or_wildcard {
-                    NameOrWildcard::Name(n) => Some(exp_name(n)),
-                    NameOrWildcard::Wildcard => None,
-                })
-            }
+            None | Some(NameTest::Any) => Ok(None),
+            Some(NameTest::Name(n)) => Ok(Some(resolve(n, scope, element, text)?)),
+            Some(_) => Err(format!(
+                "wildcards in kind tests are not supported: `{text}`"
+            )),
         }
     };
     Ok(match k {
-        KindTest::Any => Test::AnyNode,
+        KindTest::AnyNode => Test::AnyNode,
         KindTest::Text => Test::Text,
         KindTest::Comment => Test::Comment,
-        KindTest::PI(None) => Test::Pi(None),
-        KindTest::PI(Some(PITest::Name(n))) | KindTest::PI(Some(PITest::StringLiteral(n))) => {
-            Test::Pi(Some(n.clone()))
-        }
+        KindTest::Pi(name) => Test::Pi(name.clone()),
         KindTest::Document(None) => Test::Document,
-        KindTest::Element(t) => Test::Element(name_of(t)?),
-        KindTest::Attribute(t) => Test::Attribute(name_of(t)?),
+        KindTest::Element(t, ty) => Test::Element(name_of(t, ty, true)?),
+        KindTest::Attribute(t, ty) => Test::Attribute(name_of(t, ty, false)?),
         KindTest::Document(Some(_)) => {
-            return Err("document-node() with an element test is not supported in patterns".into())
+            return Err(format!(
+                "document-node() with an element test is not supported in patterns: `{text}`"
+            ))
         }
         KindTest::SchemaElement(_) | KindTest::SchemaAttribute(_) => {
             return Err("schema-element()/schema-attribute() are not supported".into())
@@ -181,338 +205,202 @@ fn default_priority(root: Root, steps: &[Step]) -> f64 {
     }
 }
 
-/// Compile a pattern. Predicates are compiled as XPath expressions with the
-/// given environment.
+/// Compile a pattern. Predicates are compiled as XPath expressions in
+/// `scope`.
 pub(crate) fn compile_pattern(
     text: &str,
-    ns: &Arc<Namespaces>,
-    env: &dyn ExprEnv,
+    scope: &Scope<'_>,
     file: usize,
     line: usize,
     exprs: &mut Vec<ExprDef>,
 ) -> Result<Pattern, String> {
-    let ctx = XPathParserContext::new((**ns).clone(), Default::default());
+    let parsed = drehscheibe_xpath::parser::parse(text)
+        .map_err(|e| format!("pattern syntax error (XTSE0340): {}", e.describe(text)))?;
     let mut alts = Vec::new();
-    // The alternatives of a union are parsed one by one: xee's pattern
-    // parser fails on a kind test followed by `|` (`node()|@*`).
-    for alt in split_union(text) {
-        // `document-node()/x` is `/x` (xee cannot parse a kind test
-        // followed by `/` either)
-        let alt = match alt.trim().strip_prefix("document-node()/") {
-            Some(rest) if !rest.starts_with('/') => format!("/{rest}"),
-            _ => alt.trim().to_string(),
-        };
-        // xee's pattern parser also fails on anything after a kind test
-        // (`text()[1]`, `node()/x`): kind tests are replaced by placeholder
-        // names, parsed on their own, and put back into the steps.
-        let (alt, kinds) = substitute_kind_tests(&alt);
-        let mut kind_tests = Vec::with_capacity(kinds.len());
-        for k in &kinds {
-            kind_tests.push(parse_kind_test(&ctx, k, text)?);
-        }
-        let parsed = ctx
-            .parse_pattern(&alt)
-            .map_err(|e| format!("pattern syntax error (XTSE0340) in `{text}`: {e:?}"))?;
-        let first_new = alts.len();
-        match &parsed {
-            p::Pattern::Predicate(_) => {
+    let mut stack = vec![&parsed];
+    // unions are flattened left to right
+    let mut ordered = Vec::new();
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            ExprKind::Binary(BinOp::Union, a, b) => {
+                stack.push(b);
+                stack.push(a);
+            }
+            ExprKind::Binary(BinOp::Intersect | BinOp::Except, _, _) => {
                 return Err(format!(
-                    "predicate patterns (`.[...]`) are not supported: `{text}`"
+                    "intersect/except in patterns are not supported: `{text}`"
                 ))
             }
-            p::Pattern::Expr(e) => collect_alts(e, &alt, ns, env, file, line, exprs, &mut alts)?,
+            _ => ordered.push(e),
         }
-        for a in alts.iter_mut().skip(first_new) {
-            let mut replaced = false;
-            for step in &mut a.steps {
-                if let Test::Name(n) = &step.test {
-                    if n.ns == KIND_NS {
-                        let index: usize = n.local.trim_start_matches('k').parse().unwrap_or(0);
-                        if let Some(t) = kind_tests.get(index) {
-                            step.test = t.clone();
-                            replaced = true;
-                        }
-                    }
-                }
-            }
-            if replaced {
-                a.default_priority = default_priority(a.root, &a.steps);
-            }
-        }
+    }
+    for e in ordered {
+        alts.push(compile_alt(e, text, scope, file, line, exprs)?);
     }
     Ok(Pattern { alts })
 }
 
-/// Namespace of the placeholder names standing for kind tests.
-const KIND_NS: &str = "urn:x-drehscheibe:xslt:kind-test";
-
-const KIND_TESTS: &[&str] = &[
-    "processing-instruction",
-    "schema-attribute",
-    "schema-element",
-    "namespace-node",
-    "document-node",
-    "attribute",
-    "element",
-    "comment",
-    "node",
-    "text",
-];
-
-/// Replaces the kind tests outside predicates by `Q{KIND_NS}kN`; returns
-/// the new text and the kind tests in order.
-fn substitute_kind_tests(text: &str) -> (String, Vec<String>) {
-    let mut out = String::with_capacity(text.len());
-    let mut kinds = Vec::new();
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut i = 0;
-    let bytes = text.as_bytes();
-    while i < text.len() {
-        let rest = &text[i..];
-        let Some(c) = rest.chars().next() else {
-            break;
-        };
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-            out.push(c);
-            i += c.len_utf8();
-            continue;
-        }
-        let prev_is_name = i > 0
-            && !text[..i].ends_with("::")
-            && bytes.get(i - 1).is_some_and(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'}')
-            });
-        if depth == 0 && !prev_is_name {
-            if let Some(kt) = KIND_TESTS.iter().find(|k| rest.starts_with(**k)) {
-                let after = rest[kt.len()..].trim_start();
-                if after.starts_with('(') {
-                    // find the closing parenthesis
-                    let open = i + kt.len() + (rest[kt.len()..].len() - after.len());
-                    let mut level = 0usize;
-                    let mut end = None;
-                    for (j, ch) in text[open..].char_indices() {
-                        match ch {
-                            '(' => level += 1,
-                            ')' => {
-                                level -= 1;
-                                if level == 0 {
-                                    end = Some(open + j + 1);
-                                    break;
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    if let Some(end) = end {
-                        out.push_str(&format!("Q{{{KIND_NS}}}k{}", kinds.len()));
-                        kinds.push(text[i..end].to_string());
-                        i = end;
-                        continue;
-                    }
-                }
-            }
-        }
-        match c {
-            '\'' | '"' => quote = Some(c),
-            '[' | '(' => depth += 1,
-            ']' | ')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        out.push(c);
-        i += c.len_utf8();
-    }
-    (out, kinds)
-}
-
-/// The node test of a lone kind test such as `text()`.
-fn parse_kind_test(ctx: &XPathParserContext, kind: &str, text: &str) -> Result<Test, String> {
-    let parsed = ctx
-        .parse_pattern(kind)
-        .map_err(|e| format!("pattern syntax error (XTSE0340) in `{text}`: {e:?}"))?;
-    if let p::Pattern::Expr(p::ExprPattern::Path(path)) = &parsed {
-        if let [p::StepExpr::AxisStep(a)] = path.steps.as_slice() {
-            if let ast::NodeTest::KindTest(k) = &a.node_test {
-                return kind_test(k);
-            }
-        }
-    }
-    Err(format!(
-        "unsupported kind test `{kind}` in pattern `{text}`"
-    ))
-}
-
-/// Splits a pattern at the `|` operators outside brackets, parentheses,
-/// braces and string literals.
-fn split_union(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '(' | '[' | '{' => depth += 1,
-                ')' | ']' | '}' => depth = depth.saturating_sub(1),
-                '|' if depth == 0 => {
-                    parts.push(&text[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            },
-        }
-    }
-    parts.push(&text[start..]);
-    parts
-}
-
-#[allow(clippy::too_many_arguments)]
-fn collect_alts(
-    e: &p::ExprPattern<ast::ExprS>,
+fn compile_alt(
+    e: &ast::Expr,
     text: &str,
-    ns: &Arc<Namespaces>,
-    env: &dyn ExprEnv,
+    scope: &Scope<'_>,
     file: usize,
     line: usize,
     exprs: &mut Vec<ExprDef>,
-    alts: &mut Vec<Alt>,
-) -> Result<(), String> {
-    match e {
-        p::ExprPattern::BinaryExpr(b) => {
-            if b.operator != p::Operator::Union {
-                return Err(format!(
-                    "intersect/except in patterns are not supported: `{text}`"
-                ));
-            }
-            collect_alts(&b.left, text, ns, env, file, line, exprs, alts)?;
-            collect_alts(&b.right, text, ns, env, file, line, exprs, alts)
+) -> Result<Alt, String> {
+    let (start, steps_in) = match &e.kind {
+        ExprKind::Path(start, steps) => (*start, steps.as_slice()),
+        ExprKind::Postfix(base, _) if matches!(base.kind, ExprKind::ContextItem) => {
+            return Err(format!(
+                "predicate patterns (`.[...]`) are not supported: `{text}`"
+            ))
         }
-        p::ExprPattern::Path(path) => {
-            let root = match &path.root {
-                p::PathRoot::Relative => Root::Relative,
-                p::PathRoot::AbsoluteSlash => Root::Document,
-                p::PathRoot::AbsoluteDoubleSlash => Root::DocumentDesc,
-                p::PathRoot::Rooted { .. } => {
-                    return Err(format!(
-                        "patterns rooted at key(), id(), doc() or a variable are not supported: `{text}`"
-                    ))
-                }
+        ExprKind::FunctionCall(..) | ExprKind::VarRef(_) | ExprKind::Postfix(..) => {
+            return Err(format!(
+                "patterns rooted at key(), id(), doc() or a variable are not supported: `{text}`"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "pattern syntax error (XTSE0340): `{text}` is not a pattern"
+            ))
+        }
+    };
+    let root = match start {
+        PathStart::Relative => Root::Relative,
+        PathStart::Root => Root::Document,
+        PathStart::RootDescendants => Root::DocumentDesc,
+    };
+    let mut steps: Vec<Step> = Vec::new();
+    let mut desc_pending = false;
+    for (i, s) in steps_in.iter().enumerate() {
+        let ast::Step::Axis {
+            axis,
+            test,
+            predicates,
+        } = s
+        else {
+            let what = if i == 0 {
+                "patterns rooted at key(), id(), doc() or a variable are not supported"
+            } else {
+                "parenthesized expressions in patterns are not supported"
             };
-            let mut steps: Vec<Step> = Vec::new();
-            let mut desc_pending = false;
-            for s in &path.steps {
-                let p::StepExpr::AxisStep(a) = s else {
-                    return Err(format!(
-                        "parenthesized expressions in patterns are not supported: `{text}`"
-                    ));
-                };
-                let axis = match a.forward {
-                    p::ForwardAxis::Child => Axis::Child,
-                    p::ForwardAxis::Attribute => Axis::Attribute,
-                    p::ForwardAxis::DescendantOrSelf
-                        if a.predicates.is_empty()
-                            && matches!(
-                                a.node_test,
-                                ast::NodeTest::KindTest(ast::KindTest::Any)
-                            ) =>
-                    {
-                        desc_pending = true;
-                        continue;
-                    }
-                    other => {
-                        return Err(format!(
-                            "the {other:?} axis is not supported in patterns: `{text}`"
-                        ))
-                    }
-                };
-                let test = match &a.node_test {
-                    ast::NodeTest::NameTest(n) => match n {
-                        ast::NameTest::Name(n) => Test::Name(exp_name(&n.value)),
-                        ast::NameTest::Star => Test::Any,
-                        ast::NameTest::LocalName(l) => Test::LocalAny(l.clone()),
-                        ast::NameTest::Namespace(uri) => Test::NsAny(uri.clone()),
-                    },
-                    ast::NodeTest::KindTest(k) => kind_test(k)?,
-                };
-                let mut preds = Vec::new();
-                for pred in &a.predicates {
-                    let src = text
-                        .get(pred.span.start..pred.span.end)
-                        .ok_or_else(|| format!("cannot locate predicate in pattern `{text}`"))?;
-                    preds.push(compile_expr(src, ns, env, file, line, exprs)?);
-                }
-                steps.push(Step {
-                    axis,
-                    test,
-                    preds,
-                    desc_before: desc_pending,
-                });
-                desc_pending = false;
+            return Err(format!("{what}: `{text}`"));
+        };
+        let axis = match axis {
+            ast::Axis::Child => Axis::Child,
+            ast::Axis::Attribute => Axis::Attribute,
+            ast::Axis::DescendantOrSelf
+                if predicates.is_empty()
+                    && matches!(test, NodeTest::Kind(KindTest::AnyNode))
+                    && i > 0 =>
+            {
+                desc_pending = true;
+                continue;
             }
-            if desc_pending {
-                return Err(format!("pattern ends with `//`: `{text}`"));
+            other => {
+                return Err(format!(
+                    "the {other:?} axis is not supported in patterns (XTSE0340): `{text}`"
+                ))
             }
-            let default_priority = default_priority(root, &steps);
-            alts.push(Alt {
-                root,
-                steps,
-                default_priority,
-            });
-            Ok(())
+        };
+        let test = match test {
+            NodeTest::Name(n) => match n {
+                NameTest::Name(n) => Test::Name(resolve(n, scope, axis == Axis::Child, text)?),
+                NameTest::Any => Test::Any,
+                NameTest::AnyNamespace(l) => Test::LocalAny(l.clone()),
+                NameTest::AnyLocal { prefix, uri } => match (uri, prefix) {
+                    (Some(u), _) => Test::NsAny(u.clone()),
+                    (None, Some(p)) => Test::NsAny(
+                        scope
+                            .ns
+                            .by_prefix(p)
+                            .ok_or_else(|| format!("undeclared prefix '{p}' in pattern `{text}`"))?
+                            .to_string(),
+                    ),
+                    (None, None) => Test::Any,
+                },
+            },
+            NodeTest::Kind(k) => kind_test(k, scope, text)?,
+        };
+        let mut preds = Vec::new();
+        for pred in predicates {
+            let def = compile_parsed(pred, text, scope, file, line)?;
+            exprs.push(def);
+            preds.push(exprs.len() - 1);
         }
+        steps.push(Step {
+            axis,
+            test,
+            preds,
+            desc_before: desc_pending,
+        });
+        desc_pending = false;
+    }
+    if desc_pending {
+        return Err(format!("pattern ends with `//`: `{text}`"));
+    }
+    let default_priority = default_priority(root, &steps);
+    Ok(Alt {
+        root,
+        steps,
+        default_priority,
+    })
+}
+
+fn name_is(q: Option<&QName>, n: &ExpName) -> bool {
+    q.is_some_and(|q| q.local == n.local && q.uri == n.ns)
+}
+
+/// Does an element with name `q` pass `test` (whitespace stripping rules)?
+pub(crate) fn element_name_matches(q: &QName, test: &Test) -> bool {
+    match test {
+        Test::Name(n) | Test::Element(Some(n)) => q.local == n.local && q.uri == n.ns,
+        Test::Any | Test::Element(None) | Test::AnyNode => true,
+        Test::NsAny(ns) => q.uri == *ns,
+        Test::LocalAny(l) => q.local == *l,
+        _ => false,
     }
 }
 
-fn name_is(xot: &Xot, name: xot::NameId, n: &ExpName) -> bool {
-    let (local, ns) = xot.name_ns_str(name);
-    local == n.local && ns == n.ns
-}
-
 /// Does `node` pass the node test of a step on `axis`?
-pub(crate) fn test_matches(xot: &Xot, node: Node, axis: Axis, test: &Test) -> bool {
-    let value = xot.value(node);
+pub(crate) fn test_matches(node: Node<'_>, axis: Axis, test: &Test) -> bool {
+    let kind = node.kind();
     match axis {
         Axis::Attribute => {
-            let Value::Attribute(a) = value else {
+            if kind != NodeKind::Attribute {
                 return false;
-            };
-            let name = a.name();
+            }
+            let name = node.name();
             match test {
-                Test::Name(n) | Test::Attribute(Some(n)) => name_is(xot, name, n),
+                Test::Name(n) | Test::Attribute(Some(n)) => name_is(name, n),
                 Test::Any | Test::AnyNode | Test::Attribute(None) => true,
-                Test::NsAny(ns) => xot.name_ns_str(name).1 == ns,
-                Test::LocalAny(l) => xot.name_ns_str(name).0 == l,
+                Test::NsAny(ns) => name.is_some_and(|q| q.uri == *ns),
+                Test::LocalAny(l) => name.is_some_and(|q| q.local == *l),
                 _ => false,
             }
         }
-        Axis::Child => match (test, value) {
-            (Test::Name(n) | Test::Element(Some(n)), Value::Element(e)) => {
-                name_is(xot, e.name(), n)
-            }
-            (Test::Any | Test::Element(None), Value::Element(_)) => true,
-            (Test::NsAny(ns), Value::Element(e)) => xot.name_ns_str(e.name()).1 == ns,
-            (Test::LocalAny(l), Value::Element(e)) => xot.name_ns_str(e.name()).0 == l,
+        Axis::Child => match (test, kind) {
+            (Test::Name(n) | Test::Element(Some(n)), NodeKind::Element) => name_is(node.name(), n),
+            (Test::Any | Test::Element(None), NodeKind::Element) => true,
+            (Test::NsAny(ns), NodeKind::Element) => node.name().is_some_and(|q| q.uri == *ns),
+            (Test::LocalAny(l), NodeKind::Element) => node.name().is_some_and(|q| q.local == *l),
             (
                 Test::AnyNode,
-                Value::Element(_)
-                | Value::Text(_)
-                | Value::Comment(_)
-                | Value::ProcessingInstruction(_),
+                NodeKind::Element
+                | NodeKind::Text
+                | NodeKind::Comment
+                | NodeKind::ProcessingInstruction,
             ) => true,
-            (Test::Text, Value::Text(_)) => true,
-            (Test::Comment, Value::Comment(_)) => true,
-            (Test::Pi(None), Value::ProcessingInstruction(_)) => true,
-            (Test::Pi(Some(t)), Value::ProcessingInstruction(pi)) => {
-                xot.local_name_str(pi.target()) == t
+            (Test::Text, NodeKind::Text) => true,
+            (Test::Comment, NodeKind::Comment) => true,
+            (Test::Pi(None), NodeKind::ProcessingInstruction) => true,
+            (Test::Pi(Some(t)), NodeKind::ProcessingInstruction) => {
+                node.name().is_some_and(|q| q.local == *t)
             }
-            (Test::Document, Value::Document) => true,
-            (Test::Attribute(_), Value::Attribute(_)) => true,
+            (Test::Document, NodeKind::Document) => true,
+            (Test::Attribute(None), NodeKind::Attribute) => true,
+            (Test::Attribute(Some(n)), NodeKind::Attribute) => name_is(node.name(), n),
             _ => false,
         },
     }

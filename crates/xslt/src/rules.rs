@@ -34,8 +34,8 @@ impl Transformer for Stylesheet {
         input: &InputDocument,
         params: &BTreeMap<String, String>,
     ) -> Result<TransformOutput, drehscheibe_rules::TransformError> {
-        let bytes = input
-            .with_tree(|xot, root| self.transform_node(xot, root, params))
+        let bytes = self
+            .transform_document(input.document(), params)
             .map_err(map_error)?;
         Ok(TransformOutput::new(bytes))
     }

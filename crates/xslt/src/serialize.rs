@@ -2,7 +2,7 @@
 //! text methods, indentation, the output encoding, and namespace fixup
 //! (every element and attribute name gets a declared prefix).
 
-use xot::{Node, Value, Xot};
+use drehscheibe_xpath::{Node, NodeKind};
 
 use crate::error::TransformError;
 use crate::{OutputMethod, OutputSettings};
@@ -58,8 +58,7 @@ fn serr(message: impl Into<String>) -> TransformError {
 
 /// Serializes the children of the result document `doc`.
 pub(crate) fn serialize(
-    xot: &Xot,
-    doc: Node,
+    doc: Node<'_>,
     settings: &OutputSettings,
 ) -> Result<Vec<u8>, TransformError> {
     let encoding = Encoding::from_label(&settings.encoding)
@@ -67,9 +66,9 @@ pub(crate) fn serialize(
     match settings.method {
         OutputMethod::Text => {
             let mut text = String::new();
-            for n in xot.descendants(doc) {
-                if let Some(t) = xot.text_str(n) {
-                    text.push_str(t);
+            for n in doc.descendants() {
+                if n.kind() == NodeKind::Text {
+                    text.push_str(n.string_value());
                 }
             }
             if let Some(c) = text.chars().find(|c| !encoding.can_encode(*c)) {
@@ -82,7 +81,6 @@ pub(crate) fn serialize(
         }
         OutputMethod::Xml => {
             let mut w = Writer {
-                xot,
                 out: String::new(),
                 encoding,
                 indent: settings.indent,
@@ -105,12 +103,12 @@ pub(crate) fn serialize(
                 }
                 w.out.push_str("?>\n");
             }
-            let children: Vec<Node> = xot.children(doc).collect();
-            for (i, c) in children.iter().enumerate() {
-                if settings.indent && i > 0 && !xot.is_text(*c) && !w.out.ends_with('\n') {
+            for (i, c) in doc.children().enumerate() {
+                if settings.indent && i > 0 && c.kind() != NodeKind::Text && !w.out.ends_with('\n')
+                {
                     w.out.push('\n');
                 }
-                w.node(*c, 0)?;
+                w.node(c, 0)?;
             }
             // like libxslt, end the document with a newline
             w.out.push('\n');
@@ -119,8 +117,7 @@ pub(crate) fn serialize(
     }
 }
 
-struct Writer<'a> {
-    xot: &'a Xot,
+struct Writer {
     out: String,
     encoding: Encoding,
     indent: bool,
@@ -129,7 +126,7 @@ struct Writer<'a> {
     generated: usize,
 }
 
-impl Writer<'_> {
+impl Writer {
     fn lookup(&self, prefix: &str) -> Option<&str> {
         for frame in self.scopes.iter().rev() {
             if let Some((_, uri)) = frame.iter().rev().find(|(p, _)| p == prefix) {
@@ -196,64 +193,53 @@ impl Writer<'_> {
         }
     }
 
-    fn node(&mut self, node: Node, depth: usize) -> Result<(), TransformError> {
-        match self.xot.value(node) {
-            Value::Element(_) => self.element(node, depth),
-            Value::Text(t) => {
-                let t = t.get().to_string();
-                self.escape(&t, false);
+    fn node(&mut self, node: Node<'_>, depth: usize) -> Result<(), TransformError> {
+        match node.kind() {
+            NodeKind::Element => {
+                stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.element(node, depth))
+            }
+            NodeKind::Text => {
+                self.escape(node.string_value(), false);
                 Ok(())
             }
-            Value::Comment(c) => {
-                let text = c.get().to_string();
+            NodeKind::Comment => {
                 self.out.push_str("<!--");
-                self.raw_checked(&text, "comment")?;
+                self.raw_checked(node.string_value(), "comment")?;
                 self.out.push_str("-->");
                 Ok(())
             }
-            Value::ProcessingInstruction(pi) => {
-                let target = self.xot.local_name_str(pi.target()).to_string();
-                let data = pi.data().map(str::to_string);
+            NodeKind::ProcessingInstruction => {
+                let target = node.name().map(|q| q.local.as_str()).unwrap_or("");
+                let data = node.string_value();
                 self.out.push_str("<?");
-                self.raw_checked(&target, "processing instruction")?;
-                if let Some(d) = data {
-                    if !d.is_empty() {
-                        self.out.push(' ');
-                        self.raw_checked(&d, "processing instruction")?;
-                    }
+                self.raw_checked(target, "processing instruction")?;
+                if !data.is_empty() {
+                    self.out.push(' ');
+                    self.raw_checked(data, "processing instruction")?;
                 }
                 self.out.push_str("?>");
                 Ok(())
             }
-            Value::Document => {
-                let children: Vec<Node> = self.xot.children(node).collect();
-                for c in children {
+            NodeKind::Document => {
+                for c in node.children() {
                     self.node(c, depth)?;
                 }
                 Ok(())
             }
-            Value::Attribute(_) | Value::Namespace(_) => Ok(()),
+            NodeKind::Attribute | NodeKind::Namespace => Ok(()),
         }
     }
 
-    fn element(&mut self, node: Node, depth: usize) -> Result<(), TransformError> {
-        let Some(el) = self.xot.element(node) else {
+    fn element(&mut self, node: Node<'_>, depth: usize) -> Result<(), TransformError> {
+        let Some(name) = node.name() else {
             return Ok(());
         };
-        let (local, uri) = self.xot.name_ns_str(el.name());
-        let (local, uri) = (local.to_string(), uri.to_string());
+        let (local, uri, own_prefix) = (name.local.clone(), name.uri.clone(), name.prefix.clone());
         let mut frame: Vec<(String, String)> = Vec::new();
         // declared namespace nodes of the element
-        let own: Vec<(String, String)> = self
-            .xot
-            .namespaces(node)
-            .iter()
-            .map(|(p, n)| {
-                (
-                    self.xot.prefix_str(p).to_string(),
-                    self.xot.namespace_str(*n).to_string(),
-                )
-            })
+        let own: Vec<(String, String)> = node
+            .namespace_decls()
+            .map(|(p, u)| (p.to_string(), u.to_string()))
             .collect();
         self.scopes.push(Vec::new());
         for (p, u) in &own {
@@ -278,6 +264,8 @@ impl Writer<'_> {
                 }
             }
             String::new()
+        } else if self.lookup(&own_prefix) == Some(uri.as_str()) {
+            own_prefix.clone()
         } else {
             let preferred = own
                 .iter()
@@ -286,14 +274,21 @@ impl Writer<'_> {
             match preferred.or_else(|| self.prefix_for(&uri, true)) {
                 Some(p) => p,
                 None => {
-                    let p = if frame.iter().any(|(p, _)| p.is_empty()) {
-                        self.fresh_prefix()
-                    } else {
-                        String::new()
+                    let taken = |frame: &[(String, String)], p: &str| {
+                        frame.iter().any(|(fp, u)| fp == p && *u != uri)
                     };
-                    frame.push((p.clone(), uri.clone()));
-                    if let Some(top) = self.scopes.last_mut() {
-                        top.push((p.clone(), uri.clone()));
+                    let p = if !taken(&frame, &own_prefix) {
+                        own_prefix.clone()
+                    } else if !taken(&frame, "") {
+                        String::new()
+                    } else {
+                        self.fresh_prefix()
+                    };
+                    if !frame.iter().any(|(fp, u)| *fp == p && *u == uri) {
+                        frame.push((p.clone(), uri.clone()));
+                        if let Some(top) = self.scopes.last_mut() {
+                            top.push((p.clone(), uri.clone()));
+                        }
                     }
                     p
                 }
@@ -301,30 +296,34 @@ impl Writer<'_> {
         };
         // attributes
         let mut attrs: Vec<(String, String)> = Vec::new();
-        let attributes: Vec<(String, String, String)> = self
-            .xot
-            .attributes(node)
-            .iter()
-            .map(|(name, value)| {
-                let (l, u) = self.xot.name_ns_str(name);
-                (l.to_string(), u.to_string(), value.clone())
-            })
-            .collect();
-        for (alocal, auri, value) in attributes {
+        for a in node.attributes() {
+            let Some(an) = a.name() else {
+                continue;
+            };
+            let (alocal, auri, aprefix) = (an.local.clone(), an.uri.clone(), an.prefix.clone());
+            let value = a.string_value().to_string();
             let qname = if auri.is_empty() {
                 alocal
             } else if auri == XML_NS {
                 format!("xml:{alocal}")
             } else {
-                let p = match self.prefix_for(&auri, false) {
-                    Some(p) => p,
-                    None => {
-                        let p = self.fresh_prefix();
-                        frame.push((p.clone(), auri.clone()));
-                        if let Some(top) = self.scopes.last_mut() {
-                            top.push((p.clone(), auri.clone()));
+                let p = if !aprefix.is_empty() && self.lookup(&aprefix) == Some(auri.as_str()) {
+                    aprefix
+                } else {
+                    match self.prefix_for(&auri, false) {
+                        Some(p) => p,
+                        None => {
+                            let p = if !aprefix.is_empty() && self.lookup(&aprefix).is_none() {
+                                aprefix
+                            } else {
+                                self.fresh_prefix()
+                            };
+                            frame.push((p.clone(), auri.clone()));
+                            if let Some(top) = self.scopes.last_mut() {
+                                top.push((p.clone(), auri.clone()));
+                            }
+                            p
                         }
-                        p
                     }
                 };
                 format!("{p}:{alocal}")
@@ -356,17 +355,18 @@ impl Writer<'_> {
             self.escape(value, true);
             self.out.push('"');
         }
-        let children: Vec<Node> = self.xot.children(node).collect();
-        if children.is_empty() {
+        let mut children = node.children().peekable();
+        if children.peek().is_none() {
             self.out.push_str("/>");
         } else {
             self.out.push('>');
-            let indent_children = self.indent && !children.iter().any(|c| self.xot.is_text(*c));
-            for c in &children {
+            let indent_children =
+                self.indent && !node.children().any(|c| c.kind() == NodeKind::Text);
+            for c in children {
                 if indent_children {
                     self.newline_indent(depth + 1);
                 }
-                self.node(*c, depth + 1)?;
+                self.node(c, depth + 1)?;
             }
             if indent_children {
                 self.newline_indent(depth);

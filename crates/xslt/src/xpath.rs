@@ -1,134 +1,246 @@
-//! XPath expressions: compile-time rewriting, validation and the per-thread
-//! program cache.
+//! XPath expressions of a stylesheet: compiled once, at stylesheet compile
+//! time, into [`drehscheibe_xpath::Expression`]s.
 //!
-//! Every XPath expression in a stylesheet is parsed with `xee-xpath-ast`,
-//! walked once to
-//! - replace the XSLT-only functions (`current()`, `key()`, `format-number()`)
-//!   and the focus functions `position()`/`last()` of the outermost focus by
-//!   references to internal external variables (xee always runs a query with
-//!   position 1 of 1),
-//! - turn `*[local-name() = 'x']` steps into the equivalent, much cheaper
-//!   name test `*:x`,
-//! - collect the stylesheet variables it references,
+//! The stylesheet supplies the static context of each expression:
 //!
-//! and then compiled by xee to validate it. xee's compiled `Program` holds
-//! `Rc`s and therefore is neither `Send` nor `Sync`; the stylesheet keeps the
-//! rewritten ASTs and each thread compiles them once into a cache keyed by
-//! the stylesheet's identity.
+//! * its in-scope namespaces ([`NsCtx`]; every distinct context is stored
+//!   once in the compiled stylesheet and numbered, so the XSLT functions
+//!   that take lexical QNames at run time — `key()`, `format-number()`,
+//!   `function-available()`, … — can resolve them against the namespaces
+//!   of the expression that called them);
+//! * its variables: local variables and parameters become host variables
+//!   numbered by frame slot, globals by their index with [`GLOBAL_BIT`]
+//!   set (see [`var_id`]);
+//! * its functions: the XSLT functions and the stylesheet's own
+//!   `xsl:function`s become host functions; the id encodes the function
+//!   kind and the namespace context ([`fn_id`]).
+//!
+//! Expressions are `Send + Sync`, so the compiled stylesheet is shared by
+//! all threads without per-thread caches.
 
-use std::cell::RefCell;
-use std::collections::HashSet;
-use std::rc::Rc;
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
 
-use xee_interpreter::context::StaticContext;
-use xee_interpreter::interpreter::Program;
-use xee_xpath_ast::ast;
-use xee_xpath_ast::ast::BinaryOperator;
-use xee_xpath_ast::{Namespaces, VariableNames, XPathParserContext, FN_NAMESPACE};
-use xot::xmlname::OwnedName;
+use drehscheibe_xpath::ast::{self, Argument, ExprKind, Postfix, Step};
+use drehscheibe_xpath::compile::{HostFunction, HostStatic, Namespaces, StaticContext};
+use drehscheibe_xpath::functions::{Kind, Occ, Param};
+use drehscheibe_xpath::tree::QName;
+use drehscheibe_xpath::Expression;
 
-/// Namespace of the internal variables introduced by rewriting.
+/// Namespace of the internal variables (the value being coerced).
 pub(crate) const INTERNAL_NS: &str = "urn:x-drehscheibe:xslt:internal";
+/// The XSLT namespace.
+pub(crate) const XSL_NS: &str = "http://www.w3.org/1999/XSL/Transform";
+/// The XML namespace.
+pub(crate) const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// The F&O namespace.
+const FN_NS: &str = "http://www.w3.org/2005/xpath-functions";
 
-/// Index of an expression in [`crate::compile::Compiled::exprs`].
+/// Index of an expression in [`crate::ir::Compiled::exprs`].
 pub(crate) type ExprId = usize;
 
-/// Where the value bound to an external variable of a query comes from.
+/// Host variable ids with this bit set are globals.
+pub(crate) const GLOBAL_BIT: u32 = 1 << 30;
+/// Host variable id of the value being coerced to an `as` type.
+pub(crate) const SUPPLIED_VAR: u32 = u32::MAX;
+
+/// Host function ids with this bit set are `xsl:function`s.
+pub(crate) const USER_FN_BIT: u32 = 1 << 31;
+
+/// The XSLT functions implemented by the interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum XsltFn {
+    Current = 0,
+    Key = 1,
+    FormatNumber = 2,
+    Document = 3,
+    SystemProperty = 4,
+    FunctionAvailable = 5,
+    ElementAvailable = 6,
+    TypeAvailable = 7,
+    UnparsedEntityUri = 8,
+    UnparsedEntityPublicId = 9,
+    /// `key()` with an explicit third argument (the tree to search).
+    Key3 = 10,
+}
+
+impl XsltFn {
+    fn from_u32(v: u32) -> Option<XsltFn> {
+        use XsltFn::*;
+        Some(match v {
+            0 => Current,
+            1 => Key,
+            2 => FormatNumber,
+            3 => Document,
+            4 => SystemProperty,
+            5 => FunctionAvailable,
+            6 => ElementAvailable,
+            7 => TypeAvailable,
+            8 => UnparsedEntityUri,
+            9 => UnparsedEntityPublicId,
+            10 => Key3,
+            _ => return None,
+        })
+    }
+}
+
+/// A host function id: an XSLT function in namespace context `ns`.
+pub(crate) fn fn_id(f: XsltFn, ns: usize) -> u32 {
+    ((ns as u32) << 8) | f as u32
+}
+
+/// What a host function id stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostFn {
+    /// An XSLT function and the namespace context of its call.
+    Xslt(XsltFn, usize),
+    /// The `xsl:function` with this index.
+    User(usize),
+}
+
+/// Decodes a host function id.
+pub(crate) fn decode_fn(id: u32) -> Option<HostFn> {
+    if id & USER_FN_BIT != 0 {
+        return Some(HostFn::User((id & !USER_FN_BIT) as usize));
+    }
+    Some(HostFn::Xslt(
+        XsltFn::from_u32(id & 0xFF)?,
+        (id >> 8) as usize,
+    ))
+}
+
+/// A host variable: a frame slot or a global.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VarRef {
-    /// Slot in the current template frame.
     Local(usize),
-    /// Global variable or parameter.
     Global(usize),
-    /// `current()`.
-    Current,
-    /// `position()` of the instruction's focus.
-    Position,
-    /// `last()` of the instruction's focus.
-    Last,
-    /// The lookup map of the `xsl:key` with this index.
-    Key(usize),
-    /// The result of hoisted call number n of this expression.
-    Hoisted(usize),
-    /// The value supplied by the caller for the global parameter being
-    /// coerced.
     Supplied,
 }
 
-/// A `format-number()` call evaluated in Rust before its expression.
-#[derive(Debug, Clone)]
-pub(crate) struct Hoist {
-    pub value: ExprId,
-    pub picture: Picture,
-    pub format: usize,
+/// Host variable id of a variable reference.
+pub(crate) fn var_id(v: VarRef) -> u32 {
+    match v {
+        VarRef::Local(s) => s as u32,
+        VarRef::Global(g) => GLOBAL_BIT | g as u32,
+        VarRef::Supplied => SUPPLIED_VAR,
+    }
 }
 
-/// The picture of a hoisted `format-number()` call.
-#[derive(Debug, Clone)]
-pub(crate) enum Picture {
-    /// A literal picture, parsed at compile time.
-    Parsed(Box<crate::number::Picture>),
-    /// A computed picture.
-    Expr(ExprId),
+/// Decodes a host variable id.
+pub(crate) fn decode_var(id: u32) -> VarRef {
+    if id == SUPPLIED_VAR {
+        VarRef::Supplied
+    } else if id & GLOBAL_BIT != 0 {
+        VarRef::Global((id & !GLOBAL_BIT) as usize)
+    } else {
+        VarRef::Local(id as usize)
+    }
 }
 
-/// A compiled (validated, rewritten) XPath expression.
-#[derive(Debug, Clone)]
-pub(crate) struct ExprDef {
-    /// The rewritten expression text (for diagnostics).
-    pub text: String,
-    pub ast: ast::XPath,
-    pub namespaces: Arc<Namespaces>,
-    pub vars: Vec<(OwnedName, VarRef)>,
-    pub hoists: Vec<Hoist>,
-    /// The variables declared in the static context (same names as `vars`).
-    pub declared: Vec<OwnedName>,
-    /// Module index and line of the owning instruction.
-    pub file: usize,
-    pub line: usize,
+/// An expanded name; equality and hashing ignore the prefix.
+#[derive(Debug, Clone, Eq)]
+pub(crate) struct XName {
+    ns: String,
+    local: String,
+    /// The prefix as written (not part of the identity).
+    #[cfg_attr(not(test), allow(dead_code))]
+    prefix: String,
 }
 
-/// What the expression compiler needs to know about the stylesheet.
-pub(crate) trait ExprEnv {
-    /// Resolve a variable reference visible at the expression.
-    fn lookup_var(&self, name: &OwnedName) -> Option<VarRef>;
-    /// All variable names visible at the expression.
-    fn visible_vars(&self) -> Vec<OwnedName>;
-    /// Index of the key with this expanded name.
-    fn key_index(&self, name: &OwnedName) -> Option<usize>;
-    /// Index of the decimal format with this name (`None`: the default one).
-    fn decimal_format(&self, name: Option<&OwnedName>) -> Option<usize>;
-    /// The decimal format with this index.
-    fn decimal_format_def(&self, index: usize) -> Option<crate::ir::DecimalFormat>;
-    /// Is the expression in an XSLT 1.0 (backwards compatible) region?
-    fn backwards_compatible(&self) -> bool;
+impl PartialEq for XName {
+    fn eq(&self, other: &Self) -> bool {
+        self.ns == other.ns && self.local == other.local
+    }
 }
 
-fn internal(local: &str) -> OwnedName {
-    OwnedName::new(local.to_string(), INTERNAL_NS.to_string(), String::new())
+impl std::hash::Hash for XName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ns.hash(state);
+        self.local.hash(state);
+    }
 }
 
-fn internal_ref(local: &str) -> String {
-    format!("$Q{{{INTERNAL_NS}}}{local}")
+impl XName {
+    /// A name from local part, namespace URI and prefix.
+    pub(crate) fn new(local: String, ns: String, prefix: String) -> XName {
+        XName { ns, local, prefix }
+    }
+    pub(crate) fn namespace(&self) -> &str {
+        &self.ns
+    }
+    pub(crate) fn local_name(&self) -> &str {
+        &self.local
+    }
+    /// As an XPath engine name.
+    #[cfg(test)]
+    pub(crate) fn qname(&self) -> QName {
+        QName::new(&self.ns, &self.local, &self.prefix)
+    }
+    /// From an XPath engine name.
+    pub(crate) fn of(q: &QName) -> XName {
+        XName::new(q.local.clone(), q.uri.clone(), q.prefix.clone())
+    }
+    /// `local` or `Q{uri}local`: the key of parameter and template maps.
+    pub(crate) fn key(&self) -> String {
+        if self.ns.is_empty() {
+            self.local.clone()
+        } else {
+            format!("Q{{{}}}{}", self.ns, self.local)
+        }
+    }
 }
 
-/// Resolve a lexical QName (`p:local` or `local`) with the given namespaces;
-/// unprefixed names are in no namespace.
-pub(crate) fn resolve_lexical_qname(lexical: &str, ns: &Namespaces) -> Option<OwnedName> {
+/// The namespaces in scope of a stylesheet element.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct NsCtx {
+    /// Prefixed bindings (prefix, URI).
+    pub bindings: Vec<(String, String)>,
+    /// The default namespace (`xmlns="…"`), for `xsl:element` names.
+    pub default_ns: String,
+    /// `xpath-default-namespace`: for unprefixed element names in XPath.
+    pub xpath_default: String,
+}
+
+impl NsCtx {
+    /// The URI bound to `prefix` (`xml` is always bound).
+    pub(crate) fn by_prefix(&self, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(XML_NS);
+        }
+        self.bindings
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.as_str())
+    }
+}
+
+impl Namespaces for NsCtx {
+    fn resolve(&self, prefix: &str) -> Option<String> {
+        self.by_prefix(prefix).map(str::to_string)
+    }
+}
+
+/// Resolve a lexical QName (`p:local` or `local`, or `Q{uri}local`) with
+/// the given namespaces; unprefixed names are in no namespace.
+pub(crate) fn resolve_lexical_qname(lexical: &str, ns: &NsCtx) -> Option<XName> {
     let lexical = lexical.trim();
+    if let Some(rest) = lexical.strip_prefix("Q{") {
+        let (uri, local) = rest.split_once('}')?;
+        return is_ncname(local).then(|| XName::new(local.into(), uri.into(), String::new()));
+    }
     if let Some((prefix, local)) = lexical.split_once(':') {
         let uri = ns.by_prefix(prefix)?;
         if !is_ncname(local) || !is_ncname(prefix) {
             return None;
         }
-        Some(OwnedName::new(
+        Some(XName::new(
             local.to_string(),
             uri.to_string(),
             prefix.to_string(),
         ))
     } else if is_ncname(lexical) {
-        Some(OwnedName::new(
+        Some(XName::new(
             lexical.to_string(),
             String::new(),
             String::new(),
@@ -148,1134 +260,388 @@ pub(crate) fn is_ncname(s: &str) -> bool {
     chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '\u{B7}'))
 }
 
+/// A compiled expression with where it came from.
 #[derive(Debug)]
-enum Part {
-    Lit(String),
-    Src(usize, usize),
+pub(crate) struct ExprDef {
+    pub expr: Expression,
+    /// Module index and line of the owning instruction.
+    pub file: usize,
+    pub line: usize,
+    /// Calls `position()` or `last()` outside a nested focus (patterns use
+    /// this to decide whether a step position must be computed).
+    pub uses_position: bool,
 }
 
-#[derive(Debug)]
-struct Edit {
-    start: usize,
-    end: usize,
-    parts: Vec<Part>,
+/// The signature of an `xsl:function` known at compile time.
+#[derive(Debug, Clone)]
+pub(crate) struct FnSig {
+    pub index: usize,
 }
 
-enum HoistPicture {
-    Literal(String),
-    Expr(usize, usize),
+/// What the expression compiler needs to know about the stylesheet.
+pub(crate) struct Scope<'s> {
+    pub locals: &'s [(XName, usize)],
+    pub globals: &'s HashMap<XName, usize>,
+    pub functions: &'s HashMap<(XName, usize), FnSig>,
+    pub ns: &'s NsCtx,
+    pub ns_index: usize,
+    pub backwards_compatible: bool,
+    /// The stylesheet's keys (checked for literal key names).
+    pub key_names: &'s HashMap<XName, usize>,
+    /// The decimal formats by name (the unnamed one: `None`).
+    pub format_names: &'s HashMap<Option<XName>, usize>,
+    pub formats: &'s [crate::ir::DecimalFormat],
 }
 
-struct HoistReq {
-    value: (usize, usize),
-    picture: HoistPicture,
-    format: usize,
-}
-
-struct Walker<'a> {
-    /// XSLT 1.0 backwards-compatible rewriting (first-item and number()
-    /// conversions of XPath 1.0).
-    bc: bool,
-    declared: &'a VariableNames,
-    ns: &'a Namespaces,
-    env: &'a dyn ExprEnv,
-    depth: usize,
-    bound: Vec<OwnedName>,
-    edits: Vec<Edit>,
-    calls: Vec<(OwnedName, usize)>,
-    used: Vec<OwnedName>,
-    hoists: Vec<HoistReq>,
-    error: Option<String>,
-}
-
-fn display_name(name: &OwnedName) -> String {
-    if name.namespace() == FN_NAMESPACE || name.namespace().is_empty() {
-        name.local_name().to_string()
-    } else if !name.prefix().is_empty() {
-        format!("{}:{}", name.prefix(), name.local_name())
-    } else {
-        format!("Q{{{}}}{}", name.namespace(), name.local_name())
-    }
-}
-
-use xot::xmlname::NameStrInfo;
-
-/// How XPath 1.0 converts an argument of a core function.
-#[derive(Clone, Copy)]
-enum Conv {
-    /// First item (node-set to node).
-    First,
-    /// `string()` of the first item.
-    Str,
-    /// `number()` of the first item.
-    Num,
-    /// No conversion.
-    Keep,
-}
-
-/// Argument conversions of XPath 1.0 core functions (backwards
-/// compatible mode).
-fn bc_conversion(local: &str, index: usize) -> Conv {
-    match (local, index) {
-        ("string" | "number" | "local-name" | "name" | "namespace-uri" | "generate-id", 0) => {
-            Conv::First
-        }
-        ("string-length" | "normalize-space" | "lang", 0) => Conv::Str,
-        ("concat", _) => Conv::Str,
-        ("starts-with" | "contains" | "substring-before" | "substring-after", 0 | 1) => Conv::Str,
-        ("translate", 0..=2) => Conv::Str,
-        ("substring", 0) => Conv::Str,
-        ("substring", 1 | 2) => Conv::Num,
-        ("floor" | "ceiling" | "round", 0) => Conv::Num,
-        _ => Conv::Keep,
-    }
-}
-
-fn is_numeric_literal(p: &ast::PathExpr) -> bool {
-    matches!(p.steps.as_slice(), [step] if matches!(&step.value,
-        ast::StepExpr::PrimaryExpr(prim) if matches!(&prim.value,
-            ast::PrimaryExpr::Literal(ast::Literal::Integer(_) | ast::Literal::Decimal(_) | ast::Literal::Double(_)))))
-}
-
-fn path_span(p: &ast::PathExpr) -> Option<(usize, usize)> {
-    let first = p.steps.first()?;
-    let last = p.steps.last()?;
-    Some((first.span.start, last.span.end))
-}
-
-impl<'a> Walker<'a> {
-    fn new(
-        declared: &'a VariableNames,
-        ns: &'a Namespaces,
-        env: &'a dyn ExprEnv,
-        bc: bool,
-    ) -> Self {
-        Walker {
-            bc,
-            declared,
-            ns,
-            env,
-            depth: 0,
-            bound: Vec::new(),
-            edits: Vec::new(),
-            calls: Vec::new(),
-            used: Vec::new(),
-            hoists: Vec::new(),
-            error: None,
-        }
-    }
-
-    fn wrap(&mut self, span: (usize, usize), before: &str, after: &str) {
-        self.edits.push(Edit {
-            start: span.0,
-            end: span.1,
-            parts: vec![
-                Part::Lit(before.to_string()),
-                Part::Src(span.0, span.1),
-                Part::Lit(after.to_string()),
-            ],
-        });
-    }
-
-    fn wrap_conv(&mut self, span: (usize, usize), conv: Conv) {
-        match conv {
-            Conv::First => self.wrap(span, "((", ")[1])"),
-            Conv::Str => self.wrap(span, "string((", ")[1])"),
-            Conv::Num => self.wrap(span, "number((", ")[1])"),
-            Conv::Keep => {}
-        }
-    }
-
-    /// Walks a binary operand, applying XPath 1.0 conversions for
-    /// arithmetic and relational operators in backwards compatible mode.
-    fn operand(&mut self, op: &BinaryOperator, p: &ast::PathExpr) {
-        self.path(p);
-        if !self.bc {
-            return;
-        }
-        let Some(span) = path_span(p) else {
-            return;
-        };
-        if is_numeric_literal(p) {
-            return;
-        }
-        match op {
-            BinaryOperator::Add
-            | BinaryOperator::Sub
-            | BinaryOperator::Mul
-            | BinaryOperator::Div
-            | BinaryOperator::Mod => self.wrap_conv(span, Conv::Num),
-            BinaryOperator::GenLt
-            | BinaryOperator::GenLe
-            | BinaryOperator::GenGt
-            | BinaryOperator::GenGe => self.wrap(span, "((", ")!number(.))"),
-            _ => {}
-        }
-    }
-
-    fn fail(&mut self, message: String) {
-        if self.error.is_none() {
-            self.error = Some(message);
-        }
-    }
-
-    fn expr(&mut self, e: &ast::ExprS) {
-        for s in &e.value.0 {
-            self.expr_single(s);
-        }
-    }
-
-    fn expr_or_empty(&mut self, e: &ast::ExprOrEmptyS) {
-        if let Some(expr) = &e.value {
-            for s in &expr.0 {
-                self.expr_single(s);
-            }
-        }
-    }
-
-    fn bind(&mut self, name: &ast::NameS, body: &ast::ExprSingleS) {
-        self.bound.push(name.value.clone());
-        self.expr_single(body);
-        self.bound.pop();
-    }
-
-    fn expr_single(&mut self, e: &ast::ExprSingleS) {
-        match &e.value {
-            ast::ExprSingle::Path(p) => self.path(p),
-            ast::ExprSingle::Apply(a) => {
-                self.path(&a.path_expr);
-                if self.bc {
-                    if let (ast::ApplyOperator::Unary(_), Some(span)) =
-                        (&a.operator, path_span(&a.path_expr))
-                    {
-                        if !is_numeric_literal(&a.path_expr) {
-                            self.wrap_conv(span, Conv::Num);
-                        }
-                    }
-                }
-                if let ast::ApplyOperator::SimpleMap(paths) = &a.operator {
-                    self.depth += 1;
-                    for p in paths {
-                        self.path(p);
-                    }
-                    self.depth -= 1;
-                }
-            }
-            ast::ExprSingle::Let(l) => {
-                self.expr_single(&l.var_expr);
-                self.bind(&l.var_name, &l.return_expr);
-            }
-            ast::ExprSingle::For(f) => {
-                self.expr_single(&f.var_expr);
-                self.bind(&f.var_name, &f.return_expr);
-            }
-            ast::ExprSingle::Quantified(q) => {
-                self.expr_single(&q.var_expr);
-                self.bind(&q.var_name, &q.satisfies_expr);
-            }
-            ast::ExprSingle::If(i) => {
-                self.expr(&i.condition);
-                self.expr_single(&i.then);
-                self.expr_single(&i.else_);
-            }
-            ast::ExprSingle::Binary(b) => {
-                self.operand(&b.operator, &b.left);
-                self.operand(&b.operator, &b.right);
-            }
-        }
-    }
-
-    fn path(&mut self, p: &ast::PathExpr) {
-        for (i, step) in p.steps.iter().enumerate() {
-            if i == 1 {
-                self.depth += 1;
-            }
-            self.step(step);
-        }
-        if p.steps.len() > 1 {
-            self.depth -= 1;
-        }
-        // xee returns a lone reverse-axis step (`ancestor::*`,
-        // `preceding-sibling::x`) in reverse document order; an axis step
-        // yields document order, so sort it with `/.`
-        if let [step] = p.steps.as_slice() {
-            if let ast::StepExpr::AxisStep(a) = &step.value {
-                if matches!(
-                    a.axis,
-                    ast::Axis::Ancestor
-                        | ast::Axis::AncestorOrSelf
-                        | ast::Axis::Preceding
-                        | ast::Axis::PrecedingSibling
-                ) {
-                    self.wrap((step.span.start, step.span.end), "((", ")/.)");
-                }
-            }
-        }
-    }
-
-    fn step(&mut self, s: &ast::StepExprS) {
-        match &s.value {
-            ast::StepExpr::PrimaryExpr(p) => self.primary(p),
-            ast::StepExpr::PostfixExpr { primary, postfixes } => {
-                self.primary(primary);
-                for postfix in postfixes {
-                    match postfix {
-                        ast::Postfix::Predicate(e) => {
-                            self.depth += 1;
-                            self.expr(e);
-                            self.depth -= 1;
-                        }
-                        ast::Postfix::ArgumentList(args) => {
-                            for a in args {
-                                self.expr_single(a);
-                            }
-                        }
-                        ast::Postfix::Lookup(k) => self.key_specifier(k),
-                    }
-                }
-            }
-            ast::StepExpr::AxisStep(a) => {
-                let rewritten = self.local_name_step(s, a);
-                self.depth += 1;
-                for p in a.predicates.iter().skip(usize::from(rewritten)) {
-                    self.expr(p);
-                }
-                self.depth -= 1;
-            }
-        }
-    }
-
-    /// Rewrites a wildcard step whose first predicate compares the local
-    /// name with a literal (`*[local-name() = 'x']`, also `local-name(.)`,
-    /// `eq`, operands swapped; on any axis but `namespace`) into the name
-    /// test `axis::*:x` followed by the remaining predicates. The two select
-    /// the same nodes in the same order, but xee runs the predicate as a
-    /// function call and a string comparison per node (several allocations
-    /// each), so the name test is several times faster. Rules that match
-    /// across namespace versions (XÖV standards) use this form throughout.
-    /// Returns whether the step was rewritten (its first predicate is then
-    /// not walked).
-    fn local_name_step(&mut self, s: &ast::StepExprS, a: &ast::AxisStep) -> bool {
-        if !matches!(a.node_test, ast::NodeTest::NameTest(ast::NameTest::Star)) {
-            return false;
-        }
-        let Some(axis) = axis_name(&a.axis) else {
-            return false;
-        };
-        let Some(local) = a.predicates.first().and_then(local_name_equals) else {
-            return false;
-        };
-        if !is_ncname(local) {
-            return false;
-        }
-        let mut parts = vec![Part::Lit(format!("{axis}::*:{local}"))];
-        for p in a.predicates.iter().skip(1) {
-            parts.push(Part::Lit("[".into()));
-            parts.push(Part::Src(p.span.start, p.span.end));
-            parts.push(Part::Lit("]".into()));
-        }
-        self.edits.push(Edit {
-            start: s.span.start,
-            end: s.span.end,
-            parts,
-        });
-        true
-    }
-
-    fn key_specifier(&mut self, k: &ast::KeySpecifier) {
-        if let ast::KeySpecifier::Expr(e) = k {
-            self.expr_or_empty(e);
-        }
-    }
-
-    fn var_ref(&mut self, name: &OwnedName) {
-        if self.bound.iter().any(|b| b == name) {
-            return;
-        }
-        if name.namespace() == INTERNAL_NS || self.declared.contains(name) {
-            if !self.used.contains(name) {
-                self.used.push(name.clone());
-            }
-            return;
-        }
-        self.fail(format!(
-            "undeclared variable ${}",
-            if name.prefix().is_empty() {
-                name.local_name().to_string()
-            } else {
-                format!("{}:{}", name.prefix(), name.local_name())
-            }
-        ));
-    }
-
-    fn primary(&mut self, p: &ast::PrimaryExprS) {
-        match &p.value {
-            ast::PrimaryExpr::Literal(_)
-            | ast::PrimaryExpr::ContextItem
-            | ast::PrimaryExpr::NamedFunctionRef(_) => {
-                if let ast::PrimaryExpr::NamedFunctionRef(r) = &p.value {
-                    self.named_function_ref(r);
-                }
-            }
-            ast::PrimaryExpr::VarRef(name) => self.var_ref(name),
-            ast::PrimaryExpr::Expr(e) => self.expr_or_empty(e),
-            ast::PrimaryExpr::FunctionCall(call) => self.function_call(call, p.span),
-            ast::PrimaryExpr::InlineFunction(f) => {
-                for param in &f.params {
-                    self.bound.push(param.name.clone());
-                }
-                self.depth += 1;
-                self.expr_or_empty(&f.body);
-                self.depth -= 1;
-                for _ in &f.params {
-                    self.bound.pop();
-                }
-            }
-            ast::PrimaryExpr::MapConstructor(m) => {
-                for entry in &m.entries {
-                    self.expr_single(&entry.key);
-                    self.expr_single(&entry.value);
-                }
-            }
-            ast::PrimaryExpr::ArrayConstructor(a) => match a {
-                ast::ArrayConstructor::Square(e) => self.expr(e),
-                ast::ArrayConstructor::Curly(e) => self.expr_or_empty(e),
-            },
-            ast::PrimaryExpr::UnaryLookup(k) => self.key_specifier(k),
-        }
-    }
-
-    fn named_function_ref(&mut self, r: &ast::NamedFunctionRef) {
-        let name = &r.name.value;
-        if name.namespace() == FN_NAMESPACE
-            && matches!(
-                name.local_name(),
-                "current" | "key" | "format-number" | "position" | "last"
-            )
-        {
-            self.fail(format!(
-                "unsupported function reference {}#{}",
-                display_name(name),
-                r.arity
-            ));
-        }
-        self.calls.push((name.clone(), r.arity as usize));
-    }
-
-    fn literal_string(arg: &ast::ExprSingleS) -> Option<&str> {
-        if let ast::ExprSingle::Path(p) = &arg.value {
-            if let [step] = p.steps.as_slice() {
-                if let ast::StepExpr::PrimaryExpr(prim) = &step.value {
-                    if let ast::PrimaryExpr::Literal(ast::Literal::String(s)) = &prim.value {
-                        return Some(s);
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    fn references_bound(&self, arg: &ast::ExprSingleS) -> bool {
-        // Walk the argument with a scratch walker and see whether it touches
-        // a variable bound inside the expression.
-        let mut scratch = Walker::new(self.declared, self.ns, self.env, false);
-        // names bound outside the argument are unknown to the scratch walker:
-        // they are reported as undeclared variables
-        scratch.expr_single(arg);
-        let outer_bound = &self.bound;
-        scratch.error.is_some() && !outer_bound.is_empty()
-    }
-
-    fn function_call(&mut self, call: &ast::FunctionCall, span: ast::Span) {
-        let name = &call.name.value;
-        let arity = call.arguments.len();
-        if name.namespace() == FN_NAMESPACE {
-            match (name.local_name(), arity) {
-                ("current", 0) => {
-                    self.edits.push(Edit {
-                        start: span.start,
-                        end: span.end,
-                        parts: vec![Part::Lit(internal_ref("current"))],
-                    });
-                    return;
-                }
-                ("position", 0) | ("last", 0) if self.depth == 0 => {
-                    self.edits.push(Edit {
-                        start: span.start,
-                        end: span.end,
-                        parts: vec![Part::Lit(internal_ref(name.local_name()))],
-                    });
-                    return;
-                }
-                ("key", 2) => {
-                    let Some(key_name) = call.arguments.first().and_then(Self::literal_string)
-                    else {
-                        self.fail(
-                            "key() is only supported with a string literal as key name".into(),
-                        );
-                        return;
-                    };
-                    let Some(qname) = resolve_lexical_qname(key_name, self.ns) else {
-                        self.fail(format!("key(): invalid key name '{key_name}'"));
-                        return;
-                    };
-                    let Some(index) = self.env.key_index(&qname) else {
-                        self.fail(format!("key(): no xsl:key named '{key_name}' (XTDE1260)"));
-                        return;
-                    };
-                    let Some(arg) = call.arguments.get(1) else {
-                        return;
-                    };
-                    self.expr_single(arg);
-                    let kv = internal_ref("kv");
-                    self.edits.push(Edit {
-                        start: span.start,
-                        end: span.end,
-                        parts: vec![
-                            Part::Lit(format!("((for {kv} in data(")),
-                            Part::Src(arg.span.start, arg.span.end),
-                            Part::Lit(format!(
-                                ") return {}(string({kv})))/.)",
-                                internal_ref(&format!("key-{index}"))
-                            )),
-                        ],
-                    });
-                    return;
-                }
-                ("key", _) => {
-                    self.fail("key() is only supported with two arguments".into());
-                    return;
-                }
-                ("format-number", 2) | ("format-number", 3) => {
-                    let format = if arity == 3 {
-                        let Some(lit) = call.arguments.get(2).and_then(Self::literal_string) else {
-                            self.fail(
-                                "format-number(): the decimal format name must be a string literal"
-                                    .into(),
-                            );
-                            return;
-                        };
-                        let Some(qname) = resolve_lexical_qname(lit, self.ns) else {
-                            self.fail(format!("format-number(): invalid format name '{lit}'"));
-                            return;
-                        };
-                        self.env.decimal_format(Some(&qname))
-                    } else {
-                        self.env.decimal_format(None)
-                    };
-                    let Some(format) = format else {
-                        self.fail("format-number(): unknown decimal format (FODF1280)".into());
-                        return;
-                    };
-                    let (Some(value), Some(picture)) =
-                        (call.arguments.first(), call.arguments.get(1))
-                    else {
-                        return;
-                    };
-                    let literal = Self::literal_string(picture).map(str::to_string);
-                    let Some(df) = self.env.decimal_format_def(format) else {
-                        self.fail("format-number(): unknown decimal format (FODF1280)".into());
-                        return;
-                    };
-                    if let Some(pic) = &literal {
-                        // a bad literal picture is a compile-time error
-                        if let Err(e) = crate::number::Picture::parse(pic, &df) {
-                            self.fail(e);
-                            return;
-                        }
-                    }
-                    let hoistable = self.depth == 0
-                        && !self.references_bound(value)
-                        && !self.references_bound(picture);
-                    if !hoistable {
-                        // inside an inner focus: an XPath inline function
-                        let Some(pic) = literal else {
-                            self.fail(
-                                "format-number() with a computed picture is only supported where \
-                                 its arguments depend on the instruction's context (not inside a \
-                                 predicate, path step, or on a variable bound inside the expression)"
-                                    .into(),
-                            );
-                            return;
-                        };
-                        match crate::number::Picture::parse(&pic, &df) {
-                            Ok(p) => {
-                                self.expr_single(value);
-                                self.edits.push(Edit {
-                                    start: span.start,
-                                    end: span.end,
-                                    parts: vec![
-                                        Part::Lit(format!("{}(", p.to_xpath_function(INTERNAL_NS))),
-                                        Part::Src(value.span.start, value.span.end),
-                                        Part::Lit(")".into()),
-                                    ],
-                                });
-                            }
-                            Err(e) => self.fail(e),
-                        }
-                        return;
-                    }
-                    // evaluated in Rust before the expression
-                    self.expr_single(value);
-                    if literal.is_none() {
-                        self.expr_single(picture);
-                    }
-                    let n = self.hoists.len();
-                    self.hoists.push(HoistReq {
-                        value: (value.span.start, value.span.end),
-                        picture: match literal {
-                            Some(l) => HoistPicture::Literal(l),
-                            None => HoistPicture::Expr(picture.span.start, picture.span.end),
-                        },
-                        format,
-                    });
-                    self.edits.push(Edit {
-                        start: span.start,
-                        end: span.end,
-                        parts: vec![Part::Lit(internal_ref(&format!("fmt-{n}")))],
-                    });
-                    return;
-                }
-                (
-                    "document"
-                    | "doc"
-                    | "doc-available"
-                    | "collection"
-                    | "uri-collection"
-                    | "environment-variable"
-                    | "available-environment-variables"
-                    | "system-property"
-                    | "element-available"
-                    | "function-available"
-                    | "unparsed-entity-uri"
-                    | "unparsed-entity-public-id"
-                    | "regex-group"
-                    | "current-group"
-                    | "current-grouping-key"
-                    | "type-available"
-                    | "unparsed-text"
-                    | "unparsed-text-lines"
-                    | "unparsed-text-available"
-                    | "format-date"
-                    | "format-dateTime"
-                    | "format-time"
-                    | "format-integer"
-                    | "json-to-xml"
-                    | "xml-to-json"
-                    | "json-doc"
-                    | "current-output-uri"
-                    | "accumulator-before"
-                    | "accumulator-after"
-                    | "copy-of"
-                    | "snapshot"
-                    | "stream-available"
-                    | "available-system-properties"
-                    | "current-merge-group"
-                    | "current-merge-key",
-                    _,
-                ) => {
-                    self.fail(format!(
-                        "unsupported XPath function {}#{arity}",
-                        name.local_name()
-                    ));
-                    return;
-                }
-                _ => {}
-            }
-        }
-        if arity == 0
-            && name.namespace() == FN_NAMESPACE
-            && matches!(
-                name.local_name(),
-                "normalize-space"
-                    | "string"
-                    | "string-length"
-                    | "name"
-                    | "local-name"
-                    | "namespace-uri"
-                    | "number"
-                    | "generate-id"
-                    | "root"
-                    | "data"
-                    | "node-name"
-                    | "has-children"
-                    | "path"
-            )
-        {
-            // xee's zero-argument forms fail in some foci (e.g. inside a
-            // predicate); the explicit context item is equivalent
-            self.calls.push((name.clone(), 1));
-            self.edits.push(Edit {
-                start: span.start,
-                end: span.end,
-                parts: vec![Part::Lit(format!("{}(.)", name.local_name()))],
-            });
-            return;
-        }
-        self.calls.push((name.clone(), arity));
-        let core = self.bc && name.namespace() == FN_NAMESPACE;
-        for (i, a) in call.arguments.iter().enumerate() {
-            self.expr_single(a);
-            if core {
-                self.wrap_conv(
-                    (a.span.start, a.span.end),
-                    bc_conversion(name.local_name(), i),
-                );
-            }
-        }
-    }
-}
-
-/// The XPath name of an axis whose principal node kind is element or
-/// attribute (all but `namespace`).
-fn axis_name(axis: &ast::Axis) -> Option<&'static str> {
-    Some(match axis {
-        ast::Axis::Ancestor => "ancestor",
-        ast::Axis::AncestorOrSelf => "ancestor-or-self",
-        ast::Axis::Attribute => "attribute",
-        ast::Axis::Child => "child",
-        ast::Axis::Descendant => "descendant",
-        ast::Axis::DescendantOrSelf => "descendant-or-self",
-        ast::Axis::Following => "following",
-        ast::Axis::FollowingSibling => "following-sibling",
-        ast::Axis::Parent => "parent",
-        ast::Axis::Preceding => "preceding",
-        ast::Axis::PrecedingSibling => "preceding-sibling",
-        ast::Axis::Self_ => "self",
-        ast::Axis::Namespace => return None,
-    })
-}
-
-/// The string literal a one-step path consists of.
-fn path_literal(p: &ast::PathExpr) -> Option<&str> {
-    if let [step] = p.steps.as_slice() {
-        if let ast::StepExpr::PrimaryExpr(prim) = &step.value {
-            if let ast::PrimaryExpr::Literal(ast::Literal::String(s)) = &prim.value {
-                return Some(s);
-            }
-        }
-    }
-    None
-}
-
-/// Whether a path is the call `local-name()` or `local-name(.)`.
-fn is_local_name_call(p: &ast::PathExpr) -> bool {
-    let [step] = p.steps.as_slice() else {
-        return false;
-    };
-    let ast::StepExpr::PrimaryExpr(prim) = &step.value else {
-        return false;
-    };
-    let ast::PrimaryExpr::FunctionCall(call) = &prim.value else {
-        return false;
-    };
-    let name = &call.name.value;
-    if name.namespace() != FN_NAMESPACE || name.local_name() != "local-name" {
-        return false;
-    }
-    match call.arguments.as_slice() {
-        [] => true,
-        [arg] => matches!(&arg.value, ast::ExprSingle::Path(p)
-            if matches!(p.steps.as_slice(), [step]
-                if matches!(&step.value, ast::StepExpr::PrimaryExpr(prim)
-                    if matches!(prim.value, ast::PrimaryExpr::ContextItem)))),
-        _ => false,
-    }
-}
-
-/// The binary expression an expression consists of, looking through
-/// parentheses (the parser wraps predicates in them).
-fn single_binary(expr: &ast::Expr) -> Option<&ast::BinaryExpr> {
-    let [single] = expr.0.as_slice() else {
-        return None;
-    };
-    match &single.value {
-        ast::ExprSingle::Binary(b) => Some(b),
-        ast::ExprSingle::Path(p) => match p.steps.as_slice() {
-            [step] => match &step.value {
-                ast::StepExpr::PrimaryExpr(prim) => match &prim.value {
-                    ast::PrimaryExpr::Expr(inner) => single_binary(inner.value.as_ref()?),
-                    _ => None,
-                },
-                _ => None,
-            },
-            _ => None,
-        },
+fn literal_string(a: Option<&Argument>) -> Option<&str> {
+    match a {
+        Some(Argument::Expr(ast::Expr {
+            kind: ExprKind::Literal(ast::Literal::String(s)),
+            ..
+        })) => Some(s),
         _ => None,
     }
 }
 
-/// `x` if a predicate is exactly `local-name() = 'x'` (or `eq`, or the
-/// operands swapped, or `local-name(.)`).
-fn local_name_equals(predicate: &ast::ExprS) -> Option<&str> {
-    let b = single_binary(&predicate.value)?;
-    if !matches!(b.operator, BinaryOperator::GenEq | BinaryOperator::ValueEq) {
-        return None;
-    }
-    if is_local_name_call(&b.left) {
-        path_literal(&b.right)
-    } else if is_local_name_call(&b.right) {
-        path_literal(&b.left)
-    } else {
-        None
-    }
-}
-
-/// Renders `src[start..end]` with the edits from index `from` on applied.
-/// Edits are sorted by start, then outermost first (an edit pushed later
-/// encloses an earlier one with the same span), so the source ranges of an
-/// edit are rendered with the edits after it only.
-fn render(src: &str, edits: &[Edit], from: usize, start: usize, end: usize) -> String {
-    let mut out = String::new();
-    let mut pos = start;
-    for (i, e) in edits.iter().enumerate().skip(from) {
-        if e.start < pos || e.end > end || e.start < start {
-            continue;
-        }
-        out.push_str(src.get(pos..e.start).unwrap_or(""));
-        for part in &e.parts {
-            match part {
-                Part::Lit(s) => out.push_str(s),
-                Part::Src(a, b) => out.push_str(&render(src, edits, i + 1, *a, *b)),
+/// Compile-time checks of the XSLT functions' literal arguments: key and
+/// decimal format names must exist, literal pictures must be valid.
+fn check_xslt_call(local: &str, args: &[Argument], scope: &Scope<'_>) -> Result<(), String> {
+    match (local, args.len()) {
+        ("key", 2 | 3) => {
+            if let Some(name) = literal_string(args.first()) {
+                let known = resolve_lexical_qname(name, scope.ns)
+                    .is_some_and(|q| scope.key_names.contains_key(&q));
+                if !known {
+                    return Err(format!("key(): no xsl:key named '{name}' (XTDE1260)"));
+                }
             }
         }
-        pos = e.end;
-    }
-    out.push_str(src.get(pos..end).unwrap_or(""));
-    out
-}
-
-fn parse_error_message(text: &str, err: &xee_xpath_ast::ParserError) -> String {
-    format!("XPath syntax error (XPST0003) in `{text}`: {err:?}")
-}
-
-/// Compile one XPath expression; hoisted sub-expressions are pushed to
-/// `exprs` before the expression itself. Returns the expression's index.
-pub(crate) fn compile_expr(
-    text: &str,
-    ns: &Arc<Namespaces>,
-    env: &dyn ExprEnv,
-    file: usize,
-    line: usize,
-    exprs: &mut Vec<ExprDef>,
-) -> Result<ExprId, String> {
-    let mut declared: VariableNames = VariableNames::default();
-    for name in env.visible_vars() {
-        declared.insert(name);
-    }
-    let parse_ctx = XPathParserContext::new((**ns).clone(), declared.clone());
-    let first = parse_ctx
-        .parse_xpath(text)
-        .map_err(|e| parse_error_message(text, &e))?;
-    let mut walker = Walker::new(&declared, ns, env, env.backwards_compatible());
-    walker.expr(&first.0);
-    if let Some(err) = walker.error {
-        return Err(err);
-    }
-    let mut hoists = Vec::new();
-    let (final_text, ast, used, calls) = if walker.edits.is_empty() {
-        (text.to_string(), first, walker.used, walker.calls)
-    } else {
-        let mut indexed: Vec<(usize, Edit)> = walker.edits.into_iter().enumerate().collect();
-        indexed.sort_by(|(ia, a), (ib, b)| {
-            a.start
-                .cmp(&b.start)
-                .then(b.end.cmp(&a.end))
-                .then(ib.cmp(ia))
-        });
-        let edits: Vec<Edit> = indexed.into_iter().map(|(_, e)| e).collect();
-        for h in &walker.hoists {
-            let value_text = render(text, &edits, 0, h.value.0, h.value.1);
-            let value = compile_expr(&value_text, ns, env, file, line, exprs)?;
-            let picture = match &h.picture {
-                HoistPicture::Literal(l) => {
-                    let df = env.decimal_format_def(h.format).unwrap_or_default();
-                    Picture::Parsed(Box::new(crate::number::Picture::parse(l, &df)?))
+        ("format-number", 2 | 3) => {
+            let format = if args.len() == 3 {
+                match literal_string(args.get(2)) {
+                    Some(name) => {
+                        let q = resolve_lexical_qname(name, scope.ns);
+                        match q.and_then(|q| scope.format_names.get(&Some(q)).copied()) {
+                            Some(i) => Some(i),
+                            None => {
+                                return Err(format!(
+                                    "format-number(): unknown decimal format '{name}' (FODF1280)"
+                                ))
+                            }
+                        }
+                    }
+                    None => None,
                 }
-                HoistPicture::Expr(a, b) => {
-                    let picture_text = render(text, &edits, 0, *a, *b);
-                    Picture::Expr(compile_expr(&picture_text, ns, env, file, line, exprs)?)
-                }
+            } else {
+                scope.format_names.get(&None).copied()
             };
-            hoists.push(Hoist {
-                value,
-                picture,
-                format: h.format,
+            if let (Some(f), Some(picture)) = (format, literal_string(args.get(1))) {
+                let df = scope.formats.get(f).cloned().unwrap_or_default();
+                crate::number::Picture::parse(picture, &df)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl HostStatic for Scope<'_> {
+    fn variable(&self, name: &QName) -> Option<u32> {
+        let n = XName::of(name);
+        if n.ns == INTERNAL_NS && n.local == "supplied" {
+            return Some(var_id(VarRef::Supplied));
+        }
+        if let Some((_, slot)) = self.locals.iter().rev().find(|(l, _)| *l == n) {
+            return Some(var_id(VarRef::Local(*slot)));
+        }
+        self.globals.get(&n).map(|g| var_id(VarRef::Global(*g)))
+    }
+
+    fn function(&self, name: &QName, arity: usize) -> Option<HostFunction> {
+        let n = XName::of(name);
+        if let Some(sig) = self.functions.get(&(n.clone(), arity)) {
+            return Some(HostFunction {
+                id: USER_FN_BIT | sig.index as u32,
+                params: vec![Param(Kind::Item, Occ::Many); arity],
+                wants_context: false,
             });
         }
-        let rewritten = render(text, &edits, 0, 0, text.len());
-        // the internal variables must be known to the parser (it renames
-        // references to unknown variables)
-        let mut declared = declared.clone();
-        let marker = format!("$Q{{{INTERNAL_NS}}}");
-        for (at, _) in rewritten.match_indices(&marker) {
-            let rest = rewritten.get(at + marker.len()..).unwrap_or("");
-            let local: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                .collect();
-            declared.insert(internal(&local));
+        if name.uri != FN_NS {
+            return None;
         }
-        let parse_ctx = XPathParserContext::new((**ns).clone(), declared.clone());
-        let second = parse_ctx
-            .parse_xpath(&rewritten)
-            .map_err(|e| parse_error_message(&rewritten, &e))?;
-        let mut walker = Walker::new(&declared, ns, env, false);
-        walker.expr(&second.0);
-        if let Some(err) = walker.error {
-            return Err(err);
-        }
-        (rewritten, second, walker.used, walker.calls)
-    };
-    let mut vars = Vec::new();
-    for name in &used {
-        let r = if name.namespace() == INTERNAL_NS {
-            match name.local_name() {
-                "current" => VarRef::Current,
-                "position" => VarRef::Position,
-                "last" => VarRef::Last,
-                "supplied" => VarRef::Supplied,
-                other => {
-                    if let Some(n) = other.strip_prefix("key-").and_then(|n| n.parse().ok()) {
-                        VarRef::Key(n)
-                    } else if let Some(n) = other.strip_prefix("fmt-").and_then(|n| n.parse().ok())
-                    {
-                        VarRef::Hoisted(n)
-                    } else {
-                        return Err(format!(
-                            "internal variable {other} cannot be used in `{final_text}`"
-                        ));
+        let s = |o| Param(Kind::String, o);
+        let (f, params, wants_context) = match (name.local.as_str(), arity) {
+            ("current", 0) => (XsltFn::Current, vec![], false),
+            ("key", 2) => (
+                XsltFn::Key,
+                vec![s(Occ::One), Param(Kind::Atomic, Occ::Many)],
+                true,
+            ),
+            ("key", 3) => (
+                XsltFn::Key3,
+                vec![
+                    s(Occ::One),
+                    Param(Kind::Atomic, Occ::Many),
+                    Param(Kind::Node, Occ::One),
+                ],
+                false,
+            ),
+            ("format-number", 2) => (
+                XsltFn::FormatNumber,
+                vec![Param(Kind::Item, Occ::Many), s(Occ::One)],
+                false,
+            ),
+            ("format-number", 3) => (
+                XsltFn::FormatNumber,
+                vec![Param(Kind::Item, Occ::Many), s(Occ::One), s(Occ::Opt)],
+                false,
+            ),
+            ("document", 1) => (XsltFn::Document, vec![Param(Kind::Item, Occ::Many)], false),
+            ("document", 2) => (
+                XsltFn::Document,
+                vec![Param(Kind::Item, Occ::Many), Param(Kind::Node, Occ::One)],
+                false,
+            ),
+            ("system-property", 1) => (XsltFn::SystemProperty, vec![s(Occ::One)], false),
+            ("function-available", 1) => (XsltFn::FunctionAvailable, vec![s(Occ::One)], false),
+            ("function-available", 2) => (
+                XsltFn::FunctionAvailable,
+                vec![s(Occ::One), Param(Kind::Integer, Occ::One)],
+                false,
+            ),
+            ("element-available", 1) => (XsltFn::ElementAvailable, vec![s(Occ::One)], false),
+            ("type-available", 1) => (XsltFn::TypeAvailable, vec![s(Occ::One)], false),
+            ("unparsed-entity-uri", 1) => (XsltFn::UnparsedEntityUri, vec![s(Occ::One)], false),
+            ("unparsed-entity-public-id", 1) => {
+                (XsltFn::UnparsedEntityPublicId, vec![s(Occ::One)], false)
+            }
+            _ => return None,
+        };
+        Some(HostFunction {
+            id: fn_id(f, self.ns_index),
+            params,
+            wants_context,
+        })
+    }
+}
+
+/// Functions refused at compile time: they would read files, the
+/// environment or other resources the rule processor must not touch, or
+/// belong to XSLT features outside the supported subset.
+pub(crate) const REFUSED_FUNCTIONS: &[&str] = &[
+    "doc",
+    "doc-available",
+    "collection",
+    "uri-collection",
+    "unparsed-text",
+    "unparsed-text-lines",
+    "unparsed-text-available",
+    "environment-variable",
+    "available-environment-variables",
+    "json-doc",
+    "regex-group",
+    "current-group",
+    "current-grouping-key",
+    "current-output-uri",
+    "accumulator-before",
+    "accumulator-after",
+    "copy-of",
+    "snapshot",
+    "stream-available",
+    "current-merge-group",
+    "current-merge-key",
+];
+
+/// Walks an AST (iteratively) and refuses the functions in
+/// [`REFUSED_FUNCTIONS`]; also reports whether `position()`/`last()` are
+/// called outside predicates and path steps (the focus of the expression
+/// itself).
+fn scan(expr: &ast::Expr, scope: &Scope<'_>) -> Result<bool, String> {
+    let ns = scope.ns;
+    let mut uses_position = false;
+    // (expression, depth of nested focus)
+    let mut stack: Vec<(&ast::Expr, usize)> = vec![(expr, 0)];
+    while let Some((e, depth)) = stack.pop() {
+        match &e.kind {
+            ExprKind::FunctionCall(name, args) => {
+                let fn_ns = match (&name.uri, &name.prefix) {
+                    (Some(u), _) => Some(u.clone()),
+                    (None, None) => Some(FN_NS.to_string()),
+                    (None, Some(p)) => ns.by_prefix(p).map(str::to_string),
+                };
+                if fn_ns.as_deref() == Some(FN_NS) {
+                    let local = name.local.as_str();
+                    if REFUSED_FUNCTIONS.contains(&local) {
+                        return Err(format!("unsupported XPath function {local}#{}", args.len()));
+                    }
+                    check_xslt_call(local, args, scope)?;
+                    if depth == 0 && args.is_empty() && matches!(local, "position" | "last") {
+                        uses_position = true;
+                    }
+                }
+                push_args(&mut stack, args, depth);
+            }
+            ExprKind::ArrowDynamic(a, b, args) => {
+                stack.push((a, depth));
+                stack.push((b, depth));
+                push_args(&mut stack, args, depth);
+            }
+            ExprKind::Sequence(items) | ExprKind::SquareArray(items) => {
+                stack.extend(items.iter().map(|x| (x, depth)));
+            }
+            ExprKind::InlineFunction { body, .. } => stack.push((body, depth + 1)),
+            ExprKind::Map(entries) => {
+                for (k, v) in entries {
+                    stack.push((k, depth));
+                    stack.push((v, depth));
+                }
+            }
+            ExprKind::CurlyArray(x)
+            | ExprKind::Unary(_, x)
+            | ExprKind::InstanceOf(x, _)
+            | ExprKind::TreatAs(x, _)
+            | ExprKind::CastableAs(x, _, _)
+            | ExprKind::CastAs(x, _, _) => stack.push((x, depth)),
+            ExprKind::UnaryLookup(ast::KeySpec::Expr(x)) => stack.push((x, depth)),
+            ExprKind::Postfix(base, posts) => {
+                stack.push((base, depth));
+                for p in posts {
+                    match p {
+                        Postfix::Predicate(x) => stack.push((x, depth + 1)),
+                        Postfix::Call(args) => push_args(&mut stack, args, depth),
+                        Postfix::Lookup(ast::KeySpec::Expr(x)) => stack.push((x, depth)),
+                        Postfix::Lookup(_) => {}
                     }
                 }
             }
-        } else {
-            env.lookup_var(name)
-                .ok_or_else(|| format!("undeclared variable ${}", name.local_name()))?
-        };
-        vars.push((name.clone(), r));
-    }
-    let def = ExprDef {
-        text: final_text,
-        ast,
-        namespaces: ns.clone(),
-        declared: used.clone(),
-        vars,
-        hoists,
-        file,
-        line,
-    };
-    // validate by compiling once
-    if let Err(e) = compile_program(&def) {
-        return Err(explain_compile_error(&def, &e, &calls));
-    }
-    exprs.push(def);
-    Ok(exprs.len() - 1)
-}
-
-fn explain_compile_error(
-    def: &ExprDef,
-    e: &xee_interpreter::error::SpannedError,
-    calls: &[(OwnedName, usize)],
-) -> String {
-    if matches!(e.error, xee_interpreter::error::Error::XPST0017) {
-        let sc = StaticContext::from(XPathParserContext::new(
-            (*def.namespaces).clone(),
-            VariableNames::default(),
-        ));
-        for (name, arity) in calls {
-            let Ok(a) = u8::try_from(*arity) else {
-                continue;
-            };
-            if sc.function_id_by_name(name, a).is_none() {
-                return format!(
-                    "unsupported XPath function {}#{arity} (XPST0017)",
-                    display_name(name)
-                );
+            ExprKind::Path(_, steps) => {
+                for (i, s) in steps.iter().enumerate() {
+                    let d = if i == 0 { depth } else { depth + 1 };
+                    match s {
+                        Step::Axis { predicates, .. } => {
+                            stack.extend(predicates.iter().map(|x| (x, depth + 1)));
+                        }
+                        Step::Expr(x) => stack.push((x, d)),
+                    }
+                }
             }
+            ExprKind::Binary(_, a, b) => {
+                stack.push((a, depth));
+                stack.push((b, depth));
+            }
+            ExprKind::SimpleMap(a, b) => {
+                stack.push((a, depth));
+                stack.push((b, depth + 1));
+            }
+            ExprKind::If(a, b, c) => {
+                stack.push((a, depth));
+                stack.push((b, depth));
+                stack.push((c, depth));
+            }
+            ExprKind::For(bs, r) | ExprKind::Let(bs, r) | ExprKind::Quantified(_, bs, r) => {
+                for b in bs {
+                    stack.push((&b.expr, depth));
+                }
+                stack.push((r, depth));
+            }
+            _ => {}
         }
     }
-    format!(
-        "XPath error {} in `{}`: {}",
-        e.error,
-        def.text,
-        e.error.message()
-    )
+    Ok(uses_position)
 }
 
-/// Compile an expression definition into an xee program.
-pub(crate) fn compile_program(
-    def: &ExprDef,
-) -> Result<Program, xee_interpreter::error::SpannedError> {
-    let mut names = VariableNames::default();
-    for n in &def.declared {
-        names.insert(n.clone());
+fn push_args<'e>(stack: &mut Vec<(&'e ast::Expr, usize)>, args: &'e [Argument], depth: usize) {
+    for a in args {
+        if let Argument::Expr(x) = a {
+            stack.push((x, depth));
+        }
     }
-    let sc = StaticContext::from(XPathParserContext::new((*def.namespaces).clone(), names));
-    xee_xpath_compiler::compile(sc, def.ast.clone())
 }
 
-struct CacheEntry {
-    id: u64,
-    alive: Weak<()>,
-    programs: Rc<Vec<Program>>,
+/// Compiles one expression in `scope`; returns its definition.
+pub(crate) fn compile_expr(
+    text: &str,
+    scope: &Scope<'_>,
+    file: usize,
+    line: usize,
+) -> Result<ExprDef, String> {
+    let parsed = drehscheibe_xpath::parser::parse(text).map_err(|e| e.describe(text))?;
+    compile_parsed(&parsed, text, scope, file, line)
 }
 
-thread_local! {
-    static CACHE: RefCell<Vec<CacheEntry>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The compiled programs of a stylesheet for the current thread, compiling
-/// them on first use.
-pub(crate) fn programs_for(
-    id: u64,
-    alive: &Arc<()>,
-    exprs: &[ExprDef],
-) -> Result<Rc<Vec<Program>>, (usize, String)> {
-    let cached = CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        cache.retain(|e| e.alive.strong_count() > 0);
-        cache
-            .iter()
-            .find(|e| e.id == id)
-            .map(|e| e.programs.clone())
-    });
-    if let Some(p) = cached {
-        return Ok(p);
-    }
-    let mut programs = Vec::with_capacity(exprs.len());
-    for (i, def) in exprs.iter().enumerate() {
-        programs.push(compile_program(def).map_err(|e| (i, e.to_string()))?);
-    }
-    let programs = Rc::new(programs);
-    CACHE.with(|cache| {
-        cache.borrow_mut().push(CacheEntry {
-            id,
-            alive: Arc::downgrade(alive),
-            programs: programs.clone(),
-        })
-    });
-    Ok(programs)
-}
-
-/// Names of the internal variables, for binding at run time.
-pub(crate) fn internal_name(local: &str) -> OwnedName {
-    internal(local)
-}
-
-/// Collect every variable name in `names` into a set (helper for tests).
-#[allow(dead_code)]
-pub(crate) fn name_set(names: &[OwnedName]) -> HashSet<String> {
-    names.iter().map(|n| n.local_name().to_string()).collect()
-}
-
-/// Text of the query that builds the lookup map of an `xsl:key` from the
-/// key strings `$k` and the nodes `$n` (pairwise).
-const KEY_BUILDER: &str = "map:merge(for-each-pair($Q{urn:x-drehscheibe:xslt:internal}k, \
-     $Q{urn:x-drehscheibe:xslt:internal}n, function($a, $b) { map { $a : $b } }), \
-     map { 'duplicates' : 'combine' })";
-
-thread_local! {
-    static KEY_PROGRAM: RefCell<Option<Rc<Program>>> = const { RefCell::new(None) };
-}
-
-/// The (per-thread) program building key maps; see [`KEY_BUILDER`].
-pub(crate) fn key_builder() -> Result<Rc<Program>, String> {
-    if let Some(p) = KEY_PROGRAM.with(|k| k.borrow().clone()) {
-        return Ok(p);
-    }
-    let mut names = VariableNames::default();
-    names.insert(internal("k"));
-    names.insert(internal("n"));
-    let ctx = XPathParserContext::new(Namespaces::default(), names);
-    let ast = ctx
-        .parse_xpath(KEY_BUILDER)
-        .map_err(|e| format!("key builder: {e:?}"))?;
-    let sc = StaticContext::from(ctx);
-    let program =
-        Rc::new(xee_xpath_compiler::compile(sc, ast).map_err(|e| format!("key builder: {e}"))?);
-    KEY_PROGRAM.with(|k| *k.borrow_mut() = Some(program.clone()));
-    Ok(program)
+/// Compiles an already parsed expression (pattern predicates).
+pub(crate) fn compile_parsed(
+    parsed: &ast::Expr,
+    text: &str,
+    scope: &Scope<'_>,
+    file: usize,
+    line: usize,
+) -> Result<ExprDef, String> {
+    let uses_position = scan(parsed, scope)?;
+    let ctx = StaticContext {
+        namespaces: scope.ns,
+        default_element_namespace: scope.ns.xpath_default.clone(),
+        backwards_compatible: scope.backwards_compatible,
+        host: scope,
+    };
+    let expr = Expression::compile_ast(parsed, text, &ctx).map_err(|e| {
+        if e.code == "XPST0017" {
+            format!("unsupported XPath function: {}", e.describe(text))
+        } else if e.code == "XPST0008" {
+            format!("undeclared variable: {}", e.describe(text))
+        } else {
+            format!("XPath error {}", e.describe(text))
+        }
+    })?;
+    Ok(ExprDef {
+        expr,
+        file,
+        line,
+        uses_position,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A stylesheet context without variables, keys or decimal formats.
-    struct Bare {
-        bc: bool,
-    }
-
-    impl ExprEnv for Bare {
-        fn lookup_var(&self, _: &OwnedName) -> Option<VarRef> {
-            None
-        }
-        fn visible_vars(&self) -> Vec<OwnedName> {
-            Vec::new()
-        }
-        fn key_index(&self, _: &OwnedName) -> Option<usize> {
-            None
-        }
-        fn decimal_format(&self, _: Option<&OwnedName>) -> Option<usize> {
-            None
-        }
-        fn decimal_format_def(&self, _: usize) -> Option<crate::ir::DecimalFormat> {
-            None
-        }
-        fn backwards_compatible(&self) -> bool {
-            self.bc
-        }
-    }
-
-    fn rewritten(text: &str, bc: bool) -> String {
-        let mut exprs = Vec::new();
-        let ns = Arc::new(Namespaces::default());
-        let id = compile_expr(text, &ns, &Bare { bc }, 0, 1, &mut exprs).unwrap();
-        exprs[id].text.clone()
+    #[test]
+    fn names_compare_without_prefix() {
+        let a = XName::new("x".into(), "urn:a".into(), "p".into());
+        let b = XName::new("x".into(), "urn:a".into(), "q".into());
+        assert_eq!(a, b);
+        assert_eq!(a.key(), "Q{urn:a}x");
+        assert_eq!(XName::of(&a.qname()), b);
     }
 
     #[test]
-    fn local_name_predicates_become_name_tests() {
-        for bc in [false, true] {
-            assert_eq!(rewritten("*[local-name() = 'a']", bc), "child::*:a");
-            assert_eq!(rewritten("*['a' = local-name(.)]", bc), "child::*:a");
-            assert_eq!(rewritten("*[local-name() eq 'a']", bc), "child::*:a");
-            assert_eq!(
-                rewritten("/*/*[local-name() = 'kopf']/@*[local-name()='id']", bc),
-                "/*/child::*:kopf/attribute::*:id"
-            );
-            assert_eq!(
-                rewritten("ancestor::*[local-name() = 'a.b-c'][2]", bc),
-                "((ancestor::*:a.b-c[2])/.)"
-            );
-        }
-        // later predicates keep their own rewriting
+    fn lexical_names_resolve() {
+        let ns = NsCtx {
+            bindings: vec![("p".into(), "urn:p".into())],
+            ..NsCtx::default()
+        };
+        let q = resolve_lexical_qname("p:a", &ns).unwrap();
+        assert_eq!((q.namespace(), q.local_name()), ("urn:p", "a"));
+        assert!(resolve_lexical_qname("z:a", &ns).is_none());
         assert_eq!(
-            rewritten("*[local-name() = 'a'][position() = 1]", false),
-            "child::*:a[position() = 1]"
+            resolve_lexical_qname("Q{urn:z}b", &ns).unwrap().key(),
+            "Q{urn:z}b"
         );
         assert_eq!(
-            rewritten("*[local-name() = 'a'][normalize-space()]", false),
-            "child::*:a[normalize-space(.)]"
+            resolve_lexical_qname("xml:lang", &ns).unwrap().namespace(),
+            XML_NS
         );
     }
 
     #[test]
-    fn other_predicates_are_left_alone() {
-        for text in [
-            "*[local-name() = 'a b']",
-            "*[local-name() != 'a']",
-            "*[local-name() = 'a' or local-name() = 'b']",
-            "node()[local-name() = 'a']",
-            "x[local-name() = 'a']",
-            "*[local-name(..) = 'a']",
-            "*[1][local-name() = 'a']",
-        ] {
-            assert!(
-                !rewritten(text, false).contains("*:"),
-                "{text} was rewritten to {}",
-                rewritten(text, false)
-            );
-        }
+    fn ids_round_trip() {
+        assert_eq!(decode_var(var_id(VarRef::Local(3))), VarRef::Local(3));
+        assert_eq!(decode_var(var_id(VarRef::Global(7))), VarRef::Global(7));
+        assert_eq!(decode_var(var_id(VarRef::Supplied)), VarRef::Supplied);
+        assert_eq!(
+            decode_fn(fn_id(XsltFn::Key3, 5)),
+            Some(HostFn::Xslt(XsltFn::Key3, 5))
+        );
+        assert_eq!(decode_fn(USER_FN_BIT | 4), Some(HostFn::User(4)));
     }
 }

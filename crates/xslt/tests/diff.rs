@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use drehscheibe_xpath::{Document, Node, NodeKind, ParseOptions};
 use drehscheibe_xslt::{OutputMethod, Stylesheet};
-use xot::{Node, Value, Xot};
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/diff")
@@ -89,17 +89,19 @@ fn strip_declaration(text: &str) -> &str {
     text
 }
 
-fn canon_node(xot: &Xot, node: Node, out: &mut String) {
-    match xot.value(node) {
-        Value::Element(e) => {
-            let (local, ns) = xot.name_ns_str(e.name());
-            out.push_str(&format!("<{{{ns}}}{local}"));
-            let mut attrs: Vec<(String, String)> = xot
-                .attributes(node)
-                .iter()
-                .map(|(n, v)| {
-                    let (l, u) = xot.name_ns_str(n);
-                    (format!("{{{u}}}{l}"), v.clone())
+fn canon_node(node: Node<'_>, out: &mut String) {
+    match node.kind() {
+        NodeKind::Element => {
+            let q = node.name().unwrap();
+            out.push_str(&format!("<{{{}}}{}", q.uri, q.local));
+            let mut attrs: Vec<(String, String)> = node
+                .attributes()
+                .map(|a| {
+                    let n = a.name().unwrap();
+                    (
+                        format!("{{{}}}{}", n.uri, n.local),
+                        a.string_value().to_string(),
+                    )
                 })
                 .collect();
             attrs.sort();
@@ -107,23 +109,23 @@ fn canon_node(xot: &Xot, node: Node, out: &mut String) {
                 out.push_str(&format!(" {n}={v:?}"));
             }
             out.push('>');
-            for c in xot.children(node) {
-                canon_node(xot, c, out);
+            for c in node.children() {
+                canon_node(c, out);
             }
             out.push_str("</>");
         }
-        Value::Text(t) if !t.get().trim().is_empty() => {
-            out.push_str(&format!("[{:?}]", t.get()));
+        NodeKind::Text if !node.string_value().trim().is_empty() => {
+            out.push_str(&format!("[{:?}]", node.string_value()));
         }
-        Value::Comment(c) => out.push_str(&format!("<!--{}-->", c.get())),
-        Value::ProcessingInstruction(pi) => out.push_str(&format!(
+        NodeKind::Comment => out.push_str(&format!("<!--{}-->", node.string_value())),
+        NodeKind::ProcessingInstruction => out.push_str(&format!(
             "<?{} {}?>",
-            xot.local_name_str(pi.target()),
-            pi.data().unwrap_or("").trim()
+            node.name().unwrap().local,
+            node.string_value().trim()
         )),
-        Value::Document => {
-            for c in xot.children(node) {
-                canon_node(xot, c, out);
+        NodeKind::Document => {
+            for c in node.children() {
+                canon_node(c, out);
             }
         }
         _ => {}
@@ -135,12 +137,10 @@ fn canon_xml(bytes: &[u8]) -> Result<String, String> {
     let text = decode(bytes);
     let body = strip_declaration(&text);
     let wrapped = format!("<canon-wrapper>{body}</canon-wrapper>");
-    let mut xot = Xot::new();
-    let doc = xot
-        .parse(&wrapped)
+    let doc = Document::parse_str(&wrapped, &ParseOptions::default())
         .map_err(|e| format!("output is not well-formed: {e}\n{text}"))?;
     let mut out = String::new();
-    canon_node(&xot, doc, &mut out);
+    canon_node(doc.root(), &mut out);
     Ok(out.replace("><", ">\n<"))
 }
 

@@ -329,23 +329,26 @@ fn input_errors() {
 }
 
 #[test]
-fn transform_node_leaves_the_callers_tree_unchanged() {
+fn transform_document_leaves_the_callers_tree_unchanged() {
     let s = sheet(
         "1.0",
         r#"<xsl:strip-space elements="*"/><xsl:variable name="v"><tmp/></xsl:variable><xsl:template match="/"><r n="{count(//node())}"><xsl:copy-of select="$v"/></r></xsl:template>"#,
     );
     let st = compile(&s);
-    let mut xot = xot::Xot::new();
-    let doc = xot.parse("<d>\n  <e/>\n</d>").unwrap();
-    let before = xot.to_string(doc).unwrap();
-    let out = st.transform_node(&mut xot, doc, &BTreeMap::new()).unwrap();
+    let doc = drehscheibe_xpath::Document::parse_str(
+        "<d>\n  <e/>\n</d>",
+        &drehscheibe_xpath::ParseOptions::default(),
+    )
+    .unwrap();
+    let before = doc.len();
+    let out = st.transform_document(&doc, &BTreeMap::new()).unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap().trim_end(),
         r#"<r n="2"><tmp/></r>"#
     );
-    assert_eq!(xot.to_string(doc).unwrap(), before);
+    assert_eq!(doc.len(), before);
     // run again on the same tree: same result
-    let out = st.transform_node(&mut xot, doc, &BTreeMap::new()).unwrap();
+    let out = st.transform_document(&doc, &BTreeMap::new()).unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap().trim_end(),
         r#"<r n="2"><tmp/></r>"#
@@ -572,4 +575,119 @@ fn local_name_predicates_select_across_namespaces() {
         );
         assert_eq!(run(&s, input), "3|123|2|vw|a:x|2|0", "version {version}");
     }
+}
+
+#[test]
+fn xsl_function_with_types_and_recursion() {
+    let s = sheet(
+        "3.0",
+        r##"<xsl:function name="f:fact" as="xs:integer" xmlns:f="urn:f" xmlns:xs="http://www.w3.org/2001/XMLSchema"><xsl:param name="n" as="xs:integer"/><xsl:sequence select="if ($n le 1) then 1 else $n * f:fact($n - 1)"/></xsl:function><xsl:function name="f:wrap" xmlns:f="urn:f"><xsl:param name="s"/><w><xsl:value-of select="$s"/></w></xsl:function><xsl:template match="/" xmlns:f="urn:f"><r xsl:exclude-result-prefixes="#all" f="{f:fact(10)}" n="{f:fact(xs:integer(/d/@n))}" xmlns:xs="http://www.w3.org/2001/XMLSchema"><xsl:copy-of select="f:wrap(string(/d/@n))"/></r></xsl:template>"##,
+    );
+    assert_eq!(
+        run(&s, r#"<d n="5"/>"#),
+        r#"<r f="3628800" n="120"><w xmlns:f="urn:f">5</w></r>"#
+    );
+}
+
+#[test]
+fn runaway_recursion_in_a_named_template_is_an_error() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template name="again"><x><xsl:call-template name="again"/></x></xsl:template><xsl:template match="/"><xsl:call-template name="again"/></xsl:template>"#,
+    );
+    let err = run_with(&s, "<d/>", &[]).unwrap_err();
+    assert!(
+        matches!(&err, TransformError::Dynamic { message, .. } if message.contains("recursion")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn runaway_recursion_in_a_function_is_an_error() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:function name="f:f" xmlns:f="urn:f"><xsl:param name="n"/><xsl:sequence select="f:f($n + 1)"/></xsl:function><xsl:template match="/" xmlns:f="urn:f"><r><xsl:value-of select="f:f(0)"/></r></xsl:template>"#,
+    );
+    let err = run_with(&s, "<d/>", &[]).unwrap_err();
+    assert!(
+        matches!(&err, TransformError::Dynamic { message, .. } if message.contains("recursion")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn document_empty_string_is_the_stylesheet() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><r n="{count(document('')//xsl:template)}"/></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<d/>"), r#"<r n="1"/>"#);
+    // other documents: relative local files only
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><r n="{count(document('/etc/passwd'))}"/></xsl:template>"#,
+    );
+    assert!(run_with(&s, "<d/>", &[]).is_err());
+}
+
+#[test]
+fn document_reads_files_next_to_the_stylesheet() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("codes.xml"),
+        "<codes><c k='a'>Alpha</c></codes>",
+    )
+    .unwrap();
+    let path = dir.path().join("s.xsl");
+    std::fs::write(
+        &path,
+        sheet(
+            "1.0",
+            r#"<xsl:template match="/"><r><xsl:value-of select="document('codes.xml')/codes/c[@k = current()/d/@k]"/></r></xsl:template>"#,
+        ),
+    )
+    .unwrap();
+    let st = Stylesheet::compile_file(&path).unwrap();
+    let out = st.transform_bytes(b"<d k='a'/>", &BTreeMap::new()).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap().trim_end(), "<r>Alpha</r>");
+}
+
+#[test]
+fn system_and_availability_functions() {
+    let s = sheet(
+        "3.0",
+        r##"<xsl:function name="f:g" xmlns:f="urn:f"><xsl:param name="a"/><xsl:sequence select="$a"/></xsl:function><xsl:template match="/" xmlns:f="urn:f"><r xsl:exclude-result-prefixes="#all" v="{system-property('xsl:version')}" a="{function-available('concat')}" b="{function-available('f:g', 1)}" c="{function-available('f:g', 2)}" d="{element-available('xsl:value-of')}" e="{function-available('no-such')}"/></xsl:template>"##,
+    );
+    assert_eq!(
+        run(&s, "<d/>"),
+        r#"<r v="3.0" a="true" b="true" c="false" d="true" e="false"/>"#
+    );
+}
+
+#[test]
+fn key_with_a_third_argument_searches_that_tree() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:key name="k" match="i" use="@id"/><xsl:variable name="t"><l><i id="1">one</i><i id="2">two</i></l></xsl:variable><xsl:template match="/"><r><xsl:value-of select="key('k', '2', $t)"/>/<xsl:value-of select="count(key('k', '2'))"/></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, r#"<d><i id="2"/></d>"#), "<r>two/1</r>");
+}
+
+#[test]
+fn messages_are_collected() {
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><xsl:message>first <xsl:value-of select="name(*)"/></xsl:message><r/><xsl:message select="'second'"/></xsl:template>"#,
+    );
+    let doc =
+        drehscheibe_xpath::Document::parse_str("<d/>", &drehscheibe_xpath::ParseOptions::default())
+            .unwrap();
+    let outcome = compile(&s)
+        .transform_document_with_messages(&doc, &BTreeMap::new())
+        .unwrap();
+    assert_eq!(
+        outcome.messages,
+        vec!["first d".to_string(), "second".to_string()]
+    );
+    assert_eq!(String::from_utf8(outcome.bytes).unwrap().trim_end(), "<r/>");
 }

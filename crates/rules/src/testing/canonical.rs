@@ -29,7 +29,7 @@
 
 use std::fmt::Write as _;
 
-use xot::{Node, Value, Xot};
+use drehscheibe_xpath::{Node, NodeKind};
 
 use crate::input::{InputDocument, InputError};
 
@@ -78,41 +78,40 @@ struct Canonical(Vec<CNode>);
 
 fn parse(bytes: &[u8]) -> Result<Canonical, CanonicalError> {
     let doc = InputDocument::parse(bytes, "application/xml")?;
-    Ok(doc.with_tree(|xot, root| Canonical(children(xot, root))))
+    Ok(Canonical(children(doc.document().root())))
 }
 
-fn children(xot: &Xot, node: Node) -> Vec<CNode> {
+fn qname(name: Option<&drehscheibe_xpath::QName>) -> QName {
+    name.map(|n| QName {
+        uri: n.uri.clone(),
+        local: n.local.clone(),
+    })
+    .unwrap_or_else(|| QName {
+        uri: String::new(),
+        local: String::new(),
+    })
+}
+
+/// The canonical children of `node`. Recursion depth is bounded by the
+/// parser's nesting limit.
+fn children(node: Node<'_>) -> Vec<CNode> {
     let mut out: Vec<CNode> = Vec::new();
-    for child in xot.children(node) {
-        match xot.value(child) {
-            Value::Element(element) => {
-                let (local, uri) = xot.name_ns_str(element.name());
-                let mut attributes: Vec<(QName, String)> = xot
-                    .attributes(child)
-                    .iter()
-                    .map(|(name, value)| {
-                        let (local, uri) = xot.name_ns_str(name);
-                        (
-                            QName {
-                                uri: uri.to_owned(),
-                                local: local.to_owned(),
-                            },
-                            value.clone(),
-                        )
-                    })
+    for child in node.children() {
+        match child.kind() {
+            NodeKind::Element => {
+                let mut attributes: Vec<(QName, String)> = child
+                    .attributes()
+                    .map(|a| (qname(a.name()), a.string_value().to_owned()))
                     .collect();
                 attributes.sort();
                 out.push(CNode::Element {
-                    name: QName {
-                        uri: uri.to_owned(),
-                        local: local.to_owned(),
-                    },
+                    name: qname(child.name()),
                     attributes,
-                    children: children(xot, child),
+                    children: children(child),
                 });
             }
-            Value::Text(text) => {
-                let text = text.get();
+            NodeKind::Text => {
+                let text = child.string_value();
                 if text.chars().all(is_xml_whitespace) {
                     continue;
                 }
@@ -124,12 +123,12 @@ fn children(xot: &Xot, node: Node) -> Vec<CNode> {
                     out.push(CNode::Text(text.to_owned()));
                 }
             }
-            Value::Comment(comment) => out.push(CNode::Comment(comment.get().to_owned())),
-            Value::ProcessingInstruction(pi) => out.push(CNode::Pi {
-                target: xot.local_name_str(pi.target()).to_owned(),
-                data: pi.data().unwrap_or("").to_owned(),
+            NodeKind::Comment => out.push(CNode::Comment(child.string_value().to_owned())),
+            NodeKind::ProcessingInstruction => out.push(CNode::Pi {
+                target: child.name().map(|n| n.local.clone()).unwrap_or_default(),
+                data: child.string_value().to_owned(),
             }),
-            Value::Document | Value::Attribute(_) | Value::Namespace(_) => {}
+            NodeKind::Document | NodeKind::Attribute | NodeKind::Namespace => {}
         }
     }
     out

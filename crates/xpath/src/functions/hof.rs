@@ -36,16 +36,37 @@ pub const FUNCTIONS: &[Builtin] = &[
     b!(FN, "filter", 2, 2, &[ITEMS, FUNC], filter),
     b!(FN, "fold-left", 3, 3, &[ITEMS, ITEMS, FUNC], fold_left),
     b!(FN, "fold-right", 3, 3, &[ITEMS, ITEMS, FUNC], fold_right),
-    b!(FN, "for-each-pair", 3, 3, &[ITEMS, ITEMS, FUNC], for_each_pair),
+    b!(
+        FN,
+        "for-each-pair",
+        3,
+        3,
+        &[ITEMS, ITEMS, FUNC],
+        for_each_pair
+    ),
     b!(FN, "apply", 2, 2, &[FUNC, ARR], apply),
     b!(FN, "function-arity", 1, 1, &[FUNC], function_arity),
-    b!(MAP, "merge", 1, 2, &[Param(Kind::Map, Occ::Many), Param(Kind::Map, Occ::One)], map_merge),
+    b!(
+        MAP,
+        "merge",
+        1,
+        2,
+        &[Param(Kind::Map, Occ::Many), Param(Kind::Map, Occ::One)],
+        map_merge
+    ),
     b!(MAP, "size", 1, 1, &[MAPP], map_size),
     b!(MAP, "keys", 1, 1, &[MAPP], map_keys),
     b!(MAP, "contains", 2, 2, &[MAPP, KEY], map_contains),
     b!(MAP, "get", 2, 2, &[MAPP, KEY], map_get),
     b!(MAP, "put", 3, 3, &[MAPP, KEY, ITEMS], map_put),
-    b!(MAP, "remove", 2, 2, &[MAPP, Param(Kind::Atomic, Occ::Many)], map_remove),
+    b!(
+        MAP,
+        "remove",
+        2,
+        2,
+        &[MAPP, Param(Kind::Atomic, Occ::Many)],
+        map_remove
+    ),
     b!(MAP, "entry", 2, 2, &[KEY, ITEMS], map_entry),
     b!(MAP, "for-each", 2, 2, &[MAPP, FUNC], map_for_each),
     b!(MAP, "find", 2, 2, &[ITEMS, KEY], map_find),
@@ -54,18 +75,60 @@ pub const FUNCTIONS: &[Builtin] = &[
     b!(ARRAY, "put", 3, 3, &[ARR, INT, ITEMS], array_put),
     b!(ARRAY, "append", 2, 2, &[ARR, ITEMS], array_append),
     b!(ARRAY, "subarray", 2, 3, &[ARR, INT, INT], array_subarray),
-    b!(ARRAY, "remove", 2, 2, &[ARR, Param(Kind::Integer, Occ::Many)], array_remove),
-    b!(ARRAY, "insert-before", 3, 3, &[ARR, INT, ITEMS], array_insert_before),
+    b!(
+        ARRAY,
+        "remove",
+        2,
+        2,
+        &[ARR, Param(Kind::Integer, Occ::Many)],
+        array_remove
+    ),
+    b!(
+        ARRAY,
+        "insert-before",
+        3,
+        3,
+        &[ARR, INT, ITEMS],
+        array_insert_before
+    ),
     b!(ARRAY, "head", 1, 1, &[ARR], array_head),
     b!(ARRAY, "tail", 1, 1, &[ARR], array_tail),
     b!(ARRAY, "reverse", 1, 1, &[ARR], array_reverse),
-    b!(ARRAY, "join", 1, 1, &[Param(Kind::Array, Occ::Many)], array_join),
+    b!(
+        ARRAY,
+        "join",
+        1,
+        1,
+        &[Param(Kind::Array, Occ::Many)],
+        array_join
+    ),
     b!(ARRAY, "flatten", 1, 1, &[ITEMS], array_flatten),
     b!(ARRAY, "for-each", 2, 2, &[ARR, FUNC], array_for_each),
     b!(ARRAY, "filter", 2, 2, &[ARR, FUNC], array_filter),
-    b!(ARRAY, "fold-left", 3, 3, &[ARR, ITEMS, FUNC], array_fold_left),
-    b!(ARRAY, "fold-right", 3, 3, &[ARR, ITEMS, FUNC], array_fold_right),
-    b!(ARRAY, "for-each-pair", 3, 3, &[ARR, ARR, FUNC], array_for_each_pair),
+    b!(
+        ARRAY,
+        "fold-left",
+        3,
+        3,
+        &[ARR, ITEMS, FUNC],
+        array_fold_left
+    ),
+    b!(
+        ARRAY,
+        "fold-right",
+        3,
+        3,
+        &[ARR, ITEMS, FUNC],
+        array_fold_right
+    ),
+    b!(
+        ARRAY,
+        "for-each-pair",
+        3,
+        3,
+        &[ARR, ARR, FUNC],
+        array_for_each_pair
+    ),
 ];
 
 fn func<'a>(s: &Sequence<'a>) -> Result<Function<'a>> {
@@ -113,7 +176,10 @@ fn for_each<'a>(ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequen
     let f = func(&arg(&args, 1))?;
     let mut out = Vec::new();
     for i in arg(&args, 0).iter() {
-        out.extend(ev.call_function(&f, vec![Sequence::One(i.clone())])?.into_vec());
+        out.extend(
+            ev.call_function(&f, vec![Sequence::One(i.clone())])?
+                .into_vec(),
+        );
     }
     Ok(Sequence::from_vec(out))
 }
@@ -129,7 +195,11 @@ fn filter<'a>(ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence
                     out.push(i.clone());
                 }
             }
-            _ => return Err(Error::type_error("filter: the function must return a boolean")),
+            _ => {
+                return Err(Error::type_error(
+                    "filter: the function must return a boolean",
+                ))
+            }
         }
     }
     Ok(Sequence::from_vec(out))
@@ -249,7 +319,10 @@ fn map_size<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Seque
 fn map_keys<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
     let m = map(&arg(&args, 0))?.clone();
     Ok(Sequence::from_vec(
-        m.entries.values().map(|(k, _)| Item::Atomic(k.clone())).collect(),
+        m.entries
+            .values()
+            .map(|(k, _)| Item::Atomic(k.clone()))
+            .collect(),
     ))
 }
 
@@ -262,7 +335,10 @@ fn map_contains<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<S
 fn map_get<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
     let m = map(&arg(&args, 0))?.clone();
     let k = key(&arg(&args, 1))?;
-    Ok(m.entries.get(&MapKey::of(&k)).map(|(_, v)| v.clone()).unwrap_or_default())
+    Ok(m.entries
+        .get(&MapKey::of(&k))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default())
 }
 
 fn map_put<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
@@ -337,14 +413,19 @@ fn checked(a: &Array<'_>, i: i64) -> Result<usize> {
     if i < 1 || i as usize > a.members.len() {
         return Err(Error::new(
             "FOAY0001",
-            format!("array index {i} is out of bounds (size {})", a.members.len()),
+            format!(
+                "array index {i} is out of bounds (size {})",
+                a.members.len()
+            ),
         ));
     }
     Ok(i as usize - 1)
 }
 
 fn array_size<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
-    Ok(Sequence::integer(array(&arg(&args, 0))?.members.len() as i64))
+    Ok(Sequence::integer(
+        array(&arg(&args, 0))?.members.len() as i64
+    ))
 }
 
 fn array_get<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
@@ -390,7 +471,9 @@ fn array_remove<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<S
     let mut drop = std::collections::HashSet::new();
     for p in atomize(&arg(&args, 1))? {
         let Atomic::Integer(i) = p else {
-            return Err(Error::type_error("array:remove: integer positions required"));
+            return Err(Error::type_error(
+                "array:remove: integer positions required",
+            ));
         };
         drop.insert(checked(&a, i)?);
     }
@@ -405,7 +488,10 @@ fn array_remove<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<S
     }))
 }
 
-fn array_insert_before<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
+fn array_insert_before<'a>(
+    _ev: &mut Eval<'a, '_>,
+    args: Vec<Sequence<'a>>,
+) -> Result<Sequence<'a>> {
     let mut a = (**array(&arg(&args, 0))?).clone();
     let p = int(&arg(&args, 1))?;
     if p < 1 || p as usize > a.members.len() + 1 {
@@ -518,7 +604,8 @@ fn array_for_each_pair<'a>(ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Re
     let f = func(&arg(&args, 2))?;
     let mut out = Array::default();
     for (x, y) in a.members.iter().zip(b.members.iter()) {
-        out.members.push(ev.call_function(&f, vec![x.clone(), y.clone()])?);
+        out.members
+            .push(ev.call_function(&f, vec![x.clone(), y.clone()])?);
     }
     Ok(one_array(out))
 }
