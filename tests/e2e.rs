@@ -434,7 +434,8 @@ async fn rule_transforms_use_tenant_parameters_and_may_refuse() {
             "targets = { fachverfahren = \"fv\" }\nparams = { mandant = \"M-17\" }",
         );
     let refused = "\n[[routes]]\nleistung = \"99000000000666\"\nrule = \"testxslt@^1\"\ntargets = { fachverfahren = \"fv\" }\nparams = { mandant = \"M-17\" }\n";
-    let cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", tenant + refused)]);
+    let runaway = refused.replace("99000000000666", "99000000000777");
+    let cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", tenant + refused + &runaway)]);
     let hub = start(&cfg.main).await.unwrap();
     let api = Api::new(hub.addr);
     let doc = |leistung: &str| {
@@ -452,6 +453,23 @@ async fn rule_transforms_use_tenant_parameters_and_may_refuse() {
         body.contains("<import mandant=\"M-17\" kommune=\"01001000\"><position nr=\"1\">Grüße</position><position nr=\"2\">&amp; mehr</position></import>"),
         "transformed output: {body}"
     );
+    // the reserved parameters reach the stylesheet
+    assert!(
+        body.contains(&format!("<!--message {id} via ")) && body.contains(" for alpha-->"),
+        "reserved parameters in the output: {body}"
+    );
+    // a non-terminating xsl:message lands in the audit trail of the routing step
+    let routed = view["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "routed")
+        .unwrap()
+        .to_string();
+    assert!(
+        routed.contains("xsl:message (fachverfahren): positions: 2"),
+        "{routed}"
+    );
 
     // xsl:message terminate="yes" → rejected with the rule author's text.
     let id = api.submit("application/xml", doc("99000000000666")).await;
@@ -464,6 +482,16 @@ async fn rule_transforms_use_tenant_parameters_and_may_refuse() {
         "{view}"
     );
     assert_eq!(rx.accepted("/fv").len(), 1);
+
+    // A rule that recurses forever ends this one message dead with a clear
+    // reason; the hub keeps running and keeps delivering.
+    let id = api.submit("application/xml", doc("99000000000777")).await;
+    let view = api.wait_state(&id, "dead", WAIT).await;
+    let reason = view["reason"].as_str().unwrap();
+    assert!(reason.contains("recursion"), "{view}");
+    let id = api.submit("application/xml", doc(LEISTUNG)).await;
+    api.wait_state(&id, "delivered", WAIT).await;
+    assert_eq!(rx.accepted("/fv").len(), 2);
     hub.shutdown().await.unwrap();
 }
 

@@ -133,6 +133,9 @@ impl RoutingPolicy for DepotRouter {
             message_id: envelope.id,
             leistung: found.leistung.clone(),
             kommune: found.kommune_key.clone(),
+            channel: envelope.channel.clone(),
+            tenant: resolved.tenant.id.clone(),
+            received_at: envelope.received_at.to_rfc3339(),
         };
         let rendered = package
             .render(&doc, payload, &resolved.route.params, &ctx)
@@ -147,8 +150,10 @@ impl RoutingPolicy for DepotRouter {
                 },
             })?;
 
+        let mut notes = Vec::new();
         let mut outputs = Vec::with_capacity(rendered.len());
         for o in rendered {
+            record_messages(&mut notes, &rule, &o.target, &o.messages);
             let connector =
                 resolved
                     .route
@@ -170,7 +175,6 @@ impl RoutingPolicy for DepotRouter {
                 bytes: o.bytes,
             });
         }
-        let mut notes = Vec::new();
         if resolved.is_delegated() {
             notes.push(format!(
                 "Leistung delegated by {} to {}",
@@ -191,5 +195,39 @@ impl RoutingPolicy for DepotRouter {
             notes,
             outputs,
         })
+    }
+}
+
+/// Most `xsl:message` texts per output taken into the audit trail, and
+/// most characters per text: a rule that chatters (or a message that makes
+/// it chatter) must not grow the audit log without bound.
+const MAX_RULE_MESSAGES: usize = 20;
+const MAX_RULE_MESSAGE_CHARS: usize = 500;
+
+/// Logs the stylesheet's non-terminating `xsl:message`s and notes them
+/// for the audit trail (bounded, truncated).
+fn record_messages(
+    notes: &mut Vec<String>,
+    rule: &drehscheibe_model::RuleRef,
+    target: &str,
+    messages: &[String],
+) {
+    for text in messages.iter().take(MAX_RULE_MESSAGES) {
+        let mut text = text.trim().to_string();
+        if text.chars().count() > MAX_RULE_MESSAGE_CHARS {
+            text = text
+                .chars()
+                .take(MAX_RULE_MESSAGE_CHARS)
+                .collect::<String>()
+                + "…";
+        }
+        tracing::info!(rule = %rule, output = target, "xsl:message: {text}");
+        notes.push(format!("xsl:message ({target}): {text}"));
+    }
+    if messages.len() > MAX_RULE_MESSAGES {
+        notes.push(format!(
+            "xsl:message ({target}): {} further messages not recorded",
+            messages.len() - MAX_RULE_MESSAGES
+        ));
     }
 }

@@ -305,11 +305,16 @@ impl RulePackage {
                     message,
                 })?;
         let id = ctx.message_id.to_string();
+        let mut with_reserved = params.clone();
+        with_reserved.extend(ctx.reserved_params());
         let mut rendered = Vec::with_capacity(self.manifest.outputs.len());
         for (index, spec) in self.manifest.outputs.iter().enumerate() {
-            let bytes = match (&spec.transform, self.transformers.get(index)) {
-                (None, _) => Bytes::copy_from_slice(payload),
-                (Some(_), Some(Some(transformer))) => transformer.transform(doc, &params)?.bytes,
+            let (bytes, messages) = match (&spec.transform, self.transformers.get(index)) {
+                (None, _) => (Bytes::copy_from_slice(payload), Vec::new()),
+                (Some(_), Some(Some(transformer))) => {
+                    let out = transformer.transform(doc, &with_reserved)?;
+                    (out.bytes, out.messages)
+                }
                 (Some(path), _) => {
                     return Err(TransformError::Unavailable(format!(
                         "rule {} output {}: transform {} is not loaded",
@@ -324,6 +329,7 @@ impl RulePackage {
                 content_type: spec.content_type.clone(),
                 filename: expand_filename(&spec.filename, &id, &ctx.leistung, &ctx.kommune),
                 bytes,
+                messages,
             });
         }
         Ok(rendered)

@@ -54,6 +54,9 @@ pub enum TransformError {
 pub struct TransformOutput {
     /// The serialized result document.
     pub bytes: Bytes,
+    /// Texts of non-terminating `xsl:message`s, in order: the engine logs
+    /// them and writes them to the message's audit trail.
+    pub messages: Vec<String>,
 }
 
 impl TransformOutput {
@@ -61,9 +64,35 @@ impl TransformOutput {
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         Self {
             bytes: bytes.into(),
+            messages: Vec::new(),
         }
     }
+
+    /// The same output with the stylesheet's `xsl:message` texts.
+    pub fn with_messages(mut self, messages: Vec<String>) -> Self {
+        self.messages = messages;
+        self
+    }
 }
+
+/// Namespace of the reserved stylesheet parameters the hub supplies to
+/// every transform: declare e.g.
+/// `<xsl:param name="ds:message-id" xmlns:ds="urn:x-drehscheibe:rule"/>`.
+/// Being in a namespace, they can never collide with a rule's own
+/// (unprefixed) parameters.
+pub const RESERVED_PARAM_NS: &str = "urn:x-drehscheibe:rule";
+
+/// Local names of the reserved parameters (see [`RESERVED_PARAM_NS`]):
+/// message id, receive time (RFC 3339), intake channel, serving tenant,
+/// Leistung and Kommune key.
+pub const RESERVED_PARAMS: &[&str] = &[
+    "message-id",
+    "received-at",
+    "channel",
+    "tenant",
+    "leistung",
+    "kommune",
+];
 
 /// A loaded, ready-to-run transform (one stylesheet).
 ///
@@ -87,7 +116,8 @@ pub trait TransformerFactory: Send + Sync {
     fn load(&self, stylesheet: &Path) -> Result<Arc<dyn Transformer>, TransformError>;
 }
 
-/// Message facts available to file name templates.
+/// Message facts available to file name templates and, as reserved
+/// parameters ([`RESERVED_PARAM_NS`]), to stylesheets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderContext {
     /// Id of the message being rendered (`{id}`).
@@ -96,6 +126,32 @@ pub struct RenderContext {
     pub leistung: String,
     /// Kommune key (`{kommune}`).
     pub kommune: String,
+    /// Intake channel (`""` when rendered outside the hub, e.g. `rules test`).
+    pub channel: String,
+    /// The tenant that processes the message (after delegation).
+    pub tenant: String,
+    /// Receive time, RFC 3339 (`""` outside the hub).
+    pub received_at: String,
+}
+
+impl RenderContext {
+    /// The reserved parameters, keyed `Q{urn:x-drehscheibe:rule}name` as
+    /// stylesheet parameter maps expect.
+    pub fn reserved_params(&self) -> BTreeMap<String, String> {
+        let values = [
+            self.message_id.to_string(),
+            self.received_at.clone(),
+            self.channel.clone(),
+            self.tenant.clone(),
+            self.leistung.clone(),
+            self.kommune.clone(),
+        ];
+        RESERVED_PARAMS
+            .iter()
+            .zip(values)
+            .map(|(name, value)| (format!("Q{{{RESERVED_PARAM_NS}}}{name}"), value))
+            .collect()
+    }
 }
 
 /// One output document of a rule, ready for delivery.
@@ -110,4 +166,6 @@ pub struct RenderedOutput {
     pub filename: String,
     /// The document.
     pub bytes: Bytes,
+    /// `xsl:message` texts the transform produced.
+    pub messages: Vec<String>,
 }

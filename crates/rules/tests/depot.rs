@@ -524,6 +524,9 @@ fn ctx() -> RenderContext {
         message_id: MessageId::new(),
         leistung: "99050012104000".into(),
         kommune: "12052000".into(),
+        channel: "portal".into(),
+        tenant: "musterstadt".into(),
+        received_at: "2026-12-03T10:00:00Z".into(),
     }
 }
 
@@ -632,11 +635,20 @@ impl Transformer for RootNameTransformer {
             .evaluate_string("local-name(/*)", &[], "", "")
             .map_err(TransformError::Failed)?;
         let name = self.stylesheet.file_name().unwrap().to_string_lossy();
-        let params: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        Ok(TransformOutput::new(format!(
-            "{name}:{root}:{}",
-            params.join(",")
-        )))
+        // the rule's own parameters, then the hub's reserved ones apart
+        let (reserved, own): (Vec<_>, Vec<_>) = params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .partition(|kv| kv.starts_with("Q{urn:x-drehscheibe:rule}"));
+        let channel = reserved
+            .iter()
+            .find_map(|kv| kv.strip_prefix("Q{urn:x-drehscheibe:rule}channel="))
+            .unwrap_or("-");
+        Ok(
+            TransformOutput::new(format!("{name}:{root}:{}", own.join(","))).with_messages(vec![
+                format!("{} reserved, channel {channel}", reserved.len()),
+            ]),
+        )
     }
 }
 
@@ -681,6 +693,9 @@ fn transforms_are_loaded_once_and_called_by_render() {
         message_id: MessageId::new(),
         leistung: found.leistung.clone(),
         kommune: "../../etc/x y".into(),
+        channel: "portal".into(),
+        tenant: String::new(),
+        received_at: String::new(),
     };
     let out = found
         .rule
@@ -697,6 +712,9 @@ fn transforms_are_loaded_once_and_called_by_render() {
         out[0].bytes,
         Bytes::from("fv.xsl:sta.gewerbemeldung.0100:aktenplan_kennzeichen=32.10,max_anlagen=10")
     );
+    // every transform gets the six reserved parameters, and its messages
+    // come back with the output
+    assert_eq!(out[0].messages, ["6 reserved, channel portal"]);
     assert_eq!(
         out[0].filename,
         format!("gewerbe-{}.xml", context.message_id)

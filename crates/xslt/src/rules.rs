@@ -34,10 +34,10 @@ impl Transformer for Stylesheet {
         input: &InputDocument,
         params: &BTreeMap<String, String>,
     ) -> Result<TransformOutput, drehscheibe_rules::TransformError> {
-        let bytes = self
-            .transform_document(input.document(), params)
+        let outcome = self
+            .transform_document_with_messages(input.document(), params)
             .map_err(map_error)?;
-        Ok(TransformOutput::new(bytes))
+        Ok(TransformOutput::new(outcome.bytes).with_messages(outcome.messages))
     }
 }
 

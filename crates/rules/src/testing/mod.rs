@@ -535,6 +535,9 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
         message_id: MessageId::from_bytes(CASE_MESSAGE_ID),
         leistung,
         kommune,
+        channel: String::new(),
+        tenant: String::new(),
+        received_at: String::new(),
     };
     let rendered = package.render(&doc, &payload, &params, &ctx);
     let outputs = match (expectation, rendered) {
