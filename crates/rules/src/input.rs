@@ -373,41 +373,11 @@ fn map_parse_error(e: ParseError) -> InputError {
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Decodes XML bytes (byte order mark, then `charset`, then the XML
+/// declaration, else UTF-8): the tree's decoder, so intake and parsing
+/// agree byte for byte.
 fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, InputError> {
-    if let Some(rest) = bytes.strip_prefix(UTF8_BOM) {
-        return utf8(rest).map(Cow::Borrowed);
-    }
-    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
-        let (encoding, bom_len) = encoding_rs::Encoding::for_bom(bytes)
-            .ok_or_else(|| InputError::Encoding("unrecognised byte order mark".into()))?;
-        let body = bytes.get(bom_len..).unwrap_or_default();
-        return encoding
-            .decode_without_bom_handling_and_without_replacement(body)
-            .map(|text| Cow::Owned(text.into_owned()))
-            .ok_or_else(|| InputError::Encoding(format!("invalid {} data", encoding.name())));
-    }
-    let label = match charset {
-        Some(label) => Some(label.to_owned()),
-        None => declared_encoding(bytes),
-    };
-    let Some(label) = label else {
-        return utf8(bytes).map(Cow::Borrowed);
-    };
-    let encoding = encoding_rs::Encoding::for_label(label.trim().as_bytes())
-        .ok_or_else(|| InputError::Encoding(format!("unknown encoding {label:?}")))?;
-    if encoding == encoding_rs::UTF_8 {
-        return utf8(bytes).map(Cow::Borrowed);
-    }
-    if encoding == encoding_rs::UTF_16LE || encoding == encoding_rs::UTF_16BE {
-        return Err(InputError::Encoding(format!(
-            "{} without byte order mark",
-            encoding.name()
-        )));
-    }
-    encoding
-        .decode_without_bom_handling_and_without_replacement(bytes)
-        .map(|text| Cow::Owned(text.into_owned()))
-        .ok_or_else(|| InputError::Encoding(format!("invalid {} data", encoding.name())))
+    drehscheibe_xpath::tree::decode_xml(bytes, charset).map_err(map_parse_error)
 }
 
 fn decode_json(bytes: &[u8]) -> Result<&str, InputError> {
@@ -424,27 +394,6 @@ fn utf8(bytes: &[u8]) -> Result<&str, InputError> {
             e.valid_up_to()
         ))
     })
-}
-
-/// The `encoding` pseudo-attribute of an XML declaration at the very start
-/// of `bytes` (ASCII-compatible encodings only).
-fn declared_encoding(bytes: &[u8]) -> Option<String> {
-    let head = bytes.get(..bytes.len().min(512))?;
-    if !head.starts_with(b"<?xml") {
-        return None;
-    }
-    let end = head.windows(2).position(|w| w == b"?>")?;
-    let decl = std::str::from_utf8(head.get(5..end)?).ok()?;
-    let idx = decl.find("encoding")?;
-    let rest = decl.get(idx + "encoding".len()..)?.trim_start();
-    let rest = rest.strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next()?;
-    if quote != '"' && quote != '\'' {
-        return None;
-    }
-    let value = rest.get(1..)?;
-    let close = value.find(quote)?;
-    Some(value.get(..close)?.to_owned())
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -639,39 +588,7 @@ fn json_error(e: serde_json::Error) -> InputError {
 
 /// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`] before any parsing.
 fn scan_json_depth(text: &str) -> Result<(), InputError> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (offset, byte) in text.bytes().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_JSON_DEPTH {
-                    let (line, column) = line_column(text, offset);
-                    return Err(InputError::TooDeep {
-                        format: "JSON",
-                        limit: MAX_JSON_DEPTH,
-                        line,
-                        column,
-                    });
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
+    json::check_depth(text, MAX_JSON_DEPTH).map_err(json_input_error)
 }
 
 /// Converts JSON text to its `fn:json-to-xml` tree with the engine's
@@ -684,7 +601,11 @@ fn json_to_xml(text: &str) -> Result<Document, InputError> {
         duplicates: Duplicates::Retain,
         escape: false,
     };
-    json::json_to_xml(text, &options).map_err(|e| match e {
+    json::json_to_xml(text, &options).map_err(json_input_error)
+}
+
+fn json_input_error(e: JsonError) -> InputError {
+    match e {
         JsonError::TooDeep {
             limit,
             line,
@@ -710,7 +631,7 @@ fn json_to_xml(text: &str) -> Result<Document, InputError> {
             column: 1,
             message: other.to_string(),
         },
-    })
+    }
 }
 
 /// Replaces characters XML 1.0 cannot carry with U+FFFD.

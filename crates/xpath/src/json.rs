@@ -154,8 +154,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, before.get(start..).unwrap_or("").chars().count() + 1)
 }
 
-/// Refuses JSON nested deeper than `limit`, before any parsing.
-fn scan_depth(text: &str, limit: usize) -> Result<(), JsonError> {
+/// Refuses JSON nested deeper than `limit`, before any parsing (a linear
+/// byte scan; used by intake checks that must not build anything).
+pub fn check_depth(text: &str, limit: usize) -> Result<(), JsonError> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -194,7 +195,7 @@ fn scan_depth(text: &str, limit: usize) -> Result<(), JsonError> {
 /// docs for the mapping). A leading byte order mark is ignored.
 pub fn json_to_xml(text: &str, options: &JsonOptions) -> Result<Document, JsonError> {
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    scan_depth(text, options.max_depth)?;
+    check_depth(text, options.max_depth)?;
     let mut b = Builder::new_document(None);
     // Modest pre-sizing; the buffers grow as needed and are shrunk to fit.
     b.reserve(text.len() / 16 + 2, text.len() / 8);

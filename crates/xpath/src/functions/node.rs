@@ -1659,8 +1659,6 @@ mod e2e {
     /// XPath 1.0 mode: single-item parameters take the first item of a
     /// node-set (XPath 2.0 §3.1.5 rule 1a), numbers come from `number()`.
     #[test]
-    #[ignore = "needs interp::convert_arg to apply the first-item rule to every Occ::One/Opt \
-                parameter and number() to Kind::Numeric in XPath 1.0 mode"]
     fn xpath1_first_item_rule() {
         let cases = [
             ("string(//a)", "x"),
