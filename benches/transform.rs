@@ -434,6 +434,65 @@ fn gewerbemeldung(target: usize) -> (String, usize) {
     (out, n)
 }
 
+/// Gemeinden of the Meldewesen export: (name, Gemeindeschlüssel, PLZ).
+const GEMEINDEN: &[(&str, &str, &str)] = &[
+    ("Cottbus", "12052000", "03046"),
+    ("Forst (Lausitz)", "12071076", "03149"),
+    ("Guben", "12071160", "03172"),
+    ("Spremberg", "12071372", "03130"),
+    ("Lübben (Spreewald)", "12061316", "15907"),
+    ("Lübbenau/Spreewald", "12066196", "03222"),
+    ("Senftenberg", "12066304", "01968"),
+    ("Finsterwalde", "12062140", "03238"),
+    ("Peitz", "12071301", "03185"),
+    ("Drebkau", "12071057", "03116"),
+    ("Burg (Spreewald)", "12071032", "03096"),
+    ("Welzow", "12071425", "03119"),
+];
+
+/// A Meldewesen export of at least `target` bytes: persons with name,
+/// date of birth, address (Gemeinde, Straße) and amounts (`betrag`,
+/// `rabatt`, a list of `zahlungen`), for the `muenchian`, `csv` and
+/// `recursive` styles. Returns the document and the number of persons.
+fn meldewesen(target: usize) -> (String, usize) {
+    let mut rng = Lcg(0x4d45_4c44);
+    let mut out = String::with_capacity(target + 4096);
+    out.push_str(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<export verfahren=\"meldewesen\" erstellt=\"2026-11-30T08:00:00\">\n",
+    );
+    let footer = "</export>\n";
+    let mut n = 0;
+    while n == 0 || out.len() + footer.len() < target {
+        n += 1;
+        let (gemeinde, schluessel, plz) = GEMEINDEN[rng.below(GEMEINDEN.len())];
+        let betrag = rng.below(100_000);
+        let rabatt = [0, 0, 5, 10, 15, 20, 25, 30][rng.below(8)];
+        let _ = write!(
+            out,
+            "  <person id=\"P{n:06}\" betrag=\"{}.{:02}\" rabatt=\"{rabatt}\">\n    <name>{}</name>\n    <vorname>{}</vorname>\n    <geburtsdatum>{}-{:02}-{:02}</geburtsdatum>\n    <anschrift gemeinde=\"{gemeinde}\" schluessel=\"{schluessel}\">\n      <strasse>{}</strasse>\n      <hausnummer>{}</hausnummer>\n      <plz>{plz}</plz>\n    </anschrift>\n    <zahlungen>",
+            betrag / 100,
+            betrag % 100,
+            rng.pick(FAMILIENNAMEN),
+            rng.pick(VORNAMEN),
+            1930 + rng.below(95),
+            1 + rng.below(12),
+            1 + rng.below(28),
+            rng.pick(STRASSEN),
+            1 + rng.below(120),
+        );
+        for k in 0..(5 + rng.below(30)) {
+            if k > 0 {
+                out.push(' ');
+            }
+            let cents = rng.below(50_000);
+            let _ = write!(out, "{}.{:02}", cents / 100, cents % 100);
+        }
+        out.push_str("</zahlungen>\n  </person>\n");
+    }
+    out.push_str(footer);
+    (out, n)
+}
+
 // ---------------------------------------------------------------------------
 // Measurement
 // ---------------------------------------------------------------------------
@@ -462,10 +521,44 @@ impl Size {
     }
 }
 
+/// The generated input a style runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// [`gewerbemeldung`].
+    Gewerbe,
+    /// [`meldewesen`].
+    Meldewesen,
+}
+
+impl Input {
+    fn name(self) -> &'static str {
+        match self {
+            Input::Gewerbe => "gewerbemeldung",
+            Input::Meldewesen => "meldewesen",
+        }
+    }
+    fn generate(self, target: usize) -> (String, usize, &'static str) {
+        match self {
+            Input::Gewerbe => {
+                let (xml, n) = gewerbemeldung(target);
+                (xml, n, "Meldungen")
+            }
+            Input::Meldewesen => {
+                let (xml, n) = meldewesen(target);
+                (xml, n, "persons")
+            }
+        }
+    }
+}
+
 struct Style {
     name: &'static str,
     path: PathBuf,
     params: Vec<(&'static str, &'static str)>,
+    input: Input,
+    /// `xsl:output method="text"`: outputs are compared byte for byte
+    /// (not through `canonical.xsl`).
+    text: bool,
 }
 
 /// How much of the libxslt measurement to do.
@@ -542,12 +635,22 @@ fn xsltproc_output(stylesheet: &Path, params: &[String], input: &Path) -> Vec<u8
 fn check_outputs(dir: &Path, case: &str, style: &Style, input: &Path, ours: &[u8]) {
     let canonical = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures/canonical.xsl");
     let theirs = xsltproc_output(&style.path, &xsltproc_args(style), input);
-    let ours_path = dir.join(format!("{case}.ours.xml"));
-    let theirs_path = dir.join(format!("{case}.libxslt.xml"));
+    let ext = if style.text { "txt" } else { "xml" };
+    let ours_path = dir.join(format!("{case}.ours.{ext}"));
+    let theirs_path = dir.join(format!("{case}.libxslt.{ext}"));
     std::fs::write(&ours_path, ours).unwrap();
     std::fs::write(&theirs_path, &theirs).unwrap();
-    let a = String::from_utf8(xsltproc_output(&canonical, &[], &ours_path)).unwrap();
-    let b = String::from_utf8(xsltproc_output(&canonical, &[], &theirs_path)).unwrap();
+    let (a, b) = if style.text {
+        (
+            String::from_utf8(ours.to_vec()).unwrap(),
+            String::from_utf8(theirs).unwrap(),
+        )
+    } else {
+        (
+            String::from_utf8(xsltproc_output(&canonical, &[], &ours_path)).unwrap(),
+            String::from_utf8(xsltproc_output(&canonical, &[], &theirs_path)).unwrap(),
+        )
+    };
     if a != b {
         let line = a
             .lines()
@@ -780,21 +883,50 @@ fn main() {
             name: "fachverfahren",
             path: root.join("rules/gewerbeanmeldung/2.0.0/fachverfahren.xsl"),
             params: vec![],
+            input: Input::Gewerbe,
+            text: false,
         },
         Style {
             name: "identity",
             path: root.join("benches/fixtures/identity.xsl"),
             params: vec![("kommune", "12052000")],
+            input: Input::Gewerbe,
+            text: false,
         },
         Style {
             name: "statistik",
             path: root.join("benches/fixtures/statistik.xsl"),
             params: vec![],
+            input: Input::Gewerbe,
+            text: false,
         },
         Style {
             name: "minimal",
             path: root.join("benches/fixtures/minimal.xsl"),
             params: vec![],
+            input: Input::Gewerbe,
+            text: false,
+        },
+        Style {
+            name: "muenchian",
+            path: root.join("benches/fixtures/muenchian.xsl"),
+            params: vec![],
+            input: Input::Meldewesen,
+            text: false,
+        },
+        Style {
+            name: "csv",
+            path: root.join("benches/fixtures/csv.xsl"),
+            params: vec![],
+            input: Input::Meldewesen,
+            text: true,
+        },
+        Style {
+            name: "recursive",
+            path: root.join("benches/fixtures/recursive.xsl"),
+            params: vec![],
+            input: Input::Meldewesen,
+            text: true,
         },
     ];
     let sizes: Vec<Size> = if is_bench {
@@ -854,24 +986,34 @@ fn main() {
             .unwrap_or(0),
         if is_bench { "" } else { " (smoke run)" }
     );
-    let mut inputs = Vec::new();
+    let mut kinds: Vec<Input> = Vec::new();
+    for s in &styles {
+        if !kinds.contains(&s.input) {
+            kinds.push(s.input);
+        }
+    }
+    let mut inputs: Vec<(Size, Vec<(Input, PathBuf)>)> = Vec::new();
     for size in &sizes {
-        let (xml, meldungen) = gewerbemeldung(size.target_bytes());
-        let path = dir.join(format!("gewerbemeldung-{}.xml", size.name()));
-        std::fs::write(&path, &xml).unwrap();
-        println!(
-            "input {:<6}: {} ({} bytes, {} Meldungen)",
-            size.name(),
-            path.display(),
-            xml.len(),
-            meldungen
-        );
-        inputs.push((*size, path));
+        let mut paths = Vec::new();
+        for kind in &kinds {
+            let (xml, records, what) = kind.generate(size.target_bytes());
+            let path = dir.join(format!("{}-{}.xml", kind.name(), size.name()));
+            std::fs::write(&path, &xml).unwrap();
+            println!(
+                "input {:<6}: {} ({} bytes, {} {what})",
+                size.name(),
+                path.display(),
+                xml.len(),
+                records
+            );
+            paths.push((*kind, path));
+        }
+        inputs.push((*size, paths));
     }
     println!();
     print_header();
     let mut rows = Vec::new();
-    for (size, input) in &inputs {
+    for (size, paths) in &inputs {
         let plan = match (is_bench, size) {
             (false, _) => Plan {
                 budget: Duration::ZERO,
@@ -899,6 +1041,9 @@ fn main() {
             },
         };
         for style in &styles {
+            let Some((_, input)) = paths.iter().find(|(k, _)| *k == style.input) else {
+                continue;
+            };
             rows.push(run_case(&dir, style, *size, input, &plan, with_libxslt));
         }
     }

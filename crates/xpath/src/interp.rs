@@ -685,6 +685,9 @@ fn general_compare<'a>(
             let b = ebv(r)?;
             return Ok(op.holds(a.cmp(&b)));
         }
+        if let Some(holds) = xpath1_compare_views(op, l.items(), r.items()) {
+            return Ok(holds);
+        }
         let la = atomize(l)?;
         let ra = atomize(r)?;
         let relational = !matches!(op, CmpOp::Eq | CmpOp::Ne);
@@ -731,6 +734,90 @@ fn general_compare<'a>(
         }
     }
     Ok(false)
+}
+
+/// A borrowed view of an item for XPath 1.0 comparisons: nodes and
+/// string-like atomics as their string (no `Arc<str>` per node),
+/// numerics as their number.
+#[derive(Clone, Copy)]
+enum View<'s> {
+    Str(&'s str),
+    Num(f64),
+}
+
+fn view<'s>(item: &'s Item<'_>) -> Option<View<'s>> {
+    match item {
+        Item::Node(n) => Some(View::Str(n.string_value())),
+        Item::Atomic(Atomic::String(s) | Atomic::Untyped(s) | Atomic::AnyUri(s)) => {
+            Some(View::Str(s))
+        }
+        Item::Atomic(a) if a.is_numeric() => Some(View::Num(a.to_number())),
+        _ => None,
+    }
+}
+
+impl View<'_> {
+    fn num(self) -> f64 {
+        match self {
+            View::Str(s) => crate::value::xpath1_parse_number(s),
+            View::Num(n) => n,
+        }
+    }
+}
+
+/// The XPath 1.0 general comparison without atomizing, when every item
+/// is a node, a string-like or a numeric atomic (`None`: some item is
+/// not; the caller takes the general path). Same rules as the general
+/// path: numeric if the operator is relational or either side of a pair
+/// is a number, else string equality.
+fn xpath1_compare_views(op: CmpOp, l: &[Item<'_>], r: &[Item<'_>]) -> Option<bool> {
+    if l.iter().chain(r.iter()).any(|i| view(i).is_none()) {
+        return None;
+    }
+    let relational = !matches!(op, CmpOp::Eq | CmpOp::Ne);
+    // one side a single value: convert it once
+    if let [y] = r {
+        let y = view(y)?;
+        let yn = if relational || matches!(y, View::Num(_)) {
+            Some(y.num())
+        } else {
+            None
+        };
+        for x in l {
+            let x = view(x)?;
+            let holds = match (x, y, yn) {
+                (View::Str(a), View::Str(b), None) if !relational => op.holds(a.cmp(b)),
+                (x, _, yn) => {
+                    let b = yn.unwrap_or_else(|| y.num());
+                    match x.num().partial_cmp(&b) {
+                        Some(o) => op.holds(o),
+                        None => op == CmpOp::Ne,
+                    }
+                }
+            };
+            if holds {
+                return Some(true);
+            }
+        }
+        return Some(false);
+    }
+    for x in l {
+        let x = view(x)?;
+        for y in r {
+            let y = view(y)?;
+            let holds = match (x, y) {
+                (View::Str(a), View::Str(b)) if !relational => op.holds(a.cmp(b)),
+                _ => match x.num().partial_cmp(&y.num()) {
+                    Some(o) => op.holds(o),
+                    None => op == CmpOp::Ne,
+                },
+            };
+            if holds {
+                return Some(true);
+            }
+        }
+    }
+    Some(false)
 }
 
 fn num1(a: &Atomic) -> f64 {

@@ -174,7 +174,7 @@ pub struct Document {
     pub(crate) id: u64,
     pub(crate) nodes: Vec<NodeRec>,
     pub(crate) names: Vec<QName>,
-    pub(crate) name_index: HashMap<(String, String), NameId>,
+    pub(crate) name_index: NameIndex,
     pub(crate) text: String,
     pub(crate) aux: String,
     /// Namespace declarations: (element index, prefix, uri), sorted by
@@ -373,13 +373,7 @@ impl Document {
                     + q.prefix.capacity()
             })
             .sum();
-        let index: usize = self.name_index.capacity()
-            * (std::mem::size_of::<(String, String)>() + std::mem::size_of::<NameId>() + 1)
-            + self
-                .name_index
-                .keys()
-                .map(|(u, l)| u.capacity() + l.capacity())
-                .sum::<usize>();
+        let index: usize = self.name_index.heap_size();
         let decls: usize = self.ns_decls.capacity() * std::mem::size_of::<(u32, String, String)>()
             + self
                 .ns_decls
@@ -396,18 +390,20 @@ impl Document {
     }
 
     /// The id of an interned name, if any node of this document has it.
+    ///
+    /// Allocation-free: one hash of the two strings and one probe of an
+    /// integer-keyed table (the evaluator calls this per step and
+    /// context node).
     pub fn lookup_name(&self, uri: &str, local: &str) -> Option<NameId> {
-        if self.names.len() <= 16 {
-            // Small documents: a scan is cheaper than building the key.
+        if self.names.len() <= 8 {
+            // Tiny documents: a scan is cheaper than hashing.
             return self
                 .names
                 .iter()
                 .position(|q| q.local == local && q.uri == uri)
                 .map(|i| i as NameId);
         }
-        self.name_index
-            .get(&(uri.to_string(), local.to_string()))
-            .copied()
+        self.name_index.get(&self.names, uri, local)
     }
 
     /// The name with this id.
@@ -941,6 +937,9 @@ struct NsScope {
     map: HashMap<String, String>,
     /// (depth, prefix, previous binding).
     undo: Vec<(usize, String, Option<String>)>,
+    /// Bumped on every change of a binding, so that callers can cache
+    /// name resolutions while it stays the same.
+    generation: u64,
 }
 
 impl NsScope {
@@ -950,6 +949,7 @@ impl NsScope {
         NsScope {
             map,
             undo: Vec::new(),
+            generation: 0,
         }
     }
 
@@ -958,6 +958,7 @@ impl NsScope {
     }
 
     fn bind(&mut self, depth: usize, prefix: &str, uri: &str, record_undo: bool) {
+        self.generation += 1;
         let old = self.map.insert(prefix.to_string(), uri.to_string());
         if record_undo {
             self.undo.push((depth, prefix.to_string(), old));
@@ -970,6 +971,7 @@ impl NsScope {
                 break;
             }
             if let Some((_, prefix, old)) = self.undo.pop() {
+                self.generation += 1;
                 match old {
                     Some(u) => {
                         self.map.insert(prefix, u);
@@ -1012,7 +1014,6 @@ pub struct Builder {
     ns_index: HashMap<String, usize>,
     fragment: bool,
     scope: NsScope,
-    key: (String, String),
     /// Name-id translation for [`Builder::copy`]: (source doc id, map).
     copy_names: Option<(u64, Vec<NameId>)>,
 }
@@ -1058,7 +1059,7 @@ impl Builder {
                 id: next_doc_id(),
                 nodes: Vec::new(),
                 names: Vec::new(),
-                name_index: HashMap::new(),
+                name_index: NameIndex::default(),
                 text: String::new(),
                 aux: String::new(),
                 ns_decls: Vec::new(),
@@ -1072,7 +1073,6 @@ impl Builder {
             ns_index: HashMap::new(),
             fragment,
             scope: NsScope::new(),
-            key: (String::new(), String::new()),
             copy_names: None,
         }
     }
@@ -1116,16 +1116,13 @@ impl Builder {
 
     /// Interns a name given by its parts (no `QName` needed for lookup).
     pub(crate) fn intern_parts(&mut self, uri: &str, local: &str, prefix: &str) -> NameId {
-        self.key.0.clear();
-        self.key.0.push_str(uri);
-        self.key.1.clear();
-        self.key.1.push_str(local);
-        if let Some(&id) = self.doc.name_index.get(&self.key) {
+        let hash = name_hash(uri, local);
+        if let Some(id) = self.doc.name_index.find(&self.doc.names, hash, uri, local) {
             return id;
         }
         let id = self.doc.names.len() as NameId;
         self.doc.names.push(QName::new(uri, local, prefix));
-        self.doc.name_index.insert(self.key.clone(), id);
+        self.doc.name_index.insert(hash, id);
         id
     }
 
@@ -1137,6 +1134,12 @@ impl Builder {
     /// The URI bound to `prefix` at the current position.
     pub fn resolve_prefix(&self, prefix: &str) -> Option<&str> {
         self.scope.get(prefix)
+    }
+
+    /// Changes whenever a prefix binding in scope changes (the parser
+    /// caches resolved names while it stays the same).
+    pub(crate) fn scope_generation(&self) -> u64 {
+        self.scope.generation
     }
 
     /// Appends a child record to the open node (or a parentless one).
@@ -1609,6 +1612,100 @@ impl Builder {
         doc.name_index.shrink_to_fit();
         doc.ns_decls.shrink_to_fit();
         doc
+    }
+}
+
+/// A hasher for keys that are already hashes (`u64`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        // Fx leaves the low bits (the bucket index) weakly mixed.
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = fx_bytes(self.0, bytes);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// `BuildHasher` for [`PreHashed`].
+pub(crate) type PreHashedState = std::hash::BuildHasherDefault<PreHashed>;
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+/// The Fx hash (rustc's) of a byte string, 8 bytes at a time.
+fn fx_bytes(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(FX_SEED);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(FX_SEED);
+    }
+    (h.rotate_left(5) ^ bytes.len() as u64).wrapping_mul(FX_SEED)
+}
+
+/// Hash of an expanded name (URI, local part).
+pub(crate) fn name_hash(uri: &str, local: &str) -> u64 {
+    fx_bytes(fx_bytes(0, uri.as_bytes()), local.as_bytes())
+}
+
+/// Expanded name → [`NameId`] without allocating on lookup: the hash of
+/// (URI, local part) maps to the first id with that hash; ids with the
+/// same hash are chained through `next` and told apart by comparing the
+/// names themselves.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct NameIndex {
+    heads: HashMap<u64, NameId, PreHashedState>,
+    /// Per id: the next id with the same hash, or [`NONE`].
+    next: Vec<NameId>,
+}
+
+impl NameIndex {
+    /// The id of (uri, local), if interned.
+    pub(crate) fn get(&self, names: &[QName], uri: &str, local: &str) -> Option<NameId> {
+        self.find(names, name_hash(uri, local), uri, local)
+    }
+
+    fn find(&self, names: &[QName], hash: u64, uri: &str, local: &str) -> Option<NameId> {
+        let mut id = *self.heads.get(&hash)?;
+        while id != NONE {
+            let q = names.get(id as usize)?;
+            if q.local == local && q.uri == uri {
+                return Some(id);
+            }
+            id = self.next.get(id as usize).copied().unwrap_or(NONE);
+        }
+        None
+    }
+
+    /// Records `id` (the next id in sequence) under `hash`.
+    fn insert(&mut self, hash: u64, id: NameId) {
+        if self.next.len() <= id as usize {
+            self.next.resize(id as usize + 1, NONE);
+        }
+        if let Some(prev) = self.heads.insert(hash, id) {
+            self.next[id as usize] = prev;
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.heads.shrink_to_fit();
+        self.next.shrink_to_fit();
+    }
+
+    fn heap_size(&self) -> usize {
+        self.heads.capacity() * (std::mem::size_of::<(u64, NameId)>() + 1)
+            + self.next.capacity() * std::mem::size_of::<NameId>()
     }
 }
 

@@ -12,6 +12,7 @@ use crate::ir::*;
 use crate::pattern::{compile_pattern, Test};
 use crate::xpath::{compile_expr, resolve_lexical_qname, ExprId, FnSig, NsCtx, Scope, XName};
 use crate::{GlobalParamDecl, OutputMethod, OutputSettings};
+use drehscheibe_xpath::Error as XError;
 
 pub(crate) const XSL_NS: &str = "http://www.w3.org/1999/XSL/Transform";
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
@@ -42,6 +43,9 @@ pub(crate) struct Compiler {
     mode_names: HashMap<XName, usize>,
     modes: Vec<Mode>,
     rule_order: usize,
+    /// Rules of `mode="#all"` templates, added to every mode (also to
+    /// modes first named later).
+    all_mode_rules: Vec<(crate::pattern::IndexKey, Rule)>,
     globals: Vec<Global>,
     global_names: HashMap<XName, usize>,
     global_prec: Vec<usize>,
@@ -80,6 +84,9 @@ fn line_starts(text: &str) -> Vec<usize> {
 }
 
 /// XSLT attributes allowed on every XSLT element.
+/// The mode list entry of `mode="#all"`.
+const ALL_MODES: usize = usize::MAX;
+
 const COMMON_ATTRS: &[&str] = &[
     "version",
     "exclude-result-prefixes",
@@ -101,6 +108,7 @@ impl Compiler {
             mode_names: HashMap::new(),
             modes: vec![Mode::default()],
             rule_order: 0,
+            all_mode_rules: Vec::new(),
             globals: Vec::new(),
             global_names: HashMap::new(),
             global_prec: Vec::new(),
@@ -200,7 +208,89 @@ impl Compiler {
             root,
             spans,
         });
+        self.apply_use_when(index)?;
         Ok(index)
+    }
+
+    /// Conditional element inclusion (XSLT 3.0 §3.13.1): removes every
+    /// element of module `m` whose `use-when` (on XSLT elements) or
+    /// `xsl:use-when` (on other elements) is false, and drops the
+    /// attribute from the elements that stay. The condition is evaluated
+    /// once, at compile time, with no context item and no variables.
+    fn apply_use_when(&mut self, m: usize) -> CResult<()> {
+        let mut stack = vec![self.modules[m].root];
+        let mut remove = Vec::new();
+        while let Some(n) = stack.pop() {
+            if self.xot.element(n).is_some() {
+                let want_ns = if self.xsl_local(n).is_some() {
+                    ""
+                } else {
+                    XSL_NS
+                };
+                let found = self.xot.attributes(n).iter().find_map(|(name, value)| {
+                    let (l, ns) = self.xot.name_ns_str(name);
+                    (l == "use-when" && ns == want_ns).then(|| (name, value.clone()))
+                });
+                if let Some((name, condition)) = found {
+                    if !self.static_condition(m, n, &condition)? {
+                        remove.push(n);
+                        continue;
+                    }
+                    self.xot.attributes_mut(n).remove(name);
+                }
+            }
+            stack.extend(self.xot.children(n));
+        }
+        for n in remove {
+            if self.xot.parent(n) == Some(self.modules[m].root) {
+                return Err(self.err(
+                    m,
+                    n,
+                    "use-when excludes the document element of the stylesheet module (XTSE0010)",
+                ));
+            }
+            self.xot
+                .remove(n)
+                .map_err(|e| self.err(m, n, format!("internal error: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The effective boolean value of a `use-when` condition.
+    fn static_condition(&mut self, m: usize, node: Node, text: &str) -> CResult<bool> {
+        let (ns, ns_index) = self.namespaces_idx(node);
+        let line = self.position(m, node).0;
+        let no_locals: Vec<(XName, usize)> = Vec::new();
+        let no_globals = HashMap::new();
+        let no_functions = HashMap::new();
+        let no_keys = HashMap::new();
+        let no_format_names = HashMap::new();
+        let scope = Scope {
+            locals: &no_locals,
+            globals: &no_globals,
+            functions: &no_functions,
+            ns: &ns,
+            ns_index,
+            backwards_compatible: self.bc(node),
+            key_names: &no_keys,
+            format_names: &no_format_names,
+            formats: &[],
+        };
+        let def = compile_expr(text, &scope, m, line).map_err(|e| {
+            // A use-when condition that does not compile is a static
+            // error of the stylesheet, not an unsupported construct.
+            let e = e.replace("unsupported XPath function", "unknown function");
+            self.err(m, node, format!("use-when=\"{text}\": {e} (XPST0017)"))
+        })?;
+        let arena = drehscheibe_xpath::DocArena::new();
+        let env = drehscheibe_xpath::Env::new(&arena);
+        let mut host = StaticHost {
+            ns: &ns,
+            bc: self.bc(node),
+        };
+        def.expr
+            .evaluate_bool(&env, &mut host, None)
+            .map_err(|e| self.err(m, node, format!("use-when=\"{text}\": {e}")))
     }
 
     fn load_file(&mut self, path: &Path, from: Option<(usize, Node)>) -> CResult<usize> {
@@ -294,6 +384,13 @@ impl Compiler {
                 && local == "expand-text"
                 && matches!(value.trim(), "no" | "false" | "0")
             {
+                continue;
+            }
+            // Attributes in a namespace other than the XSLT namespace are
+            // allowed on any XSLT element and have no effect (XSLT 3.0
+            // §3.6.1); `xml:space` is read by the whitespace stripping of
+            // the stylesheet, `xml:base` is not used for URI resolution.
+            if !ns.is_empty() && ns != XSL_NS {
                 continue;
             }
             let shown = if ns.is_empty() {
@@ -841,7 +938,25 @@ impl Compiler {
         self.modes.push(Mode::default());
         let i = self.modes.len() - 1;
         self.mode_names.insert(name.clone(), i);
+        for (key, rule) in self.all_mode_rules.clone() {
+            self.insert_rule(i, key, rule);
+        }
         i
+    }
+
+    /// Adds a rule to a mode's bucket, keeping the bucket in the order of
+    /// rule selection (precedence, priority, declaration order).
+    fn insert_rule(&mut self, mode: usize, key: crate::pattern::IndexKey, rule: Rule) {
+        if let Some(mode) = self.modes.get_mut(mode) {
+            let bucket = mode.buckets.entry(key).or_default();
+            bucket.push(rule);
+            bucket.sort_by(|a, b| {
+                b.precedence
+                    .cmp(&a.precedence)
+                    .then(b.priority.total_cmp(&a.priority))
+                    .then(b.order.cmp(&a.order))
+            });
+        }
     }
 
     /// First pass: register names of globals, keys, templates, formats.
@@ -1147,15 +1262,13 @@ impl Compiler {
             };
             self.rule_order += 1;
             for &mode in modes {
-                if let Some(mode) = self.modes.get_mut(mode) {
-                    let bucket = mode.buckets.entry(key.clone()).or_default();
-                    bucket.push(rule.clone());
-                    bucket.sort_by(|a, b| {
-                        b.precedence
-                            .cmp(&a.precedence)
-                            .then(b.priority.total_cmp(&a.priority))
-                            .then(b.order.cmp(&a.order))
-                    });
+                if mode == ALL_MODES {
+                    self.all_mode_rules.push((key.clone(), rule.clone()));
+                    for i in 0..self.modes.len() {
+                        self.insert_rule(i, key.clone(), rule.clone());
+                    }
+                } else {
+                    self.insert_rule(mode, key.clone(), rule.clone());
                 }
             }
         }
@@ -1202,7 +1315,7 @@ impl Compiler {
                 for token in list.split_whitespace() {
                     match token {
                         "#default" => modes.push(0),
-                        "#all" => return Err(self.err(m, node, "mode=\"#all\" is not supported")),
+                        "#all" => modes.push(ALL_MODES),
                         _ => {
                             let q = self.qname(m, node, token)?;
                             modes.push(self.mode_index(&q));
@@ -1408,11 +1521,39 @@ impl Compiler {
                 "media-type",
                 "version",
                 "standalone",
+                // Accepted and without effect on the xml and text methods.
+                "escape-uri-attributes",
+                "include-content-type",
+                "html-version",
+                "byte-order-mark",
+                "undeclare-prefixes",
+                "suppress-indentation",
+                "cdata-section-elements",
+                "name",
+                "item-separator",
+                "parameter-document",
+                "build-tree",
+                "json-node-output-method",
+                "allow-duplicate-names",
+                "normalization-form",
             ],
         )?;
+        if let Some(nf) = self.attr(node, "normalization-form") {
+            if nf.trim() != "none" {
+                return Err(self.err(
+                    m,
+                    node,
+                    format!("unsupported normalization-form '{}' (only none)", nf.trim()),
+                ));
+            }
+        }
         if let Some(method) = self.attr(node, "method") {
             self.output.method = match method.trim() {
                 "xml" => OutputMethod::Xml,
+                // XHTML is well-formed XML; it is written by the XML
+                // method (without the XHTML minimization rules for
+                // empty non-void elements).
+                "xhtml" => OutputMethod::Xml,
                 "text" => OutputMethod::Text,
                 other => {
                     return Err(self.err(
@@ -1711,8 +1852,40 @@ impl Compiler {
         self.check_attrs(
             m,
             node,
-            &["select", "data-type", "order", "case-order", "stable"],
+            // `lang` is accepted: the language-specific collation it asks
+            // for is implementation-defined; strings sort by code point.
+            &[
+                "select",
+                "data-type",
+                "order",
+                "case-order",
+                "stable",
+                "lang",
+            ],
         )?;
+        if let Some(lang) = self.attr(node, "lang") {
+            if lang.contains('{') {
+                return Err(self.err(
+                    m,
+                    node,
+                    "attribute value templates are not supported in lang of xsl:sort",
+                ));
+            }
+            let valid = !lang.is_empty()
+                && lang.split('-').enumerate().all(|(i, part)| {
+                    (1..=8).contains(&part.len())
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+                });
+            if !valid {
+                return Err(self.err(
+                    m,
+                    node,
+                    format!("lang=\"{lang}\" is not a valid language code (XTSE0020)"),
+                ));
+            }
+        }
         if self.has_content(node) {
             return Err(self.err(m, node, "xsl:sort with content is not supported"));
         }
@@ -2242,5 +2415,152 @@ impl Compiler {
             body,
             at,
         })
+    }
+}
+
+/// The host of `use-when` conditions: the XSLT functions that make sense
+/// at compile time (`system-property()`, `function-available()`,
+/// `element-available()`, `type-available()`); no variables.
+struct StaticHost<'n> {
+    ns: &'n NsCtx,
+    bc: bool,
+}
+
+/// The XSLT instructions the compiler accepts (for `element-available()`
+/// in `use-when`).
+const STATIC_INSTRUCTIONS: &[&str] = &[
+    "apply-templates",
+    "apply-imports",
+    "attribute",
+    "call-template",
+    "choose",
+    "comment",
+    "copy",
+    "copy-of",
+    "element",
+    "for-each",
+    "if",
+    "message",
+    "namespace",
+    "next-match",
+    "number",
+    "processing-instruction",
+    "sequence",
+    "text",
+    "value-of",
+    "variable",
+];
+
+impl<'a> drehscheibe_xpath::Host<'a> for StaticHost<'_> {
+    fn variable(&mut self, id: u32) -> Result<drehscheibe_xpath::Sequence<'a>, XError> {
+        Err(XError::new(
+            "XPST0008",
+            format!("variables ({id}) are not available in use-when"),
+        ))
+    }
+
+    fn call(
+        &mut self,
+        id: u32,
+        args: Vec<drehscheibe_xpath::Sequence<'a>>,
+    ) -> Result<drehscheibe_xpath::Sequence<'a>, XError> {
+        use crate::xpath::{decode_fn, HostFn, XsltFn};
+        use drehscheibe_xpath::{Item, Sequence};
+        let arg = |i: usize| -> String {
+            args.get(i)
+                .and_then(|s| s.first())
+                .and_then(|item| match item {
+                    Item::Atomic(a) => Some(a.to_xs_string()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        let qname = |lexical: &str| resolve_lexical_qname(lexical, self.ns);
+        match decode_fn(id) {
+            Some(HostFn::Xslt(XsltFn::SystemProperty, _)) => {
+                let value = match qname(&arg(0)) {
+                    Some(q) if q.namespace() == XSL_NS => match q.local_name() {
+                        "version" if self.bc => "1.0",
+                        "version" => "3.0",
+                        "vendor" => "Drehscheibe",
+                        "product-name" => "drehscheibe-xslt",
+                        "is-schema-aware"
+                        | "supports-streaming"
+                        | "supports-dynamic-evaluation" => "no",
+                        "supports-serialization"
+                        | "supports-backwards-compatibility"
+                        | "supports-namespace-axis"
+                        | "supports-higher-order-functions" => "yes",
+                        "xpath-version" => "3.1",
+                        "xsd-version" => "1.1",
+                        _ => "",
+                    },
+                    _ => "",
+                };
+                Ok(Sequence::string(value))
+            }
+            Some(HostFn::Xslt(XsltFn::FunctionAvailable, _)) => {
+                let name = arg(0);
+                let arity = args.get(1).and_then(|s| s.first()).and_then(|i| match i {
+                    Item::Atomic(drehscheibe_xpath::value::Atomic::Integer(n)) => {
+                        usize::try_from(*n).ok()
+                    }
+                    _ => None,
+                });
+                let q = if name.contains(':') || name.starts_with("Q{") {
+                    qname(&name)
+                } else {
+                    Some(XName::new(
+                        name.trim().to_string(),
+                        drehscheibe_xpath::functions::FN.to_string(),
+                        String::new(),
+                    ))
+                };
+                let available = q.is_some_and(|q| {
+                    let (ns, local) = (q.namespace(), q.local_name());
+                    if ns == drehscheibe_xpath::functions::FN
+                        && crate::xpath::REFUSED_FUNCTIONS.contains(&local)
+                    {
+                        return false;
+                    }
+                    let xslt = ns == drehscheibe_xpath::functions::FN
+                        && matches!(
+                            local,
+                            "current"
+                                | "key"
+                                | "format-number"
+                                | "document"
+                                | "system-property"
+                                | "element-available"
+                                | "type-available"
+                                | "function-available"
+                                | "unparsed-entity-uri"
+                                | "unparsed-entity-public-id"
+                        );
+                    xslt || match arity {
+                        None => drehscheibe_xpath::functions::exists(ns, local),
+                        Some(n) => drehscheibe_xpath::functions::lookup(ns, local, n).is_some(),
+                    }
+                });
+                Ok(Sequence::boolean(available))
+            }
+            Some(HostFn::Xslt(XsltFn::ElementAvailable, _)) => {
+                let available = qname(&arg(0)).is_some_and(|q| {
+                    q.namespace() == XSL_NS && STATIC_INSTRUCTIONS.contains(&q.local_name())
+                });
+                Ok(Sequence::boolean(available))
+            }
+            Some(HostFn::Xslt(XsltFn::TypeAvailable, _)) => {
+                let available = qname(&arg(0)).is_some_and(|q| {
+                    q.namespace() == drehscheibe_xpath::functions::XS
+                        && drehscheibe_xpath::cast::type_by_name(q.local_name()).is_some()
+                });
+                Ok(Sequence::boolean(available))
+            }
+            _ => Err(XError::new(
+                "XPST0017",
+                "this function is not available in use-when (no dynamic context)",
+            )),
+        }
     }
 }

@@ -211,7 +211,7 @@ struct Run<'a, 'e> {
     keys: HashMap<(usize, u64), Rc<KeyIndex<'a>>>,
     sinks: Vec<Sink<'a>>,
     /// The static names of the stylesheet as engine names.
-    names: Vec<QName>,
+    names: Rc<[QName]>,
     rule_cache: HashMap<(usize, NodeKey), Rc<Vec<Rule>>>,
     source: Node<'a>,
     messages: Vec<String>,
@@ -573,7 +573,134 @@ impl<'a> Run<'a, '_> {
                 Ok(Sequence::boolean(available))
             }
             XsltFn::UnparsedEntityUri | XsltFn::UnparsedEntityPublicId => Ok(Sequence::string("")),
+            XsltFn::AvailableSystemProperties
+            | XsltFn::UnparsedText
+            | XsltFn::UnparsedTextLines
+            | XsltFn::UnparsedTextAvailable
+            | XsltFn::DocAvailable => self.resource_fn(f, &args),
         }
+    }
+
+    /// `available-system-properties()`, `unparsed-text()`,
+    /// `unparsed-text-lines()`, `unparsed-text-available()` and
+    /// `doc-available()`. Text resources are restricted like
+    /// [`Self::load_document`]: relative references to local files next
+    /// to the stylesheet.
+    fn resource_fn(&mut self, f: XsltFn, args: &[Sequence<'a>]) -> R<Sequence<'a>> {
+        let uri = args.first().and_then(|s| s.first()).map(|item| match item {
+            Item::Atomic(a) => Some(a.to_xs_string()),
+            Item::Node(n) => Some(n.string_value().to_string()),
+            _ => None,
+        });
+        match f {
+            XsltFn::AvailableSystemProperties => {
+                let names = [
+                    "version",
+                    "vendor",
+                    "vendor-url",
+                    "product-name",
+                    "product-version",
+                    "is-schema-aware",
+                    "supports-serialization",
+                    "supports-backwards-compatibility",
+                    "supports-namespace-axis",
+                    "supports-streaming",
+                    "supports-dynamic-evaluation",
+                    "supports-higher-order-functions",
+                    "xpath-version",
+                    "xsd-version",
+                ];
+                Ok(Sequence::from_vec(
+                    names
+                        .iter()
+                        .map(|l| {
+                            Item::Atomic(Atomic::QName(std::sync::Arc::new(QName::new(
+                                XSL_NS, l, "xsl",
+                            ))))
+                        })
+                        .collect(),
+                ))
+            }
+            XsltFn::DocAvailable => match uri {
+                Some(Some(u)) => Ok(Sequence::boolean(self.load_document(&u).is_ok())),
+                _ => Ok(Sequence::boolean(false)),
+            },
+            _ => {
+                let text = match uri {
+                    Some(Some(u)) => self.load_text(&u),
+                    _ if f == XsltFn::UnparsedTextAvailable => return Ok(Sequence::boolean(false)),
+                    _ => return Ok(Sequence::Empty),
+                };
+                match f {
+                    XsltFn::UnparsedTextAvailable => Ok(Sequence::boolean(text.is_ok())),
+                    XsltFn::UnparsedTextLines => {
+                        let text = text?;
+                        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+                        let mut lines: Vec<&str> = text.split('\n').collect();
+                        if lines.last() == Some(&"") {
+                            lines.pop();
+                        }
+                        Ok(Sequence::from_vec(
+                            lines
+                                .into_iter()
+                                .map(|l| Item::Atomic(Atomic::string(l)))
+                                .collect(),
+                        ))
+                    }
+                    _ => Ok(Sequence::string(&text?)),
+                }
+            }
+        }
+    }
+
+    /// The text of a resource for `unparsed-text()`: a relative reference
+    /// to a local file, resolved against the stylesheet's directory.
+    fn load_text(&mut self, uri: &str) -> R<String> {
+        let uri = uri.trim();
+        let refuse = |run: &Self, why: &str| {
+            run.derr(NO_AT, format!("unparsed-text('{uri}'): {why} (FOUT1170)"))
+        };
+        if uri.is_empty()
+            || uri.contains(':')
+            || uri.starts_with('/')
+            || uri.starts_with('\\')
+            || uri.contains('#')
+        {
+            return Err(refuse(
+                self,
+                "only relative references to local files are supported",
+            ));
+        }
+        let base = match self.c.files.first() {
+            Some(f) if !f.as_os_str().is_empty() && f != Path::new("<string>") => {
+                f.parent().map(Path::to_path_buf).unwrap_or_default()
+            }
+            _ => {
+                return Err(refuse(
+                    self,
+                    "the stylesheet was compiled without a base path",
+                ))
+            }
+        };
+        let path = base.join(uri);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| refuse(self, &format!("cannot read {}: {e}", path.display())))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            self.derr(
+                NO_AT,
+                format!("unparsed-text('{uri}'): the resource is not UTF-8 (FOUT1190)"),
+            )
+        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
+        if text.chars().any(|c| {
+            matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+        }) {
+            return Err(self.derr(
+                NO_AT,
+                format!("unparsed-text('{uri}'): the resource contains a non-XML character (FOUT1190)"),
+            ));
+        }
+        Ok(text)
     }
 
     /// A document for `document()`: `''` is the principal stylesheet
@@ -1624,6 +1751,25 @@ impl<'a> Run<'a, '_> {
                 first_only,
                 at,
             } => {
+                if let (Value::Select(id), None) = (value, separator) {
+                    // fast path: one node (or the first one) is written
+                    // straight from the tree, without a String in between
+                    let seq = self.eval(*id, f)?;
+                    let node = match &seq {
+                        Sequence::Empty => return Ok(()),
+                        Sequence::One(Item::Node(n)) => Some(*n),
+                        Sequence::Many(items) if *first_only => match items.first() {
+                            Some(Item::Node(n)) => Some(*n),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let Some(n) = node {
+                        return self.out_text(n.string_value(), *at);
+                    }
+                    let text = self.seq_string(&seq, " ", *first_only, *id)?;
+                    return self.out_text(&text, *at);
+                }
                 let text = match (value, separator) {
                     (Value::Body(_), None) => self.string_of(value, f, mode, None, false)?,
                     _ => self.string_of(value, f, mode, separator.as_ref(), *first_only)?,
@@ -1722,12 +1868,10 @@ impl<'a> Run<'a, '_> {
                 body,
                 at,
             } => {
-                let qname = self
-                    .names
-                    .get(*name)
-                    .cloned()
-                    .unwrap_or_else(|| QName::local("unknown"));
-                let pushed = self.start_element(&qname);
+                // the names are shared (`Rc`): no copy of a QName per element
+                let names = Rc::clone(&self.names);
+                let unknown = QName::local("unknown");
+                let pushed = self.start_element(names.get(*name).unwrap_or(&unknown));
                 let c = self.c;
                 for &ns in namespaces {
                     if let Some((p, u)) = c.ns_bindings.get(ns) {
@@ -1736,12 +1880,8 @@ impl<'a> Run<'a, '_> {
                 }
                 for (aname, avt) in attributes {
                     let value = self.avt(avt, f)?;
-                    let aq = self
-                        .names
-                        .get(*aname)
-                        .cloned()
-                        .unwrap_or_else(|| QName::local("unknown"));
-                    self.out_attribute(&aq, &value, *at)?;
+                    let aq = names.get(*aname).unwrap_or(&unknown);
+                    self.out_attribute(aq, &value, *at)?;
                 }
                 self.exec(body, f, mode)?;
                 self.end_element(pushed, *at)

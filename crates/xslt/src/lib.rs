@@ -12,13 +12,17 @@
 //!
 //! - `xsl:stylesheet`/`xsl:transform` (version 1.0–3.0) and simplified
 //!   stylesheets; `xsl:include`, `xsl:import` (import precedence);
-//! - `xsl:output` (method `xml`/`text`, `indent`, `encoding` UTF-8 /
-//!   ISO-8859-1 / US-ASCII, `omit-xml-declaration`, `standalone`,
-//!   `media-type`);
+//! - `xsl:output` (method `xml`/`text`, `xhtml` written by the XML method,
+//!   `indent`, `encoding` UTF-8 / ISO-8859-1 / US-ASCII,
+//!   `omit-xml-declaration`, `standalone`, `media-type`; the other
+//!   serialization parameters except `doctype-*` and `normalization-form`
+//!   are accepted and ignored);
+//! - `use-when` / `xsl:use-when` (evaluated at compile time); attributes
+//!   in foreign namespaces (and `xml:base`) on XSLT elements are ignored;
 //! - `xsl:strip-space`, `xsl:preserve-space`;
 //! - `xsl:template` with match patterns (steps on the child and attribute
 //!   axes, `//`, predicates, unions, kind tests, namespace-qualified
-//!   names), `priority`, default priorities, `mode`, and the built-in
+//!   names), `priority`, default priorities, `mode` (also `#all`), and the built-in
 //!   template rules;
 //! - `xsl:apply-templates` (`select`, `mode`, `xsl:with-param`,
 //!   `xsl:sort`), `xsl:call-template`, `xsl:param` and `xsl:variable`
@@ -28,15 +32,19 @@
 //!   `xsl:comment`, `xsl:processing-instruction`, literal result elements
 //!   with attribute value templates, `exclude-result-prefixes`;
 //! - `xsl:for-each` (with `xsl:sort`), `xsl:if`, `xsl:choose`;
-//! - `xsl:sort` (`data-type` text/number, `order`, `case-order`);
+//! - `xsl:sort` (`data-type` text/number, `order`, `case-order`; `lang`
+//!   is checked and accepted, strings sort by code point);
 //! - `xsl:key` with `key()`, `xsl:number` (levels single, multiple, any;
 //!   formats `1`, `01`, `a`, `A`, `i`, `I`), `xsl:message` (with
 //!   `terminate="yes"` giving [`TransformError::Terminated`]);
 //! - `xsl:function` (XSLT 2.0+), with `as` types on parameters and result;
 //! - `current()`, `key()` (two and three arguments), `format-number()`
-//!   with `xsl:decimal-format`, `document()` (`document('')` and relative
-//!   local files), `system-property()`, `function-available()`,
-//!   `element-available()`, `type-available()`, `unparsed-entity-uri()`.
+//!   with `xsl:decimal-format`, `document()` / `doc()` / `doc-available()`
+//!   (`document('')` and relative local files), `unparsed-text()`,
+//!   `unparsed-text-lines()`, `unparsed-text-available()` (relative local
+//!   files, UTF-8), `system-property()`, `available-system-properties()`,
+//!   `function-available()`, `element-available()`, `type-available()`,
+//!   `unparsed-entity-uri()`.
 //!
 //! The XSLT functions are host functions of the XPath engine (see
 //! `xpath.rs`); the stylesheet is read with `xot` (for source positions),
@@ -255,6 +263,28 @@ impl Stylesheet {
             bytes: outcome.bytes,
             messages: outcome.messages,
         })
+    }
+
+    /// Like [`Stylesheet::transform_document_with`] (parameters and
+    /// invocation), also returning the text of the non-terminating
+    /// `xsl:message`s.
+    pub fn transform_with_messages(
+        &self,
+        doc: &Document,
+        params: &BTreeMap<String, String>,
+        invocation: &Invocation,
+    ) -> Result<TransformOutcome, TransformError> {
+        let outcome = exec::run(self, doc, params, invocation)?;
+        Ok(TransformOutcome {
+            bytes: outcome.bytes,
+            messages: outcome.messages,
+        })
+    }
+
+    /// Whether the stylesheet has a template with this name (`local` or
+    /// `Q{uri}local`), e.g. `Q{http://www.w3.org/1999/XSL/Transform}initial-template`.
+    pub fn has_template(&self, name: &str) -> bool {
+        self.compiled().template_names.contains_key(name)
     }
 
     pub(crate) fn compiled(&self) -> &ir::Compiled {

@@ -2,6 +2,8 @@
 //! text methods, indentation, the output encoding, and namespace fixup
 //! (every element and attribute name gets a declared prefix).
 
+use std::borrow::Cow;
+
 use drehscheibe_xpath::{Node, NodeKind};
 
 use crate::error::TransformError;
@@ -38,9 +40,9 @@ impl Encoding {
         }
     }
 
-    fn encode(self, text: &str) -> Vec<u8> {
+    fn encode(self, text: String) -> Vec<u8> {
         match self {
-            Encoding::Utf8 => text.as_bytes().to_vec(),
+            Encoding::Utf8 => text.into_bytes(),
             // callers only pass encodable characters
             Encoding::Latin1 | Encoding::Ascii => text
                 .chars()
@@ -65,29 +67,27 @@ pub(crate) fn serialize(
         .ok_or_else(|| serr(format!("unsupported encoding {}", settings.encoding)))?;
     match settings.method {
         OutputMethod::Text => {
-            let mut text = String::new();
-            for n in doc.descendants() {
-                if n.kind() == NodeKind::Text {
-                    text.push_str(n.string_value());
-                }
-            }
+            // the string value of the result document is exactly its text
+            // nodes in document order (one slice of the arena's text buffer)
+            let text = doc.string_value().to_string();
             if let Some(c) = text.chars().find(|c| !encoding.can_encode(*c)) {
                 return Err(serr(format!(
                     "character U+{:04X} cannot be represented in {} (SERE0008)",
                     c as u32, settings.encoding
                 )));
             }
-            Ok(encoding.encode(&text))
+            Ok(encoding.encode(text))
         }
         OutputMethod::Xml => {
             let mut w = Writer {
-                out: String::new(),
+                out: String::with_capacity(4096),
                 encoding,
                 indent: settings.indent,
-                scopes: vec![vec![
-                    (String::new(), String::new()),
-                    ("xml".to_string(), XML_NS.to_string()),
-                ]],
+                scopes: vec![
+                    (Cow::Borrowed(""), Cow::Borrowed("")),
+                    (Cow::Borrowed("xml"), Cow::Borrowed(XML_NS)),
+                ],
+                attrs: Vec::new(),
                 generated: 0,
             };
             if !settings.omit_xml_declaration {
@@ -112,52 +112,84 @@ pub(crate) fn serialize(
             }
             // like libxslt, end the document with a newline
             w.out.push('\n');
-            Ok(encoding.encode(&w.out))
+            Ok(encoding.encode(w.out))
         }
     }
 }
 
-struct Writer {
+/// The XML writer. Names and namespace URIs are borrowed from the result
+/// tree (`'d`); only generated prefixes (`ns0`, …) are owned.
+struct Writer<'d> {
     out: String,
     encoding: Encoding,
     indent: bool,
-    /// Namespace bindings in scope, one frame per open element.
-    scopes: Vec<Vec<(String, String)>>,
+    /// Prefix → URI bindings in scope, innermost last; the element being
+    /// written owns `scopes[frame..]` (the declarations it writes).
+    scopes: Vec<(Cow<'d, str>, Cow<'d, str>)>,
+    /// Attributes of the element being written: (prefix, local, value);
+    /// an empty prefix writes the local name alone.
+    attrs: Vec<(Cow<'d, str>, &'d str, &'d str)>,
     generated: usize,
 }
 
-impl Writer {
+impl<'d> Writer<'d> {
     fn lookup(&self, prefix: &str) -> Option<&str> {
-        for frame in self.scopes.iter().rev() {
-            if let Some((_, uri)) = frame.iter().rev().find(|(p, _)| p == prefix) {
-                return Some(uri);
+        self.scopes
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.as_ref())
+    }
+
+    fn prefix_for(&self, uri: &str, allow_default: bool) -> Option<Cow<'d, str>> {
+        for (p, u) in self.scopes.iter().rev() {
+            if u == uri && (allow_default || !p.is_empty()) && self.lookup(p) == Some(uri) {
+                return Some(p.clone());
             }
         }
         None
     }
 
-    fn prefix_for(&self, uri: &str, allow_default: bool) -> Option<String> {
-        for frame in self.scopes.iter().rev() {
-            for (p, u) in frame.iter().rev() {
-                if u == uri && (allow_default || !p.is_empty()) && self.lookup(p) == Some(uri) {
-                    return Some(p.clone());
-                }
-            }
-        }
-        None
-    }
-
-    fn fresh_prefix(&mut self) -> String {
+    fn fresh_prefix(&mut self) -> Cow<'d, str> {
         loop {
             let p = format!("ns{}", self.generated);
             self.generated += 1;
             if self.lookup(&p).is_none() {
-                return p;
+                return Cow::Owned(p);
             }
         }
     }
 
+    /// Escapes text (`attr`: an attribute value in double quotes). Runs
+    /// of ordinary characters are copied at once.
     fn escape(&mut self, text: &str, attr: bool) {
+        if self.encoding != Encoding::Utf8 {
+            return self.escape_chars(text, attr);
+        }
+        let bytes = text.as_bytes();
+        let mut run = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let rep = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' if !attr => "&gt;",
+                b'"' if attr => "&quot;",
+                b'\n' if attr => "&#10;",
+                b'\t' if attr => "&#9;",
+                b'\r' => "&#13;",
+                _ => continue,
+            };
+            // `i` is at an ASCII byte, hence a char boundary
+            self.out.push_str(text.get(run..i).unwrap_or_default());
+            self.out.push_str(rep);
+            run = i + 1;
+        }
+        self.out.push_str(text.get(run..).unwrap_or_default());
+    }
+
+    /// [`Writer::escape`] for encodings that cannot represent every
+    /// character (character references for the others).
+    fn escape_chars(&mut self, text: &str, attr: bool) {
         for c in text.chars() {
             match c {
                 '&' => self.out.push_str("&amp;"),
@@ -176,14 +208,25 @@ impl Writer {
     }
 
     fn raw_checked(&mut self, text: &str, what: &str) -> Result<(), TransformError> {
-        if let Some(c) = text.chars().find(|c| !self.encoding.can_encode(*c)) {
-            return Err(serr(format!(
-                "character U+{:04X} in a {what} cannot be represented in the output encoding (SERE0008)",
-                c as u32
-            )));
+        if self.encoding != Encoding::Utf8 {
+            if let Some(c) = text.chars().find(|c| !self.encoding.can_encode(*c)) {
+                return Err(serr(format!(
+                    "character U+{:04X} in a {what} cannot be represented in the output encoding (SERE0008)",
+                    c as u32
+                )));
+            }
         }
         self.out.push_str(text);
         Ok(())
+    }
+
+    /// `prefix:local` (or `local`), checked for the encoding.
+    fn qname(&mut self, prefix: &str, local: &str, what: &str) -> Result<(), TransformError> {
+        if !prefix.is_empty() {
+            self.raw_checked(prefix, what)?;
+            self.out.push(':');
+        }
+        self.raw_checked(local, what)
     }
 
     fn newline_indent(&mut self, depth: usize) {
@@ -193,7 +236,7 @@ impl Writer {
         }
     }
 
-    fn node(&mut self, node: Node<'_>, depth: usize) -> Result<(), TransformError> {
+    fn node(&mut self, node: Node<'d>, depth: usize) -> Result<(), TransformError> {
         match node.kind() {
             NodeKind::Element => {
                 stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.element(node, depth))
@@ -230,131 +273,113 @@ impl Writer {
         }
     }
 
-    fn element(&mut self, node: Node<'_>, depth: usize) -> Result<(), TransformError> {
+    /// Binds a declaration this element writes.
+    fn declare(&mut self, prefix: Cow<'d, str>, uri: Cow<'d, str>) {
+        self.scopes.push((prefix, uri));
+    }
+
+    fn element(&mut self, node: Node<'d>, depth: usize) -> Result<(), TransformError> {
         let Some(name) = node.name() else {
             return Ok(());
         };
-        let (local, uri, own_prefix) = (name.local.clone(), name.uri.clone(), name.prefix.clone());
-        let mut frame: Vec<(String, String)> = Vec::new();
-        // declared namespace nodes of the element
-        let own: Vec<(String, String)> = node
-            .namespace_decls()
-            .map(|(p, u)| (p.to_string(), u.to_string()))
-            .collect();
-        self.scopes.push(Vec::new());
-        for (p, u) in &own {
+        let (local, uri, own_prefix) =
+            (name.local.as_str(), name.uri.as_str(), name.prefix.as_str());
+        let frame = self.scopes.len();
+        for (p, u) in node.namespace_decls() {
             if p == "xml" || (p.is_empty() && !u.is_empty() && uri.is_empty()) {
-                // the element itself is in no namespace: it cannot take a
-                // default namespace declaration
                 continue;
             }
-            if self.lookup(p) != Some(u.as_str()) {
-                frame.push((p.clone(), u.clone()));
-                if let Some(top) = self.scopes.last_mut() {
-                    top.push((p.clone(), u.clone()));
-                }
+            if self.lookup(p) != Some(u) {
+                self.declare(Cow::Borrowed(p), Cow::Borrowed(u));
             }
         }
-        // the element's own prefix
-        let prefix = if uri.is_empty() {
+        let prefix: Cow<'d, str> = if uri.is_empty() {
             if self.lookup("").is_some_and(|d| !d.is_empty()) {
-                frame.push((String::new(), String::new()));
-                if let Some(top) = self.scopes.last_mut() {
-                    top.push((String::new(), String::new()));
-                }
+                self.declare(Cow::Borrowed(""), Cow::Borrowed(""));
             }
-            String::new()
-        } else if self.lookup(&own_prefix) == Some(uri.as_str()) {
-            own_prefix.clone()
+            Cow::Borrowed("")
+        } else if self.lookup(own_prefix) == Some(uri) {
+            Cow::Borrowed(own_prefix)
         } else {
-            let preferred = own
-                .iter()
-                .find(|(p, u)| *u == uri && self.lookup(p) == Some(uri.as_str()))
-                .map(|(p, _)| p.clone());
-            match preferred.or_else(|| self.prefix_for(&uri, true)) {
+            let preferred = node
+                .namespace_decls()
+                .find(|(p, u)| *u == uri && self.lookup(p) == Some(uri))
+                .map(|(p, _)| Cow::Borrowed(p));
+            match preferred.or_else(|| self.prefix_for(uri, true)) {
                 Some(p) => p,
                 None => {
-                    let taken = |frame: &[(String, String)], p: &str| {
-                        frame.iter().any(|(fp, u)| fp == p && *u != uri)
+                    let taken = |w: &Self, p: &str| {
+                        w.scopes[frame..].iter().any(|(fp, u)| fp == p && u != uri)
                     };
-                    let p = if !taken(&frame, &own_prefix) {
-                        own_prefix.clone()
-                    } else if !taken(&frame, "") {
-                        String::new()
+                    let p = if !taken(self, own_prefix) {
+                        Cow::Borrowed(own_prefix)
+                    } else if !taken(self, "") {
+                        Cow::Borrowed("")
                     } else {
                         self.fresh_prefix()
                     };
-                    if !frame.iter().any(|(fp, u)| *fp == p && *u == uri) {
-                        frame.push((p.clone(), uri.clone()));
-                        if let Some(top) = self.scopes.last_mut() {
-                            top.push((p.clone(), uri.clone()));
-                        }
+                    if !self.scopes[frame..]
+                        .iter()
+                        .any(|(fp, u)| *fp == p && u == uri)
+                    {
+                        self.declare(p.clone(), Cow::Borrowed(uri));
                     }
                     p
                 }
             }
         };
-        // attributes
-        let mut attrs: Vec<(String, String)> = Vec::new();
+        let attrs_start = self.attrs.len();
         for a in node.attributes() {
             let Some(an) = a.name() else {
                 continue;
             };
-            let (alocal, auri, aprefix) = (an.local.clone(), an.uri.clone(), an.prefix.clone());
-            let value = a.string_value().to_string();
-            let qname = if auri.is_empty() {
-                alocal
+            let (alocal, auri, aprefix) = (an.local.as_str(), an.uri.as_str(), an.prefix.as_str());
+            let value = a.string_value();
+            let p: Cow<'d, str> = if auri.is_empty() {
+                Cow::Borrowed("")
             } else if auri == XML_NS {
-                format!("xml:{alocal}")
+                Cow::Borrowed("xml")
+            } else if !aprefix.is_empty() && self.lookup(aprefix) == Some(auri) {
+                Cow::Borrowed(aprefix)
             } else {
-                let p = if !aprefix.is_empty() && self.lookup(&aprefix) == Some(auri.as_str()) {
-                    aprefix
-                } else {
-                    match self.prefix_for(&auri, false) {
-                        Some(p) => p,
-                        None => {
-                            let p = if !aprefix.is_empty() && self.lookup(&aprefix).is_none() {
-                                aprefix
-                            } else {
-                                self.fresh_prefix()
-                            };
-                            frame.push((p.clone(), auri.clone()));
-                            if let Some(top) = self.scopes.last_mut() {
-                                top.push((p.clone(), auri.clone()));
-                            }
-                            p
-                        }
+                match self.prefix_for(auri, false) {
+                    Some(p) => p,
+                    None => {
+                        let p = if !aprefix.is_empty() && self.lookup(aprefix).is_none() {
+                            Cow::Borrowed(aprefix)
+                        } else {
+                            self.fresh_prefix()
+                        };
+                        self.declare(p.clone(), Cow::Borrowed(auri));
+                        p
                     }
-                };
-                format!("{p}:{alocal}")
+                }
             };
-            attrs.push((qname, value));
+            self.attrs.push((p, alocal, value));
         }
-        let qname = if prefix.is_empty() {
-            local
-        } else {
-            format!("{prefix}:{local}")
-        };
         self.out.push('<');
-        self.raw_checked(&qname, "element name")?;
-        for (p, u) in &frame {
+        self.qname(&prefix, local, "element name")?;
+        for i in frame..self.scopes.len() {
+            let (p, u) = self.scopes[i].clone();
             if p.is_empty() {
                 self.out.push_str(" xmlns=\"");
             } else {
                 self.out.push_str(" xmlns:");
-                self.out.push_str(p);
+                self.out.push_str(&p);
                 self.out.push_str("=\"");
             }
-            self.escape(u, true);
+            self.escape(&u, true);
             self.out.push('"');
         }
-        for (name, value) in &attrs {
+        for i in attrs_start..self.attrs.len() {
+            let (p, l, value) = self.attrs[i].clone();
             self.out.push(' ');
-            self.raw_checked(name, "attribute name")?;
+            self.qname(&p, l, "attribute name")?;
             self.out.push_str("=\"");
             self.escape(value, true);
             self.out.push('"');
         }
+        self.attrs.truncate(attrs_start);
         let mut children = node.children().peekable();
         if children.peek().is_none() {
             self.out.push_str("/>");
@@ -372,10 +397,14 @@ impl Writer {
                 self.newline_indent(depth);
             }
             self.out.push_str("</");
-            self.out.push_str(&qname);
+            if !prefix.is_empty() {
+                self.out.push_str(&prefix);
+                self.out.push(':');
+            }
+            self.out.push_str(local);
             self.out.push('>');
         }
-        self.scopes.pop();
+        self.scopes.truncate(frame);
         Ok(())
     }
 }

@@ -62,6 +62,16 @@ pub(crate) enum XsltFn {
     UnparsedEntityPublicId = 9,
     /// `key()` with an explicit third argument (the tree to search).
     Key3 = 10,
+    /// `available-system-properties()`.
+    AvailableSystemProperties = 11,
+    /// `unparsed-text()` (restricted like `document()`).
+    UnparsedText = 12,
+    /// `unparsed-text-lines()`.
+    UnparsedTextLines = 13,
+    /// `unparsed-text-available()`.
+    UnparsedTextAvailable = 14,
+    /// `doc-available()`.
+    DocAvailable = 15,
 }
 
 impl XsltFn {
@@ -79,6 +89,11 @@ impl XsltFn {
             8 => UnparsedEntityUri,
             9 => UnparsedEntityPublicId,
             10 => Key3,
+            11 => AvailableSystemProperties,
+            12 => UnparsedText,
+            13 => UnparsedTextLines,
+            14 => UnparsedTextAvailable,
+            15 => DocAvailable,
             _ => return None,
         })
     }
@@ -397,6 +412,20 @@ impl HostStatic for Scope<'_> {
                 false,
             ),
             ("document", 1) => (XsltFn::Document, vec![Param(Kind::Item, Occ::Many)], false),
+            ("doc", 1) => (XsltFn::Document, vec![s(Occ::Opt)], false),
+            ("doc-available", 1) => (XsltFn::DocAvailable, vec![s(Occ::Opt)], false),
+            ("available-system-properties", 0) => {
+                (XsltFn::AvailableSystemProperties, vec![], false)
+            }
+            ("unparsed-text", 1 | 2) => (XsltFn::UnparsedText, vec![s(Occ::Opt); arity], false),
+            ("unparsed-text-lines", 1 | 2) => {
+                (XsltFn::UnparsedTextLines, vec![s(Occ::Opt); arity], false)
+            }
+            ("unparsed-text-available", 1 | 2) => (
+                XsltFn::UnparsedTextAvailable,
+                vec![s(Occ::Opt); arity],
+                false,
+            ),
             ("document", 2) => (
                 XsltFn::Document,
                 vec![Param(Kind::Item, Occ::Many), Param(Kind::Node, Occ::One)],
@@ -425,17 +454,14 @@ impl HostStatic for Scope<'_> {
     }
 }
 
-/// Functions refused at compile time: they would read files, the
-/// environment or other resources the rule processor must not touch, or
-/// belong to XSLT features outside the supported subset.
+/// Functions refused at compile time: they would read the environment or
+/// other resources the rule processor must not touch, or belong to XSLT
+/// features outside the supported subset. (`doc()` and `unparsed-text()`
+/// are allowed: like `document()` they only read files relative to the
+/// stylesheet.)
 pub(crate) const REFUSED_FUNCTIONS: &[&str] = &[
-    "doc",
-    "doc-available",
     "collection",
     "uri-collection",
-    "unparsed-text",
-    "unparsed-text-lines",
-    "unparsed-text-available",
     "environment-variable",
     "available-environment-variables",
     "json-doc",

@@ -691,3 +691,39 @@ fn messages_are_collected() {
     );
     assert_eq!(String::from_utf8(outcome.bytes).unwrap().trim_end(), "<r/>");
 }
+
+#[test]
+fn use_when_excludes_elements_at_compile_time() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r>
+            <a xsl:use-when="false()"/>
+            <b xsl:use-when="function-available('concat')"/>
+            <xsl:value-of select="'c'" use-when="system-property('xsl:version') = '3.0'"/>
+            <xsl:value-of select="'d'" use-when="element-available('xsl:no-such')"/>
+          </r></xsl:template>
+          <xsl:template match="/" use-when="1 = 2"><wrong/></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<x/>"), "<r><b/>c</r>");
+    // a condition that needs a dynamic context is a static error
+    let bad = sheet("3.0", r#"<xsl:template match="/" use-when=". = 1"/>"#);
+    assert!(Stylesheet::compile_str(&bad, Path::new("t.xsl")).is_err());
+}
+
+#[test]
+fn foreign_attributes_on_xsl_elements_are_ignored() {
+    let s = format!(
+        r#"<xsl:stylesheet version="3.0" xmlns:xsl="{XSL}" xmlns:f="urn:f" f:note="x" xml:base="http://example.org/"><xsl:output omit-xml-declaration="yes" method="xhtml" escape-uri-attributes="no"/><xsl:template match="/" f:a="1"><r/></xsl:template></xsl:stylesheet>"#
+    );
+    assert_eq!(run(&s, "<x/>"), r#"<r xmlns:f="urn:f"/>"#);
+}
+
+#[test]
+fn mode_all_templates_apply_in_every_mode() {
+    let s = sheet(
+        "3.0",
+        r##"<xsl:template match="b" mode="#all">[<xsl:value-of select="."/>]</xsl:template>
+          <xsl:template match="/"><r><xsl:apply-templates select="x/b"/><xsl:apply-templates select="x/b" mode="later"/></r></xsl:template>"##,
+    );
+    assert_eq!(run(&s, "<x><b>1</b></x>"), "<r>[1][1]</r>");
+}

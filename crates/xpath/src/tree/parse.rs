@@ -18,7 +18,7 @@
 //! Line and column are computed only when an error is reported.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -135,6 +135,7 @@ fn offset_in(text: &str, sub: &[u8]) -> usize {
 }
 
 struct Ctx<'t> {
+    /// The whole input (error positions, attribute keys).
     text: &'t str,
 }
 
@@ -336,6 +337,11 @@ pub(crate) fn parse_str(text: &str, options: &ParseOptions) -> Result<Document, 
     let mut ids: Vec<NameId> = Vec::new();
     let mut id_set: HashSet<NameId> = HashSet::new();
     let mut prefix_set: HashSet<&str> = HashSet::new();
+    // Resolved names by their lexical form, valid while the namespace
+    // bindings in scope do not change (most documents declare their
+    // namespaces on the root only): (scope generation, name id).
+    let mut element_names: NameCache<'_> = NameCache::default();
+    let mut attribute_names: NameCache<'_> = NameCache::default();
     loop {
         let start = reader.buffer_position() as usize;
         let event = match reader.read_event() {
@@ -370,7 +376,13 @@ pub(crate) fn parse_str(text: &str, options: &ParseOptions) -> Result<Document, 
                         column,
                     });
                 }
-                let qname = ctx.str_at(e.name().into_inner())?;
+                let raw_name = e.name().into_inner();
+                let name_at = offset_in(text, raw_name);
+                // re-sliced from the input, so that it outlives the event
+                let qname = match text.get(name_at..name_at + raw_name.len()) {
+                    Some(q) if q.as_bytes() == raw_name => q,
+                    _ => return Err(ctx.malformed(start, "invalid UTF-8 in markup")),
+                };
                 let Some((prefix, local)) = split_qname(qname) else {
                     return Err(ctx.malformed(start, format!("invalid element name {qname:?}")));
                 };
@@ -445,6 +457,28 @@ pub(crate) fn parse_str(text: &str, options: &ParseOptions) -> Result<Document, 
                     b.declare_new(p, uri);
                 }
                 // 3. Resolve the element name.
+                let generation = b.scope_generation();
+                if let Some(&(g, id)) = element_names.get(qname) {
+                    if g == generation {
+                        b.set_pending_name(id);
+                        add_attributes(
+                            &ctx,
+                            &mut b,
+                            &attrs,
+                            &values,
+                            &mut ids,
+                            &mut id_set,
+                            &mut attribute_names,
+                        )?;
+                        if matches!(event, Event::Start(_)) {
+                            depth += 1;
+                        } else {
+                            b.end_element()
+                                .map_err(|err| ctx.malformed(start, err.to_string()))?;
+                        }
+                        continue;
+                    }
+                }
                 let uri = match b.resolve_prefix(prefix) {
                     Some(u) => u.to_string(),
                     None if prefix.is_empty() => String::new(),
@@ -459,47 +493,17 @@ pub(crate) fn parse_str(text: &str, options: &ParseOptions) -> Result<Document, 
                 }
                 let id = b.intern_parts(&uri, local, prefix);
                 b.set_pending_name(id);
+                element_names.insert(qname, (generation, id));
                 // 4. The attributes proper.
-                ids.clear();
-                for a in &attrs {
-                    let key = &text[a.key_at..a.key_at + a.key_len];
-                    if key == "xmlns" || key.starts_with("xmlns:") {
-                        continue;
-                    }
-                    let Some((p, l)) = split_qname(key) else {
-                        return Err(
-                            ctx.malformed(a.key_at, format!("invalid attribute name {key:?}"))
-                        );
-                    };
-                    let id = if p.is_empty() {
-                        b.intern_parts("", l, "")
-                    } else {
-                        let Some(u) = b.resolve_prefix(p) else {
-                            return Err(ctx.malformed(
-                                a.key_at,
-                                format!("undeclared namespace prefix {p:?} on attribute"),
-                            ));
-                        };
-                        let u = u.to_string();
-                        b.intern_parts(&u, l, p)
-                    };
-                    let duplicate = if ids.len() < 16 {
-                        ids.contains(&id)
-                    } else {
-                        if id_set.is_empty() {
-                            id_set.extend(ids.iter().copied());
-                        }
-                        !id_set.insert(id)
-                    };
-                    if duplicate {
-                        return Err(ctx.malformed(a.key_at, format!("duplicate attribute {key:?}")));
-                    }
-                    ids.push(id);
-                    b.push_attribute(id, &values[a.value.clone()]);
-                }
-                if !id_set.is_empty() {
-                    id_set = HashSet::new();
-                }
+                add_attributes(
+                    &ctx,
+                    &mut b,
+                    &attrs,
+                    &values,
+                    &mut ids,
+                    &mut id_set,
+                    &mut attribute_names,
+                )?;
                 if matches!(event, Event::Start(_)) {
                     depth += 1;
                 } else {
@@ -565,6 +569,106 @@ pub(crate) fn parse_str(text: &str, options: &ParseOptions) -> Result<Document, 
         return Err(ctx.malformed(text.len(), "no root element"));
     }
     Ok(b.finish())
+}
+
+/// Lexical name → (scope generation, name id).
+type NameCache<'t> = HashMap<&'t str, (u64, NameId), FxState>;
+
+/// A small, fast hasher for the parser's name caches (short strings).
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        self.0 = h;
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type FxState = std::hash::BuildHasherDefault<Fx>;
+
+/// Adds the attributes (not the namespace declarations) of the element
+/// just started: resolves and interns their names (cached by lexical
+/// name while the bindings in scope stay the same), rejects duplicates.
+fn add_attributes<'t>(
+    ctx: &Ctx<'t>,
+    b: &mut Builder,
+    attrs: &[RawAttr],
+    values: &str,
+    ids: &mut Vec<NameId>,
+    id_set: &mut HashSet<NameId>,
+    cache: &mut NameCache<'t>,
+) -> Result<(), ParseError> {
+    let text = ctx.text;
+    let generation = b.scope_generation();
+    ids.clear();
+    for a in attrs {
+        let key = text.get(a.key_at..a.key_at + a.key_len).unwrap_or_default();
+        let cached = match cache.get(key) {
+            Some(&(g, id)) if g == generation => Some(id),
+            _ => None,
+        };
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                if key == "xmlns" || key.starts_with("xmlns:") {
+                    continue;
+                }
+                let Some((p, l)) = split_qname(key) else {
+                    return Err(ctx.malformed(a.key_at, format!("invalid attribute name {key:?}")));
+                };
+                let id = if p.is_empty() {
+                    b.intern_parts("", l, "")
+                } else {
+                    let Some(u) = b.resolve_prefix(p) else {
+                        return Err(ctx.malformed(
+                            a.key_at,
+                            format!("undeclared namespace prefix {p:?} on attribute"),
+                        ));
+                    };
+                    let u = u.to_string();
+                    b.intern_parts(&u, l, p)
+                };
+                cache.insert(key, (generation, id));
+                id
+            }
+        };
+        let duplicate = if ids.len() < 16 {
+            ids.contains(&id)
+        } else {
+            if id_set.is_empty() {
+                id_set.extend(ids.iter().copied());
+            }
+            !id_set.insert(id)
+        };
+        if duplicate {
+            return Err(ctx.malformed(a.key_at, format!("duplicate attribute {key:?}")));
+        }
+        ids.push(id);
+        b.push_attribute(id, values.get(a.value.clone()).unwrap_or_default());
+    }
+    if !id_set.is_empty() {
+        *id_set = HashSet::new();
+    }
+    Ok(())
 }
 
 /// Rejects characters XML does not allow (CDATA, comments, PIs).

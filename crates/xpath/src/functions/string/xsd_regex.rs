@@ -141,6 +141,7 @@ pub(crate) fn translate(pattern: &str, flags: &str) -> Result<(String, Vec<usize
         parents: vec![0],
         open: Vec::new(),
         pattern,
+        after_quant: 0,
     };
     t.run()?;
     Ok((t.out, t.parents))
@@ -170,6 +171,9 @@ struct Translator<'p> {
     /// Open parentheses: `Some(group)` for capturing ones.
     open: Vec<Option<usize>>,
     pattern: &'p str,
+    /// 1 right after a quantifier (a reluctance `?` may follow), 2 after
+    /// a reluctant quantifier: XSD regexes allow no second quantifier.
+    after_quant: u8,
 }
 
 impl Translator<'_> {
@@ -198,6 +202,7 @@ impl Translator<'_> {
 
     fn run(&mut self) -> Result<()> {
         while let Some(c) = self.next() {
+            let prev = std::mem::take(&mut self.after_quant);
             match c {
                 '\\' => match self.escape()? {
                     Esc::Char(ch) => push_lit(&mut self.out, ch),
@@ -234,6 +239,10 @@ impl Translator<'_> {
                 }
                 '{' => {
                     // quantifier {n}, {n,}, {n,m}
+                    if prev != 0 {
+                        return Err(self.err("a quantifier cannot follow a quantifier"));
+                    }
+                    self.after_quant = 1;
                     let mut q = String::from("{");
                     loop {
                         match self.next() {
@@ -248,8 +257,19 @@ impl Translator<'_> {
                     q.push('}');
                     self.out.push_str(&q);
                 }
-                '^' | '$' | '|' | '?' | '*' | '+' => self.out.push(c),
-                ' ' | '\t' | '\n' | '\r' if self.flags.x => {}
+                '?' if prev == 1 => {
+                    self.after_quant = 2;
+                    self.out.push(c);
+                }
+                '?' | '*' | '+' => {
+                    if prev != 0 {
+                        return Err(self.err("a quantifier cannot follow a quantifier"));
+                    }
+                    self.after_quant = 1;
+                    self.out.push(c);
+                }
+                '^' | '$' | '|' => self.out.push(c),
+                ' ' | '\t' | '\n' | '\r' if self.flags.x => self.after_quant = prev,
                 ']' | '}' => return Err(self.err(&format!("unescaped '{c}'"))),
                 other => push_lit(&mut self.out, other),
             }
@@ -528,6 +548,20 @@ const BLOCKS: &[(&str, u32, u32)] = &[
     ("ArabicPresentationForms-B", 0xFE70, 0xFEFF),
     ("HalfwidthandFullwidthForms", 0xFF00, 0xFFEF),
     ("Specials", 0xFFF0, 0xFFFF),
+    ("HighSurrogates", 0xD800, 0xDB7F),
+    ("HighPrivateUseSurrogates", 0xDB80, 0xDBFF),
+    ("LowSurrogates", 0xDC00, 0xDFFF),
+    ("CombiningDiacriticalMarksforSymbols", 0x20D0, 0x20FF),
+    ("OldItalic", 0x10300, 0x1032F),
+    ("Gothic", 0x10330, 0x1034F),
+    ("Deseret", 0x10400, 0x1044F),
+    ("ByzantineMusicalSymbols", 0x1D000, 0x1D0FF),
+    ("MusicalSymbols", 0x1D100, 0x1D1FF),
+    ("CJKUnifiedIdeographsExtensionB", 0x20000, 0x2A6DF),
+    ("CJKCompatibilityIdeographsSupplement", 0x2F800, 0x2FA1F),
+    ("Tags", 0xE0000, 0xE007F),
+    ("SupplementaryPrivateUseArea-A", 0xF0000, 0xFFFFF),
+    ("SupplementaryPrivateUseArea-B", 0x100000, 0x10FFFF),
     ("MathematicalAlphanumericSymbols", 0x1D400, 0x1D7FF),
     ("Emoticons", 0x1F600, 0x1F64F),
 ];
@@ -552,6 +586,15 @@ mod tests {
         assert!(m("[a b]", "x", " "));
         assert!(m("a.b", "q", "a.b"));
         assert!(!m("a.b", "q", "axb"));
+    }
+
+    #[test]
+    fn double_quantifiers_are_errors() {
+        assert!(m("^a*?b+?c??d{1,2}?$", "", "bcd"));
+        for bad in ["a**", "a*+", "a{1}*", "a{0,2}?*", "a??*", "a*{0,5}"] {
+            assert_eq!(compile(bad, "").unwrap_err().code, "FORX0002", "{bad}");
+        }
+        assert!(m("^\\p{IsGothic}$", "", "\u{10330}"));
     }
 
     #[test]
