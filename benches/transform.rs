@@ -20,7 +20,20 @@
 //!   `format-number` with a decimal format;
 //! - `minimal`: `benches/fixtures/minimal.xsl`, next to no work (one
 //!   `count()`, a one-element result): the floor, i.e. parse + set-up +
-//!   serialization.
+//!   serialization;
+//!
+//! and, on a generated Meldewesen export (persons with Gemeinde, Straße,
+//! amounts; same three sizes, so `large` is a 5 MB export):
+//! - `muenchian`: `benches/fixtures/muenchian.xsl`, Muenchian grouping by
+//!   Gemeinde (`xsl:key` + `generate-id()`), count and sum per group, and
+//!   the streets of each Gemeinde grouped by a composite key;
+//! - `csv`: `benches/fixtures/csv.xsl`, `xsl:output method="text"`, one
+//!   CSV record per person with the money calculation
+//!   `format-number(number(@betrag) * (100 - number(@rabatt)) div 100, '0.00')`;
+//! - `recursive`: `benches/fixtures/recursive.xsl`, fixed-width text
+//!   records built by recursive named templates (padding one character
+//!   per call, 300-deep rule lines, a list of payments summed one item
+//!   per call).
 //!
 //! Per message, for both processors: parse the input + transform +
 //! serialize the result; compiling the stylesheet is excluded (the hub
@@ -51,12 +64,13 @@
 //! Before timing, each case's output is compared with xsltproc's: both are
 //! rendered by `benches/fixtures/canonical.xsl` (run with xsltproc: names
 //! as `{uri}local`, attributes sorted, whitespace-only text dropped) and
-//! must be equal; the bench panics otherwise.
+//! must be equal; the bench panics otherwise. Text outputs (`csv`,
+//! `recursive`) are compared byte for byte.
 //!
 //! Environment: `BENCH_SECONDS` (time budget per case for our processor,
 //! default 3), `BENCH_SIZES` (comma list of small, medium, large),
 //! `BENCH_STYLES` (comma list of fachverfahren, identity, statistik,
-//! minimal),
+//! minimal, muenchian, csv, recursive),
 //! `BENCH_OURS_ONLY=1` (skip xsltproc: for profiling), `BENCH_DIR` (write
 //! the inputs there and keep them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
