@@ -694,17 +694,17 @@ impl GDate {
             AtomicType::GYear => g.year = Some(p.year().ok_or_else(err)?),
             AtomicType::GYearMonth => {
                 g.year = Some(p.year().ok_or_else(err)?);
-                p.expect(b'-').ok_or_else(err)?;
+                p.consume(b'-').ok_or_else(err)?;
                 g.month = Some(p.month().ok_or_else(err)?);
             }
             AtomicType::GMonth => {
-                p.expect_str("--").ok_or_else(err)?;
+                p.consume_str("--").ok_or_else(err)?;
                 g.month = Some(p.month().ok_or_else(err)?);
             }
             AtomicType::GMonthDay => {
-                p.expect_str("--").ok_or_else(err)?;
+                p.consume_str("--").ok_or_else(err)?;
                 let m = p.month().ok_or_else(err)?;
-                p.expect(b'-').ok_or_else(err)?;
+                p.consume(b'-').ok_or_else(err)?;
                 let d = p.two_digits().ok_or_else(err)?;
                 if d == 0 || d > days_in_month(2000, m) {
                     return Err(err());
@@ -713,7 +713,7 @@ impl GDate {
                 g.day = Some(d);
             }
             AtomicType::GDay => {
-                p.expect_str("---").ok_or_else(err)?;
+                p.consume_str("---").ok_or_else(err)?;
                 let d = p.two_digits().ok_or_else(err)?;
                 if d == 0 || d > 31 {
                     return Err(err());
@@ -832,7 +832,7 @@ impl<'s> Lex<'s> {
         self.b.get(self.i).copied()
     }
 
-    fn expect(&mut self, c: u8) -> Option<()> {
+    fn consume(&mut self, c: u8) -> Option<()> {
         if self.peek() == Some(c) {
             self.i += 1;
             Some(())
@@ -841,9 +841,9 @@ impl<'s> Lex<'s> {
         }
     }
 
-    fn expect_str(&mut self, s: &str) -> Option<()> {
+    fn consume_str(&mut self, s: &str) -> Option<()> {
         for c in s.bytes() {
-            self.expect(c)?;
+            self.consume(c)?;
         }
         Some(())
     }
@@ -866,7 +866,7 @@ impl<'s> Lex<'s> {
 
     /// `-?yyyy+` (4 digits, more only without a leading zero).
     fn year(&mut self) -> Option<i64> {
-        let negative = self.expect(b'-').is_some();
+        let negative = self.consume(b'-').is_some();
         let d = self.digits();
         if d.len() < 4 || (d.len() > 4 && d[0] == b'0') || d.len() > 10 {
             return None;
@@ -886,9 +886,9 @@ impl<'s> Lex<'s> {
     /// `yyyy-mm-dd` with day-of-month validation.
     fn date(&mut self) -> Option<(i64, u8, u8)> {
         let y = self.year()?;
-        self.expect(b'-')?;
+        self.consume(b'-')?;
         let m = self.month()?;
-        self.expect(b'-')?;
+        self.consume(b'-')?;
         let d = self.two_digits()?;
         if d == 0 || d > days_in_month(y, m) {
             return None;
@@ -899,16 +899,16 @@ impl<'s> Lex<'s> {
     /// `hh:mm:ss(.s+)?`; the flag says it was `24:00:00`.
     fn time(&mut self) -> Option<(u8, u8, Decimal, bool)> {
         let h = self.two_digits()?;
-        self.expect(b':')?;
+        self.consume(b':')?;
         let m = self.two_digits()?;
-        self.expect(b':')?;
+        self.consume(b':')?;
         let s = self.digits();
         if s.len() != 2 {
             return None;
         }
         let whole = (s[0] - b'0') * 10 + (s[1] - b'0');
         let mut second = Decimal::from(whole);
-        if self.expect(b'.').is_some() {
+        if self.consume(b'.').is_some() {
             let f = self.digits();
             if f.is_empty() {
                 return None;
@@ -940,7 +940,7 @@ impl<'s> Lex<'s> {
             Some(c @ (b'+' | b'-')) => {
                 self.i += 1;
                 let h = self.two_digits()?;
-                self.expect(b':')?;
+                self.consume(b':')?;
                 let m = self.two_digits()?;
                 if h > 14 || m > 59 || (h == 14 && m != 0) {
                     return None;

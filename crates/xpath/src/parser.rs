@@ -362,7 +362,7 @@ impl Parser {
         )
     }
 
-    fn expect(&mut self, t: &Tok) -> Result<Span> {
+    fn consume(&mut self, t: &Tok) -> Result<Span> {
         if self.at(t) {
             Ok(self.bump())
         } else {
@@ -370,7 +370,7 @@ impl Parser {
         }
     }
 
-    fn expect_keyword(&mut self, kw: &str) -> Result<Span> {
+    fn consume_keyword(&mut self, kw: &str) -> Result<Span> {
         if self.peek().is_keyword(kw) {
             Ok(self.bump())
         } else {
@@ -461,12 +461,12 @@ impl Parser {
         let is_let = kw == "let";
         let mut bindings = Vec::new();
         loop {
-            let bstart = self.expect(&Tok::Dollar)?;
+            let bstart = self.consume(&Tok::Dollar)?;
             let (name, _) = self.name("a variable name")?;
             if is_let {
-                self.expect(&Tok::Assign)?;
+                self.consume(&Tok::Assign)?;
             } else {
-                self.expect_keyword("in")?;
+                self.consume_keyword("in")?;
             }
             let expr = self.expr_single()?;
             let span = join(bstart, expr.span);
@@ -479,7 +479,7 @@ impl Parser {
             "for" | "let" => "return",
             _ => "satisfies",
         };
-        self.expect_keyword(body_kw)?;
+        self.consume_keyword(body_kw)?;
         let body = Box::new(self.expr_single()?);
         let span = join(start, body.span);
         let kind = match kw {
@@ -494,12 +494,12 @@ impl Parser {
     /// `if ( Expr ) then ExprSingle else ExprSingle`
     fn if_expr(&mut self) -> Result<Expr> {
         let start = self.bump();
-        self.expect(&Tok::LParen)?;
+        self.consume(&Tok::LParen)?;
         let cond = self.expr()?;
-        self.expect(&Tok::RParen)?;
-        self.expect_keyword("then")?;
+        self.consume(&Tok::RParen)?;
+        self.consume_keyword("then")?;
         let then = self.expr_single()?;
-        self.expect_keyword("else")?;
+        self.consume_keyword("else")?;
         let els = self.expr_single()?;
         let span = join(start, els.span);
         Ok(mk(
@@ -552,21 +552,21 @@ impl Parser {
                     Err(e) => Err(e),
                 },
                 Infix::InstanceOf => self
-                    .expect_keyword("of")
+                    .consume_keyword("of")
                     .and_then(|_| self.sequence_type())
                     .map(|t| {
                         let span = join(start, self.prev_span());
                         mk(ExprKind::InstanceOf(Box::new(lhs), t), span)
                     }),
                 Infix::TreatAs => self
-                    .expect_keyword("as")
+                    .consume_keyword("as")
                     .and_then(|_| self.sequence_type())
                     .map(|t| {
                         let span = join(start, self.prev_span());
                         mk(ExprKind::TreatAs(Box::new(lhs), t), span)
                     }),
                 Infix::CastableAs | Infix::CastAs => self
-                    .expect_keyword("as")
+                    .consume_keyword("as")
                     .and_then(|_| self.single_type())
                     .map(|(name, opt)| {
                         let span = join(start, self.prev_span());
@@ -842,9 +842,9 @@ impl Parser {
 
     /// `"[" Expr "]"`
     fn predicate(&mut self) -> Result<Expr> {
-        self.expect(&Tok::LBracket)?;
+        self.consume(&Tok::LBracket)?;
         let e = self.expr()?;
-        self.expect(&Tok::RBracket)?;
+        self.consume(&Tok::RBracket)?;
         Ok(e)
     }
 
@@ -928,7 +928,7 @@ impl Parser {
 
     /// `"(" (Argument ("," Argument)*)? ")"`
     fn arguments(&mut self) -> Result<Vec<Argument>> {
-        self.expect(&Tok::LParen)?;
+        self.consume(&Tok::LParen)?;
         let mut args = Vec::new();
         if self.eat(&Tok::RParen) {
             return Ok(args);
@@ -952,20 +952,20 @@ impl Parser {
 
     /// `"$" EQName`
     fn var_ref(&mut self) -> Result<Expr> {
-        let start = self.expect(&Tok::Dollar)?;
+        let start = self.consume(&Tok::Dollar)?;
         let (name, end) = self.name("a variable name after `$`")?;
         Ok(mk(ExprKind::VarRef(name), join(start, end)))
     }
 
     /// `"(" Expr? ")"` — a single expression loses its parentheses.
     fn paren(&mut self) -> Result<Expr> {
-        let start = self.expect(&Tok::LParen)?;
+        let start = self.consume(&Tok::LParen)?;
         if self.at(&Tok::RParen) {
             let end = self.bump();
             return Ok(mk(ExprKind::Sequence(Vec::new()), join(start, end)));
         }
         let mut e = self.expr()?;
-        let end = self.expect(&Tok::RParen)?;
+        let end = self.consume(&Tok::RParen)?;
         e.span = join(start, end);
         Ok(e)
     }
@@ -1062,24 +1062,24 @@ impl Parser {
 
     /// `"{" Expr? "}"` (an empty body is the empty sequence).
     fn enclosed(&mut self) -> Result<Expr> {
-        let start = self.expect(&Tok::LBrace)?;
+        let start = self.consume(&Tok::LBrace)?;
         if self.at(&Tok::RBrace) {
             let end = self.bump();
             return Ok(mk(ExprKind::Sequence(Vec::new()), join(start, end)));
         }
         let e = self.expr()?;
-        self.expect(&Tok::RBrace)?;
+        self.consume(&Tok::RBrace)?;
         Ok(e)
     }
 
     /// `function ( ($name (as T)?),* ) (as T)? { Expr? }`
     fn inline_function(&mut self) -> Result<Expr> {
         let start = self.bump();
-        self.expect(&Tok::LParen)?;
+        self.consume(&Tok::LParen)?;
         let mut params = Vec::new();
         if !self.eat(&Tok::RParen) {
             loop {
-                self.expect(&Tok::Dollar)?;
+                self.consume(&Tok::Dollar)?;
                 let (name, _) = self.name("a parameter name")?;
                 let ty = if self.peek().is_keyword("as") {
                     self.bump();
@@ -1117,7 +1117,7 @@ impl Parser {
     /// `map { (ExprSingle : ExprSingle),* }`
     fn map_constructor(&mut self) -> Result<Expr> {
         let start = self.bump();
-        self.expect(&Tok::LBrace)?;
+        self.consume(&Tok::LBrace)?;
         let mut entries = Vec::new();
         if !self.eat(&Tok::RBrace) {
             loop {
@@ -1151,7 +1151,7 @@ impl Parser {
 
     /// `[ (ExprSingle),* ]`
     fn square_array(&mut self) -> Result<Expr> {
-        let start = self.expect(&Tok::LBracket)?;
+        let start = self.consume(&Tok::LBracket)?;
         let mut members = Vec::new();
         if !self.eat(&Tok::RBracket) {
             loop {
@@ -1178,7 +1178,7 @@ impl Parser {
         if self.peek().is_keyword("empty-sequence") && matches!(self.peek_n(1), Tok::LParen) {
             self.bump();
             self.bump();
-            self.expect(&Tok::RParen)?;
+            self.consume(&Tok::RParen)?;
             return Ok(SequenceType::Empty);
         }
         let item = self.item_type()?;
@@ -1215,7 +1215,7 @@ impl Parser {
     fn item_type_inner(&mut self) -> Result<ItemType> {
         if self.eat(&Tok::LParen) {
             let inner = self.item_type()?;
-            self.expect(&Tok::RParen)?;
+            self.consume(&Tok::RParen)?;
             return Ok(ItemType::Paren(Box::new(inner)));
         }
         let Tok::Name(n) = self.peek() else {
@@ -1239,12 +1239,12 @@ impl Parser {
         self.bump();
         match local.as_str() {
             "item" => {
-                self.expect(&Tok::RParen)?;
+                self.consume(&Tok::RParen)?;
                 Ok(ItemType::Item)
             }
             "function" => {
                 if self.eat(&Tok::Star) {
-                    self.expect(&Tok::RParen)?;
+                    self.consume(&Tok::RParen)?;
                     return Ok(ItemType::Function(None));
                 }
                 let mut params = Vec::new();
@@ -1260,19 +1260,19 @@ impl Parser {
                         return Err(self.unexpected("`,` or `)` in the function type"));
                     }
                 }
-                self.expect_keyword("as")?;
+                self.consume_keyword("as")?;
                 let ret = self.sequence_type()?;
                 Ok(ItemType::Function(Some((params, Box::new(ret)))))
             }
             "map" => {
                 if self.eat(&Tok::Star) {
-                    self.expect(&Tok::RParen)?;
+                    self.consume(&Tok::RParen)?;
                     return Ok(ItemType::Map(None));
                 }
                 let (key, _) = self.name("an atomic key type or `*`")?;
-                self.expect(&Tok::Comma)?;
+                self.consume(&Tok::Comma)?;
                 let value = self.sequence_type()?;
-                self.expect(&Tok::RParen)?;
+                self.consume(&Tok::RParen)?;
                 Ok(ItemType::Map(Some((
                     Box::new(ItemType::Atomic(key)),
                     Box::new(value),
@@ -1280,11 +1280,11 @@ impl Parser {
             }
             "array" => {
                 if self.eat(&Tok::Star) {
-                    self.expect(&Tok::RParen)?;
+                    self.consume(&Tok::RParen)?;
                     return Ok(ItemType::Array(None));
                 }
                 let member = self.sequence_type()?;
-                self.expect(&Tok::RParen)?;
+                self.consume(&Tok::RParen)?;
                 Ok(ItemType::Array(Some(Box::new(member))))
             }
             "empty-sequence" => Err(Error::syntax(
@@ -1301,7 +1301,7 @@ impl Parser {
     /// A kind test; the current token is its name, followed by `(`.
     fn kind_test(&mut self) -> Result<KindTest> {
         let (n, name_span) = self.name("a kind test")?;
-        self.expect(&Tok::LParen)?;
+        self.consume(&Tok::LParen)?;
         let t = match n.local.as_str() {
             "node" => KindTest::AnyNode,
             "text" => KindTest::Text,
@@ -1386,7 +1386,7 @@ impl Parser {
                 ))
             }
         };
-        self.expect(&Tok::RParen)?;
+        self.consume(&Tok::RParen)?;
         Ok(t)
     }
 }
