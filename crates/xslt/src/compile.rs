@@ -1745,6 +1745,7 @@ impl Compiler {
         f.zero_digit = ch(self, "zero-digit", f.zero_digit)?;
         f.digit = ch(self, "digit", f.digit)?;
         f.pattern_separator = ch(self, "pattern-separator", f.pattern_separator)?;
+        f.exponent_separator = ch(self, "exponent-separator", f.exponent_separator)?;
         if let Some(v) = self.attr(node, "infinity") {
             f.infinity = v;
         }
@@ -2247,7 +2248,8 @@ impl Compiler {
         let format = self.attr(node, "format").unwrap_or_else(|| "1".to_string());
         let format = self.avt(m, node, &format)?;
         if let Some(f) = format.literal() {
-            crate::number::check_number_format(f).map_err(|e| self.err(m, node, e))?;
+            drehscheibe_xpath::functions::format_number::check_number_format(f)
+                .map_err(|e| self.err(m, node, e.to_string()))?;
         }
         let grouping_separator = self.literal_attr(m, node, "grouping-separator")?;
         let grouping_size = match self.literal_attr(m, node, "grouping-size")? {

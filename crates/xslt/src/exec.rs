@@ -32,7 +32,6 @@ use drehscheibe_xpath::{
 
 use crate::error::TransformError;
 use crate::ir::*;
-use crate::number::{format_number_list, Num, Picture};
 use crate::pattern::{
     element_name_matches, test_matches, Alt, Axis, IndexKey, Pattern, Root, Step, Test,
 };
@@ -40,6 +39,7 @@ use crate::xpath::{
     decode_fn, decode_var, resolve_lexical_qname, ExprId, HostFn, VarRef, XName, XsltFn, XSL_NS,
 };
 use crate::Stylesheet;
+use drehscheibe_xpath::functions::format_number::{format_number_list, Picture};
 
 type R<T> = Result<T, TransformError>;
 type XResult<T> = drehscheibe_xpath::Result<T>;
@@ -455,7 +455,8 @@ impl<'a> Run<'a, '_> {
                     None => {
                         let df = c.decimal_formats.get(format).cloned().unwrap_or_default();
                         let p = Rc::new(
-                            Picture::parse(&picture, &df).map_err(|m| self.derr(NO_AT, m))?,
+                            Picture::parse(&picture, &df)
+                                .map_err(|e| self.derr(NO_AT, e.to_string()))?,
                         );
                         self.pictures.insert((format, picture), p.clone());
                         p
@@ -469,18 +470,16 @@ impl<'a> Run<'a, '_> {
                     ));
                 }
                 let num = match value.first() {
-                    Some(Item::Atomic(Atomic::Decimal(d))) => Num::Decimal(*d),
-                    Some(Item::Atomic(Atomic::Integer(i))) => {
-                        Num::Decimal(rust_decimal::Decimal::from(*i))
-                    }
                     Some(Item::Atomic(a)) if a.is_stringlike() => {
-                        Num::Double(xpath1_parse_number(&a.to_xs_string()))
+                        Atomic::Double(xpath1_parse_number(&a.to_xs_string()))
                     }
-                    Some(Item::Atomic(a)) => Num::Double(a.to_number()),
-                    Some(Item::Node(n)) => Num::Double(xpath1_parse_number(n.string_value())),
-                    _ => Num::Double(f64::NAN),
+                    Some(Item::Atomic(a)) => a.clone(),
+                    Some(Item::Node(n)) => Atomic::Double(xpath1_parse_number(n.string_value())),
+                    _ => Atomic::Double(f64::NAN),
                 };
-                Ok(Sequence::string(&parsed.format(num)))
+                Ok(Sequence::string(
+                    &parsed.format_with(&num, c.backwards_compatible),
+                ))
             }
             XsltFn::Document => {
                 let mut out = Vec::new();
@@ -1630,7 +1629,7 @@ impl<'a> Run<'a, '_> {
             (Some(sep), Some(size)) => Some((sep.as_str(), size)),
             _ => None,
         };
-        format_number_list(&numbers, &format, grouping).map_err(|e| self.derr(at, e))
+        format_number_list(&numbers, &format, grouping).map_err(|e| self.derr(at, e.to_string()))
     }
 
     fn counts(&mut self, def: &NumberDef, node: Node<'a>, candidate: Node<'a>) -> R<bool> {

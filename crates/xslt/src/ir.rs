@@ -258,37 +258,8 @@ pub(crate) struct Key {
     pub defs: Vec<(Pattern, ExprId)>,
 }
 
-/// An `xsl:decimal-format`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DecimalFormat {
-    pub decimal_separator: char,
-    pub grouping_separator: char,
-    pub infinity: String,
-    pub minus_sign: char,
-    pub nan: String,
-    pub percent: char,
-    pub per_mille: char,
-    pub zero_digit: char,
-    pub digit: char,
-    pub pattern_separator: char,
-}
-
-impl Default for DecimalFormat {
-    fn default() -> Self {
-        Self {
-            decimal_separator: '.',
-            grouping_separator: ',',
-            infinity: "Infinity".into(),
-            minus_sign: '-',
-            nan: "NaN".into(),
-            percent: '%',
-            per_mille: '\u{2030}',
-            zero_digit: '0',
-            digit: '#',
-            pattern_separator: ';',
-        }
-    }
-}
+/// An `xsl:decimal-format`: the XPath crate's, which also formats.
+pub(crate) use drehscheibe_xpath::functions::format_number::DecimalFormat;
 
 /// A whitespace stripping rule (`xsl:strip-space` / `xsl:preserve-space`).
 #[derive(Debug, Clone)]

@@ -56,7 +56,6 @@ mod compile;
 mod error;
 mod exec;
 mod ir;
-mod number;
 mod pattern;
 mod rules;
 mod serialize;

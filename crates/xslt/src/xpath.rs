@@ -352,7 +352,8 @@ fn check_xslt_call(local: &str, args: &[Argument], scope: &Scope<'_>) -> Result<
             };
             if let (Some(f), Some(picture)) = (format, literal_string(args.get(1))) {
                 let df = scope.formats.get(f).cloned().unwrap_or_default();
-                crate::number::Picture::parse(picture, &df)?;
+                drehscheibe_xpath::functions::format_number::Picture::parse(picture, &df)
+                    .map_err(|e| e.to_string())?;
             }
         }
         _ => {}

@@ -727,3 +727,32 @@ fn mode_all_templates_apply_in_every_mode() {
     );
     assert_eq!(run(&s, "<x><b>1</b></x>"), "<r>[1][1]</r>");
 }
+
+#[test]
+fn number_format_tokens_follow_xslt_3() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:number value="3" format="one"/>|<xsl:number value="3" format="w"/>|<xsl:number value="4" format="i"/></r></xsl:template>"#,
+    );
+    // an unknown alphanumeric token falls back to `1` (XSLT 3.0 §12.4)
+    assert!(
+        run(&s, "<a/>").contains("<r>3|three|iv</r>"),
+        "{}",
+        run(&s, "<a/>")
+    );
+}
+
+#[test]
+fn format_number_in_1_0_rounds_like_libxslt() {
+    // libxslt rounds the scaled double half up: 811.34 × 75 / 100 is
+    // 608.50499… as a double and prints as 608.51
+    let s = sheet(
+        "1.0",
+        r#"<xsl:template match="/"><r><xsl:value-of select="format-number(811.34 * (100 - 25) div 100, '0.00')"/></r></xsl:template>"#,
+    );
+    assert!(
+        run(&s, "<a/>").contains("<r>608.51</r>"),
+        "{}",
+        run(&s, "<a/>")
+    );
+}
