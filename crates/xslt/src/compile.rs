@@ -912,7 +912,11 @@ impl Compiler {
             output: self.output,
             space_rules: self.space_rules,
             params,
-            names: self.names,
+            names: self
+                .names
+                .iter()
+                .map(|(ns, local, prefix)| drehscheibe_xpath::tree::QName::new(ns, local, prefix))
+                .collect(),
             ns_bindings: self.ns_bindings,
             functions: self.functions,
             nsctx: self.nsctx,

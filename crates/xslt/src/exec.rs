@@ -142,11 +142,7 @@ pub(crate) fn run(
         base: 0,
         keys: HashMap::new(),
         sinks: vec![Sink::Tree(Box::new(Builder::new_document(None)))],
-        names: c
-            .names
-            .iter()
-            .map(|(ns, local, prefix)| QName::new(ns, local, prefix))
-            .collect(),
+        names: &c.names,
         rule_cache: HashMap::new(),
         source,
         messages: Vec::new(),
@@ -211,7 +207,8 @@ struct Run<'a, 'e> {
     keys: HashMap<(usize, u64), Rc<KeyIndex<'a>>>,
     sinks: Vec<Sink<'a>>,
     /// The static names of the stylesheet as engine names.
-    names: Rc<[QName]>,
+    /// The stylesheet's static names (built once when it was compiled).
+    names: &'a [QName],
     rule_cache: HashMap<(usize, NodeKey), Rc<Vec<Rule>>>,
     source: Node<'a>,
     messages: Vec<String>,
@@ -1867,8 +1864,8 @@ impl<'a> Run<'a, '_> {
                 body,
                 at,
             } => {
-                // the names are shared (`Rc`): no copy of a QName per element
-                let names = Rc::clone(&self.names);
+                // the compiled stylesheet's names: no copy of a QName per element
+                let names = self.names;
                 let unknown = QName::local("unknown");
                 let pushed = self.start_element(names.get(*name).unwrap_or(&unknown));
                 let c = self.c;

@@ -303,8 +303,9 @@ pub(crate) struct Compiled {
     pub output: OutputSettings,
     pub space_rules: Vec<SpaceRule>,
     pub params: Vec<GlobalParamDecl>,
-    /// Static names: (namespace URI, local name, preferred prefix).
-    pub names: Vec<(String, String, String)>,
+    /// Static names (literal result elements and attributes), with the
+    /// prefix written in the stylesheet.
+    pub names: Vec<drehscheibe_xpath::tree::QName>,
     /// Namespace bindings for literal result elements: (prefix, URI).
     pub ns_bindings: Vec<(String, String)>,
     /// The `xsl:function`s.
