@@ -20,6 +20,16 @@ use crate::tree::{Document, Node, NodeKind, NONE};
 use crate::value::{Array, Atomic, AtomicType, Function, Item, Map, MapKey, Sequence};
 
 impl Expression {
+    /// A fresh evaluation state for this expression (its frame, its mode).
+    fn state<'a, 'h>(&self, env: &'h Env<'a>, host: &'h mut dyn Host<'a>) -> Eval<'a, 'h> {
+        Eval {
+            env,
+            host,
+            locals: vec![Sequence::Empty; self.frame],
+            xpath1: self.xpath1,
+        }
+    }
+
     /// Evaluates the expression. `focus` is the context item, position and
     /// size (`None`: absent focus).
     pub fn evaluate<'a>(
@@ -28,13 +38,7 @@ impl Expression {
         host: &mut dyn Host<'a>,
         focus: Option<&Focus<'a>>,
     ) -> Result<Sequence<'a>> {
-        let mut ev = Eval {
-            env,
-            host,
-            locals: vec![Sequence::Empty; self.frame],
-            xpath1: self.xpath1,
-        };
-        eval(&mut ev, &self.ir, focus)
+        eval(&mut self.state(env, host), &self.ir, focus)
     }
 
     /// Evaluates and takes the effective boolean value.
@@ -44,14 +48,7 @@ impl Expression {
         host: &mut dyn Host<'a>,
         focus: Option<&Focus<'a>>,
     ) -> Result<bool> {
-        let mut ev = Eval {
-            env,
-            host,
-            locals: vec![Sequence::Empty; self.frame],
-            xpath1: self.xpath1,
-        };
-        let s = eval(&mut ev, &self.ir, focus)?;
-        ebv(&s)
+        ebv(&self.evaluate(env, host, focus)?)
     }
 
     /// Evaluates and returns the string value of the result (items joined
@@ -62,12 +59,7 @@ impl Expression {
         host: &mut dyn Host<'a>,
         focus: Option<&Focus<'a>>,
     ) -> Result<String> {
-        let mut ev = Eval {
-            env,
-            host,
-            locals: vec![Sequence::Empty; self.frame],
-            xpath1: self.xpath1,
-        };
+        let mut ev = self.state(env, host);
         let s = eval(&mut ev, &self.ir, focus)?;
         if self.xpath1 {
             return match s.first() {

@@ -313,47 +313,40 @@ pub fn decimal_to_string(d: &Decimal) -> String {
 /// xs:double → xs:string per XPath 3.1 (F&O §19.1.2.2): integers in
 /// [1e-6, 1e6) without exponent, others `1.0E7` style.
 pub fn double_to_string(d: f64) -> String {
-    if d.is_nan() {
-        return "NaN".into();
-    }
-    if d.is_infinite() {
-        return if d > 0.0 { "INF" } else { "-INF" }.into();
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    let a = d.abs();
-    if (1e-6..1e6).contains(&a) {
-        // shortest round-trip representation, without exponent
-        let s = format!("{d}");
-        if let Some(stripped) = s.strip_suffix(".0") {
-            return stripped.to_string();
-        }
-        return s;
-    }
-    exponent_form(&format!("{d:e}"))
+    canonical_float(d, || format!("{d}"), || format!("{d:e}"))
 }
 
-/// xs:float → xs:string (same rules, float precision).
+/// xs:float → xs:string (same rules, float precision: the shortest digits
+/// of the f32 itself).
 pub fn float_to_string(f: f32) -> String {
-    if f.is_nan() {
+    canonical_float(f64::from(f), || format!("{f}"), || format!("{f:e}"))
+}
+
+/// The shared rules of [`double_to_string`] and [`float_to_string`];
+/// `plain` and `scientific` render the value at its own precision.
+fn canonical_float(
+    v: f64,
+    plain: impl FnOnce() -> String,
+    scientific: impl FnOnce() -> String,
+) -> String {
+    if v.is_nan() {
         return "NaN".into();
     }
-    if f.is_infinite() {
-        return if f > 0.0 { "INF" } else { "-INF" }.into();
+    if v.is_infinite() {
+        return if v > 0.0 { "INF" } else { "-INF" }.into();
     }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
     }
-    let a = f.abs();
-    if (1e-6..1e6).contains(&a) {
-        let s = format!("{f}");
-        if let Some(stripped) = s.strip_suffix(".0") {
-            return stripped.to_string();
-        }
-        return s;
+    if (1e-6..1e6).contains(&v.abs()) {
+        // shortest round-trip representation, without exponent
+        let s = plain();
+        return match s.strip_suffix(".0") {
+            Some(stripped) => stripped.to_string(),
+            None => s,
+        };
     }
-    exponent_form(&format!("{f:e}"))
+    exponent_form(&scientific())
 }
 
 /// Rust `1.5e7` → XPath `1.5E7`; `1e7` → `1.0E7`.

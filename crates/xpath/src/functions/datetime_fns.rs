@@ -15,6 +15,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::format_number::{format_integer, NumberToken};
+use super::params::*;
 use super::{opt_atomic, opt_str, Builtin, Kind, Occ, Param, FN};
 use crate::datetime::{
     days_from_civil, days_in_month, is_leap_year, weekday, Date, DateTime, Duration, Time,
@@ -24,10 +25,6 @@ use crate::eval::Eval;
 use crate::value::{Atomic, AtomicType, Sequence};
 
 type Args<'a> = Vec<Sequence<'a>>;
-
-const A_OPT: Param = Param(Kind::Atomic, Occ::Opt);
-const S_ONE: Param = Param(Kind::String, Occ::One);
-const S_OPT: Param = Param(Kind::String, Occ::Opt);
 
 // ---------------------------------------------------------------------------
 // Argument access
@@ -968,9 +965,9 @@ const fn b(
     }
 }
 
-const ONE_A: &[Param] = &[A_OPT];
-const TWO_A: &[Param] = &[A_OPT, A_OPT];
-const FMT: &[Param] = &[A_OPT, S_ONE, S_OPT, S_OPT, S_OPT];
+const ONE_A: &[Param] = &[ATOMIC_OPT];
+const TWO_A: &[Param] = &[ATOMIC_OPT, ATOMIC_OPT];
+const FMT: &[Param] = &[ATOMIC_OPT, STR_ONE, STR_OPT, STR_OPT, STR_OPT];
 
 /// The functions of this module (plus `fn:format-number` from
 /// [`super::format_number`]).
@@ -1020,7 +1017,7 @@ pub const FUNCTIONS: &[Builtin] = &[
         "format-integer",
         2,
         3,
-        &[Param(Kind::Integer, Occ::Opt), S_ONE, S_OPT],
+        &[Param(Kind::Integer, Occ::Opt), STR_ONE, STR_OPT],
         fn_format_integer,
     ),
     super::format_number::FUNCTIONS[0],

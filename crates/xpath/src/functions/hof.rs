@@ -3,18 +3,12 @@
 
 use std::rc::Rc;
 
+use super::params::*;
 use super::{Builtin, Kind, Occ, Param, ARRAY, FN, MAP};
 use crate::error::{Error, Result};
 use crate::eval::Eval;
 use crate::interp::{atomize, ebv};
 use crate::value::{Array, Atomic, Function, Item, Map, MapKey, Sequence};
-
-const ITEMS: Param = Param(Kind::Item, Occ::Many);
-const FUNC: Param = Param(Kind::Function, Occ::One);
-const MAPP: Param = Param(Kind::Map, Occ::One);
-const ARR: Param = Param(Kind::Array, Occ::One);
-const KEY: Param = Param(Kind::Atomic, Occ::One);
-const INT: Param = Param(Kind::Integer, Occ::One);
 
 macro_rules! b {
     ($ns:expr, $name:expr, $min:expr, $max:expr, $params:expr, $imp:expr) => {
@@ -32,55 +26,76 @@ macro_rules! b {
 
 /// The functions of this module.
 pub const FUNCTIONS: &[Builtin] = &[
-    b!(FN, "for-each", 2, 2, &[ITEMS, FUNC], for_each),
-    b!(FN, "filter", 2, 2, &[ITEMS, FUNC], filter),
-    b!(FN, "fold-left", 3, 3, &[ITEMS, ITEMS, FUNC], fold_left),
-    b!(FN, "fold-right", 3, 3, &[ITEMS, ITEMS, FUNC], fold_right),
+    b!(FN, "for-each", 2, 2, &[ITEM_MANY, FUNC_ONE], for_each),
+    b!(FN, "filter", 2, 2, &[ITEM_MANY, FUNC_ONE], filter),
+    b!(
+        FN,
+        "fold-left",
+        3,
+        3,
+        &[ITEM_MANY, ITEM_MANY, FUNC_ONE],
+        fold_left
+    ),
+    b!(
+        FN,
+        "fold-right",
+        3,
+        3,
+        &[ITEM_MANY, ITEM_MANY, FUNC_ONE],
+        fold_right
+    ),
     b!(
         FN,
         "for-each-pair",
         3,
         3,
-        &[ITEMS, ITEMS, FUNC],
+        &[ITEM_MANY, ITEM_MANY, FUNC_ONE],
         for_each_pair
     ),
-    b!(FN, "apply", 2, 2, &[FUNC, ARR], apply),
-    b!(FN, "function-arity", 1, 1, &[FUNC], function_arity),
-    b!(
-        MAP,
-        "merge",
-        1,
-        2,
-        &[Param(Kind::Map, Occ::Many), Param(Kind::Map, Occ::One)],
-        map_merge
-    ),
-    b!(MAP, "size", 1, 1, &[MAPP], map_size),
-    b!(MAP, "keys", 1, 1, &[MAPP], map_keys),
-    b!(MAP, "contains", 2, 2, &[MAPP, KEY], map_contains),
-    b!(MAP, "get", 2, 2, &[MAPP, KEY], map_get),
-    b!(MAP, "put", 3, 3, &[MAPP, KEY, ITEMS], map_put),
+    b!(FN, "apply", 2, 2, &[FUNC_ONE, ARRAY_ONE], apply),
+    b!(FN, "function-arity", 1, 1, &[FUNC_ONE], function_arity),
+    b!(MAP, "merge", 1, 2, &[MAP_MANY, MAP_ONE], map_merge),
+    b!(MAP, "size", 1, 1, &[MAP_ONE], map_size),
+    b!(MAP, "keys", 1, 1, &[MAP_ONE], map_keys),
+    b!(MAP, "contains", 2, 2, &[MAP_ONE, ATOMIC_ONE], map_contains),
+    b!(MAP, "get", 2, 2, &[MAP_ONE, ATOMIC_ONE], map_get),
+    b!(MAP, "put", 3, 3, &[MAP_ONE, ATOMIC_ONE, ITEM_MANY], map_put),
     b!(
         MAP,
         "remove",
         2,
         2,
-        &[MAPP, Param(Kind::Atomic, Occ::Many)],
+        &[MAP_ONE, Param(Kind::Atomic, Occ::Many)],
         map_remove
     ),
-    b!(MAP, "entry", 2, 2, &[KEY, ITEMS], map_entry),
-    b!(MAP, "for-each", 2, 2, &[MAPP, FUNC], map_for_each),
-    b!(MAP, "find", 2, 2, &[ITEMS, KEY], map_find),
-    b!(ARRAY, "size", 1, 1, &[ARR], array_size),
-    b!(ARRAY, "get", 2, 2, &[ARR, INT], array_get),
-    b!(ARRAY, "put", 3, 3, &[ARR, INT, ITEMS], array_put),
-    b!(ARRAY, "append", 2, 2, &[ARR, ITEMS], array_append),
-    b!(ARRAY, "subarray", 2, 3, &[ARR, INT, INT], array_subarray),
+    b!(MAP, "entry", 2, 2, &[ATOMIC_ONE, ITEM_MANY], map_entry),
+    b!(MAP, "for-each", 2, 2, &[MAP_ONE, FUNC_ONE], map_for_each),
+    b!(MAP, "find", 2, 2, &[ITEM_MANY, ATOMIC_ONE], map_find),
+    b!(ARRAY, "size", 1, 1, &[ARRAY_ONE], array_size),
+    b!(ARRAY, "get", 2, 2, &[ARRAY_ONE, INT_ONE], array_get),
+    b!(
+        ARRAY,
+        "put",
+        3,
+        3,
+        &[ARRAY_ONE, INT_ONE, ITEM_MANY],
+        array_put
+    ),
+    b!(ARRAY, "append", 2, 2, &[ARRAY_ONE, ITEM_MANY], array_append),
+    b!(
+        ARRAY,
+        "subarray",
+        2,
+        3,
+        &[ARRAY_ONE, INT_ONE, INT_ONE],
+        array_subarray
+    ),
     b!(
         ARRAY,
         "remove",
         2,
         2,
-        &[ARR, Param(Kind::Integer, Occ::Many)],
+        &[ARRAY_ONE, Param(Kind::Integer, Occ::Many)],
         array_remove
     ),
     b!(
@@ -88,29 +103,29 @@ pub const FUNCTIONS: &[Builtin] = &[
         "insert-before",
         3,
         3,
-        &[ARR, INT, ITEMS],
+        &[ARRAY_ONE, INT_ONE, ITEM_MANY],
         array_insert_before
     ),
-    b!(ARRAY, "head", 1, 1, &[ARR], array_head),
-    b!(ARRAY, "tail", 1, 1, &[ARR], array_tail),
-    b!(ARRAY, "reverse", 1, 1, &[ARR], array_reverse),
+    b!(ARRAY, "head", 1, 1, &[ARRAY_ONE], array_head),
+    b!(ARRAY, "tail", 1, 1, &[ARRAY_ONE], array_tail),
+    b!(ARRAY, "reverse", 1, 1, &[ARRAY_ONE], array_reverse),
+    b!(ARRAY, "join", 1, 1, &[ARRAY_MANY], array_join),
+    b!(ARRAY, "flatten", 1, 1, &[ITEM_MANY], array_flatten),
     b!(
         ARRAY,
-        "join",
-        1,
-        1,
-        &[Param(Kind::Array, Occ::Many)],
-        array_join
+        "for-each",
+        2,
+        2,
+        &[ARRAY_ONE, FUNC_ONE],
+        array_for_each
     ),
-    b!(ARRAY, "flatten", 1, 1, &[ITEMS], array_flatten),
-    b!(ARRAY, "for-each", 2, 2, &[ARR, FUNC], array_for_each),
-    b!(ARRAY, "filter", 2, 2, &[ARR, FUNC], array_filter),
+    b!(ARRAY, "filter", 2, 2, &[ARRAY_ONE, FUNC_ONE], array_filter),
     b!(
         ARRAY,
         "fold-left",
         3,
         3,
-        &[ARR, ITEMS, FUNC],
+        &[ARRAY_ONE, ITEM_MANY, FUNC_ONE],
         array_fold_left
     ),
     b!(
@@ -118,7 +133,7 @@ pub const FUNCTIONS: &[Builtin] = &[
         "fold-right",
         3,
         3,
-        &[ARR, ITEMS, FUNC],
+        &[ARRAY_ONE, ITEM_MANY, FUNC_ONE],
         array_fold_right
     ),
     b!(
@@ -126,7 +141,7 @@ pub const FUNCTIONS: &[Builtin] = &[
         "for-each-pair",
         3,
         3,
-        &[ARR, ARR, FUNC],
+        &[ARRAY_ONE, ARRAY_ONE, FUNC_ONE],
         array_for_each_pair
     ),
 ];

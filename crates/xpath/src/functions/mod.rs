@@ -92,6 +92,55 @@ pub enum Occ {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Param(pub Kind, pub Occ);
 
+/// Parameter declarations shared by the function modules, named
+/// `KIND_OCCURRENCE`.
+pub(crate) mod params {
+    use super::{Kind, Occ, Param};
+
+    pub(crate) const ITEM_OPT: Param = Param(Kind::Item, Occ::Opt);
+    pub(crate) const ITEM_MANY: Param = Param(Kind::Item, Occ::Many);
+    pub(crate) const ATOMIC_ONE: Param = Param(Kind::Atomic, Occ::One);
+    pub(crate) const ATOMIC_OPT: Param = Param(Kind::Atomic, Occ::Opt);
+    pub(crate) const ATOMIC_MANY: Param = Param(Kind::Atomic, Occ::Many);
+    pub(crate) const STR_ONE: Param = Param(Kind::String, Occ::One);
+    pub(crate) const STR_OPT: Param = Param(Kind::String, Occ::Opt);
+    pub(crate) const STR_MANY: Param = Param(Kind::String, Occ::Many);
+    pub(crate) const NODE_ONE: Param = Param(Kind::Node, Occ::One);
+    pub(crate) const NODE_OPT: Param = Param(Kind::Node, Occ::Opt);
+    pub(crate) const NODE_MANY: Param = Param(Kind::Node, Occ::Many);
+    pub(crate) const INT_ONE: Param = Param(Kind::Integer, Occ::One);
+    pub(crate) const INT_MANY: Param = Param(Kind::Integer, Occ::Many);
+    pub(crate) const DOUBLE_ONE: Param = Param(Kind::Double, Occ::One);
+    pub(crate) const DOUBLE_OPT: Param = Param(Kind::Double, Occ::Opt);
+    pub(crate) const NUMERIC_ONE: Param = Param(Kind::Numeric, Occ::One);
+    pub(crate) const NUMERIC_OPT: Param = Param(Kind::Numeric, Occ::Opt);
+    pub(crate) const FUNC_ONE: Param = Param(Kind::Function, Occ::One);
+    pub(crate) const MAP_ONE: Param = Param(Kind::Map, Occ::One);
+    pub(crate) const MAP_MANY: Param = Param(Kind::Map, Occ::Many);
+    pub(crate) const ARRAY_ONE: Param = Param(Kind::Array, Occ::One);
+    pub(crate) const ARRAY_MANY: Param = Param(Kind::Array, Occ::Many);
+}
+
+/// A builtin in the `fn:` namespace.
+pub(crate) const fn def(
+    name: &'static str,
+    min: usize,
+    max: usize,
+    params: &'static [Param],
+    context_default: bool,
+    imp: Impl,
+) -> Builtin {
+    Builtin {
+        ns: FN,
+        name,
+        min,
+        max,
+        params,
+        context_default,
+        imp,
+    }
+}
+
 /// Implementation of a builtin: converted arguments in, result out.
 pub type Impl = for<'a> fn(&mut Eval<'a, '_>, Vec<Sequence<'a>>) -> Result<Sequence<'a>>;
 

@@ -29,24 +29,14 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::numeric::def;
-use super::{opt_str, str_or_empty, Builtin, Kind, Occ, Param, FN};
+use super::def;
+use super::params::*;
+use super::{opt_str, str_or_empty, Builtin, FN};
 use crate::error::{Error, Result};
 use crate::eval::Eval;
 use crate::json::{json_to_xml as json_tree, xml_to_json as json_text, Duplicates, JsonOptions};
 use crate::tree::{Builder, Document, Node, NodeKind, ParseOptions, QName, XML_NS};
 use crate::value::{Array, Atomic, Item, Map, MapKey, Sequence};
-
-const NODE_OPT: Param = Param(Kind::Node, Occ::Opt);
-const NODE_ONE: Param = Param(Kind::Node, Occ::One);
-const NODE_MANY: Param = Param(Kind::Node, Occ::Many);
-const STR_OPT: Param = Param(Kind::String, Occ::Opt);
-const STR_ONE: Param = Param(Kind::String, Occ::One);
-const STR_MANY: Param = Param(Kind::String, Occ::Many);
-const ATOMIC_OPT: Param = Param(Kind::Atomic, Occ::Opt);
-const ITEM_MANY: Param = Param(Kind::Item, Occ::Many);
-const ITEM_OPT: Param = Param(Kind::Item, Occ::Opt);
-const MAP_ONE: Param = Param(Kind::Map, Occ::One);
 
 /// The functions of this module.
 pub const FUNCTIONS: &[Builtin] = &[

@@ -24,32 +24,13 @@ use std::cmp::Ordering;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{opt_atomic, Builtin, Impl, Kind, Occ, Param, FN, MATH};
+use super::params::*;
+use super::{def, opt_atomic, Builtin, Impl, Param, MATH};
 use crate::arith::arithmetic;
 use crate::compare::value_compare;
 use crate::error::{Error, Result};
 use crate::eval::Eval;
 use crate::value::{parse_double, xpath1_parse_number, ArithOp, Atomic, Item, Sequence};
-
-/// A builtin in the `fn:` namespace.
-pub(crate) const fn def(
-    name: &'static str,
-    min: usize,
-    max: usize,
-    params: &'static [Param],
-    context_default: bool,
-    imp: Impl,
-) -> Builtin {
-    Builtin {
-        ns: FN,
-        name,
-        min,
-        max,
-        params,
-        context_default,
-        imp,
-    }
-}
 
 const fn math(name: &'static str, params: &'static [Param], imp: Impl) -> Builtin {
     Builtin {
@@ -63,34 +44,25 @@ const fn math(name: &'static str, params: &'static [Param], imp: Impl) -> Builti
     }
 }
 
-const ATOMIC_OPT: Param = Param(Kind::Atomic, Occ::Opt);
-const ATOMIC_MANY: Param = Param(Kind::Atomic, Occ::Many);
-const NUMERIC_OPT: Param = Param(Kind::Numeric, Occ::Opt);
-const DOUBLE_OPT: Param = Param(Kind::Double, Occ::Opt);
-const DOUBLE_ONE: Param = Param(Kind::Double, Occ::One);
-const INTEGER_ONE: Param = Param(Kind::Integer, Occ::One);
-const STRING_ONE: Param = Param(Kind::String, Occ::One);
-const ITEM_MANY: Param = Param(Kind::Item, Occ::Many);
-
 /// The functions of this module.
 pub const FUNCTIONS: &[Builtin] = &[
     def("number", 1, 1, &[ATOMIC_OPT], true, number),
     def("abs", 1, 1, &[NUMERIC_OPT], false, abs),
     def("ceiling", 1, 1, &[NUMERIC_OPT], false, ceiling),
     def("floor", 1, 1, &[NUMERIC_OPT], false, floor),
-    def("round", 1, 2, &[NUMERIC_OPT, INTEGER_ONE], false, round),
+    def("round", 1, 2, &[NUMERIC_OPT, INT_ONE], false, round),
     def(
         "round-half-to-even",
         1,
         2,
-        &[NUMERIC_OPT, INTEGER_ONE],
+        &[NUMERIC_OPT, INT_ONE],
         false,
         round_half_to_even,
     ),
     def("sum", 1, 2, &[ATOMIC_MANY, ATOMIC_OPT], false, sum),
     def("avg", 1, 1, &[ATOMIC_MANY], false, avg),
-    def("min", 1, 2, &[ATOMIC_MANY, STRING_ONE], false, min),
-    def("max", 1, 2, &[ATOMIC_MANY, STRING_ONE], false, max),
+    def("min", 1, 2, &[ATOMIC_MANY, STR_ONE], false, min),
+    def("max", 1, 2, &[ATOMIC_MANY, STR_ONE], false, max),
     def("boolean", 1, 1, &[ITEM_MANY], false, boolean),
     def("not", 1, 1, &[ITEM_MANY], false, not),
     def("true", 0, 0, &[], false, true_fn),
@@ -110,8 +82,6 @@ pub const FUNCTIONS: &[Builtin] = &[
     math("atan", &[DOUBLE_OPT], math_atan),
     math("atan2", &[DOUBLE_ONE, DOUBLE_ONE], math_atan2),
 ];
-
-const NUMERIC_ONE: Param = Param(Kind::Numeric, Occ::One);
 
 /// The effective boolean value of a sequence (XPath 3.1 §2.4.3): `()` is
 /// false; a sequence starting with a node is true; a single boolean is

@@ -24,22 +24,15 @@ use std::rc::Rc;
 
 use rust_decimal::Decimal;
 
-use super::numeric::{check_collation, def};
-use super::{Builtin, Kind, Occ, Param};
+use super::def;
+use super::numeric::check_collation;
+use super::params::*;
+use super::Builtin;
 use crate::compare::{atomic_equal, is_nan, value_compare};
 use crate::error::{Error, Result};
 use crate::eval::Eval;
 use crate::tree::{Node, NodeKind};
 use crate::value::{decimal_to_f64, Atomic, Function, Item, MapKey, Sequence};
-
-const ITEM_MANY: Param = Param(Kind::Item, Occ::Many);
-const ATOMIC_MANY: Param = Param(Kind::Atomic, Occ::Many);
-const ATOMIC_ONE: Param = Param(Kind::Atomic, Occ::One);
-const INT_ONE: Param = Param(Kind::Integer, Occ::One);
-const DOUBLE_ONE: Param = Param(Kind::Double, Occ::One);
-const STR_ONE: Param = Param(Kind::String, Occ::One);
-const STR_OPT: Param = Param(Kind::String, Occ::Opt);
-const FUNC_ONE: Param = Param(Kind::Function, Occ::One);
 
 /// The functions of this module.
 pub const FUNCTIONS: &[Builtin] = &[

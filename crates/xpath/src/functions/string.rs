@@ -18,21 +18,14 @@ mod xsd_regex;
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::numeric::{check_collation, def};
-use super::{opt_str, str_or_empty, Builtin, Kind, Occ, Param, FN};
+use super::def;
+use super::numeric::check_collation;
+use super::params::*;
+use super::{opt_str, str_or_empty, Builtin, FN};
 use crate::error::{Error, Result};
 use crate::eval::Eval;
 use crate::tree::{Builder, QName};
 use crate::value::{Atomic, Item, Sequence};
-
-const ITEM_OPT: Param = Param(Kind::Item, Occ::Opt);
-const ATOMIC_OPT: Param = Param(Kind::Atomic, Occ::Opt);
-const ATOMIC_MANY: Param = Param(Kind::Atomic, Occ::Many);
-const STR_OPT: Param = Param(Kind::String, Occ::Opt);
-const STR_ONE: Param = Param(Kind::String, Occ::One);
-const STR_MANY: Param = Param(Kind::String, Occ::Many);
-const DOUBLE_ONE: Param = Param(Kind::Double, Occ::One);
-const INT_MANY: Param = Param(Kind::Integer, Occ::Many);
 
 /// The functions of this module.
 pub const FUNCTIONS: &[Builtin] = &[
