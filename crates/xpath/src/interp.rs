@@ -863,8 +863,7 @@ fn path_step<'a>(ev: &mut Eval<'a, '_>, left: Sequence<'a>, step: &'a Ir) -> Res
     // fast path: a plain axis step over nodes
     if let Ir::Step(axis, test, preds) = step {
         let mut out: Vec<Node<'a>> = Vec::new();
-        let mut single = true;
-        for (i, item) in left.iter().enumerate() {
+        for item in left.iter() {
             let Item::Node(n) = item else {
                 return Err(Error::new(
                     "XPTY0019",
@@ -881,11 +880,10 @@ fn path_step<'a>(ev: &mut Eval<'a, '_>, left: Sequence<'a>, step: &'a Ir) -> Res
             if axis.is_reverse() {
                 out[start..].reverse();
             }
-            if i > 0 {
-                single = false;
-            }
         }
-        if !single || axis_may_overlap(*axis) {
+        // one context node's results are already in document order (reverse
+        // axes were turned around above); several may interleave
+        if size > 1 {
             out = doc_order(out);
         }
         return Ok(Sequence::from_nodes(out));
@@ -920,13 +918,6 @@ fn path_step<'a>(ev: &mut Eval<'a, '_>, left: Sequence<'a>, step: &'a Ir) -> Res
     }
 }
 
-fn axis_may_overlap(axis: Axis) -> bool {
-    // results of one context node on these axes are in document order,
-    // duplicate-free, after the reversal of reverse axes
-    let _ = axis;
-    false
-}
-
 /// Sorts into document order and removes duplicates (linear when the
 /// input is already ordered).
 pub(crate) fn doc_order(mut v: Vec<Node<'_>>) -> Vec<Node<'_>> {
@@ -936,11 +927,6 @@ pub(crate) fn doc_order(mut v: Vec<Node<'_>>) -> Vec<Node<'_>> {
     v.sort_unstable();
     v.dedup();
     v
-}
-
-/// Resolves a name test to a name id of `doc` (`None`: no node has it).
-fn name_id(doc: &Document, uri: &str, local: &str) -> Option<u32> {
-    doc.lookup_name(uri, local)
 }
 
 struct Matcher<'t> {
@@ -963,7 +949,7 @@ impl<'t> Matcher<'t> {
         match self.cache {
             Some((d, id)) if d == doc.id() => id,
             _ => {
-                let id = name_id(doc, uri, local);
+                let id = doc.lookup_name(uri, local);
                 self.cache = Some((doc.id(), id));
                 id
             }
