@@ -426,6 +426,9 @@ fn run_case(
             .first(test, "initial-mode")
             .and_then(|t| suite.attr(t, "name")),
     };
+    if std::env::var_os("CONFORMANCE_TRACE").is_some() {
+        eprintln!("running {}", style.display());
+    }
     let outcome = run_isolated(style, env.source.clone(), params, invocation);
     let refused = matches!(outcome, Outcome::Refused(_));
     match check(suite, result, &outcome, dir) {

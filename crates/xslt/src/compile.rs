@@ -71,6 +71,8 @@ pub(crate) struct Compiler {
     function_nodes: HashMap<Node, usize>,
     source_text: String,
     module_stack: Vec<PathBuf>,
+    /// `format-number()` pictures written as literals, parsed once here.
+    pictures: std::cell::RefCell<crate::ir::PictureCache>,
 }
 
 fn line_starts(text: &str) -> Vec<usize> {
@@ -134,6 +136,7 @@ impl Compiler {
             function_nodes: HashMap::new(),
             source_text: String::new(),
             module_stack: Vec::new(),
+            pictures: Default::default(),
         }
     }
 
@@ -275,6 +278,7 @@ impl Compiler {
             key_names: &no_keys,
             format_names: &no_format_names,
             formats: &[],
+            pictures: &self.pictures,
         };
         let def = compile_expr(text, &scope, m, line).map_err(|e| {
             // A use-when condition that does not compile is a static
@@ -296,10 +300,18 @@ impl Compiler {
     fn load_file(&mut self, path: &Path, from: Option<(usize, Node)>) -> CResult<usize> {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         if self.module_stack.contains(&canonical) {
-            let message = format!(
-                "stylesheet module {} includes or imports itself (XTSE0180)",
-                path.display()
-            );
+            let imported = from.is_some_and(|(_, n)| self.xsl_local(n) == Some("import"));
+            let message = if imported {
+                format!(
+                    "stylesheet module {} imports itself, directly or indirectly (XTSE0210)",
+                    path.display()
+                )
+            } else {
+                format!(
+                    "stylesheet module {} includes itself, directly or indirectly (XTSE0180)",
+                    path.display()
+                )
+            };
             return Err(match from {
                 Some((m, n)) => self.err(m, n, message),
                 None => CompileError {
@@ -540,6 +552,7 @@ impl Compiler {
             key_names: &self.key_names,
             format_names: &self.format_names,
             formats: &self.formats,
+            pictures: &self.pictures,
         };
         let def =
             compile_expr(text, &scope, module, line).map_err(|m| self.err(module, node, m))?;
@@ -565,6 +578,7 @@ impl Compiler {
             key_names: &self.key_names,
             format_names: &self.format_names,
             formats: &self.formats,
+            pictures: &self.pictures,
         };
         compile_pattern(text, &scope, module, line, &mut self.exprs)
             .map_err(|m| self.err(module, node, m))
@@ -714,9 +728,22 @@ impl Compiler {
         let mut own: Vec<(usize, Node)> = Vec::new();
         let mut imports: Vec<usize> = Vec::new();
         self.collect_module(module, &mut own, &mut imports)?;
+        // The importing module stays on the module stack while its imports
+        // are processed, so a cycle of imports is found when the next
+        // module of the cycle is loaded (XTSE0210) instead of recursing
+        // without end.
+        let path = self.files.get(module).cloned().unwrap_or_default();
+        self.module_stack
+            .push(path.canonicalize().unwrap_or_else(|_| path.clone()));
+        let mut result = Ok(());
         for imp in imports {
-            self.process_module(imp, decls)?;
+            result = self.process_module(imp, decls);
+            if result.is_err() {
+                break;
+            }
         }
+        self.module_stack.pop();
+        result?;
         let precedence = self.next_precedence;
         self.next_precedence += 1;
         for (m, node) in own {
@@ -909,6 +936,7 @@ impl Compiler {
             globals: self.globals,
             keys: self.keys,
             decimal_formats: self.formats,
+            pictures: self.pictures.into_inner(),
             output: self.output,
             space_rules: self.space_rules,
             params,

@@ -219,7 +219,7 @@ struct Run<'a, 'e> {
     /// An error raised inside a host call, passed through the engine.
     pending: Option<TransformError>,
     /// Parsed `format-number()` pictures by (decimal format, picture).
-    pictures: HashMap<(usize, String), Rc<Picture>>,
+    pictures: crate::ir::PictureCache,
     /// Documents loaded by `document()`.
     documents: HashMap<PathBuf, &'a Document>,
     /// The principal stylesheet module as a document (`document('')`).
@@ -446,16 +446,16 @@ impl<'a> Run<'a, '_> {
                         ),
                     ));
                 };
-                let picture = arg_str(1);
-                let parsed = match self.pictures.get(&(format, picture.clone())) {
+                let key = (format, arg_str(1));
+                let parsed = match c.pictures.get(&key).or_else(|| self.pictures.get(&key)) {
                     Some(p) => p.clone(),
                     None => {
                         let df = c.decimal_formats.get(format).cloned().unwrap_or_default();
-                        let p = Rc::new(
-                            Picture::parse(&picture, &df)
+                        let p = std::sync::Arc::new(
+                            Picture::parse(&key.1, &df)
                                 .map_err(|e| self.derr(NO_AT, e.to_string()))?,
                         );
-                        self.pictures.insert((format, picture), p.clone());
+                        self.pictures.insert(key, p.clone());
                         p
                     }
                 };

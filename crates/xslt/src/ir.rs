@@ -261,6 +261,10 @@ pub(crate) struct Key {
 /// An `xsl:decimal-format`: the XPath crate's, which also formats.
 pub(crate) use drehscheibe_xpath::functions::format_number::DecimalFormat;
 
+/// Parsed `format-number()` pictures by (decimal format index, picture).
+pub(crate) type PictureCache =
+    HashMap<(usize, String), std::sync::Arc<drehscheibe_xpath::functions::format_number::Picture>>;
+
 /// A whitespace stripping rule (`xsl:strip-space` / `xsl:preserve-space`).
 #[derive(Debug, Clone)]
 pub(crate) struct SpaceRule {
@@ -300,6 +304,8 @@ pub(crate) struct Compiled {
     pub globals: Vec<Global>,
     pub keys: Vec<Key>,
     pub decimal_formats: Vec<DecimalFormat>,
+    /// The literal `format-number()` pictures, parsed at compile time.
+    pub pictures: PictureCache,
     pub output: OutputSettings,
     pub space_rules: Vec<SpaceRule>,
     pub params: Vec<GlobalParamDecl>,

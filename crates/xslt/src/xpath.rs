@@ -306,6 +306,8 @@ pub(crate) struct Scope<'s> {
     /// The decimal formats by name (the unnamed one: `None`).
     pub format_names: &'s HashMap<Option<XName>, usize>,
     pub formats: &'s [crate::ir::DecimalFormat],
+    /// Literal pictures parsed at compile time (filled here, used at run time).
+    pub pictures: &'s std::cell::RefCell<crate::ir::PictureCache>,
 }
 
 fn literal_string(a: Option<&Argument>) -> Option<&str> {
@@ -319,7 +321,9 @@ fn literal_string(a: Option<&Argument>) -> Option<&str> {
 }
 
 /// Compile-time checks of the XSLT functions' literal arguments: key and
-/// decimal format names must exist, literal pictures must be valid.
+/// decimal format names must exist. A literal `format-number()` picture is
+/// parsed once here and cached for every run; an invalid one is left to
+/// the run (FODF1310 is a dynamic error, and the call may never run).
 fn check_xslt_call(local: &str, args: &[Argument], scope: &Scope<'_>) -> Result<(), String> {
     match (local, args.len()) {
         ("key", 2 | 3) => {
@@ -352,8 +356,15 @@ fn check_xslt_call(local: &str, args: &[Argument], scope: &Scope<'_>) -> Result<
             };
             if let (Some(f), Some(picture)) = (format, literal_string(args.get(1))) {
                 let df = scope.formats.get(f).cloned().unwrap_or_default();
-                drehscheibe_xpath::functions::format_number::Picture::parse(picture, &df)
-                    .map_err(|e| e.to_string())?;
+                if let Ok(p) =
+                    drehscheibe_xpath::functions::format_number::Picture::parse(picture, &df)
+                {
+                    scope
+                        .pictures
+                        .borrow_mut()
+                        .entry((f, picture.to_string()))
+                        .or_insert_with(|| std::sync::Arc::new(p));
+                }
             }
         }
         _ => {}

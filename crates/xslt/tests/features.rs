@@ -756,3 +756,38 @@ fn format_number_in_1_0_rounds_like_libxslt() {
         run(&s, "<a/>")
     );
 }
+
+#[test]
+fn circular_imports_and_includes_are_static_errors_not_stack_overflows() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &str| {
+        std::fs::write(
+            dir.path().join(name),
+            format!(r#"<xsl:stylesheet version="2.0" xmlns:xsl="{XSL}">{body}</xsl:stylesheet>"#),
+        )
+        .unwrap();
+    };
+    // a imports b imports c imports a
+    write(
+        "a.xsl",
+        r#"<xsl:import href="b.xsl"/><xsl:template match="/"><a/></xsl:template>"#,
+    );
+    write("b.xsl", r#"<xsl:import href="c.xsl"/>"#);
+    write("c.xsl", r#"<xsl:import href="a.xsl"/>"#);
+    let e = Stylesheet::compile_file(&dir.path().join("a.xsl")).unwrap_err();
+    assert!(e.message.contains("XTSE0210"), "{e}");
+    // x includes y includes x
+    write("x.xsl", r#"<xsl:include href="y.xsl"/>"#);
+    write("y.xsl", r#"<xsl:include href="x.xsl"/>"#);
+    let e = Stylesheet::compile_file(&dir.path().join("x.xsl")).unwrap_err();
+    assert!(e.message.contains("XTSE0180"), "{e}");
+    // a diamond (p imports q and r, both import s) is not a cycle
+    write(
+        "p.xsl",
+        r#"<xsl:import href="q.xsl"/><xsl:import href="r.xsl"/><xsl:template match="/"><p/></xsl:template>"#,
+    );
+    write("q.xsl", r#"<xsl:import href="s.xsl"/>"#);
+    write("r.xsl", r#"<xsl:import href="s.xsl"/>"#);
+    write("s.xsl", "");
+    Stylesheet::compile_file(&dir.path().join("p.xsl")).unwrap();
+}
