@@ -1,0 +1,329 @@
+//! Second oracle for XSLT 2.0/3.0 semantics: every case under
+//! `tests/diff3/<case>/` (`style.xsl`, `input.xml`, optional `params.txt`
+//! with `name=value` lines) is run through this crate and through
+//! SaxonC-HE (the `saxonche` package from PyPI), and the two serialized
+//! results are compared canonically, exactly as `diff.rs` compares with
+//! `xsltproc` (which only knows XSLT 1.0).
+//!
+//! Saxon runs in a Python virtual environment that the test creates once
+//! under the cargo target directory (`CARGO_TARGET_TMPDIR`) with
+//! `python3 -m venv` and `pip install saxonche==SAXONCHE_VERSION`; all cases
+//! go through one Python process (`tests/saxon_driver.py`). There is no
+//! stored reference output and no silent skip: without `python3`, `venv`,
+//! `pip` or PyPI the test fails and says what is missing.
+//!
+//! `tests/diff3/divergences.txt` lists the cases where this engine is known
+//! to disagree, one per line: `<case> refused <reason>` (the stylesheet is
+//! refused at load as unsupported) or `<case> differs <reason>` (output or
+//! error differs from Saxon). A listed case must still diverge in the
+//! listed way: a case that starts to agree with Saxon fails the test until
+//! its line is removed, so the list never goes stale.
+//!
+//! Run it alone with `cargo test --release -p drehscheibe-xslt --test saxon
+//! -- --nocapture` to see the summary line (cases agreeing, refused and
+//! differing as listed).
+//!
+//! Canonical comparison: both outputs are parsed; element and attribute
+//! names are compared as (namespace URI, local name), attributes sorted,
+//! whitespace-only text nodes dropped, namespace declarations and prefixes
+//! ignored. Text-method outputs are compared as strings.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use drehscheibe_xpath::{Document, Node, NodeKind, ParseOptions};
+use drehscheibe_xslt::{OutputMethod, Stylesheet};
+
+/// The SaxonC-HE release used as the oracle (pinned so results are
+/// reproducible; any 12.x implements XSLT 3.0 / XPath 3.1).
+const SAXONCHE_VERSION: &str = "12.9.0";
+
+fn tests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn cases_dir() -> PathBuf {
+    tests_dir().join("diff3")
+}
+
+fn read_params(dir: &Path) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join("params.txt")) {
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                params.insert(k.trim().to_string(), v.to_string());
+            }
+        }
+    }
+    params
+}
+
+/// Runs `cmd`, panicking with `what` and its output when it cannot start
+/// or exits unsuccessfully.
+fn run_checked(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{what}: cannot run {cmd:?}: {e} (the Saxon oracle needs python3 with venv and pip)")
+    });
+    if !out.status.success() {
+        panic!(
+            "{what}: {cmd:?} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The Python interpreter of the cached venv with `saxonche` installed,
+/// creating the venv first if needed.
+fn saxon_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("saxonche-{SAXONCHE_VERSION}"));
+    let python = venv.join("bin").join("python");
+    let marker = venv.join("drehscheibe-installed");
+    if marker.exists() && python.exists() {
+        return python;
+    }
+    // A half-made venv (interrupted install) is rebuilt from scratch.
+    let _ = std::fs::remove_dir_all(&venv);
+    run_checked(
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        "creating the Saxon venv (on Debian: apt-get install python3-venv)",
+    );
+    run_checked(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+            .arg(format!("saxonche=={SAXONCHE_VERSION}")),
+        "installing saxonche from PyPI",
+    );
+    run_checked(
+        Command::new(&python).args(["-c", "import saxonche"]),
+        "importing saxonche",
+    );
+    std::fs::write(&marker, SAXONCHE_VERSION).unwrap();
+    python
+}
+
+/// Decodes serialized output according to its XML declaration.
+fn decode(bytes: &[u8]) -> String {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(100)]).to_string();
+    let latin1 = head.starts_with("<?xml")
+        && head
+            .split("?>")
+            .next()
+            .is_some_and(|d| d.to_ascii_uppercase().contains("ISO-8859-1"));
+    if latin1 {
+        bytes.iter().map(|b| char::from(*b)).collect()
+    } else {
+        String::from_utf8_lossy(bytes).to_string()
+    }
+}
+
+fn strip_declaration(text: &str) -> &str {
+    if text.starts_with("<?xml") {
+        if let Some(end) = text.find("?>") {
+            return &text[end + 2..];
+        }
+    }
+    text
+}
+
+fn canon_node(node: Node<'_>, out: &mut String) {
+    match node.kind() {
+        NodeKind::Element => {
+            let q = node.name().unwrap();
+            out.push_str(&format!("<{{{}}}{}", q.uri, q.local));
+            let mut attrs: Vec<(String, String)> = node
+                .attributes()
+                .map(|a| {
+                    let n = a.name().unwrap();
+                    (
+                        format!("{{{}}}{}", n.uri, n.local),
+                        a.string_value().to_string(),
+                    )
+                })
+                .collect();
+            attrs.sort();
+            for (n, v) in attrs {
+                out.push_str(&format!(" {n}={v:?}"));
+            }
+            out.push('>');
+            for c in node.children() {
+                canon_node(c, out);
+            }
+            out.push_str("</>");
+        }
+        NodeKind::Text if !node.string_value().trim().is_empty() => {
+            out.push_str(&format!("[{:?}]", node.string_value()));
+        }
+        NodeKind::Comment => out.push_str(&format!("<!--{}-->", node.string_value())),
+        NodeKind::ProcessingInstruction => out.push_str(&format!(
+            "<?{} {}?>",
+            node.name().unwrap().local,
+            node.string_value().trim()
+        )),
+        NodeKind::Document => {
+            for c in node.children() {
+                canon_node(c, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Canonical form of an XML-method output (which may be a fragment).
+fn canon_xml(bytes: &[u8]) -> Result<String, String> {
+    let text = decode(bytes);
+    let body = strip_declaration(&text);
+    let wrapped = format!("<canon-wrapper>{body}</canon-wrapper>");
+    let doc = Document::parse_str(&wrapped, &ParseOptions::default())
+        .map_err(|e| format!("output is not well-formed: {e}\n{text}"))?;
+    let mut out = String::new();
+    canon_node(doc.root(), &mut out);
+    Ok(out.replace("><", ">\n<"))
+}
+
+fn canon(bytes: &[u8], method: OutputMethod) -> Result<String, String> {
+    match method {
+        OutputMethod::Text => Ok(decode(bytes)),
+        OutputMethod::Xml => canon_xml(bytes),
+    }
+}
+
+/// How a listed case diverges from Saxon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Divergence {
+    /// Our engine refuses the stylesheet at load (unsupported construct).
+    Refused,
+    /// Our engine runs the stylesheet but its output (or error) differs.
+    Differs,
+}
+
+fn read_divergences() -> BTreeMap<String, Divergence> {
+    let text = std::fs::read_to_string(cases_dir().join("divergences.txt")).unwrap();
+    let mut list = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap().to_string();
+        let kind = match words.next() {
+            Some("refused") => Divergence::Refused,
+            Some("differs") => Divergence::Differs,
+            other => {
+                panic!("divergences.txt: '{line}': kind must be refused or differs, not {other:?}")
+            }
+        };
+        assert!(
+            words.next().is_some(),
+            "divergences.txt: '{line}' needs a reason"
+        );
+        list.insert(name, kind);
+    }
+    list
+}
+
+/// What our engine made of a case, compared with Saxon's result.
+enum Outcome {
+    Agrees,
+    Refused(String),
+    Differs(String),
+}
+
+fn run_ours(dir: &Path, saxon: &[u8]) -> Outcome {
+    let stylesheet = match Stylesheet::compile_file(&dir.join("style.xsl")) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Refused(format!("compile error: {e}")),
+    };
+    let method = stylesheet.output().method;
+    let input = std::fs::read(dir.join("input.xml")).unwrap();
+    let ours = match stylesheet.transform_bytes(&input, &read_params(dir)) {
+        Ok(o) => o,
+        Err(e) => return Outcome::Differs(format!("transform error: {e}")),
+    };
+    match (canon(&ours, method), canon(saxon, method)) {
+        (Ok(a), Ok(b)) if a == b => Outcome::Agrees,
+        (Ok(a), Ok(b)) => Outcome::Differs(format!(
+            "outputs differ\n--- ours ---\n{a}\n--- saxon ---\n{b}\n--- ours raw ---\n{}\n--- saxon raw ---\n{}",
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(saxon)
+        )),
+        (Err(e), _) => Outcome::Differs(format!("our output: {e}")),
+        (_, Err(e)) => Outcome::Differs(format!("Saxon's output: {e}")),
+    }
+}
+
+#[test]
+fn xslt3_corpus_matches_saxon() {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("style.xsl").exists())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 40, "the corpus must have at least 40 cases");
+    let divergences = read_divergences();
+    for name in divergences.keys() {
+        assert!(
+            cases_dir().join(name).join("style.xsl").exists(),
+            "divergences.txt names '{name}', which is not a case"
+        );
+    }
+
+    let python = saxon_python();
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("saxon-out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let stdout = run_checked(
+        Command::new(&python)
+            .arg(tests_dir().join("saxon_driver.py"))
+            .arg(&out_dir)
+            .args(&dirs),
+        "running the Saxon driver",
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with(&format!("saxon-driver: {} cases", dirs.len()))),
+        "the Saxon driver did not finish:\n{stdout}"
+    );
+
+    let mut failures = Vec::new();
+    let (mut agreed, mut refused, mut differs) = (0, 0, 0);
+    for dir in &dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if let Ok(err) = std::fs::read_to_string(out_dir.join(format!("{name}.err"))) {
+            failures.push(format!(
+                "{name}: Saxon rejects the case (fix the case): {err}"
+            ));
+            continue;
+        }
+        let saxon = std::fs::read(out_dir.join(format!("{name}.out"))).unwrap();
+        let listed = divergences.get(&name).copied();
+        match (run_ours(dir, &saxon), listed) {
+            (Outcome::Agrees, None) => agreed += 1,
+            (Outcome::Refused(_), Some(Divergence::Refused)) => refused += 1,
+            (Outcome::Differs(_), Some(Divergence::Differs)) => differs += 1,
+            (Outcome::Agrees, Some(_)) => failures.push(format!(
+                "{name}: now agrees with Saxon: remove its line from diff3/divergences.txt"
+            )),
+            (Outcome::Refused(e), listed) => {
+                failures.push(format!("{name} (listed: {listed:?}): refused: {e}"))
+            }
+            (Outcome::Differs(e), listed) => {
+                failures.push(format!("{name} (listed: {listed:?}): {e}"))
+            }
+        }
+    }
+    println!(
+        "saxon oracle ({SAXONCHE_VERSION}): {} cases, {agreed} agree, {refused} refused and {differs} differ as listed, {} unexpected",
+        dirs.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
