@@ -12,10 +12,13 @@
 //!    end-to-end, p50/p99 intake latency, peak RSS of the hub;
 //! 3. `attachment`: one message with a 200 MB attachment (multipart,
 //!    streamed from a generator, delivered as multipart to a counting
-//!    receiver); peak RSS of the hub.
+//!    receiver); peak RSS of the hub;
+//! 4. `gewerbe`: the shipped `gewerbeanmeldung` rule (two XSLT 2.0
+//!    transforms, two HTTP deliveries per message) end to end.
 //!
 //! Environment: `BENCH_MESSAGES` (default 5000), `BENCH_CONCURRENCY`
-//! (default 32), `BENCH_ATTACHMENT_MB` (default 200).
+//! (default 32), `BENCH_ATTACHMENT_MB` (default 200), `BENCH_ONLY=gewerbe`
+//! (only the peer and the `gewerbe` scenario).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -24,7 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drehscheibe_suite::bench::{counting_receiver, env_usize, ms, peak_rss_mib, percentile};
-use drehscheibe_suite::{free_port, http_tenant, order, Api, HubProcess, TestConfig, SENDER};
+use drehscheibe_suite::{
+    free_port, http_tenant, order, repo_root, Api, HubProcess, TestConfig, SENDER,
+};
 
 const LEISTUNG: &str = "99050012104000";
 
@@ -95,6 +100,65 @@ async fn wait_for(counter: &AtomicU64, n: u64, timeout: Duration) -> Duration {
     start.elapsed()
 }
 
+/// Scenario 2c: the shipped Gewerbemeldung rule end to end.
+async fn gewerbe(n: usize, concurrency: usize) {
+    let case = repo_root().join("rules/gewerbeanmeldung/2.0.0/tests/v2.2-anmeldung/input.xml");
+    let body = std::fs::read(&case).unwrap();
+    let (raddr, delivered, _) = counting_receiver().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let tenant = format!(
+        r#"id = "alpha"
+name = "Stadt Musterstadt"
+ags = "12052000"
+
+[connectors.fv]
+type = "http"
+url = "http://{raddr}/gewerbe"
+max_concurrency = 16
+
+[connectors.dms]
+type = "http"
+url = "http://{raddr}/dms"
+max_concurrency = 16
+
+[[routes]]
+leistung = "99050012104000"
+rule = "gewerbeanmeldung@^2"
+targets = {{ fachverfahren = "fv", dms = "dms" }}
+params = {{ aktenplan_kennzeichen = "32.10", behoerde_kennung = "12052000", behoerde_name = "Stadt Musterstadt", dms_empfaenger = "Zentrale E-Akte" }}
+"#
+    );
+    let cfg = TestConfig::write_with_depot(
+        &addr.to_string(),
+        "",
+        &repo_root().join("rules"),
+        &[("alpha", tenant)],
+    );
+    let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
+    let pid = hub.child.id();
+    let t0 = Instant::now();
+    let through = load(
+        format!("http://{addr}/api/v1/inbox/portal"),
+        Some(SENDER),
+        body.clone(),
+        n,
+        concurrency,
+    )
+    .await;
+    wait_for(&delivered, 2 * n as u64, Duration::from_secs(600)).await;
+    let end_to_end = t0.elapsed();
+    println!(
+        "gewerbe  : {:>8.0} msg/s intake, {:>6.0} msg/s delivered end-to-end ({} bytes in, 2 outputs each)   p50 {:>7.2} ms   p99 {:>7.2} ms   peak RSS {:.0} MiB",
+        n as f64 / through.elapsed.as_secs_f64(),
+        n as f64 / end_to_end.as_secs_f64(),
+        body.len(),
+        ms(percentile(&through.latencies, 0.50)),
+        ms(percentile(&through.latencies, 0.99)),
+        peak_rss_mib(pid)
+    );
+    assert!(hub.terminate());
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
@@ -136,6 +200,10 @@ async fn main() {
         ms(percentile(&direct.latencies, 0.50)),
         ms(percentile(&direct.latencies, 0.99))
     );
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "gewerbe") {
+        gewerbe(n, concurrency).await;
+        return;
+    }
 
     // 2. Through the hub.
     let (raddr, delivered, _) = counting_receiver().await;
@@ -205,6 +273,13 @@ async fn main() {
         ms(percentile(&light.latencies, 0.99))
     );
     assert!(hub.terminate());
+
+    // 2c. The shipped `gewerbeanmeldung` rule (rules/, XGewerbeanzeige 2.2
+    // KoSIT example, 10 KB): recognition, extraction, two XSLT 2.0
+    // transforms (Fachverfahren import XML and xdomea 0605), two HTTP
+    // deliveries per message. A message counts as delivered when both of
+    // its outputs have been accepted by the receiver.
+    gewerbe(n, concurrency).await;
 
     // 3. One big attachment, streamed in and out, on a fresh hub process
     // (so its peak RSS is this scenario's alone).

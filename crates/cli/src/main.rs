@@ -196,10 +196,31 @@ fn log_format(cli: Option<LogFormat>, config: &Path) -> LogFormat {
     })
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    // The rule tools are synchronous one-shots: no async runtime (its
+    // worker threads cost start-up time that `drehscheibe transform`,
+    // called once per document by scripts, should not pay).
+    let cli = match cli.command {
+        Command::Transform {
+            stylesheet,
+            input,
+            content_type,
+            params,
+        } => return ruletools::transform(&stylesheet, &input, content_type.as_deref(), params),
+        command => Cli { command, ..cli },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

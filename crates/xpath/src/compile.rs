@@ -886,6 +886,17 @@ impl Compiler<'_, '_> {
             fold(Ir::Arith(o, Box::new(l), Box::new(r)))
         };
         let _ = span;
+        if let Some(fast) = name_comparison(op, &l, &r) {
+            return Ok(Ir::NameEq(crate::ir::NameEq {
+                fallback: Box::new(match op {
+                    BinOp::GenEq => Ir::GenCmp(CmpOp::Eq, Box::new(l), Box::new(r)),
+                    BinOp::GenNe => Ir::GenCmp(CmpOp::Ne, Box::new(l), Box::new(r)),
+                    BinOp::ValEq => Ir::ValCmp(CmpOp::Eq, Box::new(l), Box::new(r)),
+                    _ => Ir::ValCmp(CmpOp::Ne, Box::new(l), Box::new(r)),
+                }),
+                ..fast
+            }));
+        }
         Ok(match op {
             BinOp::Or => Ir::Or(Box::new(l), Box::new(r)),
             BinOp::And => Ir::And(Box::new(l), Box::new(r)),
@@ -1058,6 +1069,7 @@ fn visit_mut(ir: &mut Ir, f: &mut dyn FnMut(&mut Ir)) {
         Ir::Call(_, args, _) | Ir::HostCall(_, args, _, _) => {
             args.iter_mut().for_each(|x| visit_mut(x, f))
         }
+        Ir::NameEq(n) => visit_mut(&mut n.fallback, f),
         Ir::DynCall(a, args) | Ir::PartialStatic(a, args) => {
             visit_mut(a, f);
             args.iter_mut().flatten().for_each(|x| visit_mut(x, f));
@@ -1197,6 +1209,42 @@ fn literal(l: &Literal, span: Span) -> Result<Atomic> {
 }
 
 /// Constant folding of pure operations on constants.
+/// Recognises `local-name() = 'lit'` and `name() = 'lit'` (with `!=`,
+/// `eq`, `ne`, either operand order) on the context item — the idiom of
+/// namespace-independent matching (`*[local-name() = 'antrag']`) that
+/// XÖV rules use everywhere. The result carries a placeholder fallback
+/// that the caller fills in.
+fn name_comparison(op: BinOp, l: &Ir, r: &Ir) -> Option<crate::ir::NameEq> {
+    let negate = match op {
+        BinOp::GenEq | BinOp::ValEq => false,
+        BinOp::GenNe | BinOp::ValNe => true,
+        _ => return None,
+    };
+    let (call, lit) = match (l, r) {
+        (Ir::Call(..), Ir::Const(Atomic::String(s))) => (l, s),
+        (Ir::Const(Atomic::String(s)), Ir::Call(..)) => (r, s),
+        _ => return None,
+    };
+    let Ir::Call(id, args, _) = call else {
+        return None;
+    };
+    if !matches!(args.as_slice(), [Ir::ContextItem]) {
+        return None;
+    }
+    let b = functions::table().get(*id as usize)?;
+    let lexical = match (b.ns, b.name) {
+        (functions::FN, "local-name") => false,
+        (functions::FN, "name") => true,
+        _ => return None,
+    };
+    Some(crate::ir::NameEq {
+        lexical,
+        value: lit.clone(),
+        negate,
+        fallback: Box::new(Ir::Empty),
+    })
+}
+
 fn fold(ir: Ir) -> Ir {
     match &ir {
         Ir::Arith(op, a, b) => {

@@ -336,6 +336,22 @@ fn eval_inner<'a>(
                 None => Sequence::Empty,
             }
         }
+        Ir::NameEq(n) => match focus.map(|f| &f.item) {
+            Some(Item::Node(node)) => {
+                let equal = match crate::functions::node::expanded_name(*node) {
+                    None => n.value.is_empty(),
+                    Some(q) if !n.lexical => *q.local == *n.value,
+                    Some(q) if q.prefix.is_empty() => *q.local == *n.value,
+                    Some(q) => n
+                        .value
+                        .strip_prefix(q.prefix.as_str())
+                        .and_then(|rest| rest.strip_prefix(':'))
+                        .is_some_and(|local| *local == *q.local),
+                };
+                Sequence::boolean(equal != n.negate)
+            }
+            _ => eval(ev, &n.fallback, focus)?,
+        },
         Ir::GenCmp(op, a, b) => {
             let l = eval(ev, a, focus)?;
             let r = eval(ev, b, focus)?;

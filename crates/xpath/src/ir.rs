@@ -9,6 +9,18 @@ use crate::cast::CastTarget;
 use crate::compile::InlineFn;
 use crate::value::{ArithOp, Atomic};
 
+/// The fast path of a name comparison, see [`Ir::NameEq`].
+#[derive(Debug)]
+pub(crate) struct NameEq {
+    /// `true`: `name()` (the lexical QName), `false`: `local-name()`.
+    pub lexical: bool,
+    pub value: std::sync::Arc<str>,
+    /// `!=` / `ne`.
+    pub negate: bool,
+    /// The comparison as written.
+    pub fallback: Box<Ir>,
+}
+
 /// Comparison operators (general and value comparisons share them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CmpOp {
@@ -165,6 +177,11 @@ pub(crate) enum Ir {
     /// Unary plus: atomize + numeric check.
     Plus(Box<Ir>),
     GenCmp(CmpOp, Box<Ir>, Box<Ir>),
+    /// `local-name() = 'lit'` / `name() = 'lit'` (also `!=`, `eq`, `ne`,
+    /// either operand order) on the context item: the name is compared in
+    /// place, without building a string. The generic comparison is kept
+    /// as the fallback when the context item is not a node.
+    NameEq(NameEq),
     ValCmp(CmpOp, Box<Ir>, Box<Ir>),
     NodeCmp(NodeCmp, Box<Ir>, Box<Ir>),
     And(Box<Ir>, Box<Ir>),

@@ -194,3 +194,40 @@ fn sequence_values_are_shared() {
     let s: Sequence<'_> = Sequence::from_vec(vec![]);
     assert!(s.is_empty());
 }
+
+#[test]
+fn name_comparisons_on_the_context_item() {
+    // the compiled fast path (`Ir::NameEq`) must agree with the generic
+    // comparison in every form
+    for (expr, want) in [
+        ("count(//*[local-name() = 'antrag'])", "3"),
+        ("count(//*['antrag' = local-name()])", "3"),
+        ("count(//*[local-name() eq 'x'])", "1"),
+        ("count(//*[local-name() != 'antrag'])", "8"),
+        ("count(//*[local-name() ne 'antrag'])", "8"),
+        ("count(//*[name() = 'g:x'])", "1"),
+        ("count(//*[name() = 'x'])", "0"),
+        ("count(//*[name() = 'g:'])", "0"),
+        ("count(//*[name() = 'name'])", "3"),
+        ("count(//@*[local-name() = 'betrag'])", "3"),
+        ("count(//text()[local-name() = ''])", "count(//text())"),
+        (
+            "count(/root/antrag[local-name(.) = 'antrag'][name = 'Bernd'])",
+            "1",
+        ),
+    ] {
+        let want = if want.starts_with("count") {
+            eval(want)
+        } else {
+            want.to_string()
+        };
+        assert_eq!(eval(expr), want, "{expr}");
+        assert_eq!(eval1(expr), want, "{expr} (XPath 1.0 mode)");
+    }
+    // a non-node context item still raises the error of local-name()
+    assert!(
+        eval("(1, 2) ! (local-name() = 'x')").starts_with("ERROR"),
+        "{}",
+        eval("(1, 2) ! (local-name() = 'x')")
+    );
+}

@@ -839,7 +839,7 @@ impl<'a> Run<'a, '_> {
 
     // ---- values and strings ---------------------------------------------
 
-    fn value(&mut self, v: &Value, f: Option<&Focus<'a>>, mode: usize) -> R<Sequence<'a>> {
+    fn value(&mut self, v: &'a Value, f: Option<&Focus<'a>>, mode: usize) -> R<Sequence<'a>> {
         match v {
             Value::Select(id) => self.eval(*id, f),
             Value::Body(body) => {
@@ -901,7 +901,7 @@ impl<'a> Run<'a, '_> {
     /// The string value of a select/content value (simple content).
     fn string_of(
         &mut self,
-        v: &Value,
+        v: &'a Value,
         f: Option<&Focus<'a>>,
         mode: usize,
         separator: Option<&Avt>,
@@ -1389,7 +1389,7 @@ impl<'a> Run<'a, '_> {
         &mut self,
         nodes: &[Node<'a>],
         mode: usize,
-        params: &[(XName, Sequence<'a>)],
+        params: &[(&'a XName, Sequence<'a>)],
         at: Option<At>,
     ) -> R<()> {
         let size = nodes.len();
@@ -1411,7 +1411,7 @@ impl<'a> Run<'a, '_> {
         &mut self,
         node: Node<'a>,
         mode: usize,
-        params: &[(XName, Sequence<'a>)],
+        params: &[(&'a XName, Sequence<'a>)],
         at: Option<At>,
     ) -> R<()> {
         let at_ = at.unwrap_or(NO_AT);
@@ -1439,7 +1439,7 @@ impl<'a> Run<'a, '_> {
         &mut self,
         t: usize,
         focus: Option<&Focus<'a>>,
-        params: &[(XName, Sequence<'a>)],
+        params: &[(&'a XName, Sequence<'a>)],
         mode: usize,
         at: Option<At>,
     ) -> R<()> {
@@ -1460,7 +1460,7 @@ impl<'a> Run<'a, '_> {
         self.base = new_base;
         let r = stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || {
             for p in &template.params {
-                let value = match params.iter().find(|(n, _)| *n == p.name) {
+                let value = match params.iter().find(|(n, _)| **n == p.name) {
                     Some((_, v)) => v.clone(),
                     None if p.required => {
                         return Err(self.derr(
@@ -1487,14 +1487,14 @@ impl<'a> Run<'a, '_> {
 
     fn with_params(
         &mut self,
-        params: &[WithParam],
+        params: &'a [WithParam],
         f: Option<&Focus<'a>>,
         mode: usize,
-    ) -> R<Vec<(XName, Sequence<'a>)>> {
+    ) -> R<Vec<(&'a XName, Sequence<'a>)>> {
         let mut out = Vec::with_capacity(params.len());
         for p in params {
             let v = self.value(&p.value, f, mode)?;
-            out.push((p.name.clone(), v));
+            out.push((&p.name, v));
         }
         Ok(out)
     }
@@ -1714,7 +1714,7 @@ impl<'a> Run<'a, '_> {
 
     // ---- instructions ------------------------------------------------------------------
 
-    fn exec(&mut self, body: &[Instr], f: Option<&Focus<'a>>, mode: usize) -> R<()> {
+    fn exec(&mut self, body: &'a [Instr], f: Option<&Focus<'a>>, mode: usize) -> R<()> {
         for instr in body {
             self.instr(instr, f, mode)?;
         }
@@ -1738,7 +1738,7 @@ impl<'a> Run<'a, '_> {
         Ok(nodes)
     }
 
-    fn instr(&mut self, instr: &Instr, f: Option<&Focus<'a>>, mode: usize) -> R<()> {
+    fn instr(&mut self, instr: &'a Instr, f: Option<&Focus<'a>>, mode: usize) -> R<()> {
         match instr {
             Instr::Text(t) => self.out_text(t, NO_AT),
             Instr::ValueOf {

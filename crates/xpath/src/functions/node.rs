@@ -182,7 +182,7 @@ fn any_uri<'a>(s: &str) -> Sequence<'a> {
 
 /// The name of a node as XPath sees it (`None` for unnamed kinds; a
 /// namespace node's name is its prefix).
-fn expanded_name<'a>(n: Node<'a>) -> Option<&'a QName> {
+pub(crate) fn expanded_name<'a>(n: Node<'a>) -> Option<&'a QName> {
     match n.kind() {
         NodeKind::Element
         | NodeKind::Attribute
