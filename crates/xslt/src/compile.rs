@@ -568,8 +568,10 @@ impl Compiler {
     ) -> CResult<crate::pattern::Pattern> {
         let (ns, ns_index) = self.namespaces_idx(node);
         let line = self.position(module, node).0;
+        // local variables are in scope of the patterns of xsl:number (none
+        // are in scope of template and key patterns, which are top-level)
         let scope = Scope {
-            locals: &[],
+            locals: &self.locals,
             globals: &self.global_names,
             functions: &self.function_names,
             ns: &ns,
@@ -1076,7 +1078,10 @@ impl Compiler {
                     let name = self.required_attr(m, node, "name")?;
                     let name = self.qname(m, node, &name)?;
                     if !self.key_names.contains_key(&name) {
-                        self.keys.push(Key { defs: Vec::new() });
+                        self.keys.push(Key {
+                            defs: Vec::new(),
+                            string_values: false,
+                        });
                         self.key_names.insert(name, self.keys.len() - 1);
                     }
                 }
@@ -1727,8 +1732,10 @@ impl Compiler {
         let use_id = self.expr(m, node, &use_)?;
         self.end_frame(saved);
         if let Some(&k) = self.key_names.get(&name) {
+            let bc = self.bc(node);
             if let Some(key) = self.keys.get_mut(k) {
                 key.defs.push((pattern, use_id));
+                key.string_values |= bc;
             }
         }
         Ok(())

@@ -33,7 +33,7 @@ use drehscheibe_xpath::{
 use crate::error::TransformError;
 use crate::ir::*;
 use crate::pattern::{
-    element_name_matches, test_matches, Alt, Axis, IndexKey, Pattern, Root, Step, Test,
+    element_name_matches, test_matches, Alt, Axis, IndexKey, Pattern, Root, Step,
 };
 use crate::xpath::{
     decode_fn, decode_var, resolve_lexical_qname, ExprId, HostFn, VarRef, XName, XsltFn, XSL_NS,
@@ -70,9 +70,70 @@ enum NodeKey {
     Other,
 }
 
-/// The index of one `xsl:key` over one tree: string value → nodes in
+/// The index of one `xsl:key` over one tree: key value → nodes in
 /// document order.
-type KeyIndex<'a> = HashMap<String, Vec<Node<'a>>>;
+type KeyIndex<'a> = HashMap<KeyValue, Vec<Node<'a>>>;
+
+/// A key value as `key()` compares it (XSLT 2.0 §16.3: by `eq`, values of
+/// incomparable types never match): strings, untyped and URI values by
+/// their string; numbers of every numeric type by value (as a double;
+/// NaN matches nothing); date/time values by their instant (implicit
+/// timezone for those without one); other types by type and canonical
+/// form. In backwards-compatible mode every value is its string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyValue {
+    Str(String),
+    Num(u64),
+    Bool(bool),
+    Other(&'static str, String),
+}
+
+impl KeyValue {
+    fn of(item: &Item<'_>, strings: bool, tz: i16) -> Option<KeyValue> {
+        let a = match item {
+            Item::Node(n) => return Some(KeyValue::Str(n.string_value().to_string())),
+            Item::Atomic(a) => a,
+            _ => return None,
+        };
+        if strings {
+            return Some(KeyValue::Str(a.to_xs_string()));
+        }
+        let num = |f: f64| {
+            if f.is_nan() {
+                None
+            } else if f == 0.0 {
+                Some(KeyValue::Num(0.0f64.to_bits()))
+            } else {
+                Some(KeyValue::Num(f.to_bits()))
+            }
+        };
+        match a {
+            Atomic::String(s) | Atomic::Untyped(s) | Atomic::AnyUri(s) => {
+                Some(KeyValue::Str(s.to_string()))
+            }
+            Atomic::Boolean(b) => Some(KeyValue::Bool(*b)),
+            Atomic::Integer(i) => num(*i as f64),
+            Atomic::Double(d) => num(*d),
+            Atomic::Float(f) => num(f64::from(*f)),
+            Atomic::Decimal(_) => num(a.to_xs_string().parse::<f64>().ok()?),
+            Atomic::DateTime(d) => Some(KeyValue::Other("dateTime", d.instant(tz).to_string())),
+            Atomic::Date(d) => Some(KeyValue::Other(
+                "date",
+                d.to_datetime().instant(tz).to_string(),
+            )),
+            Atomic::Time(t) => Some(KeyValue::Other(
+                "time",
+                t.to_reference_datetime().instant(tz).to_string(),
+            )),
+            Atomic::QName(q) => Some(KeyValue::Other("QName", q.clark())),
+            Atomic::Duration(..) => Some(KeyValue::Other("duration", a.to_xs_string())),
+            other => Some(KeyValue::Other(
+                drehscheibe_xpath::cast::primitive_name(other.type_of()),
+                other.to_xs_string(),
+            )),
+        }
+    }
+}
 
 /// Where constructed nodes go.
 enum Sink<'a> {
@@ -144,6 +205,9 @@ pub(crate) fn run(
         sinks: vec![Sink::Tree(Box::new(Builder::new_document(None)))],
         names: &c.names,
         rule_cache: HashMap::new(),
+        pattern_sets: HashMap::new(),
+        keys_building: Vec::new(),
+        match_subject: None,
         source,
         messages: Vec::new(),
         supplied: None,
@@ -210,6 +274,15 @@ struct Run<'a, 'e> {
     /// The stylesheet's static names (built once when it was compiled).
     names: &'a [QName],
     rule_cache: HashMap<(usize, NodeKey), Rc<Vec<Rule>>>,
+    /// Node sets of rooted and general patterns per (head expression,
+    /// tree root), sorted in document order (see `pattern.rs`).
+    pattern_sets: HashMap<(ExprId, Node<'a>), Rc<Vec<Node<'a>>>>,
+    /// Keys whose index is being built (a key used in its own match or
+    /// use is circular: XTDE0640).
+    keys_building: Vec<(usize, u64)>,
+    /// The node a path pattern is being matched against (`current()` in
+    /// the predicates of its steps).
+    match_subject: Option<Node<'a>>,
     source: Node<'a>,
     messages: Vec<String>,
     /// The value being coerced to an `as` type.
@@ -269,11 +342,22 @@ impl<'a> Run<'a, '_> {
     // ---- XPath evaluation ---------------------------------------------------
 
     fn eval(&mut self, id: ExprId, f: Option<&Focus<'a>>) -> R<Sequence<'a>> {
+        self.eval_current(id, f, f.map(|f| f.item.clone()))
+    }
+
+    /// [`Self::eval`] with `current()` given apart from the focus (pattern
+    /// predicates: `current()` is the node being matched).
+    fn eval_current(
+        &mut self,
+        id: ExprId,
+        f: Option<&Focus<'a>>,
+        current: Option<Item<'a>>,
+    ) -> R<Sequence<'a>> {
         let c: &'a Compiled = self.c;
         let Some(def) = c.exprs.get(id) else {
             return Err(self.expr_err(id, "internal error: unknown expression"));
         };
-        let saved = std::mem::replace(&mut self.current, f.map(|f| f.item.clone()));
+        let saved = std::mem::replace(&mut self.current, current);
         let env = self.env;
         let r = def.expr.evaluate(env, self, f);
         self.current = saved;
@@ -410,12 +494,12 @@ impl<'a> Run<'a, '_> {
                 let root = top.root();
                 let index = self.key_index(key, root)?;
                 let mut nodes: Vec<Node<'a>> = Vec::new();
+                let strings = c.keys.get(key).is_some_and(|k| k.string_values);
+                let tz = self.env.implicit_timezone;
                 if let Some(values) = args.get(1) {
                     for v in values.iter() {
-                        let s = match v {
-                            Item::Atomic(a) => a.to_xs_string(),
-                            Item::Node(n) => n.string_value().to_string(),
-                            _ => continue,
+                        let Some(s) = KeyValue::of(v, strings, tz) else {
+                            continue;
                         };
                         if let Some(found) = index.get(&s) {
                             nodes.extend(found.iter().copied());
@@ -758,7 +842,24 @@ impl<'a> Run<'a, '_> {
         let Some(key) = c.keys.get(k) else {
             return Err(self.derr(NO_AT, "internal error: unknown key"));
         };
-        let mut index: HashMap<String, Vec<Node<'a>>> = HashMap::new();
+        let building = (k, root.doc.id());
+        if self.keys_building.contains(&building) {
+            return Err(self.derr(
+                NO_AT,
+                "a key is used in its own definition (XTDE0640: circular key)",
+            ));
+        }
+        self.keys_building.push(building);
+        let r = self.build_key_index(key, root);
+        self.keys_building.retain(|b| *b != building);
+        let index = Rc::new(r?);
+        self.keys.insert((k, root.doc.id()), index.clone());
+        Ok(index)
+    }
+
+    fn build_key_index(&mut self, key: &'a Key, root: Node<'a>) -> R<KeyIndex<'a>> {
+        let mut index: KeyIndex<'a> = HashMap::new();
+        let tz = self.env.implicit_timezone;
         let mut candidates = vec![root];
         for n in root.descendants() {
             candidates.push(n);
@@ -773,10 +874,8 @@ impl<'a> Run<'a, '_> {
                 }
                 let values = self.eval(*use_, Some(&Focus::of(Item::Node(n))))?;
                 for v in values.iter() {
-                    let s = match v {
-                        Item::Atomic(a) => a.to_xs_string(),
-                        Item::Node(x) => x.string_value().to_string(),
-                        _ => continue,
+                    let Some(s) = KeyValue::of(v, key.string_values, tz) else {
+                        continue;
                     };
                     let entry = index.entry(s).or_default();
                     if entry.last() != Some(&n) {
@@ -785,8 +884,6 @@ impl<'a> Run<'a, '_> {
                 }
             }
         }
-        let index = Rc::new(index);
-        self.keys.insert((k, root.doc.id()), index.clone());
         Ok(index)
     }
 
@@ -1204,7 +1301,12 @@ impl<'a> Run<'a, '_> {
     }
 
     fn candidates(&mut self, mode: usize, node: Node<'a>) -> Rc<Vec<Rule>> {
-        let key = Self::node_key(node);
+        self.candidates_for(mode, Self::node_key(node), node.name())
+    }
+
+    /// The rules that may match a node with this key and name (`Other`:
+    /// namespace nodes and items that are not nodes), best first.
+    fn candidates_for(&mut self, mode: usize, key: NodeKey, name: Option<&QName>) -> Rc<Vec<Rule>> {
         if let Some(v) = self.rule_cache.get(&(mode, key)) {
             return v.clone();
         }
@@ -1212,28 +1314,32 @@ impl<'a> Run<'a, '_> {
         let mut rules: Vec<Rule> = Vec::new();
         if let Some(m) = c.modes.get(mode) {
             let exp = || {
-                node.name()
-                    .map(|q| crate::pattern::ExpName {
-                        ns: q.uri.clone(),
-                        local: q.local.clone(),
-                    })
-                    .unwrap_or(crate::pattern::ExpName {
-                        ns: String::new(),
-                        local: String::new(),
-                    })
+                name.map(|q| crate::pattern::ExpName {
+                    ns: q.uri.clone(),
+                    local: q.local.clone(),
+                })
+                .unwrap_or(crate::pattern::ExpName {
+                    ns: String::new(),
+                    local: String::new(),
+                })
             };
             let keys: Vec<IndexKey> = match key {
-                NodeKey::Document => vec![IndexKey::Document],
+                NodeKey::Document => vec![IndexKey::Document, IndexKey::AnyNode],
                 NodeKey::Element(..) => vec![
                     IndexKey::Element(exp()),
                     IndexKey::AnyElement,
                     IndexKey::AnyChild,
+                    IndexKey::AnyNode,
                 ],
-                NodeKey::Attribute(..) => vec![IndexKey::Attribute(exp()), IndexKey::AnyAttribute],
-                NodeKey::Text => vec![IndexKey::Text, IndexKey::AnyChild],
-                NodeKey::Comment => vec![IndexKey::Comment, IndexKey::AnyChild],
-                NodeKey::Pi => vec![IndexKey::Pi, IndexKey::AnyChild],
-                NodeKey::Other => vec![],
+                NodeKey::Attribute(..) => vec![
+                    IndexKey::Attribute(exp()),
+                    IndexKey::AnyAttribute,
+                    IndexKey::AnyNode,
+                ],
+                NodeKey::Text => vec![IndexKey::Text, IndexKey::AnyChild, IndexKey::AnyNode],
+                NodeKey::Comment => vec![IndexKey::Comment, IndexKey::AnyChild, IndexKey::AnyNode],
+                NodeKey::Pi => vec![IndexKey::Pi, IndexKey::AnyChild, IndexKey::AnyNode],
+                NodeKey::Other => vec![IndexKey::AnyNode],
             };
             for k in keys {
                 if let Some(b) = m.buckets.get(&k) {
@@ -1280,12 +1386,23 @@ impl<'a> Run<'a, '_> {
 
     fn alt_matches(&mut self, alt: &Alt, node: Node<'a>) -> R<bool> {
         if alt.steps.is_empty() {
-            // `/`
-            return Ok(node.kind() == NodeKind::Document);
+            return match &alt.root {
+                // `/`
+                Root::Document => Ok(node.kind() == NodeKind::Document && node.parent().is_none()),
+                Root::Nodes { expr, per_tree } => self.in_pattern_set(*expr, *per_tree, node),
+                Root::Predicate(preds) => self.predicate_pattern(preds, Item::Node(node)),
+                Root::Relative | Root::DocumentDesc => Ok(false),
+            };
         }
-        self.steps_match(alt, alt.steps.len(), node)
+        // `current()` in any step's predicates is the node being matched
+        let saved = self.match_subject.replace(node);
+        let r = self.steps_match(alt, alt.steps.len(), node);
+        self.match_subject = saved;
+        r
     }
 
+    /// Does the `k`-th step (1-based) of `alt` match `node`, with the
+    /// steps before it matching its context?
     fn steps_match(&mut self, alt: &Alt, k: usize, node: Node<'a>) -> R<bool> {
         let Some(step) = alt.steps.get(k - 1) else {
             return Ok(false);
@@ -1296,32 +1413,101 @@ impl<'a> Run<'a, '_> {
         if !step.preds.is_empty() && !self.preds_match(step, step.preds.len(), node)? {
             return Ok(false);
         }
-        let parent = node.parent();
-        if k == 1 {
-            return Ok(match alt.root {
-                Root::Relative => match step.test {
-                    Test::Document => true,
-                    _ => parent.is_some() || step.axis == Axis::Child,
-                },
-                Root::Document => parent.is_some_and(|p| p.kind() == NodeKind::Document),
-                Root::DocumentDesc => node.root().kind() == NodeKind::Document && parent.is_some(),
-            });
-        }
-        let Some(parent) = parent else {
-            return Ok(false);
+        // The node the step was taken from: the node itself for `self::`,
+        // else its parent; after `//` also any ancestor of that.
+        let first = match step.axis {
+            Axis::Same => Some(node),
+            Axis::Child | Axis::Attribute | Axis::Namespace => node.parent(),
         };
-        if step.desc_before {
-            let mut current = Some(parent);
-            while let Some(anc) = current {
-                if self.steps_match(alt, k - 1, anc)? {
-                    return Ok(true);
-                }
-                current = anc.parent();
+        let Some(first) = first else {
+            // a parentless node: `child-or-top` / `attribute-or-top` /
+            // `namespace-or-top`
+            return Ok(k == 1 && !step.desc_before && alt.root == Root::Relative);
+        };
+        // `a//self::x` is `a/descendant-or-self::node()/self::x`: an
+        // attribute is no node's descendant, only itself
+        let climb = step.desc_before
+            && !(step.axis == Axis::Same
+                && matches!(node.kind(), NodeKind::Attribute | NodeKind::Namespace));
+        let mut current = Some(first);
+        while let Some(ctx) = current {
+            let ok = if k == 1 {
+                self.start_matches(&alt.root, ctx)?
+            } else {
+                self.steps_match(alt, k - 1, ctx)?
+            };
+            if ok {
+                return Ok(true);
             }
-            Ok(false)
-        } else {
-            self.steps_match(alt, k - 1, parent)
+            if !climb {
+                break;
+            }
+            current = ctx.parent();
         }
+        Ok(false)
+    }
+
+    /// Can the first step of a path pattern start from `ctx`?
+    fn start_matches(&mut self, root: &Root, ctx: Node<'a>) -> R<bool> {
+        let in_tree = || {
+            !matches!(ctx.kind(), NodeKind::Attribute | NodeKind::Namespace)
+                || ctx.parent().is_none()
+        };
+        Ok(match root {
+            Root::Relative => in_tree(),
+            Root::Document => ctx.kind() == NodeKind::Document && ctx.parent().is_none(),
+            Root::DocumentDesc => ctx.root().kind() == NodeKind::Document && in_tree(),
+            Root::Nodes { expr, per_tree } => self.in_pattern_set(*expr, *per_tree, ctx)?,
+            Root::Predicate(_) => false,
+        })
+    }
+
+    /// Is `node` in the value of a rooted pattern's head (or of a general
+    /// pattern's `root(.)//(P)`), evaluated with `node` as focus? A value
+    /// that only depends on the tree is computed once per tree and run.
+    fn in_pattern_set(&mut self, expr: ExprId, per_tree: bool, node: Node<'a>) -> R<bool> {
+        let key = (expr, node.root());
+        let set = match self.pattern_sets.get(&key) {
+            Some(s) if per_tree => s.clone(),
+            _ => {
+                let value = match self.eval(expr, Some(&Focus::of(Item::Node(node)))) {
+                    Ok(v) => v,
+                    // an absolute pattern (`/a`, `//(a|b)`) over a tree
+                    // that is not rooted at a document node matches nothing
+                    Err(e) if e.to_string().contains("XPDY0050") => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                let mut nodes: Vec<Node<'a>> = value.iter().filter_map(|i| i.as_node()).collect();
+                nodes.sort_unstable();
+                nodes.dedup();
+                let set = Rc::new(nodes);
+                if per_tree {
+                    self.pattern_sets.insert(key, set.clone());
+                }
+                set
+            }
+        };
+        Ok(set.binary_search(&node).is_ok())
+    }
+
+    /// Does a predicate pattern `.[p1][p2]…` match `item`? Every predicate
+    /// is evaluated with `item` as the only item of the focus; a dynamic
+    /// error means "no match" (XSLT 3.0 §5.5.3).
+    fn predicate_pattern(&mut self, preds: &[ExprId], item: Item<'a>) -> R<bool> {
+        let focus = Focus::of(item);
+        for &pred in preds {
+            let Ok(result) = self.eval(pred, Some(&focus)) else {
+                return Ok(false);
+            };
+            let ok = match numeric_singleton(&result) {
+                Some(n) => n == 1.0,
+                None => effective_boolean(&result).unwrap_or(false),
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Do the first `count` predicates of `step` hold for `node`?
@@ -1334,7 +1520,8 @@ impl<'a> Run<'a, '_> {
                 focus.position = pos;
                 focus.size = size;
             }
-            let result = self.eval(pred, Some(&focus))?;
+            let subject = self.match_subject.unwrap_or(node);
+            let result = self.eval_current(pred, Some(&focus), Some(Item::Node(subject)))?;
             let ok = match numeric_singleton(&result) {
                 Some(n) => {
                     if !needs_pos {
@@ -1356,6 +1543,9 @@ impl<'a> Run<'a, '_> {
     /// Position and size of `node` among its siblings that pass the step's
     /// node test and its first `preds` predicates.
     fn step_position(&mut self, step: &Step, preds: usize, node: Node<'a>) -> R<(usize, usize)> {
+        if step.axis == Axis::Same {
+            return Ok((1, 1));
+        }
         let siblings: Vec<Node<'a>> = match node.parent() {
             None => vec![node],
             Some(p) => {
@@ -1405,6 +1595,64 @@ impl<'a> Run<'a, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Applies templates to a sequence with items that are not nodes:
+    /// only predicate patterns match those; the built-in rule writes an
+    /// atomic value as text and skips functions, maps and arrays.
+    fn apply_items(
+        &mut self,
+        items: &[Item<'a>],
+        mode: usize,
+        params: &[(&'a XName, Sequence<'a>)],
+        at: Option<At>,
+    ) -> R<()> {
+        let size = items.len();
+        for (i, item) in items.iter().enumerate() {
+            let focus = Focus {
+                item: item.clone(),
+                position: i + 1,
+                size,
+            };
+            let rule = match item {
+                Item::Node(n) => self.find_rule(*n, mode)?,
+                _ => self.find_item_rule(item, mode)?,
+            };
+            match (rule, item) {
+                (Some(t), _) => self.invoke(t, Some(&focus), params, mode, at)?,
+                (None, Item::Node(n)) => self.builtin(*n, mode, params, at)?,
+                (None, Item::Atomic(a)) => {
+                    let text = a.to_xs_string();
+                    self.out_text(&text, at.unwrap_or(NO_AT))?
+                }
+                (None, _) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The template rule for an item that is not a node: the best rule
+    /// whose pattern is a predicate pattern that matches it.
+    fn find_item_rule(&mut self, item: &Item<'a>, mode: usize) -> R<Option<usize>> {
+        let rules = self.candidates_for(mode, NodeKey::Other, None);
+        let c = self.c;
+        for rule in rules.iter() {
+            let Some(t) = c.templates.get(rule.template) else {
+                continue;
+            };
+            let Some(Root::Predicate(preds)) = t
+                .pattern
+                .as_ref()
+                .and_then(|p| p.alts.get(rule.alt))
+                .map(|a| &a.root)
+            else {
+                continue;
+            };
+            if self.predicate_pattern(preds, item.clone())? {
+                return Ok(Some(rule.template));
+            }
+        }
+        Ok(None)
     }
 
     fn builtin(
@@ -1721,23 +1969,6 @@ impl<'a> Run<'a, '_> {
         Ok(())
     }
 
-    fn select_nodes(&mut self, id: ExprId, f: Option<&Focus<'a>>, at: At) -> R<Vec<Node<'a>>> {
-        let seq = self.eval(id, f)?;
-        let mut nodes = Vec::with_capacity(seq.len());
-        for item in seq.iter() {
-            match item {
-                Item::Node(n) => nodes.push(*n),
-                _ => {
-                    return Err(self.derr(
-                        at,
-                        "xsl:apply-templates select must give nodes only (XTTE0520)",
-                    ))
-                }
-            }
-        }
-        Ok(nodes)
-    }
-
     fn instr(&mut self, instr: &'a Instr, f: Option<&Focus<'a>>, mode: usize) -> R<()> {
         match instr {
             Instr::Text(t) => self.out_text(t, NO_AT),
@@ -1779,8 +2010,25 @@ impl<'a> Run<'a, '_> {
                 sorts,
                 at,
             } => {
-                let nodes = match select {
-                    Some(id) => self.select_nodes(*id, f, *at)?,
+                let nodes: Vec<Node<'a>> = match select {
+                    Some(id) => {
+                        let seq = self.eval(*id, f)?;
+                        if seq.iter().any(|i| !matches!(i, Item::Node(_))) {
+                            // XSLT 3.0: templates for atomic values and
+                            // other items (predicate patterns `.[…]`)
+                            let mut items: Vec<Item<'a>> = seq.iter().cloned().collect();
+                            if !sorts.is_empty() {
+                                items = self.sort_items(items, sorts, *at)?;
+                            }
+                            let params = self.with_params(params, f, mode)?;
+                            let new_mode = match msel {
+                                ModeSel::Mode(m) => *m,
+                                ModeSel::Current => mode,
+                            };
+                            return self.apply_items(&items, new_mode, &params, Some(*at));
+                        }
+                        seq.iter().filter_map(|i| i.as_node()).collect()
+                    }
                     None => match f.and_then(|f| f.item.as_node()) {
                         Some(n) => n.children().collect(),
                         None => return Err(self.derr(

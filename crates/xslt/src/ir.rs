@@ -256,6 +256,9 @@ pub(crate) struct Global {
 #[derive(Debug, Clone)]
 pub(crate) struct Key {
     pub defs: Vec<(Pattern, ExprId)>,
+    /// Some declaration is in backwards-compatible (1.0) mode: key values
+    /// are compared as strings instead of as typed atomic values.
+    pub string_values: bool,
 }
 
 /// An `xsl:decimal-format`: the XPath crate's, which also formats.

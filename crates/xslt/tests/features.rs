@@ -791,3 +791,149 @@ fn circular_imports_and_includes_are_static_errors_not_stack_overflows() {
     write("s.xsl", "");
     Stylesheet::compile_file(&dir.path().join("p.xsl")).unwrap();
 }
+
+#[test]
+fn rooted_patterns_match_by_membership() {
+    // key()-rooted, variable-rooted and id-like patterns (XSLT 3.0 §5.5)
+    let s = sheet(
+        "3.0",
+        r#"<xsl:key name="k" match="sec" use="@t"/>
+        <xsl:variable name="v" select="//b[@n='2']"/>
+        <xsl:template match="/"><r><xsl:apply-templates select="//p | //b"/></r></xsl:template>
+        <xsl:template match="key('k', 'intro')//p">[I:<xsl:value-of select="."/>]</xsl:template>
+        <xsl:template match="$v">[V:<xsl:value-of select="@n"/>]</xsl:template>
+        <xsl:template match="p | b">[-]</xsl:template>"#,
+    );
+    let out = run(
+        &s,
+        r#"<d><sec t="intro"><x><p>1</p></x></sec><sec t="body"><p>2</p></sec><b n="1"/><b n="2"/></d>"#,
+    );
+    assert!(out.contains("<r>[I:1][-][-][V:2]</r>"), "{out}");
+}
+
+#[test]
+fn general_patterns_parenthesised_intersect_except_self_descendant() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:apply-templates select="//*"/></r></xsl:template>
+        <xsl:template match="(a|c)[*]">P<xsl:value-of select="name()"/>;</xsl:template>
+        <xsl:template match="* except (d|c|a)">E<xsl:value-of select="name()"/>;</xsl:template>
+        <xsl:template match="d/descendant::e[1]" priority="2">D1;</xsl:template>
+        <xsl:template match="self::c" priority="-2">S;</xsl:template>
+        <xsl:template match="*" priority="-3">x;</xsl:template>"#,
+    );
+    let out = run(&s, r#"<a><c/><c><b/></c><d><f><e/></f><e/></d></a>"#);
+    // a and the second c have element children; d is excluded by except;
+    // the first e below d is D1, the second is E
+    assert!(out.contains("<r>Pa;S;Pc;Eb;x;Ef;D1;Ee;</r>"), "{out}");
+}
+
+#[test]
+fn parentless_attributes_match_attribute_patterns() {
+    // `@x` and `attribute()` match parentless attributes
+    // (attribute-or-top); `child::attribute()` matches nothing
+    let s = sheet(
+        "2.0",
+        r#"<xsl:variable name="a" as="attribute()"><xsl:attribute name="x">1</xsl:attribute></xsl:variable>
+        <xsl:template match="/"><r><xsl:apply-templates select="$a"/><xsl:apply-templates select="$a" mode="m"/></r></xsl:template>
+        <xsl:template match="@x">[<xsl:value-of select="."/>]</xsl:template>
+        <xsl:template match="child::attribute()" mode="m">wrong</xsl:template>"#,
+    );
+    assert!(
+        run(&s, "<d/>").contains("<r>[1]1</r>"),
+        "{}",
+        run(&s, "<d/>")
+    );
+}
+
+#[test]
+fn predicate_patterns_match_atomic_values() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:apply-templates select="(1, 'two', 3, /d)"/></r></xsl:template>
+        <xsl:template match=".[. instance of xs:integer]" xmlns:xs="http://www.w3.org/2001/XMLSchema">i<xsl:value-of select="."/>;</xsl:template>
+        <xsl:template match=".[. = 'two']">t;</xsl:template>
+        <xsl:template match="d">d;</xsl:template>"#,
+    );
+    assert!(
+        run(&s, "<d/>").contains("<r>i1;t;i3;d;</r>"),
+        "{}",
+        run(&s, "<d/>")
+    );
+    // a parenthesised predicate pattern is not a pattern
+    let bad = sheet("3.0", r#"<xsl:template match="(.[1])"/>"#);
+    let e = Stylesheet::compile_str(&bad, Path::new("t.xsl")).unwrap_err();
+    assert!(e.message.contains("XTSE0340"), "{e}");
+}
+
+#[test]
+fn current_in_a_pattern_is_the_matched_node() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:template match="*"><xsl:copy><xsl:apply-templates/></xsl:copy></xsl:template>
+        <xsl:template match="*[name()=name(current())]/*"><hit/></xsl:template>"#,
+    );
+    // the inner `a` has a parent named like itself, `b` has not
+    assert_eq!(run(&s, "<a><a/><b/></a>"), "<a><hit/><b/></a>");
+}
+
+#[test]
+fn key_values_compare_as_typed_atomic_values() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:key name="k" match="b" use="string-length(.)"/>
+        <xsl:template match="/"><r><xsl:value-of select="count(key('k', 4))"/>,<xsl:value-of select="count(key('k', '4'))"/>,<xsl:value-of select="count(key('k', 4.0e0))"/></r></xsl:template>"#,
+    );
+    assert!(
+        run(&s, "<d><b>John</b><b>Mary</b><b>Al</b></d>").contains("<r>2,0,2</r>"),
+        "{}",
+        run(&s, "<d><b>John</b><b>Mary</b><b>Al</b></d>")
+    );
+    // in a 1.0 stylesheet key values are strings
+    let s1 = s.replace("version=\"2.0\"", "version=\"1.0\"");
+    assert!(run(&s1, "<d><b>John</b><b>Mary</b><b>Al</b></d>").contains("<r>2,2,2</r>"));
+    // a key whose pattern uses the key itself is an error, not a stack overflow
+    let circ = sheet(
+        "3.0",
+        r#"<xsl:key name="k" match="key('k', 'a')" use="."/>
+        <xsl:template match="/"><xsl:value-of select="count(key('k', 'a'))"/></xsl:template>"#,
+    );
+    assert!(run_with(&circ, "<d>a</d>", &[]).is_err());
+}
+
+#[test]
+fn number_count_patterns_see_local_variables() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:for-each select="//i"><xsl:variable name="t" select="'y'"/><xsl:number count="i[@t = $t]" level="any"/>,</xsl:for-each></r></xsl:template>"#,
+    );
+    let out = run(&s, r#"<d><i t="y"/><i t="n"/><i t="y"/></d>"#);
+    assert!(out.contains("<r>1,1,2,</r>"), "{out}");
+}
+
+#[test]
+fn absolute_general_patterns_do_not_match_in_parentless_trees() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:variable name="e" as="element()"><a/></xsl:variable>
+        <xsl:template match="/"><r><xsl:apply-templates select="$e, //a"/></r></xsl:template>
+        <xsl:template match="//(a|b)">D</xsl:template>
+        <xsl:template match="a">P</xsl:template>"#,
+    );
+    assert!(run(&s, "<a/>").contains("<r>PD</r>"), "{}", run(&s, "<a/>"));
+}
+
+#[test]
+fn parentless_namespace_nodes_match_namespace_patterns() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><xsl:variable name="x" as="node()"><xsl:namespace name="p">urn:p</xsl:namespace></xsl:variable><r><xsl:apply-templates select="$x"/></r></xsl:template>
+        <xsl:template match="namespace::q">wrong</xsl:template>
+        <xsl:template match="namespace::p">[<xsl:value-of select="."/>]</xsl:template>"#,
+    );
+    assert!(
+        run(&s, "<a/>").contains("<r>[urn:p]</r>"),
+        "{}",
+        run(&s, "<a/>")
+    );
+}
