@@ -1995,21 +1995,15 @@ mod tests {
     }
 
     #[test]
-    fn many_attributes_are_linear() {
+    fn many_attributes_are_parsed_and_checked_for_duplicates() {
+        // Linearity is shown by `benches/tree.rs` (1k…100k attributes),
+        // not by timing here; a quadratic duplicate check would make this
+        // 100k-attribute parse take minutes.
         let opts = ParseOptions {
             max_attributes: 200_000,
             ..ParseOptions::default()
         };
-        let time = |n: usize| {
-            let s = many_attributes(n);
-            let t = std::time::Instant::now();
-            let doc = Document::parse_str(&s, &opts).unwrap();
-            (t.elapsed().as_secs_f64(), doc)
-        };
-        let (small, _) = time(12_500);
-        let (large, doc) = time(100_000);
-        // 8× the attributes: linear is ~8× the time, quadratic 64×.
-        assert!(large < small * 20.0 + 0.05, "{small} s vs {large} s");
+        let doc = Document::parse_str(&many_attributes(100_000), &opts).unwrap();
         let r = elem(&doc, "r");
         assert_eq!(r.attributes().count(), 100_000);
         assert_eq!(r.attribute("", "a99999"), Some("99999"));
