@@ -229,8 +229,12 @@ fn xpath_string(expr: &str) -> Option<String> {
 }
 
 enum Outcome {
-    /// The serialized result and the `xsl:message` texts.
-    Output(String, Vec<String>),
+    /// The serialized result, the `xsl:message` texts, and the result
+    /// tree written by the plain XML method: the W3C assertions on the
+    /// result tree (`assert-xml`, `assert`, ...) are checked against that,
+    /// the serialization assertions against the serialized result (with
+    /// the html method the two differ: `<br>`, `<!DOCTYPE html>`, ...).
+    Output(String, Vec<String>, String),
     Error(String),
     Refused(String),
 }
@@ -243,7 +247,7 @@ fn check(suite: &Suite, result: Node, outcome: &Outcome, dir: &Path) -> Result<(
         .unwrap_or_default();
     match (name.as_str(), outcome) {
         ("error" | "assert-serialization-error", Outcome::Error(_) | Outcome::Refused(_)) => Ok(()),
-        ("error" | "assert-serialization-error", Outcome::Output(o, _)) => Err(format!(
+        ("error" | "assert-serialization-error", Outcome::Output(o, _, _)) => Err(format!(
             "expected error {}, got output {}",
             suite.attr(result, "code").unwrap_or_default(),
             o.chars().take(200).collect::<String>()
@@ -251,7 +255,7 @@ fn check(suite: &Suite, result: Node, outcome: &Outcome, dir: &Path) -> Result<(
         (n, Outcome::Error(e) | Outcome::Refused(e)) if !matches!(n, "all-of" | "any-of") => {
             Err(e.clone())
         }
-        ("assert-xml", Outcome::Output(o, _)) => {
+        ("assert-xml", Outcome::Output(_, _, o)) => {
             let expected = match suite.attr(result, "file") {
                 Some(f) => std::fs::read_to_string(dir.join(f)).map_err(|e| e.to_string())?,
                 None => suite.text(result),
@@ -263,11 +267,11 @@ fn check(suite: &Suite, result: Node, outcome: &Outcome, dir: &Path) -> Result<(
                 _ => Err("assert-xml: output or expectation not parseable".into()),
             }
         }
-        ("assert", Outcome::Output(o, _)) => match xpath_assert(o, &suite.text(result))? {
+        ("assert", Outcome::Output(_, _, o)) => match xpath_assert(o, &suite.text(result))? {
             true => Ok(()),
             false => Err(format!("assert false: {}", suite.text(result))),
         },
-        ("assert-string-value", Outcome::Output(o, _)) => {
+        ("assert-string-value", Outcome::Output(_, _, o)) => {
             let got = canon_text(o);
             let want = suite.text(result);
             if normalize(&got) == normalize(&want) {
@@ -276,7 +280,7 @@ fn check(suite: &Suite, result: Node, outcome: &Outcome, dir: &Path) -> Result<(
                 Err(format!("string value {got:?} != {want:?}"))
             }
         }
-        ("assert-serialization", Outcome::Output(o, _)) => {
+        ("assert-serialization", Outcome::Output(o, _, _)) => {
             let want = match suite.attr(result, "file") {
                 Some(f) => std::fs::read_to_string(dir.join(f)).map_err(|e| e.to_string())?,
                 None => suite.text(result),
@@ -287,7 +291,7 @@ fn check(suite: &Suite, result: Node, outcome: &Outcome, dir: &Path) -> Result<(
                 Err("serialization differs".into())
             }
         }
-        ("serialization-matches", Outcome::Output(o, _)) => {
+        ("serialization-matches", Outcome::Output(o, _, _)) => {
             let flags = suite.attr(result, "flags").unwrap_or_default();
             if regex_matches(o, &suite.text(result), &flags)? {
                 Ok(())
@@ -298,20 +302,25 @@ fn check(suite: &Suite, result: Node, outcome: &Outcome, dir: &Path) -> Result<(
                 ))
             }
         }
-        ("assert-eq", Outcome::Output(o, _)) => {
+        ("assert-eq", Outcome::Output(_, _, o)) => {
             let expr = format!("string(.) eq string({})", suite.text(result));
             match xpath_assert(o, &expr)? {
                 true => Ok(()),
                 false => Err(format!("assert-eq false: {}", suite.text(result))),
             }
         }
-        ("assert-message", Outcome::Output(_, messages)) => {
+        ("assert-message", Outcome::Output(_, messages, _)) => {
             let Some(inner) = element_children(suite, result).into_iter().next() else {
                 return Err("empty assert-message".into());
             };
             let mut last = Err("assert-message: no message".to_string());
             for m in messages {
-                last = check(suite, inner, &Outcome::Output(m.clone(), Vec::new()), dir);
+                last = check(
+                    suite,
+                    inner,
+                    &Outcome::Output(m.clone(), Vec::new(), m.clone()),
+                    dir,
+                );
                 if last.is_ok() {
                     return Ok(());
                 }
@@ -516,10 +525,36 @@ fn run_case_inner(
     match doc {
         Err(e) => Outcome::Error(format!("source: {e}")),
         Ok(doc) => match st.transform_with_messages(&doc, params, invocation) {
-            Ok(out) => Outcome::Output(
-                String::from_utf8_lossy(&out.bytes).to_string(),
-                out.messages,
-            ),
+            Ok(out) => {
+                // the serialized bytes, decoded as the output encoding says
+                let encoding = st.output().encoding.trim().to_ascii_uppercase();
+                let text = match encoding.as_str() {
+                    "UTF-8" | "UTF8" => String::from_utf8_lossy(&out.bytes).to_string(),
+                    "UTF-16" | "UTF16" => {
+                        let units: Vec<u16> = out
+                            .bytes
+                            .chunks(2)
+                            .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                            .collect();
+                        String::from_utf16_lossy(&units)
+                    }
+                    _ => out.bytes.iter().map(|b| char::from(*b)).collect(),
+                };
+                // the result tree, written by the XML method alone
+                let xml = drehscheibe_xslt::OutputSettings {
+                    method_declared: true,
+                    indent: Some(false),
+                    ..drehscheibe_xslt::OutputSettings::default()
+                };
+                let tree = match st
+                    .with_output(xml)
+                    .transform_with_messages(&doc, params, invocation)
+                {
+                    Ok(t) => String::from_utf8_lossy(&t.bytes).to_string(),
+                    Err(_) => text.clone(),
+                };
+                Outcome::Output(text, out.messages, tree)
+            }
             Err(e) => Outcome::Error(e.to_string()),
         },
     }

@@ -53,7 +53,10 @@ pub(crate) struct Compiler {
     key_names: HashMap<XName, usize>,
     formats: Vec<DecimalFormat>,
     format_names: HashMap<Option<XName>, usize>,
-    output: OutputSettings,
+    /// The `xsl:output` declarations: (module, node, import precedence,
+    /// expanded name or `""` for the unnamed output definition), merged by
+    /// `finish_output`.
+    output_decls: Vec<(usize, Node, usize, String)>,
     space_rules: Vec<SpaceRule>,
     names: Vec<(String, String, String)>,
     name_index: HashMap<(String, String, String), usize>,
@@ -118,7 +121,7 @@ impl Compiler {
             key_names: HashMap::new(),
             formats: vec![DecimalFormat::default()],
             format_names,
-            output: OutputSettings::default(),
+            output_decls: Vec::new(),
             space_rules: Vec::new(),
             names: Vec::new(),
             name_index: HashMap::new(),
@@ -927,6 +930,7 @@ impl Compiler {
             .map(|(n, (i, _))| (n.key(), *i))
             .collect();
         let mode_names = self.mode_names.iter().map(|(n, i)| (n.key(), *i)).collect();
+        let output = self.finish_output(module)?;
         Ok(Compiled {
             template_names,
             mode_names,
@@ -939,7 +943,7 @@ impl Compiler {
             keys: self.keys,
             decimal_formats: self.formats,
             pictures: self.pictures.into_inner(),
-            output: self.output,
+            output,
             space_rules: self.space_rules,
             params,
             names: self
@@ -1108,7 +1112,6 @@ impl Compiler {
                 self.compile_decimal_format(d.module, d.node)?;
             }
         }
-        let mut output_seen = false;
         // template names: register in precedence order so higher precedence wins
         for d in decls {
             let (m, node) = (d.module, d.node);
@@ -1194,10 +1197,7 @@ impl Compiler {
                     self.compile_template(m, node, d.precedence, index)?;
                 }
                 Some("variable" | "param") => self.compile_global(m, node, d.precedence)?,
-                Some("output") => {
-                    self.compile_output(m, node, output_seen)?;
-                    output_seen = true;
-                }
+                Some("output") => self.compile_output(m, node, d.precedence)?,
                 Some("strip-space") | Some("preserve-space") => {
                     self.check_attrs(m, node, &["elements"])?;
                     let strip = self.is_xsl(node, "strip-space");
@@ -1546,7 +1546,11 @@ impl Compiler {
         Ok(())
     }
 
-    fn compile_output(&mut self, m: usize, node: Node, _seen: bool) -> CResult<()> {
+    /// Checks one `xsl:output` declaration (every attribute value is
+    /// validated here, with its position) and keeps the unnamed ones for
+    /// [`Compiler::finish_output`]. Named output definitions are only
+    /// used by `xsl:result-document`, which is outside the subset.
+    fn compile_output(&mut self, m: usize, node: Node, precedence: usize) -> CResult<()> {
         self.check_attrs(
             m,
             node,
@@ -1558,7 +1562,8 @@ impl Compiler {
                 "media-type",
                 "version",
                 "standalone",
-                // Accepted and without effect on the xml and text methods.
+                "doctype-system",
+                "doctype-public",
                 "escape-uri-attributes",
                 "include-content-type",
                 "html-version",
@@ -1567,77 +1572,213 @@ impl Compiler {
                 "suppress-indentation",
                 "cdata-section-elements",
                 "name",
+                "normalization-form",
+                // Accepted and without effect: the result is always a
+                // single document node, built as a tree.
                 "item-separator",
                 "parameter-document",
                 "build-tree",
                 "json-node-output-method",
                 "allow-duplicate-names",
-                "normalization-form",
             ],
         )?;
-        if let Some(nf) = self.attr(node, "normalization-form") {
-            if nf.trim() != "none" {
+        for flag in [
+            "indent",
+            "omit-xml-declaration",
+            "escape-uri-attributes",
+            "include-content-type",
+            "byte-order-mark",
+            "undeclare-prefixes",
+            "build-tree",
+            "allow-duplicate-names",
+        ] {
+            if self.attr(node, flag).is_some() {
+                self.yes_no(m, node, flag, false).map_err(|mut e| {
+                    e.message.push_str(" (XTSE0020)");
+                    e
+                })?;
+            }
+        }
+        if let Some(s) = self.attr(node, "standalone") {
+            if output_flag(&s).is_none() && s.trim() != "omit" {
                 return Err(self.err(
                     m,
                     node,
-                    format!("unsupported normalization-form '{}' (only none)", nf.trim()),
+                    format!("invalid standalone value '{}' (XTSE0020)", s.trim()),
                 ));
             }
         }
         if let Some(method) = self.attr(node, "method") {
-            self.output.method = match method.trim() {
-                "xml" => OutputMethod::Xml,
-                // XHTML is well-formed XML; it is written by the XML
-                // method (without the XHTML minimization rules for
-                // empty non-void elements).
-                "xhtml" => OutputMethod::Xml,
-                "text" => OutputMethod::Text,
-                other => {
-                    return Err(self.err(
-                        m,
-                        node,
-                        format!("unsupported output method '{other}' (supported: xml, text)"),
-                    ))
-                }
-            };
+            output_method(method.trim()).map_err(|e| self.err(m, node, e))?;
         }
-        if self.attr(node, "indent").is_some() {
-            self.output.indent = self.yes_no(m, node, "indent", false)?;
+        if let Some(nf) = self.attr(node, "normalization-form") {
+            normalization_form(nf.trim()).map_err(|e| self.err(m, node, e))?;
         }
         if let Some(enc) = self.attr(node, "encoding") {
-            let enc = enc.trim().to_string();
-            if crate::serialize::Encoding::from_label(&enc).is_none() {
-                return Err(self.err(m, node, format!("unsupported output encoding '{enc}' (supported: UTF-8, ISO-8859-1, US-ASCII)")));
+            let enc = enc.trim();
+            if crate::serialize::Encoding::from_label(enc).is_none() {
+                return Err(self.err(m, node, format!("unsupported output encoding '{enc}' (supported: UTF-8, UTF-16, ISO-8859-1, US-ASCII)")));
             }
-            self.output.encoding = enc;
         }
-        if self.attr(node, "omit-xml-declaration").is_some() {
-            self.output.omit_xml_declaration =
-                self.yes_no(m, node, "omit-xml-declaration", false)?;
+        for list in ["cdata-section-elements", "suppress-indentation"] {
+            if let Some(names) = self.attr(node, list) {
+                for name in names.split_whitespace() {
+                    self.output_name(m, node, name)?;
+                }
+            }
         }
-        if let Some(mt) = self.attr(node, "media-type") {
-            self.output.media_type = Some(mt);
+        let name = match self.attr(node, "name") {
+            Some(n) => self.qname(m, node, &n)?.key(),
+            None => String::new(),
+        };
+        self.output_decls.push((m, node, precedence, name));
+        Ok(())
+    }
+
+    /// A name of `cdata-section-elements` / `suppress-indentation`: an
+    /// unprefixed name is in the default namespace (XSLT 3.0 §26.1).
+    fn output_name(&mut self, m: usize, node: Node, name: &str) -> CResult<(String, String)> {
+        let ns = self.namespaces(node);
+        let q = resolve_lexical_qname(name, &ns).ok_or_else(|| {
+            self.err(
+                m,
+                node,
+                format!("invalid or unresolvable QName '{name}' (XTSE0280)"),
+            )
+        })?;
+        let uri = if name.contains(':') || name.starts_with("Q{") {
+            q.namespace().to_string()
+        } else {
+            ns.default_ns.clone()
+        };
+        Ok((uri, q.local_name().to_string()))
+    }
+
+    /// Merges the unnamed `xsl:output` declarations into the output
+    /// definition (XSLT 3.0 §26): each attribute comes from the
+    /// declaration of highest import precedence (two different values at
+    /// that precedence are XTSE1560); the QName lists are united.
+    fn finish_output(&mut self, principal: usize) -> CResult<OutputSettings> {
+        let decls = std::mem::take(&mut self.output_decls);
+        let mut out = OutputSettings {
+            xslt1: match self.root_element(principal) {
+                Ok(root) => self.effective_version(root) < 2.0,
+                Err(_) => false,
+            },
+            ..OutputSettings::default()
+        };
+        // (definition, attribute) -> (precedence, normalized value, raw
+        // value, module, node)
+        type Chosen = HashMap<(String, String), (usize, String, String, usize, Node)>;
+        let mut chosen: Chosen = HashMap::new();
+        let mut conflicts: HashMap<(String, String), (usize, usize, Node)> = HashMap::new();
+        for (m, node, prec, def) in &decls {
+            let (m, node, prec) = (*m, *node, *prec);
+            for (ns, local, value) in self.attrs(node) {
+                if !ns.is_empty() || local == "name" {
+                    continue;
+                }
+                if !def.is_empty() {
+                    // a named definition: only checked for conflicts
+                } else if matches!(
+                    local.as_str(),
+                    "cdata-section-elements" | "suppress-indentation"
+                ) {
+                    for name in value.split_whitespace() {
+                        let q = self.output_name(m, node, name)?;
+                        let list = if local == "cdata-section-elements" {
+                            &mut out.cdata_section_elements
+                        } else {
+                            &mut out.suppress_indentation
+                        };
+                        if !list.contains(&q) {
+                            list.push(q);
+                        }
+                    }
+                    continue;
+                }
+                if matches!(
+                    local.as_str(),
+                    "cdata-section-elements" | "suppress-indentation"
+                ) {
+                    continue;
+                }
+                let norm = match output_flag(&value) {
+                    Some(true) => "yes".to_string(),
+                    Some(false) => "no".to_string(),
+                    None => value.trim().to_string(),
+                };
+                let local = (def.clone(), local);
+                match chosen.get(&local) {
+                    Some((p, _, _, _, _)) if *p > prec => {}
+                    Some((p, v, _, _, _)) if *p == prec => {
+                        if *v != norm {
+                            conflicts.insert(local.clone(), (prec, m, node));
+                        }
+                    }
+                    _ => {
+                        chosen.insert(local, (prec, norm, value, m, node));
+                    }
+                }
+            }
         }
-        if let Some(v) = self.attr(node, "version") {
-            if v.trim() != "1.0" {
+        for (local, (prec, m, node)) in &conflicts {
+            if chosen.get(local).is_some_and(|c| c.0 == *prec) {
                 return Err(self.err(
-                    m,
-                    node,
-                    format!("unsupported output version '{v}' (only 1.0)"),
+                    *m,
+                    *node,
+                    format!("conflicting values for {} in xsl:output declarations of the same import precedence (XTSE1560)", local.1),
                 ));
             }
         }
-        if let Some(s) = self.attr(node, "standalone") {
-            self.output.standalone = match s.trim() {
-                "yes" => Some(true),
-                "no" => Some(false),
-                "omit" => None,
-                other => {
-                    return Err(self.err(m, node, format!("invalid standalone value '{other}'")))
-                }
-            };
+        let get = |name: &str| {
+            chosen
+                .get(&(String::new(), name.to_string()))
+                .map(|c| (c.1.as_str(), c.2.as_str(), c.3, c.4))
+        };
+        let flag = |name: &str| get(name).map(|(v, ..)| v == "yes");
+        if let Some((v, ..)) = get("method") {
+            out.method = output_method(v).unwrap_or_default();
+            out.method_declared = true;
         }
-        Ok(())
+        out.indent = flag("indent");
+        if let Some((v, ..)) = get("encoding") {
+            out.encoding = v.to_string();
+        }
+        out.omit_xml_declaration = flag("omit-xml-declaration").unwrap_or(false);
+        out.media_type = get("media-type").map(|(_, raw, ..)| raw.to_string());
+        out.standalone = get("standalone").and_then(|(v, ..)| output_flag(v));
+        out.doctype_system = get("doctype-system")
+            .map(|(_, raw, ..)| raw.to_string())
+            .filter(|s| !s.is_empty());
+        out.doctype_public = get("doctype-public")
+            .map(|(_, raw, ..)| raw.trim().to_string())
+            .filter(|s| !s.is_empty());
+        out.byte_order_mark = flag("byte-order-mark");
+        out.escape_uri_attributes = flag("escape-uri-attributes").unwrap_or(true);
+        out.include_content_type = flag("include-content-type").unwrap_or(true);
+        out.undeclare_prefixes = flag("undeclare-prefixes").unwrap_or(false);
+        if let Some((v, ..)) = get("normalization-form") {
+            out.normalization_form = normalization_form(v).unwrap_or_default();
+        }
+        let html = out.method_declared && out.method == OutputMethod::Html;
+        if let Some((v, _, m, node)) = get("version") {
+            if html {
+                html_version(v).map_err(|e| self.err(m, node, e))?;
+            } else if v != "1.0" {
+                return Err(self.err(
+                    m,
+                    node,
+                    format!("unsupported output version '{v}' (only XML 1.0; HTML 4.01 and 5.0 with method html)"),
+                ));
+            }
+        }
+        out.html5 = match (get("html-version"), get("version")) {
+            (Some((v, _, m, node)), _) => html_version(v).map_err(|e| self.err(m, node, e))?,
+            (None, Some((v, ..))) if html => html_version(v).unwrap_or(true),
+            _ => true,
+        };
+        Ok(out)
     }
 
     /// The coercion of `$Q{internal}supplied` to the sequence type `ty`
@@ -1818,7 +1959,8 @@ impl Compiler {
             match self.xot.value(c) {
                 XValue::Text(t) => {
                     let t = t.get();
-                    if preserve || !t.trim().is_empty() {
+                    // XML whitespace only: `trim` would also drop e.g. U+00A0
+                    if preserve || !t.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
                         out.push(Instr::Text(t.to_string()));
                     }
                 }
@@ -2603,5 +2745,60 @@ impl<'a> drehscheibe_xpath::Host<'a> for StaticHost<'_> {
                 "this function is not available in use-when (no dynamic context)",
             )),
         }
+    }
+}
+
+/// A yes/no serialization parameter value (`yes`, `true`, `1` / `no`,
+/// `false`, `0`, surrounding whitespace allowed).
+fn output_flag(value: &str) -> Option<bool> {
+    match value.trim() {
+        "yes" | "true" | "1" => Some(true),
+        "no" | "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The `method` of `xsl:output`.
+fn output_method(value: &str) -> Result<OutputMethod, String> {
+    match value {
+        "xml" => Ok(OutputMethod::Xml),
+        "html" => Ok(OutputMethod::Html),
+        "xhtml" => Ok(OutputMethod::Xhtml),
+        "text" => Ok(OutputMethod::Text),
+        other if other.contains(':') || other.starts_with("Q{") => Err(format!(
+            "unsupported output method '{other}' (supported: xml, html, xhtml, text)"
+        )),
+        "json" | "adaptive" => Err(format!(
+            "unsupported output method '{value}' (supported: xml, html, xhtml, text)"
+        )),
+        other => Err(format!("invalid output method '{other}' (XTSE1570)")),
+    }
+}
+
+/// The `normalization-form` of `xsl:output`.
+fn normalization_form(value: &str) -> Result<crate::NormalizationForm, String> {
+    use crate::NormalizationForm as N;
+    match value {
+        "none" => Ok(N::None),
+        "NFC" => Ok(N::Nfc),
+        "NFD" => Ok(N::Nfd),
+        "NFKC" => Ok(N::Nfkc),
+        "NFKD" => Ok(N::Nfkd),
+        other => Err(format!(
+            "unsupported normalization-form '{other}' (supported: NFC, NFD, NFKC, NFKD, none)"
+        )),
+    }
+}
+
+/// Whether a requested HTML version (`html-version`, or `version` of the
+/// html method) is 5.0; versions below 5 select HTML 4.01 rules.
+fn html_version(value: &str) -> Result<bool, String> {
+    match value.trim().parse::<f64>() {
+        Ok(5.0) => Ok(true),
+        Ok(v) if (1.0..5.0).contains(&v) => Ok(false),
+        _ => Err(format!(
+            "unsupported HTML version '{}' (supported: 1.0 to 5.0) (SESU0013)",
+            value.trim()
+        )),
     }
 }

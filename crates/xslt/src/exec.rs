@@ -231,7 +231,7 @@ pub(crate) fn run(
             })
         }
     };
-    let bytes = crate::serialize::serialize(result.root(), &c.output)?;
+    let bytes = crate::serialize::serialize(result.root(), stylesheet.output())?;
     Ok(Outcome {
         bytes,
         messages: std::mem::take(&mut run.messages),

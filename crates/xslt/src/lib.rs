@@ -12,11 +12,15 @@
 //!
 //! - `xsl:stylesheet`/`xsl:transform` (version 1.0–3.0) and simplified
 //!   stylesheets; `xsl:include`, `xsl:import` (import precedence);
-//! - `xsl:output` (method `xml`/`text`, `xhtml` written by the XML method,
-//!   `indent`, `encoding` UTF-8 / ISO-8859-1 / US-ASCII,
-//!   `omit-xml-declaration`, `standalone`, `media-type`; the other
-//!   serialization parameters except `doctype-*` and `normalization-form`
-//!   are accepted and ignored);
+//! - `xsl:output` (unnamed output definition, merged by import
+//!   precedence): methods `xml`, `html` (HTML 4.01 and HTML5), `xhtml`
+//!   and `text` (the default chosen from the result tree), `indent`,
+//!   `suppress-indentation`, `encoding` UTF-8 / UTF-16 / ISO-8859-1 /
+//!   US-ASCII, `byte-order-mark`, `omit-xml-declaration`, `standalone`,
+//!   `doctype-system`, `doctype-public`, `cdata-section-elements`,
+//!   `normalization-form` (NFC, NFD, NFKC, NFKD), `escape-uri-attributes`,
+//!   `include-content-type`, `html-version`, `media-type`; see
+//!   `serialize.rs`. `use-character-maps` and XML 1.1 are refused;
 //! - `use-when` / `xsl:use-when` (evaluated at compile time); attributes
 //!   in foreign namespaces (and `xml:base`) on XSLT elements are ignored;
 //! - `xsl:strip-space`, `xsl:preserve-space`;
@@ -79,15 +83,42 @@ pub enum OutputMethod {
     Xml,
     /// Plain text: the string value of the result tree.
     Text,
+    /// HTML (HTML 4.01 or HTML5 syntax, see [`OutputSettings::html5`]).
+    Html,
+    /// XHTML: XML following the HTML compatibility guidelines.
+    Xhtml,
 }
 
-/// The serialization settings of a stylesheet (`xsl:output`).
+/// A Unicode normalization form (`normalization-form`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NormalizationForm {
+    /// No normalization (the default).
+    #[default]
+    None,
+    /// Normalization Form C.
+    Nfc,
+    /// Normalization Form D.
+    Nfd,
+    /// Normalization Form KC.
+    Nfkc,
+    /// Normalization Form KD.
+    Nfkd,
+}
+
+/// The serialization settings of a stylesheet: its unnamed output
+/// definition (the merged unnamed `xsl:output` declarations).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSettings {
-    /// `method`.
+    /// `method`; `xml` when the stylesheet declares none (see
+    /// [`OutputSettings::method_declared`]).
     pub method: OutputMethod,
-    /// `indent="yes"`.
-    pub indent: bool,
+    /// Whether `method` was declared. Without it the method is chosen
+    /// from the result tree (XSLT 3.0 §26.1): `html` for a document element
+    /// `html` (any case) in no namespace, `xhtml` for `html` in the XHTML
+    /// namespace (`xml` for XSLT 1.0 stylesheets), `xml` otherwise.
+    pub method_declared: bool,
+    /// `indent`; `None`: the method's default (yes for html and xhtml).
+    pub indent: Option<bool>,
     /// `encoding` as written in the stylesheet (default `UTF-8`).
     pub encoding: String,
     /// `omit-xml-declaration="yes"`.
@@ -96,29 +127,69 @@ pub struct OutputSettings {
     pub media_type: Option<String>,
     /// `standalone` (`None`: omitted).
     pub standalone: Option<bool>,
+    /// `doctype-system` (absent when not given or empty).
+    pub doctype_system: Option<String>,
+    /// `doctype-public` (absent when not given or empty).
+    pub doctype_public: Option<String>,
+    /// The requested HTML version is 5.0 (`html-version`, or `version`
+    /// for the html method; default 5.0). Otherwise HTML 4.01 / XHTML 1.0.
+    pub html5: bool,
+    /// `byte-order-mark` (`None`: the default, yes for UTF-16 only); a byte
+    /// order mark is written for UTF-8 and UTF-16 only.
+    pub byte_order_mark: Option<bool>,
+    /// `escape-uri-attributes` (html and xhtml; default yes).
+    pub escape_uri_attributes: bool,
+    /// `include-content-type` (html and xhtml; default yes).
+    pub include_content_type: bool,
+    /// `undeclare-prefixes="yes"` (a serialization error with XML 1.0).
+    pub undeclare_prefixes: bool,
+    /// `normalization-form`.
+    pub normalization_form: NormalizationForm,
+    /// `cdata-section-elements` as (namespace URI, local name) pairs.
+    pub cdata_section_elements: Vec<(String, String)>,
+    /// `suppress-indentation` as (namespace URI, local name) pairs.
+    pub suppress_indentation: Vec<(String, String)>,
+    /// The principal stylesheet module has `version="1.0"` (then an
+    /// undeclared method never defaults to xhtml).
+    pub xslt1: bool,
 }
 
 impl Default for OutputSettings {
     fn default() -> Self {
         Self {
             method: OutputMethod::Xml,
-            indent: false,
+            method_declared: false,
+            indent: None,
             encoding: "UTF-8".to_string(),
             omit_xml_declaration: false,
             media_type: None,
             standalone: None,
+            doctype_system: None,
+            doctype_public: None,
+            html5: true,
+            byte_order_mark: None,
+            escape_uri_attributes: true,
+            include_content_type: true,
+            undeclare_prefixes: false,
+            normalization_form: NormalizationForm::None,
+            cdata_section_elements: Vec::new(),
+            suppress_indentation: Vec::new(),
+            xslt1: false,
         }
     }
 }
 
 impl OutputSettings {
     /// The media type of the serialized result: `media-type` if given,
-    /// otherwise `application/xml` or `text/plain` by method.
+    /// otherwise by method (`application/xml`, `text/plain`,
+    /// `text/html`; `application/xml` when the method is not declared,
+    /// as it may depend on the result).
     pub fn content_type(&self) -> String {
         match (&self.media_type, self.method) {
             (Some(m), _) => m.clone(),
             (None, OutputMethod::Xml) => "application/xml".to_string(),
             (None, OutputMethod::Text) => "text/plain".to_string(),
+            (None, OutputMethod::Html | OutputMethod::Xhtml) => "text/html".to_string(),
         }
     }
 }
@@ -154,6 +225,9 @@ pub struct Invocation {
 #[derive(Debug, Clone)]
 pub struct Stylesheet {
     inner: Arc<Inner>,
+    /// Serialization settings that replace the stylesheet's unnamed output
+    /// definition ([`Stylesheet::with_output`]).
+    output: Option<Arc<OutputSettings>>,
 }
 
 #[derive(Debug)]
@@ -198,6 +272,7 @@ impl Stylesheet {
             compile::Compiler::new().compile_root(text.to_string(), base.to_path_buf())?;
         let stylesheet = Stylesheet {
             inner: Arc::new(Inner { compiled }),
+            output: None,
         };
         Ok(stylesheet)
     }
@@ -207,9 +282,22 @@ impl Stylesheet {
         &self.inner.compiled.params
     }
 
-    /// The serialization settings.
+    /// The serialization settings: the stylesheet's unnamed output
+    /// definition, or those given to [`Stylesheet::with_output`].
     pub fn output(&self) -> &OutputSettings {
-        &self.inner.compiled.output
+        self.output
+            .as_deref()
+            .unwrap_or(&self.inner.compiled.output)
+    }
+
+    /// The same compiled stylesheet serializing its result with `output`
+    /// instead of its `xsl:output` declarations (XSLT 3.0 §26 allows an
+    /// API to override them). Cheap: the compiled form is shared.
+    pub fn with_output(&self, output: OutputSettings) -> Stylesheet {
+        Stylesheet {
+            inner: self.inner.clone(),
+            output: Some(Arc::new(output)),
+        }
     }
 
     /// Parses `input_xml` (encoding from BOM or XML declaration), transforms it and serializes the result as

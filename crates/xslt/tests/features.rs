@@ -936,4 +936,189 @@ fn parentless_namespace_nodes_match_namespace_patterns() {
         "{}",
         run(&s, "<a/>")
     );
+/// Runs a stylesheet body with the given `xsl:output` attributes and
+/// returns the exact serialization.
+fn serialize_with(output: &str, body: &str) -> Result<String, TransformError> {
+    let s = format!(
+        r#"<xsl:stylesheet version="3.0" xmlns:xsl="{XSL}"><xsl:output {output}/><xsl:template match="/">{body}</xsl:template></xsl:stylesheet>"#
+    );
+    let out = compile(&s).transform_bytes(b"<d/>", &BTreeMap::new())?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn html_method_writes_html() {
+    let out = serialize_with(
+        r#"method="html" indent="no""#,
+        r#"<HTML><head><meta http-equiv="content-type" content="old"/><script>if (a &lt; b &amp;&amp; c) x()</script></head><body><BR/><p/><option selected="SELECTED" value="a&lt;b">x</option><a href="/år?q=1&amp;{{x}}">l</a><xsl:processing-instruction name="pi">d</xsl:processing-instruction></body></HTML>"#,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "<!DOCTYPE html>\n<HTML><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\"><script>if (a < b && c) x()</script></head><body><BR><p></p><option selected value=\"a<b\">x</option><a href=\"/%C3%A5r?q=1&{x}\">l</a><?pi d></body></HTML>"
+    );
+    // HTML 4.01: no DOCTYPE unless requested; doctype-public/system as given
+    let out = serialize_with(
+        r#"method="html" version="4.01" indent="no" doctype-public="-//W3C//DTD HTML 4.01//EN" include-content-type="no" escape-uri-attributes="no""#,
+        r#"<html><body><img src="å"/></body></html>"#,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\">\n<html><body><img src=\"å\"></body></html>"
+    );
+    // '>' in a processing instruction cannot be written by the html method
+    let err = serialize_with(
+        r#"method="html""#,
+        r#"<xsl:processing-instruction name="pi">a>b</xsl:processing-instruction>"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("SERE0015"), "{err}");
+}
+
+#[test]
+fn html_method_indents_only_around_block_elements() {
+    let out = serialize_with(
+        r#"method="html" include-content-type="no""#,
+        "<html><body><div><p>a <b>b</b></p><pre><i>x</i></pre></div><span><i>y</i></span></body></html>",
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "<!DOCTYPE html>\n<html>\n  <body><div>\n      <p>a <b>b</b></p>\n      <pre><i>x</i></pre>\n    </div><span><i>y</i></span></body>\n</html>"
+    );
+}
+
+#[test]
+fn xhtml_method_follows_the_compatibility_guidelines() {
+    let out = serialize_with(
+        r#"method="xhtml" indent="no" omit-xml-declaration="yes""#,
+        r#"<h:html xmlns:h="http://www.w3.org/1999/xhtml"><h:head/><h:body><h:br/><h:p/><h:a href="&#x96;" title="&#x96;&quot;"/><x/></h:body></h:html>"#,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" /></head><body><br /><p></p><a href=\"%C2%96\" title=\"&#150;&#34;\"></a><x xmlns=\"\"/></body></html>"
+    );
+    // XHTML 1.0: no DOCTYPE unless doctype-system is given
+    let out = serialize_with(
+        r#"method="xhtml" html-version="4.01" indent="no" doctype-system="x.dtd" doctype-public="-//X//EN""#,
+        r#"<html xmlns="http://www.w3.org/1999/xhtml"><body/></html>"#,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE html PUBLIC \"-//X//EN\" \"x.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\"><body></body></html>"
+    );
+}
+
+#[test]
+fn output_method_defaults_from_the_result_tree() {
+    let s = format!(
+        r#"<xsl:stylesheet version="3.0" xmlns:xsl="{XSL}"><xsl:template match="/"><html><body><br/></body></html></xsl:template></xsl:stylesheet>"#
+    );
+    let st = compile(&s);
+    assert!(!st.output().method_declared);
+    let out = st.transform_bytes(b"<d/>", &BTreeMap::new()).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "<!DOCTYPE html>\n<html>\n  <body><br></body>\n</html>"
+    );
+    // an API may override the output definition
+    let xml = drehscheibe_xslt::OutputSettings {
+        method_declared: true,
+        omit_xml_declaration: true,
+        ..Default::default()
+    };
+    let out = st
+        .with_output(xml)
+        .transform_bytes(b"<d/>", &BTreeMap::new())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "<html><body><br/></body></html>"
+    );
+}
+
+#[test]
+fn xml_method_serialization_parameters() {
+    let out = serialize_with(
+        r#"doctype-system="a&quot;b.dtd" doctype-public="-//P//EN" standalone="true" cdata-section-elements="c""#,
+        "<xsl:comment>first</xsl:comment><r><c>x]]&gt;y</c><d>&#x85;&#x1;</d></r>",
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<!--first--><!DOCTYPE r PUBLIC \"-//P//EN\" 'a\"b.dtd'>\n<r><c><![CDATA[x]]]]><![CDATA[>y]]></c><d>&#133;&#1;</d></r>"
+    );
+    // CDATA sections are split around characters the encoding lacks
+    let out = serialize_with(
+        r#"encoding="US-ASCII" omit-xml-declaration="yes" cdata-section-elements="c""#,
+        "<c>a\u{e9}b</c>",
+    )
+    .unwrap();
+    assert_eq!(out, "<c><![CDATA[a]]>&#233;<![CDATA[b]]></c>");
+    // byte-order-mark and normalization-form
+    let out = serialize_with(
+        r#"byte-order-mark="yes" normalization-form="NFC" omit-xml-declaration="yes""#,
+        "<r a=\"e\u{301}\">e\u{301}</r>",
+    )
+    .unwrap();
+    assert_eq!(out, "\u{feff}<r a=\"\u{e9}\">\u{e9}</r>");
+    // suppress-indentation keeps the content of the listed elements as it is
+    let out = serialize_with(
+        r#"indent="yes" omit-xml-declaration="yes" suppress-indentation="p""#,
+        "<r><p><b>x</b><i>y</i></p><q><b/></q></r>",
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "<r>\n  <p><b>x</b><i>y</i></p>\n  <q>\n    <b/>\n  </q>\n</r>\n"
+    );
+}
+
+#[test]
+fn serialization_parameter_errors() {
+    let err = |output: &str, body: &str| serialize_with(output, body).unwrap_err().to_string();
+    assert!(err(r#"omit-xml-declaration="yes" standalone="no""#, "<r/>").contains("SEPM0009"));
+    assert!(err(r#"standalone="yes""#, "<r/><r/>").contains("SEPM0004"));
+    assert!(err(r#"undeclare-prefixes="yes""#, "<r/>").contains("SEPM0010"));
+    let compile_err = |decls: &str| {
+        let s = format!(
+            r#"<xsl:stylesheet version="3.0" xmlns:xsl="{XSL}">{decls}<xsl:template match="/"/></xsl:stylesheet>"#
+        );
+        Stylesheet::compile_str(&s, Path::new("t.xsl"))
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(compile_err(r#"<xsl:output byte-order-mark="TRUE"/>"#).contains("XTSE0020"));
+    assert!(compile_err(r#"<xsl:output standalone="maybe"/>"#).contains("XTSE0020"));
+    assert!(
+        compile_err(r#"<xsl:output method="xml"/><xsl:output method="html"/>"#)
+            .contains("XTSE1560")
+    );
+    assert!(compile_err(
+        r#"<xsl:output name="a" indent="yes"/><xsl:output name="a" indent="no"/>"#
+    )
+    .contains("XTSE1560"));
+    // named output definitions do not affect the principal result
+    let s = format!(
+        r#"<xsl:stylesheet version="3.0" xmlns:xsl="{XSL}"><xsl:output name="t" method="text"/><xsl:output omit-xml-declaration="yes"/><xsl:template match="/"><r/></xsl:template></xsl:stylesheet>"#
+    );
+    assert_eq!(run(&s, "<d/>"), "<r/>");
+}
+
+#[test]
+fn utf16_output_has_a_byte_order_mark_by_default() {
+    let s = format!(
+        r#"<xsl:stylesheet version="3.0" xmlns:xsl="{XSL}"><xsl:output encoding="UTF-16" omit-xml-declaration="yes"/><xsl:template match="/"><r>é</r></xsl:template></xsl:stylesheet>"#
+    );
+    let out = compile(&s)
+        .transform_bytes(b"<d/>", &BTreeMap::new())
+        .unwrap();
+    let expected: Vec<u8> = "\u{feff}<r>é</r>"
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    assert_eq!(out, expected);
 }
