@@ -126,6 +126,14 @@ pub trait Host<'a> {
             format!("cannot retrieve {uri}: no resources are available"),
         ))
     }
+
+    /// The static base URI of the expression being evaluated, when the
+    /// host knows one per expression (an XSLT stylesheet: its module's URI
+    /// with `xml:base`). `None`: [`Env::base_uri`] applies.
+    /// `static-base-uri()` and `resolve-uri()` without a base read it.
+    fn static_base_uri(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A host with no variables and no functions.

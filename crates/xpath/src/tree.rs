@@ -182,6 +182,9 @@ pub struct Document {
     pub(crate) ns_decls: Vec<(u32, String, String)>,
     /// Document URI / base URI, if known.
     pub uri: Option<String>,
+    /// A temporary tree (XSLT variable): `uri` is its base URI only, it
+    /// has no document URI (`document-uri()` is empty).
+    pub temporary: bool,
 }
 
 /// A node: a document and an index. `Copy`, 16 bytes; equality is
@@ -1064,6 +1067,7 @@ impl Builder {
                 aux: String::new(),
                 ns_decls: Vec::new(),
                 uri,
+                temporary: false,
             },
             stack: Vec::new(),
             pending: NONE,
@@ -1084,6 +1088,14 @@ impl Builder {
             .nodes
             .push(NodeRec::new(NodeKind::Document, NONE, 1, NONE, NONE, 0, 0));
         b.stack.push(Open { idx: 0, last: NONE });
+        b
+    }
+
+    /// A builder whose root is the document node of a temporary tree:
+    /// `base` is its base URI, it has no document URI.
+    pub fn new_temporary(base: Option<String>) -> Builder {
+        let mut b = Builder::new_document(base);
+        b.doc.temporary = true;
         b
     }
 
@@ -1579,6 +1591,25 @@ impl Builder {
     /// Is an element open whose attributes can still be added?
     pub fn can_add_attribute(&self) -> bool {
         self.pending != NONE
+    }
+
+    /// The element just started (attributes may still be added), if any.
+    pub fn pending_element_name(&self) -> Option<&QName> {
+        let rec = self.doc.nodes.get(self.pending as usize)?;
+        (rec.kind() == NodeKind::Element).then(|| &self.doc.names[rec.name() as usize])
+    }
+
+    /// The URI bound to `prefix` by a namespace declaration of the element
+    /// just started (explicit, or made by the namespace fixup of its
+    /// name or attributes), if any.
+    pub fn pending_namespace_decl(&self, prefix: &str) -> Option<&str> {
+        self.pending_element_name()?;
+        let n = self.ns_count as usize;
+        let decls = &self.doc.ns_decls;
+        decls[decls.len().saturating_sub(n)..]
+            .iter()
+            .find(|d| d.1 == prefix)
+            .map(|d| d.2.as_str())
     }
 
     /// Depth of open elements.

@@ -229,5 +229,55 @@ fn name_comparisons_on_the_context_item() {
         eval("(1, 2) ! (local-name() = 'x')").starts_with("ERROR"),
         "{}",
         eval("(1, 2) ! (local-name() = 'x')")
+/// A host that knows the static base URI of the expression (as XSLT does
+/// per stylesheet module and `xml:base`).
+struct BaseHost;
+
+impl<'a> drehscheibe_xpath::Host<'a> for BaseHost {
+    fn variable(&mut self, _: u32) -> drehscheibe_xpath::Result<Sequence<'a>> {
+        Ok(Sequence::Empty)
+    }
+    fn static_base_uri(&self) -> Option<&str> {
+        Some("http://example.org/a/b.xsl")
+    }
+}
+
+#[test]
+fn static_base_uri_from_the_host_and_invalid_uri_references() {
+    let host = NoHostStatic;
+    let ctx = StaticContext {
+        namespaces: &ns,
+        default_element_namespace: String::new(),
+        backwards_compatible: false,
+        host: &host,
+    };
+    let arena = DocArena::new();
+    let env = Env::new(&arena);
+    let run = |expr: &str| {
+        let compiled = Expression::compile(expr, &ctx).unwrap();
+        compiled
+            .evaluate_string(&env, &mut BaseHost, None)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        run("static-base-uri()").unwrap(),
+        "http://example.org/a/b.xsl"
+    );
+    assert_eq!(
+        run("resolve-uri('c.xml')").unwrap(),
+        "http://example.org/a/c.xml"
+    );
+    // more than one fragment separator: not a URI reference
+    assert!(run("resolve-uri('##x', 'http://h/')")
+        .unwrap_err()
+        .contains("FORG0002"));
+    assert!(run("resolve-uri('x', 'http://h/##y')")
+        .unwrap_err()
+        .contains("FORG0002"));
+    // without a host base the environment's (none here) applies
+    let compiled = Expression::compile("static-base-uri()", &ctx).unwrap();
+    assert_eq!(
+        compiled.evaluate_string(&env, &mut NoHost, None).unwrap(),
+        ""
     );
 }

@@ -76,6 +76,33 @@ pub(crate) struct Compiler {
     module_stack: Vec<PathBuf>,
     /// `format-number()` pictures written as literals, parsed once here.
     pictures: std::cell::RefCell<crate::ir::PictureCache>,
+    /// `xsl:call-template` sites to check once every template is compiled:
+    /// (module, instruction, template, the `xsl:with-param` names).
+    call_checks: Vec<(usize, Node, usize, Vec<XName>)>,
+    /// The distinct static base URIs (index 0: the principal module's).
+    bases: std::cell::RefCell<Vec<Option<String>>>,
+    /// The static base of each expression (index into `bases`).
+    expr_bases: Vec<u32>,
+}
+
+/// A `file://` URI for an absolute path (characters outside the URI
+/// syntax percent-encoded).
+pub(crate) fn file_uri(path: &Path) -> String {
+    let mut out = String::from("file://");
+    let text = path.to_string_lossy();
+    if !text.starts_with('/') {
+        out.push('/');
+    }
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else if b == b'\\' {
+            out.push('/');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn line_starts(text: &str) -> Vec<usize> {
@@ -86,6 +113,41 @@ fn line_starts(text: &str) -> Vec<usize> {
         }
     }
     v
+}
+
+/// The namespaces no declared name may use (XSLT 3.0 §3.3, `XTSE0080`):
+/// XSLT, functions, XML, XML Schema and its instance namespace, math, map,
+/// array.
+const RESERVED_NAMESPACES: &[&str] = &[
+    XSL_NS,
+    "http://www.w3.org/2005/xpath-functions",
+    XML_NS,
+    "http://www.w3.org/2001/XMLSchema",
+    "http://www.w3.org/2001/XMLSchema-instance",
+    "http://www.w3.org/2005/xpath-functions/math",
+    "http://www.w3.org/2005/xpath-functions/map",
+    "http://www.w3.org/2005/xpath-functions/array",
+];
+
+/// Is `s` (after trimming) in the lexical space of `xs:decimal`: an
+/// optional sign, digits with at most one point, no exponent?
+fn is_decimal(s: &str) -> bool {
+    let s = s.trim();
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    (!int.is_empty() || !frac.is_empty())
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The value of `terminate` (and other yes/no attributes): `Some(true)`
+/// for `yes`/`true`/`1`, `Some(false)` for `no`/`false`/`0`.
+pub(crate) fn terminate_flag(value: &str) -> Option<bool> {
+    match value.trim() {
+        "yes" | "true" | "1" => Some(true),
+        "no" | "false" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// XSLT attributes allowed on every XSLT element.
@@ -140,6 +202,9 @@ impl Compiler {
             source_text: String::new(),
             module_stack: Vec::new(),
             pictures: Default::default(),
+            call_checks: Vec::new(),
+            bases: Default::default(),
+            expr_bases: Vec::new(),
         }
     }
 
@@ -184,6 +249,7 @@ impl Compiler {
         At {
             file: module,
             line: self.position(module, node).0,
+            base: self.static_base(module, node),
         }
     }
 
@@ -404,7 +470,7 @@ impl Compiler {
             // Attributes in a namespace other than the XSLT namespace are
             // allowed on any XSLT element and have no effect (XSLT 3.0
             // §3.6.1); `xml:space` is read by the whitespace stripping of
-            // the stylesheet, `xml:base` is not used for URI resolution.
+            // the stylesheet, `xml:base` by the static base URI of expressions.
             if !ns.is_empty() && ns != XSL_NS {
                 continue;
             }
@@ -560,7 +626,53 @@ impl Compiler {
         let def =
             compile_expr(text, &scope, module, line).map_err(|m| self.err(module, node, m))?;
         self.exprs.push(def);
+        let base = self.static_base(module, node);
+        self.expr_bases.resize(self.exprs.len() - 1, 0);
+        self.expr_bases.push(base);
         Ok(self.exprs.len() - 1)
+    }
+
+    /// The URI of module `m`: `file://` and its absolute path (none for a
+    /// stylesheet compiled from a string).
+    fn module_uri(&self, m: usize) -> Option<String> {
+        let path = self.files.get(m)?;
+        if path.as_os_str().is_empty() || path == Path::new("<string>") {
+            return None;
+        }
+        let abs = path.canonicalize().ok()?;
+        Some(file_uri(&abs))
+    }
+
+    /// The static base URI of the expressions on `node` (its module's URI
+    /// with the `xml:base` attributes of its ancestors applied), as an
+    /// index into the distinct bases of the stylesheet.
+    fn static_base(&self, m: usize, node: Node) -> u32 {
+        let mut rels: Vec<String> = Vec::new();
+        for anc in self.xot.ancestors(node) {
+            if self.xot.element(anc).is_none() {
+                continue;
+            }
+            if let Some((_, _, v)) = self
+                .attrs(anc)
+                .into_iter()
+                .find(|(ns, l, _)| ns == XML_NS && l == "base")
+            {
+                rels.push(v);
+            }
+        }
+        let mut base = self.module_uri(m);
+        for rel in rels.iter().rev() {
+            base = Some(match base {
+                Some(b) => drehscheibe_xpath::tree::resolve_uri(rel.trim(), &b),
+                None => rel.trim().to_string(),
+            });
+        }
+        let mut bases = self.bases.borrow_mut();
+        if let Some(i) = bases.iter().position(|b| *b == base) {
+            return i as u32;
+        }
+        bases.push(base);
+        (bases.len() - 1) as u32
     }
 
     fn pattern(
@@ -814,14 +926,33 @@ impl Compiler {
         self.check_attrs(
             module,
             root,
-            &["id", "xpath-default-namespace-none-placeholder"],
+            &[
+                "id",
+                "extension-element-prefixes",
+                "xpath-default-namespace-none-placeholder",
+            ],
         )?;
-        if self.attr(root, "version").is_none() {
-            return Err(self.err(
-                module,
-                root,
-                "xsl:stylesheet requires a version attribute (XTSE0010)",
-            ));
+        match self.attr(root, "version") {
+            None => {
+                return Err(self.err(
+                    module,
+                    root,
+                    "xsl:stylesheet requires a version attribute (XTSE0010)",
+                ))
+            }
+            Some(v) if !is_decimal(&v) => {
+                return Err(self.err(
+                    module,
+                    root,
+                    format!("version '{v}' is not an xs:decimal (XTSE0110)"),
+                ))
+            }
+            Some(_) => {}
+        }
+        for attr in ["exclude-result-prefixes", "extension-element-prefixes"] {
+            if let Some(list) = self.attr(root, attr) {
+                self.check_prefix_list(module, root, attr, &list)?;
+            }
         }
         let children: Vec<Node> = self.xot.children(root).collect();
         let mut seen_other = false;
@@ -850,6 +981,7 @@ impl Compiler {
                         ));
                     }
                     self.check_attrs(module, child, &["href"])?;
+                    self.require_empty(module, child)?;
                     let href = self.required_attr(module, child, "href")?;
                     let target = self.resolve_href(module, child, &href)?;
                     let m = self.load_file(&target, Some((module, child)))?;
@@ -858,6 +990,7 @@ impl Compiler {
                 Some("include") => {
                     seen_other = true;
                     self.check_attrs(module, child, &["href"])?;
+                    self.require_empty(module, child)?;
                     let href = self.required_attr(module, child, "href")?;
                     let target = self.resolve_href(module, child, &href)?;
                     let m = self.load_file(&target, Some((module, child)))?;
@@ -902,10 +1035,30 @@ impl Compiler {
     pub(crate) fn compile_root(mut self, text: String, path: PathBuf) -> CResult<Compiled> {
         self.source_text = text.clone();
         let module = self.load_text(text, path)?;
+        let principal = self.module_uri(module);
+        self.bases.get_mut().push(principal);
         let mut decls = Vec::new();
         self.process_module(module, &mut decls)?;
         self.register(&decls)?;
         self.compile_decls(&decls)?;
+        for (m, node, template, names) in std::mem::take(&mut self.call_checks) {
+            let Some(t) = self.templates.get(template) else {
+                continue;
+            };
+            if let Some(extra) = names
+                .iter()
+                .find(|n| !t.params.iter().any(|p| p.name == **n))
+            {
+                return Err(self.err(
+                    m,
+                    node,
+                    format!(
+                        "the called template has no parameter ${} (XTSE0680)",
+                        extra.local_name()
+                    ),
+                ));
+            }
+        }
         let mut params = Vec::new();
         for g in &self.globals {
             if g.is_param {
@@ -955,6 +1108,8 @@ impl Compiler {
             functions: self.functions,
             nsctx: self.nsctx,
             source_text: self.source_text,
+            bases: self.bases.into_inner(),
+            expr_bases: self.expr_bases,
             key_names: self.key_names.iter().map(|(n, i)| (n.key(), *i)).collect(),
             format_names: self
                 .format_names
@@ -1005,6 +1160,7 @@ impl Compiler {
                 Some("variable" | "param") => {
                     let name = self.required_attr(m, node, "name")?;
                     let name = self.qname(m, node, &name)?;
+                    self.check_reserved(m, node, &name, "variable")?;
                     if let Some(&g) = self.global_names.get(&name) {
                         let prec = self.global_prec.get(g).copied().unwrap_or(0);
                         if prec == d.precedence {
@@ -1037,6 +1193,7 @@ impl Compiler {
                 Some("function") => {
                     let name = self.required_attr(m, node, "name")?;
                     let name = self.qname(m, node, &name)?;
+                    self.check_reserved(m, node, &name, "function")?;
                     if name.namespace().is_empty() {
                         return Err(self.err(
                             m,
@@ -1081,6 +1238,7 @@ impl Compiler {
                 Some("key") => {
                     let name = self.required_attr(m, node, "name")?;
                     let name = self.qname(m, node, &name)?;
+                    self.check_reserved(m, node, &name, "key")?;
                     if !self.key_names.contains_key(&name) {
                         self.keys.push(Key {
                             defs: Vec::new(),
@@ -1094,6 +1252,9 @@ impl Compiler {
                         Some(n) => Some(self.qname(m, node, &n)?),
                         None => None,
                     };
+                    if let Some(q) = &name {
+                        self.check_reserved(m, node, q, "decimal-format")?;
+                    }
                     if !self.format_names.contains_key(&name) {
                         self.formats.push(DecimalFormat::default());
                         self.format_names.insert(name, self.formats.len() - 1);
@@ -1178,13 +1339,9 @@ impl Compiler {
                             "top-level elements in no namespace are not allowed (XTSE0130)",
                         ));
                     }
-                    return Err(self.err(
-                        m,
-                        node,
-                        format!(
-                            "unsupported top-level user-defined data element in namespace {ns}"
-                        ),
-                    ));
+                    // a user-defined data element (XSLT 3.0 §3.7.3): no
+                    // effect on the transformation; `document('')` still
+                    // sees it in the stylesheet's text
                 }
                 Some("template") => {
                     let index = named.get(&node).copied();
@@ -1200,6 +1357,7 @@ impl Compiler {
                 Some("output") => self.compile_output(m, node, d.precedence)?,
                 Some("strip-space") | Some("preserve-space") => {
                     self.check_attrs(m, node, &["elements"])?;
+                    self.require_empty(m, node)?;
                     let strip = self.is_xsl(node, "strip-space");
                     let elements = self.required_attr(m, node, "elements")?;
                     let ns = self.namespaces(node);
@@ -1213,10 +1371,21 @@ impl Compiler {
                             (Test::NsAny(uri.to_string()), -0.25)
                         } else if let Some(local) = token.strip_prefix("*:") {
                             (Test::LocalAny(local.to_string()), -0.25)
+                        } else if let Some(uri) = token
+                            .strip_prefix("Q{")
+                            .and_then(|t| t.strip_suffix("}*"))
+                            .filter(|u| !u.contains(['{', '}']))
+                        {
+                            (Test::NsAny(uri.to_string()), -0.25)
                         } else {
-                            let q = resolve_lexical_qname(token, &ns).ok_or_else(|| {
+                            let mut q = resolve_lexical_qname(token, &ns).ok_or_else(|| {
                                 self.err(m, node, format!("invalid name test '{token}'"))
                             })?;
+                            if !token.contains(':') {
+                                // unprefixed: in the xpath-default-namespace
+                                let uri = self.xpath_default_namespace(node);
+                                q = XName::new(q.local_name().to_string(), uri, String::new());
+                            }
                             (
                                 Test::Name(crate::pattern::ExpName {
                                     ns: q.namespace().to_string(),
@@ -1225,6 +1394,18 @@ impl Compiler {
                                 0.0,
                             )
                         };
+                        let conflict = self.space_rules.iter().any(|r| {
+                            r.strip != strip && r.precedence == d.precedence && r.test == test
+                        });
+                        if conflict {
+                            return Err(self.err(
+                                m,
+                                node,
+                                format!(
+                                    "'{token}' is in both xsl:strip-space and xsl:preserve-space (XTSE0270)"
+                                ),
+                            ));
+                        }
                         self.space_rules.push(SpaceRule {
                             test,
                             strip,
@@ -1235,7 +1416,7 @@ impl Compiler {
                 }
                 Some("key") => self.compile_key(m, node)?,
                 Some("function") => self.compile_function(m, node)?,
-                Some("decimal-format") => {}
+                Some("decimal-format") => self.require_empty(m, node)?,
                 Some(other) => {
                     return Err(self.err(m, node, format!("unsupported declaration xsl:{other}")));
                 }
@@ -1331,11 +1512,34 @@ impl Compiler {
             Some(p) => Some(self.pattern(m, node, p)?),
             None => None,
         };
+        if match_.is_none() && self.attr(node, "priority").is_some() {
+            return Err(self.err(
+                m,
+                node,
+                "a template without match must not have a priority (XTSE0500)",
+            ));
+        }
+        if let Some(name) = self.attr(node, "name") {
+            let q = self.qname(m, node, &name)?;
+            let initial = q.namespace() == XSL_NS && q.local_name() == "initial-template";
+            if !initial {
+                self.check_reserved(m, node, &q, "template")?;
+            }
+        }
         let priority =
             match self.attr(node, "priority") {
-                Some(p) => Some(p.trim().parse::<f64>().map_err(|_| {
-                    self.err(m, node, format!("invalid priority '{p}' (XTSE0530)"))
-                })?),
+                Some(p) => {
+                    if !is_decimal(&p) {
+                        return Err(self.err(
+                            m,
+                            node,
+                            format!("priority '{p}' is not an xs:decimal (XTSE0530)"),
+                        ));
+                    }
+                    Some(p.trim().parse::<f64>().map_err(|_| {
+                        self.err(m, node, format!("invalid priority '{p}' (XTSE0530)"))
+                    })?)
+                }
                 None => None,
             };
         let mut modes = Vec::new();
@@ -1349,12 +1553,41 @@ impl Compiler {
                         "a template without match must not have a mode (XTSE0500)",
                     ));
                 }
-                for token in list.split_whitespace() {
+                let tokens: Vec<&str> = list.split_whitespace().collect();
+                let bad = if tokens.is_empty() {
+                    Some("is empty")
+                } else if tokens.contains(&"#all") && tokens.len() > 1 {
+                    Some("has #all together with other modes")
+                } else if tokens
+                    .iter()
+                    .enumerate()
+                    .any(|(i, t)| tokens[..i].contains(t))
+                {
+                    Some("names a mode twice")
+                } else {
+                    None
+                };
+                if let Some(bad) = bad {
+                    return Err(self.err(
+                        m,
+                        node,
+                        format!("the mode list '{list}' {bad} (XTSE0550)"),
+                    ));
+                }
+                for token in tokens {
                     match token {
                         "#default" => modes.push(0),
                         "#all" => modes.push(ALL_MODES),
+                        _ if token.starts_with('#') => {
+                            return Err(self.err(
+                                m,
+                                node,
+                                format!("invalid mode token '{token}' (XTSE0550)"),
+                            ))
+                        }
                         _ => {
                             let q = self.qname(m, node, token)?;
+                            self.check_reserved(m, node, &q, "mode")?;
                             modes.push(self.mode_index(&q));
                         }
                     }
@@ -1424,11 +1657,16 @@ impl Compiler {
             ));
         }
         self.locals.push((name.clone(), slot));
+        let coerce = match self.attr(node, "as") {
+            Some(ty) => Some(self.coercion(m, node, &ty)?),
+            None => None,
+        };
         Ok(ParamDef {
             name,
             slot,
             value,
             required,
+            coerce,
         })
     }
 
@@ -1492,6 +1730,95 @@ impl Compiler {
                 Ok(Value::Empty)
             }
         }
+    }
+
+    /// `XTSE0080`: a declared name (template, mode, variable, function,
+    /// key, decimal format) must not be in a reserved namespace.
+    fn check_reserved(&self, m: usize, node: Node, q: &XName, what: &str) -> CResult<()> {
+        if RESERVED_NAMESPACES.contains(&q.namespace()) {
+            return Err(self.err(
+                m,
+                node,
+                format!(
+                    "the {what} name {} is in the reserved namespace {} (XTSE0080)",
+                    q.local_name(),
+                    q.namespace()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `XTSE0260`: an XSLT element that must be empty has no content but
+    /// comments and processing instructions (whitespace counts when
+    /// `xml:space="preserve"` keeps it).
+    fn require_empty(&self, m: usize, node: Node) -> CResult<()> {
+        let preserve = self.preserve_space(node);
+        let bad = self.xot.children(node).any(|c| match self.xot.value(c) {
+            XValue::Element(_) => true,
+            XValue::Text(t) => preserve || !t.get().trim().is_empty(),
+            _ => false,
+        });
+        if bad {
+            return Err(self.err(
+                m,
+                node,
+                format!(
+                    "xsl:{} must be empty (XTSE0260)",
+                    self.xsl_local(node).unwrap_or("?")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `XTSE0808` / `XTSE0809`: every token of `[xsl:]exclude-result-prefixes`
+    /// or `[xsl:]extension-element-prefixes` is `#all` (only the former),
+    /// `#default` with a default namespace, or a prefix in scope.
+    fn check_prefix_list(&self, m: usize, node: Node, attr: &str, list: &str) -> CResult<()> {
+        for token in list.split_whitespace() {
+            let found = match token {
+                "#all" if attr == "exclude-result-prefixes" => true,
+                prefix if attr == "extension-element-prefixes" => {
+                    let uri = self.xot.namespaces_in_scope(node).find_map(|(p, u)| {
+                        (self.xot.prefix_str(p) == prefix.trim_start_matches("#default"))
+                            .then(|| self.xot.namespace_str(u).to_string())
+                    });
+                    if let Some(uri) = &uri {
+                        if RESERVED_NAMESPACES.contains(&uri.as_str()) {
+                            return Err(self.err(
+                                m,
+                                node,
+                                format!(
+                                    "{attr}: '{prefix}' is the reserved namespace {uri} (XTSE0085)"
+                                ),
+                            ));
+                        }
+                    }
+                    uri.is_some_and(|u| !u.is_empty())
+                }
+                "#default" => self.xot.namespaces_in_scope(node).any(|(p, u)| {
+                    self.xot.prefix_str(p).is_empty() && !self.xot.namespace_str(u).is_empty()
+                }),
+                prefix => self
+                    .xot
+                    .namespaces_in_scope(node)
+                    .any(|(p, _)| self.xot.prefix_str(p) == prefix),
+            };
+            if !found {
+                let code = if token == "#default" {
+                    "XTSE0809"
+                } else {
+                    "XTSE0808"
+                };
+                return Err(self.err(
+                    m,
+                    node,
+                    format!("{attr}: '{token}' is not a namespace prefix in scope ({code})"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn has_content(&self, node: Node) -> bool {
@@ -2014,7 +2341,10 @@ impl Compiler {
                     let value = self.var_value(m, c)?;
                     params.push(WithParam { name, value });
                 }
-                Some("sort") if allow_sort => sorts.push(self.sort(m, c)?),
+                Some("sort") if allow_sort => {
+                    self.check_stable(m, c, sorts.len())?;
+                    sorts.push(self.sort(m, c)?)
+                }
                 _ => {
                     return Err(self.err(
                         m,
@@ -2118,6 +2448,18 @@ impl Compiler {
     }
 
     /// Split leading xsl:sort children from the rest.
+    /// `XTSE1017`: only the first `xsl:sort` may say `stable`.
+    fn check_stable(&self, m: usize, node: Node, index: usize) -> CResult<()> {
+        if index > 0 && self.attr(node, "stable").is_some() {
+            return Err(self.err(
+                m,
+                node,
+                "only the first xsl:sort may have a stable attribute (XTSE1017)",
+            ));
+        }
+        Ok(())
+    }
+
     fn sorts_and_body(&mut self, m: usize, node: Node) -> CResult<(Vec<Sort>, Vec<Instr>)> {
         let children: Vec<Node> = self.xot.children(node).collect();
         let mut sorts = Vec::new();
@@ -2125,6 +2467,7 @@ impl Compiler {
         let mut sorting = true;
         for c in children {
             if sorting && self.is_xsl(c, "sort") {
+                self.check_stable(m, c, sorts.len())?;
                 sorts.push(self.sort(m, c)?);
                 continue;
             }
@@ -2172,6 +2515,14 @@ impl Compiler {
 
     fn instruction(&mut self, m: usize, node: Node) -> CResult<Option<Instr>> {
         let Some(local) = self.xsl_local(node).map(str::to_string) else {
+            let ns = self
+                .xot
+                .element(node)
+                .map(|e| self.xot.name_ns_str(e.name()).1.to_string())
+                .unwrap_or_default();
+            if !ns.is_empty() && self.extension_namespaces(node).contains(&ns) {
+                return self.extension_instruction(m, node).map(Some);
+            }
             return Ok(Some(self.literal_element(m, node)?));
         };
         let at = self.at(m, node);
@@ -2224,6 +2575,10 @@ impl Compiler {
                     return Err(self.err(m, node, format!("no template named {name} (XTSE0650)")));
                 };
                 let (params, _) = self.with_params(m, node, false)?;
+                if !self.bc(node) {
+                    let names = params.iter().map(|p| p.name.clone()).collect();
+                    self.call_checks.push((m, node, template, names));
+                }
                 Instr::CallTemplate { template, params, at }
             }
             "for-each" => {
@@ -2357,10 +2712,17 @@ impl Compiler {
             }
             "message" => {
                 self.check_attrs(m, node, &["select", "terminate"])?;
-                let terminate = match self.literal_attr(m, node, "terminate")?.as_deref().map(str::trim) {
-                    None | Some("no") | Some("false") | Some("0") => false,
-                    Some("yes") | Some("true") | Some("1") => true,
-                    Some(other) => return Err(self.err(m, node, format!("invalid terminate value '{other}'"))),
+                let terminate = match self.attr(node, "terminate") {
+                    None => None,
+                    Some(t) => {
+                        let avt = self.avt(m, node, &t)?;
+                        if let Some(lit) = avt.literal() {
+                            if terminate_flag(lit).is_none() {
+                                return Err(self.err(m, node, format!("invalid terminate value '{lit}' (XTSE0020)")));
+                            }
+                        }
+                        Some(avt)
+                    }
                 };
                 // XSLT 2.0+: select and content may both be given (the
                 // select value comes first)
@@ -2378,10 +2740,11 @@ impl Compiler {
                     }
                     _ => self.value_or_body(m, node)?,
                 };
-                Instr::Message { value, terminate }
+                Instr::Message { value, terminate, at }
             }
             "number" => self.number(m, node, at)?,
-            "fallback" => return Err(self.err(m, node, "unsupported instruction xsl:fallback")),
+            // the instruction around it is known: the fallback is not used
+            "fallback" => return Ok(None),
             other => return Err(self.err(m, node, format!("unsupported instruction xsl:{other}"))),
         };
         Ok(Some(instr))
@@ -2408,6 +2771,18 @@ impl Compiler {
             Some(v) => Some(self.expr(m, node, &v)?),
             None => None,
         };
+        if value.is_some() {
+            if let Some(a) = ["level", "count", "from"]
+                .into_iter()
+                .find(|a| self.attr(node, a).is_some())
+            {
+                return Err(self.err(
+                    m,
+                    node,
+                    format!("xsl:number with value must not have {a} (XTSE0975)"),
+                ));
+            }
+        }
         let level = match self
             .literal_attr(m, node, "level")?
             .as_deref()
@@ -2461,8 +2836,74 @@ impl Compiler {
         self.namespaces(node)
     }
 
+    /// The extension namespaces in effect at `node`: the URIs of the
+    /// prefixes of `extension-element-prefixes` on XSLT ancestors and of
+    /// `xsl:extension-element-prefixes` on literal result ancestors.
+    fn extension_namespaces(&self, node: Node) -> Vec<String> {
+        let mut out = Vec::new();
+        for anc in self.xot.ancestors(node) {
+            if self.xot.element(anc).is_none() {
+                continue;
+            }
+            let is_xsl = self.xsl_local(anc).is_some();
+            for (ns, local, value) in self.attrs(anc) {
+                let applies = local == "extension-element-prefixes"
+                    && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
+                if !applies {
+                    continue;
+                }
+                for token in value.split_whitespace() {
+                    let prefix = if token == "#default" { "" } else { token };
+                    for (p, u) in self.xot.namespaces_in_scope(anc) {
+                        if self.xot.prefix_str(p) == prefix {
+                            out.push(self.xot.namespace_str(u).to_string());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// An instruction in an extension namespace: none is implemented, so
+    /// its `xsl:fallback` children run instead; without any, executing it
+    /// is the dynamic error `XTDE1450` (XSLT 3.0 §23.2).
+    fn extension_instruction(&mut self, m: usize, node: Node) -> CResult<Instr> {
+        let fallbacks: Vec<Node> = self
+            .xot
+            .children(node)
+            .filter(|c| self.is_xsl(*c, "fallback"))
+            .collect();
+        let at = self.at(m, node);
+        if fallbacks.is_empty() {
+            let name = self
+                .xot
+                .element(node)
+                .map(|e| {
+                    let (l, n) = self.xot.name_ns_str(e.name());
+                    format!("Q{{{n}}}{l}")
+                })
+                .unwrap_or_default();
+            let text = format!(
+                "error(QName('http://www.w3.org/2005/xqt-errors', 'err:XTDE1450'),                  'the extension instruction {name} is not available and has no xsl:fallback')"
+            );
+            let select = self.expr(m, node, &text)?;
+            return Ok(Instr::Sequence { select, at });
+        }
+        let mut body = Vec::new();
+        for f in fallbacks {
+            self.check_attrs(m, f, &[])?;
+            body.extend(self.children_body(m, f)?);
+        }
+        // a conditional that is always true: a sequence constructor as
+        // one instruction, its variables scoped to it
+        let test = self.expr(m, node, "true()")?;
+        Ok(Instr::If { test, body })
+    }
+
     fn excluded_namespaces(&self, node: Node) -> Vec<String> {
         let mut out = vec![XSL_NS.to_string()];
+        out.extend(self.extension_namespaces(node));
         for anc in self.xot.ancestors(node) {
             if self.xot.element(anc).is_none() {
                 continue;
@@ -2561,7 +3002,11 @@ impl Compiler {
         for (ans, alocal, value) in self.attrs(node) {
             if ans == XSL_NS {
                 match alocal.as_str() {
-                    "version" | "exclude-result-prefixes" => continue,
+                    "version" => continue,
+                    "exclude-result-prefixes" | "extension-element-prefixes" => {
+                        self.check_prefix_list(m, node, &alocal, &value)?;
+                        continue;
+                    }
                     other => {
                         return Err(self.err(
                             m,

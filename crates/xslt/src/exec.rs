@@ -157,8 +157,17 @@ pub(crate) fn run(
     invocation: &crate::Invocation,
 ) -> R<Outcome> {
     let c = stylesheet.compiled();
+    if invocation.initial_mode.is_some() && doc.root().first_child().is_none() {
+        // a document node without children cannot come from parsing: the
+        // caller has no source document to apply the initial mode to
+        return Err(TransformError::Input {
+            message: "an initial mode needs a source document (XTDE0044)".to_string(),
+        });
+    }
     let mode = match &invocation.initial_mode {
+        // the unnamed mode (there is no `xsl:default-mode` in the subset)
         None => 0,
+        Some(m) if m == "#unnamed" || m == "#default" => 0,
         Some(m) => *c.mode_names.get(m).ok_or_else(|| TransformError::Input {
             message: format!("the stylesheet has no mode {m} (XTDE0045)"),
         })?,
@@ -216,6 +225,8 @@ pub(crate) fn run(
         pictures: HashMap::new(),
         documents: HashMap::new(),
         stylesheet_doc: None,
+        cur_expr: usize::MAX,
+        tree_base: 0,
     };
     let focus = Focus::of(Item::Node(source));
     let r = match initial_template {
@@ -297,9 +308,19 @@ struct Run<'a, 'e> {
     documents: HashMap<PathBuf, &'a Document>,
     /// The principal stylesheet module as a document (`document('')`).
     stylesheet_doc: Option<&'a Document>,
+    /// The expression being evaluated (its static base URI and module;
+    /// `usize::MAX` outside any).
+    cur_expr: ExprId,
+    /// The static base URI (index into `bases`) for the next temporary
+    /// tree a variable builds.
+    tree_base: u32,
 }
 
-const NO_AT: At = At { file: 0, line: 0 };
+const NO_AT: At = At {
+    file: 0,
+    line: 0,
+    base: 0,
+};
 
 impl<'a> Run<'a, '_> {
     // ---- errors -----------------------------------------------------------
@@ -319,6 +340,7 @@ impl<'a> Run<'a, '_> {
             .map(|d| At {
                 file: d.file,
                 line: d.line,
+                base: 0,
             })
             .unwrap_or(NO_AT)
     }
@@ -358,9 +380,11 @@ impl<'a> Run<'a, '_> {
             return Err(self.expr_err(id, "internal error: unknown expression"));
         };
         let saved = std::mem::replace(&mut self.current, current);
+        let saved_expr = std::mem::replace(&mut self.cur_expr, id);
         let env = self.env;
         let r = def.expr.evaluate(env, self, f);
         self.current = saved;
+        self.cur_expr = saved_expr;
         match r {
             Ok(v) => {
                 self.pending = None;
@@ -379,9 +403,11 @@ impl<'a> Run<'a, '_> {
             return Err(self.expr_err(id, "internal error: unknown expression"));
         };
         let saved = std::mem::replace(&mut self.current, f.map(|f| f.item.clone()));
+        let saved_expr = std::mem::replace(&mut self.cur_expr, id);
         let env = self.env;
         let r = def.expr.evaluate_bool(env, self, f);
         self.current = saved;
+        self.cur_expr = saved_expr;
         match r {
             Ok(v) => {
                 self.pending = None;
@@ -429,6 +455,7 @@ impl<'a> Run<'a, '_> {
                 let saved_base = self.base;
                 self.base = self.locals.len();
                 self.locals.resize(self.base + def.slots, Sequence::Empty);
+                self.tree_base = def.at.base;
                 let out = self.value(&def.value, Some(&focus), 0);
                 self.locals.truncate(self.base);
                 self.base = saved_base;
@@ -564,14 +591,25 @@ impl<'a> Run<'a, '_> {
             }
             XsltFn::Document => {
                 let mut out = Vec::new();
+                // document($uris, $node): relative to the base URI of $node
+                let base_node = args
+                    .get(1)
+                    .and_then(|s| s.first())
+                    .and_then(|i| i.as_node());
+                let explicit = base_node.map(|n| n.base_uri());
                 if let Some(uris) = args.first() {
                     for item in uris.iter() {
-                        let uri = match item {
-                            Item::Atomic(a) => a.to_xs_string(),
-                            Item::Node(n) => n.string_value().to_string(),
+                        let (uri, base) = match item {
+                            Item::Atomic(a) => (a.to_xs_string(), None),
+                            // relative to the node's own base URI
+                            Item::Node(n) => (n.string_value().to_string(), n.base_uri()),
                             _ => continue,
                         };
-                        out.push(self.load_document(&uri)?.root());
+                        let base = match &explicit {
+                            Some(b) => b.clone(),
+                            None => base,
+                        };
+                        out.push(self.load_document_from(&uri, base)?.root());
                     }
                 }
                 out.sort();
@@ -623,22 +661,35 @@ impl<'a> Run<'a, '_> {
                         String::new(),
                     ))
                 };
-                let available = match q {
-                    None => false,
-                    Some(q) => function_available(c, &q, arity),
+                let Some(q) = q else {
+                    return Err(self.derr(
+                        NO_AT,
+                        format!("function-available(): '{name}' is not a valid EQName with a declared prefix (XTDE1400)"),
+                    ));
                 };
-                Ok(Sequence::boolean(available))
+                Ok(Sequence::boolean(function_available(c, &q, arity)))
             }
             XsltFn::ElementAvailable => {
                 let name = arg_str(0);
-                let available = qname(&name).is_some_and(|q| {
-                    q.namespace() == XSL_NS && SUPPORTED_INSTRUCTIONS.contains(&q.local_name())
-                });
+                let Some(q) = qname(&name) else {
+                    return Err(self.derr(
+                        NO_AT,
+                        format!("element-available(): '{name}' is not a valid EQName with a declared prefix (XTDE1440)"),
+                    ));
+                };
+                let available =
+                    q.namespace() == XSL_NS && SUPPORTED_INSTRUCTIONS.contains(&q.local_name());
                 Ok(Sequence::boolean(available))
             }
             XsltFn::TypeAvailable => {
                 let name = arg_str(0);
-                let available = qname(&name).is_some_and(|q| {
+                let Some(q) = qname(&name) else {
+                    return Err(self.derr(
+                        NO_AT,
+                        format!("type-available(): '{name}' is not a valid EQName with a declared prefix (XTDE1428)"),
+                    ));
+                };
+                let available = {
                     q.namespace() == drehscheibe_xpath::functions::XS
                         && (matches!(
                             q.local_name(),
@@ -649,7 +700,7 @@ impl<'a> Run<'a, '_> {
                                 | "untyped"
                                 | "numeric"
                         ) || drehscheibe_xpath::cast::type_by_name(q.local_name()).is_some())
-                });
+                };
                 Ok(Sequence::boolean(available))
             }
             XsltFn::UnparsedEntityUri | XsltFn::UnparsedEntityPublicId => Ok(Sequence::string("")),
@@ -702,7 +753,7 @@ impl<'a> Run<'a, '_> {
                 ))
             }
             XsltFn::DocAvailable => match uri {
-                Some(Some(u)) => Ok(Sequence::boolean(self.load_document(&u).is_ok())),
+                Some(Some(u)) => Ok(Sequence::boolean(self.load_document_from(&u, None).is_ok())),
                 _ => Ok(Sequence::boolean(false)),
             },
             _ => {
@@ -783,6 +834,93 @@ impl<'a> Run<'a, '_> {
         Ok(text)
     }
 
+    /// The static base URI of the expression being evaluated.
+    fn static_base(&self) -> Option<&str> {
+        let c: &'a Compiled = self.c;
+        let i = c.expr_bases.get(self.cur_expr).copied().unwrap_or(0);
+        c.bases.get(i as usize).and_then(|b| b.as_deref())
+    }
+
+    /// A document for `document()`: `''` is the stylesheet module of the
+    /// calling expression; other references are relative file paths,
+    /// resolved against `base` (a node argument's base URI) or the static
+    /// base URI of the calling expression when that is a `file:` URI, and
+    /// against the principal stylesheet's directory otherwise. Anything
+    /// else is refused.
+    fn load_document_from(&mut self, uri: &str, base: Option<String>) -> R<&'a Document> {
+        let uri = uri.trim();
+        let refuse =
+            |run: &Self, why: &str| run.derr(NO_AT, format!("document('{uri}'): {why} (FODC0002)"));
+        let module = self.c.exprs.get(self.cur_expr).map_or(0, |d| d.file);
+        if uri.is_empty() && module != 0 {
+            // `document('')` in an included or imported module: that module
+            let Some(path) = self.c.files.get(module).cloned() else {
+                return Err(refuse(self, "unknown stylesheet module"));
+            };
+            return self.parse_file(path, &refuse);
+        }
+        if uri.is_empty() {
+            return self.load_document(uri);
+        }
+        if uri.starts_with("file:///") {
+            // an absolute file URI (e.g. made by resolve-uri() against the
+            // static base): only within the principal stylesheet's
+            // directory, like the relative references
+            let inside = match (file_path(uri), self.c.files.first()) {
+                (Some(p), Some(f)) => match (
+                    p.canonicalize(),
+                    f.parent().and_then(|d| d.canonicalize().ok()),
+                ) {
+                    (Ok(p), Some(dir)) => p.starts_with(dir).then_some(p),
+                    _ => None,
+                },
+                _ => None,
+            };
+            return match inside {
+                Some(p) => self.parse_file(p, &refuse),
+                None => Err(refuse(
+                    self,
+                    "only files in the stylesheet's directory are accessible",
+                )),
+            };
+        }
+        if uri.contains(':') || uri.starts_with('/') || uri.starts_with('\\') || uri.contains('#') {
+            return self.load_document(uri);
+        }
+        let base = base.or_else(|| self.static_base().map(str::to_string));
+        let path = base
+            .filter(|b| b.starts_with("file://"))
+            .map(|b| drehscheibe_xpath::tree::resolve_uri(uri, &b))
+            .and_then(|u| file_path(&u));
+        match path {
+            Some(path) => self.parse_file(path, &refuse),
+            None => self.load_document(uri),
+        }
+    }
+
+    /// Parses (once per run) the XML file at `path`; its document URI is
+    /// its `file:` URI.
+    fn parse_file(
+        &mut self,
+        path: PathBuf,
+        refuse: &dyn Fn(&Self, &str) -> TransformError,
+    ) -> R<&'a Document> {
+        if let Some(d) = self.documents.get(&path) {
+            return Ok(d);
+        }
+        let bytes = std::fs::read(&path)
+            .map_err(|e| refuse(self, &format!("cannot read {}: {e}", path.display())))?;
+        let abs = path.canonicalize().unwrap_or_else(|_| path.clone());
+        let options = ParseOptions {
+            uri: Some(crate::compile::file_uri(&abs)),
+            ..ParseOptions::default()
+        };
+        let doc = Document::parse(&bytes, &options).map_err(|e| refuse(self, &e.to_string()))?;
+        let doc = self.env.arena.alloc(doc);
+        self.documents.insert(path, doc);
+        Ok(doc)
+    }
+
     /// A document for `document()`: `''` is the principal stylesheet
     /// module; other references are relative file paths resolved against
     /// the stylesheet's directory. Anything else is refused.
@@ -817,20 +955,7 @@ impl<'a> Run<'a, '_> {
                 ))
             }
         };
-        let path = base.join(uri);
-        if let Some(d) = self.documents.get(&path) {
-            return Ok(d);
-        }
-        let bytes = std::fs::read(&path)
-            .map_err(|e| refuse(self, &format!("cannot read {}: {e}", path.display())))?;
-        let options = ParseOptions {
-            uri: Some(path.display().to_string()),
-            ..ParseOptions::default()
-        };
-        let doc = Document::parse(&bytes, &options).map_err(|e| refuse(self, &e.to_string()))?;
-        let doc = self.env.arena.alloc(doc);
-        self.documents.insert(path, doc);
-        Ok(doc)
+        self.parse_file(base.join(uri), &refuse)
     }
 
     /// The index of key `k` over the tree of `root`, built on first use.
@@ -940,8 +1065,13 @@ impl<'a> Run<'a, '_> {
         match v {
             Value::Select(id) => self.eval(*id, f),
             Value::Body(body) => {
+                // a temporary tree: its base URI is the static base URI of
+                // the variable declaring it (the principal module's else)
+                let c: &'a Compiled = self.c;
+                let base = c.bases.get(std::mem::take(&mut self.tree_base) as usize);
+                let uri = base.cloned().flatten();
                 self.sinks
-                    .push(Sink::Tree(Box::new(Builder::new_document(None))));
+                    .push(Sink::Tree(Box::new(Builder::new_temporary(uri))));
                 let r = self.exec(body, f, mode);
                 let doc = self.pop_tree();
                 r?;
@@ -1061,17 +1191,30 @@ impl<'a> Run<'a, '_> {
         what: &str,
     ) -> R<(String, String, String)> {
         let lexical = lexical.trim();
-        let (prefix, local) = match lexical.split_once(':') {
-            Some((p, l)) => (p.to_string(), l.to_string()),
-            None => (String::new(), lexical.to_string()),
+        let (prefix, local, colon) = match lexical.split_once(':') {
+            Some((p, l)) => (p.to_string(), l.to_string(), true),
+            None => (String::new(), lexical.to_string(), false),
         };
-        let valid = crate::xpath::is_ncname(&local)
-            && (prefix.is_empty() || crate::xpath::is_ncname(&prefix));
+        // a colon needs a prefix before it: ":foo" is not a QName
+        let valid = crate::xpath::is_ncname(&local) && (!colon || crate::xpath::is_ncname(&prefix));
         if !valid {
             return Err(self.derr(at, format!("invalid {what} name '{lexical}' (XTDE0820)")));
         }
         let uri = match namespace {
-            Some(uri) => uri,
+            Some(uri) => {
+                if uri == XMLNS_NS || !is_namespace_uri(&uri) {
+                    let code = if what == "element" {
+                        "XTDE0835"
+                    } else {
+                        "XTDE0865"
+                    };
+                    return Err(self.derr(
+                        at,
+                        format!("invalid namespace URI '{uri}' for {what} '{lexical}' ({code})"),
+                    ));
+                }
+                uri
+            }
             None if prefix.is_empty() => {
                 if use_default {
                     nsctx.default_ns.clone()
@@ -1709,7 +1852,10 @@ impl<'a> Run<'a, '_> {
         let r = stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || {
             for p in &template.params {
                 let value = match params.iter().find(|(n, _)| **n == p.name) {
-                    Some((_, v)) => v.clone(),
+                    Some((_, v)) => match p.coerce {
+                        Some(id) => self.coerce(id, v.clone())?,
+                        None => v.clone(),
+                    },
                     None if p.required => {
                         return Err(self.derr(
                             template.at,
@@ -1771,6 +1917,12 @@ impl<'a> Run<'a, '_> {
                 let key = match s.select {
                     Some(id) => {
                         let seq = self.eval(id, Some(&focus))?;
+                        if !self.c.backwards_compatible && seq.iter().nth(1).is_some() {
+                            return Err(self.expr_err(
+                                id,
+                                "a sort key must be a single item, not a sequence (XTTE1020)",
+                            ));
+                        }
                         match seq.first() {
                             None => None,
                             Some(first) => Some(match (first, s.number) {
@@ -1848,6 +2000,12 @@ impl<'a> Run<'a, '_> {
                         Item::Node(n) => xpath1_parse_number(n.string_value()),
                         _ => f64::NAN,
                     };
+                    if !self.c.backwards_compatible && (n < 0.0 || n.is_infinite()) {
+                        return Err(self.derr(
+                            at,
+                            format!("xsl:number cannot number the value {n} (XTDE0980)"),
+                        ));
+                    }
                     if n.is_nan() || n < 0.0 || n.is_infinite() {
                         return Ok(if n.is_nan() {
                             "NaN".to_string()
@@ -2095,6 +2253,7 @@ impl<'a> Run<'a, '_> {
                 self.exec(otherwise, f, mode)
             }
             Instr::Variable { slot, value, at } => {
+                self.tree_base = at.base;
                 let v = self.value(value, f, mode)?;
                 let index = self.base + slot;
                 match self.locals.get_mut(index) {
@@ -2201,10 +2360,30 @@ impl<'a> Run<'a, '_> {
             Instr::Namespace { name, value, at } => {
                 let prefix = self.avt(name, f)?.trim().to_string();
                 let uri = self.string_of(value, f, mode, None, false)?;
-                if !prefix.is_empty() && !crate::xpath::is_ncname(&prefix) {
+                if prefix == "xmlns" || (!prefix.is_empty() && !crate::xpath::is_ncname(&prefix)) {
                     return Err(self.derr(
                         *at,
                         format!("invalid namespace prefix '{prefix}' (XTDE0920)"),
+                    ));
+                }
+                if uri.is_empty() {
+                    return Err(self.derr(
+                        *at,
+                        format!("xsl:namespace '{prefix}' with a zero-length URI (XTDE0930)"),
+                    ));
+                }
+                if (prefix == "xml") != (uri == XML_NS) {
+                    return Err(self.derr(
+                        *at,
+                        format!(
+                            "the prefix 'xml' and the URI {XML_NS} only go together, not '{prefix}' = '{uri}' (XTDE0925)"
+                        ),
+                    ));
+                }
+                if uri == XMLNS_NS || !is_namespace_uri(&uri) {
+                    return Err(self.derr(
+                        *at,
+                        format!("invalid namespace URI '{uri}' for prefix '{prefix}' (XTDE0905)"),
                     ));
                 }
                 if let Some(b) = self.top_tree() {
@@ -2213,6 +2392,26 @@ impl<'a> Run<'a, '_> {
                             *at,
                             "xsl:namespace needs an element parent before its children (XTDE0420)",
                         ));
+                    }
+                    if prefix.is_empty()
+                        && b.pending_element_name().is_some_and(|n| n.uri.is_empty())
+                    {
+                        return Err(self.derr(
+                            *at,
+                            "a default namespace cannot be added to an element in no namespace (XTDE0440)",
+                        ));
+                    }
+                    // a binding made for the element's own name is not a
+                    // namespace node of its own: the serializer renames the
+                    // element's prefix then
+                    let own = b.pending_element_name().filter(|n| n.prefix == prefix);
+                    if let Some(bound) = b.pending_namespace_decl(&prefix) {
+                        if bound != uri && own.is_none_or(|n| n.uri != bound) {
+                            let msg = format!(
+                                "namespace prefix '{prefix}' is already bound to '{bound}' on this element, cannot add '{uri}' (XTDE0430)"
+                            );
+                            return Err(self.derr(*at, msg));
+                        }
                     }
                 }
                 self.out_namespace(&prefix, &uri, *at)
@@ -2224,8 +2423,26 @@ impl<'a> Run<'a, '_> {
                 match item {
                     Item::Node(n) => match n.kind() {
                         NodeKind::Document => {
-                            if self.top_tree().is_some() {
+                            let open = self.top_tree().map(|b| b.can_add_attribute());
+                            if open == Some(false) {
+                                // the content goes straight into the tree:
+                                // attributes there are refused by the builder
                                 self.exec(body, f, mode)
+                            } else if open == Some(true) {
+                                // an element just started: the new document's
+                                // content must not become its attributes
+                                // (XTDE0420), so it is built apart and copied
+                                self.sinks.push(Sink::Tree(Box::new(Builder::new_document(
+                                    n.doc.uri.clone(),
+                                ))));
+                                let r = self.exec(body, f, mode);
+                                let doc = self.pop_tree();
+                                r?;
+                                let doc = self.env.arena.alloc(doc);
+                                for child in doc.root().children() {
+                                    self.out_copy(child, *at)?;
+                                }
+                                Ok(())
                             } else {
                                 self.sinks.push(Sink::Tree(Box::new(Builder::new_document(
                                     n.doc.uri.clone(),
@@ -2266,9 +2483,22 @@ impl<'a> Run<'a, '_> {
                 let seq = self.eval(*select, f)?;
                 self.out_sequence(&seq, false, *at)
             }
-            Instr::Message { value, terminate } => {
+            Instr::Message {
+                value,
+                terminate,
+                at,
+            } => {
                 let text = self.string_of(value, f, mode, None, false)?;
-                if *terminate {
+                let terminate = match terminate {
+                    None => false,
+                    Some(avt) => {
+                        let v = self.avt(avt, f)?;
+                        crate::compile::terminate_flag(&v).ok_or_else(|| {
+                            self.derr(*at, format!("invalid terminate value '{v}' (XTDE0030)"))
+                        })?
+                    }
+                };
+                if terminate {
                     return Err(TransformError::Terminated { message: text });
                 }
                 self.messages.push(text);
@@ -2283,6 +2513,10 @@ impl<'a> Run<'a, '_> {
 }
 
 impl<'a> Host<'a> for Run<'a, '_> {
+    fn static_base_uri(&self) -> Option<&str> {
+        self.static_base()
+    }
+
     fn variable(&mut self, id: u32) -> XResult<Sequence<'a>> {
         match decode_var(id) {
             VarRef::Local(s) => Ok(self.locals.get(self.base + s).cloned().unwrap_or_default()),
@@ -2395,6 +2629,38 @@ fn numeric_singleton(seq: &Sequence<'_>) -> Option<f64> {
         [Item::Atomic(a)] if a.is_numeric() => Some(a.to_number()),
         _ => None,
     }
+}
+
+/// The local path of a `file:` URI (percent-decoded), if it is one.
+fn file_path(uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("file://")?;
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let bytes = rest.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = rest.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Some(PathBuf::from(String::from_utf8(out).ok()?))
+}
+
+/// The XML namespace, bound to the prefix `xml` only.
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// The namespace of namespace declarations: never the URI of a node.
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// A namespace URI computed at run time is usable (`xs:anyURI`, checked
+/// cheaply: at most one fragment separator, no whitespace at the ends).
+fn is_namespace_uri(uri: &str) -> bool {
+    uri.matches('#').count() <= 1
 }
 
 fn sanitize_comment(text: &str) -> String {

@@ -13,6 +13,9 @@ use crate::{GlobalParamDecl, OutputSettings};
 pub(crate) struct At {
     pub file: usize,
     pub line: usize,
+    /// The static base URI of the instruction (index into
+    /// [`Compiled::bases`]): the base URI of the temporary trees it builds.
+    pub base: u32,
 }
 
 /// Index into [`Compiled::names`].
@@ -194,7 +197,9 @@ pub(crate) enum Instr {
     },
     Message {
         value: Value,
-        terminate: bool,
+        /// `terminate` (an attribute value template); `None`: `no`.
+        terminate: Option<Avt>,
+        at: At,
     },
     Number {
         def: Box<NumberDef>,
@@ -209,6 +214,9 @@ pub(crate) struct ParamDef {
     pub slot: usize,
     pub value: Value,
     pub required: bool,
+    /// Coercion of a supplied value to the declared `as` type (`XTTE0590`
+    /// when it does not convert).
+    pub coerce: Option<ExprId>,
 }
 
 /// A compiled `xsl:template`.
@@ -324,6 +332,12 @@ pub(crate) struct Compiled {
     pub nsctx: Vec<NsCtx>,
     /// The text of the principal stylesheet module (`document('')`).
     pub source_text: String,
+    /// The distinct static base URIs of the stylesheet (index 0: the
+    /// principal module's URI; `None` when compiled from a string).
+    pub bases: Vec<Option<String>>,
+    /// The static base URI of each expression (index into `bases`; an
+    /// expression not listed has base 0).
+    pub expr_bases: Vec<u32>,
     /// Keys by `local` / `Q{uri}local`.
     pub key_names: HashMap<String, usize>,
     /// Named decimal formats by `local` / `Q{uri}local` (the unnamed one

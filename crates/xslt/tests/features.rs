@@ -1121,4 +1121,276 @@ fn utf16_output_has_a_byte_order_mark_by_default() {
         .flat_map(u16::to_be_bytes)
         .collect();
     assert_eq!(out, expected);
+fn run_err(text: &str, input: &str) -> String {
+    match run_with(text, input, &[]) {
+        Ok(out) => panic!("expected an error, got {out}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn compile_err(text: &str) -> String {
+    match Stylesheet::compile_str(text, Path::new("test.xsl")) {
+        Ok(_) => panic!("expected a static error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn invalid_computed_names_and_namespaces_are_dynamic_errors() {
+    let cases = [
+        // a colon without a prefix is no QName
+        (r#"<xsl:element name="{':foo'}"/>"#, "XTDE0820"),
+        (
+            r#"<xsl:element name="a:foo" namespace="{'http://www.w3.org/2000/xmlns/'}"/>"#,
+            "XTDE0835",
+        ),
+        (
+            r#"<xsl:attribute name="a:foo" namespace="{'http://www.w3.org/2000/xmlns/'}"/>"#,
+            "XTDE0865",
+        ),
+        (
+            r#"<xsl:namespace name="{'xmlns'}">http://x/</xsl:namespace>"#,
+            "XTDE0920",
+        ),
+        (r#"<xsl:namespace name="p" select="''"/>"#, "XTDE0930"),
+        (
+            r#"<xsl:namespace name="xml">http://x/</xsl:namespace>"#,
+            "XTDE0925",
+        ),
+        (
+            r#"<xsl:namespace name="p">http://www.w3.org/2000/xmlns/</xsl:namespace>"#,
+            "XTDE0905",
+        ),
+        (
+            r#"<xsl:namespace name="p">http://a/</xsl:namespace><xsl:namespace name="p">http://b/</xsl:namespace>"#,
+            "XTDE0430",
+        ),
+        // a default namespace for an element in no namespace
+        (
+            r#"<xsl:namespace name="">http://a/</xsl:namespace>"#,
+            "XTDE0440",
+        ),
+    ];
+    for (body, code) in cases {
+        let s = sheet(
+            "3.0",
+            &format!(r#"<xsl:template match="/"><out>{body}</out></xsl:template>"#),
+        );
+        let e = run_err(&s, "<a/>");
+        assert!(e.contains(code), "{body}: {e}");
+    }
+    // the same namespace twice, and a namespace for the element's own
+    // prefix (renamed by the serializer) are fine
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><p:out xmlns:p="http://p/" xsl:exclude-result-prefixes="p"><xsl:namespace name="q">http://q/</xsl:namespace><xsl:namespace name="q">http://q/</xsl:namespace></p:out></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<a/>"),
+        r#"<p:out xmlns:p="http://p/" xmlns:q="http://q/"/>"#
+    );
+    // attributes of a document node copied inside an element: XTDE0420
+    let s = sheet(
+        "2.0",
+        r#"<xsl:template match="/"><out><xsl:copy><xsl:attribute name="x">1</xsl:attribute></xsl:copy></out></xsl:template>"#,
+    );
+    assert!(run_err(&s, "<a/>").contains("XTDE0420"));
+}
+
+#[test]
+fn static_errors_of_declarations_are_reported_at_load() {
+    let cases = [
+        (r#"<xsl:template name="xsl:main"/>"#, "XTSE0080"),
+        (
+            r#"<xsl:variable name="fn:v" xmlns:fn="http://www.w3.org/2005/xpath-functions" select="1"/>"#,
+            "XTSE0080",
+        ),
+        (
+            r#"<xsl:strip-space elements="*">*</xsl:strip-space>"#,
+            "XTSE0260",
+        ),
+        (
+            r#"<xsl:strip-space elements="a"/><xsl:preserve-space elements="a"/>"#,
+            "XTSE0270",
+        ),
+        (r#"<xsl:template name="n" priority="2"/>"#, "XTSE0500"),
+        (r#"<xsl:template match="a" priority="2.0e2"/>"#, "XTSE0530"),
+        (r#"<xsl:template match="a" mode=""/>"#, "XTSE0550"),
+        (r#"<xsl:template match="a" mode="m n m"/>"#, "XTSE0550"),
+        (r##"<xsl:template match="a" mode="#all m"/>"##, "XTSE0550"),
+        (
+            r#"<xsl:template match="/"><xsl:call-template name="t"><xsl:with-param name="p" select="1"/></xsl:call-template></xsl:template><xsl:template name="t"/>"#,
+            "XTSE0680",
+        ),
+        (
+            r#"<xsl:template match="/"><xsl:number value="1" level="any"/></xsl:template>"#,
+            "XTSE0975",
+        ),
+        (
+            r#"<xsl:template match="/"><xsl:for-each select="1"><xsl:sort/><xsl:sort stable="yes"/></xsl:for-each></xsl:template>"#,
+            "XTSE1017",
+        ),
+    ];
+    for (body, code) in cases {
+        let e = compile_err(&sheet("3.0", body));
+        assert!(e.contains(code), "{body}: {e}");
+    }
+    let e = compile_err(&format!(
+        r#"<xsl:stylesheet version="2.0e3" xmlns:xsl="{XSL}"/>"#
+    ));
+    assert!(e.contains("XTSE0110"), "{e}");
+    let e = compile_err(&format!(
+        r#"<xsl:stylesheet version="2.0" exclude-result-prefixes="nope" xmlns:xsl="{XSL}"/>"#
+    ));
+    assert!(e.contains("XTSE0808"), "{e}");
+    // xsl:initial-template is the one name in the XSLT namespace allowed
+    compile(&sheet(
+        "3.0",
+        r#"<xsl:template name="xsl:initial-template"/>"#,
+    ));
+}
+
+#[test]
+fn typed_template_parameters_convert_supplied_values() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:template match="/"><xsl:apply-templates select="*"><xsl:with-param name="p" select="/a/@n"/></xsl:apply-templates></xsl:template>
+           <xsl:template match="a"><xsl:param name="p" as="xs:double" xmlns:xs="http://www.w3.org/2001/XMLSchema"/><r><xsl:value-of select="$p instance of xs:double" xmlns:xs="http://www.w3.org/2001/XMLSchema"/></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, r#"<a n="3"/>"#), "<r>true</r>");
+    let s = sheet(
+        "2.0",
+        r#"<xsl:template match="/"><xsl:apply-templates select="*"><xsl:with-param name="p" select="current-date()"/></xsl:apply-templates></xsl:template>
+           <xsl:template match="a"><xsl:param name="p" as="xs:integer" xmlns:xs="http://www.w3.org/2001/XMLSchema"/><r/></xsl:template>"#,
+    );
+    assert!(run_err(&s, "<a/>").contains("XPTY0004"));
+}
+
+#[test]
+fn data_elements_are_ignored_and_extension_instructions_fall_back() {
+    let s = format!(
+        r#"<xsl:stylesheet version="2.0" xmlns:xsl="{XSL}" xmlns:d="urn:data" xmlns:ext="urn:ext" extension-element-prefixes="ext">
+             <xsl:output omit-xml-declaration="yes"/>
+             <d:table><d:row>one</d:row></d:table>
+             <xsl:template match="/"><r><ext:magic><xsl:fallback>fb</xsl:fallback></ext:magic><xsl:value-of select="document('')/*/d:table/d:row"/></r></xsl:template>
+           </xsl:stylesheet>"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.xsl");
+    std::fs::write(&path, &s).unwrap();
+    let st = Stylesheet::compile_file(&path).unwrap();
+    let out = st.transform_bytes(b"<a/>", &BTreeMap::new()).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim(),
+        r#"<r xmlns:d="urn:data">fbone</r>"#
+    );
+    // no xsl:fallback: XTDE1450 when (and only when) it runs
+    let s = format!(
+        r#"<xsl:stylesheet version="2.0" xmlns:xsl="{XSL}" xmlns:ext="urn:ext" extension-element-prefixes="ext">
+             <xsl:template match="/"><r><xsl:if test="/b"><ext:magic/></xsl:if></r></xsl:template>
+           </xsl:stylesheet>"#
+    );
+    assert!(run(&s, "<a/>").contains("<r/>"));
+    assert!(run_err(&s, "<b/>").contains("XTDE1450"));
+}
+
+#[test]
+fn static_and_temporary_tree_base_uris() {
+    let s = format!(
+        r#"<xsl:stylesheet version="2.0" xmlns:xsl="{XSL}" xml:base="http://example.org/main/">
+             <xsl:output omit-xml-declaration="yes"/>
+             <xsl:template match="/">
+               <xsl:variable name="t" xml:base="/tmp/"><e xml:base="sub/"/></xsl:variable>
+               <r s="{{static-base-uri()}}" u="{{resolve-uri('x.xml')}}" t="{{base-uri($t/e)}}" d="{{document-uri($t)}}" i="{{base-uri(/*)}}"/>
+             </xsl:template>
+           </xsl:stylesheet>"#
+    );
+    assert_eq!(
+        run(&s, "<a/>"),
+        r#"<r s="http://example.org/main/" u="http://example.org/main/x.xml" t="http://example.org/tmp/sub/" d="" i=""/>"#
+    );
+    // a stylesheet file: its file URI; document() relative to it
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.xml"), "<d>data</d>").unwrap();
+    let path = dir.path().join("s.xsl");
+    std::fs::write(
+        &path,
+        format!(
+            r#"<xsl:stylesheet version="2.0" xmlns:xsl="{XSL}"><xsl:output omit-xml-declaration="yes"/>
+                 <xsl:template match="/"><r b="{{ends-with(static-base-uri(), '/s.xsl') and starts-with(static-base-uri(), 'file:///')}}"><xsl:value-of select="document('d.xml')"/></r></xsl:template>
+               </xsl:stylesheet>"#
+        ),
+    )
+    .unwrap();
+    let st = Stylesheet::compile_file(&path).unwrap();
+    let out = st.transform_bytes(b"<a/>", &BTreeMap::new()).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim(),
+        r#"<r b="true">data</r>"#
+    );
+}
+
+#[test]
+fn message_terminate_is_an_attribute_value_template() {
+    let s = sheet(
+        "2.0",
+        r#"<xsl:param name="t" select="'no'"/><xsl:template match="/"><r><xsl:message terminate="{$t}">m</xsl:message></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<a/>"), "<r/>");
+    assert!(matches!(
+        run_with(&s, "<a/>", &[("t", "yes")]),
+        Err(TransformError::Terminated { .. })
+    ));
+    let e = run_with(&s, "<a/>", &[("t", "maybe")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("XTDE0030"), "{e}");
+    // an invalid literal value is a static error
+    assert!(compile_err(&sheet(
+        "2.0",
+        r#"<xsl:template match="/"><xsl:message terminate="maybe"/></xsl:template>"#
+    ))
+    .contains("terminate"));
+}
+
+#[test]
+fn availability_functions_reject_invalid_names() {
+    for (call, code) in [
+        ("type-available('foo::bar')", "XTDE1428"),
+        ("function-available('nope:f')", "XTDE1400"),
+        ("element-available('a b')", "XTDE1440"),
+    ] {
+        let s = sheet(
+            "3.0",
+            &format!(
+                r#"<xsl:param name="p" select="1"/><xsl:template match="/"><r><xsl:value-of select="if ($p) then {call} else ()"/></r></xsl:template>"#
+            ),
+        );
+        let e = run_err(&s, "<a/>");
+        assert!(e.contains(code), "{call}: {e}");
+    }
+}
+
+#[test]
+fn document_resolves_against_a_base_node() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sub/deeper")).unwrap();
+    std::fs::write(dir.path().join("sub/base.xml"), "<b/>").unwrap();
+    std::fs::write(dir.path().join("sub/deeper/t.xml"), "<t>found</t>").unwrap();
+    let path = dir.path().join("s.xsl");
+    std::fs::write(
+        &path,
+        format!(
+            r#"<xsl:stylesheet version="2.0" xmlns:xsl="{XSL}"><xsl:output omit-xml-declaration="yes"/>
+                 <xsl:template match="/"><r><xsl:value-of select="document('deeper/t.xml', document('sub/base.xml'))"/>|<xsl:value-of select="doc-available(resolve-uri('sub/base.xml', static-base-uri()))"/>|<xsl:value-of select="doc-available('file:///etc/hostname')"/></r></xsl:template>
+               </xsl:stylesheet>"#
+        ),
+    )
+    .unwrap();
+    let st = Stylesheet::compile_file(&path).unwrap();
+    let out = st.transform_bytes(b"<a/>", &BTreeMap::new()).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim(),
+        "<r>found|true|false</r>"
+    );
 }

@@ -469,7 +469,7 @@ fn idref<'a>(_: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'
 
 fn document_uri<'a>(_: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
     Ok(match node_arg(&args, 0) {
-        Some(n) if n.kind() == NodeKind::Document => match &n.doc.uri {
+        Some(n) if n.kind() == NodeKind::Document && !n.doc.temporary => match &n.doc.uri {
             Some(u) => any_uri(u),
             None => Sequence::Empty,
         },
@@ -641,13 +641,24 @@ fn has_scheme(s: &str) -> bool {
 
 /// Resolves `rel` against the explicit base or the static base URI.
 fn resolve_against(ev: &Eval<'_, '_>, rel: &str, base: Option<&str>) -> Result<String> {
+    // a URI reference has at most one fragment separator
+    if let Some(bad) = [Some(rel), base]
+        .into_iter()
+        .flatten()
+        .find(|u| u.matches('#').count() > 1)
+    {
+        return Err(Error::new(
+            "FORG0002",
+            format!("\"{bad}\" is not a valid URI reference"),
+        ));
+    }
     if has_scheme(rel) {
         return Ok(rel.to_string());
     }
     let base = match base {
         Some(b) => b.to_string(),
-        None => match &ev.env.base_uri {
-            Some(b) => b.clone(),
+        None => match static_base(ev) {
+            Some(b) => b.to_string(),
             None => {
                 return Err(Error::new(
                     "FONS0005",
@@ -677,8 +688,14 @@ fn resolve_uri<'a>(ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Seq
     Ok(any_uri(&resolve_against(ev, rel, base)?))
 }
 
+/// The static base URI: the host's for the current expression, else the
+/// environment's.
+fn static_base<'e>(ev: &'e Eval<'_, '_>) -> Option<&'e str> {
+    ev.host.static_base_uri().or(ev.env.base_uri.as_deref())
+}
+
 fn static_base_uri<'a>(ev: &mut Eval<'a, '_>, _: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
-    Ok(ev.env.base_uri.as_deref().map(any_uri).unwrap_or_default())
+    Ok(static_base(ev).map(any_uri).unwrap_or_default())
 }
 
 /// A document/resource URI resolved against the static base when there
