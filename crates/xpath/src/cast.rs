@@ -197,6 +197,58 @@ pub fn cast(value: &Atomic, target: CastTarget) -> Result<Atomic> {
     }
 }
 
+/// The static namespaces a cast to `xs:QName` resolves prefixes with
+/// (XPath 3.1 §3.14.2): captured at compile time, and only for casts whose
+/// target is `xs:QName`, so no other expression pays for it.
+#[derive(Debug, Clone, Default)]
+pub struct CastNamespaces {
+    /// Prefix → URI bindings (the `xml` prefix is always bound).
+    pub bindings: Vec<(String, String)>,
+    /// The namespace of an unprefixed name (the default element/type
+    /// namespace).
+    pub default_ns: String,
+}
+
+impl CastNamespaces {
+    fn resolve(&self, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(crate::tree::XML_NS);
+        }
+        self.bindings
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.as_str())
+    }
+}
+
+/// Casts `value` to `target`, resolving the prefix of a string cast to
+/// `xs:QName` with the static namespaces `ns` (FONS0004 when unbound).
+pub fn cast_with_namespaces(
+    value: &Atomic,
+    target: CastTarget,
+    ns: &CastNamespaces,
+) -> Result<Atomic> {
+    let text = match value {
+        Atomic::String(s) | Atomic::Untyped(s) if target.primitive == AtomicType::QName => s,
+        _ => return cast(value, target),
+    };
+    let t = text.trim_matches(is_xml_ws);
+    if is_ncname(t) {
+        return Ok(Atomic::QName(Arc::new(QName::new(&ns.default_ns, t, ""))));
+    }
+    match t.split_once(':') {
+        Some((p, l)) if is_ncname(p) && is_ncname(l) => match ns.resolve(p) {
+            Some(uri) => Ok(Atomic::QName(Arc::new(QName::new(uri, l, p)))),
+            None => Err(Error::new(
+                "FONS0004",
+                format!("cannot cast '{t}' to xs:QName: the prefix `{p}` is not declared"),
+            )),
+        },
+        _ => Err(invalid(text, target.primitive)),
+    }
+}
+
 /// Is `i` within the value space of the derived integer type `name`?
 pub fn integer_in_range(i: i64, name: &str) -> bool {
     match name {

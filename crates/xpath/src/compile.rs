@@ -24,6 +24,14 @@ pub trait Namespaces {
     /// The URI bound to `prefix` (`""` is never asked: unprefixed element
     /// names use [`StaticContext::default_element_namespace`]).
     fn resolve(&self, prefix: &str) -> Option<String>;
+
+    /// All prefix → URI bindings, when the context can enumerate them
+    /// (needed by a cast of a computed string to `xs:QName`, whose prefix
+    /// is only known at run time). `None`: such casts fail with FONS0004
+    /// for prefixed names.
+    fn bindings(&self) -> Option<Vec<(String, String)>> {
+        None
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Namespaces for F {
@@ -446,7 +454,7 @@ impl Compiler<'_, '_> {
                         )
                         .at(span)
                     })?;
-                    let body = Ir::Cast(Box::new(Ir::Local(0)), target, true);
+                    let body = self.cast_ir(Ir::Local(0), target, true, false);
                     Ir::InlineFn(
                         Box::new(InlineFn {
                             arity: 1,
@@ -620,13 +628,55 @@ impl Compiler<'_, '_> {
             ExprKind::TreatAs(a, t) => Ir::Treat(self.boxed(a)?, self.seq_type(t, span)?),
             ExprKind::CastAs(a, n, opt) => {
                 let target = self.cast_target(n, span)?;
-                fold(Ir::Cast(self.boxed(a)?, target, *opt))
+                let arg = self.expr(a)?;
+                self.cast_ir(arg, target, *opt, false)
             }
             ExprKind::CastableAs(a, n, opt) => {
                 let target = self.cast_target(n, span)?;
-                Ir::Castable(self.boxed(a)?, target, *opt)
+                let arg = self.expr(a)?;
+                self.cast_ir(arg, target, *opt, true)
             }
         })
+    }
+
+    /// `arg cast as target` (`castable`: `castable as`). A cast to
+    /// `xs:QName` resolves prefixes against the static namespaces: a
+    /// literal is resolved now (and folded), a computed value gets a
+    /// snapshot of the enumerable bindings for the run-time resolution.
+    fn cast_ir(&self, arg: Ir, target: crate::cast::CastTarget, opt: bool, castable: bool) -> Ir {
+        if target.primitive != crate::value::AtomicType::QName {
+            return if castable {
+                Ir::Castable(Box::new(arg), target, opt)
+            } else {
+                fold(Ir::Cast(Box::new(arg), target, opt))
+            };
+        }
+        let mut ns = crate::cast::CastNamespaces {
+            bindings: Vec::new(),
+            default_ns: self.ctx.default_element_namespace.clone(),
+        };
+        match &arg {
+            Ir::Const(c) if c.is_stringlike() => {
+                let prefix = c
+                    .as_str()
+                    .unwrap_or("")
+                    .trim()
+                    .split_once(':')
+                    .map(|(p, _)| p);
+                if let Some(p) = prefix {
+                    if let Some(uri) = self.ctx.namespaces.resolve(p) {
+                        ns.bindings.push((p.to_string(), uri));
+                    }
+                }
+                match crate::cast::cast_with_namespaces(c, target, &ns) {
+                    Ok(_) if castable => return Ir::Const(Atomic::Boolean(true)),
+                    Ok(v) => return Ir::Const(v),
+                    Err(_) => {}
+                }
+            }
+            _ => ns.bindings = self.ctx.namespaces.bindings().unwrap_or_default(),
+        }
+        Ir::CastQName(Box::new(arg), target, opt, castable, Box::new(ns))
     }
 
     fn cast_target(&self, n: &Name, span: Span) -> Result<crate::cast::CastTarget> {
@@ -736,6 +786,28 @@ impl Compiler<'_, '_> {
         })
     }
 
+    /// Can a node of an untyped tree carry the type annotation `t`?
+    /// Elements are `xs:untyped` (derived from `xs:anyType`), attributes
+    /// `xs:untypedAtomic` (derived from `xs:anyAtomicType` and
+    /// `xs:anySimpleType`); any other known type never matches.
+    fn annotation_matches(&self, element: bool, t: &Name, span: Span) -> Result<bool> {
+        let q = self.qname(t, &self.ctx.default_element_namespace, span)?;
+        let known = q.uri == XS
+            && (matches!(q.local.as_str(), "anyType" | "untyped" | "anySimpleType")
+                || atomic_type_name(&q.local).is_some());
+        if !known {
+            return Err(Error::new("XPST0008", format!("unknown type {}", q.lexical())).at(span));
+        }
+        Ok(if element {
+            matches!(q.local.as_str(), "anyType" | "untyped")
+        } else {
+            matches!(
+                q.local.as_str(),
+                "untypedAtomic" | "anyAtomicType" | "anySimpleType"
+            )
+        })
+    }
+
     fn kind_test(&self, k: &KindTest, span: Span) -> Result<Test> {
         Ok(match k {
             KindTest::AnyNode => Test::AnyNode,
@@ -747,6 +819,11 @@ impl Compiler<'_, '_> {
                 Some(i) => Some(Box::new(self.kind_test(i, span)?)),
                 None => None,
             }),
+            KindTest::Element(_, Some(t)) | KindTest::Attribute(_, Some(t))
+                if !self.annotation_matches(matches!(k, KindTest::Element(..)), t, span)? =>
+            {
+                Test::Never
+            }
             KindTest::Element(n, _) => Test::Element(match n {
                 Some(nt) => Some(Box::new(self.test(
                     Axis::Child,
@@ -982,7 +1059,7 @@ impl Compiler<'_, '_> {
                     .at(span))
                 }
             };
-            return Ok(fold(Ir::Cast(Box::new(arg), target, true)));
+            return Ok(self.cast_ir(arg, target, true, false));
         }
         let id = functions::lookup(&q.uri, &q.local, arity).ok_or_else(|| {
             let known = functions::exists(&q.uri, &q.local);
@@ -1104,6 +1181,7 @@ fn visit_mut(ir: &mut Ir, f: &mut dyn FnMut(&mut Ir)) {
         | Ir::Treat(a, _)
         | Ir::Cast(a, _, _)
         | Ir::Castable(a, _, _)
+        | Ir::CastQName(a, ..)
         | Ir::CurlyArray(a)
         | Ir::Number1(a) => visit_mut(a, f),
         Ir::MapCtor(kv) => {

@@ -533,6 +533,33 @@ fn eval_inner<'a>(
             };
             Sequence::boolean(ok)
         }
+        Ir::CastQName(a, target, opt, castable, ns) => {
+            let v = eval(ev, a, focus)?;
+            if *castable {
+                let ok = match atomize(&v) {
+                    Ok(xs) => match xs.as_slice() {
+                        [] => *opt,
+                        [x] => crate::cast::cast_with_namespaces(x, *target, ns).is_ok(),
+                        _ => false,
+                    },
+                    Err(_) => false,
+                };
+                Sequence::boolean(ok)
+            } else {
+                match atomize_opt(&v, "cast")? {
+                    None if *opt => Sequence::Empty,
+                    None => {
+                        return Err(Error::type_error(format!(
+                            "cannot cast an empty sequence to xs:{}",
+                            target.name
+                        )))
+                    }
+                    Some(x) => {
+                        Sequence::atomic(crate::cast::cast_with_namespaces(&x, *target, ns)?)
+                    }
+                }
+            }
+        }
         Ir::MapCtor(entries) => {
             let mut m = Map::default();
             for (k, v) in entries {
@@ -976,6 +1003,10 @@ impl<'t> Matcher<'t> {
         let kind = n.kind();
         match self.test {
             Test::AnyNode => true,
+            Test::Name { uri, local } if n.ns != 0 => {
+                kind == self.principal
+                    && n.name().is_some_and(|q| &q.uri == uri && &q.local == local)
+            }
             Test::Name { uri, local } => {
                 kind == self.principal
                     && match self.name_id(n.doc, uri, local) {
@@ -1003,6 +1034,7 @@ pub(crate) fn kind_matches(t: &Test, n: Node<'_>) -> bool {
         Test::Text => kind == NodeKind::Text,
         Test::Comment => kind == NodeKind::Comment,
         Test::NamespaceNode => kind == NodeKind::Namespace,
+        Test::Never => false,
         Test::Pi(name) => {
             kind == NodeKind::ProcessingInstruction
                 && name
@@ -1059,8 +1091,45 @@ fn axis_nodes<'a>(n: Node<'a>, axis: Axis, test: &Test, out: &mut Vec<Node<'a>>)
     let mut m = Matcher::new(test, principal);
     let doc = n.doc;
     let nodes = &doc.nodes;
-    let at = |i: u32| Node { doc, idx: i };
+    let at = |i: u32| Node { doc, idx: i, ns: 0 };
     let rec = nodes[n.idx as usize];
+    if n.ns != 0 {
+        // A namespace node (of the element `n.idx`): no children,
+        // attributes, siblings or namespaces; its parent is the element;
+        // what follows it is the element's content and what follows that.
+        match axis {
+            Axis::SelfAxis | Axis::DescendantOrSelf if m.matches(n) => out.push(n),
+            Axis::Parent | Axis::Ancestor | Axis::AncestorOrSelf => {
+                if axis == Axis::AncestorOrSelf && m.matches(n) {
+                    out.push(n);
+                }
+                let mut p = n.idx;
+                while p != NONE {
+                    let pn = at(p);
+                    if m.matches(pn) {
+                        out.push(pn);
+                    }
+                    if axis == Axis::Parent {
+                        break;
+                    }
+                    p = nodes[p as usize].parent;
+                }
+            }
+            Axis::Following => {
+                for i in (n.idx + 1)..(nodes.len() as u32) {
+                    if nodes[i as usize].kind != NodeKind::Attribute {
+                        let c = at(i);
+                        if m.matches(c) {
+                            out.push(c);
+                        }
+                    }
+                }
+            }
+            Axis::Preceding => axis_nodes(at(n.idx), axis, test, out),
+            _ => {}
+        }
+        return;
+    }
     match axis {
         Axis::Child => {
             if matches!(rec.kind, NodeKind::Element | NodeKind::Document) {
@@ -1204,7 +1273,13 @@ fn axis_nodes<'a>(n: Node<'a>, axis: Axis, test: &Test, out: &mut Vec<Node<'a>>)
             }
         }
         Axis::Namespace => {
-            // namespace nodes are not materialised in the arena tree
+            if rec.kind == NodeKind::Element {
+                for c in n.namespace_nodes() {
+                    if m.matches(c) {
+                        out.push(c);
+                    }
+                }
+            }
         }
     }
 }
@@ -1619,7 +1694,8 @@ pub(crate) fn coerce<'a>(v: Sequence<'a>, t: &SeqTypeIr) -> Result<Sequence<'a>>
                 (x @ (Atomic::Integer(_) | Atomic::Decimal(_)), "float") => {
                     Atomic::Float(x.to_number() as f32)
                 }
-                (Atomic::Integer(i), "decimal") => Atomic::Decimal(rust_decimal::Decimal::from(*i)),
+                // An xs:integer is an xs:decimal: subtype substitution
+                // keeps its type (no conversion).
                 (Atomic::AnyUri(s), "string") => Atomic::String(s.clone()),
                 _ => a,
             };

@@ -88,6 +88,9 @@ pub(crate) enum Test {
     /// `attribute(...)`
     Attribute(Option<Box<Test>>),
     NamespaceNode,
+    /// A test no node of an untyped tree passes (`element(*, xs:integer)`:
+    /// elements are annotated `xs:untyped`, attributes `xs:untypedAtomic`).
+    Never,
 }
 
 /// A predicate, with its fast path.
@@ -197,6 +200,16 @@ pub(crate) enum Ir {
     Treat(Box<Ir>, SeqTypeIr),
     Cast(Box<Ir>, CastTarget, bool),
     Castable(Box<Ir>, CastTarget, bool),
+    /// A cast (`false`) or castable (`true`) to `xs:QName` of a computed
+    /// value, with the static namespaces captured at compile time;
+    /// the `bool` after the target is "empty allowed".
+    CastQName(
+        Box<Ir>,
+        CastTarget,
+        bool,
+        bool,
+        Box<crate::cast::CastNamespaces>,
+    ),
     MapCtor(Vec<(Ir, Ir)>),
     SquareArray(Vec<Ir>),
     CurlyArray(Box<Ir>),

@@ -266,6 +266,10 @@ fn json_escapes(s: &str) -> (Cow<'_, str>, bool) {
             out.push_str("\\\\");
         } else if xml_allowed(c) {
             out.push(c);
+        } else if c == '\u{8}' {
+            out.push_str("\\b");
+        } else if c == '\u{c}' {
+            out.push_str("\\f");
         } else {
             out.push_str(&format!("\\u{:04X}", c as u32));
         }

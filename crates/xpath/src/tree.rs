@@ -180,6 +180,11 @@ pub struct Document {
     /// Namespace declarations: (element index, prefix, uri), sorted by
     /// element index. An empty uri undeclares the prefix.
     pub(crate) ns_decls: Vec<(u32, String, String)>,
+    /// The names of the namespace nodes (`local` = prefix): the distinct
+    /// prefixes declared in the document, sorted (the `xml` prefix is
+    /// [`XML_PREFIX_NAME`]); empty, without an allocation, for documents
+    /// that declare no prefix. See [`Node::namespace_nodes`].
+    pub(crate) ns_names: Vec<QName>,
     /// Document URI / base URI, if known.
     pub uri: Option<String>,
     /// A temporary tree (XSLT variable): `uri` is its base URI only, it
@@ -189,17 +194,26 @@ pub struct Document {
 
 /// A node: a document and an index. `Copy`, 16 bytes; equality is
 /// identity; `Ord` is document order (across documents: by creation).
+///
+/// Namespace nodes of the namespace axis are not stored in the arena:
+/// they are synthesized on demand as the handle of their element (`idx`)
+/// with a non-zero `ns` (1: the default namespace; 2: the `xml` prefix;
+/// `k + 3`: the prefix `Document::ns_names[k]`). The field fills the handle's padding, so
+/// documents that never use the axis pay nothing, and `(idx, ns)` orders
+/// namespace nodes after their element and before its attributes.
 #[derive(Debug, Clone, Copy)]
 pub struct Node<'a> {
     /// The tree.
     pub doc: &'a Document,
-    /// The record index.
+    /// The record index (for a namespace node: of its element).
     pub idx: u32,
+    /// 0, or which namespace node of the element at `idx` this is.
+    pub(crate) ns: u32,
 }
 
 impl PartialEq for Node<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.idx == other.idx && std::ptr::eq(self.doc, other.doc)
+        self.idx == other.idx && self.ns == other.ns && std::ptr::eq(self.doc, other.doc)
     }
 }
 impl Eq for Node<'_> {}
@@ -210,13 +224,14 @@ impl PartialOrd for Node<'_> {
 }
 impl Ord for Node<'_> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.doc.id, self.idx).cmp(&(other.doc.id, other.idx))
+        (self.doc.id, self.idx, self.ns).cmp(&(other.doc.id, other.idx, other.ns))
     }
 }
 impl std::hash::Hash for Node<'_> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.doc.id.hash(state);
         self.idx.hash(state);
+        self.ns.hash(state);
     }
 }
 
@@ -289,6 +304,10 @@ pub enum ParseError {
     Encoding(String),
 }
 
+/// The name of the namespace node of the `xml` prefix.
+static XML_PREFIX_NAME: std::sync::LazyLock<QName> =
+    std::sync::LazyLock::new(|| QName::local("xml"));
+
 /// The namespace URI bound to the `xml` prefix.
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -324,13 +343,21 @@ impl Document {
 
     /// The root node (index 0).
     pub fn root(&self) -> Node<'_> {
-        Node { doc: self, idx: 0 }
+        Node {
+            doc: self,
+            idx: 0,
+            ns: 0,
+        }
     }
 
     /// The node with record index `idx`, if it exists.
     pub fn node(&self, idx: u32) -> Option<Node<'_>> {
         if (idx as usize) < self.nodes.len() {
-            Some(Node { doc: self, idx })
+            Some(Node {
+                doc: self,
+                idx,
+                ns: 0,
+            })
         } else {
             None
         }
@@ -383,7 +410,14 @@ impl Document {
                 .iter()
                 .map(|(_, p, u)| p.capacity() + u.capacity())
                 .sum::<usize>();
+        let ns_names: usize = self.ns_names.capacity() * std::mem::size_of::<QName>()
+            + self
+                .ns_names
+                .iter()
+                .map(|q| q.local.capacity())
+                .sum::<usize>();
         self.nodes.capacity() * std::mem::size_of::<NodeRec>()
+            + ns_names
             + self.text.capacity()
             + self.aux.capacity()
             + names
@@ -407,6 +441,29 @@ impl Document {
                 .map(|i| i as NameId);
         }
         self.name_index.get(&self.names, uri, local)
+    }
+
+    /// The `ns` code of the namespace node for `prefix` (see [`Node`]).
+    fn namespace_node_code(&self, prefix: &str) -> Option<u32> {
+        match prefix {
+            "" => Some(1),
+            "xml" => Some(2),
+            p => self
+                .ns_names
+                .binary_search_by(|q| q.local.as_str().cmp(p))
+                .ok()
+                .map(|k| k as u32 + 3),
+        }
+    }
+
+    /// The name of the namespace node with code `ns` (`None`: the
+    /// default namespace, which has no name).
+    fn namespace_node_name(&self, ns: u32) -> Option<&QName> {
+        match ns {
+            0 | 1 => None,
+            2 => Some(&XML_PREFIX_NAME),
+            k => self.ns_names.get(k as usize - 3),
+        }
     }
 
     /// The name with this id.
@@ -459,7 +516,13 @@ impl Document {
                     let inherited = open.last().is_some_and(|o| o.1);
                     let mut preserve = inherited;
                     if let Some(space) = xml_space {
-                        if let Some(v) = (Node { doc: self, idx: i }).attribute_by_id(space) {
+                        if let Some(v) = (Node {
+                            doc: self,
+                            idx: i,
+                            ns: 0,
+                        })
+                        .attribute_by_id(space)
+                        {
                             match v.trim() {
                                 "preserve" => preserve = true,
                                 "default" => preserve = false,
@@ -535,11 +598,18 @@ impl<'a> Node<'a> {
 
     #[inline]
     fn at(self, idx: u32) -> Node<'a> {
-        Node { doc: self.doc, idx }
+        Node {
+            doc: self.doc,
+            idx,
+            ns: 0,
+        }
     }
 
     /// The node kind.
     pub fn kind(self) -> NodeKind {
+        if self.ns != 0 {
+            return NodeKind::Namespace;
+        }
         self.rec().kind()
     }
 
@@ -551,11 +621,18 @@ impl<'a> Node<'a> {
     /// Expanded name (elements, attributes, PIs (local = target),
     /// namespace nodes (local = prefix)); `None` for others.
     pub fn name(self) -> Option<&'a QName> {
+        if self.ns != 0 {
+            return self.doc.namespace_node_name(self.ns);
+        }
         self.name_id().map(|id| &self.doc.names[id as usize])
     }
 
-    /// Interned name id, if named.
+    /// Interned name id, if named (namespace nodes of the namespace axis
+    /// have none: their names are not interned).
     pub fn name_id(self) -> Option<NameId> {
+        if self.ns != 0 {
+            return None;
+        }
         let r = self.rec();
         if r.name() == NONE {
             None
@@ -576,6 +653,9 @@ impl<'a> Node<'a> {
 
     /// Parent (attributes: their element).
     pub fn parent(self) -> Option<Node<'a>> {
+        if self.ns != 0 {
+            return Some(self.at(self.idx));
+        }
         let p = self.rec().parent;
         if p == NONE {
             None
@@ -606,7 +686,11 @@ impl<'a> Node<'a> {
             if next == NONE || next >= end {
                 return None;
             }
-            let n = Node { doc, idx: next };
+            let n = Node {
+                doc,
+                idx: next,
+                ns: 0,
+            };
             next = n.rec().end;
             Some(n)
         })
@@ -664,7 +748,7 @@ impl<'a> Node<'a> {
     /// Next sibling (none for attributes).
     pub fn next_sibling(self) -> Option<Node<'a>> {
         let r = self.rec();
-        if r.kind() == NodeKind::Attribute || r.parent == NONE {
+        if r.kind() == NodeKind::Attribute || r.parent == NONE || self.ns != 0 {
             return None;
         }
         let pend = self.doc.nodes[r.parent as usize].end;
@@ -678,7 +762,7 @@ impl<'a> Node<'a> {
     /// Previous sibling (none for attributes).
     pub fn prev_sibling(self) -> Option<Node<'a>> {
         let p = self.rec().prev;
-        if p == NONE {
+        if p == NONE || self.ns != 0 {
             None
         } else {
             Some(self.at(p))
@@ -712,7 +796,7 @@ impl<'a> Node<'a> {
             }
             let r = doc.nodes.get(i as usize)?;
             if r.kind() == NodeKind::Attribute && r.parent == parent {
-                let n = Node { doc, idx: i };
+                let n = Node { doc, idx: i, ns: 0 };
                 i += 1;
                 Some(n)
             } else {
@@ -744,17 +828,24 @@ impl<'a> Node<'a> {
         let end = self.subtree_end();
         (start..end)
             .filter(move |&i| doc.nodes[i as usize].kind() != NodeKind::Attribute)
-            .map(move |idx| Node { doc, idx })
+            .map(move |idx| Node { doc, idx, ns: 0 })
     }
 
     /// Index just after the subtree (descendant range is `idx+1..end`).
     pub fn subtree_end(self) -> u32 {
+        if self.ns != 0 {
+            // A namespace node has no subtree (`idx+1..idx` is empty).
+            return self.idx;
+        }
         self.rec().end
     }
 
     /// The string value: text content for documents/elements (one slice),
     /// the value of attributes, text, comments, PIs, namespace nodes.
     pub fn string_value(self) -> &'a str {
+        if self.ns != 0 {
+            return self.namespace_node_uri();
+        }
         let r = self.rec();
         let (a, b) = (r.a as usize, r.b as usize);
         match r.kind() {
@@ -807,8 +898,50 @@ impl<'a> Node<'a> {
         out
     }
 
+    /// The namespace nodes of an element (the namespace axis), in
+    /// document order; empty for other nodes. Synthesized on demand: the
+    /// first call on a document builds the sorted list of its prefixes.
+    pub fn namespace_nodes(self) -> Vec<Node<'a>> {
+        let mut out: Vec<Node<'a>> = self
+            .in_scope_namespaces()
+            .into_iter()
+            .filter_map(|(p, _)| {
+                Some(Node {
+                    doc: self.doc,
+                    idx: self.idx,
+                    ns: self.doc.namespace_node_code(p)?,
+                })
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The URI of a synthesized namespace node: the nearest declaration
+    /// of its prefix on its element or an ancestor.
+    fn namespace_node_uri(self) -> &'a str {
+        let prefix = match self.doc.namespace_node_name(self.ns) {
+            Some(q) => q.local.as_str(),
+            None => "",
+        };
+        if prefix == "xml" {
+            return XML_NS;
+        }
+        let mut cur = Some(self.at(self.idx));
+        while let Some(n) = cur {
+            if let Some((_, u)) = n.namespace_decls().find(|(p, _)| *p == prefix) {
+                return u;
+            }
+            cur = n.parent();
+        }
+        ""
+    }
+
     /// Is this node an ancestor-or-self of `other`?
     pub fn contains(self, other: Node<'a>) -> bool {
+        if self.ns != 0 {
+            return self == other;
+        }
         std::ptr::eq(self.doc, other.doc) && self.idx <= other.idx && other.idx < self.subtree_end()
     }
 
@@ -1066,6 +1199,7 @@ impl Builder {
                 text: String::new(),
                 aux: String::new(),
                 ns_decls: Vec::new(),
+                ns_names: Vec::new(),
                 uri,
                 temporary: false,
             },
@@ -1503,7 +1637,7 @@ impl Builder {
     pub fn copy(&mut self, node: Node<'_>, namespaces: bool) -> Result<(), BuildError> {
         let src = node.doc;
         let rec = *node.rec();
-        match rec.kind() {
+        match node.kind() {
             NodeKind::Attribute => {
                 let name = self.map_name(src, rec.name());
                 return self.attribute_id(name, node.string_value());
@@ -1642,6 +1776,15 @@ impl Builder {
         doc.names.shrink_to_fit();
         doc.name_index.shrink_to_fit();
         doc.ns_decls.shrink_to_fit();
+        let mut prefixes: Vec<&str> = doc
+            .ns_decls
+            .iter()
+            .map(|d| d.1.as_str())
+            .filter(|p| !p.is_empty() && *p != "xml")
+            .collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        doc.ns_names = prefixes.into_iter().map(QName::local).collect();
         doc
     }
 }

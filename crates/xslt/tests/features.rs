@@ -1392,5 +1392,18 @@ fn document_resolves_against_a_base_node() {
     assert_eq!(
         String::from_utf8(out).unwrap().trim(),
         "<r>found|true|false</r>"
+fn namespace_axis_and_static_qname_casts() {
+    let s = format!(
+        r#"<xsl:stylesheet version="3.0" xmlns:xsl="{XSL}" xmlns:my="urn:my" xmlns:xs="http://www.w3.org/2001/XMLSchema" exclude-result-prefixes="my xs"><xsl:output omit-xml-declaration="yes"/>
+        <xsl:template match="/*">
+          <out ns="{{string-join(sort(namespace::*/name()), ',')}}" p="{{namespace::p}}"
+               q="{{namespace-uri-from-QName(xs:QName('my:x'))}}">
+            <xsl:copy-of select="namespace::p"/>
+          </out>
+        </xsl:template></xsl:stylesheet>"#
+    );
+    assert_eq!(
+        run(&s, r#"<r xmlns:p="urn:p" xmlns="urn:d"/>"#),
+        r#"<out xmlns:p="urn:p" ns=",p,xml" p="urn:p" q="urn:my"/>"#
     );
 }

@@ -528,7 +528,26 @@ fn parse_marker(text: &str) -> Result<Marker> {
     })
 }
 
+/// English weekday abbreviations, cut further by a maximum width below
+/// their length (`Thurs`, `Thur`, `Thu`).
+const EN_DAY_ABBREVIATIONS: [(&str, &str); 7] = [
+    ("Monday", "Mon"),
+    ("Tuesday", "Tues"),
+    ("Wednesday", "Weds"),
+    ("Thursday", "Thurs"),
+    ("Friday", "Fri"),
+    ("Saturday", "Sat"),
+    ("Sunday", "Sun"),
+];
+
 fn name_case(name: &str, token: &str, m: &Marker) -> String {
+    let name = match m.max_width {
+        Some(max) if max < name.chars().count() => EN_DAY_ABBREVIATIONS
+            .iter()
+            .find(|(full, _)| *full == name)
+            .map_or(name, |(_, abbr)| abbr),
+        _ => name,
+    };
     let mut s: String = match token {
         "N" => name.to_uppercase(),
         "n" => name.to_lowercase(),
@@ -606,7 +625,17 @@ fn format_component_number(
             }
             s
         }
-        other => other.format(value.unsigned_abs(), ordinal, lang_code),
+        other => {
+            // Roman numerals, letters, words: a minimum width pads with
+            // spaces on the right (`[Yi,4-4]` of 1004 is `miv `); a
+            // maximum width does not cut a number.
+            let mut s = other.format(value.unsigned_abs(), ordinal, lang_code);
+            if let Some(min) = m.min_width {
+                let n = s.chars().count();
+                s.extend(std::iter::repeat_n(' ', min.saturating_sub(n)));
+            }
+            s
+        }
     };
     if value < 0 {
         text.insert(0, '-');
@@ -618,10 +647,20 @@ fn format_timezone(tz: Option<i16>, m: &Marker, gmt: bool) -> String {
     let Some(tz) = tz else {
         return String::new();
     };
-    let token = if m.token.is_empty() {
-        "01:01"
-    } else {
-        m.token.as_str()
+    // Without a token, a width modifier chooses the form: `[z,2-2]`:
+    // `GMT-05`, `GMT-05:30`; `[z,6-6]`: `GMT-05:00`.
+    let width_token: String;
+    let token = match m.min_width {
+        _ if !m.token.is_empty() => m.token.as_str(),
+        Some(w) => {
+            width_token = match w {
+                0..=2 => "0".repeat(w.max(1)),
+                3 | 4 => "0000".to_string(),
+                _ => "00:00".to_string(),
+            };
+            width_token.as_str()
+        }
+        None => "01:01",
     };
     if token == "Z" {
         // military timezone letters
@@ -1058,7 +1097,7 @@ mod tests {
         assert_eq!(fdt(v, "[[[Y]]]", None), "[2024]");
         assert_eq!(fdt(v, "[D1o] [MNn]", None), "9th February");
         assert_eq!(fdt(v, "[Dwo]", None), "ninth");
-        assert_eq!(fdt(v, "[YWw]", None), "Two Thousand Twenty-Four");
+        assert_eq!(fdt(v, "[YWw]", None), "Two Thousand and Twenty-Four");
         assert_eq!(fdt(v, "[MI]", None), "II");
         assert_eq!(fdt(v, "[E]", None), "AD");
         assert_eq!(fdt(v, "[ D , 2 ]", None), "09");

@@ -944,10 +944,11 @@ fn apply_case(w: &str, case: WordCase) -> String {
         WordCase::Lower => w.to_lowercase(),
         WordCase::Upper => w.to_uppercase(),
         WordCase::Title => {
+            // Every word capitalized but the conjunction: `One Hundred and Ten`.
             let mut out = String::with_capacity(w.len());
             let mut start = true;
-            for c in w.chars() {
-                if start {
+            for (i, c) in w.char_indices() {
+                if start && !w[i..].starts_with("and ") {
                     out.extend(c.to_uppercase());
                 } else {
                     out.push(c);
@@ -1058,8 +1059,8 @@ const SCALES: [(u64, &str, &str); 6] = [
     (1_000, "thousand", ""),
 ];
 
-/// English cardinal words (`one hundred and twenty-three` style without
-/// "and": `one hundred twenty-three`).
+/// English cardinal words, British style: `one hundred and twenty-three`,
+/// `two thousand and one`, `one thousand nine hundred and ninety`.
 pub fn english_words(n: u64) -> String {
     if n < 20 {
         return EN_ONES[n as usize].to_string();
@@ -1077,16 +1078,19 @@ pub fn english_words(n: u64) -> String {
         return if n % 100 == 0 {
             h
         } else {
-            format!("{h} {}", english_words(n % 100))
+            format!("{h} and {}", english_words(n % 100))
         };
     }
     for (scale, name, _) in SCALES {
         if n >= scale {
             let head = format!("{} {name}", english_words(n / scale));
-            return if n % scale == 0 {
+            let rest = n % scale;
+            return if rest == 0 {
                 head
+            } else if rest < 100 {
+                format!("{head} and {}", english_words(rest))
             } else {
-                format!("{head} {}", english_words(n % scale))
+                format!("{head} {}", english_words(rest))
             };
         }
     }
@@ -1530,7 +1534,7 @@ mod tests {
         assert_eq!(fi(1999, "i"), "mcmxcix");
         assert_eq!(fi(4, "I"), "IV");
         assert_eq!(fi(21, "w"), "twenty-one");
-        assert_eq!(fi(123, "W"), "ONE HUNDRED TWENTY-THREE");
+        assert_eq!(fi(123, "W"), "ONE HUNDRED AND TWENTY-THREE");
         assert_eq!(fi(21, "Ww"), "Twenty-One");
         assert_eq!(fi(1, "1;o"), "1st");
         assert_eq!(fi(2, "1;o"), "2nd");

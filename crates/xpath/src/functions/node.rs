@@ -364,6 +364,9 @@ fn path<'a>(_: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a
 
 /// The `generate-id()` of a node.
 pub fn node_id(n: Node<'_>) -> String {
+    if n.ns != 0 {
+        return format!("d{}n{}x{}", n.doc.id(), n.idx, n.ns);
+    }
     format!("d{}n{}", n.doc.id(), n.idx)
 }
 
@@ -1130,15 +1133,52 @@ fn serialize_json(seq: &Sequence<'_>, ev: &Eval<'_, '_>) -> Result<String> {
 // ---------------------------------------------------------------------------
 // JSON
 
+/// A boolean option of the JSON functions, by the XPath 3.1 option
+/// conventions: exactly one `xs:boolean` (an untyped value is cast),
+/// anything else is XPTY0004.
+fn json_option_bool(m: Option<&Map<'_>>, key: &str) -> Result<Option<bool>> {
+    let Some(v) = m.and_then(|m| map_get(m, key)) else {
+        return Ok(None);
+    };
+    let bad = || Error::type_error(format!("option \"{key}\" must be a single xs:boolean"));
+    if v.len() != 1 {
+        return Err(bad());
+    }
+    match v.first() {
+        Some(Item::Atomic(Atomic::Boolean(b))) => Ok(Some(*b)),
+        Some(Item::Atomic(Atomic::Untyped(s))) => match s.trim() {
+            "true" | "1" => Ok(Some(true)),
+            "false" | "0" => Ok(Some(false)),
+            _ => Err(Error::invalid_value(format!(
+                "option \"{key}\": '{s}' is not a valid xs:boolean"
+            ))),
+        },
+        _ => Err(bad()),
+    }
+}
+
 fn json_options(m: Option<&Map<'_>>, for_parse_json: bool) -> Result<(JsonOptions, bool)> {
     let mut o = JsonOptions::default();
-    if option_bool(m, "liberal")? == Some(true) {
+    json_option_bool(m, "validate")?;
+    if let Some(f) = m.and_then(|m| map_get(m, "fallback")) {
+        if f.len() != 1
+            || !matches!(
+                f.first(),
+                Some(Item::Function(_) | Item::Map(_) | Item::Array(_))
+            )
+        {
+            return Err(Error::type_error(
+                "option \"fallback\" must be a single function(xs:string) as xs:string",
+            ));
+        }
+    }
+    if json_option_bool(m, "liberal")? == Some(true) {
         return Err(Error::new(
             "FOJS0001",
             "liberal JSON parsing is not supported",
         ));
     }
-    o.escape = option_bool(m, "escape")?.unwrap_or(false);
+    o.escape = json_option_bool(m, "escape")?.unwrap_or(false);
     let mut use_last = false;
     match option_str(m, "duplicates").as_deref() {
         None => {

@@ -203,6 +203,8 @@ fn round_half_to_even<'a>(_: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Resu
 
 fn round_impl<'a>(args: &[Sequence<'a>], half: Half) -> Result<Sequence<'a>> {
     let precision = args.get(1).and_then(super::integer).unwrap_or(0);
+    // Decimals have at most 28 digits; doubles need the wider range.
+    let wide = precision.clamp(-400, 1200) as i32;
     let precision = precision.clamp(-40, 40) as i32;
     let v = match arg(args, 0) {
         None => return Ok(Sequence::Empty),
@@ -221,8 +223,8 @@ fn round_impl<'a>(args: &[Sequence<'a>], half: Half) -> Result<Sequence<'a>> {
             }
         }
         Atomic::Decimal(d) => Atomic::Decimal(round_decimal(d, precision, half)),
-        Atomic::Float(f) => Atomic::Float(round_double(f64::from(f), precision, half) as f32),
-        other => Atomic::Double(round_double(other.to_number(), precision, half)),
+        Atomic::Float(f) => Atomic::Float(round_double(f64::from(f), wide, half) as f32),
+        other => Atomic::Double(round_double(other.to_number(), wide, half)),
     }))
 }
 
@@ -255,6 +257,11 @@ fn round_decimal(d: Decimal, precision: i32, half: Half) -> Decimal {
 }
 
 /// Rounds a double; NaN, infinities and zeros are returned unchanged.
+///
+/// The rounding is of the exact binary value (F&O 3.1: `150.015e0`,
+/// really 150.01499999…, rounds to 150.01 at precision 2; `-13.65e0`,
+/// really -13.65000000000000036…, rounds to -13.7 at precision 1); only a
+/// value exactly on the midpoint is a tie for the rounding mode.
 fn round_double(x: f64, precision: i32, half: Half) -> f64 {
     if !x.is_finite() || x == 0.0 {
         return x;
@@ -274,31 +281,71 @@ fn round_double(x: f64, precision: i32, half: Half) -> f64 {
         // round(-0.3) is -0
         return if r == 0.0 && x < 0.0 { -0.0 } else { r };
     }
-    // the spec rounds through xs:decimal; use the shortest decimal
-    // representation of x (not its binary expansion) when it fits
-    let parsed = if x.abs() < 1e27 {
-        format!("{x}").parse::<Decimal>().ok()
-    } else {
-        None
+    // Every double has at most 1074 fractional digits: beyond that a
+    // precision changes nothing; below -330 everything rounds to zero.
+    if precision > 1100 {
+        return x;
+    }
+    let signed_zero = |r: f64| if r == 0.0 && x < 0.0 { -0.0 } else { r };
+    if precision < -330 {
+        return signed_zero(0.0);
+    }
+    // The decimal expansion (exact up to 31 digits beyond the rounding
+    // position, which decides every case but a difference from the
+    // midpoint smaller than 10^-(precision+31)).
+    let frac_digits = precision.max(0) as usize + 31;
+    let text = format!("{:.*}", frac_digits, x.abs());
+    let (int_part, frac_part) = text.split_once('.').unwrap_or((text.as_str(), ""));
+    let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
+    // Digits [0, keep) stay; the first dropped one is at `keep`.
+    let keep = int_part.len() as i64 + i64::from(precision);
+    if keep < 0 {
+        return signed_zero(0.0);
+    }
+    let keep = keep as usize;
+    let first = digits.get(keep).map_or(0, |d| d.saturating_sub(b'0'));
+    let rest_zero = digits
+        .get(keep + 1..)
+        .is_none_or(|r| r.iter().all(|&d| d == b'0'));
+    let mut kept: Vec<u8> = digits.get(..keep).unwrap_or(&[]).to_vec();
+    let last_odd = kept.last().is_some_and(|d| (d - b'0') % 2 == 1);
+    let up = match first {
+        6..=9 => true,
+        5 if !rest_zero => true,
+        5 => match half {
+            Half::Even => last_odd,
+            // ties toward positive infinity
+            Half::Up => x > 0.0,
+        },
+        _ => false,
     };
-    match parsed {
-        Some(d) => {
-            let r = round_decimal(d, precision, half).to_f64().unwrap_or(x);
-            if r == 0.0 && x < 0.0 {
-                -0.0
-            } else {
-                r
+    if up {
+        // add one unit in the last kept place (with carry)
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, b'1');
+                break;
             }
-        }
-        None => {
-            if precision > 0 {
-                x
+            i -= 1;
+            if kept[i] == b'9' {
+                kept[i] = b'0';
             } else {
-                let f = 10f64.powi(-precision);
-                round_double(x / f, 0, half) * f
+                kept[i] += 1;
+                break;
             }
         }
     }
+    if kept.is_empty() {
+        kept.push(b'0');
+    }
+    let literal = format!(
+        "{}{}e{}",
+        if x < 0.0 { "-" } else { "" },
+        String::from_utf8_lossy(&kept),
+        -precision
+    );
+    signed_zero(literal.parse::<f64>().unwrap_or(x))
 }
 
 /// Untyped values (from nodes) become doubles before aggregation.

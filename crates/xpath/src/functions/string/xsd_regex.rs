@@ -404,6 +404,15 @@ impl Translator<'_> {
                         push_lit(&mut items, start);
                         items.push('-');
                         push_lit(&mut items, end);
+                        // XSD 1.0: after a range, a '-' may only end the
+                        // class or start a subtraction (`[a-d-b]` is an error).
+                        if self.peek() == Some('-')
+                            && !matches!(self.peek_at(1), Some(']') | Some('['))
+                        {
+                            return Err(
+                                self.err("a '-' after a range must end the character class")
+                            );
+                        }
                     } else {
                         push_lit(&mut items, start);
                     }
@@ -625,6 +634,8 @@ mod tests {
             .message
             .contains("back-references"));
         assert_eq!(code("[a", ""), "FORX0002");
+        assert_eq!(code("[a-d-b-c]", ""), "FORX0002");
+        assert_eq!(code("[a-a-x-x]+", ""), "FORX0002");
         assert_eq!(code("(a", ""), "FORX0002");
         assert_eq!(code("a", "k"), "FORX0001");
         assert_eq!(code("\\p{IsNoSuchBlock}", ""), "FORX0002");
