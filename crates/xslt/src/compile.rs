@@ -83,6 +83,8 @@ pub(crate) struct Compiler {
     bases: std::cell::RefCell<Vec<Option<String>>>,
     /// The static base of each expression (index into `bases`).
     expr_bases: Vec<u32>,
+    /// The `tunnel="yes"` `xsl:with-param`s of the instruction being compiled.
+    pending_tunnel: Vec<WithParam>,
 }
 
 /// A `file://` URI for an absolute path (characters outside the URI
@@ -205,6 +207,7 @@ impl Compiler {
             call_checks: Vec::new(),
             bases: Default::default(),
             expr_bases: Vec::new(),
+            pending_tunnel: Vec::new(),
         }
     }
 
@@ -463,7 +466,7 @@ impl Compiler {
             }
             if ns.is_empty()
                 && local == "expand-text"
-                && matches!(value.trim(), "no" | "false" | "0")
+                && matches!(value.trim(), "no" | "false" | "0" | "yes" | "true" | "1")
             {
                 continue;
             }
@@ -1415,6 +1418,7 @@ impl Compiler {
                     }
                 }
                 Some("key") => self.compile_key(m, node)?,
+                Some("mode") => self.compile_mode(m, node)?,
                 Some("function") => self.compile_function(m, node)?,
                 Some("decimal-format") => self.require_empty(m, node)?,
                 Some(other) => {
@@ -1597,6 +1601,7 @@ impl Compiler {
         let saved = self.begin_frame();
         let children: Vec<Node> = self.xot.children(node).collect();
         let mut params = Vec::new();
+        let mut tunnel_params: Vec<Instr> = Vec::new();
         let mut rest = Vec::new();
         let mut in_params = true;
         for c in children {
@@ -1608,7 +1613,11 @@ impl Compiler {
                         "xsl:param must come first in xsl:template (XTSE0010)",
                     ));
                 }
-                params.push(self.compile_param(m, c)?);
+                if self.yes_no(m, c, "tunnel", false)? {
+                    tunnel_params.push(self.compile_tunnel_param(m, c)?);
+                } else {
+                    params.push(self.compile_param(m, c)?);
+                }
             } else {
                 if self.xot.element(c).is_some() {
                     in_params = false;
@@ -1620,7 +1629,11 @@ impl Compiler {
                 rest.push(c);
             }
         }
-        let body = self.body_of(m, node, &rest)?;
+        let mut body = self.body_of(m, node, &rest)?;
+        if !tunnel_params.is_empty() {
+            tunnel_params.append(&mut body);
+            body = tunnel_params;
+        }
         let slots = self.end_frame(saved);
         let t = Template {
             pattern,
@@ -2288,7 +2301,12 @@ impl Compiler {
                     let t = t.get();
                     // XML whitespace only: `trim` would also drop e.g. U+00A0
                     if preserve || !t.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
-                        out.push(Instr::Text(t.to_string()));
+                        if t.contains(['{', '}']) && self.expand_text(parent) {
+                            let t = t.to_string();
+                            out.push(self.text_template(m, parent, &t)?);
+                        } else {
+                            out.push(Instr::Text(t.to_string()));
+                        }
                     }
                 }
                 XValue::Element(_) => {
@@ -2300,6 +2318,16 @@ impl Compiler {
             }
         }
         self.locals.truncate(saved_locals);
+        if !self.bc(parent) {
+            mark_sequence_spacing(&mut out);
+            if out
+                .iter()
+                .any(|i| matches!(i, Instr::OnEmpty(_) | Instr::OnNonEmpty(_)))
+            {
+                let at = self.at(m, parent);
+                out = vec![Instr::Conditional { parts: out, at }];
+            }
+        }
         Ok(out)
     }
 
@@ -2326,11 +2354,24 @@ impl Compiler {
             match self.xsl_local(c) {
                 Some("with-param") => {
                     self.check_attrs(m, c, &["name", "select", "as", "tunnel"])?;
-                    if self.yes_no(m, c, "tunnel", false)? {
-                        return Err(self.err(m, c, "tunnel parameters are not supported"));
-                    }
+                    let tunnel = self.yes_no(m, c, "tunnel", false)?;
                     let name = self.required_attr(m, c, "name")?;
                     let name = self.qname(m, c, &name)?;
+                    if tunnel {
+                        if self.pending_tunnel.iter().any(|p| p.name == name) {
+                            return Err(self.err(
+                                m,
+                                c,
+                                format!(
+                                    "duplicate xsl:with-param ${} (XTSE0670)",
+                                    name.local_name()
+                                ),
+                            ));
+                        }
+                        let value = self.var_value(m, c)?;
+                        self.pending_tunnel.push(WithParam { name, value });
+                        continue;
+                    }
                     if params.iter().any(|p| p.name == name) {
                         return Err(self.err(
                             m,
@@ -2439,11 +2480,13 @@ impl Compiler {
             Some("lower-first") => Some(false),
             Some(other) => return Err(self.err(m, node, format!("invalid case-order '{other}'"))),
         };
+        let typed = !self.bc(node) && self.attr(node, "data-type").is_none();
         Ok(Sort {
             select,
             number,
             descending,
             upper_first,
+            typed,
         })
     }
 
@@ -2534,6 +2577,9 @@ impl Compiler {
                     return Err(self.err(m, node, "xsl:text must contain only text (XTSE0010)"));
                 }
                 let text: String = self.xot.children(node).filter_map(|c| self.xot.text_str(c)).collect();
+                if text.contains(['{', '}']) && self.expand_text(node) {
+                    return Ok(Some(self.text_template(m, node, &text)?));
+                }
                 Instr::Text(text)
             }
             "value-of" => {
@@ -2548,6 +2594,11 @@ impl Compiler {
                     None => None,
                 };
                 let first_only = self.bc(node) && separator.is_none();
+                if let Value::Body(body) = &value {
+                    if !self.bc(node) && (separator.is_some() || may_yield_atomics(body)) {
+                        return Ok(Some(Instr::ValueOfSeq { body: body.clone(), separator, at }));
+                    }
+                }
                 Instr::ValueOf { value, separator, first_only, at }
             }
             "apply-templates" => {
@@ -2564,8 +2615,10 @@ impl Compiler {
                         ModeSel::Mode(self.mode_index(&q))
                     }
                 };
+                let outer_tunnel = std::mem::take(&mut self.pending_tunnel);
                 let (params, sorts) = self.with_params(m, node, true)?;
-                Instr::ApplyTemplates { select, mode, params, sorts, at }
+                let tunnel = std::mem::replace(&mut self.pending_tunnel, outer_tunnel);
+                Self::with_tunnel(tunnel, Instr::ApplyTemplates { select, mode, params, sorts, at })
             }
             "call-template" => {
                 self.check_attrs(m, node, &["name"])?;
@@ -2574,18 +2627,23 @@ impl Compiler {
                 let Some(&(template, _)) = self.template_names.get(&q) else {
                     return Err(self.err(m, node, format!("no template named {name} (XTSE0650)")));
                 };
+                let outer_tunnel = std::mem::take(&mut self.pending_tunnel);
                 let (params, _) = self.with_params(m, node, false)?;
                 if !self.bc(node) {
                     let names = params.iter().map(|p| p.name.clone()).collect();
                     self.call_checks.push((m, node, template, names));
                 }
-                Instr::CallTemplate { template, params, at }
+                let tunnel = std::mem::replace(&mut self.pending_tunnel, outer_tunnel);
+                Self::with_tunnel(tunnel, Instr::CallTemplate { template, params, at })
             }
             "for-each" => {
                 self.check_attrs(m, node, &["select"])?;
                 let select = self.required_attr(m, node, "select")?;
                 let select = self.expr(m, node, &select)?;
-                let (sorts, body) = self.sorts_and_body(m, node)?;
+                let (sorts, mut body) = self.sorts_and_body(m, node)?;
+                if !self.bc(node) {
+                    mark_loop_spacing(&mut body);
+                }
                 Instr::ForEach { select, sorts, body, at }
             }
             "if" => {
@@ -2745,7 +2803,7 @@ impl Compiler {
             "number" => self.number(m, node, at)?,
             // the instruction around it is known: the fallback is not used
             "fallback" => return Ok(None),
-            other => return Err(self.err(m, node, format!("unsupported instruction xsl:{other}"))),
+            other => return self.instruction3(m, node, other, at),
         };
         Ok(Some(instr))
     }
@@ -2762,11 +2820,16 @@ impl Compiler {
                 "format",
                 "grouping-separator",
                 "grouping-size",
+                "select",
             ],
         )?;
         if self.has_content(node) {
             return Err(self.err(m, node, "xsl:number must be empty"));
         }
+        let select = match self.attr(node, "select") {
+            Some(s) => Some(self.expr(m, node, &s)?),
+            None => None,
+        };
         let value = match self.attr(node, "value") {
             Some(v) => Some(self.expr(m, node, &v)?),
             None => None,
@@ -2819,6 +2882,7 @@ impl Compiler {
         Ok(Instr::Number {
             def: Box::new(NumberDef {
                 value,
+                select,
                 level,
                 count,
                 from,
@@ -3002,7 +3066,7 @@ impl Compiler {
         for (ans, alocal, value) in self.attrs(node) {
             if ans == XSL_NS {
                 match alocal.as_str() {
-                    "version" => continue,
+                    "version" | "expand-text" => continue,
                     "exclude-result-prefixes" | "extension-element-prefixes" => {
                         self.check_prefix_list(m, node, &alocal, &value)?;
                         continue;
@@ -3077,6 +3141,22 @@ const STATIC_INSTRUCTIONS: &[&str] = &[
     "text",
     "value-of",
     "variable",
+    "analyze-string",
+    "break",
+    "catch",
+    "for-each-group",
+    "iterate",
+    "map",
+    "map-entry",
+    "matching-substring",
+    "next-iteration",
+    "non-matching-substring",
+    "on-completion",
+    "perform-sort",
+    "on-non-empty",
+    "on-empty",
+    "where-populated",
+    "try",
 ];
 
 impl<'a> drehscheibe_xpath::Host<'a> for StaticHost<'_> {
@@ -3155,6 +3235,9 @@ impl<'a> drehscheibe_xpath::Host<'a> for StaticHost<'_> {
                         && matches!(
                             local,
                             "current"
+                                | "current-group"
+                                | "current-grouping-key"
+                                | "regex-group"
                                 | "key"
                                 | "format-number"
                                 | "document"
@@ -3245,5 +3328,656 @@ fn html_version(value: &str) -> Result<bool, String> {
             "unsupported HTML version '{}' (supported: 1.0 to 5.0) (SESU0013)",
             value.trim()
         )),
+    }
+}
+
+/// The namespace of the `$err:*` variables of `xsl:catch`.
+const ERR_NS: &str = "http://www.w3.org/2005/xqt-errors";
+
+/// XSLT 2.0/3.0 instructions: grouping, regular expressions, iteration,
+/// error recovery, `xsl:next-match`, tunnel parameters and `xsl:mode`.
+impl Compiler {
+    /// Wraps an invocation in [`Instr::WithTunnel`] when it passes tunnel
+    /// parameters (stylesheets without them get the plain instruction).
+    fn with_tunnel(tunnel: Vec<WithParam>, instr: Instr) -> Instr {
+        if tunnel.is_empty() {
+            instr
+        } else {
+            Instr::WithTunnel {
+                params: tunnel,
+                body: Box::new(instr),
+            }
+        }
+    }
+
+    /// A template's `xsl:param tunnel="yes"`: bound at the start of the
+    /// body from the tunnel parameters of the invocation.
+    fn compile_tunnel_param(&mut self, m: usize, node: Node) -> CResult<Instr> {
+        self.check_attrs(m, node, &["name", "select", "required", "as", "tunnel"])?;
+        let name = self.required_attr(m, node, "name")?;
+        let name = self.qname(m, node, &name)?;
+        let required = self.yes_no(m, node, "required", false)?;
+        let value = self.var_value(m, node)?;
+        let slot = self.alloc_slot();
+        if self.locals.iter().any(|(n, _)| *n == name) {
+            return Err(self.err(
+                m,
+                node,
+                format!("duplicate parameter ${} (XTSE0580)", name.local_name()),
+            ));
+        }
+        self.locals.push((name.clone(), slot));
+        Ok(Instr::TunnelParam {
+            name,
+            slot,
+            value,
+            required,
+            at: self.at(m, node),
+        })
+    }
+
+    /// `xsl:mode` (top level): `on-no-match`, `on-multiple-match`.
+    fn compile_mode(&mut self, m: usize, node: Node) -> CResult<()> {
+        self.check_attrs(
+            m,
+            node,
+            &[
+                "name",
+                "on-no-match",
+                "on-multiple-match",
+                "warning-on-no-match",
+                "warning-on-multiple-match",
+                "streamable",
+                "visibility",
+                "use-accumulators",
+                "typed",
+            ],
+        )?;
+        if self.yes_no(m, node, "streamable", false)? {
+            return Err(self.err(m, node, "streamable modes are not supported"));
+        }
+        let index = match self.attr(node, "name").as_deref().map(str::trim) {
+            None | Some("#unnamed") | Some("#default") => 0,
+            Some(name) => {
+                let q = self.qname(m, node, name)?;
+                self.mode_index(&q)
+            }
+        };
+        let on_no_match = match self.attr(node, "on-no-match").as_deref().map(str::trim) {
+            None | Some("text-only-copy") => OnNoMatch::TextOnlyCopy,
+            Some("shallow-copy") => OnNoMatch::ShallowCopy,
+            Some("deep-copy") => OnNoMatch::DeepCopy,
+            Some("shallow-skip") => OnNoMatch::ShallowSkip,
+            Some("deep-skip") => OnNoMatch::DeepSkip,
+            Some("fail") => OnNoMatch::Fail,
+            Some(other) => {
+                return Err(self.err(m, node, format!("invalid on-no-match '{other}' (XTSE0020)")))
+            }
+        };
+        let fail_on_multiple = match self
+            .attr(node, "on-multiple-match")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("use-last") => false,
+            Some("fail") => true,
+            Some(other) => {
+                return Err(self.err(
+                    m,
+                    node,
+                    format!("invalid on-multiple-match '{other}' (XTSE0020)"),
+                ))
+            }
+        };
+        if self.has_content(node) {
+            return Err(self.err(m, node, "xsl:mode must be empty (XTSE0010)"));
+        }
+        if let Some(mode) = self.modes.get_mut(index) {
+            mode.on_no_match = on_no_match;
+            mode.fail_on_multiple = fail_on_multiple;
+        }
+        Ok(())
+    }
+
+    /// The instructions added in XSLT 2.0/3.0 (called for names the
+    /// XSLT 1.0 part of [`Compiler::instruction`] does not know).
+    fn instruction3(
+        &mut self,
+        m: usize,
+        node: Node,
+        local: &str,
+        at: At,
+    ) -> CResult<Option<Instr>> {
+        let instr = match local {
+            "for-each-group" => {
+                self.check_attrs(
+                    m,
+                    node,
+                    &[
+                        "select",
+                        "group-by",
+                        "group-adjacent",
+                        "group-starting-with",
+                        "group-ending-with",
+                        "composite",
+                        "collation",
+                    ],
+                )?;
+                if let Some(c) = self.attr(node, "collation") {
+                    if c.trim() != drehscheibe_xpath::functions::numeric::CODEPOINT_COLLATION {
+                        return Err(self.err(
+                            m,
+                            node,
+                            format!("unsupported collation '{c}' (only the codepoint collation)"),
+                        ));
+                    }
+                }
+                let select = self.required_attr(m, node, "select")?;
+                let select = self.expr(m, node, &select)?;
+                let composite = self.yes_no(m, node, "composite", false)?;
+                let given: Vec<(&str, String)> = [
+                    "group-by",
+                    "group-adjacent",
+                    "group-starting-with",
+                    "group-ending-with",
+                ]
+                .into_iter()
+                .filter_map(|a| self.attr(node, a).map(|v| (a, v)))
+                .collect();
+                let kind = match given.as_slice() {
+                    [("group-by", e)] => GroupKind::By {
+                        key: self.expr(m, node, e)?,
+                        composite,
+                    },
+                    [("group-adjacent", e)] => GroupKind::Adjacent {
+                        key: self.expr(m, node, e)?,
+                        composite,
+                    },
+                    [(a, p)] => {
+                        if self.attr(node, "composite").is_some() {
+                            return Err(self.err(
+                                m,
+                                node,
+                                "composite is only allowed with group-by and group-adjacent (XTSE1090)",
+                            ));
+                        }
+                        let pattern = self.pattern(m, node, p)?;
+                        if *a == "group-starting-with" {
+                            GroupKind::StartingWith(pattern)
+                        } else {
+                            GroupKind::EndingWith(pattern)
+                        }
+                    }
+                    _ => {
+                        return Err(self.err(
+                            m,
+                            node,
+                            "xsl:for-each-group needs exactly one of group-by, group-adjacent, group-starting-with, group-ending-with (XTSE1080)",
+                        ))
+                    }
+                };
+                let (sorts, body) = self.sorts_and_body(m, node)?;
+                Instr::ForEachGroup {
+                    select,
+                    kind: Box::new(kind),
+                    sorts,
+                    body,
+                    at,
+                }
+            }
+            "analyze-string" => {
+                self.check_attrs(m, node, &["select", "regex", "flags"])?;
+                let select = self.required_attr(m, node, "select")?;
+                let select = self.expr(m, node, &select)?;
+                let regex = self.required_attr(m, node, "regex")?;
+                let regex = self.avt(m, node, &regex)?;
+                let flags = self.attr(node, "flags").unwrap_or_default();
+                let flags = self.avt(m, node, &flags)?;
+                let ns = crate::xpath::INTERNAL_NS;
+                let analyze = self.expr(
+                    m,
+                    node,
+                    &format!(
+                        "Q{{{fn_ns}}}analyze-string($Q{{{ns}}}supplied[1], $Q{{{ns}}}supplied[2], $Q{{{ns}}}supplied[3])",
+                        fn_ns = drehscheibe_xpath::functions::FN
+                    ),
+                )?;
+                let mut matching = None;
+                let mut non_matching = None;
+                let children: Vec<Node> = self.xot.children(node).collect();
+                for c in children {
+                    if self.xot.element(c).is_none() {
+                        if self.xot.text_str(c).is_some_and(|t| !t.trim().is_empty()) {
+                            return Err(self.err(
+                                m,
+                                c,
+                                "text is not allowed in xsl:analyze-string (XTSE0010)",
+                            ));
+                        }
+                        continue;
+                    }
+                    match self.xsl_local(c) {
+                        Some("matching-substring") if matching.is_none() && non_matching.is_none() => {
+                            self.check_attrs(m, c, &[])?;
+                            matching = Some(self.children_body(m, c)?);
+                        }
+                        Some("non-matching-substring") if non_matching.is_none() => {
+                            self.check_attrs(m, c, &[])?;
+                            non_matching = Some(self.children_body(m, c)?);
+                        }
+                        Some("fallback") => {}
+                        _ => {
+                            return Err(self.err(
+                                m,
+                                c,
+                                "only xsl:matching-substring, xsl:non-matching-substring and xsl:fallback are allowed in xsl:analyze-string (XTSE0010)",
+                            ))
+                        }
+                    }
+                }
+                if matching.is_none() && non_matching.is_none() {
+                    return Err(self.err(
+                        m,
+                        node,
+                        "xsl:analyze-string needs xsl:matching-substring or xsl:non-matching-substring (XTSE1130)",
+                    ));
+                }
+                Instr::AnalyzeString {
+                    select,
+                    regex,
+                    flags,
+                    analyze,
+                    matching: matching.unwrap_or_default(),
+                    non_matching: non_matching.unwrap_or_default(),
+                    at,
+                }
+            }
+            "next-match" => {
+                self.check_attrs(m, node, &[])?;
+                let outer_tunnel = std::mem::take(&mut self.pending_tunnel);
+                let (params, _) = self.with_params_no_fallback(m, node)?;
+                let tunnel = std::mem::replace(&mut self.pending_tunnel, outer_tunnel);
+                Instr::NextMatch { params, tunnel, at }
+            }
+            "iterate" => {
+                self.check_attrs(m, node, &["select"])?;
+                let select = self.required_attr(m, node, "select")?;
+                let select = self.expr(m, node, &select)?;
+                let saved_locals = self.locals.len();
+                let children: Vec<Node> = self.xot.children(node).collect();
+                let mut params: Vec<(XName, usize, Value)> = Vec::new();
+                let mut on_completion = Vec::new();
+                let mut rest = Vec::new();
+                for c in children {
+                    if self.is_xsl(c, "param") && rest.is_empty() {
+                        self.check_attrs(m, c, &["name", "select", "as", "required", "tunnel"])?;
+                        let name = self.required_attr(m, c, "name")?;
+                        let name = self.qname(m, c, &name)?;
+                        if params.iter().any(|(n, _, _)| *n == name) {
+                            return Err(self.err(
+                                m,
+                                c,
+                                format!("duplicate parameter ${} (XTSE0580)", name.local_name()),
+                            ));
+                        }
+                        let value = self.var_value(m, c)?;
+                        let slot = self.alloc_slot();
+                        params.push((name, slot, value));
+                    } else if self.is_xsl(c, "on-completion") {
+                        self.check_attrs(m, c, &["select"])?;
+                        for (n, s, _) in &params {
+                            self.locals.push((n.clone(), *s));
+                        }
+                        on_completion = match self.value_or_body(m, c)? {
+                            Value::Select(id) => vec![Instr::Sequence { select: id, at }],
+                            Value::Body(b) => b,
+                            _ => Vec::new(),
+                        };
+                        self.locals.truncate(saved_locals);
+                    } else {
+                        if self.xot.element(c).is_some()
+                            || self.xot.text_str(c).is_some_and(|t| !t.trim().is_empty())
+                        {
+                            rest.push(c);
+                        }
+                    }
+                }
+                for (n, s, _) in &params {
+                    self.locals.push((n.clone(), *s));
+                }
+                let body = self.body_of(m, node, &rest)?;
+                self.locals.truncate(saved_locals);
+                Instr::Iterate {
+                    select,
+                    params,
+                    body,
+                    on_completion,
+                    at,
+                }
+            }
+            "next-iteration" => {
+                self.check_attrs(m, node, &[])?;
+                let (params, _) = self.with_params(m, node, false)?;
+                if !self.pending_tunnel.is_empty() {
+                    return Err(self.err(
+                        m,
+                        node,
+                        "tunnel parameters are not allowed on xsl:next-iteration",
+                    ));
+                }
+                Instr::NextIteration { params }
+            }
+            "break" => {
+                self.check_attrs(m, node, &["select"])?;
+                Instr::Break {
+                    value: self.value_or_body(m, node)?,
+                    at,
+                }
+            }
+            "try" => {
+                self.check_attrs(m, node, &["select", "rollback-output"])?;
+                let children: Vec<Node> = self.xot.children(node).collect();
+                let mut body_nodes = Vec::new();
+                let mut catch_nodes = Vec::new();
+                for c in children {
+                    if self.is_xsl(c, "catch") {
+                        catch_nodes.push(c);
+                    } else if self.is_xsl(c, "fallback") {
+                        continue;
+                    } else if !catch_nodes.is_empty() {
+                        if self.xot.element(c).is_some() {
+                            return Err(self.err(
+                                m,
+                                c,
+                                "only xsl:catch may follow xsl:catch (XTSE0010)",
+                            ));
+                        }
+                    } else {
+                        body_nodes.push(c);
+                    }
+                }
+                if catch_nodes.is_empty() {
+                    return Err(self.err(m, node, "xsl:try needs an xsl:catch (XTSE0010)"));
+                }
+                let body = match self.attr(node, "select") {
+                    Some(s) => {
+                        if body_nodes.iter().any(|&c| {
+                            self.xot.element(c).is_some()
+                                || self.xot.text_str(c).is_some_and(|t| !t.trim().is_empty())
+                        }) {
+                            return Err(self.err(
+                                m,
+                                node,
+                                "xsl:try must not have both a select attribute and content (XTSE3140)",
+                            ));
+                        }
+                        Value::Select(self.expr(m, node, &s)?)
+                    }
+                    None => Value::Body(self.body_of(m, node, &body_nodes)?),
+                };
+                let mut catches = Vec::new();
+                for c in catch_nodes {
+                    self.check_attrs(m, c, &["errors", "select"])?;
+                    let mut errors = Vec::new();
+                    let spec = self.attr(c, "errors").unwrap_or_else(|| "*".to_string());
+                    for token in spec.split_whitespace() {
+                        if token == "*" {
+                            errors.push((None, None));
+                        } else if let Some(local) = token.strip_prefix("*:") {
+                            errors.push((None, Some(local.to_string())));
+                        } else if let Some(prefix) = token.strip_suffix(":*") {
+                            let nsctx = self.namespaces(c);
+                            let Some(uri) = nsctx.by_prefix(prefix).map(str::to_string) else {
+                                return Err(self.err(
+                                    m,
+                                    c,
+                                    format!("undeclared prefix '{prefix}'"),
+                                ));
+                            };
+                            errors.push((Some(uri), None));
+                        } else if let Some(rest) = token.strip_prefix("Q{") {
+                            match rest.split_once('}') {
+                                Some((uri, "*")) => errors.push((Some(uri.to_string()), None)),
+                                Some((uri, local)) => {
+                                    errors.push((Some(uri.to_string()), Some(local.to_string())))
+                                }
+                                None => {
+                                    return Err(self.err(
+                                        m,
+                                        c,
+                                        format!("invalid name test '{token}'"),
+                                    ))
+                                }
+                            }
+                        } else {
+                            let q = self.qname(m, c, token)?;
+                            errors.push((
+                                Some(q.namespace().to_string()),
+                                Some(q.local_name().to_string()),
+                            ));
+                        }
+                    }
+                    let saved_locals = self.locals.len();
+                    let mut slots = [0usize; 6];
+                    for (i, name) in [
+                        "code",
+                        "description",
+                        "value",
+                        "module",
+                        "line-number",
+                        "column-number",
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        let slot = self.alloc_slot();
+                        if let Some(s) = slots.get_mut(i) {
+                            *s = slot;
+                        }
+                        self.locals.push((
+                            XName::new(name.to_string(), ERR_NS.to_string(), "err".to_string()),
+                            slot,
+                        ));
+                    }
+                    let body = self.value_or_body(m, c)?;
+                    self.locals.truncate(saved_locals);
+                    catches.push(Catch {
+                        errors,
+                        body,
+                        slots,
+                    });
+                }
+                Instr::Try { body, catches, at }
+            }
+            "perform-sort" => {
+                self.check_attrs(m, node, &["select"])?;
+                let select = match self.attr(node, "select") {
+                    Some(s) => Some(self.expr(m, node, &s)?),
+                    None => None,
+                };
+                let (sorts, body) = self.sorts_and_body(m, node)?;
+                if sorts.is_empty() {
+                    return Err(self.err(m, node, "xsl:perform-sort needs an xsl:sort (XTSE0010)"));
+                }
+                if select.is_some() && !body.is_empty() {
+                    return Err(self.err(
+                        m,
+                        node,
+                        "xsl:perform-sort must not have both a select attribute and content (XTSE1040)",
+                    ));
+                }
+                Instr::PerformSort {
+                    select,
+                    sorts,
+                    body,
+                    at,
+                }
+            }
+            "where-populated" => {
+                self.check_attrs(m, node, &[])?;
+                Instr::WherePopulated {
+                    body: self.children_body(m, node)?,
+                    at,
+                }
+            }
+            "on-empty" | "on-non-empty" => {
+                self.check_attrs(m, node, &["select"])?;
+                let body = match self.value_or_body(m, node)? {
+                    Value::Select(id) => vec![Instr::Sequence { select: id, at }],
+                    Value::Body(b) => b,
+                    _ => Vec::new(),
+                };
+                if local == "on-empty" {
+                    Instr::OnEmpty(body)
+                } else {
+                    Instr::OnNonEmpty(body)
+                }
+            }
+            "map" => {
+                self.check_attrs(m, node, &[])?;
+                Instr::MapConstruct {
+                    body: self.children_body(m, node)?,
+                    at,
+                }
+            }
+            "map-entry" => {
+                self.check_attrs(m, node, &["key", "select"])?;
+                let key = self.required_attr(m, node, "key")?;
+                let key = self.expr(m, node, &key)?;
+                let value = match self.value_or_body(m, node)? {
+                    Value::Body(b) => {
+                        let coerce = self.coercion(m, node, "item()*")?;
+                        Value::BodyAs(b, coerce)
+                    }
+                    Value::Empty => Value::Select(self.expr(m, node, "()")?),
+                    v => v,
+                };
+                Instr::MapEntry { key, value, at }
+            }
+            other => return Err(self.err(m, node, format!("unsupported instruction xsl:{other}"))),
+        };
+        Ok(Some(instr))
+    }
+
+    /// Is `expand-text` on for text children of `node` (the nearest
+    /// `expand-text` / `xsl:expand-text` attribute decides)?
+    fn expand_text(&self, node: Node) -> bool {
+        let mut cur = Some(node);
+        while let Some(n) = cur {
+            if self.xot.element(n).is_some() {
+                let is_xsl = self.xsl_local(n).is_some();
+                for (ns, local, value) in self.attrs(n) {
+                    let applies = local == "expand-text"
+                        && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
+                    if applies {
+                        return matches!(value.trim(), "yes" | "true" | "1");
+                    }
+                }
+            }
+            cur = self.xot.parent(n);
+        }
+        false
+    }
+
+    /// A text value template: literal text stays [`Instr::Text`].
+    fn text_template(&mut self, m: usize, node: Node, text: &str) -> CResult<Instr> {
+        let mut avt = self.avt(m, node, text)?;
+        avt.first_only = false;
+        if let Some(lit) = avt.literal() {
+            return Ok(Instr::Text(lit.to_string()));
+        }
+        Ok(Instr::TextTemplate(avt, self.at(m, node)))
+    }
+
+    /// `xsl:with-param` children (tunnel ones go to `pending_tunnel`),
+    /// ignoring `xsl:fallback`.
+    fn with_params_no_fallback(
+        &mut self,
+        m: usize,
+        node: Node,
+    ) -> CResult<(Vec<WithParam>, Vec<Sort>)> {
+        if self.xot.children(node).any(|c| self.is_xsl(c, "fallback")) {
+            return Err(self.err(m, node, "xsl:fallback in xsl:next-match is not supported"));
+        }
+        self.with_params(m, node, false)
+    }
+}
+
+/// Can a sequence constructor yield atomic values (so that its simple
+/// content differs from the string value of a tree)?
+fn may_yield_atomics(body: &[Instr]) -> bool {
+    body.iter().any(|i| match i {
+        Instr::Sequence { .. }
+        | Instr::SequenceSpaced { .. }
+        | Instr::CopyOf { .. }
+        | Instr::CallTemplate { .. }
+        | Instr::ApplyTemplates { .. }
+        | Instr::WithTunnel { .. }
+        | Instr::NextMatch { .. }
+        | Instr::Break { .. }
+        | Instr::Try { .. }
+        | Instr::PerformSort { .. }
+        | Instr::Iterate { .. }
+        | Instr::AnalyzeString { .. }
+        | Instr::ForEachGroup { .. } => true,
+        Instr::If { body, .. } | Instr::ForEach { body, .. } => may_yield_atomics(body),
+        Instr::Choose { whens, otherwise } => {
+            whens.iter().any(|(_, b)| may_yield_atomics(b)) || may_yield_atomics(otherwise)
+        }
+        _ => false,
+    })
+}
+
+/// Turns adjacent `xsl:sequence` siblings into [`Instr::SequenceSpaced`]
+/// (only stylesheets with such siblings pay for the spacing check).
+fn mark_sequence_spacing(body: &mut [Instr]) {
+    for i in 1..body.len() {
+        let adjacent = matches!(
+            (body.get(i - 1), body.get(i)),
+            (
+                Some(Instr::Sequence { .. } | Instr::SequenceSpaced { .. }),
+                Some(Instr::Sequence { .. } | Instr::SequenceSpaced { .. })
+            )
+        );
+        if adjacent {
+            if let Some(prev) = body.get_mut(i - 1) {
+                spaced(prev, false);
+            }
+            if let Some(next) = body.get_mut(i) {
+                spaced(next, true);
+            }
+        }
+    }
+}
+
+/// A loop body that starts and ends with `xsl:sequence`: the items of
+/// consecutive iterations are adjacent.
+fn mark_loop_spacing(body: &mut [Instr]) {
+    let ends = matches!(
+        body.last(),
+        Some(Instr::Sequence { .. } | Instr::SequenceSpaced { .. })
+    );
+    if !ends {
+        return;
+    }
+    if let Some(last) = body.last_mut() {
+        spaced(last, false);
+    }
+    if let Some(first) = body.first_mut() {
+        spaced(first, true);
+    }
+}
+
+fn spaced(instr: &mut Instr, check: bool) {
+    match instr {
+        Instr::Sequence { select, at } => {
+            *instr = Instr::SequenceSpaced {
+                select: *select,
+                check,
+                at: *at,
+            }
+        }
+        Instr::SequenceSpaced { check: c, .. } => *c = *c || check,
+        _ => {}
     }
 }

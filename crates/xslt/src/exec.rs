@@ -135,6 +135,17 @@ impl KeyValue {
     }
 }
 
+/// One sort key value.
+#[derive(Debug)]
+enum SortKey {
+    /// The empty sequence (typed sorting): before everything.
+    Empty,
+    Num(f64),
+    Text(String),
+    /// A typed value other than numbers and strings (dates, booleans, …).
+    Typed(Atomic),
+}
+
 /// Where constructed nodes go.
 enum Sink<'a> {
     /// A tree under construction.
@@ -227,6 +238,7 @@ pub(crate) fn run(
         stylesheet_doc: None,
         cur_expr: usize::MAX,
         tree_base: 0,
+        ext: Ext::default(),
     };
     let focus = Focus::of(Item::Node(source));
     let r = match initial_template {
@@ -314,6 +326,8 @@ struct Run<'a, 'e> {
     /// The static base URI (index into `bases`) for the next temporary
     /// tree a variable builds.
     tree_base: u32,
+    /// XSLT 2.0/3.0 dynamic context (see [`Ext`]).
+    ext: Ext<'a>,
 }
 
 const NO_AT: At = At {
@@ -504,6 +518,25 @@ impl<'a> Run<'a, '_> {
                 Some(i) => Sequence::One(i.clone()),
                 None => Sequence::Empty,
             }),
+            XsltFn::CurrentGroup => Ok(match self.ext.groups.last() {
+                Some((g, _)) => Sequence::from_vec(g.as_ref().clone()),
+                None => Sequence::Empty,
+            }),
+            XsltFn::CurrentGroupingKey => Ok(match self.ext.groups.last() {
+                Some((_, k)) => k.clone(),
+                None => Sequence::Empty,
+            }),
+            XsltFn::RegexGroup => {
+                let n = match args.first().and_then(|s| s.first()) {
+                    Some(Item::Atomic(Atomic::Integer(n))) => usize::try_from(*n).ok(),
+                    _ => None,
+                };
+                let text = match (self.ext.regex_groups.last(), n) {
+                    (Some(groups), Some(n)) => groups.get(n).cloned().unwrap_or_default(),
+                    _ => String::new(),
+                };
+                Ok(Sequence::string(&text))
+            }
             XsltFn::Key | XsltFn::Key3 => {
                 let name = arg_str(0);
                 let Some(key) = qname(&name).and_then(|q| c.key_names.get(&q.key()).copied())
@@ -1733,7 +1766,15 @@ impl<'a> Run<'a, '_> {
                 size,
             };
             match self.find_rule(node, mode)? {
-                Some(t) => self.invoke(t, Some(&focus), params, mode, at)?,
+                Some(t) => {
+                    if self.c.modes.get(mode).is_some_and(|m| m.fail_on_multiple) {
+                        self.check_multiple_match(node, mode, at)?;
+                    }
+                    let saved = self.ext.rule.replace((t, mode));
+                    let r = self.invoke(t, Some(&focus), params, mode, at);
+                    self.ext.rule = saved;
+                    r?
+                }
                 None => self.builtin(node, mode, params, at)?,
             }
         }
@@ -1806,6 +1847,10 @@ impl<'a> Run<'a, '_> {
         at: Option<At>,
     ) -> R<()> {
         let at_ = at.unwrap_or(NO_AT);
+        let on_no_match = self.c.modes.get(mode).map(|m| m.on_no_match);
+        if let Some(on_no_match) = on_no_match.filter(|o| *o != OnNoMatch::TextOnlyCopy) {
+            return self.builtin3(node, mode, params, at, on_no_match);
+        }
         match node.kind() {
             NodeKind::Document | NodeKind::Element => {
                 let children: Vec<Node<'a>> = node.children().collect();
@@ -1899,91 +1944,158 @@ impl<'a> Run<'a, '_> {
         if sorts.is_empty() || items.len() < 2 {
             return Ok(items);
         }
-        #[derive(Debug)]
-        enum Key {
-            Num(f64),
-            Text(String),
-        }
         let size = items.len();
-        let mut keys: Vec<Vec<Key>> = Vec::with_capacity(size);
+        let mut keys: Vec<Vec<SortKey>> = Vec::with_capacity(size);
         for (i, item) in items.iter().enumerate() {
             let focus = Focus {
                 item: item.clone(),
                 position: i + 1,
                 size,
             };
-            let mut row = Vec::with_capacity(sorts.len());
-            for s in sorts {
-                let key = match s.select {
-                    Some(id) => {
-                        let seq = self.eval(id, Some(&focus))?;
-                        if !self.c.backwards_compatible && seq.iter().nth(1).is_some() {
-                            return Err(self.expr_err(
-                                id,
-                                "a sort key must be a single item, not a sequence (XTTE1020)",
-                            ));
-                        }
-                        match seq.first() {
-                            None => None,
-                            Some(first) => Some(match (first, s.number) {
-                                (Item::Atomic(a), true) if !a.is_stringlike() => {
-                                    Key::Num(a.to_number())
-                                }
-                                (other, true) => {
-                                    Key::Num(xpath1_parse_number(&self.item_string(other, id)?))
-                                }
-                                (other, false) => Key::Text(self.item_string(other, id)?),
-                            }),
-                        }
-                    }
-                    None => {
-                        let text = match item {
-                            Item::Node(n) => n.string_value().to_string(),
-                            Item::Atomic(a) => a.to_xs_string(),
-                            _ => return Err(self.derr(at, "cannot sort function items")),
-                        };
-                        Some(if s.number {
-                            Key::Num(xpath1_parse_number(&text))
-                        } else {
-                            Key::Text(text)
-                        })
-                    }
-                };
-                row.push(match key {
-                    Some(k) => k,
-                    None if s.number => Key::Num(f64::NAN),
-                    None => Key::Text(String::new()),
-                });
-            }
-            keys.push(row);
+            keys.push(self.sort_key_row(&focus, sorts, at)?);
         }
-        let mut order: Vec<usize> = (0..size).collect();
-        order.sort_by(|&a, &b| {
-            for (i, s) in sorts.iter().enumerate() {
-                let (ka, kb) = (&keys[a][i], &keys[b][i]);
-                let ord = match (ka, kb) {
-                    (Key::Num(x), Key::Num(y)) => match (x.is_nan(), y.is_nan()) {
-                        (true, true) => std::cmp::Ordering::Equal,
-                        (true, false) => std::cmp::Ordering::Less,
-                        (false, true) => std::cmp::Ordering::Greater,
-                        _ => x.total_cmp(y),
-                    },
-                    (Key::Text(x), Key::Text(y)) => compare_text(x, y, s.upper_first),
-                    (Key::Num(_), Key::Text(_)) => std::cmp::Ordering::Less,
-                    (Key::Text(_), Key::Num(_)) => std::cmp::Ordering::Greater,
-                };
-                let ord = if s.descending { ord.reverse() } else { ord };
-                if ord != std::cmp::Ordering::Equal {
-                    return ord;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
+        let order = self.sort_order(&keys, sorts, at)?;
         let mut slots: Vec<Option<Item<'a>>> = items.into_iter().map(Some).collect();
         Ok(order
             .into_iter()
             .filter_map(|i| slots.get_mut(i).and_then(Option::take))
             .collect())
+    }
+
+    /// The sort keys of one item (the focus) for every `xsl:sort`.
+    fn sort_key_row(&mut self, focus: &Focus<'a>, sorts: &[Sort], at: At) -> R<Vec<SortKey>> {
+        let item = &focus.item;
+        let mut row = Vec::with_capacity(sorts.len());
+        for s in sorts {
+            if s.typed {
+                let seq = match s.select {
+                    Some(id) => self.eval(id, Some(focus))?,
+                    None => Sequence::One(item.clone()),
+                };
+                let atoms = atomize(&seq).map_err(|e| self.derr(at, e))?;
+                let key = match atoms.as_slice() {
+                    [] => SortKey::Empty,
+                    [a] if a.is_numeric() => SortKey::Num(a.to_number()),
+                    [a] if a.is_stringlike() => SortKey::Text(a.to_xs_string()),
+                    [a] => SortKey::Typed(a.clone()),
+                    _ => {
+                        return Err(
+                            self.derr(at, "a sort key must be a single atomic value (XTTE1020)")
+                        )
+                    }
+                };
+                row.push(key);
+                continue;
+            }
+            let key = match s.select {
+                Some(id) => {
+                    let seq = self.eval(id, Some(focus))?;
+                    match seq.first() {
+                        None => None,
+                        Some(first) => Some(match (first, s.number) {
+                            (Item::Atomic(a), true) if !a.is_stringlike() => {
+                                SortKey::Num(a.to_number())
+                            }
+                            (other, true) => {
+                                SortKey::Num(xpath1_parse_number(&self.item_string(other, id)?))
+                            }
+                            (other, false) => SortKey::Text(self.item_string(other, id)?),
+                        }),
+                    }
+                }
+                None => {
+                    let text = match item {
+                        Item::Node(n) => n.string_value().to_string(),
+                        Item::Atomic(a) => a.to_xs_string(),
+                        _ => return Err(self.derr(at, "cannot sort function items")),
+                    };
+                    Some(if s.number {
+                        SortKey::Num(xpath1_parse_number(&text))
+                    } else {
+                        SortKey::Text(text)
+                    })
+                }
+            };
+            row.push(match key {
+                Some(k) => k,
+                None if s.number => SortKey::Num(f64::NAN),
+                None => SortKey::Text(String::new()),
+            });
+        }
+        Ok(row)
+    }
+
+    /// The stable order of rows of sort keys.
+    fn sort_order(&self, keys: &[Vec<SortKey>], sorts: &[Sort], at: At) -> R<Vec<usize>> {
+        use std::cmp::Ordering;
+        // typed keys of one sort must be mutually comparable (XTDE1030)
+        for (i, _) in sorts.iter().enumerate().filter(|(_, s)| s.typed) {
+            let mut first: Option<&SortKey> = None;
+            for row in keys {
+                let Some(k) = row.get(i) else { continue };
+                if matches!(k, SortKey::Empty) {
+                    continue;
+                }
+                match first {
+                    None => first = Some(k),
+                    Some(f) => {
+                        let comparable = match (f, k) {
+                            (SortKey::Num(_), SortKey::Num(_))
+                            | (SortKey::Text(_), SortKey::Text(_)) => true,
+                            (SortKey::Typed(a), SortKey::Typed(b)) => {
+                                drehscheibe_xpath::compare::value_compare(a, b, false, 0).is_ok()
+                            }
+                            _ => false,
+                        };
+                        if !comparable {
+                            return Err(self.derr(
+                                at,
+                                "sort keys of different types cannot be compared (XTDE1030)",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        let empty: Vec<SortKey> = Vec::new();
+        order.sort_by(|&a, &b| {
+            let ra = keys.get(a).unwrap_or(&empty);
+            let rb = keys.get(b).unwrap_or(&empty);
+            for (i, s) in sorts.iter().enumerate() {
+                let (Some(ka), Some(kb)) = (ra.get(i), rb.get(i)) else {
+                    continue;
+                };
+                let ord = match (ka, kb) {
+                    (SortKey::Empty, SortKey::Empty) => Ordering::Equal,
+                    (SortKey::Empty, _) => Ordering::Less,
+                    (_, SortKey::Empty) => Ordering::Greater,
+                    (SortKey::Num(x), SortKey::Num(y)) => match (x.is_nan(), y.is_nan()) {
+                        (true, true) => Ordering::Equal,
+                        (true, false) => Ordering::Less,
+                        (false, true) => Ordering::Greater,
+                        _ => x.total_cmp(y),
+                    },
+                    (SortKey::Text(x), SortKey::Text(y)) => compare_text(x, y, s.upper_first),
+                    (SortKey::Typed(x), SortKey::Typed(y)) => {
+                        match drehscheibe_xpath::compare::value_compare(x, y, false, 0) {
+                            Ok(Some(o)) => o,
+                            _ => Ordering::Equal,
+                        }
+                    }
+                    (SortKey::Num(_), _) => Ordering::Less,
+                    (_, SortKey::Num(_)) => Ordering::Greater,
+                    (SortKey::Text(_), _) => Ordering::Less,
+                    (_, SortKey::Text(_)) => Ordering::Greater,
+                };
+                let ord = if s.descending { ord.reverse() } else { ord };
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+            }
+            Ordering::Equal
+        });
+        Ok(order)
     }
 
     // ---- xsl:number -----------------------------------------------------------------
@@ -2018,7 +2130,21 @@ impl<'a> Run<'a, '_> {
                 out
             }
             None => {
-                let Some(node) = f.and_then(|f| f.item.as_node()) else {
+                let selected =
+                    match def.select {
+                        Some(id) => {
+                            let seq = self.eval(id, f)?;
+                            match seq.items() {
+                                [Item::Node(n)] => Some(*n),
+                                _ => return Err(self.derr(
+                                    at,
+                                    "the select of xsl:number must give a single node (XTTE1000)",
+                                )),
+                            }
+                        }
+                        None => f.and_then(|f| f.item.as_node()),
+                    };
+                let Some(node) = selected else {
                     return Err(self.derr(
                         at,
                         "xsl:number without value needs a context node (XTTE0990)",
@@ -2508,6 +2634,7 @@ impl<'a> Run<'a, '_> {
                 let text = self.number(def, f, *at)?;
                 self.out_text(&text, *at)
             }
+            other => self.instr3(other, f, mode),
         }
     }
 }
@@ -2566,6 +2693,24 @@ const SUPPORTED_INSTRUCTIONS: &[&str] = &[
     "strip-space",
     "preserve-space",
     "decimal-format",
+    "next-match",
+    "mode",
+    "analyze-string",
+    "break",
+    "catch",
+    "for-each-group",
+    "iterate",
+    "map",
+    "map-entry",
+    "matching-substring",
+    "next-iteration",
+    "non-matching-substring",
+    "on-completion",
+    "perform-sort",
+    "where-populated",
+    "on-empty",
+    "on-non-empty",
+    "try",
 ];
 
 /// Is the function `q` with `arity` (any arity: `None`) available?
@@ -2586,6 +2731,8 @@ fn function_available(c: &Compiled, q: &XName, arity: Option<usize>) -> bool {
             "document" => Some((1, 2)),
             "system-property" | "element-available" | "type-available" => Some((1, 1)),
             "function-available" => Some((1, 2)),
+            "current-group" | "current-grouping-key" => Some((0, 0)),
+            "regex-group" => Some((1, 1)),
             _ => None,
         };
         if let Some((min, max)) = xslt {
@@ -2732,5 +2879,946 @@ mod tests {
     #[test]
     fn comments_are_sanitized() {
         assert_eq!(sanitize_comment("a--b-"), "a- -b- ");
+    }
+}
+
+/// The dynamic context of the XSLT 2.0/3.0 instructions, kept apart from
+/// the core run state; stylesheets that do not use these instructions
+/// never touch it.
+#[derive(Default)]
+struct Ext<'a> {
+    /// `current-group()` / `current-grouping-key()`, innermost last.
+    groups: Vec<(Rc<Vec<Item<'a>>>, Sequence<'a>)>,
+    /// The captured groups of the innermost `xsl:matching-substring`
+    /// (group 0 is the whole match); empty in `xsl:non-matching-substring`.
+    regex_groups: Vec<Rc<Vec<String>>>,
+    /// The current template rule (template, mode), for `xsl:next-match`.
+    rule: Option<(usize, usize)>,
+    /// The tunnel parameters of the current template.
+    tunnel: Rc<Vec<(&'a XName, Sequence<'a>)>>,
+    /// Set by `xsl:next-iteration` for the enclosing `xsl:iterate`.
+    next_iteration: Option<Vec<(&'a XName, Sequence<'a>)>>,
+    /// Set by `xsl:break`.
+    broke: bool,
+    /// Where the last [`Instr::SequenceSpaced`] ended with an atomic value
+    /// in a tree: (sink depth, builder depth, next node index).
+    atomic_end: Option<(usize, usize, u32)>,
+}
+
+/// The error code (namespace, local name) of a dynamic error message:
+/// `CODE: …` (XPath errors), `Q{ns}local: …`, or `… (CODE)` (XSLT errors).
+fn error_code(message: &str) -> (String, String) {
+    let is_code = |s: &str| {
+        s.len() == 8
+            && s.bytes().take(4).all(|b| b.is_ascii_uppercase())
+            && s.bytes().skip(4).all(|b| b.is_ascii_digit())
+    };
+    const ERR: &str = "http://www.w3.org/2005/xqt-errors";
+    // XPath errors read `CODE: description in `expr``
+    if let Some((first, _)) = message.split_once(": ") {
+        let first = first.trim();
+        if !first.is_empty()
+            && !first.starts_with("Q{")
+            && first
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return (ERR.to_string(), first.to_string());
+        }
+    }
+    for part in message.split(": ") {
+        let part = part.trim();
+        if is_code(part) {
+            return (ERR.to_string(), part.to_string());
+        }
+        if let Some(rest) = part.strip_prefix("Q{") {
+            if let Some((ns, local)) = rest.split_once('}') {
+                if !local.is_empty() && !local.contains(' ') {
+                    return (ns.to_string(), local.to_string());
+                }
+            }
+        }
+    }
+    let mut rest = message;
+    let mut found = None;
+    while let Some(i) = rest.find('(') {
+        let after = rest.get(i + 1..).unwrap_or("");
+        if let Some(code) = after.get(..8) {
+            if is_code(code) && after.get(8..9) == Some(")") {
+                found = Some(code.to_string());
+            }
+        }
+        rest = after;
+    }
+    (
+        ERR.to_string(),
+        found.unwrap_or_else(|| "FOER0000".to_string()),
+    )
+}
+
+/// The description of a dynamic error: the message without the leading
+/// error code and the trailing `in `expression``.
+fn error_description(message: &str) -> String {
+    let (_, code) = error_code(message);
+    let text = message
+        .strip_prefix(code.as_str())
+        .and_then(|r| r.strip_prefix(": "))
+        .unwrap_or(message);
+    let text = match text.rfind(" in `") {
+        Some(i) if text.ends_with('`') => text.get(..i).unwrap_or(text),
+        _ => text,
+    };
+    text.to_string()
+}
+
+/// Is an item "deemed empty" (XSLT 3.0 §8.4): a zero-length text node or
+/// string, a document node without children, an empty array or map, and
+/// for `xsl:where-populated` also an element without children.
+fn deemed_empty(item: &Item<'_>, elements: bool) -> bool {
+    match item {
+        Item::Node(n) => match n.kind() {
+            NodeKind::Text => n.string_value().is_empty(),
+            NodeKind::Document => n.children().next().is_none(),
+            NodeKind::Element => elements && n.children().next().is_none(),
+            _ => false,
+        },
+        Item::Atomic(a) => a.is_stringlike() && a.to_xs_string().is_empty(),
+        Item::Array(a) => a.members.is_empty(),
+        Item::Map(m) => m.entries.is_empty(),
+        Item::Function(_) => false,
+    }
+}
+
+/// Atomizes a grouping or sort key.
+fn atomize<'a>(seq: &Sequence<'a>) -> Result<Vec<Atomic>, String> {
+    let mut out = Vec::with_capacity(seq.len());
+    for item in seq.iter() {
+        match item {
+            Item::Atomic(a) => out.push(a.clone()),
+            Item::Node(n) => out.push(Atomic::untyped(n.string_value())),
+            Item::Array(a) => {
+                for m in &a.members {
+                    out.extend(atomize(m)?);
+                }
+            }
+            _ => return Err("a function item cannot be atomized (FOTY0013)".to_string()),
+        }
+    }
+    Ok(out)
+}
+
+impl<'a> Run<'a, '_> {
+    /// The XSLT 2.0/3.0 instructions.
+    fn instr3(&mut self, instr: &'a Instr, f: Option<&Focus<'a>>, mode: usize) -> R<()> {
+        match instr {
+            Instr::ForEachGroup {
+                select,
+                kind,
+                sorts,
+                body,
+                at,
+            } => self.for_each_group(*select, kind, sorts, body, f, mode, *at),
+            Instr::AnalyzeString {
+                select,
+                regex,
+                flags,
+                analyze,
+                matching,
+                non_matching,
+                at,
+            } => {
+                let input = self.eval(*select, f)?;
+                let input =
+                    match input.first() {
+                        None => String::new(),
+                        Some(_) if input.len() > 1 => return Err(self.derr(
+                            *at,
+                            "the select of xsl:analyze-string gives more than one item (XTTE0570)",
+                        )),
+                        Some(item) => self.item_string(item, *select)?,
+                    };
+                let regex = self.avt(regex, f)?;
+                let flags = self.avt(flags, f)?;
+                let args = Sequence::from_vec(vec![
+                    Item::Atomic(Atomic::string(&input)),
+                    Item::Atomic(Atomic::string(&regex)),
+                    Item::Atomic(Atomic::string(&flags)),
+                ]);
+                let result = self.coerce(*analyze, args).map_err(|e| {
+                    let text = e.to_string();
+                    if text.contains("FORX0003") {
+                        self.derr(*at, format!("the regex of xsl:analyze-string matches a zero-length string (XTDE1150): {text}"))
+                    } else {
+                        e
+                    }
+                })?;
+                let Some(root) = result.first().and_then(Item::as_node) else {
+                    return Ok(());
+                };
+                let root = if root.kind() == NodeKind::Document {
+                    match root.children().find(|c| c.kind() == NodeKind::Element) {
+                        Some(e) => e,
+                        None => return Ok(()),
+                    }
+                } else {
+                    root
+                };
+                let parts: Vec<Node<'a>> = root
+                    .children()
+                    .filter(|c| c.kind() == NodeKind::Element)
+                    .collect();
+                let size = parts.len();
+                for (i, part) in parts.into_iter().enumerate() {
+                    let text = part.string_value().to_string();
+                    let is_match = part.local_name() == "match";
+                    let body = if is_match { matching } else { non_matching };
+                    if body.is_empty() {
+                        continue;
+                    }
+                    let groups = if is_match {
+                        let mut groups = vec![text.clone()];
+                        for d in part.descendants() {
+                            if d.kind() != NodeKind::Element || d.local_name() != "group" {
+                                continue;
+                            }
+                            let nr = d
+                                .attributes()
+                                .find(|a| a.local_name() == "nr")
+                                .and_then(|a| a.string_value().trim().parse::<usize>().ok());
+                            if let Some(nr) = nr.filter(|n| *n > 0 && *n < 10_000) {
+                                if groups.len() <= nr {
+                                    groups.resize(nr + 1, String::new());
+                                }
+                                if let Some(g) = groups.get_mut(nr) {
+                                    *g = d.string_value().to_string();
+                                }
+                            }
+                        }
+                        groups
+                    } else {
+                        Vec::new()
+                    };
+                    let focus = Focus {
+                        item: Item::Atomic(Atomic::string(&text)),
+                        position: i + 1,
+                        size,
+                    };
+                    self.ext.regex_groups.push(Rc::new(groups));
+                    let r = self.exec(body, Some(&focus), mode);
+                    self.ext.regex_groups.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            Instr::NextMatch { params, tunnel, at } => {
+                let params = self.with_params(params, f, mode)?;
+                if tunnel.is_empty() {
+                    self.next_match(f, &params, *at)
+                } else {
+                    let saved = self.push_tunnel(tunnel, f, mode)?;
+                    let r = self.next_match(f, &params, *at);
+                    self.ext.tunnel = saved;
+                    r
+                }
+            }
+            Instr::WithTunnel { params, body } => {
+                let saved = self.push_tunnel(params, f, mode)?;
+                let r = self.instr(body, f, mode);
+                self.ext.tunnel = saved;
+                r
+            }
+            Instr::TunnelParam {
+                name,
+                slot,
+                value,
+                required,
+                at,
+            } => {
+                let tunnel = self.ext.tunnel.clone();
+                let v = match tunnel.iter().rev().find(|(n, _)| *n == name) {
+                    Some((_, v)) => v.clone(),
+                    None if *required => {
+                        return Err(self.derr(
+                            *at,
+                            format!(
+                                "required tunnel parameter ${} was not supplied (XTDE0700)",
+                                name.local_name()
+                            ),
+                        ))
+                    }
+                    None => self.value(value, f, mode)?,
+                };
+                match self.locals.get_mut(self.base + slot) {
+                    Some(s) => {
+                        *s = v;
+                        Ok(())
+                    }
+                    None => Err(self.derr(*at, "internal error: parameter slot out of range")),
+                }
+            }
+            Instr::Iterate {
+                select,
+                params,
+                body,
+                on_completion,
+                at,
+            } => {
+                let items = self.eval(*select, f)?.into_vec();
+                for (_, slot, value) in params {
+                    let v = self.value(value, f, mode)?;
+                    self.set_local(*slot, v, *at)?;
+                }
+                let size = items.len();
+                let saved_next = self.ext.next_iteration.take();
+                let saved_broke = std::mem::replace(&mut self.ext.broke, false);
+                let mut r = Ok(());
+                let mut broke = false;
+                for (i, item) in items.into_iter().enumerate() {
+                    let focus = Focus {
+                        item,
+                        position: i + 1,
+                        size,
+                    };
+                    r = self.exec(body, Some(&focus), mode);
+                    if r.is_err() {
+                        break;
+                    }
+                    if std::mem::take(&mut self.ext.broke) {
+                        broke = true;
+                        break;
+                    }
+                    if let Some(values) = self.ext.next_iteration.take() {
+                        for (name, v) in values {
+                            let Some((_, slot, _)) = params.iter().find(|(n, _, _)| *n == *name)
+                            else {
+                                r = Err(self.derr(
+                                    *at,
+                                    format!(
+                                        "xsl:next-iteration sets ${}, which is no parameter of xsl:iterate (XTSE3130)",
+                                        name.local_name()
+                                    ),
+                                ));
+                                break;
+                            };
+                            if let Err(e) = self.set_local(*slot, v, *at) {
+                                r = Err(e);
+                                break;
+                            }
+                        }
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                }
+                self.ext.next_iteration = saved_next;
+                self.ext.broke = saved_broke;
+                r?;
+                if !broke {
+                    self.exec(on_completion, None, mode)?;
+                }
+                Ok(())
+            }
+            Instr::NextIteration { params, .. } => {
+                let values = self.with_params(params, f, mode)?;
+                self.ext.next_iteration = Some(values);
+                Ok(())
+            }
+            Instr::Break { value, at } => {
+                match value {
+                    Value::Select(id) => {
+                        let seq = self.eval(*id, f)?;
+                        self.out_sequence(&seq, false, *at)?;
+                    }
+                    Value::Body(b) => self.exec(b, f, mode)?,
+                    _ => {}
+                }
+                self.ext.broke = true;
+                Ok(())
+            }
+            Instr::Try { body, catches, at } => self.try_catch(body, catches, f, mode, *at),
+            Instr::PerformSort {
+                select,
+                sorts,
+                body,
+                at,
+            } => {
+                let items = match select {
+                    Some(id) => self.eval(*id, f)?.into_vec(),
+                    None => self.collect_items(body, f, mode)?,
+                };
+                let items = self.sort_items(items, sorts, *at)?;
+                self.out_sequence(&Sequence::from_vec(items), false, *at)
+            }
+            Instr::MapConstruct { body, at } => {
+                let items = self.collect_items(body, f, mode)?;
+                let mut map = drehscheibe_xpath::value::Map::default();
+                for item in items {
+                    let Item::Map(m) = item else {
+                        return Err(
+                            self.derr(*at, "the content of xsl:map must be maps (XTTE3375)")
+                        );
+                    };
+                    for (k, v) in m.entries.iter() {
+                        if map.entries.contains_key(k) {
+                            return Err(self.derr(
+                                *at,
+                                format!(
+                                    "duplicate key '{}' in xsl:map (XTDE3365)",
+                                    v.0.to_xs_string()
+                                ),
+                            ));
+                        }
+                        map.entries.insert(k.clone(), v.clone());
+                    }
+                }
+                self.out_sequence(&Sequence::One(Item::Map(Rc::new(map))), false, *at)
+            }
+            Instr::MapEntry { key, value, at } => {
+                let k = self.eval(*key, f)?;
+                let k = atomize(&k).map_err(|e| self.derr(*at, e))?;
+                let [k] = k.as_slice() else {
+                    return Err(self.derr(
+                        *at,
+                        "the key of xsl:map-entry must be a single atomic value (XTTE3375)",
+                    ));
+                };
+                let v = self.value(value, f, mode)?;
+                let mut map = drehscheibe_xpath::value::Map::default();
+                map.entries
+                    .insert(drehscheibe_xpath::value::MapKey::of(k), (k.clone(), v));
+                self.out_sequence(&Sequence::One(Item::Map(Rc::new(map))), false, *at)
+            }
+            Instr::SequenceSpaced { select, check, at } => {
+                let seq = self.eval(*select, f)?;
+                let depth = self.sinks.len();
+                if *check && matches!(seq.first(), Some(Item::Atomic(_))) {
+                    let mark = self.top_tree().map(|b| (b.depth(), b.next_index()));
+                    if let (Some((d, n)), Some(end)) = (mark, self.ext.atomic_end) {
+                        if end == (depth, d, n) {
+                            self.out_text(" ", *at)?;
+                        }
+                    }
+                }
+                self.out_sequence(&seq, false, *at)?;
+                self.ext.atomic_end = match (seq.iter().last(), self.top_tree()) {
+                    (Some(Item::Atomic(_)), Some(b)) => Some((depth, b.depth(), b.next_index())),
+                    _ => None,
+                };
+                Ok(())
+            }
+            Instr::ValueOfSeq {
+                body,
+                separator,
+                at,
+            } => {
+                let items = self.collect_items(body, f, mode)?;
+                let sep = match separator {
+                    Some(a) => self.avt(a, f)?,
+                    None => String::new(),
+                };
+                let mut out = String::new();
+                let mut prev_text = false;
+                let mut first = true;
+                for item in &items {
+                    let is_text = matches!(item, Item::Node(n) if n.kind() == NodeKind::Text);
+                    let s = self.item_string(item, 0)?;
+                    if is_text && s.is_empty() {
+                        continue;
+                    }
+                    if !(first || is_text && prev_text) {
+                        out.push_str(&sep);
+                    }
+                    out.push_str(&s);
+                    first = false;
+                    prev_text = is_text;
+                }
+                self.out_text(&out, *at)
+            }
+            Instr::TextTemplate(avt, at) => {
+                let text = self.avt(avt, f)?;
+                self.out_text(&text, *at)
+            }
+            Instr::WherePopulated { body, at } => {
+                let items = self.collect_items(body, f, mode)?;
+                let items: Vec<Item<'a>> = items
+                    .into_iter()
+                    .filter(|i| !deemed_empty(i, true))
+                    .collect();
+                self.out_sequence(&Sequence::from_vec(items), false, *at)
+            }
+            Instr::Conditional { parts, at } => {
+                let mut segments: Vec<Result<Vec<Item<'a>>, &Vec<Instr>>> = Vec::new();
+                for part in parts {
+                    match part {
+                        Instr::OnEmpty(_) => {}
+                        Instr::OnNonEmpty(b) => segments.push(Err(b)),
+                        other => {
+                            let items = self.collect_items(std::slice::from_ref(other), f, mode)?;
+                            segments.push(Ok(items));
+                        }
+                    }
+                }
+                let empty = segments.iter().all(|s| match s {
+                    Ok(items) => items.iter().all(|i| deemed_empty(i, false)),
+                    Err(_) => true,
+                });
+                if empty {
+                    for part in parts {
+                        if let Instr::OnEmpty(b) = part {
+                            self.exec(b, f, mode)?;
+                        }
+                    }
+                    return Ok(());
+                }
+                for s in segments {
+                    match s {
+                        Ok(items) => self.out_sequence(&Sequence::from_vec(items), false, *at)?,
+                        Err(b) => self.exec(b, f, mode)?,
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn set_local(&mut self, slot: usize, v: Sequence<'a>, at: At) -> R<()> {
+        match self.locals.get_mut(self.base + slot) {
+            Some(s) => {
+                *s = v;
+                Ok(())
+            }
+            None => Err(self.derr(at, "internal error: variable slot out of range")),
+        }
+    }
+
+    /// Runs a sequence constructor into a sequence of items.
+    fn collect_items(
+        &mut self,
+        body: &'a [Instr],
+        f: Option<&Focus<'a>>,
+        mode: usize,
+    ) -> R<Vec<Item<'a>>> {
+        let depth = self.sinks.len();
+        self.sinks.push(Sink::Seq(Vec::new()));
+        let r = self.exec(body, f, mode);
+        self.sinks.truncate(depth + 1);
+        let items = match self.sinks.pop() {
+            Some(Sink::Seq(items)) => items,
+            _ => Vec::new(),
+        };
+        r?;
+        Ok(items)
+    }
+
+    /// Adds tunnel parameters to the tunnel set; returns the previous set.
+    fn push_tunnel(
+        &mut self,
+        params: &'a [WithParam],
+        f: Option<&Focus<'a>>,
+        mode: usize,
+    ) -> R<Rc<Vec<(&'a XName, Sequence<'a>)>>> {
+        let values = self.with_params(params, f, mode)?;
+        let mut set: Vec<(&'a XName, Sequence<'a>)> = self
+            .ext
+            .tunnel
+            .iter()
+            .filter(|(n, _)| !values.iter().any(|(m, _)| m == n))
+            .cloned()
+            .collect();
+        set.extend(values);
+        Ok(std::mem::replace(&mut self.ext.tunnel, Rc::new(set)))
+    }
+
+    /// `xsl:next-match`: the next matching rule after the current one.
+    fn next_match(
+        &mut self,
+        f: Option<&Focus<'a>>,
+        params: &[(&'a XName, Sequence<'a>)],
+        at: At,
+    ) -> R<()> {
+        let Some((current, mode)) = self.ext.rule else {
+            return Err(self.derr(
+                at,
+                "xsl:next-match needs a current template rule (XTDE0560)",
+            ));
+        };
+        let Some(focus) = f else {
+            return Err(self.derr(at, "xsl:next-match needs a context item (XTDE0560)"));
+        };
+        let Some(node) = focus.item.as_node() else {
+            return Ok(());
+        };
+        let rules = self.candidates(mode, node);
+        let c = self.c;
+        let mut passed = false;
+        let mut next = None;
+        for rule in rules.iter() {
+            let Some(t) = c.templates.get(rule.template) else {
+                continue;
+            };
+            let Some(alt) = t.pattern.as_ref().and_then(|p| p.alts.get(rule.alt)) else {
+                continue;
+            };
+            if !passed {
+                if rule.template == current && self.alt_matches(alt, node)? {
+                    passed = true;
+                }
+                continue;
+            }
+            if rule.template != current && self.alt_matches(alt, node)? {
+                next = Some(rule.template);
+                break;
+            }
+        }
+        match next {
+            Some(t) => {
+                let saved = self.ext.rule.replace((t, mode));
+                let r = self.invoke(t, Some(focus), params, mode, Some(at));
+                self.ext.rule = saved;
+                r
+            }
+            None => {
+                // the built-in rule: children in the same mode
+                let saved = self.ext.rule.take();
+                let r = self.builtin(node, mode, params, Some(at));
+                self.ext.rule = saved;
+                r
+            }
+        }
+    }
+
+    /// `xsl:mode on-multiple-match="fail"`: two matching rules of the
+    /// same import precedence and priority are an error (XTDE0540).
+    fn check_multiple_match(&mut self, node: Node<'a>, mode: usize, at: Option<At>) -> R<()> {
+        let rules = self.candidates(mode, node);
+        let c = self.c;
+        let mut best: Option<(usize, usize, f64)> = None;
+        for rule in rules.iter() {
+            let Some(t) = c.templates.get(rule.template) else {
+                continue;
+            };
+            let Some(alt) = t.pattern.as_ref().and_then(|p| p.alts.get(rule.alt)) else {
+                continue;
+            };
+            if let Some((template, precedence, priority)) = best {
+                if rule.precedence != precedence || rule.priority != priority {
+                    break;
+                }
+                if rule.template != template && self.alt_matches(alt, node)? {
+                    return Err(self.derr(
+                        at.unwrap_or(NO_AT),
+                        "several template rules match the node with the same precedence and priority, and the mode has on-multiple-match=\"fail\" (XTDE0540)",
+                    ));
+                }
+            } else if self.alt_matches(alt, node)? {
+                best = Some((rule.template, rule.precedence, rule.priority));
+            }
+        }
+        Ok(())
+    }
+
+    /// The built-in template rules of `xsl:mode on-no-match`.
+    fn builtin3(
+        &mut self,
+        node: Node<'a>,
+        mode: usize,
+        params: &[(&'a XName, Sequence<'a>)],
+        at: Option<At>,
+        on_no_match: OnNoMatch,
+    ) -> R<()> {
+        let at_ = at.unwrap_or(NO_AT);
+        let container = matches!(node.kind(), NodeKind::Document | NodeKind::Element);
+        match on_no_match {
+            OnNoMatch::DeepCopy => self.out_copy(node, at_),
+            OnNoMatch::DeepSkip => Ok(()),
+            OnNoMatch::Fail => Err(self.derr(
+                at_,
+                "no template rule matches the node and the mode has on-no-match=\"fail\" (XTDE0555)",
+            )),
+            OnNoMatch::ShallowSkip | OnNoMatch::ShallowCopy if !container => {
+                if on_no_match == OnNoMatch::ShallowCopy {
+                    self.out_copy(node, at_)
+                } else {
+                    Ok(())
+                }
+            }
+            OnNoMatch::ShallowSkip | OnNoMatch::ShallowCopy | OnNoMatch::TextOnlyCopy => {
+                let mut nodes: Vec<Node<'a>> = node.attributes().collect();
+                nodes.extend(node.children());
+                self.env
+                    .enter()
+                    .map_err(|e| self.derr(at_, e.to_string()))?;
+                let copy_element = on_no_match == OnNoMatch::ShallowCopy
+                    && node.kind() == NodeKind::Element;
+                let r = stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || {
+                    if !copy_element {
+                        return self.apply(&nodes, mode, params, at);
+                    }
+                    let Some(name) = node.name() else {
+                        return Ok(());
+                    };
+                    let pushed = self.start_element(name);
+                    for (p, u) in node.in_scope_namespaces() {
+                        if p != "xml" {
+                            self.out_namespace(p, u, at_)?;
+                        }
+                    }
+                    self.apply(&nodes, mode, params, at)?;
+                    self.end_element(pushed, at_)
+                });
+                self.env.leave();
+                r
+            }
+        }
+    }
+
+    /// `xsl:try` / `xsl:catch`: the body's output is kept aside and only
+    /// added when the body succeeds (rollback of partial output).
+    fn try_catch(
+        &mut self,
+        body: &'a Value,
+        catches: &'a [Catch],
+        f: Option<&Focus<'a>>,
+        mode: usize,
+        at: At,
+    ) -> R<()> {
+        let saved_groups = self.ext.groups.len();
+        let saved_regex = self.ext.regex_groups.len();
+        let saved_rule = self.ext.rule;
+        let saved_tunnel = self.ext.tunnel.clone();
+        let r = match body {
+            Value::Select(id) => self.eval(*id, f).map(Sequence::into_vec),
+            Value::Body(b) | Value::BodyAs(b, _) => self.collect_items(b, f, mode),
+            Value::Empty => Ok(Vec::new()),
+        };
+        let e = match r {
+            Ok(items) => return self.out_sequence(&Sequence::from_vec(items), false, at),
+            Err(e) => e,
+        };
+        self.ext.groups.truncate(saved_groups);
+        self.ext.regex_groups.truncate(saved_regex);
+        self.ext.rule = saved_rule;
+        self.ext.tunnel = saved_tunnel;
+        self.pending = None;
+        let (description, module, line, (ns, local)) = match &e {
+            TransformError::Dynamic {
+                file,
+                line,
+                message,
+            } => (
+                error_description(message),
+                file.display().to_string(),
+                *line,
+                error_code(message),
+            ),
+            TransformError::Terminated { message } => (
+                message.clone(),
+                String::new(),
+                0,
+                (
+                    "http://www.w3.org/2005/xqt-errors".to_string(),
+                    "XTMM9000".to_string(),
+                ),
+            ),
+            _ => return Err(e),
+        };
+        let Some(catch) = catches.iter().find(|c| {
+            c.errors.iter().any(|(n, l)| {
+                n.as_deref().is_none_or(|n| n == ns) && l.as_deref().is_none_or(|l| l == local)
+            })
+        }) else {
+            return Err(e);
+        };
+        let prefix = if ns == "http://www.w3.org/2005/xqt-errors" {
+            "err"
+        } else {
+            ""
+        };
+        let values: [Sequence<'a>; 6] = [
+            Sequence::One(Item::Atomic(Atomic::QName(std::sync::Arc::new(
+                QName::new(&ns, &local, prefix),
+            )))),
+            Sequence::string(&description),
+            Sequence::Empty,
+            Sequence::string(&module),
+            Sequence::integer(line as i64),
+            Sequence::Empty,
+        ];
+        for (slot, v) in catch.slots.iter().zip(values) {
+            self.set_local(*slot, v, at)?;
+        }
+        match &catch.body {
+            Value::Select(id) => {
+                let seq = self.eval(*id, f)?;
+                self.out_sequence(&seq, false, at)
+            }
+            Value::Body(b) | Value::BodyAs(b, _) => self.exec(b, f, mode),
+            Value::Empty => Ok(()),
+        }
+    }
+
+    /// `xsl:for-each-group` (XSLT 3.0 §14).
+    #[allow(clippy::too_many_arguments)]
+    fn for_each_group(
+        &mut self,
+        select: ExprId,
+        kind: &GroupKind,
+        sorts: &[Sort],
+        body: &'a [Instr],
+        f: Option<&Focus<'a>>,
+        mode: usize,
+        at: At,
+    ) -> R<()> {
+        use drehscheibe_xpath::value::MapKey;
+        let items = self.eval(select, f)?.into_vec();
+        let size = items.len();
+        let mut groups: Vec<(Vec<Item<'a>>, Sequence<'a>)> = Vec::new();
+        match kind {
+            GroupKind::By { key, composite } => {
+                let mut index: HashMap<Vec<MapKey>, usize> = HashMap::new();
+                for (i, item) in items.iter().enumerate() {
+                    let focus = Focus {
+                        item: item.clone(),
+                        position: i + 1,
+                        size,
+                    };
+                    let k = self.eval(*key, Some(&focus))?;
+                    let atoms = atomize(&k).map_err(|e| self.derr(at, e))?;
+                    let keys: Vec<Vec<Atomic>> = if *composite {
+                        vec![atoms]
+                    } else {
+                        atoms.into_iter().map(|a| vec![a]).collect()
+                    };
+                    let mut joined: Vec<usize> = Vec::new();
+                    for k in keys {
+                        let hk: Vec<MapKey> = k.iter().map(MapKey::of).collect();
+                        match index.get(&hk) {
+                            Some(&g) => {
+                                if !joined.contains(&g) {
+                                    joined.push(g);
+                                    if let Some(group) = groups.get_mut(g) {
+                                        group.0.push(item.clone());
+                                    }
+                                }
+                            }
+                            None => {
+                                index.insert(hk, groups.len());
+                                joined.push(groups.len());
+                                let key_seq =
+                                    Sequence::from_vec(k.into_iter().map(Item::Atomic).collect());
+                                groups.push((vec![item.clone()], key_seq));
+                            }
+                        }
+                    }
+                }
+            }
+            GroupKind::Adjacent { key, composite } => {
+                let mut last: Option<Vec<MapKey>> = None;
+                for (i, item) in items.iter().enumerate() {
+                    let focus = Focus {
+                        item: item.clone(),
+                        position: i + 1,
+                        size,
+                    };
+                    let k = self.eval(*key, Some(&focus))?;
+                    let atoms = atomize(&k).map_err(|e| self.derr(at, e))?;
+                    if !*composite && atoms.len() != 1 {
+                        return Err(self.derr(
+                            at,
+                            "the group-adjacent key must be a single atomic value (XTTE1100)",
+                        ));
+                    }
+                    let hk: Vec<MapKey> = atoms.iter().map(MapKey::of).collect();
+                    match (&last, groups.last_mut()) {
+                        (Some(l), Some(group)) if *l == hk => group.0.push(item.clone()),
+                        _ => {
+                            let key_seq =
+                                Sequence::from_vec(atoms.into_iter().map(Item::Atomic).collect());
+                            groups.push((vec![item.clone()], key_seq));
+                            last = Some(hk);
+                        }
+                    }
+                }
+            }
+            GroupKind::StartingWith(p) | GroupKind::EndingWith(p) => {
+                let starting = matches!(kind, GroupKind::StartingWith(_));
+                let mut open = false;
+                for item in &items {
+                    let Some(node) = item.as_node() else {
+                        return Err(self.derr(
+                            at,
+                            "group-starting-with/group-ending-with need a sequence of nodes (XTTE1120)",
+                        ));
+                    };
+                    let matched = self.pattern_matches(p, node)?;
+                    if starting && matched {
+                        open = false;
+                    }
+                    match groups.last_mut() {
+                        Some(group) if open => group.0.push(item.clone()),
+                        _ => groups.push((vec![item.clone()], Sequence::Empty)),
+                    }
+                    open = !matched || starting;
+                }
+            }
+        }
+        let groups: Vec<(Rc<Vec<Item<'a>>>, Sequence<'a>)> =
+            groups.into_iter().map(|(g, k)| (Rc::new(g), k)).collect();
+        let groups = if sorts.is_empty() || groups.len() < 2 {
+            groups
+        } else {
+            self.sort_groups(groups, sorts, at)?
+        };
+        let count = groups.len();
+        for (i, (group, key)) in groups.into_iter().enumerate() {
+            let Some(first) = group.first().cloned() else {
+                continue;
+            };
+            let focus = Focus {
+                item: first,
+                position: i + 1,
+                size: count,
+            };
+            self.ext.groups.push((group, key));
+            let r = self.exec(body, Some(&focus), mode);
+            self.ext.groups.pop();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Sorts groups: the sort keys are evaluated with the first item of
+    /// the group as context item and the group as current group.
+    fn sort_groups(
+        &mut self,
+        groups: Vec<(Rc<Vec<Item<'a>>>, Sequence<'a>)>,
+        sorts: &[Sort],
+        at: At,
+    ) -> R<Vec<(Rc<Vec<Item<'a>>>, Sequence<'a>)>> {
+        let size = groups.len();
+        let mut rows = Vec::with_capacity(size);
+        for (i, (group, key)) in groups.iter().enumerate() {
+            let Some(first) = group.first().cloned() else {
+                rows.push(Vec::new());
+                continue;
+            };
+            let focus = Focus {
+                item: first,
+                position: i + 1,
+                size,
+            };
+            self.ext.groups.push((group.clone(), key.clone()));
+            let row = self.sort_key_row(&focus, sorts, at);
+            self.ext.groups.pop();
+            rows.push(row?);
+        }
+        let order = self.sort_order(&rows, sorts, at)?;
+        let mut slots: Vec<Option<(Rc<Vec<Item<'a>>>, Sequence<'a>)>> =
+            groups.into_iter().map(Some).collect();
+        Ok(order
+            .into_iter()
+            .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+            .collect())
     }
 }

@@ -77,6 +77,43 @@ pub(crate) struct Sort {
     pub number: bool,
     pub descending: bool,
     pub upper_first: Option<bool>,
+    /// XSLT 2.0+ without `data-type`: compare the typed values (§13.1.2)
+    /// instead of string values.
+    pub typed: bool,
+}
+
+/// How `xsl:for-each-group` forms its groups.
+#[derive(Debug, Clone)]
+pub(crate) enum GroupKind {
+    By { key: ExprId, composite: bool },
+    Adjacent { key: ExprId, composite: bool },
+    StartingWith(Pattern),
+    EndingWith(Pattern),
+}
+
+/// Built-in behaviour of a mode for nodes no template rule matches
+/// (`xsl:mode on-no-match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OnNoMatch {
+    #[default]
+    TextOnlyCopy,
+    ShallowCopy,
+    DeepCopy,
+    ShallowSkip,
+    DeepSkip,
+    Fail,
+}
+
+/// An `xsl:catch` clause.
+#[derive(Debug, Clone)]
+pub(crate) struct Catch {
+    /// Name tests on the error code (`*` = `None` test matches all):
+    /// (namespace or None for any, local or None for any).
+    pub errors: Vec<(Option<String>, Option<String>)>,
+    pub body: Value,
+    /// Frame slots of `$err:code`, `$err:description`, `$err:value`,
+    /// `$err:module`, `$err:line-number`, `$err:column-number`.
+    pub slots: [usize; 6],
 }
 
 /// Which mode `xsl:apply-templates` uses.
@@ -98,6 +135,8 @@ pub(crate) enum NumberLevel {
 #[derive(Debug, Clone)]
 pub(crate) struct NumberDef {
     pub value: Option<ExprId>,
+    /// XSLT 2.0 `select`: the node to number (default: the context node).
+    pub select: Option<ExprId>,
     pub level: NumberLevel,
     pub count: Option<Pattern>,
     pub from: Option<Pattern>,
@@ -205,6 +244,111 @@ pub(crate) enum Instr {
         def: Box<NumberDef>,
         at: At,
     },
+    ForEachGroup {
+        select: ExprId,
+        kind: Box<GroupKind>,
+        sorts: Vec<Sort>,
+        body: Vec<Instr>,
+        at: At,
+    },
+    /// `xsl:analyze-string`: `regex` is the hidden expression
+    /// `fn:analyze-string($s[1], $s[2], $s[3])` over the supplied value.
+    AnalyzeString {
+        select: ExprId,
+        regex: Avt,
+        flags: Avt,
+        analyze: ExprId,
+        matching: Vec<Instr>,
+        non_matching: Vec<Instr>,
+        at: At,
+    },
+    NextMatch {
+        params: Vec<WithParam>,
+        tunnel: Vec<WithParam>,
+        at: At,
+    },
+    /// Runs `body` (an apply-templates / call-template / next-match) with
+    /// tunnel parameters added to the current tunnel set.
+    WithTunnel {
+        params: Vec<WithParam>,
+        body: Box<Instr>,
+    },
+    /// Binds a template's `tunnel="yes"` parameter from the tunnel set.
+    TunnelParam {
+        name: XName,
+        slot: usize,
+        value: Value,
+        required: bool,
+        at: At,
+    },
+    Iterate {
+        select: ExprId,
+        /// (slot, initial value) of the `xsl:param`s, names for next-iteration.
+        params: Vec<(XName, usize, Value)>,
+        body: Vec<Instr>,
+        on_completion: Vec<Instr>,
+        at: At,
+    },
+    NextIteration {
+        params: Vec<WithParam>,
+    },
+    Break {
+        value: Value,
+        at: At,
+    },
+    Try {
+        body: Value,
+        catches: Vec<Catch>,
+        at: At,
+    },
+    PerformSort {
+        select: Option<ExprId>,
+        sorts: Vec<Sort>,
+        body: Vec<Instr>,
+        at: At,
+    },
+    MapConstruct {
+        body: Vec<Instr>,
+        at: At,
+    },
+    MapEntry {
+        key: ExprId,
+        value: Value,
+        at: At,
+    },
+    /// An `xsl:sequence` next to another one in a sequence constructor
+    /// (XSLT 2.0+): adjacent atomic values written by the two are
+    /// separated by a space (§5.7.1). `check`: a space may be needed
+    /// before the first item.
+    SequenceSpaced {
+        select: ExprId,
+        check: bool,
+        at: At,
+    },
+    /// `xsl:value-of` with a sequence constructor that may yield atomic
+    /// values (XSLT 2.0+, §5.7.2): the items, adjacent text nodes merged,
+    /// joined by `separator` (default "").
+    ValueOfSeq {
+        body: Vec<Instr>,
+        separator: Option<Avt>,
+        at: At,
+    },
+    /// A text value template (`expand-text="yes"`).
+    TextTemplate(Avt, At),
+    /// `xsl:where-populated`.
+    WherePopulated {
+        body: Vec<Instr>,
+        at: At,
+    },
+    /// `xsl:on-empty` / `xsl:on-non-empty`: markers inside
+    /// [`Instr::Conditional`].
+    OnEmpty(Vec<Instr>),
+    OnNonEmpty(Vec<Instr>),
+    /// A sequence constructor with `xsl:on-empty` / `xsl:on-non-empty`.
+    Conditional {
+        parts: Vec<Instr>,
+        at: At,
+    },
 }
 
 /// A template parameter.
@@ -244,6 +388,10 @@ pub(crate) struct Rule {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Mode {
     pub buckets: HashMap<IndexKey, Vec<Rule>>,
+    /// `xsl:mode on-no-match` (default: the XSLT 1.0 built-in rules).
+    pub on_no_match: OnNoMatch,
+    /// `xsl:mode on-multiple-match="fail"`.
+    pub fail_on_multiple: bool,
 }
 
 /// A global variable or parameter.

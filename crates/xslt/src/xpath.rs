@@ -72,6 +72,12 @@ pub(crate) enum XsltFn {
     UnparsedTextAvailable = 14,
     /// `doc-available()`.
     DocAvailable = 15,
+    /// `current-group()`.
+    CurrentGroup = 16,
+    /// `current-grouping-key()`.
+    CurrentGroupingKey = 17,
+    /// `regex-group()`.
+    RegexGroup = 18,
 }
 
 impl XsltFn {
@@ -94,6 +100,9 @@ impl XsltFn {
             13 => UnparsedTextLines,
             14 => UnparsedTextAvailable,
             15 => DocAvailable,
+            16 => CurrentGroup,
+            17 => CurrentGroupingKey,
+            18 => RegexGroup,
             _ => return None,
         })
     }
@@ -233,6 +242,10 @@ impl NsCtx {
 impl Namespaces for NsCtx {
     fn resolve(&self, prefix: &str) -> Option<String> {
         self.by_prefix(prefix).map(str::to_string)
+    }
+
+    fn bindings(&self) -> Option<Vec<(String, String)>> {
+        Some(self.bindings.clone())
     }
 }
 
@@ -399,6 +412,13 @@ impl HostStatic for Scope<'_> {
         let s = |o| Param(Kind::String, o);
         let (f, params, wants_context) = match (name.local.as_str(), arity) {
             ("current", 0) => (XsltFn::Current, vec![], false),
+            ("current-group", 0) => (XsltFn::CurrentGroup, vec![], false),
+            ("current-grouping-key", 0) => (XsltFn::CurrentGroupingKey, vec![], false),
+            ("regex-group", 1) => (
+                XsltFn::RegexGroup,
+                vec![Param(Kind::Integer, Occ::One)],
+                false,
+            ),
             ("key", 2) => (
                 XsltFn::Key,
                 vec![s(Occ::One), Param(Kind::Atomic, Occ::Many)],
@@ -477,9 +497,6 @@ pub(crate) const REFUSED_FUNCTIONS: &[&str] = &[
     "environment-variable",
     "available-environment-variables",
     "json-doc",
-    "regex-group",
-    "current-group",
-    "current-grouping-key",
     "current-output-uri",
     "accumulator-before",
     "accumulator-after",

@@ -936,6 +936,8 @@ fn parentless_namespace_nodes_match_namespace_patterns() {
         "{}",
         run(&s, "<a/>")
     );
+}
+
 /// Runs a stylesheet body with the given `xsl:output` attributes and
 /// returns the exact serialization.
 fn serialize_with(output: &str, body: &str) -> Result<String, TransformError> {
@@ -1121,6 +1123,8 @@ fn utf16_output_has_a_byte_order_mark_by_default() {
         .flat_map(u16::to_be_bytes)
         .collect();
     assert_eq!(out, expected);
+}
+
 fn run_err(text: &str, input: &str) -> String {
     match run_with(text, input, &[]) {
         Ok(out) => panic!("expected an error, got {out}"),
@@ -1392,6 +1396,10 @@ fn document_resolves_against_a_base_node() {
     assert_eq!(
         String::from_utf8(out).unwrap().trim(),
         "<r>found|true|false</r>"
+    );
+}
+
+#[test]
 fn namespace_axis_and_static_qname_casts() {
     let s = format!(
         r#"<xsl:stylesheet version="3.0" xmlns:xsl="{XSL}" xmlns:my="urn:my" xmlns:xs="http://www.w3.org/2001/XMLSchema" exclude-result-prefixes="my xs"><xsl:output omit-xml-declaration="yes"/>
@@ -1406,4 +1414,179 @@ fn namespace_axis_and_static_qname_casts() {
         run(&s, r#"<r xmlns:p="urn:p" xmlns="urn:d"/>"#),
         r#"<out xmlns:p="urn:p" ns=",p,xml" p="urn:p" q="urn:my"/>"#
     );
+}
+
+#[test]
+fn for_each_group_group_by_composite_and_multiple_keys() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:for-each-group select="//i" group-by="@k"><g k="{current-grouping-key()}" n="{count(current-group())}"/></xsl:for-each-group>|<xsl:for-each-group select="//i" group-by="tokenize(@t)"><t k="{current-grouping-key()}"><xsl:value-of select="current-group()/@id" separator=","/></t></xsl:for-each-group>|<xsl:for-each-group select="//i" group-by="@k, @c" composite="yes"><xsl:sort select="current-grouping-key()[2]" order="descending"/><c k="{current-grouping-key()}" n="{count(current-group())}"/></xsl:for-each-group></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(
+            &s,
+            r#"<d><i id="1" k="b" c="1" t="x y"/><i id="2" k="a" c="1" t="y"/><i id="3" k="b" c="2" t="x x"/><i id="4" k="b" c="1" t="z"/></d>"#
+        ),
+        r#"<r><g k="b" n="3"/><g k="a" n="1"/>|<t k="x">1,3</t><t k="y">1,2</t><t k="z">4</t>|<c k="b 2" n="1"/><c k="b 1" n="2"/><c k="a 1" n="1"/></r>"#
+    );
+}
+
+#[test]
+fn for_each_group_adjacent_starting_and_ending_with() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:for-each-group select="d/*" group-adjacent="name()"><a n="{current-grouping-key()}" c="{count(current-group())}"/></xsl:for-each-group><xsl:for-each-group select="d/*" group-starting-with="h"><s><xsl:value-of select="current-group()/name()"/></s></xsl:for-each-group><xsl:for-each-group select="d/*" group-ending-with="p[@end]"><e><xsl:value-of select="current-group()/name()"/></e></xsl:for-each-group></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, r#"<d><p/><h/><p end="1"/><p/><h/><p end="1"/></d>"#),
+        r#"<r><a n="p" c="1"/><a n="h" c="1"/><a n="p" c="2"/><a n="h" c="1"/><a n="p" c="1"/><s>p</s><s>h p p</s><s>h p</s><e>p h p</e><e>p h p</e></r>"#
+    );
+}
+
+#[test]
+fn sort_without_data_type_compares_typed_values_in_2_0_but_strings_in_1_0() {
+    let body = r#"<xsl:template match="/"><r><xsl:for-each select="//v"><xsl:sort select="if (system-property('xsl:version') = '1.0') then string(.) else number(.)"/><xsl:value-of select="."/>,</xsl:for-each></r></xsl:template>"#;
+    assert_eq!(
+        run(&sheet("3.0", body), "<d><v>19</v><v>7</v><v>100</v></d>"),
+        "<r>7,19,100,</r>"
+    );
+    let body1 = r#"<xsl:template match="/"><r><xsl:for-each select="//v"><xsl:sort select="number(.)"/><xsl:value-of select="."/>,</xsl:for-each></r></xsl:template>"#;
+    assert_eq!(
+        run(&sheet("1.0", body1), "<d><v>19</v><v>7</v><v>100</v></d>"),
+        "<r>100,19,7,</r>"
+    );
+    // mixing types in one typed sort key is XTDE1030
+    let mixed = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:for-each select="(1, 'a')"><xsl:sort select="."/><xsl:value-of select="."/></xsl:for-each></r></xsl:template>"#,
+    );
+    let e = run_with(&mixed, "<d/>", &[]).unwrap_err();
+    assert!(e.to_string().contains("XTDE1030"), "{e}");
+}
+
+#[test]
+fn next_match_tunnel_params_and_mode_on_no_match() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:mode on-no-match="shallow-copy"/>
+        <xsl:template match="secret">
+          <xsl:param name="mask" tunnel="yes" select="'?'"/>
+          <secret><xsl:value-of select="$mask"/></secret>
+        </xsl:template>
+        <xsl:template match="item[@v]" priority="2"><wrap><xsl:next-match><xsl:with-param name="p" select="'P'"/></xsl:next-match></wrap></xsl:template>
+        <xsl:template match="item"><xsl:param name="p" select="'-'"/><i p="{$p}"/></xsl:template>
+        <xsl:template match="/"><xsl:apply-templates><xsl:with-param name="mask" tunnel="yes" select="'***'"/></xsl:apply-templates></xsl:template>"#,
+    );
+    assert_eq!(
+        run(
+            &s,
+            r#"<d a="1"><x><secret>pin</secret></x><item v="1"/><item/><!--c--></d>"#
+        ),
+        r#"<d a="1"><x><secret>***</secret></x><wrap><i p="P"/></wrap><i p="-"/><!--c--></d>"#
+    );
+    let fail = sheet(
+        "3.0",
+        r#"<xsl:mode on-no-match="fail"/><xsl:template match="/"><xsl:apply-templates select="*"/></xsl:template>"#,
+    );
+    let e = run_with(&fail, "<d/>", &[]).unwrap_err();
+    assert!(e.to_string().contains("XTDE0555"), "{e}");
+}
+
+#[test]
+fn analyze_string_with_regex_groups() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:analyze-string select="string(d)" regex="([0-9]+)-([a-z]+)" flags="i"><xsl:matching-substring><m n="{regex-group(1)}" w="{regex-group(2)}" all="{regex-group(0)}" none="{regex-group(7)}"/></xsl:matching-substring><xsl:non-matching-substring><t><xsl:value-of select="."/></t></xsl:non-matching-substring></xsl:analyze-string></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d>a 12-AB, 3-c.</d>"),
+        r#"<r><t>a </t><m n="12" w="AB" all="12-AB" none=""/><t>, </t><m n="3" w="c" all="3-c" none=""/><t>.</t></r>"#
+    );
+}
+
+#[test]
+fn try_catch_and_iterate() {
+    let s = sheet(
+        "3.0",
+        r##"<xsl:template match="/" xmlns:err="http://www.w3.org/2005/xqt-errors" xmlns:xs="http://www.w3.org/2001/XMLSchema" exclude-result-prefixes="#all"><r>
+          <xsl:for-each select="//v"><xsl:try><ok><xsl:value-of select="xs:integer(.)"/></ok><xsl:catch errors="err:FORG0001"><bad c="{local-name-from-QName($err:code)}"/></xsl:catch></xsl:try></xsl:for-each>
+          <xsl:iterate select="//v[. castable as xs:integer]">
+            <xsl:param name="sum" select="0"/>
+            <xsl:on-completion><total><xsl:value-of select="$sum"/></total></xsl:on-completion>
+            <xsl:if test=". = 99"><xsl:break><stop at="{$sum}"/></xsl:break></xsl:if>
+            <xsl:next-iteration><xsl:with-param name="sum" select="$sum + ."/></xsl:next-iteration>
+          </xsl:iterate></r></xsl:template>"##,
+    );
+    assert_eq!(
+        run(&s, "<d><v>1</v><v>x</v><v>2</v></d>"),
+        r#"<r><ok>1</ok><bad c="FORG0001"/><ok>2</ok><total>3</total></r>"#
+    );
+    assert_eq!(
+        run(&s, "<d><v>1</v><v>99</v><v>2</v></d>"),
+        r#"<r><ok>1</ok><ok>99</ok><ok>2</ok><stop at="1"/></r>"#
+    );
+}
+
+#[test]
+fn iterate_over_many_items_stays_flat() {
+    // xsl:iterate is a loop, not recursion: no depth budget is used
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><xsl:iterate select="1 to 50000"><xsl:param name="n" select="0"/><xsl:on-completion><xsl:value-of select="$n"/></xsl:on-completion><xsl:next-iteration><xsl:with-param name="n" select="$n + 1"/></xsl:next-iteration></xsl:iterate></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<d/>"), "<r>50000</r>");
+}
+
+#[test]
+fn perform_sort_and_xsl_map() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><xsl:variable name="m" as="map(*)"><xsl:map><xsl:map-entry key="'a'" select="1"/><xsl:map-entry key="'b'"><x/></xsl:map-entry></xsl:map></xsl:variable><r><xsl:perform-sort select="(3, 1, 2)"><xsl:sort select="." order="descending"/></xsl:perform-sort>|<xsl:value-of select="$m?a, count($m?b), map:size($m)" xmlns:map="http://www.w3.org/2005/xpath-functions/map"/></r></xsl:template>"#,
+    );
+    assert_eq!(run(&s, "<d/>"), "<r>3 2 1|1 1 2</r>");
+}
+
+#[test]
+fn text_value_templates_and_conditional_content() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/" expand-text="yes"><r>n={count(//v)} {{x}}<xsl:text expand-text="no">{y}</xsl:text><xsl:where-populated><w>{//none}</w></xsl:where-populated><xsl:where-populated><w>{//v[1]}</w></xsl:where-populated><s><xsl:on-non-empty><h/></xsl:on-non-empty><xsl:sequence select="//none"/><xsl:on-empty><e/></xsl:on-empty></s><t><xsl:on-non-empty><h/></xsl:on-non-empty><xsl:value-of select="//v"/><xsl:on-empty><e/></xsl:on-empty></t></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d><v>1</v><v>2</v></d>"),
+        "<r>n=2 {x}{y}<w>1</w><s><e/></s><t><h/>1 2</t></r>"
+    );
+}
+
+#[test]
+fn number_select_and_sequence_construction_spacing() {
+    let s = sheet(
+        "3.0",
+        r#"<xsl:template match="/"><r><n><xsl:number select="//v[2]"/></n><a><xsl:sequence select="1, 2"/><xsl:sequence select="3"/>x<xsl:sequence select="'y'"/></a><b><xsl:for-each select="1 to 3"><xsl:sequence select="."/></xsl:for-each></b><c><xsl:value-of><xsl:sequence select="1, 2"/><xsl:text>t</xsl:text><xsl:sequence select="3"/></xsl:value-of></c><d><xsl:value-of separator="/"><xsl:text>a</xsl:text><xsl:text>b</xsl:text><xsl:sequence select="'x', 'y'"/></xsl:value-of></d></r></xsl:template>"#,
+    );
+    assert_eq!(
+        run(&s, "<d><v/><v/></d>"),
+        "<r><n>2</n><a>1 2 3xy</a><b>1 2 3</b><c>12t3</c><d>ab/x/y</d></r>"
+    );
+}
+
+#[test]
+fn mode_on_multiple_match_fail() {
+    let body = |decl: &str| {
+        sheet(
+            "3.0",
+            &format!(
+                r#"{decl}<xsl:template match="a"><x/></xsl:template><xsl:template match="*"><y/></xsl:template><xsl:template match="d/a" priority="0"><z/></xsl:template><xsl:template match="/"><r><xsl:apply-templates select="d/*"/></r></xsl:template>"#
+            ),
+        )
+    };
+    // without the declaration the last rule wins
+    assert_eq!(run(&body(""), "<d><a/><b/></d>"), "<r><z/><y/></r>");
+    let e = run_with(
+        &body(r#"<xsl:mode on-multiple-match="fail"/>"#),
+        "<d><a/><b/></d>",
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("XTDE0540"), "{e}");
 }

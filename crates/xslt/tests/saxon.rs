@@ -188,8 +188,8 @@ fn canon_xml(bytes: &[u8]) -> Result<String, String> {
 
 fn canon(bytes: &[u8], method: OutputMethod) -> Result<String, String> {
     match method {
-        OutputMethod::Text => Ok(decode(bytes)),
-        OutputMethod::Xml => canon_xml(bytes),
+        OutputMethod::Text | OutputMethod::Html => Ok(decode(bytes)),
+        OutputMethod::Xml | OutputMethod::Xhtml => canon_xml(bytes),
     }
 }
 
