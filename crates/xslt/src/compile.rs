@@ -1916,7 +1916,6 @@ impl Compiler {
                 // Accepted and without effect: the result is always a
                 // single document node, built as a tree.
                 "item-separator",
-                "parameter-document",
                 "build-tree",
                 "json-node-output-method",
                 "allow-duplicate-names",

@@ -22,24 +22,46 @@
 //!   `include-content-type`, `html-version`, `media-type`; see
 //!   `serialize.rs`. `use-character-maps` and XML 1.1 are refused;
 //! - `use-when` / `xsl:use-when` (evaluated at compile time); attributes
-//!   in foreign namespaces (and `xml:base`) on XSLT elements are ignored;
+//!   in foreign namespaces on XSLT elements are ignored; `xml:base` sets
+//!   the static base URI (`static-base-uri()`, `resolve-uri()`,
+//!   `document()`); top-level elements in other namespaces (user-defined
+//!   data) are ignored and visible through `document('')`;
+//!   `extension-element-prefixes` (an unknown extension instruction runs
+//!   its `xsl:fallback`, or raises XTDE1450);
 //! - `xsl:strip-space`, `xsl:preserve-space`;
-//! - `xsl:template` with match patterns (steps on the child and attribute
-//!   axes, `//`, predicates, unions, kind tests, namespace-qualified
-//!   names), `priority`, default priorities, `mode` (also `#all`), and the built-in
-//!   template rules;
+//! - `xsl:template` with match patterns of XSLT 3.0: steps on the child,
+//!   attribute, self, descendant(-or-self) and namespace axes, `//`,
+//!   predicates, unions, `intersect`/`except`, parenthesised patterns,
+//!   patterns rooted at `key()`, `id()`, `element-with-id()`, `doc()`,
+//!   `root()` or a variable, predicate patterns `.[…]` matching atomic
+//!   values; `priority`, the spec's default priorities, `mode` (also
+//!   `#all`), the built-in template rules and `xsl:mode` declarations
+//!   (`on-no-match`, `on-multiple-match`);
 //! - `xsl:apply-templates` (`select`, `mode`, `xsl:with-param`,
-//!   `xsl:sort`), `xsl:call-template`, `xsl:param` and `xsl:variable`
-//!   (global and local; global parameters can be supplied by the caller);
+//!   `xsl:sort`), `xsl:call-template`, `xsl:next-match`, `xsl:param` and
+//!   `xsl:variable` (global and local; global parameters can be supplied
+//!   by the caller; `as` types are checked), tunnel parameters;
 //! - `xsl:value-of` (`separator`), `xsl:text`, `xsl:copy`, `xsl:copy-of`,
 //!   `xsl:sequence`, `xsl:element`, `xsl:attribute`, `xsl:namespace`,
 //!   `xsl:comment`, `xsl:processing-instruction`, literal result elements
-//!   with attribute value templates, `exclude-result-prefixes`;
-//! - `xsl:for-each` (with `xsl:sort`), `xsl:if`, `xsl:choose`;
-//! - `xsl:sort` (`data-type` text/number, `order`, `case-order`; `lang`
-//!   is checked and accepted, strings sort by code point);
-//! - `xsl:key` with `key()`, `xsl:number` (levels single, multiple, any;
-//!   formats `1`, `01`, `a`, `A`, `i`, `I`), `xsl:message` (with
+//!   with attribute value templates, `exclude-result-prefixes`,
+//!   `expand-text` text value templates; invalid names or namespaces
+//!   computed at run time are errors (XTDE0820 and friends), never
+//!   malformed output;
+//! - `xsl:for-each` (with `xsl:sort`), `xsl:for-each-group` (`group-by`
+//!   incl. `composite`, `group-adjacent`, `group-starting-with`,
+//!   `group-ending-with`; `current-group()`, `current-grouping-key()`),
+//!   `xsl:iterate` (`xsl:next-iteration`, `xsl:break`,
+//!   `xsl:on-completion`), `xsl:if`, `xsl:choose`, `xsl:try`/`xsl:catch`
+//!   (`$err:*`, `rollback-output`), `xsl:analyze-string` (with
+//!   `regex-group()`), `xsl:where-populated`, `xsl:on-empty`,
+//!   `xsl:on-non-empty`, `xsl:perform-sort`, `xsl:map`/`xsl:map-entry`;
+//! - `xsl:sort` (`data-type` text/number, typed comparison without it in
+//!   2.0+ stylesheets, `order`, `case-order`; `lang` is checked and
+//!   accepted, strings sort by code point);
+//! - `xsl:key` with `key()` (typed values in 2.0+), `xsl:number` (levels
+//!   single, multiple, any; `select`; every XSLT 3.0 format token),
+//!   `xsl:message` (`terminate` also as an attribute value template,
 //!   `terminate="yes"` giving [`TransformError::Terminated`]);
 //! - `xsl:function` (XSLT 2.0+), with `as` types on parameters and result;
 //! - `current()`, `key()` (two and three arguments), `format-number()`

@@ -149,6 +149,10 @@ fn unsupported_declarations_and_patterns() {
         ),
         (r#"<xsl:output encoding="UTF-32"/>"#, "UTF-32"),
         (
+            r#"<xsl:output parameter-document="params.xml"/>"#,
+            "parameter-document",
+        ),
+        (
             r#"<xsl:template match="a/following-sibling::b"/>"#,
             "XTSE0340",
         ),
