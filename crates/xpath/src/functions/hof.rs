@@ -109,6 +109,14 @@ pub const FUNCTIONS: &[Builtin] = &[
     b!(ARRAY, "head", 1, 1, &[ARRAY_ONE], array_head),
     b!(ARRAY, "tail", 1, 1, &[ARRAY_ONE], array_tail),
     b!(ARRAY, "reverse", 1, 1, &[ARRAY_ONE], array_reverse),
+    b!(
+        ARRAY,
+        "sort",
+        1,
+        3,
+        &[ARRAY_ONE, STR_OPT, FUNC_ONE],
+        array_sort
+    ),
     b!(ARRAY, "join", 1, 1, &[ARRAY_MANY], array_join),
     b!(ARRAY, "flatten", 1, 1, &[ITEM_MANY], array_flatten),
     b!(
@@ -538,6 +546,42 @@ fn array_reverse<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<
     let mut a = (**array(&arg(&args, 0))?).clone();
     a.members.reverse();
     Ok(one_array(a))
+}
+
+/// `array:sort($array, $collation?, $key?)`: the members in the order of
+/// their sort keys (`fn:sort` semantics; stable).
+fn array_sort<'a>(ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {
+    super::numeric::check_collation(&args, 1)?;
+    let tz = ev.env.implicit_timezone;
+    let first = arg(&args, 0);
+    let a = array(&first)?;
+    let key_fn: Option<Function<'a>> = match args.get(2).and_then(Sequence::first) {
+        Some(Item::Function(f)) => Some((**f).clone()),
+        Some(Item::Map(m)) => Some(Function::Map(m.clone())),
+        Some(Item::Array(k)) => Some(Function::Array(k.clone())),
+        _ => None,
+    };
+    let mut keyed = Vec::with_capacity(a.members.len());
+    for m in a.members.iter() {
+        let key = match &key_fn {
+            Some(f) => atomize(&ev.call_function(f, vec![m.clone()])?)?,
+            None => atomize(m)?,
+        };
+        keyed.push((key, m.clone()));
+    }
+    let mut error = None;
+    keyed.sort_by(|(x, _), (y, _)| {
+        super::seq::compare_keys(x, y, tz).unwrap_or_else(|e| {
+            error.get_or_insert(e);
+            std::cmp::Ordering::Equal
+        })
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    Ok(one_array(Array {
+        members: keyed.into_iter().map(|(_, m)| m).collect(),
+    }))
 }
 
 fn array_join<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a>> {

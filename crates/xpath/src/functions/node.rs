@@ -1081,12 +1081,11 @@ fn serialize_json(seq: &Sequence<'_>, ev: &Eval<'_, '_>) -> Result<String> {
     fn item(it: &Item<'_>, ev: &Eval<'_, '_>, depth: usize) -> Result<serde_json::Value> {
         Ok(match it {
             Item::Atomic(Atomic::Boolean(b)) => serde_json::Value::Bool(*b),
+            Item::Atomic(Atomic::Integer(i)) => serde_json::Value::Number((*i).into()),
             Item::Atomic(a) if a.is_numeric() => {
                 let f = a.to_number();
                 match serde_json::Number::from_f64(f) {
-                    Some(n) if matches!(a, Atomic::Integer(_)) || f.fract() != 0.0 => {
-                        serde_json::Value::Number(n)
-                    }
+                    Some(n) if f.fract() != 0.0 => serde_json::Value::Number(n),
                     Some(_) if f.abs() < 9.0e15 => {
                         serde_json::Value::Number(serde_json::Number::from(f as i64))
                     }
@@ -1127,7 +1126,11 @@ fn serialize_json(seq: &Sequence<'_>, ev: &Eval<'_, '_>) -> Result<String> {
         })
     }
     let v = value(seq, ev, 0)?;
-    serde_json::to_string(&v).map_err(|e| Error::new("SERE0020", e.to_string()))
+    // Serialization 3.1 §10 (bug 29665) escapes the solidus; "/" can only
+    // occur inside JSON strings, so a plain replacement is exact.
+    serde_json::to_string(&v)
+        .map(|s| s.replace('/', "\\/"))
+        .map_err(|e| Error::new("SERE0020", e.to_string()))
 }
 
 // ---------------------------------------------------------------------------

@@ -478,7 +478,7 @@ fn data<'a>(_: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result<Sequence<'a
 
 /// Orders two sort keys: untyped as string, NaN before everything else,
 /// then the `lt` order (XPTY0004 for incomparable values).
-fn compare_keys(a: &[Atomic], b: &[Atomic], tz: i16) -> Result<Ordering> {
+pub(crate) fn compare_keys(a: &[Atomic], b: &[Atomic], tz: i16) -> Result<Ordering> {
     for (x, y) in a.iter().zip(b.iter()) {
         let x = untyped_as_string(x);
         let y = untyped_as_string(y);
