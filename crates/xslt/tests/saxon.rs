@@ -34,7 +34,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use drehscheibe_xpath::{Document, Node, NodeKind, ParseOptions};
 use drehscheibe_xslt::{OutputMethod, Stylesheet};
 
 /// The SaxonC-HE release used as the oracle (pinned so results are
@@ -107,84 +106,9 @@ fn saxon_python() -> PathBuf {
     python
 }
 
-/// Decodes serialized output according to its XML declaration.
-fn decode(bytes: &[u8]) -> String {
-    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(100)]).to_string();
-    let latin1 = head.starts_with("<?xml")
-        && head
-            .split("?>")
-            .next()
-            .is_some_and(|d| d.to_ascii_uppercase().contains("ISO-8859-1"));
-    if latin1 {
-        bytes.iter().map(|b| char::from(*b)).collect()
-    } else {
-        String::from_utf8_lossy(bytes).to_string()
-    }
-}
-
-fn strip_declaration(text: &str) -> &str {
-    if text.starts_with("<?xml") {
-        if let Some(end) = text.find("?>") {
-            return &text[end + 2..];
-        }
-    }
-    text
-}
-
-fn canon_node(node: Node<'_>, out: &mut String) {
-    match node.kind() {
-        NodeKind::Element => {
-            let q = node.name().unwrap();
-            out.push_str(&format!("<{{{}}}{}", q.uri, q.local));
-            let mut attrs: Vec<(String, String)> = node
-                .attributes()
-                .map(|a| {
-                    let n = a.name().unwrap();
-                    (
-                        format!("{{{}}}{}", n.uri, n.local),
-                        a.string_value().to_string(),
-                    )
-                })
-                .collect();
-            attrs.sort();
-            for (n, v) in attrs {
-                out.push_str(&format!(" {n}={v:?}"));
-            }
-            out.push('>');
-            for c in node.children() {
-                canon_node(c, out);
-            }
-            out.push_str("</>");
-        }
-        NodeKind::Text if !node.string_value().trim().is_empty() => {
-            out.push_str(&format!("[{:?}]", node.string_value()));
-        }
-        NodeKind::Comment => out.push_str(&format!("<!--{}-->", node.string_value())),
-        NodeKind::ProcessingInstruction => out.push_str(&format!(
-            "<?{} {}?>",
-            node.name().unwrap().local,
-            node.string_value().trim()
-        )),
-        NodeKind::Document => {
-            for c in node.children() {
-                canon_node(c, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Canonical form of an XML-method output (which may be a fragment).
-fn canon_xml(bytes: &[u8]) -> Result<String, String> {
-    let text = decode(bytes);
-    let body = strip_declaration(&text);
-    let wrapped = format!("<canon-wrapper>{body}</canon-wrapper>");
-    let doc = Document::parse_str(&wrapped, &ParseOptions::default())
-        .map_err(|e| format!("output is not well-formed: {e}\n{text}"))?;
-    let mut out = String::new();
-    canon_node(doc.root(), &mut out);
-    Ok(out.replace("><", ">\n<"))
-}
+#[path = "support/canon.rs"]
+mod canon;
+use canon::{canon_xml, decode};
 
 fn canon(bytes: &[u8], method: OutputMethod) -> Result<String, String> {
     match method {
