@@ -9,8 +9,14 @@
 //! assertions are evaluated with `drehscheibe-xpath`.
 //!
 //! ```text
-//! cargo run --release -p drehscheibe-xslt --example conformance -- [SUITE_DIR] [--write-known FILE] [--known FILE] [--verbose]
+//! cargo test --release -p drehscheibe-xslt --test w3c -- [SUITE_DIR] [--set NAME] [--write-known FILE] [--known FILE] [--verbose]
 //! ```
+//!
+//! By default (and so as part of `cargo test`) it checks the suite in
+//! `../shared/conformance/xslt30` against
+//! `tests/conformance-known-failures.txt` and fails on a regression (a
+//! case in no list that fails) or when the suite is missing; unknown
+//! `-…` flags (the test harness's) are ignored.
 //!
 //! Counting: a case passes when its assertion holds. A case whose
 //! stylesheet is refused at compile time as outside the supported subset
@@ -584,9 +590,21 @@ fn main() -> ExitCode {
             "--known" => known = it.next().map(PathBuf::from),
             "--verbose" => verbose = true,
             "--set" => only = it.next().cloned(),
+            // flags of the test harness (`cargo test -- --nocapture`)
+            other if other.starts_with('-') => {}
             other => suite_dir = PathBuf::from(other),
         }
     }
+    if known.is_none() && write_known.is_none() {
+        // The default (also under `cargo test`): compare with the
+        // known-failures list so that a regression fails.
+        known = Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/conformance-known-failures.txt"
+        )));
+    }
+    // `..` in the path would leak into base URIs (document-0203)
+    let suite_dir = suite_dir.canonicalize().unwrap_or(suite_dir);
     let mut suite = Suite { xot: Xot::new() };
     let catalog_text = match std::fs::read_to_string(suite_dir.join("catalog.xml")) {
         Ok(t) => t,
