@@ -1460,6 +1460,13 @@ impl Builder {
         if prefix == "xml" || prefix == "xmlns" {
             return Ok(());
         }
+        // Already in scope with this URI (inherited from an ancestor, or
+        // declared on this element): nothing to record. `xsl:copy` of an
+        // element copies all its in-scope namespaces, so without this
+        // every copied element would re-declare every binding.
+        if self.scope.get(prefix).unwrap_or("") == uri {
+            return Ok(());
+        }
         self.declare(prefix, uri);
         Ok(())
     }
@@ -2211,6 +2218,36 @@ mod tests {
         );
         assert_eq!(elem(&doc, "c").base_uri().as_deref(), Some("http://h/abs/"));
         assert_eq!(resolve_uri("urn:x", "http://h/"), "urn:x");
+    }
+
+    #[test]
+    fn builder_records_only_namespace_bindings_not_already_in_scope() {
+        let mut b = Builder::new_document(None);
+        b.start_element(&QName::local("a"));
+        b.namespace("p", "urn:p").unwrap();
+        b.namespace("q", "urn:q").unwrap();
+        b.start_element(&QName::local("b"));
+        // what xsl:copy does: all in-scope bindings again
+        b.namespace("p", "urn:p").unwrap();
+        b.namespace("q", "urn:other").unwrap();
+        b.namespace("", "").unwrap();
+        b.end_element().unwrap();
+        b.end_element().unwrap();
+        let doc = b.finish();
+        let a = doc.root().first_child().unwrap();
+        let inner = a.first_child().unwrap();
+        assert_eq!(a.namespace_decls().count(), 2);
+        // only the changed binding is recorded on the child …
+        assert_eq!(
+            inner.namespace_decls().collect::<Vec<_>>(),
+            vec![("q", "urn:other")]
+        );
+        // … and the inherited one is still in scope there
+        assert!(inner.in_scope_namespaces().contains(&("p", "urn:p")));
+        assert_eq!(
+            to_xml_string(doc.root()),
+            r#"<a xmlns:p="urn:p" xmlns:q="urn:q"><b xmlns:q="urn:other"/></a>"#
+        );
     }
 
     #[test]
