@@ -1006,10 +1006,15 @@ impl InputAdapter for FitConnectSubscriber {
         })?;
         tracing::info!(channel = %self.settings.channel, destinations = self.settings.destinations.len(), "FIT-Connect subscriber started");
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = self.poll_once(&intake, &mut state) => {}
+            if shutdown.is_cancelled() {
+                return Ok(());
             }
+            // A poll cycle runs to its end even when shutdown is asked for
+            // meanwhile (its requests have timeouts): cancelling it could
+            // leave a state write running on the blocking pool after this
+            // adapter has returned, so the state file would change behind
+            // the back of whoever runs next.
+            self.poll_once(&intake, &mut state).await;
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.wake.notified() => {}
