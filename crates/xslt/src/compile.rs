@@ -3186,22 +3186,9 @@ impl<'a> drehscheibe_xpath::Host<'a> for StaticHost<'_> {
         match decode_fn(id) {
             Some(HostFn::Xslt(XsltFn::SystemProperty, _)) => {
                 let value = match qname(&arg(0)) {
-                    Some(q) if q.namespace() == XSL_NS => match q.local_name() {
-                        "version" if self.bc => "1.0",
-                        "version" => "3.0",
-                        "vendor" => "Drehscheibe",
-                        "product-name" => "drehscheibe-xslt",
-                        "is-schema-aware"
-                        | "supports-streaming"
-                        | "supports-dynamic-evaluation" => "no",
-                        "supports-serialization"
-                        | "supports-backwards-compatibility"
-                        | "supports-namespace-axis"
-                        | "supports-higher-order-functions" => "yes",
-                        "xpath-version" => "3.1",
-                        "xsd-version" => "1.1",
-                        _ => "",
-                    },
+                    Some(q) if q.namespace() == XSL_NS => {
+                        crate::xpath::system_property(q.local_name(), self.bc)
+                    }
                     _ => "",
                 };
                 Ok(Sequence::string(value))
@@ -3223,35 +3210,8 @@ impl<'a> drehscheibe_xpath::Host<'a> for StaticHost<'_> {
                         String::new(),
                     ))
                 };
-                let available = q.is_some_and(|q| {
-                    let (ns, local) = (q.namespace(), q.local_name());
-                    if ns == drehscheibe_xpath::functions::FN
-                        && crate::xpath::REFUSED_FUNCTIONS.contains(&local)
-                    {
-                        return false;
-                    }
-                    let xslt = ns == drehscheibe_xpath::functions::FN
-                        && matches!(
-                            local,
-                            "current"
-                                | "current-group"
-                                | "current-grouping-key"
-                                | "regex-group"
-                                | "key"
-                                | "format-number"
-                                | "document"
-                                | "system-property"
-                                | "element-available"
-                                | "type-available"
-                                | "function-available"
-                                | "unparsed-entity-uri"
-                                | "unparsed-entity-public-id"
-                        );
-                    xslt || match arity {
-                        None => drehscheibe_xpath::functions::exists(ns, local),
-                        Some(n) => drehscheibe_xpath::functions::lookup(ns, local, n).is_some(),
-                    }
-                });
+                let available =
+                    q.is_some_and(|q| crate::xpath::builtin_function_available(&q, arity));
                 Ok(Sequence::boolean(available))
             }
             Some(HostFn::Xslt(XsltFn::ElementAvailable, _)) => {
@@ -3261,10 +3221,7 @@ impl<'a> drehscheibe_xpath::Host<'a> for StaticHost<'_> {
                 Ok(Sequence::boolean(available))
             }
             Some(HostFn::Xslt(XsltFn::TypeAvailable, _)) => {
-                let available = qname(&arg(0)).is_some_and(|q| {
-                    q.namespace() == drehscheibe_xpath::functions::XS
-                        && drehscheibe_xpath::cast::type_by_name(q.local_name()).is_some()
-                });
+                let available = qname(&arg(0)).is_some_and(|q| crate::xpath::type_available(&q));
                 Ok(Sequence::boolean(available))
             }
             _ => Err(XError::new(

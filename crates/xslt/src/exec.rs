@@ -652,29 +652,9 @@ impl<'a> Run<'a, '_> {
             XsltFn::SystemProperty => {
                 let name = arg_str(0);
                 let value = match qname(&name) {
-                    Some(q) if q.namespace() == XSL_NS => match q.local_name() {
-                        "version" => {
-                            if c.backwards_compatible {
-                                "1.0"
-                            } else {
-                                "3.0"
-                            }
-                        }
-                        "vendor" => "Drehscheibe",
-                        "vendor-url" => "https://example.invalid/drehscheibe",
-                        "product-name" => "drehscheibe-xslt",
-                        "product-version" => env!("CARGO_PKG_VERSION"),
-                        "is-schema-aware"
-                        | "supports-streaming"
-                        | "supports-dynamic-evaluation" => "no",
-                        "supports-serialization"
-                        | "supports-backwards-compatibility"
-                        | "supports-namespace-axis"
-                        | "supports-higher-order-functions" => "yes",
-                        "xpath-version" => "3.1",
-                        "xsd-version" => "1.1",
-                        _ => "",
-                    },
+                    Some(q) if q.namespace() == XSL_NS => {
+                        crate::xpath::system_property(q.local_name(), c.backwards_compatible)
+                    }
                     _ => "",
                 };
                 Ok(Sequence::string(value))
@@ -722,18 +702,7 @@ impl<'a> Run<'a, '_> {
                         format!("type-available(): '{name}' is not a valid EQName with a declared prefix (XTDE1428)"),
                     ));
                 };
-                let available = {
-                    q.namespace() == drehscheibe_xpath::functions::XS
-                        && (matches!(
-                            q.local_name(),
-                            "anyAtomicType"
-                                | "untypedAtomic"
-                                | "anyType"
-                                | "anySimpleType"
-                                | "untyped"
-                                | "numeric"
-                        ) || drehscheibe_xpath::cast::type_by_name(q.local_name()).is_some())
-                };
+                let available = crate::xpath::type_available(&q);
                 Ok(Sequence::boolean(available))
             }
             XsltFn::UnparsedEntityUri | XsltFn::UnparsedEntityPublicId => Ok(Sequence::string("")),
@@ -2715,39 +2684,10 @@ const SUPPORTED_INSTRUCTIONS: &[&str] = &[
 
 /// Is the function `q` with `arity` (any arity: `None`) available?
 fn function_available(c: &Compiled, q: &XName, arity: Option<usize>) -> bool {
-    if c.function_names
+    c.function_names
         .iter()
         .any(|((name, a), _)| *name == q.key() && arity.is_none_or(|n| n == *a))
-    {
-        return true;
-    }
-    let ns = q.namespace();
-    let local = q.local_name();
-    if ns == drehscheibe_xpath::functions::FN {
-        let xslt = match local {
-            "current" | "unparsed-entity-uri" | "unparsed-entity-public-id" => Some((1, 1)),
-            "key" => Some((2, 3)),
-            "format-number" => Some((2, 3)),
-            "document" => Some((1, 2)),
-            "system-property" | "element-available" | "type-available" => Some((1, 1)),
-            "function-available" => Some((1, 2)),
-            "current-group" | "current-grouping-key" => Some((0, 0)),
-            "regex-group" => Some((1, 1)),
-            _ => None,
-        };
-        if let Some((min, max)) = xslt {
-            let min = if local == "current" { 0 } else { min };
-            let max = if local == "current" { 0 } else { max };
-            return arity.is_none_or(|n| n >= min && n <= max);
-        }
-        if crate::xpath::REFUSED_FUNCTIONS.contains(&local) {
-            return false;
-        }
-    }
-    match arity {
-        None => drehscheibe_xpath::functions::exists(ns, local),
-        Some(n) => drehscheibe_xpath::functions::lookup(ns, local, n).is_some(),
-    }
+        || crate::xpath::builtin_function_available(q, arity)
 }
 
 /// The effective boolean value of a sequence.

@@ -491,6 +491,66 @@ impl HostStatic for Scope<'_> {
 /// features outside the supported subset. (`doc()` and `unparsed-text()`
 /// are allowed: like `document()` they only read files relative to the
 /// stylesheet.)
+/// `system-property()` of a name in the XSLT namespace (`""` for unknown
+/// ones); shared by `use-when` and the run time.
+pub(crate) fn system_property(local: &str, backwards_compatible: bool) -> &'static str {
+    match local {
+        "version" if backwards_compatible => "1.0",
+        "version" => "3.0",
+        "vendor" => "Drehscheibe",
+        "vendor-url" => "https://example.invalid/drehscheibe",
+        "product-name" => "drehscheibe-xslt",
+        "product-version" => env!("CARGO_PKG_VERSION"),
+        "is-schema-aware" | "supports-streaming" | "supports-dynamic-evaluation" => "no",
+        "supports-serialization"
+        | "supports-backwards-compatibility"
+        | "supports-namespace-axis"
+        | "supports-higher-order-functions" => "yes",
+        "xpath-version" => "3.1",
+        "xsd-version" => "1.1",
+        _ => "",
+    }
+}
+
+/// `function-available()` for the built-in functions: the XPath library
+/// and the XSLT functions (stylesheet functions are the caller's part).
+pub(crate) fn builtin_function_available(q: &XName, arity: Option<usize>) -> bool {
+    let ns = q.namespace();
+    let local = q.local_name();
+    if ns == drehscheibe_xpath::functions::FN {
+        let xslt = match local {
+            "current" => Some((0, 0)),
+            "unparsed-entity-uri" | "unparsed-entity-public-id" => Some((1, 1)),
+            "key" | "format-number" => Some((2, 3)),
+            "document" => Some((1, 2)),
+            "system-property" | "element-available" | "type-available" => Some((1, 1)),
+            "function-available" => Some((1, 2)),
+            "current-group" | "current-grouping-key" => Some((0, 0)),
+            "regex-group" => Some((1, 1)),
+            _ => None,
+        };
+        if let Some((min, max)) = xslt {
+            return arity.is_none_or(|n| n >= min && n <= max);
+        }
+        if REFUSED_FUNCTIONS.contains(&local) {
+            return false;
+        }
+    }
+    match arity {
+        None => drehscheibe_xpath::functions::exists(ns, local),
+        Some(n) => drehscheibe_xpath::functions::lookup(ns, local, n).is_some(),
+    }
+}
+
+/// `type-available()`: the XSD types the engine knows.
+pub(crate) fn type_available(q: &XName) -> bool {
+    q.namespace() == drehscheibe_xpath::functions::XS
+        && (matches!(
+            q.local_name(),
+            "anyAtomicType" | "untypedAtomic" | "anyType" | "anySimpleType" | "untyped" | "numeric"
+        ) || drehscheibe_xpath::cast::type_by_name(q.local_name()).is_some())
+}
+
 pub(crate) const REFUSED_FUNCTIONS: &[&str] = &[
     "collection",
     "uri-collection",
