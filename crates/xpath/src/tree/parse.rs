@@ -458,42 +458,34 @@ pub(crate) fn parse_str(text: &str, options: &ParseOptions) -> Result<Document, 
                 }
                 // 3. Resolve the element name.
                 let generation = b.scope_generation();
-                if let Some(&(g, id)) = element_names.get(qname) {
-                    if g == generation {
-                        b.set_pending_name(id);
-                        add_attributes(
-                            &ctx,
-                            &mut b,
-                            &attrs,
-                            &values,
-                            &mut ids,
-                            &mut id_set,
-                            &mut attribute_names,
-                        )?;
-                        if matches!(event, Event::Start(_)) {
-                            depth += 1;
-                        } else {
-                            b.end_element()
-                                .map_err(|err| ctx.malformed(start, err.to_string()))?;
-                        }
-                        continue;
-                    }
-                }
-                let uri = match b.resolve_prefix(prefix) {
-                    Some(u) => u.to_string(),
-                    None if prefix.is_empty() => String::new(),
+                let cached = element_names
+                    .get(qname)
+                    .filter(|(g, _)| *g == generation)
+                    .map(|(_, id)| *id);
+                let id = match cached {
+                    Some(id) => id,
                     None => {
-                        return Err(
-                            ctx.malformed(start, format!("undeclared namespace prefix {prefix:?}"))
-                        )
+                        let uri = match b.resolve_prefix(prefix) {
+                            Some(u) => u.to_string(),
+                            None if prefix.is_empty() => String::new(),
+                            None => {
+                                return Err(ctx.malformed(
+                                    start,
+                                    format!("undeclared namespace prefix {prefix:?}"),
+                                ))
+                            }
+                        };
+                        if prefix == "xmlns" {
+                            return Err(
+                                ctx.malformed(start, "the prefix xmlns cannot name an element")
+                            );
+                        }
+                        let id = b.intern_parts(&uri, local, prefix);
+                        element_names.insert(qname, (generation, id));
+                        id
                     }
                 };
-                if prefix == "xmlns" {
-                    return Err(ctx.malformed(start, "the prefix xmlns cannot name an element"));
-                }
-                let id = b.intern_parts(&uri, local, prefix);
                 b.set_pending_name(id);
-                element_names.insert(qname, (generation, id));
                 // 4. The attributes proper.
                 add_attributes(
                     &ctx,
