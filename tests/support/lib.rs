@@ -313,35 +313,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Path of the `drehscheibe` binary of this build profile, (re)built once
-/// per test process with `cargo build` so it is never stale (a no-op when
-/// it is up to date). Tests of this package cannot use
-/// `CARGO_BIN_EXE_*`: the binary belongs to `drehscheibe-cli`.
+/// Path of the hub binary of this build profile: the suite's own
+/// `drehscheibe-under-test` bin target (the `drehscheibe` command line,
+/// see `tests/support/hub_bin.rs`), which cargo builds before it runs this
+/// package's tests and benchmarks, in the same invocation and with the same
+/// features. (`CARGO_BIN_EXE_*` is not set for this library, so the path
+/// is derived from the running test executable.)
 pub fn drehscheibe_bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // target/<profile>/deps/<test-exe> → target/<profile>/drehscheibe
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args([
-                "build",
-                "--quiet",
-                "-p",
-                "drehscheibe-cli",
-                "--bin",
-                "drehscheibe",
-            ]);
-            if release {
-                cmd.arg("--release");
-            }
-            let status = cmd.current_dir(repo_root()).status().unwrap();
-            assert!(status.success(), "building the drehscheibe binary failed");
-            profile_dir.join(format!("drehscheibe{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
+    // target/<profile>/deps/<test-exe> → target/<profile>/drehscheibe-under-test
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = profile_dir.join(format!(
+        "drehscheibe-under-test{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests and benchmarks through cargo (cargo test / cargo bench), which builds it",
+        bin.display()
+    );
+    bin
 }
 
 /// A hub running as a child process (`drehscheibe serve`).

@@ -6,6 +6,8 @@
 //! can start the very same hub in-process.
 
 pub mod client;
+pub mod command;
 pub mod connectors;
 pub mod demo;
+mod ruletools;
 pub mod runtime;

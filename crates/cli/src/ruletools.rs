@@ -1,7 +1,7 @@
 //! The rule author's commands: `rules test`, `rules publish`, `rules list`
 //! and `transform`.
 //!
-//! Part of the binary only (declared in `main.rs`): each function prints
+//! Private to the command line (`command.rs`): each function prints
 //! its report and returns the process exit code.
 
 use std::collections::BTreeMap;

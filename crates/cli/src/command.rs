@@ -1,0 +1,447 @@
+//! The `drehscheibe` command line: argument parsing and dispatch to the
+//! subcommands. The binary's `main` (and the test suite's copy of the
+//! binary, see `tests/support/hub_bin.rs`) only calls [`main`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::{client::Client, demo, ruletools, runtime};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "drehscheibe",
+    version,
+    about = "Integration hub (Datendrehscheibe) for OZG applications"
+)]
+struct Cli {
+    /// Log format for `serve`/`demo` (overrides the configuration).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub with a configuration file.
+    Serve {
+        #[arg(long, short, default_value = "config/drehscheibe.toml")]
+        config: PathBuf,
+        /// Listen address, overriding `[server] listen` (e.g. `0.0.0.0:8080`
+        /// in a container).
+        #[arg(long, env = "DREHSCHEIBE_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the hub on the example configuration and rules, with local demo
+    /// receivers, and post the example messages.
+    Demo {
+        #[arg(long, short, default_value = "config/drehscheibe.toml")]
+        config: PathBuf,
+        /// Address of the demo Fachverfahren HTTP receiver.
+        #[arg(long, default_value = "127.0.0.1:9101")]
+        receiver: SocketAddr,
+        /// Address of the demo SMTP sink.
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        smtp: SocketAddr,
+        /// Do not post the example messages at start.
+        #[arg(long)]
+        no_samples: bool,
+        /// Sender token used to post the example messages.
+        #[arg(long, default_value = "demo-portal-token")]
+        token: String,
+        /// Channel the example messages are posted to.
+        #[arg(long, default_value = "portal")]
+        channel: String,
+    },
+    /// Post a file (and attachments) to a running hub.
+    Send {
+        file: PathBuf,
+        #[arg(long, short = 'a')]
+        attach: Vec<PathBuf>,
+        #[arg(long, default_value = "portal")]
+        channel: String,
+        #[arg(long, env = "DREHSCHEIBE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "DREHSCHEIBE_TOKEN")]
+        token: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Inspect and re-drive messages of a running hub.
+    Messages {
+        #[arg(
+            long,
+            env = "DREHSCHEIBE_URL",
+            default_value = "http://127.0.0.1:8080",
+            global = true
+        )]
+        url: String,
+        #[arg(long, env = "DREHSCHEIBE_TOKEN", global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        action: MessagesAction,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Rule author's tools: run rule tests, publish and list rule packages.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Run one stylesheet on one input file and write the result to stdout.
+    Transform {
+        /// The XSLT stylesheet.
+        #[arg(long)]
+        stylesheet: PathBuf,
+        /// The input document; `.json` files are offered to the stylesheet
+        /// in their `json-to-xml` form.
+        #[arg(long)]
+        input: PathBuf,
+        /// Content type of the input (default: by extension, `.json` →
+        /// application/json, else application/xml).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// A global stylesheet parameter, `name=value` (repeatable).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = ruletools::parse_param)]
+        params: Vec<(String, String)>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Run the test cases of a depot, a package, its tests folder or one
+    /// case; ends with `N passed, M failed`.
+    Test {
+        /// Depot, package folder, package `tests/` folder or case folder.
+        #[arg(default_value = "rules")]
+        path: PathBuf,
+        /// Also write a JUnit XML report to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Validate a package (manifest, XPath, stylesheets, its tests) and
+    /// copy it into the depot as `<id>/<version>`; existing versions are
+    /// never overwritten.
+    Publish {
+        /// The package folder (holding `rule.toml`).
+        package: PathBuf,
+        /// The rule depot.
+        #[arg(long, default_value = "rules")]
+        depot: PathBuf,
+    },
+    /// List the rules of a depot: id, versions, title.
+    List {
+        /// The rule depot.
+        #[arg(long, default_value = "rules")]
+        depot: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum MessagesAction {
+    /// List messages (newest filters: --tenant, --state, --since).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        /// RFC 3339 timestamp.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show a message with its deliveries and audit trail.
+    Show { id: String },
+    /// Re-queue a dead, delivered or rejected message.
+    Replay { id: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate a configuration (and its rule references) and summarise it.
+    Check { file: PathBuf },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sled=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == LogFormat::Json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn log_format(cli: Option<LogFormat>, config: &Path) -> LogFormat {
+    cli.unwrap_or_else(|| match drehscheibe_config::HubConfig::load(config) {
+        Ok(c) if c.server.log_format == drehscheibe_config::LogFormat::Json => LogFormat::Json,
+        _ => LogFormat::Text,
+    })
+}
+
+/// Parse the process arguments and run the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The rule tools are synchronous one-shots: no async runtime (its
+    // worker threads cost start-up time that `drehscheibe transform`,
+    // called once per document by scripts, should not pay).
+    let cli = match cli.command {
+        Command::Transform {
+            stylesheet,
+            input,
+            content_type,
+            params,
+        } => return ruletools::transform(&stylesheet, &input, content_type.as_deref(), params),
+        command => Cli { command, ..cli },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config, listen } => {
+            init_tracing(log_format(cli.log_format, &config));
+            let rt = runtime::start_with(&config, listen).await?;
+            rt.run_until_signal().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            config,
+            receiver,
+            smtp,
+            no_samples,
+            token,
+            channel,
+        } => {
+            init_tracing(log_format(cli.log_format, &config));
+            run_demo(&config, receiver, smtp, no_samples, &token, &channel).await
+        }
+        Command::Send {
+            file,
+            attach,
+            channel,
+            url,
+            token,
+            idempotency_key,
+        } => {
+            let client = Client::new(&url, &token)?;
+            let r = client
+                .send(&channel, &file, &attach, idempotency_key.as_deref())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Messages { url, token, action } => {
+            let token = token.context("a token is needed: --token or DREHSCHEIBE_TOKEN")?;
+            let client = Client::new(&url, &token)?;
+            let out = match action {
+                MessagesAction::List {
+                    tenant,
+                    state,
+                    since,
+                    limit,
+                } => {
+                    let mut q = vec![format!("limit={limit}")];
+                    if let Some(t) = tenant {
+                        q.push(format!("tenant={t}"));
+                    }
+                    if let Some(s) = state {
+                        q.push(format!("state={s}"));
+                    }
+                    if let Some(s) = since {
+                        q.push(format!("since={}", s.replace('+', "%2B")));
+                    }
+                    let page = client
+                        .get(&format!("/api/v1/messages?{}", q.join("&")))
+                        .await?;
+                    print_list(&page);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                MessagesAction::Show { id } => {
+                    client.get(&format!("/api/v1/messages/{id}")).await?
+                }
+                MessagesAction::Replay { id } => {
+                    client
+                        .post(&format!("/api/v1/messages/{id}/replay"))
+                        .await?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => match runtime::load(&file) {
+            Ok((config, depot, problems)) => {
+                println!("{}: OK (digest {})", file.display(), config.digest);
+                println!(
+                    "  channels: {}",
+                    config
+                        .channels
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                for t in &config.tenants {
+                    println!(
+                        "  tenant {} ({}): {} connectors, {} routes",
+                        t.id,
+                        t.name,
+                        t.connectors.len(),
+                        t.routes.len()
+                    );
+                }
+                println!("  rule depot: {} package versions", depot.packages().len());
+                for p in &problems {
+                    println!("  warning: rule package not loadable: {p}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e:#}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Rules { action } => Ok(match action {
+            RulesAction::Test { path, junit } => ruletools::test(&path, junit.as_deref()),
+            RulesAction::Publish { package, depot } => ruletools::publish(&package, &depot),
+            RulesAction::List { depot } => ruletools::list(&depot),
+        }),
+        Command::Transform {
+            stylesheet,
+            input,
+            content_type,
+            params,
+        } => Ok(ruletools::transform(
+            &stylesheet,
+            &input,
+            content_type.as_deref(),
+            params,
+        )),
+    }
+}
+
+fn print_list(page: &serde_json::Value) {
+    let empty = Vec::new();
+    let items = page
+        .get("items")
+        .and_then(|i| i.as_array())
+        .unwrap_or(&empty);
+    println!(
+        "{:<36}  {:<10}  {:<12}  {:<14}  received_at",
+        "id", "state", "tenant", "leistung"
+    );
+    for m in items {
+        let s = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
+        println!(
+            "{:<36}  {:<10}  {:<12}  {:<14}  {}",
+            s("id"),
+            s("state"),
+            s("tenant"),
+            s("leistung"),
+            s("received_at")
+        );
+    }
+    if let Some(n) = page.get("next").and_then(|v| v.as_str()) {
+        println!("(more: --after {n})");
+    }
+}
+
+async fn run_demo(
+    config: &Path,
+    receiver: SocketAddr,
+    smtp: SocketAddr,
+    no_samples: bool,
+    token: &str,
+    channel: &str,
+) -> Result<ExitCode> {
+    let stop = CancellationToken::new();
+    let (cfg, _, _) = runtime::load(config)?;
+    let out = cfg.server.data_dir.join("demo-receiver");
+    let r = demo::http_receiver(receiver, &out, stop.clone()).await?;
+    let m = demo::smtp_sink(smtp, &out, stop.clone()).await?;
+    let rt = runtime::start(config).await?;
+    let base = format!("http://{}", rt.addr);
+    println!();
+    println!("Drehscheibe demo is running.");
+    println!(
+        "  hub:                 {base}  (data in {})",
+        cfg.server.data_dir.display()
+    );
+    println!(
+        "  demo Fachverfahren:  http://{r}/…  (stores into {})",
+        out.display()
+    );
+    println!("  demo mailbox (SMTP): {m}");
+    if !no_samples {
+        let dir = config.parent().unwrap_or(Path::new(".")).join("demo");
+        let client = Client::new(&base, token)?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        let is_sample = |f: &&PathBuf| {
+            f.is_file()
+                && matches!(
+                    f.extension().and_then(|e| e.to_str()),
+                    Some("xml") | Some("json")
+                )
+        };
+        for f in files.iter().filter(is_sample) {
+            match client.send(channel, f, &[], None).await {
+                Ok(v) => println!(
+                    "  → posted {} as message {}",
+                    f.display(),
+                    v.get("id").and_then(|i| i.as_str()).unwrap_or("?")
+                ),
+                Err(e) => println!("  ✘ {}: {e:#}", f.display()),
+            }
+        }
+    }
+    println!();
+    println!("Try next (in another terminal):");
+    println!("  drehscheibe send --token {token} config/demo/<file>");
+    println!("  drehscheibe messages --token demo-operator-token list");
+    println!("  drehscheibe messages --token demo-operator-token show <id>");
+    println!("  curl -s {base}/metrics | grep drehscheibe_");
+    println!("Stop with Ctrl-C.");
+    println!();
+    let result = rt.run_until_signal().await;
+    stop.cancel();
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
