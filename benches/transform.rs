@@ -56,6 +56,9 @@
 //!   one `xsltproc STYLE INPUT INPUT …` call naming the input k times
 //!   (each copy parsed, transformed and serialized to /dev/null), minus a
 //!   call naming it once, divided by k-1, timed with our clock.
+//! - **whole process**, both processors: `ours proc` is the wall time of
+//!   one `drehscheibe transform --stylesheet STYLE --input INPUT` (the
+//!   suite's release binary), mean over the same M runs as xsltproc's.
 //! - **xsltproc process**: whole-process wall time of `xsltproc STYLE
 //!   INPUT > /dev/null` (start-up, stylesheet compile, parse, transform,
 //!   serialize), mean over M runs — what calling xsltproc per message
@@ -599,6 +602,7 @@ struct Row {
     lib_ms: Option<f64>,
     marginal_ms: Option<f64>,
     proc_ms: Option<f64>,
+    ours_proc_ms: Option<f64>,
 }
 
 fn mb_per_s(bytes: usize, ms: f64) -> f64 {
@@ -763,24 +767,44 @@ fn xsltproc_marginal(style: &Style, input: &Path, k: usize) -> f64 {
 
 /// Whole-process wall time of `xsltproc STYLE INPUT > /dev/null`, ms.
 fn xsltproc_process(style: &Style, input: &Path, runs: usize) -> f64 {
-    let args = xsltproc_args(style);
-    // one untimed run: page cache, dynamic loader
-    let _ = Command::new("xsltproc")
-        .args(&args)
-        .arg(&style.path)
-        .arg(input)
-        .stdout(Stdio::null())
-        .status();
-    let started = Instant::now();
-    for _ in 0..runs {
-        let status = Command::new("xsltproc")
-            .args(&args)
-            .arg(&style.path)
-            .arg(input)
+    let mut args = xsltproc_args(style);
+    args.push(style.path.display().to_string());
+    args.push(input.display().to_string());
+    process_ms(Path::new("xsltproc"), &args, runs)
+}
+
+/// Whole-process wall time of `drehscheibe transform --stylesheet STYLE
+/// --input INPUT > /dev/null` (start-up, stylesheet compile, parse,
+/// transform, serialize), ms.
+fn ours_process(style: &Style, input: &Path, runs: usize) -> f64 {
+    let mut args = vec![
+        "transform".to_string(),
+        "--stylesheet".to_string(),
+        style.path.display().to_string(),
+        "--input".to_string(),
+        input.display().to_string(),
+    ];
+    for (name, value) in &style.params {
+        args.push(format!("--param={name}={value}"));
+    }
+    process_ms(&drehscheibe_suite::drehscheibe_bin(), &args, runs)
+}
+
+/// Mean wall time of `runs` runs of `program args > /dev/null`, after one
+/// untimed run (page cache, dynamic loader), ms.
+fn process_ms(program: &Path, args: &[String], runs: usize) -> f64 {
+    let run = || {
+        let status = Command::new(program)
+            .args(args)
             .stdout(Stdio::null())
             .status()
-            .expect("run xsltproc");
-        assert!(status.success());
+            .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+        assert!(status.success(), "{} {args:?} failed", program.display());
+    };
+    run();
+    let started = Instant::now();
+    for _ in 0..runs {
+        run();
     }
     started.elapsed().as_secs_f64() * 1e3 / runs as f64
 }
@@ -824,14 +848,15 @@ fn run_case(
     }
     let ours_ms = started.elapsed().as_secs_f64() * 1e3 / iters as f64;
 
-    let (lib_ms, marginal_ms, proc_ms) = if with_libxslt {
+    let (lib_ms, marginal_ms, proc_ms, ours_proc_ms) = if with_libxslt {
         (
             Some(libxslt_in_process(style, input, plan)),
             Some(xsltproc_marginal(style, input, plan.marginal_inputs)),
             Some(xsltproc_process(style, input, plan.processes)),
+            Some(ours_process(style, input, plan.processes)),
         )
     } else {
-        (None, None, None)
+        (None, None, None, None)
     };
     let row = Row {
         case,
@@ -842,6 +867,7 @@ fn run_case(
         lib_ms,
         marginal_ms,
         proc_ms,
+        ours_proc_ms,
     };
     print_row(&row);
     row
@@ -849,7 +875,7 @@ fn run_case(
 
 fn print_header() {
     println!(
-        "{:<21} {:>8} {:>11} {:>14} {:>8} {:>9} {:>12} {:>14} {:>13} {:>7}",
+        "{:<21} {:>8} {:>11} {:>14} {:>8} {:>9} {:>12} {:>14} {:>13} {:>10} {:>7}",
         "case",
         "input KB",
         "ours ms/msg",
@@ -859,6 +885,7 @@ fn print_header() {
         "libxslt MB/s",
         "libxslt margin",
         "xsltproc proc",
+        "ours proc",
         "ours n"
     );
 }
@@ -866,7 +893,7 @@ fn print_header() {
 fn print_row(r: &Row) {
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "-".into());
     println!(
-        "{:<21} {:>8.1} {:>11.3} {:>14} {:>8} {:>9.2} {:>12} {:>14} {:>13} {:>7}",
+        "{:<21} {:>8.1} {:>11.3} {:>14} {:>8} {:>9.2} {:>12} {:>14} {:>13} {:>10} {:>7}",
         r.case,
         r.bytes as f64 / 1024.0,
         r.ours_ms,
@@ -877,6 +904,7 @@ fn print_row(r: &Row) {
         opt(r.lib_ms, &|v| format!("{:.2}", mb_per_s(r.bytes, v))),
         opt(r.marginal_ms, &|v| format!("{v:.3} ms")),
         opt(r.proc_ms, &|v| format!("{v:.2} ms")),
+        opt(r.ours_proc_ms, &|v| format!("{v:.2} ms")),
         r.ours_iters,
     );
 }
@@ -1068,6 +1096,7 @@ fn main() {
     );
     println!("libxslt margin = (wall time of xsltproc naming the input k times - naming it once) / (k-1)");
     println!("xsltproc proc  = whole-process wall time of one xsltproc call (start-up + compile included)");
+    println!("ours proc      = the same for one `drehscheibe transform` call (release binary)");
     let first: Vec<String> = rows
         .iter()
         .map(|r| format!("{} {:.1} ms", r.case, r.first_ms))

@@ -875,12 +875,27 @@ impl<'a> Node<'a> {
     /// In-scope namespaces of an element (nearest declaration wins,
     /// undeclarations removed, `xml` included), sorted by prefix.
     pub fn in_scope_namespaces(self) -> Vec<(&'a str, &'a str)> {
-        let mut out: Vec<(&'a str, &'a str)> = vec![("xml", XML_NS)];
-        let mut seen: Vec<&'a str> = vec!["xml"];
-        let mut cur = Some(self);
+        let mut out = Vec::new();
+        self.in_scope_namespaces_into(&mut out, &mut Vec::new());
+        out
+    }
+
+    /// [`Node::in_scope_namespaces`] into `out` (cleared first), with
+    /// `seen` as scratch space: for callers that ask per element and keep
+    /// the two buffers, so that no call allocates once they have grown.
+    pub fn in_scope_namespaces_into(
+        self,
+        out: &mut Vec<(&'a str, &'a str)>,
+        seen: &mut Vec<&'a str>,
+    ) {
+        out.clear();
+        seen.clear();
         if self.kind() != NodeKind::Element {
-            return Vec::new();
+            return;
         }
+        out.push(("xml", XML_NS));
+        seen.push("xml");
+        let mut cur = Some(self);
         while let Some(n) = cur {
             if n.kind() == NodeKind::Element {
                 for (p, u) in n.namespace_decls() {
@@ -895,7 +910,6 @@ impl<'a> Node<'a> {
             cur = n.parent();
         }
         out.sort_unstable();
-        out
     }
 
     /// The namespace nodes of an element (the namespace axis), in
@@ -1070,7 +1084,7 @@ struct Open {
 /// by element depth, so that lookups and declarations are O(1).
 #[derive(Debug, Default)]
 struct NsScope {
-    map: HashMap<String, String>,
+    map: HashMap<String, String, parse::FxState>,
     /// (depth, prefix, previous binding).
     undo: Vec<(usize, String, Option<String>)>,
     /// Bumped on every change of a binding, so that callers can cache
@@ -1080,7 +1094,7 @@ struct NsScope {
 
 impl NsScope {
     fn new() -> NsScope {
-        let mut map = HashMap::new();
+        let mut map = HashMap::default();
         map.insert("xml".to_string(), XML_NS.to_string());
         NsScope {
             map,

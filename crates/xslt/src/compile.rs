@@ -1094,7 +1094,11 @@ impl Compiler {
             files: self.files,
             exprs: self.exprs,
             templates: self.templates,
-            modes: self.modes,
+            modes: {
+                let mut modes = self.modes;
+                modes.iter_mut().for_each(Mode::finish);
+                modes
+            },
             globals: self.globals,
             keys: self.keys,
             decimal_formats: self.formats,

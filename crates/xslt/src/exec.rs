@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use drehscheibe_xpath::tree::{BuildError, ParseOptions};
 use drehscheibe_xpath::value::{xpath1_parse_number, Atomic};
@@ -32,9 +33,7 @@ use drehscheibe_xpath::{
 
 use crate::error::TransformError;
 use crate::ir::*;
-use crate::pattern::{
-    element_name_matches, test_matches, Alt, Axis, IndexKey, Pattern, Root, Step,
-};
+use crate::pattern::{element_name_matches, test_matches, Alt, Axis, Pattern, Root, Step};
 use crate::xpath::{
     decode_fn, decode_var, resolve_lexical_qname, ExprId, HostFn, VarRef, XName, XsltFn, XSL_NS,
 };
@@ -224,8 +223,9 @@ pub(crate) fn run(
         keys: HashMap::new(),
         sinks: vec![Sink::Tree(Box::new(Builder::new_document(None)))],
         names: &c.names,
-        rule_cache: HashMap::new(),
+        rule_cache: rustc_hash::FxHashMap::default(),
         pattern_sets: HashMap::new(),
+        ns_scratch: (Vec::new(), Vec::new()),
         keys_building: Vec::new(),
         match_subject: None,
         source,
@@ -296,10 +296,13 @@ struct Run<'a, 'e> {
     /// The static names of the stylesheet as engine names.
     /// The stylesheet's static names (built once when it was compiled).
     names: &'a [QName],
-    rule_cache: HashMap<(usize, NodeKey), Rc<Vec<Rule>>>,
+    rule_cache: rustc_hash::FxHashMap<(usize, NodeKey), Arc<[Rule]>>,
     /// Node sets of rooted and general patterns per (head expression,
     /// tree root), sorted in document order (see `pattern.rs`).
     pattern_sets: HashMap<(ExprId, Node<'a>), Rc<Vec<Node<'a>>>>,
+    /// Scratch buffers of [`Run::copy_namespaces`] (in-scope namespaces,
+    /// prefixes seen), kept so that copying an element does not allocate.
+    ns_scratch: (Vec<(&'a str, &'a str)>, Vec<&'a str>),
     /// Keys whose index is being built (a key used in its own match or
     /// use is circular: XTDE0640).
     keys_building: Vec<(usize, u64)>,
@@ -1322,6 +1325,19 @@ impl<'a> Run<'a, '_> {
         }
     }
 
+    /// The in-scope namespaces of `node` (but `xml`) onto the element just
+    /// started: what `xsl:copy` and shallow-copy of an element do.
+    fn copy_namespaces(&mut self, node: Node<'a>, at: At) -> R<()> {
+        let (mut list, mut seen) = std::mem::take(&mut self.ns_scratch);
+        node.in_scope_namespaces_into(&mut list, &mut seen);
+        let r = list
+            .iter()
+            .filter(|(p, _)| *p != "xml")
+            .try_for_each(|(p, u)| self.out_namespace(p, u, at));
+        self.ns_scratch = (list, seen);
+        r
+    }
+
     fn out_namespace(&mut self, prefix: &str, uri: &str, at: At) -> R<()> {
         match self.top_tree() {
             Some(b) => {
@@ -1445,60 +1461,39 @@ impl<'a> Run<'a, '_> {
         }
     }
 
-    fn candidates(&mut self, mode: usize, node: Node<'a>) -> Rc<Vec<Rule>> {
+    fn candidates(&mut self, mode: usize, node: Node<'a>) -> Arc<[Rule]> {
         self.candidates_for(mode, Self::node_key(node), node.name())
     }
 
     /// The rules that may match a node with this key and name (`Other`:
-    /// namespace nodes and items that are not nodes), best first.
-    fn candidates_for(&mut self, mode: usize, key: NodeKey, name: Option<&QName>) -> Rc<Vec<Rule>> {
+    /// namespace nodes and items that are not nodes), best first: the
+    /// mode's precomputed list, cached per run by the tree's name id so
+    /// the name is looked up once per distinct name.
+    fn candidates_for(&mut self, mode: usize, key: NodeKey, name: Option<&QName>) -> Arc<[Rule]> {
         if let Some(v) = self.rule_cache.get(&(mode, key)) {
             return v.clone();
         }
-        let c = self.c;
-        let mut rules: Vec<Rule> = Vec::new();
-        if let Some(m) = c.modes.get(mode) {
-            let exp = || {
-                name.map(|q| crate::pattern::ExpName {
-                    ns: q.uri.clone(),
-                    local: q.local.clone(),
-                })
-                .unwrap_or(crate::pattern::ExpName {
-                    ns: String::new(),
-                    local: String::new(),
-                })
-            };
-            let keys: Vec<IndexKey> = match key {
-                NodeKey::Document => vec![IndexKey::Document, IndexKey::AnyNode],
-                NodeKey::Element(..) => vec![
-                    IndexKey::Element(exp()),
-                    IndexKey::AnyElement,
-                    IndexKey::AnyChild,
-                    IndexKey::AnyNode,
-                ],
-                NodeKey::Attribute(..) => vec![
-                    IndexKey::Attribute(exp()),
-                    IndexKey::AnyAttribute,
-                    IndexKey::AnyNode,
-                ],
-                NodeKey::Text => vec![IndexKey::Text, IndexKey::AnyChild, IndexKey::AnyNode],
-                NodeKey::Comment => vec![IndexKey::Comment, IndexKey::AnyChild, IndexKey::AnyNode],
-                NodeKey::Pi => vec![IndexKey::Pi, IndexKey::AnyChild, IndexKey::AnyNode],
-                NodeKey::Other => vec![IndexKey::AnyNode],
-            };
-            for k in keys {
-                if let Some(b) = m.buckets.get(&k) {
-                    rules.extend(b.iter().cloned());
-                }
-            }
-        }
-        rules.sort_by(|a, b| {
-            b.precedence
-                .cmp(&a.precedence)
-                .then(b.priority.total_cmp(&a.priority))
-                .then(b.order.cmp(&a.order))
-        });
-        let rules = Rc::new(rules);
+        let Some(m) = self.c.modes.get(mode) else {
+            return Arc::from(Vec::new());
+        };
+        let l = &m.lists;
+        let named = |map: &crate::ir::NameLists, generic: &Arc<[Rule]>| {
+            name.and_then(|q| {
+                map.get(q.uri.as_str())
+                    .and_then(|m| m.get(q.local.as_str()))
+            })
+            .unwrap_or(generic)
+            .clone()
+        };
+        let rules = match key {
+            NodeKey::Document => l.document.clone(),
+            NodeKey::Element(..) => named(&l.elements, &l.any_element),
+            NodeKey::Attribute(..) => named(&l.attributes, &l.any_attribute),
+            NodeKey::Text => l.text.clone(),
+            NodeKey::Comment => l.comment.clone(),
+            NodeKey::Pi => l.pi.clone(),
+            NodeKey::Other => l.other.clone(),
+        };
         self.rule_cache.insert((mode, key), rules.clone());
         rules
     }
@@ -2557,11 +2552,7 @@ impl<'a> Run<'a, '_> {
                                 return Ok(());
                             };
                             let pushed = self.start_element(name);
-                            for (p, u) in n.in_scope_namespaces() {
-                                if p != "xml" {
-                                    self.out_namespace(p, u, *at)?;
-                                }
-                            }
+                            self.copy_namespaces(n, *at)?;
                             self.exec(body, f, mode)?;
                             self.end_element(pushed, *at)
                         }
@@ -3499,11 +3490,7 @@ impl<'a> Run<'a, '_> {
                         return Ok(());
                     };
                     let pushed = self.start_element(name);
-                    for (p, u) in node.in_scope_namespaces() {
-                        if p != "xml" {
-                            self.out_namespace(p, u, at_)?;
-                        }
-                    }
+                    self.copy_namespaces(node, at_)?;
                     self.apply(&nodes, mode, params, at)?;
                     self.end_element(pushed, at_)
                 });

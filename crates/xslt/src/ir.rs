@@ -1,6 +1,8 @@
 //! The compiled form of a stylesheet: instructions, templates, globals.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -388,10 +390,91 @@ pub(crate) struct Rule {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Mode {
     pub buckets: HashMap<IndexKey, Vec<Rule>>,
+    /// The buckets merged per node kind and name, filled by
+    /// [`Mode::finish`] once all rules are in.
+    pub lists: CandidateLists,
     /// `xsl:mode on-no-match` (default: the XSLT 1.0 built-in rules).
     pub on_no_match: OnNoMatch,
     /// `xsl:mode on-multiple-match="fail"`.
     pub fail_on_multiple: bool,
+}
+
+/// The rules that may match a node, best first (precedence, priority,
+/// declaration order), per node kind — and for elements and attributes per
+/// expanded name, with the name's own bucket before the generic ones. A
+/// run looks a node's list up here once per distinct name and keeps it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CandidateLists {
+    /// namespace URI → local name → rules, for names that have a bucket.
+    pub elements: NameLists,
+    pub attributes: NameLists,
+    /// Elements and attributes whose name has no bucket of its own.
+    pub any_element: Arc<[Rule]>,
+    pub any_attribute: Arc<[Rule]>,
+    pub document: Arc<[Rule]>,
+    pub text: Arc<[Rule]>,
+    pub comment: Arc<[Rule]>,
+    pub pi: Arc<[Rule]>,
+    /// Namespace nodes and items that are not nodes.
+    pub other: Arc<[Rule]>,
+}
+
+/// namespace URI → local name → rules.
+pub(crate) type NameLists = FxHashMap<String, FxHashMap<String, Arc<[Rule]>>>;
+
+impl Mode {
+    /// Merge the buckets into [`CandidateLists`] (after the last rule).
+    pub fn finish(&mut self) {
+        let merged = |keys: &[&IndexKey]| -> Arc<[Rule]> {
+            let mut rules: Vec<Rule> = keys
+                .iter()
+                .filter_map(|k| self.buckets.get(*k))
+                .flat_map(|b| b.iter().cloned())
+                .collect();
+            // stable: equal rules (alternatives of one template) keep
+            // their bucket order
+            rules.sort_by(|a, b| {
+                b.precedence
+                    .cmp(&a.precedence)
+                    .then(b.priority.total_cmp(&a.priority))
+                    .then(b.order.cmp(&a.order))
+            });
+            rules.into()
+        };
+        use IndexKey as K;
+        let mut lists = CandidateLists {
+            any_element: merged(&[&K::AnyElement, &K::AnyChild, &K::AnyNode]),
+            any_attribute: merged(&[&K::AnyAttribute, &K::AnyNode]),
+            document: merged(&[&K::Document, &K::AnyNode]),
+            text: merged(&[&K::Text, &K::AnyChild, &K::AnyNode]),
+            comment: merged(&[&K::Comment, &K::AnyChild, &K::AnyNode]),
+            pi: merged(&[&K::Pi, &K::AnyChild, &K::AnyNode]),
+            other: merged(&[&K::AnyNode]),
+            ..CandidateLists::default()
+        };
+        for key in self.buckets.keys() {
+            match key {
+                K::Element(n) => {
+                    let list = merged(&[key, &K::AnyElement, &K::AnyChild, &K::AnyNode]);
+                    lists
+                        .elements
+                        .entry(n.ns.clone())
+                        .or_default()
+                        .insert(n.local.clone(), list);
+                }
+                K::Attribute(n) => {
+                    let list = merged(&[key, &K::AnyAttribute, &K::AnyNode]);
+                    lists
+                        .attributes
+                        .entry(n.ns.clone())
+                        .or_default()
+                        .insert(n.local.clone(), list);
+                }
+                _ => {}
+            }
+        }
+        self.lists = lists;
+    }
 }
 
 /// A global variable or parameter.

@@ -568,7 +568,7 @@ type NameCache<'t> = HashMap<&'t str, (u64, NameId), FxState>;
 
 /// A small, fast hasher for the parser's name caches (short strings).
 #[derive(Default, Clone, Copy)]
-struct Fx(u64);
+pub(crate) struct Fx(u64);
 
 impl std::hash::Hasher for Fx {
     fn finish(&self) -> u64 {
@@ -595,7 +595,7 @@ impl std::hash::Hasher for Fx {
     }
 }
 
-type FxState = std::hash::BuildHasherDefault<Fx>;
+pub(crate) type FxState = std::hash::BuildHasherDefault<Fx>;
 
 /// Adds the attributes (not the namespace declarations) of the element
 /// just started: resolves and interns their names (cached by lexical
