@@ -1451,10 +1451,14 @@ pub(crate) fn convert_arg<'a>(
         // converted with string() / number()
         match kind {
             Kind::String => {
-                return Ok(Sequence::string(&match v.first() {
-                    Some(i) => ev.item_string(i)?,
-                    None => String::new(),
-                }))
+                return Ok(match v.first() {
+                    // already a string (or as good as one): shared, not copied
+                    Some(Item::Atomic(
+                        Atomic::String(s) | Atomic::Untyped(s) | Atomic::AnyUri(s),
+                    )) => Sequence::One(Item::Atomic(Atomic::String(s.clone()))),
+                    Some(i) => Sequence::string(&ev.item_string(i)?),
+                    None => Sequence::string(""),
+                });
             }
             Kind::Double | Kind::Numeric => return Ok(Sequence::double(number1(&v))),
             _ => {}
