@@ -162,9 +162,22 @@ fn xml_char(c: char) -> bool {
 
 /// Does UTF-8 `bytes` contain U+FFFE or U+FFFF (EF BF BE / EF BF BF)?
 fn has_nonchar(bytes: &[u8]) -> bool {
-    bytes
-        .windows(3)
-        .any(|w| w[0] == 0xEF && w[1] == 0xBF && (w[2] == 0xBE || w[2] == 0xBF))
+    // U+FFFE/U+FFFF start with 0xEF, rare in any text: find that first
+    memchr::memchr_iter(0xEF, bytes)
+        .any(|i| bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)))
+}
+
+/// Does text (`attr = false`) or an attribute value need [`unescape`]'s
+/// slow path? Branch-free per 32-byte block (the compiler vectorises it):
+/// this runs over every byte of character data.
+fn needs_unescape(bytes: &[u8], attr: bool) -> bool {
+    let block = |b: &[u8]| {
+        b.iter().fold(false, |acc, &c| {
+            let control = (c < 0x20) & (attr | ((c != b'\n') & (c != b'\t')));
+            acc | (c == b'&') | (c == b'\r') | control | (attr & (c == b'<'))
+        })
+    };
+    bytes.chunks(32).any(block) || has_nonchar(bytes)
 }
 
 /// Expands references and normalizes line ends (text) or whitespace
@@ -178,13 +191,7 @@ fn unescape<'r>(
     attr: bool,
 ) -> Result<Cow<'r, str>, ParseError> {
     let bytes = raw.as_bytes();
-    let needs_work = bytes.iter().any(|&c| {
-        c == b'&'
-            || c == b'\r'
-            || c < 0x20 && (attr || c != b'\n' && c != b'\t')
-            || attr && c == b'<'
-    }) || has_nonchar(bytes);
-    if !needs_work {
+    if !needs_unescape(bytes, attr) {
         return Ok(Cow::Borrowed(raw));
     }
     let mut out = String::with_capacity(raw.len());
