@@ -53,7 +53,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
-use drehscheibe_model::auth::{Principal, TokenTable};
+use drehscheibe_model::auth::{bearer_token, Principal, TokenTable};
 use drehscheibe_model::{Intake, IntakeError, SenderIdentity, StagedAttachment, Submission};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -295,13 +295,7 @@ fn authenticate(tokens: &TokenTable, headers: &HeaderMap) -> Result<Principal, R
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(refuse("a bearer token is required", "Bearer"));
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
+    let token = value.to_str().ok().and_then(bearer_token);
     let Some(token) = token else {
         return Err(refuse(
             "the Authorization header must carry a bearer token",
