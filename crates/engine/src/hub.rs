@@ -395,6 +395,7 @@ impl Intake for Hub {
         ));
         let idempotency = s.idempotency_key.map(|key| IdempotencyKey {
             channel: s.channel.clone(),
+            sender: IdempotencyKey::sender_of(&s.sender),
             key,
             payload_sha256: sha256,
         });

@@ -35,8 +35,9 @@
 //!
 //! * `Authorization: Bearer <token>`: required; see [`TokenTable`];
 //! * `Idempotency-Key`: 1 to 200 visible ASCII characters; a retry with the
-//!   same key on the same channel is answered with the first message's id
-//!   and `"duplicate": true`;
+//!   same key from the same sender (token principal) on the same channel is
+//!   answered with the first message's id and `"duplicate": true`; other
+//!   senders' keys are never matched;
 //! * `X-Correlation-Id`, `X-Request-Id`: same syntax; stored in the
 //!   envelope's correlation ids under their lower-case header names.
 

@@ -40,8 +40,9 @@ pub struct Submission {
     /// The primary payload (XML or JSON), size-limited by the adapter.
     pub payload: Bytes,
     pub attachments: Vec<StagedAttachment>,
-    /// Sender-chosen key that makes retries safe: the same key on the same
-    /// channel returns the first message's id instead of a new message.
+    /// Sender-chosen key that makes retries safe: the same key from the
+    /// same sender (adapter + principal) on the same channel returns the
+    /// first message's id instead of a new message.
     pub idempotency_key: Option<String>,
     pub correlation_ids: BTreeMap<String, String>,
 }

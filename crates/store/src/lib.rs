@@ -81,15 +81,33 @@ pub struct ClaimedJob {
     pub due: DateTime<Utc>,
 }
 
-/// Idempotency scope: the same key on the same channel is the same message.
+/// Idempotency scope: the same key from the same sender on the same channel
+/// is the same message.
+///
+/// Keys are chosen by senders, so two senders of one channel may well pick
+/// the same key (`antrag-1`); scoping by the authenticated sender keeps
+/// one sender from getting another's message id back (or a `409` for a
+/// key it never used).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey {
     /// Input channel id.
     pub channel: String,
+    /// The authenticated sender, as `adapter:principal` (see
+    /// [`IdempotencyKey::sender_of`]).
+    pub sender: String,
     /// Sender-chosen key.
     pub key: String,
     /// SHA-256 of the payload, to detect a key reused for other content.
     pub payload_sha256: String,
+}
+
+impl IdempotencyKey {
+    /// The sender scope of a submission: adapter kind and authenticated
+    /// principal (`http:portal-a`), so the same principal name on two
+    /// adapters does not share keys either.
+    pub fn sender_of(sender: &drehscheibe_model::SenderIdentity) -> String {
+        format!("{}:{}", sender.adapter, sender.principal)
+    }
 }
 
 /// Result of [`Store::accept`].

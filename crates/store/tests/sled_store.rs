@@ -115,6 +115,7 @@ async fn idempotency_outcomes() {
     let store = SledStore::open(dir.path()).unwrap();
     let key = |channel: &str, payload: &[u8]| IdempotencyKey {
         channel: channel.into(),
+        sender: "http:portal-a".into(),
         key: "antrag-42".into(),
         payload_sha256: sha256_hex(payload),
     };
@@ -174,10 +175,26 @@ async fn idempotency_outcomes() {
         .unwrap();
     assert_eq!(out, AcceptOutcome::Created);
 
+    // Same key and channel from another sender is another message.
+    let other_sender = record_at(Utc::now(), b"<a/>");
+    let out = store
+        .accept(
+            &other_sender,
+            Bytes::from_static(b"<a/>"),
+            received_event(&other_sender),
+            Some(IdempotencyKey {
+                sender: "http:portal-b".into(),
+                ..key("ch", b"<a/>")
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, AcceptOutcome::Created);
+
     let stats = store.queue_stats(Utc::now()).await.unwrap();
-    assert_eq!(stats.depth, 2, "only the two created messages are queued");
+    assert_eq!(stats.depth, 3, "only the three created messages are queued");
     let counts = store.count_by_state().await.unwrap();
-    assert_eq!(count(&counts, MessageState::Received), 2);
+    assert_eq!(count(&counts, MessageState::Received), 3);
 }
 
 #[tokio::test]
@@ -673,6 +690,7 @@ async fn data_and_queue_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let key = IdempotencyKey {
         channel: "ch".into(),
+        sender: "http:portal-a".into(),
         key: "k1".into(),
         payload_sha256: sha256_hex(b"<a/>"),
     };
