@@ -239,6 +239,15 @@ pub trait Store: Send + Sync {
     /// A snapshot stored by [`Store::put_config_snapshot`].
     async fn config_snapshot(&self, digest: &str) -> Result<Option<String>>;
 
+    /// Which of `candidates` (blob SHA-256 hex digests) an attachment of a
+    /// stored message references. Reads every record, so it is meant for
+    /// the rare start-up sweep of staged blobs (see
+    /// [`FsBlobStore::sweep_staged`]), not for the request path.
+    async fn referenced_blobs(
+        &self,
+        candidates: std::collections::HashSet<String>,
+    ) -> Result<std::collections::HashSet<String>>;
+
     /// Flush everything to disk (used at shutdown).
     async fn flush(&self) -> Result<()>;
 }

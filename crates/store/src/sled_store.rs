@@ -1041,6 +1041,32 @@ impl Store for SledStore {
         self.durable().await
     }
 
+    async fn referenced_blobs(
+        &self,
+        candidates: std::collections::HashSet<String>,
+    ) -> Result<std::collections::HashSet<String>> {
+        if candidates.is_empty() {
+            return Ok(candidates);
+        }
+        self.blocking(move |t| {
+            let mut found = std::collections::HashSet::new();
+            for entry in t.messages.iter() {
+                let (key, value) = entry.map_err(backend)?;
+                let record: MessageRecord = decode("messages", &key, &value)?;
+                for a in &record.envelope.attachments {
+                    if candidates.contains(&a.blob.sha256) {
+                        found.insert(a.blob.sha256.clone());
+                    }
+                }
+                if found.len() == candidates.len() {
+                    break;
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn config_snapshot(&self, digest: &str) -> Result<Option<String>> {
         let digest = digest.to_owned();
         self.blocking(

@@ -1,0 +1,126 @@
+//! Attachments staged for a request that is refused are removed from the
+//! blob store; content that a stored message references stays.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{TestHub, CHANNEL, SENDER_A};
+
+const BOUNDARY: &str = "grenze-4711";
+
+/// A multipart body: `first` as the XML part, then one attachment per
+/// entry of `attachments`.
+fn multipart(first: &str, attachments: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"antrag\"\r\n\
+             Content-Type: application/xml\r\n\r\n{first}\r\n"
+        )
+        .as_bytes(),
+    );
+    for (i, a) in attachments.iter().enumerate() {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"a{i}\"; filename=\"a{i}.bin\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(a);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// `n` distinct attachments of `len` bytes, distinguished by `tag`.
+fn attachments(tag: &str, n: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut a = format!("{tag}-{i}:").into_bytes();
+            a.resize(len, b'x');
+            a
+        })
+        .collect()
+}
+
+async fn post(hub: &TestHub, body: Vec<u8>) -> u16 {
+    reqwest::Client::new()
+        .post(hub.url(&format!("/api/v1/inbox/{CHANNEL}")))
+        .bearer_auth(SENDER_A)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_malformed_payload_leaves_no_staged_attachments() {
+    let hub = TestHub::start().await;
+    // A stored message with one attachment whose content the refused
+    // request below repeats.
+    let shared = b"shared attachment content".to_vec();
+    assert_eq!(
+        post(&hub, multipart("<antrag/>", &[shared.clone()])).await,
+        202
+    );
+    let before = hub.blob_files();
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let mut parts = attachments("refused", 8, 256 * 1024);
+    parts.push(shared);
+    let status = post(&hub, multipart("<antrag><unclosed></antrag>", &parts)).await;
+    assert_eq!(status, 400);
+    // Answered only after the clean-up: no new files, the shared blob stays.
+    assert_eq!(hub.blob_files(), before);
+    hub.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn too_many_parts_leave_no_staged_attachments() {
+    let hub = TestHub::start().await;
+    let parts = attachments("many", drehscheibe_http::inbox::MAX_ATTACHMENTS + 1, 64);
+    let status = post(&hub, multipart("<antrag/>", &parts)).await;
+    assert_eq!(status, 413);
+    assert_eq!(hub.blob_files(), Vec::<std::path::PathBuf>::new());
+    hub.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_duplicate_leaves_no_second_copy_and_a_retry_still_works() {
+    let hub = TestHub::start().await;
+    let send = |parts: Vec<Vec<u8>>| {
+        let body = multipart("<antrag/>", &parts);
+        let url = hub.url(&format!("/api/v1/inbox/{CHANNEL}"));
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(SENDER_A)
+                .header("idempotency-key", "k-1")
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(send(attachments("first", 2, 100)).await, 202);
+    let stored = hub.blob_files();
+    assert_eq!(stored.len(), 2);
+    // The retry carries other attachments: they are not stored anywhere.
+    assert_eq!(send(attachments("retry", 2, 100)).await, 202);
+    assert_eq!(hub.blob_files(), stored);
+    hub.shutdown.cancel();
+}
