@@ -198,7 +198,14 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
             drehscheibe_server::Bound::bind_tls(config.server.listen, settings).await?
         }
     }
-    .with_shutdown_grace(config.server.shutdown_grace);
+    .with_shutdown_grace(config.server.shutdown_grace)
+    .with_limits(drehscheibe_server::ConnectionLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout,
+        body_read_timeout: config.server.body_read_timeout,
+        idle_timeout: config.server.idle_timeout,
+    })
+    .with_metrics(hub.metrics().clone());
     let addr = bound.local_addr()?;
     let scheme = bound.scheme();
     let fit_subscribers = fit_subscribers(&config)?;
