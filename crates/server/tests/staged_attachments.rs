@@ -68,7 +68,7 @@ async fn a_malformed_payload_leaves_no_staged_attachments() {
     // request below repeats.
     let shared = b"shared attachment content".to_vec();
     assert_eq!(
-        post(&hub, multipart("<antrag/>", &[shared.clone()])).await,
+        post(&hub, multipart("<antrag/>", std::slice::from_ref(&shared))).await,
         202
     );
     let before = hub.blob_files();

@@ -275,7 +275,10 @@ async fn a_discarded_staging_removes_the_blob_and_its_marker() {
         .await
         .unwrap();
     assert!(blob_path(dir.path(), &blob.sha256).is_file());
-    assert_eq!(staged_markers(dir.path()), [blob.sha256.clone()]);
+    assert_eq!(
+        staged_markers(dir.path()),
+        std::slice::from_ref(&blob.sha256)
+    );
     store.discard_staged(&blob).await.unwrap();
     assert!(!blob_path(dir.path(), &blob.sha256).exists());
     assert!(staged_markers(dir.path()).is_empty());
