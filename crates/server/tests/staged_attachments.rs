@@ -46,9 +46,17 @@ fn attachments(tag: &str, n: usize, len: usize) -> Vec<Vec<u8>> {
 }
 
 async fn post(hub: &TestHub, body: Vec<u8>) -> u16 {
-    reqwest::Client::new()
+    post_with_key(hub, body, None).await
+}
+
+async fn post_with_key(hub: &TestHub, body: Vec<u8>, key: Option<&str>) -> u16 {
+    let mut request = reqwest::Client::new()
         .post(hub.url(&format!("/api/v1/inbox/{CHANNEL}")))
-        .bearer_auth(SENDER_A)
+        .bearer_auth(SENDER_A);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    request
         .header(
             "content-type",
             format!("multipart/form-data; boundary={BOUNDARY}"),
@@ -96,26 +104,8 @@ async fn too_many_parts_leave_no_staged_attachments() {
 #[tokio::test]
 async fn a_duplicate_leaves_no_second_copy_and_a_retry_still_works() {
     let hub = TestHub::start().await;
-    let send = |parts: Vec<Vec<u8>>| {
-        let body = multipart("<antrag/>", &parts);
-        let url = hub.url(&format!("/api/v1/inbox/{CHANNEL}"));
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(SENDER_A)
-                .header("idempotency-key", "k-1")
-                .header(
-                    "content-type",
-                    format!("multipart/form-data; boundary={BOUNDARY}"),
-                )
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let send =
+        |parts: Vec<Vec<u8>>| post_with_key(&hub, multipart("<antrag/>", &parts), Some("k-1"));
     assert_eq!(send(attachments("first", 2, 100)).await, 202);
     let stored = hub.blob_files();
     assert_eq!(stored.len(), 2);
