@@ -114,3 +114,36 @@ async fn a_duplicate_leaves_no_second_copy_and_a_retry_still_works() {
     assert_eq!(hub.blob_files(), stored);
     hub.shutdown.cancel();
 }
+
+/// Wait (bounded) until `done` holds for the blob files.
+async fn eventually(hub: &TestHub, what: &str, done: impl Fn(&[std::path::PathBuf]) -> bool) {
+    for _ in 0..1000 {
+        if done(&hub.blob_files()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{what}: blob files are {:?}", hub.blob_files());
+}
+
+#[tokio::test]
+async fn a_client_gone_mid_body_leaves_no_staged_attachments() {
+    use tokio::io::AsyncWriteExt;
+    let hub = TestHub::start().await;
+    let full = multipart("<antrag/>", &attachments("gone", 3, 4096));
+    // Everything up to the middle of the last attachment.
+    let cut = full.len() - 2048;
+    let mut conn = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/inbox/{CHANNEL} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {SENDER_A}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        full.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&full[..cut]).await.unwrap();
+    // The first two attachments are staged (blob and marker each)…
+    eventually(&hub, "staging", |files| files.len() >= 4).await;
+    // …and the client goes away.
+    drop(conn);
+    eventually(&hub, "clean-up", <[_]>::is_empty).await;
+}
