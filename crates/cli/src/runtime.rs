@@ -128,16 +128,22 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     for p in &problems {
         tracing::error!(problem = %p, "rule package not loaded");
     }
+    // Staged attachments older than this are no request's of this process.
+    let started = std::time::SystemTime::now();
     let data = &config.server.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let store: Arc<dyn Store> = Arc::new(
         SledStore::open(&data.join("store"))
             .with_context(|| format!("opening store in {}", data.display()))?,
     );
-    let blobs: Arc<dyn BlobStore> = Arc::new(
-        FsBlobStore::open(&data.join("blobs"))
-            .with_context(|| format!("opening blob store in {}", data.display()))?,
-    );
+    let fs_blobs = FsBlobStore::open(&data.join("blobs"))
+        .with_context(|| format!("opening blob store in {}", data.display()))?;
+    // Attachments staged for requests a crash interrupted: not fatal, the
+    // next start tries again.
+    if let Err(e) = fs_blobs.sweep_staged(store.as_ref(), started).await {
+        tracing::error!(error = %e, "sweeping staged attachments failed");
+    }
+    let blobs: Arc<dyn BlobStore> = Arc::new(fs_blobs);
     let config_text = std::fs::read_to_string(&config.main_file).unwrap_or_default();
     store
         .put_config_snapshot(&config.digest, &config_text)
@@ -192,7 +198,14 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
             drehscheibe_server::Bound::bind_tls(config.server.listen, settings).await?
         }
     }
-    .with_shutdown_grace(config.server.shutdown_grace);
+    .with_shutdown_grace(config.server.shutdown_grace)
+    .with_limits(drehscheibe_server::ConnectionLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout,
+        body_read_timeout: config.server.body_read_timeout,
+        idle_timeout: config.server.idle_timeout,
+    })
+    .with_metrics(hub.metrics().clone());
     let addr = bound.local_addr()?;
     let scheme = bound.scheme();
     let fit_subscribers = fit_subscribers(&config)?;

@@ -78,6 +78,18 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Log output format (default text).
     pub log_format: LogFormat,
+    /// Most client connections served at once (default 512); further
+    /// clients wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Time a client gets to send a complete HTTP/1.1 request head
+    /// (default 15 s); the timer also runs while a keep-alive connection
+    /// waits for its next request.
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next piece of a request body (default 30 s).
+    pub body_read_timeout: Duration,
+    /// A connection with no request in progress and no bytes moving is
+    /// closed after this long (default 60 s).
+    pub idle_timeout: Duration,
     /// TLS for the listener (`[server] tls`); `None` = plain HTTP.
     pub tls: Option<ServerTls>,
 }
@@ -119,6 +131,10 @@ impl Default for ServerConfig {
             workers: 8,
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(15),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             tls: None,
         }
     }

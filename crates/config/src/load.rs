@@ -360,6 +360,33 @@ impl Ctx {
             d.max_attachment_bytes,
         );
         let workers = positive(self, "workers", raw.workers.map(|w| w as u64), 1);
+        let max_connections = positive(
+            self,
+            "max_connections",
+            raw.max_connections.map(|n| n as u64),
+            d.max_connections as u64,
+        );
+        let nonzero = |cx: &mut Self, key: &str, v: Option<Duration>, default: Duration| match v {
+            Some(t) if t.is_zero() => {
+                cx.err(src, &kp.key(key), format!("`{key}` must be longer than 0s"));
+                default
+            }
+            Some(t) => t,
+            None => default,
+        };
+        let header_read_timeout = nonzero(
+            self,
+            "header_read_timeout",
+            raw.header_read_timeout,
+            d.header_read_timeout,
+        );
+        let body_read_timeout = nonzero(
+            self,
+            "body_read_timeout",
+            raw.body_read_timeout,
+            d.body_read_timeout,
+        );
+        let idle_timeout = nonzero(self, "idle_timeout", raw.idle_timeout, d.idle_timeout);
         let tls = raw.tls.as_ref().map(|t| {
             let tkp = kp.key("tls");
             let client_ca = t
@@ -391,6 +418,10 @@ impl Ctx {
                 .map_or(d.workers, |_| usize::try_from(workers).unwrap_or(d.workers)),
             shutdown_grace: raw.shutdown_grace.unwrap_or(d.shutdown_grace),
             log_format: raw.log_format.unwrap_or(d.log_format),
+            max_connections: usize::try_from(max_connections).unwrap_or(d.max_connections),
+            header_read_timeout,
+            body_read_timeout,
+            idle_timeout,
             tls,
         }
     }

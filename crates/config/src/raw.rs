@@ -36,6 +36,13 @@ pub(crate) struct RawServer {
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
     pub log_format: Option<LogFormat>,
+    pub max_connections: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub header_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub body_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
     pub tls: Option<RawServerTls>,
 }
 

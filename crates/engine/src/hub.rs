@@ -395,6 +395,7 @@ impl Intake for Hub {
         ));
         let idempotency = s.idempotency_key.map(|key| IdempotencyKey {
             channel: s.channel.clone(),
+            sender: IdempotencyKey::sender_of(&s.sender),
             key,
             payload_sha256: sha256,
         });
@@ -403,6 +404,19 @@ impl Intake for Hub {
             .accept(&record, s.payload, audit, idempotency.clone())
             .await
             .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
+        // The record is durable now: its attachments are referenced, a
+        // duplicate's were never stored.
+        let staged = record.envelope.attachments.iter().map(|a| &a.blob);
+        for blob in staged {
+            let ended = match outcome {
+                AcceptOutcome::Created => self.blobs.keep_staged(blob).await,
+                AcceptOutcome::Duplicate(_) => self.blobs.discard_staged(blob).await,
+                AcceptOutcome::KeyConflict(_) => Ok(()),
+            };
+            if let Err(e) = ended {
+                tracing::warn!(sha256 = %blob.sha256, error = %e, "could not end the staging of an attachment");
+            }
+        }
         match outcome {
             AcceptOutcome::Created => {
                 self.metrics.received(&s.channel);
@@ -426,10 +440,18 @@ impl Intake for Hub {
 
     async fn stage_attachment(&self, reader: BlobReader) -> Result<BlobRef, IntakeError> {
         let limit = self.settings.max_attachment_bytes;
-        self.blobs.put(reader, limit).await.map_err(|e| match e {
+        self.blobs.stage(reader, limit).await.map_err(|e| match e {
             BlobError::TooLarge { limit } => IntakeError::TooLarge { limit },
             other => IntakeError::Unavailable(other.to_string()),
         })
+    }
+
+    async fn discard_staged(&self, blobs: &[BlobRef]) {
+        for blob in blobs {
+            if let Err(e) = self.blobs.discard_staged(blob).await {
+                tracing::warn!(sha256 = %blob.sha256, error = %e, "could not remove a staged attachment; the next start sweeps it");
+            }
+        }
     }
 
     fn max_payload_bytes(&self) -> u64 {

@@ -38,6 +38,9 @@ pub struct Metrics {
     queue_depth: Gauge,
     queue_due: Gauge,
     messages: Family<StateLabels, Gauge>,
+    connections_open: Gauge,
+    connection_limit_reached: Counter,
+    accept_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -62,6 +65,9 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let queue_due = Gauge::default();
         let messages = Family::<StateLabels, Gauge>::default();
+        let connections_open = Gauge::default();
+        let connection_limit_reached = Counter::default();
+        let accept_errors = Counter::default();
         registry.register(
             "messages_received",
             "Messages accepted at intake",
@@ -109,6 +115,21 @@ impl Metrics {
             queue_due.clone(),
         );
         registry.register("messages", "Stored messages by state", messages.clone());
+        registry.register(
+            "connections_open",
+            "Client connections the HTTP listener is serving",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connection_limit_reached",
+            "Times the HTTP listener reached its connection limit and stopped accepting until a connection closed",
+            connection_limit_reached.clone(),
+        );
+        registry.register(
+            "accept_errors",
+            "Failed accept() calls of the HTTP listener (e.g. out of file descriptors)",
+            accept_errors.clone(),
+        );
         Self {
             registry,
             received,
@@ -122,7 +143,26 @@ impl Metrics {
             queue_depth,
             queue_due,
             messages,
+            connections_open,
+            connection_limit_reached,
+            accept_errors,
         }
+    }
+
+    /// The HTTP listener now serves `n` connections.
+    pub fn set_connections_open(&self, n: usize) {
+        self.connections_open
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The HTTP listener reached its connection limit.
+    pub fn connection_limit_reached(&self) {
+        self.connection_limit_reached.inc();
+    }
+
+    /// An `accept()` of the HTTP listener failed.
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
     }
 
     pub(crate) fn received(&self, channel: &str) {

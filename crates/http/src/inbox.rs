@@ -28,15 +28,22 @@
 //! * a multipart body as a whole: payload limit + attachment total +
 //!   [`MULTIPART_OVERHEAD_BYTES`] for boundaries and part headers (`413`).
 //!
-//! Attachments staged before a request is refused stay in the blob store
-//! unreferenced; the blob store's garbage collection is responsible for them.
+//! # Staged attachments of refused requests
+//!
+//! Attachments are staged before the hub has seen the payload. A request
+//! that does not end in `202` (any refusal, a read error, a client that
+//! goes away mid-body and so drops the handler) hands everything it staged
+//! to [`Intake::discard_staged`], which removes the blobs nothing else
+//! uses. A crash in between leaves them to the start-up sweep (see
+//! `drehscheibe_store::FsBlobStore::sweep_staged`).
 //!
 //! # Headers
 //!
 //! * `Authorization: Bearer <token>`: required; see [`TokenTable`];
 //! * `Idempotency-Key`: 1 to 200 visible ASCII characters; a retry with the
-//!   same key on the same channel is answered with the first message's id
-//!   and `"duplicate": true`;
+//!   same key from the same sender (token principal) on the same channel is
+//!   answered with the first message's id and `"duplicate": true`; other
+//!   senders' keys are never matched;
 //! * `X-Correlation-Id`, `X-Request-Id`: same syntax; stored in the
 //!   envelope's correlation ids under their lower-case header names.
 
@@ -53,8 +60,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
-use drehscheibe_model::auth::{Principal, TokenTable};
-use drehscheibe_model::{Intake, IntakeError, SenderIdentity, StagedAttachment, Submission};
+use drehscheibe_model::auth::{bearer_token, Principal, TokenTable};
+use drehscheibe_model::{
+    BlobRef, Intake, IntakeError, SenderIdentity, StagedAttachment, Submission,
+};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio_util::io::StreamReader;
@@ -189,6 +198,22 @@ async fn handle(
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, Refused> {
+    let mut staged = StagedGuard::new(state.intake.clone());
+    let result = receive(state, path, request, &mut staged).await;
+    if result.is_err() {
+        staged.discard().await;
+    }
+    result
+}
+
+/// Authenticate, read and submit one request; what it stages is recorded
+/// in `staged`.
+async fn receive(
+    state: &InboxState,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+    staged: &mut StagedGuard,
+) -> Result<Response, Refused> {
     let (parts, body) = request.into_parts();
     let principal = authenticate(&state.tokens, &parts.headers)?;
 
@@ -237,7 +262,7 @@ async fn handle(
                 })
                 .into());
             }
-            read_multipart(state.intake.as_ref(), body, boundary, &limits).await?
+            read_multipart(staged, body, boundary, &limits).await?
         }
     };
     if payload.is_empty() {
@@ -262,6 +287,8 @@ async fn handle(
         correlation_ids,
     };
     let accepted = state.intake.submit(submission).await?;
+    // The hub has ended the stagings (kept, or discarded for a duplicate).
+    staged.disarm();
     tracing::info!(
         id = %accepted.id,
         channel = %channel,
@@ -295,13 +322,7 @@ fn authenticate(tokens: &TokenTable, headers: &HeaderMap) -> Result<Principal, R
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(refuse("a bearer token is required", "Bearer"));
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
+    let token = value.to_str().ok().and_then(bearer_token);
     let Some(token) = token else {
         return Err(refuse(
             "the Authorization header must carry a bearer token",
@@ -477,10 +498,60 @@ impl Limits {
     }
 }
 
+/// The blobs a request has staged; dropped while armed (the request was
+/// refused, failed, or its handler was dropped), it hands them to
+/// [`Intake::discard_staged`] on a spawned task, so cancellation cannot
+/// skip the clean-up.
+struct StagedGuard {
+    intake: Arc<dyn Intake>,
+    blobs: Vec<BlobRef>,
+}
+
+impl StagedGuard {
+    fn new(intake: Arc<dyn Intake>) -> Self {
+        Self {
+            intake,
+            blobs: Vec::new(),
+        }
+    }
+
+    /// The submission was accepted: the hub owns the blobs now.
+    fn disarm(&mut self) {
+        self.blobs.clear();
+    }
+
+    /// The request is refused: discard now, before the answer goes out.
+    async fn discard(mut self) {
+        let blobs = std::mem::take(&mut self.blobs);
+        if !blobs.is_empty() {
+            self.intake.discard_staged(&blobs).await;
+        }
+    }
+}
+
+impl Drop for StagedGuard {
+    fn drop(&mut self) {
+        if self.blobs.is_empty() {
+            return;
+        }
+        let blobs = std::mem::take(&mut self.blobs);
+        let intake = self.intake.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { intake.discard_staged(&blobs).await });
+            }
+            Err(_) => tracing::warn!(
+                blobs = blobs.len(),
+                "no runtime to discard staged attachments; the next start sweeps them"
+            ),
+        }
+    }
+}
+
 /// Read a multipart body: the first part is the payload, the others are
-/// staged as attachments.
+/// staged as attachments (and recorded in `staged` as soon as they are).
 async fn read_multipart(
-    intake: &dyn Intake,
+    staged: &mut StagedGuard,
     body: Body,
     boundary: String,
     limits: &Limits,
@@ -569,7 +640,11 @@ async fn read_multipart(
         let limit = limits.attachment.min(remaining_total);
         let meter = Arc::new(Meter::default());
         let reader = StreamReader::new(metered(field, limit, meter.clone()));
-        let staged = intake.stage_attachment(Box::pin(reader)).await;
+        let intake = staged.intake.clone();
+        let blob = intake.stage_attachment(Box::pin(reader)).await;
+        if let Ok(blob) = &blob {
+            staged.blobs.push(blob.clone());
+        }
 
         if meter.exceeded.load(Ordering::SeqCst) {
             let detail = if limit < limits.attachment {
@@ -588,7 +663,7 @@ async fn read_multipart(
         if let Some(e) = meter.take_source_error() {
             return Err(multipart_error(e));
         }
-        let blob = staged?;
+        let blob = blob?;
         total = total.saturating_add(meter.bytes.load(Ordering::SeqCst));
         attachments.push(StagedAttachment {
             name,

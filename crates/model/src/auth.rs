@@ -88,6 +88,33 @@ impl ClientCertificate {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header value, or `None`
+/// when the value is not a bearer credential.
+///
+/// This is the one parser every HTTP interface of the hub uses, so they
+/// all agree. RFC 9110 §11.1 makes the scheme name case-insensitive
+/// (`Bearer`, `bearer` and `BEARER` are the same scheme); the scheme is
+/// separated from its credentials by one or more spaces (RFC 9110 §11.4),
+/// surrounding white space is ignored, and an empty token or a token with
+/// inner white space (RFC 6750 `b64token` has none) is no bearer token.
+///
+/// ```
+/// use drehscheibe_model::auth::bearer_token;
+/// assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+/// assert_eq!(bearer_token("  bearer   abc "), Some("abc"));
+/// assert_eq!(bearer_token("Basic abc"), None);
+/// assert_eq!(bearer_token("Bearer"), None);
+/// ```
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    let valid = !token.is_empty() && !token.contains(|c: char| c.is_ascii_whitespace());
+    valid.then_some(token)
+}
+
 /// Token table. Tokens are kept only as SHA-256 digests and compared in
 /// constant time, so a memory dump or a log line never shows one.
 #[derive(Debug, Clone, Default)]
@@ -130,6 +157,30 @@ impl TokenTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer t0k",
+            "bearer t0k",
+            "BEARER t0k",
+            "bEaReR  t0k ",
+            "Bearer\tt0k",
+        ] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        for value in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic t0k",
+            "Bearert0k",
+            "Bearer a b",
+            "t0k",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 
     #[test]
     fn client_certificate_fingerprint_matches_any_spelling() {

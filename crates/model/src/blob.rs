@@ -30,6 +30,17 @@ pub enum BlobError {
 /// Content-addressed storage for attachments. Blobs are streamed in and
 /// out and never held whole in memory. `put` returns only when the content
 /// is durable (fsynced).
+///
+/// # Staging
+///
+/// An input adapter streams attachments in *before* it knows whether the
+/// hub accepts the message. Such blobs are put with [`BlobStore::stage`]
+/// and each staging is ended exactly once: [`BlobStore::keep_staged`] when
+/// a stored message references the blob, [`BlobStore::discard_staged`]
+/// when the submission was refused or abandoned. A discarded blob is
+/// removed unless something else still uses the same content (another
+/// request staging it, a stored message, a plain `put`). The defaults keep
+/// every blob, which is always safe.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// Stream `reader` into the store, refusing more than `limit` bytes.
@@ -38,4 +49,20 @@ pub trait BlobStore: Send + Sync {
     async fn open(&self, blob: &BlobRef) -> Result<BlobReader, BlobError>;
     /// Whether the blob exists.
     async fn contains(&self, blob: &BlobRef) -> Result<bool, BlobError>;
+    /// [`BlobStore::put`] for an attachment of a submission not yet
+    /// accepted (see the trait docs).
+    async fn stage(&self, reader: BlobReader, limit: u64) -> Result<BlobRef, BlobError> {
+        self.put(reader, limit).await
+    }
+    /// End one staging of `blob`: a stored message references it now.
+    async fn keep_staged(&self, blob: &BlobRef) -> Result<(), BlobError> {
+        let _ = blob;
+        Ok(())
+    }
+    /// End one staging of `blob`: the submission was not accepted; remove
+    /// the blob unless something else uses it.
+    async fn discard_staged(&self, blob: &BlobRef) -> Result<(), BlobError> {
+        let _ = blob;
+        Ok(())
+    }
 }

@@ -40,8 +40,9 @@ pub struct Submission {
     /// The primary payload (XML or JSON), size-limited by the adapter.
     pub payload: Bytes,
     pub attachments: Vec<StagedAttachment>,
-    /// Sender-chosen key that makes retries safe: the same key on the same
-    /// channel returns the first message's id instead of a new message.
+    /// Sender-chosen key that makes retries safe: the same key from the
+    /// same sender (adapter + principal) on the same channel returns the
+    /// first message's id instead of a new message.
     pub idempotency_key: Option<String>,
     pub correlation_ids: BTreeMap<String, String>,
 }
@@ -115,8 +116,20 @@ impl IntakeError {
 pub trait Intake: Send + Sync {
     /// Validate, store durably and queue a message for routing.
     async fn submit(&self, submission: Submission) -> Result<Accepted, IntakeError>;
-    /// Stream an attachment into the blob store before submitting.
+    /// Stream an attachment into the blob store before submitting. An
+    /// accepted [`Intake::submit`] (new message or duplicate) ends the
+    /// staging of its attachments; an adapter whose request ends any other
+    /// way (refusal, error, client gone) hands what it staged to
+    /// [`Intake::discard_staged`].
     async fn stage_attachment(&self, reader: BlobReader) -> Result<BlobRef, IntakeError>;
+    /// Give up attachments staged for a request that was not acknowledged:
+    /// the hub removes those no stored message and no other request uses.
+    /// Errors are logged, not returned: the caller is already answering
+    /// with an error, and an orphan left behind is swept at the next
+    /// start. The default keeps them.
+    async fn discard_staged(&self, blobs: &[BlobRef]) {
+        let _ = blobs;
+    }
     /// Limit for one primary payload, in bytes.
     fn max_payload_bytes(&self) -> u64;
     /// Limit for one attachment, in bytes.

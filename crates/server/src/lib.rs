@@ -14,8 +14,11 @@
 //! a message that does not exist, so ids of other Kommunen leak nothing.
 //!
 //! The listener speaks plain HTTP ([`Bound::bind`]) or HTTPS with optional
-//! client certificates ([`Bound::bind_tls`], see [`tls`]).
+//! client certificates ([`Bound::bind_tls`], see [`tls`]). Either way it
+//! bounds the number of connections and how long a client may take or
+//! idle ([`ConnectionLimits`], see [`listener`]).
 
+pub mod listener;
 mod ops;
 pub mod tls;
 
@@ -24,11 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use drehscheibe_engine::Hub;
+use drehscheibe_engine::{Hub, Metrics};
 use drehscheibe_model::auth::TokenTable;
 use drehscheibe_model::Intake;
 use tokio_util::sync::CancellationToken;
 
+pub use listener::ConnectionLimits;
 pub use ops::ops_router;
 pub use tls::{ClientCerts, TlsError, TlsSettings};
 
@@ -64,6 +68,8 @@ pub struct Bound {
     listener: tokio::net::TcpListener,
     tls: Option<TlsSettings>,
     grace: Option<Duration>,
+    limits: ConnectionLimits,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Bound {
@@ -76,6 +82,8 @@ impl Bound {
             listener,
             tls: None,
             grace: None,
+            limits: ConnectionLimits::default(),
+            metrics: None,
         })
     }
 
@@ -90,6 +98,18 @@ impl Bound {
     /// limit); connections still open then are closed.
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = Some(grace);
+        self
+    }
+
+    /// Bound the connections (default: [`ConnectionLimits::default`]).
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Count open connections, reached limits and failed accepts here.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -110,27 +130,17 @@ impl Bound {
     /// Serve until `shutdown` is cancelled, then stop accepting and finish
     /// open requests (within the shutdown grace, if one is set).
     pub async fn serve(self, app: Router, shutdown: CancellationToken) -> Result<(), ServerError> {
-        if let Some(tls) = self.tls {
-            tls::serve_tls(self.listener, tls, app, shutdown, self.grace).await?;
-            return Ok(());
-        }
-        let cancelled = shutdown.clone();
-        let serve = axum::serve(
+        let tls = self.tls.as_ref().map(TlsSettings::acceptor);
+        listener::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            tls,
+            app,
+            shutdown,
+            self.grace,
+            self.limits,
+            self.metrics,
         )
-        .with_graceful_shutdown(async move { cancelled.cancelled().await });
-        match self.grace {
-            None => serve.await?,
-            Some(grace) => {
-                tokio::select! {
-                    r = serve => r?,
-                    _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-                        tracing::warn!("HTTP requests still open after the shutdown grace; leaving them");
-                    }
-                }
-            }
-        }
+        .await;
         Ok(())
     }
 }

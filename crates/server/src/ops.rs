@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use drehscheibe_engine::{Hub, ReplayError};
 use drehscheibe_http::problem::Problem;
-use drehscheibe_model::auth::{Principal, TokenTable};
+use drehscheibe_model::auth::{bearer_token, Principal, TokenTable};
 use drehscheibe_model::{AuditEvent, MessageId, MessageRecord, MessageState};
 use drehscheibe_store::MessageFilter;
 use serde::{Deserialize, Serialize};
@@ -43,11 +43,7 @@ fn authenticate(ops: &Ops, headers: &HeaderMap) -> Result<Principal, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(bearer_token);
     match token.and_then(|t| ops.tokens.authenticate(t)) {
         Some(p) => Ok(p.clone()),
         None => {

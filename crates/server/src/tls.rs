@@ -6,29 +6,14 @@
 //! connection carries a [`ClientCertificate`] extension (SHA-256
 //! fingerprint and subject); the XTA server binds accounts to it.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use axum::Router;
-use drehscheibe_model::auth::ClientCertificate;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
-
-/// Time a client gets to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TLS set-up failure.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +63,12 @@ pub enum ClientCerts {
 #[derive(Clone)]
 pub struct TlsSettings {
     config: Arc<rustls::ServerConfig>,
+}
+
+impl TlsSettings {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.config.clone())
+    }
 }
 
 impl std::fmt::Debug for TlsSettings {
@@ -165,113 +156,6 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 /// Accept TLS connections until `shutdown`, then stop accepting and give
 /// open connections `grace` (None = unlimited) to finish their requests.
-pub(crate) async fn serve_tls(
-    listener: TcpListener,
-    tls: TlsSettings,
-    app: Router,
-    shutdown: CancellationToken,
-    grace: Option<Duration>,
-) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls.config);
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: do not spin.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                conns.spawn(connection(
-                    acceptor.clone(),
-                    tcp,
-                    peer,
-                    app.clone(),
-                    shutdown.clone(),
-                ));
-            }
-        }
-    }
-    drop(listener);
-    let drain = async { while conns.join_next().await.is_some() {} };
-    match grace {
-        None => drain.await,
-        Some(g) => {
-            if tokio::time::timeout(g, drain).await.is_err() {
-                tracing::warn!(
-                    open = conns.len(),
-                    "HTTPS connections still open after the shutdown grace; closing them"
-                );
-                conns.shutdown().await;
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn connection(
-    acceptor: TlsAcceptor,
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    app: Router,
-    shutdown: CancellationToken,
-) {
-    let stream = tokio::select! {
-        _ = shutdown.cancelled() => return,
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match r {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        },
-    };
-    let cert = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|der| ClientCertificate::from_der(der, subject_of(der)));
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        if let Some(c) = &cert {
-            req.extensions_mut().insert(c.clone());
-        }
-        let mut app = app.clone();
-        async move {
-            let resp = tower_service::Service::call(&mut app, req).await;
-            Ok::<_, Infallible>(match resp {
-                Ok(r) => r,
-                Err(never) => match never {},
-            })
-        }
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
-    }
-}
-
 /// The subject of a DER certificate as `CN=…, O=…` (attributes in
 /// certificate order), or `None` when it cannot be read.
 pub fn subject_of(der: &[u8]) -> Option<String> {

@@ -81,15 +81,33 @@ pub struct ClaimedJob {
     pub due: DateTime<Utc>,
 }
 
-/// Idempotency scope: the same key on the same channel is the same message.
+/// Idempotency scope: the same key from the same sender on the same channel
+/// is the same message.
+///
+/// Keys are chosen by senders, so two senders of one channel may well pick
+/// the same key (`antrag-1`); scoping by the authenticated sender keeps
+/// one sender from getting another's message id back (or a `409` for a
+/// key it never used).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey {
     /// Input channel id.
     pub channel: String,
+    /// The authenticated sender, as `adapter:principal` (see
+    /// [`IdempotencyKey::sender_of`]).
+    pub sender: String,
     /// Sender-chosen key.
     pub key: String,
     /// SHA-256 of the payload, to detect a key reused for other content.
     pub payload_sha256: String,
+}
+
+impl IdempotencyKey {
+    /// The sender scope of a submission: adapter kind and authenticated
+    /// principal (`http:portal-a`), so the same principal name on two
+    /// adapters does not share keys either.
+    pub fn sender_of(sender: &drehscheibe_model::SenderIdentity) -> String {
+        format!("{}:{}", sender.adapter, sender.principal)
+    }
 }
 
 /// Result of [`Store::accept`].
@@ -220,6 +238,15 @@ pub trait Store: Send + Sync {
     async fn put_config_snapshot(&self, digest: &str, text: &str) -> Result<()>;
     /// A snapshot stored by [`Store::put_config_snapshot`].
     async fn config_snapshot(&self, digest: &str) -> Result<Option<String>>;
+
+    /// Which of `candidates` (blob SHA-256 hex digests) an attachment of a
+    /// stored message references. Reads every record, so it is meant for
+    /// the rare start-up sweep of staged blobs (see
+    /// [`FsBlobStore::sweep_staged`]), not for the request path.
+    async fn referenced_blobs(
+        &self,
+        candidates: std::collections::HashSet<String>,
+    ) -> Result<std::collections::HashSet<String>>;
 
     /// Flush everything to disk (used at shutdown).
     async fn flush(&self) -> Result<()>;

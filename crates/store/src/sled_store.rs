@@ -23,7 +23,7 @@
 //! | `queue`       | ms due + job                 | JSON [`Job`]                           |
 //! | `jobs`        | job                          | its current `queue` key (one entry per job) |
 //! | `leases`      | job                          | ms lease-until                         |
-//! | `idempotency` | u32 len + channel + key      | JSON `{id, sha256}`                    |
+//! | `idempotency` | 1 + u32 len + channel + u32 len + sender + key | JSON `{id, sha256}`      |
 //! | `by_tenant`   | u32 len + tenant + id        | empty (index for `list`)               |
 //! | `by_state`    | state name + `0x00` + id     | empty (index for `list`)               |
 //! | `config`      | digest                       | configuration text                     |
@@ -482,8 +482,21 @@ fn len_prefixed(a: &str) -> Vec<u8> {
     k
 }
 
-fn idempotency_key(channel: &str, key: &str) -> Vec<u8> {
-    let mut k = len_prefixed(channel);
+/// Marks an idempotency entry scoped by sender (see [`idempotency_key`]).
+const SCOPED_IDEMPOTENCY: u8 = 1;
+
+/// Key of an idempotency entry: version byte, channel, sender, key.
+///
+/// Stores written before keys were scoped by sender hold entries of the
+/// form `u32 len + channel + key`, whose first byte is the high byte of
+/// the channel length, so `0` for any real channel name. A scoped key
+/// starts with [`SCOPED_IDEMPOTENCY`] instead, so old entries stay
+/// readable but simply never match a new key: a retry that spans the
+/// upgrade is stored as a new message, nothing is lost or refused.
+fn idempotency_key(channel: &str, sender: &str, key: &str) -> Vec<u8> {
+    let mut k = vec![SCOPED_IDEMPOTENCY];
+    k.extend_from_slice(&len_prefixed(channel));
+    k.extend_from_slice(&len_prefixed(sender));
     k.extend_from_slice(key.as_bytes());
     k
 }
@@ -724,7 +737,7 @@ impl Store for SledStore {
                 let id = record.id();
                 let idem = idempotency.map(|k| {
                     (
-                        idempotency_key(&k.channel, &k.key),
+                        idempotency_key(&k.channel, &k.sender, &k.key),
                         IdempotencyEntry {
                             id,
                             sha256: k.payload_sha256,
@@ -1026,6 +1039,32 @@ impl Store for SledStore {
         })
         .await?;
         self.durable().await
+    }
+
+    async fn referenced_blobs(
+        &self,
+        candidates: std::collections::HashSet<String>,
+    ) -> Result<std::collections::HashSet<String>> {
+        if candidates.is_empty() {
+            return Ok(candidates);
+        }
+        self.blocking(move |t| {
+            let mut found = std::collections::HashSet::new();
+            for entry in t.messages.iter() {
+                let (key, value) = entry.map_err(backend)?;
+                let record: MessageRecord = decode("messages", &key, &value)?;
+                for a in &record.envelope.attachments {
+                    if candidates.contains(&a.blob.sha256) {
+                        found.insert(a.blob.sha256.clone());
+                    }
+                }
+                if found.len() == candidates.len() {
+                    break;
+                }
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn config_snapshot(&self, digest: &str) -> Result<Option<String>> {

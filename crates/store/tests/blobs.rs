@@ -131,7 +131,7 @@ async fn limit_is_enforced_and_temp_file_removed() {
         "{err}"
     );
     assert!(files_in(&dir.path().join("tmp")).is_empty());
-    assert_eq!(files_in(dir.path()), ["tmp"], "nothing stored");
+    assert_eq!(files_in(dir.path()), ["staged", "tmp"], "nothing stored");
 
     // Exactly at the limit is fine.
     let blob = blobs
@@ -255,5 +255,98 @@ async fn reader_error_leaves_nothing_behind() {
     let err = blobs.put(Box::pin(Failing(5)), MB).await.unwrap_err();
     assert!(matches!(err, BlobError::Io(_)), "{err}");
     assert!(files_in(&dir.path().join("tmp")).is_empty());
-    assert_eq!(files_in(dir.path()), ["tmp"]);
+    assert_eq!(files_in(dir.path()), ["staged", "tmp"]);
+}
+
+fn staged_markers(dir: &Path) -> Vec<String> {
+    files_in(&dir.join("staged"))
+}
+
+fn blob_path(dir: &Path, sha: &str) -> std::path::PathBuf {
+    dir.join(&sha[..2]).join(sha)
+}
+
+#[tokio::test]
+async fn a_discarded_staging_removes_the_blob_and_its_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path()).unwrap();
+    let blob = store
+        .stage(Box::pin(Generated::new(1, 70_000)), MB)
+        .await
+        .unwrap();
+    assert!(blob_path(dir.path(), &blob.sha256).is_file());
+    assert_eq!(
+        staged_markers(dir.path()),
+        std::slice::from_ref(&blob.sha256)
+    );
+    store.discard_staged(&blob).await.unwrap();
+    assert!(!blob_path(dir.path(), &blob.sha256).exists());
+    assert!(staged_markers(dir.path()).is_empty());
+    assert!(!store.contains(&blob).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_kept_staging_stays_and_loses_its_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path()).unwrap();
+    let blob = store
+        .stage(Box::pin(Generated::new(2, 1000)), MB)
+        .await
+        .unwrap();
+    store.keep_staged(&blob).await.unwrap();
+    assert!(store.contains(&blob).await.unwrap());
+    assert!(staged_markers(dir.path()).is_empty());
+    // A later staging of the same content that is discarded leaves the
+    // stored blob alone: the content existed before it.
+    let again = store
+        .stage(Box::pin(Generated::new(2, 1000)), MB)
+        .await
+        .unwrap();
+    assert_eq!(again, blob);
+    store.discard_staged(&again).await.unwrap();
+    assert!(store.contains(&blob).await.unwrap());
+}
+
+#[tokio::test]
+async fn shared_content_stays_until_the_last_staging_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path()).unwrap();
+    let stage = || store.stage(Box::pin(Generated::new(3, 5000)), MB);
+    let first = stage().await.unwrap();
+    let second = stage().await.unwrap();
+    assert_eq!(first, second);
+    // One request gives up; the other is still in flight.
+    store.discard_staged(&first).await.unwrap();
+    assert!(store.contains(&second).await.unwrap());
+    // The other is accepted: the content stays for good.
+    store.keep_staged(&second).await.unwrap();
+    assert!(store.contains(&second).await.unwrap());
+    assert!(staged_markers(dir.path()).is_empty());
+
+    // Two stagings, both discarded: gone.
+    let a = store
+        .stage(Box::pin(Generated::new(4, 5000)), MB)
+        .await
+        .unwrap();
+    let b = store
+        .stage(Box::pin(Generated::new(4, 5000)), MB)
+        .await
+        .unwrap();
+    store.discard_staged(&a).await.unwrap();
+    assert!(store.contains(&b).await.unwrap());
+    store.discard_staged(&b).await.unwrap();
+    assert!(!store.contains(&b).await.unwrap());
+
+    // A plain put of staged content makes it stay.
+    let staged = store
+        .stage(Box::pin(Generated::new(5, 5000)), MB)
+        .await
+        .unwrap();
+    let put = store
+        .put(Box::pin(Generated::new(5, 5000)), MB)
+        .await
+        .unwrap();
+    assert_eq!(staged, put);
+    store.discard_staged(&staged).await.unwrap();
+    assert!(store.contains(&put).await.unwrap());
 }

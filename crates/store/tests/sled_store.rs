@@ -12,8 +12,8 @@ use drehscheibe_model::{
     sha256_hex, AuditEvent, Envelope, MessageId, MessageRecord, MessageState, SenderIdentity,
 };
 use drehscheibe_store::{
-    AcceptOutcome, Effects, IdempotencyKey, Job, MessageFilter, QueueStats, SledStore, Store,
-    StoreError, MAX_PAGE_SIZE,
+    AcceptOutcome, Effects, FsBlobStore, IdempotencyKey, Job, MessageFilter, QueueStats, SledStore,
+    Store, StoreError, MAX_PAGE_SIZE,
 };
 
 fn record_at(received_at: DateTime<Utc>, payload: &[u8]) -> MessageRecord {
@@ -115,6 +115,7 @@ async fn idempotency_outcomes() {
     let store = SledStore::open(dir.path()).unwrap();
     let key = |channel: &str, payload: &[u8]| IdempotencyKey {
         channel: channel.into(),
+        sender: "http:portal-a".into(),
         key: "antrag-42".into(),
         payload_sha256: sha256_hex(payload),
     };
@@ -174,10 +175,26 @@ async fn idempotency_outcomes() {
         .unwrap();
     assert_eq!(out, AcceptOutcome::Created);
 
+    // Same key and channel from another sender is another message.
+    let other_sender = record_at(Utc::now(), b"<a/>");
+    let out = store
+        .accept(
+            &other_sender,
+            Bytes::from_static(b"<a/>"),
+            received_event(&other_sender),
+            Some(IdempotencyKey {
+                sender: "http:portal-b".into(),
+                ..key("ch", b"<a/>")
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, AcceptOutcome::Created);
+
     let stats = store.queue_stats(Utc::now()).await.unwrap();
-    assert_eq!(stats.depth, 2, "only the two created messages are queued");
+    assert_eq!(stats.depth, 3, "only the three created messages are queued");
     let counts = store.count_by_state().await.unwrap();
-    assert_eq!(count(&counts, MessageState::Received), 2);
+    assert_eq!(count(&counts, MessageState::Received), 3);
 }
 
 #[tokio::test]
@@ -673,6 +690,7 @@ async fn data_and_queue_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let key = IdempotencyKey {
         channel: "ch".into(),
+        sender: "http:portal-a".into(),
         key: "k1".into(),
         payload_sha256: sha256_hex(b"<a/>"),
     };
@@ -974,4 +992,59 @@ async fn pass_through_outputs_read_back_as_the_payload() {
     );
     assert_eq!(store.output(id, 2).await.unwrap().unwrap(), Bytes::new());
     assert_eq!(store.output(id, 3).await.unwrap(), None);
+}
+
+/// A crash between staging and the end of the request leaves markers; the
+/// start-up sweep removes the blobs no stored message references and
+/// keeps the others, and leaves stagings newer than its cut-off alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_sweep_removes_orphaned_staged_blobs_only() {
+    use drehscheibe_model::{AttachmentRef, BlobStore};
+    let dir = tempfile::tempdir().unwrap();
+    let blob_dir = dir.path().join("blobs");
+    let store = SledStore::open(&dir.path().join("store")).unwrap();
+    let reader = |bytes: &'static [u8]| -> drehscheibe_model::BlobReader {
+        Box::pin(std::io::Cursor::new(bytes))
+    };
+    let (orphan, referenced) = {
+        // The process that "crashes": stages two attachments, stores a
+        // message with one of them, and never ends either staging.
+        let blobs = FsBlobStore::open(&blob_dir).unwrap();
+        let orphan = blobs.stage(reader(b"orphan"), 1024).await.unwrap();
+        let referenced = blobs.stage(reader(b"in a message"), 1024).await.unwrap();
+        let mut rec = record_at(Utc::now(), b"<a/>");
+        rec.envelope.attachments.push(AttachmentRef {
+            name: "anlage".into(),
+            filename: None,
+            content_type: "application/pdf".into(),
+            blob: referenced.clone(),
+        });
+        store
+            .accept(
+                &rec,
+                Bytes::from_static(b"<a/>"),
+                received_event(&rec),
+                None,
+            )
+            .await
+            .unwrap();
+        (orphan, referenced)
+    };
+    let markers = || std::fs::read_dir(blob_dir.join("staged")).unwrap().count();
+    assert_eq!(markers(), 2);
+
+    // A sweep whose cut-off predates the stagings touches nothing.
+    let blobs = FsBlobStore::open(&blob_dir).unwrap();
+    let long_ago = std::time::SystemTime::UNIX_EPOCH;
+    assert_eq!(blobs.sweep_staged(&store, long_ago).await.unwrap(), 0);
+    assert_eq!(markers(), 2);
+    assert!(blobs.contains(&orphan).await.unwrap());
+
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    assert_eq!(blobs.sweep_staged(&store, later).await.unwrap(), 1);
+    assert!(!blobs.contains(&orphan).await.unwrap());
+    assert!(blobs.contains(&referenced).await.unwrap());
+    assert_eq!(markers(), 0);
+    // Nothing left to do on the next start.
+    assert_eq!(blobs.sweep_staged(&store, later).await.unwrap(), 0);
 }
