@@ -302,11 +302,8 @@ impl Shared {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| FitProblem::unauthorized("bearer token required"))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| FitProblem::unauthorized("bearer token required"))?
-            .trim();
+        let token = drehscheibe_model::auth::bearer_token(value)
+            .ok_or_else(|| FitProblem::unauthorized("bearer token required"))?;
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         match tokens.get(token) {
             Some(t) if t.expires > Instant::now() => Ok(t.client_id.clone()),

@@ -248,9 +248,8 @@ fn authenticate(
     if let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(drehscheibe_model::auth::bearer_token)
     {
-        let token = token.trim();
         return inner
             .settings
             .accounts
