@@ -12,7 +12,12 @@
 //! * **JSON**: parsed with `serde_json` after a depth pre-scan (limit
 //!   [`MAX_JSON_DEPTH`]) and converted to the XPath 3.1 `fn:json-to-xml`
 //!   form (see [`InputDocument::parse`] for the exact mapping), so rules
-//!   query XML and JSON submissions with the same XPath engine.
+//!   query XML and JSON submissions with the same XPath engine. Intake
+//!   ([`validate`]) runs the converter's own reading path into a sink that
+//!   keeps nothing (`drehscheibe_xpath::json::check_json`), with the same
+//!   options: numbers beyond the `xs:double` range (`1e999999999`) and
+//!   lone surrogate escapes (`"\ud800"`) are refused at intake, never
+//!   accepted and then rejected at routing (ADR 0009).
 //!
 //! The content type decides the parser: `application/xml`, `text/xml` and
 //! any `*/*+xml` are XML; `application/json` and any `*/*+json` are JSON;
@@ -29,7 +34,6 @@ use drehscheibe_xpath::tree::{Builder, Document, ParseError, ParseOptions, QName
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
-use serde::de::Deserialize as _;
 
 /// Deepest element nesting accepted in XML input.
 pub const MAX_XML_DEPTH: usize = 512;
@@ -168,10 +172,7 @@ pub fn validate(bytes: &[u8], content_type: &str) -> Result<(), InputError> {
         }
         InputKind::Json => {
             let text = decode_json(bytes)?;
-            scan_json_depth(text)?;
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde::de::IgnoredAny::deserialize(&mut de).map_err(json_error)?;
-            de.end().map_err(json_error)
+            json::check_json(text, &JSON_OPTIONS).map_err(json_input_error)
         }
     }
 }
@@ -578,31 +579,21 @@ fn is_xml_char(c: char) -> bool {
 // ---------------------------------------------------------------------------
 // JSON
 
-fn json_error(e: serde_json::Error) -> InputError {
-    InputError::MalformedJson {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    }
-}
-
-/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`] before any parsing.
-fn scan_json_depth(text: &str) -> Result<(), InputError> {
-    json::check_depth(text, MAX_JSON_DEPTH).map_err(json_input_error)
-}
-
 /// Converts JSON text to its `fn:json-to-xml` tree with the engine's
 /// converter (see [`InputDocument::parse`] for the mapping: duplicate keys
 /// retained, no `escape` option). The converter refuses nesting deeper
 /// than [`MAX_JSON_DEPTH`] with a linear pre-scan before it recurses.
 fn json_to_xml(text: &str) -> Result<Document, InputError> {
-    let options = JsonOptions {
-        max_depth: MAX_JSON_DEPTH,
-        duplicates: Duplicates::Retain,
-        escape: false,
-    };
-    json::json_to_xml(text, &options).map_err(json_input_error)
+    json::json_to_xml(text, &JSON_OPTIONS).map_err(json_input_error)
 }
+
+/// The one set of JSON options of intake ([`validate`]) and routing
+/// ([`InputDocument::parse`]).
+const JSON_OPTIONS: JsonOptions = JsonOptions {
+    max_depth: MAX_JSON_DEPTH,
+    duplicates: Duplicates::Retain,
+    escape: false,
+};
 
 fn json_input_error(e: JsonError) -> InputError {
     match e {

@@ -349,6 +349,37 @@ fn bad_json_is_refused() {
     ));
 }
 
+/// Issue 9, item 6: intake and routing read JSON with one parser and one
+/// set of limits. A number beyond the `xs:double` range and a lone
+/// surrogate escape are refused by both, with the same error (ADR 0009).
+#[test]
+fn out_of_range_numbers_and_lone_surrogates_are_refused_by_intake_and_routing() {
+    for bad in [
+        &br#"{"n":1e999999999}"#[..],
+        br#"{"n":-1e400}"#,
+        br#"{"s":"\ud800"}"#,
+        br#"{"\udfff":1}"#,
+        br#"["x\ud800\u0041"]"#,
+    ] {
+        match parse_err(bad, JSON) {
+            InputError::MalformedJson { message, .. } => assert!(
+                message.contains("out of range") || message.contains("escape"),
+                "{}: {message}",
+                String::from_utf8_lossy(bad)
+            ),
+            other => panic!("expected MalformedJson, got {other:?}"),
+        }
+    }
+    // A proper surrogate pair and a large but finite number pass both.
+    let good = br#"{"s":"\ud83d\ude00","n":1.7e308}"#;
+    validate(good, JSON).unwrap();
+    let doc = InputDocument::parse(good, JSON).unwrap();
+    assert_eq!(
+        doc.evaluate_string("string(/*/*[1])", &[], "", "").unwrap(),
+        "\u{1F600}"
+    );
+}
+
 /// Memory bound of the tree: a 1 MB JSON array of zeros (about 500,000
 /// `<number>0</number>` elements, the worst case of many tiny values)
 /// costs at most [`JSON_MEMORY_FACTOR`] times the payload in the tree
