@@ -24,19 +24,24 @@
 //! everything else is refused.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use drehscheibe_xpath::json::{self, Duplicates, JsonError, JsonOptions};
-use drehscheibe_xpath::tree::{Builder, Document, ParseError, ParseOptions, QName};
+use drehscheibe_xpath::tree::{
+    Builder, Document, ParseError, ParseOptions, QName, XMLNS_NS, XML_NS,
+};
 
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::Reader;
 
 /// Deepest element nesting accepted in XML input.
 pub const MAX_XML_DEPTH: usize = 512;
+
+/// Most attributes (namespace declarations included) on one XML element,
+/// for intake and routing alike.
+pub const MAX_XML_ATTRIBUTES: usize = 10_000;
 
 /// Deepest object/array nesting accepted in JSON input (below the recursion
 /// limit of 128 that `serde_json` enforces on its own).
@@ -322,6 +327,7 @@ fn meta_document(meta: &BTreeMap<String, String>) -> Document {
 fn parse_xml(text: &str) -> Result<Document, InputError> {
     let options = ParseOptions {
         max_depth: MAX_XML_DEPTH,
+        max_attributes: MAX_XML_ATTRIBUTES,
         ..ParseOptions::default()
     };
     match Document::parse_str(text, &options) {
@@ -347,15 +353,7 @@ fn map_parse_error(e: ParseError) -> InputError {
             line,
             column,
         },
-        ParseError::TooManyAttributes {
-            limit,
-            line,
-            column,
-        } => InputError::MalformedXml {
-            line,
-            column,
-            message: format!("more than {limit} attributes on one element"),
-        },
+        ParseError::TooManyAttributes { line, column, .. } => too_many_attributes(line, column),
         ParseError::Malformed {
             line,
             column,
@@ -413,8 +411,21 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
 // ---------------------------------------------------------------------------
 // XML scan
 
+/// The intake check of XML: one streaming pass, nothing built, linear in
+/// the input for every shape of document (many attributes, many
+/// namespace declarations, many elements):
+///
+/// * prefixes are resolved against our own scope — a map from prefix to
+///   the number of declarations of it in scope, undone at the end tag —
+///   so a lookup is O(1) (`NsReader` scans its binding list per lookup,
+///   which is quadratic for an element with many declarations);
+/// * duplicate attributes are found with a short list for the usual
+///   handful and a hash set beyond [`SMALL_ATTRIBUTE_COUNT`] (quick-xml's
+///   own check compares every pair and is switched off);
+/// * at most [`MAX_XML_ATTRIBUTES`] attributes per element, the tree
+///   parser's limit, with the same error.
 fn scan_xml(text: &str) -> Result<(), InputError> {
-    let mut reader = NsReader::from_str(text);
+    let mut reader = Reader::from_str(text);
     {
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -433,10 +444,13 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
     };
     let mut depth = 0usize;
     let mut seen_root = false;
+    let mut scope = PrefixScope::default();
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut key_set: HashSet<&[u8]> = HashSet::new();
     loop {
         let start = reader.buffer_position();
-        let (resolved, event) = match reader.read_resolved_event() {
-            Ok(pair) => pair,
+        let event = match reader.read_event() {
+            Ok(event) => event,
             Err(e) => return Err(malformed(reader.error_position(), e.to_string())),
         };
         match event {
@@ -462,57 +476,107 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                         column,
                     });
                 }
-                if let ResolveResult::Unknown(prefix) = resolved {
-                    return Err(malformed(
-                        start,
-                        format!(
-                            "undeclared namespace prefix {:?}",
-                            String::from_utf8_lossy(&prefix)
-                        ),
-                    ));
-                }
-                for attribute in element.attributes() {
+                // The attributes: limits, values, duplicates, declarations.
+                scope.open();
+                keys.clear();
+                key_set.clear();
+                let mut attributes = element.attributes();
+                attributes.with_checks(false);
+                for (count, attribute) in attributes.enumerate() {
+                    if count >= MAX_XML_ATTRIBUTES {
+                        let (line, column) =
+                            line_column(text, usize::try_from(start).unwrap_or(usize::MAX));
+                        return Err(too_many_attributes(line, column));
+                    }
                     let attribute =
                         attribute.map_err(|e| malformed(start, format!("attribute: {e}")))?;
-                    let key = attribute.key;
-                    let is_decl = key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:");
-                    if !is_decl {
-                        if let (ResolveResult::Unknown(prefix), _) = reader.resolve_attribute(key) {
-                            return Err(malformed(
-                                start,
-                                format!(
-                                    "undeclared namespace prefix {:?} on attribute",
-                                    String::from_utf8_lossy(&prefix)
-                                ),
-                            ));
+                    // Re-sliced from the input, so that it outlives the event.
+                    let raw_key = attribute.key.into_inner();
+                    let at = offset_in(text, raw_key);
+                    let key: &[u8] = text
+                        .as_bytes()
+                        .get(at..at + raw_key.len())
+                        .filter(|k| *k == raw_key)
+                        .ok_or_else(|| malformed(start, "invalid attribute name".into()))?;
+                    let duplicate = if keys.len() < SMALL_ATTRIBUTE_COUNT {
+                        keys.contains(&key)
+                    } else {
+                        if key_set.is_empty() {
+                            key_set.extend(keys.iter().copied());
                         }
+                        !key_set.insert(key)
+                    };
+                    if duplicate {
+                        return Err(malformed(
+                            start,
+                            format!("duplicate attribute {:?}", String::from_utf8_lossy(key)),
+                        ));
                     }
+                    keys.push(key);
                     if attribute.value.contains(&b'<') {
                         return Err(malformed(
                             start,
                             "'<' is not allowed in attribute values".into(),
                         ));
                     }
-                    if key.as_ref().starts_with(b"xmlns:") && attribute.value.is_empty() {
-                        return Err(malformed(
-                            start,
-                            format!(
-                                "the prefix {:?} cannot be undeclared in XML 1.0",
-                                String::from_utf8_lossy(key.as_ref().get(6..).unwrap_or_default())
-                            ),
-                        ));
-                    }
                     let value = attribute
                         .unescape_value()
                         .map_err(|e| malformed(start, format!("attribute value: {e}")))?;
                     check_chars(&value).map_err(|m| malformed(start, m))?;
+                    let declared = if key == b"xmlns" {
+                        Some(&b""[..])
+                    } else {
+                        key.strip_prefix(b"xmlns:")
+                    };
+                    if let Some(prefix) = declared {
+                        check_declaration(prefix, &value).map_err(|m| malformed(start, m))?;
+                        scope.declare(prefix);
+                    }
+                }
+                // Every prefix used must be declared (the element's own
+                // declarations count).
+                let name = element.name().into_inner();
+                if let Some(prefix) = prefix_of(name) {
+                    if prefix == b"xmlns" {
+                        return Err(malformed(
+                            start,
+                            "the prefix xmlns cannot name an element".into(),
+                        ));
+                    }
+                    if !scope.is_bound(prefix) {
+                        return Err(malformed(
+                            start,
+                            format!(
+                                "undeclared namespace prefix {:?}",
+                                String::from_utf8_lossy(prefix)
+                            ),
+                        ));
+                    }
+                }
+                for key in &keys {
+                    match prefix_of(key) {
+                        Some(b"xmlns") | None => {}
+                        Some(prefix) if scope.is_bound(prefix) => {}
+                        Some(prefix) => {
+                            return Err(malformed(
+                                start,
+                                format!(
+                                    "undeclared namespace prefix {:?} on attribute",
+                                    String::from_utf8_lossy(prefix)
+                                ),
+                            ))
+                        }
+                    }
                 }
                 if matches!(event, Event::Start(_)) {
                     depth += 1;
+                } else {
+                    scope.close();
                 }
             }
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
+                scope.close();
             }
             Event::Text(ref t) => {
                 let unescaped = t.unescape().map_err(|e| {
@@ -555,6 +619,98 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
     }
     if !seen_root {
         return Err(malformed(text.len() as u64, "no root element".into()));
+    }
+    Ok(())
+}
+
+/// Attributes on one element up to which duplicates are found by a
+/// linear search (cheaper than hashing for the usual handful).
+const SMALL_ATTRIBUTE_COUNT: usize = 16;
+
+fn too_many_attributes(line: usize, column: usize) -> InputError {
+    InputError::MalformedXml {
+        line,
+        column,
+        message: format!("more than {MAX_XML_ATTRIBUTES} attributes on one element"),
+    }
+}
+
+/// Byte offset of `sub` inside `text` (`sub` borrows from `text`; else
+/// an offset past the end, which no slice of `text` matches).
+fn offset_in(text: &str, sub: &[u8]) -> usize {
+    let start = text.as_ptr() as usize;
+    let at = sub.as_ptr() as usize;
+    if at >= start && at <= start + text.len() {
+        at - start
+    } else {
+        usize::MAX / 2
+    }
+}
+
+/// The prefix of a lexical name (`p:x` → `p`), if any.
+fn prefix_of(name: &[u8]) -> Option<&[u8]> {
+    name.iter()
+        .position(|&b| b == b':')
+        .and_then(|i| name.get(..i))
+}
+
+/// The namespace prefixes declared in scope during a scan: O(1) lookups,
+/// undone element by element. (A prefix cannot be undeclared in XML 1.0,
+/// so "bound" is "declared on this element or an ancestor".)
+#[derive(Default)]
+struct PrefixScope<'t> {
+    /// Declarations in scope per prefix.
+    counts: HashMap<&'t [u8], u32>,
+    /// Prefixes in the order declared, for undoing.
+    declared: Vec<&'t [u8]>,
+    /// Per open element: `declared.len()` when it started.
+    marks: Vec<usize>,
+}
+
+impl<'t> PrefixScope<'t> {
+    fn open(&mut self) {
+        self.marks.push(self.declared.len());
+    }
+
+    fn declare(&mut self, prefix: &'t [u8]) {
+        *self.counts.entry(prefix).or_insert(0) += 1;
+        self.declared.push(prefix);
+    }
+
+    fn close(&mut self) {
+        let mark = self.marks.pop().unwrap_or(0);
+        for prefix in self.declared.drain(mark..) {
+            if let Some(n) = self.counts.get_mut(prefix) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    fn is_bound(&self, prefix: &[u8]) -> bool {
+        prefix == b"xml" || self.counts.get(prefix).is_some_and(|&n| n > 0)
+    }
+}
+
+/// Namespaces in XML 1.0 constraints on a declaration (as the tree
+/// parser checks them).
+fn check_declaration(prefix: &[u8], uri: &str) -> Result<(), String> {
+    let shown = String::from_utf8_lossy(prefix);
+    if prefix == b"xmlns" {
+        return Err("the prefix xmlns must not be declared".into());
+    }
+    if prefix == b"xml" {
+        if uri != XML_NS {
+            return Err("the prefix xml cannot be bound to another namespace".into());
+        }
+        return Ok(());
+    }
+    if uri == XML_NS || uri == XMLNS_NS {
+        return Err(format!("the namespace {uri} cannot be bound to a prefix"));
+    }
+    if !prefix.is_empty() && uri.is_empty() {
+        return Err(format!(
+            "the prefix {shown:?} cannot be undeclared in XML 1.0"
+        ));
     }
     Ok(())
 }

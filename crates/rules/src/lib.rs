@@ -53,7 +53,10 @@ pub mod transform;
 mod xpath;
 
 pub use depot::{Depot, DepotError, Recognition, RouteError};
-pub use input::{validate, InputDocument, InputError, InputKind};
+pub use input::{
+    validate, InputDocument, InputError, InputKind, MAX_JSON_DEPTH, MAX_XML_ATTRIBUTES,
+    MAX_XML_DEPTH,
+};
 pub use manifest::{Manifest, ManifestError, OutputSpec, ParamSpec, ParamType};
 pub use package::RulePackage;
 pub use publish::{load_package, publish, PublishError, Published};
