@@ -76,6 +76,10 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Time granted to in-flight work on shutdown (default 10 s).
     pub shutdown_grace: Duration,
+    /// Time budget of routing one message: parsing, recognition and
+    /// transforms (default 30 s, at most 300 s — half the 600 s job
+    /// lease). Over it the message ends `dead` with the reason.
+    pub route_budget: Duration,
     /// Log output format (default text).
     pub log_format: LogFormat,
     /// TLS for the listener (`[server] tls`); `None` = plain HTTP.
@@ -109,6 +113,10 @@ pub enum ClientAuth {
     Required,
 }
 
+/// The longest `[server] route_budget` accepted: half the job lease, so a
+/// routing step is always settled long before its lease could expire.
+pub const MAX_ROUTE_BUDGET: Duration = Duration::from_secs(300);
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -118,6 +126,7 @@ impl Default for ServerConfig {
             max_attachment_bytes: 256 << 20,
             workers: 8,
             shutdown_grace: Duration::from_secs(10),
+            route_budget: Duration::from_secs(30),
             log_format: LogFormat::Text,
             tls: None,
         }

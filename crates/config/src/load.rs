@@ -360,6 +360,21 @@ impl Ctx {
             d.max_attachment_bytes,
         );
         let workers = positive(self, "workers", raw.workers.map(|w| w as u64), 1);
+        let route_budget = match raw.route_budget {
+            Some(b) if b.is_zero() || b > crate::MAX_ROUTE_BUDGET => {
+                self.err(
+                    src,
+                    &kp.key("route_budget"),
+                    format!(
+                        "`route_budget` must be greater than 0 and at most {} s (half the job lease)",
+                        crate::MAX_ROUTE_BUDGET.as_secs()
+                    ),
+                );
+                d.route_budget
+            }
+            Some(b) => b,
+            None => d.route_budget,
+        };
         let tls = raw.tls.as_ref().map(|t| {
             let tkp = kp.key("tls");
             let client_ca = t
@@ -390,6 +405,7 @@ impl Ctx {
                 .filter(|&w| w > 0)
                 .map_or(d.workers, |_| usize::try_from(workers).unwrap_or(d.workers)),
             shutdown_grace: raw.shutdown_grace.unwrap_or(d.shutdown_grace),
+            route_budget,
             log_format: raw.log_format.unwrap_or(d.log_format),
             tls,
         }

@@ -35,6 +35,8 @@ pub(crate) struct RawServer {
     pub workers: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub route_budget: Option<Duration>,
     pub log_format: Option<LogFormat>,
     pub tls: Option<RawServerTls>,
 }

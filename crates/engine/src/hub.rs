@@ -36,6 +36,13 @@ pub struct HubSettings {
     pub idle_poll: Duration,
     /// How long shutdown waits for in-flight work before releasing it.
     pub shutdown_grace: Duration,
+    /// Time budget of routing one message (parse, recognition, routing,
+    /// transforms). Over it the message ends `dead` with the reason
+    /// "routing exceeded the time budget of N s". Keep it well below
+    /// `lease`: the job is settled within the budget (plus a short grace
+    /// for the evaluation to notice), long before its lease could expire
+    /// and another worker could claim it.
+    pub route_budget: Duration,
 }
 
 impl Default for HubSettings {
@@ -50,6 +57,7 @@ impl Default for HubSettings {
             busy_defer: Duration::from_millis(250),
             idle_poll: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            route_budget: Duration::from_secs(30),
         }
     }
 }

@@ -53,6 +53,9 @@ pub mod transform;
 mod xpath;
 
 pub use depot::{Depot, DepotError, Recognition, RouteError};
+/// The cooperative time budget of evaluation and transforms (re-exported
+/// from the XPath engine for the engine's routing step).
+pub use drehscheibe_xpath::budget;
 pub use input::{
     validate, InputDocument, InputError, InputKind, MAX_JSON_DEPTH, MAX_XML_ATTRIBUTES,
     MAX_XML_DEPTH,
