@@ -169,6 +169,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         route_workers: config.server.workers.max(1),
         shutdown_grace: config.server.shutdown_grace,
         route_budget: config.server.route_budget,
+        document_memory: config.server.document_memory,
         ..HubSettings::default()
     };
     let hub = Hub::new(store, blobs, router, connectors, settings);

@@ -80,6 +80,11 @@ pub struct ServerConfig {
     /// transforms (default 30 s, at most 300 s — half the 600 s job
     /// lease). Over it the message ends `dead` with the reason.
     pub route_budget: Duration,
+    /// Memory budget for documents in flight (default 1 GiB): routing a
+    /// message reserves its estimated peak memory (payload × 10 for XML,
+    /// × 32 for JSON) and waits while the budget is taken; a message
+    /// whose estimate exceeds the whole budget ends `dead`.
+    pub document_memory: u64,
     /// Log output format (default text).
     pub log_format: LogFormat,
     /// TLS for the listener (`[server] tls`); `None` = plain HTTP.
@@ -127,6 +132,7 @@ impl Default for ServerConfig {
             workers: 8,
             shutdown_grace: Duration::from_secs(10),
             route_budget: Duration::from_secs(30),
+            document_memory: 1 << 30,
             log_format: LogFormat::Text,
             tls: None,
         }

@@ -360,6 +360,12 @@ impl Ctx {
             d.max_attachment_bytes,
         );
         let workers = positive(self, "workers", raw.workers.map(|w| w as u64), 1);
+        let document_memory = positive(
+            self,
+            "document_memory",
+            raw.document_memory.map(|b| b.0),
+            d.document_memory,
+        );
         let route_budget = match raw.route_budget {
             Some(b) if b.is_zero() || b > crate::MAX_ROUTE_BUDGET => {
                 self.err(
@@ -406,6 +412,7 @@ impl Ctx {
                 .map_or(d.workers, |_| usize::try_from(workers).unwrap_or(d.workers)),
             shutdown_grace: raw.shutdown_grace.unwrap_or(d.shutdown_grace),
             route_budget,
+            document_memory,
             log_format: raw.log_format.unwrap_or(d.log_format),
             tls,
         }

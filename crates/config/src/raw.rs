@@ -37,6 +37,7 @@ pub(crate) struct RawServer {
     pub shutdown_grace: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub route_budget: Option<Duration>,
+    pub document_memory: Option<ByteSize>,
     pub log_format: Option<LogFormat>,
     pub tls: Option<RawServerTls>,
 }

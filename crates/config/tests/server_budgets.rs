@@ -1,4 +1,5 @@
-//! `[server]` budgets of the engine: the routing time budget.
+//! `[server]` budgets of the engine: the routing time budget and the
+//! memory budget for documents in flight.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -35,4 +36,17 @@ fn route_budget_must_stay_well_below_the_lease() {
         assert!(err.contains("server.route_budget"), "{bad}: {err}");
         assert!(err.contains("at most 300 s"), "{bad}: {err}");
     }
+}
+
+#[test]
+fn document_memory_defaults_to_1_gib_and_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HubConfig::load(&write(dir.path(), "")).unwrap();
+    assert_eq!(config.server.document_memory, 1 << 30);
+    let config = HubConfig::load(&write(dir.path(), "document_memory = \"4 GiB\"")).unwrap();
+    assert_eq!(config.server.document_memory, 4 << 30);
+    let err = HubConfig::load(&write(dir.path(), "document_memory = 0"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.document_memory"), "{err}");
 }

@@ -43,6 +43,14 @@ pub struct HubSettings {
     /// for the evaluation to notice), long before its lease could expire
     /// and another worker could claim it.
     pub route_budget: Duration,
+    /// Memory budget for documents in flight (bytes): routing a message
+    /// first reserves its estimated peak memory
+    /// ([`drehscheibe_rules::routing_memory_estimate`], payload size ×
+    /// 10 for XML, × 32 for JSON) from this budget, in MiB units, and
+    /// waits while the budget is taken; a message whose estimate exceeds
+    /// the whole budget ends `dead` with the reason instead of waiting
+    /// forever.
+    pub document_memory: u64,
 }
 
 impl Default for HubSettings {
@@ -58,6 +66,7 @@ impl Default for HubSettings {
             idle_poll: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             route_budget: Duration::from_secs(30),
+            document_memory: 1 << 30,
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct Hub {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) settings: HubSettings,
     pub(crate) route_permits: Arc<Semaphore>,
+    /// [`HubSettings::document_memory`] in MiB permits.
+    pub(crate) memory_permits: Arc<Semaphore>,
     wake: Notify,
     accepting: AtomicBool,
 }
@@ -108,6 +119,7 @@ impl Hub {
             connectors,
             metrics: Arc::new(Metrics::new()),
             route_permits: Arc::new(Semaphore::new(settings.route_workers.max(1))),
+            memory_permits: Arc::new(Semaphore::new(memory_units(settings.document_memory))),
             settings,
             wake: Notify::new(),
             accepting: AtomicBool::new(true),
@@ -293,6 +305,15 @@ impl Hub {
     }
 }
 
+/// Bytes in MiB permits, rounded up (at least 1, at most what a tokio
+/// semaphore holds).
+pub(crate) fn memory_units(bytes: u64) -> usize {
+    let units = bytes.div_ceil(1 << 20).max(1);
+    usize::try_from(units)
+        .unwrap_or(usize::MAX)
+        .min(Semaphore::MAX_PERMITS)
+}
+
 pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -348,6 +369,9 @@ impl Intake for Hub {
             return Err(self.refuse(&s.channel, IntakeError::TooLarge { limit }));
         }
         let content_type = media_type(&s.content_type);
+        // The check is CPU work proportional to the payload (linear, but a
+        // few ms per 100 KB): always on the blocking pool, never on the
+        // async threads that serve /healthz and other requests.
         // The check is CPU work proportional to the payload (linear, but a
         // few ms per 100 KB): always on the blocking pool, never on the
         // async threads that serve /healthz and other requests.

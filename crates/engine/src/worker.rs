@@ -15,8 +15,9 @@ use drehscheibe_model::{
 };
 use drehscheibe_store::{Effects, Job, StoreError};
 use rand::Rng;
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::hub::{chrono_dur, Hub};
+use crate::hub::{chrono_dur, memory_units, Hub};
 use crate::{RouteFailure, RoutePlan};
 
 const ACTOR: &str = "engine";
@@ -105,8 +106,14 @@ impl Hub {
                 StoreError::Corrupt(format!("payload of message {id} is missing"))
             })?;
 
-        let permit = self.route_permits.clone().acquire_owned().await.ok();
-        let decided = self.route_within_budget(&rec, payload, permit).await;
+        let decided = match self.reserve_memory(&rec, payload.len()).await {
+            Ok(memory) => {
+                let permit = self.route_permits.clone().acquire_owned().await.ok();
+                self.route_within_budget(&rec, payload, (memory, permit))
+                    .await
+            }
+            Err(failure) => Err(failure),
+        };
 
         let generation = rec
             .deliveries
@@ -162,7 +169,7 @@ impl Hub {
         &self,
         rec: &MessageRecord,
         payload: Bytes,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
     ) -> Result<RoutePlan, RouteFailure> {
         let budget = self.settings.route_budget;
         let over_budget = || {
@@ -177,7 +184,8 @@ impl Hub {
         let router = self.router.clone();
         let envelope = rec.envelope.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            // Memory and worker slot stay taken until the work really ends.
+            let _permits = permits;
             budget::with_budget(deadline, flag, || router.route(&envelope, &payload))
         });
         let decided = match tokio::time::timeout(budget + ROUTE_STOP_GRACE, task).await {
@@ -196,6 +204,36 @@ impl Hub {
             Err(_) if Instant::now() >= deadline => Err(over_budget()),
             other => other,
         }
+    }
+
+    /// Reserves the estimated memory of routing this message from the
+    /// hub's budget for documents in flight
+    /// ([`HubSettings::document_memory`](crate::HubSettings)), waiting
+    /// while other documents hold it. A message that could never fit is
+    /// a dead failure, not a wait without end.
+    async fn reserve_memory(
+        &self,
+        rec: &MessageRecord,
+        payload_len: usize,
+    ) -> Result<OwnedSemaphorePermit, RouteFailure> {
+        let estimate =
+            drehscheibe_rules::routing_memory_estimate(payload_len, &rec.envelope.content_type);
+        let need = memory_units(estimate);
+        let total = memory_units(self.settings.document_memory);
+        let refused = || {
+            RouteFailure::dead(format!(
+                "the payload ({payload_len} bytes) needs an estimated {need} MiB to route, more than the hub's memory budget for documents in flight ({total} MiB, [server] document_memory)"
+            ))
+        };
+        if need > total {
+            return Err(refused());
+        }
+        let units = u32::try_from(need).map_err(|_| refused())?;
+        self.memory_permits
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| RouteFailure::dead("the hub's memory budget is closed (shutting down)"))
     }
 
     async fn deliver_job(&self, id: MessageId, index_: u32, job: Job) -> Result<(), StoreError> {

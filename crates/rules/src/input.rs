@@ -47,6 +47,30 @@ pub const MAX_XML_ATTRIBUTES: usize = 10_000;
 /// limit of 128 that `serde_json` enforces on its own).
 pub const MAX_JSON_DEPTH: usize = 100;
 
+/// Estimated peak memory of routing an XML payload, per payload byte:
+/// the payload itself, its decoded text (non-UTF-8 input only) and the
+/// tree (≤ 7× for the worst shape, 4-byte `<a/>` elements: one 28-byte
+/// node record each; see `memory_factor` in `crates/rules/examples` and
+/// docs/benchmarks.md for the measurements).
+pub const XML_MEMORY_FACTOR: u64 = 10;
+
+/// Estimated peak memory of routing a JSON payload, per payload byte: the
+/// `fn:json-to-xml` tree of the worst shape, `[0,0,…]`, is ≈ 28.5× (every
+/// two input bytes become an element and a text record), plus the payload.
+pub const JSON_MEMORY_FACTOR: u64 = 32;
+
+/// The memory routing a payload is estimated to need at most (bytes):
+/// its size times [`XML_MEMORY_FACTOR`] or [`JSON_MEMORY_FACTOR`]. The
+/// engine's per-hub memory budget for documents in flight counts this.
+pub fn routing_memory_estimate(payload_len: usize, content_type: &str) -> u64 {
+    let factor = match InputKind::from_content_type(content_type) {
+        Ok(InputKind::Json) => JSON_MEMORY_FACTOR,
+        // XML, and anything refused right away (no tree is built).
+        _ => XML_MEMORY_FACTOR,
+    };
+    (payload_len as u64).saturating_mul(factor)
+}
+
 /// Namespace of the `fn:json-to-xml` representation of JSON.
 pub const JSON_XML_NAMESPACE: &str = "http://www.w3.org/2005/xpath-functions";
 

@@ -57,8 +57,8 @@ pub use depot::{Depot, DepotError, Recognition, RouteError};
 /// from the XPath engine for the engine's routing step).
 pub use drehscheibe_xpath::budget;
 pub use input::{
-    validate, InputDocument, InputError, InputKind, MAX_JSON_DEPTH, MAX_XML_ATTRIBUTES,
-    MAX_XML_DEPTH,
+    routing_memory_estimate, validate, InputDocument, InputError, InputKind, JSON_MEMORY_FACTOR,
+    MAX_JSON_DEPTH, MAX_XML_ATTRIBUTES, MAX_XML_DEPTH, XML_MEMORY_FACTOR,
 };
 pub use manifest::{Manifest, ManifestError, OutputSpec, ParamSpec, ParamType};
 pub use package::RulePackage;
