@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::Utc;
 use drehscheibe_model::{
     Accepted, AuditEvent, BlobError, BlobReader, BlobRef, BlobStore, DeliveryState, DeliveryStatus,
@@ -356,7 +357,7 @@ impl Intake for Hub {
         }))
     }
 
-    async fn submit(&self, s: Submission) -> Result<Accepted, IntakeError> {
+    async fn submit(&self, mut s: Submission) -> Result<Accepted, IntakeError> {
         let started = Instant::now();
         if !self.is_accepting() {
             return Err(IntakeError::ShuttingDown);
@@ -372,19 +373,29 @@ impl Intake for Hub {
         // The check is CPU work proportional to the payload (linear, but a
         // few ms per 100 KB): always on the blocking pool, never on the
         // async threads that serve /healthz and other requests.
-        // The check is CPU work proportional to the payload (linear, but a
-        // few ms per 100 KB): always on the blocking pool, never on the
-        // async threads that serve /healthz and other requests.
+        // XML in another encoding (ISO-8859-1, UTF-16, …) is transcoded
+        // to UTF-8 here, once: the hub stores, routes and delivers UTF-8,
+        // and the audit trail records the original encoding. The check
+        // sees the declared media type with its `charset`; what is stored
+        // is UTF-8, so routing needs only the bare media type.
         let checked = {
             let payload = s.payload.clone();
-            let ct = content_type.clone();
-            tokio::task::spawn_blocking(move || drehscheibe_rules::validate(&payload, &ct))
-                .await
-                .map_err(|e| IntakeError::Unavailable(format!("validation task: {e}")))?
+            let ct = s.content_type.clone();
+            tokio::task::spawn_blocking(move || {
+                drehscheibe_rules::validate(&payload, &ct)?;
+                drehscheibe_rules::transcode_to_utf8(&payload, &ct)
+            })
+            .await
+            .map_err(|e| IntakeError::Unavailable(format!("validation task: {e}")))?
         };
-        if let Err(e) = checked {
-            return Err(self.refuse(&s.channel, crate::depot_router::intake_error(e)));
-        }
+        let transcoded_from = match checked {
+            Err(e) => return Err(self.refuse(&s.channel, crate::depot_router::intake_error(e))),
+            Ok(None) => None,
+            Ok(Some(t)) => {
+                s.payload = Bytes::from(t.bytes);
+                Some(t.from)
+            }
+        };
         for a in &s.attachments {
             match self.blobs.contains(&a.blob).await {
                 Ok(true) => {}
@@ -422,10 +433,16 @@ impl Intake for Hub {
             None,
             MessageState::Received,
         )
-        .with_detail(format!(
-            "{} bytes {} on channel {}",
-            record.envelope.size, record.envelope.content_type, s.channel
-        ));
+        .with_detail(match transcoded_from {
+            None => format!(
+                "{} bytes {} on channel {}",
+                record.envelope.size, record.envelope.content_type, s.channel
+            ),
+            Some(from) => format!(
+                "{} bytes {} on channel {}, transcoded from {from} to UTF-8",
+                record.envelope.size, record.envelope.content_type, s.channel
+            ),
+        });
         let idempotency = s.idempotency_key.map(|key| IdempotencyKey {
             channel: s.channel.clone(),
             key,

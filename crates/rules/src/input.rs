@@ -206,6 +206,73 @@ pub fn validate(bytes: &[u8], content_type: &str) -> Result<(), InputError> {
     }
 }
 
+/// An XML payload transcoded to UTF-8 at intake (see [`transcode_to_utf8`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcoded {
+    /// The document as UTF-8, its XML declaration saying so.
+    pub bytes: Vec<u8>,
+    /// The encoding it arrived in (encoding_rs' name, e.g. `windows-1252`
+    /// for the `ISO-8859-1` label, `UTF-16LE`).
+    pub from: &'static str,
+}
+
+/// XML that arrived in another encoding than UTF-8 (by byte order mark,
+/// `charset` parameter or XML declaration: ISO-8859-1, windows-1252,
+/// UTF-16, …) as UTF-8, so that the hub stores, routes and delivers one
+/// encoding: the text is decoded as [`validate`] decodes it and the
+/// `encoding` of the XML declaration is rewritten to `UTF-8`. `None` for
+/// UTF-8 input (with or without byte order mark) and for JSON (always
+/// UTF-8). Call after [`validate`] accepted the payload.
+pub fn transcode_to_utf8(
+    bytes: &[u8],
+    content_type: &str,
+) -> Result<Option<Transcoded>, InputError> {
+    if InputKind::from_content_type(content_type)? != InputKind::Xml {
+        return Ok(None);
+    }
+    let (text, from) =
+        drehscheibe_xpath::tree::decode_xml_from(bytes, charset_param(content_type).as_deref())
+            .map_err(map_parse_error)?;
+    if from == encoding_rs::UTF_8.name() {
+        return Ok(None);
+    }
+    Ok(Some(Transcoded {
+        bytes: declare_utf8(&text).into_bytes(),
+        from,
+    }))
+}
+
+/// The text with the `encoding` pseudo-attribute of its XML declaration
+/// (if any) set to `UTF-8`.
+fn declare_utf8(text: &str) -> String {
+    let declaration = text
+        .starts_with("<?xml")
+        .then(|| text.find("?>"))
+        .flatten()
+        .and_then(|end| text.get(..end));
+    let value = declaration.and_then(|decl| {
+        let at = decl.find("encoding")?;
+        let rest = decl.get(at + "encoding".len()..)?;
+        let eq = rest.find('=')?;
+        let after_eq = rest.get(eq + 1..)?;
+        let quote_at = after_eq.find(['"', '\''])?;
+        let quote = after_eq.get(quote_at..quote_at + 1)?;
+        let value_start = at + "encoding".len() + eq + 1 + quote_at + 1;
+        let value_len = decl.get(value_start..)?.find(quote)?;
+        Some(value_start..value_start + value_len)
+    });
+    match value {
+        Some(range) => {
+            let mut out = String::with_capacity(text.len());
+            out.push_str(text.get(..range.start).unwrap_or_default());
+            out.push_str("UTF-8");
+            out.push_str(text.get(range.end..).unwrap_or_default());
+            out
+        }
+        None => text.to_owned(),
+    }
+}
+
 /// A parsed payload: an XML tree (for JSON: its `fn:json-to-xml` form) that
 /// rule expressions and transforms run against.
 ///
@@ -821,6 +888,38 @@ fn xml_chars(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latin1_xml_is_transcoded_to_utf8() {
+        let latin1 = b"<?xml version='1.0' encoding='ISO-8859-1'?>\n<a>Stra\xDFe M\xFCller</a>";
+        validate(latin1, "application/xml").unwrap();
+        let t = transcode_to_utf8(latin1, "application/xml")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.from, "windows-1252");
+        assert_eq!(
+            String::from_utf8(t.bytes.clone()).unwrap(),
+            "<?xml version='1.0' encoding='UTF-8'?>\n<a>Stra\u{DF}e M\u{FC}ller</a>"
+        );
+        // The transcoded document is the same document.
+        let before = InputDocument::parse(latin1, "application/xml").unwrap();
+        let after = InputDocument::parse(&t.bytes, "application/xml").unwrap();
+        assert_eq!(before.to_xml_string(), after.to_xml_string());
+        // A charset parameter counts too; UTF-8 and JSON stay as they are.
+        let t = transcode_to_utf8(b"<a>\xE4</a>", "text/xml; charset=latin1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.bytes, "<a>\u{E4}</a>".as_bytes());
+        assert_eq!(
+            transcode_to_utf8(b"<a>\xC3\xA4</a>", "application/xml"),
+            Ok(None)
+        );
+        assert_eq!(transcode_to_utf8(b"{}", "application/json"), Ok(None));
+        assert_eq!(
+            declare_utf8("<?xml version=\"1.0\"?><a/>"),
+            "<?xml version=\"1.0\"?><a/>"
+        );
+    }
 
     #[test]
     fn check_chars_refuses_what_xml_cannot_carry() {

@@ -57,8 +57,9 @@ pub use depot::{Depot, DepotError, Recognition, RouteError};
 /// from the XPath engine for the engine's routing step).
 pub use drehscheibe_xpath::budget;
 pub use input::{
-    routing_memory_estimate, validate, InputDocument, InputError, InputKind, JSON_MEMORY_FACTOR,
-    MAX_JSON_DEPTH, MAX_XML_ATTRIBUTES, MAX_XML_DEPTH, XML_MEMORY_FACTOR,
+    routing_memory_estimate, transcode_to_utf8, validate, InputDocument, InputError, InputKind,
+    Transcoded, JSON_MEMORY_FACTOR, MAX_JSON_DEPTH, MAX_XML_ATTRIBUTES, MAX_XML_DEPTH,
+    XML_MEMORY_FACTOR,
 };
 pub use manifest::{Manifest, ManifestError, OutputSpec, ParamSpec, ParamType};
 pub use package::RulePackage;

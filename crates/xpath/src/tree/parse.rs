@@ -32,8 +32,19 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// `encoding` of the XML declaration, else UTF-8. UTF-16 without byte
 /// order mark is recognised from the `<?` pattern.
 pub fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, ParseError> {
+    decode_xml_from(bytes, charset).map(|(text, _)| text)
+}
+
+/// [`decode_xml`], also naming the encoding the bytes were decoded from
+/// (the WHATWG name encoding_rs uses: `UTF-8`, `UTF-16LE`,
+/// `windows-1252` for the `ISO-8859-1` label, …).
+pub fn decode_xml_from<'a>(
+    bytes: &'a [u8],
+    charset: Option<&str>,
+) -> Result<(Cow<'a, str>, &'static str), ParseError> {
+    let utf8_name = encoding_rs::UTF_8.name();
     if let Some(rest) = bytes.strip_prefix(UTF8_BOM) {
-        return utf8(rest).map(Cow::Borrowed);
+        return utf8(rest).map(|t| (Cow::Borrowed(t), utf8_name));
     }
     let utf16 = if bytes.starts_with(b"\xFF\xFE") {
         Some((encoding_rs::UTF_16LE, 2))
@@ -50,7 +61,7 @@ pub fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, 
         let body = bytes.get(skip..).unwrap_or_default();
         return encoding
             .decode_without_bom_handling_and_without_replacement(body)
-            .map(|text| Cow::Owned(text.into_owned()))
+            .map(|text| (Cow::Owned(text.into_owned()), encoding.name()))
             .ok_or_else(|| ParseError::Encoding(format!("invalid {} data", encoding.name())));
     }
     let label = match charset {
@@ -58,12 +69,12 @@ pub fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, 
         None => declared_encoding(bytes),
     };
     let Some(label) = label else {
-        return utf8(bytes).map(Cow::Borrowed);
+        return utf8(bytes).map(|t| (Cow::Borrowed(t), utf8_name));
     };
     let encoding = encoding_rs::Encoding::for_label(label.trim().as_bytes())
         .ok_or_else(|| ParseError::Encoding(format!("unknown encoding {label:?}")))?;
     if encoding == encoding_rs::UTF_8 {
-        return utf8(bytes).map(Cow::Borrowed);
+        return utf8(bytes).map(|t| (Cow::Borrowed(t), utf8_name));
     }
     if encoding == encoding_rs::UTF_16LE || encoding == encoding_rs::UTF_16BE {
         return Err(ParseError::Encoding(format!(
@@ -73,7 +84,7 @@ pub fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, 
     }
     encoding
         .decode_without_bom_handling_and_without_replacement(bytes)
-        .map(|text| Cow::Owned(text.into_owned()))
+        .map(|text| (Cow::Owned(text.into_owned()), encoding.name()))
         .ok_or_else(|| ParseError::Encoding(format!("invalid {} data", encoding.name())))
 }
 
