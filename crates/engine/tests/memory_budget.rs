@@ -6,18 +6,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashSet};
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use drehscheibe_engine::{
-    ConnectorRegistry, Hub, HubSettings, RouteFailure, RoutePlan, RoutingPolicy,
-};
-use drehscheibe_model::{Envelope, Intake, MessageId, MessageState, SenderIdentity, Submission};
+use drehscheibe_engine::{HubSettings, RouteFailure, RoutePlan, RoutingPolicy};
+use drehscheibe_model::{Envelope, Intake, MessageState};
 use drehscheibe_rules::InputDocument;
-use drehscheibe_store::{FsBlobStore, SledStore};
 use tokio_util::sync::CancellationToken;
 
 /// Parses the payload and records how many routings ran at once.
@@ -44,53 +42,18 @@ impl RoutingPolicy for Counting {
     }
 }
 
-fn submission(payload: Vec<u8>, content_type: &str) -> Submission {
-    Submission {
-        channel: "in".into(),
-        sender: SenderIdentity {
-            adapter: "test".into(),
-            principal: "p".into(),
-            remote_addr: None,
-        },
-        content_type: content_type.into(),
-        payload: Bytes::from(payload),
-        attachments: Vec::new(),
-        idempotency_key: None,
-        correlation_ids: BTreeMap::new(),
-    }
-}
-
-async fn settle(hub: &Hub, id: MessageId) -> (MessageState, Option<String>) {
-    loop {
-        let status = hub.status(id).await.unwrap().unwrap();
-        if status.state != MessageState::Received {
-            return (status.state, status.reason);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_waits_for_memory_and_refuses_what_never_fits() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
-    let blobs = Arc::new(FsBlobStore::open(&dir.path().join("blobs")).unwrap());
     let router = Arc::new(Counting::default());
     let settings = HubSettings {
-        channels: HashSet::from(["in".to_owned()]),
         route_workers: 4,
-        // 2 MiB: one 100 KB XML payload (1 MiB estimated) at a time plus
-        // room for nothing bigger than 2 MiB.
+        // 2 MiB: one 150 KB XML payload (1.5 MB estimated, 2 MiB units)
+        // at a time, nothing bigger than 2 MiB ever.
         document_memory: 2 << 20,
         ..HubSettings::default()
     };
-    let hub = Hub::new(
-        store,
-        blobs,
-        router.clone(),
-        ConnectorRegistry::new(),
-        settings,
-    );
+    let hub = common::hub(dir.path(), router.clone(), settings);
     let shutdown = CancellationToken::new();
     let engine = tokio::spawn(hub.clone().run(shutdown.clone()));
 
@@ -103,7 +66,7 @@ async fn routing_waits_for_memory_and_refuses_what_never_fits() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let accepted = hub
-            .submit(submission(medium.clone(), "application/xml"))
+            .submit(common::submission(medium.clone(), "application/xml"))
             .await
             .unwrap();
         ids.push(accepted.id);
@@ -115,17 +78,17 @@ async fn routing_waits_for_memory_and_refuses_what_never_fits() {
     }
     big.push(b']');
     let too_big = hub
-        .submit(submission(big, "application/json"))
+        .submit(common::submission(big, "application/json"))
         .await
         .unwrap()
         .id;
 
     for id in &ids {
-        let (state, reason) = settle(&hub, *id).await;
+        let (state, reason) = common::settle(&hub, *id).await;
         assert_eq!(state, MessageState::Rejected);
         assert_eq!(reason.as_deref(), Some("parsed: true"));
     }
-    let (state, reason) = settle(&hub, too_big).await;
+    let (state, reason) = common::settle(&hub, too_big).await;
     assert_eq!(state, MessageState::Dead);
     let reason = reason.unwrap();
     assert!(

@@ -5,18 +5,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashSet};
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use drehscheibe_engine::{
-    ConnectorRegistry, Hub, HubSettings, RouteFailure, RoutePlan, RoutingPolicy,
-};
-use drehscheibe_model::{Envelope, Intake, MessageState, SenderIdentity, Submission};
+use drehscheibe_engine::{HubSettings, RouteFailure, RoutePlan, RoutingPolicy};
+use drehscheibe_model::{Envelope, Intake, MessageState};
 use drehscheibe_rules::InputDocument;
-use drehscheibe_store::{FsBlobStore, SledStore};
 use tokio_util::sync::CancellationToken;
 
 /// Evaluates an XPath expression of 10^9 steps that accumulate nothing
@@ -48,58 +46,27 @@ impl RoutingPolicy for Runaway {
 
 async fn route_one(stubborn: bool) -> (MessageState, Option<String>, usize) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
-    let blobs = Arc::new(FsBlobStore::open(&dir.path().join("blobs")).unwrap());
     let router = Arc::new(Runaway {
         calls: AtomicUsize::new(0),
         stubborn,
     });
     let settings = HubSettings {
-        channels: HashSet::from(["in".to_owned()]),
         route_budget: Duration::from_secs(1),
         ..HubSettings::default()
     };
-    let hub = Hub::new(
-        store,
-        blobs,
-        router.clone(),
-        ConnectorRegistry::new(),
-        settings,
-    );
+    let hub = common::hub(dir.path(), router.clone(), settings);
     let shutdown = CancellationToken::new();
     let engine = tokio::spawn(hub.clone().run(shutdown.clone()));
     let accepted = hub
-        .submit(Submission {
-            channel: "in".into(),
-            sender: SenderIdentity {
-                adapter: "test".into(),
-                principal: "p".into(),
-                remote_addr: None,
-            },
-            content_type: "application/xml".into(),
-            payload: Bytes::from_static(b"<a/>"),
-            attachments: Vec::new(),
-            idempotency_key: None,
-            correlation_ids: BTreeMap::new(),
-        })
+        .submit(common::submission(&b"<a/>"[..], "application/xml"))
         .await
         .unwrap();
-    let status = loop {
-        let status = hub.status(accepted.id).await.unwrap().unwrap();
-        if status.state != MessageState::Received {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (state, reason) = common::settle(&hub, accepted.id).await;
     // Give a second claim every chance to happen (there must be none).
     tokio::time::sleep(Duration::from_millis(300)).await;
     shutdown.cancel();
     engine.await.unwrap().unwrap();
-    (
-        status.state,
-        status.reason,
-        router.calls.load(Ordering::SeqCst),
-    )
+    (state, reason, router.calls.load(Ordering::SeqCst))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,9 +29,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use drehscheibe_xpath::json::{self, Duplicates, JsonError, JsonOptions};
-use drehscheibe_xpath::tree::{
-    Builder, Document, ParseError, ParseOptions, QName, XMLNS_NS, XML_NS,
-};
+use drehscheibe_xpath::tree::{Builder, Document, ParseError, ParseOptions, QName};
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -782,28 +780,13 @@ impl<'t> PrefixScope<'t> {
     }
 }
 
-/// Namespaces in XML 1.0 constraints on a declaration (as the tree
-/// parser checks them).
+/// Namespaces in XML 1.0 constraints on a declaration: the tree
+/// parser's own rules.
 fn check_declaration(prefix: &[u8], uri: &str) -> Result<(), String> {
-    let shown = String::from_utf8_lossy(prefix);
-    if prefix == b"xmlns" {
-        return Err("the prefix xmlns must not be declared".into());
+    match drehscheibe_xpath::tree::declaration_error(&String::from_utf8_lossy(prefix), uri) {
+        Some(message) => Err(message),
+        None => Ok(()),
     }
-    if prefix == b"xml" {
-        if uri != XML_NS {
-            return Err("the prefix xml cannot be bound to another namespace".into());
-        }
-        return Ok(());
-    }
-    if uri == XML_NS || uri == XMLNS_NS {
-        return Err(format!("the namespace {uri} cannot be bound to a prefix"));
-    }
-    if !prefix.is_empty() && uri.is_empty() {
-        return Err(format!(
-            "the prefix {shown:?} cannot be undeclared in XML 1.0"
-        ));
-    }
-    Ok(())
 }
 
 /// Refuses characters XML 1.0 does not allow (raw or as character

@@ -687,26 +687,32 @@ fn check_chars(ctx: &Ctx<'_>, s: &str, base: usize) -> Result<(), ParseError> {
 
 /// Namespaces in XML 1.0 constraints on a declaration.
 fn check_declaration(ctx: &Ctx<'_>, at: usize, prefix: &str, uri: &str) -> Result<(), ParseError> {
+    match declaration_error(prefix, uri) {
+        Some(message) => Err(ctx.malformed(at, message)),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with declaring `prefix` (`""`: the default namespace)
+/// as `uri` under Namespaces in XML 1.0, if anything: `xmlns` cannot be
+/// declared, `xml` only as its own namespace, those two namespaces bound
+/// to no other prefix, and a prefix cannot be undeclared. The tree parser
+/// and the rules crate's intake scan share these rules.
+pub fn declaration_error(prefix: &str, uri: &str) -> Option<String> {
     if prefix == "xmlns" {
-        return Err(ctx.malformed(at, "the prefix xmlns must not be declared"));
+        return Some("the prefix xmlns must not be declared".into());
     }
     if prefix == "xml" {
-        if uri != XML_NS {
-            return Err(ctx.malformed(at, "the prefix xml cannot be bound to another namespace"));
-        }
-        return Ok(());
+        return (uri != XML_NS)
+            .then(|| "the prefix xml cannot be bound to another namespace".into());
     }
     if uri == XML_NS || uri == XMLNS_NS {
-        return Err(ctx.malformed(
-            at,
-            format!("the namespace {uri} cannot be bound to a prefix"),
-        ));
+        return Some(format!("the namespace {uri} cannot be bound to a prefix"));
     }
     if !prefix.is_empty() && uri.is_empty() {
-        return Err(ctx.malformed(
-            at,
-            format!("the prefix {prefix:?} cannot be undeclared in XML 1.0"),
+        return Some(format!(
+            "the prefix {prefix:?} cannot be undeclared in XML 1.0"
         ));
     }
-    Ok(())
+    None
 }
