@@ -109,6 +109,13 @@ impl Hub {
         let decided = match self.reserve_memory(&rec, payload.len()).await {
             Ok(memory) => {
                 let permit = self.route_permits.clone().acquire_owned().await.ok();
+                // Waiting for memory and a worker slot can take long; should
+                // the lease have run out meanwhile and another claim have
+                // settled the message, there is nothing left to route.
+                match self.store.get(id).await? {
+                    Some(now) if now.state == MessageState::Received => {}
+                    _ => return self.complete(id, job).await,
+                }
                 self.route_within_budget(&rec, payload, (memory, permit))
                     .await
             }
