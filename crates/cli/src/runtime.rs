@@ -174,6 +174,8 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         max_in_flight: config.server.workers.max(1) * 32,
         route_workers: config.server.workers.max(1),
         shutdown_grace: config.server.shutdown_grace,
+        route_budget: config.server.route_budget,
+        document_memory: config.server.document_memory,
         ..HubSettings::default()
     };
     let hub = Hub::new(store, blobs, router, connectors, settings);

@@ -76,6 +76,15 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Time granted to in-flight work on shutdown (default 10 s).
     pub shutdown_grace: Duration,
+    /// Time budget of routing one message: parsing, recognition and
+    /// transforms (default 30 s, at most 300 s — half the 600 s job
+    /// lease). Over it the message ends `dead` with the reason.
+    pub route_budget: Duration,
+    /// Memory budget for documents in flight (default 1 GiB): routing a
+    /// message reserves its estimated peak memory (payload × 10 for XML,
+    /// × 32 for JSON) and waits while the budget is taken; a message
+    /// whose estimate exceeds the whole budget ends `dead`.
+    pub document_memory: u64,
     /// Log output format (default text).
     pub log_format: LogFormat,
     /// Most client connections served at once (default 512); further
@@ -121,6 +130,10 @@ pub enum ClientAuth {
     Required,
 }
 
+/// The longest `[server] route_budget` accepted: half the job lease, so a
+/// routing step is always settled long before its lease could expire.
+pub const MAX_ROUTE_BUDGET: Duration = Duration::from_secs(300);
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -130,6 +143,8 @@ impl Default for ServerConfig {
             max_attachment_bytes: 256 << 20,
             workers: 8,
             shutdown_grace: Duration::from_secs(10),
+            route_budget: Duration::from_secs(30),
+            document_memory: 1 << 30,
             log_format: LogFormat::Text,
             max_connections: 512,
             header_read_timeout: Duration::from_secs(15),

@@ -387,6 +387,27 @@ impl Ctx {
             d.body_read_timeout,
         );
         let idle_timeout = nonzero(self, "idle_timeout", raw.idle_timeout, d.idle_timeout);
+        let document_memory = positive(
+            self,
+            "document_memory",
+            raw.document_memory.map(|b| b.0),
+            d.document_memory,
+        );
+        let route_budget = match raw.route_budget {
+            Some(b) if b.is_zero() || b > crate::MAX_ROUTE_BUDGET => {
+                self.err(
+                    src,
+                    &kp.key("route_budget"),
+                    format!(
+                        "`route_budget` must be greater than 0 and at most {} s (half the job lease)",
+                        crate::MAX_ROUTE_BUDGET.as_secs()
+                    ),
+                );
+                d.route_budget
+            }
+            Some(b) => b,
+            None => d.route_budget,
+        };
         let tls = raw.tls.as_ref().map(|t| {
             let tkp = kp.key("tls");
             let client_ca = t
@@ -417,6 +438,8 @@ impl Ctx {
                 .filter(|&w| w > 0)
                 .map_or(d.workers, |_| usize::try_from(workers).unwrap_or(d.workers)),
             shutdown_grace: raw.shutdown_grace.unwrap_or(d.shutdown_grace),
+            route_budget,
+            document_memory,
             log_format: raw.log_format.unwrap_or(d.log_format),
             max_connections: usize::try_from(max_connections).unwrap_or(d.max_connections),
             header_read_timeout,

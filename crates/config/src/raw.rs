@@ -35,6 +35,9 @@ pub(crate) struct RawServer {
     pub workers: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub route_budget: Option<Duration>,
+    pub document_memory: Option<ByteSize>,
     pub log_format: Option<LogFormat>,
     pub max_connections: Option<usize>,
     #[serde(default, with = "humantime_serde")]

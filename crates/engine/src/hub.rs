@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::Utc;
 use drehscheibe_model::{
     Accepted, AuditEvent, BlobError, BlobReader, BlobRef, BlobStore, DeliveryState, DeliveryStatus,
@@ -36,6 +37,21 @@ pub struct HubSettings {
     pub idle_poll: Duration,
     /// How long shutdown waits for in-flight work before releasing it.
     pub shutdown_grace: Duration,
+    /// Time budget of routing one message (parse, recognition, routing,
+    /// transforms). Over it the message ends `dead` with the reason
+    /// "routing exceeded the time budget of N s". Keep it well below
+    /// `lease`: the job is settled within the budget (plus a short grace
+    /// for the evaluation to notice), long before its lease could expire
+    /// and another worker could claim it.
+    pub route_budget: Duration,
+    /// Memory budget for documents in flight (bytes): routing a message
+    /// first reserves its estimated peak memory
+    /// ([`drehscheibe_rules::routing_memory_estimate`], payload size ×
+    /// 10 for XML, × 32 for JSON) from this budget, in MiB units, and
+    /// waits while the budget is taken; a message whose estimate exceeds
+    /// the whole budget ends `dead` with the reason instead of waiting
+    /// forever.
+    pub document_memory: u64,
 }
 
 impl Default for HubSettings {
@@ -50,6 +66,8 @@ impl Default for HubSettings {
             busy_defer: Duration::from_millis(250),
             idle_poll: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            route_budget: Duration::from_secs(30),
+            document_memory: 1 << 30,
         }
     }
 }
@@ -81,6 +99,8 @@ pub struct Hub {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) settings: HubSettings,
     pub(crate) route_permits: Arc<Semaphore>,
+    /// [`HubSettings::document_memory`] in MiB permits.
+    pub(crate) memory_permits: Arc<Semaphore>,
     wake: Notify,
     accepting: AtomicBool,
 }
@@ -100,6 +120,7 @@ impl Hub {
             connectors,
             metrics: Arc::new(Metrics::new()),
             route_permits: Arc::new(Semaphore::new(settings.route_workers.max(1))),
+            memory_permits: Arc::new(Semaphore::new(memory_units(settings.document_memory))),
             settings,
             wake: Notify::new(),
             accepting: AtomicBool::new(true),
@@ -285,6 +306,15 @@ impl Hub {
     }
 }
 
+/// Bytes in MiB permits, rounded up (at least 1, at most what a tokio
+/// semaphore holds).
+pub(crate) fn memory_units(bytes: u64) -> usize {
+    let units = bytes.div_ceil(1 << 20).max(1);
+    usize::try_from(units)
+        .unwrap_or(usize::MAX)
+        .min(Semaphore::MAX_PERMITS)
+}
+
 pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -327,7 +357,7 @@ impl Intake for Hub {
         }))
     }
 
-    async fn submit(&self, s: Submission) -> Result<Accepted, IntakeError> {
+    async fn submit(&self, mut s: Submission) -> Result<Accepted, IntakeError> {
         let started = Instant::now();
         if !self.is_accepting() {
             return Err(IntakeError::ShuttingDown);
@@ -340,18 +370,32 @@ impl Intake for Hub {
             return Err(self.refuse(&s.channel, IntakeError::TooLarge { limit }));
         }
         let content_type = media_type(&s.content_type);
-        let checked = if s.payload.len() > 256 * 1024 {
+        // The check is CPU work proportional to the payload (linear, but a
+        // few ms per 100 KB): always on the blocking pool, never on the
+        // async threads that serve /healthz and other requests.
+        // XML in another encoding (ISO-8859-1, UTF-16, …) is transcoded
+        // to UTF-8 here, once: the hub stores, routes and delivers UTF-8,
+        // and the audit trail records the original encoding. The check
+        // sees the declared media type with its `charset`; what is stored
+        // is UTF-8, so routing needs only the bare media type.
+        let checked = {
             let payload = s.payload.clone();
-            let ct = content_type.clone();
-            tokio::task::spawn_blocking(move || drehscheibe_rules::validate(&payload, &ct))
-                .await
-                .map_err(|e| IntakeError::Unavailable(format!("validation task: {e}")))?
-        } else {
-            drehscheibe_rules::validate(&s.payload, &content_type)
+            let ct = s.content_type.clone();
+            tokio::task::spawn_blocking(move || {
+                drehscheibe_rules::validate(&payload, &ct)?;
+                drehscheibe_rules::transcode_to_utf8(&payload, &ct)
+            })
+            .await
+            .map_err(|e| IntakeError::Unavailable(format!("validation task: {e}")))?
         };
-        if let Err(e) = checked {
-            return Err(self.refuse(&s.channel, crate::depot_router::intake_error(e)));
-        }
+        let transcoded_from = match checked {
+            Err(e) => return Err(self.refuse(&s.channel, crate::depot_router::intake_error(e))),
+            Ok(None) => None,
+            Ok(Some(t)) => {
+                s.payload = Bytes::from(t.bytes);
+                Some(t.from)
+            }
+        };
         for a in &s.attachments {
             match self.blobs.contains(&a.blob).await {
                 Ok(true) => {}
@@ -389,10 +433,16 @@ impl Intake for Hub {
             None,
             MessageState::Received,
         )
-        .with_detail(format!(
-            "{} bytes {} on channel {}",
-            record.envelope.size, record.envelope.content_type, s.channel
-        ));
+        .with_detail(match transcoded_from {
+            None => format!(
+                "{} bytes {} on channel {}",
+                record.envelope.size, record.envelope.content_type, s.channel
+            ),
+            Some(from) => format!(
+                "{} bytes {} on channel {}, transcoded from {from} to UTF-8",
+                record.envelope.size, record.envelope.content_type, s.channel
+            ),
+        });
         let idempotency = s.idempotency_key.map(|key| IdempotencyKey {
             channel: s.channel.clone(),
             sender: IdempotencyKey::sender_of(&s.sender),

@@ -17,6 +17,14 @@
 //! acknowledged: leases are released at start and the jobs run again
 //! (at-least-once delivery).
 //!
+//! Routing is bounded per message and per hub: intake checks run on the
+//! blocking pool; each routing step has a time budget
+//! ([`HubSettings::route_budget`]; XPath and XSLT check the deadline
+//! cooperatively, and an over-budget message ends `dead` with the reason
+//! long before its job lease could expire), and documents in flight share
+//! a memory budget ([`HubSettings::document_memory`]: routing reserves the
+//! payload's estimated tree size and waits while the budget is taken).
+//!
 //! [`Store`]: drehscheibe_store::Store
 
 mod connectors;

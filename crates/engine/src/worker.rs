@@ -1,7 +1,11 @@
 //! Processing of one claimed job: routing or one delivery attempt.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use drehscheibe_rules::budget;
 
 use chrono::Utc;
 use drehscheibe_config::RetryPolicy;
@@ -11,13 +15,17 @@ use drehscheibe_model::{
 };
 use drehscheibe_store::{Effects, Job, StoreError};
 use rand::Rng;
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::hub::{chrono_dur, Hub};
+use crate::hub::{chrono_dur, memory_units, Hub};
 use crate::{RouteFailure, RoutePlan};
 
 const ACTOR: &str = "engine";
 /// Pause before a job whose processing hit an internal error runs again.
 const INTERNAL_RETRY: Duration = Duration::from_secs(5);
+/// How long past its time budget a routing step may take to notice the
+/// deadline before the engine settles the message without waiting.
+const ROUTE_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Aggregate message state from its deliveries.
 pub(crate) fn aggregate(deliveries: &[Delivery]) -> MessageState {
@@ -98,17 +106,21 @@ impl Hub {
                 StoreError::Corrupt(format!("payload of message {id} is missing"))
             })?;
 
-        let permit = self.route_permits.clone().acquire_owned().await.ok();
-        let router = self.router.clone();
-        let envelope = rec.envelope.clone();
-        let decided = tokio::task::spawn_blocking(move || router.route(&envelope, &payload))
-            .await
-            .unwrap_or_else(|e| {
-                Err(RouteFailure::dead(format!(
-                    "rule processor crashed while routing: {e}"
-                )))
-            });
-        drop(permit);
+        let decided = match self.reserve_memory(&rec, payload.len()).await {
+            Ok(memory) => {
+                let permit = self.route_permits.clone().acquire_owned().await.ok();
+                // Waiting for memory and a worker slot can take long; should
+                // the lease have run out meanwhile and another claim have
+                // settled the message, there is nothing left to route.
+                match self.store.get(id).await? {
+                    Some(now) if now.state == MessageState::Received => {}
+                    _ => return self.complete(id, job).await,
+                }
+                self.route_within_budget(&rec, payload, (memory, permit))
+                    .await
+            }
+            Err(failure) => Err(failure),
+        };
 
         let generation = rec
             .deliveries
@@ -147,6 +159,88 @@ impl Hub {
             }
         }
         Ok(())
+    }
+
+    /// Runs the routing policy on the blocking pool under the hub's time
+    /// budget (see [`HubSettings::route_budget`](crate::HubSettings)).
+    ///
+    /// The evaluation is stopped cooperatively: the policy runs inside
+    /// `budget::with_budget` (deadline + cancel flag), which XPath and
+    /// XSLT evaluation check every few steps. Should the policy not stop
+    /// by itself shortly after the deadline (work that does not tick),
+    /// this waits no longer: the message is settled `dead` now, the flag
+    /// is raised, and the routing permit stays with the blocking thread
+    /// until it really ends (so a stuck routing still counts against
+    /// `route_workers`). Either way the reason is the same.
+    async fn route_within_budget(
+        &self,
+        rec: &MessageRecord,
+        payload: Bytes,
+        permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+    ) -> Result<RoutePlan, RouteFailure> {
+        let budget = self.settings.route_budget;
+        let over_budget = || {
+            RouteFailure::dead(format!(
+                "routing exceeded the time budget of {} s",
+                budget.as_secs_f64()
+            ))
+        };
+        let deadline = Instant::now() + budget;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        let router = self.router.clone();
+        let envelope = rec.envelope.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            // Memory and worker slot stay taken until the work really ends.
+            let _permits = permits;
+            budget::with_budget(deadline, flag, || router.route(&envelope, &payload))
+        });
+        let decided = match tokio::time::timeout(budget + ROUTE_STOP_GRACE, task).await {
+            Ok(Ok(decided)) => decided,
+            Ok(Err(e)) => Err(RouteFailure::dead(format!(
+                "rule processor crashed while routing: {e}"
+            ))),
+            Err(_) => {
+                cancel.store(true, Ordering::SeqCst);
+                return Err(over_budget());
+            }
+        };
+        // An error after the deadline is the budget's doing, whatever
+        // error the interrupted evaluation reported.
+        match decided {
+            Err(_) if Instant::now() >= deadline => Err(over_budget()),
+            other => other,
+        }
+    }
+
+    /// Reserves the estimated memory of routing this message from the
+    /// hub's budget for documents in flight
+    /// ([`HubSettings::document_memory`](crate::HubSettings)), waiting
+    /// while other documents hold it. A message that could never fit is
+    /// a dead failure, not a wait without end.
+    async fn reserve_memory(
+        &self,
+        rec: &MessageRecord,
+        payload_len: usize,
+    ) -> Result<OwnedSemaphorePermit, RouteFailure> {
+        let estimate =
+            drehscheibe_rules::routing_memory_estimate(payload_len, &rec.envelope.content_type);
+        let need = memory_units(estimate);
+        let total = memory_units(self.settings.document_memory);
+        let refused = || {
+            RouteFailure::dead(format!(
+                "the payload ({payload_len} bytes) needs an estimated {need} MiB to route, more than the hub's memory budget for documents in flight ({total} MiB, [server] document_memory)"
+            ))
+        };
+        if need > total {
+            return Err(refused());
+        }
+        let units = u32::try_from(need).map_err(|_| refused())?;
+        self.memory_permits
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| RouteFailure::dead("the hub's memory budget is closed (shutting down)"))
     }
 
     async fn deliver_job(&self, id: MessageId, index_: u32, job: Job) -> Result<(), StoreError> {

@@ -12,14 +12,19 @@
 //! * **JSON**: parsed with `serde_json` after a depth pre-scan (limit
 //!   [`MAX_JSON_DEPTH`]) and converted to the XPath 3.1 `fn:json-to-xml`
 //!   form (see [`InputDocument::parse`] for the exact mapping), so rules
-//!   query XML and JSON submissions with the same XPath engine.
+//!   query XML and JSON submissions with the same XPath engine. Intake
+//!   ([`validate`]) runs the converter's own reading path into a sink that
+//!   keeps nothing (`drehscheibe_xpath::json::check_json`), with the same
+//!   options: numbers beyond the `xs:double` range (`1e999999999`) and
+//!   lone surrogate escapes (`"\ud800"`) are refused at intake, never
+//!   accepted and then rejected at routing (ADR 0009).
 //!
 //! The content type decides the parser: `application/xml`, `text/xml` and
 //! any `*/*+xml` are XML; `application/json` and any `*/*+json` are JSON;
 //! everything else is refused.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -27,16 +32,42 @@ use drehscheibe_xpath::json::{self, Duplicates, JsonError, JsonOptions};
 use drehscheibe_xpath::tree::{Builder, Document, ParseError, ParseOptions, QName};
 
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
-use serde::de::Deserialize as _;
+use quick_xml::Reader;
 
 /// Deepest element nesting accepted in XML input.
 pub const MAX_XML_DEPTH: usize = 512;
 
+/// Most attributes (namespace declarations included) on one XML element,
+/// for intake and routing alike.
+pub const MAX_XML_ATTRIBUTES: usize = 10_000;
+
 /// Deepest object/array nesting accepted in JSON input (below the recursion
 /// limit of 128 that `serde_json` enforces on its own).
 pub const MAX_JSON_DEPTH: usize = 100;
+
+/// Estimated peak memory of routing an XML payload, per payload byte:
+/// the payload itself, its decoded text (non-UTF-8 input only) and the
+/// tree (≤ 7× for the worst shape, 4-byte `<a/>` elements: one 28-byte
+/// node record each; see `memory_factor` in `crates/rules/examples` and
+/// docs/benchmarks.md for the measurements).
+pub const XML_MEMORY_FACTOR: u64 = 10;
+
+/// Estimated peak memory of routing a JSON payload, per payload byte: the
+/// `fn:json-to-xml` tree of the worst shape, `[0,0,…]`, is ≈ 28.5× (every
+/// two input bytes become an element and a text record), plus the payload.
+pub const JSON_MEMORY_FACTOR: u64 = 32;
+
+/// The memory routing a payload is estimated to need at most (bytes):
+/// its size times [`XML_MEMORY_FACTOR`] or [`JSON_MEMORY_FACTOR`]. The
+/// engine's per-hub memory budget for documents in flight counts this.
+pub fn routing_memory_estimate(payload_len: usize, content_type: &str) -> u64 {
+    let factor = match InputKind::from_content_type(content_type) {
+        Ok(InputKind::Json) => JSON_MEMORY_FACTOR,
+        // XML, and anything refused right away (no tree is built).
+        _ => XML_MEMORY_FACTOR,
+    };
+    (payload_len as u64).saturating_mul(factor)
+}
 
 /// Namespace of the `fn:json-to-xml` representation of JSON.
 pub const JSON_XML_NAMESPACE: &str = "http://www.w3.org/2005/xpath-functions";
@@ -168,11 +199,75 @@ pub fn validate(bytes: &[u8], content_type: &str) -> Result<(), InputError> {
         }
         InputKind::Json => {
             let text = decode_json(bytes)?;
-            scan_json_depth(text)?;
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde::de::IgnoredAny::deserialize(&mut de).map_err(json_error)?;
-            de.end().map_err(json_error)
+            json::check_json(text, &JSON_OPTIONS).map_err(json_input_error)
         }
+    }
+}
+
+/// An XML payload transcoded to UTF-8 at intake (see [`transcode_to_utf8`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcoded {
+    /// The document as UTF-8, its XML declaration saying so.
+    pub bytes: Vec<u8>,
+    /// The encoding it arrived in (encoding_rs' name, e.g. `windows-1252`
+    /// for the `ISO-8859-1` label, `UTF-16LE`).
+    pub from: &'static str,
+}
+
+/// XML that arrived in another encoding than UTF-8 (by byte order mark,
+/// `charset` parameter or XML declaration: ISO-8859-1, windows-1252,
+/// UTF-16, …) as UTF-8, so that the hub stores, routes and delivers one
+/// encoding: the text is decoded as [`validate`] decodes it and the
+/// `encoding` of the XML declaration is rewritten to `UTF-8`. `None` for
+/// UTF-8 input (with or without byte order mark) and for JSON (always
+/// UTF-8). Call after [`validate`] accepted the payload.
+pub fn transcode_to_utf8(
+    bytes: &[u8],
+    content_type: &str,
+) -> Result<Option<Transcoded>, InputError> {
+    if InputKind::from_content_type(content_type)? != InputKind::Xml {
+        return Ok(None);
+    }
+    let (text, from) =
+        drehscheibe_xpath::tree::decode_xml_from(bytes, charset_param(content_type).as_deref())
+            .map_err(map_parse_error)?;
+    if from == encoding_rs::UTF_8.name() {
+        return Ok(None);
+    }
+    Ok(Some(Transcoded {
+        bytes: declare_utf8(&text).into_bytes(),
+        from,
+    }))
+}
+
+/// The text with the `encoding` pseudo-attribute of its XML declaration
+/// (if any) set to `UTF-8`.
+fn declare_utf8(text: &str) -> String {
+    let declaration = text
+        .starts_with("<?xml")
+        .then(|| text.find("?>"))
+        .flatten()
+        .and_then(|end| text.get(..end));
+    let value = declaration.and_then(|decl| {
+        let at = decl.find("encoding")?;
+        let rest = decl.get(at + "encoding".len()..)?;
+        let eq = rest.find('=')?;
+        let after_eq = rest.get(eq + 1..)?;
+        let quote_at = after_eq.find(['"', '\''])?;
+        let quote = after_eq.get(quote_at..quote_at + 1)?;
+        let value_start = at + "encoding".len() + eq + 1 + quote_at + 1;
+        let value_len = decl.get(value_start..)?.find(quote)?;
+        Some(value_start..value_start + value_len)
+    });
+    match value {
+        Some(range) => {
+            let mut out = String::with_capacity(text.len());
+            out.push_str(text.get(..range.start).unwrap_or_default());
+            out.push_str("UTF-8");
+            out.push_str(text.get(range.end..).unwrap_or_default());
+            out
+        }
+        None => text.to_owned(),
     }
 }
 
@@ -321,6 +416,7 @@ fn meta_document(meta: &BTreeMap<String, String>) -> Document {
 fn parse_xml(text: &str) -> Result<Document, InputError> {
     let options = ParseOptions {
         max_depth: MAX_XML_DEPTH,
+        max_attributes: MAX_XML_ATTRIBUTES,
         ..ParseOptions::default()
     };
     match Document::parse_str(text, &options) {
@@ -346,15 +442,7 @@ fn map_parse_error(e: ParseError) -> InputError {
             line,
             column,
         },
-        ParseError::TooManyAttributes {
-            limit,
-            line,
-            column,
-        } => InputError::MalformedXml {
-            line,
-            column,
-            message: format!("more than {limit} attributes on one element"),
-        },
+        ParseError::TooManyAttributes { line, column, .. } => too_many_attributes(line, column),
         ParseError::Malformed {
             line,
             column,
@@ -412,8 +500,21 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
 // ---------------------------------------------------------------------------
 // XML scan
 
+/// The intake check of XML: one streaming pass, nothing built, linear in
+/// the input for every shape of document (many attributes, many
+/// namespace declarations, many elements):
+///
+/// * prefixes are resolved against our own scope — a map from prefix to
+///   the number of declarations of it in scope, undone at the end tag —
+///   so a lookup is O(1) (`NsReader` scans its binding list per lookup,
+///   which is quadratic for an element with many declarations);
+/// * duplicate attributes are found with a short list for the usual
+///   handful and a hash set beyond [`SMALL_ATTRIBUTE_COUNT`] (quick-xml's
+///   own check compares every pair and is switched off);
+/// * at most [`MAX_XML_ATTRIBUTES`] attributes per element, the tree
+///   parser's limit, with the same error.
 fn scan_xml(text: &str) -> Result<(), InputError> {
-    let mut reader = NsReader::from_str(text);
+    let mut reader = Reader::from_str(text);
     {
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -432,10 +533,13 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
     };
     let mut depth = 0usize;
     let mut seen_root = false;
+    let mut scope = PrefixScope::default();
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut key_set: HashSet<&[u8]> = HashSet::new();
     loop {
         let start = reader.buffer_position();
-        let (resolved, event) = match reader.read_resolved_event() {
-            Ok(pair) => pair,
+        let event = match reader.read_event() {
+            Ok(event) => event,
             Err(e) => return Err(malformed(reader.error_position(), e.to_string())),
         };
         match event {
@@ -461,57 +565,107 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                         column,
                     });
                 }
-                if let ResolveResult::Unknown(prefix) = resolved {
-                    return Err(malformed(
-                        start,
-                        format!(
-                            "undeclared namespace prefix {:?}",
-                            String::from_utf8_lossy(&prefix)
-                        ),
-                    ));
-                }
-                for attribute in element.attributes() {
+                // The attributes: limits, values, duplicates, declarations.
+                scope.open();
+                keys.clear();
+                key_set.clear();
+                let mut attributes = element.attributes();
+                attributes.with_checks(false);
+                for (count, attribute) in attributes.enumerate() {
+                    if count >= MAX_XML_ATTRIBUTES {
+                        let (line, column) =
+                            line_column(text, usize::try_from(start).unwrap_or(usize::MAX));
+                        return Err(too_many_attributes(line, column));
+                    }
                     let attribute =
                         attribute.map_err(|e| malformed(start, format!("attribute: {e}")))?;
-                    let key = attribute.key;
-                    let is_decl = key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:");
-                    if !is_decl {
-                        if let (ResolveResult::Unknown(prefix), _) = reader.resolve_attribute(key) {
-                            return Err(malformed(
-                                start,
-                                format!(
-                                    "undeclared namespace prefix {:?} on attribute",
-                                    String::from_utf8_lossy(&prefix)
-                                ),
-                            ));
+                    // Re-sliced from the input, so that it outlives the event.
+                    let raw_key = attribute.key.into_inner();
+                    let at = offset_in(text, raw_key);
+                    let key: &[u8] = text
+                        .as_bytes()
+                        .get(at..at + raw_key.len())
+                        .filter(|k| *k == raw_key)
+                        .ok_or_else(|| malformed(start, "invalid attribute name".into()))?;
+                    let duplicate = if keys.len() < SMALL_ATTRIBUTE_COUNT {
+                        keys.contains(&key)
+                    } else {
+                        if key_set.is_empty() {
+                            key_set.extend(keys.iter().copied());
                         }
+                        !key_set.insert(key)
+                    };
+                    if duplicate {
+                        return Err(malformed(
+                            start,
+                            format!("duplicate attribute {:?}", String::from_utf8_lossy(key)),
+                        ));
                     }
+                    keys.push(key);
                     if attribute.value.contains(&b'<') {
                         return Err(malformed(
                             start,
                             "'<' is not allowed in attribute values".into(),
                         ));
                     }
-                    if key.as_ref().starts_with(b"xmlns:") && attribute.value.is_empty() {
-                        return Err(malformed(
-                            start,
-                            format!(
-                                "the prefix {:?} cannot be undeclared in XML 1.0",
-                                String::from_utf8_lossy(key.as_ref().get(6..).unwrap_or_default())
-                            ),
-                        ));
-                    }
                     let value = attribute
                         .unescape_value()
                         .map_err(|e| malformed(start, format!("attribute value: {e}")))?;
                     check_chars(&value).map_err(|m| malformed(start, m))?;
+                    let declared = if key == b"xmlns" {
+                        Some(&b""[..])
+                    } else {
+                        key.strip_prefix(b"xmlns:")
+                    };
+                    if let Some(prefix) = declared {
+                        check_declaration(prefix, &value).map_err(|m| malformed(start, m))?;
+                        scope.declare(prefix);
+                    }
+                }
+                // Every prefix used must be declared (the element's own
+                // declarations count).
+                let name = element.name().into_inner();
+                if let Some(prefix) = prefix_of(name) {
+                    if prefix == b"xmlns" {
+                        return Err(malformed(
+                            start,
+                            "the prefix xmlns cannot name an element".into(),
+                        ));
+                    }
+                    if !scope.is_bound(prefix) {
+                        return Err(malformed(
+                            start,
+                            format!(
+                                "undeclared namespace prefix {:?}",
+                                String::from_utf8_lossy(prefix)
+                            ),
+                        ));
+                    }
+                }
+                for key in &keys {
+                    match prefix_of(key) {
+                        Some(b"xmlns") | None => {}
+                        Some(prefix) if scope.is_bound(prefix) => {}
+                        Some(prefix) => {
+                            return Err(malformed(
+                                start,
+                                format!(
+                                    "undeclared namespace prefix {:?} on attribute",
+                                    String::from_utf8_lossy(prefix)
+                                ),
+                            ))
+                        }
+                    }
                 }
                 if matches!(event, Event::Start(_)) {
                     depth += 1;
+                } else {
+                    scope.close();
                 }
             }
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
+                scope.close();
             }
             Event::Text(ref t) => {
                 let unescaped = t.unescape().map_err(|e| {
@@ -558,6 +712,83 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
     Ok(())
 }
 
+/// Attributes on one element up to which duplicates are found by a
+/// linear search (cheaper than hashing for the usual handful).
+const SMALL_ATTRIBUTE_COUNT: usize = 16;
+
+fn too_many_attributes(line: usize, column: usize) -> InputError {
+    InputError::MalformedXml {
+        line,
+        column,
+        message: format!("more than {MAX_XML_ATTRIBUTES} attributes on one element"),
+    }
+}
+
+/// Byte offset of `sub` inside `text` (`sub` borrows from `text`; else
+/// an offset past the end, which no slice of `text` matches).
+fn offset_in(text: &str, sub: &[u8]) -> usize {
+    let start = text.as_ptr() as usize;
+    let at = sub.as_ptr() as usize;
+    if at >= start && at <= start + text.len() {
+        at - start
+    } else {
+        usize::MAX / 2
+    }
+}
+
+/// The prefix of a lexical name (`p:x` → `p`), if any.
+fn prefix_of(name: &[u8]) -> Option<&[u8]> {
+    name.iter()
+        .position(|&b| b == b':')
+        .and_then(|i| name.get(..i))
+}
+
+/// The namespace prefixes declared in scope during a scan: O(1) lookups,
+/// undone element by element. (A prefix cannot be undeclared in XML 1.0,
+/// so "bound" is "declared on this element or an ancestor".)
+#[derive(Default)]
+struct PrefixScope<'t> {
+    /// Declarations in scope per prefix.
+    counts: HashMap<&'t [u8], u32>,
+    /// Prefixes in the order declared, for undoing.
+    declared: Vec<&'t [u8]>,
+    /// Per open element: `declared.len()` when it started.
+    marks: Vec<usize>,
+}
+
+impl<'t> PrefixScope<'t> {
+    fn open(&mut self) {
+        self.marks.push(self.declared.len());
+    }
+
+    fn declare(&mut self, prefix: &'t [u8]) {
+        *self.counts.entry(prefix).or_insert(0) += 1;
+        self.declared.push(prefix);
+    }
+
+    fn close(&mut self) {
+        let mark = self.marks.pop().unwrap_or(0);
+        for prefix in self.declared.drain(mark..) {
+            if let Some(n) = self.counts.get_mut(prefix) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    fn is_bound(&self, prefix: &[u8]) -> bool {
+        prefix == b"xml" || self.counts.get(prefix).is_some_and(|&n| n > 0)
+    }
+}
+
+/// Namespaces in XML 1.0 constraints on a declaration: the tree
+/// parser's own rules.
+fn check_declaration(prefix: &[u8], uri: &str) -> Result<(), String> {
+    match drehscheibe_xpath::tree::declaration_error(&String::from_utf8_lossy(prefix), uri) {
+        Some(message) => Err(message),
+        None => Ok(()),
+    }
+}
+
 /// Refuses characters XML 1.0 does not allow (raw or as character
 /// references), as the tree parser does.
 fn check_chars(text: &str) -> Result<(), String> {
@@ -578,31 +809,21 @@ fn is_xml_char(c: char) -> bool {
 // ---------------------------------------------------------------------------
 // JSON
 
-fn json_error(e: serde_json::Error) -> InputError {
-    InputError::MalformedJson {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    }
-}
-
-/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`] before any parsing.
-fn scan_json_depth(text: &str) -> Result<(), InputError> {
-    json::check_depth(text, MAX_JSON_DEPTH).map_err(json_input_error)
-}
-
 /// Converts JSON text to its `fn:json-to-xml` tree with the engine's
 /// converter (see [`InputDocument::parse`] for the mapping: duplicate keys
 /// retained, no `escape` option). The converter refuses nesting deeper
 /// than [`MAX_JSON_DEPTH`] with a linear pre-scan before it recurses.
 fn json_to_xml(text: &str) -> Result<Document, InputError> {
-    let options = JsonOptions {
-        max_depth: MAX_JSON_DEPTH,
-        duplicates: Duplicates::Retain,
-        escape: false,
-    };
-    json::json_to_xml(text, &options).map_err(json_input_error)
+    json::json_to_xml(text, &JSON_OPTIONS).map_err(json_input_error)
 }
+
+/// The one set of JSON options of intake ([`validate`]) and routing
+/// ([`InputDocument::parse`]).
+const JSON_OPTIONS: JsonOptions = JsonOptions {
+    max_depth: MAX_JSON_DEPTH,
+    duplicates: Duplicates::Retain,
+    escape: false,
+};
 
 fn json_input_error(e: JsonError) -> InputError {
     match e {
@@ -650,6 +871,38 @@ fn xml_chars(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latin1_xml_is_transcoded_to_utf8() {
+        let latin1 = b"<?xml version='1.0' encoding='ISO-8859-1'?>\n<a>Stra\xDFe M\xFCller</a>";
+        validate(latin1, "application/xml").unwrap();
+        let t = transcode_to_utf8(latin1, "application/xml")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.from, "windows-1252");
+        assert_eq!(
+            String::from_utf8(t.bytes.clone()).unwrap(),
+            "<?xml version='1.0' encoding='UTF-8'?>\n<a>Stra\u{DF}e M\u{FC}ller</a>"
+        );
+        // The transcoded document is the same document.
+        let before = InputDocument::parse(latin1, "application/xml").unwrap();
+        let after = InputDocument::parse(&t.bytes, "application/xml").unwrap();
+        assert_eq!(before.to_xml_string(), after.to_xml_string());
+        // A charset parameter counts too; UTF-8 and JSON stay as they are.
+        let t = transcode_to_utf8(b"<a>\xE4</a>", "text/xml; charset=latin1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.bytes, "<a>\u{E4}</a>".as_bytes());
+        assert_eq!(
+            transcode_to_utf8(b"<a>\xC3\xA4</a>", "application/xml"),
+            Ok(None)
+        );
+        assert_eq!(transcode_to_utf8(b"{}", "application/json"), Ok(None));
+        assert_eq!(
+            declare_utf8("<?xml version=\"1.0\"?><a/>"),
+            "<?xml version=\"1.0\"?><a/>"
+        );
+    }
 
     #[test]
     fn check_chars_refuses_what_xml_cannot_carry() {

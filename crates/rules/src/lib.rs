@@ -53,7 +53,14 @@ pub mod transform;
 mod xpath;
 
 pub use depot::{Depot, DepotError, Recognition, RouteError};
-pub use input::{validate, InputDocument, InputError, InputKind};
+/// The cooperative time budget of evaluation and transforms (re-exported
+/// from the XPath engine for the engine's routing step).
+pub use drehscheibe_xpath::budget;
+pub use input::{
+    routing_memory_estimate, transcode_to_utf8, validate, InputDocument, InputError, InputKind,
+    Transcoded, JSON_MEMORY_FACTOR, MAX_JSON_DEPTH, MAX_XML_ATTRIBUTES, MAX_XML_DEPTH,
+    XML_MEMORY_FACTOR,
+};
 pub use manifest::{Manifest, ManifestError, OutputSpec, ParamSpec, ParamType};
 pub use package::RulePackage;
 pub use publish::{load_package, publish, PublishError, Published};

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use drehscheibe_rules::{validate, InputDocument, InputError, InputKind};
+use drehscheibe_rules::{validate, InputDocument, InputError, InputKind, MAX_XML_ATTRIBUTES};
 
 const XML: &str = "application/xml";
 const JSON: &str = "application/json";
@@ -349,6 +349,37 @@ fn bad_json_is_refused() {
     ));
 }
 
+/// Issue 9, item 6: intake and routing read JSON with one parser and one
+/// set of limits. A number beyond the `xs:double` range and a lone
+/// surrogate escape are refused by both, with the same error (ADR 0009).
+#[test]
+fn out_of_range_numbers_and_lone_surrogates_are_refused_by_intake_and_routing() {
+    for bad in [
+        &br#"{"n":1e999999999}"#[..],
+        br#"{"n":-1e400}"#,
+        br#"{"s":"\ud800"}"#,
+        br#"{"\udfff":1}"#,
+        br#"["x\ud800\u0041"]"#,
+    ] {
+        match parse_err(bad, JSON) {
+            InputError::MalformedJson { message, .. } => assert!(
+                message.contains("out of range") || message.contains("escape"),
+                "{}: {message}",
+                String::from_utf8_lossy(bad)
+            ),
+            other => panic!("expected MalformedJson, got {other:?}"),
+        }
+    }
+    // A proper surrogate pair and a large but finite number pass both.
+    let good = br#"{"s":"\ud83d\ude00","n":1.7e308}"#;
+    validate(good, JSON).unwrap();
+    let doc = InputDocument::parse(good, JSON).unwrap();
+    assert_eq!(
+        doc.evaluate_string("string(/*/*[1])", &[], "", "").unwrap(),
+        "\u{1F600}"
+    );
+}
+
 /// Memory bound of the tree: a 1 MB JSON array of zeros (about 500,000
 /// `<number>0</number>` elements, the worst case of many tiny values)
 /// costs at most [`JSON_MEMORY_FACTOR`] times the payload in the tree
@@ -384,6 +415,101 @@ fn json_tree_memory_is_a_small_factor_of_the_payload() {
     );
 }
 
+fn many_attributes(n: usize) -> String {
+    let mut s = String::from(r#"<p xmlns="urn:x""#);
+    for i in 0..n {
+        s.push_str(&format!(r#" a{i}="x""#));
+    }
+    s.push_str("/>");
+    s
+}
+
+/// Issue 9, item 1: the reproduction with 100k attributes is checked and
+/// parsed (both linear; a quadratic step would take minutes here, but
+/// nothing is timed) and refused by both with the same error, since both
+/// allow at most `MAX_XML_ATTRIBUTES` per element. At the limit, both
+/// accept it.
+#[test]
+fn a_hundred_thousand_attributes_are_refused_alike_by_intake_and_routing() {
+    let big = many_attributes(100_000);
+    match parse_err(big.as_bytes(), XML) {
+        InputError::MalformedXml {
+            line: 1,
+            column: 1,
+            message,
+        } => assert_eq!(
+            message,
+            format!("more than {MAX_XML_ATTRIBUTES} attributes on one element")
+        ),
+        other => panic!("expected MalformedXml, got {other:?}"),
+    }
+    // At the limit: the namespace declaration counts as one attribute.
+    let at_limit = many_attributes(MAX_XML_ATTRIBUTES - 1);
+    validate(at_limit.as_bytes(), XML).unwrap();
+    let doc = InputDocument::parse(at_limit.as_bytes(), XML).unwrap();
+    assert_eq!(
+        doc.evaluate_string("count(/*/@*)", &[], "", "").unwrap(),
+        (MAX_XML_ATTRIBUTES - 1).to_string()
+    );
+    let over = many_attributes(MAX_XML_ATTRIBUTES);
+    assert!(matches!(
+        parse_err(over.as_bytes(), XML),
+        InputError::MalformedXml { .. }
+    ));
+    // A duplicate far beyond the short list is found.
+    let mut s = String::from("<p");
+    for i in 0..5_000 {
+        s.push_str(&format!(r#" a{i}="x""#));
+    }
+    s.push_str(r#" a4000="y"/>"#);
+    match parse_err(s.as_bytes(), XML) {
+        InputError::MalformedXml { message, .. } => {
+            assert!(message.contains("duplicate attribute"), "{message}")
+        }
+        other => panic!("expected MalformedXml, got {other:?}"),
+    }
+}
+
+/// Many namespace declarations and many prefixed attributes on one
+/// element (each prefix used once, declared in order — the worst case
+/// for a resolver that scans its bindings): accepted by both, and an
+/// undeclared prefix among them refused by both.
+#[test]
+fn many_namespace_declarations_are_resolved_alike_by_intake_and_routing() {
+    let n = 4_000;
+    let mut s = String::from("<p");
+    for i in 0..n {
+        s.push_str(&format!(r#" xmlns:p{i}="urn:{i}""#));
+    }
+    for i in 0..n {
+        s.push_str(&format!(r#" p{i}:a="x""#));
+    }
+    s.push_str("><p0:c p1:b='1'/></p>");
+    validate(s.as_bytes(), XML).unwrap();
+    let doc = InputDocument::parse(s.as_bytes(), XML).unwrap();
+    assert_eq!(
+        doc.evaluate_string("count(/*/@*)", &[], "", "").unwrap(),
+        n.to_string()
+    );
+    // Declarations end with their element.
+    let outside = s.replace("><p0:c p1:b='1'/></p>", "><c/></p>");
+    validate(outside.as_bytes(), XML).unwrap();
+    let leaked = "<r><p xmlns:q='urn:q'/><q:c/></r>";
+    match parse_err(leaked.as_bytes(), XML) {
+        InputError::MalformedXml { message, .. } => {
+            assert!(message.contains("undeclared namespace prefix"), "{message}")
+        }
+        other => panic!("expected MalformedXml, got {other:?}"),
+    }
+    let undeclared = s.replace(" p7:a=", " px:a=");
+    match parse_err(undeclared.as_bytes(), XML) {
+        InputError::MalformedXml { message, .. } => {
+            assert!(message.contains("undeclared namespace prefix"), "{message}")
+        }
+        other => panic!("expected MalformedXml, got {other:?}"),
+    }
+}
+
 /// `parse` trusts the engine's parser and only runs the intake scan when
 /// the parser refuses; both must agree on what is acceptable.
 #[test]
@@ -417,6 +543,13 @@ fn parse_and_validate_agree_on_edge_cases() {
         "<xml:a/>",
         "<a xmlns:xml='urn:wrong'/>",
         "<a xmlns:xmlns='urn:x'/>",
+        "<xmlns:a/>",
+        "<a xmlns:p='http://www.w3.org/XML/1998/namespace'/>",
+        "<a xmlns='http://www.w3.org/2000/xmlns/'/>",
+        "<a xmlns:p='urn:1' xmlns:p='urn:2'/>",
+        "<a xmlns='urn:1' xmlns='urn:2'/>",
+        "<a><b xmlns:p='urn:p'/><p:c/></a>",
+        "<a xmlns:p='urn:p'><b xmlns:p='urn:q'/><p:c/></a>",
     ];
     let mut disagree = Vec::new();
     for case in cases {

@@ -1,6 +1,7 @@
 //! Parse speed of the arena tree ([`Document::parse`]) against xot, on
 //! generated record-style XML (30 KB, 1 MB, 10 MB) and on one element with
-//! 1k…100k attributes (growth must be linear).
+//! 1k…100k attributes and on 1k…1M sibling elements (growth must be
+//! linear).
 //!
 //! Run: `cargo bench -p drehscheibe-xpath --bench tree`.
 
@@ -78,5 +79,28 @@ fn bench_attributes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_documents, bench_attributes);
+fn elements(n: usize) -> String {
+    let mut s = String::with_capacity(n * 4 + 16);
+    s.push_str("<r>");
+    for _ in 0..n {
+        s.push_str("<a/>");
+    }
+    s.push_str("</r>");
+    s
+}
+
+fn bench_elements(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse_elements");
+    group.sample_size(10);
+    for n in [1_000, 10_000, 100_000, 1_000_000] {
+        let text = elements(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("tree", n), &text, |b, t| {
+            b.iter(|| Document::parse(t.as_bytes(), &ParseOptions::default()).map(|d| d.len()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_documents, bench_attributes, bench_elements);
 criterion_main!(benches);

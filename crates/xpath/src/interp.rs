@@ -110,6 +110,8 @@ pub(crate) fn eval<'a>(
     ir: &'a Ir,
     focus: Option<&Focus<'a>>,
 ) -> Result<Sequence<'a>> {
+    // The cooperative time budget (see `crate::budget`).
+    crate::budget::tick()?;
     stacker::maybe_grow(64 * 1024, 1024 * 1024, || eval_inner(ev, ir, focus))
 }
 

@@ -24,6 +24,11 @@
 //! `serde_json`'s deserializer straight into the [`Builder`] — no
 //! intermediate `serde_json::Value`.
 //!
+//! [`check_json`] answers "would [`json_to_xml`] accept this?" by running
+//! the very same deserializer calls into a sink that keeps nothing — the
+//! check an intake must use so that it never accepts what the conversion
+//! later refuses (out-of-range numbers, lone surrogate escapes).
+//!
 //! [`xml_to_json`] is the inverse (`fn:xml-to-json`): it validates the
 //! same vocabulary (errors `FOJS0006`/`FOJS0007`) and writes compact JSON,
 //! iteratively (no recursion on document depth).
@@ -32,7 +37,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::tree::{Builder, Document, NameId, Node, NodeKind, QName};
 
@@ -211,17 +216,97 @@ pub fn json_to_xml(text: &str, options: &JsonOptions) -> Result<Document, JsonEr
         escaped: b.intern(&QName::local("escaped")),
         escaped_key: b.intern(&QName::local("escaped-key")),
     };
+    convert(text, &mut b, &names, options)?;
+    Ok(b.finish())
+}
+
+/// Checks that [`json_to_xml`] would accept `text` with `options`, without
+/// building anything: the same depth pre-scan and the same deserializer
+/// calls (so every string is unescaped — a lone surrogate escape such as
+/// `\ud800` is refused — and every number is converted — `1e999999999`
+/// is refused as out of range), writing into a sink that discards.
+///
+/// This is what an intake check must use: a plain "is it JSON" skim
+/// (`serde::de::IgnoredAny`) skips exactly those two checks and would let
+/// through texts the conversion then refuses.
+pub fn check_json(text: &str, options: &JsonOptions) -> Result<(), JsonError> {
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    check_depth(text, options.max_depth)?;
+    let names = Names {
+        map: 0,
+        array: 0,
+        string: 0,
+        number: 0,
+        boolean: 0,
+        null: 0,
+        key: 0,
+        escaped: 0,
+        escaped_key: 0,
+    };
+    convert(text, &mut Discard, &names, options)
+}
+
+/// Runs the deserializer over `text` into `sink` (the one JSON reading
+/// path of both [`json_to_xml`] and [`check_json`]).
+fn convert<S: Sink>(
+    text: &str,
+    sink: &mut S,
+    names: &Names,
+    options: &JsonOptions,
+) -> Result<(), JsonError> {
     let mut de = serde_json::Deserializer::from_str(text);
     Seed {
-        b: &mut b,
-        names: &names,
+        b: sink,
+        names,
         options,
         key: None,
     }
     .deserialize(&mut de)
     .map_err(serde_error)?;
-    de.end().map_err(serde_error)?;
-    Ok(b.finish())
+    de.end().map_err(serde_error)
+}
+
+/// Where the converter writes: the tree [`Builder`], or [`Discard`] for
+/// a check.
+trait Sink {
+    fn start(&mut self, name: NameId);
+    fn attribute(&mut self, name: NameId, value: &str);
+    fn text(&mut self, text: &str);
+    fn end(&mut self);
+    /// Whether the written values are kept (a check skips preparing them).
+    fn keeps(&self) -> bool;
+}
+
+impl Sink for Builder {
+    fn start(&mut self, name: NameId) {
+        self.start_element_id(name);
+    }
+    fn attribute(&mut self, name: NameId, value: &str) {
+        // A freshly started element always accepts attributes.
+        let _ = self.attribute_id(name, value);
+    }
+    fn text(&mut self, text: &str) {
+        Builder::text(self, text);
+    }
+    fn end(&mut self) {
+        let _ = self.end_element();
+    }
+    fn keeps(&self) -> bool {
+        true
+    }
+}
+
+/// A sink that keeps nothing (see [`check_json`]).
+struct Discard;
+
+impl Sink for Discard {
+    fn start(&mut self, _: NameId) {}
+    fn attribute(&mut self, _: NameId, _: &str) {}
+    fn text(&mut self, _: &str) {}
+    fn end(&mut self) {}
+    fn keeps(&self) -> bool {
+        false
+    }
 }
 
 /// Element and attribute names, interned once.
@@ -277,26 +362,29 @@ fn json_escapes(s: &str) -> (Cow<'_, str>, bool) {
     (Cow::Owned(out), true)
 }
 
-/// Deserializes one JSON value straight into the builder.
-struct Seed<'x> {
-    b: &'x mut Builder,
+/// Deserializes one JSON value straight into the sink.
+struct Seed<'x, S: Sink> {
+    b: &'x mut S,
     names: &'x Names,
     options: &'x JsonOptions,
     key: Option<String>,
 }
 
-impl Seed<'_> {
+impl<S: Sink> Seed<'_, S> {
     fn start(&mut self, name: NameId) {
-        self.b.start_element_id(name);
+        self.b.start(name);
         if let Some(key) = self.key.take() {
+            if !self.b.keeps() {
+                return;
+            }
             if self.options.escape {
                 let (k, esc) = json_escapes(&key);
-                let _ = self.b.attribute_id(self.names.key, &k);
+                self.b.attribute(self.names.key, &k);
                 if esc {
-                    let _ = self.b.attribute_id(self.names.escaped_key, "true");
+                    self.b.attribute(self.names.escaped_key, "true");
                 }
             } else {
-                let _ = self.b.attribute_id(self.names.key, &xml_chars(&key));
+                self.b.attribute(self.names.key, &xml_chars(&key));
             }
         }
     }
@@ -304,26 +392,38 @@ impl Seed<'_> {
     fn leaf(mut self, name: NameId, text: &str) {
         self.start(name);
         self.b.text(text);
-        let _ = self.b.end_element();
+        self.b.end();
+    }
+
+    /// A number, formatted only when the sink keeps it.
+    fn number(self, format: impl FnOnce() -> String) {
+        let name = self.names.number;
+        if self.b.keeps() {
+            self.leaf(name, &format());
+        } else {
+            self.leaf(name, "");
+        }
     }
 
     fn string(mut self, v: &str) {
         let name = self.names.string;
         self.start(name);
-        if self.options.escape {
+        if !self.b.keeps() {
+            // A check: the string was unescaped (and so checked) already.
+        } else if self.options.escape {
             let (s, esc) = json_escapes(v);
             if esc {
-                let _ = self.b.attribute_id(self.names.escaped, "true");
+                self.b.attribute(self.names.escaped, "true");
             }
             self.b.text(&s);
         } else {
             self.b.text(&xml_chars(v));
         }
-        let _ = self.b.end_element();
+        self.b.end();
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Seed<'_> {
+impl<'de, S: Sink> DeserializeSeed<'de> for Seed<'_, S> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -333,7 +433,7 @@ impl<'de> DeserializeSeed<'de> for Seed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Seed<'_> {
+impl<'de, S: Sink> Visitor<'de> for Seed<'_, S> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -347,20 +447,17 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
-        let name = self.names.number;
-        self.leaf(name, &v.to_string());
+        self.number(|| v.to_string());
         Ok(())
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
-        let name = self.names.number;
-        self.leaf(name, &v.to_string());
+        self.number(|| v.to_string());
         Ok(())
     }
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
-        let name = self.names.number;
-        self.leaf(name, &format_double(v));
+        self.number(|| format_double(v));
         Ok(())
     }
 
@@ -372,7 +469,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
     fn visit_unit<E: serde::de::Error>(mut self) -> Result<(), E> {
         let name = self.names.null;
         self.start(name);
-        let _ = self.b.end_element();
+        self.b.end();
         Ok(())
     }
 
@@ -388,7 +485,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
             })?
             .is_some()
         {}
-        let _ = self.b.end_element();
+        self.b.end();
         Ok(())
     }
 
@@ -401,7 +498,13 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 if self.options.duplicates == Duplicates::Reject {
                     return Err(serde::de::Error::custom(format!("{DUP_MARK}{key}")));
                 }
-                map.next_value::<IgnoredAny>()?;
+                // Skipped, but checked like any other value.
+                map.next_value_seed(Seed {
+                    b: &mut Discard,
+                    names: self.names,
+                    options: self.options,
+                    key: None,
+                })?;
                 continue;
             }
             map.next_value_seed(Seed {
@@ -411,7 +514,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 key: Some(key),
             })?;
         }
-        let _ = self.b.end_element();
+        self.b.end();
         Ok(())
     }
 }
@@ -792,6 +895,39 @@ mod tests {
             map.children().nth(1).unwrap().attribute("", "key"),
             Some("b")
         );
+    }
+
+    #[test]
+    fn check_json_agrees_with_json_to_xml() {
+        let o = JsonOptions::default();
+        for bad in [
+            r#"{"n":1e999999999}"#,
+            r#"[-1e400]"#,
+            r#"["\ud800"]"#,
+            r#"{"\udc00":1}"#,
+            r#"["a\ud800b"]"#,
+            r#"[1,]"#,
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        ] {
+            let converted = json_to_xml(bad, &o).map(|_| ());
+            assert!(converted.is_err(), "{bad}");
+            assert_eq!(check_json(bad, &o), converted, "{bad}");
+        }
+        for good in [
+            r#"{"n":1e300,"s":"\ud83d\ude00","z":"\u0000"}"#,
+            "\u{FEFF}[0,0.5,true,null]",
+        ] {
+            assert!(json_to_xml(good, &o).is_ok(), "{good}");
+            assert_eq!(check_json(good, &o), Ok(()), "{good}");
+        }
+        // A duplicate skipped by use-first is still checked.
+        let first = JsonOptions {
+            duplicates: Duplicates::UseFirst,
+            ..JsonOptions::default()
+        };
+        let dup = r#"{"a":1,"a":"\ud800"}"#;
+        assert!(json_to_xml(dup, &first).is_err());
+        assert!(check_json(dup, &first).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod arith;
 pub mod ast;
+pub mod budget;
 pub mod cast;
 pub mod compare;
 pub mod compile;

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 mod parse;
 mod serialize;
 
-pub use parse::decode_xml;
+pub use parse::{declaration_error, decode_xml, decode_xml_from};
 pub use serialize::to_xml_string;
 use std::sync::atomic::{AtomicU64, Ordering};
 

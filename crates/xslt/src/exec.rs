@@ -18,7 +18,11 @@
 //! `format-number()`, `document()` and the stylesheet's functions.
 //! Template and function invocations enter the environment's recursion
 //! budget ([`Env::enter`]) and grow the stack on demand, so runaway
-//! recursion ends with an error instead of a stack overflow.
+//! recursion ends with an error instead of a stack overflow. Every
+//! instruction (and every expression evaluation) ticks the caller's
+//! cooperative time budget (`drehscheibe_xpath::budget`), so a transform
+//! run inside `budget::with_budget` stops with a dynamic error once the
+//! deadline passes or the work is cancelled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -2212,6 +2216,10 @@ impl<'a> Run<'a, '_> {
 
     fn exec(&mut self, body: &'a [Instr], f: Option<&Focus<'a>>, mode: usize) -> R<()> {
         for instr in body {
+            // The caller's time budget (drehscheibe_xpath::budget): a
+            // runaway loop of instructions stops here even when it
+            // evaluates no expression.
+            drehscheibe_xpath::budget::tick().map_err(|e| self.derr(NO_AT, e.to_string()))?;
             self.instr(instr, f, mode)?;
         }
         Ok(())

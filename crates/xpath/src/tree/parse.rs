@@ -32,8 +32,19 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// `encoding` of the XML declaration, else UTF-8. UTF-16 without byte
 /// order mark is recognised from the `<?` pattern.
 pub fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, ParseError> {
+    decode_xml_from(bytes, charset).map(|(text, _)| text)
+}
+
+/// [`decode_xml`], also naming the encoding the bytes were decoded from
+/// (the WHATWG name encoding_rs uses: `UTF-8`, `UTF-16LE`,
+/// `windows-1252` for the `ISO-8859-1` label, …).
+pub fn decode_xml_from<'a>(
+    bytes: &'a [u8],
+    charset: Option<&str>,
+) -> Result<(Cow<'a, str>, &'static str), ParseError> {
+    let utf8_name = encoding_rs::UTF_8.name();
     if let Some(rest) = bytes.strip_prefix(UTF8_BOM) {
-        return utf8(rest).map(Cow::Borrowed);
+        return utf8(rest).map(|t| (Cow::Borrowed(t), utf8_name));
     }
     let utf16 = if bytes.starts_with(b"\xFF\xFE") {
         Some((encoding_rs::UTF_16LE, 2))
@@ -50,7 +61,7 @@ pub fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, 
         let body = bytes.get(skip..).unwrap_or_default();
         return encoding
             .decode_without_bom_handling_and_without_replacement(body)
-            .map(|text| Cow::Owned(text.into_owned()))
+            .map(|text| (Cow::Owned(text.into_owned()), encoding.name()))
             .ok_or_else(|| ParseError::Encoding(format!("invalid {} data", encoding.name())));
     }
     let label = match charset {
@@ -58,12 +69,12 @@ pub fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, 
         None => declared_encoding(bytes),
     };
     let Some(label) = label else {
-        return utf8(bytes).map(Cow::Borrowed);
+        return utf8(bytes).map(|t| (Cow::Borrowed(t), utf8_name));
     };
     let encoding = encoding_rs::Encoding::for_label(label.trim().as_bytes())
         .ok_or_else(|| ParseError::Encoding(format!("unknown encoding {label:?}")))?;
     if encoding == encoding_rs::UTF_8 {
-        return utf8(bytes).map(Cow::Borrowed);
+        return utf8(bytes).map(|t| (Cow::Borrowed(t), utf8_name));
     }
     if encoding == encoding_rs::UTF_16LE || encoding == encoding_rs::UTF_16BE {
         return Err(ParseError::Encoding(format!(
@@ -73,7 +84,7 @@ pub fn decode_xml<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, 
     }
     encoding
         .decode_without_bom_handling_and_without_replacement(bytes)
-        .map(|text| Cow::Owned(text.into_owned()))
+        .map(|text| (Cow::Owned(text.into_owned()), encoding.name()))
         .ok_or_else(|| ParseError::Encoding(format!("invalid {} data", encoding.name())))
 }
 
@@ -683,26 +694,32 @@ fn check_chars(ctx: &Ctx<'_>, s: &str, base: usize) -> Result<(), ParseError> {
 
 /// Namespaces in XML 1.0 constraints on a declaration.
 fn check_declaration(ctx: &Ctx<'_>, at: usize, prefix: &str, uri: &str) -> Result<(), ParseError> {
+    match declaration_error(prefix, uri) {
+        Some(message) => Err(ctx.malformed(at, message)),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with declaring `prefix` (`""`: the default namespace)
+/// as `uri` under Namespaces in XML 1.0, if anything: `xmlns` cannot be
+/// declared, `xml` only as its own namespace, those two namespaces bound
+/// to no other prefix, and a prefix cannot be undeclared. The tree parser
+/// and the rules crate's intake scan share these rules.
+pub fn declaration_error(prefix: &str, uri: &str) -> Option<String> {
     if prefix == "xmlns" {
-        return Err(ctx.malformed(at, "the prefix xmlns must not be declared"));
+        return Some("the prefix xmlns must not be declared".into());
     }
     if prefix == "xml" {
-        if uri != XML_NS {
-            return Err(ctx.malformed(at, "the prefix xml cannot be bound to another namespace"));
-        }
-        return Ok(());
+        return (uri != XML_NS)
+            .then(|| "the prefix xml cannot be bound to another namespace".into());
     }
     if uri == XML_NS || uri == XMLNS_NS {
-        return Err(ctx.malformed(
-            at,
-            format!("the namespace {uri} cannot be bound to a prefix"),
-        ));
+        return Some(format!("the namespace {uri} cannot be bound to a prefix"));
     }
     if !prefix.is_empty() && uri.is_empty() {
-        return Err(ctx.malformed(
-            at,
-            format!("the prefix {prefix:?} cannot be undeclared in XML 1.0"),
+        return Some(format!(
+            "the prefix {prefix:?} cannot be undeclared in XML 1.0"
         ));
     }
-    Ok(())
+    None
 }
