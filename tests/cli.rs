@@ -122,6 +122,69 @@ async fn send_and_messages_commands_talk_to_a_running_hub() {
     assert!(hub.terminate());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_list_pages_with_the_after_it_prints() {
+    let rx = Receiver::start().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = TestConfig::write(
+        &addr.to_string(),
+        "",
+        &[(
+            "alpha",
+            http_tenant("alpha", "01001000", "99050012104000", &rx.url("/fv"), ""),
+        )],
+    );
+    let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
+    let url = format!("http://{addr}");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let file = cfg.path(&format!("antrag-{n}.xml"));
+        std::fs::write(&file, order("01001000", "99050012104000", n)).unwrap();
+        let out = Command::new(drehscheibe_bin())
+            .args(["send", "--url", &url, "--token", SENDER])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let list = |args: &[&str]| {
+        let out = Command::new(drehscheibe_bin())
+            .args(["messages", "list", "--url", &url, "--token", OPERATOR])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = list(&["--limit", "2"]);
+    assert!(first.contains(&ids[0]) && first.contains(&ids[1]), "{first}");
+    assert!(!first.contains(&ids[2]), "{first}");
+    let after = first
+        .lines()
+        .find_map(|l| l.strip_prefix("(more: --after "))
+        .and_then(|l| l.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no continuation in {first}"))
+        .to_owned();
+    let second = list(&["--limit", "2", "--after", &after]);
+    assert!(second.contains(&ids[2]), "{second}");
+    assert!(
+        !second.contains(&ids[0]) && !second.contains(&ids[1]),
+        "{second}"
+    );
+    assert!(!second.contains("(more:"), "{second}");
+    assert!(hub.terminate());
+}
+
 #[test]
 fn the_shipped_rule_depot_passes_its_own_tests() {
     let out = Command::new(drehscheibe_bin())
