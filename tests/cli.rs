@@ -167,7 +167,10 @@ async fn messages_list_pages_with_the_after_it_prints() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let first = list(&["--limit", "2"]);
-    assert!(first.contains(&ids[0]) && first.contains(&ids[1]), "{first}");
+    assert!(
+        first.contains(&ids[0]) && first.contains(&ids[1]),
+        "{first}"
+    );
     assert!(!first.contains(&ids[2]), "{first}");
     let after = first
         .lines()

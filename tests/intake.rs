@@ -505,7 +505,11 @@ async fn directory_intake_escapes_names_in_the_log_and_rejects_symlinks() {
     std::os::unix::fs::symlink(&outside, inbox.join("link.xml")).unwrap();
 
     let rejected = inbox.join("rejected");
-    wait_for_file(&rejected, |n| n.ends_with("forged: operator token leaked.xml.reason.txt"), WAIT);
+    wait_for_file(
+        &rejected,
+        |n| n.ends_with("forged: operator token leaked.xml.reason.txt"),
+        WAIT,
+    );
     let reasons = wait_for_file(&rejected, |n| n.ends_with("link.xml.reason.txt"), WAIT);
     let reason = std::fs::read_to_string(rejected.join(&reasons[0])).unwrap();
     assert!(reason.starts_with("symbolic-link: "), "{reason}");
