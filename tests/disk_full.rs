@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use drehscheibe_suite::receiver::Receiver;
-use drehscheibe_suite::{free_port, http_tenant, order, Api, HubProcess, TestConfig, SENDER};
+use drehscheibe_suite::{alpha_config, free_port, order, Api, HubProcess, SENDER};
 
 const LEISTUNG: &str = "99050012104000";
 
@@ -59,14 +59,7 @@ async fn readyz(api: &Api) -> (u16, String) {
 async fn a_full_data_volume_is_reported_and_clears_when_space_returns() {
     let rx = Receiver::start().await;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let cfg = TestConfig::write(
-        &addr.to_string(),
-        "",
-        &[(
-            "alpha",
-            http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/fv"), ""),
-        )],
-    );
+    let cfg = alpha_config(&addr.to_string(), &rx.url("/fv"));
     let data = cfg.path("data");
     std::fs::create_dir_all(&data).unwrap();
     if !mount_tmpfs(&data, "64m") {
