@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use drehscheibe_suite::receiver::Receiver;
 use drehscheibe_suite::{
-    drehscheibe_bin, free_port, http_tenant, order, repo_root, Api, HubProcess, TestConfig,
-    OPERATOR, SENDER,
+    alpha_config, drehscheibe_bin, free_port, http_tenant, order, repo_root, Api, HubProcess,
+    TestConfig, OPERATOR, SENDER,
 };
 
 #[test]
@@ -62,53 +62,48 @@ fn config_check_accepts_the_example_and_pinpoints_errors() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_and_messages_commands_talk_to_a_running_hub() {
-    let rx = Receiver::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let cfg = TestConfig::write(
-        &addr.to_string(),
-        "",
-        &[(
-            "alpha",
-            http_tenant("alpha", "01001000", "99050012104000", &rx.url("/fv"), ""),
-        )],
-    );
-    let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
-    let file = cfg.path("antrag.xml");
-    std::fs::write(&file, order("01001000", "99050012104000", 10)).unwrap();
-    let url = format!("http://{addr}");
-
-    let out = Command::new(drehscheibe_bin())
-        .args(["send", "--url", &url, "--token", SENDER])
-        .arg(&file)
-        .output()
-        .unwrap();
+/// Run `drehscheibe ARGS`, expect success; returns its standard output.
+fn drehscheibe(args: &[&str]) -> String {
+    let out = Command::new(drehscheibe_bin()).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = v["id"].as_str().unwrap().to_owned();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `drehscheibe send` a file to the hub at `url`; returns the message id.
+fn send(url: &str, file: &std::path::Path) -> String {
+    let file = file.to_str().unwrap();
+    let out = drehscheibe(&["send", "--url", url, "--token", SENDER, file]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// `drehscheibe messages ARGS` with the operator token against the hub at
+/// `url`; returns its standard output.
+fn messages(url: &str, args: &[&str]) -> String {
+    let mut all = vec!["messages", "--url", url, "--token", OPERATOR];
+    all.extend_from_slice(args);
+    drehscheibe(&all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_and_messages_commands_talk_to_a_running_hub() {
+    let rx = Receiver::start().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = alpha_config(&addr.to_string(), &rx.url("/fv"));
+    let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
+    let file = cfg.path("antrag.xml");
+    std::fs::write(&file, order("01001000", "99050012104000", 10)).unwrap();
+    let url = format!("http://{addr}");
+    let id = send(&url, &file);
     Api::new(addr)
         .wait_state(&id, "delivered", Duration::from_secs(20))
         .await;
 
-    let run = |args: &[&str]| {
-        let out = Command::new(drehscheibe_bin())
-            .arg("messages")
-            .args(["--url", &url, "--token", OPERATOR])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run = |args: &[&str]| messages(&url, args);
     let list = run(&["list"]);
     assert!(list.contains(&id) && list.contains("delivered"), "{list}");
     let show = run(&["show", &id]);
@@ -119,6 +114,41 @@ async fn send_and_messages_commands_talk_to_a_running_hub() {
     let replay = run(&["replay", &id]);
     assert!(replay.contains(&id), "{replay}");
     rx.wait_accepted("/fv", 2, Duration::from_secs(20)).await;
+    assert!(hub.terminate());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_list_pages_with_the_after_it_prints() {
+    let rx = Receiver::start().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = alpha_config(&addr.to_string(), &rx.url("/fv"));
+    let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
+    let url = format!("http://{addr}");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let file = cfg.path(&format!("antrag-{n}.xml"));
+        std::fs::write(&file, order("01001000", "99050012104000", n)).unwrap();
+        ids.push(send(&url, &file));
+    }
+    let first = messages(&url, &["list", "--limit", "2"]);
+    assert!(
+        first.contains(&ids[0]) && first.contains(&ids[1]),
+        "{first}"
+    );
+    assert!(!first.contains(&ids[2]), "{first}");
+    let after = first
+        .lines()
+        .find_map(|l| l.strip_prefix("(more: --after "))
+        .and_then(|l| l.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no continuation in {first}"))
+        .to_owned();
+    let second = messages(&url, &["list", "--limit", "2", "--after", &after]);
+    assert!(second.contains(&ids[2]), "{second}");
+    assert!(
+        !second.contains(&ids[0]) && !second.contains(&ids[1]),
+        "{second}"
+    );
+    assert!(!second.contains("(more:"), "{second}");
     assert!(hub.terminate());
 }
 

@@ -472,3 +472,67 @@ targets = {{ fachverfahren = "drop" }}
     assert_eq!(leftovers, 0);
     hub.shutdown().await.unwrap();
 }
+
+/// A file name is chosen by whoever writes into the folder: a line break in
+/// it must not forge a log line, and a symbolic link must not make the hub
+/// read a file outside the folder.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_intake_escapes_names_in_the_log_and_rejects_symlinks() {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", drehscheibe_suite::free_port())
+        .parse()
+        .unwrap();
+    let cfg = TestConfig::write(
+        &addr.to_string(),
+        "",
+        &[(
+            "alpha",
+            http_tenant("alpha", "01001000", LEISTUNG, "http://127.0.0.1:1/fv", ""),
+        )],
+    );
+    let log = cfg.path("hub.log");
+    let hub = drehscheibe_suite::HubProcess::spawn(&cfg.main, addr, &log).await;
+    let inbox = cfg.path("inbox");
+
+    // A malformed file (logged as rejected) whose name carries a forged
+    // log line.
+    let forged = "2030-01-01T00:00:00.000000Z ERROR forged: operator token leaked";
+    std::fs::write(inbox.join(format!("x\n{forged}.xml")), b"<a><b></a>").unwrap();
+    // A link to a file outside the folder.
+    let outside = cfg.path("secret.xml");
+    let secret = order("01001000", LEISTUNG, 10);
+    std::fs::write(&outside, &secret).unwrap();
+    std::os::unix::fs::symlink(&outside, inbox.join("link.xml")).unwrap();
+
+    let rejected = inbox.join("rejected");
+    wait_for_file(
+        &rejected,
+        |n| n.ends_with("forged: operator token leaked.xml.reason.txt"),
+        WAIT,
+    );
+    let reasons = wait_for_file(&rejected, |n| n.ends_with("link.xml.reason.txt"), WAIT);
+    let reason = std::fs::read_to_string(rejected.join(&reasons[0])).unwrap();
+    assert!(reason.starts_with("symbolic-link: "), "{reason}");
+    // The link itself was moved, never followed; its target is untouched
+    // and nothing was submitted from it.
+    let link = wait_for_file(&rejected, |n| n.ends_with("link.xml"), WAIT);
+    let moved = std::fs::symlink_metadata(rejected.join(&link[0])).unwrap();
+    assert!(moved.file_type().is_symlink());
+    assert!(!inbox.join("link.xml").exists());
+    assert_eq!(std::fs::read(&outside).unwrap(), secret);
+    let (status, page) = Api::new(addr).get("/api/v1/messages", OPERATOR).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(0), "{page}");
+
+    assert!(hub.terminate());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().all(|l| !l.starts_with("2030-01-01")),
+        "a file name forged a log line:\n{text}"
+    );
+    assert!(text.contains(r"x\n2030-01-01"), "{text}");
+    assert!(
+        text.contains("symbolic link in the intake folder rejected") && text.contains("link.xml"),
+        "{text}"
+    );
+}

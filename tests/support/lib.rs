@@ -159,6 +159,20 @@ targets = {{ fachverfahren = "fv" }}
     )
 }
 
+/// The usual one-tenant hub: tenant `alpha` (AGS 01001000) with one HTTP
+/// connector to `url` for Leistung 99050012104000, the hub listening on
+/// `listen`.
+pub fn alpha_config(listen: &str, url: &str) -> TestConfig {
+    TestConfig::write(
+        listen,
+        "",
+        &[(
+            "alpha",
+            http_tenant("alpha", "01001000", "99050012104000", url, ""),
+        )],
+    )
+}
+
 /// Minimal client for the hub's HTTP API.
 #[derive(Clone)]
 pub struct Api {

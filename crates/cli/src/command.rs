@@ -18,9 +18,6 @@ use tokio_util::sync::CancellationToken;
     about = "Integration hub (Datendrehscheibe) for OZG applications"
 )]
 struct Cli {
-    /// Log format for `serve`/`demo` (overrides the configuration).
-    #[arg(long, global = true, value_enum)]
-    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +38,9 @@ enum Command {
         /// in a container).
         #[arg(long, env = "DREHSCHEIBE_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Log format (overrides `[server] log_format`).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Run the hub on the example configuration and rules, with local demo
     /// receivers, and post the example messages.
@@ -62,23 +62,36 @@ enum Command {
         /// Channel the example messages are posted to.
         #[arg(long, default_value = "portal")]
         channel: String,
+        /// Log format (overrides `[server] log_format`).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Post a file (and attachments) to a running hub.
     Send {
+        /// The document to post (XML or JSON; the content type follows the
+        /// file extension).
         file: PathBuf,
-        #[arg(long, short = 'a')]
+        /// An attachment to send with the document (repeatable); with
+        /// attachments the request is `multipart/form-data`.
+        #[arg(long, short = 'a', value_name = "FILE")]
         attach: Vec<PathBuf>,
+        /// The intake channel to post to (`/api/v1/inbox/<channel>`).
         #[arg(long, default_value = "portal")]
         channel: String,
+        /// Base URL of the hub.
         #[arg(long, env = "DREHSCHEIBE_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// Sender token of the channel.
         #[arg(long, env = "DREHSCHEIBE_TOKEN")]
         token: String,
-        #[arg(long)]
+        /// Makes a retry safe: the same key with the same content returns
+        /// the first message's id instead of creating a second message.
+        #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
     },
     /// Inspect and re-drive messages of a running hub.
     Messages {
+        /// Base URL of the hub.
         #[arg(
             long,
             env = "DREHSCHEIBE_URL",
@@ -86,6 +99,7 @@ enum Command {
             global = true
         )]
         url: String,
+        /// Operator or tenant token.
         #[arg(long, env = "DREHSCHEIBE_TOKEN", global = true)]
         token: Option<String>,
         #[command(subcommand)]
@@ -152,15 +166,25 @@ enum RulesAction {
 
 #[derive(Subcommand)]
 enum MessagesAction {
-    /// List messages (newest filters: --tenant, --state, --since).
+    /// List messages, oldest first, one page at a time (filters:
+    /// --tenant, --state, --since; next page: --after).
     List {
+        /// Only messages of this tenant (a tenant token always sees only
+        /// its own).
         #[arg(long)]
         tenant: Option<String>,
+        /// Only messages in this state: received, routed, delivering,
+        /// delivered, failed, dead or rejected.
         #[arg(long)]
         state: Option<String>,
-        /// RFC 3339 timestamp.
+        /// Only messages received at or after this RFC 3339 timestamp.
         #[arg(long)]
         since: Option<String>,
+        /// Continue after this message id (the `--after ID` a previous page
+        /// printed).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+        /// Page size (at most 500).
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
@@ -209,7 +233,7 @@ pub fn main() -> ExitCode {
             content_type,
             params,
         } => return ruletools::transform(&stylesheet, &input, content_type.as_deref(), params),
-        command => Cli { command, ..cli },
+        command => Cli { command },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -232,8 +256,12 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve { config, listen } => {
-            init_tracing(log_format(cli.log_format, &config));
+        Command::Serve {
+            config,
+            listen,
+            log_format: format,
+        } => {
+            init_tracing(log_format(format, &config));
             let rt = runtime::start_with(&config, listen).await?;
             rt.run_until_signal().await?;
             Ok(ExitCode::SUCCESS)
@@ -245,8 +273,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             no_samples,
             token,
             channel,
+            log_format: format,
         } => {
-            init_tracing(log_format(cli.log_format, &config));
+            init_tracing(log_format(format, &config));
             run_demo(&config, receiver, smtp, no_samples, &token, &channel).await
         }
         Command::Send {
@@ -272,6 +301,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     tenant,
                     state,
                     since,
+                    after,
                     limit,
                 } => {
                     let mut q = vec![format!("limit={limit}")];
@@ -283,6 +313,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     if let Some(s) = since {
                         q.push(format!("since={}", s.replace('+', "%2B")));
+                    }
+                    if let Some(a) = after {
+                        q.push(format!("after={a}"));
                     }
                     let page = client
                         .get(&format!("/api/v1/messages?{}", q.join("&")))
@@ -422,9 +455,24 @@ async fn run_demo(
                 )
         };
         for f in files.iter().filter(is_sample) {
-            match client.send(channel, f, &[], None).await {
+            // A stable key per sample (name and content): a restart of the
+            // demo finds the message of the previous start instead of
+            // posting a duplicate; an edited sample is a new message.
+            let key = match std::fs::read(f) {
+                Ok(bytes) => demo::sample_key(f, &bytes),
+                Err(e) => {
+                    println!("  ✘ {}: {e}", f.display());
+                    continue;
+                }
+            };
+            match client.send(channel, f, &[], Some(&key)).await {
                 Ok(v) => println!(
-                    "  → posted {} as message {}",
+                    "  → {} {} as message {}",
+                    if v.get("duplicate").and_then(|d| d.as_bool()) == Some(true) {
+                        "already posted"
+                    } else {
+                        "posted"
+                    },
                     f.display(),
                     v.get("id").and_then(|i| i.as_str()).unwrap_or("?")
                 ),
@@ -432,11 +480,12 @@ async fn run_demo(
             }
         }
     }
+    let bin = demo::invocation_name();
     println!();
     println!("Try next (in another terminal):");
-    println!("  drehscheibe send --token {token} config/demo/<file>");
-    println!("  drehscheibe messages --token demo-operator-token list");
-    println!("  drehscheibe messages --token demo-operator-token show <id>");
+    println!("  {bin} send --token {token} config/demo/<file>");
+    println!("  {bin} messages --token demo-operator-token list");
+    println!("  {bin} messages --token demo-operator-token show <id>");
     println!("  curl -s {base}/metrics | grep drehscheibe_");
     println!("Stop with Ctrl-C.");
     println!();

@@ -5,6 +5,14 @@
 //!   stores the body under `<dir>/<path>/<n>.<ext>` and answers `201`;
 //! * an SMTP sink (default `127.0.0.1:2525`) speaking the minimal RFC 5321
 //!   dialogue and storing each mail as `<dir>/mail/<n>.eml`.
+//!
+//! Both continue the numbering of earlier runs: at start they look for the
+//! highest `<n>` already stored below their folder, so a restarted demo
+//! never overwrites what the previous run received.
+//!
+//! The samples the demo posts carry an `Idempotency-Key` derived from file
+//! name and content ([`sample_key`]): restarting the demo finds the message
+//! of the previous run instead of creating a duplicate.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +32,67 @@ use tokio_util::sync::CancellationToken;
 struct Receiver {
     dir: PathBuf,
     count: Arc<AtomicU64>,
+}
+
+/// The highest `<n>` of the files named `<n>.<ext>` in `dir` and, down to
+/// `depth` levels, its subfolders; 0 when there are none (or `dir` does
+/// not exist yet). Other files are ignored.
+fn highest_number(dir: &Path, depth: u32) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut highest = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let n = match entry.file_type() {
+            Ok(t) if t.is_dir() && depth > 1 => highest_number(&path, depth - 1),
+            Ok(t) if t.is_file() => path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0),
+            _ => 0,
+        };
+        highest = highest.max(n);
+    }
+    highest
+}
+
+/// The `Idempotency-Key` the demo posts a sample with: its file name and a
+/// 64-bit FNV-1a hash of its content (stable across runs and Rust
+/// versions, unlike `std`'s hasher), e.g. `demo-01-gewerbeanmeldung.xml-3f…`.
+pub fn sample_key(file: &Path, content: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in content {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // The key must be visible ASCII: anything else in the name becomes `_`.
+    let name: String = file
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default()
+        .chars()
+        .take(120)
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    format!("demo-{name}-{hash:016x}")
+}
+
+/// How to call this binary in the hints the demo prints: the path it was
+/// started by, relative to the working directory when it lies below it
+/// (`target/release/drehscheibe` after `cargo run --release`), else
+/// `drehscheibe`.
+pub fn invocation_name() -> String {
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    match (exe, cwd) {
+        (Some(exe), Some(cwd)) => match exe.strip_prefix(&cwd) {
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => "drehscheibe".into(),
+        },
+        _ => "drehscheibe".into(),
+    }
 }
 
 fn ext_for(headers: &HeaderMap) -> &'static str {
@@ -107,7 +176,7 @@ pub async fn http_receiver(
 ) -> Result<SocketAddr> {
     let state = Receiver {
         dir: dir.to_owned(),
-        count: Arc::new(AtomicU64::new(0)),
+        count: Arc::new(AtomicU64::new(highest_number(dir, 2))),
     };
     let app = Router::new()
         .route("/{*path}", any(receive))
@@ -136,7 +205,7 @@ pub async fn smtp_sink(
         .with_context(|| format!("demo SMTP sink cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let dir = dir.join("mail");
-    let count = Arc::new(AtomicU64::new(0));
+    let count = Arc::new(AtomicU64::new(highest_number(&dir, 1)));
     tokio::spawn(async move {
         loop {
             let conn = tokio::select! {
@@ -207,5 +276,86 @@ async fn smtp_session(stream: tokio::net::TcpStream, dir: &Path, count: &AtomicU
         } else {
             write.write_all(b"502 command not implemented\r\n").await?;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    async fn post(addr: SocketAddr, path: &str, body: &str) -> String {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", "application/xml")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.text().await.unwrap()
+    }
+
+    async fn mail(addr: SocketAddr, body: &str) {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read);
+        let mut line = String::new();
+        lines.read_line(&mut line).await.unwrap();
+        for cmd in [
+            "HELO t\r\n".to_owned(),
+            "MAIL FROM:<a@b>\r\n".to_owned(),
+            "RCPT TO:<c@d>\r\n".to_owned(),
+            "DATA\r\n".to_owned(),
+            format!("{body}\r\n.\r\n"),
+            "QUIT\r\n".to_owned(),
+        ] {
+            write.write_all(cmd.as_bytes()).await.unwrap();
+            line.clear();
+            lines.read_line(&mut line).await.unwrap();
+            assert!(!line.starts_with('5'), "{cmd:?} → {line}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_receiver_continues_the_numbering_of_the_previous_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+
+        // First run: two documents, one mail.
+        let stop = CancellationToken::new();
+        let http = http_receiver(any, dir.path(), stop.clone()).await.unwrap();
+        let smtp = smtp_sink(any, dir.path(), stop.clone()).await.unwrap();
+        post(http, "/fv", "<a/>").await;
+        post(http, "/other", "<b/>").await;
+        mail(smtp, "first mail").await;
+        stop.cancel();
+
+        // Second run on the same folder: new numbers, old files untouched.
+        let stop = CancellationToken::new();
+        let http = http_receiver(any, dir.path(), stop.clone()).await.unwrap();
+        let smtp = smtp_sink(any, dir.path(), stop.clone()).await.unwrap();
+        let answer = post(http, "/fv", "<c/>").await;
+        assert!(answer.contains("00003.xml"), "{answer}");
+        mail(smtp, "second mail").await;
+        stop.cancel();
+
+        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+        assert_eq!(read("fv/00001.xml"), "<a/>");
+        assert_eq!(read("other/00002.xml"), "<b/>");
+        assert_eq!(read("fv/00003.xml"), "<c/>");
+        assert!(read("mail/00001.eml").contains("first mail"));
+        assert!(read("mail/00002.eml").contains("second mail"));
+    }
+
+    #[test]
+    fn sample_keys_are_stable_and_follow_the_content() {
+        let f = Path::new("config/demo/01 gewerbe.xml");
+        let k = sample_key(f, b"<a/>");
+        assert_eq!(k, sample_key(f, b"<a/>"));
+        assert_ne!(k, sample_key(f, b"<b/>"));
+        assert_ne!(k, sample_key(Path::new("02.xml"), b"<a/>"));
+        assert!(k.starts_with("demo-01_gewerbe.xml-"), "{k}");
+        assert!(k.len() <= 200 && k.chars().all(|c| c.is_ascii_graphic()));
     }
 }

@@ -211,7 +211,7 @@ impl DirectoryConnector {
                     .await
                     .map_err(|e| io_error(&format!("cannot inspect {name}"), &e))?;
                 if ownership == Ownership::Foreign {
-                    tracing::debug!(%name, "name taken by another message, qualifying it");
+                    tracing::debug!(name = ?name, "name taken by another message, qualifying it");
                     continue;
                 }
             }
@@ -414,7 +414,7 @@ impl Connector for DirectoryConnector {
         tracing::debug!(
             message_id = %envelope.id,
             target = %request.target,
-            file = %name,
+            file = ?name,
             attachments = envelope.attachments.len(),
             "document dropped"
         );

@@ -51,9 +51,18 @@ pub struct DirectoryIntakeSettings {
 /// because the hub was unavailable), then scans the folder. A file is
 /// picked up once its size and modification time have not changed for
 /// [`settle`](DirectoryIntakeSettings::settle), unless it looks temporary
-/// or hidden (`.`-prefixed, `*.tmp`, `*.part`, `~`-suffixed); folders and
-/// symlinks are ignored. Picking up means renaming it into `.work/`, which
-/// is atomic, so a second hub instance cannot take the same file.
+/// or hidden (`.`-prefixed, `*.tmp`, `*.part`, `~`-suffixed); folders are
+/// ignored. Picking up means renaming it into `.work/`, which is atomic, so
+/// a second hub instance cannot take the same file.
+///
+/// A symbolic link is never followed (it could point at any file the hub
+/// may read, outside the folder): the link itself is moved to `rejected/`
+/// with a reason file, and a warning is logged. So is a file whose name is
+/// not UTF-8.
+///
+/// File names come from whoever writes into the folder: the log shows
+/// them escaped (Rust `Debug` form, `"a\nb.xml"`), so a name with a line
+/// break cannot forge log lines.
 ///
 /// The idempotency key is `dir:<file name>:<sha256 of content>`: a file
 /// submitted again after a crash (between submit and move) returns the
@@ -205,7 +214,7 @@ impl Worker {
         .await?;
 
         let work = self.work();
-        let leftovers = list_files(work.clone(), false).await?;
+        let leftovers = list_files(work.clone(), false).await?.files;
         for (name, _) in leftovers {
             if shutdown.is_cancelled() {
                 return Ok(Flow::Stop);
@@ -220,14 +229,33 @@ impl Worker {
             }
         }
 
-        let observed = list_files(self.root().to_path_buf(), true).await?;
-        let ready = tracker.update(observed, Instant::now(), self.settings.settle);
+        let Listing { files, symlinks } = list_files(self.root().to_path_buf(), true).await?;
+        for link in symlinks {
+            if shutdown.is_cancelled() {
+                return Ok(Flow::Stop);
+            }
+            tracing::warn!(file = ?link, "symbolic link in the intake folder rejected");
+            self.reject_entry(
+                &link,
+                &format!(
+                    "symbolic-link: {link:?} is a symbolic link; the intake folder accepts \
+                     regular files only (a link is not followed, it may point outside the folder)\n"
+                ),
+            )
+            .await?;
+        }
+        let ready = tracker.update(files, Instant::now(), self.settings.settle);
         for os_name in ready {
             if shutdown.is_cancelled() {
                 return Ok(Flow::Stop);
             }
             let Some(name) = os_name.to_str().map(str::to_owned) else {
-                self.reject_unreadable_name(&os_name).await?;
+                tracing::warn!(file = ?os_name, "file name is not UTF-8, file rejected");
+                self.reject_entry(
+                    &os_name,
+                    "malformed-payload: file name is not valid UTF-8\n",
+                )
+                .await?;
                 tracker.forget(&os_name);
                 continue;
             };
@@ -306,7 +334,7 @@ impl Worker {
         match self.intake.submit(submission).await {
             Ok(accepted) => {
                 tracing::info!(
-                    file = %name,
+                    file = ?name,
                     message_id = %accepted.id,
                     duplicate = accepted.duplicate,
                     "file accepted"
@@ -326,11 +354,11 @@ impl Worker {
                 }
                 IntakeError::ShuttingDown => Ok(Outcome::Stop),
                 IntakeError::Unavailable(_) => {
-                    tracing::warn!(file = %name, error = %e, "hub unavailable, file kept for the next round");
+                    tracing::warn!(file = ?name, error = %e, "hub unavailable, file kept for the next round");
                     Ok(Outcome::Retry)
                 }
                 IntakeError::UnknownChannel(_) | IntakeError::Forbidden(_) => {
-                    tracing::error!(file = %name, error = %e, "channel refused the file, kept in .work for the next round");
+                    tracing::error!(file = ?name, error = %e, "channel refused the file, kept in .work for the next round");
                     Ok(Outcome::Retry)
                 }
             },
@@ -350,7 +378,7 @@ impl Worker {
     }
 
     async fn reject(&self, name: &str, error: &IntakeError) -> io::Result<()> {
-        tracing::warn!(file = %name, kind = error.kind(), error = %error, "file rejected");
+        tracing::warn!(file = ?name, kind = error.kind(), error = %error, "file rejected");
         self.archive(
             name,
             REJECTED_DIR,
@@ -386,15 +414,16 @@ impl Worker {
         .await
     }
 
-    /// Moves a file whose name is not UTF-8 straight to `rejected/`.
-    async fn reject_unreadable_name(&self, os_name: &OsString) -> io::Result<()> {
+    /// Moves an entry of the watched folder that is never submitted (a
+    /// name that is not UTF-8, a symbolic link — the link itself, never
+    /// its target) straight to `rejected/`, with `reason` beside it.
+    async fn reject_entry(&self, os_name: &OsString, reason: &str) -> io::Result<()> {
         let (root, rejected) = (self.root().to_path_buf(), self.root().join(REJECTED_DIR));
-        let os_name = os_name.clone();
+        let (os_name, reason) = (os_name.clone(), reason.to_owned());
         blocking(move || {
             let lossy = os_name.to_string_lossy().replace('\u{FFFD}', "_");
             let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
             let base = free_name(&rejected, &format!("{stamp}-{lossy}"), &[REASON_SUFFIX])?;
-            let reason = "malformed-payload: file name is not valid UTF-8\n";
             write_atomic(
                 &rejected,
                 &rejected.join(format!("{base}{REASON_SUFFIX}")),
@@ -410,14 +439,22 @@ impl Worker {
 /// Size and modification time of a regular file.
 type Observation = (u64, Option<SystemTime>);
 
-/// Regular files directly in `dir` (no folders, no symlinks); with
-/// `skip_temporary`, hidden and temporary names are left out.
-async fn list_files(
-    dir: PathBuf,
-    skip_temporary: bool,
-) -> io::Result<Vec<(OsString, Observation)>> {
+/// What one scan of a folder found.
+#[derive(Debug, Default)]
+struct Listing {
+    /// Regular files, sorted by name.
+    files: Vec<(OsString, Observation)>,
+    /// Symbolic links (whatever they point at), sorted by name.
+    symlinks: Vec<OsString>,
+}
+
+/// Regular files and symbolic links directly in `dir` (folders and other
+/// special files are left out); with `skip_temporary`, hidden and temporary
+/// names are left out as well. Links are not followed.
+async fn list_files(dir: PathBuf, skip_temporary: bool) -> io::Result<Listing> {
     blocking(move || {
         let mut files = Vec::new();
+        let mut symlinks = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name();
@@ -430,13 +467,19 @@ async fn list_files(
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
+            // `DirEntry::metadata` does not follow links (lstat).
+            if metadata.file_type().is_symlink() {
+                symlinks.push(name);
+                continue;
+            }
             if !metadata.file_type().is_file() {
                 continue;
             }
             files.push((name, (metadata.len(), metadata.modified().ok())));
         }
         files.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(files)
+        symlinks.sort();
+        Ok(Listing { files, symlinks })
     })
     .await
 }

@@ -241,8 +241,11 @@ async fn readyz(State(ops): State<Ops>) -> Response {
     if !ops.hub.is_accepting() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    match ops.hub.store().queue_stats(Utc::now()).await {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+    // Not just "answers": the store must take writes (a full disk makes
+    // it refuse them; it reports that, and recovers here once space is
+    // back).
+    match ops.hub.store().ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
     }
 }

@@ -24,7 +24,7 @@ use drehscheibe_model::{AuditEvent, MessageId, MessageRecord, MessageState};
 use serde::{Deserialize, Serialize};
 
 pub use blobs::FsBlobStore;
-pub use sled_store::{SledStore, SINCE_SLACK};
+pub use sled_store::{SledStore, RECOVERY_INTERVAL, SINCE_SLACK};
 
 /// Largest page [`Store::list`] returns, whatever `limit` asks for.
 pub const MAX_PAGE_SIZE: usize = 500;
@@ -250,4 +250,15 @@ pub trait Store: Send + Sync {
 
     /// Flush everything to disk (used at shutdown).
     async fn flush(&self) -> Result<()>;
+
+    /// Whether the store can take writes now (for readiness probes). A
+    /// store that recovers from write failures (a full disk) tries to
+    /// recover here. The default only checks that the store answers.
+    ///
+    /// # Errors
+    ///
+    /// The reason the store cannot take writes.
+    async fn ready(&self) -> Result<()> {
+        self.queue_stats(Utc::now()).await.map(|_| ())
+    }
 }

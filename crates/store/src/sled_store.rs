@@ -41,15 +41,43 @@
 //!   current-thread one), holding sled's transaction lock: keep the closure
 //!   short and free of I/O. All other methods run on the blocking pool.
 //! * Due and lease times are stored with millisecond precision.
+//!
+//! # Recovering from write failures (disk full)
+//!
+//! sled 0.34 poisons itself on the first failed log write or flush: it
+//! stores the I/O error as a process-wide "global error", and every later
+//! write and flush returns that error until the database is opened again
+//! (`PageCache::start` is the only place that clears it). A full disk would
+//! therefore stop the store for good, even after space was freed.
+//!
+//! So the store remembers a failed write or flush ([`SledStore::ready`]
+//! reports it) and recovers by itself once the disk takes writes again:
+//!
+//! 1. a *probe*: write, fsync and delete a small file next to the database
+//!    (fails while the disk is still full — nothing else is tried then);
+//! 2. a small sled write and flush on the open database: if that works,
+//!    sled was not poisoned and the store is healthy again;
+//! 3. otherwise *reopen*: the database handle is taken out of service (new
+//!    calls fail fast with "reopening"), the store waits until no call is
+//!    in flight on it (every call holds a counted reference), copies the
+//!    in-memory leases (they need not be durable, see the crate docs, and
+//!    must survive so no job is claimed twice), closes it and opens the
+//!    directory again — sled recovers the last flushed state, which holds
+//!    every acknowledged change (a call whose flush failed was answered
+//!    with an error).
+//!
+//! Recovery is tried by [`SledStore::ready`] (the `/readyz` probe) and by
+//! the next write, at most once per [`RECOVERY_INTERVAL`].
 //! * `list` with `since` starts its scan at the id of `since` minus one day
 //!   ([`SINCE_SLACK`]): it assumes a message id is generated no more than a
 //!   day before the message's `received_at` (ids are made at receipt).
 
 use std::cell::RefCell;
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -69,6 +97,21 @@ use crate::{
 
 /// How far before `since` a `list` scan starts (see the module notes).
 pub const SINCE_SLACK: TimeDelta = TimeDelta::days(1);
+
+/// Least time between two recovery attempts after a write failure.
+pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a reopen waits for calls in flight on the old database.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Size of the probe file written before a recovery attempt.
+const PROBE_BYTES: usize = 64 * 1024;
+
+/// The error of a call made while the database is being reopened.
+const REOPENING: &str = "store is reopening after a write failure";
+
+/// Key of the probe write in the `config` tree (never a digest).
+const PROBE_KEY: &[u8] = b"\0probe";
 
 const TREE_NAMES: [&str; 13] = [
     "messages",
@@ -97,9 +140,33 @@ pub struct SledStore {
 }
 
 struct Inner {
+    dir: PathBuf,
+    /// The open database; `None` while it is being reopened. Every call
+    /// clones the `Arc` for its duration, so a reopen can wait for the
+    /// calls in flight (see the module docs).
+    current: Mutex<Option<Arc<Generation>>>,
+    /// Flushes and flush requests of closed generations (for the counters).
+    closed_flushes: Mutex<(u64, u64)>,
+    health: Mutex<Health>,
+    /// Held by the one recovery attempt running.
+    recovering: Mutex<()>,
+}
+
+/// One opened sled database with its trees and flusher. Dropped (closing
+/// the database) when the last call using it ends.
+struct Generation {
     trees: Trees,
     flusher: Flusher,
-    _db: sled::Db,
+    db: sled::Db,
+}
+
+/// What the store knows about its ability to write.
+#[derive(Default)]
+struct Health {
+    /// The last write or flush failure not yet recovered from.
+    failure: Option<String>,
+    /// When recovery was last tried.
+    last_attempt: Option<Instant>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -110,12 +177,31 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl SledStore {
     /// Open (or create) the store in `dir`; the sled database lives in
     /// `dir/db`. Fails if another process holds the database.
     pub fn open(dir: &Path) -> Result<SledStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
+        let generation = Generation::open(dir)?;
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                current: Mutex::new(Some(Arc::new(generation))),
+                closed_flushes: Mutex::new((0, 0)),
+                health: Mutex::new(Health::default()),
+                recovering: Mutex::new(()),
+            }),
+        })
+    }
+}
+
+impl Generation {
+    fn open(dir: &Path) -> Result<Generation> {
         // sled's default page cache is 1 GiB; payloads are read once per
         // routing and delivery, so a small cache keeps the RSS modest
         // without costing throughput (see docs/benchmarks.md).
@@ -169,25 +255,30 @@ impl SledStore {
             config: open(12)?,
         };
         let flusher = Flusher::start(db.clone())?;
-        Ok(SledStore {
-            inner: Arc::new(Inner {
-                trees,
-                flusher,
-                _db: db,
-            }),
-        })
+        Ok(Generation { trees, flusher, db })
     }
+}
 
+impl SledStore {
     /// Number of disk flushes the group-commit flusher has completed since
     /// the store was opened (for metrics and tests).
     pub fn flush_count(&self) -> u64 {
-        self.inner.flusher.completed()
+        let closed = lock(&self.inner.closed_flushes).0;
+        closed + self.generation().map_or(0, |g| g.flusher.completed())
     }
 
     /// Number of times a caller waited for a flush since the store was
     /// opened; `flush_requests / flush_count` is the group-commit factor.
     pub fn flush_requests(&self) -> u64 {
-        self.inner.flusher.requests()
+        let closed = lock(&self.inner.closed_flushes).1;
+        closed + self.generation().map_or(0, |g| g.flusher.requests())
+    }
+
+    /// The open database, for the duration of one call.
+    fn generation(&self) -> Result<Arc<Generation>> {
+        lock(&self.inner.current)
+            .clone()
+            .ok_or_else(|| StoreError::Backend(REOPENING.into()))
     }
 
     /// Run sled work on the blocking pool.
@@ -196,16 +287,187 @@ impl SledStore {
         T: Send + 'static,
         F: FnOnce(&Trees) -> Result<T> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner.trees))
+        let generation = self.generation()?;
+        tokio::task::spawn_blocking(move || f(&generation.trees))
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
-    /// Wait until everything committed before this call is on disk.
-    async fn durable(&self) -> Result<()> {
-        self.inner.flusher.flush().await
+    /// A write: tries recovery first if an earlier write failed, runs `f`
+    /// on the blocking pool, then waits until the change is on disk. A
+    /// backend failure is remembered (see the module docs).
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Trees) -> Result<T> + Send + 'static,
+    {
+        self.recover_if_due().await;
+        let generation = self.generation()?;
+        let g = Arc::clone(&generation);
+        let result = tokio::task::spawn_blocking(move || f(&g.trees))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))
+            .and_then(|r| r);
+        let result = match result {
+            Ok(v) => generation.flusher.flush().await.map(|()| v),
+            Err(e) => Err(e),
+        };
+        self.noted(result)
     }
+
+    /// Remember a backend failure of a write (not a refusal such as
+    /// `NotFound` or `Aborted`, nor a call refused during a reopen).
+    fn noted<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(StoreError::Backend(e)) = &result {
+            if e == REOPENING {
+                return result;
+            }
+            let mut health = lock(&self.inner.health);
+            if health.failure.is_none() {
+                tracing::error!(error = %e, "store write failed; the store recovers once the disk takes writes again");
+            }
+            health.failure = Some(e.clone());
+        }
+        result
+    }
+
+    /// Whether the store can take writes now. After a failed write or
+    /// flush this tries to recover (probe file, probe write, reopen; see
+    /// the module docs) at most once per [`RECOVERY_INTERVAL`] and
+    /// reports the outcome.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] with the reason while the store cannot write.
+    pub async fn ready(&self) -> Result<()> {
+        self.recover_if_due().await;
+        match &lock(&self.inner.health).failure {
+            None => Ok(()),
+            Some(e) => Err(StoreError::Backend(format!("cannot write: {e}"))),
+        }
+    }
+
+    async fn recover_if_due(&self) {
+        {
+            let mut health = lock(&self.inner.health);
+            if health.failure.is_none()
+                || health
+                    .last_attempt
+                    .is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL)
+            {
+                return;
+            }
+            health.last_attempt = Some(Instant::now());
+        }
+        let store = self.clone();
+        let outcome = tokio::task::spawn_blocking(move || store.recover())
+            .await
+            .unwrap_or_else(|e| Some(Err(format!("recovery task failed: {e}"))));
+        let mut health = lock(&self.inner.health);
+        match outcome {
+            // Another attempt is running; it reports.
+            None => {}
+            Some(Ok(())) => {
+                health.failure = None;
+                tracing::info!("store takes writes again");
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "store still cannot write");
+                health.failure = Some(e);
+            }
+        }
+    }
+
+    /// One recovery attempt (blocking): probe file, probe write, reopen.
+    /// `None` if another attempt is running.
+    fn recover(&self) -> Option<std::result::Result<(), String>> {
+        let Ok(_running) = self.inner.recovering.try_lock() else {
+            return None;
+        };
+        if let Err(e) = probe_file(&self.inner.dir) {
+            return Some(Err(e));
+        }
+        if let Ok(generation) = self.generation() {
+            if generation.probe_write().is_ok() {
+                return Some(Ok(()));
+            }
+        }
+        Some(self.reopen())
+    }
+
+    /// Close the database (once no call uses it) and open it again.
+    fn reopen(&self) -> std::result::Result<(), String> {
+        tracing::warn!(dir = %self.inner.dir.display(), "reopening the store after a write failure");
+        let Some(old) = lock(&self.inner.current).take() else {
+            return Err("store is not open".into());
+        };
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while Arc::strong_count(&old) > 1 {
+            if Instant::now() >= deadline {
+                *lock(&self.inner.current) = Some(old);
+                return Err("calls still in flight on the failed database".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let leases: Vec<(IVec, IVec)> = match old
+            .trees
+            .leases
+            .iter()
+            .collect::<std::result::Result<_, _>>()
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "leases of the failed database not readable; jobs in flight may be claimed again");
+                Vec::new()
+            }
+        };
+        {
+            let mut counters = lock(&self.inner.closed_flushes);
+            counters.0 += old.flusher.completed();
+            counters.1 += old.flusher.requests();
+        }
+        drop(old);
+        match Generation::open(&self.inner.dir) {
+            Ok(new) => {
+                for (k, v) in leases {
+                    if let Err(e) = new.trees.leases.insert(k, v) {
+                        tracing::warn!(error = %e, "lease not carried over");
+                    }
+                }
+                let probe = new.probe_write();
+                *lock(&self.inner.current) = Some(Arc::new(new));
+                probe.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(format!("reopen failed: {e}")),
+        }
+    }
+}
+
+impl Generation {
+    /// A small durable write: fails while sled is poisoned.
+    fn probe_write(&self) -> Result<()> {
+        self.trees
+            .config
+            .insert(PROBE_KEY, &b"probe"[..])
+            .map_err(backend)?;
+        self.trees.config.remove(PROBE_KEY).map_err(backend)?;
+        self.db.flush().map_err(backend).map(|_| ())
+    }
+}
+
+/// Write, fsync and remove a small file in `dir`: does the disk take
+/// writes?
+fn probe_file(dir: &Path) -> std::result::Result<(), String> {
+    use std::io::Write;
+    let path = dir.join(".write-probe");
+    let result = std::fs::File::create(&path)
+        .and_then(|mut f| {
+            f.write_all(&[0u8; PROBE_BYTES])?;
+            f.sync_all()
+        })
+        .map_err(|e| format!("{}: {e}", path.display()));
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 /// Run a blocking closure that borrows from the caller: on a multi-thread
@@ -732,47 +994,45 @@ impl Store for SledStore {
         idempotency: Option<IdempotencyKey>,
     ) -> Result<AcceptOutcome> {
         let record = record.clone();
-        let outcome = self
-            .blocking(move |t| {
-                let id = record.id();
-                let idem = idempotency.map(|k| {
-                    (
-                        idempotency_key(&k.channel, &k.sender, &k.key),
-                        IdempotencyEntry {
-                            id,
-                            sha256: k.payload_sha256,
-                        },
-                    )
-                });
-                t.transact(|tx| {
-                    if let Some((key, entry)) = &idem {
-                        if let Some(v) = tx.idempotency.get(key.as_slice())? {
-                            let first: IdempotencyEntry = lift(decode("idempotency", key, &v))?;
-                            return Ok(if first.sha256 == entry.sha256 {
-                                AcceptOutcome::Duplicate(first.id)
-                            } else {
-                                AcceptOutcome::KeyConflict(first.id)
-                            });
-                        }
-                        tx.idempotency
-                            .insert(key.as_slice(), lift(encode(entry))?)?;
+        // `write` waits for the disk also for duplicates: the first message
+        // may still be in flight to disk.
+        self.write(move |t| {
+            let id = record.id();
+            let idem = idempotency.map(|k| {
+                (
+                    idempotency_key(&k.channel, &k.sender, &k.key),
+                    IdempotencyEntry {
+                        id,
+                        sha256: k.payload_sha256,
+                    },
+                )
+            });
+            t.transact(|tx| {
+                if let Some((key, entry)) = &idem {
+                    if let Some(v) = tx.idempotency.get(key.as_slice())? {
+                        let first: IdempotencyEntry = lift(decode("idempotency", key, &v))?;
+                        return Ok(if first.sha256 == entry.sha256 {
+                            AcceptOutcome::Duplicate(first.id)
+                        } else {
+                            AcceptOutcome::KeyConflict(first.id)
+                        });
                     }
-                    if tx.messages.get(id.as_bytes())?.is_some() {
-                        return abort(StoreError::Backend(format!("message {id} already exists")));
-                    }
-                    tx.put_record(&record)?;
-                    tx.payloads.insert(id.as_bytes(), payload.as_ref())?;
-                    tx.append_audit(id, &audit)?;
-                    tx.index_state(record.state, id, true)?;
-                    tx.index_tenant(record.envelope.tenant.as_deref(), id, true)?;
-                    tx.schedule(&Job::Route { message: id }, Utc::now())?;
-                    Ok(AcceptOutcome::Created)
-                })
+                    tx.idempotency
+                        .insert(key.as_slice(), lift(encode(entry))?)?;
+                }
+                if tx.messages.get(id.as_bytes())?.is_some() {
+                    return abort(StoreError::Backend(format!("message {id} already exists")));
+                }
+                tx.put_record(&record)?;
+                tx.payloads.insert(id.as_bytes(), payload.as_ref())?;
+                tx.append_audit(id, &audit)?;
+                tx.index_state(record.state, id, true)?;
+                tx.index_tenant(record.envelope.tenant.as_deref(), id, true)?;
+                tx.schedule(&Job::Route { message: id }, Utc::now())?;
+                Ok(AcceptOutcome::Created)
             })
-            .await?;
-        // Also for duplicates: the first message may still be in flight to disk.
-        self.durable().await?;
-        Ok(outcome)
+        })
+        .await
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<MessageRecord>> {
@@ -816,7 +1076,9 @@ impl Store for SledStore {
 
     async fn update(&self, id: MessageId, f: &mut UpdateFn<'_>) -> Result<MessageRecord> {
         let f = RefCell::new(f);
-        let trees = &self.inner.trees;
+        self.recover_if_due().await;
+        let generation = self.generation()?;
+        let trees = &generation.trees;
         let stored = run_in_place(|| {
             trees.transact(|tx| {
                 let Some(old) = tx.record(id)? else {
@@ -858,9 +1120,12 @@ impl Store for SledStore {
                 }
                 Ok(rec)
             })
-        })?;
-        self.durable().await?;
-        Ok(stored)
+        });
+        let stored = match stored {
+            Ok(rec) => generation.flusher.flush().await.map(|()| rec),
+            Err(e) => Err(e),
+        };
+        self.noted(stored)
     }
 
     async fn list(&self, filter: &MessageFilter) -> Result<Page> {
@@ -890,6 +1155,7 @@ impl Store for SledStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        self.recover_if_due().await;
         let claimed = self
             .blocking(move |t| {
                 let now_ms = millis(now);
@@ -935,7 +1201,8 @@ impl Store for SledStore {
                     Ok(out)
                 })
             })
-            .await?;
+            .await;
+        let claimed = self.noted(claimed)?;
         // No flush here: a lease only matters while this process runs (a
         // single process owns the sled database, and `release_leases` drops
         // every lease at the next start). Waiting for the disk here would
@@ -967,30 +1234,27 @@ impl Store for SledStore {
     }
 
     async fn release_leases(&self) -> Result<u64> {
-        let released = self
-            .blocking(|t| {
-                let keys: Vec<IVec> = t
-                    .leases
-                    .iter()
-                    .keys()
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(backend)?;
-                if keys.is_empty() {
-                    return Ok(0);
-                }
-                t.transact(|tx| {
-                    let mut n = 0u64;
-                    for k in &keys {
-                        if tx.leases.remove(k)?.is_some() {
-                            n += 1;
-                        }
+        self.write(|t| {
+            let keys: Vec<IVec> = t
+                .leases
+                .iter()
+                .keys()
+                .collect::<std::result::Result<_, _>>()
+                .map_err(backend)?;
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            t.transact(|tx| {
+                let mut n = 0u64;
+                for k in &keys {
+                    if tx.leases.remove(k)?.is_some() {
+                        n += 1;
                     }
-                    Ok(n)
-                })
+                }
+                Ok(n)
             })
-            .await?;
-        self.durable().await?;
-        Ok(released)
+        })
+        .await
     }
 
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
@@ -1031,14 +1295,13 @@ impl Store for SledStore {
     async fn put_config_snapshot(&self, digest: &str, text: &str) -> Result<()> {
         let digest = digest.to_owned();
         let text = text.to_owned();
-        self.blocking(move |t| {
+        self.write(move |t| {
             t.transact(|tx| {
                 tx.config.insert(digest.as_bytes(), text.as_bytes())?;
                 Ok(())
             })
         })
-        .await?;
-        self.durable().await
+        .await
     }
 
     async fn referenced_blobs(
@@ -1081,7 +1344,15 @@ impl Store for SledStore {
     }
 
     async fn flush(&self) -> Result<()> {
-        self.durable().await
+        let flushed = match self.generation() {
+            Ok(generation) => generation.flusher.flush().await,
+            Err(e) => Err(e),
+        };
+        self.noted(flushed)
+    }
+
+    async fn ready(&self) -> Result<()> {
+        SledStore::ready(self).await
     }
 }
 
@@ -1181,7 +1452,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let before = store.flush_count();
-        store.inner.flusher.set_paused(true);
+        store.generation().unwrap().flusher.set_paused(true);
         const N: u64 = 16;
         let mut tasks = Vec::new();
         for _ in 0..N {
@@ -1195,7 +1466,7 @@ mod tests {
             }));
         }
         // Wait until every accept has committed and asked for a flush.
-        while store.inner.flusher.requests() < N {
+        while store.flush_requests() < N {
             tokio::task::yield_now().await;
         }
         let counts = store.count_by_state().await.unwrap();
@@ -1204,7 +1475,7 @@ mod tests {
             tasks.iter().all(|t| !t.is_finished()),
             "nobody is durable yet"
         );
-        store.inner.flusher.set_paused(false);
+        store.generation().unwrap().flusher.set_paused(false);
         for t in tasks {
             assert_eq!(t.await.unwrap().unwrap(), AcceptOutcome::Created);
         }

@@ -1048,3 +1048,110 @@ async fn the_start_sweep_removes_orphaned_staged_blobs_only() {
     // Nothing left to do on the next start.
     assert_eq!(blobs.sweep_staged(&store, later).await.unwrap(), 0);
 }
+
+/// A tmpfs of `size` mounted on a fresh temporary folder, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (after saying why) where mounting is not permitted, except
+    /// under CI (`CI` set), where that fails the test.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status();
+        if matches!(status, Ok(s) if s.success()) {
+            return Some(Tmpfs { dir });
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cannot mount a tmpfs ({status:?}): the disk-full test needs root under CI"
+        );
+        eprintln!("SKIPPED: cannot mount a tmpfs ({status:?}); run as root to test a full disk");
+        None
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// A full disk is not the end: the store refuses writes while the disk is
+/// full, says so in `ready()`, and takes writes again — in the same process
+/// — once space is freed (sled poisons itself on a failed write; the store
+/// reopens it, see the `sled_store` module docs). The disk is real: a small
+/// tmpfs (needs root or CAP_SYS_ADMIN; see [`Tmpfs::mount`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_and_the_store_recovers_when_space_returns() {
+    let Some(fs) = Tmpfs::mount("64m") else {
+        return;
+    };
+    let dir = fs.dir.path().join("store");
+    let store = SledStore::open(&dir).unwrap();
+    let payload = vec![b'x'; 200 * 1024];
+    let try_accept = |store: SledStore, payload: Vec<u8>| async move {
+        let rec = record_at(Utc::now(), &payload);
+        let outcome = store
+            .accept(&rec, Bytes::from(payload), received_event(&rec), None)
+            .await;
+        (rec.id(), outcome)
+    };
+    let (before, outcome) = try_accept(store.clone(), payload.clone()).await;
+    assert_eq!(outcome.unwrap(), AcceptOutcome::Created);
+    store.ready().await.unwrap();
+
+    // Fill the disk with one file until it refuses a write.
+    let filler = fs.dir.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0x5a_u8; 256 * 1024];
+    while f.write_all(&chunk).and_then(|()| f.sync_all()).is_ok() {}
+    drop(f);
+
+    // Sooner or later a write is refused …
+    let mut refused = None;
+    for _ in 0..200 {
+        if let (_, Err(e)) = try_accept(store.clone(), payload.clone()).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let refused = refused.expect("the store took writes on a full disk");
+    assert!(matches!(refused, StoreError::Backend(_)), "{refused}");
+
+    // … readiness says so, and keeps saying so while the disk stays full
+    // (a recovery attempt fails at the probe).
+    let err = store.ready().await.unwrap_err().to_string();
+    assert!(err.contains("cannot write"), "{err}");
+    tokio::time::sleep(drehscheibe_store::RECOVERY_INTERVAL).await;
+    assert!(store.ready().await.is_err());
+    assert!(try_accept(store.clone(), payload.clone()).await.1.is_err());
+
+    // Space returns: the same store becomes ready and takes writes again.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Err(e) = store.ready().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "store did not recover: {e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (after, outcome) = try_accept(store.clone(), payload.clone()).await;
+    assert_eq!(outcome.unwrap(), AcceptOutcome::Created);
+    assert!(store.get(before).await.unwrap().is_some());
+    assert_eq!(
+        store.payload(after).await.unwrap().as_deref(),
+        Some(&payload[..])
+    );
+
+    // What was acknowledged is on disk: a fresh open finds both.
+    drop(store);
+    let store = SledStore::open(&dir).unwrap();
+    assert!(store.get(before).await.unwrap().is_some());
+    assert!(store.get(after).await.unwrap().is_some());
+}
