@@ -220,10 +220,20 @@ async fn the_example_configuration_routes_the_demo_messages() {
         v["audit"]
     );
 
-    // The musterstadt tenant token sees its own message, not Nachbarstadt's.
+    // The musterstadt tenant token lists its own messages, not Nachbarstadt's…
     let (s, own) = api.get("/api/v1/messages", "demo-musterstadt-token").await;
     assert_eq!(s, 200);
     assert_eq!(own["items"].as_array().unwrap().len(), 2, "{own}");
+    // …but may read the one it delegated (read-only: no replay).
+    let path = format!("/api/v1/messages/{id}");
+    let (s, seen) = api.get(&path, "demo-musterstadt-token").await;
+    assert_eq!(s, 200, "{seen}");
+    assert_eq!(seen["envelope"]["tenant"], "nachbarstadt");
+    assert_eq!(seen["requested_by"], "musterstadt");
+    let (s, _) = api
+        .post_empty(&format!("{path}/replay"), "demo-musterstadt-token")
+        .await;
+    assert_eq!(s, 403, "a delegating tenant may not replay");
 
     hub.shutdown().await.unwrap();
     stop.cancel();

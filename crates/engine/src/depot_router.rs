@@ -189,6 +189,9 @@ impl RoutingPolicy for DepotRouter {
         }
         Ok(RoutePlan {
             tenant: resolved.tenant.id.clone(),
+            requested_by: resolved
+                .is_delegated()
+                .then(|| resolved.requested_by.id.clone()),
             kommune_key: found.kommune_key,
             leistung: found.leistung,
             rule,

@@ -24,6 +24,9 @@ pub struct RoutePlan {
     pub leistung: String,
     /// Exact rule version used.
     pub rule: RuleRef,
+    /// The tenant that delegated the Leistung to `tenant`, if it was
+    /// delegated (may read the message, ADR 0004).
+    pub requested_by: Option<String>,
     /// Human-readable notes for the audit trail (e.g. delegation).
     pub notes: Vec<String>,
     pub outputs: Vec<PlannedOutput>,

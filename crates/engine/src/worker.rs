@@ -459,6 +459,7 @@ fn apply_plan(
     }
     let from = r.state;
     r.envelope.tenant = Some(plan.tenant.clone());
+    r.requested_by = plan.requested_by.clone();
     r.envelope.kommune_key = Some(plan.kommune_key.clone());
     r.envelope.leistung = Some(plan.leistung.clone());
     r.rule = Some(plan.rule.clone());

@@ -40,6 +40,14 @@ impl Principal {
         }
     }
 
+    /// May this principal see this message: [`Principal::may_read`] of its
+    /// tenant, or — read-only — the tenant that delegated it.
+    pub fn may_read_record(&self, rec: &crate::MessageRecord) -> bool {
+        self.may_read(rec.envelope.tenant.as_deref())
+            || matches!(&self.role, Role::Tenant { tenant: own }
+                if rec.requested_by.as_deref() == Some(own.as_str()))
+    }
+
     pub fn may_replay(&self) -> bool {
         matches!(self.role, Role::Operator)
     }

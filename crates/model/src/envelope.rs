@@ -130,6 +130,11 @@ pub struct MessageRecord {
     pub rule: Option<RuleRef>,
     #[serde(default)]
     pub deliveries: Vec<Delivery>,
+    /// The Kommune that handed the Leistung to `envelope.tenant` when the
+    /// message was delegated (`delegate_to`): it may read the message, not
+    /// act on it (ADR 0004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     pub updated_at: DateTime<Utc>,
     /// Incremented by every stored change (optimistic concurrency, ETag).
     pub revision: u64,
@@ -145,6 +150,7 @@ impl MessageRecord {
             reason: None,
             rule: None,
             deliveries: Vec::new(),
+            requested_by: None,
             updated_at: at,
             revision: 0,
         }

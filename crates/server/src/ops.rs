@@ -86,7 +86,7 @@ async fn load_visible(
         return Err(not_found(id));
     };
     match ops.hub.store().get(mid).await {
-        Ok(Some(rec)) if principal.may_read(rec.envelope.tenant.as_deref()) => Ok(rec),
+        Ok(Some(rec)) if principal.may_read_record(&rec) => Ok(rec),
         Ok(_) => Err(not_found(id)),
         Err(e) => Err(internal(e)),
     }
