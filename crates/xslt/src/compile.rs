@@ -1661,6 +1661,24 @@ impl Compiler {
         if self.yes_no(m, node, "tunnel", false)? {
             return Err(self.err(m, node, "tunnel parameters are not supported"));
         }
+        let (name, required, value, slot) = self.param_local(m, node)?;
+        let coerce = match self.attr(node, "as") {
+            Some(ty) => Some(self.coercion(m, node, &ty)?),
+            None => None,
+        };
+        Ok(ParamDef {
+            name,
+            slot,
+            value,
+            required,
+            coerce,
+        })
+    }
+
+    /// What `xsl:param` and a tunnel parameter share: name, `required`, the
+    /// default value and a fresh local slot, the name in scope from here
+    /// on (XTSE0580 if it already is).
+    fn param_local(&mut self, m: usize, node: Node) -> CResult<(XName, bool, Value, usize)> {
         let name = self.required_attr(m, node, "name")?;
         let name = self.qname(m, node, &name)?;
         let required = self.yes_no(m, node, "required", false)?;
@@ -1674,17 +1692,7 @@ impl Compiler {
             ));
         }
         self.locals.push((name.clone(), slot));
-        let coerce = match self.attr(node, "as") {
-            Some(ty) => Some(self.coercion(m, node, &ty)?),
-            None => None,
-        };
-        Ok(ParamDef {
-            name,
-            slot,
-            value,
-            required,
-            coerce,
-        })
+        Ok((name, required, value, slot))
     }
 
     /// The value of a variable/param/with-param: `select` or content, with
@@ -3314,19 +3322,7 @@ impl Compiler {
     /// body from the tunnel parameters of the invocation.
     fn compile_tunnel_param(&mut self, m: usize, node: Node) -> CResult<Instr> {
         self.check_attrs(m, node, &["name", "select", "required", "as", "tunnel"])?;
-        let name = self.required_attr(m, node, "name")?;
-        let name = self.qname(m, node, &name)?;
-        let required = self.yes_no(m, node, "required", false)?;
-        let value = self.var_value(m, node)?;
-        let slot = self.alloc_slot();
-        if self.locals.iter().any(|(n, _)| *n == name) {
-            return Err(self.err(
-                m,
-                node,
-                format!("duplicate parameter ${} (XTSE0580)", name.local_name()),
-            ));
-        }
-        self.locals.push((name.clone(), slot));
+        let (name, required, value, slot) = self.param_local(m, node)?;
         Ok(Instr::TunnelParam {
             name,
             slot,
