@@ -29,7 +29,10 @@ pub struct HubSettings {
     pub route_workers: usize,
     /// Jobs in flight at once (routing + deliveries, incl. waiting ones).
     pub max_in_flight: usize,
-    /// How long a claimed job stays leased to this node.
+    /// How long a claimed job stays leased to this node. The worker
+    /// renews the lease every third of it while the job's work runs
+    /// (waiting for memory or a connector slot included), so a job is
+    /// claimed again only when its worker is gone.
     pub lease: Duration,
     /// How far a delivery is pushed back when its endpoint is saturated.
     pub busy_defer: Duration,
@@ -39,10 +42,8 @@ pub struct HubSettings {
     pub shutdown_grace: Duration,
     /// Time budget of routing one message (parse, recognition, routing,
     /// transforms). Over it the message ends `dead` with the reason
-    /// "routing exceeded the time budget of N s". Keep it well below
-    /// `lease`: the job is settled within the budget (plus a short grace
-    /// for the evaluation to notice), long before its lease could expire
-    /// and another worker could claim it.
+    /// "routing exceeded the time budget of N s". The budget runs from
+    /// the start of the evaluation, after the wait for memory.
     pub route_budget: Duration,
     /// Memory budget for documents in flight (bytes): routing a message
     /// first reserves its estimated peak memory

@@ -51,10 +51,15 @@ fn index(i: usize) -> u32 {
 
 impl Hub {
     pub(crate) async fn process(self: Arc<Self>, job: Job) {
-        let result = match job {
-            Job::Route { message } => self.route_job(message, job).await,
-            Job::Deliver { message, delivery } => self.deliver_job(message, delivery, job).await,
+        let work = async {
+            match job {
+                Job::Route { message } => self.route_job(message, job).await,
+                Job::Deliver { message, delivery } => {
+                    self.deliver_job(message, delivery, job).await
+                }
+            }
         };
+        let result = self.keep_leased(job, work).await;
         if let Err(e) = result {
             tracing::error!(?job, error = %e, "job failed internally; retrying later");
             let retry = Effects {
@@ -73,6 +78,31 @@ impl Hub {
                 .await;
             if let Err(e) = r {
                 tracing::error!(?job, error = %e, "could not reschedule job; it runs again after restart");
+            }
+        }
+    }
+
+    /// Runs a claimed job's work and renews its lease every third of the
+    /// lease while the work runs — routing may wait long for the memory
+    /// budget, a delivery for a connector slot — so the claim loop never
+    /// hands the same job to a second worker while the first still holds
+    /// it.
+    async fn keep_leased<T>(&self, job: Job, work: impl std::future::Future<Output = T>) -> T {
+        let every = (self.settings.lease / 3).max(Duration::from_millis(10));
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = renew.tick() => {
+                    let until = Utc::now() + chrono_dur(self.settings.lease);
+                    match self.store.renew_lease(job, until).await {
+                        Ok(true) => tracing::debug!(?job, "lease renewed"),
+                        Ok(false) => tracing::warn!(?job, "the job's lease was gone while its work ran"),
+                        Err(e) => tracing::warn!(?job, error = %e, "renewing the job's lease failed"),
+                    }
+                }
             }
         }
     }

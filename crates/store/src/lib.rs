@@ -223,6 +223,15 @@ pub trait Store: Send + Sync {
     /// job, or the lease expiry of a leased one, whichever comes first.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
 
+    /// Move the lease of a job this node claimed to `lease_until`, while
+    /// its work is still running (a route waiting for memory, a delivery
+    /// waiting for a connector slot): without it the job would become
+    /// claimable again after the lease and run twice concurrently.
+    /// Returns `false` when the job holds no lease any more (completed or
+    /// released), and then creates none. Need not be durable, like
+    /// [`Store::claim_due`].
+    async fn renew_lease(&self, job: Job, lease_until: DateTime<Utc>) -> Result<bool>;
+
     /// Drop all leases held by this node (at start and at shutdown): the
     /// jobs become due again at their due time.
     async fn release_leases(&self) -> Result<u64>;

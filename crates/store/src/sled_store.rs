@@ -1233,6 +1233,23 @@ impl Store for SledStore {
         .await
     }
 
+    async fn renew_lease(&self, job: Job, lease_until: DateTime<Utc>) -> Result<bool> {
+        let renewed = self
+            .blocking(move |t| {
+                let jk = job_key(&job);
+                let until = millis(lease_until).to_be_bytes();
+                // Atomic per key: a lease removed meanwhile (the job
+                // completed) stays removed.
+                let previous = t
+                    .leases
+                    .fetch_and_update(jk.as_slice(), |old| old.map(|_| until.to_vec()))
+                    .map_err(backend)?;
+                Ok(previous.is_some())
+            })
+            .await;
+        self.noted(renewed)
+    }
+
     async fn release_leases(&self) -> Result<u64> {
         self.write(|t| {
             let keys: Vec<IVec> = t

@@ -484,6 +484,53 @@ async fn claim_lease_and_release() {
 }
 
 #[tokio::test]
+async fn renewing_a_lease_keeps_the_job_from_a_second_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let a = accept(&store, b"<a/>").await;
+    let b = accept(&store, b"<b/>").await;
+    let route = |r: &MessageRecord| Job::Route { message: r.id() };
+
+    let now = Utc::now();
+    let lease = now + TimeDelta::seconds(10);
+    assert_eq!(store.claim_due(now, 10, lease).await.unwrap().len(), 2);
+    // a's worker renews its lease; b's does not.
+    let renewed = now + TimeDelta::hours(1);
+    assert!(store.renew_lease(route(&a), renewed).await.unwrap());
+    // After the first lease ran out only b is claimable again.
+    let later = lease + TimeDelta::seconds(1);
+    let again = store
+        .claim_due(later, 10, later + TimeDelta::seconds(10))
+        .await
+        .unwrap();
+    assert_eq!(again.iter().map(|j| j.job).collect::<Vec<_>>(), [route(&b)]);
+    // a becomes claimable when the renewed lease runs out.
+    let after_renewal = renewed + TimeDelta::seconds(1);
+    let last = store
+        .claim_due(after_renewal, 10, after_renewal + TimeDelta::seconds(10))
+        .await
+        .unwrap();
+    assert!(last.iter().any(|j| j.job == route(&a)));
+
+    // A completed job has no lease to renew, and renewing creates none.
+    store
+        .update(a.id(), &mut |_: &mut MessageRecord| {
+            Ok(Effects {
+                complete: vec![route(&a)],
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap();
+    assert!(!store.renew_lease(route(&a), renewed).await.unwrap());
+    assert_eq!(
+        store.release_leases().await.unwrap(),
+        1,
+        "only b's lease is left"
+    );
+}
+
+#[tokio::test]
 async fn next_due_and_empty_queue() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
