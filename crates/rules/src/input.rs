@@ -565,6 +565,20 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                         column,
                     });
                 }
+                let raw_name = element.name().into_inner();
+                let valid_name = std::str::from_utf8(raw_name)
+                    .ok()
+                    .and_then(drehscheibe_xpath::tree::split_qname)
+                    .is_some();
+                if !valid_name {
+                    return Err(malformed(
+                        start,
+                        format!(
+                            "invalid element name {:?}",
+                            String::from_utf8_lossy(raw_name)
+                        ),
+                    ));
+                }
                 // The attributes: limits, values, duplicates, declarations.
                 scope.open();
                 keys.clear();
@@ -587,6 +601,16 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                         .get(at..at + raw_key.len())
                         .filter(|k| *k == raw_key)
                         .ok_or_else(|| malformed(start, "invalid attribute name".into()))?;
+                    let valid_key = std::str::from_utf8(key)
+                        .ok()
+                        .and_then(drehscheibe_xpath::tree::split_qname)
+                        .is_some();
+                    if !valid_key {
+                        return Err(malformed(
+                            start,
+                            format!("invalid attribute name {:?}", String::from_utf8_lossy(key)),
+                        ));
+                    }
                     let duplicate = if keys.len() < SMALL_ATTRIBUTE_COUNT {
                         keys.contains(&key)
                     } else {
@@ -668,6 +692,13 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                 scope.close();
             }
             Event::Text(ref t) => {
+                // Outside the root only XML whitespace (raw: a character
+                // reference is not allowed there either).
+                if depth == 0
+                    && !std::str::from_utf8(t).is_ok_and(drehscheibe_xpath::tree::is_xml_whitespace)
+                {
+                    return Err(malformed(start, "text outside the root element".into()));
+                }
                 let unescaped = t.unescape().map_err(|e| {
                     // Point at the entity itself, not at the start of the text.
                     let at = match &e {
@@ -680,9 +711,6 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                     malformed(at, e.to_string())
                 })?;
                 check_chars(&unescaped).map_err(|m| malformed(start, m))?;
-                if depth == 0 && !unescaped.trim().is_empty() {
-                    return Err(malformed(start, "text outside the root element".into()));
-                }
             }
             Event::CData(ref t) => {
                 check_chars(&String::from_utf8_lossy(t)).map_err(|m| malformed(start, m))?;
@@ -691,12 +719,23 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                 }
             }
             Event::PI(ref t) => {
+                let target = String::from_utf8_lossy(t.target());
+                if let Some(message) = drehscheibe_xpath::tree::pi_target_error(&target) {
+                    return Err(malformed(start, message));
+                }
                 check_chars(&String::from_utf8_lossy(t)).map_err(|m| malformed(start, m))?;
             }
             Event::Comment(ref t) => {
                 check_chars(&String::from_utf8_lossy(t)).map_err(|m| malformed(start, m))?;
             }
-            Event::Decl(_) => {}
+            Event::Decl(_) => {
+                if start != 0 {
+                    return Err(malformed(
+                        start,
+                        "the XML declaration is only allowed at the very start".into(),
+                    ));
+                }
+            }
             Event::Eof => break,
         }
     }
@@ -910,6 +949,37 @@ mod tests {
         let err = check_chars("a\u{1}b").unwrap_err();
         assert!(err.contains("U+0001"), "{err}");
         assert_eq!(xml_chars("a\u{0}b"), "a\u{FFFD}b");
+    }
+
+    /// Findings of the `intake_xml` fuzz target (fuzz/regressions): the
+    /// intake scan accepted these and routing refused them. Both must
+    /// refuse each.
+    #[test]
+    fn intake_and_routing_agree_on_fuzzer_findings() {
+        for case in [
+            "<a/><?xml version=\"1.0\"?>",
+            "<a><?xml-stylesheet href=\"x\"?><?p:x data?></a>",
+            "<a><? x?></a>",
+            "<a/>\u{a0}",
+            "<a/>&#32;",
+            "<a x::c=\"1\"/>",
+            "<a:/>",
+            "<a><:b/></a>",
+        ] {
+            assert!(
+                validate(case.as_bytes(), "application/xml").is_err(),
+                "intake accepts {case:?}"
+            );
+            assert!(
+                InputDocument::parse(case.as_bytes(), "application/xml").is_err(),
+                "routing accepts {case:?}"
+            );
+        }
+        // What XML allows stays accepted: a PI target starting with "xml",
+        // whitespace around the root.
+        let fine = "<?xml version=\"1.0\"?>\n<?xml-model href=\"x\"?><a/>\r\n\t";
+        assert!(validate(fine.as_bytes(), "application/xml").is_ok());
+        assert!(InputDocument::parse(fine.as_bytes(), "application/xml").is_ok());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 mod parse;
 mod serialize;
 
-pub use parse::{declaration_error, decode_xml, decode_xml_from};
+pub use parse::{declaration_error, decode_xml, decode_xml_from, pi_target_error, split_qname};
 pub use serialize::to_xml_string;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -583,7 +583,7 @@ impl Document {
 }
 
 /// XML whitespace (space, tab, CR, LF) only?
-pub(crate) fn is_xml_whitespace(s: &str) -> bool {
+pub fn is_xml_whitespace(s: &str) -> bool {
     s.bytes().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
 }
 

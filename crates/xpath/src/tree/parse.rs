@@ -313,7 +313,9 @@ fn normalize_newlines(s: &str) -> Cow<'_, str> {
 }
 
 /// Splits `prefix:local` (no colon: empty prefix); `None` if malformed.
-fn split_qname(name: &str) -> Option<(&str, &str)> {
+/// Shared with the rules crate's intake scan, like [`declaration_error`]
+/// and [`pi_target_error`]: whatever the scan accepts, this parser must.
+pub fn split_qname(name: &str) -> Option<(&str, &str)> {
     match name.split_once(':') {
         None if !name.is_empty() => Some(("", name)),
         Some((p, l)) if !p.is_empty() && !l.is_empty() && !l.contains(':') => Some((p, l)),
@@ -553,16 +555,8 @@ pub(crate) fn parse_str(text: &str, options: &ParseOptions) -> Result<Document, 
             }
             Event::PI(ref pi) => {
                 let target = ctx.str_at(pi.target())?;
-                if target.eq_ignore_ascii_case("xml") {
-                    return Err(
-                        ctx.malformed(start, "the processing-instruction target 'xml' is reserved")
-                    );
-                }
-                if target.is_empty() || target.contains(':') {
-                    return Err(ctx.malformed(
-                        start,
-                        format!("invalid processing-instruction target {target:?}"),
-                    ));
+                if let Some(message) = pi_target_error(target) {
+                    return Err(ctx.malformed(start, message));
                 }
                 let data = ctx.str_at(pi.content())?;
                 let data = data.trim_start_matches([' ', '\t', '\r', '\n']);
@@ -698,6 +692,19 @@ fn check_declaration(ctx: &Ctx<'_>, at: usize, prefix: &str, uri: &str) -> Resul
         Some(message) => Err(ctx.malformed(at, message)),
         None => Ok(()),
     }
+}
+
+/// What is wrong with a processing-instruction target, if anything: it
+/// must be a name without a colon (Namespaces in XML 1.0 §7), and `xml`
+/// in any case is reserved (XML 1.0 §2.6). Shared with the intake scan.
+pub fn pi_target_error(target: &str) -> Option<String> {
+    if target.eq_ignore_ascii_case("xml") {
+        return Some("the processing-instruction target 'xml' is reserved".into());
+    }
+    if target.is_empty() || target.contains(':') {
+        return Some(format!("invalid processing-instruction target {target:?}"));
+    }
+    None
 }
 
 /// What is wrong with declaring `prefix` (`""`: the default namespace)
