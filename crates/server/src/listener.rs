@@ -22,6 +22,13 @@
 //!   request in progress and moved no byte for this long (for HTTP/1.1
 //!   the header timer usually comes first; the watchdog also covers
 //!   HTTP/2 and clients that stop reading their response).
+//! * **HTTP/2** (TLS with ALPN `h2`, or prior knowledge on plain TCP): a
+//!   connection must start its first request within `header_read_timeout`
+//!   (pings and SETTINGS frames do not count); at most 64 concurrent
+//!   streams and 64 KiB of request head per stream; keep-alive pings
+//!   every `idle_timeout / 2` close a connection whose peer stopped
+//!   answering. Rapid stream resets are limited by hyper's default
+//!   (CVE-2023-44487).
 //!
 //! `accept()` failures (out of descriptors: `EMFILE`, `ENFILE`) never end
 //! the loop: they are logged and counted
@@ -54,6 +61,15 @@ use tokio_util::sync::CancellationToken;
 
 /// Time a client gets to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/2: streams one connection may have open at once.
+const H2_MAX_STREAMS: u32 = 64;
+/// HTTP/2: largest request head (decoded header list), bytes; HEADERS and
+/// CONTINUATION frames beyond it refuse the stream.
+const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
+/// HTTP/2: a peer that does not answer a keep-alive ping within this
+/// long is gone; its connection is closed.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// First pause after a failed `accept()`; doubled up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -270,12 +286,23 @@ async fn serve_stream<S>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST)
+        .keep_alive_interval(Some(shared.limits.idle_timeout / 2))
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
         _ = idle(&activity, shared.limits.idle_timeout) => {
             tracing::debug!(%peer, "closing idle connection");
+            return;
+        }
+        _ = first_request(&activity, shared.limits.header_read_timeout) => {
+            tracing::debug!(%peer, "closing a connection that sent no request in time");
             return;
         }
         _ = shared.shutdown.cancelled() => {
@@ -285,6 +312,18 @@ async fn serve_stream<S>(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Returns if the connection has not started a request within `limit`
+/// of its start (HTTP/1.1 has hyper's header timer for this; an HTTP/2
+/// client could otherwise hold a connection with pings and settings, or a
+/// request head trickled in CONTINUATION frames); pends forever once a
+/// request has started.
+async fn first_request(activity: &Activity, limit: Duration) {
+    tokio::time::sleep(limit).await;
+    if activity.requests.load(Ordering::SeqCst) > 0 {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -307,6 +346,8 @@ struct Activity {
     origin: Instant,
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Requests started on this connection.
+    requests: AtomicU64,
 }
 
 impl Activity {
@@ -315,6 +356,7 @@ impl Activity {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
         }
     }
 
@@ -339,6 +381,7 @@ struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn start(activity: Arc<Activity>) -> Self {
+        activity.requests.fetch_add(1, Ordering::SeqCst);
         activity.in_flight.fetch_add(1, Ordering::SeqCst);
         Self(activity)
     }

@@ -225,3 +225,39 @@ async fn connections_over_the_limit_wait_until_a_slot_frees() {
     healthz(&mut second).await;
     healthz(&mut third).await;
 }
+
+/// The HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113
+/// §3.4, §6.5).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+/// A PING frame with 8 bytes of opaque data (RFC 9113 §6.7).
+const H2_PING: &[u8] = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingpong";
+
+#[tokio::test]
+async fn an_http2_connection_without_a_request_is_closed_despite_pings() {
+    let served = serve(ConnectionLimits {
+        header_read_timeout: Duration::from_millis(500),
+        ..limits()
+    })
+    .await;
+    let mut conn = TcpStream::connect(served.addr).await.unwrap();
+    conn.write_all(H2_PREFACE).await.unwrap();
+    // Ping every 100 ms (bytes keep moving both ways, so the idle
+    // watchdog alone would never fire) and never open a stream.
+    let closed = tokio::time::timeout(SAFETY, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            if conn.write_all(H2_PING).await.is_err() {
+                return;
+            }
+            match tokio::time::timeout(Duration::from_millis(100), conn.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the hub kept an HTTP/2 connection without a request open"
+    );
+}
