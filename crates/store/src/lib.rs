@@ -135,6 +135,16 @@ pub struct Effects {
     pub schedule: Vec<(Job, DateTime<Utc>)>,
 }
 
+impl Effects {
+    /// No effect at all.
+    pub fn is_empty(&self) -> bool {
+        self.audit.is_empty()
+            && self.outputs.is_empty()
+            && self.complete.is_empty()
+            && self.schedule.is_empty()
+    }
+}
+
 /// Filter for [`Store::list`].
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
@@ -199,7 +209,9 @@ pub trait Store: Send + Sync {
     async fn output(&self, id: MessageId, index: u32) -> Result<Option<Bytes>>;
 
     /// Read-modify-write one record atomically with its effects; bumps
-    /// `revision` and `updated_at`. Returns the stored record.
+    /// `revision` and `updated_at`. Returns the stored record. An update
+    /// that changes nothing — the record left as it was and no effects —
+    /// writes nothing (no revision bump, no flush) and returns the record.
     async fn update(&self, id: MessageId, f: &mut UpdateFn<'_>) -> Result<MessageRecord>;
 
     /// Messages matching `filter`, oldest first (by id). `next` is set only

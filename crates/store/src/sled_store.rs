@@ -1094,6 +1094,11 @@ impl Store for SledStore {
                         "update of message {id} may not change its id"
                     )));
                 }
+                if effects.is_empty() && rec == old {
+                    // Nothing to write (e.g. a second delivery of a message
+                    // another worker already marked `delivering`).
+                    return Ok((rec, false));
+                }
                 rec.revision = old.revision.saturating_add(1);
                 rec.updated_at = Utc::now();
                 tx.put_record(&rec)?;
@@ -1118,11 +1123,12 @@ impl Store for SledStore {
                 for (job, due) in &effects.schedule {
                     tx.schedule(job, *due)?;
                 }
-                Ok(rec)
+                Ok((rec, true))
             })
         });
         let stored = match stored {
-            Ok(rec) => generation.flusher.flush().await.map(|()| rec),
+            Ok((rec, true)) => generation.flusher.flush().await.map(|()| rec),
+            Ok((rec, false)) => Ok(rec),
             Err(e) => Err(e),
         };
         self.noted(stored)

@@ -337,6 +337,43 @@ async fn update_commits_record_and_effects() {
 }
 
 #[tokio::test]
+async fn an_update_that_changes_nothing_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let rec = accept(&store, b"<a/>").await;
+    let stored = store.get(rec.id()).await.unwrap().unwrap();
+    let same = store
+        .update(
+            rec.id(),
+            &mut |_: &mut MessageRecord| Ok(Effects::default()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same, stored, "no revision bump, no new updated_at");
+    assert_eq!(store.get(rec.id()).await.unwrap().unwrap(), stored);
+    // A change, or an effect alone, is written as before.
+    let changed = store
+        .update(rec.id(), &mut |r: &mut MessageRecord| {
+            r.reason = Some("x".into());
+            Ok(Effects::default())
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed.revision, stored.revision + 1);
+    let audited = store
+        .update(rec.id(), &mut |r: &mut MessageRecord| {
+            Ok(Effects {
+                audit: vec![received_event(r)],
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited.revision, stored.revision + 2);
+    assert_eq!(store.audit(rec.id()).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn failed_update_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
