@@ -172,9 +172,28 @@ pub(crate) struct XName {
 }
 
 impl PartialEq for XName {
+    /// Cheap checks first: templates and parameters are matched by name
+    /// on every call (a recursive named template compares its parameter
+    /// names once per recursion step), and most candidates differ in the
+    /// length of the local name; the namespace is usually empty.
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.ns == other.ns && self.local == other.local
+        self.local.len() == other.local.len()
+            && self.ns.len() == other.ns.len()
+            && short_eq(&self.local, &other.local)
+            && short_eq(&self.ns, &other.ns)
     }
+}
+
+/// Equality of two strings of the same length, without a `memcmp` call
+/// for the short names it compares.
+#[inline]
+fn short_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() > 32 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl std::hash::Hash for XName {
