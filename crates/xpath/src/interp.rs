@@ -1007,7 +1007,8 @@ impl<'t> Matcher<'t> {
             Test::AnyNode => true,
             Test::Name { uri, local } if n.ns != 0 => {
                 kind == self.principal
-                    && n.name().is_some_and(|q| &q.uri == uri && &q.local == local)
+                    && n.name()
+                        .is_some_and(|q| crate::tree::name_eq(q, uri, local))
             }
             Test::Name { uri, local } => {
                 kind == self.principal
@@ -1074,7 +1075,7 @@ fn name_matches(t: &Test, n: Node<'_>) -> bool {
         return false;
     };
     match t {
-        Test::Name { uri, local } => &q.uri == uri && &q.local == local,
+        Test::Name { uri, local } => crate::tree::name_eq(q, uri, local),
         Test::AnyName => true,
         Test::AnyLocal(uri) => &q.uri == uri,
         Test::AnyNamespace(local) => &q.local == local,

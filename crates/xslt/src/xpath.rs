@@ -171,6 +171,8 @@ pub(crate) struct XName {
     prefix: String,
 }
 
+use drehscheibe_xpath::tree::short_eq;
+
 impl PartialEq for XName {
     /// Cheap checks first: templates and parameters are matched by name
     /// on every call (a recursive named template compares its parameter
@@ -180,20 +182,9 @@ impl PartialEq for XName {
     fn eq(&self, other: &Self) -> bool {
         self.local.len() == other.local.len()
             && self.ns.len() == other.ns.len()
-            && short_eq(&self.local, &other.local)
-            && short_eq(&self.ns, &other.ns)
+            && short_eq(self.local.as_bytes(), other.local.as_bytes())
+            && short_eq(self.ns.as_bytes(), other.ns.as_bytes())
     }
-}
-
-/// Equality of two strings of the same length, without a `memcmp` call
-/// for the short names it compares.
-#[inline]
-fn short_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() > 32 {
-        return a == b;
-    }
-    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl std::hash::Hash for XName {
