@@ -565,20 +565,8 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                         column,
                     });
                 }
-                let raw_name = element.name().into_inner();
-                let valid_name = std::str::from_utf8(raw_name)
-                    .ok()
-                    .and_then(drehscheibe_xpath::tree::split_qname)
-                    .is_some();
-                if !valid_name {
-                    return Err(malformed(
-                        start,
-                        format!(
-                            "invalid element name {:?}",
-                            String::from_utf8_lossy(raw_name)
-                        ),
-                    ));
-                }
+                check_qname(element.name().into_inner(), "element")
+                    .map_err(|m| malformed(start, m))?;
                 // The attributes: limits, values, duplicates, declarations.
                 scope.open();
                 keys.clear();
@@ -601,16 +589,7 @@ fn scan_xml(text: &str) -> Result<(), InputError> {
                         .get(at..at + raw_key.len())
                         .filter(|k| *k == raw_key)
                         .ok_or_else(|| malformed(start, "invalid attribute name".into()))?;
-                    let valid_key = std::str::from_utf8(key)
-                        .ok()
-                        .and_then(drehscheibe_xpath::tree::split_qname)
-                        .is_some();
-                    if !valid_key {
-                        return Err(malformed(
-                            start,
-                            format!("invalid attribute name {:?}", String::from_utf8_lossy(key)),
-                        ));
-                    }
+                    check_qname(key, "attribute").map_err(|m| malformed(start, m))?;
                     let duplicate = if keys.len() < SMALL_ATTRIBUTE_COUNT {
                         keys.contains(&key)
                     } else {
@@ -825,6 +804,21 @@ fn check_declaration(prefix: &[u8], uri: &str) -> Result<(), String> {
     match drehscheibe_xpath::tree::declaration_error(&String::from_utf8_lossy(prefix), uri) {
         Some(message) => Err(message),
         None => Ok(()),
+    }
+}
+
+/// Refuses an element or attribute name that is not a QName, with the
+/// tree parser's rule ([`drehscheibe_xpath::tree::split_qname`]).
+fn check_qname(raw: &[u8], what: &str) -> Result<(), String> {
+    match std::str::from_utf8(raw)
+        .ok()
+        .and_then(drehscheibe_xpath::tree::split_qname)
+    {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "invalid {what} name {:?}",
+            String::from_utf8_lossy(raw)
+        )),
     }
 }
 
