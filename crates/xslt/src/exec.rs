@@ -75,7 +75,10 @@ enum NodeKey {
 
 /// The index of one `xsl:key` over one tree: key value → nodes in
 /// document order.
-type KeyIndex<'a> = HashMap<KeyValue, Vec<Node<'a>>>;
+/// A key's index for one document: each value's nodes as a ready
+/// sequence in document order, so that the usual `key('k', $one-value)`
+/// returns a shared sequence (a reference count) without copying its group.
+type KeyIndex<'a> = HashMap<KeyValue, Sequence<'a>>;
 
 /// A key value as `key()` compares it (XSLT 2.0 §16.3: by `eq`, values of
 /// incomparable types never match): strings, untyped and URI values by
@@ -560,20 +563,28 @@ impl<'a> Run<'a, '_> {
                 };
                 let root = top.root();
                 let index = self.key_index(key, root)?;
-                let mut nodes: Vec<Node<'a>> = Vec::new();
                 let strings = c.keys.get(key).is_some_and(|k| k.string_values);
                 let tz = self.env.implicit_timezone;
-                if let Some(values) = args.get(1) {
-                    for v in values.iter() {
-                        let Some(s) = KeyValue::of(v, strings, tz) else {
-                            continue;
-                        };
-                        if let Some(found) = index.get(&s) {
-                            nodes.extend(found.iter().copied());
-                        }
+                let wanted: Vec<KeyValue> = args
+                    .get(1)
+                    .map(|values| {
+                        values
+                            .iter()
+                            .filter_map(|v| KeyValue::of(v, strings, tz))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let whole_document = f == XsltFn::Key || top.kind() == NodeKind::Document;
+                if let ([one], true) = (wanted.as_slice(), whole_document) {
+                    return Ok(index.get(one).cloned().unwrap_or_default());
+                }
+                let mut nodes: Vec<Node<'a>> = Vec::new();
+                for s in &wanted {
+                    if let Some(found) = index.get(s) {
+                        nodes.extend(found.iter().filter_map(Item::as_node));
                     }
                 }
-                if f == XsltFn::Key3 && top.kind() != NodeKind::Document {
+                if !whole_document {
                     nodes.retain(|n| top.contains(*n));
                 }
                 nodes.sort();
@@ -992,7 +1003,7 @@ impl<'a> Run<'a, '_> {
     }
 
     fn build_key_index(&mut self, key: &'a Key, root: Node<'a>) -> R<KeyIndex<'a>> {
-        let mut index: KeyIndex<'a> = HashMap::new();
+        let mut index: HashMap<KeyValue, Vec<Node<'a>>> = HashMap::new();
         let tz = self.env.implicit_timezone;
         let mut candidates = vec![root];
         for n in root.descendants() {
@@ -1018,7 +1029,16 @@ impl<'a> Run<'a, '_> {
                 }
             }
         }
-        Ok(index)
+        Ok(index
+            .into_iter()
+            .map(|(value, mut nodes)| {
+                // Candidates come in document order; a node whose `use`
+                // yields a value twice under two definitions may repeat.
+                nodes.sort();
+                nodes.dedup();
+                (value, Sequence::from_nodes(nodes))
+            })
+            .collect())
     }
 
     /// Calls the `xsl:function` with this index.
