@@ -16,6 +16,7 @@
 
 mod blobs;
 mod sled_store;
+mod vlog;
 
 use async_trait::async_trait;
 use bytes::Bytes;

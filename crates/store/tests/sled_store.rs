@@ -846,14 +846,10 @@ async fn data_and_queue_survive_reopen() {
     let counts = store.count_by_state().await.unwrap();
     assert_eq!(count(&counts, MessageState::Routed), 1);
 
-    // The lease survived; releasing it at start makes the job due again.
+    // Leases are process-local: the job leased before the restart is due
+    // again at once.
     let now = Utc::now();
-    assert!(store
-        .claim_due(now, 10, now + TimeDelta::minutes(1))
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(store.release_leases().await.unwrap(), 1);
+    assert_eq!(store.release_leases().await.unwrap(), 0);
     let claimed = store
         .claim_due(now, 10, now + TimeDelta::minutes(1))
         .await
@@ -898,10 +894,14 @@ async fn concurrent_accepts_share_flushes() {
     }
     let flushes = store.flush_count() - flushes;
     assert_eq!(store.flush_requests() - requests, N);
+    // How many accepts one flush serves depends on the machine (flush
+    // time against transaction time; the unit test
+    // `one_flush_serves_all_waiting_accepts` proves the grouping itself
+    // with the flusher held back); concurrent accepts must share some.
     assert!(flushes >= 1);
     assert!(
-        flushes <= N / 4,
-        "{N} concurrent accepts took {flushes} flushes"
+        flushes < N,
+        "{N} concurrent accepts took {flushes} flushes: none shared"
     );
     let counts = store.count_by_state().await.unwrap();
     assert_eq!(count(&counts, MessageState::Received), N);

@@ -15,21 +15,36 @@
 //! | tree          | key                          | value                                  |
 //! |---------------|------------------------------|----------------------------------------|
 //! | `messages`    | id                           | JSON [`MessageRecord`]                 |
-//! | `payloads`    | id                           | payload bytes                          |
-//! | `outputs`     | id + u32 index               | 0 + document, or 1 = same as payload   |
+//! | `payload_refs`| id                           | value-log pointer of the payload       |
+//! | `payloads`    | id                           | payload bytes (stores written before the value log; read only) |
+//! | `outputs`     | id + u32 index               | 2 + value-log pointer, 1 = same as payload, or 0 + document (before the value log) |
 //! | `audit`       | id + u64 seq                 | JSON [`AuditEvent`] (prefix scan = in order) |
 //! | `audit_seq`   | id                           | u64 next audit seq of that message     |
 //! | `counts`      | state name                   | u64 number of messages in that state   |
-//! | `queue`       | ms due + job                 | JSON [`Job`]                           |
-//! | `jobs`        | job                          | its current `queue` key (one entry per job) |
-//! | `leases`      | job                          | ms lease-until                         |
+//! | `queue`       | ms due + job                 | JSON [`Job`] (one entry per job)       |
 //! | `idempotency` | 1 + u32 len + channel + u32 len + sender + key | JSON `{id, sha256}`      |
 //! | `by_tenant`   | u32 len + tenant + id        | empty (index for `list`)               |
 //! | `by_state`    | state name + `0x00` + id     | empty (index for `list`)               |
 //! | `config`      | digest                       | configuration text                     |
 //!
-//! The index trees, counters, queue and lease entries are changed in the
-//! same transaction as the record they describe.
+//! The index trees, counters and queue entries are changed in the same
+//! transaction as the record they describe. Payloads and output documents
+//! live in the append-only value log beside the database (`<dir>/vlog`,
+//! see `vlog.rs`), synced by the same group commit before sled's flush;
+//! the trees hold only pointers to them.
+//!
+//! # The queue in memory
+//!
+//! The `queue` tree is the durable truth; a mirror of it in memory (the
+//! *queue index*: entries by due time, each job's due time, and the
+//! leases) answers [`Store::claim_due`], [`Store::next_due`],
+//! [`Store::renew_lease`], [`Store::release_leases`] and
+//! [`Store::queue_stats`] without touching sled. Every transaction holds
+//! the index's lock and applies its queue changes to the index once it
+//! has committed, so the two never disagree; a (re)open rebuilds the
+//! index from the tree. Leases exist only in the index: they are
+//! process-local claims (see the crate docs), and sled 0.34 runs one
+//! transaction at a time anyway, so the lock costs no concurrency.
 //!
 //! # Notes
 //!
@@ -75,8 +90,7 @@
 use std::cell::RefCell;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -87,12 +101,18 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
 };
-use sled::{IVec, Tree};
-use tokio::sync::watch;
+use sled::Tree;
 
+mod queue;
+mod writer;
+
+use queue::{QueueChange, QueueIndex};
+use writer::{AcceptOp, Op, Outcome, UpdateOp, Writer};
+
+use crate::vlog::{Pointer, ValueLog, POINTER_BYTES};
 use crate::{
-    AcceptOutcome, ClaimedJob, Effects, IdempotencyKey, Job, MessageFilter, Page, QueueStats,
-    Result, Store, StoreError, UpdateFn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    AcceptOutcome, ClaimedJob, IdempotencyKey, Job, MessageFilter, Page, QueueStats, Result, Store,
+    StoreError, UpdateFn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 
 /// How far before `since` a `list` scan starts (see the module notes).
@@ -110,24 +130,41 @@ const PROBE_BYTES: usize = 64 * 1024;
 /// The error of a call made while the database is being reopened.
 const REOPENING: &str = "store is reopening after a write failure";
 
+/// How often [`SledStore::update`] reruns its closure when the record
+/// keeps changing under it before it gives up.
+const MAX_UPDATE_ATTEMPTS: u32 = 64;
+
+/// Largest value-log read (or payload append) done on the calling thread (see
+/// [`SledStore::read_doc`]).
+const QUICK_READ_BYTES: u64 = 256 * 1024;
+
+/// A stored document: bytes already at hand, or where to read them.
+enum Doc {
+    Bytes(Vec<u8>),
+    Log(Pointer),
+}
+
 /// Key of the probe write in the `config` tree (never a digest).
 const PROBE_KEY: &[u8] = b"\0probe";
 
-const TREE_NAMES: [&str; 13] = [
+const TREE_NAMES: [&str; 12] = [
     "messages",
     "payloads",
+    "payload_refs",
     "outputs",
     "audit",
     "audit_seq",
     "counts",
     "queue",
-    "jobs",
-    "leases",
     "idempotency",
     "by_tenant",
     "by_state",
     "config",
 ];
+
+/// Trees of stores written before the queue index and the value log
+/// (the job → queue-key map and the persisted leases); dropped at open.
+const RETIRED_TREES: [&str; 2] = ["jobs", "leases"];
 
 /// The embedded store: sled on local disk, one process.
 ///
@@ -155,8 +192,8 @@ struct Inner {
 /// One opened sled database with its trees and flusher. Dropped (closing
 /// the database) when the last call using it ends.
 struct Generation {
-    trees: Trees,
-    flusher: Flusher,
+    trees: Arc<Trees>,
+    writer: Writer,
     db: sled::Db,
 }
 
@@ -239,23 +276,31 @@ impl Generation {
                 .ok_or_else(|| StoreError::Backend(format!("no tree #{i}")))?;
             db.open_tree(name).map_err(backend)
         };
+        for name in RETIRED_TREES {
+            db.drop_tree(name).map_err(backend)?;
+        }
+        let queue = open(7)?;
+        let index = QueueIndex::load(&queue)?;
+        let vlog = ValueLog::open(&dir.join("vlog"))?;
         let trees = Trees {
             messages: open(0)?,
             payloads: open(1)?,
-            outputs: open(2)?,
-            audit: open(3)?,
-            audit_seq: open(4)?,
-            counts: open(5)?,
-            queue: open(6)?,
-            jobs: open(7)?,
-            leases: open(8)?,
-            idempotency: open(9)?,
-            by_tenant: open(10)?,
-            by_state: open(11)?,
-            config: open(12)?,
+            payload_refs: open(2)?,
+            outputs: open(3)?,
+            audit: open(4)?,
+            audit_seq: open(5)?,
+            counts: open(6)?,
+            queue,
+            idempotency: open(8)?,
+            by_tenant: open(9)?,
+            by_state: open(10)?,
+            config: open(11)?,
+            vlog,
+            index: Mutex::new(index),
         };
-        let flusher = Flusher::start(db.clone())?;
-        Ok(Generation { trees, flusher, db })
+        let trees = Arc::new(trees);
+        let writer = Writer::start(Arc::clone(&trees), db.clone())?;
+        Ok(Generation { trees, writer, db })
     }
 }
 
@@ -264,14 +309,14 @@ impl SledStore {
     /// the store was opened (for metrics and tests).
     pub fn flush_count(&self) -> u64 {
         let closed = lock(&self.inner.closed_flushes).0;
-        closed + self.generation().map_or(0, |g| g.flusher.completed())
+        closed + self.generation().map_or(0, |g| g.writer.completed())
     }
 
     /// Number of times a caller waited for a flush since the store was
     /// opened; `flush_requests / flush_count` is the group-commit factor.
     pub fn flush_requests(&self) -> u64 {
         let closed = lock(&self.inner.closed_flushes).1;
-        closed + self.generation().map_or(0, |g| g.flusher.requests())
+        closed + self.generation().map_or(0, |g| g.writer.requests())
     }
 
     /// The open database, for the duration of one call.
@@ -279,6 +324,33 @@ impl SledStore {
         lock(&self.inner.current)
             .clone()
             .ok_or_else(|| StoreError::Backend(REOPENING.into()))
+    }
+
+    /// A point read (one record, one pointer): runs on the calling
+    /// thread. sled serves it from its page cache in microseconds, less
+    /// than handing it to the blocking pool and back costs (two thread
+    /// switches); it waits only for a running transaction, which is as
+    /// short as an `update` closure.
+    fn quick<T>(&self, f: impl FnOnce(&Trees) -> Result<T>) -> Result<T> {
+        let generation = self.generation()?;
+        f(&generation.trees)
+    }
+
+    /// The bytes of a stored document: small values read on the calling
+    /// thread (a `pread` from the page cache), large ones on the blocking
+    /// pool.
+    async fn read_doc(&self, doc: Doc) -> Result<Bytes> {
+        match doc {
+            Doc::Bytes(b) => Ok(Bytes::from(b)),
+            Doc::Log(p) if p.len <= QUICK_READ_BYTES => {
+                let generation = self.generation()?;
+                generation.trees.vlog.read(&p).map(Bytes::from)
+            }
+            Doc::Log(p) => {
+                self.blocking(move |t| t.vlog.read(&p).map(Bytes::from))
+                    .await
+            }
+        }
     }
 
     /// Run sled work on the blocking pool.
@@ -293,7 +365,8 @@ impl SledStore {
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
-    /// A write: tries recovery first if an earlier write failed, runs `f`
+    /// A rare write outside the writer's batches (a configuration
+    /// snapshot): tries recovery first if an earlier write failed, runs `f`
     /// on the blocking pool, then waits until the change is on disk. A
     /// backend failure is remembered (see the module docs).
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -309,7 +382,7 @@ impl SledStore {
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))
             .and_then(|r| r);
         let result = match result {
-            Ok(v) => generation.flusher.flush().await.map(|()| v),
+            Ok(v) => generation.writer.submit(Op::Flush).await.map(|_| v),
             Err(e) => Err(e),
         };
         self.noted(result)
@@ -409,31 +482,16 @@ impl SledStore {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let leases: Vec<(IVec, IVec)> = match old
-            .trees
-            .leases
-            .iter()
-            .collect::<std::result::Result<_, _>>()
-        {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "leases of the failed database not readable; jobs in flight may be claimed again");
-                Vec::new()
-            }
-        };
+        let leases = old.trees.lock_index().leases.clone();
         {
             let mut counters = lock(&self.inner.closed_flushes);
-            counters.0 += old.flusher.completed();
-            counters.1 += old.flusher.requests();
+            counters.0 += old.writer.completed();
+            counters.1 += old.writer.requests();
         }
         drop(old);
         match Generation::open(&self.inner.dir) {
             Ok(new) => {
-                for (k, v) in leases {
-                    if let Err(e) = new.trees.leases.insert(k, v) {
-                        tracing::warn!(error = %e, "lease not carried over");
-                    }
-                }
+                new.trees.lock_index().carry_leases(leases);
                 let probe = new.probe_write();
                 *lock(&self.inner.current) = Some(Arc::new(new));
                 probe.map_err(|e| e.to_string())
@@ -468,154 +526,6 @@ fn probe_file(dir: &Path) -> std::result::Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()));
     let _ = std::fs::remove_file(&path);
     result
-}
-
-/// Run a blocking closure that borrows from the caller: on a multi-thread
-/// runtime via `block_in_place`, otherwise inline.
-fn run_in_place<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Group commit
-
-/// Background thread that flushes sled on request. A caller asks for flush
-/// generation `started + 1` — the next flush to *start* — and waits for it;
-/// one flush serves every caller that asked before it started.
-struct Flusher {
-    shared: Arc<FlushShared>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct FlushShared {
-    state: Mutex<FlushState>,
-    wake: Condvar,
-    done: watch::Sender<FlushDone>,
-}
-
-#[derive(Default)]
-struct FlushState {
-    /// Highest generation somebody waits for.
-    requested: u64,
-    /// Generation of the last flush started.
-    started: u64,
-    /// Flush requests so far (one per waiting caller).
-    requests: u64,
-    /// Test hook: hold flushes back.
-    paused: bool,
-    shutdown: bool,
-}
-
-#[derive(Clone, Default)]
-struct FlushDone {
-    /// Generation of the last completed flush.
-    generation: u64,
-    /// Its error, if it failed.
-    error: Option<String>,
-}
-
-impl FlushShared {
-    fn lock(&self) -> MutexGuard<'_, FlushState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Flusher {
-    fn start(db: sled::Db) -> Result<Self> {
-        let (done, _) = watch::channel(FlushDone::default());
-        let shared = Arc::new(FlushShared {
-            state: Mutex::new(FlushState::default()),
-            wake: Condvar::new(),
-            done,
-        });
-        let worker = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("store-flusher".into())
-            .spawn(move || flush_loop(&worker, &db))
-            .map_err(|e| StoreError::Backend(format!("start flusher thread: {e}")))?;
-        Ok(Self {
-            shared,
-            thread: Some(thread),
-        })
-    }
-
-    fn completed(&self) -> u64 {
-        self.shared.done.borrow().generation
-    }
-
-    async fn flush(&self) -> Result<()> {
-        let mut rx = self.shared.done.subscribe();
-        let target = {
-            let mut st = self.shared.lock();
-            if st.shutdown {
-                return Err(StoreError::Backend("store is closed".into()));
-            }
-            let target = st.started + 1;
-            st.requested = st.requested.max(target);
-            st.requests += 1;
-            target
-        };
-        self.shared.wake.notify_one();
-        let done = rx
-            .wait_for(|d| d.generation >= target)
-            .await
-            .map_err(|_| StoreError::Backend("flusher stopped".into()))?
-            .clone();
-        match done.error {
-            None => Ok(()),
-            Some(e) => Err(StoreError::Backend(format!("flush to disk failed: {e}"))),
-        }
-    }
-
-    #[cfg(test)]
-    fn set_paused(&self, paused: bool) {
-        self.shared.lock().paused = paused;
-        self.shared.wake.notify_one();
-    }
-
-    fn requests(&self) -> u64 {
-        self.shared.lock().requests
-    }
-}
-
-fn flush_loop(shared: &FlushShared, db: &sled::Db) {
-    loop {
-        let generation = {
-            let mut st = shared.lock();
-            loop {
-                if st.requested > st.started && !st.paused {
-                    st.started += 1;
-                    break Some(st.started);
-                }
-                if st.shutdown {
-                    break None;
-                }
-                st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-        };
-        let Some(generation) = generation else {
-            return;
-        };
-        let error = db.flush().err().map(|e| e.to_string());
-        if let Some(e) = &error {
-            tracing::error!(error = %e, "store flush failed");
-        }
-        shared.done.send_replace(FlushDone { generation, error });
-    }
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        self.shared.lock().shutdown = true;
-        self.shared.wake.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -704,22 +614,28 @@ fn queue_key(due_ms: u64, job_key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// First byte of an `outputs` value: the document follows.
+/// First byte of an `outputs` value written before the value log: the
+/// document follows.
 const OUTPUT_INLINE: u8 = 0;
 /// First (and only) byte of an `outputs` value: the output is byte-identical
 /// to the message's payload (a pass-through rule) and is not stored twice.
 const OUTPUT_IS_PAYLOAD: u8 = 1;
+/// First byte of an `outputs` value: a value-log pointer follows.
+const OUTPUT_IN_LOG: u8 = 2;
 
-fn encode_output(rec: &MessageRecord, doc: &[u8]) -> Vec<u8> {
+/// The `outputs` value of `doc`: a reference to the payload, or the
+/// document appended to the value log.
+fn encode_output(rec: &MessageRecord, doc: &[u8], vlog: &ValueLog) -> Result<Vec<u8>> {
     let same_as_payload = doc.len() as u64 == rec.envelope.size
         && drehscheibe_model::sha256_hex(doc) == rec.envelope.sha256;
     if same_as_payload {
-        return vec![OUTPUT_IS_PAYLOAD];
+        return Ok(vec![OUTPUT_IS_PAYLOAD]);
     }
-    let mut v = Vec::with_capacity(doc.len() + 1);
-    v.push(OUTPUT_INLINE);
-    v.extend_from_slice(doc);
-    v
+    let pointer = vlog.append(doc)?;
+    let mut v = Vec::with_capacity(1 + POINTER_BYTES);
+    v.push(OUTPUT_IN_LOG);
+    v.extend_from_slice(&pointer.encode());
+    Ok(v)
 }
 
 fn output_key(id: MessageId, index: u32) -> Vec<u8> {
@@ -797,37 +713,44 @@ struct IdempotencyEntry {
 // ---------------------------------------------------------------------------
 // Transactions
 
+/// Everything of one open database: its trees, the value log and the
+/// queue index.
 struct Trees {
     messages: Tree,
+    /// Read only: payloads of stores written before the value log.
     payloads: Tree,
+    payload_refs: Tree,
     outputs: Tree,
     audit: Tree,
     audit_seq: Tree,
     counts: Tree,
     queue: Tree,
-    jobs: Tree,
-    leases: Tree,
     idempotency: Tree,
     by_tenant: Tree,
     by_state: Tree,
     config: Tree,
+    vlog: ValueLog,
+    index: Mutex<QueueIndex>,
 }
 
-/// The transactional view of all trees.
+/// The transactional view of the trees written in transactions.
 struct Tx<'a> {
     messages: &'a TransactionalTree,
-    payloads: &'a TransactionalTree,
+    payload_refs: &'a TransactionalTree,
     outputs: &'a TransactionalTree,
     audit: &'a TransactionalTree,
     audit_seq: &'a TransactionalTree,
     counts: &'a TransactionalTree,
     queue: &'a TransactionalTree,
-    jobs: &'a TransactionalTree,
-    leases: &'a TransactionalTree,
     idempotency: &'a TransactionalTree,
     by_tenant: &'a TransactionalTree,
     by_state: &'a TransactionalTree,
     config: &'a TransactionalTree,
+    /// The queue index as of the transaction's start.
+    index: &'a QueueIndex,
+    /// Queue changes of this transaction, applied to the index after the
+    /// commit.
+    changes: RefCell<Vec<QueueChange>>,
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
@@ -842,59 +765,73 @@ fn lift<T>(r: Result<T>) -> TxResult<T> {
 }
 
 impl Trees {
-    /// Run `f` as one transaction over all trees.
+    fn lock_index(&self) -> MutexGuard<'_, QueueIndex> {
+        lock(&self.index)
+    }
+
+    /// Run `f` as one transaction over all written trees, holding the
+    /// queue index's lock, and apply its queue changes to the index once
+    /// it has committed.
     fn transact<A>(&self, f: impl Fn(&Tx<'_>) -> TxResult<A>) -> Result<A> {
-        let all: [&Tree; 13] = [
+        let all: [&Tree; 11] = [
             &self.messages,
-            &self.payloads,
+            &self.payload_refs,
             &self.outputs,
             &self.audit,
             &self.audit_seq,
             &self.counts,
             &self.queue,
-            &self.jobs,
-            &self.leases,
             &self.idempotency,
             &self.by_tenant,
             &self.by_state,
             &self.config,
         ];
-        <[&Tree] as Transactional<StoreError>>::transaction(&all[..], |v| {
-            let [messages, payloads, outputs, audit, audit_seq, counts, queue, jobs, leases, idempotency, by_tenant, by_state, config] =
+        let mut index = self.lock_index();
+        let (a, changes) = <[&Tree] as Transactional<StoreError>>::transaction(&all[..], |v| {
+            let [messages, payload_refs, outputs, audit, audit_seq, counts, queue, idempotency, by_tenant, by_state, config] =
                 v.as_slice()
             else {
                 return abort(StoreError::Backend("transaction over wrong trees".into()));
             };
-            f(&Tx {
+            let tx = Tx {
                 messages,
-                payloads,
+                payload_refs,
                 outputs,
                 audit,
                 audit_seq,
                 counts,
                 queue,
-                jobs,
-                leases,
                 idempotency,
                 by_tenant,
                 by_state,
                 config,
-            })
+                index: &index,
+                changes: RefCell::new(Vec::new()),
+            };
+            let a = f(&tx)?;
+            Ok((a, tx.changes.into_inner()))
         })
-        .map_err(tx_error)
+        .map_err(tx_error)?;
+        index.apply(changes);
+        Ok(a)
+    }
+
+    /// Where the payload is: in the value log, or inline in a store
+    /// written before it.
+    fn payload_doc(&self, id: MessageId) -> Result<Option<Doc>> {
+        if let Some(p) = self.payload_refs.get(id.as_bytes()).map_err(backend)? {
+            return Ok(Some(Doc::Log(Pointer::decode(&p, "payload_refs")?)));
+        }
+        Ok(self
+            .payloads
+            .get(id.as_bytes())
+            .map_err(backend)?
+            .map(|v| Doc::Bytes(v.to_vec())))
     }
 
     fn get_record(&self, id: MessageId) -> Result<Option<MessageRecord>> {
         match self.messages.get(id.as_bytes()).map_err(backend)? {
             Some(v) => Ok(Some(decode("messages", id.as_bytes(), &v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Lease expiry of a job key, if leased.
-    fn lease_of(&self, job_key: &[u8]) -> Result<Option<u64>> {
-        match self.leases.get(job_key).map_err(backend)? {
-            Some(v) => Ok(Some(be_u64(&v, "leases")?)),
             None => Ok(None),
         }
     }
@@ -959,24 +896,41 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Due time of a job as this transaction sees it: its own changes
+    /// first, then the index.
+    fn due_of(&self, jk: &[u8]) -> Option<u64> {
+        let changes = self.changes.borrow();
+        match changes.iter().rev().find(|c| c.job_key() == jk) {
+            Some(QueueChange::Schedule { due_ms, .. }) => Some(*due_ms),
+            Some(QueueChange::Complete { .. }) => None,
+            None => self.index.due_of.get(jk).copied(),
+        }
+    }
+
     fn complete(&self, job: &Job) -> TxResult<()> {
         let jk = job_key(job);
-        if let Some(qk) = self.jobs.remove(jk.as_slice())? {
-            self.queue.remove(qk)?;
+        if let Some(due_ms) = self.due_of(&jk) {
+            self.queue.remove(queue_key(due_ms, &jk))?;
         }
-        self.leases.remove(jk)?;
+        self.changes
+            .borrow_mut()
+            .push(QueueChange::Complete { job_key: jk });
         Ok(())
     }
 
     fn schedule(&self, job: &Job, due: DateTime<Utc>) -> TxResult<()> {
         let jk = job_key(job);
-        if let Some(old) = self.jobs.get(jk.as_slice())? {
-            self.queue.remove(old)?;
+        if let Some(old) = self.due_of(&jk) {
+            self.queue.remove(queue_key(old, &jk))?;
         }
-        let qk = queue_key(millis(due), &jk);
-        self.queue.insert(qk.as_slice(), lift(encode(job))?)?;
-        self.jobs.insert(jk.as_slice(), qk)?;
-        self.leases.remove(jk)?;
+        let due_ms = millis(due);
+        self.queue
+            .insert(queue_key(due_ms, &jk), lift(encode(job))?)?;
+        self.changes.borrow_mut().push(QueueChange::Schedule {
+            job_key: jk,
+            job: *job,
+            due_ms,
+        });
         Ok(())
     }
 }
@@ -993,12 +947,26 @@ impl Store for SledStore {
         audit: AuditEvent,
         idempotency: Option<IdempotencyKey>,
     ) -> Result<AcceptOutcome> {
-        let record = record.clone();
-        // `write` waits for the disk also for duplicates: the first message
-        // may still be in flight to disk.
-        self.write(move |t| {
-            let id = record.id();
-            let idem = idempotency.map(|k| {
+        self.recover_if_due().await;
+        let generation = self.generation()?;
+        // Before the transaction; a duplicate leaves these bytes
+        // unreferenced (see `vlog.rs`).
+        let pointer = if payload.len() as u64 <= QUICK_READ_BYTES {
+            generation.trees.vlog.append(&payload)
+        } else {
+            let g = Arc::clone(&generation);
+            tokio::task::spawn_blocking(move || g.trees.vlog.append(&payload))
+                .await
+                .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))
+                .and_then(|r| r)
+        };
+        let pointer = self.noted(pointer)?;
+        let id = record.id();
+        let op = AcceptOp {
+            record: record.clone(),
+            payload_ref: pointer.encode().to_vec(),
+            audit,
+            idempotency: idempotency.map(|k| {
                 (
                     idempotency_key(&k.channel, &k.sender, &k.key),
                     IdempotencyEntry {
@@ -1006,132 +974,110 @@ impl Store for SledStore {
                         sha256: k.payload_sha256,
                     },
                 )
-            });
-            t.transact(|tx| {
-                if let Some((key, entry)) = &idem {
-                    if let Some(v) = tx.idempotency.get(key.as_slice())? {
-                        let first: IdempotencyEntry = lift(decode("idempotency", key, &v))?;
-                        return Ok(if first.sha256 == entry.sha256 {
-                            AcceptOutcome::Duplicate(first.id)
-                        } else {
-                            AcceptOutcome::KeyConflict(first.id)
-                        });
-                    }
-                    tx.idempotency
-                        .insert(key.as_slice(), lift(encode(entry))?)?;
-                }
-                if tx.messages.get(id.as_bytes())?.is_some() {
-                    return abort(StoreError::Backend(format!("message {id} already exists")));
-                }
-                tx.put_record(&record)?;
-                tx.payloads.insert(id.as_bytes(), payload.as_ref())?;
-                tx.append_audit(id, &audit)?;
-                tx.index_state(record.state, id, true)?;
-                tx.index_tenant(record.envelope.tenant.as_deref(), id, true)?;
-                tx.schedule(&Job::Route { message: id }, Utc::now())?;
-                Ok(AcceptOutcome::Created)
-            })
-        })
-        .await
+            }),
+            route_due: Utc::now(),
+        };
+        // The writer answers duplicates only once the first message is on
+        // disk too: it may have been in flight.
+        match self.noted(generation.writer.submit(Op::Accept(Box::new(op))).await)? {
+            Outcome::Accepted(outcome) => Ok(outcome),
+            other => Err(StoreError::Backend(format!(
+                "store writer answered an accept with {other:?}"
+            ))),
+        }
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<MessageRecord>> {
-        self.blocking(move |t| t.get_record(id)).await
+        self.quick(|t| t.get_record(id))
     }
 
     async fn payload(&self, id: MessageId) -> Result<Option<Bytes>> {
-        self.blocking(move |t| {
-            Ok(t.payloads
-                .get(id.as_bytes())
-                .map_err(backend)?
-                .map(|v| Bytes::copy_from_slice(&v)))
-        })
-        .await
+        match self.quick(|t| t.payload_doc(id))? {
+            Some(doc) => self.read_doc(doc).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn output(&self, id: MessageId, index: u32) -> Result<Option<Bytes>> {
-        self.blocking(move |t| {
+        let doc = self.quick(|t| {
             let Some(v) = t.outputs.get(output_key(id, index)).map_err(backend)? else {
                 return Ok(None);
             };
             match v.first() {
-                Some(&OUTPUT_INLINE) => Ok(Some(Bytes::copy_from_slice(&v[1..]))),
-                Some(&OUTPUT_IS_PAYLOAD) => {
-                    let payload = t.payloads.get(id.as_bytes()).map_err(backend)?;
-                    payload
-                        .map(|p| Some(Bytes::copy_from_slice(&p)))
-                        .ok_or_else(|| {
-                            StoreError::Corrupt(format!(
-                                "output {index} of {id} refers to the payload, which is missing"
-                            ))
-                        })
-                }
+                Some(&OUTPUT_IN_LOG) => Ok(Some(Doc::Log(Pointer::decode(&v[1..], "outputs")?))),
+                Some(&OUTPUT_INLINE) => Ok(Some(Doc::Bytes(v[1..].to_vec()))),
+                Some(&OUTPUT_IS_PAYLOAD) => t.payload_doc(id)?.map(Some).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "output {index} of {id} refers to the payload, which is missing"
+                    ))
+                }),
                 _ => Err(StoreError::Corrupt(format!(
                     "output {index} of {id}: unknown encoding"
                 ))),
             }
-        })
-        .await
+        })?;
+        match doc {
+            Some(doc) => self.read_doc(doc).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn update(&self, id: MessageId, f: &mut UpdateFn<'_>) -> Result<MessageRecord> {
-        let f = RefCell::new(f);
         self.recover_if_due().await;
         let generation = self.generation()?;
-        let trees = &generation.trees;
-        let stored = run_in_place(|| {
-            trees.transact(|tx| {
-                let Some(old) = tx.record(id)? else {
-                    return abort(StoreError::NotFound(id));
-                };
-                let mut rec = old.clone();
-                let effects: Effects = {
-                    let mut f = f.borrow_mut();
-                    lift((*f)(&mut rec))?
-                };
-                if rec.id() != id {
-                    return abort(StoreError::Aborted(format!(
-                        "update of message {id} may not change its id"
-                    )));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Read the committed record and run the closure here, on the
+            // caller's thread; the writer applies the result only if the
+            // record is still at this revision (see `writer.rs`).
+            let Some(old) = generation.trees.get_record(id)? else {
+                return Err(StoreError::NotFound(id));
+            };
+            let mut rec = old.clone();
+            let effects = f(&mut rec)?;
+            if rec.id() != id {
+                return Err(StoreError::Aborted(format!(
+                    "update of message {id} may not change its id"
+                )));
+            }
+            if effects.is_empty() && rec == old {
+                // Nothing to write (e.g. a second delivery of a message
+                // another worker already marked `delivering`).
+                return Ok(rec);
+            }
+            rec.revision = old.revision.saturating_add(1);
+            rec.updated_at = Utc::now();
+            let outputs = effects
+                .outputs
+                .iter()
+                .map(|(index, doc)| Ok((*index, encode_output(&rec, doc, &generation.trees.vlog)?)))
+                .collect::<Result<Vec<_>>>();
+            let outputs = self.noted(outputs)?;
+            let op = UpdateOp {
+                id,
+                base_revision: old.revision,
+                record: rec.clone(),
+                audit: effects.audit,
+                outputs,
+                complete: effects.complete,
+                schedule: effects.schedule,
+            };
+            match self.noted(generation.writer.submit(Op::Update(Box::new(op))).await)? {
+                Outcome::Updated => return Ok(rec),
+                Outcome::Conflict if attempt < MAX_UPDATE_ATTEMPTS => continue,
+                Outcome::Conflict => {
+                    return Err(StoreError::Backend(format!(
+                    "message {id} changed under {MAX_UPDATE_ATTEMPTS} updates in a row; giving up"
+                )))
                 }
-                if effects.is_empty() && rec == old {
-                    // Nothing to write (e.g. a second delivery of a message
-                    // another worker already marked `delivering`).
-                    return Ok((rec, false));
+                other => {
+                    return Err(StoreError::Backend(format!(
+                        "store writer answered an update with {other:?}"
+                    )))
                 }
-                rec.revision = old.revision.saturating_add(1);
-                rec.updated_at = Utc::now();
-                tx.put_record(&rec)?;
-                if rec.state != old.state {
-                    tx.index_state(old.state, id, false)?;
-                    tx.index_state(rec.state, id, true)?;
-                }
-                if rec.envelope.tenant != old.envelope.tenant {
-                    tx.index_tenant(old.envelope.tenant.as_deref(), id, false)?;
-                    tx.index_tenant(rec.envelope.tenant.as_deref(), id, true)?;
-                }
-                for event in &effects.audit {
-                    tx.append_audit(id, event)?;
-                }
-                for (index, doc) in &effects.outputs {
-                    tx.outputs
-                        .insert(output_key(id, *index), encode_output(&rec, doc))?;
-                }
-                for job in &effects.complete {
-                    tx.complete(job)?;
-                }
-                for (job, due) in &effects.schedule {
-                    tx.schedule(job, *due)?;
-                }
-                Ok((rec, true))
-            })
-        });
-        let stored = match stored {
-            Ok((rec, true)) => generation.flusher.flush().await.map(|()| rec),
-            Ok((rec, false)) => Ok(rec),
-            Err(e) => Err(e),
-        };
-        self.noted(stored)
+            }
+        }
     }
 
     async fn list(&self, filter: &MessageFilter) -> Result<Page> {
@@ -1162,141 +1108,51 @@ impl Store for SledStore {
             return Ok(Vec::new());
         }
         self.recover_if_due().await;
-        let claimed = self
-            .blocking(move |t| {
-                let now_ms = millis(now);
-                let lease = millis(lease_until).to_be_bytes();
-                // Candidates from a scan outside the transaction, re-checked inside.
-                let mut candidates = Vec::new();
-                for kv in t.queue.iter() {
-                    let (qk, v) = kv.map_err(backend)?;
-                    let due_ms = be_u64(&qk, "queue")?;
-                    if due_ms > now_ms {
-                        break;
-                    }
-                    let jk = qk.get(8..).unwrap_or_default().to_vec();
-                    if t.lease_of(&jk)?.is_some_and(|until| until > now_ms) {
-                        continue;
-                    }
-                    let job: Job = decode("queue", &qk, &v)?;
-                    candidates.push((qk, jk, job, from_millis(due_ms, "queue")?));
-                    if candidates.len() >= limit {
-                        break;
-                    }
-                }
-                if candidates.is_empty() {
-                    return Ok(Vec::new());
-                }
-                t.transact(|tx| {
-                    let mut out = Vec::with_capacity(candidates.len());
-                    for (qk, jk, job, due) in &candidates {
-                        if tx.queue.get(qk)?.is_none() {
-                            continue;
-                        }
-                        if let Some(v) = tx.leases.get(jk.as_slice())? {
-                            if lift(be_u64(&v, "leases"))? > now_ms {
-                                continue;
-                            }
-                        }
-                        tx.leases.insert(jk.as_slice(), &lease)?;
-                        out.push(ClaimedJob {
-                            job: *job,
-                            due: *due,
-                        });
-                    }
-                    Ok(out)
+        // In memory (see the module docs): no sled work, no flush — a
+        // lease only matters while this process runs (a single process
+        // owns the sled database, and `release_leases` drops every lease
+        // at the next start).
+        let generation = self.generation()?;
+        let claimed = generation
+            .trees
+            .lock_index()
+            .claim(millis(now), limit, millis(lease_until));
+        claimed
+            .into_iter()
+            .map(|(job, due_ms)| {
+                Ok(ClaimedJob {
+                    job,
+                    due: from_millis(due_ms, "queue")?,
                 })
             })
-            .await;
-        let claimed = self.noted(claimed)?;
-        // No flush here: a lease only matters while this process runs (a
-        // single process owns the sled database, and `release_leases` drops
-        // every lease at the next start). Waiting for the disk here would
-        // serialise the dispatcher on fsync latency.
-        Ok(claimed)
+            .collect()
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        self.blocking(|t| {
-            let now_ms = millis(Utc::now());
-            let mut best: Option<u64> = None;
-            for kv in t.queue.iter() {
-                let (qk, _) = kv.map_err(backend)?;
-                let due_ms = be_u64(&qk, "queue")?;
-                if best.is_some_and(|b| due_ms >= b) {
-                    break;
-                }
-                let jk = qk.get(8..).unwrap_or_default();
-                // A leased job becomes claimable again when its lease expires.
-                let at = match t.lease_of(jk)? {
-                    Some(until) if until > now_ms => due_ms.max(until),
-                    _ => due_ms,
-                };
-                best = Some(best.map_or(at, |b| b.min(at)));
-            }
-            best.map(|ms| from_millis(ms, "queue")).transpose()
-        })
-        .await
+        let generation = self.generation()?;
+        let next = generation.trees.lock_index().next_due(millis(Utc::now()));
+        next.map(|ms| from_millis(ms, "queue")).transpose()
     }
 
     async fn renew_lease(&self, job: Job, lease_until: DateTime<Utc>) -> Result<bool> {
-        let renewed = self
-            .blocking(move |t| {
-                let jk = job_key(&job);
-                let until = millis(lease_until).to_be_bytes();
-                // Atomic per key: a lease removed meanwhile (the job
-                // completed) stays removed.
-                let previous = t
-                    .leases
-                    .fetch_and_update(jk.as_slice(), |old| old.map(|_| until.to_vec()))
-                    .map_err(backend)?;
-                Ok(previous.is_some())
-            })
-            .await;
-        self.noted(renewed)
+        let generation = self.generation()?;
+        let renewed = generation
+            .trees
+            .lock_index()
+            .renew(&job_key(&job), millis(lease_until));
+        Ok(renewed)
     }
 
     async fn release_leases(&self) -> Result<u64> {
-        self.write(|t| {
-            let keys: Vec<IVec> = t
-                .leases
-                .iter()
-                .keys()
-                .collect::<std::result::Result<_, _>>()
-                .map_err(backend)?;
-            if keys.is_empty() {
-                return Ok(0);
-            }
-            t.transact(|tx| {
-                let mut n = 0u64;
-                for k in &keys {
-                    if tx.leases.remove(k)?.is_some() {
-                        n += 1;
-                    }
-                }
-                Ok(n)
-            })
-        })
-        .await
+        let generation = self.generation()?;
+        let released = generation.trees.lock_index().release();
+        Ok(released)
     }
 
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
-        self.blocking(move |t| {
-            let now_ms = millis(now);
-            let mut stats = QueueStats::default();
-            for kv in t.queue.iter() {
-                let (qk, _) = kv.map_err(backend)?;
-                stats.depth += 1;
-                if be_u64(&qk, "queue")? <= now_ms {
-                    let jk = qk.get(8..).unwrap_or_default();
-                    if t.lease_of(jk)?.is_none_or(|until| until <= now_ms) {
-                        stats.due += 1;
-                    }
-                }
-            }
-            Ok(stats)
-        })
-        .await
+        let generation = self.generation()?;
+        let stats = generation.trees.lock_index().stats(millis(now));
+        Ok(stats)
     }
 
     async fn count_by_state(&self) -> Result<Vec<(MessageState, u64)>> {
@@ -1368,7 +1224,7 @@ impl Store for SledStore {
 
     async fn flush(&self) -> Result<()> {
         let flushed = match self.generation() {
-            Ok(generation) => generation.flusher.flush().await,
+            Ok(generation) => generation.writer.submit(Op::Flush).await.map(|_| ()),
             Err(e) => Err(e),
         };
         self.noted(flushed)
@@ -1443,6 +1299,7 @@ fn list(t: &Trees, filter: &MessageFilter) -> Result<Page> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::Effects;
     use drehscheibe_model::{Envelope, SenderIdentity};
 
     fn record() -> MessageRecord {
@@ -1468,14 +1325,14 @@ mod tests {
         })
     }
 
-    /// With the flusher held back, N concurrent accepts all commit and then
-    /// wait for the same flush generation: exactly one flush serves them.
+    /// With the writer held back, N concurrent accepts queue up; released,
+    /// the writer applies them in one transaction and one flush.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_flush_serves_all_waiting_accepts() {
+    async fn one_batch_and_one_flush_serve_all_waiting_accepts() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let before = store.flush_count();
-        store.generation().unwrap().flusher.set_paused(true);
+        store.generation().unwrap().writer.set_paused(true);
         const N: u64 = 16;
         let mut tasks = Vec::new();
         for _ in 0..N {
@@ -1488,21 +1345,73 @@ mod tests {
                     .await
             }));
         }
-        // Wait until every accept has committed and asked for a flush.
+        // Wait until every accept has queued its operation.
         while store.flush_requests() < N {
             tokio::task::yield_now().await;
         }
         let counts = store.count_by_state().await.unwrap();
-        assert!(counts.contains(&(MessageState::Received, N)));
         assert!(
-            tasks.iter().all(|t| !t.is_finished()),
-            "nobody is durable yet"
+            !counts.contains(&(MessageState::Received, N)),
+            "nothing is written while the writer is held back"
         );
-        store.generation().unwrap().flusher.set_paused(false);
+        assert!(tasks.iter().all(|t| !t.is_finished()), "nobody is answered");
+        store.generation().unwrap().writer.set_paused(false);
         for t in tasks {
             assert_eq!(t.await.unwrap().unwrap(), AcceptOutcome::Created);
         }
         assert_eq!(store.flush_count(), before + 1);
+        let counts = store.count_by_state().await.unwrap();
+        assert!(counts.contains(&(MessageState::Received, N)));
+    }
+
+    /// Two updates of one record prepared from the same revision: the
+    /// second is a conflict, reruns its closure on the new record, and
+    /// both changes land.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_updates_of_one_record_both_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let rec = record();
+        let id = rec.id();
+        let ev = AuditEvent::new(id, "test", "received", None, rec.state);
+        store
+            .accept(&rec, Bytes::from_static(b"<a/>"), ev, None)
+            .await
+            .unwrap();
+        // Both read revision r while the writer is held back.
+        store.generation().unwrap().writer.set_paused(true);
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let mut tasks = Vec::new();
+        for label in ["first", "second"] {
+            let (store, runs) = (store.clone(), Arc::clone(&runs));
+            tasks.push(tokio::spawn(async move {
+                store
+                    .update(id, &mut |r: &mut MessageRecord| {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        r.envelope
+                            .correlation_ids
+                            .insert(label.to_owned(), "x".to_owned());
+                        Ok(Effects::default())
+                    })
+                    .await
+            }));
+        }
+        while store.flush_requests() < 3 {
+            tokio::task::yield_now().await;
+        }
+        store.generation().unwrap().writer.set_paused(false);
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let stored = store.get(id).await.unwrap().unwrap();
+        assert!(stored.envelope.correlation_ids.contains_key("first"));
+        assert!(stored.envelope.correlation_ids.contains_key("second"));
+        assert_eq!(stored.revision, rec.revision + 2);
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "the losing closure ran once more"
+        );
     }
 
     #[test]

@@ -1,0 +1,314 @@
+//! The store's single writer: whatever callers queued up meanwhile, in one
+//! sled transaction and one flush.
+//!
+//! # Why one writer
+//!
+//! sled 0.34 makes every atomic multi-key write expensive regardless of its
+//! size: a transaction (and a batch) first seals and writes the current I/O
+//! buffer, then reserves and writes a batch manifest — two buffer writes,
+//! each a `pwrite` plus `sync_file_range` handed to sled's I/O thread pool
+//! (`PageCache::pin_log`). With one transaction per `update`, the
+//! Gewerbeanmeldung pipeline ran ~1,300 transactions/s and ~3,200 buffer
+//! writes/s, 55,000 context switches/s, and the flushes waited behind them
+//! (docs/benchmarks.md, session 8). sled also serialises transactions with
+//! a process-wide lock, so running them on many threads bought nothing.
+//!
+//! So callers do not run transactions. They prepare an [`Op`] — an update
+//! computes its new record from the committed one on the caller's thread —
+//! and queue it here. The writer thread takes everything queued, applies
+//! it in **one** transaction, makes it durable with **one** flush (value
+//! log first, then sled; see `vlog.rs`), and answers each caller. The
+//! transaction and the flush are the group commit: under load one batch
+//! carries dozens of operations; alone, an operation waits for nothing but
+//! its own flush.
+//!
+//! An update whose record changed after the caller read it (its base
+//! revision is stale: two deliveries of one message finishing together)
+//! is answered [`Outcome::Conflict`] and writes nothing; the caller reads
+//! the record again and reruns its closure — the optimistic retry that
+//! [`UpdateFn`](crate::UpdateFn) allows.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, Utc};
+use drehscheibe_model::{AuditEvent, MessageId, MessageRecord};
+use tokio::sync::oneshot;
+
+use super::{decode, encode, lift, output_key, IdempotencyEntry, Trees, Tx, TxResult};
+use crate::{AcceptOutcome, Job, Result, StoreError};
+
+/// Most operations in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// A write prepared by a caller.
+pub(super) enum Op {
+    /// Store a new message (see [`Store::accept`](crate::Store::accept)).
+    Accept(Box<AcceptOp>),
+    /// Replace a record, if it is still at `base_revision`.
+    Update(Box<UpdateOp>),
+    /// Write nothing; answer once everything queued before is durable.
+    Flush,
+}
+
+pub(super) struct AcceptOp {
+    pub record: MessageRecord,
+    /// Encoded value-log pointer of the payload.
+    pub payload_ref: Vec<u8>,
+    pub audit: AuditEvent,
+    /// Key and entry in the `idempotency` tree.
+    pub idempotency: Option<(Vec<u8>, IdempotencyEntry)>,
+    pub route_due: DateTime<Utc>,
+}
+
+pub(super) struct UpdateOp {
+    pub id: MessageId,
+    /// The revision the caller read; the update applies only on it.
+    pub base_revision: u64,
+    /// The new record (revision already bumped).
+    pub record: MessageRecord,
+    pub audit: Vec<AuditEvent>,
+    /// Encoded `outputs` values by delivery index.
+    pub outputs: Vec<(u32, Vec<u8>)>,
+    pub complete: Vec<Job>,
+    pub schedule: Vec<(Job, DateTime<Utc>)>,
+}
+
+/// The answer to one [`Op`].
+#[derive(Debug)]
+pub(super) enum Outcome {
+    Accepted(AcceptOutcome),
+    Updated,
+    /// The record changed since the caller read it; nothing was written.
+    Conflict,
+    Flushed,
+}
+
+type Reply = oneshot::Sender<Result<Outcome>>;
+
+struct Pending {
+    op: Op,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct State {
+    queue: Vec<Pending>,
+    /// Test hook: hold batches back.
+    paused: bool,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// Batches made durable so far.
+    flushes: AtomicU64,
+    /// Operations queued so far.
+    requests: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Handle of the writer thread of one open database.
+pub(super) struct Writer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(super) fn start(trees: Arc<Trees>, db: sled::Db) -> Result<Writer> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            flushes: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        });
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(&worker, &trees, &db))
+            .map_err(|e| StoreError::Backend(format!("start store writer thread: {e}")))?;
+        Ok(Writer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queue `op` and wait for its outcome (after its batch is durable).
+    pub(super) async fn submit(&self, op: Op) -> Result<Outcome> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut st = self.shared.lock();
+            if st.shutdown {
+                return Err(StoreError::Backend("store is closed".into()));
+            }
+            st.queue.push(Pending { op, reply });
+        }
+        self.shared.requests.fetch_add(1, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?
+    }
+
+    pub(super) fn completed(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_paused(&self, paused: bool) {
+        self.shared.lock().paused = paused;
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_loop(shared: &Shared, trees: &Trees, db: &sled::Db) {
+    loop {
+        let batch: Vec<Pending> = {
+            let mut st = shared.lock();
+            loop {
+                let ready = !st.queue.is_empty() && (!st.paused || st.shutdown);
+                if ready {
+                    let n = st.queue.len().min(MAX_BATCH);
+                    break st.queue.drain(..n).collect();
+                }
+                if st.shutdown {
+                    return;
+                }
+                st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let outcomes = apply_batch(trees, &batch);
+        let outcomes = outcomes.and_then(|outcomes| {
+            // The value log first: a pointer on disk must never point at
+            // bytes that are not (see `vlog.rs`).
+            trees.vlog.sync()?;
+            db.flush()
+                .map_err(|e| StoreError::Backend(format!("flush to disk failed: {e}")))?;
+            shared.flushes.fetch_add(1, Ordering::Relaxed);
+            Ok(outcomes)
+        });
+        match outcomes {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = pending.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store write failed");
+                let msg = e.to_string();
+                for pending in batch {
+                    let _ = pending.reply.send(Err(match &e {
+                        StoreError::Corrupt(_) => StoreError::Corrupt(msg.clone()),
+                        _ => StoreError::Backend(msg.clone()),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Apply every operation of a batch in one transaction. The outer error
+/// fails the whole batch (storage); an operation's own refusal (not
+/// found, conflict) is its entry in the vector and wrote nothing.
+fn apply_batch(trees: &Trees, batch: &[Pending]) -> Result<Vec<Result<Outcome>>> {
+    if batch.iter().all(|p| matches!(p.op, Op::Flush)) {
+        return Ok(batch.iter().map(|_| Ok(Outcome::Flushed)).collect());
+    }
+    trees.transact(|tx| batch.iter().map(|p| apply(tx, &p.op)).collect())
+}
+
+fn apply(tx: &Tx<'_>, op: &Op) -> TxResult<Result<Outcome>> {
+    match op {
+        Op::Flush => Ok(Ok(Outcome::Flushed)),
+        Op::Accept(a) => accept(tx, a),
+        Op::Update(u) => update(tx, u),
+    }
+}
+
+fn accept(tx: &Tx<'_>, a: &AcceptOp) -> TxResult<Result<Outcome>> {
+    let id = a.record.id();
+    if let Some((key, entry)) = &a.idempotency {
+        if let Some(v) = tx.idempotency.get(key.as_slice())? {
+            let first: IdempotencyEntry = lift(decode("idempotency", key, &v))?;
+            return Ok(Ok(Outcome::Accepted(if first.sha256 == entry.sha256 {
+                AcceptOutcome::Duplicate(first.id)
+            } else {
+                AcceptOutcome::KeyConflict(first.id)
+            })));
+        }
+    }
+    if tx.messages.get(id.as_bytes())?.is_some() {
+        // A message id is made once per receipt: refuse this one, write
+        // nothing, and leave the rest of the batch alone.
+        return Ok(Err(StoreError::Backend(format!(
+            "message {id} already exists"
+        ))));
+    }
+    if let Some((key, entry)) = &a.idempotency {
+        tx.idempotency
+            .insert(key.as_slice(), lift(encode(entry))?)?;
+    }
+    tx.put_record(&a.record)?;
+    tx.payload_refs
+        .insert(id.as_bytes(), a.payload_ref.as_slice())?;
+    tx.append_audit(id, &a.audit)?;
+    tx.index_state(a.record.state, id, true)?;
+    tx.index_tenant(a.record.envelope.tenant.as_deref(), id, true)?;
+    tx.schedule(&Job::Route { message: id }, a.route_due)?;
+    Ok(Ok(Outcome::Accepted(AcceptOutcome::Created)))
+}
+
+fn update(tx: &Tx<'_>, u: &UpdateOp) -> TxResult<Result<Outcome>> {
+    let id = u.id;
+    let Some(old) = tx.record(id)? else {
+        return Ok(Err(StoreError::NotFound(id)));
+    };
+    if old.revision != u.base_revision {
+        return Ok(Ok(Outcome::Conflict));
+    }
+    let rec = &u.record;
+    tx.put_record(rec)?;
+    if rec.state != old.state {
+        tx.index_state(old.state, id, false)?;
+        tx.index_state(rec.state, id, true)?;
+    }
+    if rec.envelope.tenant != old.envelope.tenant {
+        tx.index_tenant(old.envelope.tenant.as_deref(), id, false)?;
+        tx.index_tenant(rec.envelope.tenant.as_deref(), id, true)?;
+    }
+    for event in &u.audit {
+        tx.append_audit(id, event)?;
+    }
+    for (index, value) in &u.outputs {
+        tx.outputs
+            .insert(output_key(id, *index), value.as_slice())?;
+    }
+    for job in &u.complete {
+        tx.complete(job)?;
+    }
+    for (job, due) in &u.schedule {
+        tx.schedule(job, *due)?;
+    }
+    Ok(Ok(Outcome::Updated))
+}
