@@ -1,9 +1,11 @@
 //! [`SledStore`]: the embedded [`Store`] on sled 0.34.
 //!
-//! One sled database at `<dir>/db`. Every state change is one multi-tree
-//! sled transaction, followed by a group-committed flush (see
+//! One sled database at `<dir>/db` and a value log at `<dir>/vlog`.
+//! Accepts and updates are prepared by the caller and queued to the
+//! store's single writer thread (`writer.rs`), which applies everything
+//! queued in one multi-tree sled transaction followed by one flush (see
 //! [`SledStore::flush_count`]): the method returns only once the change is
-//! on disk, and concurrent callers share one flush.
+//! on disk, and concurrent callers share one transaction and one flush.
 //!
 //! # Key layout
 //!
@@ -48,13 +50,13 @@
 //!
 //! # Notes
 //!
-//! * sled 0.34 serialises transactions with a process-wide lock, so a
-//!   transaction never actually conflicts; the code still tolerates the
-//!   closure running more than once.
-//! * `update` runs its closure inside the transaction on the calling
-//!   thread (via `block_in_place` on a multi-thread runtime, inline on a
-//!   current-thread one), holding sled's transaction lock: keep the closure
-//!   short and free of I/O. All other methods run on the blocking pool.
+//! * `update` runs its closure on the calling thread against the committed
+//!   record, outside any lock; the writer applies the result only if the
+//!   record's revision is unchanged, otherwise the closure runs again on
+//!   the new record (`writer.rs`). Keep the closure short and free of I/O.
+//! * Point reads (`get`, `payload`, `output` up to 256 KiB) run on the
+//!   calling thread; scans (`list`, `audit`, the blob sweep) and large
+//!   value-log reads on the blocking pool.
 //! * Due and lease times are stored with millisecond precision.
 //!
 //! # Recovering from write failures (disk full)
@@ -169,7 +171,7 @@ const RETIRED_TREES: [&str; 2] = ["jobs", "leases"];
 /// The embedded store: sled on local disk, one process.
 ///
 /// Cheap to clone; clones share the database. Dropping the last clone stops
-/// the flusher thread and closes the database, so the directory can be
+/// the writer thread and closes the database, so the directory can be
 /// opened again.
 #[derive(Clone)]
 pub struct SledStore {
@@ -189,7 +191,7 @@ struct Inner {
     recovering: Mutex<()>,
 }
 
-/// One opened sled database with its trees and flusher. Dropped (closing
+/// One opened sled database with its trees and writer. Dropped (closing
 /// the database) when the last call using it ends.
 struct Generation {
     trees: Arc<Trees>,
@@ -250,7 +252,7 @@ impl Generation {
             // the default 128 KiB and turned every consolidation into a
             // file create + write. 8 MiB segments raise that to 2 MiB.
             .segment_size(8 * 1024 * 1024)
-            // Our group-commit flusher makes every acknowledged write
+            // Our group-commit writer makes every acknowledged write
             // durable; sled's own periodic flusher thread would only keep
             // the database (and its file lock) alive after a drop.
             .flush_every_ms(None);
@@ -305,7 +307,7 @@ impl Generation {
 }
 
 impl SledStore {
-    /// Number of disk flushes the group-commit flusher has completed since
+    /// Number of disk flushes the group-commit writer has completed since
     /// the store was opened (for metrics and tests).
     pub fn flush_count(&self) -> u64 {
         let closed = lock(&self.inner.closed_flushes).0;
