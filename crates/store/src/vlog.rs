@@ -72,30 +72,21 @@ impl Pointer {
     }
 
     pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Pointer> {
-        let bad = || StoreError::Corrupt(format!("{what}: bad value-log pointer"));
-        if bytes.len() != POINTER_BYTES {
-            return Err(bad());
+        /// The big-endian field of `N` bytes at `at`.
+        fn field<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
+            bytes.get(at..at + N)?.try_into().ok()
         }
-        let u32_at = |at: usize| -> Result<u32> {
-            let a: [u8; 4] = bytes
-                .get(at..at + 4)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(bad)?;
-            Ok(u32::from_be_bytes(a))
-        };
-        let u64_at = |at: usize| -> Result<u64> {
-            let a: [u8; 8] = bytes
-                .get(at..at + 8)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(bad)?;
-            Ok(u64::from_be_bytes(a))
-        };
-        Ok(Pointer {
-            segment: u32_at(0)?,
-            offset: u64_at(4)?,
-            len: u64_at(12)?,
-            crc: u32_at(20)?,
-        })
+        let decoded = (bytes.len() == POINTER_BYTES)
+            .then(|| {
+                Some(Pointer {
+                    segment: u32::from_be_bytes(field(bytes, 0)?),
+                    offset: u64::from_be_bytes(field(bytes, 4)?),
+                    len: u64::from_be_bytes(field(bytes, 12)?),
+                    crc: u32::from_be_bytes(field(bytes, 20)?),
+                })
+            })
+            .flatten();
+        decoded.ok_or_else(|| StoreError::Corrupt(format!("{what}: bad value-log pointer")))
     }
 }
 
@@ -215,7 +206,7 @@ impl ValueLog {
             segment,
             offset,
             len,
-            crc: crc32(value),
+            crc: crc32fast::hash(value),
         })
     }
 
@@ -277,7 +268,7 @@ impl ValueLog {
                 )),
                 _ => io("read", &path, e),
             })?;
-        if crc32(&buf) != p.crc {
+        if crc32fast::hash(&buf) != p.crc {
             return Err(StoreError::Corrupt(format!(
                 "value log {}: value at {} ({} bytes) fails its checksum",
                 path.display(),
@@ -293,11 +284,6 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("sync directory", dir, e))
-}
-
-/// CRC-32 (IEEE) of a value.
-fn crc32(data: &[u8]) -> u32 {
-    crc32fast::hash(data)
 }
 
 #[cfg(test)]

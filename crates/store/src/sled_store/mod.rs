@@ -90,6 +90,7 @@
 //!   day before the message's `received_at` (ids are made at receipt).
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -136,9 +137,9 @@ const REOPENING: &str = "store is reopening after a write failure";
 /// keeps changing under it before it gives up.
 const MAX_UPDATE_ATTEMPTS: u32 = 64;
 
-/// Largest value-log read (or payload append) done on the calling thread (see
-/// [`SledStore::read_doc`]).
-const QUICK_READ_BYTES: u64 = 256 * 1024;
+/// Largest value-log read or payload append done on the calling thread;
+/// larger ones go to the blocking pool (see [`SledStore::read_doc`]).
+const INLINE_IO_BYTES: u64 = 256 * 1024;
 
 /// A stored document: bytes already at hand, or where to read them.
 enum Doc {
@@ -344,7 +345,7 @@ impl SledStore {
     async fn read_doc(&self, doc: Doc) -> Result<Bytes> {
         match doc {
             Doc::Bytes(b) => Ok(Bytes::from(b)),
-            Doc::Log(p) if p.len <= QUICK_READ_BYTES => {
+            Doc::Log(p) if p.len <= INLINE_IO_BYTES => {
                 let generation = self.generation()?;
                 generation.trees.vlog.read(&p).map(Bytes::from)
             }
@@ -377,17 +378,9 @@ impl SledStore {
         F: FnOnce(&Trees) -> Result<T> + Send + 'static,
     {
         self.recover_if_due().await;
-        let generation = self.generation()?;
-        let g = Arc::clone(&generation);
-        let result = tokio::task::spawn_blocking(move || f(&g.trees))
-            .await
-            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))
-            .and_then(|r| r);
-        let result = match result {
-            Ok(v) => generation.writer.submit(Op::Flush).await.map(|_| v),
-            Err(e) => Err(e),
-        };
-        self.noted(result)
+        let value = self.noted(self.blocking(f).await)?;
+        Store::flush(self).await?;
+        Ok(value)
     }
 
     /// Remember a backend failure of a write (not a refusal such as
@@ -753,6 +746,9 @@ struct Tx<'a> {
     /// Queue changes of this transaction, applied to the index after the
     /// commit.
     changes: RefCell<Vec<QueueChange>>,
+    /// Due time per job as this transaction left it (`None`: completed),
+    /// so a batch of many operations looks each job up once.
+    due_now: RefCell<HashMap<Vec<u8>, Option<u64>>>,
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
@@ -809,6 +805,7 @@ impl Trees {
                 config,
                 index: &index,
                 changes: RefCell::new(Vec::new()),
+                due_now: RefCell::new(HashMap::new()),
             };
             let a = f(&tx)?;
             Ok((a, tx.changes.into_inner()))
@@ -901,10 +898,8 @@ impl Tx<'_> {
     /// Due time of a job as this transaction sees it: its own changes
     /// first, then the index.
     fn due_of(&self, jk: &[u8]) -> Option<u64> {
-        let changes = self.changes.borrow();
-        match changes.iter().rev().find(|c| c.job_key() == jk) {
-            Some(QueueChange::Schedule { due_ms, .. }) => Some(*due_ms),
-            Some(QueueChange::Complete { .. }) => None,
+        match self.due_now.borrow().get(jk) {
+            Some(due) => *due,
             None => self.index.due_of.get(jk).copied(),
         }
     }
@@ -914,6 +909,7 @@ impl Tx<'_> {
         if let Some(due_ms) = self.due_of(&jk) {
             self.queue.remove(queue_key(due_ms, &jk))?;
         }
+        self.due_now.borrow_mut().insert(jk.clone(), None);
         self.changes
             .borrow_mut()
             .push(QueueChange::Complete { job_key: jk });
@@ -928,6 +924,7 @@ impl Tx<'_> {
         let due_ms = millis(due);
         self.queue
             .insert(queue_key(due_ms, &jk), lift(encode(job))?)?;
+        self.due_now.borrow_mut().insert(jk.clone(), Some(due_ms));
         self.changes.borrow_mut().push(QueueChange::Schedule {
             job_key: jk,
             job: *job,
@@ -953,14 +950,10 @@ impl Store for SledStore {
         let generation = self.generation()?;
         // Before the transaction; a duplicate leaves these bytes
         // unreferenced (see `vlog.rs`).
-        let pointer = if payload.len() as u64 <= QUICK_READ_BYTES {
+        let pointer = if payload.len() as u64 <= INLINE_IO_BYTES {
             generation.trees.vlog.append(&payload)
         } else {
-            let g = Arc::clone(&generation);
-            tokio::task::spawn_blocking(move || g.trees.vlog.append(&payload))
-                .await
-                .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))
-                .and_then(|r| r)
+            self.blocking(move |t| t.vlog.append(&payload)).await
         };
         let pointer = self.noted(pointer)?;
         let id = record.id();

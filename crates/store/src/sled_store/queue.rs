@@ -21,14 +21,6 @@ pub(super) enum QueueChange {
     },
 }
 
-impl QueueChange {
-    pub(super) fn job_key(&self) -> &[u8] {
-        match self {
-            QueueChange::Complete { job_key } | QueueChange::Schedule { job_key, .. } => job_key,
-        }
-    }
-}
-
 /// The in-memory mirror of the `queue` tree, plus the leases (see the
 /// module docs).
 #[derive(Debug, Default)]
@@ -96,7 +88,7 @@ impl QueueIndex {
         }
     }
 
-    pub(super) fn leased_at(&self, jk: &[u8], now_ms: u64) -> Option<u64> {
+    fn leased_at(&self, jk: &[u8], now_ms: u64) -> Option<u64> {
         self.leases.get(jk).copied().filter(|&until| until > now_ms)
     }
 
