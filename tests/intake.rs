@@ -10,6 +10,7 @@ use drehscheibe_suite::receiver::Receiver;
 use drehscheibe_suite::{
     http_tenant, order, start, Api, TestConfig, OPERATOR, SENDER, TENANT_ALPHA, TENANT_BETA,
 };
+use futures::StreamExt;
 use serde_json::Value;
 
 const LEISTUNG: &str = "99050012104000";
@@ -115,18 +116,31 @@ async fn hostile_and_malformed_input_is_refused_with_problem_details() {
         assert_eq!(status, want, "{name}: {v}");
     }
     // Oversize without Content-Length (chunked): still refused, streamed.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..100).map(|_| Ok(vec![b'x'; 1024])).collect();
-    let r = api
-        .http
-        .post(format!("{}/api/v1/inbox/portal", api.base))
-        .bearer_auth(SENDER)
-        .header("content-type", "application/xml")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(problem(r).await.0, 413);
+    // The client is still sending when the limit is passed. Were the
+    // inbox to close the connection with the rest of the body unread, the
+    // kernel would reset it and the client could lose the 413 it had not
+    // read yet; the inbox reads and discards the rest instead (within
+    // DRAIN_AFTER_REFUSAL_BYTES), so the client reads the refusal every
+    // time: a slow sender, and a fast one with ten times the limit.
+    let slow = futures::stream::iter(0..200)
+        .then(|_| async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<_, std::io::Error>(vec![b'x'; 1024])
+        })
+        .boxed();
+    let fast = || futures::stream::iter((0..10).map(|_| Ok(vec![b'x'; 64 * 1024]))).boxed();
+    for body in [slow, fast(), fast(), fast(), fast(), fast()] {
+        let r = api
+            .http
+            .post(format!("{}/api/v1/inbox/portal", api.base))
+            .bearer_auth(SENDER)
+            .header("content-type", "application/xml")
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem(r).await.0, 413);
+    }
 
     // Authentication and channel checks.
     let body = order("01001000", LEISTUNG, 10);

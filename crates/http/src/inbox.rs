@@ -95,6 +95,16 @@ pub const CORRELATION_HEADERS: [&str; 2] = ["x-correlation-id", "x-request-id"];
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// After refusing a body as too large, the inbox reads and discards at
+/// most this many further bytes of it before answering. A client that is
+/// still sending when the answer comes would otherwise see its connection
+/// closed under it and report a broken pipe instead of the `413`; an
+/// attacker costs the hub no more than this per refused request.
+pub const DRAIN_AFTER_REFUSAL_BYTES: u64 = 1 << 20;
+
+/// ... and spends at most this long doing so.
+pub const DRAIN_AFTER_REFUSAL_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Body of a `202 Accepted` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptedBody {
@@ -248,10 +258,14 @@ async fn receive(
     let max_payload = state.intake.max_payload_bytes();
     let (content_type, payload, attachments) = match BodyKind::of(content_type)? {
         BodyKind::Payload(content_type) => {
+            let mut stream = body.into_data_stream();
             if declared_length.is_some_and(|len| len > max_payload) {
+                if declared_length.is_some_and(|len| len <= DRAIN_AFTER_REFUSAL_BYTES) {
+                    drain_bounded(&mut stream).await;
+                }
                 return Err(IntakeError::TooLarge { limit: max_payload }.into());
             }
-            let payload = read_payload(body.into_data_stream(), max_payload).await?;
+            let payload = read_payload(&mut stream, max_payload).await?;
             (content_type, payload, Vec::new())
         }
         BodyKind::Multipart(boundary) => {
@@ -458,7 +472,7 @@ fn is_payload_media_type(essence: &str) -> bool {
 }
 
 /// Read a plain body into memory, refusing more than `limit` bytes.
-async fn read_payload<S, E>(mut stream: S, limit: u64) -> Result<Bytes, Refused>
+async fn read_payload<S, E>(stream: &mut S, limit: u64) -> Result<Bytes, Refused>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -468,11 +482,34 @@ where
         let chunk = chunk
             .map_err(|e| Problem::bad_request(format!("reading the request body failed: {e}")))?;
         if (buf.len() as u64).saturating_add(chunk.len() as u64) > limit {
+            drain_bounded(stream).await;
             return Err(IntakeError::TooLarge { limit }.into());
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// Read and discard what is left of a refused body, bounded by
+/// [`DRAIN_AFTER_REFUSAL_BYTES`] and [`DRAIN_AFTER_REFUSAL_TIME`], so that
+/// a client still sending reads the refusal instead of a reset connection.
+/// If the bound is reached, the answer goes out anyway and the server
+/// closes the connection.
+async fn drain_bounded<S, E>(stream: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let drain = async {
+        let mut drained: u64 = 0;
+        while let Some(Ok(chunk)) = stream.next().await {
+            drained = drained.saturating_add(chunk.len() as u64);
+            if drained > DRAIN_AFTER_REFUSAL_BYTES {
+                break;
+            }
+        }
+    };
+    // Elapsing is the expected end for a slow sender; nothing to report.
+    let _ = tokio::time::timeout(DRAIN_AFTER_REFUSAL_TIME, drain).await;
 }
 
 struct Limits {
