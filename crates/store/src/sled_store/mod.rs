@@ -829,27 +829,22 @@ impl Trees {
     }
 
     fn get_record(&self, id: MessageId) -> Result<Option<MessageRecord>> {
+        Ok(self.get_record_raw(id)?.map(|(_, rec)| rec))
+    }
+
+    /// The record and the bytes it was decoded from.
+    fn get_record_raw(&self, id: MessageId) -> Result<Option<(sled::IVec, MessageRecord)>> {
         match self.messages.get(id.as_bytes()).map_err(backend)? {
-            Some(v) => Ok(Some(decode("messages", id.as_bytes(), &v)?)),
+            Some(v) => {
+                let rec = decode("messages", id.as_bytes(), &v)?;
+                Ok(Some((v, rec)))
+            }
             None => Ok(None),
         }
     }
 }
 
 impl Tx<'_> {
-    fn record(&self, id: MessageId) -> TxResult<Option<MessageRecord>> {
-        match self.messages.get(id.as_bytes())? {
-            Some(v) => lift(decode("messages", id.as_bytes(), &v)).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn put_record(&self, rec: &MessageRecord) -> TxResult<()> {
-        let bytes = lift(encode(rec))?;
-        self.messages.insert(rec.id().as_bytes(), bytes)?;
-        Ok(())
-    }
-
     fn count_add(&self, state: MessageState, delta: i64) -> TxResult<()> {
         let key = state.as_str().as_bytes();
         let old = match self.counts.get(key)? {
@@ -883,13 +878,13 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn append_audit(&self, id: MessageId, event: &AuditEvent) -> TxResult<()> {
+    /// Append one encoded audit event to the message's trail.
+    fn append_audit(&self, id: MessageId, event: &[u8]) -> TxResult<()> {
         let seq = match self.audit_seq.get(id.as_bytes())? {
             Some(v) => lift(be_u64(&v, "audit_seq"))?,
             None => 0,
         };
-        self.audit
-            .insert(audit_key(id, seq), lift(encode(event))?)?;
+        self.audit.insert(audit_key(id, seq), event)?;
         self.audit_seq
             .insert(id.as_bytes(), &seq.saturating_add(1).to_be_bytes())?;
         Ok(())
@@ -958,9 +953,10 @@ impl Store for SledStore {
         let pointer = self.noted(pointer)?;
         let id = record.id();
         let op = AcceptOp {
+            record_bytes: encode(&record)?,
             record: record.clone(),
             payload_ref: pointer.encode().to_vec(),
-            audit,
+            audit: encode(&audit)?,
             idempotency: idempotency.map(|k| {
                 (
                     idempotency_key(&k.channel, &k.sender, &k.key),
@@ -1026,7 +1022,7 @@ impl Store for SledStore {
             // Read the committed record and run the closure here, on the
             // caller's thread; the writer applies the result only if the
             // record is still at this revision (see `writer.rs`).
-            let Some(old) = generation.trees.get_record(id)? else {
+            let Some((base, old)) = generation.trees.get_record_raw(id)? else {
                 return Err(StoreError::NotFound(id));
             };
             let mut rec = old.clone();
@@ -1049,11 +1045,19 @@ impl Store for SledStore {
                 .map(|(index, doc)| Ok((*index, encode_output(&rec, doc, &generation.trees.vlog)?)))
                 .collect::<Result<Vec<_>>>();
             let outputs = self.noted(outputs)?;
+            let audit = effects
+                .audit
+                .iter()
+                .map(encode)
+                .collect::<Result<Vec<_>>>()?;
             let op = UpdateOp {
                 id,
-                base_revision: old.revision,
+                base,
+                base_state: old.state,
+                base_tenant: old.envelope.tenant.clone(),
+                record_bytes: encode(&rec)?,
                 record: rec.clone(),
-                audit: effects.audit,
+                audit,
                 outputs,
                 complete: effects.complete,
                 schedule: effects.schedule,

@@ -33,7 +33,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
-use drehscheibe_model::{AuditEvent, MessageId, MessageRecord};
+use drehscheibe_model::{MessageId, MessageRecord, MessageState};
 use tokio::sync::oneshot;
 
 use super::{decode, encode, lift, output_key, IdempotencyEntry, Trees, Tx, TxResult};
@@ -54,9 +54,12 @@ pub(super) enum Op {
 
 pub(super) struct AcceptOp {
     pub record: MessageRecord,
+    /// `record` encoded (on the caller's thread, not the writer's).
+    pub record_bytes: Vec<u8>,
     /// Encoded value-log pointer of the payload.
     pub payload_ref: Vec<u8>,
-    pub audit: AuditEvent,
+    /// The `received` audit event, encoded.
+    pub audit: Vec<u8>,
     /// Key and entry in the `idempotency` tree.
     pub idempotency: Option<(Vec<u8>, IdempotencyEntry)>,
     pub route_due: DateTime<Utc>,
@@ -64,11 +67,18 @@ pub(super) struct AcceptOp {
 
 pub(super) struct UpdateOp {
     pub id: MessageId,
-    /// The revision the caller read; the update applies only on it.
-    pub base_revision: u64,
-    /// The new record (revision already bumped).
+    /// The stored bytes of the record the caller read; the update applies
+    /// only while they are still what is stored. Comparing bytes spares
+    /// the writer decoding the record again.
+    pub base: sled::IVec,
+    /// State and tenant of the record the caller read (for the indexes).
+    pub base_state: MessageState,
+    pub base_tenant: Option<String>,
+    /// The new record (revision already bumped) and its encoding.
     pub record: MessageRecord,
-    pub audit: Vec<AuditEvent>,
+    pub record_bytes: Vec<u8>,
+    /// Encoded audit events.
+    pub audit: Vec<Vec<u8>>,
     /// Encoded `outputs` values by delivery index.
     pub outputs: Vec<(u32, Vec<u8>)>,
     pub complete: Vec<Job>,
@@ -269,7 +279,8 @@ fn accept(tx: &Tx<'_>, a: &AcceptOp) -> TxResult<Result<Outcome>> {
         tx.idempotency
             .insert(key.as_slice(), lift(encode(entry))?)?;
     }
-    tx.put_record(&a.record)?;
+    tx.messages
+        .insert(id.as_bytes(), a.record_bytes.as_slice())?;
     tx.payload_refs
         .insert(id.as_bytes(), a.payload_ref.as_slice())?;
     tx.append_audit(id, &a.audit)?;
@@ -281,20 +292,21 @@ fn accept(tx: &Tx<'_>, a: &AcceptOp) -> TxResult<Result<Outcome>> {
 
 fn update(tx: &Tx<'_>, u: &UpdateOp) -> TxResult<Result<Outcome>> {
     let id = u.id;
-    let Some(old) = tx.record(id)? else {
+    let Some(stored) = tx.messages.get(id.as_bytes())? else {
         return Ok(Err(StoreError::NotFound(id)));
     };
-    if old.revision != u.base_revision {
+    if stored != u.base {
         return Ok(Ok(Outcome::Conflict));
     }
     let rec = &u.record;
-    tx.put_record(rec)?;
-    if rec.state != old.state {
-        tx.index_state(old.state, id, false)?;
+    tx.messages
+        .insert(id.as_bytes(), u.record_bytes.as_slice())?;
+    if rec.state != u.base_state {
+        tx.index_state(u.base_state, id, false)?;
         tx.index_state(rec.state, id, true)?;
     }
-    if rec.envelope.tenant != old.envelope.tenant {
-        tx.index_tenant(old.envelope.tenant.as_deref(), id, false)?;
+    if rec.envelope.tenant != u.base_tenant {
+        tx.index_tenant(u.base_tenant.as_deref(), id, false)?;
         tx.index_tenant(rec.envelope.tenant.as_deref(), id, true)?;
     }
     for event in &u.audit {
