@@ -84,6 +84,28 @@ async fn delivers_byte_exact_with_audit_trail_and_metrics() {
         .unwrap()
         .iter()
         .any(|e| e["to"] == "delivered"));
+    // The attempt is audited as it happened: `delivering` (stamped when
+    // the attempt began), then its outcome — in that order.
+    let trail: Vec<(&str, &str, &str)> = view["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or(""),
+                e["to"].as_str().unwrap_or(""),
+                e["at"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let states: Vec<&str> = trail.iter().map(|(_, to, _)| *to).collect();
+    assert_eq!(
+        states,
+        ["received", "routed", "delivering", "delivered"],
+        "audit trail: {trail:?}"
+    );
+    let at = |i: usize| chrono::DateTime::parse_from_rfc3339(trail[i].2).unwrap();
+    assert!(at(1) <= at(2) && at(2) <= at(3), "audit times: {trail:?}");
 
     let m = api.metrics().await;
     assert!(

@@ -296,7 +296,7 @@ impl Hub {
                 id,
                 index_,
                 job,
-                d.generation,
+                (d.generation, Utc::now()),
                 Err(DeliveryError::permanent(reason)),
                 &no_retry,
                 0.0,
@@ -318,29 +318,11 @@ impl Hub {
             return Ok(());
         };
 
-        let rec = if matches!(rec.state, MessageState::Routed | MessageState::Failed) {
-            let target = d.target.clone();
-            self.store
-                .update(id, &mut |r: &mut MessageRecord| {
-                    let from = r.state;
-                    if !matches!(from, MessageState::Routed | MessageState::Failed) {
-                        return Ok(Effects::default());
-                    }
-                    r.state = MessageState::Delivering;
-                    Ok(Effects {
-                        audit: vec![
-                            AuditEvent::new(id, ACTOR, "delivering", Some(from), r.state)
-                                .with_rule(r.rule.clone())
-                                .with_target(target.clone()),
-                        ],
-                        ..Effects::default()
-                    })
-                })
-                .await?
-        } else {
-            rec
-        };
-
+        // No separate `delivering` write before the attempt: the record
+        // moves to `delivering` (with its audit event, stamped with the
+        // attempt's start) in the same update that stores the outcome —
+        // one store write per message less (docs/decisions/0012).
+        let started = Utc::now();
         let document = self.store.output(id, index_).await?.ok_or_else(|| {
             StoreError::Corrupt(format!("output {index_} of message {id} is missing"))
         })?;
@@ -366,7 +348,15 @@ impl Hub {
         let jitter: f64 = rand::thread_rng().gen();
         let ok = outcome.is_ok();
         let stored = self
-            .record_attempt(id, index_, job, d.generation, outcome, &slot.retry, jitter)
+            .record_attempt(
+                id,
+                index_,
+                job,
+                (d.generation, started),
+                outcome,
+                &slot.retry,
+                jitter,
+            )
             .await?;
         let channel = &stored.envelope.channel;
         if let Some(after) = stored.deliveries.get(index_ as usize) {
@@ -388,14 +378,16 @@ impl Hub {
     }
 
     /// Store the outcome of one attempt, atomically with the job's next
-    /// step: done, retry at `now + backoff`, or dead.
+    /// step: done, retry at `now + backoff`, or dead. A message that was
+    /// `routed` or `failed` passes through `delivering` in the same update
+    /// (its audit event carries `started`, when the attempt began).
     #[allow(clippy::too_many_arguments)]
     async fn record_attempt(
         &self,
         id: MessageId,
         index_: u32,
         job: Job,
-        generation: u32,
+        (generation, started): (u32, chrono::DateTime<Utc>),
         outcome: Result<drehscheibe_model::DeliveryReceipt, DeliveryError>,
         retry: &RetryPolicy,
         jitter: f64,
@@ -404,8 +396,9 @@ impl Hub {
         let max_attempts = retry.max_attempts;
         self.store
             .update(id, &mut |r: &mut MessageRecord| {
-                let from = r.state;
                 let rule = r.rule.clone();
+                let mut effects = Effects::default();
+                let mut from = r.state;
                 let Some(d) = r.deliveries.get_mut(index_ as usize) else {
                     return Ok(Effects {
                         complete: vec![job],
@@ -416,9 +409,22 @@ impl Hub {
                     // A replay started a new generation meanwhile.
                     return Ok(Effects::default());
                 }
+                if matches!(from, MessageState::Routed | MessageState::Failed) {
+                    let mut delivering = AuditEvent::new(
+                        id,
+                        ACTOR,
+                        "delivering",
+                        Some(from),
+                        MessageState::Delivering,
+                    )
+                    .with_rule(rule.clone())
+                    .with_target(d.target.clone());
+                    delivering.at = started;
+                    effects.audit.push(delivering);
+                    from = MessageState::Delivering;
+                }
                 d.attempts += 1;
                 d.last_attempt_at = Some(now);
-                let mut effects = Effects::default();
                 let (action, detail) = match &outcome {
                     Ok(receipt) => {
                         d.state = DeliveryState::Delivered;
