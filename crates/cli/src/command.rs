@@ -222,6 +222,7 @@ fn log_format(cli: Option<LogFormat>, config: &Path) -> LogFormat {
 
 /// Parse the process arguments and run the chosen subcommand.
 pub fn main() -> ExitCode {
+    crate::allocator::configure();
     let cli = Cli::parse();
     // The rule tools are synchronous one-shots: no async runtime (its
     // worker threads cost start-up time that `drehscheibe transform`,
