@@ -137,14 +137,23 @@ impl Hub {
             })?;
 
         let decided = match self.reserve_memory(&rec, payload.len()).await {
-            Ok(memory) => {
-                let permit = self.route_permits.clone().acquire_owned().await.ok();
+            Ok((memory, waited_for_memory)) => {
+                let (permit, waited_for_slot) = match self.route_permits.clone().try_acquire_owned()
+                {
+                    Ok(permit) => (Some(permit), false),
+                    Err(_) => (self.route_permits.clone().acquire_owned().await.ok(), true),
+                };
                 // Waiting for memory and a worker slot can take long; should
                 // the lease have run out meanwhile and another claim have
-                // settled the message, there is nothing left to route.
-                match self.store.get(id).await? {
-                    Some(now) if now.state == MessageState::Received => {}
-                    _ => return self.complete(id, job).await,
+                // settled the message, there is nothing left to route. (The
+                // update below checks the state again in any case; this read
+                // only spares routing work, so it is skipped when nothing
+                // had to wait.)
+                if waited_for_memory || waited_for_slot {
+                    match self.store.get(id).await? {
+                        Some(now) if now.state == MessageState::Received => {}
+                        _ => return self.complete(id, job).await,
+                    }
                 }
                 self.route_within_budget(&rec, payload, (memory, permit))
                     .await
@@ -246,13 +255,14 @@ impl Hub {
     /// Reserves the estimated memory of routing this message from the
     /// hub's budget for documents in flight
     /// ([`HubSettings::document_memory`](crate::HubSettings)), waiting
-    /// while other documents hold it. A message that could never fit is
-    /// a dead failure, not a wait without end.
+    /// while other documents hold it; says whether it had to wait. A
+    /// message that could never fit is a dead failure, not a wait without
+    /// end.
     async fn reserve_memory(
         &self,
         rec: &MessageRecord,
         payload_len: usize,
-    ) -> Result<OwnedSemaphorePermit, RouteFailure> {
+    ) -> Result<(OwnedSemaphorePermit, bool), RouteFailure> {
         let estimate =
             drehscheibe_rules::routing_memory_estimate(payload_len, &rec.envelope.content_type);
         let need = memory_units(estimate);
@@ -266,10 +276,14 @@ impl Hub {
             return Err(refused());
         }
         let units = u32::try_from(need).map_err(|_| refused())?;
+        if let Ok(permit) = self.memory_permits.clone().try_acquire_many_owned(units) {
+            return Ok((permit, false));
+        }
         self.memory_permits
             .clone()
             .acquire_many_owned(units)
             .await
+            .map(|permit| (permit, true))
             .map_err(|_| RouteFailure::dead("the hub's memory budget is closed (shutting down)"))
     }
 
