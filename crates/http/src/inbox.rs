@@ -600,6 +600,39 @@ async fn read_multipart(
         body_too_large.clone(),
     );
     let mut multipart = multer::Multipart::new(stream, boundary);
+    let result = read_parts(staged, &mut multipart, limits, body_too_large).await;
+    if result.is_err() {
+        drain_multipart(&mut multipart).await;
+    }
+    result
+}
+
+/// Read and discard the rest of a refused multipart body, within the same
+/// bounds as [`drain_bounded`] (a body cut off for its whole size has been
+/// drained by [`limit_stream`] already; a malformed one ends here at once).
+async fn drain_multipart(multipart: &mut multer::Multipart<'static>) {
+    let drain = async {
+        let mut drained: u64 = 0;
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                drained = drained.saturating_add(chunk.len() as u64);
+                if drained > DRAIN_AFTER_REFUSAL_BYTES {
+                    return;
+                }
+            }
+        }
+    };
+    // Elapsing is the expected end for a slow sender; nothing to report.
+    let _ = tokio::time::timeout(DRAIN_AFTER_REFUSAL_TIME, drain).await;
+}
+
+/// The parts of a multipart body (see [`read_multipart`]).
+async fn read_parts(
+    staged: &mut StagedGuard,
+    multipart: &mut multer::Multipart<'static>,
+    limits: &Limits,
+    body_too_large: Arc<AtomicBool>,
+) -> Result<(String, Bytes, Vec<StagedAttachment>), Refused> {
     let whole_body_limit = limits.whole_body;
     let multipart_error = move |e: multer::Error| -> Refused {
         if body_too_large.load(Ordering::SeqCst) {
@@ -712,28 +745,41 @@ async fn read_multipart(
     Ok((content_type, payload.freeze(), attachments))
 }
 
-/// Cut a body stream off with an error once it passes `limit` bytes.
+/// Cut a body stream off with an error once it passes `limit` bytes —
+/// after reading and discarding what is left of it within the drain
+/// bounds (see [`drain_bounded`]), so the sender reads the refusal.
 fn limit_stream<S, E>(
     stream: S,
     limit: u64,
     exceeded: Arc<AtomicBool>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
 where
-    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     E: std::fmt::Display,
 {
-    let mut seen: u64 = 0;
-    stream.map(move |item| match item {
-        Ok(chunk) => {
-            seen = seen.saturating_add(chunk.len() as u64);
+    futures::stream::unfold((stream, 0u64, false), move |(mut stream, seen, done)| {
+        let exceeded = exceeded.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let chunk = match stream.next().await? {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let e = std::io::Error::other(e.to_string());
+                    return Some((Err(e), (stream, seen, true)));
+                }
+            };
+            let seen = seen.saturating_add(chunk.len() as u64);
             if seen > limit {
                 exceeded.store(true, Ordering::SeqCst);
-                Err(std::io::Error::other("request body too large"))
+                drain_bounded(&mut stream).await;
+                let e = std::io::Error::other("request body too large");
+                Some((Err(e), (stream, seen, true)))
             } else {
-                Ok(chunk)
+                Some((Ok(chunk), (stream, seen, false)))
             }
         }
-        Err(e) => Err(std::io::Error::other(e.to_string())),
     })
 }
 

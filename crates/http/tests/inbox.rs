@@ -437,6 +437,47 @@ async fn attachment_over_its_limit_is_413() {
     accepted(hub.post("portal").multipart(form).send().await.unwrap()).await;
 }
 
+/// Refused mid-body, the inbox reads the rest of the body (within its
+/// drain bounds) before it answers: a client that sends fast, without a
+/// Content-Length, still reads the 413 instead of a connection reset
+/// under it.
+#[tokio::test]
+async fn refusal_mid_body_reaches_a_fast_sender() {
+    let hub = Hub::start().await;
+    let boundary = "grenze";
+    for seed in 0..5 {
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"antrag\"\r\n\
+             Content-Type: application/xml\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(XML);
+        body.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"gross\"; \
+                 filename=\"gross.bin\"\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&pseudo_random(MAX_ATTACHMENT as usize * 2 + 200_000, seed));
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        let response = hub
+            .post("portal")
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
+            .await
+            .unwrap();
+        problem(response, 413, "attachment-too-large").await;
+    }
+    assert!(hub.intake.recorded().is_empty());
+}
+
 #[tokio::test]
 async fn attachments_together_are_limited_to_four_times_the_single_limit() {
     let hub = Hub::start().await;
