@@ -15,7 +15,7 @@ use drehscheibe_model::{
 };
 use drehscheibe_store::{Effects, Job, StoreError};
 use rand::Rng;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::hub::{chrono_dur, memory_units, Hub};
 use crate::{RouteFailure, RoutePlan};
@@ -43,6 +43,16 @@ pub(crate) fn aggregate(deliveries: &[Delivery]) -> MessageState {
     } else {
         MessageState::Delivered
     }
+}
+
+/// `units` permits of `semaphore`, and whether they had to be waited for;
+/// `None` once the semaphore is closed.
+async fn acquire(semaphore: &Arc<Semaphore>, units: u32) -> Option<(OwnedSemaphorePermit, bool)> {
+    if let Ok(permit) = semaphore.clone().try_acquire_many_owned(units) {
+        return Some((permit, false));
+    }
+    let permit = semaphore.clone().acquire_many_owned(units).await.ok()?;
+    Some((permit, true))
 }
 
 fn index(i: usize) -> u32 {
@@ -138,11 +148,9 @@ impl Hub {
 
         let decided = match self.reserve_memory(&rec, payload.len()).await {
             Ok((memory, waited_for_memory)) => {
-                let (permit, waited_for_slot) = match self.route_permits.clone().try_acquire_owned()
-                {
-                    Ok(permit) => (Some(permit), false),
-                    Err(_) => (self.route_permits.clone().acquire_owned().await.ok(), true),
-                };
+                let (permit, waited_for_slot) = acquire(&self.route_permits, 1)
+                    .await
+                    .map_or((None, true), |(permit, waited)| (Some(permit), waited));
                 // Waiting for memory and a worker slot can take long; should
                 // the lease have run out meanwhile and another claim have
                 // settled the message, there is nothing left to route. (The
@@ -276,15 +284,9 @@ impl Hub {
             return Err(refused());
         }
         let units = u32::try_from(need).map_err(|_| refused())?;
-        if let Ok(permit) = self.memory_permits.clone().try_acquire_many_owned(units) {
-            return Ok((permit, false));
-        }
-        self.memory_permits
-            .clone()
-            .acquire_many_owned(units)
+        acquire(&self.memory_permits, units)
             .await
-            .map(|permit| (permit, true))
-            .map_err(|_| RouteFailure::dead("the hub's memory budget is closed (shutting down)"))
+            .ok_or_else(|| RouteFailure::dead("the hub's memory budget is closed (shutting down)"))
     }
 
     async fn deliver_job(&self, id: MessageId, index_: u32, job: Job) -> Result<(), StoreError> {
@@ -310,7 +312,8 @@ impl Hub {
                 id,
                 index_,
                 job,
-                (d.generation, Utc::now()),
+                d.generation,
+                Utc::now(),
                 Err(DeliveryError::permanent(reason)),
                 &no_retry,
                 0.0,
@@ -366,7 +369,8 @@ impl Hub {
                 id,
                 index_,
                 job,
-                (d.generation, started),
+                d.generation,
+                started,
                 outcome,
                 &slot.retry,
                 jitter,
@@ -401,7 +405,8 @@ impl Hub {
         id: MessageId,
         index_: u32,
         job: Job,
-        (generation, started): (u32, chrono::DateTime<Utc>),
+        generation: u32,
+        started: chrono::DateTime<Utc>,
         outcome: Result<drehscheibe_model::DeliveryReceipt, DeliveryError>,
         retry: &RetryPolicy,
         jitter: f64,

@@ -499,15 +499,27 @@ async fn drain_bounded<S, E>(stream: &mut S)
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
-    let drain = async {
-        let mut drained: u64 = 0;
-        while let Some(Ok(chunk)) = stream.next().await {
-            drained = drained.saturating_add(chunk.len() as u64);
-            if drained > DRAIN_AFTER_REFUSAL_BYTES {
-                break;
-            }
+    let mut budget = DRAIN_AFTER_REFUSAL_BYTES;
+    within_drain_time(discard(stream, &mut budget)).await;
+}
+
+/// Read and discard chunks of `stream` until it ends (`true`) or `budget`
+/// bytes are spent (`false`).
+async fn discard<S, E>(stream: &mut S, budget: &mut u64) -> bool
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    while let Some(Ok(chunk)) = stream.next().await {
+        match budget.checked_sub(chunk.len() as u64) {
+            Some(left) => *budget = left,
+            None => return false,
         }
-    };
+    }
+    true
+}
+
+/// Run a drain for at most [`DRAIN_AFTER_REFUSAL_TIME`].
+async fn within_drain_time(drain: impl std::future::Future<Output = impl Sized>) {
     // Elapsing is the expected end for a slow sender; nothing to report.
     let _ = tokio::time::timeout(DRAIN_AFTER_REFUSAL_TIME, drain).await;
 }
@@ -611,19 +623,15 @@ async fn read_multipart(
 /// bounds as [`drain_bounded`] (a body cut off for its whole size has been
 /// drained by [`limit_stream`] already; a malformed one ends here at once).
 async fn drain_multipart(multipart: &mut multer::Multipart<'static>) {
-    let drain = async {
-        let mut drained: u64 = 0;
+    within_drain_time(async {
+        let mut budget = DRAIN_AFTER_REFUSAL_BYTES;
         while let Ok(Some(mut field)) = multipart.next_field().await {
-            while let Ok(Some(chunk)) = field.chunk().await {
-                drained = drained.saturating_add(chunk.len() as u64);
-                if drained > DRAIN_AFTER_REFUSAL_BYTES {
-                    return;
-                }
+            if !discard(&mut field, &mut budget).await {
+                return;
             }
         }
-    };
-    // Elapsing is the expected end for a slow sender; nothing to report.
-    let _ = tokio::time::timeout(DRAIN_AFTER_REFUSAL_TIME, drain).await;
+    })
+    .await;
 }
 
 /// The parts of a multipart body (see [`read_multipart`]).

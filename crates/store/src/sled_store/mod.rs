@@ -52,7 +52,8 @@
 //!
 //! * `update` runs its closure on the calling thread against the committed
 //!   record, outside any lock; the writer applies the result only if the
-//!   record's revision is unchanged, otherwise the closure runs again on
+//!   stored record is still the one read (byte for byte; every update moves
+//!   its revision), otherwise the closure runs again on
 //!   the new record (`writer.rs`). Keep the closure short and free of I/O.
 //! * Point reads (`get`, `payload`, `output` up to 256 KiB) run on the
 //!   calling thread; scans (`list`, `audit`, the blob sweep) and large
@@ -110,7 +111,7 @@ mod queue;
 mod writer;
 
 use queue::{QueueChange, QueueIndex};
-use writer::{AcceptOp, Op, Outcome, UpdateOp, Writer};
+use writer::{AcceptOp, IndexKeys, Op, Outcome, UpdateOp, Writer};
 
 use crate::vlog::{Pointer, ValueLog, POINTER_BYTES};
 use crate::{
@@ -743,12 +744,10 @@ struct Tx<'a> {
     config: &'a TransactionalTree,
     /// The queue index as of the transaction's start.
     index: &'a QueueIndex,
-    /// Queue changes of this transaction, applied to the index after the
-    /// commit.
-    changes: RefCell<Vec<QueueChange>>,
-    /// Due time per job as this transaction left it (`None`: completed),
-    /// so a batch of many operations looks each job up once.
-    due_now: RefCell<HashMap<Vec<u8>, Option<u64>>>,
+    /// The last queue change of this transaction per job key, applied to
+    /// the index after the commit (only the last one counts: each change
+    /// replaces the job's entry).
+    changes: RefCell<HashMap<Vec<u8>, QueueChange>>,
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
@@ -804,8 +803,7 @@ impl Trees {
                 by_state,
                 config,
                 index: &index,
-                changes: RefCell::new(Vec::new()),
-                due_now: RefCell::new(HashMap::new()),
+                changes: RefCell::new(HashMap::new()),
             };
             let a = f(&tx)?;
             Ok((a, tx.changes.into_inner()))
@@ -893,8 +891,9 @@ impl Tx<'_> {
     /// Due time of a job as this transaction sees it: its own changes
     /// first, then the index.
     fn due_of(&self, jk: &[u8]) -> Option<u64> {
-        match self.due_now.borrow().get(jk) {
-            Some(due) => *due,
+        match self.changes.borrow().get(jk) {
+            Some(QueueChange::Schedule { due_ms, .. }) => Some(*due_ms),
+            Some(QueueChange::Complete) => None,
             None => self.index.due_of.get(jk).copied(),
         }
     }
@@ -904,10 +903,7 @@ impl Tx<'_> {
         if let Some(due_ms) = self.due_of(&jk) {
             self.queue.remove(queue_key(due_ms, &jk))?;
         }
-        self.due_now.borrow_mut().insert(jk.clone(), None);
-        self.changes
-            .borrow_mut()
-            .push(QueueChange::Complete { job_key: jk });
+        self.changes.borrow_mut().insert(jk, QueueChange::Complete);
         Ok(())
     }
 
@@ -919,12 +915,9 @@ impl Tx<'_> {
         let due_ms = millis(due);
         self.queue
             .insert(queue_key(due_ms, &jk), lift(encode(job))?)?;
-        self.due_now.borrow_mut().insert(jk.clone(), Some(due_ms));
-        self.changes.borrow_mut().push(QueueChange::Schedule {
-            job_key: jk,
-            job: *job,
-            due_ms,
-        });
+        self.changes
+            .borrow_mut()
+            .insert(jk, QueueChange::Schedule { job: *job, due_ms });
         Ok(())
     }
 }
@@ -953,8 +946,9 @@ impl Store for SledStore {
         let pointer = self.noted(pointer)?;
         let id = record.id();
         let op = AcceptOp {
-            record_bytes: encode(&record)?,
-            record: record.clone(),
+            id,
+            keys: IndexKeys::of(record),
+            record_bytes: encode(record)?,
             payload_ref: pointer.encode().to_vec(),
             audit: encode(&audit)?,
             idempotency: idempotency.map(|k| {
@@ -1021,7 +1015,7 @@ impl Store for SledStore {
             attempt += 1;
             // Read the committed record and run the closure here, on the
             // caller's thread; the writer applies the result only if the
-            // record is still at this revision (see `writer.rs`).
+            // stored bytes are still the ones read here (see `writer.rs`).
             let Some((base, old)) = generation.trees.get_record_raw(id)? else {
                 return Err(StoreError::NotFound(id));
             };
@@ -1053,10 +1047,9 @@ impl Store for SledStore {
             let op = UpdateOp {
                 id,
                 base,
-                base_state: old.state,
-                base_tenant: old.envelope.tenant.clone(),
+                base_keys: IndexKeys::of(&old),
+                keys: IndexKeys::of(&rec),
                 record_bytes: encode(&rec)?,
-                record: rec.clone(),
                 audit,
                 outputs,
                 complete: effects.complete,

@@ -8,17 +8,12 @@ use sled::Tree;
 use super::{backend, be_u64, decode};
 use crate::{Job, QueueStats, Result};
 
-/// A queue change of a committed transaction.
+/// The last queue change a committed transaction made to one job (see
+/// [`QueueIndex::apply`], which takes them by job key).
 #[derive(Debug)]
 pub(super) enum QueueChange {
-    Complete {
-        job_key: Vec<u8>,
-    },
-    Schedule {
-        job_key: Vec<u8>,
-        job: Job,
-        due_ms: u64,
-    },
+    Complete,
+    Schedule { job: Job, due_ms: u64 },
 }
 
 /// The in-memory mirror of the `queue` tree, plus the leases (see the
@@ -64,20 +59,19 @@ impl QueueIndex {
         Ok(index)
     }
 
-    pub(super) fn apply(&mut self, changes: Vec<QueueChange>) {
-        for change in changes {
+    /// Apply a committed transaction's changes, by job key. Each replaces
+    /// whatever the index held for its job, so applying only the last
+    /// change per job gives the same index as applying all in order.
+    pub(super) fn apply(&mut self, changes: HashMap<Vec<u8>, QueueChange>) {
+        for (job_key, change) in changes {
             match change {
-                QueueChange::Complete { job_key } => {
+                QueueChange::Complete => {
                     if let Some(due) = self.due_of.remove(&job_key) {
                         self.by_due.remove(&(due, job_key.clone()));
                     }
                     self.leases.remove(&job_key);
                 }
-                QueueChange::Schedule {
-                    job_key,
-                    job,
-                    due_ms,
-                } => {
+                QueueChange::Schedule { job, due_ms } => {
                     if let Some(old) = self.due_of.insert(job_key.clone(), due_ms) {
                         self.by_due.remove(&(old, job_key.clone()));
                     }

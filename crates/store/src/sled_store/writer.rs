@@ -22,8 +22,9 @@
 //! carries dozens of operations; alone, an operation waits for nothing but
 //! its own flush.
 //!
-//! An update whose record changed after the caller read it (its base
-//! revision is stale: two deliveries of one message finishing together)
+//! An update whose record changed after the caller read it (the stored
+//! bytes differ from those it read: two deliveries of one message
+//! finishing together)
 //! is answered [`Outcome::Conflict`] and writes nothing; the caller reads
 //! the record again and reruns its closure — the optimistic retry that
 //! [`UpdateFn`](crate::UpdateFn) allows.
@@ -46,15 +47,32 @@ const MAX_BATCH: usize = 1024;
 pub(super) enum Op {
     /// Store a new message (see [`Store::accept`](crate::Store::accept)).
     Accept(Box<AcceptOp>),
-    /// Replace a record, if it is still at `base_revision`.
+    /// Replace a record, if it is still the one the caller read.
     Update(Box<UpdateOp>),
     /// Write nothing; answer once everything queued before is durable.
     Flush,
 }
 
+/// What the `states` and `tenants` indexes need of a record.
+#[derive(Debug, PartialEq)]
+pub(super) struct IndexKeys {
+    pub state: MessageState,
+    pub tenant: Option<String>,
+}
+
+impl IndexKeys {
+    pub fn of(record: &MessageRecord) -> Self {
+        IndexKeys {
+            state: record.state,
+            tenant: record.envelope.tenant.clone(),
+        }
+    }
+}
+
 pub(super) struct AcceptOp {
-    pub record: MessageRecord,
-    /// `record` encoded (on the caller's thread, not the writer's).
+    pub id: MessageId,
+    pub keys: IndexKeys,
+    /// The record, encoded on the caller's thread (not the writer's).
     pub record_bytes: Vec<u8>,
     /// Encoded value-log pointer of the payload.
     pub payload_ref: Vec<u8>,
@@ -71,11 +89,9 @@ pub(super) struct UpdateOp {
     /// only while they are still what is stored. Comparing bytes spares
     /// the writer decoding the record again.
     pub base: sled::IVec,
-    /// State and tenant of the record the caller read (for the indexes).
-    pub base_state: MessageState,
-    pub base_tenant: Option<String>,
-    /// The new record (revision already bumped) and its encoding.
-    pub record: MessageRecord,
+    pub base_keys: IndexKeys,
+    /// The new record (revision already bumped), encoded.
+    pub keys: IndexKeys,
     pub record_bytes: Vec<u8>,
     /// Encoded audit events.
     pub audit: Vec<Vec<u8>>,
@@ -257,7 +273,7 @@ fn apply(tx: &Tx<'_>, op: &Op) -> TxResult<Result<Outcome>> {
 }
 
 fn accept(tx: &Tx<'_>, a: &AcceptOp) -> TxResult<Result<Outcome>> {
-    let id = a.record.id();
+    let id = a.id;
     if let Some((key, entry)) = &a.idempotency {
         if let Some(v) = tx.idempotency.get(key.as_slice())? {
             let first: IdempotencyEntry = lift(decode("idempotency", key, &v))?;
@@ -284,8 +300,8 @@ fn accept(tx: &Tx<'_>, a: &AcceptOp) -> TxResult<Result<Outcome>> {
     tx.payload_refs
         .insert(id.as_bytes(), a.payload_ref.as_slice())?;
     tx.append_audit(id, &a.audit)?;
-    tx.index_state(a.record.state, id, true)?;
-    tx.index_tenant(a.record.envelope.tenant.as_deref(), id, true)?;
+    tx.index_state(a.keys.state, id, true)?;
+    tx.index_tenant(a.keys.tenant.as_deref(), id, true)?;
     tx.schedule(&Job::Route { message: id }, a.route_due)?;
     Ok(Ok(Outcome::Accepted(AcceptOutcome::Created)))
 }
@@ -298,16 +314,16 @@ fn update(tx: &Tx<'_>, u: &UpdateOp) -> TxResult<Result<Outcome>> {
     if stored != u.base {
         return Ok(Ok(Outcome::Conflict));
     }
-    let rec = &u.record;
     tx.messages
         .insert(id.as_bytes(), u.record_bytes.as_slice())?;
-    if rec.state != u.base_state {
-        tx.index_state(u.base_state, id, false)?;
-        tx.index_state(rec.state, id, true)?;
+    let (old, new) = (&u.base_keys, &u.keys);
+    if new.state != old.state {
+        tx.index_state(old.state, id, false)?;
+        tx.index_state(new.state, id, true)?;
     }
-    if rec.envelope.tenant != u.base_tenant {
-        tx.index_tenant(u.base_tenant.as_deref(), id, false)?;
-        tx.index_tenant(rec.envelope.tenant.as_deref(), id, true)?;
+    if new.tenant != old.tenant {
+        tx.index_tenant(old.tenant.as_deref(), id, false)?;
+        tx.index_tenant(new.tenant.as_deref(), id, true)?;
     }
     for event in &u.audit {
         tx.append_audit(id, event)?;
