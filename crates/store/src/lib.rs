@@ -16,6 +16,7 @@
 
 mod blobs;
 mod sled_store;
+pub mod state;
 mod vlog;
 
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use blobs::FsBlobStore;
 pub use sled_store::{SledStore, RECOVERY_INTERVAL, SINCE_SLACK};
+pub use state::{StateCommit, StateSpace, StateTx};
 
 /// Largest page [`Store::list`] returns, whatever `limit` asks for.
 pub const MAX_PAGE_SIZE: usize = 500;
@@ -269,6 +271,26 @@ pub trait Store: Send + Sync {
         &self,
         candidates: std::collections::HashSet<String>,
     ) -> Result<std::collections::HashSet<String>>;
+
+    /// The value of `key` in the adapter state space `space` (see
+    /// [`state`]).
+    async fn state_get(&self, space: &str, key: &[u8]) -> Result<Option<Bytes>>;
+
+    /// Up to `limit` entries of `space` whose key starts with `prefix`, in
+    /// key order, after the key `after`; `limit` is capped at
+    /// [`state::MAX_STATE_PAGE`].
+    async fn state_scan(
+        &self,
+        space: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>>;
+
+    /// Apply `commit.writes` to `space` atomically and durably if every key
+    /// of `commit.expect` still holds the value given there; `Ok(false)`
+    /// (nothing written) otherwise.
+    async fn state_commit(&self, space: &str, commit: StateCommit) -> Result<bool>;
 
     /// Flush everything to disk (used at shutdown).
     async fn flush(&self) -> Result<()>;

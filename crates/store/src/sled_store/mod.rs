@@ -28,6 +28,7 @@
 //! | `by_tenant`   | u32 len + tenant + id        | empty (index for `list`)               |
 //! | `by_state`    | state name + `0x00` + id     | empty (index for `list`)               |
 //! | `config`      | digest                       | configuration text                     |
+//! | `state`       | u32 len + space + key        | adapter state value ([`crate::state`]) |
 //!
 //! The index trees, counters and queue entries are changed in the same
 //! transaction as the record they describe. Payloads and output documents
@@ -111,12 +112,12 @@ mod queue;
 mod writer;
 
 use queue::{QueueChange, QueueIndex};
-use writer::{AcceptOp, IndexKeys, Op, Outcome, UpdateOp, Writer};
+use writer::{AcceptOp, IndexKeys, Op, Outcome, StateOp, UpdateOp, Writer};
 
 use crate::vlog::{Pointer, ValueLog, POINTER_BYTES};
 use crate::{
-    AcceptOutcome, ClaimedJob, IdempotencyKey, Job, MessageFilter, Page, QueueStats, Result, Store,
-    StoreError, UpdateFn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    AcceptOutcome, ClaimedJob, IdempotencyKey, Job, MessageFilter, Page, QueueStats, Result,
+    StateCommit, Store, StoreError, UpdateFn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 
 /// How far before `since` a `list` scan starts (see the module notes).
@@ -151,7 +152,7 @@ enum Doc {
 /// Key of the probe write in the `config` tree (never a digest).
 const PROBE_KEY: &[u8] = b"\0probe";
 
-const TREE_NAMES: [&str; 12] = [
+const TREE_NAMES: [&str; 13] = [
     "messages",
     "payloads",
     "payload_refs",
@@ -164,6 +165,7 @@ const TREE_NAMES: [&str; 12] = [
     "by_tenant",
     "by_state",
     "config",
+    "state",
 ];
 
 /// Trees of stores written before the queue index and the value log
@@ -299,6 +301,7 @@ impl Generation {
             by_tenant: open(9)?,
             by_state: open(10)?,
             config: open(11)?,
+            state: open(12)?,
             vlog,
             index: Mutex::new(index),
         };
@@ -646,6 +649,14 @@ fn audit_key(id: MessageId, seq: u64) -> Vec<u8> {
     k
 }
 
+/// Key of `key` in state space `space`: the space length-prefixed, so
+/// no space's keys can reach into another's.
+fn state_key(space: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = len_prefixed(space);
+    k.extend_from_slice(key);
+    k
+}
+
 fn len_prefixed(a: &str) -> Vec<u8> {
     // Strings longer than u32::MAX cannot reach here (they would not fit a
     // request); saturate rather than panic.
@@ -725,6 +736,9 @@ struct Trees {
     by_tenant: Tree,
     by_state: Tree,
     config: Tree,
+    /// Adapter state spaces (`state.rs`), written in their own
+    /// transaction of each batch.
+    state: Tree,
     vlog: ValueLog,
     index: Mutex<QueueIndex>,
 }
@@ -1212,6 +1226,74 @@ impl Store for SledStore {
             },
         )
         .await
+    }
+
+    async fn state_get(&self, space: &str, key: &[u8]) -> Result<Option<Bytes>> {
+        crate::state::check_space(space)?;
+        let k = state_key(space, key);
+        self.quick(|t| {
+            Ok(t.state
+                .get(k)
+                .map_err(backend)?
+                .map(|v| Bytes::copy_from_slice(&v)))
+        })
+    }
+
+    async fn state_scan(
+        &self,
+        space: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>> {
+        crate::state::check_space(space)?;
+        let limit = limit.min(crate::state::MAX_STATE_PAGE);
+        let head = len_prefixed(space).len();
+        let start = state_key(space, prefix);
+        let from = match after {
+            Some(a) if a > prefix => Bound::Excluded(state_key(space, a)),
+            _ => Bound::Included(start.clone()),
+        };
+        self.blocking(move |t| {
+            let mut out = Vec::new();
+            for kv in t.state.range((from, Bound::Unbounded)) {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = kv.map_err(backend)?;
+                if !k.starts_with(&start) {
+                    break;
+                }
+                out.push((k[head..].to_vec(), Bytes::copy_from_slice(&v)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn state_commit(&self, space: &str, commit: StateCommit) -> Result<bool> {
+        crate::state::check_space(space)?;
+        self.recover_if_due().await;
+        let generation = self.generation()?;
+        let op = StateOp {
+            expect: commit
+                .expect
+                .into_iter()
+                .map(|(k, v)| (state_key(space, &k), v))
+                .collect(),
+            writes: commit
+                .writes
+                .into_iter()
+                .map(|(k, v)| (state_key(space, &k), v))
+                .collect(),
+        };
+        match self.noted(generation.writer.submit(Op::State(Box::new(op))).await)? {
+            Outcome::StateCommitted => Ok(true),
+            Outcome::Conflict => Ok(false),
+            other => Err(StoreError::Backend(format!(
+                "store writer answered a state commit with {other:?}"
+            ))),
+        }
     }
 
     async fn flush(&self) -> Result<()> {

@@ -49,8 +49,16 @@ pub(super) enum Op {
     Accept(Box<AcceptOp>),
     /// Replace a record, if it is still the one the caller read.
     Update(Box<UpdateOp>),
+    /// Change adapter state, if the keys read still hold what was read.
+    State(Box<StateOp>),
     /// Write nothing; answer once everything queued before is durable.
     Flush,
+}
+
+/// A state commit with its keys already in the `state` tree's layout.
+pub(super) struct StateOp {
+    pub expect: Vec<(Vec<u8>, Option<bytes::Bytes>)>,
+    pub writes: Vec<(Vec<u8>, Option<bytes::Bytes>)>,
 }
 
 /// What the `states` and `tenants` indexes need of a record.
@@ -106,7 +114,8 @@ pub(super) struct UpdateOp {
 pub(super) enum Outcome {
     Accepted(AcceptOutcome),
     Updated,
-    /// The record changed since the caller read it; nothing was written.
+    StateCommitted,
+    /// The record (or a state key) changed since the caller read it; nothing was written.
     Conflict,
     Flushed,
 }
@@ -257,19 +266,69 @@ fn write_loop(shared: &Shared, trees: &Trees, db: &sled::Db) {
 /// Apply every operation of a batch in one transaction. The outer error
 /// fails the whole batch (storage); an operation's own refusal (not
 /// found, conflict) is its entry in the vector and wrote nothing.
+///
+/// Adapter state lives in its own tree and gets its own transaction in
+/// the same batch (each operation is atomic in one of the two; the flush
+/// covers both), so message batches do not carry the `state` tree.
 fn apply_batch(trees: &Trees, batch: &[Pending]) -> Result<Vec<Result<Outcome>>> {
-    if batch.iter().all(|p| matches!(p.op, Op::Flush)) {
-        return Ok(batch.iter().map(|_| Ok(Outcome::Flushed)).collect());
+    let mut outcomes: Vec<Result<Outcome>> = if batch
+        .iter()
+        .any(|p| matches!(p.op, Op::Accept(_) | Op::Update(_)))
+    {
+        trees.transact(|tx| batch.iter().map(|p| apply(tx, &p.op)).collect())?
+    } else {
+        batch.iter().map(|_| Ok(Outcome::Flushed)).collect()
+    };
+    if batch.iter().any(|p| matches!(p.op, Op::State(_))) {
+        let states = trees
+            .state
+            .transaction(|t| {
+                batch
+                    .iter()
+                    .map(|p| match &p.op {
+                        Op::State(s) => apply_state(t, s).map(Some),
+                        _ => Ok(None),
+                    })
+                    .collect::<TxResult<Vec<_>>>()
+            })
+            .map_err(super::tx_error)?;
+        for (slot, outcome) in outcomes.iter_mut().zip(states) {
+            if let Some(outcome) = outcome {
+                *slot = Ok(outcome);
+            }
+        }
     }
-    trees.transact(|tx| batch.iter().map(|p| apply(tx, &p.op)).collect())
+    Ok(outcomes)
 }
 
 fn apply(tx: &Tx<'_>, op: &Op) -> TxResult<Result<Outcome>> {
     match op {
-        Op::Flush => Ok(Ok(Outcome::Flushed)),
+        Op::Flush | Op::State(_) => Ok(Ok(Outcome::Flushed)),
         Op::Accept(a) => accept(tx, a),
         Op::Update(u) => update(tx, u),
     }
+}
+
+/// One state commit inside the batch's state transaction: it sees the
+/// writes of the commits before it in the batch.
+fn apply_state(t: &sled::transaction::TransactionalTree, s: &StateOp) -> TxResult<Outcome> {
+    for (key, seen) in &s.expect {
+        let now = t.get(key.as_slice())?;
+        if now.as_deref() != seen.as_deref() {
+            return Ok(Outcome::Conflict);
+        }
+    }
+    for (key, value) in &s.writes {
+        match value {
+            Some(v) => {
+                t.insert(key.as_slice(), v.as_ref())?;
+            }
+            None => {
+                t.remove(key.as_slice())?;
+            }
+        }
+    }
+    Ok(Outcome::StateCommitted)
 }
 
 fn accept(tx: &Tx<'_>, a: &AcceptOp) -> TxResult<Result<Outcome>> {
