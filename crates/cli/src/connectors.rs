@@ -7,9 +7,12 @@ use anyhow::{Context, Result};
 use drehscheibe_config::{ConnectorConfig, ConnectorKind, HttpAuth, HttpMethod, SmtpTls};
 use drehscheibe_model::Connector;
 
-/// Build the connector for one configured endpoint (`data_dir`: the hub's
-/// data directory, where hosted XTA mailboxes live).
-pub fn build(cfg: &ConnectorConfig, data_dir: &std::path::Path) -> Result<Arc<dyn Connector>> {
+/// Build the connector for one configured endpoint (`store`: the hub
+/// store, where hosted XTA mailboxes live).
+pub fn build(
+    cfg: &ConnectorConfig,
+    store: &Arc<dyn drehscheibe_store::Store>,
+) -> Result<Arc<dyn Connector>> {
     Ok(match &cfg.kind {
         ConnectorKind::Http(h) => {
             let read = |p: &std::path::Path| {
@@ -93,7 +96,7 @@ pub fn build(cfg: &ConnectorConfig, data_dir: &std::path::Path) -> Result<Arc<dy
             .with_context(|| format!("connector {}", cfg.id))?,
         ),
         ConnectorKind::XtaMailbox(m) => {
-            let mailboxes = drehscheibe_xta::mailbox::Mailboxes::open(&data_dir.join("xta"))
+            let mailboxes = drehscheibe_xta::mailbox::Mailboxes::new(store.clone())
                 .with_context(|| format!("connector {}: opening the XTA mailboxes", cfg.id))?;
             Arc::new(
                 drehscheibe_xta::mailbox_connector::XtaMailboxConnector::new(

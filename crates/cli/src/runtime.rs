@@ -153,7 +153,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let mut connectors = ConnectorRegistry::new();
     for tenant in &config.tenants {
         for c in &tenant.connectors {
-            let connector = crate::connectors::build(c, data)
+            let connector = crate::connectors::build(c, &store)
                 .with_context(|| format!("tenant {}: connector {}", tenant.id, c.id))?;
             connectors.insert(ConnectorSlot::new(
                 tenant.id.clone(),
@@ -221,7 +221,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     for fit in &fit_intakes {
         app = app.merge(fit.router());
     }
-    for xta in xta_servers(&config, hub.clone())? {
+    for xta in xta_servers(&config, hub.clone(), hub.store().clone())? {
         app = app.merge(xta.router());
     }
     let s = shutdown.clone();
@@ -429,10 +429,12 @@ fn fit_intakes(
 }
 
 /// Build the XTA-WS servers of `xta` channels, mounted at `/xta/<id>`;
-/// their mailboxes and state live under `<data_dir>/xta`.
+/// their mailboxes and state live in the hub store, large incoming
+/// messages are spooled under `<data_dir>/xta`.
 fn xta_servers(
     config: &HubConfig,
     intake: Arc<dyn Intake>,
+    store: Arc<dyn Store>,
 ) -> Result<Vec<drehscheibe_xta::server::XtaServer>> {
     use drehscheibe_xta::model::PartyIdentifier;
     use drehscheibe_xta::server::{Account, XtaServer, XtaServerSettings};
@@ -462,7 +464,7 @@ fn xta_servers(
         settings.server_identity = x.server_identity.clone();
         settings.max_message_bytes = x.max_message_bytes;
         out.push(
-            XtaServer::open(settings, intake.clone())
+            XtaServer::open(settings, intake.clone(), store.clone())
                 .with_context(|| format!("channel {}", ch.id))?,
         );
     }

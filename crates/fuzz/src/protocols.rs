@@ -40,8 +40,11 @@ fn xta() -> Option<&'static Xta> {
         settings.max_message_bytes = 4 << 20;
         settings.max_soap_bytes = 1 << 20;
         let intake = crate::intake::shared_intake();
+        let store: std::sync::Arc<dyn drehscheibe_store::Store> = std::sync::Arc::new(
+            drehscheibe_store::SledStore::open(&dir.path().join("store")).ok()?,
+        );
         let server = crate::runtime()
-            .block_on(async { XtaServer::open(settings, intake) })
+            .block_on(async { XtaServer::open(settings, intake, store) })
             .ok()?;
         let router = server.router();
         Some(Xta {

@@ -162,22 +162,30 @@ impl StateSpace {
         }
     }
 
-    /// Run `f` in a transaction until it commits: `f` reads and writes
-    /// through the transaction handed in and returns its result; on a
-    /// conflict it runs again on fresh reads. `f` must not have effects
-    /// outside the transaction.
+    /// Run `f` in a transaction until it commits: `f` gets a fresh
+    /// transaction, reads and writes through it and hands it back with its
+    /// result; on a conflict it runs again on fresh reads. `f` must not
+    /// have effects outside the transaction.
+    ///
+    /// ```ignore
+    /// space.update(|mut tx| async move {
+    ///     let seen = tx.get(b"k").await?;
+    ///     tx.put(b"k", next(seen));
+    ///     Ok((tx, ()))
+    /// }).await?;
+    /// ```
     ///
     /// # Errors
     ///
     /// `f`'s error (nothing written), a store failure, or
     /// [`MAX_STATE_ATTEMPTS`] conflicts in a row.
-    pub async fn update<T, F>(&self, mut f: F) -> Result<T>
+    pub async fn update<'s, T, F, Fut>(&'s self, mut f: F) -> Result<T>
     where
-        F: for<'t> FnMut(&'t mut StateTx<'_>) -> futures::future::BoxFuture<'t, Result<T>>,
+        F: FnMut(StateTx<'s>) -> Fut,
+        Fut: std::future::Future<Output = Result<(StateTx<'s>, T)>>,
     {
         for _ in 0..MAX_STATE_ATTEMPTS {
-            let mut tx = self.begin();
-            let value = f(&mut tx).await?;
+            let (tx, value) = f(self.begin()).await?;
             if tx.commit().await? {
                 return Ok(value);
             }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use drehscheibe_store::state::MAX_STATE_PAGE;
 use drehscheibe_store::{SledStore, StateSpace, Store, StoreError};
-use futures::FutureExt;
 
 fn open(dir: &std::path::Path) -> Arc<dyn Store> {
     Arc::new(SledStore::open(dir).unwrap())
@@ -113,16 +112,13 @@ async fn concurrent_increments_lose_nothing() {
             let s = s.clone();
             tokio::spawn(async move {
                 for _ in 0..40 {
-                    s.update(|tx| {
-                        async move {
-                            let n = tx
-                                .get(b"n")
-                                .await?
-                                .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap()));
-                            tx.put(b"n", (n + 1).to_be_bytes().to_vec());
-                            Ok(())
-                        }
-                        .boxed()
+                    s.update(|mut tx| async move {
+                        let n = tx
+                            .get(b"n")
+                            .await?
+                            .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap()));
+                        tx.put(b"n", (n + 1).to_be_bytes().to_vec());
+                        Ok((tx, ()))
                     })
                     .await
                     .unwrap();

@@ -1,20 +1,30 @@
-//! Hub-hosted XTA mailboxes: durable (sled under `<data_dir>/xta`), one
-//! per account name. The `xta-mailbox` connector puts routed messages in;
-//! the XTA server's MsgBoxPort lists, serves and closes them.
+//! Hub-hosted XTA mailboxes, one per account name, kept in the hub store
+//! (state space [`SPACE`]). The `xta-mailbox` connector puts routed
+//! messages in; the XTA server's MsgBoxPort lists, serves and closes them.
+//! Any number of [`Mailboxes`] handles over one store see the same
+//! mailboxes (the server and every `xta-mailbox` connector hold one).
 //!
 //! Content is referenced by [`BlobRef`] (the hub's content-addressed blob
 //! store); the mailbox keeps meta data and content descriptions only.
 //! A message id put twice (connector retries, replays) is stored once; a
 //! closed message is remembered so that a late retry does not re-open it.
+//!
+//! | key | value |
+//! |---|---|
+//! | `m` 0 account 0 seq (u64 BE) | JSON [`MailboxMessage`] (open messages, in arrival order) |
+//! | `i` 0 account 0 message id | seq (u64 BE) while open, `closed` after |
+//! | `n` 0 account | next seq and open count (2 × u64 BE) |
+//!
+//! Every put and close of an account reads and writes its `n` entry, so
+//! two of them racing conflict and one reruns (see
+//! [`drehscheibe_store::state`]).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
+use bytes::Bytes;
 use drehscheibe_model::BlobRef;
+use drehscheibe_store::{StateSpace, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 use crate::model::{ContentDescription, MessageMetaData};
 
@@ -51,6 +61,13 @@ impl MailboxMessage {
     }
 }
 
+/// State space of the mailboxes.
+pub const SPACE: &str = "xta/mailboxes";
+
+/// Most open messages [`Mailboxes::list`] returns (oldest first); a
+/// mailbox holding more shows the rest once the oldest are closed.
+pub const MAX_LISTED: usize = 10_000;
+
 /// Outcome of [`Mailboxes::put`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -63,7 +80,7 @@ pub enum PutOutcome {
 /// Mailbox store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
-    /// sled failed.
+    /// The hub store failed.
     #[error("mailbox store: {0}")]
     Store(String),
     /// A stored record cannot be read.
@@ -74,42 +91,35 @@ pub enum MailboxError {
     InvalidAccount(String),
 }
 
-impl From<sled::Error> for MailboxError {
-    fn from(e: sled::Error) -> Self {
-        Self::Store(e.to_string())
+impl From<StoreError> for MailboxError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(e) => Self::Corrupt(e),
+            e => Self::Store(e.to_string()),
+        }
     }
 }
 
-/// The durable mailboxes of one hub.
+/// The mailboxes of one hub: a handle on their state space.
+#[derive(Debug, Clone)]
 pub struct Mailboxes {
-    path: PathBuf,
-    db: sled::Db,
-    /// `account \0 seq(be)` → JSON [`MailboxMessage`].
-    entries: sled::Tree,
-    /// `account \0 message id` → seq(be) for open messages, `closed` tombstone.
-    index: sled::Tree,
+    space: StateSpace,
 }
-
-impl std::fmt::Debug for Mailboxes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailboxes")
-            .field("path", &self.path)
-            .finish()
-    }
-}
-
-static OPEN: Mutex<Option<HashMap<PathBuf, Weak<Mailboxes>>>> = Mutex::new(None);
 
 const CLOSED: &[u8] = b"closed";
 
-fn key(account: &str, rest: &[u8]) -> Result<Vec<u8>, MailboxError> {
+fn key(tag: u8, account: &str, rest: &[u8]) -> Result<Vec<u8>, MailboxError> {
     if account.is_empty() || account.contains('\0') {
         return Err(MailboxError::InvalidAccount(account.to_string()));
     }
-    let mut k = Vec::with_capacity(account.len() + 1 + rest.len());
-    k.extend_from_slice(account.as_bytes());
+    let mut k = Vec::with_capacity(account.len() + 3 + rest.len());
+    k.push(tag);
     k.push(0);
-    k.extend_from_slice(rest);
+    k.extend_from_slice(account.as_bytes());
+    if tag != b'n' {
+        k.push(0);
+        k.extend_from_slice(rest);
+    }
     Ok(k)
 }
 
@@ -117,62 +127,41 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn tx_err(e: TransactionError<MailboxError>) -> MailboxError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => e.into(),
+fn decode_message(v: &[u8]) -> Result<MailboxMessage, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("mailbox message: {e}")))
+}
+
+fn encode_message(m: &MailboxMessage) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(m).map_err(|e| StoreError::Corrupt(format!("mailbox message: {e}")))
+}
+
+/// `(next seq, open count)` of an account's `n` entry.
+fn counters(v: Option<&Bytes>) -> Result<(u64, u64), StoreError> {
+    match v {
+        None => Ok((0, 0)),
+        Some(v) if v.len() == 16 => {
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            a.copy_from_slice(&v[..8]);
+            b.copy_from_slice(&v[8..]);
+            Ok((u64::from_be_bytes(a), u64::from_be_bytes(b)))
+        }
+        Some(_) => Err(StoreError::Corrupt("mailbox counters".into())),
     }
 }
 
+fn counters_bytes(next: u64, open: u64) -> Vec<u8> {
+    let mut v = next.to_be_bytes().to_vec();
+    v.extend_from_slice(&open.to_be_bytes());
+    v
+}
+
 impl Mailboxes {
-    /// Open (or create) the mailboxes under `dir` (normally
-    /// `<data_dir>/xta`). Opening the same directory twice in one process
-    /// returns the same instance, so the server and the `xta-mailbox`
-    /// connectors share one sled database.
-    pub fn open(dir: &Path) -> Result<Arc<Self>, MailboxError> {
-        std::fs::create_dir_all(dir).map_err(|e| MailboxError::Store(e.to_string()))?;
-        let path = dir
-            .canonicalize()
-            .map_err(|e| MailboxError::Store(e.to_string()))?;
-        let mut guard = OPEN
-            .lock()
-            .map_err(|_| MailboxError::Store("registry poisoned".into()))?;
-        let map = guard.get_or_insert_with(HashMap::new);
-        if let Some(existing) = map.get(&path).and_then(Weak::upgrade) {
-            return Ok(existing);
-        }
-        // A just-dropped instance may hold sled's file lock for a moment
-        // (its flusher thread ends asynchronously): retry briefly.
-        let mut attempts = 0;
-        let db = loop {
-            match sled::Config::new()
-                .path(path.join("mailboxes"))
-                .segment_size(1 << 23)
-                // Durability comes from explicit flushes; sled's periodic
-                // flusher thread competed for the process-wide sled lock.
-                .flush_every_ms(None)
-                .open()
-            {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if attempts < 50 && e.to_string().contains("could not acquire lock") =>
-                {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(40));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let entries = db.open_tree("entries")?;
-        let index = db.open_tree("index")?;
-        let mb = Arc::new(Self {
-            path: path.clone(),
-            db,
-            entries,
-            index,
-        });
-        map.insert(path, Arc::downgrade(&mb));
-        Ok(mb)
+    /// The mailboxes kept in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Result<Arc<Self>, MailboxError> {
+        Ok(Arc::new(Self {
+            space: StateSpace::new(store, SPACE)?,
+        }))
     }
 
     /// Put a message into `account`'s mailbox; durable when this returns.
@@ -182,165 +171,152 @@ impl Mailboxes {
         account: &str,
         message: MailboxMessage,
     ) -> Result<PutOutcome, MailboxError> {
-        let ikey = key(account, message.metadata.message_id.as_bytes())?;
-        let seq = self.db.generate_id()?;
-        let ekey = key(account, &seq.to_be_bytes())?;
-        let json =
-            serde_json::to_vec(&message).map_err(|e| MailboxError::Corrupt(e.to_string()))?;
-        let outcome = (&self.entries, &self.index)
-            .transaction(|(entries, index)| {
-                if index.get(&ikey)?.is_some() {
-                    return Ok(PutOutcome::AlreadyPresent);
+        let ikey = key(b'i', account, message.metadata.message_id.as_bytes())?;
+        let nkey = key(b'n', account, &[])?;
+        let json = Bytes::from(encode_message(&message)?);
+        let account = account.to_string();
+        let outcome = self
+            .space
+            .update(|mut tx| {
+                let (ikey, nkey, json, account) = (&ikey, &nkey, &json, &account);
+                async move {
+                    if tx.get(ikey).await?.is_some() {
+                        return Ok((tx, PutOutcome::AlreadyPresent));
+                    }
+                    let (seq, open) = counters(tx.get(nkey).await?.as_ref())?;
+                    let ekey = key(b'm', account, &seq.to_be_bytes())
+                        .map_err(|e| StoreError::Aborted(e.to_string()))?;
+                    tx.put(nkey, counters_bytes(seq + 1, open + 1));
+                    tx.put(ikey, seq.to_be_bytes().to_vec());
+                    tx.put(&ekey, json.clone());
+                    Ok((tx, PutOutcome::Stored))
                 }
-                index.insert(ikey.as_slice(), &seq.to_be_bytes())?;
-                entries.insert(ekey.as_slice(), json.as_slice())?;
-                Ok::<_, ConflictableTransactionError<MailboxError>>(PutOutcome::Stored)
             })
-            .map_err(tx_err)?;
-        {
-            // A blocking flush on a blocking thread, never `flush_async`:
-            // sled 0.34 shares one concurrency-control lock between all
-            // databases of the process, and its async flush held that lock
-            // on sled's I/O threads while waiting for log stability, which
-            // deadlocked with the hub store's transactions under load.
-            let db = self.db.clone();
-            tokio::task::spawn_blocking(move || db.flush())
-                .await
-                .map_err(|e| MailboxError::Store(format!("flush task: {e}")))??;
-        }
+            .await?;
         Ok(outcome)
     }
 
-    /// Open messages of `account`, oldest first.
-    pub fn list(&self, account: &str) -> Result<Vec<MailboxMessage>, MailboxError> {
-        let prefix = key(account, &[])?;
+    /// Open messages of `account`, oldest first (at most [`MAX_LISTED`]).
+    pub async fn list(&self, account: &str) -> Result<Vec<MailboxMessage>, MailboxError> {
+        let prefix = key(b'm', account, &[])?;
         let mut out = Vec::new();
-        for kv in self.entries.scan_prefix(&prefix) {
-            let (_, v) = kv?;
-            out.push(serde_json::from_slice(&v).map_err(|e| MailboxError::Corrupt(e.to_string()))?);
+        let mut after: Option<Vec<u8>> = None;
+        while out.len() < MAX_LISTED {
+            let page = self
+                .space
+                .scan(&prefix, after.as_deref(), MAX_LISTED - out.len())
+                .await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            for (_, v) in &page {
+                out.push(decode_message(v)?);
+            }
         }
         Ok(out)
     }
 
-    fn seq_of(&self, account: &str, message_id: &str) -> Result<Option<Vec<u8>>, MailboxError> {
-        let ikey = key(account, message_id.as_bytes())?;
-        Ok(match self.index.get(&ikey)? {
-            Some(v) if v.as_ref() != CLOSED => Some(key(account, &v)?),
-            _ => None,
-        })
+    /// Number of open messages of `account`.
+    pub async fn open_count(&self, account: &str) -> Result<u64, MailboxError> {
+        let v = self.space.get(&key(b'n', account, &[])?).await?;
+        Ok(counters(v.as_ref())?.1)
+    }
+
+    /// The entry key of an open message.
+    async fn entry_key(
+        &self,
+        account: &str,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, MailboxError> {
+        match self
+            .space
+            .get(&key(b'i', account, message_id.as_bytes())?)
+            .await?
+        {
+            Some(v) if v.as_ref() != CLOSED => Ok(Some(key(b'm', account, &v)?)),
+            _ => Ok(None),
+        }
     }
 
     /// An open message of `account`, `None` if unknown, closed or in
     /// another account's mailbox.
-    pub fn get(
+    pub async fn get(
         &self,
         account: &str,
         message_id: &str,
     ) -> Result<Option<MailboxMessage>, MailboxError> {
-        let Some(ekey) = self.seq_of(account, message_id)? else {
+        let Some(ekey) = self.entry_key(account, message_id).await? else {
             return Ok(None);
         };
-        match self.entries.get(ekey)? {
-            Some(v) => Ok(Some(
-                serde_json::from_slice(&v).map_err(|e| MailboxError::Corrupt(e.to_string()))?,
-            )),
+        match self.space.get(&ekey).await? {
+            Some(v) => Ok(Some(decode_message(&v)?)),
             None => Ok(None),
         }
     }
 
-    /// Record the first fetch time of an open message (best effort).
+    /// Record the first fetch time of an open message.
     pub async fn mark_fetched(&self, account: &str, message_id: &str) -> Result<(), MailboxError> {
-        let Some(ekey) = self.seq_of(account, message_id)? else {
+        let Some(ekey) = self.entry_key(account, message_id).await? else {
             return Ok(());
         };
-        if let Some(v) = self.entries.get(&ekey)? {
-            let mut m: MailboxMessage =
-                serde_json::from_slice(&v).map_err(|e| MailboxError::Corrupt(e.to_string()))?;
-            if m.first_fetched_at.is_none() {
-                m.first_fetched_at = Some(now());
-                let json =
-                    serde_json::to_vec(&m).map_err(|e| MailboxError::Corrupt(e.to_string()))?;
-                let _ = self.entries.compare_and_swap(&ekey, Some(v), Some(json))?;
-                {
-                    // A blocking flush on a blocking thread, never `flush_async`:
-                    // sled 0.34 shares one concurrency-control lock between all
-                    // databases of the process, and its async flush held that lock
-                    // on sled's I/O threads while waiting for log stability, which
-                    // deadlocked with the hub store's transactions under load.
-                    let db = self.db.clone();
-                    tokio::task::spawn_blocking(move || db.flush())
-                        .await
-                        .map_err(|e| MailboxError::Store(format!("flush task: {e}")))??;
+        let fetched_at = now();
+        self.space
+            .update(|mut tx| {
+                let (ekey, fetched_at) = (&ekey, &fetched_at);
+                async move {
+                    let Some(v) = tx.get(ekey).await? else {
+                        return Ok((tx, ()));
+                    };
+                    let mut m = decode_message(&v)?;
+                    if m.first_fetched_at.is_none() {
+                        m.first_fetched_at = Some(fetched_at.clone());
+                        tx.put(ekey, encode_message(&m)?);
+                    }
+                    Ok((tx, ()))
                 }
-            }
-        }
+            })
+            .await?;
         Ok(())
     }
 
     /// Close (remove) an open message. `Ok(false)` if the id is not open in
     /// this account's mailbox. Durable when this returns.
     pub async fn close(&self, account: &str, message_id: &str) -> Result<bool, MailboxError> {
-        let ikey = key(account, message_id.as_bytes())?;
-        let prefix = key(account, &[])?;
-        let closed = (&self.entries, &self.index)
-            .transaction(|(entries, index)| {
-                let Some(seq) = index.get(&ikey)? else {
-                    return Ok(false);
-                };
-                if seq.as_ref() == CLOSED {
-                    return Ok(false);
+        let ikey = key(b'i', account, message_id.as_bytes())?;
+        let nkey = key(b'n', account, &[])?;
+        let prefix = key(b'm', account, &[])?;
+        let closed = self
+            .space
+            .update(|mut tx| {
+                let (ikey, nkey, prefix) = (&ikey, &nkey, &prefix);
+                async move {
+                    let Some(seq) = tx.get(ikey).await? else {
+                        return Ok((tx, false));
+                    };
+                    if seq.as_ref() == CLOSED {
+                        return Ok((tx, false));
+                    }
+                    let (next, open) = counters(tx.get(nkey).await?.as_ref())?;
+                    let mut ekey = prefix.clone();
+                    ekey.extend_from_slice(&seq);
+                    tx.delete(&ekey);
+                    tx.put(ikey, Bytes::from_static(CLOSED));
+                    tx.put(nkey, counters_bytes(next, open.saturating_sub(1)));
+                    Ok((tx, true))
                 }
-                let mut ekey = prefix.clone();
-                ekey.extend_from_slice(&seq);
-                entries.remove(ekey)?;
-                index.insert(ikey.as_slice(), CLOSED)?;
-                Ok::<_, ConflictableTransactionError<MailboxError>>(true)
             })
-            .map_err(tx_err)?;
-        if closed {
-            {
-                // A blocking flush on a blocking thread, never `flush_async`:
-                // sled 0.34 shares one concurrency-control lock between all
-                // databases of the process, and its async flush held that lock
-                // on sled's I/O threads while waiting for log stability, which
-                // deadlocked with the hub store's transactions under load.
-                let db = self.db.clone();
-                tokio::task::spawn_blocking(move || db.flush())
-                    .await
-                    .map_err(|e| MailboxError::Store(format!("flush task: {e}")))??;
-            }
-        }
+            .await?;
         Ok(closed)
-    }
-
-    /// A further named tree in the same database (server state such as
-    /// the index of sent messages).
-    pub fn tree(&self, name: &str) -> Result<sled::Tree, MailboxError> {
-        Ok(self.db.open_tree(name)?)
-    }
-
-    /// Flush the database (durability point for [`Self::tree`] writes).
-    pub async fn flush(&self) -> Result<(), MailboxError> {
-        {
-            // A blocking flush on a blocking thread, never `flush_async`:
-            // sled 0.34 shares one concurrency-control lock between all
-            // databases of the process, and its async flush held that lock
-            // on sled's I/O threads while waiting for log stability, which
-            // deadlocked with the hub store's transactions under load.
-            let db = self.db.clone();
-            tokio::task::spawn_blocking(move || db.flush())
-                .await
-                .map_err(|e| MailboxError::Store(format!("flush task: {e}")))??;
-        }
-        Ok(())
     }
 
     /// Whether the id was ever put into `account`'s mailbox (open or
     /// closed).
-    pub fn knows(&self, account: &str, message_id: &str) -> Result<bool, MailboxError> {
+    pub async fn knows(&self, account: &str, message_id: &str) -> Result<bool, MailboxError> {
         Ok(self
-            .index
-            .get(key(account, message_id.as_bytes())?)?
+            .space
+            .get(&key(b'i', account, message_id.as_bytes())?)
+            .await?
             .is_some())
     }
 }

@@ -42,9 +42,12 @@ fn accounts() -> Vec<Account> {
 }
 
 async fn serve(intake: Arc<dyn Intake>, dir: &std::path::Path) -> (XtaServer, String) {
+    let store: Arc<dyn drehscheibe_store::Store> =
+        Arc::new(drehscheibe_store::SledStore::open(&dir.join("store")).unwrap());
     let server = XtaServer::open(
         XtaServerSettings::new("xta", dir.to_path_buf(), accounts()),
         intake,
+        store,
     )
     .unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -196,9 +199,13 @@ async fn mailbox_connector_then_poller_exactly_once() {
     // A retry of the same delivery does not add a second message.
     let r2 = mailbox.deliver(again).await.unwrap();
     assert!(r2.detail.contains("already there"), "{}", r2.detail);
-    assert_eq!(server.mailboxes().list("kommune").unwrap().len(), 1);
+    assert_eq!(server.mailboxes().list("kommune").await.unwrap().len(), 1);
     assert!(blobs_b
-        .contains(&server.mailboxes().list("kommune").unwrap()[0].message.blob)
+        .contains(
+            &server.mailboxes().list("kommune").await.unwrap()[0]
+                .message
+                .blob
+        )
         .await
         .unwrap());
 
@@ -233,7 +240,7 @@ async fn mailbox_connector_then_poller_exactly_once() {
     assert_eq!(s.attachments.len(), 1);
     assert_eq!(s.attachments[0].content_type, "application/octet-stream");
     assert_eq!(hub_c.blobs.get(&s.attachments[0].blob), att);
-    assert!(server.mailboxes().list("kommune").unwrap().is_empty());
+    assert!(server.mailboxes().list("kommune").await.unwrap().is_empty());
     // Nothing left: the next poll stores nothing.
     let stats = poller
         .poll_once(&hub_c_dyn, &CancellationToken::new())
@@ -264,7 +271,7 @@ async fn poller_pages_through_a_full_mailbox_without_waiting() {
         let req = request(DOC, vec![], hub_b.blobs.clone(), BTreeMap::new());
         mailbox.deliver(req).await.unwrap();
     }
-    assert_eq!(server.mailboxes().list("kommune").unwrap().len(), 5);
+    assert_eq!(server.mailboxes().list("kommune").await.unwrap().len(), 5);
 
     let hub_c = MemIntake::new("xta-in");
     let adapter: Box<dyn drehscheibe_model::InputAdapter> = Box::new(
@@ -292,7 +299,7 @@ async fn poller_pages_through_a_full_mailbox_without_waiting() {
         .unwrap()
         .unwrap();
     assert_eq!(hub_c.stored.lock().unwrap().len(), 5);
-    assert!(server.mailboxes().list("kommune").unwrap().is_empty());
+    assert!(server.mailboxes().list("kommune").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -183,7 +183,9 @@ async fn hub_with(cert_account: Option<&str>) -> Hub {
         accounts[1].cert_fingerprints.push(fp.to_string());
     }
     let settings = XtaServerSettings::new("xta-in", dir.path().join("xta"), accounts);
-    let server = XtaServer::open(settings, intake.clone()).unwrap();
+    let store: Arc<dyn drehscheibe_store::Store> =
+        Arc::new(drehscheibe_store::SledStore::open(&dir.path().join("store")).unwrap());
+    let server = XtaServer::open(settings, intake.clone(), store).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = server.router().layer(axum::middleware::from_fn(
@@ -756,7 +758,7 @@ async fn send_report_mailbox_round_trip() {
         r.fault(),
         ("InvalidMessageIDException".into(), "9070".into())
     );
-    assert_eq!(mb.list("fachverfahren-b").unwrap().len(), 1);
+    assert_eq!(mb.list("fachverfahren-b").await.unwrap().len(), 1);
     // A cannot close B's message.
     let close = format!("<osci:MsgBoxCloseRequest xmlns:osci=\"{NS_OSCI}\" MsgBoxRequestID=\"{rid}\"><osci:LastMsgReceived>{id}</osci:LastMsgReceived></osci:MsgBoxCloseRequest>");
     let r = h.soap(TOKEN_A, close_action, "", &close).await;
@@ -768,7 +770,7 @@ async fn send_report_mailbox_round_trip() {
     let r = h.soap(TOKEN_B, close_action, "", &close).await;
     assert_eq!(r.status, 200);
     r.envelope();
-    assert!(mb.list("fachverfahren-b").unwrap().is_empty());
+    assert!(mb.list("fachverfahren-b").await.unwrap().is_empty());
     let r = h.soap(TOKEN_B, close_action, "", &close).await;
     assert_eq!(
         r.fault(),
@@ -1144,13 +1146,21 @@ async fn hostile_requests_get_the_right_fault_and_store_nothing() {
 async fn mailboxes_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let md = metadata("urn:de:xta:messageid:t:1", PARTY_A, PARTY_B);
+    let open = || -> Arc<dyn drehscheibe_store::Store> {
+        Arc::new(drehscheibe_store::SledStore::open(&dir.path().join("store")).unwrap())
+    };
     {
-        let mb = drehscheibe_xta::mailbox::Mailboxes::open(&dir.path().join("xta")).unwrap();
+        let store = open();
+        let mb = drehscheibe_xta::mailbox::Mailboxes::new(store.clone()).unwrap();
         mb.put("b", mb_message(&md)).await.unwrap();
+        // A second handle on the same store sees the same mailboxes.
+        let other = drehscheibe_xta::mailbox::Mailboxes::new(store).unwrap();
+        assert_eq!(other.list("b").await.unwrap().len(), 1);
+        assert_eq!(other.open_count("b").await.unwrap(), 1);
     }
-    let mb = drehscheibe_xta::mailbox::Mailboxes::open(&dir.path().join("xta")).unwrap();
-    assert_eq!(mb.list("b").unwrap().len(), 1);
-    assert!(mb.get("a", &md.message_id).unwrap().is_none());
+    let mb = drehscheibe_xta::mailbox::Mailboxes::new(open()).unwrap();
+    assert_eq!(mb.list("b").await.unwrap().len(), 1);
+    assert!(mb.get("a", &md.message_id).await.unwrap().is_none());
     assert!(mb.close("b", &md.message_id).await.unwrap());
     assert!(!mb.close("b", &md.message_id).await.unwrap());
     let _ = Bytes::new();
@@ -1408,17 +1418,48 @@ async fn paging_and_iterating_a_mailbox() {
         )
         .await;
     assert_eq!(r.fault().0, "env:Sender");
+    let open_before = mb.list("fachverfahren-b").await.unwrap().len();
+    assert!(open_before > 0);
+    let close_only = |rid: &str| {
+        format!("<osci:MsgBoxCloseRequest xmlns:osci=\"{NS_OSCI}\" MsgBoxRequestID=\"{rid}\"/>")
+    };
+    // Issue 10, defect 2: another account cannot end B's fetch session
+    // with B's request id, and a made-up id is a fault, not a success.
+    for (token, id) in [(TOKEN_A, rid.as_str()), (TOKEN_B, "urn:uuid:made-up")] {
+        let r = h
+            .soap(
+                token,
+                &format!("{base}MsgBoxCloseRequest"),
+                "",
+                &close_only(id),
+            )
+            .await;
+        assert_eq!(r.fault().0, "env:Sender", "close with {id}");
+        assert_eq!(
+            mb.list("fachverfahren-b").await.unwrap().len(),
+            open_before,
+            "a refused close closes nothing"
+        );
+    }
     // close without LastMsgReceived closes what this iterator handed out.
     let r = h
         .soap(
             TOKEN_B,
             &format!("{base}MsgBoxCloseRequest"),
             "",
-            &format!(
-                "<osci:MsgBoxCloseRequest xmlns:osci=\"{NS_OSCI}\" MsgBoxRequestID=\"{rid}\"/>"
-            ),
+            &close_only(&rid),
         )
         .await;
     assert_eq!(r.status, 200);
-    assert!(mb.list("fachverfahren-b").unwrap().is_empty());
+    assert!(mb.list("fachverfahren-b").await.unwrap().is_empty());
+    // The request id ended with the close.
+    let r = h
+        .soap(
+            TOKEN_B,
+            &format!("{base}MsgBoxCloseRequest"),
+            "",
+            &close_only(&rid),
+        )
+        .await;
+    assert_eq!(r.fault().0, "env:Sender");
 }

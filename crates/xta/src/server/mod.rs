@@ -29,9 +29,8 @@
 mod ops;
 mod wsdl;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -41,6 +40,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use drehscheibe_model::Intake;
+use drehscheibe_store::{StateSpace, Store};
 use futures::StreamExt;
 
 use crate::faults::{Fault, XtaFault};
@@ -119,8 +119,10 @@ pub enum ServerError {
     Settings(String),
 }
 
-/// State of a MsgBox iterator (`MsgBoxRequestID`).
-#[derive(Debug, Clone, Default)]
+/// State of a MsgBox iterator (`MsgBoxRequestID`), kept in the state
+/// space `xta/iterators/<channel>` under `account 0 request id`, so only
+/// the account that opened it can use or close it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct MsgBoxIter {
     account: String,
     /// Ids still to list (status lists).
@@ -128,14 +130,26 @@ pub(crate) struct MsgBoxIter {
     /// Ids handed out by getMessage/getNextMessage.
     delivered: Vec<String>,
     list_form_metadata: bool,
+    /// When it was opened (Unix seconds); iterators older than
+    /// [`ITERATOR_TTL_SECS`] are dropped.
+    #[serde(default)]
+    opened: i64,
 }
+
+/// How long a `MsgBoxRequestID` stays usable.
+pub(crate) const ITERATOR_TTL_SECS: i64 = 3600;
+
+/// Most iterators one account keeps; opening one more drops the oldest.
+pub(crate) const MAX_ITERATORS_PER_ACCOUNT: usize = 100;
 
 pub(crate) struct Inner {
     settings: XtaServerSettings,
     intake: Arc<dyn Intake>,
     mailboxes: Arc<Mailboxes>,
-    sent: sled::Tree,
-    iters: Mutex<HashMap<String, MsgBoxIter>>,
+    /// State space `xta/sent/<channel>`: message id → JSON `SentRecord`.
+    sent: StateSpace,
+    /// State space `xta/iterators/<channel>` (see [`MsgBoxIter`]).
+    iters: StateSpace,
     spool: PathBuf,
 }
 
@@ -146,17 +160,26 @@ pub struct XtaServer {
 }
 
 impl XtaServer {
-    /// Open the server state (`state_dir`: mailboxes, sent-message index,
-    /// spool directory).
-    pub fn open(settings: XtaServerSettings, intake: Arc<dyn Intake>) -> Result<Self, ServerError> {
+    /// Open the server: mailboxes, the index of sent messages and the
+    /// fetch iterators live in `store` (state spaces `xta/…`); large
+    /// incoming messages are spooled under `settings.state_dir`.
+    pub fn open(
+        settings: XtaServerSettings,
+        intake: Arc<dyn Intake>,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ServerError> {
         if !settings.path.starts_with('/') {
             return Err(ServerError::Settings(format!(
                 "path {:?} must start with /",
                 settings.path
             )));
         }
-        let mailboxes = Mailboxes::open(&settings.state_dir)?;
-        let sent = mailboxes.tree(&format!("sent/{}", settings.channel))?;
+        let mailboxes = Mailboxes::new(store.clone())?;
+        let space = |name: String| {
+            StateSpace::new(store.clone(), &name).map_err(|e| ServerError::Settings(e.to_string()))
+        };
+        let sent = space(format!("xta/sent/{}", settings.channel))?;
+        let iters = space(format!("xta/iterators/{}", settings.channel))?;
         let spool = settings.state_dir.join("spool");
         std::fs::create_dir_all(&spool)
             .map_err(|e| ServerError::Settings(format!("spool dir {}: {e}", spool.display())))?;
@@ -166,7 +189,7 @@ impl XtaServer {
                 intake,
                 mailboxes,
                 sent,
-                iters: Mutex::new(HashMap::new()),
+                iters,
                 spool,
             }),
         })

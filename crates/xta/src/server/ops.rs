@@ -156,7 +156,7 @@ async fn run(
         }
         Operation::LookupService => lookup_service(inner, &call, &action, relates),
         Operation::GetTransportReport => transport_report(inner, &call, &action, relates).await,
-        Operation::CancelMessage => cancel(inner, &call),
+        Operation::CancelMessage => cancel(inner, &call).await,
         Operation::SendMessage => send_message(inner, call, &action, relates).await,
         Operation::SendMessageSync => Err(XtaFault::new(
             XtaFaultKind::SyncAsync,
@@ -164,8 +164,8 @@ async fn run(
             "this XTA server offers asynchronous transport only (use sendMessage)",
         )
         .into()),
-        Operation::GetStatusList => status_list(inner, &call, &action, relates),
-        Operation::GetNextStatusList => next_status_list(inner, &call, &action, relates),
+        Operation::GetStatusList => status_list(inner, &call, &action, relates).await,
+        Operation::GetNextStatusList => next_status_list(inner, &call, &action, relates).await,
         Operation::GetMessage => get_message(inner, &call, &action, relates, false).await,
         Operation::GetNextMessage => get_message(inner, &call, &action, relates, true).await,
         Operation::Close => close(inner, &call, &action, relates).await,
@@ -277,8 +277,8 @@ fn body_message_id(call: &Call) -> Result<String, Fault> {
     Ok(id)
 }
 
-fn sent_record(inner: &Inner, account: &str, id: &str) -> Result<Option<SentRecord>, Fault> {
-    let Some(v) = inner.sent.get(id.as_bytes()).map_err(internal)? else {
+async fn sent_record(inner: &Inner, account: &str, id: &str) -> Result<Option<SentRecord>, Fault> {
+    let Some(v) = inner.sent.get(id.as_bytes()).await.map_err(internal)? else {
         return Ok(None);
     };
     let r: SentRecord = serde_json::from_slice(&v).map_err(internal)?;
@@ -292,9 +292,11 @@ async fn transport_report(
     relates: Option<&str>,
 ) -> Result<Reply, Fault> {
     let id = body_message_id(call)?;
-    let rec = sent_record(inner, &call.account.name, &id)?.ok_or_else(|| {
-        XtaFault::unknown_message(format!("message {id} is unknown for this account"))
-    })?;
+    let rec = sent_record(inner, &call.account.name, &id)
+        .await?
+        .ok_or_else(|| {
+            XtaFault::unknown_message(format!("message {id} is unknown for this account"))
+        })?;
     let hub_id: MessageId = rec.hub_id.parse().map_err(internal)?;
     let status = inner.intake.status(hub_id).await.map_err(|e| {
         Fault::from(XtaFault::new(
@@ -365,11 +367,13 @@ async fn transport_report(
     Ok(empty_reply(action, relates, "", &out))
 }
 
-fn cancel(inner: &Arc<Inner>, call: &Call) -> Result<Reply, Fault> {
+async fn cancel(inner: &Arc<Inner>, call: &Call) -> Result<Reply, Fault> {
     let id = body_message_id(call)?;
-    let rec = sent_record(inner, &call.account.name, &id)?.ok_or_else(|| {
-        XtaFault::invalid_parameter(format!("message {id} is unknown for this account"))
-    })?;
+    let rec = sent_record(inner, &call.account.name, &id)
+        .await?
+        .ok_or_else(|| {
+            XtaFault::invalid_parameter(format!("message {id} is unknown for this account"))
+        })?;
     Err(match rec.metadata.delivery_attributes.not_before {
         None => XtaFault::new(
             XtaFaultKind::CancelDenied,
@@ -474,6 +478,7 @@ async fn send_message(
     if let Some(v) = inner
         .sent
         .get(metadata.message_id.as_bytes())
+        .await
         .map_err(internal)?
     {
         let r: SentRecord = serde_json::from_slice(&v).map_err(internal)?;
@@ -720,14 +725,12 @@ async fn send_message(
         hub_id: accepted.id.to_string(),
         metadata: metadata.clone(),
     };
-    inner
-        .sent
-        .insert(
-            metadata.message_id.as_bytes(),
-            serde_json::to_vec(&rec).map_err(internal)?,
-        )
-        .map_err(internal)?;
-    inner.mailboxes.flush().await.map_err(internal)?;
+    let mut tx = inner.sent.begin();
+    tx.put(
+        metadata.message_id.as_bytes(),
+        serde_json::to_vec(&rec).map_err(internal)?,
+    );
+    tx.commit().await.map_err(internal)?;
     tracing::info!(xta_message_id = %metadata.message_id, hub_id = %accepted.id, duplicate = accepted.duplicate, account = %call.account.name, "xta: message accepted");
     Ok(empty_reply(action, relates, "", ""))
 }
@@ -750,15 +753,78 @@ fn intake_fault(e: IntakeError) -> Fault {
 
 // ---------------------------------------------------------------- msgbox
 
-fn new_iter(inner: &Inner, it: MsgBoxIter) -> String {
-    let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
-    if let Ok(mut m) = inner.iters.lock() {
-        if m.len() > 10_000 {
-            m.clear();
+fn iter_key(account: &str, rid: &str) -> Vec<u8> {
+    let mut k = account.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(rid.as_bytes());
+    k
+}
+
+/// The iterator `rid` if `account` opened it and it has not expired.
+async fn load_iter(inner: &Inner, account: &str, rid: &str) -> Result<Option<MsgBoxIter>, Fault> {
+    let Some(v) = inner
+        .iters
+        .get(&iter_key(account, rid))
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let it: MsgBoxIter = serde_json::from_slice(&v).map_err(internal)?;
+    let fresh = chrono::Utc::now().timestamp() - it.opened < super::ITERATOR_TTL_SECS;
+    Ok((fresh && it.account == account).then_some(it))
+}
+
+async fn save_iter(inner: &Inner, rid: &str, it: &MsgBoxIter) -> Result<(), Fault> {
+    let mut tx = inner.iters.begin();
+    tx.put(
+        &iter_key(&it.account, rid),
+        serde_json::to_vec(it).map_err(internal)?,
+    );
+    tx.commit().await.map_err(internal)?;
+    Ok(())
+}
+
+async fn drop_iter(inner: &Inner, account: &str, rid: &str) -> Result<(), Fault> {
+    let mut tx = inner.iters.begin();
+    tx.delete(&iter_key(account, rid));
+    tx.commit().await.map_err(internal)?;
+    Ok(())
+}
+
+/// Store a new iterator under a fresh id; drops the account's expired
+/// iterators and, beyond [`super::MAX_ITERATORS_PER_ACCOUNT`], its oldest.
+async fn new_iter(inner: &Inner, mut it: MsgBoxIter) -> Result<String, Fault> {
+    let id = format!("urn:uuid:{}", uuid::Uuid::now_v7());
+    it.opened = chrono::Utc::now().timestamp();
+    let mut prefix = it.account.as_bytes().to_vec();
+    prefix.push(0);
+    let existing = inner
+        .iters
+        .scan(&prefix, None, drehscheibe_store::state::MAX_STATE_PAGE)
+        .await
+        .map_err(internal)?;
+    let mut tx = inner.iters.begin();
+    let mut live: Vec<(i64, Vec<u8>)> = Vec::new();
+    for (k, v) in existing {
+        match serde_json::from_slice::<MsgBoxIter>(&v) {
+            Ok(old) if it.opened - old.opened < super::ITERATOR_TTL_SECS => {
+                live.push((old.opened, k))
+            }
+            _ => tx.delete(&k),
         }
-        m.insert(id.clone(), it);
     }
-    id
+    live.sort();
+    let excess = (live.len() + 1).saturating_sub(super::MAX_ITERATORS_PER_ACCOUNT);
+    for (_, k) in live.into_iter().take(excess) {
+        tx.delete(&k);
+    }
+    tx.put(
+        &iter_key(&it.account, &id),
+        serde_json::to_vec(&it).map_err(internal)?,
+    );
+    tx.commit().await.map_err(internal)?;
+    Ok(id)
 }
 
 fn msgbox_response(id: &str, pending: Option<usize>, reason: &str) -> String {
@@ -819,13 +885,13 @@ fn list_body(msgs: &[MailboxMessage], metadata_form: bool) -> String {
     out
 }
 
-fn page(
+async fn page(
     inner: &Inner,
     account: &str,
     ids: Vec<String>,
     max: usize,
     metadata_form: bool,
-    iter_id: Option<String>,
+    iter_id: Option<(String, i64)>,
 ) -> Result<(String, String), Fault> {
     let mut msgs = Vec::new();
     let mut rest = Vec::new();
@@ -834,7 +900,7 @@ fn page(
             rest.push(id);
             continue;
         }
-        if let Some(m) = inner.mailboxes.get(account, &id).map_err(internal)? {
+        if let Some(m) = inner.mailboxes.get(account, &id).await.map_err(internal)? {
             msgs.push(m);
         }
     }
@@ -844,15 +910,14 @@ fn page(
         pending: rest,
         delivered: Vec::new(),
         list_form_metadata: metadata_form,
+        opened: 0,
     };
     let id = match iter_id {
-        Some(id) => {
-            if let Ok(mut m) = inner.iters.lock() {
-                m.insert(id.clone(), it);
-            }
+        Some((id, opened)) => {
+            save_iter(inner, &id, &MsgBoxIter { opened, ..it }).await?;
             id
         }
-        None => new_iter(inner, it),
+        None => new_iter(inner, it).await?,
     };
     let header = if msgs.is_empty() {
         msgbox_response(&id, None, "NoMatch")
@@ -862,7 +927,7 @@ fn page(
     Ok((header, list_body(&msgs, metadata_form)))
 }
 
-fn status_list(
+async fn status_list(
     inner: &Arc<Inner>,
     call: &Call,
     action: &str,
@@ -886,16 +951,17 @@ fn status_list(
     let all: Vec<String> = inner
         .mailboxes
         .list(account)
+        .await
         .map_err(internal)?
         .into_iter()
         .map(|m| m.metadata.message_id)
         .filter(|id| selected.is_empty() || selected.contains(id))
         .collect();
-    let (header, body) = page(inner, account, all, max, metadata_form, None)?;
+    let (header, body) = page(inner, account, all, max, metadata_form, None).await?;
     Ok(empty_reply(action, relates, &header, &body))
 }
 
-fn next_status_list(
+async fn next_status_list(
     inner: &Arc<Inner>,
     call: &Call,
     action: &str,
@@ -906,20 +972,20 @@ fn next_status_list(
         .attr("MsgBoxRequestID")
         .ok_or_else(|| XtaFault::invalid_parameter("MsgBoxGetNextRequest lacks MsgBoxRequestID"))?
         .to_string();
-    let it = inner.iters.lock().ok().and_then(|m| m.get(&rid).cloned());
-    match it {
-        Some(it) if it.account == call.account.name => {
+    match load_iter(inner, &call.account.name, &rid).await? {
+        Some(it) => {
             let (header, body) = page(
                 inner,
                 &call.account.name,
                 it.pending,
                 inner.settings.max_list_items,
                 it.list_form_metadata,
-                Some(rid),
-            )?;
+                Some((rid, it.opened)),
+            )
+            .await?;
             Ok(empty_reply(action, relates, &header, &body))
         }
-        _ => Ok(empty_reply(
+        None => Ok(empty_reply(
             action,
             relates,
             &msgbox_response(&rid, None, "RequestIdInvalid"),
@@ -936,8 +1002,8 @@ async fn get_message(
     next: bool,
 ) -> Result<Reply, Fault> {
     let account = call.account.name.clone();
-    let open = inner.mailboxes.list(&account).map_err(internal)?;
-    let (msg, rid) = if next {
+    let open = inner.mailboxes.list(&account).await.map_err(internal)?;
+    let (msg, rid, it) = if next {
         let req = body(call, NS_OSCI, "MsgBoxGetNextRequest")?;
         let rid = req
             .attr("MsgBoxRequestID")
@@ -945,15 +1011,9 @@ async fn get_message(
                 XtaFault::invalid_parameter("MsgBoxGetNextRequest lacks MsgBoxRequestID")
             })?
             .to_string();
-        let it = inner
-            .iters
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&rid).cloned())
-            .filter(|it| it.account == account)
-            .ok_or_else(|| {
-                XtaFault::invalid_parameter(format!("MsgBoxRequestID {rid} is unknown"))
-            })?;
+        let it = load_iter(inner, &account, &rid).await?.ok_or_else(|| {
+            XtaFault::invalid_parameter(format!("MsgBoxRequestID {rid} is unknown"))
+        })?;
         let mut seen = it.delivered.clone();
         seen.extend(
             req.children_named(NS_OSCI, "LastMsgReceived")
@@ -964,7 +1024,7 @@ async fn get_message(
             .find(|m| !seen.contains(&m.metadata.message_id))
             .cloned()
             .ok_or_else(|| XtaFault::unknown_message("no further message in this mailbox"))?;
-        (m, rid)
+        (m, rid, it)
     } else {
         let req = body(call, NS_OSCI, "MsgBoxFetchRequest")?;
         let ids = selector_ids(req);
@@ -972,6 +1032,7 @@ async fn get_message(
             Some(id) => inner
                 .mailboxes
                 .get(&account, id)
+                .await
                 .map_err(internal)?
                 .ok_or_else(|| {
                     XtaFault::unknown_message(format!(
@@ -983,20 +1044,20 @@ async fn get_message(
                 .cloned()
                 .ok_or_else(|| XtaFault::unknown_message("the mailbox is empty"))?,
         };
-        let rid = new_iter(
-            inner,
-            MsgBoxIter {
-                account: account.clone(),
-                ..Default::default()
-            },
-        );
-        (m, rid)
+        let it = MsgBoxIter {
+            account: account.clone(),
+            ..Default::default()
+        };
+        let rid = new_iter(inner, it.clone()).await?;
+        let it = MsgBoxIter {
+            opened: chrono::Utc::now().timestamp(),
+            ..it
+        };
+        (m, rid, it)
     };
-    if let Ok(mut iters) = inner.iters.lock() {
-        if let Some(it) = iters.get_mut(&rid) {
-            it.delivered.push(msg.metadata.message_id.clone());
-        }
-    }
+    let (msg, rid, mut it) = (msg, rid, it);
+    it.delivered.push(msg.metadata.message_id.clone());
+    save_iter(inner, &rid, &it).await?;
     inner
         .mailboxes
         .mark_fetched(&account, &msg.metadata.message_id)
@@ -1060,24 +1121,12 @@ async fn close(
         .children_named(NS_OSCI, "LastMsgReceived")
         .map(|e| e.text().trim().to_string())
         .collect();
-    if ids.is_empty() {
-        // Close what this iterator handed out.
-        ids = inner
-            .iters
-            .lock()
-            .ok()
-            .and_then(|m| {
-                m.get(&rid)
-                    .filter(|it| &it.account == account)
-                    .map(|it| it.delivered.clone())
-            })
-            .unwrap_or_default();
-    }
-    // Check all first so that a bad id closes nothing.
+    // Check every named message first, so that a bad id closes nothing.
     for id in &ids {
         if inner
             .mailboxes
             .get(account, id)
+            .await
             .map_err(internal)?
             .is_none()
         {
@@ -1087,11 +1136,19 @@ async fn close(
             .into());
         }
     }
+    // The request id must be one this account opened (and not closed):
+    // another account cannot end a reader's fetch session, and a made-up
+    // id is a fault, as for getNextMessage.
+    let it = load_iter(inner, account, &rid)
+        .await?
+        .ok_or_else(|| XtaFault::invalid_parameter(format!("MsgBoxRequestID {rid} is unknown")))?;
+    if ids.is_empty() {
+        // Close what this iterator handed out.
+        ids = it.delivered.clone();
+    }
     for id in &ids {
         inner.mailboxes.close(account, id).await.map_err(internal)?;
     }
-    if let Ok(mut m) = inner.iters.lock() {
-        m.remove(&rid);
-    }
+    drop_iter(inner, account, &rid).await?;
     Ok(empty_reply(action, relates, "", ""))
 }
