@@ -210,14 +210,14 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     .with_metrics(hub.metrics().clone());
     let addr = bound.local_addr()?;
     let scheme = bound.scheme();
-    let fit_subscribers = fit_subscribers(&config)?;
+    let fit_subscribers = fit_subscribers(&config, hub.store())?;
     let mut app = drehscheibe_server::app(hub.clone(), Arc::new(config.token_table()));
     for (_, adapter) in &fit_subscribers {
         if let Some(callbacks) = adapter.callback_router() {
             app = app.merge(callbacks);
         }
     }
-    let fit_intakes = fit_intakes(&config, hub.clone())?;
+    let fit_intakes = fit_intakes(&config, hub.clone(), hub.store())?;
     for fit in &fit_intakes {
         app = app.merge(fit.router());
     }
@@ -288,6 +288,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
 /// channels (keys read now, so a bad key stops the start).
 fn fit_subscribers(
     config: &HubConfig,
+    store: &Arc<dyn Store>,
 ) -> Result<
     Vec<(
         String,
@@ -324,26 +325,29 @@ fn fit_subscribers(
             .as_deref()
             .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
             .transpose()?;
-        let adapter = FitConnectSubscriber::new(SubscriberSettings {
-            channel: ch.id.clone(),
-            token: drehscheibe_fit_connect::client::TokenSettings {
-                token_url: f.token_url.clone(),
-                client_id: f.client_id.clone(),
-                client_secret: f.client_secret.expose().to_owned(),
-                scope: None,
+        let adapter = FitConnectSubscriber::new(
+            SubscriberSettings {
+                channel: ch.id.clone(),
+                token: drehscheibe_fit_connect::client::TokenSettings {
+                    token_url: f.token_url.clone(),
+                    client_id: f.client_id.clone(),
+                    client_secret: f.client_secret.expose().to_owned(),
+                    scope: None,
+                },
+                submission_api_url: f.submission_api_url.clone(),
+                destinations,
+                poll_interval: f.poll_interval,
+                callback_secret: f.callback_secret.as_ref().map(|s| s.expose().to_owned()),
+                state_dir: config
+                    .server
+                    .data_dir
+                    .join("fit-connect-subscriber")
+                    .join(&ch.id),
+                http_timeout: std::time::Duration::from_secs(30),
+                ca_cert_pem,
             },
-            submission_api_url: f.submission_api_url.clone(),
-            destinations,
-            poll_interval: f.poll_interval,
-            callback_secret: f.callback_secret.as_ref().map(|s| s.expose().to_owned()),
-            state_dir: config
-                .server
-                .data_dir
-                .join("fit-connect-subscriber")
-                .join(&ch.id),
-            http_timeout: std::time::Duration::from_secs(30),
-            ca_cert_pem,
-        })
+            store.clone(),
+        )
         .with_context(|| format!("channel {}", ch.id))?;
         out.push((ch.id.clone(), adapter));
     }
@@ -355,6 +359,7 @@ fn fit_subscribers(
 fn fit_intakes(
     config: &HubConfig,
     intake: Arc<dyn Intake>,
+    store: &Arc<dyn Store>,
 ) -> Result<Vec<drehscheibe_fit_connect::intake::FitConnectIntake>> {
     use drehscheibe_fit_connect::intake::{
         FitConnectIntake, FitConnectIntakeSettings, IntakeClient, IntakeDestination, IntakeService,
@@ -421,6 +426,7 @@ fn fit_intakes(
                 poll_interval: f.poll_interval,
             },
             intake.clone(),
+            store.clone(),
         )
         .with_context(ctx)?;
         out.push(fit);

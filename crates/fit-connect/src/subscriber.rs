@@ -22,11 +22,11 @@
 //!    submission that cannot be decrypted or verified is rejected at once.
 //!
 //! Durability: "already handed in" is the hub's idempotency key (a
-//! re-fetch after a crash yields the same message). The list of SETs
-//! still to post (and of recently finished submissions, so a remote that
-//! still lists them does not cause another fetch) lives in
-//! `<state_dir>/subscriber-state.json`, replaced atomically (write, fsync,
-//! rename) on every change, so it survives restarts.
+//! re-fetch after a crash yields the same message). The SETs still to
+//! post (and the recently finished submissions, so a remote that still
+//! lists them does not cause another fetch) live in the hub store (state
+//! space `fit-connect/subscriber/<channel>`), one key per submission, so
+//! they survive restarts and every change writes one entry.
 //!
 //! Callbacks: [`FitConnectSubscriber::callback_router`] serves
 //! `POST /api/v1/fit-connect/callbacks/{channel}`; a callback is accepted
@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,8 +76,11 @@ pub const ADAPTER_KIND: &str = "fit-connect-subscriber";
 
 /// Page size for `GET /v1/submissions`.
 const LIST_PAGE: u64 = 100;
-/// Most finished submission ids remembered.
-const DONE_LIMIT: usize = 10_000;
+/// How long a finished submission id is remembered (so a Zustelldienst
+/// that still lists it does not cause another fetch).
+const DONE_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
+/// Most pending SETs handled in one round.
+const MAX_PENDING: usize = 1000;
 /// Largest decrypted metadata document.
 const METADATA_LIMIT: u64 = 4 << 20;
 
@@ -203,7 +206,7 @@ pub struct SubscriberSettings {
     pub poll_interval: Duration,
     /// Shared secret of the callbacks; `None` disables the callback route.
     pub callback_secret: Option<String>,
-    /// Directory for the adapter's state file and temporary files.
+    /// Directory for temporary files (attachments being decrypted).
     pub state_dir: PathBuf,
     /// Timeout of one HTTP request.
     pub http_timeout: Duration,
@@ -234,14 +237,9 @@ pub enum SubscriberError {
     /// A setting cannot be used.
     #[error("fit-connect subscriber: {0}")]
     Config(String),
-    /// The state file cannot be read or written.
-    #[error("fit-connect subscriber state {path}: {reason}")]
-    State {
-        /// The state file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    /// The adapter's state in the hub store cannot be read or written.
+    #[error("fit-connect subscriber state: {0}")]
+    State(String),
 }
 
 impl From<ClientError> for SubscriberError {
@@ -316,97 +314,114 @@ pub struct PendingSet {
     pub since: DateTime<Utc>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct StateFile {
-    #[serde(default)]
-    pending: Vec<PendingSet>,
-    /// Finished submissions (SET posted) with the time, oldest first.
-    #[serde(default)]
-    done: Vec<(String, DateTime<Utc>)>,
+/// The adapter's durable state: state space
+/// `fit-connect/subscriber/<channel>` of the hub store.
+///
+/// | key | value |
+/// |---|---|
+/// | `p` + submission id | JSON [`PendingSet`]: SET still to post |
+/// | `d` + submission id | finished (SET posted) at, ms (8 bytes BE) |
+/// | `t` + ms (8 bytes BE) + submission id | empty: finished ones, oldest first |
+struct StateStore {
+    space: drehscheibe_store::StateSpace,
 }
 
-/// The adapter's durable state, kept in one JSON file.
-struct StateStore {
-    path: PathBuf,
-    state: StateFile,
+fn state_error(e: drehscheibe_store::StoreError) -> SubscriberError {
+    SubscriberError::State(e.to_string())
+}
+
+fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![tag];
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
 }
 
 impl StateStore {
-    fn open(dir: &Path) -> Result<Self, SubscriberError> {
-        let path = dir.join("subscriber-state.json");
-        let err = |reason: String| SubscriberError::State {
-            path: path.clone(),
-            reason,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateFile::default(),
-            Err(e) => return Err(err(e.to_string())),
-        };
-        Ok(Self { path, state })
+    fn open(
+        store: Arc<dyn drehscheibe_store::Store>,
+        channel: &str,
+    ) -> Result<Self, SubscriberError> {
+        Ok(Self {
+            space: drehscheibe_store::StateSpace::new(
+                store,
+                &format!("fit-connect/subscriber/{channel}"),
+            )
+            .map_err(state_error)?,
+        })
     }
 
-    fn is_known(&self, submission_id: &str) -> bool {
-        self.state
-            .pending
-            .iter()
-            .any(|p| p.submission_id == submission_id)
-            || self.state.done.iter().any(|(s, _)| s == submission_id)
-    }
-
-    async fn save(&self) -> Result<(), SubscriberError> {
-        let bytes = serde_json::to_vec_pretty(&self.state).map_err(|e| SubscriberError::State {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|reason| SubscriberError::State {
-                path: self.path.clone(),
-                reason,
-            })
-    }
-
-    async fn add_pending(&mut self, p: PendingSet) -> Result<(), SubscriberError> {
-        self.state
-            .pending
-            .retain(|q| q.submission_id != p.submission_id);
-        self.state.pending.push(p);
-        self.save().await
-    }
-
-    async fn finish(&mut self, submission_id: &str) -> Result<(), SubscriberError> {
-        self.state
-            .pending
-            .retain(|q| q.submission_id != submission_id);
-        self.state
-            .done
-            .push((submission_id.to_string(), Utc::now()));
-        let excess = self.state.done.len().saturating_sub(DONE_LIMIT);
-        self.state.done.drain(..excess);
-        self.save().await
-    }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+    /// Pending or finished (and so not to be fetched again).
+    async fn is_known(&self, submission_id: &str) -> Result<bool, SubscriberError> {
+        for tag in [b'p', b'd'] {
+            if self
+                .space
+                .get(&key(tag, &[submission_id.as_bytes()]))
+                .await
+                .map_err(state_error)?
+                .is_some()
+            {
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
-    Ok(())
+
+    /// SETs still to post (at most [`MAX_PENDING`]; the rest wait for a
+    /// later round).
+    async fn pending(&self) -> Result<Vec<PendingSet>, SubscriberError> {
+        let page = self
+            .space
+            .scan(b"p", None, MAX_PENDING)
+            .await
+            .map_err(state_error)?;
+        page.iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(v).map_err(|e| SubscriberError::State(e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn add_pending(&self, p: PendingSet) -> Result<(), SubscriberError> {
+        let value = serde_json::to_vec(&p).map_err(|e| SubscriberError::State(e.to_string()))?;
+        let mut tx = self.space.begin();
+        tx.put(&key(b'p', &[p.submission_id.as_bytes()]), value);
+        tx.commit().await.map_err(state_error)?;
+        Ok(())
+    }
+
+    /// Mark a submission finished, and forget finished ones older than
+    /// [`DONE_RETENTION`] (a few per call, oldest first).
+    async fn finish(&self, submission_id: &str) -> Result<(), SubscriberError> {
+        let now = Utc::now();
+        let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+        let cutoff = u64::try_from((now - DONE_RETENTION).timestamp_millis()).unwrap_or(0);
+        let expired = self.space.scan(b"t", None, 16).await.map_err(state_error)?;
+        let mut tx = self.space.begin();
+        for (k, _) in expired {
+            let (Some(at), Some(sid)) = (k.get(1..9), k.get(9..)) else {
+                continue;
+            };
+            let at = u64::from_be_bytes(at.try_into().unwrap_or([0; 8]));
+            if at >= cutoff || sid == submission_id.as_bytes() {
+                break;
+            }
+            tx.delete(&k);
+            tx.delete(&key(b'd', &[sid]));
+        }
+        tx.delete(&key(b'p', &[submission_id.as_bytes()]));
+        tx.put(
+            &key(b'd', &[submission_id.as_bytes()]),
+            ms.to_be_bytes().to_vec(),
+        );
+        tx.put(
+            &key(b't', &[&ms.to_be_bytes(), submission_id.as_bytes()]),
+            Vec::new(),
+        );
+        tx.commit().await.map_err(state_error)?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -419,6 +434,7 @@ pub struct FitConnectSubscriber {
     client: SubmissionClient,
     validator: Arc<MetadataValidator>,
     wake: Arc<Notify>,
+    state: StateStore,
 }
 
 impl fmt::Debug for FitConnectSubscriber {
@@ -474,8 +490,12 @@ impl From<ClientError> for Outcome {
 }
 
 impl FitConnectSubscriber {
-    /// Check the settings and build the HTTP clients.
-    pub fn new(settings: SubscriberSettings) -> Result<Self, SubscriberError> {
+    /// Check the settings and build the HTTP clients; the adapter's state
+    /// lives in `store` (state space `fit-connect/subscriber/<channel>`).
+    pub fn new(
+        settings: SubscriberSettings,
+        store: Arc<dyn drehscheibe_store::Store>,
+    ) -> Result<Self, SubscriberError> {
         if settings.destinations.is_empty() {
             return Err(SubscriberError::Config(
                 "at least one destination is needed".into(),
@@ -505,11 +525,13 @@ impl FitConnectSubscriber {
         let client = SubmissionClient::new(http, &settings.submission_api_url, tokens)?;
         let validator =
             MetadataValidator::new().map_err(|e| SubscriberError::Config(e.to_string()))?;
+        let state = StateStore::open(store, &settings.channel)?;
         Ok(Self {
             settings,
             client,
             validator: Arc::new(validator),
             wake: Arc::new(Notify::new()),
+            state,
         })
     }
 
@@ -540,7 +562,8 @@ impl FitConnectSubscriber {
     }
 
     /// One round: fetch new submissions, then post due SETs.
-    async fn poll_once(&self, intake: &Arc<dyn Intake>, state: &mut StateStore) {
+    async fn poll_once(&self, intake: &Arc<dyn Intake>) {
+        let state = &self.state;
         for d in &self.settings.destinations {
             let items = match self.list(&d.destination_id).await {
                 Ok(items) => items,
@@ -550,13 +573,21 @@ impl FitConnectSubscriber {
                 }
             };
             for item in items {
-                if item.destination_id != d.destination_id || state.is_known(&item.submission_id) {
+                if item.destination_id != d.destination_id {
                     continue;
+                }
+                match state.is_known(&item.submission_id).await {
+                    Ok(false) => {}
+                    Ok(true) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the subscriber state; skipping this round");
+                        return;
+                    }
                 }
                 self.take(intake, state, d, &item).await;
             }
         }
-        self.post_due_sets(intake, state).await;
+        self.post_due_sets(intake).await;
     }
 
     async fn list(&self, destination_id: &str) -> Result<Vec<SubmissionItem>, ClientError> {
@@ -580,7 +611,7 @@ impl FitConnectSubscriber {
     async fn take(
         &self,
         intake: &Arc<dyn Intake>,
-        state: &mut StateStore,
+        state: &StateStore,
         dest: &SubscriberDestination,
         item: &SubmissionItem,
     ) {
@@ -892,8 +923,15 @@ impl FitConnectSubscriber {
     }
 
     /// Post the SETs whose decision is known.
-    async fn post_due_sets(&self, intake: &Arc<dyn Intake>, state: &mut StateStore) {
-        let pending = state.state.pending.clone();
+    async fn post_due_sets(&self, intake: &Arc<dyn Intake>) {
+        let state = &self.state;
+        let pending = match state.pending().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the subscriber state");
+                return;
+            }
+        };
         for p in pending {
             let Some(dest) = self.destination(&p.destination_id) else {
                 continue;
@@ -1000,21 +1038,15 @@ impl InputAdapter for FitConnectSubscriber {
         intake: Arc<dyn Intake>,
         shutdown: CancellationToken,
     ) -> Result<(), AdapterError> {
-        let mut state = StateStore::open(&self.settings.state_dir).map_err(|e| AdapterError {
-            adapter: self.settings.channel.clone(),
-            reason: e.to_string(),
-        })?;
         tracing::info!(channel = %self.settings.channel, destinations = self.settings.destinations.len(), "FIT-Connect subscriber started");
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
             // A poll cycle runs to its end even when shutdown is asked for
-            // meanwhile (its requests have timeouts): cancelling it could
-            // leave a state write running on the blocking pool after this
-            // adapter has returned, so the state file would change behind
-            // the back of whoever runs next.
-            self.poll_once(&intake, &mut state).await;
+            // meanwhile (its requests have timeouts), so a SET posted is
+            // also recorded as posted.
+            self.poll_once(&intake).await;
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.wake.notified() => {}

@@ -32,6 +32,12 @@ struct Fixture {
     enc: RsaPrivateKey,
     signing: RsaPrivateKey,
     state: tempfile::TempDir,
+    /// The hub store the subscriber keeps its state in.
+    store: std::sync::Arc<dyn drehscheibe_store::Store>,
+}
+
+fn store_in(dir: &std::path::Path) -> std::sync::Arc<dyn drehscheibe_store::Store> {
+    std::sync::Arc::new(drehscheibe_store::SledStore::open(dir).unwrap())
 }
 
 async fn fixture() -> Fixture {
@@ -50,11 +56,14 @@ async fn fixture() -> Fixture {
         key("dest-b.pem", "service"),
     )
     .await;
+    let state = tempfile::tempdir().unwrap();
+    let store = store_in(&state.path().join("store"));
     Fixture {
         zd,
         enc,
         signing,
-        state: tempfile::tempdir().unwrap(),
+        state,
+        store,
     }
 }
 
@@ -68,21 +77,24 @@ fn token_settings(zd: &Zustelldienst) -> TokenSettings {
 }
 
 fn subscriber(f: &Fixture, poll: Duration) -> FitConnectSubscriber {
-    FitConnectSubscriber::new(SubscriberSettings {
-        channel: "fit".into(),
-        token: token_settings(&f.zd),
-        submission_api_url: f.zd.url(),
-        destinations: vec![SubscriberDestination {
-            destination_id: DEST.into(),
-            decryption_keys: vec![key("dest-b.pem", "old"), f.enc.clone()],
-            signing_key: f.signing.clone(),
-        }],
-        poll_interval: poll,
-        callback_secret: Some(SECRET.into()),
-        state_dir: f.state.path().to_path_buf(),
-        http_timeout: Duration::from_secs(10),
-        ca_cert_pem: None,
-    })
+    FitConnectSubscriber::new(
+        SubscriberSettings {
+            channel: "fit".into(),
+            token: token_settings(&f.zd),
+            submission_api_url: f.zd.url(),
+            destinations: vec![SubscriberDestination {
+                destination_id: DEST.into(),
+                decryption_keys: vec![key("dest-b.pem", "old"), f.enc.clone()],
+                signing_key: f.signing.clone(),
+            }],
+            poll_interval: poll,
+            callback_secret: Some(SECRET.into()),
+            state_dir: f.state.path().to_path_buf(),
+            http_timeout: Duration::from_secs(10),
+            ca_cert_pem: None,
+        },
+        f.store.clone(),
+    )
     .unwrap()
 }
 
@@ -186,7 +198,7 @@ const DOC2: &[u8] = b"<?xml version=\"1.0\"?><antrag nr=\"2\"/>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submissions_are_handed_in_once_and_acknowledged_with_verifiable_sets() {
-    let f = fixture().await;
+    let mut f = fixture().await;
     let pdf: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     let (s1, c1) = send(&f.zd, plain(&f, DOC1, vec![("antrag.pdf", pdf.clone())])).await;
     let (s2, c2) = send(&f.zd, plain(&f, DOC2, vec![])).await;
@@ -231,7 +243,8 @@ async fn submissions_are_handed_in_once_and_acknowledged_with_verifiable_sets() 
     // again, and the hub's idempotency keys make them duplicates.
     stop.cancel();
     task.await.unwrap();
-    std::fs::remove_file(f.state.path().join("subscriber-state.json")).unwrap();
+    // (a store without the adapter's state: the same as losing it)
+    f.store = store_in(&f.state.path().join("forgotten"));
     let (stop, task) = run(subscriber(&f, Duration::from_millis(100)), intake.clone());
     eventually("both fetched again", || {
         *intake.submits.lock().unwrap() == 4

@@ -217,12 +217,17 @@ async fn serve(
     (addr, task)
 }
 
+/// The hub store of a test, under `dir/store`.
+fn store_in(dir: &std::path::Path) -> Arc<dyn drehscheibe_store::Store> {
+    Arc::new(drehscheibe_store::SledStore::open(&dir.join("store")).unwrap())
+}
+
 async fn env_with(max_attachment: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let (dest, other) = (Uuid::new_v4(), Uuid::new_v4());
     let s = settings(dir.path(), dest, other, max_attachment);
     let recorder = Arc::new(Recorder::default());
-    let intake = FitConnectIntake::open(s, recorder.clone()).unwrap();
+    let intake = FitConnectIntake::open(s, recorder.clone(), store_in(dir.path())).unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (addr, _task) = serve(&intake, shutdown.clone()).await;
     Env {
@@ -956,9 +961,12 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
     let old_key = key("dest-b.pem").encryption_jwk(); // the second (rotated-out) key
     let (sid, case);
     {
-        let intake =
-            FitConnectIntake::open(settings(dir.path(), dest, other, 1 << 20), recorder.clone())
-                .unwrap();
+        let intake = FitConnectIntake::open(
+            settings(dir.path(), dest, other, 1 << 20),
+            recorder.clone(),
+            store_in(dir.path()),
+        )
+        .unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let (addr, task) = serve(&intake, shutdown.clone()).await;
         let env = Env {
@@ -983,11 +991,14 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
         drop(intake);
         task.await.unwrap();
     }
-    // "restart": a new intake on the same state directory
-    let intake =
-        FitConnectIntake::open(settings(dir.path(), dest, other, 1 << 20), recorder.clone())
-            .unwrap();
-    assert_eq!(intake.state().open_cases().unwrap().len(), 1);
+    // "restart": a new intake on the same store and state directory
+    let intake = FitConnectIntake::open(
+        settings(dir.path(), dest, other, 1 << 20),
+        recorder.clone(),
+        store_in(dir.path()),
+    )
+    .unwrap();
+    assert_eq!(intake.state().open_cases().await.unwrap().len(), 1);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let follower = tokio::spawn(intake.clone().run_status_follower(shutdown.clone()));
     recorder.set_state(
@@ -995,7 +1006,7 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
         Some("connector fv: 503 after 5 attempts"),
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !intake.state().open_cases().unwrap().is_empty() {
+    while !intake.state().open_cases().await.unwrap().is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "follower did not close the case"
@@ -1004,7 +1015,7 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
     }
     shutdown.cancel();
     follower.await.unwrap();
-    let (events, total) = intake.state().events(case, 0, 500).unwrap();
+    let (events, total) = intake.state().events(case, 0, 500).await.unwrap();
     assert_eq!(total, 2);
     let jwks = intake.jwks().keys;
     assert_eq!(
@@ -1018,7 +1029,14 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
         .unwrap()
         .contains("503 after 5 attempts"));
     assert_eq!(
-        intake.state().get(sid).unwrap().unwrap().problem.as_deref(),
+        intake
+            .state()
+            .get(sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .problem
+            .as_deref(),
         Some("connector fv: 503 after 5 attempts")
     );
 }
@@ -1027,21 +1045,22 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
 async fn settings_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let recorder = Arc::new(Recorder::default());
+    let store = store_in(dir.path());
     let mut s = settings(dir.path(), Uuid::new_v4(), Uuid::new_v4(), 1 << 20);
     s.max_attachment_bytes = 600_000_000;
-    assert!(FitConnectIntake::open(s, recorder.clone()).is_err());
+    assert!(FitConnectIntake::open(s, recorder.clone(), store.clone()).is_err());
     let mut s = settings(dir.path(), Uuid::new_v4(), Uuid::new_v4(), 1 << 20);
     s.channel = "unknown".into();
-    assert!(FitConnectIntake::open(s, recorder.clone()).is_err());
+    assert!(FitConnectIntake::open(s, recorder.clone(), store.clone()).is_err());
     let mut s = settings(dir.path(), Uuid::new_v4(), Uuid::new_v4(), 1 << 20);
     s.clients[0].destinations.push(Uuid::new_v4());
-    let err = FitConnectIntake::open(s, recorder.clone())
+    let err = FitConnectIntake::open(s, recorder.clone(), store.clone())
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown destination"), "{err}");
     let mut s = settings(dir.path(), Uuid::new_v4(), Uuid::new_v4(), 1 << 20);
     s.destinations[0].keys.clear();
-    assert!(FitConnectIntake::open(s, recorder).is_err());
+    assert!(FitConnectIntake::open(s, recorder, store).is_err());
 }
 
 #[tokio::test]

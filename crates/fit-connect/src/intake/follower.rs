@@ -32,8 +32,8 @@ impl FitConnectIntake {
     pub async fn follow_once(&self) -> Result<usize, FollowError> {
         let shared = &self.shared;
         let mut closed = 0;
-        for (sid, message) in shared.state.open_cases()? {
-            let Some(mut record) = shared.state.get(sid)? else {
+        for (sid, message) in shared.state.open_cases().await? {
+            let Some(mut record) = shared.state.get(sid).await? else {
                 continue;
             };
             let status = match message.parse::<MessageId>() {
@@ -93,8 +93,7 @@ impl FitConnectIntake {
             record.state = state;
             record.problem = problem;
             record.updated_at = Utc::now();
-            shared.state.commit(&record, &token, None)?;
-            shared.state.flush().await?;
+            shared.state.commit(&record, &token, None).await?;
             tracing::info!(submission = %sid, case = %record.case_id, state = record.state.as_str(), "fit-connect case closed");
             closed += 1;
         }
@@ -110,12 +109,12 @@ impl FitConnectIntake {
         let cutoff =
             Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
         let mut expired = 0;
-        for record in shared.state.announced_before(cutoff)? {
+        for record in shared.state.announced_before(cutoff).await? {
             // a concurrent upload/submit holds the submission: skip it now
             let Ok(_busy) = shared.busy(record.submission_id) else {
                 continue;
             };
-            let Some(mut record) = shared.state.get(record.submission_id)? else {
+            let Some(mut record) = shared.state.get(record.submission_id).await? else {
                 continue;
             };
             if record.state != SubmissionState::Announced {
@@ -137,8 +136,7 @@ impl FitConnectIntake {
             record.state = SubmissionState::Rejected;
             record.problem = Some(detail);
             record.updated_at = Utc::now();
-            shared.state.commit(&record, &token, None)?;
-            shared.state.flush().await?;
+            shared.state.commit(&record, &token, None).await?;
             let dir = shared.state.upload_dir(record.submission_id);
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                 if e.kind() != std::io::ErrorKind::NotFound {

@@ -254,8 +254,7 @@ async fn create_submission(
         updated_at: now,
     };
     let state = &intake.shared.state;
-    state.create(&record).map_err(store_problem)?;
-    state.flush().await.map_err(store_problem)?;
+    state.create(&record).await.map_err(store_problem)?;
     tracing::info!(submission = %record.submission_id, case = %record.case_id, destination = %record.destination_id, "fit-connect submission announced");
     Ok((
         StatusCode::CREATED,
@@ -273,7 +272,7 @@ pub(super) fn store_problem(e: super::StateError) -> FitProblem {
 }
 
 /// Load a submission the client may see.
-pub(super) fn load_for(
+pub(super) async fn load_for(
     intake: &FitConnectIntake,
     client: &str,
     id: Uuid,
@@ -282,6 +281,7 @@ pub(super) fn load_for(
         .shared
         .state
         .get(id)
+        .await
         .map_err(store_problem)?
         .ok_or_else(|| {
             FitProblem::new(
@@ -304,7 +304,7 @@ async fn upload_attachment(
     let id = parse_id(&id, "submission-not-found")?;
     let aid = parse_id(&aid, "attachment-not-found")?;
     let _busy = intake.shared.busy(id)?;
-    let mut record = load_for(&intake, &client, id)?;
+    let mut record = load_for(&intake, &client, id).await?;
     if record.state != SubmissionState::Announced {
         return Err(FitProblem::new(
             409,
@@ -406,8 +406,12 @@ async fn upload_attachment(
     tokio::fs::rename(&part, &path).await.map_err(io)?;
     record.uploaded.insert(aid, size);
     record.updated_at = Utc::now();
-    intake.shared.state.put(&record).map_err(store_problem)?;
-    intake.shared.state.flush().await.map_err(store_problem)?;
+    intake
+        .shared
+        .state
+        .put(&record)
+        .await
+        .map_err(store_problem)?;
     tracing::info!(submission = %id, attachment = %aid, bytes = size, "fit-connect attachment uploaded");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -454,7 +458,7 @@ async fn submission_status(
 ) -> Result<Json<SubmissionStatusView>, FitProblem> {
     let client = intake.shared.authenticate(&headers)?;
     let id = parse_id(&id, "submission-not-found")?;
-    let r = load_for(&intake, &client, id)?;
+    let r = load_for(&intake, &client, id).await?;
     Ok(Json(SubmissionStatusView {
         destination_id: r.destination_id,
         submission_id: r.submission_id,
@@ -485,6 +489,7 @@ async fn case_events(
         .shared
         .state
         .by_case(case)
+        .await
         .map_err(store_problem)?
         .ok_or_else(|| {
             FitProblem::new(404, "case-not-found", format!("case {case} does not exist"))
@@ -496,6 +501,7 @@ async fn case_events(
         .shared
         .state
         .events(case, offset, limit)
+        .await
         .map_err(store_problem)?;
     Ok(Json(EventLog {
         count: events.len() as u64,

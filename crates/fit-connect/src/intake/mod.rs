@@ -186,10 +186,13 @@ impl std::fmt::Debug for FitConnectIntake {
 }
 
 impl FitConnectIntake {
-    /// Check the settings and open the state store.
+    /// Check the settings; the intake's state lives in `store` (state
+    /// space `fit-connect/intake/<channel>`), uploads under
+    /// `settings.state_dir`.
     pub fn open(
         settings: FitConnectIntakeSettings,
         intake: Arc<dyn Intake>,
+        store: Arc<dyn drehscheibe_store::Store>,
     ) -> Result<Self, IntakeSetupError> {
         let invalid = |reason: String| IntakeSetupError::Invalid {
             channel: settings.channel.clone(),
@@ -218,7 +221,7 @@ impl FitConnectIntake {
                 }
             }
         }
-        let state = State::open(&settings.state_dir)?;
+        let state = State::open(store, &settings.channel, &settings.state_dir)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 settings,

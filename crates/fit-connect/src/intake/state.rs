@@ -2,26 +2,32 @@
 //! event log of every case, the cases still awaiting `accept`/`reject`,
 //! and the uploaded (still encrypted) attachments.
 //!
-//! One sled database per channel under `<data_dir>/fit-connect/<channel>`:
+//! The records live in the hub store, state space
+//! `fit-connect/intake/<channel>` (see [`drehscheibe_store::state`]):
 //!
-//! | tree | key | value |
-//! |---|---|---|
-//! | `submissions` | submission id (16 bytes) | [`SubmissionRecord`] JSON |
-//! | `cases` | case id | submission id |
-//! | `events` | case id + sequence (8 bytes BE) | SET (compact JWS) |
-//! | `open` | submission id | hub message id (text) |
+//! | key | value |
+//! |---|---|
+//! | `s` + submission id (16 bytes) | [`SubmissionRecord`] JSON |
+//! | `c` + case id | submission id |
+//! | `e` + case id + sequence (8 bytes BE) | SET (compact JWS) |
+//! | `n` + case id | number of events of the case (8 bytes BE) |
+//! | `o` + submission id | hub message id (text): cases awaiting accept/reject |
+//! | `a` + created (ms, 8 bytes BE) + submission id | empty: submissions still `announced`, oldest first |
 //!
 //! Uploaded attachments are files `uploads/<submission>/<attachment>.jwe`
-//! beside the database. Every change is flushed before the HTTP answer.
+//! under the channel's state directory (the content-addressed blob store
+//! takes them once they are decrypted). Every change is durable before the
+//! HTTP answer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use drehscheibe_store::{StateSpace, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 use uuid::Uuid;
 
 use crate::api::ServiceType;
@@ -29,7 +35,7 @@ use crate::api::ServiceType;
 /// Errors of the intake state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// sled failed.
+    /// The hub store failed.
     #[error("fit-connect state store: {0}")]
     Store(String),
     /// A stored record cannot be read.
@@ -37,20 +43,18 @@ pub enum StateError {
     Corrupt(String),
 }
 
-impl From<sled::Error> for StateError {
-    fn from(e: sled::Error) -> Self {
-        Self::Store(e.to_string())
-    }
-}
-
-impl From<TransactionError<StateError>> for StateError {
-    fn from(e: TransactionError<StateError>) -> Self {
+impl From<StoreError> for StateError {
+    fn from(e: StoreError) -> Self {
         match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => Self::Store(e.to_string()),
+            StoreError::Corrupt(e) => Self::Corrupt(e),
+            e => Self::Store(e.to_string()),
         }
     }
 }
+
+/// Most open cases or stale announcements read in one pass of the status
+/// follower; the rest wait for its next pass.
+pub const MAX_SCAN: usize = 10_000;
 
 /// Where a submission stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,43 +116,75 @@ pub struct SubmissionRecord {
 /// The store.
 #[derive(Clone)]
 pub struct State {
-    db: sled::Db,
-    submissions: sled::Tree,
-    cases: sled::Tree,
-    events: sled::Tree,
-    open: sled::Tree,
+    space: StateSpace,
     dir: PathBuf,
 }
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").field("dir", &self.dir).finish()
+        f.debug_struct("State")
+            .field("space", &self.space.name())
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
-fn encode(record: &SubmissionRecord) -> Result<Vec<u8>, StateError> {
-    serde_json::to_vec(record).map_err(|e| StateError::Corrupt(e.to_string()))
+fn encode(record: &SubmissionRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn decode(bytes: &[u8]) -> Result<SubmissionRecord, StateError> {
-    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(e.to_string()))
+fn decode(bytes: &[u8]) -> Result<SubmissionRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("submission: {e}")))
+}
+
+fn k(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = vec![tag];
+    for p in parts {
+        key.extend_from_slice(p);
+    }
+    key
+}
+
+fn uuid_of(bytes: &[u8]) -> Result<Uuid, StoreError> {
+    Uuid::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn u64_of(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("event counter".into()))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn announced_key(record: &SubmissionRecord) -> Vec<u8> {
+    let ms = u64::try_from(record.created_at.timestamp_millis()).unwrap_or(0);
+    k(b'a', &[&ms.to_be_bytes(), record.submission_id.as_bytes()])
+}
+
+/// Write `record` and keep the index of announced submissions in step.
+fn write_record(
+    tx: &mut drehscheibe_store::StateTx<'_>,
+    record: &SubmissionRecord,
+) -> Result<(), StoreError> {
+    tx.put(
+        &k(b's', &[record.submission_id.as_bytes()]),
+        encode(record)?,
+    );
+    if record.state == SubmissionState::Announced {
+        tx.put(&announced_key(record), Bytes::new());
+    } else {
+        tx.delete(&announced_key(record));
+    }
+    Ok(())
 }
 
 impl State {
-    /// Open (or create) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StateError> {
+    /// The state of channel `channel` in `store`; uploads go under `dir`.
+    pub fn open(store: Arc<dyn Store>, channel: &str, dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir.join("uploads"))
             .map_err(|e| StateError::Store(format!("creating {}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .flush_every_ms(None)
-            .open()?;
         Ok(Self {
-            submissions: db.open_tree("submissions")?,
-            cases: db.open_tree("cases")?,
-            events: db.open_tree("events")?,
-            open: db.open_tree("open")?,
-            db,
+            space: StateSpace::new(store, &format!("fit-connect/intake/{channel}"))?,
             dir: dir.to_path_buf(),
         })
     }
@@ -158,130 +194,161 @@ impl State {
         self.dir.join("uploads").join(submission.to_string())
     }
 
-    /// Flush to disk.
-    pub async fn flush(&self) -> Result<(), StateError> {
-        {
-            // A blocking flush on a blocking thread, never `flush_async`:
-            // sled 0.34 shares one concurrency-control lock between all
-            // databases of the process, and its async flush held that lock
-            // on sled's I/O threads while waiting for log stability, which
-            // deadlocked with the hub store's transactions under load.
-            let db = self.db.clone();
-            tokio::task::spawn_blocking(move || db.flush())
-                .await
-                .map_err(|e| StateError::Store(format!("flush task: {e}")))??;
-        }
-        Ok(())
-    }
-
     /// A submission.
-    pub fn get(&self, submission: Uuid) -> Result<Option<SubmissionRecord>, StateError> {
-        self.submissions
-            .get(submission.as_bytes())?
+    pub async fn get(&self, submission: Uuid) -> Result<Option<SubmissionRecord>, StateError> {
+        Ok(self
+            .space
+            .get(&k(b's', &[submission.as_bytes()]))
+            .await?
             .map(|v| decode(&v))
-            .transpose()
+            .transpose()?)
     }
 
     /// The submission of a case.
-    pub fn by_case(&self, case: Uuid) -> Result<Option<SubmissionRecord>, StateError> {
-        match self.cases.get(case.as_bytes())? {
-            Some(sid) => {
-                let sid = Uuid::from_slice(&sid).map_err(|e| StateError::Corrupt(e.to_string()))?;
-                self.get(sid)
-            }
+    pub async fn by_case(&self, case: Uuid) -> Result<Option<SubmissionRecord>, StateError> {
+        match self.space.get(&k(b'c', &[case.as_bytes()])).await? {
+            Some(sid) => self.get(uuid_of(&sid)?).await,
             None => Ok(None),
         }
     }
 
     /// Store a new submission and its case.
-    pub fn create(&self, record: &SubmissionRecord) -> Result<(), StateError> {
-        let value = encode(record)?;
-        (&self.submissions, &self.cases).transaction(|(s, c)| {
-            s.insert(record.submission_id.as_bytes(), value.as_slice())?;
-            c.insert(record.case_id.as_bytes(), record.submission_id.as_bytes())?;
-            Ok::<(), ConflictableTransactionError<StateError>>(())
-        })?;
+    pub async fn create(&self, record: &SubmissionRecord) -> Result<(), StateError> {
+        let mut tx = self.space.begin();
+        write_record(&mut tx, record)?;
+        tx.put(
+            &k(b'c', &[record.case_id.as_bytes()]),
+            record.submission_id.as_bytes().to_vec(),
+        );
+        tx.commit().await?;
         Ok(())
     }
 
     /// Replace a submission record.
-    pub fn put(&self, record: &SubmissionRecord) -> Result<(), StateError> {
-        self.submissions
-            .insert(record.submission_id.as_bytes(), encode(record)?)?;
+    pub async fn put(&self, record: &SubmissionRecord) -> Result<(), StateError> {
+        let mut tx = self.space.begin();
+        write_record(&mut tx, record)?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Store `record`, append `event` (a SET) to its case, and mark the
     /// case open (awaiting accept/reject, with the hub message id) or
     /// closed — all in one transaction.
-    pub fn commit(
+    pub async fn commit(
         &self,
         record: &SubmissionRecord,
         event: &str,
         open: Option<&str>,
     ) -> Result<(), StateError> {
-        let value = encode(record)?;
-        (&self.submissions, &self.events, &self.open).transaction(|(s, e, o)| {
-            s.insert(record.submission_id.as_bytes(), value.as_slice())?;
-            let seq = e.generate_id()?;
-            let mut key = record.case_id.as_bytes().to_vec();
-            key.extend_from_slice(&seq.to_be_bytes());
-            e.insert(key, event.as_bytes())?;
-            match open {
-                Some(message) => {
-                    o.insert(record.submission_id.as_bytes(), message.as_bytes())?;
+        let case = record.case_id;
+        let counter = k(b'n', &[case.as_bytes()]);
+        self.space
+            .update(|mut tx| {
+                let counter = &counter;
+                async move {
+                    let seq = match tx.get(counter).await? {
+                        Some(v) => u64_of(&v)?,
+                        None => 0,
+                    };
+                    write_record(&mut tx, record)?;
+                    tx.put(
+                        &k(b'e', &[case.as_bytes(), &seq.to_be_bytes()]),
+                        event.as_bytes().to_vec(),
+                    );
+                    tx.put(counter, (seq + 1).to_be_bytes().to_vec());
+                    let okey = k(b'o', &[record.submission_id.as_bytes()]);
+                    match open {
+                        Some(message) => tx.put(&okey, message.as_bytes().to_vec()),
+                        None => tx.delete(&okey),
+                    }
+                    Ok((tx, ()))
                 }
-                None => {
-                    o.remove(record.submission_id.as_bytes())?;
-                }
-            }
-            Ok::<(), ConflictableTransactionError<StateError>>(())
-        })?;
+            })
+            .await?;
         Ok(())
     }
 
     /// Events of a case, oldest first: `(page, total)`.
-    pub fn events(
+    pub async fn events(
         &self,
         case: Uuid,
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<String>, usize), StateError> {
-        let mut all = Vec::new();
-        for item in self.events.scan_prefix(case.as_bytes()) {
-            let (_, v) = item?;
-            all.push(
-                String::from_utf8(v.to_vec()).map_err(|e| StateError::Corrupt(e.to_string()))?,
-            );
-        }
-        let total = all.len();
-        let page = all.into_iter().skip(offset).take(limit).collect();
+        let total = match self.space.get(&k(b'n', &[case.as_bytes()])).await? {
+            Some(v) => usize::try_from(u64_of(&v)?).unwrap_or(usize::MAX),
+            None => 0,
+        };
+        let prefix = k(b'e', &[case.as_bytes()]);
+        let after = offset
+            .checked_sub(1)
+            .map(|last| k(b'e', &[case.as_bytes(), &(last as u64).to_be_bytes()]));
+        let page = self
+            .space
+            .scan(&prefix, after.as_deref(), limit)
+            .await?
+            .into_iter()
+            .map(|(_, v)| {
+                String::from_utf8(v.to_vec()).map_err(|e| StateError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((page, total))
     }
 
-    /// Submissions still `announced` that were created before `before`.
-    pub fn announced_before(
+    /// Submissions still `announced` that were created before `before`,
+    /// oldest first (at most [`MAX_SCAN`]).
+    pub async fn announced_before(
         &self,
         before: DateTime<Utc>,
     ) -> Result<Vec<SubmissionRecord>, StateError> {
+        let before_ms = u64::try_from(before.timestamp_millis()).unwrap_or(0);
         let mut out = Vec::new();
-        for item in self.submissions.iter() {
-            let (_, v) = item?;
-            let r = decode(&v)?;
-            if r.state == SubmissionState::Announced && r.created_at < before {
-                out.push(r);
+        let mut after: Option<Vec<u8>> = None;
+        'pages: while out.len() < MAX_SCAN {
+            let page = self
+                .space
+                .scan(b"a", after.as_deref(), MAX_SCAN - out.len())
+                .await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            for (key, _) in &page {
+                let (Some(ms), Some(sid)) = (key.get(1..9), key.get(9..)) else {
+                    return Err(StateError::Corrupt("announcement index key".into()));
+                };
+                if u64_of(ms)? >= before_ms {
+                    break 'pages;
+                }
+                if let Some(r) = self.get(uuid_of(sid)?).await? {
+                    if r.state == SubmissionState::Announced {
+                        out.push(r);
+                    }
+                }
             }
         }
         Ok(out)
     }
 
-    /// Open cases: `(submission id, hub message id)`.
-    pub fn open_cases(&self) -> Result<Vec<(Uuid, String)>, StateError> {
+    /// Open cases: `(submission id, hub message id)` (at most
+    /// [`MAX_SCAN`]).
+    pub async fn open_cases(&self) -> Result<Vec<(Uuid, String)>, StateError> {
         let mut out = Vec::new();
-        for item in self.open.iter() {
-            let (k, v) = item?;
-            let sid = Uuid::from_slice(&k).map_err(|e| StateError::Corrupt(e.to_string()))?;
-            out.push((sid, String::from_utf8_lossy(&v).into_owned()));
+        let mut after: Option<Vec<u8>> = None;
+        while out.len() < MAX_SCAN {
+            let page = self
+                .space
+                .scan(b"o", after.as_deref(), MAX_SCAN - out.len())
+                .await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            for (key, v) in &page {
+                let sid = uuid_of(key.get(1..).unwrap_or_default())?;
+                out.push((sid, String::from_utf8_lossy(v).into_owned()));
+            }
         }
         Ok(out)
     }
@@ -313,40 +380,46 @@ mod tests {
     async fn records_events_and_open_cases_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut r = record();
+        let open = || -> Arc<dyn Store> {
+            Arc::new(drehscheibe_store::SledStore::open(&dir.path().join("store")).unwrap())
+        };
+        let before = r.created_at + chrono::TimeDelta::seconds(1);
         {
-            let s = State::open(dir.path()).unwrap();
-            s.create(&r).unwrap();
+            let s = State::open(open(), "in", dir.path()).unwrap();
+            s.create(&r).await.unwrap();
+            assert_eq!(s.announced_before(before).await.unwrap(), vec![r.clone()]);
+            assert!(s.announced_before(r.created_at).await.unwrap().is_empty());
             r.state = SubmissionState::Submitted;
-            s.commit(&r, "set-1", Some("msg-1")).unwrap();
-            s.commit(&r, "set-2", Some("msg-1")).unwrap();
-            s.flush().await.unwrap();
+            s.commit(&r, "set-1", Some("msg-1")).await.unwrap();
+            s.commit(&r, "set-2", Some("msg-1")).await.unwrap();
+            assert!(s.announced_before(before).await.unwrap().is_empty());
         }
-        let s = State::open(dir.path()).unwrap();
+        let s = State::open(open(), "in", dir.path()).unwrap();
         assert_eq!(
-            s.get(r.submission_id).unwrap().unwrap().state,
+            s.get(r.submission_id).await.unwrap().unwrap().state,
             SubmissionState::Submitted
         );
         assert_eq!(
-            s.by_case(r.case_id).unwrap().unwrap().submission_id,
+            s.by_case(r.case_id).await.unwrap().unwrap().submission_id,
             r.submission_id
         );
-        let (events, total) = s.events(r.case_id, 0, 500).unwrap();
+        let (events, total) = s.events(r.case_id, 0, 500).await.unwrap();
         assert_eq!(
             (events, total),
             (vec!["set-1".to_owned(), "set-2".to_owned()], 2)
         );
         assert_eq!(
-            s.events(r.case_id, 1, 1).unwrap().0,
+            s.events(r.case_id, 1, 1).await.unwrap().0,
             vec!["set-2".to_owned()]
         );
         assert_eq!(
-            s.open_cases().unwrap(),
+            s.open_cases().await.unwrap(),
             vec![(r.submission_id, "msg-1".to_owned())]
         );
         r.state = SubmissionState::Accepted;
-        s.commit(&r, "set-3", None).unwrap();
-        assert!(s.open_cases().unwrap().is_empty());
-        assert!(s.by_case(Uuid::new_v4()).unwrap().is_none());
-        assert!(s.events(Uuid::new_v4(), 0, 10).unwrap().0.is_empty());
+        s.commit(&r, "set-3", None).await.unwrap();
+        assert!(s.open_cases().await.unwrap().is_empty());
+        assert!(s.by_case(Uuid::new_v4()).await.unwrap().is_none());
+        assert!(s.events(Uuid::new_v4(), 0, 10).await.unwrap().0.is_empty());
     }
 }

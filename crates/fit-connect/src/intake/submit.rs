@@ -62,7 +62,7 @@ pub(super) async fn submit(
 ) -> Result<SubmissionCreated, FitProblem> {
     let shared = &intake.shared;
     let _busy = shared.busy(id)?;
-    let mut record = super::http::load_for(intake, client, id)?;
+    let mut record = super::http::load_for(intake, client, id).await?;
     let created = SubmissionCreated {
         destination_id: record.destination_id,
         submission_id: record.submission_id,
@@ -117,10 +117,6 @@ pub(super) async fn submit(
                 shared
                     .state
                     .commit(&record, &token, Some(&message_id))
-                    .map_err(super::http::store_problem)?;
-                shared
-                    .state
-                    .flush()
                     .await
                     .map_err(super::http::store_problem)?;
                 remove_uploads(intake, id).await;
@@ -159,10 +155,7 @@ async fn reject_for_good(
         Ok(t) => t,
         Err(e) => return FitProblem::internal(format!("signing the event: {e}")),
     };
-    if let Err(e) = shared.state.commit(&record, &token, None) {
-        return super::http::store_problem(e);
-    }
-    if let Err(e) = shared.state.flush().await {
+    if let Err(e) = shared.state.commit(&record, &token, None).await {
         return super::http::store_problem(e);
     }
     remove_uploads(intake, record.submission_id).await;
