@@ -173,6 +173,7 @@ impl Hub {
                                 d.next_attempt_at = None;
                                 d.delivered_at = None;
                                 d.receipt = None;
+                                d.checkpoint = None;
                                 effects.schedule.push((
                                     Job::Deliver {
                                         message: r.envelope.id,

@@ -10,8 +10,8 @@ use drehscheibe_rules::budget;
 use chrono::Utc;
 use drehscheibe_config::RetryPolicy;
 use drehscheibe_model::{
-    AuditEvent, Delivery, DeliveryError, DeliveryRequest, DeliveryState, MessageId, MessageRecord,
-    MessageState,
+    AuditEvent, Checkpoint, CheckpointSink, Delivery, DeliveryError, DeliveryRequest,
+    DeliveryState, MessageId, MessageRecord, MessageState,
 };
 use drehscheibe_store::{Effects, Job, StoreError};
 use rand::Rng;
@@ -21,6 +21,55 @@ use crate::hub::{chrono_dur, memory_units, Hub};
 use crate::{RouteFailure, RoutePlan};
 
 const ACTOR: &str = "engine";
+
+/// Where a connector's [`Checkpoint`] goes: onto the delivery's record,
+/// in one store update with a `checkpoint` audit event — durable before
+/// the connector takes the step it guards. A checkpoint of a generation
+/// that a replay has since replaced is refused.
+struct RecordCheckpoint {
+    store: Arc<dyn drehscheibe_store::Store>,
+    id: MessageId,
+    index: u32,
+    generation: u32,
+    actor: String,
+}
+
+#[async_trait::async_trait]
+impl CheckpointSink for RecordCheckpoint {
+    async fn save(&self, value: &str) -> Result<(), String> {
+        let (index, generation) = (self.index as usize, self.generation);
+        self.store
+            .update(self.id, &mut |r: &mut MessageRecord| {
+                let state = r.state;
+                let rule = r.rule.clone();
+                let Some(d) = r.deliveries.get_mut(index) else {
+                    return Err(StoreError::Aborted(format!("no delivery #{index}")));
+                };
+                if d.generation != generation {
+                    return Err(StoreError::Aborted(
+                        "the delivery was replayed meanwhile".into(),
+                    ));
+                }
+                d.checkpoint = Some(value.to_owned());
+                Ok(Effects {
+                    audit: vec![AuditEvent::new(
+                        r.envelope.id,
+                        self.actor.clone(),
+                        "checkpoint",
+                        None,
+                        state,
+                    )
+                    .with_rule(rule)
+                    .with_target(d.target.clone())
+                    .with_detail(value.chars().take(500).collect::<String>())],
+                    ..Effects::default()
+                })
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
 /// Pause before a job whose processing hit an internal error runs again.
 const INTERNAL_RETRY: Duration = Duration::from_secs(5);
 /// How long past its time budget a routing step may take to notice the
@@ -343,6 +392,13 @@ impl Hub {
         let document = self.store.output(id, index_).await?.ok_or_else(|| {
             StoreError::Corrupt(format!("output {index_} of message {id} is missing"))
         })?;
+        let sink = Arc::new(RecordCheckpoint {
+            store: self.store.clone(),
+            id,
+            index: index_,
+            generation: d.generation,
+            actor: format!("connector:{}/{}", d.tenant, d.connector),
+        });
         let request = DeliveryRequest {
             envelope: rec.envelope.clone(),
             target: d.target.clone(),
@@ -352,6 +408,7 @@ impl Hub {
             content_type: d.content_type.clone(),
             filename: d.filename.clone(),
             blobs: self.blobs.clone(),
+            checkpoint: Checkpoint::new(d.checkpoint.clone(), sink),
         };
         let limit = slot.timeout + Duration::from_secs(5);
         let outcome = match tokio::time::timeout(limit, slot.connector.deliver(request)).await {
@@ -538,6 +595,7 @@ fn apply_plan(
             next_attempt_at: None,
             delivered_at: None,
             receipt: None,
+            checkpoint: None,
         })
         .collect();
     for (i, o) in plan.outputs.iter().enumerate() {
@@ -630,6 +688,7 @@ mod tests {
             next_attempt_at: None,
             delivered_at: None,
             receipt: None,
+            checkpoint: None,
         }
     }
 

@@ -136,6 +136,7 @@ fn request(blobs: &Arc<MemBlobs>, generation: u32, kommune: Option<&str>) -> Del
         content_type: "application/xml; charset=utf-8".into(),
         filename: "order.xml".into(),
         blobs: blobs.clone(),
+        checkpoint: drehscheibe_model::Checkpoint::in_memory(),
     }
 }
 

@@ -114,6 +114,7 @@ fn request(
         content_type: "application/vnd.fv+xml; charset=utf-8".into(),
         filename: "antrag.xml".into(),
         blobs,
+        checkpoint: drehscheibe_model::Checkpoint::in_memory(),
     }
 }
 

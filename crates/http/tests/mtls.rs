@@ -204,6 +204,7 @@ fn request(document: &'static [u8], blobs: Arc<FileBlobStore>) -> DeliveryReques
         content_type: "application/xml".into(),
         filename: "antrag.xml".into(),
         blobs,
+        checkpoint: drehscheibe_model::Checkpoint::in_memory(),
     }
 }
 

@@ -22,6 +22,71 @@ pub struct DeliveryRequest {
     pub filename: String,
     /// Where attachments (`envelope.attachments`) can be streamed from.
     pub blobs: Arc<dyn BlobStore>,
+    /// What an earlier attempt of this delivery recorded, and where to
+    /// record more (see [`Checkpoint`]).
+    pub checkpoint: Checkpoint,
+}
+
+/// Where a [`Checkpoint`] is kept: the engine stores it on the message's
+/// delivery record, durably, with an audit event.
+#[async_trait]
+pub trait CheckpointSink: Send + Sync {
+    /// Persist `value` as the delivery's checkpoint; durable when `Ok`.
+    async fn save(&self, value: &str) -> Result<(), String>;
+}
+
+/// A connector's durable memory of one delivery (message, target and
+/// generation) across attempts and crashes.
+///
+/// A connector whose protocol has an irrevocable step (announcing a
+/// FIT-Connect submission, sending an XTA message with an id it made)
+/// saves what it is about to do **before** doing it — the submission id,
+/// the message id — and on the next attempt reads it back and resumes
+/// (asks the far side how far it got) instead of sending again. A replay
+/// starts a new generation with no checkpoint.
+pub struct Checkpoint {
+    value: Option<String>,
+    sink: Option<Arc<dyn CheckpointSink>>,
+}
+
+impl Checkpoint {
+    /// A checkpoint stored through `sink`, holding `value` so far.
+    pub fn new(value: Option<String>, sink: Arc<dyn CheckpointSink>) -> Self {
+        Self {
+            value,
+            sink: Some(sink),
+        }
+    }
+
+    /// A checkpoint kept in memory only (tools and tests that call a
+    /// connector without a hub).
+    pub fn in_memory() -> Self {
+        Self {
+            value: None,
+            sink: None,
+        }
+    }
+
+    /// What the last saved checkpoint holds.
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+
+    /// Save `value`; durable when this returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// A retryable [`DeliveryError`] when it could not be stored: the
+    /// connector must not take the step it guards.
+    pub async fn save(&mut self, value: String) -> Result<(), DeliveryError> {
+        if let Some(sink) = &self.sink {
+            sink.save(&value)
+                .await
+                .map_err(|e| DeliveryError::retryable(format!("saving the checkpoint: {e}")))?;
+        }
+        self.value = Some(value);
+        Ok(())
+    }
 }
 
 impl DeliveryRequest {

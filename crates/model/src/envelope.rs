@@ -115,6 +115,10 @@ pub struct Delivery {
     /// What the far side answered on success (status, receipt id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
+    /// The connector's checkpoint of the current generation (see
+    /// [`crate::Checkpoint`]); cleared by a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 /// The stored state of a message: envelope, life-cycle state and deliveries.

@@ -23,7 +23,9 @@ mod intake;
 mod state;
 
 pub use blob::{BlobError, BlobReader, BlobRef, BlobStore};
-pub use connector::{Connector, DeliveryError, DeliveryReceipt, DeliveryRequest};
+pub use connector::{
+    Checkpoint, CheckpointSink, Connector, DeliveryError, DeliveryReceipt, DeliveryRequest,
+};
 pub use envelope::{
     AttachmentRef, AuditEvent, Delivery, DeliveryState, Envelope, MessageRecord, RuleRef,
     SenderIdentity,

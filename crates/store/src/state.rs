@@ -184,11 +184,17 @@ impl StateSpace {
         F: FnMut(StateTx<'s>) -> Fut,
         Fut: std::future::Future<Output = Result<(StateTx<'s>, T)>>,
     {
-        for _ in 0..MAX_STATE_ATTEMPTS {
+        for attempt in 0..MAX_STATE_ATTEMPTS {
             let (tx, value) = f(self.begin()).await?;
             if tx.commit().await? {
                 return Ok(value);
             }
+            // Contenders for one key (a counter) that all rerun at once
+            // keep colliding in the next batch; a random pause of up to
+            // 2^attempt ms (at most 64 ms) spreads them out.
+            let cap = 1u64 << attempt.min(6);
+            let pause = rand::random::<u64>() % (cap + 1);
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
         Err(StoreError::Backend(format!(
             "state space {}: {MAX_STATE_ATTEMPTS} conflicting transactions in a row; giving up",

@@ -582,6 +582,7 @@ pub fn request(envelope: Envelope, document: &[u8], blobs: Arc<CountingBlobs>) -
         content_type: "application/xml; charset=utf-8".into(),
         filename: "gewerbeanmeldung.xml".into(),
         blobs,
+        checkpoint: drehscheibe_model::Checkpoint::in_memory(),
     }
 }
 

@@ -650,6 +650,7 @@ pub fn request(
         content_type: "application/xml".into(),
         filename: "antrag.xml".into(),
         blobs,
+        checkpoint: drehscheibe_model::Checkpoint::in_memory(),
     }
 }
 
