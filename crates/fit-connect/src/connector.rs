@@ -34,14 +34,14 @@
 //! permanent.
 //!
 //! **Idempotency.** Retries of one delivery generation must not create a
-//! second submission. The connector remembers, in memory, the idempotency
-//! key → (submission, case) once it starts submitting; a retry first looks
+//! second submission, not even after a crash. Before the submit request
+//! the connector saves a durable [`Checkpoint`] (submission, case,
+//! destination, the authentication tags sent) on the delivery's record; a
+//! later attempt — after a timeout or a restart — reads it and first looks
 //! at that case's event log (`submit-submission` present → only follow the
-//! events) and starts over only when the earlier submit never arrived.
-//! Limits: the memory is lost on a restart (a crash between submit and the
-//! stored outcome yields a second submission after the restart), and an
-//! announced submission whose uploads failed is left to the Zustelldienst,
-//! which deletes incomplete submissions after a day.
+//! events), and starts over only when the earlier submit never arrived.
+//! An announced submission whose uploads failed is left to the
+//! Zustelldienst, which deletes incomplete submissions after a day.
 //!
 //! **Memory.** JWE compact serialization needs the whole ciphertext, so
 //! each attachment is read completely (at most `max_attachment_bytes`) and
@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use drehscheibe_model::{Connector, DeliveryError, DeliveryReceipt, DeliveryRequest};
+use drehscheibe_model::{Checkpoint, Connector, DeliveryError, DeliveryReceipt, DeliveryRequest};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
 use tokio::io::AsyncReadExt;
@@ -160,7 +160,8 @@ struct DestinationInfo {
     key: RsaPublicJwk,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum SentState {
     /// The submit request was sent; its outcome is not known.
     SubmitSent,
@@ -168,7 +169,8 @@ enum SentState {
     Submitted,
 }
 
-#[derive(Debug, Clone)]
+/// What a delivery sent, kept as its checkpoint (JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Sent {
     destination_id: String,
     submission_id: String,
@@ -185,7 +187,6 @@ pub struct FitConnectConnector {
     routing: Option<RoutingClient>,
     destinations: Mutex<HashMap<String, DestinationInfo>>,
     verify_keys: Mutex<HashMap<(String, String), (Instant, RsaPublicJwk)>>,
-    sent: Mutex<HashMap<String, Sent>>,
 }
 
 impl fmt::Debug for FitConnectConnector {
@@ -260,7 +261,6 @@ impl FitConnectConnector {
             routing,
             destinations: Mutex::new(HashMap::new()),
             verify_keys: Mutex::new(HashMap::new()),
-            sent: Mutex::new(HashMap::new()),
         })
     }
 
@@ -401,7 +401,11 @@ impl FitConnectConnector {
     }
 
     /// Announce, upload, submit. Returns the record of what was sent.
-    async fn send_new(&self, request: &DeliveryRequest, key: &str) -> Result<Sent, DeliveryError> {
+    async fn send_new(
+        &self,
+        request: &DeliveryRequest,
+        checkpoint: &mut Checkpoint,
+    ) -> Result<Sent, DeliveryError> {
         let leika = match &self.settings.leika {
             Some(l) => l.clone(),
             None => request.envelope.leistung.clone().ok_or_else(|| {
@@ -529,24 +533,16 @@ impl FitConnectConnector {
             state: SentState::SubmitSent,
             tags,
         };
-        self.sent.lock().await.insert(key.to_string(), sent.clone());
-        match self
-            .client
+        // Durable before the submit: a crash after it must not lead to a
+        // second submission (see the module docs).
+        checkpoint.save(encode_sent(&sent)?).await?;
+        self.client
             .submit(&announced.submission_id, &enc_meta, Some(&enc_data))
             .await
-        {
-            Ok(()) => {
-                sent.state = SentState::Submitted;
-                self.sent.lock().await.insert(key.to_string(), sent.clone());
-                tracing::info!(submission = %sent.submission_id, case = %sent.case_id, destination = %sent.destination_id, "FIT-Connect submission submitted");
-                Ok(sent)
-            }
-            Err(e) if e.is_retryable() => Err(delivery_error(e)),
-            Err(e) => {
-                self.sent.lock().await.remove(key);
-                Err(delivery_error(e))
-            }
-        }
+            .map_err(delivery_error)?;
+        sent.state = SentState::Submitted;
+        tracing::info!(submission = %sent.submission_id, case = %sent.case_id, destination = %sent.destination_id, "FIT-Connect submission submitted");
+        Ok(sent)
     }
 
     /// Look for a verified accept/reject in the case's event log.
@@ -664,7 +660,6 @@ impl FitConnectConnector {
 
     async fn follow(
         &self,
-        key: &str,
         sent: &Sent,
         attempt_deadline: Instant,
     ) -> Result<DeliveryReceipt, DeliveryError> {
@@ -676,13 +671,11 @@ impl FitConnectConnector {
         loop {
             match self.decision(sent).await? {
                 Some(Decision::Accept) => {
-                    self.sent.lock().await.remove(key);
                     return Ok(DeliveryReceipt {
                         detail: format!("FIT-Connect accept-submission: {what}"),
                     });
                 }
                 Some(Decision::Reject(problems)) => {
-                    self.sent.lock().await.remove(key);
                     return Err(DeliveryError::permanent(format!(
                         "FIT-Connect reject-submission ({what}): {problems}"
                     )));
@@ -699,7 +692,6 @@ impl FitConnectConnector {
                 "FIT-Connect submitted, awaiting accept-submission: {what}"
             )))
         } else {
-            self.sent.lock().await.remove(key);
             Ok(DeliveryReceipt {
                 detail: format!("FIT-Connect submitted, awaiting acceptance: {what}"),
             })
@@ -710,6 +702,11 @@ impl FitConnectConnector {
 enum Decision {
     Accept,
     Reject(String),
+}
+
+fn encode_sent(sent: &Sent) -> Result<String, DeliveryError> {
+    serde_json::to_string(sent)
+        .map_err(|e| DeliveryError::permanent(format!("encoding the checkpoint: {e}")))
 }
 
 /// Compare the tags of an `accept-submission` with those sent.
@@ -754,30 +751,35 @@ impl Connector for FitConnectConnector {
         "fit-connect"
     }
 
-    async fn deliver(&self, request: DeliveryRequest) -> Result<DeliveryReceipt, DeliveryError> {
+    async fn deliver(
+        &self,
+        mut request: DeliveryRequest,
+    ) -> Result<DeliveryReceipt, DeliveryError> {
         let budget = self
             .settings
             .attempt_timeout
             .saturating_sub(Duration::from_secs(2));
         let deadline = Instant::now() + budget;
-        let key = request.idempotency_key();
-        let earlier = self.sent.lock().await.get(&key).cloned();
-        if let Some(mut sent) = earlier {
-            if sent.state == SentState::SubmitSent {
-                if self.submit_arrived(&sent).await? {
-                    sent.state = SentState::Submitted;
-                    self.sent.lock().await.insert(key.clone(), sent.clone());
-                } else {
-                    tracing::warn!(submission = %sent.submission_id, "earlier submit did not arrive; submitting anew");
-                    self.sent.lock().await.remove(&key);
-                    let sent = self.send_new(&request, &key).await?;
-                    return self.follow(&key, &sent, deadline).await;
-                }
+        let mut checkpoint = std::mem::replace(&mut request.checkpoint, Checkpoint::in_memory());
+        let earlier = checkpoint
+            .value()
+            .map(|v| {
+                serde_json::from_str::<Sent>(v).map_err(|e| {
+                    DeliveryError::permanent(format!(
+                        "the delivery's checkpoint cannot be read ({e}); replay the message to start over"
+                    ))
+                })
+            })
+            .transpose()?;
+        if let Some(sent) = earlier {
+            if self.submit_arrived(&sent).await? {
+                tracing::info!(submission = %sent.submission_id, case = %sent.case_id, "resuming: the earlier submit arrived; following its case");
+                return self.follow(&sent, deadline).await;
             }
-            return self.follow(&key, &sent, deadline).await;
+            tracing::warn!(submission = %sent.submission_id, "earlier submit did not arrive; submitting anew");
         }
-        let sent = self.send_new(&request, &key).await?;
-        self.follow(&key, &sent, deadline).await
+        let sent = self.send_new(&request, &mut checkpoint).await?;
+        self.follow(&sent, deadline).await
     }
 }
 

@@ -485,6 +485,25 @@ async fn inactive_destination_is_permanent() {
     assert!(err.reason.contains("not active"), "{}", err.reason);
 }
 
+/// A checkpoint kept in memory across attempts, as the engine keeps it
+/// on the delivery record.
+#[derive(Default)]
+struct KeptCheckpoint(std::sync::Mutex<Option<String>>);
+
+#[async_trait::async_trait]
+impl drehscheibe_model::CheckpointSink for KeptCheckpoint {
+    async fn save(&self, value: &str) -> Result<(), String> {
+        *self.0.lock().unwrap() = Some(value.to_owned());
+        Ok(())
+    }
+}
+
+impl KeptCheckpoint {
+    fn checkpoint(self: &Arc<Self>) -> drehscheibe_model::Checkpoint {
+        drehscheibe_model::Checkpoint::new(self.0.lock().unwrap().clone(), self.clone())
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn retries_of_one_generation_never_submit_twice() {
     let f = fixture("active").await;
@@ -492,13 +511,18 @@ async fn retries_of_one_generation_never_submit_twice() {
     let mut s = settings(&f.zd, DestinationSource::Fixed(DEST.into()));
     s.max_wait = Duration::from_millis(150);
     s.require_accept = true;
-    let connector = FitConnectConnector::new(s).unwrap();
-    let req = request(&blobs, 3, None);
+    let connector = FitConnectConnector::new(s.clone()).unwrap();
+    // The checkpoint as the engine keeps it: outside the connector,
+    // handed to every attempt of the generation.
+    let kept = Arc::new(KeptCheckpoint::default());
+    let mut req = request(&blobs, 3, None);
+    req.checkpoint = kept.checkpoint();
     let id = req.envelope.id;
     let again = |blobs: &Arc<MemBlobs>| {
         let mut r = request(blobs, 3, None);
         r.envelope.id = id;
         r.attempt = 2;
+        r.checkpoint = kept.checkpoint();
         r
     };
 
@@ -510,12 +534,30 @@ async fn retries_of_one_generation_never_submit_twice() {
         "{}",
         err.reason
     );
+    assert!(
+        kept.0
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|c| c.contains("submission_id")),
+        "the submission was checkpointed before it was submitted"
+    );
     let err = connector.deliver(again(&blobs)).await.unwrap_err();
     assert!(err.retryable);
     assert_eq!(
         f.zd.all_submissions().len(),
         1,
         "the retry must not submit again"
+    );
+    // Nor a retry by a new connector (a restarted hub): the memory is the
+    // checkpoint, not the connector.
+    let restarted = FitConnectConnector::new(s).unwrap();
+    let err = restarted.deliver(again(&blobs)).await.unwrap_err();
+    assert!(err.retryable);
+    assert_eq!(
+        f.zd.all_submissions().len(),
+        1,
+        "no second submission after a restart"
     );
 
     // The events endpoint fails once: still retryable, still one.

@@ -3,8 +3,10 @@
 //!
 //! One delivery attempt:
 //!
-//! 1. `createMessageId` (once per delivery generation: the id is kept in
-//!    memory under the delivery's idempotency key and reused by retries);
+//! 1. `createMessageId` (once per delivery generation: the id is saved as
+//!    the delivery's durable [`Checkpoint`](drehscheibe_model::Checkpoint)
+//!    before `sendMessage`, and every later attempt — after a timeout or
+//!    a restart — sends with the same id);
 //! 2. `sendMessage`: `MessageMetaData` header (see [`MetaDefaults`] for
 //!    where each field comes from), the document as `Message` and the
 //!    envelope's attachments as `Attachment`s, all as MTOM parts streamed
@@ -24,19 +26,14 @@
 //! earlier attempt of the same generation counts as sent: the earlier
 //! attempt arrived although its answer was lost.
 //!
-//! **Limits.** The id memory is per process (entries are dropped on a
-//! final outcome, else after 7 days): after a restart a retry creates a
-//! new message id, so a crash between `sendMessage` and the stored outcome
-//! can deliver twice (the receiving side sees two message ids). The
-//! transport report is read for a bounded time only; a report that stays
-//! open counts as delivered.
+//! **Limits.** The transport report is read for a bounded time only; a
+//! report that stays open counts as delivered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use drehscheibe_model::{Connector, DeliveryError, DeliveryReceipt, DeliveryRequest};
-use tokio::sync::Mutex;
 
 use crate::client::{
     ClientError, FaultKind, OutgoingPart, PartSource, XtaClient, XtaClientSettings,
@@ -254,27 +251,17 @@ pub struct XtaConnectorSettings {
     pub report_poll_interval: Duration,
 }
 
-#[derive(Debug, Clone)]
+/// The checkpoint of a delivery: the message id it sends with.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Pending {
     message_id: String,
-    /// `sendMessage` succeeded (or was proven to have arrived).
-    sent: bool,
-    /// `sendMessage` was attempted with this id.
-    tried: bool,
-    /// When the id was created (entries of deliveries the engine gave up
-    /// on are dropped after [`PENDING_TTL`]).
-    created: Instant,
 }
-
-/// How long a message id is kept for retries of one delivery generation.
-const PENDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The `xta` connector; see the module docs.
 #[derive(Debug)]
 pub struct XtaConnector {
     client: XtaClient,
     settings: XtaConnectorSettings,
-    pending: Mutex<HashMap<String, Pending>>,
 }
 
 /// Why a connector could not be built.
@@ -287,38 +274,41 @@ impl XtaConnector {
     pub fn new(settings: XtaConnectorSettings) -> Result<Self, ConnectorError> {
         let client =
             XtaClient::new(settings.client.clone()).map_err(|e| ConnectorError(e.to_string()))?;
-        Ok(Self {
-            client,
-            settings,
-            pending: Mutex::new(HashMap::new()),
-        })
+        Ok(Self { client, settings })
     }
 
-    async fn forget(&self, key: &str) {
-        self.pending.lock().await.remove(key);
-    }
-
-    async fn attempt(&self, request: &DeliveryRequest, key: &str) -> Result<String, DeliveryError> {
-        let known = {
-            let mut pending = self.pending.lock().await;
-            pending.retain(|_, p| p.created.elapsed() < PENDING_TTL);
-            pending.get(key).cloned()
-        };
-        let mut p = match known {
+    async fn attempt(&self, mut request: DeliveryRequest) -> Result<String, DeliveryError> {
+        let known = request
+            .checkpoint
+            .value()
+            .map(|v| {
+                serde_json::from_str::<Pending>(v).map_err(|e| {
+                    DeliveryError::permanent(format!(
+                        "the delivery's checkpoint cannot be read ({e}); replay the message to start over"
+                    ))
+                })
+            })
+            .transpose()?;
+        // An earlier attempt of this generation sent (or may have sent)
+        // with this id.
+        let was_tried = known.is_some();
+        let p = match known {
             Some(p) => p,
             None => {
-                let id = self.client.create_message_id().await?;
                 let p = Pending {
-                    message_id: id,
-                    sent: false,
-                    tried: false,
-                    created: Instant::now(),
+                    message_id: self.client.create_message_id().await?,
                 };
-                self.pending.lock().await.insert(key.to_string(), p.clone());
+                // Durable before sendMessage: every later attempt sends
+                // with the same id, so the far side sees one message.
+                let value = serde_json::to_string(&p).map_err(|e| {
+                    DeliveryError::permanent(format!("encoding the checkpoint: {e}"))
+                })?;
+                request.checkpoint.save(value).await?;
                 p
             }
         };
-        if !p.sent {
+        let request = &request;
+        {
             let author = self.client.settings().author.clone();
             let meta = build_metadata(&self.settings.meta, request, &p.message_id, Some(&author))?;
             let (mdesc, adescs) = descriptions(request);
@@ -339,9 +329,6 @@ impl XtaConnector {
                     },
                 })
                 .collect();
-            let was_tried = p.tried;
-            p.tried = true;
-            self.pending.lock().await.insert(key.to_string(), p.clone());
             match self.client.send_message(&meta, message, attachments).await {
                 Ok(()) => {}
                 Err(ClientError::Fault { fault, .. })
@@ -353,8 +340,6 @@ impl XtaConnector {
                 }
                 Err(e) => return Err(e.into()),
             }
-            p.sent = true;
-            self.pending.lock().await.insert(key.to_string(), p.clone());
         }
         self.report(&p.message_id).await
     }
@@ -412,19 +397,8 @@ impl Connector for XtaConnector {
     }
 
     async fn deliver(&self, request: DeliveryRequest) -> Result<DeliveryReceipt, DeliveryError> {
-        let key = request.idempotency_key();
-        match self.attempt(&request, &key).await {
-            Ok(detail) => {
-                self.forget(&key).await;
-                Ok(DeliveryReceipt { detail })
-            }
-            Err(e) => {
-                if !e.retryable {
-                    self.forget(&key).await;
-                }
-                Err(e)
-            }
-        }
+        let detail = self.attempt(request).await?;
+        Ok(DeliveryReceipt { detail })
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use client_support::{request, Double, MemBlobs, Script, ScriptedFault};
+use client_support::{request, Double, KeptCheckpoint, MemBlobs, Script, ScriptedFault};
 use drehscheibe_model::Connector;
 use drehscheibe_xta::client::{XtaClientSettings, XtaEndpoints};
 use drehscheibe_xta::connector::{MetaDefaults, XtaConnector, XtaConnectorSettings};
@@ -225,7 +225,9 @@ async fn retries_reuse_the_message_id_and_a_lost_answer_is_not_sent_twice() {
     let url = double.serve().await;
     let c = connector(&url);
     let blobs = Arc::new(MemBlobs::default());
-    let req = request(DOC, vec![], blobs.clone(), BTreeMap::new());
+    let kept = Arc::new(KeptCheckpoint::default());
+    let mut req = request(DOC, vec![], blobs.clone(), BTreeMap::new());
+    req.checkpoint = kept.checkpoint();
     let mut retry = request(DOC, vec![], blobs, BTreeMap::new());
     retry.envelope.id = req.envelope.id;
     retry.attempt = 2;
@@ -238,8 +240,20 @@ async fn retries_reuse_the_message_id_and_a_lost_answer_is_not_sent_twice() {
     );
     let e = c.deliver(req).await.unwrap_err();
     assert!(e.retryable, "{e:?}");
-    // Second attempt: same message id; the server says 9024 (already
-    // used), which proves the first attempt arrived.
+    assert!(
+        kept.0
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|v| v.contains("double:1")),
+        "the message id was checkpointed before sendMessage"
+    );
+    // Second attempt, by a new connector (a restarted hub): same message
+    // id from the checkpoint; the server says 9024 (already used), which
+    // proves the first attempt arrived.
+    retry.checkpoint = kept.checkpoint();
+    drop(c);
+    let c = connector(&url);
     let receipt = c.deliver(retry).await.unwrap();
     assert!(receipt.detail.contains("double:1"), "{}", receipt.detail);
     let st = double.state.lock().unwrap();
