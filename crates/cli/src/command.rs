@@ -214,9 +214,11 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn log_format(cli: Option<LogFormat>, config: &Path) -> LogFormat {
-    cli.unwrap_or_else(|| match drehscheibe_config::HubConfig::load(config) {
-        Ok(c) if c.server.log_format == drehscheibe_config::LogFormat::Json => LogFormat::Json,
-        _ => LogFormat::Text,
+    cli.unwrap_or_else(|| {
+        match drehscheibe_config::HubConfig::load(config, &crate::connectors::plugins()) {
+            Ok(c) if c.server.log_format == drehscheibe_config::LogFormat::Json => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
     })
 }
 

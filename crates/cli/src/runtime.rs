@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 /// load problems (rules that failed to load are reported, not fatal, so the
 /// hub still serves the other rules; messages for a broken rule go `dead`).
 pub fn load(config_file: &Path) -> Result<(HubConfig, Arc<Depot>, Vec<String>)> {
-    let config = HubConfig::load(config_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = HubConfig::load(config_file, &crate::connectors::plugins())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (depot, problems) = crate::runtime::load_depot(&config.rules.depot)?;
     config
         .check_rule_refs(|sel, params| {
@@ -153,7 +154,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let mut connectors = ConnectorRegistry::new();
     for tenant in &config.tenants {
         for c in &tenant.connectors {
-            let connector = crate::connectors::build(c, &store)
+            let connector = crate::connectors::build(&tenant.id, c, &store, data)
                 .with_context(|| format!("tenant {}: connector {}", tenant.id, c.id))?;
             connectors.insert(ConnectorSlot::new(
                 tenant.id.clone(),
@@ -486,9 +487,11 @@ fn xta_pollers(config: &HubConfig) -> Result<Vec<drehscheibe_xta::poller::XtaPol
         let ChannelKind::XtaPoller(p) = &ch.kind else {
             continue;
         };
-        let client =
-            crate::connectors::xta_client_settings(&p.remote, std::time::Duration::from_secs(120))
-                .with_context(|| format!("channel {}", ch.id))?;
+        let client = drehscheibe_xta::connector_config::client_settings(
+            &p.remote,
+            std::time::Duration::from_secs(120),
+        )
+        .with_context(|| format!("channel {}", ch.id))?;
         out.push(
             XtaPoller::new(XtaPollerSettings {
                 channel: ch.id.clone(),

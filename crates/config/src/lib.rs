@@ -11,8 +11,14 @@
 //! resolved against the directory of the main file. See `config/README.md`
 //! for the full key reference.
 //!
+//! Connector tables (`[connectors.<id>]`) belong to the protocol crates:
+//! each registers a plugin ([`plugin`]) that reads and checks the keys of
+//! its `type` and builds the connector; the composition root passes the
+//! list of plugins to [`HubConfig::load`].
+//!
 //! ```no_run
-//! let hub = drehscheibe_config::HubConfig::load("config/drehscheibe.toml".as_ref())
+//! # let plugins = drehscheibe_config::Plugins::new();
+//! let hub = drehscheibe_config::HubConfig::load("config/drehscheibe.toml".as_ref(), &plugins)
 //!     .unwrap_or_else(|errors| panic!("{errors}"));
 //! let kommune = hub.tenant_by_key("09162000").expect("known AGS");
 //! let route = kommune.route("99050012104000");
@@ -23,6 +29,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use drehscheibe_model::auth::{Principal, Role, TokenTable};
@@ -31,11 +38,14 @@ use serde::{Deserialize, Serialize};
 mod error;
 mod load;
 mod locate;
+pub mod plugin;
 mod raw;
 mod retry;
 mod secret;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use plugin::Plugins;
+pub use raw::{AuthType, ByteSize, RawAuth as AuthRef, RawClientCert as ClientCertRef};
 pub use retry::RetryPolicy;
 pub use secret::{Secret, SecretSource, SecretString};
 
@@ -254,52 +264,6 @@ pub struct XtaPollerConfig {
     pub message_types: Vec<String>,
 }
 
-/// Metadata of messages an XTA connector writes; unset fields come from
-/// the message's own XTA metadata or the document.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct XtaMetaConfig {
-    /// `Originators/Author` (xta-mailbox only; the xta connector's author
-    /// is its account).
-    pub author: Option<XtaParty>,
-    /// `Destinations/Reader`.
-    pub reader: Option<XtaParty>,
-    /// `Qualifier/Service`.
-    pub service: Option<String>,
-    /// `Qualifier/BusinessScenario` (undefined, free text).
-    pub business_scenario: Option<String>,
-    /// `Qualifier/MessageType` code.
-    pub message_type: Option<String>,
-    /// Its `listURI`.
-    pub message_type_list_uri: Option<String>,
-    /// Its `listVersionID`.
-    pub message_type_list_version: Option<String>,
-    /// `payloadSchema`.
-    pub payload_schema: Option<String>,
-}
-
-/// Settings of an `xta` connector (send to a remote XTA server).
-#[derive(Debug, Clone, PartialEq)]
-pub struct XtaConnectorConfig {
-    /// Remote server and account.
-    pub remote: XtaRemoteAccount,
-    /// Metadata.
-    pub meta: XtaMetaConfig,
-    /// Time between transport report polls (default 1 s).
-    pub report_poll_interval: Duration,
-    /// How long one attempt waits for a final transport report (default
-    /// 10 s, shorter than `timeout`).
-    pub report_wait: Duration,
-}
-
-/// Settings of an `xta-mailbox` connector (put into a hosted mailbox).
-#[derive(Debug, Clone, PartialEq)]
-pub struct XtaMailboxConnectorConfig {
-    /// Account (mailbox) name of an `xta` channel of this hub.
-    pub mailbox: String,
-    /// Metadata.
-    pub meta: XtaMetaConfig,
-}
-
 /// Settings of an `xta` (server) channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct XtaChannelConfig {
@@ -464,7 +428,7 @@ pub struct Stelle {
 }
 
 /// A delivery endpoint of a tenant (`[connectors.<id>]`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ConnectorConfig {
     /// Connector id, unique within the tenant.
     pub id: String,
@@ -476,82 +440,24 @@ pub struct ConnectorConfig {
     pub max_concurrency: usize,
     /// Timeout of one delivery attempt (default 30 s).
     pub timeout: Duration,
-    /// Protocol-specific settings.
-    pub kind: ConnectorKind,
+    /// The connector type (`type = "…"`), named by its plugin.
+    pub kind: String,
+    /// The type's own settings, checked by its plugin, which build the
+    /// connector (see [`plugin`]).
+    pub factory: Arc<dyn plugin::ConnectorFactory>,
 }
 
-/// Protocol of a connector (TOML `type = "http" | "directory" | "smtp"`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConnectorKind {
-    /// HTTP(S) request to a Fachverfahren interface.
-    Http(HttpConnectorConfig),
-    /// File written into a directory.
-    Directory(DirectoryConnectorConfig),
-    /// E-mail over SMTP.
-    Smtp(SmtpConnectorConfig),
-    /// Submission to a FIT-Connect destination.
-    FitConnect(FitConnectConnectorConfig),
-    /// Message to a remote XTA server.
-    Xta(XtaConnectorConfig),
-    /// Message into a mailbox hosted by this hub's XTA server.
-    XtaMailbox(XtaMailboxConnectorConfig),
-}
-
-impl ConnectorKind {
-    /// `http`, `directory` or `smtp`.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::Http(_) => "http",
-            Self::Directory(_) => "directory",
-            Self::Smtp(_) => "smtp",
-            Self::FitConnect(_) => "fit-connect",
-            Self::Xta(_) => "xta",
-            Self::XtaMailbox(_) => "xta-mailbox",
-        }
-    }
-}
-
-/// Settings of an HTTP connector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpConnectorConfig {
-    /// Target URL (`http` or `https`, no credentials in it).
-    pub url: String,
-    /// Request method (default POST).
-    pub method: HttpMethod,
-    /// Extra request headers.
-    pub headers: BTreeMap<String, String>,
-    /// Authentication.
-    pub auth: Option<HttpAuth>,
-    /// Status codes counted as success (default 200, 201, 202, 204).
-    pub success_status: Vec<u16>,
-    /// TLS client certificate (PEM files).
-    pub client_cert: Option<ClientCert>,
-    /// Extra CA certificate (PEM) to trust.
-    pub ca_cert: Option<PathBuf>,
-    /// Send attachments along (multipart) — default true.
-    pub send_attachments: bool,
-}
-
-/// HTTP method of an HTTP connector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    /// POST (default).
-    #[default]
-    #[serde(alias = "post")]
-    Post,
-    /// PUT.
-    #[serde(alias = "put")]
-    Put,
-}
-
-impl HttpMethod {
-    /// `POST` or `PUT`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Post => "POST",
-            Self::Put => "PUT",
-        }
+impl PartialEq for ConnectorConfig {
+    /// Equal common settings and equal type settings (compared by their
+    /// `Debug` form, which shows no secret).
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.fachverfahren == other.fachverfahren
+            && self.retry == other.retry
+            && self.max_concurrency == other.max_concurrency
+            && self.timeout == other.timeout
+            && self.kind == other.kind
+            && format!("{:?}", self.factory) == format!("{:?}", other.factory)
     }
 }
 
@@ -579,103 +485,6 @@ pub struct ClientCert {
     pub cert: PathBuf,
     /// Private key file.
     pub key: PathBuf,
-}
-
-/// Settings of a directory connector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectoryConnectorConfig {
-    /// Target directory.
-    pub path: PathBuf,
-    /// Write `<name>.meta.json` beside each document (default true).
-    pub metadata: bool,
-}
-
-/// Settings of an SMTP connector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SmtpConnectorConfig {
-    /// Mail server host name or IP address.
-    pub host: String,
-    /// Port (default 587).
-    pub port: u16,
-    /// Transport security (default STARTTLS).
-    pub tls: SmtpTls,
-    /// Login user.
-    pub username: Option<String>,
-    /// Login password (required with `username`).
-    pub password: Option<Secret>,
-    /// Sender address.
-    pub from: String,
-    /// Recipients (at least one).
-    pub to: Vec<String>,
-    /// Subject template; `{leistung}` and `{id}` are replaced (default
-    /// `Drehscheibe: {leistung} {id}`).
-    pub subject: String,
-    /// Largest mail (document plus attachments) to send (default 20 MiB).
-    pub max_total_bytes: u64,
-}
-
-/// Settings of a FIT-Connect sender connector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FitConnectConnectorConfig {
-    /// OAuth token endpoint.
-    pub token_url: String,
-    /// Root URL of the Zustelldienst's Submission API.
-    pub submission_api_url: String,
-    /// OAuth client id (sender client from the SSP).
-    pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: Secret,
-    /// Where the destination comes from.
-    pub destination: FitConnectDestination,
-    /// Service identifier (14-digit LeiKa key or URN); default: the
-    /// message's Leistung.
-    pub leika: Option<String>,
-    /// Service name sent along (default: the identifier).
-    pub service_name: Option<String>,
-    /// Schema URI of the data set (default: from the destination).
-    pub data_schema_uri: Option<String>,
-    /// Event-log poll interval after submitting (default 2 s).
-    pub poll_interval: Duration,
-    /// How long one attempt waits for accept/reject (default 20 s; shorter
-    /// than the connector's `timeout`).
-    pub max_wait: Duration,
-    /// Keep the delivery retryable until `accept-submission` (default false).
-    pub require_accept: bool,
-    /// Cache time of destination info, keys and routes (default 1 h).
-    pub cache_ttl: Duration,
-    /// Largest attachment sent (default 64 MiB; encrypted in memory).
-    pub max_attachment_bytes: u64,
-    /// Extra CA certificate (PEM) to trust.
-    pub ca_cert: Option<PathBuf>,
-}
-
-/// Destination of a FIT-Connect connector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FitConnectDestination {
-    /// `destination_id`.
-    Fixed(String),
-    /// Looked up in the Routing API by Leistung and area.
-    Routing {
-        /// Routing API base URL.
-        routing_api_url: String,
-        /// Area as ARS (else `ags`, else the message's Kommune key).
-        ars: Option<String>,
-        /// Area as AGS.
-        ags: Option<String>,
-    },
-}
-
-/// Transport security of an SMTP connector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (required).
-    #[default]
-    Starttls,
-    /// TLS from the start (SMTPS, usually port 465).
-    Tls,
-    /// No encryption: only allowed for `localhost` / loopback addresses.
-    None,
 }
 
 /// How a tenant handles one Leistung (`[[routes]]`).
@@ -768,9 +577,10 @@ impl HubConfig {
     /// Load and validate the configuration rooted at `main_file`.
     ///
     /// Returns every problem found (syntax, unknown keys, missing files,
-    /// unresolvable secrets, dangling references, …) at once.
-    pub fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
-        load::load(main_file)
+    /// unresolvable secrets, dangling references, …) at once. Connector
+    /// tables are read by the plugin registered for their `type`.
+    pub fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, ConfigErrors> {
+        load::load(main_file, plugins)
     }
 
     /// The tenant with this id.

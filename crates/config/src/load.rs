@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,23 +10,19 @@ use drehscheibe_model::auth::Role;
 use sha2::{Digest, Sha256};
 
 use crate::locate::{KeyPath, Source};
+use crate::plugin::{Checker, Plugins};
 use crate::raw::{
-    allowed_keys, AuthType, ChannelType, ConnectorType, RawAuth, RawChannel, RawConnector, RawMain,
-    RawRetry, RawRoute, RawSecret, RawServer, RawTenant, RawToken, RoleName,
+    AuthType, ChannelType, RawAuth, RawChannel, RawConnector, RawMain, RawRetry, RawRoute,
+    RawSecret, RawServer, RawTenant, RawToken, RoleName,
 };
 use crate::{
     ags_of_ars, is_digits, ChannelConfig, ChannelKind, ClientCert, ConfigError, ConfigErrors,
-    ConnectorConfig, ConnectorKind, DirectoryConnectorConfig, FitConnectConnectorConfig,
-    FitConnectDestination, FitConnectHostedDestination, FitConnectIntakeClient,
-    FitConnectIntakeConfig, FitConnectSubscriberConfig, FitConnectSubscriberDestination, HttpAuth,
-    HttpConnectorConfig, HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret,
-    SecretSource, SecretString, ServerConfig, SmtpConnectorConfig, SmtpTls, Stelle, TenantConfig,
-    TokenConfig, XtaAccountConfig, XtaChannelConfig, XtaConnectorConfig, XtaMailboxConnectorConfig,
-    XtaMetaConfig, XtaParty, XtaPollerConfig, XtaRemoteAccount,
+    ConnectorConfig, FitConnectHostedDestination, FitConnectIntakeClient, FitConnectIntakeConfig,
+    FitConnectSubscriberConfig, FitConnectSubscriberDestination, HttpAuth, HubConfig, RetryPolicy,
+    RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource, SecretString, ServerConfig,
+    Stelle, TenantConfig, TokenConfig, XtaAccountConfig, XtaChannelConfig, XtaParty,
+    XtaPollerConfig, XtaRemoteAccount,
 };
-
-/// Default SMTP subject template.
-pub(crate) const DEFAULT_SUBJECT: &str = "Drehscheibe: {leistung} {id}";
 
 /// Check an identifier (channel, token, tenant, connector, Stelle, target
 /// role, rule id).
@@ -73,21 +68,6 @@ pub(crate) fn check_address(s: &str) -> Result<(), String> {
         return bad();
     }
     Ok(())
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn is_header_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 fn read_text(path: &Path) -> Result<String, String> {
@@ -153,7 +133,7 @@ struct TenantFile {
     config: Option<TenantConfig>,
 }
 
-pub(crate) fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
+pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, ConfigErrors> {
     let main_abs = std::path::absolute(main_file)
         .map_err(|e| single(main_file, format!("cannot resolve path: {e}")))?;
     let base = main_abs
@@ -164,6 +144,7 @@ pub(crate) fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
     let mut cx = Ctx {
         errors: Vec::new(),
         base: base.clone(),
+        plugins: plugins.clone(),
     };
     let (main_src, e) = Source::parse(&main_abs, text);
     cx.errors.extend(e);
@@ -240,7 +221,7 @@ pub(crate) fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
             .filter_map(|(id, c)| cx.channel(&main_src, id, c))
             .collect();
         cx.unique_fit_base_paths(&main_src, &channels);
-        cx.xta_mailboxes_exist(&channels, &tenant_files);
+        cx.connector_needs(&channels, &tenant_files);
         let known_tenants: BTreeSet<&str> = tenant_files.iter().map(|t| t.id.as_str()).collect();
         let tokens = cx.tokens(&main_src, &m.tokens, &m.channels, &known_tenants);
         (server, rules, channels, tokens)
@@ -270,18 +251,23 @@ pub(crate) fn load(main_file: &Path) -> Result<HubConfig, ConfigErrors> {
     Err(ConfigErrors(errors))
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     errors: Vec<ConfigError>,
     base: PathBuf,
+    plugins: Plugins,
 }
 
 impl Ctx {
-    fn err(&mut self, src: &Source, path: &KeyPath, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, src: &Source, path: &KeyPath, message: impl Into<String>) {
         self.errors.push(src.error(path, message));
     }
 
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// Resolve a path value; empty paths are errors.
-    fn path(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
+    pub(crate) fn path(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
         if p.as_os_str().is_empty() {
             self.err(src, kp, "path must not be empty");
         }
@@ -615,7 +601,7 @@ impl Ctx {
 
     /// Resolve a secret. Error messages name the variable or file, never
     /// the value.
-    fn secret(&mut self, src: &Source, kp: &KeyPath, raw: &RawSecret) -> Option<Secret> {
+    pub(crate) fn secret(&mut self, src: &Source, kp: &KeyPath, raw: &RawSecret) -> Option<Secret> {
         let given = [raw.env.is_some(), raw.file.is_some(), raw.value.is_some()];
         if given.iter().filter(|&&g| g).count() != 1 {
             self.err(
@@ -929,16 +915,6 @@ impl Ctx {
         if let Err(m) = check_id(id) {
             self.err(src, &kp, format!("connector id {m}"));
         }
-        let allowed = allowed_keys(c.kind);
-        for key in c.specific_keys() {
-            if !allowed.contains(&key) {
-                self.err(
-                    src,
-                    &kp.key(key),
-                    format!("`{key}` is not a setting of {} connectors", c.kind.as_str()),
-                );
-            }
-        }
         let retry = self.retry(src, &kp.key("retry"), c.retry.as_ref());
         let max_concurrency = match c.max_concurrency {
             Some(0) => {
@@ -956,32 +932,37 @@ impl Ctx {
         if timeout.is_zero() {
             self.err(src, &kp.key("timeout"), "`timeout` must be greater than 0");
         }
-        let kind = match c.kind {
-            ConnectorType::Http => ConnectorKind::Http(self.http(src, &kp, c)?),
-            ConnectorType::Directory => {
-                let Some(path) = &c.path else {
-                    self.err(src, &kp, "a directory connector needs `path`");
-                    return None;
-                };
-                ConnectorKind::Directory(DirectoryConnectorConfig {
-                    path: self.path(src, &kp.key("path"), path),
-                    metadata: c.metadata.unwrap_or(true),
-                })
-            }
-            ConnectorType::Smtp => ConnectorKind::Smtp(self.smtp(src, &kp, c)?),
-            ConnectorType::FitConnect => {
-                ConnectorKind::FitConnect(self.fit_connect(src, &kp, c, timeout)?)
-            }
-            ConnectorType::Xta => ConnectorKind::Xta(self.xta_connector(src, &kp, c, timeout)?),
-            ConnectorType::XtaMailbox => ConnectorKind::XtaMailbox(self.xta_mailbox(src, &kp, c)?),
+        let Some(plugin) = self.plugins.connector_plugin(&c.kind).copied() else {
+            let known: Vec<&str> = self.plugins.connector_types().map(|p| p.kind).collect();
+            self.err(
+                src,
+                &kp.key("type"),
+                format!(
+                    "unknown connector type `{}` (known: {})",
+                    c.kind,
+                    known.join(", ")
+                ),
+            );
+            return None;
         };
+        let factory = {
+            let mut chk = Checker::new(
+                self,
+                src,
+                kp.clone(),
+                timeout,
+                format!("{} connectors", plugin.kind),
+            );
+            (plugin.parse)(&mut chk, c.rest.clone())
+        }?;
         Some(ConnectorConfig {
             id: id.to_string(),
             fachverfahren: c.fachverfahren.clone(),
             retry,
             max_concurrency,
             timeout,
-            kind,
+            kind: plugin.kind.to_string(),
+            factory,
         })
     }
 
@@ -1035,7 +1016,7 @@ impl Ctx {
         p
     }
 
-    fn pem_file(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
+    pub(crate) fn pem_file(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
         let path = self.path(src, kp, p);
         match fs::read(&path) {
             Ok(bytes) => {
@@ -1048,107 +1029,12 @@ impl Ctx {
         path
     }
 
-    fn http(
+    pub(crate) fn http_auth(
         &mut self,
         src: &Source,
         kp: &KeyPath,
-        c: &RawConnector,
-    ) -> Option<HttpConnectorConfig> {
-        let Some(url) = &c.url else {
-            self.err(src, kp, "an http connector needs `url`");
-            return None;
-        };
-        let ukp = kp.key("url");
-        match url::Url::parse(url) {
-            Err(e) => self.err(src, &ukp, format!("invalid URL `{url}`: {e}")),
-            Ok(u) => {
-                if u.scheme() != "http" && u.scheme() != "https" {
-                    self.err(
-                        src,
-                        &ukp,
-                        format!("URL scheme must be http or https, not `{}`", u.scheme()),
-                    );
-                } else if u.host_str().is_none_or(str::is_empty) {
-                    self.err(src, &ukp, "URL has no host");
-                }
-                if !u.username().is_empty() || u.password().is_some() {
-                    self.err(
-                        src,
-                        &ukp,
-                        "credentials in the URL are not allowed; use `auth`",
-                    );
-                }
-            }
-        }
-        let headers = c.headers.clone().unwrap_or_default();
-        for (name, value) in &headers {
-            let hkp = kp.key("headers").key(name);
-            if !is_header_name(name) {
-                self.err(src, &hkp, format!("`{name}` is not a valid header name"));
-            }
-            if value.chars().any(|ch| ch.is_control() && ch != '\t') {
-                self.err(
-                    src,
-                    &hkp,
-                    "header values must not contain control characters",
-                );
-            }
-            if c.auth.is_some() && name.eq_ignore_ascii_case("authorization") {
-                self.err(
-                    src,
-                    &hkp,
-                    "set either `auth` or an Authorization header, not both",
-                );
-            }
-        }
-        let auth = c
-            .auth
-            .as_ref()
-            .and_then(|a| self.http_auth(src, &kp.key("auth"), a));
-        let success_status = c
-            .success_status
-            .clone()
-            .unwrap_or_else(|| vec![200, 201, 202, 204]);
-        if success_status.is_empty() {
-            self.err(
-                src,
-                &kp.key("success_status"),
-                "`success_status` must list at least one status code",
-            );
-        }
-        for (i, s) in success_status.iter().enumerate() {
-            if !(100..=599).contains(s) {
-                self.err(
-                    src,
-                    &kp.key("success_status").index(i),
-                    format!("`{s}` is not an HTTP status code"),
-                );
-            }
-        }
-        let client_cert = c.client_cert.as_ref().map(|cc| {
-            let ckp = kp.key("client_cert");
-            ClientCert {
-                cert: self.pem_file(src, &ckp.key("cert"), &cc.cert),
-                key: self.pem_file(src, &ckp.key("key"), &cc.key),
-            }
-        });
-        let ca_cert = c
-            .ca_cert
-            .as_ref()
-            .map(|p| self.pem_file(src, &kp.key("ca_cert"), p));
-        Some(HttpConnectorConfig {
-            url: url.clone(),
-            method: c.method.unwrap_or_default(),
-            headers,
-            auth,
-            success_status,
-            client_cert,
-            ca_cert,
-            send_attachments: c.send_attachments.unwrap_or(true),
-        })
-    }
-
-    fn http_auth(&mut self, src: &Source, kp: &KeyPath, a: &RawAuth) -> Option<HttpAuth> {
+        a: &RawAuth,
+    ) -> Option<HttpAuth> {
         match a.kind {
             AuthType::Bearer => {
                 for (key, present) in [
@@ -1192,88 +1078,14 @@ impl Ctx {
         }
     }
 
-    fn smtp(
+    /// A required http(s) URL without credentials.
+    pub(crate) fn service_url(
         &mut self,
         src: &Source,
         kp: &KeyPath,
-        c: &RawConnector,
-    ) -> Option<SmtpConnectorConfig> {
-        let host = c.host.clone().unwrap_or_default();
-        if host.is_empty() || host.chars().any(char::is_whitespace) {
-            self.err(src, &kp.key("host"), "an smtp connector needs a `host`");
-        }
-        let port = c.port.unwrap_or(587);
-        if port == 0 {
-            self.err(src, &kp.key("port"), "`port` must not be 0");
-        }
-        let tls = c.tls.unwrap_or_default();
-        if tls == SmtpTls::None && !host.is_empty() && !is_loopback_host(&host) {
-            self.err(
-                src,
-                &kp.key("tls"),
-                format!(
-                    "tls = \"none\" is only allowed for localhost or loopback addresses, not `{host}`; use \"starttls\" or \"tls\""
-                ),
-            );
-        }
-        match (&c.username, &c.password) {
-            (Some(_), None) => self.err(src, &kp.key("username"), "`username` needs a `password`"),
-            (None, Some(_)) => self.err(src, &kp.key("password"), "`password` needs a `username`"),
-            _ => {}
-        }
-        let password = c
-            .password
-            .as_ref()
-            .and_then(|p| self.secret(src, &kp.key("password"), p));
-        let from = c.from.clone().unwrap_or_default();
-        if c.from.is_none() {
-            self.err(src, kp, "an smtp connector needs `from`");
-        } else if let Err(m) = check_address(&from) {
-            self.err(src, &kp.key("from"), m);
-        }
-        let to = c.to.clone().unwrap_or_default();
-        if to.is_empty() {
-            self.err(
-                src,
-                &kp.key("to"),
-                "an smtp connector needs at least one recipient in `to`",
-            );
-        }
-        for (i, addr) in to.iter().enumerate() {
-            if let Err(m) = check_address(addr) {
-                self.err(src, &kp.key("to").index(i), m);
-            }
-        }
-        let subject = c
-            .subject
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SUBJECT.to_string());
-        if subject.contains(['\r', '\n']) {
-            self.err(src, &kp.key("subject"), "`subject` must be a single line");
-        }
-        let max_total_bytes = c.max_total_bytes.map_or(20 << 20, |b| b.0);
-        if max_total_bytes == 0 {
-            self.err(
-                src,
-                &kp.key("max_total_bytes"),
-                "`max_total_bytes` must be greater than 0",
-            );
-        }
-        Some(SmtpConnectorConfig {
-            host,
-            port,
-            tls,
-            username: c.username.clone(),
-            password,
-            from,
-            to,
-            subject,
-            max_total_bytes,
-        })
-    }
-
-    /// A required http(s) URL without credentials.
-    fn service_url(&mut self, src: &Source, kp: &KeyPath, key: &str, v: Option<&String>) -> String {
+        key: &str,
+        v: Option<&String>,
+    ) -> String {
         let Some(url) = v else {
             self.err(src, kp, format!("`{key}` is required"));
             return String::new();
@@ -1426,24 +1238,20 @@ impl Ctx {
     }
 
     /// Every `xta-mailbox` connector names an account of an `xta` channel.
-    fn xta_mailboxes_exist(&mut self, channels: &[ChannelConfig], tenants: &[TenantFile]) {
-        let accounts: BTreeSet<&str> = channels
-            .iter()
-            .filter_map(|c| match &c.kind {
-                ChannelKind::Xta(x) => Some(x),
-                _ => None,
-            })
-            .flat_map(|x| x.accounts.iter().map(|a| a.name.as_str()))
-            .collect();
+    /// Every connector's [`Need`](crate::plugin::Need)s must be provided
+    /// by a channel (e.g. an `xta-mailbox` connector's mailbox is an
+    /// account of an `xta` channel).
+    fn connector_needs(&mut self, channels: &[ChannelConfig], tenants: &[TenantFile]) {
+        let provided: BTreeSet<String> = channels.iter().flat_map(channel_provides).collect();
         for t in tenants {
             let Some(cfg) = &t.config else { continue };
             for c in &cfg.connectors {
-                if let ConnectorKind::XtaMailbox(m) = &c.kind {
-                    if !accounts.contains(m.mailbox.as_str()) {
+                for need in c.factory.needs() {
+                    if !provided.contains(&need.resource) {
                         self.err(
                             &t.src,
-                            &KeyPath::root().key("connectors").key(&c.id).key("mailbox"),
-                            format!("no xta channel has an account `{}`", m.mailbox),
+                            &KeyPath::root().key("connectors").key(&c.id).key(need.key),
+                            need.missing,
                         );
                     }
                 }
@@ -1463,7 +1271,8 @@ impl Ctx {
 
     /// A party identifier value (`key`) with its `type` (`type_key`,
     /// default `xoev`).
-    fn xta_party(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn xta_party(
         &mut self,
         src: &Source,
         kp: &KeyPath,
@@ -1505,7 +1314,7 @@ impl Ctx {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn xta_remote(
+    pub(crate) fn xta_remote(
         &mut self,
         src: &Source,
         kp: &KeyPath,
@@ -1607,148 +1416,6 @@ impl Ctx {
             max_list_items,
             services: raw.services.clone().unwrap_or_default(),
             message_types: raw.message_types.clone().unwrap_or_default(),
-        })
-    }
-
-    fn xta_meta(&mut self, src: &Source, kp: &KeyPath, c: &RawConnector) -> XtaMetaConfig {
-        let author = self.xta_party(
-            src,
-            kp,
-            "author",
-            c.author.as_ref(),
-            "author_type",
-            c.author_type.as_ref(),
-        );
-        let reader = self.xta_party(
-            src,
-            kp,
-            "reader",
-            c.reader.as_ref(),
-            "reader_type",
-            c.reader_type.as_ref(),
-        );
-        if let Some(svc) = &c.service {
-            if url::Url::parse(svc).is_err() {
-                self.err(
-                    src,
-                    &kp.key("service"),
-                    "`service` must be a URI like `urn:xoev-de:xbau:standard:xbau_2.3`",
-                );
-            }
-        }
-        if let Some(ps) = &c.payload_schema {
-            if ps.trim().is_empty() {
-                self.err(
-                    src,
-                    &kp.key("payload_schema"),
-                    "`payload_schema` must not be empty",
-                );
-            }
-        }
-        for (key, v) in [
-            ("business_scenario", &c.business_scenario),
-            ("message_type", &c.message_type),
-            ("message_type_list_uri", &c.message_type_list_uri),
-            ("message_type_list_version", &c.message_type_list_version),
-        ] {
-            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
-                self.err(src, &kp.key(key), format!("`{key}` must not be empty"));
-            }
-        }
-        XtaMetaConfig {
-            author,
-            reader,
-            service: c.service.clone(),
-            business_scenario: c.business_scenario.clone(),
-            message_type: c.message_type.clone(),
-            message_type_list_uri: c.message_type_list_uri.clone(),
-            message_type_list_version: c.message_type_list_version.clone(),
-            payload_schema: c.payload_schema.clone(),
-        }
-    }
-
-    fn xta_connector(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        c: &RawConnector,
-        timeout: Duration,
-    ) -> Option<XtaConnectorConfig> {
-        let token = match &c.auth {
-            None => None,
-            Some(a) => match self.http_auth(src, &kp.key("auth"), a)? {
-                HttpAuth::Bearer { token } => Some(token),
-                HttpAuth::Basic { .. } => {
-                    self.err(
-                        src,
-                        &kp.key("auth"),
-                        "xta connectors support `type = \"bearer\"` auth only",
-                    );
-                    None
-                }
-            },
-        };
-        let remote = self.xta_remote(
-            src,
-            kp,
-            c.url.as_ref(),
-            c.account.as_ref(),
-            c.account_type.as_ref(),
-            c.client_cert.as_ref(),
-            c.ca_cert.as_ref(),
-            token,
-        );
-        let meta = self.xta_meta(src, kp, c);
-        let report_poll_interval = c.poll_interval.unwrap_or(Duration::from_secs(1));
-        if report_poll_interval.is_zero() {
-            self.err(
-                src,
-                &kp.key("poll_interval"),
-                "`poll_interval` must be greater than 0",
-            );
-        }
-        let report_wait = c
-            .max_wait
-            .unwrap_or_else(|| Duration::from_secs(10).min(timeout / 2));
-        if report_wait >= timeout {
-            self.err(
-                src,
-                &kp.key("max_wait"),
-                format!(
-                    "`max_wait` must be shorter than the connector's `timeout` ({}s)",
-                    timeout.as_secs()
-                ),
-            );
-        }
-        Some(XtaConnectorConfig {
-            remote: remote?,
-            meta,
-            report_poll_interval,
-            report_wait,
-        })
-    }
-
-    fn xta_mailbox(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        c: &RawConnector,
-    ) -> Option<XtaMailboxConnectorConfig> {
-        let meta = self.xta_meta(src, kp, c);
-        let Some(mailbox) = &c.mailbox else {
-            self.err(
-                src,
-                kp,
-                "an xta-mailbox connector needs `mailbox` (an account name of an xta channel)",
-            );
-            return None;
-        };
-        if let Err(m) = check_id(mailbox) {
-            self.err(src, &kp.key("mailbox"), format!("mailbox {m}"));
-        }
-        Some(XtaMailboxConnectorConfig {
-            mailbox: mailbox.clone(),
-            meta,
         })
     }
 
@@ -1976,7 +1643,7 @@ impl Ctx {
     }
 
     /// A key file: PEM or a private JWK (JSON).
-    fn key_file(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
+    pub(crate) fn key_file(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
         let path = self.path(src, kp, p);
         match fs::read(&path) {
             Ok(bytes) => {
@@ -2086,9 +1753,9 @@ impl Ctx {
                 .decryption_keys
                 .iter()
                 .enumerate()
-                .map(|(j, p)| self.pem_file(src, &dkp.key("decryption_keys").index(j), p))
+                .map(|(j, p)| self.key_file(src, &dkp.key("decryption_keys").index(j), p))
                 .collect();
-            let signing_key = self.pem_file(src, &dkp.key("signing_key"), &d.signing_key);
+            let signing_key = self.key_file(src, &dkp.key("signing_key"), &d.signing_key);
             if d.signing_kid.trim().is_empty() {
                 self.err(
                     src,
@@ -2112,151 +1779,6 @@ impl Ctx {
             callback_secret,
             ca_cert,
             destinations,
-        })
-    }
-
-    fn fit_connect(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        c: &RawConnector,
-        timeout: Duration,
-    ) -> Option<FitConnectConnectorConfig> {
-        let token_url = self.service_url(src, kp, "token_url", c.token_url.as_ref());
-        let submission_api_url =
-            self.service_url(src, kp, "submission_api_url", c.submission_api_url.as_ref());
-        let client_id = c.client_id.clone().unwrap_or_default();
-        if client_id.trim().is_empty() {
-            self.err(
-                src,
-                &kp.key("client_id"),
-                "a non-empty `client_id` is required",
-            );
-        }
-        let client_secret = match &c.client_secret {
-            Some(s) => self.secret(src, &kp.key("client_secret"), s),
-            None => {
-                self.err(src, kp, "`client_secret` is required");
-                None
-            }
-        };
-        let destination = match (&c.destination_id, &c.routing_api_url) {
-            (Some(id), None) => {
-                if id.trim().is_empty() || id.contains('/') {
-                    self.err(src, &kp.key("destination_id"), "invalid destination id");
-                }
-                for (key, present) in [("ars", c.ars.is_some()), ("ags", c.ags.is_some())] {
-                    if present {
-                        self.err(
-                            src,
-                            &kp.key(key),
-                            format!("`{key}` is only used with `routing_api_url`"),
-                        );
-                    }
-                }
-                FitConnectDestination::Fixed(id.clone())
-            }
-            (None, Some(_)) => {
-                let routing_api_url =
-                    self.service_url(src, kp, "routing_api_url", c.routing_api_url.as_ref());
-                if let Some(ars) = &c.ars {
-                    if !(ars.bytes().all(|b| b.is_ascii_digit())
-                        && [2, 3, 5, 9, 12].contains(&ars.len()))
-                    {
-                        self.err(src, &kp.key("ars"), "ARS must have 2, 3, 5, 9 or 12 digits");
-                    }
-                }
-                if let Some(ags) = &c.ags {
-                    if !(ags.bytes().all(|b| b.is_ascii_digit())
-                        && [2, 3, 5, 8].contains(&ags.len()))
-                    {
-                        self.err(src, &kp.key("ags"), "AGS must have 2, 3, 5 or 8 digits");
-                    }
-                }
-                if c.ars.is_some() && c.ags.is_some() {
-                    self.err(src, &kp.key("ags"), "set either `ars` or `ags`, not both");
-                }
-                FitConnectDestination::Routing {
-                    routing_api_url,
-                    ars: c.ars.clone(),
-                    ags: c.ags.clone(),
-                }
-            }
-            (Some(_), Some(_)) => {
-                self.err(
-                    src,
-                    &kp.key("routing_api_url"),
-                    "set either `destination_id` or `routing_api_url`, not both",
-                );
-                return None;
-            }
-            (None, None) => {
-                self.err(
-                    src,
-                    kp,
-                    "a fit-connect connector needs `destination_id` or `routing_api_url`",
-                );
-                return None;
-            }
-        };
-        if let Some(l) = &c.leika {
-            let digits = l.len() == 14 && l.bytes().all(|b| b.is_ascii_digit());
-            if !digits && !l.starts_with("urn:") {
-                self.err(
-                    src,
-                    &kp.key("leika"),
-                    "`leika` must be a 14-digit LeiKa key or a URN",
-                );
-            }
-        }
-        let poll_interval = c.poll_interval.unwrap_or(Duration::from_secs(2));
-        if poll_interval.is_zero() {
-            self.err(
-                src,
-                &kp.key("poll_interval"),
-                "`poll_interval` must be greater than 0",
-            );
-        }
-        let max_wait = c
-            .max_wait
-            .unwrap_or_else(|| Duration::from_secs(20).min(timeout / 2));
-        if max_wait >= timeout {
-            self.err(
-                src,
-                &kp.key("max_wait"),
-                format!(
-                    "`max_wait` must be shorter than the connector's `timeout` ({}s)",
-                    timeout.as_secs()
-                ),
-            );
-        }
-        let max_attachment_bytes = c.max_attachment_bytes.map_or(64 << 20, |b| b.0);
-        if max_attachment_bytes == 0 {
-            self.err(
-                src,
-                &kp.key("max_attachment_bytes"),
-                "`max_attachment_bytes` must be greater than 0",
-            );
-        }
-        let ca_cert = c
-            .ca_cert
-            .as_ref()
-            .map(|p| self.pem_file(src, &kp.key("ca_cert"), p));
-        Some(FitConnectConnectorConfig {
-            token_url,
-            submission_api_url,
-            client_id,
-            client_secret: client_secret?,
-            destination,
-            leika: c.leika.clone(),
-            service_name: c.service_name.clone(),
-            data_schema_uri: c.data_schema_uri.clone(),
-            poll_interval,
-            max_wait,
-            require_accept: c.require_accept.unwrap_or(false),
-            cache_ttl: c.cache_ttl.unwrap_or(Duration::from_secs(3600)),
-            max_attachment_bytes,
-            ca_cert,
         })
     }
 
@@ -2391,4 +1913,16 @@ fn is_uuid(s: &str) -> bool {
             8 | 13 | 18 | 23 => b == b'-',
             _ => b.is_ascii_hexdigit(),
         })
+}
+
+/// What a channel provides to connectors (see [`Ctx::connector_needs`]).
+fn channel_provides(c: &ChannelConfig) -> Vec<String> {
+    match &c.kind {
+        ChannelKind::Xta(x) => x
+            .accounts
+            .iter()
+            .map(|a| format!("xta-account:{}", a.name))
+            .collect(),
+        _ => Vec::new(),
+    }
 }

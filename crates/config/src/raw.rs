@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::{ClientAuth, HttpMethod, LogFormat, SmtpTls};
+use crate::{ClientAuth, LogFormat};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -269,7 +269,7 @@ pub(crate) struct RawToken {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawSecret {
+pub struct RawSecret {
     pub env: Option<String>,
     pub file: Option<PathBuf>,
     pub value: Option<String>,
@@ -299,245 +299,19 @@ pub(crate) struct RawStelle {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ConnectorType {
-    Http,
-    Directory,
-    Smtp,
-    #[serde(rename = "fit-connect")]
-    FitConnect,
-    Xta,
-    #[serde(rename = "xta-mailbox")]
-    XtaMailbox,
-}
-
-impl ConnectorType {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::Directory => "directory",
-            Self::Smtp => "smtp",
-            Self::FitConnect => "fit-connect",
-            Self::Xta => "xta",
-            Self::XtaMailbox => "xta-mailbox",
-        }
-    }
-}
-
-/// All connector keys of all types in one flat table; which keys a type
-/// accepts is checked during conversion (so spans stay exact and a key of
-/// the wrong type gets a clear message).
+/// A `[connectors.<id>]` table: the keys every connector has, and the
+/// rest, which the plugin of its `type` reads (see `plugin.rs`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawConnector {
     #[serde(rename = "type")]
-    pub kind: ConnectorType,
+    pub kind: String,
     pub fachverfahren: Option<String>,
     pub retry: Option<RawRetry>,
     pub max_concurrency: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
-    // http
-    pub url: Option<String>,
-    pub method: Option<HttpMethod>,
-    pub headers: Option<BTreeMap<String, String>>,
-    pub auth: Option<RawAuth>,
-    pub success_status: Option<Vec<u16>>,
-    pub client_cert: Option<RawClientCert>,
-    pub ca_cert: Option<PathBuf>,
-    pub send_attachments: Option<bool>,
-    // directory
-    pub path: Option<PathBuf>,
-    pub metadata: Option<bool>,
-    // smtp
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub tls: Option<SmtpTls>,
-    pub username: Option<String>,
-    pub password: Option<RawSecret>,
-    pub from: Option<String>,
-    pub to: Option<Vec<String>>,
-    pub subject: Option<String>,
-    pub max_total_bytes: Option<ByteSize>,
-    // fit-connect
-    pub token_url: Option<String>,
-    pub submission_api_url: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<RawSecret>,
-    pub destination_id: Option<String>,
-    pub routing_api_url: Option<String>,
-    pub ars: Option<String>,
-    pub ags: Option<String>,
-    pub leika: Option<String>,
-    pub service_name: Option<String>,
-    pub data_schema_uri: Option<String>,
-    #[serde(default, with = "humantime_serde")]
-    pub poll_interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    pub max_wait: Option<Duration>,
-    pub require_accept: Option<bool>,
-    #[serde(default, with = "humantime_serde")]
-    pub cache_ttl: Option<Duration>,
-    pub max_attachment_bytes: Option<ByteSize>,
-    // xta, xta-mailbox
-    pub account: Option<String>,
-    pub account_type: Option<String>,
-    pub mailbox: Option<String>,
-    pub author: Option<String>,
-    pub author_type: Option<String>,
-    pub reader: Option<String>,
-    pub reader_type: Option<String>,
-    pub service: Option<String>,
-    pub business_scenario: Option<String>,
-    pub message_type: Option<String>,
-    pub message_type_list_uri: Option<String>,
-    pub message_type_list_version: Option<String>,
-    pub payload_schema: Option<String>,
-}
-
-impl RawConnector {
-    /// Type-specific keys that are present, by name.
-    pub(crate) fn specific_keys(&self) -> Vec<&'static str> {
-        let present = [
-            ("url", self.url.is_some()),
-            ("method", self.method.is_some()),
-            ("headers", self.headers.is_some()),
-            ("auth", self.auth.is_some()),
-            ("success_status", self.success_status.is_some()),
-            ("client_cert", self.client_cert.is_some()),
-            ("ca_cert", self.ca_cert.is_some()),
-            ("send_attachments", self.send_attachments.is_some()),
-            ("path", self.path.is_some()),
-            ("metadata", self.metadata.is_some()),
-            ("host", self.host.is_some()),
-            ("port", self.port.is_some()),
-            ("tls", self.tls.is_some()),
-            ("username", self.username.is_some()),
-            ("password", self.password.is_some()),
-            ("from", self.from.is_some()),
-            ("to", self.to.is_some()),
-            ("subject", self.subject.is_some()),
-            ("max_total_bytes", self.max_total_bytes.is_some()),
-            ("token_url", self.token_url.is_some()),
-            ("submission_api_url", self.submission_api_url.is_some()),
-            ("client_id", self.client_id.is_some()),
-            ("client_secret", self.client_secret.is_some()),
-            ("destination_id", self.destination_id.is_some()),
-            ("routing_api_url", self.routing_api_url.is_some()),
-            ("ars", self.ars.is_some()),
-            ("ags", self.ags.is_some()),
-            ("leika", self.leika.is_some()),
-            ("service_name", self.service_name.is_some()),
-            ("data_schema_uri", self.data_schema_uri.is_some()),
-            ("poll_interval", self.poll_interval.is_some()),
-            ("max_wait", self.max_wait.is_some()),
-            ("require_accept", self.require_accept.is_some()),
-            ("cache_ttl", self.cache_ttl.is_some()),
-            ("max_attachment_bytes", self.max_attachment_bytes.is_some()),
-            ("account", self.account.is_some()),
-            ("account_type", self.account_type.is_some()),
-            ("mailbox", self.mailbox.is_some()),
-            ("author", self.author.is_some()),
-            ("author_type", self.author_type.is_some()),
-            ("reader", self.reader.is_some()),
-            ("reader_type", self.reader_type.is_some()),
-            ("service", self.service.is_some()),
-            ("business_scenario", self.business_scenario.is_some()),
-            ("message_type", self.message_type.is_some()),
-            (
-                "message_type_list_uri",
-                self.message_type_list_uri.is_some(),
-            ),
-            (
-                "message_type_list_version",
-                self.message_type_list_version.is_some(),
-            ),
-            ("payload_schema", self.payload_schema.is_some()),
-        ];
-        present
-            .into_iter()
-            .filter_map(|(k, p)| p.then_some(k))
-            .collect()
-    }
-}
-
-/// Keys each connector type accepts besides the common ones.
-pub(crate) fn allowed_keys(kind: ConnectorType) -> &'static [&'static str] {
-    match kind {
-        ConnectorType::Http => &[
-            "url",
-            "method",
-            "headers",
-            "auth",
-            "success_status",
-            "client_cert",
-            "ca_cert",
-            "send_attachments",
-        ],
-        ConnectorType::Directory => &["path", "metadata"],
-        ConnectorType::Smtp => &[
-            "host",
-            "port",
-            "tls",
-            "username",
-            "password",
-            "from",
-            "to",
-            "subject",
-            "max_total_bytes",
-        ],
-        ConnectorType::FitConnect => &[
-            "token_url",
-            "submission_api_url",
-            "client_id",
-            "client_secret",
-            "destination_id",
-            "routing_api_url",
-            "ars",
-            "ags",
-            "leika",
-            "service_name",
-            "data_schema_uri",
-            "poll_interval",
-            "max_wait",
-            "require_accept",
-            "cache_ttl",
-            "max_attachment_bytes",
-            "ca_cert",
-        ],
-        ConnectorType::Xta => &[
-            "url",
-            "account",
-            "account_type",
-            "auth",
-            "client_cert",
-            "ca_cert",
-            "reader",
-            "reader_type",
-            "service",
-            "business_scenario",
-            "message_type",
-            "message_type_list_uri",
-            "message_type_list_version",
-            "payload_schema",
-            "poll_interval",
-            "max_wait",
-        ],
-        ConnectorType::XtaMailbox => &[
-            "mailbox",
-            "author",
-            "author_type",
-            "reader",
-            "reader_type",
-            "service",
-            "business_scenario",
-            "message_type",
-            "message_type_list_uri",
-            "message_type_list_version",
-            "payload_schema",
-        ],
-    }
+    #[serde(flatten)]
+    pub rest: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -554,14 +328,14 @@ pub(crate) struct RawRetry {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum AuthType {
+pub enum AuthType {
     Bearer,
     Basic,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawAuth {
+pub struct RawAuth {
     #[serde(rename = "type")]
     pub kind: AuthType,
     pub token: Option<RawSecret>,
@@ -571,7 +345,7 @@ pub(crate) struct RawAuth {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawClientCert {
+pub struct RawClientCert {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
@@ -593,7 +367,7 @@ pub(crate) struct RawRoute {
 /// A byte count: an integer, or a string with a unit (`"16 MiB"`,
 /// `"20MB"`, `"512 KiB"`, `"100 B"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ByteSize(pub u64);
+pub struct ByteSize(pub u64);
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -3,7 +3,15 @@
 
 use std::path::Path;
 
-use drehscheibe_config::{ChannelKind, HubConfig};
+use drehscheibe_config::ChannelKind;
+
+/// Load with no connector plugins: these tests configure channels and
+/// the server only.
+fn load_cfg(
+    main: &std::path::Path,
+) -> Result<drehscheibe_config::HubConfig, drehscheibe_config::ConfigErrors> {
+    drehscheibe_config::HubConfig::load(main, &drehscheibe_config::Plugins::new())
+}
 
 const DEST: &str = "6f1e4f2b-2f7b-4a52-9d0e-4d2b9f6a1c11";
 
@@ -44,7 +52,7 @@ services = [{ identifier = "urn:de:fim:leika:leistung:99108008252000", name = "G
 #[test]
 fn a_fit_connect_channel_loads() {
     let dir = tempfile::tempdir().unwrap();
-    let config = HubConfig::load(&write(dir.path(), GOOD)).unwrap();
+    let config = load_cfg(&write(dir.path(), GOOD)).unwrap();
     let ChannelKind::FitConnect(f) = &config.channel("fit").unwrap().kind else {
         panic!("not a fit-connect channel");
     };
@@ -72,9 +80,7 @@ fn mistakes_are_reported_with_their_keys() {
             "signing_key = \"keys/k.pem\"",
             "signing_key = \"keys/missing.pem\"",
         );
-    let err = HubConfig::load(&write(dir.path(), &bad))
-        .unwrap_err()
-        .to_string();
+    let err = load_cfg(&write(dir.path(), &bad)).unwrap_err().to_string();
     for key in [
         "channels.fit.max_attachment_bytes",
         "channels.fit.clients[0].destinations[0]",
@@ -85,7 +91,7 @@ fn mistakes_are_reported_with_their_keys() {
         assert!(err.contains(key), "{key} missing in:\n{err}");
     }
     // intake keys on another channel type, and a missing client list
-    let err = HubConfig::load(&write(
+    let err = load_cfg(&write(
         dir.path(),
         "public_base_url = \"https://x\"\nsigning_key = \"keys/k.pem\"\n[channels.web]\ntype = \"http\"\ntoken_ttl = \"1m\"\n",
     ))
@@ -101,8 +107,6 @@ fn two_intake_channels_need_distinct_base_paths() {
     let dir = tempfile::tempdir().unwrap();
     let second = GOOD.replace("channels.fit.", "channels.fit2.");
     let text = format!("{GOOD}\n[channels.fit2]\ntype = \"fit-connect\"\n{second}");
-    let err = HubConfig::load(&write(dir.path(), &text))
-        .unwrap_err()
-        .to_string();
+    let err = load_cfg(&write(dir.path(), &text)).unwrap_err().to_string();
     assert!(err.contains("channels.fit2.base_path"), "{err}");
 }

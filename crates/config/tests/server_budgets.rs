@@ -5,7 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use drehscheibe_config::HubConfig;
+/// Load with no connector plugins: these tests configure channels and
+/// the server only.
+fn load_cfg(
+    main: &std::path::Path,
+) -> Result<drehscheibe_config::HubConfig, drehscheibe_config::ConfigErrors> {
+    drehscheibe_config::HubConfig::load(main, &drehscheibe_config::Plugins::new())
+}
 
 fn write(dir: &Path, server: &str) -> std::path::PathBuf {
     let main = dir.join("hub.toml");
@@ -20,9 +26,9 @@ fn write(dir: &Path, server: &str) -> std::path::PathBuf {
 #[test]
 fn route_budget_defaults_to_30_s_and_is_configurable() {
     let dir = tempfile::tempdir().unwrap();
-    let config = HubConfig::load(&write(dir.path(), "")).unwrap();
+    let config = load_cfg(&write(dir.path(), "")).unwrap();
     assert_eq!(config.server.route_budget, Duration::from_secs(30));
-    let config = HubConfig::load(&write(dir.path(), "route_budget = \"5s\"")).unwrap();
+    let config = load_cfg(&write(dir.path(), "route_budget = \"5s\"")).unwrap();
     assert_eq!(config.server.route_budget, Duration::from_secs(5));
 }
 
@@ -30,7 +36,7 @@ fn route_budget_defaults_to_30_s_and_is_configurable() {
 fn route_budget_must_stay_well_below_the_lease() {
     let dir = tempfile::tempdir().unwrap();
     for bad in ["0s", "301s", "10m"] {
-        let err = HubConfig::load(&write(dir.path(), &format!("route_budget = \"{bad}\"")))
+        let err = load_cfg(&write(dir.path(), &format!("route_budget = \"{bad}\"")))
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.route_budget"), "{bad}: {err}");
@@ -41,11 +47,11 @@ fn route_budget_must_stay_well_below_the_lease() {
 #[test]
 fn document_memory_defaults_to_1_gib_and_is_configurable() {
     let dir = tempfile::tempdir().unwrap();
-    let config = HubConfig::load(&write(dir.path(), "")).unwrap();
+    let config = load_cfg(&write(dir.path(), "")).unwrap();
     assert_eq!(config.server.document_memory, 1 << 30);
-    let config = HubConfig::load(&write(dir.path(), "document_memory = \"4 GiB\"")).unwrap();
+    let config = load_cfg(&write(dir.path(), "document_memory = \"4 GiB\"")).unwrap();
     assert_eq!(config.server.document_memory, 4 << 30);
-    let err = HubConfig::load(&write(dir.path(), "document_memory = 0"))
+    let err = load_cfg(&write(dir.path(), "document_memory = 0"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("server.document_memory"), "{err}");

@@ -3,7 +3,15 @@
 
 use std::path::Path;
 
-use drehscheibe_config::{ClientAuth, HubConfig};
+use drehscheibe_config::ClientAuth;
+
+/// Load with no connector plugins: these tests configure channels and
+/// the server only.
+fn load_cfg(
+    main: &std::path::Path,
+) -> Result<drehscheibe_config::HubConfig, drehscheibe_config::ConfigErrors> {
+    drehscheibe_config::HubConfig::load(main, &drehscheibe_config::Plugins::new())
+}
 
 const PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
 
@@ -24,10 +32,10 @@ fn write(dir: &Path, tls: &str) -> std::path::PathBuf {
 #[test]
 fn tls_loads_with_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let config = HubConfig::load(&write(dir.path(), "")).unwrap();
+    let config = load_cfg(&write(dir.path(), "")).unwrap();
     assert_eq!(config.server.tls, None);
 
-    let config = HubConfig::load(&write(
+    let config = load_cfg(&write(
         dir.path(),
         "tls = { cert = \"server.pem\", key = \"server.key\" }",
     ))
@@ -38,7 +46,7 @@ fn tls_loads_with_defaults() {
     assert_eq!(tls.client_ca, None);
     assert_eq!(tls.client_auth, ClientAuth::Optional);
 
-    let config = HubConfig::load(&write(
+    let config = load_cfg(&write(
         dir.path(),
         "tls = { cert = \"server.pem\", key = \"server.key\", client_ca = \"clients-ca.pem\" }",
     ))
@@ -47,7 +55,7 @@ fn tls_loads_with_defaults() {
     assert_eq!(tls.client_ca, Some(dir.path().join("clients-ca.pem")));
     assert_eq!(tls.client_auth, ClientAuth::Optional);
 
-    let config = HubConfig::load(&write(
+    let config = load_cfg(&write(
         dir.path(),
         "[server.tls]\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"clients-ca.pem\"\nclient_auth = \"required\"",
     ))
@@ -58,7 +66,7 @@ fn tls_loads_with_defaults() {
 #[test]
 fn tls_mistakes_are_reported_with_their_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let err = HubConfig::load(&write(
+    let err = load_cfg(&write(
         dir.path(),
         "tls = { cert = \"missing.pem\", key = \"plain.txt\", client_auth = \"required\" }",
     ))
@@ -74,7 +82,7 @@ fn tls_mistakes_are_reported_with_their_keys() {
     assert!(err.contains("missing.pem"), "{err}");
     assert!(err.contains("is not a PEM file"), "{err}");
 
-    let err = HubConfig::load(&write(
+    let err = load_cfg(&write(
         dir.path(),
         "tls = { cert = \"server.pem\", key = \"server.key\", client_ca = \"nope.pem\", client_auth = \"sometimes\" }",
     ))
@@ -82,7 +90,7 @@ fn tls_mistakes_are_reported_with_their_keys() {
     .to_string();
     assert!(err.contains("server.tls.client_auth"), "{err}");
 
-    let err = HubConfig::load(&write(
+    let err = load_cfg(&write(
         dir.path(),
         "tls = { cert = \"server.pem\", key = \"server.key\", client_ca = \"nope.pem\" }",
     ))
@@ -90,7 +98,7 @@ fn tls_mistakes_are_reported_with_their_keys() {
     .to_string();
     assert!(err.contains("server.tls.client_ca"), "{err}");
 
-    let err = HubConfig::load(&write(
+    let err = load_cfg(&write(
         dir.path(),
         "tls = { cert = \"server.pem\", key = \"server.key\", chain = \"x\" }",
     ))

@@ -3,7 +3,15 @@
 
 use std::path::Path;
 
-use drehscheibe_config::{ChannelKind, HubConfig};
+use drehscheibe_config::ChannelKind;
+
+/// Load with no connector plugins: these tests configure channels and
+/// the server only.
+fn load_cfg(
+    main: &std::path::Path,
+) -> Result<drehscheibe_config::HubConfig, drehscheibe_config::ConfigErrors> {
+    drehscheibe_config::HubConfig::load(main, &drehscheibe_config::Plugins::new())
+}
 
 fn write(dir: &Path, channel: &str) -> std::path::PathBuf {
     let main = dir.join("hub.toml");
@@ -30,7 +38,7 @@ client_cert_sha256 = ["AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:
 #[test]
 fn an_xta_channel_loads() {
     let dir = tempfile::tempdir().unwrap();
-    let config = HubConfig::load(&write(dir.path(), GOOD)).unwrap();
+    let config = load_cfg(&write(dir.path(), GOOD)).unwrap();
     let ChannelKind::Xta(x) = &config.channel("xta").unwrap().kind else {
         panic!("not an xta channel");
     };
@@ -45,7 +53,7 @@ fn an_xta_channel_loads() {
     assert_eq!(b.identifier_type, "dvdv");
     assert_eq!(b.client_cert_sha256[0], "abcdef0123456789".repeat(4));
     // Defaults.
-    let config = HubConfig::load(&write(
+    let config = load_cfg(&write(
         dir.path(),
         "[[channels.xta.accounts]]\nname = \"a\"\nidentifier = \"dvdv:1\"\ntokens = [{ value = \"x\" }]\n",
     ))
@@ -66,9 +74,7 @@ fn mistakes_are_reported_with_their_keys() {
         .replace("AB:CD:EF:01", "XY:CD:EF:01")
         .replace("name = \"bauamt\"", "name = \"kommune-nord\"")
         .replace("tokens = [{ value = \"t0ken-nord\" }]", "");
-    let err = HubConfig::load(&write(dir.path(), &bad))
-        .unwrap_err()
-        .to_string();
+    let err = load_cfg(&write(dir.path(), &bad)).unwrap_err().to_string();
     for key in [
         "channels.xta.max_message_bytes",
         "channels.xta.server_identity",
@@ -79,7 +85,7 @@ fn mistakes_are_reported_with_their_keys() {
         assert!(err.contains(key), "{key} missing in:\n{err}");
     }
     // xta keys on another channel type; an xta channel without accounts.
-    let err = HubConfig::load(&write(
+    let err = load_cfg(&write(
         dir.path(),
         "[channels.web]\ntype = \"http\"\nserver_identity = \"x\"\n",
     ))

@@ -19,6 +19,7 @@
 //! these folders usually live, while `rename` within one folder tree is
 //! atomic on every file system that matters here.
 
+pub mod config;
 mod connector;
 mod fsutil;
 mod intake;

@@ -71,15 +71,19 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+pub mod config;
 mod mail;
 
 /// Longest SMTP reply text kept in receipts and error reasons, in characters.
 pub const REPLY_CHARS: usize = 300;
 
-/// Transport security of the SMTP connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Transport security of the SMTP connection (`tls = "starttls" | "tls" |
+/// "none"` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     /// Plain connection upgraded with STARTTLS; the upgrade is required.
+    #[default]
     Starttls,
     /// TLS from the first byte (SMTPS, usually port 465).
     Tls,

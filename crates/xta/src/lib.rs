@@ -6,7 +6,8 @@
 //! * the client side: a SOAP client with mTLS, the `xta` connector
 //!   (send to a remote XTA server), the `xta-mailbox` connector (put into
 //!   a hub-hosted mailbox) and the `xta-poller` input adapter (fetch from
-//!   a remote mailbox).
+//!   a remote mailbox); the connectors' configuration plugins are in
+//!   [`connector_config`].
 
 // xta-server
 pub mod faults;
@@ -18,5 +19,6 @@ pub mod soap;
 
 pub mod client;
 pub mod connector;
+pub mod connector_config;
 pub mod mailbox_connector;
 pub mod poller;

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use drehscheibe_config::{ChannelKind, ConnectorKind, HubConfig, XtaParty};
+use drehscheibe_config::{ChannelKind, HubConfig, XtaParty};
+use drehscheibe_xta::connector_config::{XtaConnectorConfig, XtaMailboxConnectorConfig};
 
 const PEM: &str =
     "-----BEGIN CERTIFICATE-----\nnot a real certificate, only the file check\n-----END CERTIFICATE-----\n";
@@ -74,7 +75,8 @@ service = "urn:xoev-de:xbau:standard:xbau_2.3"
 fn poller_and_connectors_load() {
     let dir = tempfile::tempdir().unwrap();
     let main = write(dir.path(), &format!("{SERVER}{POLLER}"), CONNECTORS);
-    let cfg = HubConfig::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
+        .unwrap_or_else(|e| panic!("{e}"));
     let ChannelKind::XtaPoller(p) = &cfg.channel("land").unwrap().kind else {
         panic!()
     };
@@ -93,10 +95,12 @@ fn poller_and_connectors_load() {
 
     let t = cfg.tenant("alpha").unwrap();
     let c = t.connector("land").unwrap();
-    assert_eq!(c.kind.type_name(), "xta");
-    let ConnectorKind::Xta(x) = &c.kind else {
-        panic!()
-    };
+    assert_eq!(c.kind, "xta");
+    let x = c
+        .factory
+        .as_any()
+        .downcast_ref::<XtaConnectorConfig>()
+        .unwrap();
     assert_eq!(x.remote.account.kind, "dvdv");
     assert_eq!(x.remote.token.as_ref().unwrap().expose(), "t0k");
     assert_eq!(x.meta.reader.as_ref().unwrap().value, "dvdv:09000000");
@@ -106,9 +110,13 @@ fn poller_and_connectors_load() {
     );
     assert_eq!(x.report_wait, Duration::from_secs(10));
     assert_eq!(x.report_poll_interval, Duration::from_secs(1));
-    let ConnectorKind::XtaMailbox(m) = &t.connector("box").unwrap().kind else {
-        panic!()
-    };
+    let m = t
+        .connector("box")
+        .unwrap()
+        .factory
+        .as_any()
+        .downcast_ref::<XtaMailboxConnectorConfig>()
+        .unwrap();
     assert_eq!(m.mailbox, "kommune");
     assert_eq!(m.meta.author.as_ref().unwrap().value, "dvdv:09162000");
 }
@@ -116,7 +124,9 @@ fn poller_and_connectors_load() {
 fn errors(main_extra: &str, connector: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let main = write(dir.path(), main_extra, connector);
-    HubConfig::load(&main).unwrap_err().to_string()
+    HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]

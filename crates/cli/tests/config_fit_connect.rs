@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use drehscheibe_config::{ChannelKind, ConnectorKind, FitConnectDestination, HubConfig};
+use drehscheibe_config::{ChannelKind, HubConfig};
+use drehscheibe_fit_connect::connector_config::{FitConnectConnectorConfig, FitConnectDestination};
 
 const PEM: &str =
     "-----BEGIN PRIVATE KEY-----\nnot a real key, only the file check\n-----END PRIVATE KEY-----\n";
@@ -63,7 +64,8 @@ max_attachment_bytes = "10 MiB"
 fn subscriber_channel_and_connector_load() {
     let dir = tempfile::tempdir().unwrap();
     let main = write(dir.path(), SUBSCRIBER, CONNECTOR);
-    let cfg = HubConfig::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
+        .unwrap_or_else(|e| panic!("{e}"));
     let ch = cfg.channel("fit").unwrap();
     let ChannelKind::FitConnectSubscriber(s) = &ch.kind else {
         panic!("wrong kind {:?}", ch.kind)
@@ -77,10 +79,12 @@ fn subscriber_channel_and_connector_load() {
 
     let t = cfg.tenant("alpha").unwrap();
     let c = t.connector("fv").unwrap();
-    assert_eq!(c.kind.type_name(), "fit-connect");
-    let ConnectorKind::FitConnect(f) = &c.kind else {
-        panic!()
-    };
+    assert_eq!(c.kind, "fit-connect");
+    let f = c
+        .factory
+        .as_any()
+        .downcast_ref::<FitConnectConnectorConfig>()
+        .unwrap();
     assert_eq!(
         f.destination,
         FitConnectDestination::Routing {
@@ -98,7 +102,9 @@ fn subscriber_channel_and_connector_load() {
 fn errors(main_extra: &str, connector: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let main = write(dir.path(), main_extra, connector);
-    HubConfig::load(&main).unwrap_err().to_string()
+    HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -156,4 +162,47 @@ fn mistakes_are_reported_with_their_keys() {
         e.contains("`client_id` is not a setting of smtp connectors"),
         "{e}"
     );
+}
+
+/// Issue 10, defect 5: subscriber keys may be PEM files or private JWKs
+/// (as the key loader reads them), not PEM only.
+#[test]
+fn subscriber_keys_may_be_private_jwks() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        &SUBSCRIBER
+            .replace(
+                "decryption_keys = [\"dec.pem\"]",
+                "decryption_keys = [\"dec.jwk\"]",
+            )
+            .replace("signing_key = \"sig.pem\"", "signing_key = \"sig.json\""),
+        "",
+    );
+    let jwk = r#"{"kty":"RSA","n":"x","e":"AQAB","d":"y","p":"z","q":"w"}"#;
+    std::fs::write(dir.path().join("dec.jwk"), jwk).unwrap();
+    std::fs::write(dir.path().join("sig.json"), format!("\n  {jwk}\n")).unwrap();
+    let cfg = HubConfig::load(&main, &drehscheibe_cli::connectors::plugins()).unwrap();
+    let ChannelKind::FitConnectSubscriber(s) = &cfg.channel("fit").unwrap().kind else {
+        panic!()
+    };
+    assert!(s.destinations[0].decryption_keys[0].ends_with("dec.jwk"));
+    // Neither PEM nor JWK: refused with the key.
+    std::fs::write(dir.path().join("dec.jwk"), "not a key").unwrap();
+    let e = HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("channels.fit.destinations[0].decryption_keys[0]")
+            && e.contains("neither a PEM file nor a JWK"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_connector_type_names_the_known_ones() {
+    let e = errors("", "[connectors.fv]\ntype = \"carrier-pigeon\"\n");
+    assert!(e.contains("connectors.fv.type"), "{e}");
+    assert!(e.contains("unknown connector type `carrier-pigeon`"), "{e}");
+    assert!(e.contains("http") && e.contains("xta-mailbox"), "{e}");
 }

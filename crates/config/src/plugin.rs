@@ -1,0 +1,395 @@
+//! The seam between the hub's configuration and the protocol crates.
+//!
+//! The config crate reads what every hub has — `[server]`, tokens,
+//! tenants, routes, and the common keys of a connector table (`type`,
+//! `retry`, `max_concurrency`, `timeout`, `fachverfahren`). Everything
+//! else in `[connectors.<id>]` belongs to the protocol named by `type`:
+//! its crate registers a [`ConnectorPlugin`] — the type name, a summary,
+//! and a `parse` function that reads the rest of the table into the
+//! crate's own typed settings and returns a [`ConnectorFactory`] — next to
+//! the code that uses them. The composition root (the CLI) holds one list
+//! of plugins ([`Plugins`]) and hands it to [`crate::HubConfig::load`].
+//! A new protocol is one new crate plus one line in that list.
+//!
+//! `parse` reports problems through a [`Checker`], which knows the file,
+//! the key path and the line of every key, resolves paths against the
+//! configuration directory and reads secrets, so a protocol crate's
+//! errors look like all others: `tenants/x.toml:12: connectors.fv.url: …`.
+//!
+//! ```ignore
+//! pub const PLUGIN: ConnectorPlugin = ConnectorPlugin {
+//!     kind: "http",
+//!     summary: "POST or PUT the document to a Fachverfahren's HTTP interface",
+//!     parse: |chk, table| {
+//!         let raw: RawHttp = chk.deserialize(table)?;   // deny_unknown_fields
+//!         let settings = check(chk, raw)?;              // chk.error("url", …)
+//!         Some(Arc::new(settings))                      // impl ConnectorFactory
+//!     },
+//! };
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drehscheibe_model::Connector;
+use drehscheibe_store::Store;
+
+use crate::load::Ctx;
+use crate::locate::{KeyPath, Source};
+use crate::raw::RawSecret;
+use crate::Secret;
+
+/// A reference to a secret as written in the configuration: exactly one
+/// of `env`, `file` (relative to the configuration directory) or `value`.
+/// Resolve it with [`Checker::secret`].
+pub type SecretRef = RawSecret;
+
+/// A connector type offered by a protocol crate.
+#[derive(Clone, Copy)]
+pub struct ConnectorPlugin {
+    /// The `type` value of its tables, e.g. `"http"`.
+    pub kind: &'static str,
+    /// One line for `drehscheibe config types` and the documentation.
+    pub summary: &'static str,
+    /// Read the type's own keys (the table without the common keys) and
+    /// check them; `None` after reporting at least one problem.
+    pub parse: fn(&mut Checker<'_>, toml::Table) -> Option<Arc<dyn ConnectorFactory>>,
+}
+
+impl fmt::Debug for ConnectorPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorPlugin")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the composition root hands to a factory.
+pub struct BuildContext<'a> {
+    /// The tenant the connector belongs to.
+    pub tenant: &'a str,
+    /// The connector's id within the tenant.
+    pub id: &'a str,
+    /// The connector's `timeout` (one attempt).
+    pub timeout: Duration,
+    /// The hub store (adapter state spaces, see `drehscheibe_store::state`).
+    pub store: Arc<dyn Store>,
+    /// The hub's data directory.
+    pub data_dir: &'a Path,
+}
+
+/// Why a connector could not be built (a certificate file that vanished
+/// since the check, a client that cannot be set up).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+impl BuildError {
+    /// A build error from anything displayable.
+    pub fn new(e: impl fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// A checked connector configuration that can build its connector.
+pub trait ConnectorFactory: fmt::Debug + Send + Sync {
+    /// Build the connector.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] with the reason.
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Arc<dyn Connector>, BuildError>;
+
+    /// Things this connector needs some channel to provide (checked once
+    /// the whole configuration is read), e.g. an `xta-mailbox` connector
+    /// needs an XTA channel hosting its mailbox account.
+    fn needs(&self) -> Vec<Need> {
+        Vec::new()
+    }
+
+    /// The factory as `Any`, so tools and tests can look at the typed
+    /// settings (`factory.as_any().downcast_ref::<HttpSettings>()`).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A resource a connector needs from the rest of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    /// What is needed, e.g. `xta-account:kommune`.
+    pub resource: String,
+    /// The connector key the need comes from (for the error's location).
+    pub key: &'static str,
+    /// The error when nothing provides it.
+    pub missing: String,
+}
+
+/// The connector types a hub knows, by `type` name.
+#[derive(Debug, Clone, Default)]
+pub struct Plugins {
+    connectors: BTreeMap<&'static str, ConnectorPlugin>,
+}
+
+impl Plugins {
+    /// No plugins (hub-level configuration only).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a connector type.
+    ///
+    /// # Panics
+    ///
+    /// When two plugins claim the same type name: a programming error in
+    /// the composition root's list, found by its first test run.
+    #[must_use]
+    #[allow(clippy::panic)]
+    pub fn connector(mut self, plugin: ConnectorPlugin) -> Self {
+        if self.connectors.insert(plugin.kind, plugin).is_some() {
+            panic!("two connector plugins claim type {:?}", plugin.kind);
+        }
+        self
+    }
+
+    /// The plugin of connector type `kind`.
+    pub fn connector_plugin(&self, kind: &str) -> Option<&ConnectorPlugin> {
+        self.connectors.get(kind)
+    }
+
+    /// All connector types, sorted by name.
+    pub fn connector_types(&self) -> impl Iterator<Item = &ConnectorPlugin> {
+        self.connectors.values()
+    }
+}
+
+/// Reports problems of one table with file, key and line, and resolves
+/// paths and secrets like the rest of the configuration.
+pub struct Checker<'a> {
+    cx: &'a mut Ctx,
+    src: &'a Source,
+    at: KeyPath,
+    timeout: Duration,
+    /// What the table is, for messages: `http connectors`.
+    what: String,
+    errors_before: usize,
+}
+
+impl<'a> Checker<'a> {
+    pub(crate) fn new(
+        cx: &'a mut Ctx,
+        src: &'a Source,
+        at: KeyPath,
+        timeout: Duration,
+        what: String,
+    ) -> Self {
+        let errors_before = cx.error_count();
+        Self {
+            cx,
+            src,
+            at,
+            timeout,
+            what,
+            errors_before,
+        }
+    }
+
+    /// `key` (dotted, relative to the table; `a.b[2]` for an array
+    /// element; empty for the table itself) as a key path.
+    fn kp(&self, key: &str) -> KeyPath {
+        let mut kp = self.at.clone();
+        if key.is_empty() {
+            return kp;
+        }
+        for part in key.split('.') {
+            let (name, indices) = match part.find('[') {
+                Some(i) => (&part[..i], &part[i..]),
+                None => (part, ""),
+            };
+            if !name.is_empty() {
+                kp = kp.key(name);
+            }
+            for idx in indices.split('[').filter(|s| !s.is_empty()) {
+                match idx.trim_end_matches(']').parse::<usize>() {
+                    Ok(n) => kp = kp.index(n),
+                    Err(_) => kp = kp.key(idx.trim_end_matches(']')),
+                }
+            }
+        }
+        kp
+    }
+
+    /// Report a problem at `key` (see [`Checker`] for the key syntax).
+    pub fn error(&mut self, key: &str, message: impl Into<String>) {
+        let kp = self.kp(key);
+        self.cx.err(self.src, &kp, message);
+    }
+
+    /// Whether anything was reported through this checker.
+    pub fn has_errors(&self) -> bool {
+        self.cx.error_count() > self.errors_before
+    }
+
+    /// The connector's `timeout` (one attempt), for settings bounded by it.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Deserialize the table into a plugin's raw settings (use
+    /// `#[serde(deny_unknown_fields)]`). An unknown key is reported at that
+    /// key and left out, so the rest of the table is still checked (every
+    /// problem at once); any other serde error is reported at the key it
+    /// names, or at the table.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(
+        &mut self,
+        mut table: toml::Table,
+    ) -> Option<T> {
+        loop {
+            match toml::Value::Table(table.clone()).try_into::<T>() {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    let msg = e.message().trim().to_string();
+                    let unknown = msg
+                        .strip_prefix("unknown field `")
+                        .and_then(|rest| rest.split('`').next())
+                        .filter(|k| table.contains_key(*k))
+                        .map(str::to_string);
+                    match unknown {
+                        Some(key) => {
+                            let what = self.what.clone();
+                            self.error(&key, format!("`{key}` is not a setting of {what}"));
+                            table.remove(&key);
+                        }
+                        None => {
+                            self.error("", msg);
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A path as written (relative to the configuration directory);
+    /// empty paths are errors.
+    pub fn path(&mut self, key: &str, p: &Path) -> PathBuf {
+        let kp = self.kp(key);
+        self.cx.path(self.src, &kp, p)
+    }
+
+    /// A readable PEM file.
+    pub fn pem_file(&mut self, key: &str, p: &Path) -> PathBuf {
+        let kp = self.kp(key);
+        self.cx.pem_file(self.src, &kp, p)
+    }
+
+    /// A readable private key file: PEM or a private JWK.
+    pub fn key_file(&mut self, key: &str, p: &Path) -> PathBuf {
+        let kp = self.kp(key);
+        self.cx.key_file(self.src, &kp, p)
+    }
+
+    /// Resolve a secret (environment, file or value).
+    pub fn secret(&mut self, key: &str, raw: &SecretRef) -> Option<Secret> {
+        let kp = self.kp(key);
+        self.cx.secret(self.src, &kp, raw)
+    }
+
+    /// HTTP authentication (`type = "bearer"` with `token`, or
+    /// `type = "basic"` with `username` and `password`).
+    pub fn http_auth(&mut self, key: &str, raw: &crate::AuthRef) -> Option<crate::HttpAuth> {
+        let kp = self.kp(key);
+        self.cx.http_auth(self.src, &kp, raw)
+    }
+
+    /// A TLS client certificate and key (PEM files).
+    pub fn client_cert(&mut self, key: &str, raw: &crate::ClientCertRef) -> crate::ClientCert {
+        crate::ClientCert {
+            cert: self.pem_file(&format!("{key}.cert"), &raw.cert),
+            key: self.pem_file(&format!("{key}.key"), &raw.key),
+        }
+    }
+
+    /// An XTA party identifier from a value key and its type key
+    /// (default type `xoev`); `None` when the value is not set.
+    pub fn xta_party(
+        &mut self,
+        key: &str,
+        value: Option<&String>,
+        type_key: &str,
+        kind: Option<&String>,
+    ) -> Option<crate::XtaParty> {
+        let kp = self.at.clone();
+        self.cx.xta_party(self.src, &kp, key, value, type_key, kind)
+    }
+
+    /// A remote XTA server and account (URL, party identifier,
+    /// certificates, token), as the `xta` connector and the `xta-poller`
+    /// channel use it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn xta_remote(
+        &mut self,
+        url: Option<&String>,
+        account: Option<&String>,
+        account_type: Option<&String>,
+        client_cert: Option<&crate::ClientCertRef>,
+        ca_cert: Option<&PathBuf>,
+        token: Option<Secret>,
+    ) -> Option<crate::XtaRemoteAccount> {
+        let kp = self.at.clone();
+        self.cx.xta_remote(
+            self.src,
+            &kp,
+            url,
+            account,
+            account_type,
+            client_cert,
+            ca_cert,
+            token,
+        )
+    }
+
+    /// A required `http(s)` URL with a host and without credentials
+    /// (`None`: reported missing).
+    pub fn service_url(&mut self, key: &str, url: Option<&String>) -> String {
+        let kp = self.at.clone();
+        self.cx.service_url(self.src, &kp, key, url)
+    }
+}
+
+/// Check an e-mail address (`local@domain`, no display name).
+///
+/// # Errors
+///
+/// The reason, for [`Checker::error`].
+pub fn check_address(s: &str) -> Result<(), String> {
+    crate::load::check_address(s)
+}
+
+/// Check an identifier (letters, digits, `-`, `_`; see the config docs).
+///
+/// # Errors
+///
+/// The reason, for [`Checker::error`].
+pub fn check_id(s: &str) -> Result<(), String> {
+    crate::load::check_id(s)
+}
+
+/// `localhost` or a loopback IP address (plain-text protocols are allowed
+/// only there).
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An HTTP header name (RFC 9110 token).
+pub fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
