@@ -872,8 +872,9 @@ impl FitConnectSubscriber {
             let key_refs: Vec<&RsaPrivateKey> = keys.iter().collect();
             let file = out.reopen().map_err(|e| e.to_string())?;
             let writer = std::io::BufWriter::new(file);
-            let r = jose::decrypt_compact_stream(jwe.as_slice(), &key_refs, writer, limit)
-                .map_err(|e| format!("jose:{e}"))?;
+            let r =
+                jose::decrypt_compact_stream_in(jwe.as_slice(), &key_refs, writer, limit, &tmp_dir)
+                    .map_err(|e| format!("jose:{e}"))?;
             Ok((out, r))
         })
         .await

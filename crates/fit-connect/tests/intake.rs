@@ -1114,3 +1114,97 @@ async fn incomplete_submissions_expire_and_their_uploads_are_deleted() {
         0
     );
 }
+
+/// Where [`flip_ciphertext_byte`] damages a ciphertext.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    First,
+    Middle,
+    Last,
+}
+
+/// Flip one bit of the first, a middle or the last byte of a JWE's
+/// ciphertext segment (the fourth), leaving everything else intact.
+fn flip_ciphertext_byte(jwe: &str, at: Damage) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts: Vec<String> = jwe.split('.').map(str::to_owned).collect();
+    let mut ct = b64.decode(&parts[3]).unwrap();
+    let i = match at {
+        Damage::First => 0,
+        Damage::Middle => ct.len() / 2,
+        Damage::Last => ct.len() - 1,
+    };
+    ct[i] ^= 0x01;
+    parts[3] = b64.encode(ct);
+    parts.join(".")
+}
+
+/// Regression: a compressed (`zip: DEF`) JWE was inflated before its
+/// authentication tag was checked, so damage at the start or the end of
+/// the ciphertext surfaced as an inflate error (`503`, no
+/// `reject-submission`) while damage in the middle was a `422`. Now the tag
+/// is verified first: every position of the damage, in metadata, data and
+/// attachment alike, is the same `decryption-failed` problem and rejects
+/// the submission for good.
+#[tokio::test]
+async fn damaged_compressed_ciphertext_is_rejected_the_same_wherever_the_damage_is() {
+    let env = env().await;
+    let token = env.bearer().await;
+    let jwk = env.encryption_key(&token).await;
+    let data = br#"{"kommune":"09162000","leistung":"99108008252000"}"#;
+    // Several 48 KiB chunks of ciphertext even after compression: the
+    // attachment is decrypted streamed.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let pdf: Vec<u8> = (0..600_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'a' + (x % 16) as u8 // half compressible
+        })
+        .collect();
+    for at in [Damage::First, Damage::Middle, Damage::Last] {
+        // damaged metadata
+        expect_rejected(
+            &env,
+            &token,
+            flip_ciphertext_byte(&enc(metadata(data, &[]).to_string().as_bytes(), &jwk), at),
+            Some(enc(data, &jwk)),
+            "decryption-failed",
+            &[],
+        )
+        .await;
+        // damaged Fachdaten
+        expect_rejected(
+            &env,
+            &token,
+            enc(metadata(data, &[]).to_string().as_bytes(), &jwk),
+            Some(flip_ciphertext_byte(&enc(data, &jwk), at)),
+            "decryption-failed",
+            &[],
+        )
+        .await;
+        // damaged attachment
+        let aid = Uuid::new_v4();
+        let att = enc(&pdf, &jwk);
+        assert!(
+            att.split('.').nth(3).unwrap().len() > 3 * 65536,
+            "the attachment spans several decryption chunks"
+        );
+        expect_rejected(
+            &env,
+            &token,
+            enc(metadata(data, &[(aid, &pdf)]).to_string().as_bytes(), &jwk),
+            Some(enc(data, &jwk)),
+            "decryption-failed",
+            &[(aid, flip_ciphertext_byte(&att, at))],
+        )
+        .await;
+    }
+    assert!(
+        env.recorder.submissions().is_empty(),
+        "nothing damaged reaches the hub"
+    );
+    env.shutdown.cancel();
+}
