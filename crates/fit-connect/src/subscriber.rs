@@ -18,7 +18,9 @@
 //! 3. follow every handed-in message with [`Intake::status`]: once
 //!    `delivered`, post an `accept-submission` SET (with the JWE
 //!    authentication tags) to `POST /v1/cases/{caseId}/events`; once
-//!    `rejected` or `dead`, a `reject-submission` SET with the reason. A
+//!    `rejected` or `dead`, a `reject-submission` SET with a fixed detail
+//!    per outcome and the hub message id as a reference (the hub's reason
+//!    describes the hub and stays with it; see [`set::NotDelivered`]). A
 //!    submission that cannot be decrypted or verified is rejected at once.
 //!
 //! Durability: "already handed in" is the hub's idempotency key (a
@@ -952,11 +954,20 @@ impl FitConnectSubscriber {
                                 json!({ "authenticationTags": p.tags }),
                             )),
                             MessageState::Rejected | MessageState::Dead => {
+                                // The sender learns the outcome and a
+                                // reference; the hub's reason stays in its
+                                // message record and this log line.
                                 let reason = st.reason.unwrap_or_else(|| st.state.to_string());
+                                let outcome = if st.state == MessageState::Rejected {
+                                    set::NotDelivered::Rejected
+                                } else {
+                                    set::NotDelivered::Dead
+                                };
+                                tracing::warn!(submission = %p.submission_id, message = %id, state = %st.state, reason = %reason, "FIT-Connect submission not delivered; rejecting it without the reason");
                                 let problem = EventProblem::new(
                                     "technical-error",
                                     "Not processed by the receiving hub",
-                                    format!("message {id} is {}: {reason}", st.state),
+                                    outcome.sender_detail(&id.to_string()),
                                     "submission",
                                 );
                                 Some((set::REJECT_SUBMISSION, json!({ "problems": [problem] })))

@@ -339,14 +339,12 @@ async fn submissions_are_handed_in_once_and_acknowledged_with_verifiable_sets() 
                 .filter(|v| v.event == set::REJECT_SUBMISSION)
         })
         .unwrap();
+    // The sender learns the outcome and a reference, not the hub's reason
+    // (see a_rejection_tells_the_sender_…).
     let problem = &reject.payload["problems"][0];
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no route for Leistung"),
-        "{problem}"
-    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains(&m2.to_string()), "{problem}");
+    assert!(!detail.contains("no route for Leistung"), "{problem}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,4 +511,74 @@ async fn callbacks_wake_the_adapter_only_when_authentic() {
     );
     stop.cancel();
     task.await.unwrap();
+}
+
+/// Regression: the subscriber's `reject-submission` for a rejected or dead
+/// message told the sender the hub's own reason (its configuration,
+/// internal URLs, a downstream hub's routing reason). Now: a fixed detail
+/// per outcome and the hub message id as a reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_tells_the_sender_the_outcome_and_a_reference_but_no_hub_internals() {
+    let f = fixture().await;
+    let (rejected, c1) = send(&f.zd, plain(&f, DOC1, vec![])).await;
+    let (dead, c2) = send(&f.zd, plain(&f, DOC2, vec![])).await;
+    let intake = RecordingIntake::new();
+    let (stop, task) = run(subscriber(&f, Duration::from_millis(50)), intake.clone());
+    eventually("both handed in", || intake.messages().len() == 2).await;
+    let message_of = |sid: &str| {
+        intake
+            .messages()
+            .iter()
+            .find(|(_, s)| s.correlation_ids["fitconnect.submission_id"] == sid)
+            .map(|(m, _)| *m)
+            .unwrap()
+    };
+    let (m1, m2) = (message_of(&rejected), message_of(&dead));
+    let internal = "no Kommune is configured for key \"09999999\" (extracted by rule kommune); \
+        downstream hub http://127.0.0.1:47113/xta/xta-ws: routing: no route for Leistung 99050012104000";
+    intake.set_state(m1, MessageState::Rejected, Some(internal));
+    intake.set_state(m2, MessageState::Dead, Some(internal));
+    eventually("both rejected", || f.zd.submissions("rejected").len() == 2).await;
+    stop.cancel();
+    task.await.unwrap();
+
+    let keys = [f.signing.verification_jwk()];
+    for (case, message, expected) in [
+        (
+            &c1,
+            m1,
+            "the submission was not accepted by the receiving administration's rules",
+        ),
+        (
+            &c2,
+            m2,
+            "the submission could not be delivered to the responsible authority",
+        ),
+    ] {
+        let reject =
+            f.zd.events(case)
+                .iter()
+                .find_map(|t| {
+                    set::verify_set(t, &keys)
+                        .ok()
+                        .filter(|v| v.event == set::REJECT_SUBMISSION)
+                })
+                .unwrap();
+        let detail = reject.payload["problems"][0]["detail"].as_str().unwrap();
+        assert!(detail.starts_with(expected), "{detail}");
+        assert!(
+            detail.contains(&message.to_string()),
+            "reference missing: {detail}"
+        );
+        for leak in [
+            "Kommune",
+            "09999999",
+            "http://",
+            "127.0.0.1",
+            "xta-ws",
+            "no route",
+        ] {
+            assert!(!detail.contains(leak), "{leak:?} leaked: {detail}");
+        }
+    }
 }

@@ -1024,19 +1024,20 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
     );
     let rejected = set::verify_set(&events[1], &jwks).unwrap();
     assert_eq!(rejected.event, set::REJECT_SUBMISSION);
-    assert!(rejected.payload["problems"][0]["detail"]
-        .as_str()
-        .unwrap()
-        .contains("503 after 5 attempts"));
+    let record = intake.state().get(sid).await.unwrap().unwrap();
+    let message = record.message_id.clone().unwrap();
+    // the sender learns the outcome and a reference, not the hub's reason
+    let detail = rejected.payload["problems"][0]["detail"].as_str().unwrap();
     assert_eq!(
-        intake
-            .state()
-            .get(sid)
-            .await
-            .unwrap()
-            .unwrap()
-            .problem
-            .as_deref(),
+        detail,
+        set::NotDelivered::Dead.sender_detail(&message),
+        "{detail}"
+    );
+    assert!(!detail.contains("503"), "{detail}");
+    assert_eq!(record.problem.as_deref(), Some(detail));
+    // which the hub keeps
+    assert_eq!(
+        record.reason.as_deref(),
         Some("connector fv: 503 after 5 attempts")
     );
 }
@@ -1207,4 +1208,85 @@ async fn damaged_compressed_ciphertext_is_rejected_the_same_wherever_the_damage_
         "nothing damaged reaches the hub"
     );
     env.shutdown.cancel();
+}
+
+/// What a hub message record may say about a rejection: the hub's
+/// configuration (a Kommune key without a tenant), an internal URL and a
+/// connect error. None of it is for the sender.
+const INTERNAL_REASON: &str = "no Kommune is configured for key \"09999999\" (extracted by rule kommune-aus-antrag); \
+    last delivery to http://127.0.0.1:47113/xta/xta-ws failed: error sending request: connection refused";
+
+/// Regression: the `reject-submission` of a rejected or dead message
+/// carried the hub's own reason — its configuration, internal URLs,
+/// connect errors. The sender now gets a fixed detail per outcome and the
+/// hub message id as a reference; the full reason stays with the hub.
+#[tokio::test]
+async fn a_rejection_tells_the_sender_the_outcome_and_a_reference_but_no_hub_internals() {
+    for (state, expected) in [
+        (
+            MessageState::Rejected,
+            "the submission was not accepted by the receiving administration's rules",
+        ),
+        (
+            MessageState::Dead,
+            "the submission could not be delivered to the responsible authority",
+        ),
+    ] {
+        let env = env().await;
+        let token = env.bearer().await;
+        let jwk = env.encryption_key(&token).await;
+        let data = br#"{"kommune":"09999999"}"#;
+        let (sid, case) = env.announce(&token, &[]).await;
+        let meta = enc(metadata(data, &[]).to_string().as_bytes(), &jwk);
+        let (status, body) = env.submit(&token, sid, meta, Some(enc(data, &jwk))).await;
+        assert_eq!(status, 200, "{body}");
+        let message = env.recorder.submitted.lock().unwrap()[0].0.to_string();
+
+        env.recorder.set_state(state, Some(INTERNAL_REASON));
+        assert_eq!(env.intake.follow_once().await.unwrap(), 1);
+
+        let events = env.events(&token, case).await;
+        let rejected = set::verify_set(&events[1], &env.jwks().await).unwrap();
+        assert_eq!(rejected.event, set::REJECT_SUBMISSION);
+        let detail = rejected.payload["problems"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // the sender's status view says the same
+        let view: Value = env
+            .http
+            .get(format!("{}/v1/submissions/{sid}", env.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["status"], "rejected");
+        for told in [detail.as_str(), view["problem"].as_str().unwrap()] {
+            assert!(told.starts_with(expected), "{state}: {told}");
+            assert!(
+                told.contains(&message),
+                "{state}: reference missing: {told}"
+            );
+            for internal in [
+                "Kommune",
+                "09999999",
+                "http://",
+                "127.0.0.1",
+                "xta-ws",
+                "refused",
+            ] {
+                assert!(
+                    !told.contains(internal),
+                    "{state}: {internal:?} leaked: {told}"
+                );
+            }
+        }
+        // the hub keeps the full reason
+        let record = env.intake.state().get(sid).await.unwrap().unwrap();
+        assert_eq!(record.reason.as_deref(), Some(INTERNAL_REASON));
+        env.shutdown.cancel();
+    }
 }
