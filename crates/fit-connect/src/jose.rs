@@ -686,8 +686,10 @@ fn inflate<R: Read, W: Write>(mut compressed: R, out: &mut W) -> Result<(), Jose
 /// Where decrypted compressed content waits for its tag: memory, and
 /// (streaming decryption) an anonymous temporary file beyond
 /// [`SPOOL_MEMORY_BYTES`]. Holds at most `limit + limit / 8 + 64 KiB`
-/// bytes: DEFLATE expands incompressible data by a few bytes per 64 KiB
-/// block, so more cannot inflate to `limit` bytes or less.
+/// bytes and refuses more as [`JoseError::TooLarge`]: an encoder expands
+/// incompressible data by a few bytes per 64 KiB stored block, or by an
+/// eighth at worst with fixed Huffman codes, so content for at most
+/// `limit` bytes of plaintext fits.
 struct Spool<'d> {
     dir: Option<&'d Path>,
     memory: Vec<u8>,
