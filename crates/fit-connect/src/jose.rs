@@ -16,13 +16,34 @@
 //!
 //! [`decrypt_compact_stream`] decrypts from any [`Read`] into any
 //! [`Write`] with bounded memory (64 KiB chunks), for attachments up to
-//! hundreds of megabytes. It writes plaintext *before* the GCM tag is
-//! verified (that is inherent to streaming): on error the caller must
-//! discard everything written.
+//! hundreds of megabytes.
+//!
+//! # Authenticate, then inflate
+//!
+//! AES-GCM authenticates the ciphertext with a tag that comes *after* it,
+//! so a streaming decryptor sees every byte before it can know whether any
+//! of them is genuine. Two rules follow:
+//!
+//! * **Compressed (`zip: DEF`) content is never inflated before the tag is
+//!   verified.** The decrypted, still compressed bytes are held back — in
+//!   memory up to [`SPOOL_MEMORY_BYTES`], beyond that in an anonymous
+//!   temporary file that disappears when it is closed — and inflated (with
+//!   the plaintext limit) only once the tag matched. Feeding
+//!   unauthenticated bytes to the inflater would turn damaged or forged
+//!   ciphertext into inflate errors whose kind depends on *where* the
+//!   damage is (a flipped first byte ends the stream early, a flipped last
+//!   byte leaves it incomplete), and would run a decompressor on
+//!   attacker-chosen input. Now any damage anywhere is the same
+//!   [`JoseError::Decryption`]; so is authentic content that does not
+//!   inflate (a sender's bug).
+//! * Uncompressed content is written to the output as it is decrypted,
+//!   *before* the tag is verified: on any error the caller must discard
+//!   everything written.
 //!
 //! See `docs/decisions/0006-fit-connect-jose.md` for the choice of crates.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::path::Path;
 
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use aes_gcm::aead::AeadInPlace;
@@ -59,6 +80,12 @@ const MAX_EK_CHARS: usize = 2048;
 /// Base64url characters decoded per chunk: 65536 characters are 49152
 /// bytes, a multiple of the 16-byte GCM block.
 const CHUNK_CHARS: usize = 65536;
+/// Decrypted but not yet authenticated compressed content held in memory
+/// before it is spilled to a temporary file (streaming decryption only;
+/// [`decrypt_compact_limited`] holds it in memory, as it holds its input).
+pub const SPOOL_MEMORY_BYTES: usize = 1024 * 1024;
+/// Buffer size of the inflater.
+const INFLATE_CHUNK: usize = 64 * 1024;
 
 /// Errors of the JOSE layer.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +106,9 @@ pub enum JoseError {
     /// A key could not be read or used.
     #[error("invalid key: {0}")]
     Key(String),
-    /// The plaintext (after inflation) exceeds the caller's limit.
+    /// The plaintext (after inflation) exceeds the caller's limit, or the
+    /// compressed content is so much larger than the limit that it cannot
+    /// inflate to less (more than `limit + limit / 8 + 64 KiB`).
     #[error("plaintext larger than the limit of {limit} bytes")]
     TooLarge {
         /// The limit in bytes.
@@ -431,6 +460,24 @@ pub fn encrypt_compact_with(
     } else {
         header.remove("zip");
     }
+    let content = if zip {
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(plaintext)?;
+        enc.finish()?
+    } else {
+        plaintext.to_vec()
+    };
+    seal(content, &public, header)
+}
+
+/// Encrypt `content` (already compressed where the header says `zip`)
+/// under a fresh content key wrapped for `public`.
+fn seal(
+    mut buffer: Vec<u8>,
+    public: &rsa::RsaPublicKey,
+    header: serde_json::Map<String, Value>,
+) -> Result<String, JoseError> {
     let header_b64 = b64(&serde_json::to_vec(&Value::Object(header))
         .map_err(|e| JoseError::Crypto(e.to_string()))?);
 
@@ -442,14 +489,6 @@ pub fn encrypt_compact_with(
         .encrypt(&mut OsRng, Oaep::new::<Sha256>(), &cek)
         .map_err(|e| JoseError::Crypto(e.to_string()))?;
 
-    let mut buffer = if zip {
-        let mut enc =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(plaintext)?;
-        enc.finish()?
-    } else {
-        plaintext.to_vec()
-    };
     let cipher = aes_gcm::Aes256Gcm::new(aes_gcm::Key::<aes_gcm::Aes256Gcm>::from_slice(&cek));
     let tag = cipher
         .encrypt_in_place_detached(
@@ -482,7 +521,9 @@ pub fn decrypt_compact_limited(
     limit: u64,
 ) -> Result<Decrypted, JoseError> {
     let mut plaintext = Vec::new();
-    let out = decrypt_compact_stream(jwe, keys, &mut plaintext, limit)?;
+    // The input is in memory already; the compressed content (smaller than
+    // the input) may be too.
+    let out = decrypt(jwe, keys, &mut plaintext, limit, None)?;
     Ok(Decrypted {
         plaintext,
         header: out.header,
@@ -494,14 +535,43 @@ pub fn decrypt_compact_limited(
 /// plaintext to `output` in chunks (memory stays bounded, independent of
 /// the size). `limit` bounds the plaintext after inflation.
 ///
-/// The plaintext is written before the authentication tag at the end of
-/// the input has been checked: on any error the caller must discard what
-/// was written.
+/// Compressed content is inflated only after the authentication tag has
+/// been verified (see the module docs); it waits in memory or, beyond
+/// [`SPOOL_MEMORY_BYTES`], in an anonymous temporary file in the system's
+/// temporary directory ([`decrypt_compact_stream_in`] chooses the
+/// directory). Uncompressed plaintext is written before the tag at the end
+/// of the input has been checked: on any error the caller must discard
+/// what was written.
 pub fn decrypt_compact_stream<R: Read, W: Write>(
     input: R,
     keys: &[&RsaPrivateKey],
     output: W,
     limit: u64,
+) -> Result<StreamDecrypted, JoseError> {
+    decrypt(input, keys, output, limit, Some(&std::env::temp_dir()))
+}
+
+/// As [`decrypt_compact_stream`], with compressed content beyond
+/// [`SPOOL_MEMORY_BYTES`] held back in an anonymous temporary file in
+/// `spool_dir` (e.g. next to the encrypted upload, on the same volume).
+pub fn decrypt_compact_stream_in<R: Read, W: Write>(
+    input: R,
+    keys: &[&RsaPrivateKey],
+    output: W,
+    limit: u64,
+    spool_dir: &Path,
+) -> Result<StreamDecrypted, JoseError> {
+    decrypt(input, keys, output, limit, Some(spool_dir))
+}
+
+/// The decryption behind the public functions; `spool_dir: None` keeps
+/// compressed content in memory.
+fn decrypt<R: Read, W: Write>(
+    input: R,
+    keys: &[&RsaPrivateKey],
+    output: W,
+    limit: u64,
+    spool_dir: Option<&Path>,
 ) -> Result<StreamDecrypted, JoseError> {
     let mut reader = BufReader::with_capacity(CHUNK_CHARS, input);
     skip_leading_whitespace(&mut reader)?;
@@ -523,22 +593,20 @@ pub fn decrypt_compact_stream<R: Read, W: Write>(
 
     let (cek, kid) = unwrap_cek(&header, &encrypted_key, keys)?;
 
-    let sink = LimitedHashWriter::new(output, limit);
+    let mut sink = LimitedHashWriter::new(output, limit);
     let mut gcm = GcmDecryptor::new(&cek, &iv, &header_b64);
-    let sink = if zip {
-        let mut inflater = flate2::write::DeflateDecoder::new(sink);
-        stream_ciphertext(&mut reader, &mut gcm, &mut inflater)?;
-        finish_inflater(inflater)?
+    let tag_b64 = if zip {
+        // Authenticate, then inflate: the compressed bytes wait in the
+        // spool until the tag has matched.
+        let mut spool = Spool::new(spool_dir, limit);
+        stream_ciphertext(&mut reader, &mut gcm, &mut spool)?;
+        let tag_b64 = verify_tag(&mut reader, gcm)?;
+        inflate(spool.into_reader()?, &mut sink)?;
+        tag_b64
     } else {
-        let mut sink = sink;
         stream_ciphertext(&mut reader, &mut gcm, &mut sink)?;
-        sink
+        verify_tag(&mut reader, gcm)?
     };
-    let tag_b64 = read_tail(&mut reader)?;
-    let tag = unb64("authentication tag", &tag_b64)?;
-    if !gcm.verify(&tag) {
-        return Err(JoseError::Decryption);
-    }
     let (size, sha512_hex) = sink.finish()?;
     Ok(StreamDecrypted {
         header,
@@ -547,6 +615,159 @@ pub fn decrypt_compact_stream<R: Read, W: Write>(
         sha512_hex,
         kid,
     })
+}
+
+/// Read the tag segment and check it against the ciphertext seen; returns
+/// the segment as sent.
+fn verify_tag<R: Read>(reader: &mut BufReader<R>, gcm: GcmDecryptor) -> Result<Vec<u8>, JoseError> {
+    let tag_b64 = read_tail(reader)?;
+    let tag = unb64("authentication tag", &tag_b64)?;
+    if !gcm.verify(&tag) {
+        return Err(JoseError::Decryption);
+    }
+    Ok(tag_b64)
+}
+
+/// Inflate authenticated raw DEFLATE (RFC 1951) content into `out`.
+///
+/// A stream that does not inflate, ends early or carries bytes after its
+/// end is [`JoseError::Decryption`] (the content is not what the metadata
+/// promises, like a wrong key); the limit of `out` is
+/// [`JoseError::TooLarge`]; reading the spool or writing `out` failing is
+/// [`JoseError::Io`].
+fn inflate<R: Read, W: Write>(mut compressed: R, out: &mut W) -> Result<(), JoseError> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let mut inflater = Decompress::new(false);
+    let mut input = vec![0u8; INFLATE_CHUNK];
+    let mut output = vec![0u8; INFLATE_CHUNK];
+    let (mut start, mut end, mut eof, mut stalled) = (0usize, 0usize, false, false);
+    loop {
+        if (start == end || stalled) && !eof {
+            // Keep what is left, read more behind it.
+            input.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+            if end == input.len() {
+                return Err(JoseError::Decryption);
+            }
+            let n = compressed.read(&mut input[end..])?;
+            end += n;
+            eof = n == 0;
+        }
+        let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
+        let status = inflater
+            .decompress(&input[start..end], &mut output, FlushDecompress::None)
+            .map_err(|_| JoseError::Decryption)?;
+        let consumed =
+            usize::try_from(inflater.total_in() - in_before).map_err(|_| JoseError::Decryption)?;
+        let produced = usize::try_from(inflater.total_out() - out_before)
+            .map_err(|_| JoseError::Decryption)?;
+        start += consumed;
+        if let Some(bytes) = output.get(..produced) {
+            write_out(out, bytes)?;
+        }
+        if status == Status::StreamEnd {
+            // Nothing may follow the final block.
+            let trailing = start < end || compressed.read(&mut input[..1])? > 0;
+            return if trailing {
+                Err(JoseError::Decryption)
+            } else {
+                Ok(())
+            };
+        }
+        stalled = consumed == 0 && produced == 0;
+        if stalled && eof {
+            // The input ended inside the stream.
+            return Err(JoseError::Decryption);
+        }
+    }
+}
+
+/// Where decrypted compressed content waits for its tag: memory, and
+/// (streaming decryption) an anonymous temporary file beyond
+/// [`SPOOL_MEMORY_BYTES`]. Holds at most `limit + limit / 8 + 64 KiB`
+/// bytes and refuses more as [`JoseError::TooLarge`]: an encoder expands
+/// incompressible data by a few bytes per 64 KiB stored block, or by an
+/// eighth at worst with fixed Huffman codes, so content for at most
+/// `limit` bytes of plaintext fits.
+struct Spool<'d> {
+    dir: Option<&'d Path>,
+    memory: Vec<u8>,
+    file: Option<std::fs::File>,
+    held: u64,
+    cap: u64,
+    limit: u64,
+}
+
+impl<'d> Spool<'d> {
+    fn new(dir: Option<&'d Path>, limit: u64) -> Self {
+        Self {
+            dir,
+            memory: Vec::new(),
+            file: None,
+            held: 0,
+            cap: limit.saturating_add(limit / 8).saturating_add(64 * 1024),
+            limit,
+        }
+    }
+
+    /// Read back what was written, from the start.
+    fn into_reader(self) -> Result<SpoolReader, JoseError> {
+        match self.file {
+            Some(mut f) => {
+                f.flush()?;
+                f.rewind()?;
+                Ok(SpoolReader::File(BufReader::with_capacity(
+                    INFLATE_CHUNK,
+                    f,
+                )))
+            }
+            None => Ok(SpoolReader::Memory(std::io::Cursor::new(self.memory))),
+        }
+    }
+}
+
+impl Write for Spool<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.held.saturating_add(buf.len() as u64) > self.cap {
+            return Err(std::io::Error::other(LimitExceeded(self.limit)));
+        }
+        match (&mut self.file, self.dir) {
+            (Some(f), _) => f.write_all(buf)?,
+            (None, Some(dir)) if self.memory.len() + buf.len() > SPOOL_MEMORY_BYTES => {
+                let mut f = tempfile::tempfile_in(dir)?;
+                f.write_all(&self.memory)?;
+                f.write_all(buf)?;
+                self.memory = Vec::new();
+                self.file = Some(f);
+            }
+            (None, _) => self.memory.extend_from_slice(buf),
+        }
+        self.held += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads a [`Spool`] back.
+enum SpoolReader {
+    Memory(std::io::Cursor<Vec<u8>>),
+    File(BufReader<std::fs::File>),
+}
+
+impl Read for SpoolReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Memory(c) => c.read(buf),
+            Self::File(f) => f.read(buf),
+        }
+    }
 }
 
 /// Checks `alg`, `enc`, `zip`, `crit`; returns whether to inflate.
@@ -727,23 +948,14 @@ fn write_out<W: Write>(out: &mut W, bytes: &[u8]) -> Result<(), JoseError> {
     out.write_all(bytes).map_err(map_write_error)
 }
 
-fn finish_inflater<W: Write>(
-    inflater: flate2::write::DeflateDecoder<LimitedHashWriter<W>>,
-) -> Result<LimitedHashWriter<W>, JoseError> {
-    inflater.finish().map_err(map_write_error)
-}
-
-/// Limit errors travel through `io::Error`; recover them.
+/// Limit errors travel through `io::Error`; recover them. Everything else
+/// is a real I/O failure of the output or the spool.
 fn map_write_error(e: std::io::Error) -> JoseError {
     if let Some(limit) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<LimitExceeded>())
     {
         return JoseError::TooLarge { limit: limit.0 };
-    }
-    if e.kind() == std::io::ErrorKind::InvalidInput || e.kind() == std::io::ErrorKind::InvalidData {
-        // corrupt DEFLATE stream: indistinguishable from a wrong key to callers
-        return JoseError::Decryption;
     }
     JoseError::Io(e)
 }
@@ -1143,6 +1355,113 @@ mod tests {
         assert!(decrypt_compact(format!("{jwe}.extra").as_bytes(), &[&a]).is_err());
         // trailing newline is fine
         assert!(decrypt_compact(format!("{jwe}\n").as_bytes(), &[&a]).is_ok());
+    }
+
+    /// Flip the lowest bit of ciphertext byte `at` (clamped to the last).
+    fn flip_ciphertext(jwe: &str, at: usize) -> String {
+        let mut parts: Vec<String> = jwe.split('.').map(str::to_owned).collect();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&parts[3]).unwrap();
+        let at = at.min(bytes.len() - 1);
+        bytes[at] ^= 0x01;
+        parts[3] = URL_SAFE_NO_PAD.encode(bytes);
+        parts.join(".")
+    }
+
+    /// Xorshift bytes from 16 letters: compressible to about half.
+    fn half_compressible(len: usize) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b'a' + (x % 16) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn damaged_compressed_ciphertext_fails_the_same_wherever_the_damage_is() {
+        // Regression: the inflater ran before the tag was checked, so a
+        // flipped first or last byte was an inflate error (`Io`, "incomplete
+        // deflate stream", "failed to write whole buffer").
+        let a = key_a();
+        let dir = tempfile::tempdir().unwrap();
+        for len in [40, 5_000, 3 * SPOOL_MEMORY_BYTES] {
+            let data = half_compressible(len);
+            let jwe = encrypt_compact(&data, &a.encryption_jwk(), true).unwrap();
+            let ct_len = URL_SAFE_NO_PAD
+                .decode(jwe.split('.').nth(3).unwrap())
+                .unwrap()
+                .len();
+            for at in [0, 1, ct_len / 2, ct_len - 2, ct_len - 1] {
+                let bad = flip_ciphertext(&jwe, at);
+                let got = decrypt_compact(bad.as_bytes(), &[&a]);
+                assert!(
+                    matches!(got, Err(JoseError::Decryption)),
+                    "len {len}, byte {at}: {got:?}"
+                );
+                let mut sink = Vec::new();
+                let got = decrypt_compact_stream_in(
+                    bad.as_bytes(),
+                    &[&a],
+                    &mut sink,
+                    1 << 30,
+                    dir.path(),
+                );
+                assert!(
+                    matches!(got, Err(JoseError::Decryption)),
+                    "streamed, len {len}, byte {at}: {got:?}"
+                );
+                assert!(sink.is_empty(), "nothing inflated before the tag matched");
+            }
+            // intact: the same content comes out, through the file spool
+            // for the large one, which leaves nothing behind
+            let mut sink = Vec::new();
+            decrypt_compact_stream_in(jwe.as_bytes(), &[&a], &mut sink, 1 << 30, dir.path())
+                .unwrap();
+            assert_eq!(sink, data);
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn authentic_content_that_does_not_inflate_is_a_decryption_failure() {
+        let a = key_a();
+        let public = a.encryption_jwk().to_public_key().unwrap();
+        let header = |zip: bool| {
+            let mut h = serde_json::Map::new();
+            h.insert("alg".into(), ALG_RSA_OAEP_256.into());
+            h.insert("enc".into(), ENC_A256GCM.into());
+            if zip {
+                h.insert("zip".into(), "DEF".into());
+            }
+            h
+        };
+        let deflate = |data: &[u8]| {
+            let mut enc =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        let good = deflate(b"hello hello hello");
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(b"more");
+        let truncated = good[..good.len() - 2].to_vec();
+        let not_deflate = vec![0xffu8; 64];
+        for content in [trailing, truncated, not_deflate, Vec::new()] {
+            let jwe = seal(content.clone(), &public, header(true)).unwrap();
+            let got = decrypt_compact(jwe.as_bytes(), &[&a]);
+            assert!(
+                matches!(got, Err(JoseError::Decryption)),
+                "{content:?}: {got:?}"
+            );
+        }
+        let jwe = seal(good, &public, header(true)).unwrap();
+        assert_eq!(
+            decrypt_compact(jwe.as_bytes(), &[&a]).unwrap().plaintext,
+            b"hello hello hello"
+        );
     }
 
     #[test]

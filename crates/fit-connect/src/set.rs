@@ -173,6 +173,52 @@ pub fn authentication_tags(
     json!({ "authenticationTags": tags })
 }
 
+/// Why the hub did not deliver a submission, as its sender is told.
+///
+/// A `reject-submission` goes to the sender, outside the administration.
+/// The hub's own reason for a rejection or a dead message describes the
+/// hub — its rules and configuration ("no Kommune is configured for key
+/// …"), internal URLs, connect errors, a downstream hub's routing — and
+/// stays in the hub's message record, its audit trail and logs. The sender
+/// gets a fixed detail per outcome and the hub message id, which an
+/// operator looks up when the sender asks:
+///
+/// | outcome | detail |
+/// |---|---|
+/// | [`NotDelivered::Rejected`] (by the rules) | the submission was not accepted by the receiving administration's rules |
+/// | [`NotDelivered::Dead`] (delivery attempts exhausted) | the submission could not be delivered to the responsible authority |
+/// | [`NotDelivered::Unknown`] (the hub has no such message) | the receiving hub has no record of the submission |
+///
+/// followed by ` (hub reference: message <message id>)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotDelivered {
+    /// The hub's rules rejected the message.
+    Rejected,
+    /// Every delivery attempt failed; the message is dead.
+    Dead,
+    /// The hub does not know the message (any more).
+    Unknown,
+}
+
+impl NotDelivered {
+    /// The fixed detail of the outcome.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::Rejected => {
+                "the submission was not accepted by the receiving administration's rules"
+            }
+            Self::Dead => "the submission could not be delivered to the responsible authority",
+            Self::Unknown => "the receiving hub has no record of the submission",
+        }
+    }
+
+    /// The problem detail the sender gets: the fixed detail and the hub
+    /// message id as a reference.
+    pub fn sender_detail(self, message_id: &str) -> String {
+        format!("{} (hub reference: message {message_id})", self.detail())
+    }
+}
+
 /// The `reject-submission` payload: `{"problems": [{type, title, detail}]}`
 /// with `type` = [`EVENT_PROBLEM_BASE`] + `kind`.
 pub fn rejection(kind: &str, title: &str, detail: &str) -> Value {

@@ -18,7 +18,9 @@
 //! 3. follow every handed-in message with [`Intake::status`]: once
 //!    `delivered`, post an `accept-submission` SET (with the JWE
 //!    authentication tags) to `POST /v1/cases/{caseId}/events`; once
-//!    `rejected` or `dead`, a `reject-submission` SET with the reason. A
+//!    `rejected` or `dead`, a `reject-submission` SET with a fixed detail
+//!    per outcome and the hub message id as a reference (the hub's reason
+//!    describes the hub and stays with it; see [`set::NotDelivered`]). A
 //!    submission that cannot be decrypted or verified is rejected at once.
 //!
 //! Durability: "already handed in" is the hub's idempotency key (a
@@ -27,6 +29,23 @@
 //! lists them does not cause another fetch) live in the hub store (state
 //! space `fit-connect/subscriber/<channel>`), one key per submission, so
 //! they survive restarts and every change writes one entry.
+//!
+//! Refused SETs: a Zustelldienst that answers a SET with `404`, `409` or
+//! `410` has decided the submission already (or forgotten it): the SET is
+//! done. Any other `4xx` (`422` for a SET it does not accept, say) is a
+//! refusal that posting the same SET again will not change, so the
+//! subscriber backs off instead of posting it on every poll: it waits
+//! [`SetRetryPolicy::first_delay`] after the first refusal and twice as
+//! long after each further one (up to [`SetRetryPolicy::max_delay`]),
+//! keeping the count and the time of the next try in the pending entry so
+//! a restart continues the schedule. After
+//! [`SetRetryPolicy::max_attempts`] refusals, or
+//! [`SetRetryPolicy::give_up_after`] after the first, it gives up: an
+//! `error` is logged, the entry moves to the given-up list with the last
+//! error ([`FitConnectSubscriber::given_up_sets`]) where an operator finds
+//! it, and [`SubscriberCounters::sets_given_up`] counts it. A `5xx` or a
+//! network failure is the Zustelldienst's trouble, not the SET's: the SET
+//! is posted again at the next poll, without limit.
 //!
 //! Callbacks: [`FitConnectSubscriber::callback_router`] serves
 //! `POST /api/v1/fit-connect/callbacks/{channel}`; a callback is accepted
@@ -38,6 +57,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -312,6 +332,107 @@ pub struct PendingSet {
     pub reject: Option<Vec<EventProblem>>,
     /// When it was handed in.
     pub since: DateTime<Utc>,
+    /// Posts of the SET the Zustelldienst refused (a `4xx` other than
+    /// `404`, `409`, `410`); see [`SetRetryPolicy`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refusals: u32,
+    /// When the first post was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_refused: Option<DateTime<Utc>>,
+    /// Not to be posted before this time (backing off after a refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The last refusal, as the Zustelldienst answered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A SET the Zustelldienst refused until the subscriber gave up (see the
+/// module docs); kept for an operator, who finds the submission, the SET
+/// that was to be posted and the last error here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GivenUpSet {
+    /// The pending entry at the last refusal (`refusals`, `last_error`).
+    pub set: PendingSet,
+    /// The event URI of the refused SET.
+    pub event: String,
+    /// When the subscriber gave up.
+    pub given_up_at: DateTime<Utc>,
+}
+
+/// How the subscriber retries a SET the Zustelldienst refuses (see the
+/// module docs). The default waits 5 minutes after the first refusal,
+/// doubles the wait up to 4 hours and gives up after 10 refusals (about 17
+/// hours) or 24 hours, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetRetryPolicy {
+    /// Wait after the first refusal; doubled after each further one.
+    pub first_delay: Duration,
+    /// Longest wait between two tries.
+    pub max_delay: Duration,
+    /// Refusals after which the SET is given up (at least 1).
+    pub max_attempts: u32,
+    /// Time since the first refusal after which a further refusal gives
+    /// the SET up.
+    pub give_up_after: Duration,
+}
+
+impl Default for SetRetryPolicy {
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_secs(5 * 60),
+            max_delay: Duration::from_secs(4 * 60 * 60),
+            max_attempts: 10,
+            give_up_after: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+impl SetRetryPolicy {
+    /// The wait after the `refusals`-th refusal:
+    /// `first_delay * 2^(refusals - 1)`, at most `max_delay`.
+    pub fn delay(&self, refusals: u32) -> Duration {
+        let doublings = refusals.saturating_sub(1).min(31);
+        self.first_delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_delay)
+    }
+
+    /// Whether the SET is given up after `refusals` refusals, the first
+    /// `since_first` ago.
+    pub fn gives_up(&self, refusals: u32, since_first: Duration) -> bool {
+        refusals >= self.max_attempts.max(1) || since_first >= self.give_up_after
+    }
+}
+
+/// Counters of a running subscriber (since its start), readable while it
+/// runs: [`FitConnectSubscriber::counters`] hands out a handle before
+/// [`InputAdapter::run`] takes the subscriber.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriberCounters {
+    cells: Arc<CounterCells>,
+}
+
+#[derive(Debug, Default)]
+struct CounterCells {
+    sets_refused: AtomicU64,
+    sets_given_up: AtomicU64,
+}
+
+impl SubscriberCounters {
+    /// Posts of SETs the Zustelldienst refused (each try counts).
+    pub fn sets_refused(&self) -> u64 {
+        self.cells.sets_refused.load(Ordering::Relaxed)
+    }
+
+    /// SETs given up after repeated refusals.
+    pub fn sets_given_up(&self) -> u64 {
+        self.cells.sets_given_up.load(Ordering::Relaxed)
+    }
 }
 
 /// The adapter's durable state: state space
@@ -320,6 +441,7 @@ pub struct PendingSet {
 /// | key | value |
 /// |---|---|
 /// | `p` + submission id | JSON [`PendingSet`]: SET still to post |
+/// | `g` + submission id | JSON [`GivenUpSet`]: SET refused until given up (kept for operators; the submission is not fetched again) |
 /// | `d` + submission id | finished (SET posted) at, ms (8 bytes BE) |
 /// | `t` + ms (8 bytes BE) + submission id | empty: finished ones, oldest first |
 struct StateStore {
@@ -352,9 +474,9 @@ impl StateStore {
         })
     }
 
-    /// Pending or finished (and so not to be fetched again).
+    /// Pending, given up or finished (and so not to be fetched again).
     async fn is_known(&self, submission_id: &str) -> Result<bool, SubscriberError> {
-        for tag in [b'p', b'd'] {
+        for tag in [b'p', b'g', b'd'] {
             if self
                 .space
                 .get(&key(tag, &[submission_id.as_bytes()]))
@@ -389,6 +511,30 @@ impl StateStore {
         tx.put(&key(b'p', &[p.submission_id.as_bytes()]), value);
         tx.commit().await.map_err(state_error)?;
         Ok(())
+    }
+
+    /// Move a pending SET to the given-up list.
+    async fn give_up(&self, g: &GivenUpSet) -> Result<(), SubscriberError> {
+        let value = serde_json::to_vec(g).map_err(|e| SubscriberError::State(e.to_string()))?;
+        let mut tx = self.space.begin();
+        tx.delete(&key(b'p', &[g.set.submission_id.as_bytes()]));
+        tx.put(&key(b'g', &[g.set.submission_id.as_bytes()]), value);
+        tx.commit().await.map_err(state_error)?;
+        Ok(())
+    }
+
+    /// Given-up SETs (at most [`MAX_PENDING`], by submission id).
+    async fn given_up(&self) -> Result<Vec<GivenUpSet>, SubscriberError> {
+        let page = self
+            .space
+            .scan(b"g", None, MAX_PENDING)
+            .await
+            .map_err(state_error)?;
+        page.iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(v).map_err(|e| SubscriberError::State(e.to_string()))
+            })
+            .collect()
     }
 
     /// Mark a submission finished, and forget finished ones older than
@@ -435,6 +581,8 @@ pub struct FitConnectSubscriber {
     validator: Arc<MetadataValidator>,
     wake: Arc<Notify>,
     state: StateStore,
+    retry: SetRetryPolicy,
+    counters: SubscriberCounters,
 }
 
 impl fmt::Debug for FitConnectSubscriber {
@@ -532,7 +680,34 @@ impl FitConnectSubscriber {
             validator: Arc::new(validator),
             wake: Arc::new(Notify::new()),
             state,
+            retry: SetRetryPolicy::default(),
+            counters: SubscriberCounters::default(),
         })
+    }
+
+    /// Retry refused SETs by `policy` instead of [`SetRetryPolicy::default`].
+    pub fn with_set_retry(mut self, policy: SetRetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// A handle on the counters, readable while the subscriber runs.
+    pub fn counters(&self) -> SubscriberCounters {
+        self.counters.clone()
+    }
+
+    /// SETs given up since this subscriber started
+    /// ([`SubscriberCounters::sets_given_up`]).
+    pub fn given_up(&self) -> u64 {
+        self.counters.sets_given_up()
+    }
+
+    /// The SETs given up after repeated refusals, from the hub store (all
+    /// runs, at most 1000): the submission, the refused event and the last
+    /// error. Such a submission is not fetched again; an operator settles
+    /// it with the sender or the Zustelldienst.
+    pub async fn given_up_sets(&self) -> Result<Vec<GivenUpSet>, SubscriberError> {
+        self.state.given_up().await
     }
 
     /// The callback route (`POST /api/v1/fit-connect/callbacks/{channel}`),
@@ -627,6 +802,10 @@ impl FitConnectSubscriber {
                     tags,
                     reject: None,
                     since: Utc::now(),
+                    refusals: 0,
+                    first_refused: None,
+                    retry_at: None,
+                    last_error: None,
                 };
                 if let Err(e) = state.add_pending(p).await {
                     tracing::error!(error = %e, "cannot record handed-in submission (will be fetched again)");
@@ -642,6 +821,10 @@ impl FitConnectSubscriber {
                     tags: AuthenticationTags::default(),
                     reject: Some(problems),
                     since: Utc::now(),
+                    refusals: 0,
+                    first_refused: None,
+                    retry_at: None,
+                    last_error: None,
                 };
                 if let Err(e) = state.add_pending(p).await {
                     tracing::error!(error = %e, "cannot record rejection");
@@ -872,8 +1055,9 @@ impl FitConnectSubscriber {
             let key_refs: Vec<&RsaPrivateKey> = keys.iter().collect();
             let file = out.reopen().map_err(|e| e.to_string())?;
             let writer = std::io::BufWriter::new(file);
-            let r = jose::decrypt_compact_stream(jwe.as_slice(), &key_refs, writer, limit)
-                .map_err(|e| format!("jose:{e}"))?;
+            let r =
+                jose::decrypt_compact_stream_in(jwe.as_slice(), &key_refs, writer, limit, &tmp_dir)
+                    .map_err(|e| format!("jose:{e}"))?;
             Ok((out, r))
         })
         .await
@@ -932,7 +1116,12 @@ impl FitConnectSubscriber {
                 return;
             }
         };
+        let now = Utc::now();
         for p in pending {
+            if p.retry_at.is_some_and(|at| at > now) {
+                // backing off after a refusal
+                continue;
+            }
             let Some(dest) = self.destination(&p.destination_id) else {
                 continue;
             };
@@ -951,11 +1140,20 @@ impl FitConnectSubscriber {
                                 json!({ "authenticationTags": p.tags }),
                             )),
                             MessageState::Rejected | MessageState::Dead => {
+                                // The sender learns the outcome and a
+                                // reference; the hub's reason stays in its
+                                // message record and this log line.
                                 let reason = st.reason.unwrap_or_else(|| st.state.to_string());
+                                let outcome = if st.state == MessageState::Rejected {
+                                    set::NotDelivered::Rejected
+                                } else {
+                                    set::NotDelivered::Dead
+                                };
+                                tracing::warn!(submission = %p.submission_id, message = %id, state = %st.state, reason = %reason, "FIT-Connect submission not delivered; rejecting it without the reason");
                                 let problem = EventProblem::new(
                                     "technical-error",
                                     "Not processed by the receiving hub",
-                                    format!("message {id} is {}: {reason}", st.state),
+                                    outcome.sender_detail(&id.to_string()),
                                     "submission",
                                 );
                                 Some((set::REJECT_SUBMISSION, json!({ "problems": [problem] })))
@@ -994,9 +1192,73 @@ impl FitConnectSubscriber {
                     tracing::warn!(submission = %p.submission_id, error = %e, "FIT-Connect event not accepted; submission already decided or gone");
                     let _ = state.finish(&p.submission_id).await;
                 }
+                Err(e) if matches!(e.status(), Some(400..=499)) => {
+                    // Refused: the same SET again will not fare better.
+                    self.refused(p, name, &e).await;
+                }
                 Err(e) => {
                     tracing::warn!(submission = %p.submission_id, error = %e, "posting FIT-Connect event failed; will retry");
                 }
+            }
+        }
+    }
+}
+
+impl FitConnectSubscriber {
+    /// Record a refusal of `p`'s SET: back off, or give up after the
+    /// policy's bound (see the module docs).
+    async fn refused(&self, mut p: PendingSet, event: &str, error: &ClientError) {
+        let now = Utc::now();
+        self.counters
+            .cells
+            .sets_refused
+            .fetch_add(1, Ordering::Relaxed);
+        p.refusals = p.refusals.saturating_add(1);
+        let first = *p.first_refused.get_or_insert(now);
+        p.last_error = Some(error.to_string());
+        let since_first = (now - first).to_std().unwrap_or_default();
+        if self.retry.gives_up(p.refusals, since_first) {
+            tracing::error!(
+                submission = %p.submission_id,
+                case = %p.case_id,
+                event,
+                refusals = p.refusals,
+                error = %error,
+                "the Zustelldienst keeps refusing a FIT-Connect SET; given up (kept in the subscriber state as given up, the submission stays undecided at the Zustelldienst)"
+            );
+            p.retry_at = None;
+            let given_up = GivenUpSet {
+                set: p,
+                event: event.to_string(),
+                given_up_at: now,
+            };
+            match self.state.give_up(&given_up).await {
+                Ok(()) => {
+                    self.counters
+                        .cells
+                        .sets_given_up
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot record a given-up SET"),
+            }
+        } else {
+            let delay = self.retry.delay(p.refusals);
+            p.retry_at = Some(
+                chrono::Duration::from_std(delay)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            );
+            tracing::warn!(
+                submission = %p.submission_id,
+                event,
+                refusals = p.refusals,
+                retry_in = ?delay,
+                error = %error,
+                "the Zustelldienst refused a FIT-Connect SET; backing off"
+            );
+            if let Err(e) = self.state.add_pending(p).await {
+                tracing::error!(error = %e, "cannot record a refused SET");
             }
         }
     }
@@ -1206,6 +1468,29 @@ mod tests {
             verify_callback(secret, &ts, &sig.to_uppercase(), body, now),
             Ok(())
         );
+    }
+
+    #[test]
+    fn set_retry_policy_doubles_up_to_its_bounds() {
+        let p = SetRetryPolicy::default();
+        let mins = |n: u32| p.delay(n).as_secs() / 60;
+        assert_eq!(
+            (1..=10).map(mins).collect::<Vec<_>>(),
+            vec![5, 10, 20, 40, 80, 160, 240, 240, 240, 240]
+        );
+        assert_eq!(p.delay(u32::MAX), p.max_delay);
+        assert!(!p.gives_up(9, Duration::from_secs(3600)));
+        assert!(p.gives_up(10, Duration::ZERO));
+        assert!(p.gives_up(2, Duration::from_secs(24 * 3600)));
+        let never_zero = SetRetryPolicy {
+            max_attempts: 0,
+            ..p
+        };
+        assert!(never_zero.gives_up(1, Duration::ZERO));
+        // an old pending entry without the new fields still reads
+        let old = r#"{"submission_id":"s","case_id":"c","destination_id":"d","since":"2026-01-01T00:00:00Z"}"#;
+        let entry: PendingSet = serde_json::from_str(old).unwrap();
+        assert_eq!((entry.refusals, entry.retry_at), (0, None));
     }
 
     #[test]

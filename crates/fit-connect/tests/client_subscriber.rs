@@ -15,7 +15,7 @@ use drehscheibe_fit_connect::client::{
 use drehscheibe_fit_connect::jose::{self, RsaPrivateKey, RsaPublicJwk};
 use drehscheibe_fit_connect::set;
 use drehscheibe_fit_connect::subscriber::{
-    callback_path, FitConnectSubscriber, SubscriberDestination, SubscriberSettings,
+    callback_path, FitConnectSubscriber, SetRetryPolicy, SubscriberDestination, SubscriberSettings,
 };
 use drehscheibe_model::{InputAdapter, Intake, MessageState};
 use serde_json::{json, Value};
@@ -339,14 +339,12 @@ async fn submissions_are_handed_in_once_and_acknowledged_with_verifiable_sets() 
                 .filter(|v| v.event == set::REJECT_SUBMISSION)
         })
         .unwrap();
+    // The sender learns the outcome and a reference, not the hub's reason
+    // (see a_rejection_tells_the_sender_…).
     let problem = &reject.payload["problems"][0];
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no route for Leistung"),
-        "{problem}"
-    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains(&m2.to_string()), "{problem}");
+    assert!(!detail.contains("no route for Leistung"), "{problem}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,4 +511,157 @@ async fn callbacks_wake_the_adapter_only_when_authentic() {
     );
     stop.cancel();
     task.await.unwrap();
+}
+
+/// Regression: the subscriber's `reject-submission` for a rejected or dead
+/// message told the sender the hub's own reason (its configuration,
+/// internal URLs, a downstream hub's routing reason). Now: a fixed detail
+/// per outcome and the hub message id as a reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_tells_the_sender_the_outcome_and_a_reference_but_no_hub_internals() {
+    let f = fixture().await;
+    let (rejected, c1) = send(&f.zd, plain(&f, DOC1, vec![])).await;
+    let (dead, c2) = send(&f.zd, plain(&f, DOC2, vec![])).await;
+    let intake = RecordingIntake::new();
+    let (stop, task) = run(subscriber(&f, Duration::from_millis(50)), intake.clone());
+    eventually("both handed in", || intake.messages().len() == 2).await;
+    let message_of = |sid: &str| {
+        intake
+            .messages()
+            .iter()
+            .find(|(_, s)| s.correlation_ids["fitconnect.submission_id"] == sid)
+            .map(|(m, _)| *m)
+            .unwrap()
+    };
+    let (m1, m2) = (message_of(&rejected), message_of(&dead));
+    let internal = "no Kommune is configured for key \"09999999\" (extracted by rule kommune); \
+        downstream hub http://127.0.0.1:47113/xta/xta-ws: routing: no route for Leistung 99050012104000";
+    intake.set_state(m1, MessageState::Rejected, Some(internal));
+    intake.set_state(m2, MessageState::Dead, Some(internal));
+    eventually("both rejected", || f.zd.submissions("rejected").len() == 2).await;
+    stop.cancel();
+    task.await.unwrap();
+
+    let keys = [f.signing.verification_jwk()];
+    for (case, message, expected) in [
+        (
+            &c1,
+            m1,
+            "the submission was not accepted by the receiving administration's rules",
+        ),
+        (
+            &c2,
+            m2,
+            "the submission could not be delivered to the responsible authority",
+        ),
+    ] {
+        let reject =
+            f.zd.events(case)
+                .iter()
+                .find_map(|t| {
+                    set::verify_set(t, &keys)
+                        .ok()
+                        .filter(|v| v.event == set::REJECT_SUBMISSION)
+                })
+                .unwrap();
+        let detail = reject.payload["problems"][0]["detail"].as_str().unwrap();
+        assert!(detail.starts_with(expected), "{detail}");
+        assert!(
+            detail.contains(&message.to_string()),
+            "reference missing: {detail}"
+        );
+        for leak in [
+            "Kommune",
+            "09999999",
+            "http://",
+            "127.0.0.1",
+            "xta-ws",
+            "no route",
+        ] {
+            assert!(!detail.contains(leak), "{leak:?} leaked: {detail}");
+        }
+    }
+}
+
+/// Regression: a SET the Zustelldienst refused with `422` was signed and
+/// posted again on every poll, forever, across restarts. Now the posts back
+/// off exponentially (the schedule survives a restart), stop after the
+/// policy's bound, and the given-up SET stays visible with its last error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_set_backs_off_then_is_given_up_and_kept_visible() {
+    let f = fixture().await;
+    // A submission the subscriber rejects at once (its data hash is
+    // wrong): a reject-submission SET is pending.
+    let (sid, case) = send(
+        &f.zd,
+        Send {
+            tamper: |m| m["contentStructure"]["data"]["hash"]["content"] = json!("0".repeat(128)),
+            ..plain(&f, DOC1, vec![])
+        },
+    )
+    .await;
+    // The Zustelldienst refuses every SET.
+    f.zd.fail_next("post-event", 422, 1000);
+    let policy = SetRetryPolicy {
+        first_delay: Duration::from_millis(300),
+        max_delay: Duration::from_secs(5),
+        max_attempts: 4,
+        give_up_after: Duration::from_secs(3600),
+    };
+    let poll = Duration::from_millis(50);
+    let post = format!("POST /v1/cases/{case}/events");
+    let intake = RecordingIntake::new();
+
+    let (stop, task) = run(subscriber(&f, poll).with_set_retry(policy), intake.clone());
+    eventually("two refused posts", || f.zd.request_times(&post).len() == 2).await;
+    // Restart between the second and the third try.
+    stop.cancel();
+    task.await.unwrap();
+    let adapter = subscriber(&f, poll).with_set_retry(policy);
+    let counters = adapter.counters();
+    let (stop, task) = run(adapter, intake.clone());
+    eventually("given up", || counters.sets_given_up() == 1).await;
+    // A dozen more polls: nothing is posted any more.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stop.cancel();
+    task.await.unwrap();
+
+    let times = f.zd.request_times(&post);
+    assert_eq!(times.len(), 4, "posted exactly max_attempts times");
+    // 300 ms, 600 ms, 1200 ms apart at least (a little slack for the two
+    // clocks involved), the restart notwithstanding.
+    for (i, pair) in times.windows(2).enumerate() {
+        let want = policy.delay(i as u32 + 1) - Duration::from_millis(20);
+        let gap = pair[1] - pair[0];
+        assert!(gap >= want, "gap {i}: {gap:?} < {want:?}");
+    }
+    assert_eq!(
+        counters.sets_refused(),
+        2,
+        "the second run saw two refusals"
+    );
+
+    // Visible to an operator, with the last error; not fetched again.
+    let given_up = subscriber(&f, poll).given_up_sets().await.unwrap();
+    assert_eq!(given_up.len(), 1);
+    let g = &given_up[0];
+    assert_eq!(g.set.submission_id, sid);
+    assert_eq!(g.event, set::REJECT_SUBMISSION);
+    assert_eq!(g.set.refusals, 4);
+    assert!(
+        g.set.last_error.as_deref().unwrap().contains("422"),
+        "{g:?}"
+    );
+    let fetches =
+        f.zd.state()
+            .requests
+            .iter()
+            .filter(|r| **r == format!("GET /v1/submissions/{sid}"))
+            .count();
+    assert_eq!(fetches, 1, "a given-up submission is not fetched again");
+    assert_eq!(
+        f.zd.submissions("submitted").len(),
+        1,
+        "still undecided there"
+    );
 }

@@ -1024,19 +1024,20 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
     );
     let rejected = set::verify_set(&events[1], &jwks).unwrap();
     assert_eq!(rejected.event, set::REJECT_SUBMISSION);
-    assert!(rejected.payload["problems"][0]["detail"]
-        .as_str()
-        .unwrap()
-        .contains("503 after 5 attempts"));
+    let record = intake.state().get(sid).await.unwrap().unwrap();
+    let message = record.message_id.clone().unwrap();
+    // the sender learns the outcome and a reference, not the hub's reason
+    let detail = rejected.payload["problems"][0]["detail"].as_str().unwrap();
     assert_eq!(
-        intake
-            .state()
-            .get(sid)
-            .await
-            .unwrap()
-            .unwrap()
-            .problem
-            .as_deref(),
+        detail,
+        set::NotDelivered::Dead.sender_detail(&message),
+        "{detail}"
+    );
+    assert!(!detail.contains("503"), "{detail}");
+    assert_eq!(record.problem.as_deref(), Some(detail));
+    // which the hub keeps
+    assert_eq!(
+        record.reason.as_deref(),
         Some("connector fv: 503 after 5 attempts")
     );
 }
@@ -1113,4 +1114,179 @@ async fn incomplete_submissions_expire_and_their_uploads_are_deleted() {
         env.intake.expire_incomplete(Duration::ZERO).await.unwrap(),
         0
     );
+}
+
+/// Where [`flip_ciphertext_byte`] damages a ciphertext.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    First,
+    Middle,
+    Last,
+}
+
+/// Flip one bit of the first, a middle or the last byte of a JWE's
+/// ciphertext segment (the fourth), leaving everything else intact.
+fn flip_ciphertext_byte(jwe: &str, at: Damage) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts: Vec<String> = jwe.split('.').map(str::to_owned).collect();
+    let mut ct = b64.decode(&parts[3]).unwrap();
+    let i = match at {
+        Damage::First => 0,
+        Damage::Middle => ct.len() / 2,
+        Damage::Last => ct.len() - 1,
+    };
+    ct[i] ^= 0x01;
+    parts[3] = b64.encode(ct);
+    parts.join(".")
+}
+
+/// Regression: a compressed (`zip: DEF`) JWE was inflated before its
+/// authentication tag was checked, so damage at the start or the end of
+/// the ciphertext surfaced as an inflate error (`503`, no
+/// `reject-submission`) while damage in the middle was a `422`. Now the tag
+/// is verified first: every position of the damage, in metadata, data and
+/// attachment alike, is the same `decryption-failed` problem and rejects
+/// the submission for good.
+#[tokio::test]
+async fn damaged_compressed_ciphertext_is_rejected_the_same_wherever_the_damage_is() {
+    let env = env().await;
+    let token = env.bearer().await;
+    let jwk = env.encryption_key(&token).await;
+    let data = br#"{"kommune":"09162000","leistung":"99108008252000"}"#;
+    // Several 48 KiB chunks of ciphertext even after compression: the
+    // attachment is decrypted streamed.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let pdf: Vec<u8> = (0..600_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'a' + (x % 16) as u8 // half compressible
+        })
+        .collect();
+    for at in [Damage::First, Damage::Middle, Damage::Last] {
+        // damaged metadata
+        expect_rejected(
+            &env,
+            &token,
+            flip_ciphertext_byte(&enc(metadata(data, &[]).to_string().as_bytes(), &jwk), at),
+            Some(enc(data, &jwk)),
+            "decryption-failed",
+            &[],
+        )
+        .await;
+        // damaged Fachdaten
+        expect_rejected(
+            &env,
+            &token,
+            enc(metadata(data, &[]).to_string().as_bytes(), &jwk),
+            Some(flip_ciphertext_byte(&enc(data, &jwk), at)),
+            "decryption-failed",
+            &[],
+        )
+        .await;
+        // damaged attachment
+        let aid = Uuid::new_v4();
+        let att = enc(&pdf, &jwk);
+        assert!(
+            att.split('.').nth(3).unwrap().len() > 3 * 65536,
+            "the attachment spans several decryption chunks"
+        );
+        expect_rejected(
+            &env,
+            &token,
+            enc(metadata(data, &[(aid, &pdf)]).to_string().as_bytes(), &jwk),
+            Some(enc(data, &jwk)),
+            "decryption-failed",
+            &[(aid, flip_ciphertext_byte(&att, at))],
+        )
+        .await;
+    }
+    assert!(
+        env.recorder.submissions().is_empty(),
+        "nothing damaged reaches the hub"
+    );
+    env.shutdown.cancel();
+}
+
+/// What a hub message record may say about a rejection: the hub's
+/// configuration (a Kommune key without a tenant), an internal URL and a
+/// connect error. None of it is for the sender.
+const INTERNAL_REASON: &str = "no Kommune is configured for key \"09999999\" (extracted by rule kommune-aus-antrag); \
+    last delivery to http://127.0.0.1:47113/xta/xta-ws failed: error sending request: connection refused";
+
+/// Regression: the `reject-submission` of a rejected or dead message
+/// carried the hub's own reason — its configuration, internal URLs,
+/// connect errors. The sender now gets a fixed detail per outcome and the
+/// hub message id as a reference; the full reason stays with the hub.
+#[tokio::test]
+async fn a_rejection_tells_the_sender_the_outcome_and_a_reference_but_no_hub_internals() {
+    for (state, expected) in [
+        (
+            MessageState::Rejected,
+            "the submission was not accepted by the receiving administration's rules",
+        ),
+        (
+            MessageState::Dead,
+            "the submission could not be delivered to the responsible authority",
+        ),
+    ] {
+        let env = env().await;
+        let token = env.bearer().await;
+        let jwk = env.encryption_key(&token).await;
+        let data = br#"{"kommune":"09999999"}"#;
+        let (sid, case) = env.announce(&token, &[]).await;
+        let meta = enc(metadata(data, &[]).to_string().as_bytes(), &jwk);
+        let (status, body) = env.submit(&token, sid, meta, Some(enc(data, &jwk))).await;
+        assert_eq!(status, 200, "{body}");
+        let message = env.recorder.submitted.lock().unwrap()[0].0.to_string();
+
+        env.recorder.set_state(state, Some(INTERNAL_REASON));
+        assert_eq!(env.intake.follow_once().await.unwrap(), 1);
+
+        let events = env.events(&token, case).await;
+        let rejected = set::verify_set(&events[1], &env.jwks().await).unwrap();
+        assert_eq!(rejected.event, set::REJECT_SUBMISSION);
+        let detail = rejected.payload["problems"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // the sender's status view says the same
+        let view: Value = env
+            .http
+            .get(format!("{}/v1/submissions/{sid}", env.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["status"], "rejected");
+        for told in [detail.as_str(), view["problem"].as_str().unwrap()] {
+            assert!(told.starts_with(expected), "{state}: {told}");
+            assert!(
+                told.contains(&message),
+                "{state}: reference missing: {told}"
+            );
+            for internal in [
+                "Kommune",
+                "09999999",
+                "http://",
+                "127.0.0.1",
+                "xta-ws",
+                "refused",
+            ] {
+                assert!(
+                    !told.contains(internal),
+                    "{state}: {internal:?} leaked: {told}"
+                );
+            }
+        }
+        // the hub keeps the full reason
+        let record = env.intake.state().get(sid).await.unwrap().unwrap();
+        assert_eq!(record.reason.as_deref(), Some(INTERNAL_REASON));
+        env.shutdown.cancel();
+    }
 }

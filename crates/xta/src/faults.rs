@@ -2,13 +2,51 @@
 //! `errorCode` from the code list `urn:de:xta:webservice:codeliste:fehlernummer`)
 //! and the protocol-level faults (SOAP `VersionMismatch`, `Sender`,
 //! WS-Addressing `MessageAddressingHeaderRequired`/`ActionNotSupported`).
+//!
+//! # Version mismatch
+//!
+//! A client speaking the wrong SOAP version cannot read a SOAP 1.2 fault,
+//! so the answer depends on what it sent (SOAP 1.2 part 1, section 5.4.7
+//! and appendix A):
+//!
+//! * a SOAP 1.1 request (`text/xml`, or an envelope in the SOAP 1.1
+//!   namespace) gets a **SOAP 1.1** fault ([`Fault::Soap11VersionMismatch`]):
+//!   envelope in the SOAP 1.1 namespace, `faultcode` `VersionMismatch`,
+//!   HTTP 500, `Content-Type: text/xml`;
+//! * an envelope in any other unknown namespace gets a SOAP 1.2
+//!   `env:VersionMismatch` fault.
+//!
+//! Both carry an `Upgrade` header block (in the SOAP 1.2 namespace) that
+//! lists the one envelope the server supports, so the client learns what
+//! to send instead:
+//!
+//! ```xml
+//! <upg:Upgrade xmlns:upg="http://www.w3.org/2003/05/soap-envelope">
+//!   <upg:SupportedEnvelope qname="ns1:Envelope"
+//!       xmlns:ns1="http://www.w3.org/2003/05/soap-envelope"/>
+//! </upg:Upgrade>
+//! ```
 
 use std::fmt::Write as _;
 
-#[cfg(test)]
-use crate::model::NS_SOAP12;
-use crate::model::{esc, NS_XTA};
+use crate::model::{esc, NS_SOAP11, NS_SOAP12, NS_XTA};
 use crate::soap::XmlElement;
+
+/// Media type of SOAP 1.2 messages (the server's normal answers).
+pub const SOAP12_CONTENT_TYPE: &str = "application/soap+xml; charset=utf-8";
+/// Media type of SOAP 1.1 messages (only the SOAP 1.1 version mismatch
+/// fault).
+pub const SOAP11_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+/// The `Upgrade` header block (SOAP 1.2 part 1, section 5.4.7) naming the
+/// SOAP 1.2 envelope as the only one supported, with `prefix` bound to the
+/// SOAP 1.2 namespace on the element itself (so it can stand in a SOAP 1.1
+/// envelope as well).
+pub fn upgrade_header(prefix: &str) -> String {
+    format!(
+        "<{prefix}:Upgrade xmlns:{prefix}=\"{NS_SOAP12}\"><{prefix}:SupportedEnvelope qname=\"ns1:Envelope\" xmlns:ns1=\"{NS_SOAP12}\"/></{prefix}:Upgrade>"
+    )
+}
 
 /// Code list URI of the XTA error codes.
 pub const ERROR_CODE_LIST: &str = "urn:de:xta:webservice:codeliste:fehlernummer";
@@ -191,6 +229,13 @@ pub enum Fault {
     /// An XTA exception (application level).
     #[error(transparent)]
     Xta(#[from] XtaFault),
+    /// The answer to a SOAP 1.1 request: a SOAP 1.1 `VersionMismatch`
+    /// fault with an `Upgrade` header block (see the module docs).
+    #[error("{reason}")]
+    Soap11VersionMismatch {
+        /// `faultstring`.
+        reason: String,
+    },
     /// A protocol-level SOAP fault.
     #[error("{reason}")]
     Soap {
@@ -234,15 +279,40 @@ impl Fault {
             // Receiver, VersionMismatch, MustUnderstand (SOAP 1.2 part 2,
             // table 20).
             Self::Soap { .. } => 500,
+            // SOAP 1.1 HTTP binding: every fault is a 500.
+            Self::Soap11VersionMismatch { .. } => 500,
         }
+    }
+
+    /// `Content-Type` of the fault message: `text/xml` for the SOAP 1.1
+    /// fault, `application/soap+xml` for every other.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Self::Soap11VersionMismatch { .. } => SOAP11_CONTENT_TYPE,
+            _ => SOAP12_CONTENT_TYPE,
+        }
+    }
+
+    /// The SOAP 1.1 fault of SOAP 1.2 part 1, appendix A (example 10 there).
+    fn soap11_envelope(reason: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><env:Envelope xmlns:env=\"{NS_SOAP11}\"><env:Header>{}</env:Header><env:Body><env:Fault><faultcode>env:VersionMismatch</faultcode><faultstring>{}</faultstring></env:Fault></env:Body></env:Envelope>",
+            upgrade_header("upg"),
+            esc(reason)
+        )
     }
 
     /// The fault as a complete SOAP 1.2 envelope. XTA faults carry the
     /// operation's action (as the WSDL's `wsam:Action` on each fault);
     /// protocol faults carry the WS-Addressing SOAP fault action.
+    ///
+    /// [`Fault::Soap11VersionMismatch`] is the exception: a SOAP 1.1
+    /// envelope without WS-Addressing headers (the client speaks neither
+    /// SOAP 1.2 nor, necessarily, WS-Addressing).
     pub fn to_envelope(&self, action: Option<&str>, relates_to: Option<&str>) -> String {
         let mut body = String::new();
         let (code, subcode, reason) = match self {
+            Self::Soap11VersionMismatch { reason } => return Self::soap11_envelope(reason),
             Self::Xta(x) => (
                 if x.kind.is_sender_fault() {
                     SoapCode::Sender
@@ -294,12 +364,12 @@ impl Fault {
                     "<env:Detail><wsa:ProblemHeaderQName>{h}</wsa:ProblemHeaderQName></env:Detail>"
                 );
             }
-            Self::Soap { .. } => {}
+            Self::Soap { .. } | Self::Soap11VersionMismatch { .. } => {}
         }
         body.push_str("</env:Fault>");
         let action = match self {
             Self::Xta(_) => action.unwrap_or(WSA_FAULT_ACTION),
-            Self::Soap { .. } => WSA_FAULT_ACTION,
+            Self::Soap { .. } | Self::Soap11VersionMismatch { .. } => WSA_FAULT_ACTION,
         };
         let mut headers = String::new();
         if let Self::Soap {
@@ -314,6 +384,15 @@ impl Fault {
                 esc(local)
             );
         }
+        if let Self::Soap {
+            code: SoapCode::VersionMismatch,
+            ..
+        } = self
+        {
+            // Section 5.4.7: a VersionMismatch fault SHOULD name the
+            // supported envelopes.
+            headers.push_str(&upgrade_header("env"));
+        }
         crate::soap::response_envelope(action, relates_to, &headers, &body)
     }
 }
@@ -322,6 +401,9 @@ impl From<crate::soap::SoapError> for Fault {
     fn from(e: crate::soap::SoapError) -> Self {
         use crate::soap::SoapError as E;
         match e {
+            E::Soap11Envelope => Fault::Soap11VersionMismatch {
+                reason: e.to_string(),
+            },
             E::VersionMismatch => Fault::Soap {
                 code: SoapCode::VersionMismatch,
                 wsa_subcode: None,

@@ -26,7 +26,8 @@ pub const NS_OSCI: &str = "http://www.osci.eu/ws/2008/05/transport";
 pub const NS_WSA: &str = "http://www.w3.org/2005/08/addressing";
 /// SOAP 1.2 envelope namespace.
 pub const NS_SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
-/// SOAP 1.1 envelope namespace (refused with `VersionMismatch`).
+/// SOAP 1.1 envelope namespace (refused with a SOAP 1.1 `VersionMismatch`
+/// fault).
 pub const NS_SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 /// XOP namespace (`xop:Include`).
 pub const NS_XOP: &str = "http://www.w3.org/2004/08/xop/include";

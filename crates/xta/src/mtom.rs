@@ -18,7 +18,8 @@ use tokio::io::AsyncReadExt;
 pub enum Packaging {
     /// `application/soap+xml` (SOAP 1.2, inline base64 content).
     Soap12,
-    /// `text/xml` (SOAP 1.1 — refused with `VersionMismatch`).
+    /// `text/xml` (SOAP 1.1 — refused with a SOAP 1.1 `VersionMismatch`
+    /// fault).
     Soap11,
     /// `multipart/related; type="application/xop+xml"`.
     Mtom {

@@ -1,5 +1,10 @@
 //! SOAP 1.2 envelopes with WS-Addressing 1.0 headers.
 //!
+//! Only SOAP 1.2 is served. An envelope in the SOAP 1.1 namespace is
+//! recognised as such ([`SoapError::Soap11Envelope`]) so the server can
+//! answer it the way SOAP 1.2 part 1, appendix A asks: with a fault a
+//! SOAP 1.1 client understands (see [`crate::faults`]).
+//!
 //! Parsing uses quick-xml's namespace-aware streaming reader and builds a
 //! small element tree of the (size-limited) SOAP part only; message content
 //! travels in MTOM parts and never enters this tree. DTDs are refused
@@ -101,7 +106,12 @@ pub enum SoapError {
     /// Well-formed, but not a SOAP envelope.
     #[error("not a SOAP envelope: {0}")]
     NotSoap(String),
-    /// A SOAP 1.1 (or other) envelope.
+    /// A SOAP 1.1 envelope (namespace [`NS_SOAP11`]). SOAP 1.2 part 1,
+    /// appendix A: answered with a SOAP 1.1 `VersionMismatch` fault that
+    /// names the supported envelope in an `Upgrade` header block.
+    #[error("SOAP version mismatch: a SOAP 1.1 envelope; only SOAP 1.2 ({NS_SOAP12}) is served")]
+    Soap11Envelope,
+    /// An envelope of an unknown SOAP version (neither 1.1 nor 1.2).
     #[error("SOAP version mismatch: only SOAP 1.2 ({NS_SOAP12}) is served")]
     VersionMismatch,
     /// A required WS-Addressing header is missing.
@@ -281,7 +291,7 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, SoapError> {
     }
     match root.ns.as_deref() {
         Some(NS_SOAP12) => {}
-        Some(NS_SOAP11) => return Err(SoapError::VersionMismatch),
+        Some(NS_SOAP11) => return Err(SoapError::Soap11Envelope),
         _ => return Err(SoapError::VersionMismatch),
     }
     let mut headers = Vec::new();
@@ -417,6 +427,11 @@ mod tests {
         let s11 = format!("<e:Envelope xmlns:e=\"{NS_SOAP11}\"><e:Body/></e:Envelope>");
         assert_eq!(
             parse_envelope(s11.as_bytes()).unwrap_err(),
+            SoapError::Soap11Envelope
+        );
+        let unknown = "<e:Envelope xmlns:e=\"urn:example:soap-3\"><e:Body/></e:Envelope>";
+        assert_eq!(
+            parse_envelope(unknown.as_bytes()).unwrap_err(),
             SoapError::VersionMismatch
         );
         let dtd = "<!DOCTYPE x [<!ENTITY a \"b\">]><x/>";

@@ -937,19 +937,25 @@ async fn hostile_requests_get_the_right_fault_and_store_nothing() {
         )
         .await;
     assert_eq!(r.fault().0, "env:Sender");
-    // SOAP 1.1 (by content type and by envelope namespace).
-    let s11 = format!("<s:Envelope xmlns:s=\"{NS_SOAP11}\"><s:Body/></s:Envelope>");
-    let r = h
-        .post(
-            Some(TOKEN_A),
-            "text/xml; charset=utf-8",
-            s11.clone().into_bytes(),
-        )
-        .await;
-    assert_eq!(r.fault().0, "env:VersionMismatch");
-    let r = h.post(Some(TOKEN_A), soap12, s11.into_bytes()).await;
+    // An envelope of an unknown SOAP version: a SOAP 1.2 VersionMismatch
+    // fault naming the supported envelope (SOAP 1.1 requests: see
+    // `a_soap11_request_gets_a_soap11_version_mismatch_fault`).
+    let other = "<s:Envelope xmlns:s=\"urn:example:soap-3\"><s:Body/></s:Envelope>";
+    let r = h.post(Some(TOKEN_A), soap12, other.into()).await;
     assert_eq!(r.fault().0, "env:VersionMismatch");
     assert_eq!(r.status, 500, "SOAP 1.2 HTTP binding");
+    let upgrade = r
+        .envelope()
+        .child(NS_SOAP12, "Header")
+        .and_then(|h| h.child(NS_SOAP12, "Upgrade"))
+        .cloned()
+        .expect("an Upgrade header block");
+    assert_eq!(
+        upgrade
+            .child(NS_SOAP12, "SupportedEnvelope")
+            .and_then(|e| e.attr("qname")),
+        Some("ns1:Envelope")
+    );
     // Missing WS-Addressing Action.
     let no_wsa = format!("<env:Envelope xmlns:env=\"{NS_SOAP12}\"><env:Body/></env:Envelope>");
     let r = h.post(Some(TOKEN_A), soap12, no_wsa.into_bytes()).await;
@@ -1140,6 +1146,80 @@ async fn hostile_requests_get_the_right_fault_and_store_nothing() {
         .soap(TOKEN_A, "http://www.xta.de/XTA/CheckAccountActive", "", "")
         .await;
     assert_eq!(r.status, 200);
+}
+
+/// Regression: a SOAP 1.1 request was answered with a SOAP 1.2 fault its
+/// client cannot read. SOAP 1.2 part 1, appendix A: a SOAP 1.1 fault
+/// (envelope in the SOAP 1.1 namespace, `faultcode` `VersionMismatch`,
+/// HTTP 500, `text/xml`) with an `Upgrade` header block naming the SOAP 1.2
+/// envelope.
+#[tokio::test]
+async fn a_soap11_request_gets_a_soap11_version_mismatch_fault() {
+    let h = hub().await;
+    // What a SOAP 1.1 stack (e.g. an old Axis or .NET client) sends.
+    let request = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <soapenv:Envelope xmlns:soapenv=\"{NS_SOAP11}\" xmlns:wsa=\"{NS_WSA}\">\
+         <soapenv:Header>\
+         <wsa:Action>http://www.xta.de/XTA/CheckAccountActive</wsa:Action>\
+         <wsa:MessageID>urn:uuid:6f1c1a34-1d5e-4bd3-9a59-0b0f4a8c7d21</wsa:MessageID>\
+         <wsa:To>{}</wsa:To>\
+         </soapenv:Header>\
+         <soapenv:Body/>\
+         </soapenv:Envelope>",
+        h.url
+    );
+    // By its binding (text/xml) and by its envelope namespace alone.
+    for content_type in ["text/xml; charset=utf-8", "application/soap+xml"] {
+        let r = h
+            .http
+            .post(&h.url)
+            .bearer_auth(TOKEN_A)
+            .header("content-type", content_type)
+            .header("SOAPAction", "\"http://www.xta.de/XTA/CheckAccountActive\"")
+            .body(request.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 500, "{content_type}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/xml"), "{content_type}: {ct}");
+        let xml = r.text().await.unwrap();
+        let env = parse_xml(xml.as_bytes()).unwrap();
+        assert!(env.is(NS_SOAP11, "Envelope"), "{xml}");
+        assert!(
+            env.child(NS_SOAP12, "Body").is_none() && env.child(NS_SOAP12, "Header").is_none(),
+            "nothing of SOAP 1.2 but the Upgrade block: {xml}"
+        );
+        let fault = env
+            .child(NS_SOAP11, "Body")
+            .and_then(|b| b.child(NS_SOAP11, "Fault"))
+            .unwrap_or_else(|| panic!("no SOAP 1.1 fault: {xml}"));
+        // faultcode is a QName in the SOAP 1.1 namespace.
+        let code = fault.child_local("faultcode").unwrap().text();
+        let (prefix, local) = code.split_once(':').unwrap();
+        assert_eq!(local, "VersionMismatch");
+        assert!(
+            xml.contains(&format!("xmlns:{prefix}=\"{NS_SOAP11}\"")),
+            "{prefix} is the SOAP 1.1 namespace: {xml}"
+        );
+        assert!(!fault.child_local("faultstring").unwrap().text().is_empty());
+        // The Upgrade header block lists the SOAP 1.2 envelope.
+        let upgrade = env
+            .child(NS_SOAP11, "Header")
+            .and_then(|hd| hd.child(NS_SOAP12, "Upgrade"))
+            .unwrap_or_else(|| panic!("no Upgrade header block: {xml}"));
+        let supported: Vec<&XmlElement> = upgrade
+            .children_named(NS_SOAP12, "SupportedEnvelope")
+            .collect();
+        assert_eq!(supported.len(), 1, "{xml}");
+        assert_eq!(supported[0].attr("qname"), Some("ns1:Envelope"));
+        assert!(
+            xml.contains(&format!("qname=\"ns1:Envelope\" xmlns:ns1=\"{NS_SOAP12}\"")),
+            "ns1 is the SOAP 1.2 namespace: {xml}"
+        );
+    }
+    assert!(h.intake.submitted.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -1,5 +1,13 @@
 //! The status follower: turns the hub's view of a submitted message into
 //! `accept-submission` / `reject-submission` events of its case.
+//!
+//! A `reject-submission` tells the sender *that* the submission was not
+//! delivered and gives the hub message id as a reference, never *why* in
+//! the hub's words: the hub's reason names its configuration, internal URLs
+//! and connect errors. The fixed texts are documented at
+//! [`set::NotDelivered`]; the hub's reason stays in the message record, in
+//! [`SubmissionRecord::reason`](super::SubmissionRecord::reason) and in the
+//! log.
 
 use std::time::Duration;
 
@@ -46,11 +54,12 @@ impl FitConnectIntake {
                 },
                 Err(_) => None,
             };
-            let (event, payload, state, problem) = match status {
+            let (event, payload, state, problem, reason) = match status {
                 Some(s) if s.state == MessageState::Delivered => (
                     set::ACCEPT_SUBMISSION,
                     record.auth_tags.clone().unwrap_or_default(),
                     SubmissionState::Accepted,
+                    None,
                     None,
                 ),
                 Some(s) if matches!(s.state, MessageState::Rejected | MessageState::Dead) => {
@@ -58,25 +67,31 @@ impl FitConnectIntake {
                         .reason
                         .clone()
                         .unwrap_or_else(|| format!("the message is {}", s.state));
-                    let kind = if s.state == MessageState::Rejected {
-                        "rejected-by-rule-processor"
+                    let (kind, outcome) = if s.state == MessageState::Rejected {
+                        ("rejected-by-rule-processor", set::NotDelivered::Rejected)
                     } else {
-                        "delivery-failed"
+                        ("delivery-failed", set::NotDelivered::Dead)
                     };
+                    let detail = outcome.sender_detail(&message);
+                    tracing::warn!(submission = %sid, case = %record.case_id, message = %message, state = %s.state, reason = %reason, "fit-connect submission not delivered; the sender gets a reject-submission without the reason");
                     (
                         set::REJECT_SUBMISSION,
-                        set::rejection(kind, "Submission not delivered", &reason),
+                        set::rejection(kind, "Submission not delivered", &detail),
                         SubmissionState::Rejected,
+                        Some(detail),
                         Some(reason),
                     )
                 }
                 Some(_) => continue,
                 None => {
                     let reason = format!("hub message {message} is unknown");
+                    let detail = set::NotDelivered::Unknown.sender_detail(&message);
+                    tracing::warn!(submission = %sid, case = %record.case_id, message = %message, "fit-connect submission lost: the hub does not know its message");
                     (
                         set::REJECT_SUBMISSION,
-                        set::rejection("technical-error", "Submission lost", &reason),
+                        set::rejection("technical-error", "Submission lost", &detail),
                         SubmissionState::Rejected,
+                        Some(detail),
                         Some(reason),
                     )
                 }
@@ -92,6 +107,7 @@ impl FitConnectIntake {
             )?;
             record.state = state;
             record.problem = problem;
+            record.reason = reason;
             record.updated_at = Utc::now();
             shared.state.commit(&record, &token, None).await?;
             tracing::info!(submission = %sid, case = %record.case_id, state = record.state.as_str(), "fit-connect case closed");

@@ -250,6 +250,7 @@ async fn create_submission(
         message_id: None,
         auth_tags: None,
         problem: None,
+        reason: None,
         created_at: now,
         updated_at: now,
     };

@@ -28,7 +28,9 @@
 //! The status follower ([`FitConnectIntake::run_status_follower`]) watches
 //! every submitted case via [`Intake::status`] and writes
 //! `accept-submission` (with the JWE authentication tags) once the message
-//! is delivered, `reject-submission` once it is rejected or dead.
+//! is delivered, `reject-submission` once it is rejected or dead. The
+//! sender learns the outcome and the hub message id, not the hub's reason
+//! (see [`crate::set::NotDelivered`]).
 //!
 //! Submissions announced but not submitted within [`INCOMPLETE_TTL`] (24 h)
 //! are rejected (`submission-expired`) and their uploads deleted.

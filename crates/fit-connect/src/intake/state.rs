@@ -105,8 +105,14 @@ pub struct SubmissionRecord {
     pub message_id: Option<String>,
     /// `{"authenticationTags": …}` once submitted.
     pub auth_tags: Option<Value>,
-    /// Why it was rejected.
+    /// Why it was rejected, as the sender is told (the `reject-submission`
+    /// detail, also shown by `GET /v1/submissions/{id}`).
     pub problem: Option<String>,
+    /// The hub's own reason when it differs from what the sender is told
+    /// (a rejected or dead message: see [`crate::set::NotDelivered`]). For
+    /// operators only; never sent to the sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -371,6 +377,7 @@ mod tests {
             message_id: None,
             auth_tags: None,
             problem: None,
+            reason: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -276,7 +276,8 @@ async fn check(
     }
 
     // 4. attachments: stream-decrypt each upload to a plaintext file, hash,
-    //    stage into the blob store
+    //    stage into the blob store (compressed ones are inflated only after
+    //    their tag matched; see `jose`)
     let mut staged = Vec::new();
     let mut attachment_tags = Vec::new();
     let dir = shared.state.upload_dir(record.submission_id);
@@ -289,7 +290,7 @@ async fn check(
             .settings
             .max_attachment_bytes
             .min(shared.intake.max_attachment_bytes());
-        let (enc_path, plain_path) = (encrypted.clone(), plain.clone());
+        let (enc_path, plain_path, spool_dir) = (encrypted.clone(), plain.clone(), dir.clone());
         let what = format!("attachment {id}");
         let out = blocking(move || {
             let io = |e: std::io::Error| {
@@ -299,7 +300,9 @@ async fn check(
             let output = std::fs::File::create(&plain_path).map_err(io)?;
             let mut output = std::io::BufWriter::with_capacity(64 * 1024, output);
             let refs: Vec<&RsaPrivateKey> = att_keys.iter().collect();
-            let r = jose::decrypt_compact_stream(input, &refs, &mut output, limit)
+            // Compressed content waits for its tag in the upload directory
+            // (an anonymous file, gone when closed), not in memory.
+            let r = jose::decrypt_compact_stream_in(input, &refs, &mut output, limit, &spool_dir)
                 .map_err(|e| jose_failure(&what, e));
             let file = output.into_inner().map_err(|e| io(e.into_error()))?;
             file.sync_all().map_err(io)?;

@@ -68,6 +68,8 @@ pub struct DoubleState {
     pub failures: HashMap<String, Vec<u16>>,
     /// `METHOD path` of every request, in order.
     pub requests: Vec<String>,
+    /// When each of [`DoubleState::requests`] arrived.
+    pub request_times: Vec<std::time::Instant>,
     pub callback: Option<(String, String)>,
 }
 
@@ -119,6 +121,7 @@ impl Inner {
     fn enter(&self, op: &str, line: String, headers: Option<&HeaderMap>) -> Option<Response> {
         let mut st = self.lock();
         st.requests.push(line);
+        st.request_times.push(std::time::Instant::now());
         if let Some(list) = st.failures.get_mut(op) {
             if !list.is_empty() {
                 let status = list.remove(0);
@@ -631,6 +634,18 @@ impl Zustelldienst {
     /// Post an event as a subscriber would (verified like the HTTP route).
     pub fn post_event(&self, case: &str, token: &str) -> Result<(), (u16, String)> {
         self.inner.accept_event(case, token)
+    }
+
+    /// Arrival times of the requests whose `METHOD path` starts with
+    /// `prefix`, in order.
+    pub fn request_times(&self, prefix: &str) -> Vec<std::time::Instant> {
+        let st = self.state();
+        st.requests
+            .iter()
+            .zip(&st.request_times)
+            .filter(|(r, _)| r.starts_with(prefix))
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     /// The event log of a case.

@@ -23,6 +23,11 @@
 //! * Inline (non-MTOM) requests are read whole up to
 //!   [`XtaServerSettings::max_soap_bytes`] (16 MiB); larger content must
 //!   travel as MTOM parts, which are streamed to spool files.
+//! * Only SOAP 1.2 is served. A SOAP 1.1 request (`text/xml`, or an
+//!   envelope in the SOAP 1.1 namespace) is answered as SOAP 1.2 part 1,
+//!   appendix A asks: a SOAP 1.1 `VersionMismatch` fault (HTTP 500,
+//!   `text/xml`) whose `Upgrade` header block names the SOAP 1.2 envelope
+//!   (see [`crate::faults`]).
 //! * `GET <path>?wsdl` answers the official WSDL with the endpoint's
 //!   address (its XSDs are served beside it).
 
@@ -221,7 +226,7 @@ impl Reply {
     pub(crate) fn fault(f: &Fault, action: Option<&str>, relates_to: Option<&str>) -> Self {
         Self {
             status: StatusCode::from_u16(f.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-            content_type: "application/soap+xml; charset=utf-8".into(),
+            content_type: f.content_type().into(),
             segments: vec![Segment::Bytes(Bytes::from(
                 f.to_envelope(action, relates_to),
             ))],
@@ -323,7 +328,9 @@ async fn serve(inner: &Arc<Inner>, req: Request) -> Result<Reply, Failure> {
     let limit = inner.settings.max_soap_bytes;
     let body = req.into_body();
     let (root, parts, mtom) = match pkg {
-        Packaging::Soap11 => return Err(plain(crate::soap::SoapError::VersionMismatch.into())),
+        // `text/xml` is the SOAP 1.1 HTTP binding: whatever the body, the
+        // client speaks SOAP 1.1 and gets the fault it can read.
+        Packaging::Soap11 => return Err(plain(crate::soap::SoapError::Soap11Envelope.into())),
         Packaging::Soap12 => {
             let mut stream = body.into_data_stream();
             let mut buf = Vec::new();
