@@ -1,5 +1,5 @@
-//! The composition root's list of protocol plugins, and connector
-//! construction from tenant configuration.
+//! The composition root's list of protocol plugins (channel and connector
+//! types), and connector construction from tenant configuration.
 //!
 //! This is the one place that knows every protocol crate: a new protocol
 //! adds one line to [`plugins`] (and its crate to `Cargo.toml`).
@@ -11,9 +11,15 @@ use drehscheibe_config::plugin::BuildContext;
 use drehscheibe_config::{ConnectorConfig, Plugins};
 use drehscheibe_model::Connector;
 
-/// Every connector type this hub offers.
+/// Every channel and connector type this hub offers.
 pub fn plugins() -> Plugins {
     Plugins::new()
+        .channel(drehscheibe_http::config::CHANNEL)
+        .channel(drehscheibe_directory::config::CHANNEL)
+        .channel(drehscheibe_fit_connect::channel_config::INTAKE_CHANNEL)
+        .channel(drehscheibe_fit_connect::channel_config::SUBSCRIBER_CHANNEL)
+        .channel(drehscheibe_xta::channel_config::SERVER_CHANNEL)
+        .channel(drehscheibe_xta::channel_config::POLLER_CHANNEL)
         .connector(drehscheibe_http::config::CONNECTOR)
         .connector(drehscheibe_directory::config::CONNECTOR)
         .connector(drehscheibe_smtp::config::CONNECTOR)

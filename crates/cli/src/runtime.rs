@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use drehscheibe_config::{ChannelKind, HubConfig};
+use drehscheibe_config::plugin::ChannelContext;
+use drehscheibe_config::HubConfig;
 use drehscheibe_engine::{ConnectorRegistry, ConnectorSlot, DepotRouter, Hub, HubSettings};
 use drehscheibe_model::{BlobStore, InputAdapter, Intake};
 use drehscheibe_rules::Depot;
@@ -211,65 +212,31 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     .with_metrics(hub.metrics().clone());
     let addr = bound.local_addr()?;
     let scheme = bound.scheme();
-    let fit_subscribers = fit_subscribers(&config, hub.store())?;
+    // Every channel contributes routes to the shared server and/or tasks
+    // (ADR 0013); nothing here knows a protocol.
+    let intake: Arc<dyn Intake> = hub.clone();
     let mut app = drehscheibe_server::app(hub.clone(), Arc::new(config.token_table()));
-    for (_, adapter) in &fit_subscribers {
-        if let Some(callbacks) = adapter.callback_router() {
-            app = app.merge(callbacks);
+    let mut channel_tasks: Vec<Box<dyn InputAdapter>> = Vec::new();
+    for ch in &config.channels {
+        let adapter = ch
+            .factory
+            .build(&ChannelContext {
+                id: &ch.id,
+                intake: intake.clone(),
+                store: hub.store().clone(),
+                data_dir: &config.server.data_dir,
+            })
+            .with_context(|| format!("channel {} ({})", ch.id, ch.kind))?;
+        if let Some(routes) = adapter.routes {
+            app = app.merge(routes);
         }
-    }
-    let fit_intakes = fit_intakes(&config, hub.clone(), hub.store())?;
-    for fit in &fit_intakes {
-        app = app.merge(fit.router());
-    }
-    for xta in xta_servers(&config, hub.clone(), hub.store().clone())? {
-        app = app.merge(xta.router());
+        channel_tasks.extend(adapter.tasks);
     }
     let s = shutdown.clone();
     tasks.spawn(async move { bound.serve(app, s).await.map_err(anyhow::Error::from) });
-    for fit in fit_intakes {
-        let s = shutdown.clone();
-        tasks.spawn(async move {
-            fit.run_status_follower(s).await;
-            Ok(())
-        });
-    }
-
-    let intake: Arc<dyn Intake> = hub.clone();
-    for ch in &config.channels {
-        if let ChannelKind::Directory {
-            path,
-            poll_interval,
-            settle,
-            content_type,
-        } = &ch.kind
-        {
-            let adapter = drehscheibe_directory::DirectoryIntake::new(
-                drehscheibe_directory::DirectoryIntakeSettings {
-                    channel: ch.id.clone(),
-                    path: path.clone(),
-                    poll_interval: *poll_interval,
-                    settle: *settle,
-                    content_type: content_type.clone(),
-                },
-            )
-            .with_context(|| format!("channel {}", ch.id))?;
-            let adapter: Box<dyn InputAdapter> = Box::new(adapter);
-            let (i, s) = (intake.clone(), shutdown.clone());
-            tasks.spawn(async move { adapter.run(i, s).await.map_err(anyhow::Error::from) });
-        }
-    }
-
-    for (_, adapter) in fit_subscribers {
-        let adapter: Box<dyn InputAdapter> = Box::new(adapter);
+    for task in channel_tasks {
         let (i, s) = (intake.clone(), shutdown.clone());
-        tasks.spawn(async move { adapter.run(i, s).await.map_err(anyhow::Error::from) });
-    }
-
-    for adapter in xta_pollers(&config)? {
-        let adapter: Box<dyn InputAdapter> = Box::new(adapter);
-        let (i, s) = (intake.clone(), shutdown.clone());
-        tasks.spawn(async move { adapter.run(i, s).await.map_err(anyhow::Error::from) });
+        tasks.spawn(async move { task.run(i, s).await.map_err(anyhow::Error::from) });
     }
 
     let engine = hub.clone();
@@ -283,228 +250,6 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         shutdown,
         tasks,
     })
-}
-
-/// Build the FIT-Connect subscriber adapters of `fit-connect-subscriber`
-/// channels (keys read now, so a bad key stops the start).
-fn fit_subscribers(
-    config: &HubConfig,
-    store: &Arc<dyn Store>,
-) -> Result<
-    Vec<(
-        String,
-        drehscheibe_fit_connect::subscriber::FitConnectSubscriber,
-    )>,
-> {
-    use drehscheibe_fit_connect::keys::load_private_key;
-    use drehscheibe_fit_connect::subscriber::{
-        FitConnectSubscriber, SubscriberDestination, SubscriberSettings,
-    };
-    let mut out = Vec::new();
-    for ch in &config.channels {
-        let ChannelKind::FitConnectSubscriber(f) = &ch.kind else {
-            continue;
-        };
-        let mut destinations = Vec::new();
-        for d in &f.destinations {
-            let decryption_keys = d
-                .decryption_keys
-                .iter()
-                .map(|p| load_private_key(p, None))
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("channel {}: destination {}", ch.id, d.destination_id))?;
-            let signing_key = load_private_key(&d.signing_key, Some(&d.signing_kid))
-                .with_context(|| format!("channel {}: destination {}", ch.id, d.destination_id))?;
-            destinations.push(SubscriberDestination {
-                destination_id: d.destination_id.clone(),
-                decryption_keys,
-                signing_key,
-            });
-        }
-        let ca_cert_pem = f
-            .ca_cert
-            .as_deref()
-            .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
-            .transpose()?;
-        let adapter = FitConnectSubscriber::new(
-            SubscriberSettings {
-                channel: ch.id.clone(),
-                token: drehscheibe_fit_connect::client::TokenSettings {
-                    token_url: f.token_url.clone(),
-                    client_id: f.client_id.clone(),
-                    client_secret: f.client_secret.expose().to_owned(),
-                    scope: None,
-                },
-                submission_api_url: f.submission_api_url.clone(),
-                destinations,
-                poll_interval: f.poll_interval,
-                callback_secret: f.callback_secret.as_ref().map(|s| s.expose().to_owned()),
-                state_dir: config
-                    .server
-                    .data_dir
-                    .join("fit-connect-subscriber")
-                    .join(&ch.id),
-                http_timeout: std::time::Duration::from_secs(30),
-                ca_cert_pem,
-            },
-            store.clone(),
-        )
-        .with_context(|| format!("channel {}", ch.id))?;
-        out.push((ch.id.clone(), adapter));
-    }
-    Ok(out)
-}
-
-/// Build the intakes of `fit-connect` channels (the hub as a FIT-Connect
-/// Zustelldienst). Keys are read now, so a bad key stops the start.
-fn fit_intakes(
-    config: &HubConfig,
-    intake: Arc<dyn Intake>,
-    store: &Arc<dyn Store>,
-) -> Result<Vec<drehscheibe_fit_connect::intake::FitConnectIntake>> {
-    use drehscheibe_fit_connect::intake::{
-        FitConnectIntake, FitConnectIntakeSettings, IntakeClient, IntakeDestination, IntakeService,
-    };
-    use drehscheibe_fit_connect::keys::load_private_key;
-    let mut out = Vec::new();
-    for ch in &config.channels {
-        let ChannelKind::FitConnect(f) = &ch.kind else {
-            continue;
-        };
-        let ctx = || format!("channel {}", ch.id);
-        let uuid = |s: &str| {
-            s.parse::<uuid::Uuid>()
-                .with_context(|| format!("channel {}: destination id {s}", ch.id))
-        };
-        let mut destinations = Vec::new();
-        for d in &f.destinations {
-            let keys = d
-                .decryption_keys
-                .iter()
-                .map(|p| load_private_key(p, None))
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(ctx)?;
-            destinations.push(IntakeDestination {
-                id: uuid(&d.destination_id)?,
-                tenant: d.tenant.clone(),
-                services: d
-                    .services
-                    .iter()
-                    .map(|(identifier, name)| IntakeService {
-                        identifier: identifier.clone(),
-                        name: name.clone(),
-                    })
-                    .collect(),
-                keys,
-                metadata_versions: d.metadata_versions.clone(),
-            });
-        }
-        let mut clients = Vec::new();
-        for c in &f.clients {
-            clients.push(IntakeClient {
-                client_id: c.client_id.clone(),
-                client_secret: c.client_secret.expose().to_owned(),
-                destinations: c
-                    .destinations
-                    .iter()
-                    .map(|d| uuid(d))
-                    .collect::<Result<_>>()?,
-            });
-        }
-        let signing_key =
-            load_private_key(&f.signing_key, f.signing_kid.as_deref()).with_context(ctx)?;
-        let fit = FitConnectIntake::open(
-            FitConnectIntakeSettings {
-                channel: ch.id.clone(),
-                base_path: Some(f.base_path.clone()),
-                clients,
-                destinations,
-                signing_key,
-                token_ttl: f.token_ttl,
-                public_base_url: f.public_base_url.clone(),
-                max_attachment_bytes: f.max_attachment_bytes,
-                state_dir: config.server.data_dir.join("fit-connect").join(&ch.id),
-                poll_interval: f.poll_interval,
-            },
-            intake.clone(),
-            store.clone(),
-        )
-        .with_context(ctx)?;
-        out.push(fit);
-    }
-    Ok(out)
-}
-
-/// Build the XTA-WS servers of `xta` channels, mounted at `/xta/<id>`;
-/// their mailboxes and state live in the hub store, large incoming
-/// messages are spooled under `<data_dir>/xta`.
-fn xta_servers(
-    config: &HubConfig,
-    intake: Arc<dyn Intake>,
-    store: Arc<dyn Store>,
-) -> Result<Vec<drehscheibe_xta::server::XtaServer>> {
-    use drehscheibe_xta::model::PartyIdentifier;
-    use drehscheibe_xta::server::{Account, XtaServer, XtaServerSettings};
-    let mut out = Vec::new();
-    for ch in &config.channels {
-        let ChannelKind::Xta(x) = &ch.kind else {
-            continue;
-        };
-        let accounts = x
-            .accounts
-            .iter()
-            .map(|a| Account {
-                name: a.name.clone(),
-                identifier: PartyIdentifier {
-                    value: a.identifier.clone(),
-                    kind: a.identifier_type.clone(),
-                    category: a.identifier_category.clone(),
-                    name: a.identifier_name.clone(),
-                },
-                tokens: a.tokens.iter().map(|t| t.expose().to_owned()).collect(),
-                cert_fingerprints: a.client_cert_sha256.clone(),
-            })
-            .collect();
-        let mut settings =
-            XtaServerSettings::new(&ch.id, config.server.data_dir.join("xta"), accounts);
-        settings.path = format!("/xta/{}", ch.id);
-        settings.server_identity = x.server_identity.clone();
-        settings.max_message_bytes = x.max_message_bytes;
-        out.push(
-            XtaServer::open(settings, intake.clone(), store.clone())
-                .with_context(|| format!("channel {}", ch.id))?,
-        );
-    }
-    Ok(out)
-}
-
-/// Build the mailbox pollers of `xta-poller` channels (certificates read
-/// now, so a bad file stops the start).
-fn xta_pollers(config: &HubConfig) -> Result<Vec<drehscheibe_xta::poller::XtaPoller>> {
-    use drehscheibe_xta::poller::{XtaPoller, XtaPollerSettings};
-    let mut out = Vec::new();
-    for ch in &config.channels {
-        let ChannelKind::XtaPoller(p) = &ch.kind else {
-            continue;
-        };
-        let client = drehscheibe_xta::connector_config::client_settings(
-            &p.remote,
-            std::time::Duration::from_secs(120),
-        )
-        .with_context(|| format!("channel {}", ch.id))?;
-        out.push(
-            XtaPoller::new(XtaPollerSettings {
-                channel: ch.id.clone(),
-                client,
-                poll_interval: p.poll_interval,
-                max_list_items: p.max_list_items,
-                services: p.services.clone(),
-                message_types: p.message_types.clone(),
-            })
-            .with_context(|| format!("channel {}", ch.id))?,
-        );
-    }
-    Ok(out)
 }
 
 fn route_count(config: &HubConfig) -> usize {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use drehscheibe_config::{ChannelKind, HubConfig};
+use drehscheibe_config::HubConfig;
 use drehscheibe_fit_connect::connector_config::{FitConnectConnectorConfig, FitConnectDestination};
 
 const PEM: &str =
@@ -67,9 +67,11 @@ fn subscriber_channel_and_connector_load() {
     let cfg = HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
         .unwrap_or_else(|e| panic!("{e}"));
     let ch = cfg.channel("fit").unwrap();
-    let ChannelKind::FitConnectSubscriber(s) = &ch.kind else {
-        panic!("wrong kind {:?}", ch.kind)
-    };
+    let s = ch
+        .factory
+        .as_any()
+        .downcast_ref::<drehscheibe_fit_connect::channel_config::FitConnectSubscriberConfig>()
+        .unwrap();
     assert_eq!(s.poll_interval, Duration::from_secs(10));
     assert_eq!(s.client_secret.expose(), "s3cret");
     assert_eq!(s.callback_secret.as_ref().unwrap().expose(), "cb");
@@ -128,11 +130,15 @@ fn mistakes_are_reported_with_their_keys() {
         &SUBSCRIBER.replace("[[channels.fit.destinations]]\n", "[channels.fit.x]\n"),
         "",
     );
-    assert!(e.contains("unknown field `x`"), "{e}");
+    assert!(
+        e.contains("channels.fit.x")
+            && e.contains("not a setting of fit-connect-subscriber channels"),
+        "{e}"
+    );
 
     let e = errors("\n[channels.web]\ntype = \"http\"\nclient_id = \"x\"\n", "");
     assert!(
-        e.contains("channels.web.client_id") && e.contains("only valid for fit-connect-subscriber"),
+        e.contains("channels.web.client_id") && e.contains("not a setting of http channels"),
         "{e}"
     );
 
@@ -183,9 +189,13 @@ fn subscriber_keys_may_be_private_jwks() {
     std::fs::write(dir.path().join("dec.jwk"), jwk).unwrap();
     std::fs::write(dir.path().join("sig.json"), format!("\n  {jwk}\n")).unwrap();
     let cfg = HubConfig::load(&main, &drehscheibe_cli::connectors::plugins()).unwrap();
-    let ChannelKind::FitConnectSubscriber(s) = &cfg.channel("fit").unwrap().kind else {
-        panic!()
-    };
+    let s = cfg
+        .channel("fit")
+        .unwrap()
+        .factory
+        .as_any()
+        .downcast_ref::<drehscheibe_fit_connect::channel_config::FitConnectSubscriberConfig>()
+        .unwrap();
     assert!(s.destinations[0].decryption_keys[0].ends_with("dec.jwk"));
     // Neither PEM nor JWK: refused with the key.
     std::fs::write(dir.path().join("dec.jwk"), "not a key").unwrap();

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use drehscheibe_config::{ChannelKind, HubConfig, XtaParty};
+use drehscheibe_config::{HubConfig, XtaParty};
 use drehscheibe_xta::connector_config::{XtaConnectorConfig, XtaMailboxConnectorConfig};
 
 const PEM: &str =
@@ -77,9 +77,13 @@ fn poller_and_connectors_load() {
     let main = write(dir.path(), &format!("{SERVER}{POLLER}"), CONNECTORS);
     let cfg = HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
         .unwrap_or_else(|e| panic!("{e}"));
-    let ChannelKind::XtaPoller(p) = &cfg.channel("land").unwrap().kind else {
-        panic!()
-    };
+    let p = cfg
+        .channel("land")
+        .unwrap()
+        .factory
+        .as_any()
+        .downcast_ref::<drehscheibe_xta::channel_config::XtaPollerConfig>()
+        .unwrap();
     assert_eq!(p.poll_interval, Duration::from_secs(15));
     assert_eq!(p.max_list_items, 50);
     assert_eq!(
@@ -143,7 +147,7 @@ fn mistakes_are_reported_with_their_keys() {
     // Poller keys on an http channel.
     let e = errors("\n[channels.web]\ntype = \"http\"\naccount = \"x\"\n", "");
     assert!(
-        e.contains("channels.web.account") && e.contains("only valid for xta-poller"),
+        e.contains("channels.web.account") && e.contains("not a setting of http channels"),
         "{e}"
     );
     // A missing certificate file, with the exact key.

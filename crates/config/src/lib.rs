@@ -184,45 +184,28 @@ pub struct RulesConfig {
 }
 
 /// An input channel (`[channels.<id>]`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ChannelConfig {
     /// Channel id, used in URLs and by sender tokens.
     pub id: String,
     /// Free text.
     pub description: Option<String>,
-    /// How messages arrive.
-    pub kind: ChannelKind,
+    /// The channel type (`type = "…"`), named by its plugin.
+    pub kind: String,
+    /// The type's own settings, checked by its plugin, which build the
+    /// channel's routes and tasks (see [`plugin`]).
+    pub factory: Arc<dyn plugin::ChannelFactory>,
 }
 
-/// Kind of an input channel.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChannelKind {
-    /// Submissions over the HTTP API (`POST /channels/<id>/...`).
-    Http,
-    /// Files dropped into a directory.
-    Directory {
-        /// Watched directory.
-        path: PathBuf,
-        /// How often the directory is scanned (default 1 s).
-        poll_interval: Duration,
-        /// A file must be unchanged this long before pickup (default 500 ms).
-        settle: Duration,
-        /// Content type assumed for picked-up files (default: guessed by
-        /// the adapter from the file name).
-        content_type: Option<String>,
-    },
-    /// Submissions fetched from a remote FIT-Connect Zustelldienst for the
-    /// hub's own destinations (subscriber).
-    FitConnectSubscriber(FitConnectSubscriberConfig),
-    /// The hub as a FIT-Connect-compatible Zustelldienst: senders submit
-    /// over the Submission API v1 (intake).
-    FitConnect(FitConnectIntakeConfig),
-    /// The hub as XTA 2 server: Fachverfahren and other XTA parties use the
-    /// XTA-WS operations at `/xta/<channel id>`.
-    Xta(XtaChannelConfig),
-    /// Messages fetched from an account's mailbox on a remote XTA server
-    /// (getStatusList → getMessage → intake → close).
-    XtaPoller(XtaPollerConfig),
+impl PartialEq for ChannelConfig {
+    /// Equal id, description, type and settings (settings compared by
+    /// their `Debug` form, which shows no secret).
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.description == other.description
+            && self.kind == other.kind
+            && format!("{:?}", self.factory) == format!("{:?}", other.factory)
+    }
 }
 
 /// An XTA party identifier: value and `type` attribute.
@@ -247,138 +230,6 @@ pub struct XtaRemoteAccount {
     pub ca_cert: Option<PathBuf>,
     /// Bearer token, for servers that bind accounts to tokens.
     pub token: Option<Secret>,
-}
-
-/// Settings of an `xta-poller` channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct XtaPollerConfig {
-    /// Remote server and account.
-    pub remote: XtaRemoteAccount,
-    /// Time between polls (default 30 s).
-    pub poll_interval: Duration,
-    /// `maxListItems` per status list (default 50).
-    pub max_list_items: u32,
-    /// Only fetch these services (empty: all).
-    pub services: Vec<String>,
-    /// Only fetch these message type codes (empty: all).
-    pub message_types: Vec<String>,
-}
-
-/// Settings of an `xta` (server) channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct XtaChannelConfig {
-    /// Identity in message ids and transport reports (default
-    /// `drehscheibe`).
-    pub server_identity: String,
-    /// Largest accepted container, bytes (default and maximum 40 MB, the
-    /// XTA limit).
-    pub max_message_bytes: u64,
-    /// The accounts.
-    pub accounts: Vec<XtaAccountConfig>,
-}
-
-/// One account of an `xta` channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct XtaAccountConfig {
-    /// Account name (also its mailbox name for `xta-mailbox` connectors).
-    pub name: String,
-    /// Party identifier value, e.g. `dvdv:01001000`.
-    pub identifier: String,
-    /// Identifier `type` attribute (default `xoev`).
-    pub identifier_type: String,
-    /// Identifier `category` attribute.
-    pub identifier_category: Option<String>,
-    /// Identifier `name` attribute.
-    pub identifier_name: Option<String>,
-    /// Bearer tokens.
-    pub tokens: Vec<Secret>,
-    /// SHA-256 fingerprints (hex) of accepted client certificates.
-    pub client_cert_sha256: Vec<String>,
-}
-
-/// Settings of a `fit-connect` (intake) channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FitConnectIntakeConfig {
-    /// External base URL of the Submission API (`iss` of the hub's SETs).
-    pub public_base_url: String,
-    /// Path prefix on the hub's listener (e.g. `/fit-connect`); empty
-    /// mounts at `/`.
-    pub base_path: String,
-    /// Lifetime of access tokens (default 30 min).
-    pub token_ttl: Duration,
-    /// Private key signing the SETs (PEM or private JWK file).
-    pub signing_key: PathBuf,
-    /// `kid` of the signing key (default: its RFC 7638 thumbprint).
-    pub signing_kid: Option<String>,
-    /// Largest encrypted attachment (default and maximum 500 MB).
-    pub max_attachment_bytes: u64,
-    /// How often open cases are checked for delivery (default 1 s).
-    pub poll_interval: Duration,
-    /// OAuth clients (senders).
-    pub clients: Vec<FitConnectIntakeClient>,
-    /// Destinations the hub receives for.
-    pub destinations: Vec<FitConnectHostedDestination>,
-}
-
-/// One sender client of a `fit-connect` channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FitConnectIntakeClient {
-    /// OAuth `client_id`.
-    pub client_id: String,
-    /// OAuth `client_secret`.
-    pub client_secret: Secret,
-    /// Destination ids it may send to.
-    pub destinations: Vec<String>,
-}
-
-/// One destination hosted by a `fit-connect` channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FitConnectHostedDestination {
-    /// Destination id (UUID).
-    pub destination_id: String,
-    /// Tenant hint (correlation id `fitconnect.tenant`).
-    pub tenant: Option<String>,
-    /// Private decryption keys (PEM files); the first is published as the
-    /// encryption key, the others still decrypt (rotation).
-    pub decryption_keys: Vec<PathBuf>,
-    /// Offered services: (LeiKa URN, name). Empty: any.
-    pub services: Vec<(String, String)>,
-    /// Metadata schema versions announced (empty: all supported).
-    pub metadata_versions: Vec<String>,
-}
-
-/// Settings of a `fit-connect-subscriber` channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FitConnectSubscriberConfig {
-    /// OAuth token endpoint.
-    pub token_url: String,
-    /// Root URL of the Zustelldienst's Submission API.
-    pub submission_api_url: String,
-    /// OAuth client id (subscriber client from the SSP).
-    pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: Secret,
-    /// Time between polls (default 30 s).
-    pub poll_interval: Duration,
-    /// Callback secret; enables `POST /api/v1/fit-connect/callbacks/<channel>`.
-    pub callback_secret: Option<Secret>,
-    /// Extra CA certificate (PEM) to trust.
-    pub ca_cert: Option<PathBuf>,
-    /// The destinations to fetch for (at least one).
-    pub destinations: Vec<FitConnectSubscriberDestination>,
-}
-
-/// One destination of a subscriber channel (`[[channels.<id>.destinations]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FitConnectSubscriberDestination {
-    /// Destination id (UUID).
-    pub destination_id: String,
-    /// Private decryption keys (PEM files; several during a rotation).
-    pub decryption_keys: Vec<PathBuf>,
-    /// Private key signing the SETs (PEM file).
-    pub signing_key: PathBuf,
-    /// `kid` under which the signing key's public part is registered.
-    pub signing_kid: String,
 }
 
 /// An API token (`[tokens.<name>]`).

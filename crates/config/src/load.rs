@@ -12,16 +12,13 @@ use sha2::{Digest, Sha256};
 use crate::locate::{KeyPath, Source};
 use crate::plugin::{Checker, Plugins};
 use crate::raw::{
-    AuthType, ChannelType, RawAuth, RawChannel, RawConnector, RawMain, RawRetry, RawRoute,
-    RawSecret, RawServer, RawTenant, RawToken, RoleName,
+    AuthType, RawAuth, RawChannel, RawConnector, RawMain, RawRetry, RawRoute, RawSecret, RawServer,
+    RawTenant, RawToken, RoleName,
 };
 use crate::{
-    ags_of_ars, is_digits, ChannelConfig, ChannelKind, ClientCert, ConfigError, ConfigErrors,
-    ConnectorConfig, FitConnectHostedDestination, FitConnectIntakeClient, FitConnectIntakeConfig,
-    FitConnectSubscriberConfig, FitConnectSubscriberDestination, HttpAuth, HubConfig, RetryPolicy,
-    RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource, SecretString, ServerConfig,
-    Stelle, TenantConfig, TokenConfig, XtaAccountConfig, XtaChannelConfig, XtaParty,
-    XtaPollerConfig, XtaRemoteAccount,
+    ags_of_ars, is_digits, ChannelConfig, ClientCert, ConfigError, ConfigErrors, ConnectorConfig,
+    HttpAuth, HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource,
+    SecretString, ServerConfig, Stelle, TenantConfig, TokenConfig, XtaParty, XtaRemoteAccount,
 };
 
 /// Check an identifier (channel, token, tenant, connector, Stelle, target
@@ -220,7 +217,7 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
             .iter()
             .filter_map(|(id, c)| cx.channel(&main_src, id, c))
             .collect();
-        cx.unique_fit_base_paths(&main_src, &channels);
+        cx.unique_mounts(&main_src, &channels);
         cx.connector_needs(&channels, &tenant_files);
         let known_tenants: BTreeSet<&str> = tenant_files.iter().map(|t| t.id.as_str()).collect();
         let tokens = cx.tokens(&main_src, &m.tokens, &m.channels, &known_tenants);
@@ -440,77 +437,34 @@ impl Ctx {
         if let Err(m) = check_id(id) {
             self.err(src, &kp, format!("channel id {m}"));
         }
-        if raw.kind != ChannelType::Xta {
-            self.no_xta_server_keys(src, &kp, raw);
-        }
-        if raw.kind != ChannelType::XtaPoller {
-            self.no_xta_poller_keys(src, &kp, raw);
-        }
-        let kind = match raw.kind {
-            ChannelType::Http => {
-                let extra = [
-                    ("path", raw.path.is_some()),
-                    ("poll_interval", raw.poll_interval.is_some()),
-                    ("settle", raw.settle.is_some()),
-                    ("content_type", raw.content_type.is_some()),
-                ];
-                for (key, present) in extra {
-                    if present {
-                        self.err(
-                            src,
-                            &kp.key(key),
-                            format!("`{key}` is only valid for directory channels"),
-                        );
-                    }
-                }
-                self.no_fit_subscriber_keys(src, &kp, raw);
-                self.no_fit_intake_keys(src, &kp, raw);
-                ChannelKind::Http
-            }
-            ChannelType::FitConnectSubscriber => {
-                self.no_fit_intake_keys(src, &kp, raw);
-                ChannelKind::FitConnectSubscriber(self.fit_subscriber(src, &kp, raw)?)
-            }
-            ChannelType::FitConnect => ChannelKind::FitConnect(self.fit_intake(src, &kp, raw)?),
-            ChannelType::Xta => ChannelKind::Xta(self.xta_channel(src, &kp, raw)?),
-            ChannelType::XtaPoller => ChannelKind::XtaPoller(self.xta_poller(src, &kp, raw)?),
-            ChannelType::Directory => {
-                self.no_fit_subscriber_keys(src, &kp, raw);
-                self.no_fit_intake_keys(src, &kp, raw);
-                let Some(path) = &raw.path else {
-                    self.err(src, &kp, "a directory channel needs `path`");
-                    return None;
-                };
-                let path = self.path(src, &kp.key("path"), path);
-                let poll_interval = raw.poll_interval.unwrap_or(Duration::from_secs(1));
-                if poll_interval.is_zero() {
-                    self.err(
-                        src,
-                        &kp.key("poll_interval"),
-                        "`poll_interval` must be greater than 0",
-                    );
-                }
-                if let Some(ct) = &raw.content_type {
-                    if !ct.contains('/') || ct.chars().any(char::is_whitespace) {
-                        self.err(
-                            src,
-                            &kp.key("content_type"),
-                            format!("`{ct}` is not a media type like `application/xml`"),
-                        );
-                    }
-                }
-                ChannelKind::Directory {
-                    path,
-                    poll_interval,
-                    settle: raw.settle.unwrap_or(Duration::from_millis(500)),
-                    content_type: raw.content_type.clone(),
-                }
-            }
+        let Some(plugin) = self.plugins.channel_plugin(&raw.kind).copied() else {
+            let known: Vec<&str> = self.plugins.channel_types().map(|p| p.kind).collect();
+            self.err(
+                src,
+                &kp.key("type"),
+                format!(
+                    "unknown channel type `{}` (known: {})",
+                    raw.kind,
+                    known.join(", ")
+                ),
+            );
+            return None;
         };
+        let factory = {
+            let mut chk = Checker::new(
+                self,
+                src,
+                kp.clone(),
+                Duration::ZERO,
+                format!("{} channels", plugin.kind),
+            );
+            (plugin.parse)(&mut chk, raw.rest.clone())
+        }?;
         Some(ChannelConfig {
             id: id.to_string(),
             description: raw.description.clone(),
-            kind,
+            kind: plugin.kind.to_string(),
+            factory,
         })
     }
 
@@ -1029,6 +983,25 @@ impl Ctx {
         path
     }
 
+    /// A readable private key file: PEM or a private JWK.
+    pub(crate) fn key_file(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
+        let path = self.path(src, kp, p);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let jwk = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+                if !jwk && !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+                    self.err(
+                        src,
+                        kp,
+                        format!("`{}` is neither a PEM file nor a JWK", path.display()),
+                    );
+                }
+            }
+            Err(e) => self.err(src, kp, format!("cannot read `{}`: {e}", path.display())),
+        }
+        path
+    }
+
     pub(crate) fn http_auth(
         &mut self,
         src: &Source,
@@ -1107,142 +1080,12 @@ impl Ctx {
         url.clone()
     }
 
-    fn no_xta_server_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
-        for key in raw.xta_server_keys() {
-            self.err(
-                src,
-                &kp.key(key),
-                format!("`{key}` is only valid for xta channels"),
-            );
-        }
-    }
-
-    fn xta_channel(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        raw: &RawChannel,
-    ) -> Option<XtaChannelConfig> {
-        self.no_fit_subscriber_keys(src, kp, raw);
-        self.no_fit_intake_keys(src, kp, raw);
-        for (key, present) in [
-            ("path", raw.path.is_some()),
-            ("poll_interval", raw.poll_interval.is_some()),
-            ("settle", raw.settle.is_some()),
-            ("content_type", raw.content_type.is_some()),
-        ] {
-            if present {
-                self.err(
-                    src,
-                    &kp.key(key),
-                    format!("`{key}` is not a setting of xta channels"),
-                );
-            }
-        }
-        let server_identity = raw
-            .server_identity
-            .clone()
-            .unwrap_or_else(|| "drehscheibe".to_owned());
-        if server_identity.is_empty()
-            || !server_identity
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            self.err(
-                src,
-                &kp.key("server_identity"),
-                "`server_identity` must be a name like `drehscheibe.example` (letters, digits, `-_.`)",
-            );
-        }
-        const MAX_MESSAGE: u64 = 40_000_000;
-        let max_message_bytes = raw.max_message_bytes.map_or(MAX_MESSAGE, |b| b.0);
-        if max_message_bytes == 0 || max_message_bytes > MAX_MESSAGE {
-            self.err(
-                src,
-                &kp.key("max_message_bytes"),
-                "`max_message_bytes` must be between 1 and 40 MB (the XTA limit)",
-            );
-        }
-        let raw_accounts = raw.accounts.as_deref().unwrap_or_default();
-        if raw_accounts.is_empty() {
-            self.err(
-                src,
-                &kp.key("accounts"),
-                "an xta channel needs at least one `[[accounts]]` entry",
-            );
-        }
-        let mut accounts: Vec<XtaAccountConfig> = Vec::new();
-        for (i, a) in raw_accounts.iter().enumerate() {
-            let akp = kp.key("accounts").index(i);
-            if let Err(m) = check_id(&a.name) {
-                self.err(src, &akp.key("name"), format!("account name {m}"));
-            } else if accounts.iter().any(|x| x.name == a.name) {
-                self.err(src, &akp.key("name"), "account listed twice");
-            }
-            if a.identifier.trim().is_empty() {
-                self.err(
-                    src,
-                    &akp.key("identifier"),
-                    "a party identifier like `dvdv:01001000` is required",
-                );
-            } else if accounts.iter().any(|x| x.identifier == a.identifier) {
-                self.err(
-                    src,
-                    &akp.key("identifier"),
-                    format!("identifier `{}` belongs to another account", a.identifier),
-                );
-            }
-            if a.tokens.is_empty() && a.client_cert_sha256.is_empty() {
-                self.err(
-                    src,
-                    &akp,
-                    "an account needs `tokens` and/or `client_cert_sha256`",
-                );
-            }
-            let tokens: Vec<Secret> = a
-                .tokens
-                .iter()
-                .enumerate()
-                .filter_map(|(j, t)| self.secret(src, &akp.key("tokens").index(j), t))
-                .collect();
-            let mut fingerprints = Vec::new();
-            for (j, f) in a.client_cert_sha256.iter().enumerate() {
-                let hex: String = f.chars().filter(|c| *c != ':').collect();
-                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    self.err(
-                        src,
-                        &akp.key("client_cert_sha256").index(j),
-                        "a certificate fingerprint is 64 hex digits (SHA-256), optionally with `:`",
-                    );
-                }
-                fingerprints.push(hex.to_ascii_lowercase());
-            }
-            accounts.push(XtaAccountConfig {
-                name: a.name.clone(),
-                identifier: a.identifier.trim().to_owned(),
-                identifier_type: a
-                    .identifier_type
-                    .clone()
-                    .unwrap_or_else(|| "xoev".to_owned()),
-                identifier_category: a.identifier_category.clone(),
-                identifier_name: a.identifier_name.clone(),
-                tokens,
-                client_cert_sha256: fingerprints,
-            });
-        }
-        Some(XtaChannelConfig {
-            server_identity,
-            max_message_bytes,
-            accounts,
-        })
-    }
-
-    /// Every `xta-mailbox` connector names an account of an `xta` channel.
     /// Every connector's [`Need`](crate::plugin::Need)s must be provided
     /// by a channel (e.g. an `xta-mailbox` connector's mailbox is an
     /// account of an `xta` channel).
     fn connector_needs(&mut self, channels: &[ChannelConfig], tenants: &[TenantFile]) {
-        let provided: BTreeSet<String> = channels.iter().flat_map(channel_provides).collect();
+        let provided: BTreeSet<String> =
+            channels.iter().flat_map(|c| c.factory.provides()).collect();
         for t in tenants {
             let Some(cfg) = &t.config else { continue };
             for c in &cfg.connectors {
@@ -1259,18 +1102,6 @@ impl Ctx {
         }
     }
 
-    fn no_xta_poller_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
-        for key in raw.xta_poller_keys() {
-            self.err(
-                src,
-                &kp.key(key),
-                format!("`{key}` is only valid for xta-poller channels"),
-            );
-        }
-    }
-
-    /// A party identifier value (`key`) with its `type` (`type_key`,
-    /// default `xoev`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn xta_party(
         &mut self,
@@ -1351,435 +1182,20 @@ impl Ctx {
         })
     }
 
-    fn xta_poller(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        raw: &RawChannel,
-    ) -> Option<XtaPollerConfig> {
-        self.no_fit_intake_keys(src, kp, raw);
-        for key in raw.fit_subscriber_keys() {
-            if key != "ca_cert" {
-                self.err(
-                    src,
-                    &kp.key(key),
-                    format!("`{key}` is not a setting of xta-poller channels"),
-                );
-            }
-        }
-        for (key, present) in [
-            ("path", raw.path.is_some()),
-            ("settle", raw.settle.is_some()),
-            ("content_type", raw.content_type.is_some()),
-        ] {
-            if present {
-                self.err(
-                    src,
-                    &kp.key(key),
-                    format!("`{key}` is not a setting of xta-poller channels"),
-                );
-            }
-        }
-        let token = raw
-            .token
-            .as_ref()
-            .and_then(|t| self.secret(src, &kp.key("token"), t));
-        let remote = self.xta_remote(
-            src,
-            kp,
-            raw.url.as_ref(),
-            raw.account.as_ref(),
-            raw.account_type.as_ref(),
-            raw.client_cert.as_ref(),
-            raw.ca_cert.as_ref(),
-            token,
-        );
-        let poll_interval = raw.poll_interval.unwrap_or(Duration::from_secs(30));
-        if poll_interval.is_zero() {
-            self.err(
-                src,
-                &kp.key("poll_interval"),
-                "`poll_interval` must be greater than 0",
-            );
-        }
-        let max_list_items = raw.max_list_items.unwrap_or(50);
-        if max_list_items == 0 {
-            self.err(
-                src,
-                &kp.key("max_list_items"),
-                "`max_list_items` must be at least 1",
-            );
-        }
-        Some(XtaPollerConfig {
-            remote: remote?,
-            poll_interval,
-            max_list_items,
-            services: raw.services.clone().unwrap_or_default(),
-            message_types: raw.message_types.clone().unwrap_or_default(),
-        })
-    }
-
-    fn no_fit_intake_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
-        for key in raw.fit_intake_keys() {
-            self.err(
-                src,
-                &kp.key(key),
-                format!("`{key}` is only valid for fit-connect channels"),
-            );
-        }
-    }
-
-    /// Two fit-connect channels on one listener need distinct `base_path`s.
-    fn unique_fit_base_paths(&mut self, src: &Source, channels: &[ChannelConfig]) {
-        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    /// Two channels must not mount routes under the same path prefix.
+    fn unique_mounts(&mut self, src: &Source, channels: &[ChannelConfig]) {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
         for c in channels {
-            if let ChannelKind::FitConnect(f) = &c.kind {
-                if let Some(other) = seen.insert(f.base_path.as_str(), c.id.as_str()) {
+            for m in c.factory.mounts() {
+                if let Some(other) = seen.insert(m.clone(), &c.id) {
                     self.err(
                         src,
-                        &KeyPath::root().key("channels").key(&c.id).key("base_path"),
-                        format!(
-                            "base path `{}` is already used by fit-connect channel `{other}`",
-                            if f.base_path.is_empty() {
-                                "/"
-                            } else {
-                                &f.base_path
-                            }
-                        ),
+                        &KeyPath::root().key("channels").key(&c.id),
+                        format!("channel `{other}` already serves `{m}` on this listener"),
                     );
                 }
             }
         }
-    }
-
-    fn fit_intake(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        raw: &RawChannel,
-    ) -> Option<FitConnectIntakeConfig> {
-        self.no_fit_subscriber_keys(src, kp, raw);
-        for (key, present) in [
-            ("path", raw.path.is_some()),
-            ("settle", raw.settle.is_some()),
-            ("content_type", raw.content_type.is_some()),
-        ] {
-            if present {
-                self.err(
-                    src,
-                    &kp.key(key),
-                    format!("`{key}` is not a setting of fit-connect channels"),
-                );
-            }
-        }
-        let public_base_url =
-            self.service_url(src, kp, "public_base_url", raw.public_base_url.as_ref());
-        let base_path = raw
-            .base_path
-            .as_deref()
-            .unwrap_or("")
-            .trim_end_matches('/')
-            .to_owned();
-        if !base_path.is_empty()
-            && (!base_path.starts_with('/')
-                || base_path.starts_with("/api/")
-                || !base_path
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b)))
-        {
-            self.err(
-                src,
-                &kp.key("base_path"),
-                "`base_path` must be a path like `/fit-connect` (not below `/api/`)",
-            );
-        }
-        let token_ttl = raw.token_ttl.unwrap_or(Duration::from_secs(30 * 60));
-        if token_ttl.is_zero() {
-            self.err(
-                src,
-                &kp.key("token_ttl"),
-                "`token_ttl` must be greater than 0",
-            );
-        }
-        let poll_interval = raw.poll_interval.unwrap_or(Duration::from_secs(1));
-        if poll_interval.is_zero() {
-            self.err(
-                src,
-                &kp.key("poll_interval"),
-                "`poll_interval` must be greater than 0",
-            );
-        }
-        const MAX_ATTACHMENT: u64 = 500_000_000;
-        let max_attachment_bytes = raw.max_attachment_bytes.map_or(MAX_ATTACHMENT, |b| b.0);
-        if max_attachment_bytes == 0 || max_attachment_bytes > MAX_ATTACHMENT {
-            self.err(
-                src,
-                &kp.key("max_attachment_bytes"),
-                "`max_attachment_bytes` must be between 1 and 500 MB (the FIT-Connect limit)",
-            );
-        }
-        let signing_key = match &raw.signing_key {
-            Some(p) => self.key_file(src, &kp.key("signing_key"), p),
-            None => {
-                self.err(
-                    src,
-                    kp,
-                    "`signing_key` is required (it signs the event log)",
-                );
-                PathBuf::new()
-            }
-        };
-        let hosted = raw.hosted_destinations.as_deref().unwrap_or_default();
-        if hosted.is_empty() {
-            self.err(
-                src,
-                &kp.key("hosted_destinations"),
-                "a fit-connect channel needs at least one `[[hosted_destinations]]` entry",
-            );
-        }
-        let mut destinations: Vec<FitConnectHostedDestination> = Vec::new();
-        for (i, d) in hosted.iter().enumerate() {
-            let dkp = kp.key("hosted_destinations").index(i);
-            if !is_uuid(&d.destination_id) {
-                self.err(
-                    src,
-                    &dkp.key("destination_id"),
-                    "a destination id is a UUID",
-                );
-            } else if destinations
-                .iter()
-                .any(|x| x.destination_id.eq_ignore_ascii_case(&d.destination_id))
-            {
-                self.err(src, &dkp.key("destination_id"), "destination listed twice");
-            }
-            if d.decryption_keys.is_empty() {
-                self.err(
-                    src,
-                    &dkp.key("decryption_keys"),
-                    "at least one decryption key is needed",
-                );
-            }
-            let decryption_keys = d
-                .decryption_keys
-                .iter()
-                .enumerate()
-                .map(|(j, p)| self.key_file(src, &dkp.key("decryption_keys").index(j), p))
-                .collect();
-            for (j, s) in d.services.iter().enumerate() {
-                if !s.identifier.starts_with("urn:") {
-                    self.err(
-                        src,
-                        &dkp.key("services").index(j).key("identifier"),
-                        "a service identifier is a URN like `urn:de:fim:leika:leistung:99…`",
-                    );
-                }
-            }
-            destinations.push(FitConnectHostedDestination {
-                destination_id: d.destination_id.to_ascii_lowercase(),
-                tenant: d.tenant.clone(),
-                decryption_keys,
-                services: d
-                    .services
-                    .iter()
-                    .map(|s| (s.identifier.clone(), s.name.clone()))
-                    .collect(),
-                metadata_versions: d.metadata_versions.clone(),
-            });
-        }
-        let raw_clients = raw.clients.as_deref().unwrap_or_default();
-        if raw_clients.is_empty() {
-            self.err(
-                src,
-                &kp.key("clients"),
-                "a fit-connect channel needs at least one `[[clients]]` entry",
-            );
-        }
-        let mut clients = Vec::new();
-        for (i, c) in raw_clients.iter().enumerate() {
-            let ckp = kp.key("clients").index(i);
-            if c.client_id.trim().is_empty() {
-                self.err(
-                    src,
-                    &ckp.key("client_id"),
-                    "a non-empty `client_id` is required",
-                );
-            }
-            let secret = self.secret(src, &ckp.key("client_secret"), &c.client_secret);
-            for (j, d) in c.destinations.iter().enumerate() {
-                if !destinations
-                    .iter()
-                    .any(|x| x.destination_id.eq_ignore_ascii_case(d))
-                {
-                    self.err(
-                        src,
-                        &ckp.key("destinations").index(j),
-                        format!("`{d}` is not one of this channel's hosted destinations"),
-                    );
-                }
-            }
-            if let Some(client_secret) = secret {
-                clients.push(FitConnectIntakeClient {
-                    client_id: c.client_id.clone(),
-                    client_secret,
-                    destinations: c
-                        .destinations
-                        .iter()
-                        .map(|d| d.to_ascii_lowercase())
-                        .collect(),
-                });
-            }
-        }
-        Some(FitConnectIntakeConfig {
-            public_base_url,
-            base_path,
-            token_ttl,
-            signing_key,
-            signing_kid: raw.signing_kid.clone(),
-            max_attachment_bytes,
-            poll_interval,
-            clients,
-            destinations,
-        })
-    }
-
-    /// A key file: PEM or a private JWK (JSON).
-    pub(crate) fn key_file(&mut self, src: &Source, kp: &KeyPath, p: &Path) -> PathBuf {
-        let path = self.path(src, kp, p);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                let jwk = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-                if !jwk && !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-                    self.err(
-                        src,
-                        kp,
-                        format!("`{}` is neither a PEM file nor a JWK", path.display()),
-                    );
-                }
-            }
-            Err(e) => self.err(src, kp, format!("cannot read `{}`: {e}", path.display())),
-        }
-        path
-    }
-
-    fn no_fit_subscriber_keys(&mut self, src: &Source, kp: &KeyPath, raw: &RawChannel) {
-        for key in raw.fit_subscriber_keys() {
-            self.err(
-                src,
-                &kp.key(key),
-                format!("`{key}` is only valid for fit-connect-subscriber channels"),
-            );
-        }
-    }
-
-    fn fit_subscriber(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        raw: &RawChannel,
-    ) -> Option<FitConnectSubscriberConfig> {
-        for (key, present) in [
-            ("path", raw.path.is_some()),
-            ("settle", raw.settle.is_some()),
-            ("content_type", raw.content_type.is_some()),
-        ] {
-            if present {
-                self.err(
-                    src,
-                    &kp.key(key),
-                    format!("`{key}` is not a setting of fit-connect-subscriber channels"),
-                );
-            }
-        }
-        let token_url = self.service_url(src, kp, "token_url", raw.token_url.as_ref());
-        let submission_api_url = self.service_url(
-            src,
-            kp,
-            "submission_api_url",
-            raw.submission_api_url.as_ref(),
-        );
-        let client_id = raw.client_id.clone().unwrap_or_default();
-        if client_id.trim().is_empty() {
-            self.err(
-                src,
-                &kp.key("client_id"),
-                "a non-empty `client_id` is required",
-            );
-        }
-        let client_secret = match &raw.client_secret {
-            Some(s) => self.secret(src, &kp.key("client_secret"), s),
-            None => {
-                self.err(src, kp, "`client_secret` is required");
-                None
-            }
-        };
-        let callback_secret = raw
-            .callback_secret
-            .as_ref()
-            .and_then(|s| self.secret(src, &kp.key("callback_secret"), s));
-        let poll_interval = raw.poll_interval.unwrap_or(Duration::from_secs(30));
-        if poll_interval.is_zero() {
-            self.err(
-                src,
-                &kp.key("poll_interval"),
-                "`poll_interval` must be greater than 0",
-            );
-        }
-        let ca_cert = raw
-            .ca_cert
-            .as_ref()
-            .map(|p| self.pem_file(src, &kp.key("ca_cert"), p));
-        let list = raw.destinations.as_deref().unwrap_or_default();
-        if list.is_empty() {
-            self.err(
-                src,
-                &kp.key("destinations"),
-                "a fit-connect-subscriber channel needs at least one `[[destinations]]` entry",
-            );
-        }
-        let mut destinations = Vec::new();
-        for (i, d) in list.iter().enumerate() {
-            let dkp = kp.key("destinations").index(i);
-            if d.destination_id.trim().is_empty() || d.destination_id.contains('/') {
-                self.err(src, &dkp.key("destination_id"), "invalid destination id");
-            }
-            if d.decryption_keys.is_empty() {
-                self.err(
-                    src,
-                    &dkp.key("decryption_keys"),
-                    "at least one decryption key is needed",
-                );
-            }
-            let decryption_keys = d
-                .decryption_keys
-                .iter()
-                .enumerate()
-                .map(|(j, p)| self.key_file(src, &dkp.key("decryption_keys").index(j), p))
-                .collect();
-            let signing_key = self.key_file(src, &dkp.key("signing_key"), &d.signing_key);
-            if d.signing_kid.trim().is_empty() {
-                self.err(
-                    src,
-                    &dkp.key("signing_kid"),
-                    "`signing_kid` must not be empty",
-                );
-            }
-            destinations.push(FitConnectSubscriberDestination {
-                destination_id: d.destination_id.clone(),
-                decryption_keys,
-                signing_key,
-                signing_kid: d.signing_kid.clone(),
-            });
-        }
-        Some(FitConnectSubscriberConfig {
-            token_url,
-            submission_api_url,
-            client_id,
-            client_secret: client_secret?,
-            poll_interval,
-            callback_secret,
-            ca_cert,
-            destinations,
-        })
     }
 
     /// Checks across tenants: unique ids and keys, valid delegations.
@@ -1903,26 +1319,5 @@ fn delegation_problem(
                 cur = next.clone();
             }
         }
-    }
-}
-
-/// `8-4-4-4-12` hex digits.
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-}
-
-/// What a channel provides to connectors (see [`Ctx::connector_needs`]).
-fn channel_provides(c: &ChannelConfig) -> Vec<String> {
-    match &c.kind {
-        ChannelKind::Xta(x) => x
-            .accounts
-            .iter()
-            .map(|a| format!("xta-account:{}", a.name))
-            .collect(),
-        _ => Vec::new(),
     }
 }

@@ -1,15 +1,21 @@
 //! The seam between the hub's configuration and the protocol crates.
 //!
 //! The config crate reads what every hub has — `[server]`, tokens,
-//! tenants, routes, and the common keys of a connector table (`type`,
-//! `retry`, `max_concurrency`, `timeout`, `fachverfahren`). Everything
-//! else in `[connectors.<id>]` belongs to the protocol named by `type`:
+//! tenants, routes, the common keys of a connector table (`type`,
+//! `retry`, `max_concurrency`, `timeout`, `fachverfahren`) and of a channel
+//! table (`type`, `description`). Everything else in `[connectors.<id>]`
+//! and `[channels.<id>]` belongs to the protocol named by `type`:
 //! its crate registers a [`ConnectorPlugin`] — the type name, a summary,
 //! and a `parse` function that reads the rest of the table into the
 //! crate's own typed settings and returns a [`ConnectorFactory`] — next to
 //! the code that uses them. The composition root (the CLI) holds one list
 //! of plugins ([`Plugins`]) and hands it to [`crate::HubConfig::load`].
 //! A new protocol is one new crate plus one line in that list.
+//!
+//! Channels work the same way ([`ChannelPlugin`], [`ChannelFactory`]); a
+//! channel's factory builds an [`Adapter`]: HTTP routes the hub mounts on
+//! its listener and/or tasks it runs (pollers, subscribers) — one seam for
+//! every kind of input.
 //!
 //! `parse` reports problems through a [`Checker`], which knows the file,
 //! the key path and the line of every key, resolves paths against the
@@ -126,10 +132,81 @@ pub struct Need {
     pub missing: String,
 }
 
-/// The connector types a hub knows, by `type` name.
+/// A channel (input) type offered by a protocol crate.
+#[derive(Clone, Copy)]
+pub struct ChannelPlugin {
+    /// The `type` value of its tables, e.g. `"xta"`.
+    pub kind: &'static str,
+    /// One line for the documentation.
+    pub summary: &'static str,
+    /// Read the type's own keys (the table without `type` and
+    /// `description`) and check them; `None` after reporting a problem.
+    pub parse: fn(&mut Checker<'_>, toml::Table) -> Option<Arc<dyn ChannelFactory>>,
+}
+
+impl fmt::Debug for ChannelPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelPlugin")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the composition root hands to a channel factory.
+pub struct ChannelContext<'a> {
+    /// The channel's id.
+    pub id: &'a str,
+    /// Where received messages go.
+    pub intake: Arc<dyn drehscheibe_model::Intake>,
+    /// The hub store (adapter state spaces).
+    pub store: Arc<dyn Store>,
+    /// The hub's data directory (spool and temporary files go below
+    /// `<data_dir>/<channel type>/<channel id>`).
+    pub data_dir: &'a Path,
+}
+
+/// What a channel contributes to the running hub: HTTP routes for the
+/// shared listener and/or tasks that run until shutdown (pollers,
+/// subscribers, followers).
+#[derive(Default)]
+pub struct Adapter {
+    /// Routes merged into the hub's HTTP server.
+    pub routes: Option<axum::Router>,
+    /// Tasks the hub runs with its intake and shutdown token.
+    pub tasks: Vec<Box<dyn drehscheibe_model::InputAdapter>>,
+}
+
+/// A checked channel configuration that can build its adapter.
+pub trait ChannelFactory: fmt::Debug + Send + Sync {
+    /// Build the channel's routes and tasks (keys are read now, so a bad
+    /// key file stops the start).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] with the reason.
+    fn build(&self, cx: &ChannelContext<'_>) -> Result<Adapter, BuildError>;
+
+    /// Resources this channel provides to connectors (see
+    /// [`ConnectorFactory::needs`]), e.g. `xta-account:kommune`.
+    fn provides(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// URL path prefixes this channel's routes occupy on the shared
+    /// listener; two channels must not share one.
+    fn mounts(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The factory as `Any` (typed settings for tools and tests).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// The connector and channel types a hub knows, by `type` name.
 #[derive(Debug, Clone, Default)]
 pub struct Plugins {
     connectors: BTreeMap<&'static str, ConnectorPlugin>,
+    channels: BTreeMap<&'static str, ChannelPlugin>,
 }
 
 impl Plugins {
@@ -161,6 +238,31 @@ impl Plugins {
     /// All connector types, sorted by name.
     pub fn connector_types(&self) -> impl Iterator<Item = &ConnectorPlugin> {
         self.connectors.values()
+    }
+
+    /// Add a channel type.
+    ///
+    /// # Panics
+    ///
+    /// When two plugins claim the same type name (see
+    /// [`Plugins::connector`]).
+    #[must_use]
+    #[allow(clippy::panic)]
+    pub fn channel(mut self, plugin: ChannelPlugin) -> Self {
+        if self.channels.insert(plugin.kind, plugin).is_some() {
+            panic!("two channel plugins claim type {:?}", plugin.kind);
+        }
+        self
+    }
+
+    /// The plugin of channel type `kind`.
+    pub fn channel_plugin(&self, kind: &str) -> Option<&ChannelPlugin> {
+        self.channels.get(kind)
+    }
+
+    /// All channel types, sorted by name.
+    pub fn channel_types(&self) -> impl Iterator<Item = &ChannelPlugin> {
+        self.channels.values()
     }
 }
 
@@ -392,4 +494,13 @@ pub fn is_header_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+/// A UUID in its hyphenated text form (FIT-Connect ids).
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }

@@ -1,5 +1,6 @@
 //! The `http` connector's configuration (`[connectors.<id>] type = "http"`)
-//! and its plugin: read and check the table, build the connector.
+//! and its plugin: read and check the table, build the connector; and the
+//! `http` channel type ([`CHANNEL`]), which has no keys of its own.
 //!
 //! ```toml
 //! [connectors.fv]
@@ -19,7 +20,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use drehscheibe_config::plugin::{
-    is_header_name, BuildContext, BuildError, Checker, ConnectorFactory, ConnectorPlugin,
+    is_header_name, Adapter, BuildContext, BuildError, ChannelContext, ChannelFactory,
+    ChannelPlugin, Checker, ConnectorFactory, ConnectorPlugin,
 };
 use drehscheibe_config::{AuthRef, ClientCert, ClientCertRef, HttpAuth};
 use drehscheibe_model::Connector;
@@ -182,6 +184,43 @@ impl ConnectorFactory for HttpConnectorConfig {
         Ok(Arc::new(
             HttpConnector::new(settings).map_err(BuildError::new)?,
         ))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The `http` channel plugin: submissions over `POST
+/// /api/v1/inbox/<channel>`. The inbox route serves every channel of this
+/// type and is mounted by the hub's server with the token table (which
+/// decides who may post to which channel), so the channel contributes
+/// neither routes nor tasks of its own.
+pub const CHANNEL: ChannelPlugin = ChannelPlugin {
+    kind: "http",
+    summary: "submissions over the HTTP inbox, POST /api/v1/inbox/<channel>",
+    parse: parse_channel,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {}
+
+/// An `http` channel (no settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpChannelConfig;
+
+fn parse_channel(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn ChannelFactory>> {
+    let _: RawChannel = chk.deserialize(table)?;
+    if chk.has_errors() {
+        return None;
+    }
+    Some(Arc::new(HttpChannelConfig))
+}
+
+impl ChannelFactory for HttpChannelConfig {
+    fn build(&self, _cx: &ChannelContext<'_>) -> Result<Adapter, BuildError> {
+        Ok(Adapter::default())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -10,6 +10,7 @@
 //!   [`connector_config`].
 
 // xta-server
+pub mod channel_config;
 pub mod faults;
 pub mod mailbox;
 pub mod model;

@@ -3,14 +3,12 @@
 
 use std::path::Path;
 
-use drehscheibe_config::ChannelKind;
-
 /// Load with no connector plugins: these tests configure channels and
 /// the server only.
 fn load_cfg(
     main: &std::path::Path,
 ) -> Result<drehscheibe_config::HubConfig, drehscheibe_config::ConfigErrors> {
-    drehscheibe_config::HubConfig::load(main, &drehscheibe_config::Plugins::new())
+    drehscheibe_config::HubConfig::load(main, &drehscheibe_cli::connectors::plugins())
 }
 
 const DEST: &str = "6f1e4f2b-2f7b-4a52-9d0e-4d2b9f6a1c11";
@@ -53,9 +51,13 @@ services = [{ identifier = "urn:de:fim:leika:leistung:99108008252000", name = "G
 fn a_fit_connect_channel_loads() {
     let dir = tempfile::tempdir().unwrap();
     let config = load_cfg(&write(dir.path(), GOOD)).unwrap();
-    let ChannelKind::FitConnect(f) = &config.channel("fit").unwrap().kind else {
-        panic!("not a fit-connect channel");
-    };
+    let f = config
+        .channel("fit")
+        .unwrap()
+        .factory
+        .as_any()
+        .downcast_ref::<drehscheibe_fit_connect::channel_config::FitConnectIntakeConfig>()
+        .unwrap();
     assert_eq!(f.base_path, "/fit-connect");
     assert_eq!(f.token_ttl.as_secs(), 600);
     assert_eq!(f.max_attachment_bytes, 100_000_000);
@@ -108,5 +110,9 @@ fn two_intake_channels_need_distinct_base_paths() {
     let second = GOOD.replace("channels.fit.", "channels.fit2.");
     let text = format!("{GOOD}\n[channels.fit2]\ntype = \"fit-connect\"\n{second}");
     let err = load_cfg(&write(dir.path(), &text)).unwrap_err().to_string();
-    assert!(err.contains("channels.fit2.base_path"), "{err}");
+    assert!(
+        err.contains("channels.fit2")
+            && err.contains("channel `fit` already serves `/fit-connect`"),
+        "{err}"
+    );
 }

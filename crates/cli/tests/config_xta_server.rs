@@ -3,14 +3,12 @@
 
 use std::path::Path;
 
-use drehscheibe_config::ChannelKind;
-
 /// Load with no connector plugins: these tests configure channels and
 /// the server only.
 fn load_cfg(
     main: &std::path::Path,
 ) -> Result<drehscheibe_config::HubConfig, drehscheibe_config::ConfigErrors> {
-    drehscheibe_config::HubConfig::load(main, &drehscheibe_config::Plugins::new())
+    drehscheibe_config::HubConfig::load(main, &drehscheibe_cli::connectors::plugins())
 }
 
 fn write(dir: &Path, channel: &str) -> std::path::PathBuf {
@@ -39,9 +37,13 @@ client_cert_sha256 = ["AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:
 fn an_xta_channel_loads() {
     let dir = tempfile::tempdir().unwrap();
     let config = load_cfg(&write(dir.path(), GOOD)).unwrap();
-    let ChannelKind::Xta(x) = &config.channel("xta").unwrap().kind else {
-        panic!("not an xta channel");
-    };
+    let x = config
+        .channel("xta")
+        .unwrap()
+        .factory
+        .as_any()
+        .downcast_ref::<drehscheibe_xta::channel_config::XtaChannelConfig>()
+        .unwrap();
     assert_eq!(x.server_identity, "drehscheibe.example");
     assert_eq!(x.max_message_bytes, 20_000_000);
     assert_eq!(x.accounts.len(), 2);
@@ -58,9 +60,13 @@ fn an_xta_channel_loads() {
         "[[channels.xta.accounts]]\nname = \"a\"\nidentifier = \"dvdv:1\"\ntokens = [{ value = \"x\" }]\n",
     ))
     .unwrap();
-    let ChannelKind::Xta(x) = &config.channel("xta").unwrap().kind else {
-        panic!("not an xta channel");
-    };
+    let x = config
+        .channel("xta")
+        .unwrap()
+        .factory
+        .as_any()
+        .downcast_ref::<drehscheibe_xta::channel_config::XtaChannelConfig>()
+        .unwrap();
     assert_eq!(x.server_identity, "drehscheibe");
     assert_eq!(x.max_message_bytes, 40_000_000);
 }
