@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use drehscheibe_config::{HubConfig, XtaParty};
-use drehscheibe_xta::connector_config::{XtaConnectorConfig, XtaMailboxConnectorConfig};
+use drehscheibe_config::HubConfig;
+use drehscheibe_xta::connector_config::{XtaConnectorConfig, XtaMailboxConnectorConfig, XtaParty};
 
 const PEM: &str =
     "-----BEGIN CERTIFICATE-----\nnot a real certificate, only the file check\n-----END CERTIFICATE-----\n";

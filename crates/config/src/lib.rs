@@ -208,30 +208,6 @@ impl PartialEq for ChannelConfig {
     }
 }
 
-/// An XTA party identifier: value and `type` attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XtaParty {
-    /// Identifier value, e.g. `dvdv:01001000`.
-    pub value: String,
-    /// `type` attribute (default `xoev`).
-    pub kind: String,
-}
-
-/// How the client side reaches a remote XTA server as one account.
-#[derive(Debug, Clone, PartialEq)]
-pub struct XtaRemoteAccount {
-    /// Address of the XTA-WS (all three ports).
-    pub url: String,
-    /// The account's party identifier (sent as author).
-    pub account: XtaParty,
-    /// TLS client certificate of the tenant/account.
-    pub client_cert: Option<ClientCert>,
-    /// Extra CA certificate (PEM) to trust.
-    pub ca_cert: Option<PathBuf>,
-    /// Bearer token, for servers that bind accounts to tokens.
-    pub token: Option<Secret>,
-}
-
 /// An API token (`[tokens.<name>]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenConfig {

@@ -16,9 +16,9 @@ use crate::raw::{
     RawTenant, RawToken, RoleName,
 };
 use crate::{
-    ags_of_ars, is_digits, ChannelConfig, ClientCert, ConfigError, ConfigErrors, ConnectorConfig,
-    HttpAuth, HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource,
-    SecretString, ServerConfig, Stelle, TenantConfig, TokenConfig, XtaParty, XtaRemoteAccount,
+    ags_of_ars, is_digits, ChannelConfig, ConfigError, ConfigErrors, ConnectorConfig, HttpAuth,
+    HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource,
+    SecretString, ServerConfig, Stelle, TenantConfig, TokenConfig,
 };
 
 /// Check an identifier (channel, token, tenant, connector, Stelle, target
@@ -1100,86 +1100,6 @@ impl Ctx {
                 }
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn xta_party(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        key: &str,
-        value: Option<&String>,
-        type_key: &str,
-        kind: Option<&String>,
-    ) -> Option<XtaParty> {
-        let Some(value) = value else {
-            if kind.is_some() {
-                self.err(
-                    src,
-                    &kp.key(type_key),
-                    format!("`{type_key}` needs `{key}`"),
-                );
-            }
-            return None;
-        };
-        let value = value.trim();
-        if value.is_empty() || value.chars().any(char::is_control) {
-            self.err(
-                src,
-                &kp.key(key),
-                format!("`{key}` must be a party identifier like `dvdv:01001000`"),
-            );
-        }
-        let kind = kind.map_or("xoev", String::as_str).trim();
-        if kind.is_empty() {
-            self.err(
-                src,
-                &kp.key(type_key),
-                format!("`{type_key}` must not be empty"),
-            );
-        }
-        Some(XtaParty {
-            value: value.to_owned(),
-            kind: kind.to_owned(),
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn xta_remote(
-        &mut self,
-        src: &Source,
-        kp: &KeyPath,
-        url: Option<&String>,
-        account: Option<&String>,
-        account_type: Option<&String>,
-        client_cert: Option<&crate::raw::RawClientCert>,
-        ca_cert: Option<&PathBuf>,
-        token: Option<Secret>,
-    ) -> Option<XtaRemoteAccount> {
-        let url = self.service_url(src, kp, "url", url);
-        let account = self.xta_party(src, kp, "account", account, "account_type", account_type);
-        if account.is_none() {
-            self.err(
-                src,
-                kp,
-                "`account` (the party identifier of the account, e.g. `dvdv:01001000`) is required",
-            );
-        }
-        let client_cert = client_cert.map(|cc| {
-            let ckp = kp.key("client_cert");
-            ClientCert {
-                cert: self.pem_file(src, &ckp.key("cert"), &cc.cert),
-                key: self.pem_file(src, &ckp.key("key"), &cc.key),
-            }
-        });
-        let ca_cert = ca_cert.map(|p| self.pem_file(src, &kp.key("ca_cert"), p));
-        Some(XtaRemoteAccount {
-            url,
-            account: account?,
-            client_cert,
-            ca_cert,
-            token,
-        })
     }
 
     /// Two channels must not mount routes under the same path prefix.

@@ -413,45 +413,6 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// An XTA party identifier from a value key and its type key
-    /// (default type `xoev`); `None` when the value is not set.
-    pub fn xta_party(
-        &mut self,
-        key: &str,
-        value: Option<&String>,
-        type_key: &str,
-        kind: Option<&String>,
-    ) -> Option<crate::XtaParty> {
-        let kp = self.at.clone();
-        self.cx.xta_party(self.src, &kp, key, value, type_key, kind)
-    }
-
-    /// A remote XTA server and account (URL, party identifier,
-    /// certificates, token), as the `xta` connector and the `xta-poller`
-    /// channel use it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn xta_remote(
-        &mut self,
-        url: Option<&String>,
-        account: Option<&String>,
-        account_type: Option<&String>,
-        client_cert: Option<&crate::ClientCertRef>,
-        ca_cert: Option<&PathBuf>,
-        token: Option<Secret>,
-    ) -> Option<crate::XtaRemoteAccount> {
-        let kp = self.at.clone();
-        self.cx.xta_remote(
-            self.src,
-            &kp,
-            url,
-            account,
-            account_type,
-            client_cert,
-            ca_cert,
-            token,
-        )
-    }
-
     /// A required `http(s)` URL with a host and without credentials
     /// (`None`: reported missing).
     pub fn service_url(&mut self, key: &str, url: Option<&String>) -> String {

@@ -18,7 +18,9 @@ use drehscheibe_config::plugin::{
     check_id, Adapter, BuildError, ChannelContext, ChannelFactory, ChannelPlugin, Checker,
     SecretRef,
 };
-use drehscheibe_config::{ByteSize, ClientCertRef, Secret, XtaRemoteAccount};
+use drehscheibe_config::{ByteSize, ClientCertRef, Secret};
+
+use crate::connector_config::{remote, XtaRemoteAccount};
 use serde::Deserialize;
 
 use crate::model::PartyIdentifier;
@@ -264,10 +266,10 @@ pub struct XtaPollerConfig {
 fn parse_poller(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn ChannelFactory>> {
     let raw: RawPoller = chk.deserialize(table)?;
     let token = raw.token.as_ref().and_then(|t| chk.secret("token", t));
-    let remote = chk.xta_remote(
+    let remote = remote(
+        chk,
         raw.url.as_ref(),
-        raw.account.as_ref(),
-        raw.account_type.as_ref(),
+        (raw.account.as_ref(), raw.account_type.as_ref()),
         raw.client_cert.as_ref(),
         raw.ca_cert.as_ref(),
         token,

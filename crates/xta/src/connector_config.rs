@@ -37,7 +37,7 @@ use std::time::Duration;
 use drehscheibe_config::plugin::{
     check_id, BuildContext, BuildError, Checker, ConnectorFactory, ConnectorPlugin, Need,
 };
-use drehscheibe_config::{AuthRef, ClientCertRef, HttpAuth, XtaParty, XtaRemoteAccount};
+use drehscheibe_config::{AuthRef, ClientCert, ClientCertRef, HttpAuth, Secret};
 use drehscheibe_model::Connector;
 use serde::Deserialize;
 
@@ -115,6 +115,92 @@ struct RawMailbox {
     payload_schema: Option<String>,
 }
 
+/// An XTA party identifier: value and `type` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XtaParty {
+    /// Identifier value, e.g. `dvdv:01001000`.
+    pub value: String,
+    /// `type` attribute (default `xoev`).
+    pub kind: String,
+}
+
+/// How the client side reaches a remote XTA server as one account (the
+/// `xta` connector and the `xta-poller` channel).
+#[derive(Debug, Clone, PartialEq)]
+pub struct XtaRemoteAccount {
+    /// Address of the XTA-WS (all three ports).
+    pub url: String,
+    /// The account's party identifier (sent as author).
+    pub account: XtaParty,
+    /// TLS client certificate of the tenant/account.
+    pub client_cert: Option<ClientCert>,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Bearer token, for servers that bind accounts to tokens.
+    pub token: Option<Secret>,
+}
+
+/// A party identifier from a value key and its type key (default type
+/// `xoev`); `None` when the value is not set.
+pub fn party(
+    chk: &mut Checker<'_>,
+    key: &str,
+    value: Option<&String>,
+    type_key: &str,
+    kind: Option<&String>,
+) -> Option<XtaParty> {
+    let Some(value) = value else {
+        if kind.is_some() {
+            chk.error(type_key, format!("`{type_key}` needs `{key}`"));
+        }
+        return None;
+    };
+    let value = value.trim();
+    if value.is_empty() || value.chars().any(char::is_control) {
+        chk.error(
+            key,
+            format!("`{key}` must be a party identifier like `dvdv:01001000`"),
+        );
+    }
+    let kind = kind.map_or("xoev", String::as_str).trim();
+    if kind.is_empty() {
+        chk.error(type_key, format!("`{type_key}` must not be empty"));
+    }
+    Some(XtaParty {
+        value: value.to_owned(),
+        kind: kind.to_owned(),
+    })
+}
+
+/// A remote XTA server and account: `url`, `account`/`account_type`,
+/// `client_cert`, `ca_cert`, and the token resolved by the caller.
+pub fn remote(
+    chk: &mut Checker<'_>,
+    url: Option<&String>,
+    account: (Option<&String>, Option<&String>),
+    client_cert: Option<&ClientCertRef>,
+    ca_cert: Option<&PathBuf>,
+    token: Option<Secret>,
+) -> Option<XtaRemoteAccount> {
+    let url = chk.service_url("url", url);
+    let account = party(chk, "account", account.0, "account_type", account.1);
+    if account.is_none() {
+        chk.error(
+            "",
+            "`account` (the party identifier of the account, e.g. `dvdv:01001000`) is required",
+        );
+    }
+    let client_cert = client_cert.map(|c| chk.client_cert("client_cert", c));
+    let ca_cert = ca_cert.map(|p| chk.pem_file("ca_cert", p));
+    Some(XtaRemoteAccount {
+        url,
+        account: account?,
+        client_cert,
+        ca_cert,
+        token,
+    })
+}
+
 /// Metadata of messages an XTA connector writes; unset fields come from
 /// the message's own XTA metadata or the document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -162,13 +248,15 @@ pub struct XtaMailboxConnectorConfig {
 }
 
 fn meta(chk: &mut Checker<'_>, m: RawMeta) -> XtaMetaConfig {
-    let author = chk.xta_party(
+    let author = party(
+        chk,
         "author",
         m.author.as_ref(),
         "author_type",
         m.author_type.as_ref(),
     );
-    let reader = chk.xta_party(
+    let reader = party(
+        chk,
         "reader",
         m.reader.as_ref(),
         "reader_type",
@@ -226,10 +314,10 @@ fn parse_xta(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn Connec
             }
         },
     };
-    let remote = chk.xta_remote(
+    let remote = remote(
+        chk,
         c.url.as_ref(),
-        c.account.as_ref(),
-        c.account_type.as_ref(),
+        (c.account.as_ref(), c.account_type.as_ref()),
         c.client_cert.as_ref(),
         c.ca_cert.as_ref(),
         token,
