@@ -71,10 +71,15 @@ impl Drop for Receiver {
 
 async fn handle(
     State((inner, stop)): State<(Arc<Mutex<Inner>>, CancellationToken)>,
+    method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    // The hub's connector health checks send HEAD; they are not deliveries.
+    if method == axum::http::Method::HEAD {
+        return StatusCode::OK;
+    }
     let path = uri.path().to_owned();
     let status = {
         let mut g = inner.lock().unwrap();

@@ -316,6 +316,23 @@ impl Connector for DirectoryConnector {
         "directory"
     }
 
+    /// The target folder (and its `.tmp/`) exist and are writable.
+    async fn healthcheck(&self) -> drehscheibe_model::Health {
+        let tmp = self.tmp.clone();
+        let root = self.root.clone();
+        let probe = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let path = tmp.join(format!(".health-{}", std::process::id()));
+            std::fs::write(&path, b"")?;
+            std::fs::remove_file(&path)
+        })
+        .await;
+        match probe {
+            Ok(Ok(())) => drehscheibe_model::Health::up(format!("{} is writable", root.display())),
+            Ok(Err(e)) => drehscheibe_model::Health::down(format!("{}: {e}", root.display())),
+            Err(e) => drehscheibe_model::Health::down(format!("health probe failed: {e}")),
+        }
+    }
+
     async fn deliver(&self, request: DeliveryRequest) -> Result<DeliveryReceipt, DeliveryError> {
         let (root, tmp) = (self.root.clone(), self.tmp.clone());
         blocking(move || prepare(&root, &tmp))

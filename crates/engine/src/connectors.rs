@@ -84,6 +84,11 @@ impl ConnectorRegistry {
         self.slots.get(&(tenant.to_owned(), id.to_owned())).cloned()
     }
 
+    /// Every endpoint, in no particular order.
+    pub fn slots(&self) -> impl Iterator<Item = &Arc<ConnectorSlot>> {
+        self.slots.values()
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
     }

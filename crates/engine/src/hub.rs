@@ -38,6 +38,8 @@ pub struct HubSettings {
     pub busy_defer: Duration,
     /// Upper bound of the dispatcher's idle sleep.
     pub idle_poll: Duration,
+    /// Time between connector health checks (default 60 s).
+    pub health_interval: Duration,
     /// How long shutdown waits for in-flight work before releasing it.
     pub shutdown_grace: Duration,
     /// Time budget of routing one message (parse, recognition, routing,
@@ -66,6 +68,7 @@ impl Default for HubSettings {
             lease: Duration::from_secs(600),
             busy_defer: Duration::from_millis(250),
             idle_poll: Duration::from_secs(1),
+            health_interval: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             route_budget: Duration::from_secs(30),
             document_memory: 1 << 30,
@@ -104,6 +107,8 @@ pub struct Hub {
     pub(crate) memory_permits: Arc<Semaphore>,
     wake: Notify,
     accepting: AtomicBool,
+    /// Last connector health checks (see `health.rs`).
+    pub(crate) health: crate::health::HealthBoard,
 }
 
 impl Hub {
@@ -125,6 +130,7 @@ impl Hub {
             settings,
             wake: Notify::new(),
             accepting: AtomicBool::new(true),
+            health: crate::health::HealthBoard::default(),
         })
     }
 
@@ -228,6 +234,7 @@ impl Hub {
             tracing::info!(released, "released job leases left by an earlier run");
         }
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let health = tokio::spawn(self.clone().health_loop(shutdown.clone()));
         let max_in_flight = self.settings.max_in_flight.max(1);
         loop {
             if shutdown.is_cancelled() {
@@ -296,6 +303,7 @@ impl Hub {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+        health.abort();
         self.store.release_leases().await?;
         self.store.flush().await?;
         tracing::info!("engine stopped");

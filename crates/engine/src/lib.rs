@@ -25,10 +25,13 @@
 //! a memory budget ([`HubSettings::document_memory`]: routing reserves the
 //! payload's estimated tree size and waits while the budget is taken).
 //!
+//! Connector health checks run beside the workers ([`health`]).
+//!
 //! [`Store`]: drehscheibe_store::Store
 
 mod connectors;
 mod depot_router;
+pub mod health;
 mod hub;
 mod metrics;
 mod routing;

@@ -20,6 +20,13 @@ struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    tenant: String,
+    connector: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -41,6 +48,8 @@ pub struct Metrics {
     connections_open: Gauge,
     connection_limit_reached: Counter,
     accept_errors: Counter,
+    connector_up: Family<EndpointLabels, Gauge>,
+    connector_cert_expiry: Family<EndpointLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -68,6 +77,18 @@ impl Metrics {
         let connections_open = Gauge::default();
         let connection_limit_reached = Counter::default();
         let accept_errors = Counter::default();
+        let connector_up = Family::<EndpointLabels, Gauge>::default();
+        let connector_cert_expiry = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "connector_up",
+            "1 if the connector's last health check reached the far side, else 0",
+            connector_up.clone(),
+        );
+        registry.register(
+            "connector_cert_expiry_timestamp_seconds",
+            "End of validity (Unix time) of the client certificate a connector presents",
+            connector_cert_expiry.clone(),
+        );
         registry.register(
             "messages_received",
             "Messages accepted at intake",
@@ -146,6 +167,8 @@ impl Metrics {
             connections_open,
             connection_limit_reached,
             accept_errors,
+            connector_up,
+            connector_cert_expiry,
         }
     }
 
@@ -217,6 +240,23 @@ impl Metrics {
         self.dead
             .get_or_create(&Self::labels(channel, tenant, connector))
             .inc();
+    }
+
+    /// Record a connector health check.
+    pub(crate) fn connector_health(&self, e: &crate::health::EndpointHealth) {
+        let labels = EndpointLabels {
+            tenant: e.tenant.clone(),
+            connector: e.connector.clone(),
+            kind: e.kind.clone(),
+        };
+        self.connector_up
+            .get_or_create(&labels)
+            .set(i64::from(e.health.reachable));
+        if let Some(end) = e.health.cert_not_after {
+            self.connector_cert_expiry
+                .get_or_create(&labels)
+                .set(end.timestamp());
+        }
     }
 
     /// Encode all metrics in the Prometheus text format, after setting the

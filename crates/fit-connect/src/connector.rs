@@ -187,6 +187,8 @@ pub struct FitConnectConnector {
     routing: Option<RoutingClient>,
     destinations: Mutex<HashMap<String, DestinationInfo>>,
     verify_keys: Mutex<HashMap<(String, String), (Instant, RsaPublicJwk)>>,
+    /// The OAuth client (health checks fetch a token).
+    tokens: Arc<TokenClient>,
 }
 
 impl fmt::Debug for FitConnectConnector {
@@ -236,7 +238,8 @@ impl FitConnectConnector {
         let http =
             crate::client::http_client(settings.http_timeout, settings.ca_cert_pem.as_deref())?;
         let tokens = Arc::new(TokenClient::new(http.clone(), settings.token.clone())?);
-        let client = SubmissionClient::new(http.clone(), &settings.submission_api_url, tokens)?;
+        let client =
+            SubmissionClient::new(http.clone(), &settings.submission_api_url, tokens.clone())?;
         let routing = match &settings.destination {
             DestinationSource::Fixed(id) => {
                 if id.trim().is_empty() {
@@ -261,6 +264,7 @@ impl FitConnectConnector {
             routing,
             destinations: Mutex::new(HashMap::new()),
             verify_keys: Mutex::new(HashMap::new()),
+            tokens,
         })
     }
 
@@ -749,6 +753,15 @@ pub fn service_identifier(leika: &str) -> Result<String, String> {
 impl Connector for FitConnectConnector {
     fn kind(&self) -> &'static str {
         "fit-connect"
+    }
+
+    /// An access token from the OAuth endpoint: the service answers and
+    /// accepts the client's credentials.
+    async fn healthcheck(&self) -> drehscheibe_model::Health {
+        match self.tokens.token().await {
+            Ok(_) => drehscheibe_model::Health::up("FIT-Connect: access token issued"),
+            Err(e) => drehscheibe_model::Health::down(format!("FIT-Connect token endpoint: {e}")),
+        }
     }
 
     async fn deliver(

@@ -156,6 +156,8 @@ pub struct HttpConnector {
     success_status: Vec<StatusCode>,
     timeout: Duration,
     send_attachments: bool,
+    /// The client certificate chain (for its expiry in health checks).
+    client_cert: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for HttpConnector {
@@ -260,6 +262,7 @@ impl HttpConnector {
             success_status,
             timeout: settings.timeout,
             send_attachments: settings.send_attachments,
+            client_cert: settings.client_cert_pem.as_ref().map(|(c, _)| c.clone()),
         })
     }
 
@@ -353,6 +356,24 @@ impl HttpConnector {
 impl Connector for HttpConnector {
     fn kind(&self) -> &'static str {
         "http"
+    }
+
+    /// `HEAD` on the endpoint: any answer proves it is there (a 405 too);
+    /// a refused, failed or timed-out connection does not.
+    async fn healthcheck(&self) -> drehscheibe_model::Health {
+        let health = match self
+            .client
+            .head(self.url.clone())
+            .timeout(self.timeout.min(Duration::from_secs(10)))
+            .send()
+            .await
+        {
+            Ok(r) => drehscheibe_model::Health::up(format!("HEAD {}: {}", self.url, r.status())),
+            Err(e) => {
+                drehscheibe_model::Health::down(format!("HEAD {}: {}", self.url, error_chain(&e)))
+            }
+        };
+        health.with_cert(self.client_cert.as_deref())
     }
 
     async fn deliver(&self, request: DeliveryRequest) -> Result<DeliveryReceipt, DeliveryError> {

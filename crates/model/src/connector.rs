@@ -138,4 +138,11 @@ pub trait Connector: Send + Sync {
     /// Connector kind, e.g. `http`, `directory`, `smtp` (for metrics/logs).
     fn kind(&self) -> &'static str;
     async fn deliver(&self, request: DeliveryRequest) -> Result<DeliveryReceipt, DeliveryError>;
+
+    /// Whether the far side answers and when the client certificate ends
+    /// (see [`crate::health`]). Cheap and read-only; the engine bounds it
+    /// with a timeout. The default checks nothing.
+    async fn healthcheck(&self) -> crate::Health {
+        crate::Health::up("no check for this connector type")
+    }
 }

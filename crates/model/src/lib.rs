@@ -18,6 +18,7 @@ pub mod auth;
 mod blob;
 mod connector;
 mod envelope;
+pub mod health;
 mod ids;
 mod intake;
 mod state;
@@ -30,6 +31,7 @@ pub use envelope::{
     AttachmentRef, AuditEvent, Delivery, DeliveryState, Envelope, MessageRecord, RuleRef,
     SenderIdentity,
 };
+pub use health::Health;
 pub use ids::{IdError, MessageId};
 pub use intake::{
     Accepted, AdapterError, DeliveryStatus, InputAdapter, Intake, IntakeError, MessageStatus,

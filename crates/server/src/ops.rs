@@ -244,9 +244,24 @@ async fn readyz(State(ops): State<Ops>) -> Response {
     // Not just "answers": the store must take writes (a full disk makes
     // it refuse them; it reports that, and recovers here once space is
     // back).
+    // Connector trouble is listed (a Fachverfahren down, a client
+    // certificate ending within 30 days) but does not make the hub unready:
+    // it still accepts and keeps messages for later delivery.
+    let now = Utc::now();
+    let notes: String = ops
+        .hub
+        .connector_health()
+        .iter()
+        .filter_map(|e| e.attention(now))
+        .map(|line| format!("{line}\n"))
+        .collect();
     match ops.hub.store().ready().await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
+        Ok(()) => (StatusCode::OK, format!("ready\n{notes}")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store: {e}\n{notes}"),
+        )
+            .into_response(),
     }
 }
 

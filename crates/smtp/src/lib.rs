@@ -360,6 +360,20 @@ impl Connector for SmtpConnector {
         "smtp"
     }
 
+    /// Connect (with STARTTLS/TLS as configured) and send `NOOP`.
+    async fn healthcheck(&self) -> drehscheibe_model::Health {
+        match self.transport.test_connection().await {
+            Ok(true) => {
+                drehscheibe_model::Health::up(format!("SMTP {}: NOOP answered", self.endpoint))
+            }
+            Ok(false) => drehscheibe_model::Health::down(format!(
+                "SMTP {}: the server did not answer NOOP",
+                self.endpoint
+            )),
+            Err(e) => drehscheibe_model::Health::down(format!("SMTP {}: {e}", self.endpoint)),
+        }
+    }
+
     async fn deliver(&self, request: DeliveryRequest) -> Result<DeliveryReceipt, DeliveryError> {
         let total = mail::declared_total(&request);
         if total > self.max_total_bytes {

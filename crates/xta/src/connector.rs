@@ -400,6 +400,22 @@ impl Connector for XtaConnector {
         let detail = self.attempt(request).await?;
         Ok(DeliveryReceipt { detail })
     }
+
+    /// `CheckAccountActive` (the XTA management operation meant for this):
+    /// the server answers and knows the account.
+    async fn healthcheck(&self) -> drehscheibe_model::Health {
+        let health = match self.client.check_account_active().await {
+            Ok(()) => drehscheibe_model::Health::up("XTA CheckAccountActive: active"),
+            Err(e) => drehscheibe_model::Health::down(format!("XTA CheckAccountActive: {e}")),
+        };
+        let cert = self
+            .client
+            .settings()
+            .client_cert_pem
+            .as_ref()
+            .map(|(c, _)| c.as_slice());
+        health.with_cert(cert)
+    }
 }
 
 #[cfg(test)]

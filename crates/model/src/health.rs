@@ -1,0 +1,90 @@
+//! Connector health: what [`Connector::healthcheck`](crate::Connector::healthcheck)
+//! reports, and the certificate helper the connectors share.
+//!
+//! A health check is cheap and read-only: it asks whether the far side
+//! answers at all (any HTTP answer counts — a 404 or 405 still proves the
+//! host is there; a refused or timed-out connection does not) and when the
+//! client certificate the connector presents stops being valid. The
+//! engine runs the checks periodically and exposes them as metrics and in
+//! `/readyz`; they never take the hub out of service (a Fachverfahren being
+//! down is a delivery problem, not the hub's).
+
+use chrono::{DateTime, Utc};
+
+/// What a health check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The far side answers (or the target can be written).
+    pub reachable: bool,
+    /// What was checked and, when unreachable, why.
+    pub detail: String,
+    /// End of validity of the client certificate the connector presents.
+    pub cert_not_after: Option<DateTime<Utc>>,
+}
+
+impl Health {
+    /// Reachable, with what was checked.
+    pub fn up(detail: impl Into<String>) -> Self {
+        Self {
+            reachable: true,
+            detail: detail.into(),
+            cert_not_after: None,
+        }
+    }
+
+    /// Not reachable, with the reason.
+    pub fn down(detail: impl Into<String>) -> Self {
+        Self {
+            reachable: false,
+            detail: detail.into(),
+            cert_not_after: None,
+        }
+    }
+
+    /// The same, with the expiry of the certificate chain in `pem` (the
+    /// first certificate's `notAfter`); unparsable PEM is noted in the
+    /// detail.
+    #[must_use]
+    pub fn with_cert(mut self, pem: Option<&[u8]>) -> Self {
+        if let Some(pem) = pem {
+            match cert_not_after(pem) {
+                Some(t) => self.cert_not_after = Some(t),
+                None => self.detail.push_str("; client certificate unreadable"),
+            }
+        }
+        self
+    }
+}
+
+/// `notAfter` of the first certificate in a PEM file.
+pub fn cert_not_after(pem: &[u8]) -> Option<DateTime<Utc>> {
+    use x509_cert::der::DecodePem;
+    let text = std::str::from_utf8(pem).ok()?;
+    let start = text.find("-----BEGIN CERTIFICATE-----")?;
+    let end_marker = "-----END CERTIFICATE-----";
+    let end = text[start..].find(end_marker)? + start + end_marker.len();
+    let cert = x509_cert::Certificate::from_pem(&text[start..end]).ok()?;
+    let secs = cert
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    DateTime::from_timestamp(i64::try_from(secs).ok()?, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_no_certificate() {
+        assert_eq!(cert_not_after(b"not a pem"), None);
+        assert_eq!(
+            cert_not_after(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            None
+        );
+        let h = Health::up("x").with_cert(Some(b"garbage"));
+        assert!(h.detail.contains("unreadable"));
+    }
+}
