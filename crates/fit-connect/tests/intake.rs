@@ -677,10 +677,12 @@ async fn attachments_must_be_announced_uploaded_and_sane() {
     let jwk = env.encryption_key(&token).await;
     let data = br#"{"kommune":"09162000"}"#;
     let (a1, a2) = (Uuid::new_v4(), Uuid::new_v4());
-    let (sid, _case) = env.announce(&token, &[a1, a2]).await;
+    let (sid, case) = env.announce(&token, &[a1, a2]).await;
     let meta = |atts: &[(Uuid, &[u8])]| enc(metadata(data, atts).to_string().as_bytes(), &jwk);
 
-    // submit before the announced attachments are uploaded
+    // submit before the announced attachments are uploaded: 422, and the
+    // submission stays open (no reject-submission; config/README.md,
+    // issue 10 defect 4) so the sender can upload the rest and submit again
     let (status, body) = env
         .submit(
             &token,
@@ -695,6 +697,10 @@ async fn attachments_must_be_announced_uploaded_and_sane() {
         "https://schema.fitko.de/fit-connect/submission-api/problems/missing-attachments"
     );
     assert!(body["detail"].as_str().unwrap().contains(&a1.to_string()));
+    assert!(
+        env.events(&token, case).await.is_empty(),
+        "no event: the submission is still open"
+    );
 
     // an attachment id that was not announced
     let r = env
