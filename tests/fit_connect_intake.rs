@@ -521,3 +521,135 @@ async fn hostile_senders_get_precise_problems_and_nothing_is_delivered() {
     assert!(rx.requests("/alpha").is_empty(), "nothing may be delivered");
     hub.shutdown().await.unwrap();
 }
+
+/// Issue 10, defect 10: once the sender got a `reject-submission` for a
+/// message that went dead, an operator's replay would deliver what the
+/// case says was rejected. The hub records the answer on the message and
+/// refuses the replay unless it is forced; a forced replay says so in the
+/// audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_contradicting_a_sent_rejection_must_be_forced() {
+    let rx = Receiver::start().await;
+    rx.set(
+        "/alpha",
+        drehscheibe_suite::receiver::Behaviour::Always(400),
+    );
+    let port = free_port();
+    let cfg = TestConfig::write(
+        &format!("127.0.0.1:{port}"),
+        &channel_toml(port),
+        &[("alpha", tenant(&rx.url("/alpha")))],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let sender = Sender {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{port}/fit-connect"),
+    };
+    let token = sender.bearer().await;
+    let key = RsaPrivateKey::from_pem(&std::fs::read_to_string(key_file("dest-a.pem")).unwrap())
+        .unwrap()
+        .encryption_jwk();
+    let data = br#"{"kommune":"09162000","leistung":"99108008252000"}"#;
+    let enc = |b: &[u8]| jose::encrypt_compact(b, &key, true).unwrap();
+    let v: Value = sender
+        .announce(&token, DEST, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (sid, case) = (
+        v["submissionId"].as_str().unwrap().to_owned(),
+        v["caseId"].as_str().unwrap().to_owned(),
+    );
+    let (s, v) = sender
+        .submit(&token, &sid, &enc(&metadata(data, &[])), &enc(data))
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    // The Fachverfahren answers 400: the message ends dead, the sender
+    // gets a reject-submission.
+    let jwks = sender.jwks().await;
+    let end = Instant::now() + WAIT;
+    let rejected = loop {
+        let events = sender.events(&token, &case).await;
+        if let Some(last) = events.last() {
+            let e = set::verify_set(last, &jwks).unwrap();
+            if e.event == set::REJECT_SUBMISSION {
+                break e;
+            }
+        }
+        assert!(Instant::now() < end, "no reject-submission: {events:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rejected.event, set::REJECT_SUBMISSION);
+    let (s, page) = api
+        .get("/api/v1/messages?state=dead", drehscheibe_suite::OPERATOR)
+        .await;
+    assert_eq!(s, 200);
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    // The answer is on the message (the follower records it right after
+    // the event; allow it a moment).
+    let end = Instant::now() + WAIT;
+    let view = loop {
+        let view = api.message(&id).await;
+        if view["sender_answer"].is_string() || Instant::now() > end {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        view["sender_answer"]
+            .as_str()
+            .unwrap()
+            .contains("reject-submission"),
+        "{view:#}"
+    );
+    assert!(
+        drehscheibe_suite::audit_actions(&view).contains(&"sender-answered".to_owned()),
+        "{view:#}"
+    );
+
+    // A plain replay is refused and changes nothing.
+    let (s, problem) = api
+        .post_empty(
+            &format!("/api/v1/messages/{id}/replay"),
+            drehscheibe_suite::OPERATOR,
+        )
+        .await;
+    assert_eq!(s, 409, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("sender-answered"),
+        "{problem}"
+    );
+    assert_eq!(api.message(&id).await["state"], "dead");
+
+    // Forced, it runs, and the audit trail says it was forced.
+    rx.set("/alpha", drehscheibe_suite::receiver::Behaviour::Ok);
+    let (s, _) = api
+        .post_empty(
+            &format!("/api/v1/messages/{id}/replay?force=true"),
+            drehscheibe_suite::OPERATOR,
+        )
+        .await;
+    assert_eq!(s, 202);
+    let view = api.wait_state(&id, "delivered", WAIT).await;
+    let replay = view["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "replay")
+        .unwrap()
+        .clone();
+    assert!(
+        replay["detail"]
+            .as_str()
+            .unwrap()
+            .contains("forced although the sender was told: FIT-Connect reject-submission"),
+        "{replay:#}"
+    );
+    hub.shutdown().await.unwrap();
+}

@@ -191,7 +191,14 @@ enum MessagesAction {
     /// Show a message with its deliveries and audit trail.
     Show { id: String },
     /// Re-queue a dead, delivered or rejected message.
-    Replay { id: String },
+    Replay {
+        id: String,
+        /// Replay even though the sender was already given a final answer
+        /// (e.g. a FIT-Connect reject-submission) that the replay
+        /// contradicts; the audit trail records it.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -329,9 +336,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 MessagesAction::Show { id } => {
                     client.get(&format!("/api/v1/messages/{id}")).await?
                 }
-                MessagesAction::Replay { id } => {
+                MessagesAction::Replay { id, force } => {
+                    let q = if force { "?force=true" } else { "" };
                     client
-                        .post(&format!("/api/v1/messages/{id}/replay"))
+                        .post(&format!("/api/v1/messages/{id}/replay{q}"))
                         .await?
                 }
             };

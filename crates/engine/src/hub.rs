@@ -90,6 +90,10 @@ pub enum ReplayError {
     NotFound(MessageId),
     #[error("message is {0}; only dead, delivered or rejected messages can be replayed")]
     NotReplayable(MessageState),
+    /// The sender was given a final answer (e.g. a FIT-Connect
+    /// `reject-submission`) that a replay would contradict.
+    #[error("the sender was already told: {0}; replaying would contradict that answer (force the replay to deliver anyway)")]
+    SenderAnswered(String),
     #[error("store: {0}")]
     Store(StoreError),
 }
@@ -156,14 +160,31 @@ impl Hub {
     /// deliveries only, or all of a delivered message), or a `rejected`
     /// one for routing. Same message id, new delivery generation, audit
     /// event naming `actor`.
-    pub async fn replay(&self, id: MessageId, actor: &str) -> Result<MessageRecord, ReplayError> {
+    ///
+    /// A message whose sender was given a final answer that cannot be
+    /// taken back ([`MessageRecord::sender_answer`], e.g. a FIT-Connect
+    /// `reject-submission`) is refused with [`ReplayError::SenderAnswered`]
+    /// unless `force` is set; a forced replay says so in its audit event.
+    pub async fn replay(
+        &self,
+        id: MessageId,
+        actor: &str,
+        force: bool,
+    ) -> Result<MessageRecord, ReplayError> {
         let now = Utc::now();
         let actor = actor.to_owned();
         let mut refused = None;
+        let mut answered: Option<String> = None;
         let result = self
             .store
             .update(id, &mut |r: &mut MessageRecord| {
                 let from = r.state;
+                if let (Some(answer), false) = (&r.sender_answer, force) {
+                    answered = Some(answer.clone());
+                    return Err(StoreError::Aborted(format!(
+                        "the sender was already told: {answer}"
+                    )));
+                }
                 let mut effects = Effects::default();
                 let routed_ok = !r.deliveries.is_empty();
                 match from {
@@ -205,10 +226,15 @@ impl Hub {
                     }
                 }
                 r.reason = None;
-                effects.audit.push(
+                let mut event =
                     AuditEvent::new(r.envelope.id, actor.clone(), "replay", Some(from), r.state)
-                        .with_rule(r.rule.clone()),
-                );
+                        .with_rule(r.rule.clone());
+                if let Some(answer) = &r.sender_answer {
+                    event = event.with_detail(format!(
+                        "forced although the sender was told: {answer}"
+                    ));
+                }
+                effects.audit.push(event);
                 Ok(effects)
             })
             .await;
@@ -218,6 +244,9 @@ impl Hub {
                 Ok(rec)
             }
             Err(StoreError::NotFound(id)) => Err(ReplayError::NotFound(id)),
+            Err(StoreError::Aborted(_)) if answered.is_some() => {
+                Err(ReplayError::SenderAnswered(answered.unwrap_or_default()))
+            }
             Err(StoreError::Aborted(_)) if refused.is_some() => Err(ReplayError::NotReplayable(
                 refused.unwrap_or(MessageState::Received),
             )),
@@ -340,6 +369,36 @@ fn media_type(ct: &str) -> String {
 
 #[async_trait]
 impl Intake for Hub {
+    async fn note_sender_answer(
+        &self,
+        id: MessageId,
+        actor: &str,
+        answer: &str,
+    ) -> Result<(), IntakeError> {
+        self.store
+            .update(id, &mut |r: &mut MessageRecord| {
+                if r.sender_answer.as_deref() == Some(answer) {
+                    return Ok(Effects::default());
+                }
+                r.sender_answer = Some(answer.to_owned());
+                Ok(Effects {
+                    audit: vec![AuditEvent::new(
+                        r.envelope.id,
+                        actor,
+                        "sender-answered",
+                        None,
+                        r.state,
+                    )
+                    .with_rule(r.rule.clone())
+                    .with_detail(answer)],
+                    ..Effects::default()
+                })
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| IntakeError::Unavailable(e.to_string()))
+    }
+
     async fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, IntakeError> {
         let rec = self
             .store

@@ -1185,6 +1185,23 @@ impl FitConnectSubscriber {
                     if let Err(e) = state.finish(&p.submission_id).await {
                         tracing::error!(error = %e, "cannot record posted event");
                     }
+                    // A posted rejection is the sender's final answer: a
+                    // replay at the hub must not contradict it unforced.
+                    if let (true, Some(id)) = (
+                        name == set::REJECT_SUBMISSION,
+                        p.message_id
+                            .as_deref()
+                            .and_then(|m| m.parse::<MessageId>().ok()),
+                    ) {
+                        let answer = format!(
+                            "FIT-Connect reject-submission (case {}, submission {})",
+                            p.case_id, p.submission_id
+                        );
+                        let actor = format!("{ADAPTER_KIND}:{}", self.settings.channel);
+                        if let Err(e) = intake.note_sender_answer(id, &actor, &answer).await {
+                            tracing::warn!(submission = %p.submission_id, error = %e, "could not record the rejection on the hub message");
+                        }
+                    }
                 }
                 Err(e) if matches!(e.status(), Some(404 | 409 | 410)) => {
                     // Already decided (posted before a crash, or rejected by

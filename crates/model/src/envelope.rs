@@ -139,6 +139,11 @@ pub struct MessageRecord {
     /// act on it (ADR 0004).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// A final answer the intake adapter gave the sender that cannot be
+    /// taken back (e.g. `reject-submission` over FIT-Connect): a replay
+    /// that would contradict it must be forced (see `Hub::replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_answer: Option<String>,
     pub updated_at: DateTime<Utc>,
     /// Incremented by every stored change (optimistic concurrency, ETag).
     pub revision: u64,
@@ -155,6 +160,7 @@ impl MessageRecord {
             rule: None,
             deliveries: Vec::new(),
             requested_by: None,
+            sender_answer: None,
             updated_at: at,
             revision: 0,
         }

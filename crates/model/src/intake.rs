@@ -142,6 +142,19 @@ pub trait Intake: Send + Sync {
     /// sender (FIT-Connect events, XTA transport reports). `None` when the
     /// id is unknown.
     async fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, IntakeError>;
+    /// Record that the sender was given a final answer that cannot be
+    /// taken back (`answer`, e.g. `FIT-Connect reject-submission`): the
+    /// message's audit trail shows it, and an operator's replay that would
+    /// contradict it has to be forced. `actor` names the adapter.
+    async fn note_sender_answer(
+        &self,
+        id: MessageId,
+        actor: &str,
+        answer: &str,
+    ) -> Result<(), IntakeError> {
+        let _ = (id, actor, answer);
+        Ok(())
+    }
 }
 
 /// A message's state as an input adapter may see it.

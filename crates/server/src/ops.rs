@@ -206,7 +206,20 @@ async fn list(State(ops): State<Ops>, Query(q): Query<ListQuery>, headers: Heade
     }
 }
 
-async fn replay(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+#[derive(Debug, Default, serde::Deserialize)]
+struct ReplayQuery {
+    /// Replay even though the sender was given a final answer the replay
+    /// contradicts (recorded in the audit event).
+    #[serde(default)]
+    force: bool,
+}
+
+async fn replay(
+    State(ops): State<Ops>,
+    Path(id): Path<String>,
+    Query(q): Query<ReplayQuery>,
+    headers: HeaderMap,
+) -> Response {
     let principal = match authenticate(&ops, &headers) {
         Ok(p) => p,
         Err(r) => return r,
@@ -223,12 +236,17 @@ async fn replay(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderM
     };
     match ops
         .hub
-        .replay(mid, &format!("operator:{}", principal.name))
+        .replay(mid, &format!("operator:{}", principal.name), q.force)
         .await
     {
         Ok(rec) => (StatusCode::ACCEPTED, Json(rec)).into_response(),
         Err(ReplayError::NotFound(_)) => not_found(&id),
         Err(e @ ReplayError::NotReplayable(_)) => problem(409, "not-replayable", e.to_string()),
+        Err(e @ ReplayError::SenderAnswered(_)) => problem(
+            409,
+            "sender-answered",
+            format!("{e}: POST …/replay?force=true"),
+        ),
         Err(ReplayError::Store(e)) => internal(e),
     }
 }

@@ -110,6 +110,21 @@ impl FitConnectIntake {
             record.reason = reason;
             record.updated_at = Utc::now();
             shared.state.commit(&record, &token, None).await?;
+            if event == set::REJECT_SUBMISSION {
+                // The sender has its final answer: a later replay of the
+                // message at this hub would contradict it (issue 10,
+                // defect 10), so the hub records it on the message.
+                if let Ok(id) = message.parse::<MessageId>() {
+                    let answer = format!(
+                        "FIT-Connect reject-submission (case {}, submission {})",
+                        record.case_id, record.submission_id
+                    );
+                    let actor = format!("fit-connect:{}", shared.settings.channel);
+                    if let Err(e) = shared.intake.note_sender_answer(id, &actor, &answer).await {
+                        tracing::warn!(submission = %sid, error = %e, "could not record the rejection on the hub message");
+                    }
+                }
+            }
             tracing::info!(submission = %sid, case = %record.case_id, state = record.state.as_str(), "fit-connect case closed");
             closed += 1;
         }
