@@ -209,8 +209,9 @@ async fn a_sends_over_xta_to_b_mailbox_and_c_polls_it_exactly_once() {
     assert_eq!(ids["xta.author"], "dvdv:09000000");
     assert_eq!(ids["xta.reader"], "dvdv:09162000");
     let mailbox_id = ids["xta.message_id"].as_str().unwrap().to_owned();
+    // Named after hub B's `server_identity` (issue 10, defect 12).
     assert!(
-        mailbox_id.starts_with("urn:de:xta:messageid:"),
+        mailbox_id.starts_with("urn:de:xta:messageid:hub-b:"),
         "{mailbox_id}"
     );
     assert_eq!(c_view["envelope"]["idempotency_key"], mailbox_id.as_str());

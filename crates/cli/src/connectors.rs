@@ -34,6 +34,7 @@ pub fn build(
     cfg: &ConnectorConfig,
     store: &Arc<dyn drehscheibe_store::Store>,
     data_dir: &std::path::Path,
+    resources: &std::collections::BTreeMap<String, String>,
 ) -> Result<Arc<dyn Connector>> {
     cfg.factory
         .build(&BuildContext {
@@ -42,6 +43,7 @@ pub fn build(
             timeout: cfg.timeout,
             store: store.clone(),
             data_dir,
+            resources,
         })
         .with_context(|| format!("connector {} ({})", cfg.id, cfg.kind))
 }

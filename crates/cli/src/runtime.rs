@@ -153,9 +153,10 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         .context("storing configuration snapshot")?;
 
     let mut connectors = ConnectorRegistry::new();
+    let resources = config.channel_resources();
     for tenant in &config.tenants {
         for c in &tenant.connectors {
-            let connector = crate::connectors::build(&tenant.id, c, &store, data)
+            let connector = crate::connectors::build(&tenant.id, c, &store, data, &resources)
                 .with_context(|| format!("tenant {}: connector {}", tenant.id, c.id))?;
             connectors.insert(ConnectorSlot::new(
                 tenant.id.clone(),

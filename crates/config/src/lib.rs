@@ -410,6 +410,15 @@ impl HubConfig {
         load::load(main_file, plugins)
     }
 
+    /// What the channels provide to connectors, by resource name (see
+    /// [`plugin::ChannelFactory::provides`]).
+    pub fn channel_resources(&self) -> BTreeMap<String, String> {
+        self.channels
+            .iter()
+            .flat_map(|c| c.factory.provides())
+            .collect()
+    }
+
     /// The tenant with this id.
     pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
         self.tenants.iter().find(|t| t.id == id)

@@ -1084,8 +1084,11 @@ impl Ctx {
     /// by a channel (e.g. an `xta-mailbox` connector's mailbox is an
     /// account of an `xta` channel).
     fn connector_needs(&mut self, channels: &[ChannelConfig], tenants: &[TenantFile]) {
-        let provided: BTreeSet<String> =
-            channels.iter().flat_map(|c| c.factory.provides()).collect();
+        let provided: BTreeSet<String> = channels
+            .iter()
+            .flat_map(|c| c.factory.provides())
+            .map(|(k, _)| k)
+            .collect();
         for t in tenants {
             let Some(cfg) = &t.config else { continue };
             for c in &cfg.connectors {

@@ -85,6 +85,10 @@ pub struct BuildContext<'a> {
     pub store: Arc<dyn Store>,
     /// The hub's data directory.
     pub data_dir: &'a Path,
+    /// What the channels provide ([`ChannelFactory::provides`]), by
+    /// resource name: the connector's [`ConnectorFactory::needs`] are
+    /// there (checked at load).
+    pub resources: &'a BTreeMap<String, String>,
 }
 
 /// Why a connector could not be built (a certificate file that vanished
@@ -187,8 +191,10 @@ pub trait ChannelFactory: fmt::Debug + Send + Sync {
     fn build(&self, cx: &ChannelContext<'_>) -> Result<Adapter, BuildError>;
 
     /// Resources this channel provides to connectors (see
-    /// [`ConnectorFactory::needs`]), e.g. `xta-account:kommune`.
-    fn provides(&self) -> Vec<String> {
+    /// [`ConnectorFactory::needs`]) with a value the connector may use,
+    /// e.g. `xta-account:kommune` → the server identity of the XTA server
+    /// hosting that mailbox.
+    fn provides(&self) -> Vec<(String, String)> {
         Vec::new()
     }
 

@@ -218,10 +218,17 @@ impl ChannelFactory for XtaChannelConfig {
         })
     }
 
-    fn provides(&self) -> Vec<String> {
+    /// Each account's mailbox, with this server's identity (the
+    /// `xta-mailbox` connector names the message ids it creates after it).
+    fn provides(&self) -> Vec<(String, String)> {
         self.accounts
             .iter()
-            .map(|a| format!("xta-account:{}", a.name))
+            .map(|a| {
+                (
+                    format!("xta-account:{}", a.name),
+                    self.server_identity.clone(),
+                )
+            })
             .collect()
     }
 

@@ -462,11 +462,19 @@ impl ConnectorFactory for XtaConnectorConfig {
 impl ConnectorFactory for XtaMailboxConnectorConfig {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Arc<dyn Connector>, BuildError> {
         let mailboxes = Mailboxes::new(cx.store.clone()).map_err(BuildError::new)?;
+        let server_identity = cx
+            .resources
+            .get(&format!("xta-account:{}", self.mailbox))
+            .cloned()
+            .ok_or_else(|| {
+                BuildError(format!("no xta channel has an account `{}`", self.mailbox))
+            })?;
         Ok(Arc::new(XtaMailboxConnector::new(
             mailboxes,
             XtaMailboxConnectorSettings {
                 account: self.mailbox.clone(),
                 meta: meta_defaults(&self.meta),
+                server_identity,
             },
         )))
     }

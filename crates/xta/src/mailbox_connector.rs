@@ -12,7 +12,7 @@
 //! over XTA).
 //!
 //! **Idempotency.** The mailbox message id is derived from the delivery's
-//! idempotency key (`urn:de:xta:messageid:drehscheibe:<32 hex>`), so a
+//! idempotency key (`urn:de:xta:messageid:<server identity>:<32 hex>`), so a
 //! retry of the same delivery generation finds its message already in the
 //! box (also after it was fetched and closed) and does not add a second
 //! one; a replay (new generation) puts a new message.
@@ -34,6 +34,9 @@ pub struct XtaMailboxConnectorSettings {
     pub account: String,
     /// Metadata defaults (reader: usually the account's party id).
     pub meta: MetaDefaults,
+    /// `server_identity` of the XTA channel hosting the mailbox: the
+    /// message ids this connector creates are named after it.
+    pub server_identity: String,
 }
 
 /// The `xta-mailbox` connector; see the module docs.
@@ -43,10 +46,11 @@ pub struct XtaMailboxConnector {
     settings: XtaMailboxConnectorSettings,
 }
 
-/// The mailbox message id of a delivery.
-pub fn mailbox_message_id(idempotency_key: &str) -> String {
+/// The mailbox message id of a delivery: named after the hosting
+/// server's identity, stable across retries of one delivery generation.
+pub fn mailbox_message_id(server_identity: &str, idempotency_key: &str) -> String {
     let h = sha256_hex(idempotency_key.as_bytes());
-    format!("urn:de:xta:messageid:drehscheibe:{}", &h[..32])
+    format!("urn:de:xta:messageid:{server_identity}:{}", &h[..32])
 }
 
 impl XtaMailboxConnector {
@@ -68,7 +72,8 @@ impl Connector for XtaMailboxConnector {
 
     async fn deliver(&self, request: DeliveryRequest) -> Result<DeliveryReceipt, DeliveryError> {
         let account = &self.settings.account;
-        let message_id = mailbox_message_id(&request.idempotency_key());
+        let message_id =
+            mailbox_message_id(&self.settings.server_identity, &request.idempotency_key());
         let metadata = build_metadata(&self.settings.meta, &request, &message_id, None)?;
         let size = request.document.len() as u64;
         let reader: BlobReader = Box::pin(std::io::Cursor::new(request.document.clone()));

@@ -41,15 +41,16 @@ fn accounts() -> Vec<Account> {
     ]
 }
 
+/// The hosting server's identity: mailbox message ids are named after it
+/// (issue 10, defect 12).
+const IDENTITY: &str = "hub-b.example";
+
 async fn serve(intake: Arc<dyn Intake>, dir: &std::path::Path) -> (XtaServer, String) {
     let store: Arc<dyn drehscheibe_store::Store> =
         Arc::new(drehscheibe_store::SledStore::open(&dir.join("store")).unwrap());
-    let server = XtaServer::open(
-        XtaServerSettings::new("xta", dir.to_path_buf(), accounts()),
-        intake,
-        store,
-    )
-    .unwrap();
+    let mut settings = XtaServerSettings::new("xta", dir.to_path_buf(), accounts());
+    settings.server_identity = IDENTITY.into();
+    let server = XtaServer::open(settings, intake, store).unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/xta", l.local_addr().unwrap());
     let app = server.router();
@@ -170,6 +171,7 @@ async fn mailbox_connector_then_poller_exactly_once() {
         server.mailboxes(),
         XtaMailboxConnectorSettings {
             account: "kommune".into(),
+            server_identity: IDENTITY.into(),
             meta: MetaDefaults {
                 author: Some(PartyIdentifier::new("dvdv:09000000", "xoev")),
                 reader: Some(PartyIdentifier::new("dvdv:01001000", "xoev")),
@@ -195,7 +197,16 @@ async fn mailbox_connector_then_poller_exactly_once() {
     );
     again.envelope.id = req.envelope.id;
     let r = mailbox.deliver(req).await.unwrap();
-    assert!(r.detail.contains(&mailbox_message_id(&key)), "{}", r.detail);
+    assert!(
+        r.detail.contains(&mailbox_message_id(IDENTITY, &key)),
+        "{}",
+        r.detail
+    );
+    assert!(
+        r.detail.contains("urn:de:xta:messageid:hub-b.example:"),
+        "{}",
+        r.detail
+    );
     // A retry of the same delivery does not add a second message.
     let r2 = mailbox.deliver(again).await.unwrap();
     assert!(r2.detail.contains("already there"), "{}", r2.detail);
@@ -234,7 +245,7 @@ async fn mailbox_connector_then_poller_exactly_once() {
     assert_eq!(s.payload.as_ref(), DOC);
     assert_eq!(
         s.idempotency_key.as_deref(),
-        Some(mailbox_message_id(&key).as_str())
+        Some(mailbox_message_id(IDENTITY, &key).as_str())
     );
     assert_eq!(s.correlation_ids[keys::AUTHOR], "dvdv:09000000");
     assert_eq!(s.attachments.len(), 1);
@@ -259,6 +270,7 @@ async fn poller_pages_through_a_full_mailbox_without_waiting() {
         server.mailboxes(),
         XtaMailboxConnectorSettings {
             account: "kommune".into(),
+            server_identity: IDENTITY.into(),
             meta: MetaDefaults {
                 author: Some(PartyIdentifier::new("dvdv:09000000", "xoev")),
                 reader: Some(PartyIdentifier::new("dvdv:01001000", "xoev")),
@@ -337,6 +349,7 @@ async fn a_30_mb_attachment_goes_out_and_comes_back_byte_exact() {
         server.mailboxes(),
         XtaMailboxConnectorSettings {
             account: "kommune".into(),
+            server_identity: IDENTITY.into(),
             meta: MetaDefaults::default(),
         },
     );
