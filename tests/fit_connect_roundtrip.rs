@@ -43,7 +43,7 @@ destinations = ["{DEST}"]
 destination_id = "{DEST}"
 tenant = "alpha"
 decryption_keys = ["{dec}"]
-services = [{{ identifier = "urn:de:fim:leika:leistung:{LEISTUNG}", name = "Testleistung" }}]
+services = [{{ identifier = "urn:de:fim:leika:leistung:{LEISTUNG}", name = "Testleistung", submission_schemas = [{{ schema_uri = "urn:drehscheibe:test:order:1", mime_type = "application/xml" }}] }}]
 "#,
         signing = key_file("signing.pem").display(),
         dec = key_file("dest-a.pem").display(),
@@ -85,7 +85,6 @@ submission_api_url = "http://127.0.0.1:{b_port}/fit-connect"
 client_id = "hub-a"
 client_secret = {{ value = "hub-a-secret" }}
 destination_id = "{DEST}"
-data_schema_uri = "urn:drehscheibe:test:order:1"
 service_name = "Testleistung"
 poll_interval = "100ms"
 max_wait = "45s"

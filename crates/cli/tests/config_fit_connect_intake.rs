@@ -66,7 +66,7 @@ fn a_fit_connect_channel_loads() {
     assert_eq!(f.clients[0].destinations, vec![DEST.to_owned()]);
     assert_eq!(f.destinations[0].decryption_keys.len(), 2);
     assert!(f.destinations[0].decryption_keys[0].is_absolute());
-    assert_eq!(f.destinations[0].services[0].1, "Gewerbeanmeldung");
+    assert_eq!(f.destinations[0].services[0].name, "Gewerbeanmeldung");
     assert_eq!(f.destinations[0].tenant.as_deref(), Some("musterstadt"));
 }
 

@@ -88,6 +88,26 @@ struct RawService {
     identifier: String,
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    submission_schemas: Vec<RawSchema>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchema {
+    schema_uri: String,
+    mime_type: String,
+}
+
+/// A service a hosted destination offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedService {
+    /// LeiKa URN.
+    pub identifier: String,
+    /// Name.
+    pub name: String,
+    /// Accepted Fachdaten schemas: (schema URI, media type).
+    pub submission_schemas: Vec<(String, String)>,
 }
 
 /// Checked settings of a `fit-connect` (intake) channel.
@@ -135,8 +155,8 @@ pub struct FitConnectHostedDestination {
     /// Private decryption keys (PEM or JWK files); the first is published
     /// as the encryption key, the others still decrypt (rotation).
     pub decryption_keys: Vec<PathBuf>,
-    /// Offered services: (LeiKa URN, name). Empty: any.
-    pub services: Vec<(String, String)>,
+    /// Offered services. Empty: any.
+    pub services: Vec<HostedService>,
     /// Metadata schema versions announced (empty: all supported).
     pub metadata_versions: Vec<String>,
 }
@@ -225,6 +245,20 @@ fn parse_intake(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn Cha
                     "a service identifier is a URN like `urn:de:fim:leika:leistung:99…`",
                 );
             }
+            for (k, schema) in s.submission_schemas.iter().enumerate() {
+                if schema.schema_uri.trim().is_empty() {
+                    chk.error(
+                        &format!("{at}.services[{j}].submission_schemas[{k}].schema_uri"),
+                        "`schema_uri` must not be empty",
+                    );
+                }
+                if !["application/xml", "application/json"].contains(&schema.mime_type.as_str()) {
+                    chk.error(
+                        &format!("{at}.services[{j}].submission_schemas[{k}].mime_type"),
+                        "`mime_type` is `application/xml` or `application/json`",
+                    );
+                }
+            }
         }
         destinations.push(FitConnectHostedDestination {
             destination_id: d.destination_id.to_ascii_lowercase(),
@@ -233,7 +267,15 @@ fn parse_intake(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn Cha
             services: d
                 .services
                 .iter()
-                .map(|s| (s.identifier.clone(), s.name.clone()))
+                .map(|s| HostedService {
+                    identifier: s.identifier.clone(),
+                    name: s.name.clone(),
+                    submission_schemas: s
+                        .submission_schemas
+                        .iter()
+                        .map(|x| (x.schema_uri.clone(), x.mime_type.clone()))
+                        .collect(),
+                })
                 .collect(),
             metadata_versions: d.metadata_versions.clone(),
         });
@@ -331,9 +373,10 @@ impl ChannelFactory for FitConnectIntakeConfig {
                 services: d
                     .services
                     .iter()
-                    .map(|(identifier, name)| IntakeService {
-                        identifier: identifier.clone(),
-                        name: name.clone(),
+                    .map(|s| IntakeService {
+                        identifier: s.identifier.clone(),
+                        name: s.name.clone(),
+                        submission_schemas: s.submission_schemas.clone(),
                     })
                     .collect(),
                 keys: d

@@ -174,6 +174,10 @@ fn settings(dir: &Path, dest: Uuid, other: Uuid, max_attachment: u64) -> FitConn
                 services: vec![IntakeService {
                     identifier: LEIKA.into(),
                     name: "Gewerbeanmeldung".into(),
+                    submission_schemas: vec![(
+                        "https://schema.example/gewerbe.json".into(),
+                        "application/json".into(),
+                    )],
                 }],
                 keys: vec![
                     key("dest-a.pem").with_kid("dest-key-2"),

@@ -151,7 +151,11 @@ async fn destination(
             .map(|s| DestinationService {
                 identifier: s.identifier.clone(),
                 name: s.name.clone(),
-                submission_schemas: Vec::new(),
+                submission_schemas: s
+                    .submission_schemas
+                    .iter()
+                    .map(|(uri, mime)| json!({ "schemaUri": uri, "mimeType": mime }))
+                    .collect(),
                 regions: Vec::new(),
             })
             .collect(),

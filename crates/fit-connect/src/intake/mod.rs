@@ -138,6 +138,10 @@ pub struct IntakeService {
     pub identifier: String,
     /// Name.
     pub name: String,
+    /// Accepted Fachdaten schemas as (schema URI, media type), published
+    /// as the service's `submissionSchemas` (senders such as the hub's own
+    /// `fit-connect` connector take the schema URI from there).
+    pub submission_schemas: Vec<(String, String)>,
 }
 
 /// Setup errors.
