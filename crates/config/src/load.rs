@@ -439,15 +439,7 @@ impl Ctx {
         }
         let Some(plugin) = self.plugins.channel_plugin(&raw.kind).copied() else {
             let known: Vec<&str> = self.plugins.channel_types().map(|p| p.kind).collect();
-            self.err(
-                src,
-                &kp.key("type"),
-                format!(
-                    "unknown channel type `{}` (known: {})",
-                    raw.kind,
-                    known.join(", ")
-                ),
-            );
+            self.unknown_type(src, &kp, "channel", &raw.kind, &known);
             return None;
         };
         let factory = {
@@ -466,6 +458,15 @@ impl Ctx {
             kind: plugin.kind.to_string(),
             factory,
         })
+    }
+
+    /// A `type` no registered plugin claims.
+    fn unknown_type(&mut self, src: &Source, kp: &KeyPath, what: &str, kind: &str, known: &[&str]) {
+        self.err(
+            src,
+            &kp.key("type"),
+            format!("unknown {what} type `{kind}` (known: {})", known.join(", ")),
+        );
     }
 
     fn tokens(
@@ -888,15 +889,7 @@ impl Ctx {
         }
         let Some(plugin) = self.plugins.connector_plugin(&c.kind).copied() else {
             let known: Vec<&str> = self.plugins.connector_types().map(|p| p.kind).collect();
-            self.err(
-                src,
-                &kp.key("type"),
-                format!(
-                    "unknown connector type `{}` (known: {})",
-                    c.kind,
-                    known.join(", ")
-                ),
-            );
+            self.unknown_type(src, &kp, "connector", &c.kind, &known);
             return None;
         };
         let factory = {

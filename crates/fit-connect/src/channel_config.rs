@@ -46,6 +46,20 @@ pub const SUBSCRIBER_CHANNEL: ChannelPlugin = ChannelPlugin {
 
 // ----------------------------------------------------------------- intake
 
+/// A destination's `decryption_keys` (at least one; PEM or JWK files).
+fn decryption_keys(chk: &mut Checker<'_>, at: &str, keys: &[PathBuf]) -> Vec<PathBuf> {
+    if keys.is_empty() {
+        chk.error(
+            &format!("{at}.decryption_keys"),
+            "at least one decryption key is needed",
+        );
+    }
+    keys.iter()
+        .enumerate()
+        .map(|(j, p)| chk.key_file(&format!("{at}.decryption_keys[{j}]"), p))
+        .collect()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawIntake {
@@ -226,18 +240,7 @@ fn parse_intake(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn Cha
         {
             chk.error(&format!("{at}.destination_id"), "destination listed twice");
         }
-        if d.decryption_keys.is_empty() {
-            chk.error(
-                &format!("{at}.decryption_keys"),
-                "at least one decryption key is needed",
-            );
-        }
-        let decryption_keys = d
-            .decryption_keys
-            .iter()
-            .enumerate()
-            .map(|(j, p)| chk.key_file(&format!("{at}.decryption_keys[{j}]"), p))
-            .collect();
+        let decryption_keys = decryption_keys(chk, &at, &d.decryption_keys);
         for (j, s) in d.services.iter().enumerate() {
             if !s.identifier.starts_with("urn:") {
                 chk.error(
@@ -535,18 +538,7 @@ fn parse_subscriber(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn
         if d.destination_id.trim().is_empty() || d.destination_id.contains('/') {
             chk.error(&format!("{at}.destination_id"), "invalid destination id");
         }
-        if d.decryption_keys.is_empty() {
-            chk.error(
-                &format!("{at}.decryption_keys"),
-                "at least one decryption key is needed",
-            );
-        }
-        let decryption_keys = d
-            .decryption_keys
-            .iter()
-            .enumerate()
-            .map(|(j, p)| chk.key_file(&format!("{at}.decryption_keys[{j}]"), p))
-            .collect();
+        let decryption_keys = decryption_keys(chk, &at, &d.decryption_keys);
         let signing_key = chk.key_file(&format!("{at}.signing_key"), &d.signing_key);
         if d.signing_kid.trim().is_empty() {
             chk.error(
