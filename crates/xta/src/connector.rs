@@ -249,12 +249,23 @@ pub struct XtaConnectorSettings {
     pub report_wait: Duration,
     /// Time between `getTransportReport` calls.
     pub report_poll_interval: Duration,
+    /// Count the delivery done only on a final transport report (status
+    /// 1, 2 or 3): a report still open after `report_wait` (or none) is a
+    /// retryable failure, and later attempts only ask for the report
+    /// again. For bridges whose upstream acknowledgement cannot be taken
+    /// back (a FIT-Connect intake in front accepts only once this
+    /// delivery is done).
+    pub require_final_report: bool,
 }
 
 /// The checkpoint of a delivery: the message id it sends with.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Pending {
     message_id: String,
+    /// `sendMessage` succeeded (saved only with `require_final_report`,
+    /// so later attempts just ask for the report).
+    #[serde(default)]
+    sent: bool,
 }
 
 /// The `xta` connector; see the module docs.
@@ -297,6 +308,7 @@ impl XtaConnector {
             None => {
                 let p = Pending {
                     message_id: self.client.create_message_id().await?,
+                    sent: false,
                 };
                 // Durable before sendMessage: every later attempt sends
                 // with the same id, so the far side sees one message.
@@ -307,7 +319,10 @@ impl XtaConnector {
                 p
             }
         };
-        let request = &request;
+        if p.sent {
+            return self.report(&p.message_id).await;
+        }
+        let request = &mut request;
         {
             let author = self.client.settings().author.clone();
             let meta = build_metadata(&self.settings.meta, request, &p.message_id, Some(&author))?;
@@ -340,6 +355,16 @@ impl XtaConnector {
                 }
                 Err(e) => return Err(e.into()),
             }
+            if self.settings.require_final_report {
+                let sent = Pending {
+                    message_id: p.message_id.clone(),
+                    sent: true,
+                };
+                let value = serde_json::to_string(&sent).map_err(|e| {
+                    DeliveryError::permanent(format!("encoding the checkpoint: {e}"))
+                })?;
+                request.checkpoint.save(value).await?;
+            }
         }
         self.report(&p.message_id).await
     }
@@ -349,6 +374,11 @@ impl XtaConnector {
         loop {
             let report = match self.client.get_transport_report(id).await {
                 Ok(r) => r,
+                Err(e) if self.settings.require_final_report => {
+                    return Err(DeliveryError::retryable(format!(
+                        "XTA {id} sent; transport report unavailable: {e}"
+                    )))
+                }
                 Err(e) => return Ok(format!("XTA {id} sent; transport report unavailable: {e}")),
             };
             let records = |list: &[crate::client::ReportRecord]| {
@@ -366,6 +396,11 @@ impl XtaConnector {
             match report.status {
                 0 if Instant::now() < deadline => {
                     tokio::time::sleep(self.settings.report_poll_interval).await;
+                }
+                0 if self.settings.require_final_report => {
+                    return Err(DeliveryError::retryable(format!(
+                        "XTA {id} sent, awaiting a final transport report (status 0)"
+                    )))
                 }
                 0 => {
                     return Ok(format!(

@@ -17,6 +17,7 @@
 //! service = "urn:xoev-de:xgewerbeanzeige:standard:xgewerbeanzeige_2.2"
 //! poll_interval = "1s"               # transport report polls
 //! max_wait = "10s"                   # shorter than timeout
+//! require_final_report = false       # true: done only on status 1/2/3
 //!
 //! [connectors.box]
 //! type = "xta-mailbox"
@@ -89,6 +90,7 @@ struct RawXta {
     poll_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     max_wait: Option<Duration>,
+    require_final_report: Option<bool>,
     reader: Option<String>,
     reader_type: Option<String>,
     service: Option<String>,
@@ -236,6 +238,9 @@ pub struct XtaConnectorConfig {
     /// How long one attempt waits for a final transport report (default
     /// 10 s, shorter than `timeout`).
     pub report_wait: Duration,
+    /// Done only on a final transport report (default false: a report
+    /// still open after `max_wait` counts as delivered).
+    pub require_final_report: bool,
 }
 
 /// Checked settings of an `xta-mailbox` connector.
@@ -361,6 +366,7 @@ fn parse_xta(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn Connec
         meta,
         report_poll_interval,
         report_wait,
+        require_final_report: c.require_final_report.unwrap_or(false),
     }))
 }
 
@@ -449,6 +455,7 @@ impl ConnectorFactory for XtaConnectorConfig {
             meta: meta_defaults(&self.meta),
             report_wait: self.report_wait,
             report_poll_interval: self.report_poll_interval,
+            require_final_report: self.require_final_report,
         })
         .map_err(BuildError::new)?;
         Ok(Arc::new(connector))

@@ -44,6 +44,7 @@ fn connector(url: &str) -> XtaConnector {
         },
         report_wait: Duration::from_secs(2),
         report_poll_interval: Duration::from_millis(50),
+        require_final_report: false,
     })
     .unwrap()
 }
@@ -127,6 +128,7 @@ async fn metadata_falls_back_to_the_incoming_xta_metadata() {
         meta: MetaDefaults::default(),
         report_wait: Duration::ZERO,
         report_poll_interval: Duration::from_millis(50),
+        require_final_report: false,
     })
     .unwrap();
     let mut ids = BTreeMap::new();
@@ -305,6 +307,7 @@ async fn red_transport_report_is_dead_and_open_report_is_accepted() {
         },
         report_wait: Duration::from_millis(200),
         report_poll_interval: Duration::from_millis(50),
+        require_final_report: false,
     })
     .unwrap();
     let req = request(DOC, vec![], Arc::new(MemBlobs::default()), BTreeMap::new());
@@ -319,4 +322,53 @@ async fn red_transport_report_is_dead_and_open_report_is_accepted() {
         .filter(|c| *c == "getTransportReport")
         .count();
     assert!(polls >= 3, "polled until the wait ended: {polls}");
+}
+
+/// Issue 10, defect 9: with `require_final_report` an open report is not a
+/// delivery: the attempt fails retryably, and the next attempt (with the
+/// checkpoint) only asks for the report again — no second sendMessage —
+/// until the report is final.
+#[tokio::test]
+async fn an_open_report_is_not_final_when_a_final_report_is_required() {
+    let double = Double::new();
+    let url = double.serve().await;
+    double.state.lock().unwrap().report_status = 0;
+    let c = XtaConnector::new(XtaConnectorSettings {
+        client: client_settings(&url),
+        meta: MetaDefaults {
+            reader: Some(PartyIdentifier::new("dvdv:02000000", "xoev")),
+            service: Some("urn:s".into()),
+            ..Default::default()
+        },
+        report_wait: Duration::from_millis(150),
+        report_poll_interval: Duration::from_millis(50),
+        require_final_report: true,
+    })
+    .unwrap();
+    let kept = Arc::new(KeptCheckpoint::default());
+    let blobs = Arc::new(MemBlobs::default());
+    let mut req = request(DOC, vec![], blobs.clone(), BTreeMap::new());
+    req.checkpoint = kept.checkpoint();
+    let id = req.envelope.id;
+    let e = c.deliver(req).await.unwrap_err();
+    assert!(
+        e.retryable && e.reason.contains("awaiting a final transport report"),
+        "{e:?}"
+    );
+
+    double.state.lock().unwrap().report_status = 1;
+    let mut retry = request(DOC, vec![], blobs, BTreeMap::new());
+    retry.envelope.id = id;
+    retry.attempt = 2;
+    retry.checkpoint = kept.checkpoint();
+    let r = c.deliver(retry).await.unwrap();
+    assert!(r.detail.contains("status 1"), "{}", r.detail);
+    let st = double.state.lock().unwrap();
+    assert_eq!(
+        st.calls.iter().filter(|c| *c == "sendMessage").count(),
+        1,
+        "the retry only asked for the report: {:?}",
+        st.calls
+    );
+    assert_eq!(st.received.len(), 1);
 }

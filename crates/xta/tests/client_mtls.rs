@@ -160,6 +160,7 @@ fn connector(url: &str, pki: &Pki, with_cert: bool) -> XtaConnector {
         },
         report_wait: Duration::ZERO,
         report_poll_interval: Duration::from_millis(20),
+        require_final_report: false,
     })
     .unwrap()
 }

@@ -85,6 +85,7 @@ async fn connector_delivers_into_the_server_intake_byte_exact() {
         },
         report_wait: Duration::from_millis(100),
         report_poll_interval: Duration::from_millis(20),
+        require_final_report: false,
     })
     .unwrap();
     let pdf: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
@@ -133,6 +134,7 @@ async fn connector_delivers_into_the_server_intake_byte_exact() {
         },
         report_wait: Duration::ZERO,
         report_poll_interval: Duration::from_millis(20),
+        require_final_report: false,
     })
     .unwrap();
     let req = request(DOC, vec![], Arc::new(MemBlobs::default()), BTreeMap::new());
@@ -328,6 +330,7 @@ async fn a_30_mb_attachment_goes_out_and_comes_back_byte_exact() {
         },
         report_wait: Duration::ZERO,
         report_poll_interval: Duration::from_millis(20),
+        require_final_report: false,
     })
     .unwrap();
     let big: Vec<u8> = (0..30_000_000u32)
