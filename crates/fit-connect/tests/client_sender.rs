@@ -485,24 +485,7 @@ async fn inactive_destination_is_permanent() {
     assert!(err.reason.contains("not active"), "{}", err.reason);
 }
 
-/// A checkpoint kept in memory across attempts, as the engine keeps it
-/// on the delivery record.
-#[derive(Default)]
-struct KeptCheckpoint(std::sync::Mutex<Option<String>>);
-
-#[async_trait::async_trait]
-impl drehscheibe_model::CheckpointSink for KeptCheckpoint {
-    async fn save(&self, value: &str) -> Result<(), String> {
-        *self.0.lock().unwrap() = Some(value.to_owned());
-        Ok(())
-    }
-}
-
-impl KeptCheckpoint {
-    fn checkpoint(self: &Arc<Self>) -> drehscheibe_model::Checkpoint {
-        drehscheibe_model::Checkpoint::new(self.0.lock().unwrap().clone(), self.clone())
-    }
-}
+use drehscheibe_testkit::KeptCheckpoint;
 
 #[tokio::test(flavor = "current_thread")]
 async fn retries_of_one_generation_never_submit_twice() {

@@ -36,9 +36,7 @@ struct Fixture {
     store: std::sync::Arc<dyn drehscheibe_store::Store>,
 }
 
-fn store_in(dir: &std::path::Path) -> std::sync::Arc<dyn drehscheibe_store::Store> {
-    std::sync::Arc::new(drehscheibe_store::SledStore::open(dir).unwrap())
-}
+use drehscheibe_testkit::store_in;
 
 async fn fixture() -> Fixture {
     let enc = key("dest-a.pem", "enc-a");

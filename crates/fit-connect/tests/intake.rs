@@ -223,7 +223,7 @@ async fn serve(
 
 /// The hub store of a test, under `dir/store`.
 fn store_in(dir: &std::path::Path) -> Arc<dyn drehscheibe_store::Store> {
-    Arc::new(drehscheibe_store::SledStore::open(&dir.join("store")).unwrap())
+    drehscheibe_testkit::store_in(&dir.join("store"))
 }
 
 async fn env_with(max_attachment: u64) -> Env {

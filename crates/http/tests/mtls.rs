@@ -1,11 +1,10 @@
 //! Mutual TLS: a rustls receiver that requires a client certificate issued
-//! by a test CA generated with rcgen.
+//! by a test CA (`drehscheibe_testkit::pki`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,131 +14,12 @@ use axum::Router;
 use common::{sha256_hex, FileBlobStore};
 use drehscheibe_http::{HttpConnector, HttpConnectorSettings};
 use drehscheibe_model::{Connector, DeliveryRequest, Envelope, MessageId, SenderIdentity};
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
+use drehscheibe_testkit::pki::{serve_mtls, Pki};
 use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
-struct Pki {
-    ca_pem: String,
-    ca_der: CertificateDer<'static>,
-    server_chain: Vec<CertificateDer<'static>>,
-    server_key: PrivateKeyDer<'static>,
-    client_cert_pem: String,
-    client_key_pem: String,
-}
-
-fn issue(
-    mut params: CertificateParams,
-    usage: ExtendedKeyUsagePurpose,
-    ca: &Certificate,
-    ca_key: &KeyPair,
-) -> (Certificate, KeyPair) {
-    let key = KeyPair::generate().unwrap();
-    params.extended_key_usages = vec![usage];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let cert = params.signed_by(&key, ca, ca_key).unwrap();
-    (cert, key)
-}
-
-fn pki() -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Drehscheibe Test-CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-
-    let mut server_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    server_params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    let (server, server_key) = issue(
-        server_params,
-        ExtendedKeyUsagePurpose::ServerAuth,
-        &ca,
-        &ca_key,
-    );
-
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, "drehscheibe-hub");
-    let (client, client_key) = issue(
-        client_params,
-        ExtendedKeyUsagePurpose::ClientAuth,
-        &ca,
-        &ca_key,
-    );
-
-    Pki {
-        ca_pem: ca.pem(),
-        ca_der: ca.der().clone(),
-        server_chain: vec![server.der().clone()],
-        server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-        client_cert_pem: client.pem(),
-        client_key_pem: client_key.serialize_pem(),
-    }
-}
-
-/// Accepts TCP connections and completes a TLS handshake that requires a
-/// client certificate; failed handshakes are counted and skipped.
-struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    refused: Arc<AtomicUsize>,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, addr)) = self.tcp.accept().await else {
-                continue;
-            };
-            match self.acceptor.accept(tcp).await {
-                Ok(tls) => return (tls, addr),
-                Err(_) => {
-                    self.refused.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-/// A TLS receiver requiring client certificates from the test CA.
+/// A receiver requiring client certificates from the test CA; received
+/// bodies arrive on the channel.
 async fn mtls_receiver(pki: &Pki) -> (SocketAddr, mpsc::UnboundedReceiver<Bytes>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    roots.add(pki.ca_der.clone()).unwrap();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .unwrap();
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-
-    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     let router = Router::new().fallback(move |body: Bytes| {
         let tx = tx.clone();
@@ -148,12 +28,7 @@ async fn mtls_receiver(pki: &Pki) -> (SocketAddr, mpsc::UnboundedReceiver<Bytes>
             (StatusCode::CREATED, "angenommen")
         }
     });
-    let listener = TlsListener {
-        tcp,
-        acceptor: TlsAcceptor::from(Arc::new(config)),
-        refused: Arc::new(AtomicUsize::new(0)),
-    };
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (addr, _refused) = serve_mtls(pki, router).await;
     (addr, rx)
 }
 
@@ -210,7 +85,7 @@ fn request(document: &'static [u8], blobs: Arc<FileBlobStore>) -> DeliveryReques
 
 #[tokio::test]
 async fn delivery_with_client_certificate_succeeds_and_without_fails() {
-    let pki = pki();
+    let pki = Pki::new("drehscheibe-hub");
     let (addr, mut received) = mtls_receiver(&pki).await;
     let dir = tempfile::tempdir().unwrap();
     let blobs = Arc::new(FileBlobStore::new(dir.path()));

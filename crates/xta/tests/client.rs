@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use client_support::{request, Double, KeptCheckpoint, MemBlobs, Script, ScriptedFault};
+use client_support::{request, Double, MemBlobs, Script, ScriptedFault};
 use drehscheibe_model::Connector;
+use drehscheibe_testkit::KeptCheckpoint;
 use drehscheibe_xta::client::{XtaClientSettings, XtaEndpoints};
 use drehscheibe_xta::connector::{MetaDefaults, XtaConnector, XtaConnectorSettings};
 use drehscheibe_xta::model::{keys, BusinessScenario, PartyIdentifier};

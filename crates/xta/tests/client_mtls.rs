@@ -1,139 +1,25 @@
 //! Mutual TLS: the `xta` connector presents the tenant's certificate to
 //! an XTA server (the double behind rustls) that requires one from a test
-//! CA generated with rcgen.
+//! CA (`drehscheibe_testkit::pki`).
 #![allow(clippy::unwrap_used)]
 
 mod client_support;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use client_support::{request, Double, MemBlobs};
 use drehscheibe_model::Connector;
+use drehscheibe_testkit::pki::Pki;
 use drehscheibe_xta::client::{XtaClientSettings, XtaEndpoints};
 use drehscheibe_xta::connector::{MetaDefaults, XtaConnector, XtaConnectorSettings};
 use drehscheibe_xta::model::PartyIdentifier;
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
-struct Pki {
-    ca_pem: String,
-    ca_der: CertificateDer<'static>,
-    server_chain: Vec<CertificateDer<'static>>,
-    server_key: PrivateKeyDer<'static>,
-    client_cert_pem: String,
-    client_key_pem: String,
-}
-
-fn issue(
-    mut params: CertificateParams,
-    usage: ExtendedKeyUsagePurpose,
-    ca: &Certificate,
-    ca_key: &KeyPair,
-) -> (Certificate, KeyPair) {
-    let key = KeyPair::generate().unwrap();
-    params.extended_key_usages = vec![usage];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let cert = params.signed_by(&key, ca, ca_key).unwrap();
-    (cert, key)
-}
-
-fn pki() -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "XTA Test-CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let mut server_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    server_params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    let (server, server_key) = issue(
-        server_params,
-        ExtendedKeyUsagePurpose::ServerAuth,
-        &ca,
-        &ca_key,
-    );
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, "dvdv:01001000");
-    let (client, client_key) = issue(
-        client_params,
-        ExtendedKeyUsagePurpose::ClientAuth,
-        &ca,
-        &ca_key,
-    );
-    Pki {
-        ca_pem: ca.pem(),
-        ca_der: ca.der().clone(),
-        server_chain: vec![server.der().clone()],
-        server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-        client_cert_pem: client.pem(),
-        client_key_pem: client_key.serialize_pem(),
-    }
-}
-
-struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, addr)) = self.tcp.accept().await else {
-                continue;
-            };
-            if let Ok(tls) = self.acceptor.accept(tcp).await {
-                return (tls, addr);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
+/// The XTA double behind HTTPS requiring client certificates from the
+/// test CA.
 async fn serve_mtls(double: &Double, pki: &Pki) -> String {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    roots.add(pki.ca_der.clone()).unwrap();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .unwrap();
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let listener = TlsListener {
-        tcp,
-        acceptor: TlsAcceptor::from(Arc::new(config)),
-    };
-    let app = double.router();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (addr, _refused) = drehscheibe_testkit::pki::serve_mtls(pki, double.router()).await;
     format!("https://{addr}/xta")
 }
 
@@ -169,7 +55,7 @@ const DOC: &[u8] = b"<a xmlns=\"urn:a\"/>";
 
 #[tokio::test]
 async fn client_certificate_is_presented_and_required() {
-    let pki = pki();
+    let pki = Pki::new("dvdv:01001000");
     let double = Double::new();
     let url = serve_mtls(&double, &pki).await;
 
@@ -188,7 +74,7 @@ async fn client_certificate_is_presented_and_required() {
 
 #[test]
 fn unusable_certificates_are_configuration_errors() {
-    let pki = pki();
+    let pki = Pki::new("dvdv:01001000");
     let mut s = XtaClientSettings {
         endpoints: XtaEndpoints::single("https://127.0.0.1:1/xta"),
         author: PartyIdentifier::new("a", "xoev"),

@@ -655,23 +655,3 @@ pub fn request(
 }
 
 pub type BoxedReader = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
-
-/// A checkpoint kept in memory across attempts, as the engine keeps it on
-/// the delivery record.
-#[derive(Default)]
-pub struct KeptCheckpoint(pub Mutex<Option<String>>);
-
-#[async_trait::async_trait]
-impl drehscheibe_model::CheckpointSink for KeptCheckpoint {
-    async fn save(&self, value: &str) -> Result<(), String> {
-        *self.0.lock().unwrap() = Some(value.to_owned());
-        Ok(())
-    }
-}
-
-impl KeptCheckpoint {
-    /// The checkpoint for the next attempt.
-    pub fn checkpoint(self: &Arc<Self>) -> drehscheibe_model::Checkpoint {
-        drehscheibe_model::Checkpoint::new(self.0.lock().unwrap().clone(), self.clone())
-    }
-}
