@@ -62,6 +62,38 @@ fn config_check_accepts_the_example_and_pinpoints_errors() {
     );
 }
 
+/// `config types` lists every registered channel and connector type with
+/// its summary (the plugin list of `cli/src/connectors.rs`).
+#[test]
+fn config_types_lists_the_protocol_plugins() {
+    let out = drehscheibe(&["config", "types"]);
+    for kind in [
+        "http",
+        "directory",
+        "fit-connect",
+        "fit-connect-subscriber",
+        "xta",
+        "xta-poller",
+        "smtp",
+        "xta-mailbox",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{kind} "))),
+            "{kind} missing:\n{out}"
+        );
+    }
+    let connectors = out.split("connector types").nth(1).unwrap();
+    assert!(
+        connectors.contains("smtp") && !connectors.contains("xta-poller"),
+        "{out}"
+    );
+    assert!(
+        out.contains("CheckAccountActive") || out.contains("XTA 2 server"),
+        "{out}"
+    );
+}
+
 /// Run `drehscheibe ARGS`, expect success; returns its standard output.
 fn drehscheibe(args: &[&str]) -> String {
     let out = Command::new(drehscheibe_bin()).args(args).output().unwrap();

@@ -205,6 +205,9 @@ enum MessagesAction {
 enum ConfigAction {
     /// Validate a configuration (and its rule references) and summarise it.
     Check { file: PathBuf },
+    /// List the channel and connector types this hub offers (the
+    /// registered protocol plugins), with a line on each.
+    Types,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -344,6 +347,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            action: ConfigAction::Types,
+        } => {
+            let plugins = crate::connectors::plugins();
+            println!("channel types ([channels.<id>] type = …):");
+            for p in plugins.channel_types() {
+                println!("  {:<24} {}", p.kind, p.summary);
+            }
+            println!("connector types ([connectors.<id>] type = …):");
+            for p in plugins.connector_types() {
+                println!("  {:<24} {}", p.kind, p.summary);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {
