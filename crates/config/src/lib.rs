@@ -197,6 +197,11 @@ pub struct ChannelConfig {
     pub factory: Arc<dyn plugin::ChannelFactory>,
 }
 
+/// What `channels` provide to connectors, by resource name.
+pub(crate) fn resources_of(channels: &[ChannelConfig]) -> BTreeMap<String, String> {
+    channels.iter().flat_map(|c| c.factory.provides()).collect()
+}
+
 impl PartialEq for ChannelConfig {
     /// Equal id, description, type and settings (settings compared by
     /// their `Debug` form, which shows no secret).
@@ -413,10 +418,7 @@ impl HubConfig {
     /// What the channels provide to connectors, by resource name (see
     /// [`plugin::ChannelFactory::provides`]).
     pub fn channel_resources(&self) -> BTreeMap<String, String> {
-        self.channels
-            .iter()
-            .flat_map(|c| c.factory.provides())
-            .collect()
+        resources_of(&self.channels)
     }
 
     /// The tenant with this id.

@@ -1077,16 +1077,12 @@ impl Ctx {
     /// by a channel (e.g. an `xta-mailbox` connector's mailbox is an
     /// account of an `xta` channel).
     fn connector_needs(&mut self, channels: &[ChannelConfig], tenants: &[TenantFile]) {
-        let provided: BTreeSet<String> = channels
-            .iter()
-            .flat_map(|c| c.factory.provides())
-            .map(|(k, _)| k)
-            .collect();
+        let provided = crate::resources_of(channels);
         for t in tenants {
             let Some(cfg) = &t.config else { continue };
             for c in &cfg.connectors {
                 for need in c.factory.needs() {
-                    if !provided.contains(&need.resource) {
+                    if !provided.contains_key(&need.resource) {
                         self.err(
                             &t.src,
                             &KeyPath::root().key("connectors").key(&c.id).key(need.key),

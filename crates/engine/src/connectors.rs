@@ -16,6 +16,9 @@ pub struct ConnectorSlot {
     /// Upper bound for one attempt, enforced by the engine on top of the
     /// connector's own timeout.
     pub timeout: Duration,
+    /// `connector:<tenant>/<id>`, the actor of the endpoint's audit events
+    /// (made once here, not per delivery).
+    pub actor: Arc<str>,
     permits: Arc<Semaphore>,
     max_concurrency: usize,
     waiting: AtomicUsize,
@@ -31,9 +34,11 @@ impl ConnectorSlot {
         timeout: Duration,
     ) -> Self {
         let max_concurrency = max_concurrency.max(1);
+        let (tenant, id) = (tenant.into(), id.into());
         Self {
-            tenant: tenant.into(),
-            id: id.into(),
+            actor: format!("connector:{tenant}/{id}").into(),
+            tenant,
+            id,
             connector,
             retry,
             timeout,

@@ -31,7 +31,7 @@ struct RecordCheckpoint {
     id: MessageId,
     index: u32,
     generation: u32,
-    actor: String,
+    actor: Arc<str>,
 }
 
 #[async_trait::async_trait]
@@ -54,7 +54,7 @@ impl CheckpointSink for RecordCheckpoint {
                 Ok(Effects {
                     audit: vec![AuditEvent::new(
                         r.envelope.id,
-                        self.actor.clone(),
+                        self.actor.as_ref(),
                         "checkpoint",
                         None,
                         state,
@@ -397,7 +397,7 @@ impl Hub {
             id,
             index: index_,
             generation: d.generation,
-            actor: format!("connector:{}/{}", d.tenant, d.connector),
+            actor: slot.actor.clone(),
         });
         let request = DeliveryRequest {
             envelope: rec.envelope.clone(),

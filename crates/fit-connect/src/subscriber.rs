@@ -493,9 +493,17 @@ impl StateStore {
     /// SETs still to post (at most [`MAX_PENDING`]; the rest wait for a
     /// later round).
     async fn pending(&self) -> Result<Vec<PendingSet>, SubscriberError> {
+        self.entries(b"p").await
+    }
+
+    /// The JSON values under key prefix `tag` (at most [`MAX_PENDING`]).
+    async fn entries<T: serde::de::DeserializeOwned>(
+        &self,
+        tag: &[u8],
+    ) -> Result<Vec<T>, SubscriberError> {
         let page = self
             .space
-            .scan(b"p", None, MAX_PENDING)
+            .scan(tag, None, MAX_PENDING)
             .await
             .map_err(state_error)?;
         page.iter()
@@ -525,16 +533,7 @@ impl StateStore {
 
     /// Given-up SETs (at most [`MAX_PENDING`], by submission id).
     async fn given_up(&self) -> Result<Vec<GivenUpSet>, SubscriberError> {
-        let page = self
-            .space
-            .scan(b"g", None, MAX_PENDING)
-            .await
-            .map_err(state_error)?;
-        page.iter()
-            .map(|(_, v)| {
-                serde_json::from_slice(v).map_err(|e| SubscriberError::State(e.to_string()))
-            })
-            .collect()
+        self.entries(b"g").await
     }
 
     /// Mark a submission finished, and forget finished ones older than

@@ -125,31 +125,22 @@ impl StateSpace {
             .await
     }
 
-    /// Every entry under `prefix`, page by page, refusing more than `max`
-    /// (a bound the caller states, so no space is read without one).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Aborted`] when more than `max` entries match.
-    pub async fn scan_all(&self, prefix: &[u8], max: usize) -> Result<Vec<(Vec<u8>, Bytes)>> {
+    /// The first `max` entries under `prefix`, in key order, page by page
+    /// (a bound the caller states, so no space is read without one; what
+    /// lies beyond it waits for a later call).
+    pub async fn scan_up_to(&self, prefix: &[u8], max: usize) -> Result<Vec<(Vec<u8>, Bytes)>> {
         let mut out: Vec<(Vec<u8>, Bytes)> = Vec::new();
-        loop {
+        while out.len() < max {
             let after = out.last().map(|(k, _)| k.clone());
-            let page = self
-                .scan(prefix, after.as_deref(), MAX_STATE_PAGE.min(max + 1))
-                .await?;
-            let done = page.len() < MAX_STATE_PAGE.min(max + 1);
+            let want = (max - out.len()).min(MAX_STATE_PAGE);
+            let page = self.scan(prefix, after.as_deref(), want).await?;
+            let done = page.len() < want;
             out.extend(page);
-            if out.len() > max {
-                return Err(StoreError::Aborted(format!(
-                    "more than {max} entries under one prefix of state space {}",
-                    self.name
-                )));
-            }
             if done {
-                return Ok(out);
+                break;
             }
         }
+        Ok(out)
     }
 
     /// Start a transaction.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use drehscheibe_store::state::MAX_STATE_PAGE;
-use drehscheibe_store::{SledStore, StateSpace, Store, StoreError};
+use drehscheibe_store::{SledStore, StateSpace, Store};
 
 fn open(dir: &std::path::Path) -> Arc<dyn Store> {
     Arc::new(SledStore::open(dir).unwrap())
@@ -64,11 +64,28 @@ async fn scans_page_by_prefix_in_key_order() {
     assert_eq!(next[14].0, b"alice\x000024");
     assert_eq!(next[14].1.as_ref(), 24u32.to_be_bytes());
 
-    assert_eq!(s.scan_all(b"alice\0", 25).await.unwrap().len(), 25);
-    let err = s.scan_all(b"alice\0", 24).await.unwrap_err();
-    assert!(matches!(err, StoreError::Aborted(_)), "{err}");
-    // The page is capped whatever the caller asks for.
+    assert_eq!(s.scan_up_to(b"alice\0", 25).await.unwrap().len(), 25);
+    assert_eq!(s.scan_up_to(b"alice\0", 100).await.unwrap().len(), 25);
+    let first = s.scan_up_to(b"alice\0", 24).await.unwrap();
+    assert_eq!(first.len(), 24, "the bound cuts the list");
+    assert_eq!(first[23].0, b"alice\x000023");
+    // The page is capped whatever the caller asks for; scan_up_to pages on.
     assert!(s.scan(b"", None, usize::MAX).await.unwrap().len() <= MAX_STATE_PAGE);
+    let mut tx = s.begin();
+    for i in 0..(MAX_STATE_PAGE as u32 + 500) {
+        tx.put(format!("bob\0{i:06}").as_bytes(), Bytes::new());
+    }
+    assert!(tx.commit().await.unwrap());
+    assert_eq!(
+        s.scan_up_to(b"bob\0", 10_000).await.unwrap().len(),
+        MAX_STATE_PAGE + 500
+    );
+    let some = s.scan_up_to(b"bob\0", MAX_STATE_PAGE + 200).await.unwrap();
+    assert_eq!(some.len(), MAX_STATE_PAGE + 200);
+    assert_eq!(
+        some.last().unwrap().0,
+        format!("bob\0{:06}", MAX_STATE_PAGE + 199).into_bytes()
+    );
 }
 
 #[tokio::test]

@@ -200,19 +200,8 @@ impl Mailboxes {
     pub async fn list(&self, account: &str) -> Result<Vec<MailboxMessage>, MailboxError> {
         let prefix = key(b'm', account, &[])?;
         let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        while out.len() < MAX_LISTED {
-            let page = self
-                .space
-                .scan(&prefix, after.as_deref(), MAX_LISTED - out.len())
-                .await?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            for (_, v) in &page {
-                out.push(decode_message(v)?);
-            }
+        for (_, v) in self.space.scan_up_to(&prefix, MAX_LISTED).await? {
+            out.push(decode_message(&v)?);
         }
         Ok(out)
     }

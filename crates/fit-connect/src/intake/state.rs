@@ -310,27 +310,17 @@ impl State {
     ) -> Result<Vec<SubmissionRecord>, StateError> {
         let before_ms = u64::try_from(before.timestamp_millis()).unwrap_or(0);
         let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        'pages: while out.len() < MAX_SCAN {
-            let page = self
-                .space
-                .scan(b"a", after.as_deref(), MAX_SCAN - out.len())
-                .await?;
-            let Some((last, _)) = page.last() else {
-                break;
+        // Keys sort by creation time: stop at the first one not before.
+        for (key, _) in self.space.scan_up_to(b"a", MAX_SCAN).await? {
+            let (Some(ms), Some(sid)) = (key.get(1..9), key.get(9..)) else {
+                return Err(StateError::Corrupt("announcement index key".into()));
             };
-            after = Some(last.clone());
-            for (key, _) in &page {
-                let (Some(ms), Some(sid)) = (key.get(1..9), key.get(9..)) else {
-                    return Err(StateError::Corrupt("announcement index key".into()));
-                };
-                if u64_of(ms)? >= before_ms {
-                    break 'pages;
-                }
-                if let Some(r) = self.get(uuid_of(sid)?).await? {
-                    if r.state == SubmissionState::Announced {
-                        out.push(r);
-                    }
+            if u64_of(ms)? >= before_ms {
+                break;
+            }
+            if let Some(r) = self.get(uuid_of(sid)?).await? {
+                if r.state == SubmissionState::Announced {
+                    out.push(r);
                 }
             }
         }
@@ -340,23 +330,15 @@ impl State {
     /// Open cases: `(submission id, hub message id)` (at most
     /// [`MAX_SCAN`]).
     pub async fn open_cases(&self) -> Result<Vec<(Uuid, String)>, StateError> {
-        let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        while out.len() < MAX_SCAN {
-            let page = self
-                .space
-                .scan(b"o", after.as_deref(), MAX_SCAN - out.len())
-                .await?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            for (key, v) in &page {
+        self.space
+            .scan_up_to(b"o", MAX_SCAN)
+            .await?
+            .iter()
+            .map(|(key, v)| {
                 let sid = uuid_of(key.get(1..).unwrap_or_default())?;
-                out.push((sid, String::from_utf8_lossy(v).into_owned()));
-            }
-        }
-        Ok(out)
+                Ok((sid, String::from_utf8_lossy(v).into_owned()))
+            })
+            .collect()
     }
 }
 
