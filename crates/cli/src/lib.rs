@@ -36,7 +36,9 @@ pub mod allocator {
     /// 27, for no throughput gain (docs/benchmarks.md, session 9).
     ///
     /// mimalloc reads the option when it reserves its first arena, which
-    /// happens at the first allocation — before `main`. So this runs as an
+    /// happens at the first allocation — before `main`. An operator who
+    /// sets `MIMALLOC_ARENA_EAGER_COMMIT` in the environment keeps
+    /// mimalloc's own reading of it (for measuring either way). This runs as an
     /// ELF constructor (`.init_array`), before the Rust runtime allocates
     /// anything; [`configure`] keeps it linked in.
     #[cfg(target_os = "linux")]
@@ -45,6 +47,9 @@ pub mod allocator {
     static CONFIGURE_BEFORE_MAIN: extern "C" fn() = configure_before_main;
 
     extern "C" fn configure_before_main() {
+        if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_some() {
+            return;
+        }
         // SAFETY: sets a plain integer option; mimalloc accepts options at
         // any time, and this runs before any other thread exists.
         unsafe { mi_option_set(ARENA_EAGER_COMMIT, 0) }
