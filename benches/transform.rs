@@ -75,7 +75,11 @@
 //! `BENCH_STYLES` (comma list of fachverfahren, identity, statistik,
 //! minimal, muenchian, csv, recursive),
 //! `BENCH_OURS_ONLY=1` (skip xsltproc: for profiling), `BENCH_DIR` (write
-//! the inputs there and keep them).
+//! the inputs there and keep them), `BENCH_ROUNDS` (default 5: each case
+//! is measured in that many interleaved rounds — ours, libxslt, the two
+//! processes, alternating which goes first — and every figure is the
+//! median over rounds, so a machine shared with other work loads both
+//! sides alike).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -591,6 +595,10 @@ struct Plan {
     processes: usize,
     /// xsltproc marginal cost: inputs named in one call.
     marginal_inputs: usize,
+    /// Interleaved measurement rounds (`BENCH_ROUNDS`, default 5): the
+    /// budget, iterations, processes and marginal inputs are split over
+    /// them; each libxslt round uses all `blocks`.
+    rounds: usize,
 }
 
 struct Row {
@@ -603,6 +611,17 @@ struct Row {
     marginal_ms: Option<f64>,
     proc_ms: Option<f64>,
     ours_proc_ms: Option<f64>,
+}
+
+/// The median of per-round figures.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 fn mb_per_s(bytes: usize, ms: f64) -> f64 {
@@ -838,22 +857,61 @@ fn run_case(
         check_outputs(dir, &file_case, style, input, &first);
     }
 
+    // Interleaved rounds: our loop, then libxslt's measurements, then the
+    // two whole-process figures, `plan.rounds` times (the order of the two
+    // processors alternating), so a change in machine load during a case
+    // weighs on both sides alike; each figure is the median over rounds.
+    let rounds = plan.rounds.max(1);
+    let round_budget = plan.budget.div_f64(rounds as f64);
+    let round_min = plan.min_iters.div_ceil(rounds).max(1);
+    let mut ours_rounds = Vec::new();
+    let mut lib_rounds = Vec::new();
+    let mut marginal_rounds = Vec::new();
+    let mut proc_rounds = Vec::new();
+    let mut ours_proc_rounds = Vec::new();
     let mut iters = 0;
-    let started = Instant::now();
-    while iters < plan.min_iters || started.elapsed() < plan.budget {
-        let data = std::fs::read(input).unwrap();
-        let out = stylesheet.transform_bytes(&data, &params).unwrap();
-        std::hint::black_box(out);
-        iters += 1;
+    for round in 0..rounds {
+        let ours = |iters: &mut usize| {
+            let mut n = 0;
+            let started = Instant::now();
+            while n < round_min || started.elapsed() < round_budget {
+                let data = std::fs::read(input).unwrap();
+                let out = stylesheet.transform_bytes(&data, &params).unwrap();
+                std::hint::black_box(out);
+                n += 1;
+            }
+            *iters += n;
+            started.elapsed().as_secs_f64() * 1e3 / n as f64
+        };
+        if !with_libxslt {
+            ours_rounds.push(ours(&mut iters));
+            continue;
+        }
+        let runs = plan.processes.div_ceil(rounds).max(1);
+        if round % 2 == 0 {
+            ours_rounds.push(ours(&mut iters));
+            lib_rounds.push(libxslt_in_process(style, input, plan));
+            ours_proc_rounds.push(ours_process(style, input, runs));
+            proc_rounds.push(xsltproc_process(style, input, runs));
+        } else {
+            lib_rounds.push(libxslt_in_process(style, input, plan));
+            ours_rounds.push(ours(&mut iters));
+            proc_rounds.push(xsltproc_process(style, input, runs));
+            ours_proc_rounds.push(ours_process(style, input, runs));
+        }
+        marginal_rounds.push(xsltproc_marginal(
+            style,
+            input,
+            plan.marginal_inputs.div_ceil(rounds).max(2),
+        ));
     }
-    let ours_ms = started.elapsed().as_secs_f64() * 1e3 / iters as f64;
-
+    let ours_ms = median(&ours_rounds);
     let (lib_ms, marginal_ms, proc_ms, ours_proc_ms) = if with_libxslt {
         (
-            Some(libxslt_in_process(style, input, plan)),
-            Some(xsltproc_marginal(style, input, plan.marginal_inputs)),
-            Some(xsltproc_process(style, input, plan.processes)),
-            Some(ours_process(style, input, plan.processes)),
+            Some(median(&lib_rounds)),
+            Some(median(&marginal_rounds)),
+            Some(median(&proc_rounds)),
+            Some(median(&ours_proc_rounds)),
         )
     } else {
         (None, None, None, None)
@@ -1013,6 +1071,11 @@ fn main() {
             .unwrap_or(3.0),
     );
 
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+
     let tmp = tempfile::tempdir().unwrap();
     let dir = match std::env::var("BENCH_DIR") {
         Ok(d) => {
@@ -1064,6 +1127,7 @@ fn main() {
                 blocks: 1,
                 processes: 2,
                 marginal_inputs: 5,
+                rounds: 1,
             },
             (true, Size::Large) => Plan {
                 budget,
@@ -1072,14 +1136,16 @@ fn main() {
                 blocks: 1,
                 processes: 3,
                 marginal_inputs: 4,
+                rounds,
             },
             (true, _) => Plan {
                 budget,
                 min_iters: 10,
                 repeat_twice: true,
-                blocks: 5,
+                blocks: 2,
                 processes: 50,
                 marginal_inputs: if *size == Size::Small { 1000 } else { 200 },
+                rounds,
             },
         };
         for style in &styles {

@@ -467,6 +467,25 @@ fn eval_inner<'a>(
             s.push_str(&concat_operand(ev, &r)?);
             Sequence::string(&s)
         }
+        Ir::Set(SetOp::Union, a, b) if attributes_then_children(a, b).is_some() => {
+            // `@*|node()` and the like: from one context node, the
+            // attribute (or namespace) step's nodes all precede the child
+            // step's, and the two are disjoint, so the union is the one
+            // followed by the other — no document-order sort.
+            let (first, second) = attributes_then_children(a, b).unwrap_or((a, b));
+            let l = eval(ev, first, focus)?;
+            let r = eval(ev, second, focus)?;
+            match (l, r) {
+                (Sequence::Empty, r) => r,
+                (l, Sequence::Empty) => l,
+                (l, r) => {
+                    let mut v = Vec::with_capacity(l.len() + r.len());
+                    v.extend_from_slice(l.items());
+                    v.extend_from_slice(r.items());
+                    Sequence::from_vec(v)
+                }
+            }
+        }
         Ir::Set(op, a, b) => {
             let l = eval(ev, a, focus)?;
             let r = eval(ev, b, focus)?;
@@ -1080,6 +1099,21 @@ fn name_matches(t: &Test, n: Node<'_>) -> bool {
         Test::AnyLocal(uri) => &q.uri == uri,
         Test::AnyNamespace(local) => &q.local == local,
         _ => true,
+    }
+}
+
+/// The operands of a union `a | b` in document order when one is a step
+/// on the attribute or namespace axis and the other a step on the child
+/// axis, both from the context node (see `Ir::Set` in [`eval`]).
+fn attributes_then_children<'i>(a: &'i Ir, b: &'i Ir) -> Option<(&'i Ir, &'i Ir)> {
+    let leading = |ir: &Ir| matches!(ir, Ir::Step(Axis::Attribute | Axis::Namespace, _, _));
+    let child = |ir: &Ir| matches!(ir, Ir::Step(Axis::Child, _, _));
+    if leading(a) && child(b) {
+        Some((a, b))
+    } else if child(a) && leading(b) {
+        Some((b, a))
+    } else {
+        None
     }
 }
 

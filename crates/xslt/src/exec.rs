@@ -234,6 +234,7 @@ pub(crate) fn run(
         pattern_sets: HashMap::new(),
         ns_scratch: (Vec::new(), Vec::new()),
         keys_building: Vec::new(),
+        key_names: Vec::new(),
         match_subject: None,
         source,
         messages: Vec::new(),
@@ -313,6 +314,9 @@ struct Run<'a, 'e> {
     /// Keys whose index is being built (a key used in its own match or
     /// use is circular: XTDE0640).
     keys_building: Vec<(usize, u64)>,
+    /// `key()` names resolved in this run: (namespace context, lexical
+    /// name, key index).
+    key_names: Vec<(usize, String, usize)>,
     /// The node a path pattern is being matched against (`current()` in
     /// the predicates of its steps).
     match_subject: Option<Node<'a>>,
@@ -521,8 +525,9 @@ impl<'a> Run<'a, '_> {
                 .unwrap_or_default()
         };
         let c = self.c;
-        let nsctx = c.nsctx.get(ns).cloned().unwrap_or_default();
-        let qname = |lexical: &str| resolve_lexical_qname(lexical, &nsctx);
+        let no_namespaces = crate::xpath::NsCtx::default();
+        let nsctx = c.nsctx.get(ns).unwrap_or(&no_namespaces);
+        let qname = |lexical: &str| resolve_lexical_qname(lexical, nsctx);
         match f {
             XsltFn::Current => Ok(match &self.current {
                 Some(i) => Sequence::One(i.clone()),
@@ -549,8 +554,19 @@ impl<'a> Run<'a, '_> {
             }
             XsltFn::Key | XsltFn::Key3 => {
                 let name = arg_str(0);
-                let Some(key) = qname(&name).and_then(|q| c.key_names.get(&q.key()).copied())
-                else {
+                // The name is nearly always a literal: resolve each
+                // (namespace context, name) once per run.
+                let cached = self
+                    .key_names
+                    .iter()
+                    .find(|(n, text, _)| *n == ns && *text == name)
+                    .map(|(_, _, key)| *key);
+                let key = cached.or_else(|| {
+                    let key = qname(&name).and_then(|q| c.key_names.get(&q.key()).copied())?;
+                    self.key_names.push((ns, name.clone(), key));
+                    Some(key)
+                });
+                let Some(key) = key else {
                     return Err(self.derr(
                         NO_AT,
                         format!("key(): no xsl:key named '{name}' (XTDE1260)"),
@@ -1003,21 +1019,34 @@ impl<'a> Run<'a, '_> {
     }
 
     fn build_key_index(&mut self, key: &'a Key, root: Node<'a>) -> R<KeyIndex<'a>> {
+        use crate::pattern::IndexKey;
+        // SipHash, not Fx: the values come from the input document, which
+        // must not be able to force collisions.
         let mut index: HashMap<KeyValue, Vec<Node<'a>>> = HashMap::new();
         let tz = self.env.implicit_timezone;
-        let mut candidates = vec![root];
-        for n in root.descendants() {
-            candidates.push(n);
-            if n.kind() == NodeKind::Element {
-                candidates.extend(n.attributes());
-            }
-        }
-        for n in candidates {
-            for (pattern, use_) in &key.defs {
-                if !self.pattern_matches(pattern, n)? {
+        // Attributes are candidates only if some pattern can match one
+        // (most keys match elements: `match="person"`).
+        let attributes = key.defs.iter().any(|(pattern, _)| {
+            pattern.alts.iter().any(|alt| {
+                matches!(
+                    alt.index_key(),
+                    IndexKey::Attribute(_) | IndexKey::AnyAttribute | IndexKey::AnyNode
+                )
+            })
+        });
+        // Per definition, the buckets its pattern's alternatives can
+        // match: a node in none of them is skipped without matching.
+        let buckets: Vec<Vec<IndexKey>> = key
+            .defs
+            .iter()
+            .map(|(pattern, _)| pattern.alts.iter().map(|alt| alt.index_key()).collect())
+            .collect();
+        let mut consider = |this: &mut Self, n: Node<'a>| -> R<()> {
+            for ((pattern, use_), buckets) in key.defs.iter().zip(&buckets) {
+                if !buckets.iter().any(|b| b.admits(n)) || !this.pattern_matches(pattern, n)? {
                     continue;
                 }
-                let values = self.eval(*use_, Some(&Focus::of(Item::Node(n))))?;
+                let values = this.eval(*use_, Some(&Focus::of(Item::Node(n))))?;
                 for v in values.iter() {
                     let Some(s) = KeyValue::of(v, key.string_values, tz) else {
                         continue;
@@ -1026,6 +1055,16 @@ impl<'a> Run<'a, '_> {
                     if entry.last() != Some(&n) {
                         entry.push(n);
                     }
+                }
+            }
+            Ok(())
+        };
+        consider(self, root)?;
+        for n in root.descendants() {
+            consider(self, n)?;
+            if attributes && n.kind() == NodeKind::Element {
+                for a in n.attributes() {
+                    consider(self, a)?;
                 }
             }
         }

@@ -160,6 +160,32 @@ pub(crate) enum IndexKey {
     AnyNode,
 }
 
+impl IndexKey {
+    /// Can `node` be in this bucket? The cheap test before matching an
+    /// alternative's steps (building a key index tests every node).
+    pub(crate) fn admits(&self, node: Node<'_>) -> bool {
+        let kind = node.kind();
+        match self {
+            IndexKey::Element(n) => kind == NodeKind::Element && name_is(node.name(), n),
+            IndexKey::AnyElement => kind == NodeKind::Element,
+            IndexKey::Attribute(n) => kind == NodeKind::Attribute && name_is(node.name(), n),
+            IndexKey::AnyAttribute => kind == NodeKind::Attribute,
+            IndexKey::Text => kind == NodeKind::Text,
+            IndexKey::Comment => kind == NodeKind::Comment,
+            IndexKey::Pi => kind == NodeKind::ProcessingInstruction,
+            IndexKey::Document => kind == NodeKind::Document,
+            IndexKey::AnyChild => matches!(
+                kind,
+                NodeKind::Element
+                    | NodeKind::Text
+                    | NodeKind::Comment
+                    | NodeKind::ProcessingInstruction
+            ),
+            IndexKey::AnyNode => true,
+        }
+    }
+}
+
 impl Alt {
     /// The index bucket this alternative belongs in.
     pub(crate) fn index_key(&self) -> IndexKey {

@@ -637,6 +637,34 @@ fn quoted(out: &mut String, literal: &str) {
     out.push(q);
 }
 
+/// Bytes [`Writer::escape`] must look at in text: markup characters,
+/// controls, and the lead bytes of U+0080..U+009F (`0xC2`) and U+2028
+/// (`0xE2`); every other byte is copied as part of a run.
+static SPECIAL_IN_TEXT: [bool; 256] = special_bytes(false);
+/// The same in attribute values (`"`, newline and tab too).
+static SPECIAL_IN_ATTR: [bool; 256] = special_bytes(true);
+
+const fn special_bytes(attr: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    if !attr {
+        t[b'\n' as usize] = false;
+        t[b'\t' as usize] = false;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = attr;
+    t[0x7F] = true;
+    t[0xC2] = true;
+    t[0xE2] = true;
+    t
+}
+
 impl<'d> Writer<'d, '_> {
     fn lookup(&self, prefix: &str) -> Option<&str> {
         self.scopes
@@ -684,24 +712,44 @@ impl<'d> Writer<'d, '_> {
             "&#34;"
         };
         let bytes = text.as_bytes();
+        let special: &[bool; 256] = if attr {
+            &SPECIAL_IN_ATTR
+        } else {
+            &SPECIAL_IN_TEXT
+        };
         let mut run = 0;
-        let mut skip_to = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if i < skip_to {
-                continue;
+        let mut i = 0;
+        while i < bytes.len() {
+            // skip the run of ordinary bytes (most of any text)
+            match bytes
+                .get(i..)
+                .and_then(|rest| rest.iter().position(|&b| special[b as usize]))
+            {
+                Some(offset) => i += offset,
+                None => break,
             }
+            let b = bytes[i];
             let mut width = 1;
             let rep: Cow<'static, str> = match b {
-                b'&' if ctx == Ctx::HtmlAttr && bytes.get(i + 1) == Some(&b'{') => continue,
+                b'&' if ctx == Ctx::HtmlAttr && bytes.get(i + 1) == Some(&b'{') => {
+                    i += 1;
+                    continue;
+                }
                 b'&' => "&amp;".into(),
-                b'<' if ctx == Ctx::HtmlAttr => continue,
+                b'<' if ctx == Ctx::HtmlAttr => {
+                    i += 1;
+                    continue;
+                }
                 b'<' => "&lt;".into(),
                 b'>' if !attr || self.method != OutputMethod::Xml => "&gt;".into(),
                 b'"' if attr => quote.into(),
                 b'\n' if attr => "&#10;".into(),
                 b'\t' if attr => "&#9;".into(),
-                b'\n' | b'\t' => continue,
                 b'\r' => "&#13;".into(),
+                b'\n' | b'\t' | b'>' | b'"' => {
+                    i += 1;
+                    continue;
+                }
                 0..=0x1F | 0x7F => format!("&#{b};").into(),
                 // U+0080..U+009F (C1 controls, with NEL)
                 0xC2 => match bytes.get(i + 1) {
@@ -709,20 +757,26 @@ impl<'d> Writer<'d, '_> {
                         width = 2;
                         format!("&#{c};").into()
                     }
-                    _ => continue,
+                    _ => {
+                        i += 1;
+                        continue;
+                    }
                 },
                 // U+2028 LINE SEPARATOR
                 0xE2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xA8) => {
                     width = 3;
                     "&#8232;".into()
                 }
-                _ => continue,
+                _ => {
+                    i += 1;
+                    continue;
+                }
             };
             // `i` is at the first byte of a character, hence a boundary
             self.out.push_str(text.get(run..i).unwrap_or_default());
             self.out.push_str(&rep);
-            run = i + width;
-            skip_to = run;
+            i += width;
+            run = i;
         }
         self.out.push_str(text.get(run..).unwrap_or_default());
     }
