@@ -74,8 +74,9 @@ pub trait BlobStore: Send + Sync {
     /// Retention's blob garbage collection: remove the blob with this
     /// content hash if no staging of it is in flight and `unreferenced`,
     /// asked while no new staging can begin, still answers `true`.
-    /// Returns whether a blob was removed. The default removes nothing,
-    /// which is always safe.
+    /// Returns `true` when the blob is gone (removed now, or not there),
+    /// `false` when it stays (ask again later). The default keeps every
+    /// blob, which is always safe.
     async fn remove_unreferenced(
         &self,
         sha256: &str,

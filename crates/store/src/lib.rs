@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 pub use blobs::FsBlobStore;
 pub use retention::{CollectReport, PurgeReport, Retention, RetentionPolicy};
 pub use sled_store::{SledStore, StoreOptions, RECOVERY_INTERVAL, SINCE_SLACK};
-pub use vlog::SEGMENT_BYTES;
 pub use state::{StateCommit, StateSpace, StateTx};
+pub use vlog::SEGMENT_BYTES;
 
 /// Largest page [`Store::list`] returns, whatever `limit` asks for.
 pub const MAX_PAGE_SIZE: usize = 500;

@@ -448,8 +448,7 @@ impl SledStore {
                 Err(StoreError::Corrupt(_))
                     if attempt < 4
                         && segment.is_some_and(|s| {
-                            self.generation()
-                                .is_ok_and(|g| g.trees.vlog.was_deleted(s))
+                            self.generation().is_ok_and(|g| g.trees.vlog.was_deleted(s))
                         }) =>
                 {
                     continue
@@ -883,7 +882,10 @@ struct ExpiryEntry {
 fn parse_expiry_key(k: &[u8]) -> Result<ExpiryEntry> {
     let bad = || StoreError::Corrupt(format!("retention key {}: malformed", hex::encode(k)));
     let stage = *k.get(1).ok_or_else(bad)?;
-    let len: [u8; 4] = k.get(2..6).and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+    let len: [u8; 4] = k
+        .get(2..6)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(bad)?;
     let len = u32::from_be_bytes(len) as usize;
     let tenant = k.get(6..6 + len).ok_or_else(bad)?;
     let tenant = String::from_utf8(tenant.to_vec()).map_err(|_| bad())?;
@@ -1547,6 +1549,10 @@ impl Store for SledStore {
             for entry in t.messages.iter() {
                 let (key, value) = entry.map_err(backend)?;
                 let record: MessageRecord = decode("messages", &key, &value)?;
+                if record.payload_purged_at.is_some() {
+                    // Retention dropped its references.
+                    continue;
+                }
                 for a in &record.envelope.attachments {
                     if candidates.contains(&a.blob.sha256) {
                         found.insert(a.blob.sha256.clone());

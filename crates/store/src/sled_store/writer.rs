@@ -46,7 +46,8 @@ use drehscheibe_model::{MessageId, MessageRecord, MessageState};
 use tokio::sync::oneshot;
 
 use super::{
-    audit_key, be_u64, blob_garbage_key, decode, encode, lift, output_key, owner_key, IdempotencyEntry, Pointer, Trees, Tx, TxResult, OUTPUT_INLINE, OUTPUT_IN_LOG, PAYLOAD_PURGED,
+    audit_key, be_u64, blob_garbage_key, decode, encode, lift, output_key, owner_key,
+    IdempotencyEntry, Pointer, Trees, Tx, TxResult, OUTPUT_INLINE, OUTPUT_IN_LOG, PAYLOAD_PURGED,
     POINTER_BYTES,
 };
 use crate::{AcceptOutcome, Job, Result, StoreError};
@@ -359,8 +360,7 @@ fn apply_batch(trees: &Trees, batch: &[Pending]) -> Result<Vec<Result<Outcome>>>
             p.op,
             Op::Accept(_) | Op::Update(_) | Op::Purge(_) | Op::Repoint(_) | Op::ForgetBlob(_)
         )
-    })
-    {
+    }) {
         trees.transact(|tx| batch.iter().map(|p| apply(tx, &p.op)).collect())?
     } else {
         batch.iter().map(|_| Ok(Outcome::Flushed)).collect()
@@ -470,8 +470,7 @@ fn purge(tx: &Tx<'_>, items: &[PurgeItem]) -> TxResult<Result<Outcome>> {
                 tx.index_tenant(keys.tenant.as_deref(), id, false)?;
                 if let Some(key) = idempotency {
                     if let Some(v) = tx.idempotency.get(key.as_slice())? {
-                        let entry: IdempotencyEntry =
-                            lift(decode("idempotency", key, &v))?;
+                        let entry: IdempotencyEntry = lift(decode("idempotency", key, &v))?;
                         if entry.id == id {
                             tx.idempotency.remove(key.as_slice())?;
                         }
