@@ -36,7 +36,7 @@
 //! pointers of expired payloads and outputs; the bytes they pointed at
 //! stay in their segment until the whole segment goes. A segment is
 //! freed in one of two ways, both driven by
-//! [`SledStore::collect_value_log`](crate::SledStore::collect_value_log):
+//! [`Store::collect_value_log`](crate::Store::collect_value_log):
 //!
 //! * **Delete**: a *sealed* segment (not the active one) that no pointer
 //!   in the database points into is removed as a whole file.
@@ -58,7 +58,9 @@
 //! * A value appended to a segment whose pointer is not committed yet (an
 //!   accept or an output waiting for its group commit) is invisible to
 //!   the scan. Every append therefore holds an [`AppendPin`] on its
-//!   segment until the caller's write was answered; a segment counts as
+//!   segment, carried by the writer operation that stores the pointer and
+//!   dropped only after that operation was applied and flushed (even if
+//!   its caller stopped waiting); a segment counts as
 //!   *quiet* once it is sealed and unpinned, and from then on pointers
 //!   into it can only disappear (appends go to the active segment only).
 //!   The collector takes its list of quiet segments *before* it scans.
@@ -152,10 +154,10 @@ struct State {
 /// Appends per segment whose pointers are not answered yet.
 type Pins = Arc<Mutex<HashMap<u32, usize>>>;
 
-/// Held from an append until the write carrying its pointer was answered
-/// (committed or failed): the collector never deletes a pinned segment
+/// Held from an append until the write carrying its pointer was applied
+/// and flushed (or failed): the collector never deletes a pinned segment
 /// (see the module docs, "Space").
-#[must_use = "the pin must live until the pointer's write was answered"]
+#[must_use = "the pin must live until the pointer's write was applied"]
 pub(crate) struct AppendPin {
     pins: Pins,
     segment: u32,

@@ -1294,11 +1294,13 @@ impl Store for SledStore {
             self.blocking(move |t| t.vlog.append(&payload)).await
         };
         // The pin keeps the segment from the collector until the writer
-        // answered (see `vlog.rs`).
-        let (pointer, _pin) = self.noted(appended)?;
+        // applied the op (see `vlog.rs`); it travels with the op, so a
+        // caller that stops waiting does not release it early.
+        let (pointer, pin) = self.noted(appended)?;
         let id = record.id();
         let op = AcceptOp {
             id,
+            _pin: pin,
             blobs: blob_refs_of(record),
             keys: IndexKeys::of(record),
             record_bytes: encode(record)?,
@@ -1416,6 +1418,7 @@ impl Store for SledStore {
                 complete: effects.complete,
                 schedule: effects.schedule,
                 finish,
+                _pins: pins,
             };
             match self.noted(generation.writer.submit(Op::Update(Box::new(op))).await)? {
                 Outcome::Updated => return Ok(rec),
@@ -1898,14 +1901,13 @@ fn live_bytes(t: &Trees) -> Result<HashMap<u32, u64>> {
 }
 
 /// Copy every live value of `segments` to the active segment: the pointer
-/// moves for the writer, the pins until they are answered, and the bytes
+/// moves for the writer (each with the pin of its copy) and the bytes
 /// copied.
 fn copy_forward(
     t: &Trees,
     segments: &std::collections::HashSet<u32>,
-) -> Result<(Vec<RepointItem>, Vec<AppendPin>, u64)> {
+) -> Result<(Vec<RepointItem>, u64)> {
     let mut items = Vec::new();
-    let mut pins = Vec::new();
     let mut bytes = 0;
     for kv in t.payload_refs.iter() {
         let (k, v) = kv.map_err(backend)?;
@@ -1916,8 +1918,8 @@ fn copy_forward(
         if segments.contains(&p.segment) {
             let (moved, pin) = t.vlog.append(&t.vlog.read(&p)?)?;
             bytes += p.len;
-            pins.push(pin);
             items.push(RepointItem {
+                _pin: pin,
                 tree: PointerTree::PayloadRefs,
                 key: k.to_vec(),
                 old: v.to_vec(),
@@ -1934,8 +1936,8 @@ fn copy_forward(
         if segments.contains(&p.segment) {
             let (moved, pin) = t.vlog.append(&t.vlog.read(&p)?)?;
             bytes += p.len;
-            pins.push(pin);
             items.push(RepointItem {
+                _pin: pin,
                 tree: PointerTree::Outputs,
                 key: k.to_vec(),
                 old: v.to_vec(),
@@ -1943,7 +1945,7 @@ fn copy_forward(
             });
         }
     }
-    Ok((items, pins, bytes))
+    Ok((items, bytes))
 }
 
 /// Pointer moves per writer operation during compaction.
@@ -1979,7 +1981,7 @@ impl SledStore {
             if !candidates.is_empty() {
                 let set: std::collections::HashSet<u32> =
                     candidates.iter().map(|q| q.segment).collect();
-                let (items, pins, bytes) = {
+                let (items, bytes) = {
                     let set = set.clone();
                     self.noted(self.blocking(move |t| copy_forward(t, &set)).await)?
                 };
@@ -1997,7 +1999,6 @@ impl SledStore {
                     }
                 }
                 // Every move is durable now (value log synced before sled).
-                drop(pins);
                 let live = self.blocking(live_bytes).await?;
                 for q in candidates {
                     if live.get(&q.segment).copied().unwrap_or(0) == 0 {

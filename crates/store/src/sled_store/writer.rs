@@ -50,6 +50,7 @@ use super::{
     IdempotencyEntry, Pointer, Trees, Tx, TxResult, OUTPUT_INLINE, OUTPUT_IN_LOG, PAYLOAD_PURGED,
     POINTER_BYTES,
 };
+use crate::vlog::AppendPin;
 use crate::{AcceptOutcome, Job, Result, StoreError};
 
 /// Most operations in one transaction.
@@ -97,6 +98,10 @@ impl IndexKeys {
 
 pub(super) struct AcceptOp {
     pub id: MessageId,
+    /// Keeps the payload's value-log segment from the collector until
+    /// this operation is applied and flushed (dropped with the op, even
+    /// if the caller stopped waiting).
+    pub _pin: AppendPin,
     /// Content hashes of the attachments (their reference counts go up).
     pub blobs: Vec<String>,
     pub keys: IndexKeys,
@@ -130,6 +135,8 @@ pub(super) struct UpdateOp {
     /// The expiry entry of the new record when this update finishes it
     /// (enters `delivered`, `dead` or `rejected`).
     pub finish: Option<Vec<u8>>,
+    /// Pins of the outputs' value-log segments (see [`AcceptOp::_pin`]).
+    pub _pins: Vec<AppendPin>,
 }
 
 /// One message of a retention batch.
@@ -174,6 +181,8 @@ pub(super) enum PointerTree {
 /// A pointer to move: the value under `key` becomes `new` if it is still
 /// `old`.
 pub(super) struct RepointItem {
+    /// Pin of the copy's segment (see [`AcceptOp::_pin`]).
+    pub _pin: AppendPin,
     pub tree: PointerTree,
     pub key: Vec<u8>,
     pub old: Vec<u8>,
@@ -327,6 +336,8 @@ fn write_loop(shared: &Shared, trees: &Trees, db: &sled::Db) {
             shared.flushes.fetch_add(1, Ordering::Relaxed);
             Ok(outcomes)
         });
+        // The batch — and with it every append pin — is dropped only after
+        // its answers are sent, i.e. after the flush above.
         match outcomes {
             Ok(outcomes) => {
                 for (pending, outcome) in batch.into_iter().zip(outcomes) {
