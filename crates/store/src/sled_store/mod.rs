@@ -2207,6 +2207,31 @@ mod tests {
     }
 
     #[test]
+    fn expiry_keys_order_by_stage_tenant_and_finish_and_parse_back() {
+        let id = MessageId::new();
+        let k = expiry_key(STAGE_DELIVERED, Some("kommune-a"), 42, id);
+        let e = parse_expiry_key(&k).unwrap();
+        assert_eq!(
+            (e.stage, e.tenant.as_str(), e.finished_ms, e.id),
+            (STAGE_DELIVERED, "kommune-a", 42, id)
+        );
+        let none = parse_expiry_key(&expiry_key(STAGE_RECORD, None, 7, id)).unwrap();
+        assert_eq!(none.tenant, "");
+        // Within one (stage, tenant) prefix: finish order.
+        assert!(k < expiry_key(STAGE_DELIVERED, Some("kommune-a"), 43, id));
+        // A tenant's prefix never reaches into another's ("a" vs "ab").
+        let a = expiry_prefix(STAGE_DELIVERED, Some("a"));
+        let ab = expiry_key(STAGE_DELIVERED, Some("ab"), 0, id);
+        assert!(!ab.starts_with(&a));
+        let end = prefix_end(&a).unwrap();
+        assert!(expiry_key(STAGE_DELIVERED, Some("a"), u64::MAX, id) < end);
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert!(parse_expiry_key(b"e").is_err());
+        assert!(parse_expiry_key(&k[..k.len() - 1]).is_err());
+    }
+
+    #[test]
     fn min_id_at_orders_with_real_ids() {
         let t = Utc::now();
         let before = min_id_at(t - TimeDelta::milliseconds(1));
