@@ -2206,6 +2206,63 @@ mod tests {
         );
     }
 
+    /// A store written before retention (no `retention` tree content)
+    /// gets its expiry index and blob counts built at open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_written_before_retention_gets_its_index_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let sha = "ab".repeat(32);
+        let mut rec = record();
+        rec.envelope.attachments = vec![drehscheibe_model::AttachmentRef {
+            name: "a".into(),
+            filename: None,
+            content_type: "application/pdf".into(),
+            blob: drehscheibe_model::BlobRef {
+                sha256: sha.clone(),
+                size: 1,
+            },
+        }];
+        let id = rec.id();
+        let ev = AuditEvent::new(id, "test", "received", None, rec.state);
+        store
+            .accept(&rec, Bytes::from_static(b"<a/>"), ev, None)
+            .await
+            .unwrap();
+        let open = record();
+        let ev = AuditEvent::new(open.id(), "test", "received", None, open.state);
+        store
+            .accept(&open, Bytes::from_static(b"<a/>"), ev, None)
+            .await
+            .unwrap();
+        store
+            .update(id, &mut |r: &mut MessageRecord| {
+                r.state = MessageState::Delivered;
+                Ok(Effects::default())
+            })
+            .await
+            .unwrap();
+        // Make it look old: no retention tree content at all.
+        let trees = Arc::clone(&store.generation().unwrap().trees);
+        trees.retention.clear().unwrap();
+        trees.retention.flush().unwrap();
+        drop(trees);
+        drop(store);
+
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.blob_references(&sha).await.unwrap(), 1);
+        let policy = crate::RetentionPolicy::default();
+        let later = Utc::now() + TimeDelta::days(31);
+        let r = store.purge_expired(&policy, later, 10).await.unwrap();
+        assert_eq!((r.payloads, r.blobs_unreferenced), (1, 1));
+        assert!(matches!(
+            store.payload(id).await,
+            Err(StoreError::Purged(_))
+        ));
+        assert!(store.payload(open.id()).await.unwrap().is_some());
+        assert_eq!(store.unreferenced_blobs(10).await.unwrap(), [sha]);
+    }
+
     #[test]
     fn expiry_keys_order_by_stage_tenant_and_finish_and_parse_back() {
         let id = MessageId::new();
