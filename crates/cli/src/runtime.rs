@@ -179,6 +179,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         shutdown_grace: config.server.shutdown_grace,
         route_budget: config.server.route_budget,
         document_memory: config.server.document_memory,
+        retention: drehscheibe_engine::RetentionSettings::from_config(&config),
         ..HubSettings::default()
     };
     let hub = Hub::new(store, blobs, router, connectors, settings);

@@ -68,7 +68,92 @@ pub struct HubConfig {
     pub tokens: Vec<TokenConfig>,
     /// Tenants (Kommunen), sorted by file path.
     pub tenants: Vec<TenantConfig>,
+    /// `[retention]`: what the sweeper deletes when (see
+    /// [`RetentionConfig`]).
+    pub retention: RetentionConfig,
 }
+
+/// `[retention]` of the main file: the hub's retention durations and the
+/// sweeper's pace. Tenants may override the durations
+/// ([`TenantConfig::retention`]); see `docs/decisions/0015-retention.md`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Whether the sweeper runs at all (default `true`). `false` keeps
+    /// everything forever, as before retention existed.
+    pub enabled: bool,
+    /// The hub's durations (tenants without their own).
+    pub default: RetentionSpans,
+    /// Time between two sweeps (default 1 min).
+    pub interval: Duration,
+    /// Messages purged per store transaction (default 500, at most
+    /// 10,000).
+    pub batch: usize,
+}
+
+/// Retention durations; `None` = keep forever (`"off"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSpans {
+    /// Payload, outputs and attachments of a delivered message, after
+    /// delivery (default 30 days).
+    pub payloads: Option<Duration>,
+    /// Record and audit trail of a finished message, after it finished
+    /// (default 365 days; never before its payload).
+    pub records: Option<Duration>,
+    /// Payload of a dead or rejected message: the maximum it is kept
+    /// unhandled (default off: until a person replays it).
+    pub failed: Option<Duration>,
+}
+
+impl Default for RetentionSpans {
+    fn default() -> Self {
+        Self {
+            payloads: Some(Duration::from_secs(30 * 86_400)),
+            records: Some(Duration::from_secs(365 * 86_400)),
+            failed: None,
+        }
+    }
+}
+
+/// A tenant's `[retention]`: each key that is set replaces the hub's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOverride {
+    /// `payloads`, if the tenant sets it (`Some(None)` = `"off"`).
+    pub payloads: Option<Option<Duration>>,
+    /// `records`, if set.
+    pub records: Option<Option<Duration>>,
+    /// `failed`, if set.
+    pub failed: Option<Option<Duration>>,
+}
+
+impl RetentionOverride {
+    /// The durations of a tenant: its own where set, else `default`.
+    pub fn over(&self, default: &RetentionSpans) -> RetentionSpans {
+        RetentionSpans {
+            payloads: self.payloads.unwrap_or(default.payloads),
+            records: self.records.unwrap_or(default.records),
+            failed: self.failed.unwrap_or(default.failed),
+        }
+    }
+
+    /// Whether the tenant overrides nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            default: RetentionSpans::default(),
+            interval: Duration::from_secs(60),
+            batch: 500,
+        }
+    }
+}
+
+/// The largest `[retention] batch`.
+pub const MAX_RETENTION_BATCH: usize = 10_000;
 
 /// `[server]` of the main file.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,6 +329,8 @@ pub struct TenantConfig {
     pub connectors: Vec<ConnectorConfig>,
     /// One route per Leistung, in file order.
     pub routes: Vec<RouteConfig>,
+    /// The tenant's `[retention]` overrides.
+    pub retention: RetentionOverride,
     /// The tenant's file.
     pub source: PathBuf,
 }

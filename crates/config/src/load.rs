@@ -12,13 +12,14 @@ use sha2::{Digest, Sha256};
 use crate::locate::{KeyPath, Source};
 use crate::plugin::{Checker, Plugins};
 use crate::raw::{
-    AuthType, RawAuth, RawChannel, RawConnector, RawMain, RawRetry, RawRoute, RawSecret, RawServer,
-    RawTenant, RawToken, RoleName,
+    AuthType, RawAuth, RawChannel, RawConnector, RawMain, RawRetention, RawRetry, RawRoute,
+    RawSecret, RawServer, RawTenant, RawToken, RoleName,
 };
 use crate::{
     ags_of_ars, is_digits, ChannelConfig, ConfigError, ConfigErrors, ConnectorConfig, HttpAuth,
-    HubConfig, RetryPolicy, RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource,
-    SecretString, ServerConfig, Stelle, TenantConfig, TokenConfig,
+    HubConfig, RetentionConfig, RetentionOverride, RetentionSpans, RetryPolicy, RouteConfig,
+    RuleSelector, RulesConfig, Secret, SecretSource, SecretString, ServerConfig, Stelle,
+    TenantConfig, TokenConfig, MAX_RETENTION_BATCH,
 };
 
 /// Check an identifier (channel, token, tenant, connector, Stelle, target
@@ -221,12 +222,13 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
         cx.connector_needs(&channels, &tenant_files);
         let known_tenants: BTreeSet<&str> = tenant_files.iter().map(|t| t.id.as_str()).collect();
         let tokens = cx.tokens(&main_src, &m.tokens, &m.channels, &known_tenants);
-        (server, rules, channels, tokens)
+        let retention = cx.retention(&main_src, m.retention.as_ref());
+        (server, rules, channels, tokens, retention)
     });
 
     let main_path = main_abs.clone();
     let mut errors = cx.errors;
-    if let (true, Some((server, rules, channels, tokens))) = (errors.is_empty(), main) {
+    if let (true, Some((server, rules, channels, tokens, retention))) = (errors.is_empty(), main) {
         let tenants = tenant_files.into_iter().filter_map(|t| t.config).collect();
         return Ok(HubConfig {
             main_file: main_abs,
@@ -236,6 +238,7 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
             channels,
             tokens,
             tenants,
+            retention,
         });
     }
     errors.sort_by(|a, b| {
@@ -429,6 +432,49 @@ impl Ctx {
             body_read_timeout,
             idle_timeout,
             tls,
+        }
+    }
+
+    /// `[retention]` of the main file.
+    fn retention(&mut self, src: &Source, raw: Option<&RawRetention>) -> RetentionConfig {
+        let kp = KeyPath::root().key("retention");
+        let d = RetentionConfig::default();
+        let Some(raw) = raw else {
+            return d;
+        };
+        let interval = match raw.interval {
+            Some(i) if i.is_zero() => {
+                self.err(
+                    src,
+                    &kp.key("interval"),
+                    "`interval` must be greater than 0",
+                );
+                d.interval
+            }
+            Some(i) => i,
+            None => d.interval,
+        };
+        let batch = match raw.batch {
+            Some(b) if b == 0 || b > MAX_RETENTION_BATCH => {
+                self.err(
+                    src,
+                    &kp.key("batch"),
+                    format!("`batch` must be between 1 and {MAX_RETENTION_BATCH}"),
+                );
+                d.batch
+            }
+            Some(b) => b,
+            None => d.batch,
+        };
+        RetentionConfig {
+            enabled: raw.enabled.unwrap_or(d.enabled),
+            default: RetentionSpans {
+                payloads: raw.payloads.map_or(d.default.payloads, |s| s.0),
+                records: raw.records.map_or(d.default.records, |s| s.0),
+                failed: raw.failed.map_or(d.default.failed, |s| s.0),
+            },
+            interval,
+            batch,
         }
     }
 
@@ -749,6 +795,15 @@ impl Ctx {
             stellen,
             connectors,
             routes,
+            retention: raw
+                .retention
+                .as_ref()
+                .map(|r| RetentionOverride {
+                    payloads: r.payloads.map(|s| s.0),
+                    records: r.records.map(|s| s.0),
+                    failed: r.failed.map(|s| s.0),
+                })
+                .unwrap_or_default(),
             source: src.path.clone(),
         }
     }

@@ -23,6 +23,59 @@ pub(crate) struct RawMain {
     pub channels: BTreeMap<String, RawChannel>,
     #[serde(default)]
     pub tokens: BTreeMap<String, RawToken>,
+    pub retention: Option<RawRetention>,
+}
+
+/// `[retention]` of the main file: the hub's defaults and the sweeper.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetention {
+    pub enabled: Option<bool>,
+    pub payloads: Option<RetentionSpan>,
+    pub records: Option<RetentionSpan>,
+    pub failed: Option<RetentionSpan>,
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    pub batch: Option<usize>,
+}
+
+/// `[retention]` of a tenant file: overrides of the hub's durations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenantRetention {
+    pub payloads: Option<RetentionSpan>,
+    pub records: Option<RetentionSpan>,
+    pub failed: Option<RetentionSpan>,
+}
+
+/// A retention duration: `"off"` (keep forever) or a duration in the
+/// syntax of every other duration key (`"30d"`, `"12h"`, `"90 days"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetentionSpan(pub Option<Duration>);
+
+impl<'de> Deserialize<'de> for RetentionSpan {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RetentionSpan;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"30d\" or \"off\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RetentionSpan, E> {
+                if v.trim().eq_ignore_ascii_case("off") {
+                    return Ok(RetentionSpan(None));
+                }
+                humantime_serde::re::humantime::parse_duration(v)
+                    .map(|d| RetentionSpan(Some(d)))
+                    .map_err(|e| {
+                        E::custom(format!(
+                            "invalid duration `{v}`: {e} (write e.g. \"30d\", \"12h\" or \"off\")"
+                        ))
+                    })
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +168,7 @@ pub(crate) struct RawTenant {
     pub connectors: BTreeMap<String, RawConnector>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    pub retention: Option<RawTenantRetention>,
 }
 
 #[derive(Debug, Deserialize)]

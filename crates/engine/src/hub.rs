@@ -55,6 +55,9 @@ pub struct HubSettings {
     /// the whole budget ends `dead` with the reason instead of waiting
     /// forever.
     pub document_memory: u64,
+    /// The retention sweeper ([`crate::retention`]); `None` (the default
+    /// here) keeps everything.
+    pub retention: Option<crate::RetentionSettings>,
 }
 
 impl Default for HubSettings {
@@ -72,6 +75,7 @@ impl Default for HubSettings {
             shutdown_grace: Duration::from_secs(10),
             route_budget: Duration::from_secs(30),
             document_memory: 1 << 30,
+            retention: None,
         }
     }
 }
@@ -94,6 +98,10 @@ pub enum ReplayError {
     /// `reject-submission`) that a replay would contradict.
     #[error("the sender was already told: {0}; replaying would contradict that answer (force the replay to deliver anyway)")]
     SenderAnswered(String),
+    /// Retention deleted the payload: there is nothing to route or
+    /// deliver again.
+    #[error("the payload was deleted by retention at {0}; the message cannot be replayed")]
+    PayloadPurged(chrono::DateTime<Utc>),
     #[error("store: {0}")]
     Store(StoreError),
 }
@@ -175,10 +183,17 @@ impl Hub {
         let actor = actor.to_owned();
         let mut refused = None;
         let mut answered: Option<String> = None;
+        let mut purged = None;
         let result = self
             .store
             .update(id, &mut |r: &mut MessageRecord| {
                 let from = r.state;
+                if let Some(at) = r.payload_purged_at {
+                    purged = Some(at);
+                    return Err(StoreError::Aborted(format!(
+                        "the payload was deleted by retention at {at}"
+                    )));
+                }
                 if let (Some(answer), false) = (&r.sender_answer, force) {
                     answered = Some(answer.clone());
                     return Err(StoreError::Aborted(format!(
@@ -244,6 +259,9 @@ impl Hub {
                 Ok(rec)
             }
             Err(StoreError::NotFound(id)) => Err(ReplayError::NotFound(id)),
+            Err(StoreError::Aborted(_)) if purged.is_some() => {
+                Err(ReplayError::PayloadPurged(purged.unwrap_or(now)))
+            }
             Err(StoreError::Aborted(_)) if answered.is_some() => {
                 Err(ReplayError::SenderAnswered(answered.unwrap_or_default()))
             }
@@ -264,6 +282,11 @@ impl Hub {
         }
         let mut tasks: JoinSet<()> = JoinSet::new();
         let health = tokio::spawn(self.clone().health_loop(shutdown.clone()));
+        let retention = self
+            .settings
+            .retention
+            .clone()
+            .map(|r| tokio::spawn(self.clone().retention_loop(r, shutdown.clone())));
         let max_in_flight = self.settings.max_in_flight.max(1);
         loop {
             if shutdown.is_cancelled() {
@@ -333,6 +356,10 @@ impl Hub {
             while tasks.join_next().await.is_some() {}
         }
         health.abort();
+        if let Some(r) = retention {
+            // Between two transactions: each batch is atomic either way.
+            r.abort();
+        }
         self.store.release_leases().await?;
         self.store.flush().await?;
         tracing::info!("engine stopped");

@@ -25,7 +25,9 @@
 //! a memory budget ([`HubSettings::document_memory`]: routing reserves the
 //! payload's estimated tree size and waits while the budget is taken).
 //!
-//! Connector health checks run beside the workers ([`health`]).
+//! Connector health checks run beside the workers ([`health`]), and so
+//! does the retention sweeper ([`retention`]) when
+//! [`HubSettings::retention`] is set.
 //!
 //! [`Store`]: drehscheibe_store::Store
 
@@ -34,6 +36,7 @@ mod depot_router;
 pub mod health;
 mod hub;
 mod metrics;
+pub mod retention;
 mod routing;
 mod worker;
 
@@ -41,4 +44,5 @@ pub use connectors::{ConnectorRegistry, ConnectorSlot};
 pub use depot_router::DepotRouter;
 pub use hub::{EngineError, Hub, HubSettings, ReplayError};
 pub use metrics::Metrics;
+pub use retention::{RetentionSettings, SweepReport};
 pub use routing::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};

@@ -50,6 +50,12 @@ pub struct Metrics {
     accept_errors: Counter,
     connector_up: Family<EndpointLabels, Gauge>,
     connector_cert_expiry: Family<EndpointLabels, Gauge>,
+    retention_payloads: Counter,
+    retention_records: Counter,
+    retention_bytes: Counter,
+    retention_blobs: Counter,
+    retention_segments: Counter,
+    value_log_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -79,6 +85,42 @@ impl Metrics {
         let accept_errors = Counter::default();
         let connector_up = Family::<EndpointLabels, Gauge>::default();
         let connector_cert_expiry = Family::<EndpointLabels, Gauge>::default();
+        let retention_payloads = Counter::default();
+        let retention_records = Counter::default();
+        let retention_bytes = Counter::default();
+        let retention_blobs = Counter::default();
+        let retention_segments = Counter::default();
+        let value_log_bytes = Gauge::default();
+        registry.register(
+            "retention_purged_payloads",
+            "Finished messages whose payload, outputs and attachment references retention deleted",
+            retention_payloads.clone(),
+        );
+        registry.register(
+            "retention_purged_records",
+            "Finished messages retention deleted entirely (record, audit trail, idempotency key)",
+            retention_records.clone(),
+        );
+        registry.register(
+            "retention_purged_bytes",
+            "Payload and output bytes retention released",
+            retention_bytes.clone(),
+        );
+        registry.register(
+            "retention_blobs_removed",
+            "Attachment files removed after their last referencing message was purged",
+            retention_blobs.clone(),
+        );
+        registry.register(
+            "retention_segments_deleted",
+            "Value-log segment files deleted (empty or compacted)",
+            retention_segments.clone(),
+        );
+        registry.register(
+            "value_log_bytes",
+            "Bytes of the store's value-log segment files after the last collection",
+            value_log_bytes.clone(),
+        );
         registry.register(
             "connector_up",
             "1 if the connector's last health check reached the far side, else 0",
@@ -169,6 +211,25 @@ impl Metrics {
             accept_errors,
             connector_up,
             connector_cert_expiry,
+            retention_payloads,
+            retention_records,
+            retention_bytes,
+            retention_blobs,
+            retention_segments,
+            value_log_bytes,
+        }
+    }
+
+    /// Record a retention sweep.
+    pub(crate) fn retention(&self, r: &crate::SweepReport) {
+        self.retention_payloads.inc_by(r.payloads);
+        self.retention_records.inc_by(r.records);
+        self.retention_bytes.inc_by(r.bytes);
+        self.retention_blobs.inc_by(r.blobs_removed);
+        self.retention_segments.inc_by(r.segments_deleted);
+        if let Some(bytes) = r.value_log_bytes {
+            self.value_log_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
     }
 

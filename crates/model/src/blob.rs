@@ -15,6 +15,12 @@ pub struct BlobRef {
 /// A streamed blob.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 
+/// The question [`BlobStore::remove_unreferenced`] asks while no staging
+/// can start: "does no stored message reference this blob?" (`true` =
+/// unreferenced, may go; an error must answer `false`).
+pub type UnreferencedCheck<'a> =
+    &'a (dyn Fn() -> Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> + Send + Sync);
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("blob larger than the limit of {limit} bytes")]
@@ -64,5 +70,19 @@ pub trait BlobStore: Send + Sync {
     async fn discard_staged(&self, blob: &BlobRef) -> Result<(), BlobError> {
         let _ = blob;
         Ok(())
+    }
+    /// Retention's blob garbage collection: remove the blob with this
+    /// content hash if no staging of it is in flight and `unreferenced`,
+    /// asked while no new staging can begin, still answers `true`.
+    /// Returns `true` when the blob is gone (removed now, or not there),
+    /// `false` when it stays (ask again later). The default keeps every
+    /// blob, which is always safe.
+    async fn remove_unreferenced(
+        &self,
+        sha256: &str,
+        unreferenced: UnreferencedCheck<'_>,
+    ) -> Result<bool, BlobError> {
+        let _ = (sha256, unreferenced);
+        Ok(false)
     }
 }

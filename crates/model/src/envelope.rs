@@ -144,6 +144,12 @@ pub struct MessageRecord {
     /// that would contradict it must be forced (see `Hub::replay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_answer: Option<String>,
+    /// When retention deleted the payload, the output documents and the
+    /// attachment references of this finished message (the record and its
+    /// audit trail stay until their own retention ends). Such a message
+    /// cannot be replayed, and its payload reads as gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_purged_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     /// Incremented by every stored change (optimistic concurrency, ETag).
     pub revision: u64,
@@ -161,6 +167,7 @@ impl MessageRecord {
             deliveries: Vec::new(),
             requested_by: None,
             sender_answer: None,
+            payload_purged_at: None,
             updated_at: at,
             revision: 0,
         }

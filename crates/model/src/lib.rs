@@ -23,7 +23,7 @@ mod ids;
 mod intake;
 mod state;
 
-pub use blob::{BlobError, BlobReader, BlobRef, BlobStore};
+pub use blob::{BlobError, BlobReader, BlobRef, BlobStore, UnreferencedCheck};
 pub use connector::{
     Checkpoint, CheckpointSink, Connector, DeliveryError, DeliveryReceipt, DeliveryRequest,
 };

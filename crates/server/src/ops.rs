@@ -1,4 +1,9 @@
-//! The operations API: message state, listing, replay, health and metrics.
+//! The operations API: message state, listing, payload, replay, health
+//! and metrics.
+//!
+//! A message whose payload retention deleted (ADR 0015) keeps its record
+//! and audit trail for a while: `GET …/payload` and `POST …/replay` then
+//! answer `410 Gone` with the problem type `payload-purged`, naming when.
 //!
 //! Handlers answer errors with a ready `Response`; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -14,7 +19,7 @@ use drehscheibe_engine::{Hub, ReplayError};
 use drehscheibe_http::problem::Problem;
 use drehscheibe_model::auth::{bearer_token, Principal, TokenTable};
 use drehscheibe_model::{AuditEvent, MessageId, MessageRecord, MessageState};
-use drehscheibe_store::MessageFilter;
+use drehscheibe_store::{MessageFilter, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone)]
@@ -28,6 +33,7 @@ pub fn ops_router(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
     Router::new()
         .route("/api/v1/messages", get(list))
         .route("/api/v1/messages/{id}", get(show))
+        .route("/api/v1/messages/{id}/payload", get(payload))
         .route("/api/v1/messages/{id}/replay", post(replay))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -103,6 +109,47 @@ async fn show(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderMap
     };
     match ops.hub.store().audit(record.id()).await {
         Ok(audit) => Json(MessageView { record, audit }).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `410 Gone`: retention deleted the payload of `rec`.
+fn payload_purged(rec: &MessageRecord, at: Option<DateTime<Utc>>) -> Response {
+    let when = at
+        .or(rec.payload_purged_at)
+        .map_or_else(String::new, |t| format!(" at {}", t.to_rfc3339()));
+    problem(
+        410,
+        "payload-purged",
+        format!(
+            "the payload of message {} was deleted by retention{when}; its record and audit trail remain",
+            rec.id()
+        ),
+    )
+}
+
+/// The payload as received, with its media type.
+async fn payload(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let principal = match authenticate(&ops, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let record = match load_visible(&ops, &principal, &id).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if record.payload_purged_at.is_some() {
+        return payload_purged(&record, None);
+    }
+    match ops.hub.store().payload(record.id()).await {
+        Ok(Some(bytes)) => (
+            [(header::CONTENT_TYPE, record.envelope.content_type.clone())],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => not_found(&id),
+        // Purged between the two reads.
+        Err(StoreError::Purged(_)) => payload_purged(&record, None),
         Err(e) => internal(e),
     }
 }
@@ -247,6 +294,14 @@ async fn replay(
             "sender-answered",
             format!("{e}: POST …/replay?force=true"),
         ),
+        Err(ReplayError::PayloadPurged(at)) => match ops.hub.store().get(mid).await {
+            Ok(Some(rec)) => payload_purged(&rec, Some(at)),
+            _ => problem(
+                410,
+                "payload-purged",
+                ReplayError::PayloadPurged(at).to_string(),
+            ),
+        },
         Err(ReplayError::Store(e)) => internal(e),
     }
 }

@@ -36,6 +36,36 @@
 //! [`FsBlobStore::sweep_staged`] (run at start, before requests are
 //! served) removes those blobs no stored message references, and the
 //! markers.
+//!
+//! # Retention: removing blobs no message references
+//!
+//! Blobs are shared by content, so retention cannot delete a message's
+//! attachments with its payload. The store counts, per content hash, the
+//! stored messages referencing it — raised by `accept` and lowered by the
+//! purge in the same transaction — and records a blob whose count reached
+//! zero as a candidate ([`Store::unreferenced_blobs`](crate::Store::unreferenced_blobs)).
+//! The sweeper hands each candidate to
+//! [`BlobStore::remove_unreferenced`], which deletes the file only
+//!
+//! * while holding the holds lock, so no staging can begin or end
+//!   meanwhile,
+//! * if no staging of that content is in flight: every `stage` registers
+//!   a hold, also one of content stored earlier (such a hold is *kept*,
+//!   so its discard never removes the blob), and ends it only after the
+//!   message was accepted (count raised) or refused, and
+//! * if the store's count, asked under the lock, is still zero.
+//!
+//! A staging that starts after the removal streams its bytes into a temp
+//! file first and finds, under the lock, no blob in place: it moves its
+//! own copy there. So a blob that a submission in flight is about to
+//! reference is never deleted, and one that a stored message references
+//! never is either. Why counting and not mark-and-sweep: a sweep would
+//! read every record per round (as `sweep_staged` does once at start)
+//! and still need the same lock against stagings; the count costs one
+//! small write per attachment at accept and purge (ADR 0015). A plain
+//! [`BlobStore::put`] registers no hold: content written that way and
+//! referenced by a message accepted later must not rely on the
+//! collector's timing — adapters stage.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -43,7 +73,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use drehscheibe_model::{BlobError, BlobReader, BlobRef, BlobStore};
+use drehscheibe_model::{BlobError, BlobReader, BlobRef, BlobStore, UnreferencedCheck};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -205,6 +235,17 @@ impl FsBlobStore {
                 } else {
                     hold.kept = true;
                 }
+            } else if stage {
+                // Stored earlier: the hold keeps the collector away while
+                // this staging is in flight, and `kept` keeps its discard
+                // from removing what others stored.
+                holds.insert(
+                    blob.sha256.clone(),
+                    Hold {
+                        holders: 1,
+                        kept: true,
+                    },
+                );
             }
             return Ok(blob);
         }
@@ -328,6 +369,27 @@ impl BlobStore for FsBlobStore {
 
     async fn discard_staged(&self, blob: &BlobRef) -> Result<(), BlobError> {
         self.end_staging(blob, false).await
+    }
+
+    /// Returns `true` when the blob is gone (removed now, or not there),
+    /// `false` when it stays (a staging holds it, or it is referenced).
+    async fn remove_unreferenced(
+        &self,
+        sha256: &str,
+        unreferenced: UnreferencedCheck<'_>,
+    ) -> Result<bool, BlobError> {
+        let Some(path) = self.path_of(sha256) else {
+            return Ok(true);
+        };
+        let holds = self.holds.lock().await;
+        if holds.contains_key(sha256) || !unreferenced().await {
+            return Ok(false);
+        }
+        if remove_if_present(&path).await? {
+            tracing::debug!(sha256, "removed an attachment no stored message references");
+        }
+        drop(holds);
+        Ok(true)
     }
 
     async fn open(&self, blob: &BlobRef) -> Result<BlobReader, BlobError> {

@@ -15,6 +15,7 @@
 //! for the disk (a multi-node store keeps them in the database instead).
 
 mod blobs;
+pub mod retention;
 mod sled_store;
 pub mod state;
 mod vlog;
@@ -26,8 +27,10 @@ use drehscheibe_model::{AuditEvent, MessageId, MessageRecord, MessageState};
 use serde::{Deserialize, Serialize};
 
 pub use blobs::FsBlobStore;
-pub use sled_store::{SledStore, RECOVERY_INTERVAL, SINCE_SLACK};
+pub use retention::{CollectReport, PurgeReport, Retention, RetentionPolicy};
+pub use sled_store::{SledStore, StoreOptions, RECOVERY_INTERVAL, SINCE_SLACK};
 pub use state::{StateCommit, StateSpace, StateTx};
+pub use vlog::SEGMENT_BYTES;
 
 /// Largest page [`Store::list`] returns, whatever `limit` asks for.
 pub const MAX_PAGE_SIZE: usize = 500;
@@ -50,6 +53,10 @@ pub enum StoreError {
     /// Returned by an [`Store::update`] closure to abort without writing.
     #[error("{0}")]
     Aborted(String),
+    /// The message exists, but retention deleted its payload and output
+    /// documents (see [`retention`]); the record says when.
+    #[error("the payload of message {0} was deleted by retention")]
+    Purged(MessageId),
 }
 
 /// Result with [`StoreError`].
@@ -291,6 +298,57 @@ pub trait Store: Send + Sync {
     /// of `commit.expect` still holds the value given there; `Ok(false)`
     /// (nothing written) otherwise.
     async fn state_commit(&self, space: &str, commit: StateCommit) -> Result<bool>;
+
+    /// Retention, stage by stage (see [`retention`]): delete what is due
+    /// at `now` under `policy`, at most `limit` messages in one durable
+    /// transaction (through the same writer as every other change).
+    /// `report.more` says whether another call may find more due. The
+    /// default deletes nothing.
+    async fn purge_expired(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<PurgeReport> {
+        let _ = (policy, now, limit);
+        Ok(PurgeReport::default())
+    }
+
+    /// Up to `limit` content hashes of blobs whose last referencing
+    /// message was purged: candidates for
+    /// [`BlobStore::remove_unreferenced`](drehscheibe_model::BlobStore::remove_unreferenced).
+    async fn unreferenced_blobs(&self, limit: usize) -> Result<Vec<String>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
+    /// How many stored messages reference the blob with this content
+    /// hash (kept atomically with accept and purge). The default answers
+    /// 1, which keeps every blob.
+    async fn blob_references(&self, sha256: &str) -> Result<u64> {
+        let _ = sha256;
+        Ok(1)
+    }
+
+    /// Drop a candidate of [`Store::unreferenced_blobs`] (its file is
+    /// gone, or it is referenced again).
+    async fn forget_unreferenced_blob(&self, sha256: &str) -> Result<()> {
+        let _ = sha256;
+        Ok(())
+    }
+
+    /// Free disk space of purged payloads and outputs: delete storage
+    /// units nothing points into and compact those whose live share fell
+    /// below `compact_below` (0.0–1.0), moving at most `max_move_bytes`
+    /// per call. The default does nothing.
+    async fn collect_value_log(
+        &self,
+        compact_below: f64,
+        max_move_bytes: u64,
+    ) -> Result<CollectReport> {
+        let _ = (compact_below, max_move_bytes);
+        Ok(CollectReport::default())
+    }
 
     /// Flush everything to disk (used at shutdown).
     async fn flush(&self) -> Result<()>;

@@ -17,7 +17,7 @@
 //! | tree          | key                          | value                                  |
 //! |---------------|------------------------------|----------------------------------------|
 //! | `messages`    | id                           | JSON [`MessageRecord`]                 |
-//! | `payload_refs`| id                           | value-log pointer of the payload       |
+//! | `payload_refs`| id                           | value-log pointer of the payload; empty once retention purged it |
 //! | `payloads`    | id                           | payload bytes (stores written before the value log; read only) |
 //! | `outputs`     | id + u32 index               | 2 + value-log pointer, 1 = same as payload, or 0 + document (before the value log) |
 //! | `audit`       | id + u64 seq                 | JSON [`AuditEvent`] (prefix scan = in order) |
@@ -29,12 +29,45 @@
 //! | `by_state`    | state name + `0x00` + id     | empty (index for `list`)               |
 //! | `config`      | digest                       | configuration text                     |
 //! | `state`       | u32 len + space + key        | adapter state value ([`crate::state`]) |
+//! | `retention`   | `e` + stage + u32 len + tenant + ms finished + id | empty (expiry index, see below) |
+//! |               | `o` + id                     | the message's `e` key                  |
+//! |               | `c` + blob sha256 (hex)      | u64 messages referencing the blob      |
+//! |               | `g` + blob sha256 (hex)      | empty: unreferenced blob to collect    |
+//! |               | `v`                          | u64 version of the index (built once)  |
 //!
 //! The index trees, counters and queue entries are changed in the same
 //! transaction as the record they describe. Payloads and output documents
 //! live in the append-only value log beside the database (`<dir>/vlog`,
 //! see `vlog.rs`), synced by the same group commit before sled's flush;
 //! the trees hold only pointers to them.
+//!
+//! # Retention
+//!
+//! The `retention` tree serves the sweeper (see [`crate::retention`]):
+//!
+//! * The *expiry index*: every finished message (`delivered`, `dead`,
+//!   `rejected`) has one `e` entry, keyed by its next stage (`p` payload
+//!   of a delivered message, `f` payload of a dead or rejected one, `r`
+//!   record), its tenant (empty without one) and the millisecond it
+//!   finished. Within one (stage, tenant) prefix the entries are in finish
+//!   order and share one duration, so [`Store::purge_expired`] reads each
+//!   prefix from its start up to `now − duration` and then seeks to the
+//!   next tenant: it visits only due messages. `o` + id names a message's
+//!   entry, so a replay (leaving the finished state) can remove it. Both
+//!   are written in the transaction that moves the state.
+//! * *Blob reference counts*: `c` + sha counts the stored messages
+//!   referencing a blob, raised by `accept` and lowered by the payload
+//!   stage in the same transaction; when it reaches zero the count goes
+//!   and a `g` candidate is written for the blob collector (engine), which
+//!   deletes the file only under the blob store's staging lock after
+//!   asking the count again (ADR 0015).
+//!
+//! Purges are prepared like updates (the record read and the new record
+//! computed outside the writer) and applied by the writer in bounded
+//! batches, each only while the record is still the bytes read and its
+//! `o` entry still names the due stage; anything else is skipped and
+//! found again by the next sweep. A store written before retention
+//! builds the index once at open (`v` missing).
 //!
 //! # The queue in memory
 //!
@@ -112,12 +145,16 @@ mod queue;
 mod writer;
 
 use queue::{QueueChange, QueueIndex};
-use writer::{AcceptOp, IndexKeys, Op, Outcome, StateOp, UpdateOp, Writer};
+use writer::{
+    AcceptOp, IndexKeys, Op, Outcome, PointerTree, PurgeItem, PurgeStage, RepointItem, StateOp,
+    UpdateOp, Writer,
+};
 
-use crate::vlog::{Pointer, ValueLog, POINTER_BYTES};
+use crate::vlog::{AppendPin, Pointer, ValueLog, POINTER_BYTES};
 use crate::{
-    AcceptOutcome, ClaimedJob, IdempotencyKey, Job, MessageFilter, Page, QueueStats, Result,
-    StateCommit, Store, StoreError, UpdateFn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    AcceptOutcome, ClaimedJob, CollectReport, IdempotencyKey, Job, MessageFilter, Page,
+    PurgeReport, QueueStats, Result, RetentionPolicy, StateCommit, Store, StoreError, UpdateFn,
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 
 /// How far before `since` a `list` scan starts (see the module notes).
@@ -147,12 +184,14 @@ const INLINE_IO_BYTES: u64 = 256 * 1024;
 enum Doc {
     Bytes(Vec<u8>),
     Log(Pointer),
+    /// Deleted by retention.
+    Purged,
 }
 
 /// Key of the probe write in the `config` tree (never a digest).
 const PROBE_KEY: &[u8] = b"\0probe";
 
-const TREE_NAMES: [&str; 13] = [
+const TREE_NAMES: [&str; 14] = [
     "messages",
     "payloads",
     "payload_refs",
@@ -166,11 +205,28 @@ const TREE_NAMES: [&str; 13] = [
     "by_state",
     "config",
     "state",
+    "retention",
 ];
 
 /// Trees of stores written before the queue index and the value log
 /// (the job → queue-key map and the persisted leases); dropped at open.
 const RETIRED_TREES: [&str; 2] = ["jobs", "leases"];
+
+/// Tunables of [`SledStore::open_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Size at which a value-log segment is closed (default
+    /// [`crate::SEGMENT_BYTES`], 64 MiB). Small values are for tests.
+    pub vlog_segment_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            vlog_segment_bytes: crate::SEGMENT_BYTES,
+        }
+    }
+}
 
 /// The embedded store: sled on local disk, one process.
 ///
@@ -184,6 +240,7 @@ pub struct SledStore {
 
 struct Inner {
     dir: PathBuf,
+    options: StoreOptions,
     /// The open database; `None` while it is being reopened. Every call
     /// clones the `Arc` for its duration, so a reopen can wait for the
     /// calls in flight (see the module docs).
@@ -228,12 +285,18 @@ impl SledStore {
     /// Open (or create) the store in `dir`; the sled database lives in
     /// `dir/db`. Fails if another process holds the database.
     pub fn open(dir: &Path) -> Result<SledStore> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// [`SledStore::open`] with tunables.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<SledStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
-        let generation = Generation::open(dir)?;
+        let generation = Generation::open(dir, &options)?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
+                options,
                 current: Mutex::new(Some(Arc::new(generation))),
                 closed_flushes: Mutex::new((0, 0)),
                 health: Mutex::new(Health::default()),
@@ -244,7 +307,7 @@ impl SledStore {
 }
 
 impl Generation {
-    fn open(dir: &Path) -> Result<Generation> {
+    fn open(dir: &Path, options: &StoreOptions) -> Result<Generation> {
         // sled's default page cache is 1 GiB; payloads are read once per
         // routing and delivery, so a small cache keeps the RSS modest
         // without costing throughput (see docs/benchmarks.md).
@@ -287,7 +350,7 @@ impl Generation {
         }
         let queue = open(7)?;
         let index = QueueIndex::load(&queue)?;
-        let vlog = ValueLog::open(&dir.join("vlog"))?;
+        let vlog = ValueLog::open(&dir.join("vlog"), options.vlog_segment_bytes)?;
         let trees = Trees {
             messages: open(0)?,
             payloads: open(1)?,
@@ -302,9 +365,11 @@ impl Generation {
             by_state: open(10)?,
             config: open(11)?,
             state: open(12)?,
+            retention: open(13)?,
             vlog,
             index: Mutex::new(index),
         };
+        build_retention_index(&trees)?;
         let trees = Arc::new(trees);
         let writer = Writer::start(Arc::clone(&trees), db.clone())?;
         Ok(Generation { trees, writer, db })
@@ -346,8 +411,9 @@ impl SledStore {
     /// The bytes of a stored document: small values read on the calling
     /// thread (a `pread` from the page cache), large ones on the blocking
     /// pool.
-    async fn read_doc(&self, doc: Doc) -> Result<Bytes> {
+    async fn read_doc(&self, id: MessageId, doc: Doc) -> Result<Bytes> {
         match doc {
+            Doc::Purged => Err(StoreError::Purged(id)),
             Doc::Bytes(b) => Ok(Bytes::from(b)),
             Doc::Log(p) if p.len <= INLINE_IO_BYTES => {
                 let generation = self.generation()?;
@@ -356,6 +422,38 @@ impl SledStore {
             Doc::Log(p) => {
                 self.blocking(move |t| t.vlog.read(&p).map(Bytes::from))
                     .await
+            }
+        }
+    }
+
+    /// Read a document whose pointer the value-log collector may move
+    /// meanwhile: a read that finds its segment deleted by this process
+    /// (moved, see `vlog.rs`) looks the pointer up again.
+    async fn read_moving(
+        &self,
+        id: MessageId,
+        locate: impl Fn(&Trees) -> Result<Option<Doc>>,
+    ) -> Result<Option<Bytes>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(doc) = self.quick(&locate)? else {
+                return Ok(None);
+            };
+            let segment = match &doc {
+                Doc::Log(p) => Some(p.segment),
+                _ => None,
+            };
+            match self.read_doc(id, doc).await {
+                Err(StoreError::Corrupt(_))
+                    if attempt < 4
+                        && segment.is_some_and(|s| {
+                            self.generation().is_ok_and(|g| g.trees.vlog.was_deleted(s))
+                        }) =>
+                {
+                    continue
+                }
+                other => return other.map(Some),
             }
         }
     }
@@ -488,7 +586,7 @@ impl SledStore {
             counters.1 += old.writer.requests();
         }
         drop(old);
-        match Generation::open(&self.inner.dir) {
+        match Generation::open(&self.inner.dir, &self.inner.options) {
             Ok(new) => {
                 new.trees.lock_index().carry_leases(leases);
                 let probe = new.probe_write();
@@ -624,17 +722,26 @@ const OUTPUT_IN_LOG: u8 = 2;
 
 /// The `outputs` value of `doc`: a reference to the payload, or the
 /// document appended to the value log.
-fn encode_output(rec: &MessageRecord, doc: &[u8], vlog: &ValueLog) -> Result<Vec<u8>> {
+fn encode_output(
+    rec: &MessageRecord,
+    doc: &[u8],
+    vlog: &ValueLog,
+) -> Result<(Vec<u8>, Option<AppendPin>)> {
     let same_as_payload = doc.len() as u64 == rec.envelope.size
         && drehscheibe_model::sha256_hex(doc) == rec.envelope.sha256;
     if same_as_payload {
-        return Ok(vec![OUTPUT_IS_PAYLOAD]);
+        return Ok((vec![OUTPUT_IS_PAYLOAD], None));
     }
-    let pointer = vlog.append(doc)?;
+    let (pointer, pin) = vlog.append(doc)?;
+    Ok((encode_log_output(&pointer), Some(pin)))
+}
+
+/// The `outputs` value of a document at `pointer`.
+fn encode_log_output(pointer: &Pointer) -> Vec<u8> {
     let mut v = Vec::with_capacity(1 + POINTER_BYTES);
     v.push(OUTPUT_IN_LOG);
     v.extend_from_slice(&pointer.encode());
-    Ok(v)
+    v
 }
 
 fn output_key(id: MessageId, index: u32) -> Vec<u8> {
@@ -711,6 +818,178 @@ fn min_id_at(t: DateTime<Utc>) -> MessageId {
     MessageId::from_bytes(b)
 }
 
+/// The `payload_refs` value of a message whose payload retention deleted.
+const PAYLOAD_PURGED: &[u8] = &[];
+
+/// Stage byte of an expiry entry: payload of a delivered message.
+const STAGE_DELIVERED: u8 = b'p';
+/// Stage byte of an expiry entry: payload of a dead or rejected message.
+const STAGE_FAILED: u8 = b'f';
+/// Stage byte of an expiry entry: the record (payload already deleted).
+const STAGE_RECORD: u8 = b'r';
+
+/// Key of the version entry of the `retention` tree.
+const RETENTION_VERSION: &[u8] = b"v";
+
+/// The next retention stage of a finished record; `None` while it is
+/// not finished.
+fn stage_of(rec: &MessageRecord) -> Option<u8> {
+    if rec.payload_purged_at.is_some() {
+        return rec.state.is_terminal().then_some(STAGE_RECORD);
+    }
+    match rec.state {
+        MessageState::Delivered => Some(STAGE_DELIVERED),
+        MessageState::Dead | MessageState::Rejected => Some(STAGE_FAILED),
+        _ => None,
+    }
+}
+
+/// `e` + stage + u32 len + tenant: one prefix of the expiry index.
+fn expiry_prefix(stage: u8, tenant: Option<&str>) -> Vec<u8> {
+    let mut k = vec![b'e', stage];
+    k.extend_from_slice(&len_prefixed(tenant.unwrap_or("")));
+    k
+}
+
+/// The expiry entry of a message finished at `finished_ms`.
+fn expiry_key(stage: u8, tenant: Option<&str>, finished_ms: u64, id: MessageId) -> Vec<u8> {
+    let mut k = expiry_prefix(stage, tenant);
+    k.extend_from_slice(&finished_ms.to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The expiry entry of a finished record (finish = its `updated_at`).
+fn expiry_key_of(rec: &MessageRecord) -> Option<Vec<u8>> {
+    let stage = stage_of(rec)?;
+    Some(expiry_key(
+        stage,
+        rec.envelope.tenant.as_deref(),
+        millis(rec.updated_at),
+        rec.id(),
+    ))
+}
+
+/// A parsed expiry entry.
+struct ExpiryEntry {
+    stage: u8,
+    /// Empty for messages without a tenant.
+    tenant: String,
+    finished_ms: u64,
+    id: MessageId,
+}
+
+fn parse_expiry_key(k: &[u8]) -> Result<ExpiryEntry> {
+    let bad = || StoreError::Corrupt(format!("retention key {}: malformed", hex::encode(k)));
+    let stage = *k.get(1).ok_or_else(bad)?;
+    let len: [u8; 4] = k
+        .get(2..6)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(bad)?;
+    let len = u32::from_be_bytes(len) as usize;
+    let tenant = k.get(6..6 + len).ok_or_else(bad)?;
+    let tenant = String::from_utf8(tenant.to_vec()).map_err(|_| bad())?;
+    let rest = k.get(6 + len..).ok_or_else(bad)?;
+    if rest.len() != 24 {
+        return Err(bad());
+    }
+    Ok(ExpiryEntry {
+        stage,
+        tenant,
+        finished_ms: be_u64(rest, "retention")?,
+        id: id_from(rest.get(8..).unwrap_or_default(), "retention")?,
+    })
+}
+
+/// `o` + id: which expiry entry a message has.
+fn owner_key(id: MessageId) -> Vec<u8> {
+    let mut k = vec![b'o'];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// `c` + sha: reference count of a blob.
+fn blob_count_key(sha256: &str) -> Vec<u8> {
+    let mut k = vec![b'c'];
+    k.extend_from_slice(sha256.as_bytes());
+    k
+}
+
+/// `g` + sha: a blob no message references any more.
+fn blob_garbage_key(sha256: &str) -> Vec<u8> {
+    let mut k = vec![b'g'];
+    k.extend_from_slice(sha256.as_bytes());
+    k
+}
+
+/// The smallest key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Blob hashes a record references while it holds its payload (one
+/// count per attachment entry).
+fn blob_refs_of(rec: &MessageRecord) -> Vec<String> {
+    if rec.payload_purged_at.is_some() {
+        return Vec::new();
+    }
+    rec.envelope
+        .attachments
+        .iter()
+        .map(|a| a.blob.sha256.clone())
+        .collect()
+}
+
+/// Build the `retention` tree of a store written before it (once, at
+/// open, before the writer starts): an expiry entry for every finished
+/// message, finished at its last update, and the blob reference counts.
+/// One atomic batch, so a crash leaves it unbuilt and the next open
+/// starts again.
+fn build_retention_index(t: &Trees) -> Result<()> {
+    if t.retention
+        .contains_key(RETENTION_VERSION)
+        .map_err(backend)?
+    {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut finished = 0u64;
+    for kv in t.messages.iter() {
+        let (k, v) = kv.map_err(backend)?;
+        let rec: MessageRecord = decode("messages", &k, &v)?;
+        for sha in blob_refs_of(&rec) {
+            *counts.entry(sha).or_insert(0) += 1;
+        }
+        if let Some(key) = expiry_key_of(&rec) {
+            batch.insert(owner_key(rec.id()), key.clone());
+            batch.insert(key, &[][..]);
+            finished += 1;
+        }
+    }
+    for (sha, n) in &counts {
+        batch.insert(blob_count_key(sha), &n.to_be_bytes()[..]);
+    }
+    batch.insert(RETENTION_VERSION, &1u64.to_be_bytes()[..]);
+    t.retention.apply_batch(batch).map_err(backend)?;
+    t.retention.flush().map_err(backend)?;
+    if finished > 0 || !counts.is_empty() {
+        tracing::info!(
+            finished,
+            blobs = counts.len(),
+            "built the retention index of a store written before it"
+        );
+    }
+    Ok(())
+}
+
 #[derive(Serialize, Deserialize)]
 struct IdempotencyEntry {
     id: MessageId,
@@ -739,6 +1018,8 @@ struct Trees {
     /// Adapter state spaces (`state.rs`), written in their own
     /// transaction of each batch.
     state: Tree,
+    /// Expiry index and blob reference counts (see the module docs).
+    retention: Tree,
     vlog: ValueLog,
     index: Mutex<QueueIndex>,
 }
@@ -746,6 +1027,7 @@ struct Trees {
 /// The transactional view of the trees written in transactions.
 struct Tx<'a> {
     messages: &'a TransactionalTree,
+    payloads: &'a TransactionalTree,
     payload_refs: &'a TransactionalTree,
     outputs: &'a TransactionalTree,
     audit: &'a TransactionalTree,
@@ -756,6 +1038,7 @@ struct Tx<'a> {
     by_tenant: &'a TransactionalTree,
     by_state: &'a TransactionalTree,
     config: &'a TransactionalTree,
+    retention: &'a TransactionalTree,
     /// The queue index as of the transaction's start.
     index: &'a QueueIndex,
     /// The last queue change of this transaction per job key, applied to
@@ -784,8 +1067,9 @@ impl Trees {
     /// queue index's lock, and apply its queue changes to the index once
     /// it has committed.
     fn transact<A>(&self, f: impl Fn(&Tx<'_>) -> TxResult<A>) -> Result<A> {
-        let all: [&Tree; 11] = [
+        let all: [&Tree; 13] = [
             &self.messages,
+            &self.payloads,
             &self.payload_refs,
             &self.outputs,
             &self.audit,
@@ -796,16 +1080,18 @@ impl Trees {
             &self.by_tenant,
             &self.by_state,
             &self.config,
+            &self.retention,
         ];
         let mut index = self.lock_index();
         let (a, changes) = <[&Tree] as Transactional<StoreError>>::transaction(&all[..], |v| {
-            let [messages, payload_refs, outputs, audit, audit_seq, counts, queue, idempotency, by_tenant, by_state, config] =
+            let [messages, payloads, payload_refs, outputs, audit, audit_seq, counts, queue, idempotency, by_tenant, by_state, config, retention] =
                 v.as_slice()
             else {
                 return abort(StoreError::Backend("transaction over wrong trees".into()));
             };
             let tx = Tx {
                 messages,
+                payloads,
                 payload_refs,
                 outputs,
                 audit,
@@ -816,6 +1102,7 @@ impl Trees {
                 by_tenant,
                 by_state,
                 config,
+                retention,
                 index: &index,
                 changes: RefCell::new(HashMap::new()),
             };
@@ -831,6 +1118,9 @@ impl Trees {
     /// written before it.
     fn payload_doc(&self, id: MessageId) -> Result<Option<Doc>> {
         if let Some(p) = self.payload_refs.get(id.as_bytes()).map_err(backend)? {
+            if p.as_ref() == PAYLOAD_PURGED {
+                return Ok(Some(Doc::Purged));
+            }
             return Ok(Some(Doc::Log(Pointer::decode(&p, "payload_refs")?)));
         }
         Ok(self
@@ -887,6 +1177,52 @@ impl Tx<'_> {
                 self.by_tenant.remove(key)?;
             }
         }
+        Ok(())
+    }
+
+    /// One more stored message references the blob.
+    fn blob_ref(&self, sha256: &str) -> TxResult<()> {
+        let key = blob_count_key(sha256);
+        let n = match self.retention.get(&key)? {
+            Some(v) => lift(be_u64(&v, "retention"))?,
+            None => 0,
+        };
+        self.retention
+            .insert(key, &n.saturating_add(1).to_be_bytes())?;
+        self.retention.remove(blob_garbage_key(sha256))?;
+        Ok(())
+    }
+
+    /// One stored message less references the blob; `true` when that was
+    /// the last (the blob becomes a collection candidate).
+    fn blob_unref(&self, sha256: &str) -> TxResult<bool> {
+        let key = blob_count_key(sha256);
+        let n = match self.retention.get(&key)? {
+            Some(v) => lift(be_u64(&v, "retention"))?,
+            None => 0,
+        };
+        if n > 1 {
+            self.retention.insert(key, &(n - 1).to_be_bytes())?;
+            return Ok(false);
+        }
+        self.retention.remove(key)?;
+        self.retention.insert(blob_garbage_key(sha256), &[])?;
+        Ok(true)
+    }
+
+    /// Remove a message's expiry entry, if it has one.
+    fn clear_expiry(&self, id: MessageId) -> TxResult<()> {
+        if let Some(old) = self.retention.remove(owner_key(id))? {
+            self.retention.remove(old)?;
+        }
+        Ok(())
+    }
+
+    /// Give a message the expiry entry `key` (replacing any other).
+    fn set_expiry(&self, id: MessageId, key: &[u8]) -> TxResult<()> {
+        self.clear_expiry(id)?;
+        self.retention.insert(key, &[])?;
+        self.retention.insert(owner_key(id), key)?;
         Ok(())
     }
 
@@ -952,15 +1288,20 @@ impl Store for SledStore {
         let generation = self.generation()?;
         // Before the transaction; a duplicate leaves these bytes
         // unreferenced (see `vlog.rs`).
-        let pointer = if payload.len() as u64 <= INLINE_IO_BYTES {
+        let appended = if payload.len() as u64 <= INLINE_IO_BYTES {
             generation.trees.vlog.append(&payload)
         } else {
             self.blocking(move |t| t.vlog.append(&payload)).await
         };
-        let pointer = self.noted(pointer)?;
+        // The pin keeps the segment from the collector until the writer
+        // applied the op (see `vlog.rs`); it travels with the op, so a
+        // caller that stops waiting does not release it early.
+        let (pointer, pin) = self.noted(appended)?;
         let id = record.id();
         let op = AcceptOp {
             id,
+            _pin: pin,
+            blobs: blob_refs_of(record),
             keys: IndexKeys::of(record),
             record_bytes: encode(record)?,
             payload_ref: pointer.encode().to_vec(),
@@ -991,16 +1332,17 @@ impl Store for SledStore {
     }
 
     async fn payload(&self, id: MessageId) -> Result<Option<Bytes>> {
-        match self.quick(|t| t.payload_doc(id))? {
-            Some(doc) => self.read_doc(doc).await.map(Some),
-            None => Ok(None),
-        }
+        self.read_moving(id, |t| t.payload_doc(id)).await
     }
 
     async fn output(&self, id: MessageId, index: u32) -> Result<Option<Bytes>> {
-        let doc = self.quick(|t| {
+        self.read_moving(id, |t| {
             let Some(v) = t.outputs.get(output_key(id, index)).map_err(backend)? else {
-                return Ok(None);
+                // Retention deletes outputs with the payload.
+                return Ok(match t.payload_doc(id)? {
+                    Some(Doc::Purged) => Some(Doc::Purged),
+                    _ => None,
+                });
             };
             match v.first() {
                 Some(&OUTPUT_IN_LOG) => Ok(Some(Doc::Log(Pointer::decode(&v[1..], "outputs")?))),
@@ -1014,11 +1356,8 @@ impl Store for SledStore {
                     "output {index} of {id}: unknown encoding"
                 ))),
             }
-        })?;
-        match doc {
-            Some(doc) => self.read_doc(doc).await.map(Some),
-            None => Ok(None),
-        }
+        })
+        .await
     }
 
     async fn update(&self, id: MessageId, f: &mut UpdateFn<'_>) -> Result<MessageRecord> {
@@ -1047,12 +1386,22 @@ impl Store for SledStore {
             }
             rec.revision = old.revision.saturating_add(1);
             rec.updated_at = Utc::now();
+            let mut pins = Vec::new();
             let outputs = effects
                 .outputs
                 .iter()
-                .map(|(index, doc)| Ok((*index, encode_output(&rec, doc, &generation.trees.vlog)?)))
+                .map(|(index, doc)| {
+                    let (value, pin) = encode_output(&rec, doc, &generation.trees.vlog)?;
+                    pins.extend(pin);
+                    Ok((*index, value))
+                })
                 .collect::<Result<Vec<_>>>();
             let outputs = self.noted(outputs)?;
+            let finish = if rec.state != old.state {
+                expiry_key_of(&rec)
+            } else {
+                None
+            };
             let audit = effects
                 .audit
                 .iter()
@@ -1068,6 +1417,8 @@ impl Store for SledStore {
                 outputs,
                 complete: effects.complete,
                 schedule: effects.schedule,
+                finish,
+                _pins: pins,
             };
             match self.noted(generation.writer.submit(Op::Update(Box::new(op))).await)? {
                 Outcome::Updated => return Ok(rec),
@@ -1201,6 +1552,10 @@ impl Store for SledStore {
             for entry in t.messages.iter() {
                 let (key, value) = entry.map_err(backend)?;
                 let record: MessageRecord = decode("messages", &key, &value)?;
+                if record.payload_purged_at.is_some() {
+                    // Retention dropped its references.
+                    continue;
+                }
                 for a in &record.envelope.attachments {
                     if candidates.contains(&a.blob.sha256) {
                         found.insert(a.blob.sha256.clone());
@@ -1296,6 +1651,85 @@ impl Store for SledStore {
         }
     }
 
+    async fn purge_expired(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<PurgeReport> {
+        if limit == 0 {
+            return Ok(PurgeReport::default());
+        }
+        self.recover_if_due().await;
+        let generation = self.generation()?;
+        let items = {
+            let policy = policy.clone();
+            self.blocking(move |t| due_items(t, &policy, now, limit))
+                .await?
+        };
+        if items.is_empty() {
+            return Ok(PurgeReport::default());
+        }
+        let n = items.len();
+        match self.noted(generation.writer.submit(Op::Purge(items)).await)? {
+            Outcome::Purged(tally) => Ok(PurgeReport {
+                payloads: tally.payloads,
+                records: tally.records,
+                bytes: tally.bytes,
+                skipped: tally.skipped,
+                blobs_unreferenced: tally.blobs_unreferenced,
+                // A full batch, or payloads purged whose record stage
+                // may be due at once.
+                more: n >= limit || tally.payloads > 0,
+            }),
+            other => Err(StoreError::Backend(format!(
+                "store writer answered a purge with {other:?}"
+            ))),
+        }
+    }
+
+    async fn unreferenced_blobs(&self, limit: usize) -> Result<Vec<String>> {
+        self.blocking(move |t| {
+            let mut out = Vec::new();
+            for kv in t.retention.scan_prefix(b"g").take(limit) {
+                let (k, _) = kv.map_err(backend)?;
+                let sha = String::from_utf8(k.get(1..).unwrap_or_default().to_vec())
+                    .map_err(|_| StoreError::Corrupt("retention: bad blob key".into()))?;
+                out.push(sha);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn blob_references(&self, sha256: &str) -> Result<u64> {
+        let key = blob_count_key(sha256);
+        self.quick(|t| match t.retention.get(key).map_err(backend)? {
+            Some(v) => be_u64(&v, "retention"),
+            None => Ok(0),
+        })
+    }
+
+    async fn forget_unreferenced_blob(&self, sha256: &str) -> Result<()> {
+        self.recover_if_due().await;
+        let generation = self.generation()?;
+        self.noted(
+            generation
+                .writer
+                .submit(Op::ForgetBlob(sha256.to_owned()))
+                .await,
+        )
+        .map(|_| ())
+    }
+
+    async fn collect_value_log(
+        &self,
+        compact_below: f64,
+        max_move_bytes: u64,
+    ) -> Result<CollectReport> {
+        self.collect(compact_below, max_move_bytes).await
+    }
+
     async fn flush(&self) -> Result<()> {
         let flushed = match self.generation() {
             Ok(generation) => generation.writer.submit(Op::Flush).await.map(|_| ()),
@@ -1306,6 +1740,290 @@ impl Store for SledStore {
 
     async fn ready(&self) -> Result<()> {
         SledStore::ready(self).await
+    }
+}
+
+/// Messages due for retention at `now` (at most `limit`), prepared for
+/// the writer (see the module docs, "Retention").
+fn due_items(
+    t: &Trees,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<PurgeItem>> {
+    let now_ms = millis(now);
+    let mut due: Vec<(Vec<u8>, ExpiryEntry, std::time::Duration)> = Vec::new();
+    'stages: for stage in [STAGE_DELIVERED, STAGE_FAILED, STAGE_RECORD] {
+        let stage_prefix = [b'e', stage];
+        let mut from = stage_prefix.to_vec();
+        loop {
+            // One seek per tenant: its first entry.
+            let Some(first) = t.retention.range(from.as_slice()..).next() else {
+                break;
+            };
+            let (first, _) = first.map_err(backend)?;
+            if !first.starts_with(&stage_prefix) {
+                break;
+            }
+            let entry = parse_expiry_key(&first)?;
+            let tenant = (!entry.tenant.is_empty()).then_some(entry.tenant.as_str());
+            let prefix = expiry_prefix(stage, tenant);
+            let r = policy.for_tenant(tenant);
+            let keep = match stage {
+                STAGE_DELIVERED => r.payloads,
+                STAGE_FAILED => r.failed,
+                _ => r.records,
+            };
+            if let Some(keep) = keep {
+                let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+                if let Some(cutoff) = now_ms.checked_sub(keep_ms) {
+                    for kv in t.retention.range(first.as_ref()..) {
+                        let (k, _) = kv.map_err(backend)?;
+                        if !k.starts_with(&prefix) {
+                            break;
+                        }
+                        let e = parse_expiry_key(&k)?;
+                        if e.finished_ms > cutoff {
+                            break;
+                        }
+                        due.push((k.to_vec(), e, keep));
+                        if due.len() >= limit {
+                            break 'stages;
+                        }
+                    }
+                }
+            }
+            match prefix_end(&prefix) {
+                Some(end) => from = end,
+                None => break,
+            }
+        }
+    }
+    let mut items = Vec::with_capacity(due.len());
+    for (key, entry, keep) in due {
+        let id = entry.id;
+        let Some((base, rec)) = t.get_record_raw(id)? else {
+            // A stale entry: the writer drops it.
+            items.push(PurgeItem {
+                id,
+                base: sled::IVec::default(),
+                due: key,
+                outputs: 0,
+                blobs: Vec::new(),
+                stage: PurgeStage::Record {
+                    keys: IndexKeys {
+                        state: MessageState::Delivered,
+                        tenant: None,
+                    },
+                    idempotency: None,
+                },
+            });
+            continue;
+        };
+        let outputs = u32::try_from(rec.deliveries.len()).unwrap_or(u32::MAX);
+        let blobs = blob_refs_of(&rec);
+        let stage = if entry.stage == STAGE_RECORD {
+            PurgeStage::Record {
+                keys: IndexKeys::of(&rec),
+                idempotency: rec.envelope.idempotency_key.as_ref().map(|k| {
+                    idempotency_key(
+                        &rec.envelope.channel,
+                        &IdempotencyKey::sender_of(&rec.envelope.sender),
+                        k,
+                    )
+                }),
+            }
+        } else {
+            let mut purged = rec.clone();
+            purged.payload_purged_at = Some(now);
+            purged.revision = rec.revision.saturating_add(1);
+            purged.updated_at = Utc::now();
+            let event = AuditEvent::new(id, "retention", "payload_purged", Some(rec.state), rec.state)
+                .with_detail(format!(
+                    "payload, {} output document(s) and {} attachment reference(s) deleted {} after the message became {}",
+                    rec.deliveries.len(),
+                    blobs.len(),
+                    format_keep(keep),
+                    rec.state
+                ));
+            PurgeStage::Payload {
+                record_bytes: encode(&purged)?,
+                audit: encode(&event)?,
+                next: expiry_key(
+                    STAGE_RECORD,
+                    rec.envelope.tenant.as_deref(),
+                    entry.finished_ms,
+                    id,
+                ),
+            }
+        };
+        items.push(PurgeItem {
+            id,
+            base,
+            due: key,
+            outputs,
+            blobs,
+            stage,
+        });
+    }
+    Ok(items)
+}
+
+/// `30d`, `36h`, `90s`: a retention duration for the audit trail.
+fn format_keep(keep: std::time::Duration) -> String {
+    let secs = keep.as_secs();
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s > 0 => format!("{s}s"),
+        _ => format!("{}ms", keep.as_millis()),
+    }
+}
+
+/// Bytes still pointed at, per value-log segment (see `vlog.rs`, "Space").
+fn live_bytes(t: &Trees) -> Result<HashMap<u32, u64>> {
+    let mut live: HashMap<u32, u64> = HashMap::new();
+    for kv in t.payload_refs.iter() {
+        let (_, v) = kv.map_err(backend)?;
+        if v.len() == POINTER_BYTES {
+            let p = Pointer::decode(&v, "payload_refs")?;
+            *live.entry(p.segment).or_insert(0) += p.len;
+        }
+    }
+    for kv in t.outputs.iter() {
+        let (_, v) = kv.map_err(backend)?;
+        if let Some((&OUTPUT_IN_LOG, rest)) = v.split_first() {
+            let p = Pointer::decode(rest, "outputs")?;
+            *live.entry(p.segment).or_insert(0) += p.len;
+        }
+    }
+    Ok(live)
+}
+
+/// Copy every live value of `segments` to the active segment: the pointer
+/// moves for the writer (each with the pin of its copy) and the bytes
+/// copied.
+fn copy_forward(
+    t: &Trees,
+    segments: &std::collections::HashSet<u32>,
+) -> Result<(Vec<RepointItem>, u64)> {
+    let mut items = Vec::new();
+    let mut bytes = 0;
+    for kv in t.payload_refs.iter() {
+        let (k, v) = kv.map_err(backend)?;
+        if v.len() != POINTER_BYTES {
+            continue;
+        }
+        let p = Pointer::decode(&v, "payload_refs")?;
+        if segments.contains(&p.segment) {
+            let (moved, pin) = t.vlog.append(&t.vlog.read(&p)?)?;
+            bytes += p.len;
+            items.push(RepointItem {
+                _pin: pin,
+                tree: PointerTree::PayloadRefs,
+                key: k.to_vec(),
+                old: v.to_vec(),
+                new: moved.encode().to_vec(),
+            });
+        }
+    }
+    for kv in t.outputs.iter() {
+        let (k, v) = kv.map_err(backend)?;
+        let Some((&OUTPUT_IN_LOG, rest)) = v.split_first() else {
+            continue;
+        };
+        let p = Pointer::decode(rest, "outputs")?;
+        if segments.contains(&p.segment) {
+            let (moved, pin) = t.vlog.append(&t.vlog.read(&p)?)?;
+            bytes += p.len;
+            items.push(RepointItem {
+                _pin: pin,
+                tree: PointerTree::Outputs,
+                key: k.to_vec(),
+                old: v.to_vec(),
+                new: encode_log_output(&moved),
+            });
+        }
+    }
+    Ok((items, bytes))
+}
+
+/// Pointer moves per writer operation during compaction.
+const REPOINT_BATCH: usize = 512;
+
+impl SledStore {
+    /// Delete value-log segments nothing points into and compact those
+    /// whose live share fell below `compact_below` (see `vlog.rs`,
+    /// "Space"); the body of [`Store::collect_value_log`].
+    async fn collect(&self, compact_below: f64, max_move_bytes: u64) -> Result<CollectReport> {
+        self.recover_if_due().await;
+        let generation = self.generation()?;
+        let mut report = CollectReport::default();
+        // Quiet before the scan: from now on their pointers only go away.
+        let quiet = generation.trees.vlog.quiet_segments();
+        if !quiet.is_empty() {
+            let live = self.blocking(live_bytes).await?;
+            let mut budget = max_move_bytes;
+            let mut candidates = Vec::new();
+            for q in &quiet {
+                let l = live.get(&q.segment).copied().unwrap_or(0);
+                if l == 0 {
+                    let segment = q.segment;
+                    self.blocking(move |t| t.vlog.delete_segment(segment))
+                        .await?;
+                    report.segments_deleted += 1;
+                    report.bytes_freed += q.bytes;
+                } else if (l as f64) < compact_below * q.bytes as f64 && l <= budget {
+                    budget -= l;
+                    candidates.push(*q);
+                }
+            }
+            if !candidates.is_empty() {
+                let set: std::collections::HashSet<u32> =
+                    candidates.iter().map(|q| q.segment).collect();
+                let (items, bytes) = {
+                    let set = set.clone();
+                    self.noted(self.blocking(move |t| copy_forward(t, &set)).await)?
+                };
+                report.bytes_moved = bytes;
+                let mut items = items.into_iter().peekable();
+                while items.peek().is_some() {
+                    let chunk: Vec<RepointItem> = items.by_ref().take(REPOINT_BATCH).collect();
+                    match self.noted(generation.writer.submit(Op::Repoint(chunk)).await)? {
+                        Outcome::Repointed => {}
+                        other => {
+                            return Err(StoreError::Backend(format!(
+                                "store writer answered a repoint with {other:?}"
+                            )))
+                        }
+                    }
+                }
+                // Every move is durable now (value log synced before sled).
+                let live = self.blocking(live_bytes).await?;
+                for q in candidates {
+                    if live.get(&q.segment).copied().unwrap_or(0) == 0 {
+                        let segment = q.segment;
+                        self.blocking(move |t| t.vlog.delete_segment(segment))
+                            .await?;
+                        report.segments_compacted += 1;
+                        report.segments_deleted += 1;
+                        report.bytes_freed += q.bytes;
+                    }
+                }
+            }
+        }
+        report.segments = generation.trees.vlog.segment_count() as u64;
+        report.disk_bytes = generation.trees.vlog.disk_bytes();
+        if report.segments_deleted > 0 {
+            tracing::info!(
+                deleted = report.segments_deleted,
+                compacted = report.segments_compacted,
+                moved_bytes = report.bytes_moved,
+                freed_bytes = report.bytes_freed,
+                "value log collected"
+            );
+        }
+        Ok(report)
     }
 }
 
@@ -1486,6 +2204,88 @@ mod tests {
             3,
             "the losing closure ran once more"
         );
+    }
+
+    /// A store written before retention (no `retention` tree content)
+    /// gets its expiry index and blob counts built at open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_written_before_retention_gets_its_index_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let sha = "ab".repeat(32);
+        let mut rec = record();
+        rec.envelope.attachments = vec![drehscheibe_model::AttachmentRef {
+            name: "a".into(),
+            filename: None,
+            content_type: "application/pdf".into(),
+            blob: drehscheibe_model::BlobRef {
+                sha256: sha.clone(),
+                size: 1,
+            },
+        }];
+        let id = rec.id();
+        let ev = AuditEvent::new(id, "test", "received", None, rec.state);
+        store
+            .accept(&rec, Bytes::from_static(b"<a/>"), ev, None)
+            .await
+            .unwrap();
+        let open = record();
+        let ev = AuditEvent::new(open.id(), "test", "received", None, open.state);
+        store
+            .accept(&open, Bytes::from_static(b"<a/>"), ev, None)
+            .await
+            .unwrap();
+        store
+            .update(id, &mut |r: &mut MessageRecord| {
+                r.state = MessageState::Delivered;
+                Ok(Effects::default())
+            })
+            .await
+            .unwrap();
+        // Make it look old: no retention tree content at all.
+        let trees = Arc::clone(&store.generation().unwrap().trees);
+        trees.retention.clear().unwrap();
+        trees.retention.flush().unwrap();
+        drop(trees);
+        drop(store);
+
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.blob_references(&sha).await.unwrap(), 1);
+        let policy = crate::RetentionPolicy::default();
+        let later = Utc::now() + TimeDelta::days(31);
+        let r = store.purge_expired(&policy, later, 10).await.unwrap();
+        assert_eq!((r.payloads, r.blobs_unreferenced), (1, 1));
+        assert!(matches!(
+            store.payload(id).await,
+            Err(StoreError::Purged(_))
+        ));
+        assert!(store.payload(open.id()).await.unwrap().is_some());
+        assert_eq!(store.unreferenced_blobs(10).await.unwrap(), [sha]);
+    }
+
+    #[test]
+    fn expiry_keys_order_by_stage_tenant_and_finish_and_parse_back() {
+        let id = MessageId::new();
+        let k = expiry_key(STAGE_DELIVERED, Some("kommune-a"), 42, id);
+        let e = parse_expiry_key(&k).unwrap();
+        assert_eq!(
+            (e.stage, e.tenant.as_str(), e.finished_ms, e.id),
+            (STAGE_DELIVERED, "kommune-a", 42, id)
+        );
+        let none = parse_expiry_key(&expiry_key(STAGE_RECORD, None, 7, id)).unwrap();
+        assert_eq!(none.tenant, "");
+        // Within one (stage, tenant) prefix: finish order.
+        assert!(k < expiry_key(STAGE_DELIVERED, Some("kommune-a"), 43, id));
+        // A tenant's prefix never reaches into another's ("a" vs "ab").
+        let a = expiry_prefix(STAGE_DELIVERED, Some("a"));
+        let ab = expiry_key(STAGE_DELIVERED, Some("ab"), 0, id);
+        assert!(!ab.starts_with(&a));
+        let end = prefix_end(&a).unwrap();
+        assert!(expiry_key(STAGE_DELIVERED, Some("a"), u64::MAX, id) < end);
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert!(parse_expiry_key(b"e").is_err());
+        assert!(parse_expiry_key(&k[..k.len() - 1]).is_err());
     }
 
     #[test]

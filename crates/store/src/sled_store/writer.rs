@@ -28,6 +28,14 @@
 //! is answered [`Outcome::Conflict`] and writes nothing; the caller reads
 //! the record again and reruns its closure — the optimistic retry that
 //! [`UpdateFn`](crate::UpdateFn) allows.
+//!
+//! Retention's deletions take the same road: a purge ([`Op::Purge`], at
+//! most one sweep batch of messages) and the value-log collector's
+//! pointer moves ([`Op::Repoint`]) are prepared by the caller and applied
+//! here in the batch's transaction, each item only while what it read is
+//! still stored — so a purge can never interleave with an update of the
+//! same record, and its effects on counters, indexes and the queue are
+//! as atomic and durable as an update's.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -37,7 +45,12 @@ use chrono::{DateTime, Utc};
 use drehscheibe_model::{MessageId, MessageRecord, MessageState};
 use tokio::sync::oneshot;
 
-use super::{decode, encode, lift, output_key, IdempotencyEntry, Trees, Tx, TxResult};
+use super::{
+    audit_key, be_u64, blob_garbage_key, decode, encode, lift, output_key, owner_key,
+    IdempotencyEntry, Pointer, Trees, Tx, TxResult, OUTPUT_INLINE, OUTPUT_IN_LOG, PAYLOAD_PURGED,
+    POINTER_BYTES,
+};
+use crate::vlog::AppendPin;
 use crate::{AcceptOutcome, Job, Result, StoreError};
 
 /// Most operations in one transaction.
@@ -51,6 +64,12 @@ pub(super) enum Op {
     Update(Box<UpdateOp>),
     /// Change adapter state, if the keys read still hold what was read.
     State(Box<StateOp>),
+    /// Retention: delete what is due of each message (see `mod.rs`).
+    Purge(Vec<PurgeItem>),
+    /// Value-log compaction: move pointers, each if still the old one.
+    Repoint(Vec<RepointItem>),
+    /// Drop a blob collection candidate unless it is referenced.
+    ForgetBlob(String),
     /// Write nothing; answer once everything queued before is durable.
     Flush,
 }
@@ -79,6 +98,12 @@ impl IndexKeys {
 
 pub(super) struct AcceptOp {
     pub id: MessageId,
+    /// Keeps the payload's value-log segment from the collector until
+    /// this operation is applied and flushed (dropped with the op, even
+    /// if the caller stopped waiting).
+    pub _pin: AppendPin,
+    /// Content hashes of the attachments (their reference counts go up).
+    pub blobs: Vec<String>,
     pub keys: IndexKeys,
     /// The record, encoded on the caller's thread (not the writer's).
     pub record_bytes: Vec<u8>,
@@ -107,6 +132,71 @@ pub(super) struct UpdateOp {
     pub outputs: Vec<(u32, Vec<u8>)>,
     pub complete: Vec<Job>,
     pub schedule: Vec<(Job, DateTime<Utc>)>,
+    /// The expiry entry of the new record when this update finishes it
+    /// (enters `delivered`, `dead` or `rejected`).
+    pub finish: Option<Vec<u8>>,
+    /// Pins of the outputs' value-log segments (see [`AcceptOp::_pin`]).
+    pub _pins: Vec<AppendPin>,
+}
+
+/// One message of a retention batch.
+pub(super) struct PurgeItem {
+    pub id: MessageId,
+    /// The stored bytes of the record read; the item applies only while
+    /// they are still what is stored.
+    pub base: sled::IVec,
+    /// The expiry entry that was due; the item applies only while it is
+    /// still the message's entry.
+    pub due: Vec<u8>,
+    /// Output slots (the record's deliveries).
+    pub outputs: u32,
+    /// Attachment references to drop (one per attachment entry).
+    pub blobs: Vec<String>,
+    pub stage: PurgeStage,
+}
+
+pub(super) enum PurgeStage {
+    /// Delete payload and outputs; store the marked record.
+    Payload {
+        record_bytes: Vec<u8>,
+        audit: Vec<u8>,
+        /// The record stage's expiry entry.
+        next: Vec<u8>,
+    },
+    /// Delete everything of the message.
+    Record {
+        keys: IndexKeys,
+        /// Its idempotency entry, removed if it still names the message.
+        idempotency: Option<Vec<u8>>,
+    },
+}
+
+/// Which tree a value-log pointer lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PointerTree {
+    PayloadRefs,
+    Outputs,
+}
+
+/// A pointer to move: the value under `key` becomes `new` if it is still
+/// `old`.
+pub(super) struct RepointItem {
+    /// Pin of the copy's segment (see [`AcceptOp::_pin`]).
+    pub _pin: AppendPin,
+    pub tree: PointerTree,
+    pub key: Vec<u8>,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+/// What a purge batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct PurgeTally {
+    pub payloads: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub skipped: u64,
+    pub blobs_unreferenced: u64,
 }
 
 /// The answer to one [`Op`].
@@ -115,6 +205,9 @@ pub(super) enum Outcome {
     Accepted(AcceptOutcome),
     Updated,
     StateCommitted,
+    Purged(PurgeTally),
+    /// Pointers moved (those that had changed meanwhile were left).
+    Repointed,
     /// The record (or a state key) changed since the caller read it; nothing was written.
     Conflict,
     Flushed,
@@ -243,6 +336,8 @@ fn write_loop(shared: &Shared, trees: &Trees, db: &sled::Db) {
             shared.flushes.fetch_add(1, Ordering::Relaxed);
             Ok(outcomes)
         });
+        // The batch — and with it every append pin — is dropped only after
+        // its answers are sent, i.e. after the flush above.
         match outcomes {
             Ok(outcomes) => {
                 for (pending, outcome) in batch.into_iter().zip(outcomes) {
@@ -271,10 +366,12 @@ fn write_loop(shared: &Shared, trees: &Trees, db: &sled::Db) {
 /// the same batch (each operation is atomic in one of the two; the flush
 /// covers both), so message batches do not carry the `state` tree.
 fn apply_batch(trees: &Trees, batch: &[Pending]) -> Result<Vec<Result<Outcome>>> {
-    let mut outcomes: Vec<Result<Outcome>> = if batch
-        .iter()
-        .any(|p| matches!(p.op, Op::Accept(_) | Op::Update(_)))
-    {
+    let mut outcomes: Vec<Result<Outcome>> = if batch.iter().any(|p| {
+        matches!(
+            p.op,
+            Op::Accept(_) | Op::Update(_) | Op::Purge(_) | Op::Repoint(_) | Op::ForgetBlob(_)
+        )
+    }) {
         trees.transact(|tx| batch.iter().map(|p| apply(tx, &p.op)).collect())?
     } else {
         batch.iter().map(|_| Ok(Outcome::Flushed)).collect()
@@ -306,7 +403,117 @@ fn apply(tx: &Tx<'_>, op: &Op) -> TxResult<Result<Outcome>> {
         Op::Flush | Op::State(_) => Ok(Ok(Outcome::Flushed)),
         Op::Accept(a) => accept(tx, a),
         Op::Update(u) => update(tx, u),
+        Op::Purge(items) => purge(tx, items),
+        Op::Repoint(items) => repoint(tx, items),
+        Op::ForgetBlob(sha) => {
+            if tx.retention.get(super::blob_count_key(sha))?.is_none() {
+                tx.retention.remove(blob_garbage_key(sha))?;
+            }
+            Ok(Ok(Outcome::Flushed))
+        }
     }
+}
+
+/// Bytes a value-log or inline `outputs` value held.
+fn output_bytes(v: &[u8]) -> u64 {
+    match v.split_first() {
+        Some((&OUTPUT_IN_LOG, rest)) => Pointer::decode(rest, "outputs").map_or(0, |p| p.len),
+        Some((&OUTPUT_INLINE, rest)) => rest.len() as u64,
+        _ => 0,
+    }
+}
+
+fn purge(tx: &Tx<'_>, items: &[PurgeItem]) -> TxResult<Result<Outcome>> {
+    let mut tally = PurgeTally::default();
+    for item in items {
+        let id = item.id;
+        let Some(stored) = tx.messages.get(id.as_bytes())? else {
+            // Gone meanwhile: drop a stale entry.
+            tx.retention.remove(item.due.as_slice())?;
+            tally.skipped += 1;
+            continue;
+        };
+        let owner = tx.retention.get(owner_key(id))?;
+        if stored != item.base || owner.as_deref() != Some(item.due.as_slice()) {
+            tally.skipped += 1;
+            continue;
+        }
+        // Stage 1 and stage 2 both free what the message still holds.
+        if let Some(p) = tx.payload_refs.get(id.as_bytes())? {
+            if p.len() == POINTER_BYTES {
+                tally.bytes += lift(Pointer::decode(&p, "payload_refs"))?.len;
+            }
+        }
+        if let Some(v) = tx.payloads.remove(id.as_bytes())? {
+            tally.bytes += v.len() as u64;
+        }
+        for index in 0..item.outputs {
+            if let Some(v) = tx.outputs.remove(output_key(id, index))? {
+                tally.bytes += output_bytes(&v);
+            }
+        }
+        for sha in &item.blobs {
+            if tx.blob_unref(sha)? {
+                tally.blobs_unreferenced += 1;
+            }
+        }
+        match &item.stage {
+            PurgeStage::Payload {
+                record_bytes,
+                audit,
+                next,
+            } => {
+                tx.payload_refs.insert(id.as_bytes(), PAYLOAD_PURGED)?;
+                tx.messages.insert(id.as_bytes(), record_bytes.as_slice())?;
+                tx.append_audit(id, audit)?;
+                tx.set_expiry(id, next)?;
+                tally.payloads += 1;
+            }
+            PurgeStage::Record { keys, idempotency } => {
+                tx.payload_refs.remove(id.as_bytes())?;
+                tx.messages.remove(id.as_bytes())?;
+                if let Some(n) = tx.audit_seq.remove(id.as_bytes())? {
+                    for seq in 0..lift(be_u64(&n, "audit_seq"))? {
+                        tx.audit.remove(audit_key(id, seq))?;
+                    }
+                }
+                tx.index_state(keys.state, id, false)?;
+                tx.index_tenant(keys.tenant.as_deref(), id, false)?;
+                if let Some(key) = idempotency {
+                    if let Some(v) = tx.idempotency.get(key.as_slice())? {
+                        let entry: IdempotencyEntry = lift(decode("idempotency", key, &v))?;
+                        if entry.id == id {
+                            tx.idempotency.remove(key.as_slice())?;
+                        }
+                    }
+                }
+                // A finished message has no jobs; make sure of it.
+                tx.complete(&Job::Route { message: id })?;
+                for delivery in 0..item.outputs {
+                    tx.complete(&Job::Deliver {
+                        message: id,
+                        delivery,
+                    })?;
+                }
+                tx.clear_expiry(id)?;
+                tally.records += 1;
+            }
+        }
+    }
+    Ok(Ok(Outcome::Purged(tally)))
+}
+
+fn repoint(tx: &Tx<'_>, items: &[RepointItem]) -> TxResult<Result<Outcome>> {
+    for item in items {
+        let tree = match item.tree {
+            PointerTree::PayloadRefs => tx.payload_refs,
+            PointerTree::Outputs => tx.outputs,
+        };
+        if tree.get(item.key.as_slice())?.as_deref() == Some(item.old.as_slice()) {
+            tree.insert(item.key.as_slice(), item.new.as_slice())?;
+        }
+    }
+    Ok(Ok(Outcome::Repointed))
 }
 
 /// One state commit inside the batch's state transaction: it sees the
@@ -354,6 +561,9 @@ fn accept(tx: &Tx<'_>, a: &AcceptOp) -> TxResult<Result<Outcome>> {
         tx.idempotency
             .insert(key.as_slice(), lift(encode(entry))?)?;
     }
+    for sha in &a.blobs {
+        tx.blob_ref(sha)?;
+    }
     tx.messages
         .insert(id.as_bytes(), a.record_bytes.as_slice())?;
     tx.payload_refs
@@ -379,6 +589,13 @@ fn update(tx: &Tx<'_>, u: &UpdateOp) -> TxResult<Result<Outcome>> {
     if new.state != old.state {
         tx.index_state(old.state, id, false)?;
         tx.index_state(new.state, id, true)?;
+        if old.state.is_terminal() {
+            // A replay: the clock restarts at the next finish.
+            tx.clear_expiry(id)?;
+        }
+        if let Some(key) = &u.finish {
+            tx.set_expiry(id, key)?;
+        }
     }
     if new.tenant != old.tenant {
         tx.index_tenant(old.tenant.as_deref(), id, false)?;
