@@ -56,7 +56,13 @@ pub struct Env<'a> {
     /// "recursion too deep" errors.
     pub max_depth: usize,
     pub(crate) depth: Cell<usize>,
+    /// Name ids found by name tests in this run (see
+    /// [`Env::name_id`]).
+    pub(crate) name_ids: std::cell::RefCell<[(usize, u64, u32); NAME_ID_SLOTS]>,
 }
+
+/// Slots of [`Env::name_ids`] (direct-mapped by the name test's address).
+const NAME_ID_SLOTS: usize = 64;
 
 impl<'a> Env<'a> {
     /// An environment with the current time and UTC as implicit timezone.
@@ -68,7 +74,44 @@ impl<'a> Env<'a> {
             base_uri: None,
             max_depth: 2_000,
             depth: Cell::new(0),
+            name_ids: std::cell::RefCell::new([(0, 0, 0); NAME_ID_SLOTS]),
         }
+    }
+
+    /// The id of the name `{uri}local` in `doc`, for the name test at
+    /// address `test`: a step evaluated once per context node looks its
+    /// name up once per run instead of hashing it each time. A hit is
+    /// verified against the document's name table, so a slot shared by
+    /// two tests (or a test compiled anew at a freed address) can only
+    /// cost a lookup, never give a wrong answer; misses are not cached.
+    pub(crate) fn name_id(
+        &self,
+        test: usize,
+        doc: &crate::tree::Document,
+        uri: &str,
+        local: &str,
+    ) -> Option<crate::tree::NameId> {
+        // Fibonacci hashing of the address: IR nodes are spaced by their
+        // size, which a plain modulo would fold onto a few slots.
+        let slot = (test as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
+        let slot = slot as usize % NAME_ID_SLOTS;
+        let mut ids = self.name_ids.borrow_mut();
+        if let Some(&(t, d, id)) = ids.get(slot) {
+            if t == test
+                && d == doc.id()
+                && doc
+                    .names
+                    .get(id as usize)
+                    .is_some_and(|q| crate::tree::name_eq(q, uri, local))
+            {
+                return Some(id);
+            }
+        }
+        let found = doc.lookup_name(uri, local);
+        if let (Some(id), Some(entry)) = (found, ids.get_mut(slot)) {
+            *entry = (test, doc.id(), id);
+        }
+        found
     }
 
     /// Enters one level of recursion (function call, template call);

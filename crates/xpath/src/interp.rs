@@ -166,7 +166,7 @@ fn eval_inner<'a>(
         Ir::Step(axis, test, preds) => {
             let n = context_node(focus)?;
             let mut nodes = Vec::new();
-            axis_nodes(n, *axis, test, &mut nodes);
+            axis_nodes(ev.env, n, *axis, test, &mut nodes);
             let nodes = apply_preds_nodes(ev, nodes, preds)?;
             let mut nodes = nodes;
             if axis.is_reverse() {
@@ -935,7 +935,7 @@ fn path_step<'a>(ev: &mut Eval<'a, '_>, left: Sequence<'a>, step: &'a Ir) -> Res
                 ));
             };
             let start = out.len();
-            axis_nodes(*n, *axis, test, &mut out);
+            axis_nodes(ev.env, *n, *axis, test, &mut out);
             if !preds.is_empty() {
                 let tail: Vec<Node<'a>> = out.drain(start..).collect();
                 let kept = apply_preds_nodes(ev, tail, preds)?;
@@ -996,15 +996,17 @@ pub(crate) fn doc_order(mut v: Vec<Node<'_>>) -> Vec<Node<'_>> {
 struct Matcher<'t> {
     test: &'t Test,
     principal: NodeKind,
+    env: &'t Env<'t>,
     /// (doc id, name id) cache of the last lookup.
     cache: Option<(u64, Option<u32>)>,
 }
 
 impl<'t> Matcher<'t> {
-    fn new(test: &'t Test, principal: NodeKind) -> Self {
+    fn new(test: &'t Test, principal: NodeKind, env: &'t Env<'t>) -> Self {
         Matcher {
             test,
             principal,
+            env,
             cache: None,
         }
     }
@@ -1013,7 +1015,9 @@ impl<'t> Matcher<'t> {
         match self.cache {
             Some((d, id)) if d == doc.id() => id,
             _ => {
-                let id = doc.lookup_name(uri, local);
+                let id = self
+                    .env
+                    .name_id(self.test as *const Test as usize, doc, uri, local);
                 self.cache = Some((doc.id(), id));
                 id
             }
@@ -1119,13 +1123,13 @@ fn attributes_then_children<'i>(a: &'i Ir, b: &'i Ir) -> Option<(&'i Ir, &'i Ir)
 
 /// Appends the nodes of `axis` from `n` matching `test`, in axis order
 /// (reverse axes: nearest first).
-fn axis_nodes<'a>(n: Node<'a>, axis: Axis, test: &Test, out: &mut Vec<Node<'a>>) {
+fn axis_nodes<'a>(env: &Env<'_>, n: Node<'a>, axis: Axis, test: &Test, out: &mut Vec<Node<'a>>) {
     let principal = match axis {
         Axis::Attribute => NodeKind::Attribute,
         Axis::Namespace => NodeKind::Namespace,
         _ => NodeKind::Element,
     };
-    let mut m = Matcher::new(test, principal);
+    let mut m = Matcher::new(test, principal, env);
     let doc = n.doc;
     let nodes = &doc.nodes;
     let at = |i: u32| Node { doc, idx: i, ns: 0 };
@@ -1162,7 +1166,7 @@ fn axis_nodes<'a>(n: Node<'a>, axis: Axis, test: &Test, out: &mut Vec<Node<'a>>)
                     }
                 }
             }
-            Axis::Preceding => axis_nodes(at(n.idx), axis, test, out),
+            Axis::Preceding => axis_nodes(env, at(n.idx), axis, test, out),
             _ => {}
         }
         return;
@@ -1170,6 +1174,22 @@ fn axis_nodes<'a>(n: Node<'a>, axis: Axis, test: &Test, out: &mut Vec<Node<'a>>)
     match axis {
         Axis::Child => {
             if matches!(rec.kind, NodeKind::Element | NodeKind::Document) {
+                // fast path for element name tests: the name resolved once,
+                // then one comparison per child record
+                if let Test::Name { uri, local } = test {
+                    let Some(id) = m.name_id(doc, uri, local) else {
+                        return;
+                    };
+                    let mut i = n.idx + 1;
+                    while i < rec.end {
+                        let r = &nodes[i as usize];
+                        if r.kind == NodeKind::Element && r.name == id {
+                            out.push(at(i));
+                        }
+                        i = r.end;
+                    }
+                    return;
+                }
                 let mut i = n.idx + 1;
                 while i < rec.end {
                     let r = nodes[i as usize];
@@ -1185,6 +1205,21 @@ fn axis_nodes<'a>(n: Node<'a>, axis: Axis, test: &Test, out: &mut Vec<Node<'a>>)
         }
         Axis::Attribute => {
             if rec.kind == NodeKind::Element {
+                if let Test::Name { uri, local } = test {
+                    let Some(id) = m.name_id(doc, uri, local) else {
+                        return;
+                    };
+                    let mut i = n.idx + 1;
+                    while i < rec.end && nodes[i as usize].kind == NodeKind::Attribute {
+                        if nodes[i as usize].name == id {
+                            out.push(at(i));
+                            // an element has at most one attribute of a name
+                            break;
+                        }
+                        i += 1;
+                    }
+                    return;
+                }
                 let mut i = n.idx + 1;
                 while i < rec.end && nodes[i as usize].kind == NodeKind::Attribute {
                     let c = at(i);
