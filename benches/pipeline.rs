@@ -14,11 +14,17 @@
 //!    streamed from a generator, delivered as multipart to a counting
 //!    receiver); peak RSS of the hub;
 //! 4. `gewerbe`: the shipped `gewerbeanmeldung` rule (two XSLT 2.0
-//!    transforms, two HTTP deliveries per message) end to end.
+//!    transforms, two HTTP deliveries per message) end to end;
+//! 5. `retention` (only with `BENCH_ONLY=retention`): the hub with a
+//!    compressed retention (`payloads = "2s"`, `records = "4s"`, a sweep
+//!    every 250 ms) against the same hub with retention off, each taking
+//!    `BENCH_RETENTION_MESSAGES` (default 100,000) 30 KB messages; the
+//!    data directory's size on disk is printed every tenth of the load.
 //!
 //! Environment: `BENCH_MESSAGES` (default 5000), `BENCH_CONCURRENCY`
 //! (default 32), `BENCH_ATTACHMENT_MB` (default 200), `BENCH_ONLY=gewerbe`
-//! (only the peer and the `gewerbe` scenario).
+//! (only the peer and the `gewerbe` scenario), `BENCH_ONLY=retention`
+//! (only the peer and the `retention` scenario).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -26,7 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drehscheibe_suite::bench::{counting_receiver, env_usize, ms, peak_rss_mib, percentile};
+use drehscheibe_suite::bench::{
+    counting_receiver, disk_bytes, env_usize, ms, peak_rss_mib, percentile,
+};
 use drehscheibe_suite::{
     free_port, http_tenant, order, repo_root, Api, HubProcess, TestConfig, SENDER,
 };
@@ -159,6 +167,71 @@ params = {{ aktenplan_kennzeichen = "32.10", behoerde_kennung = "12052000", beho
     assert!(hub.terminate());
 }
 
+/// Scenario 5: the data directory's size with a short retention and
+/// without, over the same load through the whole hub.
+async fn retention(n: usize, concurrency: usize, body: &[u8]) {
+    let steps = 10;
+    let mut columns = Vec::new();
+    for (label, section) in [
+        (
+            "retention on",
+            "[retention]\npayloads = \"2s\"\nrecords = \"4s\"\ninterval = \"250ms\"\nbatch = 2000",
+        ),
+        ("retention off", "[retention]\nenabled = false"),
+    ] {
+        let (raddr, delivered, _) = counting_receiver().await;
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        // The section goes after the [server] keys: it starts its own table.
+        let cfg = TestConfig::write(
+            &addr.to_string(),
+            &format!("\n{section}\n"),
+            &[(
+                "alpha",
+                http_tenant(
+                    "alpha",
+                    "01001000",
+                    LEISTUNG,
+                    &format!("http://{raddr}/fv"),
+                    "max_concurrency = 16",
+                ),
+            )],
+        );
+        let hub = HubProcess::spawn(&cfg.main, addr, &cfg.path("hub.log")).await;
+        let data = cfg.path("data");
+        let t0 = Instant::now();
+        let mut samples = vec![(0usize, disk_bytes(&data))];
+        for step in 1..=steps {
+            let chunk = n / steps;
+            load(
+                format!("http://{addr}/api/v1/inbox/portal"),
+                Some(SENDER),
+                body.to_vec(),
+                chunk,
+                concurrency,
+            )
+            .await;
+            wait_for(&delivered, (chunk * step) as u64, Duration::from_secs(600)).await;
+            samples.push((chunk * step, disk_bytes(&data)));
+        }
+        let rate = (n / steps * steps) as f64 / t0.elapsed().as_secs_f64();
+        println!(
+            "{label:<14}: {rate:>6.0} msg/s delivered, data directory {:.0} MiB at the end",
+            samples.last().map_or(0, |s| s.1) as f64 / 1048576.0
+        );
+        assert!(hub.terminate());
+        columns.push(samples);
+    }
+    println!("messages  retention on (MiB)  retention off (MiB)");
+    for (i, (count, on)) in columns[0].iter().enumerate() {
+        let off = columns[1].get(i).map_or(0, |s| s.1);
+        println!(
+            "{count:>8}  {:>19.0}  {:>19.0}",
+            *on as f64 / 1048576.0,
+            off as f64 / 1048576.0
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
@@ -202,6 +275,15 @@ async fn main() {
     );
     if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "gewerbe") {
         gewerbe(n, concurrency).await;
+        return;
+    }
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "retention") {
+        let n = if is_bench {
+            env_usize("BENCH_RETENTION_MESSAGES", 100_000)
+        } else {
+            200
+        };
+        retention(n, concurrency, &body).await;
         return;
     }
 

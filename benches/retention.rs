@@ -21,8 +21,6 @@
 //! `cargo test --benches`) a tiny smoke version runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,24 +32,7 @@ use drehscheibe_model::{
     MessageState, SenderIdentity,
 };
 use drehscheibe_store::{Effects, Job, Retention, RetentionPolicy, SledStore, Store, StoreOptions};
-use drehscheibe_suite::bench::env_usize;
-
-/// Allocated bytes of every file below `dir`.
-fn disk_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    for e in entries.flatten() {
-        let Ok(m) = e.metadata() else { continue };
-        if m.is_dir() {
-            total += disk_bytes(&e.path());
-        } else {
-            total += m.blocks() * 512;
-        }
-    }
-    total
-}
+use drehscheibe_suite::bench::{disk_bytes, env_usize};
 
 /// A 10–30 KB XML payload unique to message `i` (deterministic).
 fn payload(i: u64) -> Vec<u8> {
