@@ -329,65 +329,118 @@ impl Depot {
 
     /// Finds the rule for a document and extracts its keys.
     ///
-    /// Considers the latest version of each rule id whose channel and
-    /// content-type filters accept the message, evaluates match conditions
-    /// from the highest priority down, and stops below the first priority
-    /// that matched. No match is [`RouteError::NoMatchingRule`], two or more
-    /// at that priority [`RouteError::Ambiguous`]. An expression error is
-    /// reported, not skipped. The winner then extracts Kommune and Leistung.
+    /// Considers, per rule id, the versions whose channel and content-type
+    /// filters accept the message, newest first: the id matches with its
+    /// newest version whose condition holds. Ids are tried from the
+    /// highest priority down, stopping below the first priority that
+    /// matched. No match is [`RouteError::NoMatchingRule`], two or more
+    /// ids at that priority [`RouteError::Ambiguous`]. An expression error
+    /// is reported, not skipped.
+    ///
+    /// The winning id's matching version then extracts Kommune and
+    /// Leistung. If it is unavailable (it failed to load) or finds no
+    /// Kommune or Leistung, the id's older versions whose condition holds
+    /// are tried in turn (ADR 0003): a message in a format only an older
+    /// version knows is recognised by that version — the one named in the
+    /// audit trail — and reaches the Kommunen that still pin it. If none
+    /// succeeds, the newest matching version's error is returned.
     pub fn recognize(
         &self,
         doc: &InputDocument,
         channel: &str,
         content_type: &str,
     ) -> Result<Recognition, RouteError> {
-        let mut candidates: Vec<Arc<RulePackage>> = self
-            .latest_per_id()
-            .into_iter()
-            .filter(|p| p.manifest().accepts(channel, content_type))
+        // Per id, its accepting versions, newest first.
+        let mut ids: Vec<Vec<Arc<RulePackage>>> = self
+            .rules
+            .values()
+            .map(|versions| {
+                versions
+                    .values()
+                    .rev()
+                    .filter(|p| p.manifest().accepts(channel, content_type))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|versions| !versions.is_empty())
             .collect();
+        let top = |versions: &Vec<Arc<RulePackage>>| {
+            versions
+                .iter()
+                .map(|p| p.priority())
+                .max()
+                .unwrap_or_default()
+        };
         // Highest priority first; id order within a priority (stable sort).
-        candidates.sort_by_key(|p| std::cmp::Reverse(p.priority()));
+        ids.sort_by_key(|versions| std::cmp::Reverse(top(versions)));
 
         xpath::with_session(doc, channel, content_type, |session| {
-            let mut matched: Vec<Arc<RulePackage>> = Vec::new();
-            for package in &candidates {
-                if let Some(first) = matched.first() {
-                    if package.priority() < first.priority() {
+            // (the id's versions, index of its newest matching version)
+            let mut matched: Vec<(&Vec<Arc<RulePackage>>, usize)> = Vec::new();
+            let best = |m: &[(&Vec<Arc<RulePackage>>, usize)]| {
+                m.iter().map(|(v, i)| v[*i].priority()).max()
+            };
+            for versions in &ids {
+                if best(&matched).is_some_and(|b| top(versions) < b) {
+                    break;
+                }
+                for (i, package) in versions.iter().enumerate() {
+                    if package.condition(session)? {
+                        matched.push((versions, i));
                         break;
                     }
                 }
-                if package.condition(session)? {
-                    matched.push(package.clone());
-                }
             }
-            let winner = match matched.len() {
-                0 => {
-                    return Err(RouteError::NoMatchingRule {
-                        channel: channel.to_owned(),
-                        content_type: content_type.to_owned(),
-                    })
-                }
-                1 => matched.remove(0),
+            let Some(priority) = best(&matched) else {
+                return Err(RouteError::NoMatchingRule {
+                    channel: channel.to_owned(),
+                    content_type: content_type.to_owned(),
+                });
+            };
+            matched.retain(|(v, i)| v[*i].priority() == priority);
+            let (versions, first) = match matched.as_slice() {
+                [one] => *one,
                 _ => {
                     return Err(RouteError::Ambiguous {
-                        priority: matched.first().map(|p| p.priority()).unwrap_or_default(),
-                        rules: matched.iter().map(|p| p.rule_ref()).collect(),
+                        priority,
+                        rules: matched.iter().map(|(v, i)| v[*i].rule_ref()).collect(),
                     })
                 }
             };
-            if let Some(reason) = winner.unavailable() {
-                return Err(RouteError::RuleUnavailable {
-                    rule: winner.rule_ref(),
-                    reason: reason.to_owned(),
-                });
+            let mut first_error = None;
+            for (i, candidate) in versions.iter().enumerate().skip(first) {
+                if i > first && !candidate.condition(session)? {
+                    continue;
+                }
+                let attempt = match candidate.unavailable() {
+                    Some(reason) => Err(RouteError::RuleUnavailable {
+                        rule: candidate.rule_ref(),
+                        reason: reason.to_owned(),
+                    }),
+                    None => candidate.extract_in(session),
+                };
+                match attempt {
+                    Ok((kommune_key, leistung)) => {
+                        return Ok(Recognition {
+                            rule: candidate.clone(),
+                            kommune_key,
+                            leistung,
+                        })
+                    }
+                    Err(
+                        e @ (RouteError::RuleUnavailable { .. }
+                        | RouteError::MissingKommune { .. }
+                        | RouteError::MissingLeistung { .. }),
+                    ) => {
+                        first_error.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            let (kommune_key, leistung) = winner.extract_in(session)?;
-            Ok(Recognition {
-                rule: winner,
-                kommune_key,
-                leistung,
-            })
+            Err(first_error.unwrap_or(RouteError::NoMatchingRule {
+                channel: channel.to_owned(),
+                content_type: content_type.to_owned(),
+            }))
         })
     }
 }

@@ -378,7 +378,7 @@ fn folder_names_must_match_the_manifest() {
 }
 
 #[test]
-fn versions_resolve_and_recognition_uses_the_latest() {
+fn versions_resolve_and_recognition_uses_the_newest_matching() {
     let tmp = tempfile::tempdir().unwrap();
     simple_rule(tmp.path(), "alpha", "1.0.0", 0, "old");
     simple_rule(tmp.path(), "alpha", "1.2.0", 0, "old");
@@ -416,16 +416,114 @@ fn versions_resolve_and_recognition_uses_the_latest() {
     assert!(depot.resolve("gamma", &req("*")).is_none());
     assert!(depot.get("alpha", &Version::new(1, 1, 0)).is_none());
 
-    // Only the latest version's condition takes part.
-    assert!(depot.recognize(&doc("<old ags='1'/>"), "x", XML).is_err());
+    // The newest version whose condition holds recognises: a format only
+    // the 1.x versions know goes to the newest of them.
     let found = depot.recognize(&doc("<new ags='1'/>"), "x", XML).unwrap();
     assert_eq!(found.rule.rule_ref(), rr("alpha", "2.0.0"));
+    let found = depot.recognize(&doc("<old ags='1'/>"), "x", XML).unwrap();
+    assert_eq!(found.rule.rule_ref(), rr("alpha", "1.2.0"));
+    assert!(matches!(
+        depot.recognize(&doc("<none ags='1'/>"), "x", XML),
+        Err(RouteError::NoMatchingRule { .. })
+    ));
     // The engine re-runs extraction with a pinned older version.
     let pinned = depot.get("alpha", &Version::new(1, 0, 0)).unwrap();
     assert_eq!(
         pinned.extract(&doc("<new ags='07'/>"), "x", XML).unwrap(),
         ("07".to_string(), "99000000000000".to_string())
     );
+}
+
+/// Defect 11 of issue 10: the version named in the audit trail must be the
+/// one that ran. When the newest version matches but cannot extract the
+/// keys (its paths are for a newer format) or failed to load, an older
+/// version of the same rule that matches recognises the message.
+#[test]
+fn recognition_falls_back_to_an_older_version_that_extracts() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 1.0.0: Kommune in @ags; 2.0.0: the same documents, Kommune in @ars.
+    for (version, kommune) in [("1.0.0", "string(/*/@ags)"), ("2.0.0", "string(/*/@ars)")] {
+        write_rule(
+            tmp.path(),
+            "hund",
+            version,
+            &manifest(
+                "hund",
+                version,
+                0,
+                r#"["*"]"#,
+                "local-name(/*) = 'hund'",
+                kommune,
+                "'99000000000000'",
+                PASS_THROUGH,
+            ),
+        );
+    }
+    simple_rule(tmp.path(), "katze", "1.0.0", 0, "katze");
+    let depot = Depot::load(tmp.path(), None).unwrap();
+
+    let found = depot
+        .recognize(&doc("<hund ars='010010000000'/>"), "x", XML)
+        .unwrap();
+    assert_eq!(found.rule.rule_ref(), rr("hund", "2.0.0"));
+    assert_eq!(found.kommune_key, "010010000000");
+    // Old format: 2.0.0 finds no Kommune, 1.0.0 does and is named.
+    let found = depot
+        .recognize(&doc("<hund ags='01001000'/>"), "x", XML)
+        .unwrap();
+    assert_eq!(found.rule.rule_ref(), rr("hund", "1.0.0"));
+    assert_eq!(found.kommune_key, "01001000");
+    // Neither finds one: the newest version's error.
+    match depot.recognize(&doc("<hund/>"), "x", XML).unwrap_err() {
+        RouteError::MissingKommune { rule, .. } => assert_eq!(rule, rr("hund", "2.0.0")),
+        other => panic!("expected MissingKommune, got {other:?}"),
+    }
+    // Another id is never a fallback.
+    assert_eq!(
+        depot
+            .recognize(&doc("<katze ags='1'/>"), "x", XML)
+            .unwrap()
+            .rule
+            .rule_ref(),
+        rr("katze", "1.0.0")
+    );
+
+    // A newest version that cannot run (its transform needs an engine this
+    // depot has none of): the older ones still route.
+    let dir = write_rule(
+        tmp.path(),
+        "hund",
+        "3.0.0",
+        &manifest(
+            "hund",
+            "3.0.0",
+            0,
+            r#"["*"]"#,
+            "local-name(/*) = 'hund'",
+            "string(/*/@ags)",
+            "'99000000000000'",
+            "[[outputs]]\ntarget = \"fv\"\ntransform = \"fv.xsl\"\ncontent_type = \"application/xml\"\nfilename = \"hund.xml\"\n",
+        ),
+    );
+    std::fs::write(dir.join("fv.xsl"), "<xsl:stylesheet/>").unwrap();
+    let depot = Depot::load_lenient(tmp.path(), None).unwrap();
+    assert_eq!(depot.load_errors().len(), 1, "{:?}", depot.load_errors());
+    let hund3 = depot.get("hund", &Version::new(3, 0, 0)).unwrap();
+    assert!(hund3.unavailable().is_some());
+    let found = depot
+        .recognize(&doc("<hund ars='010010000000'/>"), "x", XML)
+        .unwrap();
+    assert_eq!(found.rule.rule_ref(), rr("hund", "2.0.0"));
+    let found = depot
+        .recognize(&doc("<hund ags='01001000'/>"), "x", XML)
+        .unwrap();
+    assert_eq!(found.rule.rule_ref(), rr("hund", "1.0.0"));
+    // When no older version extracts either, the newest version's reason
+    // (unavailable) is what the message is refused with.
+    assert!(matches!(
+        depot.recognize(&doc("<hund/>"), "x", XML),
+        Err(RouteError::RuleUnavailable { rule, .. }) if rule == rr("hund", "3.0.0")
+    ));
 }
 
 #[test]
