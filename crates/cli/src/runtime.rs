@@ -232,6 +232,9 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         if let Some(routes) = adapter.routes {
             app = app.merge(routes);
         }
+        if let Some(status) = adapter.status {
+            hub.add_channel_status(ch.id.clone(), status);
+        }
         channel_tasks.extend(adapter.tasks);
     }
     let s = shutdown.clone();

@@ -178,6 +178,8 @@ pub struct Adapter {
     pub routes: Option<axum::Router>,
     /// Tasks the hub runs with its intake and shutdown token.
     pub tasks: Vec<Box<dyn drehscheibe_model::InputAdapter>>,
+    /// What the running channel reports for `/metrics` and `/readyz`.
+    pub status: Option<std::sync::Arc<dyn drehscheibe_model::health::ChannelStatus>>,
 }
 
 /// A checked channel configuration that can build its adapter.

@@ -159,6 +159,7 @@ impl ChannelFactory for DirectoryChannelConfig {
         Ok(Adapter {
             routes: None,
             tasks: vec![Box::new(intake)],
+            status: None,
         })
     }
 

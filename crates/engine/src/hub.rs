@@ -121,6 +121,9 @@ pub struct Hub {
     accepting: AtomicBool,
     /// Last connector health checks (see `health.rs`).
     pub(crate) health: crate::health::HealthBoard,
+    /// What the running input channels report (see [`Hub::add_channel_status`]).
+    channel_status:
+        std::sync::RwLock<Vec<(String, Arc<dyn drehscheibe_model::health::ChannelStatus>)>>,
 }
 
 impl Hub {
@@ -143,6 +146,7 @@ impl Hub {
             wake: Notify::new(),
             accepting: AtomicBool::new(true),
             health: crate::health::HealthBoard::default(),
+            channel_status: Default::default(),
         })
     }
 
@@ -614,5 +618,47 @@ impl Intake for Hub {
 
     fn blobs(&self) -> Arc<dyn BlobStore> {
         self.blobs.clone()
+    }
+}
+
+/// The status the input channels report (counters for `/metrics`, lines
+/// for `/readyz`), registered by the composition root as it builds them.
+impl Hub {
+    /// Register what channel `channel` reports while it runs.
+    pub fn add_channel_status(
+        &self,
+        channel: String,
+        status: Arc<dyn drehscheibe_model::health::ChannelStatus>,
+    ) {
+        if let Ok(mut v) = self.channel_status.write() {
+            v.push((channel, status));
+        }
+    }
+
+    /// Copy the channels' own counters into the metrics (before encoding).
+    pub fn sync_channel_metrics(&self) {
+        let Ok(v) = self.channel_status.read() else {
+            return;
+        };
+        for (channel, status) in v.iter() {
+            for (event, value) in status.counters() {
+                self.metrics.channel_counter(channel, event, value);
+            }
+        }
+    }
+
+    /// The channels' lines for `/readyz`, each prefixed with its channel.
+    pub fn channel_attention(&self) -> Vec<String> {
+        let Ok(v) = self.channel_status.read() else {
+            return Vec::new();
+        };
+        v.iter()
+            .flat_map(|(channel, status)| {
+                status
+                    .attention()
+                    .into_iter()
+                    .map(move |line| format!("channel {channel}: {line}"))
+            })
+            .collect()
     }
 }

@@ -27,6 +27,12 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelEventLabels {
+    channel: String,
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -56,6 +62,10 @@ pub struct Metrics {
     retention_blobs: Counter,
     retention_segments: Counter,
     value_log_bytes: Gauge,
+    channel_events: Family<ChannelEventLabels, Counter>,
+    /// Last value seen per (channel, event) of a channel's own counters
+    /// (see [`Metrics::channel_counter`]).
+    channel_seen: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
 }
 
 impl Default for Metrics {
@@ -91,6 +101,12 @@ impl Metrics {
         let retention_blobs = Counter::default();
         let retention_segments = Counter::default();
         let value_log_bytes = Gauge::default();
+        let channel_events = Family::<ChannelEventLabels, Counter>::default();
+        registry.register(
+            "channel_events",
+            "Events an input channel counts itself (e.g. receipts the far side refused), by channel and event",
+            channel_events.clone(),
+        );
         registry.register(
             "retention_purged_payloads",
             "Finished messages whose payload, outputs and attachment references retention deleted",
@@ -217,6 +233,8 @@ impl Metrics {
             retention_blobs,
             retention_segments,
             value_log_bytes,
+            channel_events,
+            channel_seen: Default::default(),
         }
     }
 
@@ -317,6 +335,28 @@ impl Metrics {
             self.connector_cert_expiry
                 .get_or_create(&labels)
                 .set(end.timestamp());
+        }
+    }
+
+    /// Bring `drehscheibe_channel_events_total{channel, event}` up to a
+    /// channel's own count `value` (counters only grow: a value below the
+    /// last one seen — the adapter restarted — starts a new run of
+    /// increments from there).
+    pub fn channel_counter(&self, channel: &str, event: &str, value: u64) {
+        let Ok(mut seen) = self.channel_seen.lock() else {
+            return;
+        };
+        let last = seen
+            .entry((channel.to_owned(), event.to_owned()))
+            .or_insert(0);
+        let delta = value.saturating_sub(*last);
+        *last = value;
+        let counter = self.channel_events.get_or_create(&ChannelEventLabels {
+            channel: channel.to_owned(),
+            event: event.to_owned(),
+        });
+        if delta > 0 {
+            counter.inc_by(delta);
         }
     }
 

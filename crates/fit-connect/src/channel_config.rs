@@ -425,6 +425,7 @@ impl ChannelFactory for FitConnectIntakeConfig {
         Ok(Adapter {
             routes: Some(fit.router()),
             tasks: vec![Box::new(Follower(fit, cx.id.to_owned()))],
+            status: None,
         })
     }
 
@@ -613,9 +614,11 @@ impl ChannelFactory for FitConnectSubscriberConfig {
             cx.store.clone(),
         )
         .map_err(BuildError::new)?;
+        let status = adapter.counters();
         Ok(Adapter {
             routes: adapter.callback_router(),
             tasks: vec![Box::new(adapter)],
+            status: Some(std::sync::Arc::new(status)),
         })
     }
 

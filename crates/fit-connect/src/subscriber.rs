@@ -435,6 +435,26 @@ impl SubscriberCounters {
     }
 }
 
+/// `/metrics`: `set_refused` and `set_given_up` events; `/readyz`: a line
+/// while any SET was given up since the start.
+impl drehscheibe_model::health::ChannelStatus for SubscriberCounters {
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("set_refused", self.sets_refused()),
+            ("set_given_up", self.sets_given_up()),
+        ]
+    }
+
+    fn attention(&self) -> Vec<String> {
+        match self.sets_given_up() {
+            0 => Vec::new(),
+            n => vec![format!(
+                "{n} security event token(s) given up after repeated refusals by the Zustelldienst since the start; the submissions stay unanswered there (list: the subscriber's given-up SETs)"
+            )],
+        }
+    }
+}
+
 /// The adapter's durable state: state space
 /// `fit-connect/subscriber/<channel>` of the hub store.
 ///

@@ -619,6 +619,24 @@ async fn a_refused_set_backs_off_then_is_given_up_and_kept_visible() {
     let counters = adapter.counters();
     let (stop, task) = run(adapter, intake.clone());
     eventually("given up", || counters.sets_given_up() == 1).await;
+    // What the hub shows in /metrics and /readyz (ChannelStatus).
+    {
+        use drehscheibe_model::health::ChannelStatus;
+        let reported = ChannelStatus::counters(&counters);
+        assert!(reported.contains(&("set_given_up", 1)), "{reported:?}");
+        assert!(
+            reported
+                .iter()
+                .any(|(event, n)| *event == "set_refused" && *n >= 1),
+            "{reported:?}"
+        );
+        let lines = counters.attention();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("1 security event token(s) given up"),
+            "{lines:?}"
+        );
+    }
     // A dozen more polls: nothing is posted any more.
     tokio::time::sleep(Duration::from_millis(600)).await;
     stop.cancel();

@@ -56,6 +56,20 @@ impl Health {
     }
 }
 
+/// What a running input adapter reports besides messages: counters for
+/// `/metrics` (`drehscheibe_channel_events_total{channel, event}`) and
+/// lines for `/readyz` when something needs an operator — e.g. receipts
+/// the far side keeps refusing. Like connector health, none of it makes
+/// the hub unready. A channel hands one out with its adapter
+/// (`Adapter::status` in the config crate's plugin module).
+pub trait ChannelStatus: Send + Sync {
+    /// Monotonic counts since the adapter started, by event name
+    /// (`snake_case`).
+    fn counters(&self) -> Vec<(&'static str, u64)>;
+    /// What an operator should look at now (empty: nothing).
+    fn attention(&self) -> Vec<String>;
+}
+
 /// `notAfter` of the first certificate in a PEM file.
 pub fn cert_not_after(pem: &[u8]) -> Option<DateTime<Utc>> {
     use x509_cert::der::DecodePem;

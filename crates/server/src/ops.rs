@@ -326,6 +326,7 @@ async fn readyz(State(ops): State<Ops>) -> Response {
         .connector_health()
         .iter()
         .filter_map(|e| e.attention(now))
+        .chain(ops.hub.channel_attention())
         .map(|line| format!("{line}\n"))
         .collect();
     match ops.hub.store().ready().await {
@@ -342,6 +343,7 @@ async fn metrics(State(ops): State<Ops>) -> Response {
     let store = ops.hub.store();
     let queue = store.queue_stats(Utc::now()).await.unwrap_or_default();
     let states = store.count_by_state().await.unwrap_or_default();
+    ops.hub.sync_channel_metrics();
     (
         [(
             header::CONTENT_TYPE,

@@ -215,6 +215,7 @@ impl ChannelFactory for XtaChannelConfig {
         Ok(Adapter {
             routes: Some(server.router()),
             tasks: Vec::new(),
+            status: None,
         })
     }
 
@@ -317,6 +318,7 @@ impl ChannelFactory for XtaPollerConfig {
         Ok(Adapter {
             routes: None,
             tasks: vec![Box::new(poller)],
+            status: None,
         })
     }
 
