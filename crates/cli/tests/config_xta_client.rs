@@ -191,3 +191,43 @@ fn mistakes_are_reported_with_their_keys() {
     );
     assert!(e.contains("`reader_type` needs `reader`"), "{e}");
 }
+
+/// Issue 10, defect 14: an `xta` connector without `reader` or `service`
+/// can only take them from the XTA metadata of a message an xta channel
+/// took in; in a hub without an xta channel every delivery would go dead,
+/// so `config check` refuses it — at the key, in the tenant file.
+#[test]
+fn xta_connector_without_reader_needs_an_xta_channel() {
+    let bare = r#"
+[connectors.land]
+type = "xta"
+url = "https://broker.example/xta"
+account = "dvdv:09162000"
+client_cert = { cert = "tenant.crt", key = "tenant.key" }
+"#;
+    let e = errors("", bare);
+    assert!(e.contains("alpha.toml"), "{e}");
+    assert!(
+        e.contains("connectors.land.reader")
+            && e.contains("`reader` is not set and no xta channel of this hub"),
+        "{e}"
+    );
+    assert!(
+        e.contains("connectors.land.service")
+            && e.contains("`service` is not set and no xta channel of this hub"),
+        "{e}"
+    );
+    // Given both, the connector stands on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let given = format!("{bare}reader = \"dvdv:09000000\"\nservice = \"urn:test\"\n");
+    let main = write(dir.path(), "", &given);
+    HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // With an xta channel (server or poller) the metadata may name them.
+    for channel in [SERVER, POLLER] {
+        let dir = tempfile::tempdir().unwrap();
+        let main = write(dir.path(), channel, bare);
+        HubConfig::load(&main, &drehscheibe_cli::connectors::plugins())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -230,6 +230,10 @@ impl ChannelFactory for XtaChannelConfig {
                     self.server_identity.clone(),
                 )
             })
+            .chain([(
+                crate::connector_config::XTA_METADATA.to_string(),
+                self.server_identity.clone(),
+            )])
             .collect()
     }
 
@@ -320,6 +324,13 @@ impl ChannelFactory for XtaPollerConfig {
             tasks: vec![Box::new(poller)],
             status: None,
         })
+    }
+
+    fn provides(&self) -> Vec<(String, String)> {
+        vec![(
+            crate::connector_config::XTA_METADATA.to_string(),
+            String::new(),
+        )]
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -461,10 +461,38 @@ impl ConnectorFactory for XtaConnectorConfig {
         Ok(Arc::new(connector))
     }
 
+    /// `reader` and `service` left unset can only come from the XTA
+    /// metadata of a message an `xta` channel (server or poller) took in;
+    /// in a hub without one, every delivery would go dead (`xta: no
+    /// reader configured or known`), so `config check` refuses it.
+    fn needs(&self) -> Vec<Need> {
+        let mut needs = Vec::new();
+        for (key, unset) in [
+            ("reader", self.meta.reader.is_none()),
+            ("service", self.meta.service.is_none()),
+        ] {
+            if unset {
+                needs.push(Need {
+                    resource: XTA_METADATA.to_string(),
+                    key,
+                    missing: format!(
+                        "`{key}` is not set and no xta channel of this hub takes in XTA messages whose metadata could name one: every delivery would go dead; set `{key}`"
+                    ),
+                });
+            }
+        }
+        needs
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }
+
+/// The resource every `xta` channel (server and poller) provides: messages
+/// with XTA transport metadata, from which an `xta` connector may take the
+/// reader and service it was not given.
+pub const XTA_METADATA: &str = "xta-metadata";
 
 impl ConnectorFactory for XtaMailboxConnectorConfig {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Arc<dyn Connector>, BuildError> {
