@@ -148,6 +148,20 @@ async fn hostile_and_malformed_input_is_refused_with_problem_details() {
         .post("nope", SENDER, "application/xml", body.clone(), None)
         .await;
     assert_eq!(problem(r).await.0, 404, "unknown channel");
+    // A channel of another type takes no HTTP submissions: only `http`
+    // channels contribute an inbox route, the rest is unclaimed.
+    let r = api
+        .post("dropbox", OPERATOR, "application/xml", body.clone(), None)
+        .await;
+    let (status, problem_body) = problem(r).await;
+    assert_eq!(
+        status, 404,
+        "directory channel via the inbox: {problem_body}"
+    );
+    let r = api
+        .post("nope", "wrong-token", "application/xml", body.clone(), None)
+        .await;
+    assert_eq!(problem(r).await.0, 401, "strangers learn nothing");
     let r = api
         .post(
             "portal",

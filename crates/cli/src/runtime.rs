@@ -217,7 +217,8 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     // Every channel contributes routes to the shared server and/or tasks
     // (ADR 0013); nothing here knows a protocol.
     let intake: Arc<dyn Intake> = hub.clone();
-    let mut app = drehscheibe_server::app(hub.clone(), Arc::new(config.token_table()));
+    let tokens = Arc::new(config.token_table());
+    let mut app = drehscheibe_server::app(hub.clone(), tokens.clone());
     let mut channel_tasks: Vec<Box<dyn InputAdapter>> = Vec::new();
     for ch in &config.channels {
         let adapter = ch
@@ -227,6 +228,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
                 intake: intake.clone(),
                 store: hub.store().clone(),
                 data_dir: &config.server.data_dir,
+                tokens: tokens.clone(),
             })
             .with_context(|| format!("channel {} ({})", ch.id, ch.kind))?;
         if let Some(routes) = adapter.routes {

@@ -167,6 +167,9 @@ pub struct ChannelContext<'a> {
     /// The hub's data directory (spool and temporary files go below
     /// `<data_dir>/<channel type>/<channel id>`).
     pub data_dir: &'a Path,
+    /// The hub's bearer tokens (channels that authenticate senders with
+    /// them, like the HTTP inbox).
+    pub tokens: Arc<drehscheibe_model::auth::TokenTable>,
 }
 
 /// What a channel contributes to the running hub: HTTP routes for the

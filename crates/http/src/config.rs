@@ -219,8 +219,16 @@ fn parse_channel(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn Ch
 }
 
 impl ChannelFactory for HttpChannelConfig {
-    fn build(&self, _cx: &ChannelContext<'_>) -> Result<Adapter, BuildError> {
-        Ok(Adapter::default())
+    /// The channel's inbox route, `POST /api/v1/inbox/<id>`.
+    fn build(&self, cx: &ChannelContext<'_>) -> Result<Adapter, BuildError> {
+        Ok(Adapter {
+            routes: Some(crate::inbox::channel_router(
+                cx.id,
+                cx.intake.clone(),
+                cx.tokens.clone(),
+            )),
+            ..Adapter::default()
+        })
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -121,6 +121,19 @@ pub struct AcceptedBody {
 struct InboxState {
     intake: Arc<dyn Intake>,
     tokens: Arc<TokenTable>,
+    mount: Mount,
+}
+
+/// Where a request's channel comes from.
+#[derive(Clone)]
+enum Mount {
+    /// The `{channel}` path segment ([`inbox_router`]).
+    AnyChannel,
+    /// This channel's own route ([`channel_router`]).
+    Channel(String),
+    /// A path no channel claimed ([`unclaimed_router`]): after
+    /// authentication, `404 unknown-channel`.
+    Unclaimed,
 }
 
 /// The inbox router, serving `POST /api/v1/inbox/{channel}`.
@@ -144,14 +157,42 @@ struct InboxState {
 /// # }
 /// ```
 pub fn inbox_router(intake: Arc<dyn Intake>, tokens: Arc<TokenTable>) -> Router {
+    router(INBOX_PATH, intake, tokens, Mount::AnyChannel)
+}
+
+/// The inbox of one `http` channel, `POST /api/v1/inbox/<channel>`: what
+/// the `http` channel plugin contributes to the hub's shared server (one
+/// route per channel; the hub adds [`unclaimed_router`] for the rest).
+pub fn channel_router(channel: &str, intake: Arc<dyn Intake>, tokens: Arc<TokenTable>) -> Router {
+    router(
+        &format!("/api/v1/inbox/{channel}"),
+        intake,
+        tokens,
+        Mount::Channel(channel.to_owned()),
+    )
+}
+
+/// `POST /api/v1/inbox/{channel}` for every channel no `http` channel
+/// claimed: authenticated callers get `404 unknown-channel` (also for the
+/// id of a channel of another type, which takes no HTTP submissions),
+/// others `401`. The more specific routes of [`channel_router`] win.
+pub fn unclaimed_router(intake: Arc<dyn Intake>, tokens: Arc<TokenTable>) -> Router {
+    router(INBOX_PATH, intake, tokens, Mount::Unclaimed)
+}
+
+fn router(path: &str, intake: Arc<dyn Intake>, tokens: Arc<TokenTable>, mount: Mount) -> Router {
     Router::new()
         .route(
-            INBOX_PATH,
+            path,
             post(submit).fallback(|uri: axum::http::Uri| async move {
                 method_not_allowed("POST", uri.path())
             }),
         )
-        .with_state(InboxState { intake, tokens })
+        .with_state(InboxState {
+            intake,
+            tokens,
+            mount,
+        })
 }
 
 /// A refusal: a problem, plus a `WWW-Authenticate` challenge for `401`.
@@ -227,12 +268,18 @@ async fn receive(
     let (parts, body) = request.into_parts();
     let principal = authenticate(&state.tokens, &parts.headers)?;
 
-    let Path(channel) =
-        path.map_err(|e| Problem::bad_request(format!("invalid channel in path: {e}")))?;
+    let channel = match &state.mount {
+        Mount::Channel(c) => c.clone(),
+        Mount::AnyChannel | Mount::Unclaimed => {
+            let Path(channel) =
+                path.map_err(|e| Problem::bad_request(format!("invalid channel in path: {e}")))?;
+            channel
+        }
+    };
     // An authenticated caller learns that a channel does not exist (404)
     // before being told it may not use it (403): the more useful answer
     // for a misconfigured sender, and it reveals nothing to strangers.
-    if !state.intake.channel_exists(&channel) {
+    if matches!(state.mount, Mount::Unclaimed) || !state.intake.channel_exists(&channel) {
         return Err(IntakeError::UnknownChannel(channel).into());
     }
     if !principal.may_submit(&channel) {

@@ -16,5 +16,5 @@ pub mod inbox;
 pub mod problem;
 
 pub use connector::{HttpAuth, HttpConnector, HttpConnectorError, HttpConnectorSettings};
-pub use inbox::{inbox_router, AcceptedBody};
+pub use inbox::{channel_router, inbox_router, unclaimed_router, AcceptedBody};
 pub use problem::Problem;

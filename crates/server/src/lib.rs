@@ -36,10 +36,13 @@ pub use listener::ConnectionLimits;
 pub use ops::ops_router;
 pub use tls::{ClientCerts, TlsError, TlsSettings};
 
-/// The complete router: inbox + operations API.
+/// The hub's own routes: the operations API, and the answer for inbox
+/// paths no `http` channel claimed (`404 unknown-channel`). The channels'
+/// routes (each `http` channel's inbox, FIT-Connect, XTA) are merged in
+/// by the composition root.
 pub fn app(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
     let intake: Arc<dyn Intake> = hub.clone();
-    drehscheibe_http::inbox::inbox_router(intake, tokens.clone())
+    drehscheibe_http::inbox::unclaimed_router(intake, tokens.clone())
         .merge(ops_router(hub, tokens))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -84,7 +84,12 @@ impl TestHub {
             ConnectorRegistry::new(),
             settings,
         );
-        let app = drehscheibe_server::app(hub.clone(), Arc::new(tokens()));
+        let tokens = Arc::new(tokens());
+        // As the composition root does: the hub's routes plus the `http`
+        // channel's inbox route.
+        let intake: Arc<dyn drehscheibe_model::Intake> = hub.clone();
+        let app = drehscheibe_server::app(hub.clone(), tokens.clone())
+            .merge(drehscheibe_http::channel_router(CHANNEL, intake, tokens));
         let bound = Bound::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = bound.local_addr().unwrap();
         let shutdown = CancellationToken::new();
