@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use drehscheibe_suite::receiver::{Behaviour, Receiver};
-use drehscheibe_suite::{free_port, order, start, Api, TestConfig, OPERATOR, SENDER};
+use drehscheibe_suite::{free_port, order, start, Api, TestConfig, OPERATOR};
 
 const LEISTUNG: &str = "99050012104000";
 const AGS: &str = "09162000";
@@ -45,20 +45,8 @@ targets = {{ fachverfahren = "xta" }}
 }
 
 async fn post(api: &Api) -> String {
-    let r = api
-        .post(
-            "portal",
-            SENDER,
-            "application/xml",
-            order(AGS, LEISTUNG, 500),
-            None,
-        )
-        .await;
-    assert_eq!(r.status().as_u16(), 202);
-    r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    api.submit("application/xml", order(AGS, LEISTUNG, 500))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

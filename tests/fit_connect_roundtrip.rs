@@ -235,20 +235,9 @@ async fn across_the_bridge_a_is_done_only_when_b_is_and_b_s_rejection_comes_back
     let hub_a = start(&a_cfg.main).await.unwrap();
     let api_a = Api::new(hub_a.addr);
 
-    let r = api_a
-        .post(
-            "portal",
-            SENDER,
-            "application/xml",
-            order(AGS, LEISTUNG, 500),
-            None,
-        )
+    let a_id = api_a
+        .submit("application/xml", order(AGS, LEISTUNG, 500))
         .await;
-    assert_eq!(r.status().as_u16(), 202);
-    let a_id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
 
     // B holds the submission and keeps failing towards its Fachverfahren;
     // A keeps waiting for the accept instead of counting it delivered.
