@@ -25,7 +25,12 @@ impl Expression {
         Eval {
             env,
             host,
-            locals: vec![Sequence::Empty; self.frame],
+            // most expressions have no local variables: no call at all
+            locals: if self.frame == 0 {
+                Vec::new()
+            } else {
+                vec![Sequence::Empty; self.frame]
+            },
             xpath1: self.xpath1,
         }
     }
