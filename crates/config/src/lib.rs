@@ -90,29 +90,11 @@ pub struct RetentionConfig {
     pub batch: usize,
 }
 
-/// Retention durations; `None` = keep forever (`"off"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetentionSpans {
-    /// Payload, outputs and attachments of a delivered message, after
-    /// delivery (default 30 days).
-    pub payloads: Option<Duration>,
-    /// Record and audit trail of a finished message, after it finished
-    /// (default 365 days; never before its payload).
-    pub records: Option<Duration>,
-    /// Payload of a dead or rejected message: the maximum it is kept
-    /// unhandled (default off: until a person replays it).
-    pub failed: Option<Duration>,
-}
-
-impl Default for RetentionSpans {
-    fn default() -> Self {
-        Self {
-            payloads: Some(Duration::from_secs(30 * 86_400)),
-            records: Some(Duration::from_secs(365 * 86_400)),
-            failed: None,
-        }
-    }
-}
+/// Retention durations; `None` = keep forever (`"off"`): the store's
+/// own [`drehscheibe_store::Retention`] (defaults 30 days of payloads,
+/// 365 days of records, failed messages until handled), so the sweeper
+/// hands the configured values to the store as they are.
+pub use drehscheibe_store::Retention as RetentionSpans;
 
 /// A tenant's `[retention]`: each key that is set replaces the hub's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use drehscheibe_config::{HubConfig, RetentionSpans};
-use drehscheibe_store::{Retention, RetentionPolicy, StoreError};
+use drehscheibe_config::HubConfig;
+use drehscheibe_store::{RetentionPolicy, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::Hub;
@@ -63,19 +63,14 @@ impl RetentionSettings {
         if !r.enabled {
             return None;
         }
-        let spans = |s: &RetentionSpans| Retention {
-            payloads: s.payloads,
-            records: s.records,
-            failed: s.failed,
-        };
         Some(Self {
             policy: RetentionPolicy {
-                default: spans(&r.default),
+                default: r.default,
                 tenants: config
                     .tenants
                     .iter()
                     .filter(|t| !t.retention.is_empty())
-                    .map(|t| (t.id.clone(), spans(&t.retention.over(&r.default))))
+                    .map(|t| (t.id.clone(), t.retention.over(&r.default)))
                     .collect(),
             },
             interval: r.interval,

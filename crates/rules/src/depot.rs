@@ -161,7 +161,19 @@ pub struct Recognition {
 pub struct Depot {
     dir: PathBuf,
     rules: BTreeMap<String, BTreeMap<Version, Arc<RulePackage>>>,
+    /// For recognition, built once at load: per rule id its versions,
+    /// newest first; ids by their highest priority, then by id.
+    recognition_order: Vec<Vec<Arc<RulePackage>>>,
     errors: Vec<DepotError>,
+}
+
+/// The highest priority among a rule id's versions.
+fn top_priority(versions: &[Arc<RulePackage>]) -> i32 {
+    versions
+        .iter()
+        .map(|p| p.priority())
+        .max()
+        .unwrap_or_default()
 }
 
 fn read_dir_sorted(path: &Path) -> Result<Vec<(String, PathBuf)>, DepotError> {
@@ -246,6 +258,15 @@ impl Depot {
         for error in &depot.errors {
             tracing::warn!(%error, "rule depot");
         }
+        depot.recognition_order = depot
+            .rules
+            .values()
+            .map(|versions| versions.values().rev().cloned().collect::<Vec<_>>())
+            .collect();
+        // Stable: id order within a priority.
+        depot
+            .recognition_order
+            .sort_by_key(|versions| std::cmp::Reverse(top_priority(versions)));
         Ok(depot)
     }
 
@@ -350,42 +371,19 @@ impl Depot {
         channel: &str,
         content_type: &str,
     ) -> Result<Recognition, RouteError> {
-        // Per id, its accepting versions, newest first.
-        let mut ids: Vec<Vec<Arc<RulePackage>>> = self
-            .rules
-            .values()
-            .map(|versions| {
-                versions
-                    .values()
-                    .rev()
-                    .filter(|p| p.manifest().accepts(channel, content_type))
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
-            .filter(|versions| !versions.is_empty())
-            .collect();
-        let top = |versions: &Vec<Arc<RulePackage>>| {
-            versions
-                .iter()
-                .map(|p| p.priority())
-                .max()
-                .unwrap_or_default()
-        };
-        // Highest priority first; id order within a priority (stable sort).
-        ids.sort_by_key(|versions| std::cmp::Reverse(top(versions)));
-
+        let accepts = |p: &RulePackage| p.manifest().accepts(channel, content_type);
         xpath::with_session(doc, channel, content_type, |session| {
             // (the id's versions, index of its newest matching version)
             let mut matched: Vec<(&Vec<Arc<RulePackage>>, usize)> = Vec::new();
             let best = |m: &[(&Vec<Arc<RulePackage>>, usize)]| {
                 m.iter().map(|(v, i)| v[*i].priority()).max()
             };
-            for versions in &ids {
-                if best(&matched).is_some_and(|b| top(versions) < b) {
+            for versions in &self.recognition_order {
+                if best(&matched).is_some_and(|b| top_priority(versions) < b) {
                     break;
                 }
                 for (i, package) in versions.iter().enumerate() {
-                    if package.condition(session)? {
+                    if accepts(package) && package.condition(session)? {
                         matched.push((versions, i));
                         break;
                     }
@@ -409,7 +407,7 @@ impl Depot {
             };
             let mut first_error = None;
             for (i, candidate) in versions.iter().enumerate().skip(first) {
-                if i > first && !candidate.condition(session)? {
+                if i > first && !(accepts(candidate) && candidate.condition(session)?) {
                     continue;
                 }
                 let attempt = match candidate.unavailable() {

@@ -98,12 +98,19 @@ async fn load_visible(
     }
 }
 
+/// The record `id` if the caller's token may read it; else the answer
+/// (`401`, `404`).
+async fn visible_record(
+    ops: &Ops,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<MessageRecord, Response> {
+    let principal = authenticate(ops, headers)?;
+    load_visible(ops, &principal, id).await
+}
+
 async fn show(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let principal = match authenticate(&ops, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let record = match load_visible(&ops, &principal, &id).await {
+    let record = match visible_record(&ops, &headers, &id).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -130,11 +137,7 @@ fn payload_purged(rec: &MessageRecord, at: Option<DateTime<Utc>>) -> Response {
 
 /// The payload as received, with its media type.
 async fn payload(State(ops): State<Ops>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let principal = match authenticate(&ops, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let record = match load_visible(&ops, &principal, &id).await {
+    let record = match visible_record(&ops, &headers, &id).await {
         Ok(r) => r,
         Err(r) => return r,
     };

@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// Retention of one tenant (or the hub default).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Stage 1 of `delivered` messages: payload, outputs and attachment
     /// references are deleted this long after delivery.
