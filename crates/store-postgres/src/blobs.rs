@@ -1,0 +1,3 @@
+//! placeholder
+pub const CHUNK_BYTES: usize = 1 << 20;
+pub struct PgBlobStore;
