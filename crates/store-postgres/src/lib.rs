@@ -110,18 +110,20 @@
 //!
 //! # TLS
 //!
-//! rustls only (no OpenSSL): `sslmode=disable|prefer|require` in the URL
-//! as libpq knows it; certificates are verified against the Mozilla roots
-//! and [`PgOptions::tls_ca_file`].
+//! rustls only (no OpenSSL), with libpq's `sslmode` meanings:
+//! `disable`, `prefer` (the default) and `require` encrypt without
+//! checking the server's certificate, as libpq does; `verify-ca` and
+//! `verify-full` check it against the Mozilla roots and
+//! [`PgOptions::tls_ca_file`]. Use `verify-full` in production.
 
 mod blobs;
 mod migrate;
 mod notify;
 mod singleton;
 mod store;
+mod tls;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use drehscheibe_store::StoreError;
@@ -249,32 +251,16 @@ fn check_schema(name: &str) -> Result<(), PgError> {
     }
 }
 
-/// The TLS connector: rustls with the Mozilla roots and the extra CAs.
-fn tls(options: &PgOptions) -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = &options.tls_ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| PgError::Config(format!("{}: {e}", path.display())))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| PgError::Config(format!("{}: {e}", path.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| PgError::Config(format!("{}: {e}", path.display())))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PgError::Config(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+/// The TLS connector for `url` (see the `tls` module): rustls, libpq's
+/// `sslmode` meanings.
+fn tls(url: &str, options: &PgOptions) -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
+    tls::connector(options, tls::split_sslmode(url).1)
 }
 
 /// The connection configuration of `url` under `options`: timeouts,
 /// keepalives, `search_path`, `statement_timeout`, `synchronous_commit`.
 fn pg_config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config, PgError> {
+    let (url, _) = tls::split_sslmode(url);
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| PgError::Config(format!("{e}")))?;

@@ -42,7 +42,7 @@ pub async fn migrate(url: &str) -> Result<Vec<i32>, PgError> {
 pub async fn migrate_with(url: &str, options: &PgOptions) -> Result<Vec<i32>, PgError> {
     let config = pg_config(url, options)?;
     let (mut client, connection) = config
-        .connect(tls(options)?)
+        .connect(tls(url, options)?)
         .await
         .map_err(|e| PgError::Connect(pg_error(&e)))?;
     let driver = tokio::spawn(async move {

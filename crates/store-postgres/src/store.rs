@@ -326,7 +326,7 @@ impl PgStore {
             return Err(PgError::Config("the instance id is empty".into()));
         }
         let config = pg_config(url, &options)?;
-        let tls = tls(&options)?;
+        let tls = tls(url, &options)?;
         // Migrate (or check) on a connection of its own, before the pool.
         let (mut client, connection) = tokio::time::timeout(
             options.connect_timeout + CLIENT_SLACK,
