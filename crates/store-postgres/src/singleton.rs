@@ -156,7 +156,11 @@ async fn release(store: &PgStore, name: &str, guard: Uuid) -> Result<()> {
     retrying!(store, "release singleton", async {
         let client = store.client().await?;
         let st = client
-            .prepare_cached("DELETE FROM drehscheibe_singletons WHERE name = $1 AND guard = $2")
+            // Expire, not delete: the row keeps the fencing token counting.
+            .prepare_cached(
+                "UPDATE drehscheibe_singletons SET expires_at = '-infinity' \
+                 WHERE name = $1 AND guard = $2",
+            )
             .await?;
         client.execute(&st, &[&name, &guard]).await?;
         Ok::<_, Oops>(())
