@@ -123,7 +123,10 @@ async fn main() {
                 if n == 0 {
                     break;
                 }
-                client.query_one(&write_st, &[&fd, &&buf[..n]]).await.unwrap();
+                client
+                    .query_one(&write_st, &[&fd, &&buf[..n]])
+                    .await
+                    .unwrap();
             }
             client.batch_execute("COMMIT").await.unwrap();
             let write = start.elapsed();

@@ -400,7 +400,8 @@ impl PgBlobStore {
                     )
                     .await?
                     == 1;
-                let gone = stale && !kept && !referenced.contains(&sha) && delete_blob(&tx, &sha).await?;
+                let gone =
+                    stale && !kept && !referenced.contains(&sha) && delete_blob(&tx, &sha).await?;
                 tx.commit().await?;
                 Ok(gone)
             })

@@ -253,7 +253,10 @@ fn check_schema(name: &str) -> Result<(), PgError> {
 
 /// The TLS connector for `url` (see the `tls` module): rustls, libpq's
 /// `sslmode` meanings.
-fn tls(url: &str, options: &PgOptions) -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
+fn tls(
+    url: &str,
+    options: &PgOptions,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
     tls::connector(options, tls::split_sslmode(url).1)
 }
 
@@ -261,9 +264,8 @@ fn tls(url: &str, options: &PgOptions) -> Result<tokio_postgres_rustls::MakeRust
 /// keepalives, `search_path`, `statement_timeout`, `synchronous_commit`.
 fn pg_config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config, PgError> {
     let (url, _) = tls::split_sslmode(url);
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| PgError::Config(format!("{e}")))?;
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| PgError::Config(format!("{e}")))?;
     if let Some(schema) = &options.schema {
         check_schema(schema)?;
     }

@@ -274,8 +274,7 @@ const SELECT_IDEMPOTENCY: &str = "SELECT message_id, payload_sha256 FROM drehsch
 const INSERT_MESSAGE: &str = "INSERT INTO drehscheibe_messages \
      (id, tenant, state, received_at, revision, finished_at, retention_stage, payload_purged_at, record) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb) ON CONFLICT (id) DO NOTHING";
-const INSERT_PAYLOAD: &str =
-    "INSERT INTO drehscheibe_payloads (message_id, body) VALUES ($1, $2)";
+const INSERT_PAYLOAD: &str = "INSERT INTO drehscheibe_payloads (message_id, body) VALUES ($1, $2)";
 const INSERT_AUDIT: &str = "INSERT INTO drehscheibe_audit (message_id, seq, event) \
      SELECT $1, base.n + e.ord - 1, e.ev::jsonb \
      FROM unnest($2::text[]) WITH ORDINALITY AS e(ev, ord), \
@@ -425,11 +424,7 @@ impl PgStore {
     /// }
     /// ```
     pub fn subscribe_queue(&self) -> QueueWakeups {
-        let mut slot = self
-            .inner
-            .wakeups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.inner.wakeups.lock().unwrap_or_else(|p| p.into_inner());
         let rx = slot.get_or_insert_with(|| {
             notify::start(
                 self.inner.config.clone(),
@@ -469,7 +464,10 @@ impl PgStore {
         if let Some(k) = idempotency {
             let st = tx.prepare_cached(INSERT_IDEMPOTENCY).await?;
             let inserted = tx
-                .execute(&st, &[&k.channel, &k.sender, &k.key, &id, &k.payload_sha256])
+                .execute(
+                    &st,
+                    &[&k.channel, &k.sender, &k.key, &id, &k.payload_sha256],
+                )
                 .await?;
             if inserted == 0 {
                 let st = tx.prepare_cached(SELECT_IDEMPOTENCY).await?;
@@ -507,7 +505,9 @@ impl PgStore {
             )
             .await?;
         if inserted == 0 {
-            return Err(StoreError::Backend(format!("message {} already exists", record.id())).into());
+            return Err(
+                StoreError::Backend(format!("message {} already exists", record.id())).into(),
+            );
         }
         let (shas, counts) = counted(blob_refs_of(record));
         let due = ms(Utc::now());
@@ -702,8 +702,7 @@ impl PgStore {
                 )
                 .await?;
             let rows = tx.query(&st, &[&space, &keys]).await?;
-            let found: HashMap<&[u8], &[u8]> =
-                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let found: HashMap<&[u8], &[u8]> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
             for (key, seen) in &commit.expect {
                 if found.get(key.as_slice()).copied() != seen.as_deref() {
                     return Ok(false);

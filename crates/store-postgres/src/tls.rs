@@ -155,10 +155,7 @@ mod tests {
             split_sslmode("postgres://h/db?sslmode=verify-full"),
             ("postgres://h/db?sslmode=require".to_owned(), Verify::Full)
         );
-        assert_eq!(
-            split_sslmode("host=h sslmode=verify-ca").1,
-            Verify::Ca
-        );
+        assert_eq!(split_sslmode("host=h sslmode=verify-ca").1, Verify::Ca);
         assert_eq!(split_sslmode("postgres://h/db").1, Verify::None);
     }
 }

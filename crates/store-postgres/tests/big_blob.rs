@@ -26,7 +26,9 @@ fn peak_rss_mib() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_mib_blob_round_trips_streamed() {
     let schema = TestSchema::new().await;
-    let store = PgStore::connect(&url(), schema.options("big")).await.unwrap();
+    let store = PgStore::connect(&url(), schema.options("big"))
+        .await
+        .unwrap();
     let blobs = PgBlobStore::new(&store);
     let len = 200 * MIB;
     let blob = blobs

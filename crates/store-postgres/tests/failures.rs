@@ -56,7 +56,10 @@ impl Proxy {
         let cfg: tokio_postgres::Config = url().parse().unwrap();
         let user = cfg.get_user().unwrap_or("postgres");
         let db = cfg.get_dbname().unwrap_or("test");
-        format!("postgres://{user}@127.0.0.1:{}/{db}?sslmode=disable", self.port)
+        format!(
+            "postgres://{user}@127.0.0.1:{}/{db}?sslmode=disable",
+            self.port
+        )
     }
 
     /// Cut every connection (the task owns them) and close the port.
@@ -79,12 +82,9 @@ fn quick(schema: &TestSchema, id: &str) -> PgOptions {
 async fn an_unreachable_database_is_a_prompt_error() {
     let schema = TestSchema::new().await;
     let started = Instant::now();
-    let err = PgStore::connect(
-        "postgres://postgres@127.0.0.1:1/test",
-        quick(&schema, "a"),
-    )
-    .await
-    .unwrap_err();
+    let err = PgStore::connect("postgres://postgres@127.0.0.1:1/test", quick(&schema, "a"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, PgError::Connect(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
     let store_err: StoreError = err.into();
@@ -97,7 +97,9 @@ async fn a_database_that_goes_away_fails_calls_promptly_and_is_used_again_when_b
     let proxy = Proxy::start(0).await;
     let port = proxy.port;
     let proxied = proxy.url();
-    let store = PgStore::connect(&proxied, quick(&schema, "a")).await.unwrap();
+    let store = PgStore::connect(&proxied, quick(&schema, "a"))
+        .await
+        .unwrap();
     let before = accept(&store, b"<a/>").await;
     store.ready().await.unwrap();
 

@@ -123,7 +123,10 @@ async fn a_dead_instances_expired_lease_goes_to_another() {
     let a = instance(&schema, "a").await;
     assert_eq!(a.release_leases().await.unwrap(), 0);
     assert!(!a.renew_lease(job, later).await.unwrap());
-    assert!(b.renew_lease(job, later + TimeDelta::minutes(2)).await.unwrap());
+    assert!(b
+        .renew_lease(job, later + TimeDelta::minutes(2))
+        .await
+        .unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,21 +233,39 @@ async fn a_singleton_runs_once_and_fails_over() {
     let b = instance(&schema, "b").await;
     let ttl = Duration::from_secs(30);
     let held = a.try_lease_singleton("poller", ttl).await.unwrap().unwrap();
-    assert!(b.try_lease_singleton("poller", ttl).await.unwrap().is_none());
+    assert!(b
+        .try_lease_singleton("poller", ttl)
+        .await
+        .unwrap()
+        .is_none());
     assert!(
-        a.try_lease_singleton("poller", ttl).await.unwrap().is_none(),
+        a.try_lease_singleton("poller", ttl)
+            .await
+            .unwrap()
+            .is_none(),
         "not even twice by its holder"
     );
-    assert_eq!(b.singleton_holder("poller").await.unwrap().as_deref(), Some("a"));
+    assert_eq!(
+        b.singleton_holder("poller").await.unwrap().as_deref(),
+        Some("a")
+    );
     // Another name is another singleton.
-    let other = b.try_lease_singleton("sweeper", ttl).await.unwrap().unwrap();
+    let other = b
+        .try_lease_singleton("sweeper", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(held.renew(ttl).await.unwrap());
     let first_token = held.token();
     held.release().await.unwrap();
 
     // Released: b takes it at once, with a higher fencing token.
     let short = Duration::from_millis(300);
-    let by_b = b.try_lease_singleton("poller", short).await.unwrap().unwrap();
+    let by_b = b
+        .try_lease_singleton("poller", short)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(by_b.token() > first_token);
     // b stops renewing (as if it died): after the ttl a takes over and
     // b's renewal fails.
@@ -254,5 +275,8 @@ async fn a_singleton_runs_once_and_fails_over() {
     assert!(!by_b.renew(ttl).await.unwrap(), "the lease was lost");
     drop(by_b);
     other.release().await.unwrap();
-    assert_eq!(a.singleton_holder("poller").await.unwrap().as_deref(), Some("a"));
+    assert_eq!(
+        a.singleton_holder("poller").await.unwrap().as_deref(),
+        Some("a")
+    );
 }

@@ -213,7 +213,6 @@ async fn corrupt_records_are_reported_not_panicked() {
     assert!(!ran, "the closure never sees a corrupt record");
 }
 
-
 const CRASH_CHILD: &str = "DREHSCHEIBE_STORE_CRASH_CHILD";
 
 /// A child process accepts messages, reports each id once `accept` has
@@ -283,7 +282,6 @@ fn crash_child(dir: &std::path::Path) -> ! {
     });
     std::process::abort()
 }
-
 
 /// A crash between staging and the end of the request leaves markers; the
 /// start-up sweep removes the blobs no stored message references and

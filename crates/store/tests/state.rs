@@ -12,10 +12,6 @@ fn open(dir: &std::path::Path) -> Arc<dyn Store> {
     Arc::new(SledStore::open(dir).unwrap())
 }
 
-
-
-
-
 #[tokio::test]
 async fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,4 +26,3 @@ async fn state_survives_reopen() {
     let s = StateSpace::new(store, "durable").unwrap();
     assert_eq!(s.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
-
