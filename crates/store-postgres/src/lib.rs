@@ -1,4 +1,4 @@
-//! [`PgStore`] and [`PgBlobStore`]: the hub's [`Store`] and
+//! [`PgStore`] and [`PgBlobStore`]: the hub's [`Store`](drehscheibe_store::Store) and
 //! [`BlobStore`](drehscheibe_model::BlobStore) on PostgreSQL 15+, for
 //! deployments where several hub instances share one database (ADR 0016).
 //!
@@ -59,8 +59,8 @@
 //!
 //! Durability is PostgreSQL's: a method returns after `COMMIT`, and every
 //! connection sets `synchronous_commit = on` whatever the server default
-//! is. [`Store::flush`] has nothing left to do, and
-//! [`Store::collect_value_log`] keeps its default: purged payloads are
+//! is. [`Store::flush`](drehscheibe_store::Store::flush) has nothing left to do, and
+//! [`Store::collect_value_log`](drehscheibe_store::Store::collect_value_log) keeps its default: purged payloads are
 //! dead tuples that autovacuum reclaims.
 //!
 //! # Several instances, one database
@@ -68,11 +68,11 @@
 //! Each [`PgStore`] has an *instance id* ([`PgOptions::instance_id`]).
 //! Leases are rows in the database, not process memory:
 //!
-//! * [`Store::claim_due`] leases due jobs with `FOR UPDATE SKIP LOCKED`:
+//! * [`Store::claim_due`](drehscheibe_store::Store::claim_due) leases due jobs with `FOR UPDATE SKIP LOCKED`:
 //!   two instances claiming at once never get the same job, and neither
 //!   waits for the other.
-//! * [`Store::renew_lease`] moves a lease only while this instance holds
-//!   it; [`Store::release_leases`] frees only this instance's leases (at
+//! * [`Store::renew_lease`](drehscheibe_store::Store::renew_lease) moves a lease only while this instance holds
+//!   it; [`Store::release_leases`](drehscheibe_store::Store::release_leases) frees only this instance's leases (at
 //!   start and shutdown), never another live instance's.
 //! * An instance that dies keeps its leases until they expire; then
 //!   any instance claims the jobs. An instance restarted with the *same*
@@ -88,7 +88,7 @@
 //! `LISTEN` connection of its own drives (reconnecting after a loss; a
 //! reconnect wakes everybody too, since notifications may have been
 //! missed). A wake-up is a hint: workers still ask
-//! [`Store::claim_due`] and still sleep until [`Store::next_due`] at most.
+//! [`Store::claim_due`](drehscheibe_store::Store::claim_due) and still sleep until [`Store::next_due`](drehscheibe_store::Store::next_due) at most.
 //!
 //! [`PgStore::try_lease_singleton`] elects one instance for hub-wide
 //! singletons (pollers) with a lease row, not a session advisory lock: an
@@ -105,7 +105,7 @@
 //! a little later if the server does not answer at all). The error is
 //! [`StoreError::Backend`]. Broken connections are dropped from the pool
 //! and new ones made on demand, so the store recovers by itself when the
-//! database is back; [`Store::ready`] checks that it answers and is not a
+//! database is back; [`Store::ready`](drehscheibe_store::Store::ready) checks that it answers and is not a
 //! read-only standby.
 //!
 //! # TLS
