@@ -280,3 +280,77 @@ async fn a_singleton_runs_once_and_fails_over() {
         Some("a")
     );
 }
+
+/// An instance that crashed mid-request leaves a staging hold and an
+/// unfinished upload; the sweep of another instance removes both, and
+/// keeps a staged blob that a stored message references.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_cleans_up_after_a_crashed_instance() {
+    use drehscheibe_model::BlobStore;
+    use drehscheibe_store::contract::{accept_with, stage_bytes};
+    use drehscheibe_store_postgres::PgBlobStore;
+
+    let schema = TestSchema::new().await;
+    let (orphan, referenced) = {
+        let crashed = instance(&schema, "crashed").await;
+        let blobs = PgBlobStore::new(&crashed);
+        let orphan = stage_bytes(&blobs, b"orphan").await;
+        let referenced = stage_bytes(&blobs, b"in a message").await;
+        accept_with(&crashed, b"<a/>", None, std::slice::from_ref(&referenced)).await;
+        // An upload that never finished (the process died mid-stream).
+        let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {0}.drehscheibe_blob_uploads (upload_id, instance) \
+                 VALUES ('{1}', 'crashed'); \
+                 INSERT INTO {0}.drehscheibe_blob_chunks (upload_id, seq, data) \
+                 VALUES ('{1}', 0, '\\x00')",
+                schema.name,
+                uuid::Uuid::now_v7()
+            ))
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        (orphan, referenced)
+        // Neither staging ends: the instance "crashed".
+    };
+    let survivor = instance(&schema, "survivor").await;
+    let blobs = PgBlobStore::new(&survivor);
+    // A cut-off before the stagings touches nothing.
+    let long_ago = Utc::now() - TimeDelta::hours(1);
+    assert_eq!(blobs.sweep(&survivor, long_ago).await.unwrap(), 0);
+    assert!(blobs.contains(&orphan).await.unwrap());
+
+    let later = Utc::now() + TimeDelta::minutes(1);
+    assert_eq!(blobs.sweep(&survivor, later).await.unwrap(), 1);
+    assert!(!blobs.contains(&orphan).await.unwrap());
+    assert!(blobs.contains(&referenced).await.unwrap());
+    assert_eq!(blobs.sweep(&survivor, later).await.unwrap(), 0);
+    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let unfinished: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {0}.drehscheibe_blob_uploads u WHERE NOT EXISTS \
+                 (SELECT 1 FROM {0}.drehscheibe_blobs b WHERE b.upload_id = u.upload_id)",
+                schema.name
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unfinished, 0, "the unfinished upload is gone");
+    drop(client);
+    let _ = driver.await;
+    // The content can be staged and discarded normally again.
+    let again = stage_bytes(&blobs, b"orphan").await;
+    blobs.discard_staged(&again).await.unwrap();
+    assert!(!blobs.contains(&again).await.unwrap());
+}
