@@ -15,6 +15,8 @@
 //! for the disk (a multi-node store keeps them in the database instead).
 
 mod blobs;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod retention;
 mod sled_store;
 pub mod state;
