@@ -48,11 +48,97 @@ pub fn order(kommune: &str, leistung: &str, pad: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The store the suite runs against: `DREHSCHEIBE_TEST_STORE` = `sled`
+/// (the default) or `postgres` (then `DREHSCHEIBE_TEST_PG_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test`, names the database; every
+/// [`TestConfig`] gets a schema of its own there, dropped with it). The
+/// README's test command runs the suite once with each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sled,
+    Postgres,
+}
+
+impl StoreKind {
+    /// The store chosen for this run (panics on an unknown value: a typo
+    /// must not quietly test sled twice).
+    pub fn from_env() -> Self {
+        match std::env::var("DREHSCHEIBE_TEST_STORE").as_deref() {
+            Err(_) | Ok("") | Ok("sled") => StoreKind::Sled,
+            Ok("postgres") => StoreKind::Postgres,
+            Ok(other) => {
+                panic!("DREHSCHEIBE_TEST_STORE={other:?}: expected \"sled\" or \"postgres\"")
+            }
+        }
+    }
+}
+
+/// The PostgreSQL database of a `postgres` run.
+pub fn test_pg_url() -> String {
+    std::env::var("DREHSCHEIBE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A fresh schema name for one test configuration.
+fn fresh_schema() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("suite_{}_{n}_{nanos}", std::process::id())
+}
+
+/// The `[store]` section for `kind` (empty for sled, the default) and the
+/// schema it uses.
+fn store_section(kind: StoreKind) -> (String, Option<String>) {
+    match kind {
+        StoreKind::Sled => (String::new(), None),
+        StoreKind::Postgres => {
+            let schema = fresh_schema();
+            (
+                format!(
+                    "[store]\ntype = \"postgres\"\nurl = {{ value = \"{}\" }}\nschema = \"{schema}\"\npool_size = 8\n",
+                    test_pg_url()
+                ),
+                Some(schema),
+            )
+        }
+    }
+}
+
 /// A hub configuration in a temporary directory: main file, tenant files,
 /// data directory, drop and inbox folders.
 pub struct TestConfig {
     pub dir: tempfile::TempDir,
     pub main: PathBuf,
+    /// The store this configuration uses.
+    pub store: StoreKind,
+    /// Its PostgreSQL schema (dropped when the configuration is).
+    pub pg_schema: Option<String>,
+}
+
+impl Drop for TestConfig {
+    fn drop(&mut self) {
+        if let Some(schema) = self.pg_schema.take() {
+            let url = test_pg_url();
+            // Own thread and runtime: drop may run inside a test's runtime.
+            let done = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(drehscheibe_store_postgres::drop_schema(&url, &schema))
+                    .ok()
+            })
+            .join();
+            if !matches!(done, Ok(Some(()))) {
+                eprintln!("note: could not drop a test schema (left in the test database)");
+            }
+        }
+    }
 }
 
 impl TestConfig {
@@ -71,6 +157,20 @@ impl TestConfig {
         depot: &Path,
         tenants: &[(&str, String)],
     ) -> Self {
+        Self::write_full(listen, server_extra, depot, tenants, StoreKind::from_env())
+    }
+
+    /// As [`TestConfig::write_with_depot`] on a given store (for the few
+    /// tests about one store's own behaviour, like a full data volume
+    /// under the embedded store).
+    pub fn write_full(
+        listen: &str,
+        server_extra: &str,
+        depot: &Path,
+        tenants: &[(&str, String)],
+        store: StoreKind,
+    ) -> Self {
+        let (store_text, pg_schema) = store_section(store);
         let dir = tempfile::tempdir().unwrap();
         let main = dir.path().join("hub.toml");
         std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
@@ -108,6 +208,7 @@ channels = ["portal"]
 secret = {{ value = "{OPERATOR}" }}
 role = "operator"
 
+{store_text}
 "#,
             depot = depot.display()
         );
@@ -123,7 +224,12 @@ role = "operator"
         for (stem, t) in tenants {
             std::fs::write(dir.path().join("tenants").join(format!("{stem}.toml")), t).unwrap();
         }
-        Self { dir, main }
+        Self {
+            dir,
+            main,
+            store,
+            pg_schema,
+        }
     }
 
     /// A path inside the configuration directory.

@@ -110,6 +110,11 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Store tools: apply the PostgreSQL store's schema migrations.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// Rule author's tools: run rule tests, publish and list rule packages.
     Rules {
         #[command(subcommand)]
@@ -198,6 +203,18 @@ enum MessagesAction {
         /// contradicts; the audit trail records it.
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Apply the pending schema migrations of the configured `[store]`
+    /// (PostgreSQL) and list what was applied; the hub also applies them
+    /// at start, so this is for operators who migrate before a rollout.
+    Migrate {
+        /// The hub configuration naming the store.
+        #[arg(long, default_value = "config/drehscheibe.toml")]
+        config: PathBuf,
     },
 }
 
@@ -347,6 +364,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store {
+            action: StoreAction::Migrate { config },
+        } => {
+            let (config, _, _) = runtime::load(&config)?;
+            let applied = runtime::migrate(&config).await?;
+            if applied.is_empty() {
+                println!("store schema is current; nothing to apply");
+            } else {
+                for v in applied {
+                    println!("applied migration {v}");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {

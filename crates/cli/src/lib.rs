@@ -72,3 +72,4 @@ pub mod connectors;
 pub mod demo;
 mod ruletools;
 pub mod runtime;
+mod singleton;

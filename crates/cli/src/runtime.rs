@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use drehscheibe_config::plugin::ChannelContext;
-use drehscheibe_config::HubConfig;
+use drehscheibe_config::{HubConfig, PostgresConfig, StoreConfig};
 use drehscheibe_engine::{ConnectorRegistry, ConnectorSlot, DepotRouter, Hub, HubSettings};
 use drehscheibe_model::{BlobStore, InputAdapter, Intake};
 use drehscheibe_rules::Depot;
 use drehscheibe_store::{FsBlobStore, SledStore, Store};
+use drehscheibe_store_postgres::{PgBlobStore, PgOptions, PgStore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -134,18 +135,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let started = std::time::SystemTime::now();
     let data = &config.server.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-    let store: Arc<dyn Store> = Arc::new(
-        SledStore::open(&data.join("store"))
-            .with_context(|| format!("opening store in {}", data.display()))?,
-    );
-    let fs_blobs = FsBlobStore::open(&data.join("blobs"))
-        .with_context(|| format!("opening blob store in {}", data.display()))?;
-    // Attachments staged for requests a crash interrupted: not fatal, the
-    // next start tries again.
-    if let Err(e) = fs_blobs.sweep_staged(store.as_ref(), started).await {
-        tracing::error!(error = %e, "sweeping staged attachments failed");
-    }
-    let blobs: Arc<dyn BlobStore> = Arc::new(fs_blobs);
+    let (store, blobs) = open_store(&config, started).await?;
     let config_text = std::fs::read_to_string(&config.main_file).unwrap_or_default();
     store
         .put_config_snapshot(&config.digest, &config_text)
@@ -237,7 +227,22 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         if let Some(status) = adapter.status {
             hub.add_channel_status(ch.id.clone(), status);
         }
-        channel_tasks.extend(adapter.tasks);
+        if hub.store().is_shared() && !adapter.tasks.is_empty() {
+            // Several instances share the store: the channel's tasks run
+            // in one of them at a time (see `singleton`).
+            let leased = crate::singleton::LeasedChannel {
+                id: ch.id.clone(),
+                factory: ch.factory.clone(),
+                intake: intake.clone(),
+                store: hub.store().clone(),
+                data_dir: config.server.data_dir.clone(),
+                tokens: tokens.clone(),
+            };
+            let (first, s) = (adapter.tasks, shutdown.clone());
+            tasks.spawn(async move { leased.run(first, s).await });
+        } else {
+            channel_tasks.extend(adapter.tasks);
+        }
     }
     let s = shutdown.clone();
     tasks.spawn(async move { bound.serve(app, s).await.map_err(anyhow::Error::from) });
@@ -257,6 +262,94 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         shutdown,
         tasks,
     })
+}
+
+/// Open the configured store and its blob store (`[store]`).
+async fn open_store(
+    config: &HubConfig,
+    started: std::time::SystemTime,
+) -> Result<(Arc<dyn Store>, Arc<dyn BlobStore>)> {
+    let data = &config.server.data_dir;
+    match &config.store {
+        StoreConfig::Sled => {
+            let store: Arc<dyn Store> = Arc::new(
+                SledStore::open(&data.join("store"))
+                    .with_context(|| format!("opening store in {}", data.display()))?,
+            );
+            let fs_blobs = FsBlobStore::open(&data.join("blobs"))
+                .with_context(|| format!("opening blob store in {}", data.display()))?;
+            // Attachments staged for requests a crash interrupted: not
+            // fatal, the next start tries again.
+            if let Err(e) = fs_blobs.sweep_staged(store.as_ref(), started).await {
+                tracing::error!(error = %e, "sweeping staged attachments failed");
+            }
+            Ok((store, Arc::new(fs_blobs)))
+        }
+        StoreConfig::Postgres(pg) => {
+            let options = pg_options(config, pg);
+            let instance = options.instance_id.clone();
+            let store = PgStore::connect(pg.url.expose(), options)
+                .await
+                .with_context(|| {
+                    format!("connecting to the PostgreSQL store (schema {})", pg.schema)
+                })?;
+            tracing::info!(instance = %instance, schema = %pg.schema, "PostgreSQL store connected");
+            let blobs = PgBlobStore::new(&store);
+            let store: Arc<dyn Store> = Arc::new(store);
+            // Other instances may be streaming attachments in right now:
+            // only uploads and holds untouched for an hour are leftovers
+            // of a crash (far beyond any request's body read timeout).
+            let horizon = chrono::Utc::now() - chrono::Duration::hours(1);
+            if let Err(e) = blobs.sweep(store.as_ref(), horizon).await {
+                tracing::error!(error = %e, "sweeping staged attachments failed");
+            }
+            Ok((store, Arc::new(blobs)))
+        }
+    }
+}
+
+/// The PostgreSQL store's options from `[store]`: the instance name is
+/// the configured one, else this host's name and the listen port (stable
+/// across restarts, so a restarted instance takes its own leftover job
+/// leases back at once; port 0 gets a random name).
+fn pg_options(config: &HubConfig, pg: &PostgresConfig) -> PgOptions {
+    let instance = pg.instance.clone().unwrap_or_else(|| {
+        let port = config.server.listen.port();
+        if port == 0 {
+            format!("hub-{}", uuid::Uuid::new_v4().simple())
+        } else {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| "hub".to_owned());
+            format!("{host}:{port}")
+        }
+    });
+    let mut options = PgOptions::new(instance).with_schema(pg.schema.clone());
+    options.pool_size = pg.pool_size;
+    options.connect_timeout = pg.connect_timeout;
+    options.pool_wait_timeout = pg.connect_timeout;
+    options.statement_timeout = pg.statement_timeout;
+    options
+}
+
+/// `drehscheibe store migrate`: apply the configured store's pending
+/// schema migrations; returns their versions. The embedded store has no
+/// migrations.
+pub async fn migrate(config: &HubConfig) -> Result<Vec<i32>> {
+    match &config.store {
+        StoreConfig::Sled => {
+            bail!("the configured store is the embedded sled store, which has no schema migrations ([store] type = \"postgres\" has)")
+        }
+        StoreConfig::Postgres(pg) => {
+            let options = pg_options(config, pg);
+            drehscheibe_store_postgres::migrate_with(pg.url.expose(), &options)
+                .await
+                .context("migrating the PostgreSQL store")
+        }
+    }
 }
 
 fn route_count(config: &HubConfig) -> usize {

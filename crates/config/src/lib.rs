@@ -71,7 +71,49 @@ pub struct HubConfig {
     /// `[retention]`: what the sweeper deletes when (see
     /// [`RetentionConfig`]).
     pub retention: RetentionConfig,
+    /// `[store]`: where the hub's state lives (see [`StoreConfig`]).
+    pub store: StoreConfig,
 }
+
+/// `[store]` of the main file. `type = "sled"` (the default) keeps the
+/// state in `<data_dir>/store` of this one process; `type = "postgres"`
+/// keeps it in a PostgreSQL database that several hub instances share
+/// (ADR 0016).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreConfig {
+    /// The embedded store (one process).
+    #[default]
+    Sled,
+    /// A shared PostgreSQL database.
+    Postgres(PostgresConfig),
+}
+
+/// `[store] type = "postgres"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// Connection URL (`postgres://user@host:5432/db`), a secret like every
+    /// other (`{ env = "…" }`, `{ file = "…" }`), since it may carry a
+    /// password.
+    pub url: Secret,
+    /// Connections per instance (default 16).
+    pub pool_size: usize,
+    /// Schema holding the hub's tables (default `public`); one database
+    /// may hold several hubs (or test runs) in separate schemas.
+    pub schema: String,
+    /// This instance's name among the hub's instances, unique per
+    /// instance (default: host name and listen port). Leases of jobs and
+    /// channel tasks are held under it; a restarted instance with the same
+    /// name takes its own leftover job leases back at once.
+    pub instance: Option<String>,
+    /// Time to wait for a connection (default 5 s): a database that is
+    /// away makes requests fail with 503 after this, not hang.
+    pub connect_timeout: Duration,
+    /// Upper bound for one statement (default 30 s).
+    pub statement_timeout: Duration,
+}
+
+/// Default `[store] pool_size`.
+pub const DEFAULT_PG_POOL_SIZE: usize = 16;
 
 /// `[retention]` of the main file: the hub's retention durations and the
 /// sweeper's pace. Tenants may override the durations

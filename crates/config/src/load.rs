@@ -13,13 +13,13 @@ use crate::locate::{KeyPath, Source};
 use crate::plugin::{Checker, Plugins};
 use crate::raw::{
     AuthType, RawAuth, RawChannel, RawConnector, RawMain, RawRetention, RawRetry, RawRoute,
-    RawSecret, RawServer, RawTenant, RawToken, RoleName,
+    RawSecret, RawServer, RawStore, RawTenant, RawToken, RoleName,
 };
 use crate::{
     ags_of_ars, is_digits, ChannelConfig, ConfigError, ConfigErrors, ConnectorConfig, HttpAuth,
-    HubConfig, RetentionConfig, RetentionOverride, RetentionSpans, RetryPolicy, RouteConfig,
-    RuleSelector, RulesConfig, Secret, SecretSource, SecretString, ServerConfig, Stelle,
-    TenantConfig, TokenConfig, MAX_RETENTION_BATCH,
+    HubConfig, PostgresConfig, RetentionConfig, RetentionOverride, RetentionSpans, RetryPolicy,
+    RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource, SecretString, ServerConfig,
+    Stelle, StoreConfig, TenantConfig, TokenConfig, DEFAULT_PG_POOL_SIZE, MAX_RETENTION_BATCH,
 };
 
 /// Check an identifier (channel, token, tenant, connector, Stelle, target
@@ -223,12 +223,15 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
         let known_tenants: BTreeSet<&str> = tenant_files.iter().map(|t| t.id.as_str()).collect();
         let tokens = cx.tokens(&main_src, &m.tokens, &m.channels, &known_tenants);
         let retention = cx.retention(&main_src, m.retention.as_ref());
-        (server, rules, channels, tokens, retention)
+        let store = cx.store(&main_src, m.store.as_ref());
+        (server, rules, channels, tokens, retention, store)
     });
 
     let main_path = main_abs.clone();
     let mut errors = cx.errors;
-    if let (true, Some((server, rules, channels, tokens, retention))) = (errors.is_empty(), main) {
+    if let (true, Some((server, rules, channels, tokens, retention, store))) =
+        (errors.is_empty(), main)
+    {
         let tenants = tenant_files.into_iter().filter_map(|t| t.config).collect();
         return Ok(HubConfig {
             main_file: main_abs,
@@ -239,6 +242,7 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
             tokens,
             tenants,
             retention,
+            store,
         });
     }
     errors.sort_by(|a, b| {
@@ -432,6 +436,133 @@ impl Ctx {
             body_read_timeout,
             idle_timeout,
             tls,
+        }
+    }
+
+    /// `[store]` of the main file.
+    fn store(&mut self, src: &Source, raw: Option<&RawStore>) -> StoreConfig {
+        let kp = KeyPath::root().key("store");
+        let Some(raw) = raw else {
+            return StoreConfig::Sled;
+        };
+        let postgres_only = [
+            ("url", raw.url.is_some()),
+            ("pool_size", raw.pool_size.is_some()),
+            ("schema", raw.schema.is_some()),
+            ("instance", raw.instance.is_some()),
+            ("connect_timeout", raw.connect_timeout.is_some()),
+            ("statement_timeout", raw.statement_timeout.is_some()),
+        ];
+        match raw.kind.as_deref().unwrap_or("sled") {
+            "sled" => {
+                for (key, given) in postgres_only {
+                    if given {
+                        self.err(
+                            src,
+                            &kp.key(key),
+                            format!("`{key}` is a setting of `type = \"postgres\"`; the sled store has none"),
+                        );
+                    }
+                }
+                StoreConfig::Sled
+            }
+            "postgres" => {
+                let Some(url_raw) = &raw.url else {
+                    self.err(
+                        src,
+                        &kp,
+                        "`type = \"postgres\"` needs `url` (e.g. `url = { env = \"DREHSCHEIBE_DATABASE_URL\" }`)",
+                    );
+                    return StoreConfig::Sled;
+                };
+                let url = self.secret(src, &kp.key("url"), url_raw);
+                if let Some(u) = &url {
+                    let text = u.expose();
+                    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+                        // Never echo the URL: it may hold a password.
+                        self.err(
+                            src,
+                            &kp.key("url"),
+                            "`url` must start with `postgres://` or `postgresql://`",
+                        );
+                    }
+                }
+                let pool_size = match raw.pool_size {
+                    Some(0) => {
+                        self.err(src, &kp.key("pool_size"), "`pool_size` must be at least 1");
+                        DEFAULT_PG_POOL_SIZE
+                    }
+                    Some(n) if n > 1000 => {
+                        self.err(
+                            src,
+                            &kp.key("pool_size"),
+                            "`pool_size` must be at most 1000",
+                        );
+                        DEFAULT_PG_POOL_SIZE
+                    }
+                    Some(n) => n,
+                    None => DEFAULT_PG_POOL_SIZE,
+                };
+                let schema = raw.schema.clone().unwrap_or_else(|| "public".to_owned());
+                let schema_ok = !schema.is_empty()
+                    && schema.len() <= 63
+                    && schema
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                    && schema
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if !schema_ok {
+                    self.err(
+                        src,
+                        &kp.key("schema"),
+                        "`schema` must be a lower-case SQL identifier (a-z, 0-9, _; at most 63 characters)",
+                    );
+                }
+                if let Some(i) = &raw.instance {
+                    if let Err(m) = check_id(i) {
+                        self.err(src, &kp.key("instance"), format!("instance name {m}"));
+                    }
+                }
+                let mut timeout = |key: &str, v: Option<Duration>, d: Duration| match v {
+                    Some(t) if t.is_zero() => {
+                        self.err(src, &kp.key(key), format!("`{key}` must be greater than 0"));
+                        d
+                    }
+                    Some(t) => t,
+                    None => d,
+                };
+                let connect_timeout = timeout(
+                    "connect_timeout",
+                    raw.connect_timeout,
+                    Duration::from_secs(5),
+                );
+                let statement_timeout = timeout(
+                    "statement_timeout",
+                    raw.statement_timeout,
+                    Duration::from_secs(30),
+                );
+                match url {
+                    Some(url) => StoreConfig::Postgres(PostgresConfig {
+                        url,
+                        pool_size,
+                        schema,
+                        instance: raw.instance.clone(),
+                        connect_timeout,
+                        statement_timeout,
+                    }),
+                    None => StoreConfig::Sled,
+                }
+            }
+            other => {
+                self.err(
+                    src,
+                    &kp.key("type"),
+                    format!("unknown store type {other:?}; known: \"sled\", \"postgres\""),
+                );
+                StoreConfig::Sled
+            }
         }
     }
 

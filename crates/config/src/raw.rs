@@ -24,6 +24,23 @@ pub(crate) struct RawMain {
     #[serde(default)]
     pub tokens: BTreeMap<String, RawToken>,
     pub retention: Option<RawRetention>,
+    pub store: Option<RawStore>,
+}
+
+/// `[store]` of the main file: which store holds the hub's state.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub url: Option<RawSecret>,
+    pub pool_size: Option<usize>,
+    pub schema: Option<String>,
+    pub instance: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub statement_timeout: Option<Duration>,
 }
 
 /// `[retention]` of the main file: the hub's defaults and the sweeper.

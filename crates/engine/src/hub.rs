@@ -292,6 +292,15 @@ impl Hub {
             .clone()
             .map(|r| tokio::spawn(self.clone().retention_loop(r, shutdown.clone())));
         let max_in_flight = self.settings.max_in_flight.max(1);
+        // Work queued by another instance of a shared store (its accepts,
+        // its retries) arrives through the store's signal, not `wake`.
+        let remote_work = self.store.work_signal();
+        let remote_notified = || async {
+            match &remote_work {
+                Some(signal) => signal.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         loop {
             if shutdown.is_cancelled() {
                 break;
@@ -332,6 +341,7 @@ impl Hub {
                 }
                 tokio::select! {
                     _ = self.wake.notified() => {}
+                    _ = remote_notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                     _ = shutdown.cancelled() => break,

@@ -372,16 +372,24 @@ impl Hub {
         };
         let Some(permit) = slot.acquire().await else {
             // Endpoint saturated: push back without counting an attempt.
-            let due = Utc::now() + chrono_dur(self.settings.busy_defer);
-            self.store
-                .update(id, &mut |_: &mut MessageRecord| {
-                    Ok(Effects {
-                        schedule: vec![(job, due)],
-                        ..Effects::default()
-                    })
-                })
-                .await?;
-            return Ok(());
+            return self.defer_busy(id, job).await;
+        };
+        let limit = slot.timeout + Duration::from_secs(5);
+        // With several instances on one store, the endpoint's limit is the
+        // hub's: take one of its hub-wide slots too (held at most the
+        // attempt's time limit plus a margin, so a crash frees it).
+        let hub_slot = if self.store.is_shared() {
+            let ttl = limit + Duration::from_secs(30);
+            let max = u32::try_from(slot.max_concurrency()).unwrap_or(u32::MAX);
+            match self.store.acquire_slot(&slot.actor, max, ttl).await? {
+                Some(n) => Some(n),
+                None => {
+                    drop(permit);
+                    return self.defer_busy(id, job).await;
+                }
+            }
+        } else {
+            None
         };
 
         // No separate `delivering` write before the attempt: the record
@@ -410,7 +418,6 @@ impl Hub {
             blobs: self.blobs.clone(),
             checkpoint: Checkpoint::new(d.checkpoint.clone(), sink),
         };
-        let limit = slot.timeout + Duration::from_secs(5);
         let outcome = match tokio::time::timeout(limit, slot.connector.deliver(request)).await {
             Ok(r) => r,
             Err(_) => Err(DeliveryError::retryable(format!(
@@ -419,6 +426,12 @@ impl Hub {
             ))),
         };
         drop(permit);
+        if let Some(n) = hub_slot {
+            if let Err(e) = self.store.release_slot(&slot.actor, n).await {
+                // The slot frees itself when its time runs out.
+                tracing::warn!(error = %e, connector = %slot.actor, "releasing a hub-wide connector slot failed");
+            }
+        }
         let jitter: f64 = rand::thread_rng().gen();
         let ok = outcome.is_ok();
         let stored = self
@@ -449,6 +462,21 @@ impl Hub {
                 _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// Push a delivery back by `busy_defer` without counting an attempt
+    /// (its endpoint is saturated).
+    async fn defer_busy(&self, id: MessageId, job: Job) -> Result<(), StoreError> {
+        let due = Utc::now() + chrono_dur(self.settings.busy_defer);
+        self.store
+            .update(id, &mut |_: &mut MessageRecord| {
+                Ok(Effects {
+                    schedule: vec![(job, due)],
+                    ..Effects::default()
+                })
+            })
+            .await?;
         Ok(())
     }
 

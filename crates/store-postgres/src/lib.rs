@@ -117,6 +117,7 @@
 //! [`PgOptions::tls_ca_file`]. Use `verify-full` in production.
 
 mod blobs;
+mod coordination;
 mod migrate;
 mod notify;
 mod singleton;
@@ -129,7 +130,7 @@ use std::time::Duration;
 use drehscheibe_store::StoreError;
 
 pub use blobs::{PgBlobStore, CHUNK_BYTES};
-pub use migrate::{migrate, migrate_with, MIGRATIONS};
+pub use migrate::{drop_schema, migrate, migrate_with, MIGRATIONS};
 pub use notify::{QueueWakeups, NOTIFY_CHANNEL};
 pub use singleton::SingletonGuard;
 pub use store::PgStore;

@@ -11,11 +11,18 @@
 use crate::{check_schema, pg_config, pg_error, tls, PgError, PgOptions};
 
 /// The migrations this binary knows: `(version, name, SQL)`, ascending.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_initial",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "0002_connector_slots",
+        include_str!("../migrations/0002_connector_slots.sql"),
+    ),
+];
 
 /// The newest schema version this binary knows.
 pub(crate) fn latest() -> i32 {
@@ -141,4 +148,34 @@ pub(crate) async fn run(
     tx.commit().await.map_err(db)?;
     tracing::info!(?applied, "applied store schema migrations");
     Ok(applied)
+}
+
+/// Drop `schema` with everything in it (`DROP SCHEMA … CASCADE`): for
+/// test runs that give each hub a schema of its own, and for operators
+/// removing a hub's tables. Irreversible.
+///
+/// # Errors
+///
+/// An invalid schema name, connection and database failures.
+pub async fn drop_schema(url: &str, schema: &str) -> Result<(), PgError> {
+    check_schema(schema)?;
+    let options = PgOptions::default();
+    let config = pg_config(url, &options)?;
+    let (client, connection) = config
+        .connect(tls(url, &options)?)
+        .await
+        .map_err(|e| PgError::Connect(pg_error(&e)))?;
+    let driver = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "drop-schema connection ended");
+        }
+    });
+    // Checked identifier (see `check_schema`): safe to splice.
+    let result = client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .map_err(|e| PgError::Db(pg_error(&e)));
+    drop(client);
+    let _ = driver.await;
+    result
 }

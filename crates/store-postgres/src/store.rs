@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     wakeups: Mutex<Option<tokio::sync::watch::Receiver<u64>>>,
     /// Stops the listener when the last clone is dropped.
     cancel: CancellationToken,
+    /// [`Store::work_signal`], fed by the queue wake-ups once asked for.
+    pub(crate) work: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 impl Drop for Inner {
@@ -386,6 +388,7 @@ impl PgStore {
                 op_timeout,
                 wakeups: Mutex::new(None),
                 cancel: CancellationToken::new(),
+                work: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -1347,6 +1350,30 @@ impl Store for PgStore {
             ));
         }
         Ok(())
+    }
+
+    async fn hold_lease(&self, name: &str, ttl: Duration) -> Result<bool> {
+        self.hold_instance_lease(name, ttl).await
+    }
+
+    async fn release_lease(&self, name: &str) -> Result<()> {
+        self.release_instance_lease(name).await
+    }
+
+    async fn acquire_slot(&self, key: &str, limit: u32, ttl: Duration) -> Result<Option<u32>> {
+        self.take_slot(key, limit, ttl).await
+    }
+
+    async fn release_slot(&self, key: &str, slot: u32) -> Result<()> {
+        self.give_back_slot(key, slot).await
+    }
+
+    fn work_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.work_notify())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 }
 

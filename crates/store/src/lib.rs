@@ -365,4 +365,66 @@ pub trait Store: Send + Sync {
     async fn ready(&self) -> Result<()> {
         self.queue_stats(Utc::now()).await.map(|_| ())
     }
+
+    // -- Hub-wide coordination -------------------------------------------
+    //
+    // Several hub instances on one shared store are one hub (ADR 0016).
+    // The store is where they agree on what must happen once per hub.
+    // The defaults describe a store that only one process can open (the
+    // embedded sled store): that process is the whole hub, so it holds
+    // every lease and every slot, and its own in-process signals suffice.
+
+    /// Take or renew the hub-wide lease `name` (e.g. the poller of a
+    /// channel, which must run once per hub, not once per instance) for
+    /// this instance until `ttl` from now. `Ok(true)`: this instance holds
+    /// it now; `Ok(false)`: another live instance does. A holder that
+    /// stops renewing (crash, lost database) loses the lease when `ttl`
+    /// runs out, and another instance takes over.
+    async fn hold_lease(&self, name: &str, ttl: std::time::Duration) -> Result<bool> {
+        let _ = (name, ttl);
+        Ok(true)
+    }
+
+    /// Give up the lease `name` if this instance holds it (at shutdown,
+    /// so another instance need not wait for the expiry).
+    async fn release_lease(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Ok(())
+    }
+
+    /// Take one of `limit` hub-wide slots of `key` (a connector's
+    /// concurrency limit holds for the hub, not per instance) until `ttl`
+    /// from now. `Ok(None)`: all slots are taken. The caller gives the slot
+    /// back with [`Store::release_slot`]; a crashed holder's slot frees
+    /// itself when `ttl` runs out. The default grants every request: one
+    /// process enforces its limits in memory.
+    async fn acquire_slot(
+        &self,
+        key: &str,
+        limit: u32,
+        ttl: std::time::Duration,
+    ) -> Result<Option<u32>> {
+        let _ = (key, limit, ttl);
+        Ok(Some(0))
+    }
+
+    /// Give back a slot taken with [`Store::acquire_slot`].
+    async fn release_slot(&self, key: &str, slot: u32) -> Result<()> {
+        let _ = (key, slot);
+        Ok(())
+    }
+
+    /// Notified when another instance queued work (so an idle dispatcher
+    /// wakes instead of polling); `None` when only this process can queue
+    /// work (its own wake-ups suffice).
+    fn work_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
+    /// Whether several processes may share this store (then channel tasks
+    /// run under [`Store::hold_lease`] and connector limits go through
+    /// [`Store::acquire_slot`]).
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
