@@ -28,85 +28,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use drehscheibe_suite::bench::{
-    counting_receiver, disk_bytes, env_usize, ms, peak_rss_mib, percentile,
+    counting_receiver, disk_bytes, env_usize, load, ms, peak_rss_mib, percentile, wait_for,
 };
 use drehscheibe_suite::{
     free_port, http_tenant, order, repo_root, Api, HubProcess, TestConfig, SENDER,
 };
 
 const LEISTUNG: &str = "99050012104000";
-
-struct Load {
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-/// POST `n` copies of `body` to `url` with `concurrency` workers.
-async fn load(
-    url: String,
-    token: Option<&str>,
-    body: Vec<u8>,
-    n: usize,
-    concurrency: usize,
-) -> Load {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
-    let body = bytes::Bytes::from(body);
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (http, url, body, next) = (http.clone(), url.clone(), body.clone(), next.clone());
-        let token = token.map(str::to_owned);
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while next.fetch_add(1, Ordering::SeqCst) < n as u64 {
-                let t = Instant::now();
-                let mut r = http
-                    .post(&url)
-                    .header("content-type", "application/xml")
-                    .body(body.clone());
-                if let Some(tok) = &token {
-                    r = r.bearer_auth(tok);
-                }
-                let resp = r.send().await.expect("request");
-                assert!(resp.status().is_success(), "status {}", resp.status());
-                let _ = resp.bytes().await;
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut latencies = Vec::with_capacity(n);
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    latencies.sort();
-    Load {
-        elapsed: start.elapsed(),
-        latencies,
-    }
-}
-
-async fn wait_for(counter: &AtomicU64, n: u64, timeout: Duration) -> Duration {
-    let start = Instant::now();
-    while counter.load(Ordering::SeqCst) < n {
-        assert!(
-            start.elapsed() < timeout,
-            "only {} of {n} delivered",
-            counter.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    start.elapsed()
-}
 
 /// Scenario 2c: the shipped Gewerbemeldung rule end to end.
 async fn gewerbe(n: usize, concurrency: usize) {

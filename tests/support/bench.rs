@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -91,4 +91,75 @@ pub fn disk_bytes(dir: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+/// What a load run measured.
+pub struct Load {
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Latency of every request, sorted.
+    pub latencies: Vec<Duration>,
+}
+
+/// POST `n` copies of `body` to `url` with `concurrency` workers.
+pub async fn load(
+    url: String,
+    token: Option<&str>,
+    body: Vec<u8>,
+    n: usize,
+    concurrency: usize,
+) -> Load {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let body = bytes::Bytes::from(body);
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, body, next) = (http.clone(), url.clone(), body.clone(), next.clone());
+        let token = token.map(str::to_owned);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while next.fetch_add(1, Ordering::SeqCst) < n as u64 {
+                let t = Instant::now();
+                let mut r = http
+                    .post(&url)
+                    .header("content-type", "application/xml")
+                    .body(body.clone());
+                if let Some(tok) = &token {
+                    r = r.bearer_auth(tok);
+                }
+                let resp = r.send().await.expect("request");
+                assert!(resp.status().is_success(), "status {}", resp.status());
+                let _ = resp.bytes().await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    latencies.sort();
+    Load {
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+/// Wait until `counter` reaches `n` (panics after `timeout`); returns the wait.
+pub async fn wait_for(counter: &AtomicU64, n: u64, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    while counter.load(Ordering::SeqCst) < n {
+        assert!(
+            start.elapsed() < timeout,
+            "only {} of {n} delivered",
+            counter.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
 }

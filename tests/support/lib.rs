@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod bench;
+pub mod pg_cluster;
 pub mod receiver;
 
 use std::net::SocketAddr;
@@ -170,7 +171,46 @@ impl TestConfig {
         tenants: &[(&str, String)],
         store: StoreKind,
     ) -> Self {
-        let (store_text, pg_schema) = store_section(store);
+        Self::write_on(listen, server_extra, depot, tenants, store_section(store))
+    }
+
+    /// As [`TestConfig::write_full`] on the PostgreSQL database at `url`
+    /// (e.g. a test's own server), with `store_extra` lines in `[store]`.
+    pub fn write_postgres(
+        listen: &str,
+        server_extra: &str,
+        tenants: &[(&str, String)],
+        url: &str,
+        store_extra: &str,
+    ) -> Self {
+        let schema = fresh_schema();
+        let text = format!(
+            "[store]\ntype = \"postgres\"\nurl = {{ value = \"{url}\" }}\nschema = \"{schema}\"\npool_size = 8\n{store_extra}\n"
+        );
+        let mut cfg = Self::write_on(
+            listen,
+            server_extra,
+            &fixture_rules(),
+            tenants,
+            (text, None),
+        );
+        // The schema lives in the test's own database server: dropped with it.
+        cfg.pg_schema = None;
+        cfg
+    }
+
+    fn write_on(
+        listen: &str,
+        server_extra: &str,
+        depot: &Path,
+        tenants: &[(&str, String)],
+        (store_text, pg_schema): (String, Option<String>),
+    ) -> Self {
+        let store = if store_text.is_empty() {
+            StoreKind::Sled
+        } else {
+            StoreKind::Postgres
+        };
         let dir = tempfile::tempdir().unwrap();
         let main = dir.path().join("hub.toml");
         std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
@@ -466,14 +506,28 @@ impl HubProcess {
     /// Start `drehscheibe serve --config main` listening on `addr` and wait
     /// until `/readyz` answers 200. Logs go to `log` (appended).
     pub async fn spawn(main: &Path, addr: SocketAddr, log: &Path) -> Self {
+        Self::spawn_with(main, addr, log, false).await
+    }
+
+    /// As [`HubProcess::spawn`], listening on `addr` whatever the
+    /// configuration says (`--listen`): a second instance of the same hub
+    /// configuration.
+    pub async fn spawn_instance(main: &Path, addr: SocketAddr, log: &Path) -> Self {
+        Self::spawn_with(main, addr, log, true).await
+    }
+
+    async fn spawn_with(main: &Path, addr: SocketAddr, log: &Path, listen: bool) -> Self {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
-        let child = Command::new(drehscheibe_bin())
-            .args(["serve", "--config"])
-            .arg(main)
+        let mut cmd = Command::new(drehscheibe_bin());
+        cmd.args(["serve", "--config"]).arg(main);
+        if listen {
+            cmd.arg("--listen").arg(addr.to_string());
+        }
+        let child = cmd
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())

@@ -172,6 +172,17 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         retention: drehscheibe_engine::RetentionSettings::from_config(&config),
         ..HubSettings::default()
     };
+    // On a shared store a claim can be committed while its answer is lost
+    // (the database restarts mid-call): the job then waits for its lease
+    // to expire. Short leases, renewed while the work runs, bound that.
+    let settings = if store.is_shared() {
+        HubSettings {
+            lease: SHARED_STORE_LEASE,
+            ..settings
+        }
+    } else {
+        settings
+    };
     let hub = Hub::new(store, blobs, router, connectors, settings);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -263,6 +274,9 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         tasks,
     })
 }
+
+/// Job lease on a store several instances share (see `start_with`).
+const SHARED_STORE_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Open the configured store and its blob store (`[store]`).
 async fn open_store(

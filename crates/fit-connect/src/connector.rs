@@ -68,6 +68,12 @@ use crate::client::{
 use crate::jose::{self, RsaPublicJwk};
 use crate::set::{self, EVENT_BASE as EVENT_PREFIX};
 
+/// Further looks at the case log before a resumed delivery takes an
+/// earlier submit for lost (see `deliver`).
+const RESUME_LOOKS: u32 = 3;
+/// Pause between those looks.
+const RESUME_PAUSE: Duration = Duration::from_millis(700);
+
 /// `$schema` of the metadata the connector writes.
 pub const METADATA_SCHEMA: &str =
     "https://schema.fitko.de/fit-connect/metadata/1.0.0/metadata.schema.json";
@@ -785,7 +791,19 @@ impl Connector for FitConnectConnector {
             })
             .transpose()?;
         if let Some(sent) = earlier {
-            if self.submit_arrived(&sent).await? {
+            // A submit the Zustelldienst is still working on (it has the
+            // request, its case log does not show it yet) must not be
+            // taken for a lost one: look again a few times before
+            // submitting anew.
+            let mut arrived = self.submit_arrived(&sent).await?;
+            for _ in 0..RESUME_LOOKS {
+                if arrived {
+                    break;
+                }
+                tokio::time::sleep(RESUME_PAUSE).await;
+                arrived = self.submit_arrived(&sent).await?;
+            }
+            if arrived {
                 tracing::info!(submission = %sent.submission_id, case = %sent.case_id, "resuming: the earlier submit arrived; following its case");
                 return self.follow(&sent, deadline).await;
             }

@@ -50,10 +50,13 @@
 //!   against it while the row is locked (so no optimistic retry is
 //!   needed), and record, audit, outputs and queue changes are written in
 //!   the same transaction. A closure that changes nothing writes nothing.
-//! * `state_commit`: a `SERIALIZABLE` transaction that compares the
-//!   expected values and writes; a serialization failure is a conflict
-//!   (`Ok(false)` after a few internal attempts), so expectations on
-//!   *absent* keys are as safe as on present ones.
+//! * `state_commit`: a read-committed transaction that first takes a
+//!   transaction-scoped advisory lock per key it reads or writes (in
+//!   ascending order), then compares the expected values and writes.
+//!   Commits sharing a key run one after the other, so expectations on
+//!   *absent* keys are as safe as on present ones; commits on other keys
+//!   never wait for each other. (`SERIALIZABLE` was tried first: its
+//!   page-level predicate locks made unrelated keys conflict.)
 //! * Transactions that fail on a deadlock or serialization failure are
 //!   run again (a few times) before the error is returned.
 //!

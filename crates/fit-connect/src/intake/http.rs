@@ -452,7 +452,18 @@ async fn submit_submission(
     .map_err(|e| FitProblem::new(413, "payload-too-large", format!("submit body: {e}")))?;
     let body: SubmitSubmission = serde_json::from_slice(&body)
         .map_err(|e| FitProblem::bad_request(format!("invalid submit request: {e}")))?;
-    let created = super::submit::submit(&intake, &client, id, body, remote).await?;
+    // Once the hub holds the message, the submission's record and its
+    // `submit-submission` event must be written too. A client that hangs
+    // up drops this handler's future; the work runs as a task of its own
+    // so a disconnect cannot stop it half way (the submission would stay
+    // `announced` while the hub routes its message, and a resuming client
+    // would submit again).
+    let created =
+        tokio::spawn(
+            async move { super::submit::submit(&intake, &client, id, body, remote).await },
+        )
+        .await
+        .map_err(|e| FitProblem::internal(format!("the submit task failed: {e}")))??;
     Ok(Json(created))
 }
 

@@ -99,33 +99,39 @@ pub(super) async fn submit(
         .ok_or_else(|| FitProblem::internal("destination vanished from the configuration"))?
         .clone();
     match check(intake, &record, &dest, &body).await {
-        Ok(checked) => match hand_over(intake, &record, &dest, remote, checked).await {
-            Ok((message_id, tags)) => {
-                record.state = SubmissionState::Submitted;
-                record.message_id = Some(message_id.clone());
-                record.auth_tags = Some(tags.clone());
-                record.updated_at = Utc::now();
-                let token = set::create_set(
-                    shared.issuer(),
-                    record.submission_id,
-                    record.case_id,
-                    set::SUBMIT_SUBMISSION,
-                    tags,
-                    &shared.settings.signing_key,
-                )
-                .map_err(|e| FitProblem::internal(format!("signing the event: {e}")))?;
-                shared
-                    .state
-                    .commit(&record, &token, Some(&message_id))
-                    .await
-                    .map_err(super::http::store_problem)?;
-                remove_uploads(intake, id).await;
-                tracing::info!(submission = %id, case = %record.case_id, message = %message_id, "fit-connect submission handed to the hub");
-                Ok(created)
+        Ok(checked) => {
+            // The event is signed before the hub gets the message: between
+            // the hand-over and the commit below, a sender that resumes
+            // sees no `submit-submission` yet, so that window is kept to
+            // the commit alone (an RSA signature is not instant).
+            let token = set::create_set(
+                shared.issuer(),
+                record.submission_id,
+                record.case_id,
+                set::SUBMIT_SUBMISSION,
+                checked.tags.clone(),
+                &shared.settings.signing_key,
+            )
+            .map_err(|e| FitProblem::internal(format!("signing the event: {e}")))?;
+            match hand_over(intake, &record, &dest, remote, checked).await {
+                Ok((message_id, tags)) => {
+                    record.state = SubmissionState::Submitted;
+                    record.message_id = Some(message_id.clone());
+                    record.auth_tags = Some(tags);
+                    record.updated_at = Utc::now();
+                    shared
+                        .state
+                        .commit(&record, &token, Some(&message_id))
+                        .await
+                        .map_err(super::http::store_problem)?;
+                    remove_uploads(intake, id).await;
+                    tracing::info!(submission = %id, case = %record.case_id, message = %message_id, "fit-connect submission handed to the hub");
+                    Ok(created)
+                }
+                Err(Failure::Transient(p)) => Err(p),
+                Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
             }
-            Err(Failure::Transient(p)) => Err(p),
-            Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
-        },
+        }
         Err(Failure::Transient(p)) => Err(p),
         Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
     }
