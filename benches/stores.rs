@@ -10,6 +10,8 @@
 //! delivers it.
 //!
 //! Peers measured in the same run:
+//! - the disk's `write` + `fdatasync` rate of 1 KiB blocks (one thread):
+//!   the physical reference of durable acknowledgements;
 //! - `pgbench -b simple-update` on its own database of the same server
 //!   (32 clients, 2 threads): what the database does with small
 //!   durable transactions on this machine;
@@ -144,6 +146,24 @@ fn pgbench(seconds: usize, clients: usize) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The disk's durable small-write rate: 1 KiB appended and `fdatasync`ed
+/// in a loop for `span` (the physical bound of a store that commits each
+/// write alone; group commit shares one sync among many).
+fn fsync_rate(span: Duration) -> f64 {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir_in(repo_root().join("target")).unwrap();
+    let mut f = std::fs::File::create(dir.path().join("probe")).unwrap();
+    let block = [0x5au8; 1024];
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < span {
+        f.write_all(&block).unwrap();
+        f.sync_data().unwrap();
+        n += 1;
+    }
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
 struct Case {
     name: &'static str,
     body: Vec<u8>,
@@ -227,6 +247,10 @@ async fn main() {
         println!(
             "pgbench  : {tps:>8.0} tps simple-update ({concurrency} clients, {secs} s, scale 10)"
         );
+    }
+    if is_bench {
+        let rate = fsync_rate(Duration::from_secs(3));
+        println!("fsync    : {rate:>8.0} write+fdatasync/s of 1 KiB (this disk, one thread)");
     }
     let (raddr, delivered, _) = counting_receiver().await;
     {

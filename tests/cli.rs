@@ -205,3 +205,59 @@ fn the_shipped_rule_depot_passes_its_own_tests() {
         "the shipped packages carry their cases: {stdout}"
     );
 }
+
+#[test]
+fn store_migrate_applies_the_postgres_schema_once_and_refuses_sled() {
+    let cfg = drehscheibe_suite::TestConfig::write_full(
+        "127.0.0.1:0",
+        "",
+        &drehscheibe_suite::fixture_rules(),
+        &[],
+        drehscheibe_suite::StoreKind::Postgres,
+    );
+    let run = || {
+        let out = Command::new(drehscheibe_bin())
+            .args(["store", "migrate", "--config"])
+            .arg(&cfg.main)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, first, err) = run();
+    assert!(ok, "{first}{err}");
+    let applied: Vec<&str> = first.lines().collect();
+    assert_eq!(
+        applied,
+        drehscheibe_store_postgres::MIGRATIONS
+            .iter()
+            .map(|(v, _, _)| format!("applied migration {v}"))
+            .collect::<Vec<_>>(),
+        "{first}"
+    );
+    let (ok, again, err) = run();
+    assert!(ok, "{again}{err}");
+    assert_eq!(again.trim(), "store schema is current; nothing to apply");
+
+    let sled = drehscheibe_suite::TestConfig::write_full(
+        "127.0.0.1:0",
+        "",
+        &drehscheibe_suite::fixture_rules(),
+        &[],
+        drehscheibe_suite::StoreKind::Sled,
+    );
+    let out = Command::new(drehscheibe_bin())
+        .args(["store", "migrate", "--config"])
+        .arg(&sled.main)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no schema migrations"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

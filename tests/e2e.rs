@@ -79,6 +79,14 @@ async fn delivers_byte_exact_with_audit_trail_and_metrics() {
         .unwrap_or_else(|| panic!("no transition to routed in {:#}", view["audit"]));
     assert_eq!(routed["rule"]["id"], "testorder");
     assert_eq!(routed["rule"]["version"], "1.0.0");
+    // … and the configuration that routed it (its digest's first 12 hex
+    // digits: several versions route side by side in a rolling restart).
+    let detail = routed["detail"].as_str().unwrap_or("");
+    let digest = detail
+        .split("configuration ")
+        .nth(1)
+        .map(|d| d.chars().take_while(char::is_ascii_hexdigit).count());
+    assert_eq!(digest, Some(12), "routed detail: {detail}");
     assert!(view["audit"]
         .as_array()
         .unwrap()

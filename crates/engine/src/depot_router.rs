@@ -187,6 +187,13 @@ impl RoutingPolicy for DepotRouter {
         if recognised != rule {
             notes.push(format!("recognised by {recognised}"));
         }
+        // Which configuration routed it: during a rolling restart several
+        // versions route side by side (the text is the store's config
+        // snapshot under this digest).
+        notes.push(format!(
+            "configuration {}",
+            self.config.digest.get(..12).unwrap_or(&self.config.digest)
+        ));
         Ok(RoutePlan {
             tenant: resolved.tenant.id.clone(),
             requested_by: resolved

@@ -379,9 +379,7 @@ impl Hub {
         // hub's: take one of its hub-wide slots too (held at most the
         // attempt's time limit plus a margin, so a crash frees it).
         let hub_slot = if self.store.is_shared() {
-            let ttl = limit + Duration::from_secs(30);
-            let max = u32::try_from(slot.max_concurrency()).unwrap_or(u32::MAX);
-            match self.store.acquire_slot(&slot.actor, max, ttl).await? {
+            match self.hub_slot(&slot, limit).await? {
                 Some(n) => Some(n),
                 None => {
                     drop(permit);
@@ -425,13 +423,15 @@ impl Hub {
                 limit.as_secs()
             ))),
         };
-        drop(permit);
+        // The hub-wide slot goes back before the local permit: the next
+        // local delivery takes the permit and then asks for a slot.
         if let Some(n) = hub_slot {
             if let Err(e) = self.store.release_slot(&slot.actor, n).await {
                 // The slot frees itself when its time runs out.
                 tracing::warn!(error = %e, connector = %slot.actor, "releasing a hub-wide connector slot failed");
             }
         }
+        drop(permit);
         let jitter: f64 = rand::thread_rng().gen();
         let ok = outcome.is_ok();
         let stored = self
@@ -463,6 +463,31 @@ impl Hub {
             }
         }
         Ok(())
+    }
+
+    /// One of the endpoint's hub-wide slots (several instances share the
+    /// store), waiting up to `busy_defer` for one to come free (other
+    /// instances' deliveries to the endpoint end all the time); `None`
+    /// after that: the caller defers the job.
+    async fn hub_slot(
+        &self,
+        slot: &crate::connectors::ConnectorSlot,
+        limit: Duration,
+    ) -> Result<Option<u32>, StoreError> {
+        let ttl = limit + Duration::from_secs(30);
+        let max = u32::try_from(slot.max_concurrency()).unwrap_or(u32::MAX);
+        let give_up = std::time::Instant::now() + self.settings.busy_defer;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if let Some(n) = self.store.acquire_slot(&slot.actor, max, ttl).await? {
+                return Ok(Some(n));
+            }
+            if std::time::Instant::now() + pause > give_up {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 
     /// Push a delivery back by `busy_defer` without counting an attempt
