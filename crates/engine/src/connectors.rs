@@ -22,6 +22,9 @@ pub struct ConnectorSlot {
     permits: Arc<Semaphore>,
     max_concurrency: usize,
     waiting: AtomicUsize,
+    /// Deliveries deferred since the endpoint last had room (see
+    /// [`ConnectorSlot::busy_factor`]).
+    deferred: AtomicUsize,
 }
 
 impl ConnectorSlot {
@@ -45,6 +48,7 @@ impl ConnectorSlot {
             permits: Arc::new(Semaphore::new(max_concurrency)),
             max_concurrency,
             waiting: AtomicUsize::new(0),
+            deferred: AtomicUsize::new(0),
         }
     }
 
@@ -57,6 +61,8 @@ impl ConnectorSlot {
     /// the job so that one slow endpoint cannot hold the workers of all.
     pub(crate) async fn acquire(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            // Room without waiting: the endpoint is not saturated.
+            self.deferred.store(0, Ordering::Relaxed);
             return Some(p);
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_concurrency {
@@ -66,6 +72,20 @@ impl ConnectorSlot {
         let permit = self.permits.clone().acquire_owned().await.ok();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         permit
+    }
+}
+
+impl ConnectorSlot {
+    /// How many `busy_defer`s a delivery deferred now waits: 1 for the
+    /// first `max_concurrency` deferrals since the endpoint last had
+    /// room, then doubling per further `max_concurrency`, at most 16 —
+    /// a saturated endpoint's backlog comes back ever more slowly instead
+    /// of being claimed and deferred again every `busy_defer`, while the
+    /// running and waiting deliveries keep the endpoint busy.
+    pub fn busy_factor(&self) -> u32 {
+        let n = self.deferred.fetch_add(1, Ordering::Relaxed);
+        let rounds = n / self.max_concurrency.max(1);
+        1 << rounds.min(4)
     }
 }
 
@@ -100,5 +120,41 @@ impl ConnectorRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drehscheibe_model::{DeliveryError, DeliveryReceipt, DeliveryRequest};
+
+    struct Never;
+
+    #[async_trait::async_trait]
+    impl Connector for Never {
+        fn kind(&self) -> &'static str {
+            "never"
+        }
+        async fn deliver(&self, _: DeliveryRequest) -> Result<DeliveryReceipt, DeliveryError> {
+            Err(DeliveryError::permanent("test connector"))
+        }
+    }
+
+    #[tokio::test]
+    async fn deferrals_back_off_while_saturated_and_reset_when_there_is_room() {
+        let slot = ConnectorSlot::new(
+            "t",
+            "c",
+            Arc::new(Never),
+            RetryPolicy::default(),
+            2,
+            Duration::from_secs(1),
+        );
+        let factors: Vec<u32> = (0..12).map(|_| slot.busy_factor()).collect();
+        assert_eq!(factors, [1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 16, 16]);
+        // Room again: the next deferral starts over.
+        let permit = slot.acquire().await;
+        assert!(permit.is_some());
+        assert_eq!(slot.busy_factor(), 1);
     }
 }

@@ -372,7 +372,7 @@ impl Hub {
         };
         let Some(permit) = slot.acquire().await else {
             // Endpoint saturated: push back without counting an attempt.
-            return self.defer_busy(id, job).await;
+            return self.defer_busy(id, job, &slot).await;
         };
         let limit = slot.timeout + Duration::from_secs(5);
         // With several instances on one store, the endpoint's limit is the
@@ -383,7 +383,7 @@ impl Hub {
                 Some(n) => Some(n),
                 None => {
                     drop(permit);
-                    return self.defer_busy(id, job).await;
+                    return self.defer_busy(id, job, &slot).await;
                 }
             }
         } else {
@@ -492,8 +492,24 @@ impl Hub {
 
     /// Push a delivery back by `busy_defer` without counting an attempt
     /// (its endpoint is saturated).
-    async fn defer_busy(&self, id: MessageId, job: Job) -> Result<(), StoreError> {
-        let due = Utc::now() + chrono_dur(self.settings.busy_defer);
+    ///
+    /// The pause grows while the endpoint stays saturated (see
+    /// [`ConnectorSlot::busy_factor`](crate::connectors::ConnectorSlot::busy_factor)):
+    /// each deferral costs a claim and a store write, and a backlog of
+    /// thousands of deliveries to one slow Fachverfahren must not turn
+    /// into thousands of writes per second.
+    async fn defer_busy(
+        &self,
+        id: MessageId,
+        job: Job,
+        slot: &crate::connectors::ConnectorSlot,
+    ) -> Result<(), StoreError> {
+        let jitter = 1.0 + rand::thread_rng().gen::<f64>() * 0.5;
+        let pause = self
+            .settings
+            .busy_defer
+            .mul_f64(f64::from(slot.busy_factor()) * jitter);
+        let due = Utc::now() + chrono_dur(pause);
         self.store
             .update(id, &mut |_: &mut MessageRecord| {
                 Ok(Effects {
