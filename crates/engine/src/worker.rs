@@ -493,7 +493,8 @@ impl Hub {
     /// Push a delivery back by `busy_defer` without counting an attempt
     /// (its endpoint is saturated).
     ///
-    /// The pause grows while the endpoint stays saturated (see
+    /// On a shared store the pause grows while the endpoint stays
+    /// saturated (see
     /// [`ConnectorSlot::busy_factor`](crate::connectors::ConnectorSlot::busy_factor)):
     /// each deferral costs a claim and a store write, and a backlog of
     /// thousands of deliveries to one slow Fachverfahren must not turn
@@ -504,11 +505,18 @@ impl Hub {
         job: Job,
         slot: &crate::connectors::ConnectorSlot,
     ) -> Result<(), StoreError> {
-        let jitter = 1.0 + rand::thread_rng().gen::<f64>() * 0.5;
-        let pause = self
-            .settings
-            .busy_defer
-            .mul_f64(f64::from(slot.busy_factor()) * jitter);
+        // On a store only this process uses, a deferral is cheap (memory
+        // and one group-committed write) and a fixed pause brings the
+        // backlog back soonest; on a shared store it is database work
+        // every instance pays for, so the pause grows.
+        let pause = if self.store.is_shared() {
+            let jitter = 1.0 + rand::thread_rng().gen::<f64>() * 0.5;
+            self.settings
+                .busy_defer
+                .mul_f64(f64::from(slot.busy_factor()) * jitter)
+        } else {
+            self.settings.busy_defer
+        };
         let due = Utc::now() + chrono_dur(pause);
         self.store
             .update(id, &mut |_: &mut MessageRecord| {
