@@ -21,6 +21,8 @@ use uuid::Uuid;
 
 use crate::notify::{self, QueueWakeups, NOTIFY_CHANNEL};
 use crate::{migrate, pg_config, pg_error, tls, PgError, PgOptions, CLIENT_SLACK};
+use drehscheibe_store::retention::blob_refs_of;
+use drehscheibe_store::state::prefix_end;
 
 /// Attempts of a transaction that failed on a deadlock or a
 /// serialization failure (`state_commit` answers a conflict after them).
@@ -201,28 +203,9 @@ const STAGE_DELIVERED: i8 = b'p' as i8;
 const STAGE_FAILED: i8 = b'f' as i8;
 const STAGE_RECORD: i8 = b'r' as i8;
 
-/// The next retention stage of a finished record.
+/// The next retention stage of a finished record, as its stage byte.
 fn stage_of(rec: &MessageRecord) -> Option<i8> {
-    if rec.payload_purged_at.is_some() {
-        return rec.state.is_terminal().then_some(STAGE_RECORD);
-    }
-    match rec.state {
-        MessageState::Delivered => Some(STAGE_DELIVERED),
-        MessageState::Dead | MessageState::Rejected => Some(STAGE_FAILED),
-        _ => None,
-    }
-}
-
-/// Blob hashes a record references while it holds its payload.
-fn blob_refs_of(rec: &MessageRecord) -> Vec<String> {
-    if rec.payload_purged_at.is_some() {
-        return Vec::new();
-    }
-    rec.envelope
-        .attachments
-        .iter()
-        .map(|a| a.blob.sha256.clone())
-        .collect()
+    drehscheibe_store::retention::Stage::of(rec).map(|s| s.byte() as i8)
 }
 
 /// Count per hash, in hash order (lock order, against deadlocks).
@@ -240,18 +223,6 @@ fn min_id_at(t: DateTime<Utc>) -> Uuid {
     let mut b = [0u8; 16];
     b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     Uuid::from_bytes(b)
-}
-
-/// The smallest key after every key starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// `30d`, `36h`, `90s`: a retention duration for the audit trail.

@@ -126,3 +126,52 @@ pub struct CollectReport {
     /// Bytes of the segment files left.
     pub disk_bytes: u64,
 }
+
+/// The stage a finished message waits in (the stage a store's expiry
+/// index files it under).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Payload of a delivered message (`payloads` duration).
+    Delivered,
+    /// Payload of a dead or rejected message (`failed` duration).
+    Failed,
+    /// The record, its payload already deleted (`records` duration).
+    Record,
+}
+
+impl Stage {
+    /// The byte a store keys the stage by (`p`, `f`, `r`).
+    pub fn byte(self) -> u8 {
+        match self {
+            Stage::Delivered => b'p',
+            Stage::Failed => b'f',
+            Stage::Record => b'r',
+        }
+    }
+
+    /// The next retention stage of `rec`; `None` while it is not finished.
+    pub fn of(rec: &drehscheibe_model::MessageRecord) -> Option<Stage> {
+        use drehscheibe_model::MessageState;
+        if rec.payload_purged_at.is_some() {
+            return rec.state.is_terminal().then_some(Stage::Record);
+        }
+        match rec.state {
+            MessageState::Delivered => Some(Stage::Delivered),
+            MessageState::Dead | MessageState::Rejected => Some(Stage::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Blob hashes a record references while it holds its payload (one per
+/// attachment entry): what the stores' blob reference counts count.
+pub fn blob_refs_of(rec: &drehscheibe_model::MessageRecord) -> Vec<String> {
+    if rec.payload_purged_at.is_some() {
+        return Vec::new();
+    }
+    rec.envelope
+        .attachments
+        .iter()
+        .map(|a| a.blob.sha256.clone())
+        .collect()
+}

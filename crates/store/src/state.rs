@@ -264,3 +264,17 @@ impl StateTx<'_> {
             .await
     }
 }
+
+/// The smallest key above every key that starts with `prefix` (`None`:
+/// no bound, the prefix is empty or all `0xff`) — the end of a prefix
+/// scan in a store ordered by bytes.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}

@@ -150,6 +150,8 @@ use writer::{
     UpdateOp, Writer,
 };
 
+use crate::retention::blob_refs_of;
+use crate::state::prefix_end;
 use crate::vlog::{AppendPin, Pointer, ValueLog, POINTER_BYTES};
 use crate::{
     AcceptOutcome, ClaimedJob, CollectReport, IdempotencyKey, Job, MessageFilter, Page,
@@ -831,17 +833,9 @@ const STAGE_RECORD: u8 = b'r';
 /// Key of the version entry of the `retention` tree.
 const RETENTION_VERSION: &[u8] = b"v";
 
-/// The next retention stage of a finished record; `None` while it is
-/// not finished.
+/// The next retention stage of a finished record, as its stage byte.
 fn stage_of(rec: &MessageRecord) -> Option<u8> {
-    if rec.payload_purged_at.is_some() {
-        return rec.state.is_terminal().then_some(STAGE_RECORD);
-    }
-    match rec.state {
-        MessageState::Delivered => Some(STAGE_DELIVERED),
-        MessageState::Dead | MessageState::Rejected => Some(STAGE_FAILED),
-        _ => None,
-    }
+    crate::retention::Stage::of(rec).map(crate::retention::Stage::byte)
 }
 
 /// `e` + stage + u32 len + tenant: one prefix of the expiry index.
@@ -920,31 +914,6 @@ fn blob_garbage_key(sha256: &str) -> Vec<u8> {
     let mut k = vec![b'g'];
     k.extend_from_slice(sha256.as_bytes());
     k
-}
-
-/// The smallest key after every key starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
-/// Blob hashes a record references while it holds its payload (one
-/// count per attachment entry).
-fn blob_refs_of(rec: &MessageRecord) -> Vec<String> {
-    if rec.payload_purged_at.is_some() {
-        return Vec::new();
-    }
-    rec.envelope
-        .attachments
-        .iter()
-        .map(|a| a.blob.sha256.clone())
-        .collect()
 }
 
 /// Build the `retention` tree of a store written before it (once, at
