@@ -35,7 +35,7 @@ use drehscheibe_suite::bench::{
     counting_receiver, disk_bytes, env_usize, load, ms, peak_rss_mib, percentile, wait_for,
 };
 use drehscheibe_suite::{
-    free_port, http_tenant, order, repo_root, Api, HubProcess, TestConfig, SENDER,
+    free_port, gewerbe_tenant, http_tenant, order, repo_root, Api, HubProcess, TestConfig, SENDER,
 };
 
 const LEISTUNG: &str = "99050012104000";
@@ -46,28 +46,7 @@ async fn gewerbe(n: usize, concurrency: usize) {
     let body = std::fs::read(&case).unwrap();
     let (raddr, delivered, _) = counting_receiver().await;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let tenant = format!(
-        r#"id = "alpha"
-name = "Stadt Musterstadt"
-ags = "12052000"
-
-[connectors.fv]
-type = "http"
-url = "http://{raddr}/gewerbe"
-max_concurrency = 16
-
-[connectors.dms]
-type = "http"
-url = "http://{raddr}/dms"
-max_concurrency = 16
-
-[[routes]]
-leistung = "99050012104000"
-rule = "gewerbeanmeldung@^2"
-targets = {{ fachverfahren = "fv", dms = "dms" }}
-params = {{ aktenplan_kennzeichen = "32.10", behoerde_kennung = "12052000", behoerde_name = "Stadt Musterstadt", dms_empfaenger = "Zentrale E-Akte" }}
-"#
-    );
+    let tenant = gewerbe_tenant(raddr);
     let cfg = TestConfig::write_with_depot(
         &addr.to_string(),
         "",

@@ -40,8 +40,8 @@ use drehscheibe_suite::bench::{
     counting_receiver, env_usize, load, ms, peak_rss_mib, percentile, wait_for,
 };
 use drehscheibe_suite::{
-    fixture_rules, free_port, http_tenant, order, repo_root, test_pg_url, HubProcess, StoreKind,
-    TestConfig, SENDER,
+    fixture_rules, free_port, gewerbe_tenant, http_tenant, order, repo_root, test_pg_url,
+    HubProcess, StoreKind, TestConfig, SENDER,
 };
 
 const LEISTUNG: &str = "99050012104000";
@@ -195,28 +195,7 @@ fn cases(receiver: SocketAddr) -> Vec<Case> {
         .unwrap(),
         outputs: 2,
         depot: repo_root().join("rules"),
-        tenant: format!(
-            r#"id = "alpha"
-name = "Stadt Musterstadt"
-ags = "12052000"
-
-[connectors.fv]
-type = "http"
-url = "http://{receiver}/gewerbe"
-max_concurrency = 16
-
-[connectors.dms]
-type = "http"
-url = "http://{receiver}/dms"
-max_concurrency = 16
-
-[[routes]]
-leistung = "99050012104000"
-rule = "gewerbeanmeldung@^2"
-targets = {{ fachverfahren = "fv", dms = "dms" }}
-params = {{ aktenplan_kennzeichen = "32.10", behoerde_kennung = "12052000", behoerde_name = "Stadt Musterstadt", dms_empfaenger = "Zentrale E-Akte" }}
-"#
-        ),
+        tenant: gewerbe_tenant(receiver),
     };
     let wanted = list("BENCH_CASES", "1k,30k,gewerbe");
     [pass("1k", 1024), pass("30k", 30 * 1024), gewerbe]

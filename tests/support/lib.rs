@@ -305,6 +305,36 @@ targets = {{ fachverfahren = "fv" }}
     )
 }
 
+/// Tenant `alpha` (Stadt Musterstadt, AGS 12052000) with the shipped
+/// `gewerbeanmeldung@^2` rule for Leistung 99050012104000, its two
+/// outputs going to HTTP connectors at `http://{receiver}/gewerbe` and
+/// `/dms` (16 concurrent deliveries each). For the benchmarks' shipped-
+/// rule scenarios (the depot is `rules/`).
+pub fn gewerbe_tenant(receiver: SocketAddr) -> String {
+    format!(
+        r#"id = "alpha"
+name = "Stadt Musterstadt"
+ags = "12052000"
+
+[connectors.fv]
+type = "http"
+url = "http://{receiver}/gewerbe"
+max_concurrency = 16
+
+[connectors.dms]
+type = "http"
+url = "http://{receiver}/dms"
+max_concurrency = 16
+
+[[routes]]
+leistung = "99050012104000"
+rule = "gewerbeanmeldung@^2"
+targets = {{ fachverfahren = "fv", dms = "dms" }}
+params = {{ aktenplan_kennzeichen = "32.10", behoerde_kennung = "12052000", behoerde_name = "Stadt Musterstadt", dms_empfaenger = "Zentrale E-Akte" }}
+"#
+    )
+}
+
 /// The usual one-tenant hub: tenant `alpha` (AGS 01001000) with one HTTP
 /// connector to `url` for Leistung 99050012104000, the hub listening on
 /// `listen`.
