@@ -725,12 +725,19 @@ async fn send_message(
         hub_id: accepted.id.to_string(),
         metadata: metadata.clone(),
     };
-    let mut tx = inner.sent.begin();
-    tx.put(
-        metadata.message_id.as_bytes(),
-        serde_json::to_vec(&rec).map_err(internal)?,
-    );
-    tx.commit().await.map_err(internal)?;
+    let value = serde_json::to_vec(&rec).map_err(internal)?;
+    // The hub holds the message now; its sent record (what
+    // getTransportReport answers from) must follow even if the client
+    // hangs up, which drops this handler's future: a task of its own.
+    let (owner, key) = (inner.clone(), metadata.message_id.clone());
+    tokio::spawn(async move {
+        let mut tx = owner.sent.begin();
+        tx.put(key.as_bytes(), value);
+        tx.commit().await
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
     tracing::info!(xta_message_id = %metadata.message_id, hub_id = %accepted.id, duplicate = accepted.duplicate, account = %call.account.name, "xta: message accepted");
     Ok(empty_reply(action, relates, "", ""))
 }
