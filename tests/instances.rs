@@ -27,7 +27,7 @@ use drehscheibe_suite::pg_cluster::PgCluster;
 use drehscheibe_suite::receiver::Receiver;
 use drehscheibe_suite::{
     fixture_rules, free_port, http_tenant, order, test_pg_url, Api, HubProcess, StoreKind,
-    TestConfig, SENDER,
+    TestConfig, OPERATOR, SENDER,
 };
 
 const LEISTUNG: &str = "99050012104000";
@@ -218,6 +218,46 @@ async fn two_instances_stay_one_hub_through_ten_sigkills_of_one() {
         let api = if i % 2 == 0 { &api_a } else { &api_b };
         api.wait_state(id, "delivered", Duration::from_secs(30))
             .await;
+    }
+    // A replay asked of one instance is the hub's: a message that came
+    // in through a is replayed through b (and the other way round), as a
+    // new generation, delivered again.
+    let to_a: Vec<String> = sent
+        .acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("to-a-"))
+        .map(|(_, id)| id.clone())
+        .take(3)
+        .collect();
+    let generation = |view: &serde_json::Value| {
+        view["deliveries"][0]["generation"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no delivery generation in {view:#}"))
+    };
+    let mut first = Vec::new();
+    for id in &to_a {
+        first.push(generation(&api_a.message(id).await));
+    }
+    let before = rx.accepted("/fv").len();
+    for id in &to_a {
+        let (s, v) = api_b
+            .post_empty(&format!("/api/v1/messages/{id}/replay"), OPERATOR)
+            .await;
+        assert_eq!(s, 202, "{v}");
+    }
+    rx.wait_accepted("/fv", before + to_a.len(), Duration::from_secs(30))
+        .await;
+    for (id, first) in to_a.iter().zip(first) {
+        let view = api_a
+            .wait_state(id, "delivered", Duration::from_secs(30))
+            .await;
+        assert_eq!(
+            generation(&view),
+            first + 1,
+            "replayed through b, seen from a as a new generation"
+        );
     }
     assert!(hub_a.terminate(), "graceful shutdown of a");
     assert!(hub_b.terminate(), "graceful shutdown of b");
