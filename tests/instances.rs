@@ -466,3 +466,112 @@ async fn a_database_restart_is_503_never_202_and_the_hub_recovers_by_itself() {
     }
     assert!(hub.terminate());
 }
+
+/// A FIT-Connect sender behind a load balancer: its token, announcement,
+/// uploads and submit each reach another instance. Tokens hold on every
+/// instance, the encrypted uploads live in the database (no instance's
+/// disk holds them), and the case's event log reads the same everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fit_connect_submission_may_take_each_step_through_another_instance() {
+    use drehscheibe_fit_connect::jose::{self, RsaPrivateKey};
+    use drehscheibe_fit_connect::set;
+    use drehscheibe_suite::fit::{self, Sender, DEST};
+
+    if already_covered() {
+        return;
+    }
+    let rx = Receiver::start().await;
+    let (a, b) = (addr(), addr());
+    let cfg = TestConfig::write_full(
+        &a.to_string(),
+        &fit::channel_toml(a.port()),
+        &fixture_rules(),
+        &[("alpha", fit::tenant(&rx.url("/alpha")))],
+        StoreKind::Postgres,
+    );
+    let hub_a = HubProcess::spawn(&cfg.main, a, &cfg.path("a.log")).await;
+    let hub_b = HubProcess::spawn_instance(&cfg.main, b, &cfg.path("b.log")).await;
+    let at = |addr: SocketAddr| Sender {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}/fit-connect"),
+    };
+    let (via_a, via_b) = (at(a), at(b));
+
+    let token = via_a.bearer().await;
+    let key =
+        RsaPrivateKey::from_pem(&std::fs::read_to_string(fit::key_file("dest-a.pem")).unwrap())
+            .unwrap()
+            .encryption_jwk();
+    let enc = |bytes: &[u8]| jose::encrypt_compact(bytes, &key, true).unwrap();
+    let (att1, att2) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let r = via_b.announce(&token, DEST, &[att1, att2]).await;
+    assert_eq!(r.status(), 201, "a token of instance a holds at b");
+    let created: serde_json::Value = r.json().await.unwrap();
+    let sid = created["submissionId"].as_str().unwrap().to_owned();
+    let case = created["caseId"].as_str().unwrap().to_owned();
+    let pdf1 = b"%PDF-1.7 Gewerbeanmeldung Anlage 1".to_vec();
+    let pdf2: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+    for (via, id, bytes) in [(&via_a, att1, &pdf1), (&via_b, att2, &pdf2)] {
+        let r = via
+            .http
+            .put(format!(
+                "{}/v1/submissions/{sid}/attachments/{id}",
+                via.base
+            ))
+            .bearer_auth(&token)
+            .header("content-type", "application/jose")
+            .body(enc(bytes))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let uploads = cfg.path("data").join("fit-connect/fit/uploads").join(&sid);
+    assert!(
+        !uploads.exists(),
+        "no instance keeps an upload on its own disk: {}",
+        uploads.display()
+    );
+
+    let data = br#"{"kommune":"09162000","leistung":"99108008252000"}"#;
+    let meta = fit::metadata(data, &[(att1, &pdf1), (att2, &pdf2)]);
+    let (status, body) = via_a.submit(&token, &sid, &enc(&meta), &enc(data)).await;
+    assert_eq!(status, 200, "{body}");
+    // A second submit through the other instance is the same submission.
+    let (status, body) = via_b.submit(&token, &sid, &enc(&meta), &enc(data)).await;
+    assert_eq!(status, 409, "{body}");
+
+    let got = rx.wait_accepted("/alpha", 1, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 1);
+    let body = String::from_utf8_lossy(&got[0].body).into_owned();
+    assert!(
+        body.contains("Gewerbeanmeldung Anlage 1"),
+        "first attachment delivered"
+    );
+    assert!(
+        got[0].body.len() > pdf2.len(),
+        "second attachment delivered"
+    );
+
+    // The case log, read through either instance: submit, then accept
+    // (written by whichever instance follows the channel's cases).
+    let end = Instant::now() + Duration::from_secs(60);
+    let jwks = via_b.jwks().await;
+    loop {
+        let from_a = via_a.events(&token, &case).await;
+        let from_b = via_b.events(&token, &case).await;
+        assert_eq!(from_a, from_b, "one case log");
+        let kinds: Vec<String> = from_a
+            .iter()
+            .map(|e| set::verify_set(e, &jwks).unwrap().event)
+            .collect();
+        if kinds.len() == 2 {
+            assert_eq!(kinds, [set::SUBMIT_SUBMISSION, set::ACCEPT_SUBMISSION]);
+            break;
+        }
+        assert!(Instant::now() < end, "no accept-submission: {kinds:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(hub_a.terminate());
+    assert!(hub_b.terminate());
+}

@@ -263,6 +263,13 @@ impl std::fmt::Debug for RsaPrivateKey {
 
 impl RsaPrivateKey {
     /// Wrap a key; the `kid` is the RFC 7638 thumbprint.
+    /// The private exponent (big-endian): secret material only the key's
+    /// holder has, to derive other keys from (see `intake::token`).
+    pub(crate) fn secret_exponent(&self) -> Vec<u8> {
+        use rsa::traits::PrivateKeyParts;
+        self.key.d().to_bytes_be()
+    }
+
     pub fn from_rsa(key: rsa::RsaPrivateKey) -> Self {
         let kid = thumbprint_of(&b64(&key.e().to_bytes_be()), &b64(&key.n().to_bytes_be()));
         Self { key, kid }

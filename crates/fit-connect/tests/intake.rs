@@ -148,6 +148,7 @@ struct Env {
     dest: Uuid,
     other_dest: Uuid,
     shutdown: tokio_util::sync::CancellationToken,
+    store: Arc<dyn drehscheibe_store::Store>,
     _dir: tempfile::TempDir,
 }
 
@@ -231,10 +232,12 @@ async fn env_with(max_attachment: u64) -> Env {
     let (dest, other) = (Uuid::new_v4(), Uuid::new_v4());
     let s = settings(dir.path(), dest, other, max_attachment);
     let recorder = Arc::new(Recorder::default());
-    let intake = FitConnectIntake::open(s, recorder.clone(), store_in(dir.path())).unwrap();
+    let store = store_in(dir.path());
+    let intake = FitConnectIntake::open(s, recorder.clone(), store.clone()).unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (addr, _task) = serve(&intake, shutdown.clone()).await;
     Env {
+        store,
         base: format!("http://{addr}/fc"),
         http: reqwest::Client::new(),
         intake,
@@ -971,15 +974,17 @@ async fn rotated_keys_still_decrypt_and_state_survives_a_restart() {
     let old_key = key("dest-b.pem").encryption_jwk(); // the second (rotated-out) key
     let (sid, case);
     {
+        let store = store_in(dir.path());
         let intake = FitConnectIntake::open(
             settings(dir.path(), dest, other, 1 << 20),
             recorder.clone(),
-            store_in(dir.path()),
+            store.clone(),
         )
         .unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let (addr, task) = serve(&intake, shutdown.clone()).await;
         let env = Env {
+            store,
             base: format!("http://{addr}/fc"),
             http: reqwest::Client::new(),
             intake: intake.clone(),
@@ -1075,19 +1080,35 @@ async fn settings_are_checked() {
 }
 
 #[tokio::test]
-async fn incomplete_submissions_expire_and_their_uploads_are_deleted() {
+async fn incomplete_submissions_expire_and_their_uploads_are_released() {
     let env = env().await;
     let token = env.bearer().await;
     let jwk = env.encryption_key(&token).await;
     let aid = Uuid::new_v4();
     let (stale, stale_case) = env.announce(&token, &[aid]).await;
+    let half = enc(b"half", &jwk);
+    let sha = drehscheibe_model::sha256_hex(half.as_bytes());
     assert_eq!(
-        env.upload(&token, stale, aid, enc(b"half", &jwk))
-            .await
-            .status(),
+        env.upload(&token, stale, aid, half.clone()).await.status(),
         204
     );
-    assert!(env.intake.state().upload_dir(stale).exists());
+    // In the blob store, held by the submission's record; not on disk.
+    assert_eq!(
+        env.recorder.blob(&BlobRef {
+            sha256: sha.clone(),
+            size: half.len() as u64
+        }),
+        half.as_bytes()
+    );
+    assert_eq!(env.store.blob_references(&sha).await.unwrap(), 1);
+    assert!(!env.intake.state().upload_dir(stale).exists());
+    // Uploading it again replaces it: still one reference.
+    assert_eq!(
+        env.upload(&token, stale, aid, half.clone()).await.status(),
+        204
+    );
+    assert_eq!(env.store.blob_references(&sha).await.unwrap(), 1);
+    assert!(env.store.unreferenced_blobs(10).await.unwrap().is_empty());
     // a submitted one is not touched
     let data = br#"{"kommune":"09162000"}"#;
     let (done, _) = env.announce(&token, &[]).await;
@@ -1106,7 +1127,12 @@ async fn incomplete_submissions_expire_and_their_uploads_are_deleted() {
         env.intake.expire_incomplete(Duration::ZERO).await.unwrap(),
         1
     );
-    assert!(!env.intake.state().upload_dir(stale).exists());
+    // Released: retention's to collect now.
+    assert_eq!(env.store.blob_references(&sha).await.unwrap(), 0);
+    assert_eq!(
+        env.store.unreferenced_blobs(10).await.unwrap(),
+        [sha.clone()]
+    );
     let events = env.events(&token, stale_case).await;
     let rejected = set::verify_set(&events[0], &env.jwks().await).unwrap();
     assert_eq!(rejected.event, set::REJECT_SUBMISSION);
@@ -1299,4 +1325,66 @@ async fn a_rejection_tells_the_sender_the_outcome_and_a_reference_but_no_hub_int
         assert_eq!(record.reason.as_deref(), Some(INTERNAL_REASON));
         env.shutdown.cancel();
     }
+}
+
+/// Two instances of the hub on one store: a sender's token, upload and
+/// submit may each reach another one (a load balancer in front).
+#[tokio::test]
+async fn a_submission_uploaded_through_one_instance_is_submitted_through_another() {
+    let env = env().await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = FitConnectIntake::open(
+        settings(other_dir.path(), env.dest, env.other_dest, 10 << 20),
+        env.recorder.clone(),
+        env.store.clone(),
+    )
+    .unwrap();
+    let (other_addr, _task) = serve(&other, env.shutdown.clone()).await;
+    let b = Env {
+        base: format!("http://{other_addr}/fc"),
+        http: reqwest::Client::new(),
+        intake: other,
+        recorder: env.recorder.clone(),
+        dest: env.dest,
+        other_dest: env.other_dest,
+        shutdown: env.shutdown.clone(),
+        store: env.store.clone(),
+        _dir: other_dir,
+    };
+
+    // Token from a, everything else alternating.
+    let token = env.bearer().await;
+    let jwk = b.encryption_key(&token).await;
+    let (a1, a2) = (Uuid::new_v4(), Uuid::new_v4());
+    let (sid, case) = b.announce(&token, &[a1, a2]).await;
+    let pdf1 = b"%PDF-1.7 first".to_vec();
+    let pdf2 = vec![7u8; 300_000];
+    assert_eq!(
+        env.upload(&token, sid, a1, enc(&pdf1, &jwk)).await.status(),
+        204
+    );
+    assert_eq!(
+        b.upload(&token, sid, a2, enc(&pdf2, &jwk)).await.status(),
+        204
+    );
+    let data = br#"{"kommune":"09162000"}"#;
+    let meta = metadata(data, &[(a1, &pdf1), (a2, &pdf2)]);
+    let meta = enc(meta.to_string().as_bytes(), &jwk);
+    let (status, body) = env.submit(&token, sid, meta, Some(enc(data, &jwk))).await;
+    assert_eq!(status, 200, "{body}");
+    let submitted = env.recorder.submissions();
+    assert_eq!(submitted.len(), 1);
+    let got: Vec<Vec<u8>> = submitted[0]
+        .attachments
+        .iter()
+        .map(|a| env.recorder.blob(&a.blob))
+        .collect();
+    assert_eq!(got, [pdf1, pdf2]);
+    // b answers for the case a took in.
+    let events = b.events(&token, case).await;
+    let first = set::verify_set(&events[0], &b.jwks().await).unwrap();
+    assert_eq!(first.event, set::SUBMIT_SUBMISSION);
+    // The encrypted uploads are no longer held by anything.
+    let released = env.store.unreferenced_blobs(10).await.unwrap();
+    assert_eq!(released.len(), 2, "{released:?}");
 }

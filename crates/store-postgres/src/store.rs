@@ -256,6 +256,16 @@ const REF_BLOBS: &str = "INSERT INTO drehscheibe_blob_refs (sha256, refs) \
      SELECT * FROM unnest($1::text[], $2::int8[]) \
      ON CONFLICT (sha256) DO UPDATE SET refs = drehscheibe_blob_refs.refs + EXCLUDED.refs";
 const UNGARBAGE_BLOBS: &str = "DELETE FROM drehscheibe_blob_garbage WHERE sha256 = ANY($1)";
+/// Lower the reference counts `$1` by `$2`; a blob left without any
+/// becomes a collection candidate. Answers how many did.
+const UNREF_BLOBS: &str = "WITH d(sha, n) AS (SELECT * FROM unnest($1::text[], $2::int8[])), \
+     gone AS (DELETE FROM drehscheibe_blob_refs r USING d \
+              WHERE r.sha256 = d.sha AND r.refs <= d.n RETURNING r.sha256), \
+     dec AS (UPDATE drehscheibe_blob_refs r SET refs = r.refs - d.n FROM d \
+             WHERE r.sha256 = d.sha AND r.refs > d.n), \
+     ins AS (INSERT INTO drehscheibe_blob_garbage (sha256) \
+             SELECT sha256 FROM gone ON CONFLICT DO NOTHING) \
+     SELECT count(*) FROM gone";
 const SCHEDULE: &str = "INSERT INTO drehscheibe_queue (message_id, delivery, due) \
      SELECT * FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[]) \
      ON CONFLICT (message_id, delivery) DO UPDATE \
@@ -737,6 +747,31 @@ impl PgStore {
                 .await?;
             tx.execute(&st, &[&space, &put_keys, &put_values]).await?;
         }
+        // Blob references the state takes and gives back (see
+        // `drehscheibe_store::state`), with the write that names them.
+        let (mut held, mut held_n, mut released, mut released_n) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (sha, n) in &commit.blob_refs {
+            if *n > 0 {
+                held.push(sha.as_str());
+                held_n.push(*n);
+            } else if *n < 0 {
+                released.push(sha.as_str());
+                released_n.push(-*n);
+            }
+        }
+        if !held.is_empty() {
+            let (ref_st, ungarbage_st) = futures::try_join!(
+                tx.prepare_cached(REF_BLOBS),
+                tx.prepare_cached(UNGARBAGE_BLOBS),
+            )?;
+            tx.execute(&ref_st, &[&held, &held_n]).await?;
+            tx.execute(&ungarbage_st, &[&held]).await?;
+        }
+        if !released.is_empty() {
+            let st = tx.prepare_cached(UNREF_BLOBS).await?;
+            tx.query_one(&st, &[&released, &released_n]).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -897,20 +932,7 @@ impl PgStore {
         }
         if !unref.is_empty() {
             let (shas, counts) = counted(unref);
-            let gone: i64 = tx
-                .query_one(
-                    "WITH d(sha, n) AS (SELECT * FROM unnest($1::text[], $2::int8[])), \
-                     gone AS (DELETE FROM drehscheibe_blob_refs r USING d \
-                              WHERE r.sha256 = d.sha AND r.refs <= d.n RETURNING r.sha256), \
-                     dec AS (UPDATE drehscheibe_blob_refs r SET refs = r.refs - d.n FROM d \
-                             WHERE r.sha256 = d.sha AND r.refs > d.n), \
-                     ins AS (INSERT INTO drehscheibe_blob_garbage (sha256) \
-                             SELECT sha256 FROM gone ON CONFLICT DO NOTHING) \
-                     SELECT count(*) FROM gone",
-                    &[&shas, &counts],
-                )
-                .await?
-                .get(0);
+            let gone: i64 = tx.query_one(UNREF_BLOBS, &[&shas, &counts]).await?.get(0);
             report.blobs_unreferenced = u64::try_from(gone).unwrap_or(0);
         }
         tx.commit().await?;
@@ -1253,7 +1275,7 @@ impl Store for PgStore {
 
     async fn state_commit(&self, space: &str, commit: StateCommit) -> Result<bool> {
         drehscheibe_store::state::check_space(space)?;
-        if commit.writes.is_empty() {
+        if commit.writes.is_empty() && commit.blob_refs.is_empty() {
             return Ok(true);
         }
         retrying!(self, "state_commit", self.try_state_commit(space, &commit))

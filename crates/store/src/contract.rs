@@ -101,6 +101,7 @@ macro_rules! store_contract_tests {
             state_a_commit_over_a_changed_read_writes_nothing,
             state_concurrent_increments_lose_nothing,
             state_bad_space_names_are_refused,
+            state_held_blobs_count_with_messages_and_commit_with_the_state,
             retention_delivered_messages_lose_payload_then_record_and_dead_ones_stay,
             retention_tenants_have_their_own_durations_and_failed_messages_a_maximum,
             retention_purges_run_in_bounded_batches,
@@ -1474,6 +1475,76 @@ pub async fn state_a_commit_over_a_changed_read_writes_nothing(f: &Fixture) {
     t3.put(b"k", Bytes::from_static(b"3"));
     assert!(!t3.commit().await.unwrap());
     assert_eq!(s.get(b"k").await.unwrap(), None);
+}
+
+pub async fn state_held_blobs_count_with_messages_and_commit_with_the_state(f: &Fixture) {
+    let store = Arc::clone(&f.store);
+    let blobs = &*f.blobs;
+    let s = StateSpace::new(store.clone(), "uploads").unwrap();
+    let blob = stage_bytes(blobs, b"an encrypted upload, held by a state record").await;
+    let sha = blob.sha256.clone();
+
+    // A hold commits with the write that names the blob.
+    let mut tx = s.begin();
+    assert_eq!(tx.get(b"rec").await.unwrap(), None);
+    tx.put(b"rec", sha.clone().into_bytes());
+    tx.hold_blob(&sha);
+    assert!(tx.commit().await.unwrap());
+    blobs.keep_staged(&blob).await.unwrap();
+    assert_eq!(store.blob_references(&sha).await.unwrap(), 1);
+    let one = [sha.clone()].into_iter().collect();
+    assert_eq!(store.referenced_blobs(one).await.unwrap().len(), 1);
+    assert!(store.unreferenced_blobs(10).await.unwrap().is_empty());
+
+    // A message referencing the same content adds to the count.
+    let (rec, _) = accept_with(&*store, b"<a/>", None, std::slice::from_ref(&blob)).await;
+    assert_eq!(store.blob_references(&sha).await.unwrap(), 2);
+
+    // A release whose commit conflicts gives nothing back.
+    let mut stale = s.begin();
+    assert!(stale.get(b"rec").await.unwrap().is_some());
+    s.update(|mut tx| async move {
+        tx.put(b"rec", Bytes::from_static(b"changed"));
+        Ok((tx, ()))
+    })
+    .await
+    .unwrap();
+    stale.delete(b"rec");
+    stale.release_blob(&sha);
+    assert!(!stale.commit().await.unwrap());
+    assert_eq!(store.blob_references(&sha).await.unwrap(), 2);
+
+    // Released by the state, still held by the message.
+    let mut tx = s.begin();
+    tx.delete(b"rec");
+    tx.release_blob(&sha);
+    assert!(tx.commit().await.unwrap());
+    assert_eq!(store.blob_references(&sha).await.unwrap(), 1);
+    assert!(store.unreferenced_blobs(10).await.unwrap().is_empty());
+
+    // The message purged: no reference left, a collection candidate.
+    finish(&*store, rec.id(), MessageState::Delivered, None, b"<o/>").await;
+    let r = purge_all(&*store, &RetentionPolicy::default(), later(31)).await;
+    assert_eq!(r.blobs_unreferenced, 1);
+    assert_eq!(store.blob_references(&sha).await.unwrap(), 0);
+    assert_eq!(
+        store.unreferenced_blobs(10).await.unwrap(),
+        std::slice::from_ref(&sha)
+    );
+
+    // Held again by a state commit that writes nothing else: no longer
+    // a candidate; a hold and a release in one commit cancel out.
+    let mut tx = s.begin();
+    tx.hold_blob(&sha);
+    assert!(tx.commit().await.unwrap());
+    assert_eq!(store.blob_references(&sha).await.unwrap(), 1);
+    assert!(store.unreferenced_blobs(10).await.unwrap().is_empty());
+    let mut tx = s.begin();
+    tx.hold_blob(&sha);
+    tx.release_blob(&sha);
+    assert!(tx.is_empty());
+    assert!(tx.commit().await.unwrap());
+    assert_eq!(store.blob_references(&sha).await.unwrap(), 1);
 }
 
 pub async fn state_concurrent_increments_lose_nothing(f: &Fixture) {

@@ -272,10 +272,10 @@ pub trait Store: Send + Sync {
     /// A snapshot stored by [`Store::put_config_snapshot`].
     async fn config_snapshot(&self, digest: &str) -> Result<Option<String>>;
 
-    /// Which of `candidates` (blob SHA-256 hex digests) an attachment of a
-    /// stored message references. Reads every record, so it is meant for
-    /// the rare start-up sweep of staged blobs (see
-    /// [`FsBlobStore::sweep_staged`]), not for the request path.
+    /// Which of `candidates` (blob SHA-256 hex digests) a stored message or
+    /// a state record (see [`state`]) references, by the reference counts
+    /// — for the start-up sweep of staged blobs (see
+    /// [`FsBlobStore::sweep_staged`]).
     async fn referenced_blobs(
         &self,
         candidates: std::collections::HashSet<String>,

@@ -29,6 +29,20 @@
 //! }
 //! ```
 //!
+//! # Blobs held by state
+//!
+//! An adapter that keeps content in the blob store between calls (the
+//! FIT-Connect intake's encrypted uploads, which any instance of the hub
+//! may have to decrypt at submit) records the [`BlobRef`] in its state and
+//! takes a *reference* in the same commit ([`StateTx::hold_blob`]); the
+//! commit that forgets it gives the reference back
+//! ([`StateTx::release_blob`]). The store counts these with the
+//! references of stored messages, so retention collects a blob only when
+//! neither a message nor a state record holds it, and no sweep or
+//! instance of the hub deletes content a state record still names.
+//!
+//! [`BlobRef`]: drehscheibe_model::BlobRef
+//!
 //! Scans are not part of a transaction's read set (no range locks): a
 //! transaction that must not miss a concurrent insert reads a key that
 //! every such insert writes (a counter, an index entry).
@@ -54,6 +68,11 @@ pub struct StateCommit {
     pub expect: Vec<(Vec<u8>, Option<Bytes>)>,
     /// Keys to set (`Some`) or delete (`None`), applied in this order.
     pub writes: Vec<(Vec<u8>, Option<Bytes>)>,
+    /// Blob references the state takes (`+1`) or gives back (`-1`), per
+    /// blob SHA-256 hex digest, in the same transaction: a state record
+    /// that holds a blob counts like a stored message referencing it (see
+    /// [`StateTx::hold_blob`]).
+    pub blob_refs: Vec<(String, i64)>,
 }
 
 /// Check a space name: 1 to [`MAX_SPACE_NAME`] bytes, no NUL.
@@ -150,6 +169,7 @@ impl StateSpace {
             reads: BTreeMap::new(),
             writes: BTreeMap::new(),
             order: Vec::new(),
+            blob_refs: BTreeMap::new(),
         }
     }
 
@@ -203,6 +223,8 @@ pub struct StateTx<'s> {
     writes: BTreeMap<Vec<u8>, Option<Bytes>>,
     /// Keys in the order of their last write.
     order: Vec<Vec<u8>>,
+    /// Net change of blob references per SHA-256.
+    blob_refs: BTreeMap<String, i64>,
 }
 
 impl StateTx<'_> {
@@ -237,16 +259,31 @@ impl StateTx<'_> {
         self.order.push(key.to_vec());
     }
 
+    /// Take a reference on the blob with this SHA-256 at commit: until a
+    /// later commit releases it, retention does not collect the blob (see
+    /// the module docs). Every hold must be matched by exactly one
+    /// [`StateTx::release_blob`] once the state no longer names the blob.
+    pub fn hold_blob(&mut self, sha256: &str) {
+        *self.blob_refs.entry(sha256.to_owned()).or_insert(0) += 1;
+    }
+
+    /// Give back a reference taken by [`StateTx::hold_blob`] at commit;
+    /// the blob becomes a collection candidate once nothing else
+    /// references it.
+    pub fn release_blob(&mut self, sha256: &str) {
+        *self.blob_refs.entry(sha256.to_owned()).or_insert(0) -= 1;
+    }
+
     /// Whether the transaction writes anything.
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.writes.is_empty() && self.blob_refs.values().all(|n| *n == 0)
     }
 
     /// Apply the writes if every key read still holds what was read.
     /// `Ok(false)`: a conflict, nothing written. A transaction without
     /// writes commits without touching the store.
     pub async fn commit(mut self) -> Result<bool> {
-        if self.writes.is_empty() {
+        if self.is_empty() {
             return Ok(true);
         }
         let writes = self
@@ -257,6 +294,10 @@ impl StateTx<'_> {
         let commit = StateCommit {
             expect: std::mem::take(&mut self.reads).into_iter().collect(),
             writes,
+            blob_refs: std::mem::take(&mut self.blob_refs)
+                .into_iter()
+                .filter(|(_, n)| *n != 0)
+                .collect(),
         };
         self.space
             .store

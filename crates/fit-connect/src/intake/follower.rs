@@ -109,7 +109,13 @@ impl FitConnectIntake {
             record.problem = problem;
             record.reason = reason;
             record.updated_at = Utc::now();
-            shared.state.commit(&record, &token, None).await?;
+            if !shared
+                .state
+                .commit(SubmissionState::Submitted, &record, &token, None)
+                .await?
+            {
+                continue;
+            }
             if event == set::REJECT_SUBMISSION {
                 // The sender has its final answer: a later replay of the
                 // message at this hub would contradict it (issue 10,
@@ -167,7 +173,14 @@ impl FitConnectIntake {
             record.state = SubmissionState::Rejected;
             record.problem = Some(detail);
             record.updated_at = Utc::now();
-            shared.state.commit(&record, &token, None).await?;
+            // A submit through another instance may have won the race.
+            if !shared
+                .state
+                .commit(SubmissionState::Announced, &record, &token, None)
+                .await?
+            {
+                continue;
+            }
             let dir = shared.state.upload_dir(record.submission_id);
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                 if e.kind() != std::io::ErrorKind::NotFound {

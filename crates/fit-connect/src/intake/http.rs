@@ -11,7 +11,10 @@ use axum::{Json, Router};
 use chrono::Utc;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
+use std::sync::Arc;
+
+use drehscheibe_model::BlobError;
+use tokio_util::io::StreamReader;
 use uuid::Uuid;
 
 use super::state::{SubmissionRecord, SubmissionState};
@@ -250,6 +253,7 @@ async fn create_submission(
         service_type: service,
         announced: request.announced_attachments,
         uploaded: BTreeMap::new(),
+        upload_blobs: BTreeMap::new(),
         state: SubmissionState::Announced,
         message_id: None,
         auth_tags: None,
@@ -309,7 +313,7 @@ async fn upload_attachment(
     let id = parse_id(&id, "submission-not-found")?;
     let aid = parse_id(&aid, "attachment-not-found")?;
     let _busy = intake.shared.busy(id)?;
-    let mut record = load_for(&intake, &client, id).await?;
+    let record = load_for(&intake, &client, id).await?;
     if record.state != SubmissionState::Announced {
         return Err(FitProblem::new(
             409,
@@ -359,37 +363,53 @@ async fn upload_attachment(
             return Err(too_large());
         }
     }
-    let dir = intake.shared.state.upload_dir(id);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| FitProblem::unavailable(format!("upload directory: {e}")))?;
-    let part = dir.join(format!("{aid}.jwe.part"));
-    let path = dir.join(format!("{aid}.jwe"));
-    let io = |e: std::io::Error| FitProblem::unavailable(format!("storing attachment: {e}"));
-    let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
-    let mut size: u64 = 0;
-    let mut stream = request.into_body().into_data_stream();
-    let result: Result<(), FitProblem> = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| FitProblem::bad_request(format!("reading body: {e}")))?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(too_large());
+    // Into the hub's blob store, so whichever instance takes the submit
+    // finds it. Staged: until the record names it (and holds a reference
+    // in the same commit), a refusal or a crash leaves nothing behind.
+    let blobs = intake.shared.intake.blobs();
+    let body_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let seen = body_error.clone();
+    let body = request.into_body().into_data_stream().map(move |chunk| {
+        chunk.map_err(|e| {
+            let message = format!("reading body: {e}");
+            if let Ok(mut slot) = seen.lock() {
+                *slot = Some(message.clone());
             }
-            file.write_all(&chunk).await.map_err(io)?;
+            std::io::Error::other(message)
+        })
+    });
+    let staged = blobs.stage(Box::pin(StreamReader::new(body)), limit).await;
+    let client_fault = body_error.lock().ok().and_then(|mut slot| slot.take());
+    let blob = match staged {
+        Ok(blob) => blob,
+        Err(BlobError::TooLarge { .. }) => return Err(too_large()),
+        Err(e) => {
+            return Err(match client_fault {
+                Some(message) => FitProblem::bad_request(message),
+                None => FitProblem::unavailable(format!("storing attachment: {e}")),
+            })
         }
-        file.sync_all().await.map_err(io)?;
-        Ok(())
-    }
-    .await;
-    drop(file);
-    if let Err(p) = result {
-        let _ = tokio::fs::remove_file(&part).await;
-        return Err(p);
-    }
+    };
+    let size = blob.size;
+    let discard = |why: &'static str| {
+        let (blobs, blob) = (blobs.clone(), blob.clone());
+        async move {
+            if let Err(e) = blobs.discard_staged(&blob).await {
+                tracing::warn!(submission = %id, attachment = %aid, error = %e, "cannot discard a refused upload ({why}); the next sweep removes it");
+            }
+        }
+    };
     // Early sanity check of the protected header (algorithms), so an
     // unusable upload is refused now rather than at submit.
-    let head = read_head(&part).await.map_err(io)?;
+    let head = match read_head(blobs.as_ref(), &blob).await {
+        Ok(head) => head,
+        Err(e) => {
+            discard("unreadable").await;
+            return Err(FitProblem::unavailable(format!(
+                "reading attachment back: {e}"
+            )));
+        }
+    };
     if let Err(e) = crate::jose::peek_jwe_header(&head).and_then(|h| {
         match (
             h.get("alg").and_then(Value::as_str),
@@ -401,31 +421,67 @@ async fn upload_attachment(
             ))),
         }
     }) {
-        let _ = tokio::fs::remove_file(&part).await;
+        discard("invalid").await;
         return Err(FitProblem::new(
             400,
             "invalid-jwe",
             format!("attachment {aid}: {e}"),
         ));
     }
-    tokio::fs::rename(&part, &path).await.map_err(io)?;
-    record.uploaded.insert(aid, size);
-    record.updated_at = Utc::now();
-    intake
+    // Name it in the record (re-checked on what is stored now: another
+    // instance may have taken the submit meanwhile).
+    let now = Utc::now();
+    let named = intake
         .shared
         .state
-        .put(&record)
-        .await
-        .map_err(store_problem)?;
+        .modify(id, |r| {
+            if r.state != SubmissionState::Announced {
+                return Err(r.state);
+            }
+            r.uploaded.insert(aid, size);
+            r.upload_blobs.insert(aid, blob.clone());
+            r.updated_at = now;
+            Ok(())
+        })
+        .await;
+    let outcome = match named {
+        Ok(Some(Ok(_))) => Ok(()),
+        Ok(Some(Err(state))) => Err(FitProblem::new(
+            409,
+            "submission-state-invalid",
+            format!(
+                "submission {id} is {}; attachments can no longer be uploaded",
+                state.as_str()
+            ),
+        )),
+        Ok(None) => Err(FitProblem::new(
+            404,
+            "submission-not-found",
+            format!("submission {id} does not exist"),
+        )),
+        Err(e) => Err(store_problem(e)),
+    };
+    if let Err(p) = outcome {
+        discard("not recorded").await;
+        return Err(p);
+    }
+    // The record holds it now: this staging ends as kept.
+    if let Err(e) = blobs.keep_staged(&blob).await {
+        tracing::warn!(submission = %id, attachment = %aid, error = %e, "cannot end the staging of an upload (the record's reference keeps it)");
+    }
     tracing::info!(submission = %id, attachment = %aid, bytes = size, "fit-connect attachment uploaded");
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn read_head(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+/// The first 20 KiB of a stored upload (enough for any JWE header).
+async fn read_head(
+    blobs: &dyn drehscheibe_model::BlobStore,
+    blob: &drehscheibe_model::BlobRef,
+) -> std::io::Result<Vec<u8>> {
     use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(path).await?;
+    let reader = blobs.open(blob).await.map_err(std::io::Error::other)?;
     let mut head = Vec::new();
-    file.take(20 * 1024).read_to_end(&mut head).await?;
+    reader.take(20 * 1024).read_to_end(&mut head).await?;
     Ok(head)
 }
 

@@ -33,22 +33,26 @@
 //! (see [`crate::set::NotDelivered`]).
 //!
 //! Submissions announced but not submitted within [`INCOMPLETE_TTL`] (24 h)
-//! are rejected (`submission-expired`) and their uploads deleted.
+//! are rejected (`submission-expired`) and their uploads released.
 //!
-//! Tokens live in memory only: a restart invalidates them and clients fetch
-//! new ones (FIT-Connect clients fetch a token per request anyway).
-//! Submissions, cases and events are durable (see [`state`]).
+//! Nothing lives in one instance of the hub only, so a sender's requests
+//! may each reach another instance behind a load balancer: access tokens
+//! are self-contained (`token`: signed JWTs, valid on every instance and
+//! across restarts), uploads are in the hub's blob store, and
+//! submissions, cases and events are durable in the hub store (see
+//! [`state`]).
 
 mod follower;
 mod http;
 pub mod problem;
 pub mod state;
 mod submit;
+mod token;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use drehscheibe_model::Intake;
@@ -88,7 +92,8 @@ pub struct FitConnectIntakeSettings {
     pub public_base_url: String,
     /// Largest encrypted attachment (≤ [`MAX_ATTACHMENT_BYTES`]).
     pub max_attachment_bytes: u64,
-    /// State directory (`<data_dir>/fit-connect/<channel>`).
+    /// Scratch directory of this instance (`<data_dir>/fit-connect/<channel>`):
+    /// attachments while a submit decrypts them.
     pub state_dir: PathBuf,
     /// How often the status follower looks at open cases.
     pub poll_interval: Duration,
@@ -163,17 +168,12 @@ pub enum IntakeSetupError {
     Schema(#[from] crate::schema::SchemaError),
 }
 
-struct Token {
-    client_id: String,
-    expires: Instant,
-}
-
 pub(crate) struct Shared {
     pub(crate) settings: FitConnectIntakeSettings,
     pub(crate) intake: Arc<dyn Intake>,
     pub(crate) state: State,
     pub(crate) validator: MetadataValidator,
-    tokens: Mutex<HashMap<String, Token>>,
+    tokens: token::TokenKey,
     busy: Mutex<HashSet<Uuid>>,
 }
 
@@ -193,8 +193,8 @@ impl std::fmt::Debug for FitConnectIntake {
 
 impl FitConnectIntake {
     /// Check the settings; the intake's state lives in `store` (state
-    /// space `fit-connect/intake/<channel>`), uploads under
-    /// `settings.state_dir`.
+    /// space `fit-connect/intake/<channel>`), uploads in the blob store of
+    /// `intake`, an attachment being decrypted under `settings.state_dir`.
     pub fn open(
         settings: FitConnectIntakeSettings,
         intake: Arc<dyn Intake>,
@@ -228,13 +228,14 @@ impl FitConnectIntake {
             }
         }
         let state = State::open(store, &settings.channel, &settings.state_dir)?;
+        let tokens = token::TokenKey::derive(&settings.channel, &settings.signing_key);
         Ok(Self {
             shared: Arc::new(Shared {
                 settings,
                 intake,
                 state,
                 validator: MetadataValidator::new()?,
-                tokens: Mutex::new(HashMap::new()),
+                tokens,
                 busy: Mutex::new(HashSet::new()),
             }),
         })
@@ -283,18 +284,10 @@ impl Shared {
         if !ok {
             return None;
         }
-        let mut raw = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
-        let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw);
-        let now = Instant::now();
-        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens.retain(|_, t| t.expires > now);
-        tokens.insert(
-            token.clone(),
-            Token {
-                client_id: client.client_id.clone(),
-                expires: now + self.settings.token_ttl,
-            },
+        let ttl = i64::try_from(self.settings.token_ttl.as_secs()).unwrap_or(i64::MAX);
+        let token = self.tokens.issue(
+            &client.client_id,
+            chrono::Utc::now().timestamp().saturating_add(ttl),
         );
         let scope = client
             .destinations
@@ -313,11 +306,12 @@ impl Shared {
             .ok_or_else(|| FitProblem::unauthorized("bearer token required"))?;
         let token = drehscheibe_model::auth::bearer_token(value)
             .ok_or_else(|| FitProblem::unauthorized("bearer token required"))?;
-        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        match tokens.get(token) {
-            Some(t) if t.expires > Instant::now() => Ok(t.client_id.clone()),
-            Some(_) => Err(FitProblem::unauthorized("access token expired")),
-            None => Err(FitProblem::unauthorized("unknown access token")),
+        match self.tokens.check(token, chrono::Utc::now().timestamp()) {
+            // A client removed from the configuration since loses access.
+            Ok(client) if self.client(&client).is_some() => Ok(client),
+            Ok(_) => Err(FitProblem::unauthorized("unknown access token")),
+            Err(token::Refused::Expired) => Err(FitProblem::unauthorized("access token expired")),
+            Err(token::Refused::Unknown) => Err(FitProblem::unauthorized("unknown access token")),
         }
     }
 

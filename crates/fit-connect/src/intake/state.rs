@@ -14,10 +14,17 @@
 //! | `o` + submission id | hub message id (text): cases awaiting accept/reject |
 //! | `a` + created (ms, 8 bytes BE) + submission id | empty: submissions still `announced`, oldest first |
 //!
-//! Uploaded attachments are files `uploads/<submission>/<attachment>.jwe`
-//! under the channel's state directory (the content-addressed blob store
-//! takes them once they are decrypted). Every change is durable before the
-//! HTTP answer.
+//! Uploaded attachments, still encrypted, live in the hub's blob store,
+//! so any instance of the hub can take the submit that follows an upload
+//! through another. The record names them ([`SubmissionRecord::upload_blobs`])
+//! and holds a reference on each in the same commit (see
+//! [`drehscheibe_store::state`]): `write_record` keeps the references the
+//! space holds equal to the blobs the stored record names, and a record
+//! that leaves `announced` (submitted, rejected, expired) names none, so
+//! its uploads become retention's to collect. The channel's directory on
+//! the local disk only holds the plaintext of an attachment while a submit
+//! decrypts it (and uploads of an earlier version, read once at submit).
+//! Every change is durable before the HTTP answer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +32,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use drehscheibe_model::BlobRef;
 use drehscheibe_store::{StateSpace, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -99,6 +107,11 @@ pub struct SubmissionRecord {
     pub announced: Vec<Uuid>,
     /// Uploaded attachment ids and their encrypted sizes.
     pub uploaded: BTreeMap<Uuid, u64>,
+    /// Where each upload is in the blob store (the JWE as sent). Empty
+    /// once the record left `announced`. An upload of an earlier version
+    /// has an entry in `uploaded` only and lies in the local directory.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upload_blobs: BTreeMap<Uuid, BlobRef>,
     /// State.
     pub state: SubmissionState,
     /// Hub message id once submitted.
@@ -167,19 +180,35 @@ fn announced_key(record: &SubmissionRecord) -> Vec<u8> {
     k(b'a', &[&ms.to_be_bytes(), record.submission_id.as_bytes()])
 }
 
-/// Write `record` and keep the index of announced submissions in step.
-fn write_record(
+/// Write `record`, keep the index of announced submissions in step, and
+/// the blob references of the space equal to the uploads the stored
+/// record names: those of the record as stored before are released, those
+/// of `record` held (none once it left `announced`). Reads the stored
+/// record, so a commit over a record changed meanwhile conflicts.
+async fn write_record(
     tx: &mut drehscheibe_store::StateTx<'_>,
     record: &SubmissionRecord,
 ) -> Result<(), StoreError> {
-    tx.put(
-        &k(b's', &[record.submission_id.as_bytes()]),
-        encode(record)?,
-    );
+    let key = k(b's', &[record.submission_id.as_bytes()]);
+    let before = match tx.get(&key).await? {
+        Some(v) => decode(&v)?.upload_blobs,
+        None => BTreeMap::new(),
+    };
+    let mut record = std::borrow::Cow::Borrowed(record);
+    if record.state != SubmissionState::Announced && !record.upload_blobs.is_empty() {
+        record.to_mut().upload_blobs.clear();
+    }
+    for blob in before.values() {
+        tx.release_blob(&blob.sha256);
+    }
+    for blob in record.upload_blobs.values() {
+        tx.hold_blob(&blob.sha256);
+    }
+    tx.put(&key, encode(&record)?);
     if record.state == SubmissionState::Announced {
-        tx.put(&announced_key(record), Bytes::new());
+        tx.put(&announced_key(&record), Bytes::new());
     } else {
-        tx.delete(&announced_key(record));
+        tx.delete(&announced_key(&record));
     }
     Ok(())
 }
@@ -220,44 +249,90 @@ impl State {
 
     /// Store a new submission and its case.
     pub async fn create(&self, record: &SubmissionRecord) -> Result<(), StateError> {
-        let mut tx = self.space.begin();
-        write_record(&mut tx, record)?;
-        tx.put(
-            &k(b'c', &[record.case_id.as_bytes()]),
-            record.submission_id.as_bytes().to_vec(),
-        );
-        tx.commit().await?;
+        self.space
+            .update(|mut tx| async move {
+                write_record(&mut tx, record).await?;
+                tx.put(
+                    &k(b'c', &[record.case_id.as_bytes()]),
+                    record.submission_id.as_bytes().to_vec(),
+                );
+                Ok((tx, ()))
+            })
+            .await?;
         Ok(())
     }
 
     /// Replace a submission record.
     pub async fn put(&self, record: &SubmissionRecord) -> Result<(), StateError> {
-        let mut tx = self.space.begin();
-        write_record(&mut tx, record)?;
-        tx.commit().await?;
+        self.space
+            .update(|mut tx| async move {
+                write_record(&mut tx, record).await?;
+                Ok((tx, ()))
+            })
+            .await?;
         Ok(())
+    }
+
+    /// Change the record of `submission` with `change` on what is stored
+    /// now, retried on a concurrent change (so two instances of the hub
+    /// never lose each other's change). `change` answers `Err` to leave
+    /// the record as it is; `Ok(None)` when there is no such submission.
+    pub async fn modify<E>(
+        &self,
+        submission: Uuid,
+        change: impl Fn(&mut SubmissionRecord) -> Result<(), E>,
+    ) -> Result<Option<Result<SubmissionRecord, E>>, StateError> {
+        let key = k(b's', &[submission.as_bytes()]);
+        let change = &change;
+        let key = &key;
+        Ok(self
+            .space
+            .update(|mut tx| async move {
+                let Some(bytes) = tx.get(key).await? else {
+                    return Ok((tx, None));
+                };
+                let mut record = decode(&bytes)?;
+                if let Err(e) = change(&mut record) {
+                    return Ok((tx, Some(Err(e))));
+                }
+                write_record(&mut tx, &record).await?;
+                Ok((tx, Some(Ok(record))))
+            })
+            .await?)
     }
 
     /// Store `record`, append `event` (a SET) to its case, and mark the
     /// case open (awaiting accept/reject, with the hub message id) or
-    /// closed — all in one transaction.
+    /// closed — all in one transaction, and only while the stored record
+    /// is still in state `from` (`Ok(false)`, nothing written, when
+    /// another instance of the hub moved it on meanwhile).
     pub async fn commit(
         &self,
+        from: SubmissionState,
         record: &SubmissionRecord,
         event: &str,
         open: Option<&str>,
-    ) -> Result<(), StateError> {
+    ) -> Result<bool, StateError> {
         let case = record.case_id;
         let counter = k(b'n', &[case.as_bytes()]);
-        self.space
+        let key = k(b's', &[record.submission_id.as_bytes()]);
+        Ok(self
+            .space
             .update(|mut tx| {
-                let counter = &counter;
+                let (counter, key) = (&counter, &key);
                 async move {
+                    let stored = match tx.get(key).await? {
+                        Some(v) => Some(decode(&v)?.state),
+                        None => None,
+                    };
+                    if stored != Some(from) {
+                        return Ok((tx, false));
+                    }
                     let seq = match tx.get(counter).await? {
                         Some(v) => u64_of(&v)?,
                         None => 0,
                     };
-                    write_record(&mut tx, record)?;
+                    write_record(&mut tx, record).await?;
                     tx.put(
                         &k(b'e', &[case.as_bytes(), &seq.to_be_bytes()]),
                         event.as_bytes().to_vec(),
@@ -268,11 +343,10 @@ impl State {
                         Some(message) => tx.put(&okey, message.as_bytes().to_vec()),
                         None => tx.delete(&okey),
                     }
-                    Ok((tx, ()))
+                    Ok((tx, true))
                 }
             })
-            .await?;
-        Ok(())
+            .await?)
     }
 
     /// Events of a case, oldest first: `(page, total)`.
@@ -355,6 +429,7 @@ mod tests {
             service_type: None,
             announced: vec![Uuid::new_v4()],
             uploaded: BTreeMap::new(),
+            upload_blobs: BTreeMap::new(),
             state: SubmissionState::Announced,
             message_id: None,
             auth_tags: None,
@@ -379,8 +454,19 @@ mod tests {
             assert_eq!(s.announced_before(before).await.unwrap(), vec![r.clone()]);
             assert!(s.announced_before(r.created_at).await.unwrap().is_empty());
             r.state = SubmissionState::Submitted;
-            s.commit(&r, "set-1", Some("msg-1")).await.unwrap();
-            s.commit(&r, "set-2", Some("msg-1")).await.unwrap();
+            assert!(s
+                .commit(SubmissionState::Announced, &r, "set-1", Some("msg-1"))
+                .await
+                .unwrap());
+            assert!(s
+                .commit(SubmissionState::Submitted, &r, "set-2", Some("msg-1"))
+                .await
+                .unwrap());
+            // Moved on by another instance: nothing written.
+            assert!(!s
+                .commit(SubmissionState::Announced, &r, "set-x", None)
+                .await
+                .unwrap());
             assert!(s.announced_before(before).await.unwrap().is_empty());
         }
         let s = State::open(open(), "in", dir.path()).unwrap();
@@ -406,7 +492,10 @@ mod tests {
             vec![(r.submission_id, "msg-1".to_owned())]
         );
         r.state = SubmissionState::Accepted;
-        s.commit(&r, "set-3", None).await.unwrap();
+        assert!(s
+            .commit(SubmissionState::Submitted, &r, "set-3", None)
+            .await
+            .unwrap());
         assert!(s.open_cases().await.unwrap().is_empty());
         assert!(s.by_case(Uuid::new_v4()).await.unwrap().is_none());
         assert!(s.events(Uuid::new_v4(), 0, 10).await.unwrap().0.is_empty());

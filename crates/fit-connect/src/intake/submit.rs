@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use chrono::Utc;
-use drehscheibe_model::{IntakeError, SenderIdentity, StagedAttachment, Submission};
+use drehscheibe_model::{BlobError, IntakeError, SenderIdentity, StagedAttachment, Submission};
 use serde_json::Value;
+use tokio_util::io::SyncIoBridge;
 use uuid::Uuid;
 
 use super::state::{SubmissionRecord, SubmissionState};
@@ -42,6 +43,14 @@ fn jose_failure(what: &str, e: JoseError) -> Failure {
         JoseError::Io(e) => Failure::Transient(FitProblem::unavailable(format!("{what}: {e}"))),
         other => reject(400, "invalid-jwe", format!("{what}: {other}")),
     }
+}
+
+/// Where a submit reads an upload from.
+enum Upload {
+    /// The hub's blob store (read on a blocking thread).
+    Blob(SyncIoBridge<drehscheibe_model::BlobReader>),
+    /// A file of the channel's directory (uploaded by an earlier version).
+    File(PathBuf),
 }
 
 /// Decrypted, verified content ready for the hub.
@@ -119,11 +128,22 @@ pub(super) async fn submit(
                     record.message_id = Some(message_id.clone());
                     record.auth_tags = Some(tags);
                     record.updated_at = Utc::now();
-                    shared
+                    let committed = shared
                         .state
-                        .commit(&record, &token, Some(&message_id))
+                        .commit(
+                            SubmissionState::Announced,
+                            &record,
+                            &token,
+                            Some(&message_id),
+                        )
                         .await
                         .map_err(super::http::store_problem)?;
+                    if !committed {
+                        // The same submit through another instance was
+                        // first (the hub's idempotency key made it one
+                        // message): it wrote the event.
+                        return Err(already_submitted(id));
+                    }
                     remove_uploads(intake, id).await;
                     tracing::info!(submission = %id, case = %record.case_id, message = %message_id, "fit-connect submission handed to the hub");
                     Ok(created)
@@ -135,6 +155,15 @@ pub(super) async fn submit(
         Err(Failure::Transient(p)) => Err(p),
         Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
     }
+}
+
+/// The answer to a submit of a submission another request moved on.
+fn already_submitted(id: Uuid) -> FitProblem {
+    FitProblem::new(
+        409,
+        "submission-state-invalid",
+        format!("submission {id} was already submitted"),
+    )
 }
 
 /// Record the rejection with a `reject-submission` event; returns the
@@ -161,8 +190,14 @@ async fn reject_for_good(
         Ok(t) => t,
         Err(e) => return FitProblem::internal(format!("signing the event: {e}")),
     };
-    if let Err(e) = shared.state.commit(&record, &token, None).await {
-        return super::http::store_problem(e);
+    match shared
+        .state
+        .commit(SubmissionState::Announced, &record, &token, None)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return already_submitted(record.submission_id),
+        Err(e) => return super::http::store_problem(e),
     }
     remove_uploads(intake, record.submission_id).await;
     problem
@@ -281,33 +316,68 @@ async fn check(
         ));
     }
 
-    // 4. attachments: stream-decrypt each upload to a plaintext file, hash,
-    //    stage into the blob store (compressed ones are inflated only after
-    //    their tag matched; see `jose`)
+    // 4. attachments: stream-decrypt each upload out of the blob store to
+    //    a plaintext file on the local disk, hash, stage into the blob
+    //    store (compressed ones are inflated only after their tag matched;
+    //    see `jose`)
     let mut staged = Vec::new();
     let mut attachment_tags = Vec::new();
     let dir = shared.state.upload_dir(record.submission_id);
+    let blobs = shared.intake.blobs();
     for a in &metadata.content_structure.attachments {
         let id = a.attachment_id.to_ascii_lowercase();
-        let encrypted: PathBuf = dir.join(format!("{id}.jwe"));
         let plain: PathBuf = dir.join(format!("{id}.plain"));
+        // The upload as stored by whichever instance took it: in the blob
+        // store, or (uploaded before that) in this channel's directory.
+        let stored = Uuid::parse_str(&id)
+            .ok()
+            .and_then(|aid| record.upload_blobs.get(&aid).cloned());
+        let gone = || {
+            Failure::Transient(FitProblem::new(
+                422,
+                "missing-attachments",
+                format!("the upload of attachment {id} is gone; upload it again"),
+            ))
+        };
+        let source = match stored {
+            Some(blob) => match blobs.open(&blob).await {
+                Ok(reader) => Upload::Blob(SyncIoBridge::new(reader)),
+                Err(BlobError::NotFound(_)) => return Err(gone()),
+                Err(e) => {
+                    return Err(Failure::Transient(FitProblem::unavailable(format!(
+                        "attachment {id}: {e}"
+                    ))))
+                }
+            },
+            None => Upload::File(dir.join(format!("{id}.jwe"))),
+        };
+        if let Upload::File(path) = &source {
+            if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+                return Err(gone());
+            }
+        }
         let att_keys = keys.clone();
         let limit = shared
             .settings
             .max_attachment_bytes
             .min(shared.intake.max_attachment_bytes());
-        let (enc_path, plain_path, spool_dir) = (encrypted.clone(), plain.clone(), dir.clone());
+        let (plain_path, spool_dir) = (plain.clone(), dir.clone());
         let what = format!("attachment {id}");
         let out = blocking(move || {
             let io = |e: std::io::Error| {
                 Failure::Transient(FitProblem::unavailable(format!("{what}: {e}")))
             };
-            let input = std::fs::File::open(&enc_path).map_err(io)?;
+            std::fs::create_dir_all(&spool_dir).map_err(io)?;
             let output = std::fs::File::create(&plain_path).map_err(io)?;
             let mut output = std::io::BufWriter::with_capacity(64 * 1024, output);
+            let input: Box<dyn std::io::Read> = match source {
+                Upload::Blob(reader) => Box::new(reader),
+                Upload::File(path) => Box::new(std::fs::File::open(path).map_err(io)?),
+            };
             let refs: Vec<&RsaPrivateKey> = att_keys.iter().collect();
-            // Compressed content waits for its tag in the upload directory
-            // (an anonymous file, gone when closed), not in memory.
+            // Compressed content waits for its tag in the channel's
+            // directory (an anonymous file, gone when closed), not in
+            // memory.
             let r = jose::decrypt_compact_stream_in(input, &refs, &mut output, limit, &spool_dir)
                 .map_err(|e| jose_failure(&what, e));
             let file = output.into_inner().map_err(|e| io(e.into_error()))?;

@@ -909,6 +909,31 @@ fn blob_count_key(sha256: &str) -> Vec<u8> {
     k
 }
 
+/// Change the reference count of a blob by `delta` (messages and state
+/// records holding it); `true` when no reference is left (the blob
+/// becomes a collection candidate), and it is no candidate while any is.
+fn blob_ref_change(retention: &TransactionalTree, sha256: &str, delta: i64) -> TxResult<bool> {
+    let key = blob_count_key(sha256);
+    let n = match retention.get(&key)? {
+        Some(v) => lift(be_u64(&v, "retention"))?,
+        None => 0,
+    };
+    let next = if delta >= 0 {
+        n.saturating_add(delta.unsigned_abs())
+    } else {
+        n.saturating_sub(delta.unsigned_abs())
+    };
+    if next > 0 {
+        retention.insert(key, &next.to_be_bytes())?;
+        retention.remove(blob_garbage_key(sha256))?;
+        Ok(false)
+    } else {
+        retention.remove(key)?;
+        retention.insert(blob_garbage_key(sha256), &[])?;
+        Ok(true)
+    }
+}
+
 /// `g` + sha: a blob no message references any more.
 fn blob_garbage_key(sha256: &str) -> Vec<u8> {
     let mut k = vec![b'g'];
@@ -1151,32 +1176,13 @@ impl Tx<'_> {
 
     /// One more stored message references the blob.
     fn blob_ref(&self, sha256: &str) -> TxResult<()> {
-        let key = blob_count_key(sha256);
-        let n = match self.retention.get(&key)? {
-            Some(v) => lift(be_u64(&v, "retention"))?,
-            None => 0,
-        };
-        self.retention
-            .insert(key, &n.saturating_add(1).to_be_bytes())?;
-        self.retention.remove(blob_garbage_key(sha256))?;
-        Ok(())
+        blob_ref_change(self.retention, sha256, 1).map(|_| ())
     }
 
     /// One stored message less references the blob; `true` when that was
     /// the last (the blob becomes a collection candidate).
     fn blob_unref(&self, sha256: &str) -> TxResult<bool> {
-        let key = blob_count_key(sha256);
-        let n = match self.retention.get(&key)? {
-            Some(v) => lift(be_u64(&v, "retention"))?,
-            None => 0,
-        };
-        if n > 1 {
-            self.retention.insert(key, &(n - 1).to_be_bytes())?;
-            return Ok(false);
-        }
-        self.retention.remove(key)?;
-        self.retention.insert(blob_garbage_key(sha256), &[])?;
-        Ok(true)
+        blob_ref_change(self.retention, sha256, -1)
     }
 
     /// Remove a message's expiry entry, if it has one.
@@ -1516,22 +1522,16 @@ impl Store for SledStore {
         if candidates.is_empty() {
             return Ok(candidates);
         }
+        // The reference counts (messages and state records holding a
+        // blob), kept in step with every accept, purge and state commit.
         self.blocking(move |t| {
             let mut found = std::collections::HashSet::new();
-            for entry in t.messages.iter() {
-                let (key, value) = entry.map_err(backend)?;
-                let record: MessageRecord = decode("messages", &key, &value)?;
-                if record.payload_purged_at.is_some() {
-                    // Retention dropped its references.
-                    continue;
-                }
-                for a in &record.envelope.attachments {
-                    if candidates.contains(&a.blob.sha256) {
-                        found.insert(a.blob.sha256.clone());
-                    }
-                }
-                if found.len() == candidates.len() {
-                    break;
+            for sha in candidates {
+                if t.retention
+                    .contains_key(blob_count_key(&sha))
+                    .map_err(backend)?
+                {
+                    found.insert(sha);
                 }
             }
             Ok(found)
@@ -1610,6 +1610,7 @@ impl Store for SledStore {
                 .into_iter()
                 .map(|(k, v)| (state_key(space, &k), v))
                 .collect(),
+            blob_refs: commit.blob_refs,
         };
         match self.noted(generation.writer.submit(Op::State(Box::new(op))).await)? {
             Outcome::StateCommitted => Ok(true),

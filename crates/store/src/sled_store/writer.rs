@@ -43,6 +43,7 @@ use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use drehscheibe_model::{MessageId, MessageRecord, MessageState};
+use sled::Transactional;
 use tokio::sync::oneshot;
 
 use super::{
@@ -78,6 +79,8 @@ pub(super) enum Op {
 pub(super) struct StateOp {
     pub expect: Vec<(Vec<u8>, Option<bytes::Bytes>)>,
     pub writes: Vec<(Vec<u8>, Option<bytes::Bytes>)>,
+    /// Blob reference changes (sha256, delta) in the `retention` tree.
+    pub blob_refs: Vec<(String, i64)>,
 }
 
 /// What the `states` and `tenants` indexes need of a record.
@@ -364,7 +367,9 @@ fn write_loop(shared: &Shared, trees: &Trees, db: &sled::Db) {
 ///
 /// Adapter state lives in its own tree and gets its own transaction in
 /// the same batch (each operation is atomic in one of the two; the flush
-/// covers both), so message batches do not carry the `state` tree.
+/// covers both), so message batches do not carry the `state` tree. State
+/// commits also carry the `retention` tree for the blob references they
+/// take and give back.
 fn apply_batch(trees: &Trees, batch: &[Pending]) -> Result<Vec<Result<Outcome>>> {
     let mut outcomes: Vec<Result<Outcome>> = if batch.iter().any(|p| {
         matches!(
@@ -377,13 +382,12 @@ fn apply_batch(trees: &Trees, batch: &[Pending]) -> Result<Vec<Result<Outcome>>>
         batch.iter().map(|_| Ok(Outcome::Flushed)).collect()
     };
     if batch.iter().any(|p| matches!(p.op, Op::State(_))) {
-        let states = trees
-            .state
-            .transaction(|t| {
+        let states = (&trees.state, &trees.retention)
+            .transaction(|(t, r)| {
                 batch
                     .iter()
                     .map(|p| match &p.op {
-                        Op::State(s) => apply_state(t, s).map(Some),
+                        Op::State(s) => apply_state(t, r, s).map(Some),
                         _ => Ok(None),
                     })
                     .collect::<TxResult<Vec<_>>>()
@@ -518,12 +522,19 @@ fn repoint(tx: &Tx<'_>, items: &[RepointItem]) -> TxResult<Result<Outcome>> {
 
 /// One state commit inside the batch's state transaction: it sees the
 /// writes of the commits before it in the batch.
-fn apply_state(t: &sled::transaction::TransactionalTree, s: &StateOp) -> TxResult<Outcome> {
+fn apply_state(
+    t: &sled::transaction::TransactionalTree,
+    retention: &sled::transaction::TransactionalTree,
+    s: &StateOp,
+) -> TxResult<Outcome> {
     for (key, seen) in &s.expect {
         let now = t.get(key.as_slice())?;
         if now.as_deref() != seen.as_deref() {
             return Ok(Outcome::Conflict);
         }
+    }
+    for (sha, delta) in &s.blob_refs {
+        super::blob_ref_change(retention, sha, *delta)?;
     }
     for (key, value) in &s.writes {
         match value {
