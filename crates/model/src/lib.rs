@@ -9,7 +9,8 @@
 //! * [`InputAdapter`] — a source that runs its own loop (directory watcher,
 //!   FIT-Connect subscriber, XTA mailbox poller);
 //! * [`Connector`] — a sink that delivers one document to one endpoint;
-//! * [`BlobStore`] — content-addressed, streamed attachment storage.
+//! * [`BlobStore`] — content-addressed, streamed attachment storage;
+//! * [`Scanner`] — a malware scanner the engine asks about all content.
 //!
 //! Data flows one way: adapter → intake store → rule processor → delivery
 //! queue → connector. No crate reaches around another.
@@ -21,6 +22,7 @@ mod envelope;
 pub mod health;
 mod ids;
 mod intake;
+pub mod scan;
 mod state;
 
 pub use blob::{BlobError, BlobReader, BlobRef, BlobStore, UnreferencedCheck};
@@ -37,6 +39,7 @@ pub use intake::{
     Accepted, AdapterError, DeliveryStatus, InputAdapter, Intake, IntakeError, MessageStatus,
     StagedAttachment, Submission,
 };
+pub use scan::{ScanError, Scanner, Verdict};
 pub use state::{InvalidTransition, MessageState};
 
 /// Hex-encoded SHA-256 of a byte slice.

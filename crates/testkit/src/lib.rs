@@ -6,12 +6,14 @@
 //!   listener that requires that client certificate ([`pki::serve_mtls`]);
 //! * [`KeptCheckpoint`]: a connector checkpoint kept across attempts, as
 //!   the engine keeps it on the delivery record;
-//! * [`store_in`]: a real sled hub store in a directory.
+//! * [`store_in`]: a real sled hub store in a directory;
+//! * [`clamd`]: a real ClamAV daemon with a test signature for EICAR.
 //!
 //! Test code: panics on setup failures are the point (a broken fixture
 //! must stop the test, loudly).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod clamd;
 pub mod pki;
 
 use std::path::Path;
