@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use drehscheibe_suite::receiver::{Behaviour, Receiver};
-use drehscheibe_suite::{free_port, order, repo_root, start, Api, TestConfig, SENDER};
+use drehscheibe_suite::{
+    free_port, multipart_body, order, repo_root, start, Api, TestConfig, SENDER,
+};
 
 const DEST: &str = "5a0c7e1d-3b2f-4c8e-9d6a-2f1e0b9c8d7a";
 const LEISTUNG: &str = "99050012104000";
@@ -109,20 +111,6 @@ rule = "testorder@^1"
 targets = {{ fachverfahren = "fit" }}
 "#
     )
-}
-
-fn multipart_body(boundary: &str, doc: &[u8], attachment: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"antrag.xml\"\r\nContent-Type: application/xml\r\n\r\n").as_bytes(),
-    );
-    b.extend_from_slice(doc);
-    b.extend_from_slice(
-        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"nachweis\"; filename=\"nachweis.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
-    );
-    b.extend_from_slice(attachment);
-    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

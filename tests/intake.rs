@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use drehscheibe_suite::receiver::Receiver;
 use drehscheibe_suite::{
-    http_tenant, order, start, Api, TestConfig, OPERATOR, SENDER, TENANT_ALPHA, TENANT_BETA,
+    http_tenant, multipart_body, order, start, Api, TestConfig, OPERATOR, SENDER, TENANT_ALPHA,
+    TENANT_BETA,
 };
 use futures::StreamExt;
 use serde_json::Value;
@@ -317,20 +318,6 @@ async fn tenants_see_only_their_own_messages() {
     let (s, _) = api.get("/api/v1/messages?state=bogus", OPERATOR).await;
     assert_eq!(s, 400);
     hub.shutdown().await.unwrap();
-}
-
-fn multipart_body(boundary: &str, doc: &[u8], attachment: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"antrag.xml\"\r\nContent-Type: application/xml\r\n\r\n").as_bytes(),
-    );
-    b.extend_from_slice(doc);
-    b.extend_from_slice(
-        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"nachweis\"; filename=\"nachweis.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
-    );
-    b.extend_from_slice(attachment);
-    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,22 @@ pub fn order(kommune: &str, leistung: &str, pad: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A `multipart/form-data` body: `doc` as the document part (XML), then
+/// `attachment` as a PDF part `nachweis`.
+pub fn multipart_body(boundary: &str, doc: &[u8], attachment: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"antrag.xml\"\r\nContent-Type: application/xml\r\n\r\n").as_bytes(),
+    );
+    b.extend_from_slice(doc);
+    b.extend_from_slice(
+        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"nachweis\"; filename=\"nachweis.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
+    );
+    b.extend_from_slice(attachment);
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    b
+}
+
 /// The store the suite runs against: `DREHSCHEIBE_TEST_STORE` = `sled`
 /// (the default) or `postgres` (then `DREHSCHEIBE_TEST_PG_URL`, default
 /// `postgres://postgres@127.0.0.1:5432/test`, names the database; every

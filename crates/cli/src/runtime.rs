@@ -170,6 +170,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         route_budget: config.server.route_budget,
         document_memory: config.server.document_memory,
         retention: drehscheibe_engine::RetentionSettings::from_config(&config),
+        scanning: scanning(&config)?,
         ..HubSettings::default()
     };
     // On a shared store a claim can be committed while its answer is lost
@@ -444,4 +445,24 @@ pub fn sanity(config: &HubConfig) -> Result<()> {
         bail!("{}: no channels configured", config.main_file.display());
     }
     Ok(())
+}
+
+/// The malware scanner of `[scanner]`, or `None` (said in the log: content
+/// is then not scanned).
+fn scanning(config: &HubConfig) -> anyhow::Result<Option<drehscheibe_engine::Scanning>> {
+    let Some(sc) = &config.scanner else {
+        tracing::warn!("no [scanner] configured: payloads, attachments and outputs are not scanned for malware");
+        return Ok(None);
+    };
+    let address = drehscheibe_clamd::ClamdAddress::parse(&sc.address)
+        .map_err(|e| anyhow::anyhow!("[scanner] address: {e}"))?;
+    let clamd = drehscheibe_clamd::Clamd::new(drehscheibe_clamd::ClamdSettings {
+        timeout: sc.timeout,
+        ..drehscheibe_clamd::ClamdSettings::new(address)
+    });
+    tracing::info!(scanner = %drehscheibe_model::Scanner::describe(&clamd), "malware scanning on: nothing is delivered without a clean verdict");
+    Ok(Some(drehscheibe_engine::Scanning {
+        retry: sc.retry,
+        ..drehscheibe_engine::Scanning::new(Arc::new(clamd))
+    }))
 }

@@ -73,6 +73,23 @@ pub struct HubConfig {
     pub retention: RetentionConfig,
     /// `[store]`: where the hub's state lives (see [`StoreConfig`]).
     pub store: StoreConfig,
+    /// `[scanner]`: the malware scanner; `None` when the section is
+    /// absent (content is not scanned).
+    pub scanner: Option<ScannerConfig>,
+}
+
+/// `[scanner]` of the main file (ADR 0017): ClamAV's daemon. With it,
+/// every payload, attachment and output is scanned, and nothing is
+/// delivered without a clean verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannerConfig {
+    /// clamd's socket: `unix:/run/clamav/clamd.ctl` or `tcp://host:3310`.
+    pub address: String,
+    /// Limit of each step of a scan (default 60 s).
+    pub timeout: Duration,
+    /// Pause before a message whose scan gave no verdict is scanned
+    /// again (default 30 s).
+    pub retry: Duration,
 }
 
 /// `[store]` of the main file. `type = "sled"` (the default) keeps the

@@ -13,13 +13,14 @@ use crate::locate::{KeyPath, Source};
 use crate::plugin::{Checker, Plugins};
 use crate::raw::{
     AuthType, RawAuth, RawChannel, RawConnector, RawMain, RawRetention, RawRetry, RawRoute,
-    RawSecret, RawServer, RawStore, RawTenant, RawToken, RoleName,
+    RawScanner, RawSecret, RawServer, RawStore, RawTenant, RawToken, RoleName,
 };
 use crate::{
     ags_of_ars, is_digits, ChannelConfig, ConfigError, ConfigErrors, ConnectorConfig, HttpAuth,
     HubConfig, PostgresConfig, RetentionConfig, RetentionOverride, RetentionSpans, RetryPolicy,
-    RouteConfig, RuleSelector, RulesConfig, Secret, SecretSource, SecretString, ServerConfig,
-    Stelle, StoreConfig, TenantConfig, TokenConfig, DEFAULT_PG_POOL_SIZE, MAX_RETENTION_BATCH,
+    RouteConfig, RuleSelector, RulesConfig, ScannerConfig, Secret, SecretSource, SecretString,
+    ServerConfig, Stelle, StoreConfig, TenantConfig, TokenConfig, DEFAULT_PG_POOL_SIZE,
+    MAX_RETENTION_BATCH,
 };
 
 /// Check an identifier (channel, token, tenant, connector, Stelle, target
@@ -224,12 +225,13 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
         let tokens = cx.tokens(&main_src, &m.tokens, &m.channels, &known_tenants);
         let retention = cx.retention(&main_src, m.retention.as_ref());
         let store = cx.store(&main_src, m.store.as_ref());
-        (server, rules, channels, tokens, retention, store)
+        let scanner = cx.scanner(&main_src, m.scanner.as_ref());
+        (server, rules, channels, tokens, retention, (store, scanner))
     });
 
     let main_path = main_abs.clone();
     let mut errors = cx.errors;
-    if let (true, Some((server, rules, channels, tokens, retention, store))) =
+    if let (true, Some((server, rules, channels, tokens, retention, (store, scanner)))) =
         (errors.is_empty(), main)
     {
         let tenants = tenant_files.into_iter().filter_map(|t| t.config).collect();
@@ -243,6 +245,7 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
             tenants,
             retention,
             store,
+            scanner,
         });
     }
     errors.sort_by(|a, b| {
@@ -440,6 +443,54 @@ impl Ctx {
     }
 
     /// `[store]` of the main file.
+    /// `[scanner]` of the main file.
+    fn scanner(&mut self, src: &Source, raw: Option<&RawScanner>) -> Option<ScannerConfig> {
+        let raw = raw?;
+        let kp = KeyPath::root().key("scanner");
+        match raw.kind.as_deref().unwrap_or("clamd") {
+            "clamd" => {}
+            other => {
+                self.err(
+                    src,
+                    &kp.key("type"),
+                    format!("unknown scanner type {other:?}; the hub speaks to `clamd` (ClamAV's daemon)"),
+                );
+                return None;
+            }
+        }
+        let address = raw.address.as_deref().map(str::trim).unwrap_or("");
+        let well_formed = address.starts_with("unix:")
+            || address.starts_with('/')
+            || address
+                .trim_start_matches("tcp://")
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !well_formed {
+            self.err(
+                src,
+                &kp.key("address"),
+                "`address` names clamd's socket: `unix:/run/clamav/clamd.ctl` or `tcp://host:3310`",
+            );
+            return None;
+        }
+        let positive = |this: &mut Self, key: &str, v: Option<Duration>, default: Duration| match v
+        {
+            Some(d) if d.is_zero() => {
+                this.err(src, &kp.key(key), format!("`{key}` must be more than zero"));
+                default
+            }
+            Some(d) => d,
+            None => default,
+        };
+        let timeout = positive(self, "timeout", raw.timeout, Duration::from_secs(60));
+        let retry = positive(self, "retry", raw.retry, Duration::from_secs(30));
+        Some(ScannerConfig {
+            address: address.to_owned(),
+            timeout,
+            retry,
+        })
+    }
+
     fn store(&mut self, src: &Source, raw: Option<&RawStore>) -> StoreConfig {
         let kp = KeyPath::root().key("store");
         let Some(raw) = raw else {

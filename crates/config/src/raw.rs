@@ -25,6 +25,20 @@ pub(crate) struct RawMain {
     pub tokens: BTreeMap<String, RawToken>,
     pub retention: Option<RawRetention>,
     pub store: Option<RawStore>,
+    pub scanner: Option<RawScanner>,
+}
+
+/// `[scanner]` of the main file: the malware scanner.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScanner {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub address: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub retry: Option<Duration>,
 }
 
 /// `[store]` of the main file: which store holds the hub's state.

@@ -348,7 +348,8 @@ impl Worker {
                 | IntakeError::TooLarge { .. }
                 | IntakeError::Malformed(_)
                 | IntakeError::Hostile(_)
-                | IntakeError::IdempotencyConflict(_) => {
+                | IntakeError::IdempotencyConflict(_)
+                | IntakeError::Infected { .. } => {
                     self.reject(name, &e).await?;
                     Ok(Outcome::Done)
                 }

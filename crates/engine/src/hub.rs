@@ -62,6 +62,9 @@ pub struct HubSettings {
     /// The retention sweeper ([`crate::retention`]); `None` (the default
     /// here) keeps everything.
     pub retention: Option<crate::RetentionSettings>,
+    /// The malware scanner ([`crate::scanning`]); `None`: content is not
+    /// scanned.
+    pub scanning: Option<crate::Scanning>,
 }
 
 impl Default for HubSettings {
@@ -80,6 +83,7 @@ impl Default for HubSettings {
             route_budget: Duration::from_secs(30),
             document_memory: 1 << 30,
             retention: None,
+            scanning: None,
         }
     }
 }
@@ -545,7 +549,28 @@ impl Intake for Hub {
             leistung: None,
             attachments: s.attachments.into_iter().map(Into::into).collect(),
         };
-        let record = MessageRecord::received(envelope);
+        let mut record = MessageRecord::received(envelope);
+        // Malware scanning while the sender waits (see `scanning`): a
+        // clean verdict spares routing the scan, a finding quarantines the
+        // message once it is stored, no verdict leaves it to routing.
+        let mut finding = None;
+        if let Some(scanning) = &self.settings.scanning {
+            match self
+                .scan_input(scanning, &record.envelope, &s.payload)
+                .await
+            {
+                Ok(None) => {
+                    record.scan = Some(drehscheibe_model::ScanState {
+                        input_clean: true,
+                        ..Default::default()
+                    });
+                }
+                Ok(Some(f)) => finding = Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, channel = %s.channel, "no verdict from the malware scanner at intake; routing scans the message");
+                }
+            }
+        }
         let audit = AuditEvent::new(
             record.id(),
             format!("intake:{}:{}", s.sender.adapter, s.sender.principal),
@@ -586,6 +611,18 @@ impl Intake for Hub {
             if let Err(e) = ended {
                 tracing::warn!(sha256 = %blob.sha256, error = %e, "could not end the staging of an attachment");
             }
+        }
+        if let (AcceptOutcome::Created, Some(finding)) = (&outcome, &finding) {
+            let id = record.id();
+            self.metrics.received(&s.channel);
+            self.quarantine(id, Some(Job::Route { message: id }), finding)
+                .await
+                .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
+            return Err(IntakeError::Infected {
+                id,
+                part: finding.part.clone(),
+                signature: finding.signature.clone(),
+            });
         }
         match outcome {
             AcceptOutcome::Created => {

@@ -38,6 +38,7 @@ mod hub;
 mod metrics;
 pub mod retention;
 mod routing;
+mod scanning;
 mod worker;
 
 pub use connectors::{ConnectorRegistry, ConnectorSlot};
@@ -46,3 +47,4 @@ pub use hub::{EngineError, Hub, HubSettings, ReplayError};
 pub use metrics::Metrics;
 pub use retention::{RetentionSettings, SweepReport};
 pub use routing::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};
+pub use scanning::{ReleaseError, Scanning};

@@ -43,6 +43,8 @@ pub struct Metrics {
     received: Family<ChannelLabels, Counter>,
     refused: Family<ChannelLabels, Counter>,
     rejected: Family<ChannelLabels, Counter>,
+    quarantined: Family<ChannelLabels, Counter>,
+    scan_unavailable: Counter,
     delivered: Family<DeliveryLabels, Counter>,
     failed: Family<DeliveryLabels, Counter>,
     dead: Family<DeliveryLabels, Counter>,
@@ -80,6 +82,18 @@ impl Metrics {
         let received = Family::<ChannelLabels, Counter>::default();
         let refused = Family::<ChannelLabels, Counter>::default();
         let rejected = Family::<ChannelLabels, Counter>::default();
+        let quarantined = Family::<ChannelLabels, Counter>::default();
+        let scan_unavailable = Counter::default();
+        registry.register(
+            "quarantined",
+            "Messages the malware scanner found something in (kept, never delivered), by channel",
+            quarantined.clone(),
+        );
+        registry.register(
+            "scan_unavailable",
+            "Scans that gave no verdict (scanner down, slow or over its size limit): the message waits",
+            scan_unavailable.clone(),
+        );
         let delivered = Family::<DeliveryLabels, Counter>::default();
         let failed = Family::<DeliveryLabels, Counter>::default();
         let dead = Family::<DeliveryLabels, Counter>::default();
@@ -225,6 +239,8 @@ impl Metrics {
             connections_open,
             connection_limit_reached,
             accept_errors,
+            quarantined,
+            scan_unavailable,
             connector_up,
             connector_cert_expiry,
             retention_payloads,
@@ -289,6 +305,18 @@ impl Metrics {
                 channel: channel.to_owned(),
             })
             .inc();
+    }
+
+    pub(crate) fn quarantined(&self, channel: &str) {
+        self.quarantined
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn scan_unavailable(&self) {
+        self.scan_unavailable.inc();
     }
 
     pub(crate) fn intake_latency(&self, seconds: f64) {

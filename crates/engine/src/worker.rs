@@ -194,6 +194,27 @@ impl Hub {
             self.store.payload(id).await?.ok_or_else(|| {
                 StoreError::Corrupt(format!("payload of message {id} is missing"))
             })?;
+        // Malware scanning (see `scanning`): the input unless the intake
+        // found it clean, before any routing work; an operator's release
+        // overrides every verdict.
+        let scanning = self
+            .settings
+            .scanning
+            .clone()
+            .filter(|_| !rec.scan_released());
+        if let Some(scanning) = &scanning {
+            let input_clean = rec.scan.as_ref().is_some_and(|s| s.input_clean);
+            if !input_clean {
+                match self.scan_input(scanning, &rec.envelope, &payload).await {
+                    Ok(None) => {}
+                    Ok(Some(finding)) => {
+                        self.quarantine(id, Some(job), &finding).await?;
+                        return Ok(());
+                    }
+                    Err(e) => return self.scan_later(id, job, scanning, &e).await,
+                }
+            }
+        }
 
         let decided = match self.reserve_memory(&rec, payload.len()).await {
             Ok((memory, waited_for_memory)) => {
@@ -217,6 +238,18 @@ impl Hub {
             }
             Err(failure) => Err(failure),
         };
+
+        // Every output document before anything is delivered.
+        if let (Ok(plan), Some(scanning)) = (&decided, &scanning) {
+            match self.scan_outputs(scanning, plan).await {
+                Ok(None) => {}
+                Ok(Some(finding)) => {
+                    self.quarantine(id, Some(job), &finding).await?;
+                    return Ok(());
+                }
+                Err(e) => return self.scan_later(id, job, scanning, &e).await,
+            }
+        }
 
         let generation = rec
             .deliveries

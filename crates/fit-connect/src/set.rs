@@ -198,6 +198,8 @@ pub enum NotDelivered {
     Dead,
     /// The hub does not know the message (any more).
     Unknown,
+    /// The malware scanner found something; the message is quarantined.
+    Quarantined,
 }
 
 impl NotDelivered {
@@ -209,6 +211,9 @@ impl NotDelivered {
             }
             Self::Dead => "the submission could not be delivered to the responsible authority",
             Self::Unknown => "the receiving hub has no record of the submission",
+            Self::Quarantined => {
+                "the submission was held back: the receiving hub's malware scanner found something in it"
+            }
         }
     }
 

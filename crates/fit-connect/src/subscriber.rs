@@ -1158,15 +1158,17 @@ impl FitConnectSubscriber {
                                 set::ACCEPT_SUBMISSION,
                                 json!({ "authenticationTags": p.tags }),
                             )),
-                            MessageState::Rejected | MessageState::Dead => {
+                            MessageState::Rejected
+                            | MessageState::Dead
+                            | MessageState::Quarantined => {
                                 // The sender learns the outcome and a
                                 // reference; the hub's reason stays in its
                                 // message record and this log line.
                                 let reason = st.reason.unwrap_or_else(|| st.state.to_string());
-                                let outcome = if st.state == MessageState::Rejected {
-                                    set::NotDelivered::Rejected
-                                } else {
-                                    set::NotDelivered::Dead
+                                let outcome = match st.state {
+                                    MessageState::Rejected => set::NotDelivered::Rejected,
+                                    MessageState::Quarantined => set::NotDelivered::Quarantined,
+                                    _ => set::NotDelivered::Dead,
                                 };
                                 tracing::warn!(submission = %p.submission_id, message = %id, state = %st.state, reason = %reason, "FIT-Connect submission not delivered; rejecting it without the reason");
                                 let problem = EventProblem::new(

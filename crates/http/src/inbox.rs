@@ -347,7 +347,12 @@ async fn receive(
         idempotency_key,
         correlation_ids,
     };
-    let accepted = state.intake.submit(submission).await?;
+    let submitted = state.intake.submit(submission).await;
+    if matches!(submitted, Err(IntakeError::Infected { .. })) {
+        // Stored as quarantined: the hub has ended the stagings (kept).
+        staged.disarm();
+    }
+    let accepted = submitted?;
     // The hub has ended the stagings (kept, or discarded for a duplicate).
     staged.disarm();
     tracing::info!(

@@ -150,12 +150,58 @@ pub struct MessageRecord {
     /// cannot be replayed, and its payload reads as gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_purged_at: Option<DateTime<Utc>>,
+    /// Malware scanning of this message (ADR 0017); `None` while nothing
+    /// was scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanState>,
     pub updated_at: DateTime<Utc>,
     /// Incremented by every stored change (optimistic concurrency, ETag).
     pub revision: u64,
 }
 
+/// What the malware scanner said about a message, and an operator's
+/// release from quarantine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanState {
+    /// The intake scanned payload and attachments and found them clean
+    /// (the routing step does not scan them again).
+    #[serde(default)]
+    pub input_clean: bool,
+    /// Malware found (the message is or was `quarantined`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<ScanFinding>,
+    /// An operator released the message from quarantine: from then on no
+    /// verdict holds it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<ScanRelease>,
+}
+
+/// Malware in a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanFinding {
+    /// Which part: `payload`, `attachment <name>`, `output <target>`.
+    pub part: String,
+    /// The scanner's name of what it found.
+    pub signature: String,
+    /// The scanner (e.g. `clamd unix:/run/clamav/clamd.ctl`).
+    pub scanner: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An operator's release of a quarantined message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRelease {
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
 impl MessageRecord {
+    /// Whether an operator released this message from quarantine.
+    pub fn scan_released(&self) -> bool {
+        self.scan.as_ref().is_some_and(|s| s.released.is_some())
+    }
+
     /// A freshly received message.
     pub fn received(envelope: Envelope) -> Self {
         let at = envelope.received_at;
@@ -168,6 +214,7 @@ impl MessageRecord {
             requested_by: None,
             sender_answer: None,
             payload_purged_at: None,
+            scan: None,
             updated_at: at,
             revision: 0,
         }

@@ -78,6 +78,14 @@ pub enum IntakeError {
     ShuttingDown,
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The malware scanner found something: the message is stored as
+    /// `quarantined` (kept, never delivered) under `id`.
+    #[error("malware found in the {part}: {signature} (kept as quarantined message {id})")]
+    Infected {
+        id: crate::MessageId,
+        part: String,
+        signature: String,
+    },
 }
 
 impl IntakeError {
@@ -91,6 +99,7 @@ impl IntakeError {
             Self::Malformed(_) | Self::Hostile(_) => 400,
             Self::IdempotencyConflict(_) => 409,
             Self::ShuttingDown | Self::Unavailable(_) => 503,
+            Self::Infected { .. } => 422,
         }
     }
 
@@ -106,6 +115,7 @@ impl IntakeError {
             Self::IdempotencyConflict(_) => "idempotency-conflict",
             Self::ShuttingDown => "shutting-down",
             Self::Unavailable(_) => "storage-unavailable",
+            Self::Infected { .. } => "malware-found",
         }
     }
 }
@@ -117,8 +127,9 @@ pub trait Intake: Send + Sync {
     /// Validate, store durably and queue a message for routing.
     async fn submit(&self, submission: Submission) -> Result<Accepted, IntakeError>;
     /// Stream an attachment into the blob store before submitting. An
-    /// accepted [`Intake::submit`] (new message or duplicate) ends the
-    /// staging of its attachments; an adapter whose request ends any other
+    /// accepted [`Intake::submit`] (new message or duplicate), and one
+    /// refused with [`IntakeError::Infected`] (the message is stored,
+    /// quarantined), ends the staging of its attachments; an adapter whose request ends any other
     /// way (refusal, error, client gone) hands what it staged to
     /// [`Intake::discard_staged`].
     async fn stage_attachment(&self, reader: BlobReader) -> Result<BlobRef, IntakeError>;

@@ -31,7 +31,7 @@ pub use connector::{
 };
 pub use envelope::{
     AttachmentRef, AuditEvent, Delivery, DeliveryState, Envelope, MessageRecord, RuleRef,
-    SenderIdentity,
+    ScanFinding, ScanRelease, ScanState, SenderIdentity,
 };
 pub use health::Health;
 pub use ids::{IdError, MessageId};

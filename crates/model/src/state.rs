@@ -6,14 +6,19 @@ use serde::{Deserialize, Serialize};
 ///
 /// ```text
 /// received ──► routed ──► delivering ──► delivered
-///    │            │            │  ▲
-///    ▼            ▼            ▼  │ (retry due)
-/// rejected      dead ◄──── failed
+///    │  ▲         │            │  ▲
+///    │  │         ▼            ▼  │ (retry due)
+///    │  │       dead ◄──── failed
+///    ▼  │ (release)
+/// rejected, quarantined
 /// ```
 ///
 /// `failed` means "will retry"; `dead` means "gave up, needs a person";
-/// `rejected` means "bad input, reason recorded". `replay` moves `dead`,
-/// `delivered` and `rejected` messages back into the pipeline.
+/// `rejected` means "bad input, reason recorded"; `quarantined` means
+/// "the malware scanner found something: kept, never delivered" (ADR
+/// 0017). `replay` moves `dead`, `delivered` and `rejected` messages back
+/// into the pipeline; only an operator's *release* (with a reason) moves a
+/// quarantined one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageState {
@@ -24,6 +29,7 @@ pub enum MessageState {
     Failed,
     Dead,
     Rejected,
+    Quarantined,
 }
 
 /// A state change the machine does not allow.
@@ -35,7 +41,7 @@ pub struct InvalidTransition {
 }
 
 impl MessageState {
-    pub const ALL: [MessageState; 7] = [
+    pub const ALL: [MessageState; 8] = [
         Self::Received,
         Self::Routed,
         Self::Delivering,
@@ -43,6 +49,7 @@ impl MessageState {
         Self::Failed,
         Self::Dead,
         Self::Rejected,
+        Self::Quarantined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,17 +61,22 @@ impl MessageState {
             Self::Failed => "failed",
             Self::Dead => "dead",
             Self::Rejected => "rejected",
+            Self::Quarantined => "quarantined",
         }
     }
 
     /// Terminal states need a person (or a replay) to move again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Delivered | Self::Dead | Self::Rejected)
+        matches!(
+            self,
+            Self::Delivered | Self::Dead | Self::Rejected | Self::Quarantined
+        )
     }
 
-    /// May a message in this state be replayed?
+    /// May a message in this state be replayed? (A quarantined one is
+    /// released, not replayed.)
     pub fn is_replayable(self) -> bool {
-        self.is_terminal()
+        self.is_terminal() && self != Self::Quarantined
     }
 
     /// Check a transition against the machine. Staying in the same state is
@@ -74,13 +86,15 @@ impl MessageState {
         let ok = self == to
             || matches!(
                 (self, to),
-                (Received, Routed | Rejected | Dead | Failed)
+                (Received, Routed | Rejected | Dead | Failed | Quarantined)
                     | (Routed, Delivering | Delivered | Failed | Dead | Rejected)
                     | (Delivering, Delivered | Failed | Dead)
                     | (Failed, Delivering | Delivered | Dead | Failed | Routed | Rejected)
                     // replay
                     | (Dead | Delivered, Delivering | Received)
                     | (Rejected, Received)
+                    // an operator's release
+                    | (Quarantined, Received)
             );
         if ok {
             Ok(())
@@ -125,6 +139,10 @@ mod tests {
         assert!(Dead.check(Delivering).is_ok());
         assert!(Rejected.check(Received).is_ok());
         assert!(Received.check(Delivered).is_err());
+        assert!(Received.check(Quarantined).is_ok());
+        assert!(Quarantined.check(Received).is_ok());
+        assert!(Quarantined.check(Delivering).is_err());
+        assert!(Quarantined.is_terminal() && !Quarantined.is_replayable());
     }
 
     #[test]

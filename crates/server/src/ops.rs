@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use drehscheibe_engine::{Hub, ReplayError};
+use drehscheibe_engine::{Hub, ReleaseError, ReplayError};
 use drehscheibe_http::problem::Problem;
 use drehscheibe_model::auth::{bearer_token, Principal, TokenTable};
 use drehscheibe_model::{AuditEvent, MessageId, MessageRecord, MessageState};
@@ -35,6 +35,7 @@ pub fn ops_router(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
         .route("/api/v1/messages/{id}", get(show))
         .route("/api/v1/messages/{id}/payload", get(payload))
         .route("/api/v1/messages/{id}/replay", post(replay))
+        .route("/api/v1/messages/{id}/release", post(release))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -306,6 +307,60 @@ async fn replay(
             ),
         },
         Err(ReplayError::Store(e)) => internal(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReleaseBody {
+    /// Why the operator lets the message through (audited).
+    reason: String,
+}
+
+/// An operator releases a quarantined message (the scanner's finding is
+/// overridden; ADR 0017). Body: `{"reason": "…"}`.
+async fn release(
+    State(ops): State<Ops>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let principal = match authenticate(&ops, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !principal.may_replay() {
+        return match load_visible(&ops, &principal, &id).await {
+            Ok(_) => problem(
+                403,
+                "forbidden",
+                "only operators may release quarantined messages",
+            ),
+            Err(r) => r,
+        };
+    }
+    let Ok(mid) = id.parse::<MessageId>() else {
+        return not_found(&id);
+    };
+    let reason = match serde_json::from_slice::<ReleaseBody>(&body) {
+        Ok(b) => b.reason,
+        Err(e) => {
+            return problem(
+                400,
+                "bad-request",
+                format!("expected {{\"reason\": \"…\"}}: {e}"),
+            )
+        }
+    };
+    match ops
+        .hub
+        .release(mid, &format!("operator:{}", principal.name), &reason)
+        .await
+    {
+        Ok(rec) => (StatusCode::ACCEPTED, Json(rec)).into_response(),
+        Err(ReleaseError::NotFound(_)) => not_found(&id),
+        Err(e @ ReleaseError::NotQuarantined(_)) => problem(409, "not-quarantined", e.to_string()),
+        Err(e @ ReleaseError::NoReason) => problem(400, "reason-required", e.to_string()),
+        Err(ReleaseError::Store(e)) => internal(e),
     }
 }
 

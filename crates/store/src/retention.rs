@@ -157,7 +157,11 @@ impl Stage {
         }
         match rec.state {
             MessageState::Delivered => Some(Stage::Delivered),
-            MessageState::Dead | MessageState::Rejected => Some(Stage::Failed),
+            // Quarantined messages are kept like failed ones (`failed`:
+            // off by default, i.e. until an operator acts).
+            MessageState::Dead | MessageState::Rejected | MessageState::Quarantined => {
+                Some(Stage::Failed)
+            }
             _ => None,
         }
     }

@@ -22,6 +22,8 @@ pub const SIGNATURE: &str = "Drehscheibe.Test.EICAR.UNOFFICIAL";
 /// A running `clamd`; killed when dropped.
 pub struct ClamdProcess {
     child: Option<Child>,
+    binary: &'static str,
+    conf: PathBuf,
     dir: tempfile::TempDir,
     /// Its Unix socket.
     pub socket: PathBuf,
@@ -75,21 +77,35 @@ impl ClamdProcess {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or("clamd");
+        let mut me = Self {
+            child: None,
+            binary,
+            conf,
+            dir,
+            socket,
+            tcp: format!("127.0.0.1:{port}"),
+        };
+        me.restart();
+        me
+    }
+
+    /// Start it again after [`ClamdProcess::stop`] (same socket, port and
+    /// signatures); returns once it answers `PING`.
+    pub fn restart(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.socket);
+        let binary = self.binary;
         let child = Command::new(binary)
             .arg("-c")
-            .arg(&conf)
+            .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start {binary}: {e} (install the Debian package clamav-daemon; .ci/run does)")
             });
-        let mut me = Self {
-            child: Some(child),
-            dir,
-            socket,
-            tcp: format!("127.0.0.1:{port}"),
-        };
+        self.child = Some(child);
+        let me = self;
         let end = Instant::now() + Duration::from_secs(90);
         while !me.pings() {
             if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
@@ -102,7 +118,6 @@ impl ClamdProcess {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        me
     }
 
     fn pings(&self) -> bool {

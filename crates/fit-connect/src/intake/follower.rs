@@ -62,15 +62,24 @@ impl FitConnectIntake {
                     None,
                     None,
                 ),
-                Some(s) if matches!(s.state, MessageState::Rejected | MessageState::Dead) => {
+                Some(s)
+                    if matches!(
+                        s.state,
+                        MessageState::Rejected | MessageState::Dead | MessageState::Quarantined
+                    ) =>
+                {
                     let reason = s
                         .reason
                         .clone()
                         .unwrap_or_else(|| format!("the message is {}", s.state));
-                    let (kind, outcome) = if s.state == MessageState::Rejected {
-                        ("rejected-by-rule-processor", set::NotDelivered::Rejected)
-                    } else {
-                        ("delivery-failed", set::NotDelivered::Dead)
+                    let (kind, outcome) = match s.state {
+                        MessageState::Rejected => {
+                            ("rejected-by-rule-processor", set::NotDelivered::Rejected)
+                        }
+                        MessageState::Quarantined => {
+                            ("malware-detected", set::NotDelivered::Quarantined)
+                        }
+                        _ => ("delivery-failed", set::NotDelivered::Dead),
                     };
                     let detail = outcome.sender_detail(&message);
                     tracing::warn!(submission = %sid, case = %record.case_id, message = %message, state = %s.state, reason = %reason, "fit-connect submission not delivered; the sender gets a reject-submission without the reason");

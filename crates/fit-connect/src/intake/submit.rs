@@ -445,6 +445,7 @@ fn intake_failure(what: &str, e: IntakeError) -> Failure {
         IntakeError::Malformed(_) | IntakeError::Hostile(_) => {
             reject(422, "invalid-data", format!("{what}: {e}"))
         }
+        IntakeError::Infected { .. } => reject(422, "malware-detected", format!("{what}: {e}")),
     }
 }
 

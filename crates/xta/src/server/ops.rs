@@ -322,7 +322,7 @@ async fn transport_report(
                 );
                 (1, Some("InfoList"))
             }
-            MessageState::Dead | MessageState::Rejected => {
+            MessageState::Dead | MessageState::Rejected | MessageState::Quarantined => {
                 let reason = s
                     .reason
                     .clone()
@@ -749,6 +749,9 @@ fn intake_fault(e: IntakeError) -> Fault {
         IntakeError::Malformed(_) | IntakeError::Hostile(_) => {
             (XtaFaultKind::MessageSchemaViolation, 9050)
         }
+        // "Es wurde schadhafter Code ermittelt.": a permanent refusal of
+        // this message (the hub keeps it quarantined).
+        IntakeError::Infected { .. } => (XtaFaultKind::MessageVirusDetection, 9060),
         IntakeError::TooLarge { .. } => (XtaFaultKind::ParameterIsNotValid, 9023),
         IntakeError::IdempotencyConflict(_) => (XtaFaultKind::ParameterIsNotValid, 9024),
         IntakeError::UnknownChannel(_)

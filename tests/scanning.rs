@@ -1,0 +1,237 @@
+//! Malware scanning through the whole hub (ADR 0017), against a real
+//! ClamAV daemon the test starts (`drehscheibe_testkit::clamd`: clamd from
+//! the Debian package with a signature of ours for the EICAR test file):
+//!
+//! - malware in a payload or in an attachment: the sender gets `422
+//!   malware-found`, the message is kept `quarantined` with the
+//!   signature's name, and nothing reaches the Fachverfahren;
+//! - an operator's release (with a reason, audited) lets it through;
+//! - with the scanner down, messages are accepted but wait — nothing is
+//!   delivered unscanned — and go on by themselves once it is back.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use drehscheibe_suite::receiver::Receiver;
+use drehscheibe_suite::{
+    http_tenant, multipart_body, order, start, Api, TestConfig, OPERATOR, SENDER,
+};
+use drehscheibe_testkit::clamd::{ClamdProcess, EICAR, SIGNATURE};
+use serde_json::{json, Value};
+
+const LEISTUNG: &str = "99050012104000";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `order` with the EICAR test string in its text.
+fn infected_order() -> Vec<u8> {
+    let text = String::from_utf8(order("01001000", LEISTUNG, 10)).unwrap();
+    text.replace(
+        "Grüße aus der Drehscheibe",
+        std::str::from_utf8(EICAR).unwrap(),
+    )
+    .into_bytes()
+}
+
+fn scanner_section(clamd: &ClamdProcess, retry: &str) -> String {
+    format!(
+        "\n[scanner]\ntype = \"clamd\"\naddress = \"unix:{}\"\ntimeout = \"5s\"\nretry = \"{retry}\"\n",
+        clamd.socket.display()
+    )
+}
+
+async fn release(api: &Api, id: &str, token: &str, body: Value) -> (u16, Value) {
+    let r = api
+        .http
+        .post(format!("{}/api/v1/messages/{id}/release", api.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The quarantined message id named in a `422 malware-found` answer.
+async fn refused_as_malware(r: reqwest::Response) -> String {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["type"].as_str().unwrap().ends_with("malware-found"),
+        "{v}"
+    );
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains(SIGNATURE), "{detail}");
+    let id = detail
+        .rsplit_once("quarantined message ")
+        .map(|(_, id)| id.trim_end_matches(')').to_owned())
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malware_is_quarantined_never_delivered_and_released_only_by_an_operator() {
+    let clamd = ClamdProcess::start();
+    let rx = Receiver::start().await;
+    let cfg = TestConfig::write(
+        "127.0.0.1:0",
+        &scanner_section(&clamd, "1s"),
+        &[(
+            "alpha",
+            http_tenant(
+                "alpha",
+                "01001000",
+                LEISTUNG,
+                &rx.url("/alpha"),
+                "send_attachments = true",
+            ),
+        )],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+
+    // Clean: delivered, and the record says the intake scanned it.
+    let clean = api
+        .submit("application/xml", order("01001000", LEISTUNG, 10))
+        .await;
+    let view = api.wait_state(&clean, "delivered", WAIT).await;
+    assert_eq!(view["scan"]["input_clean"], true, "{view:#}");
+
+    // Malware in the payload.
+    let r = api
+        .post("portal", SENDER, "application/xml", infected_order(), None)
+        .await;
+    let in_payload = refused_as_malware(r).await;
+    let view = api.message(&in_payload).await;
+    assert_eq!(view["state"], "quarantined", "{view:#}");
+    assert_eq!(view["scan"]["finding"]["signature"], SIGNATURE);
+    assert_eq!(view["scan"]["finding"]["part"], "payload");
+
+    // Malware in an attachment of a clean document.
+    let boundary = "scan-boundary";
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend_from_slice(EICAR);
+    let r = api
+        .post(
+            "portal",
+            SENDER,
+            &format!("multipart/form-data; boundary={boundary}"),
+            multipart_body(boundary, &order("01001000", LEISTUNG, 10), &pdf),
+            None,
+        )
+        .await;
+    let in_attachment = refused_as_malware(r).await;
+    let view = api.message(&in_attachment).await;
+    assert_eq!(view["state"], "quarantined");
+    assert_eq!(view["scan"]["finding"]["part"], "attachment \"nachweis\"");
+
+    // Nothing of it reached the Fachverfahren.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got = rx.accepted("/alpha");
+    assert_eq!(got.len(), 1, "only the clean message is delivered");
+    assert_eq!(got[0].header("x-drehscheibe-message-id"), clean);
+
+    // Releasing: operators only, with a reason, quarantined messages only.
+    // (a sender does not even see messages: 404, as for a replay)
+    let (s, _) = release(&api, &in_payload, SENDER, json!({"reason": "x"})).await;
+    assert_eq!(s, 404);
+    let (s, v) = release(&api, &in_payload, OPERATOR, json!({"reason": "  "})).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = release(&api, &clean, OPERATOR, json!({"reason": "x"})).await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = api
+        .post_empty(&format!("/api/v1/messages/{in_payload}/replay"), OPERATOR)
+        .await;
+    assert_eq!(
+        s, 409,
+        "a quarantined message is released, not replayed: {v}"
+    );
+    let (s, v) = release(
+        &api,
+        &in_attachment,
+        OPERATOR,
+        json!({"reason": "EICAR test file, sent on purpose by the Fachverfahren vendor"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let view = api.wait_state(&in_attachment, "delivered", WAIT).await;
+    assert_eq!(
+        view["scan"]["released"]["by"], "operator:operator",
+        "{view:#}"
+    );
+    let audit = view["audit"].as_array().unwrap();
+    let released = audit.iter().find(|e| e["action"] == "released").unwrap();
+    assert!(released["detail"]
+        .as_str()
+        .unwrap()
+        .contains("sent on purpose"));
+    assert!(audit.iter().any(|e| e["action"] == "quarantined"));
+    // The other one stays where it is.
+    assert_eq!(api.message(&in_payload).await["state"], "quarantined");
+    assert_eq!(rx.accepted("/alpha").len(), 2);
+    let metrics = api.metrics().await;
+    assert!(
+        metrics.contains("drehscheibe_quarantined_total{channel=\"portal\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_verdict_nothing_is_delivered_until_the_scanner_is_back() {
+    let mut clamd = ClamdProcess::start();
+    let rx = Receiver::start().await;
+    let cfg = TestConfig::write(
+        "127.0.0.1:0",
+        &scanner_section(&clamd, "300ms"),
+        &[(
+            "alpha",
+            http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/alpha"), ""),
+        )],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+
+    clamd.stop();
+    // Accepted (stored durably), but neither routed nor delivered.
+    let clean = api
+        .submit("application/xml", order("01001000", LEISTUNG, 10))
+        .await;
+    let dirty = api.submit("application/xml", infected_order()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        rx.accepted("/alpha").is_empty(),
+        "nothing unscanned is delivered"
+    );
+    for id in [&clean, &dirty] {
+        let view = api.message(id).await;
+        assert_eq!(view["state"], "received", "{view:#}");
+        let reason = view["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("waiting for the malware scanner"),
+            "{view:#}"
+        );
+    }
+    let metrics = api.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("drehscheibe_scan_unavailable_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
+    // The scanner is back: each goes its way without anybody's help.
+    clamd.restart();
+    let started = Instant::now();
+    api.wait_state(&clean, "delivered", WAIT).await;
+    let view = api.wait_state(&dirty, "quarantined", WAIT).await;
+    assert_eq!(view["scan"]["finding"]["signature"], SIGNATURE);
+    println!(
+        "resumed {:.1} s after the scanner came back",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = rx.accepted("/alpha");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("x-drehscheibe-message-id"), clean);
+}
