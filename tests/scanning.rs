@@ -126,6 +126,31 @@ async fn malware_is_quarantined_never_delivered_and_released_only_by_an_operator
     assert_eq!(view["state"], "quarantined");
     assert_eq!(view["scan"]["finding"]["part"], "attachment \"nachweis\"");
 
+    // Malware base64-encoded inside the XML (an XÖV attachment element).
+    let mut anlage = vec![b'%'; 2000];
+    anlage.extend_from_slice(EICAR);
+    let encoded = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&anlage)
+    };
+    let text = String::from_utf8(order("01001000", LEISTUNG, 10)).unwrap();
+    let with_b64 = text.replace("<o:pad>", &format!("<o:anlage>{encoded}</o:anlage><o:pad>"));
+    let r = api
+        .post(
+            "portal",
+            SENDER,
+            "application/xml",
+            with_b64.into_bytes(),
+            None,
+        )
+        .await;
+    let in_base64 = refused_as_malware(r).await;
+    let view = api.message(&in_base64).await;
+    assert_eq!(
+        view["scan"]["finding"]["part"],
+        "payload, base64 in <o:anlage>"
+    );
+
     // Nothing of it reached the Fachverfahren.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let got = rx.accepted("/alpha");
@@ -172,7 +197,7 @@ async fn malware_is_quarantined_never_delivered_and_released_only_by_an_operator
     assert_eq!(rx.accepted("/alpha").len(), 2);
     let metrics = api.metrics().await;
     assert!(
-        metrics.contains("drehscheibe_quarantined_total{channel=\"portal\"} 2"),
+        metrics.contains("drehscheibe_quarantined_total{channel=\"portal\"} 3"),
         "{metrics}"
     );
 }
@@ -219,6 +244,21 @@ async fn without_a_verdict_nothing_is_delivered_until_the_scanner_is_back() {
             .any(|l| l.starts_with("drehscheibe_scan_unavailable_total ") && !l.ends_with(" 0")),
         "{metrics}"
     );
+    // Operators see it in /readyz; the hub stays ready (it accepts and
+    // keeps messages).
+    let r = api
+        .http
+        .get(format!("{}/readyz", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ready = r.text().await.unwrap();
+    assert!(
+        ready.contains("scanner clamd unix:") && ready.contains("nothing is delivered unscanned"),
+        "{ready}"
+    );
+    assert!(api.metrics().await.contains("drehscheibe_scanner_up 0"));
 
     // The scanner is back: each goes its way without anybody's help.
     clamd.restart();
@@ -234,4 +274,99 @@ async fn without_a_verdict_nothing_is_delivered_until_the_scanner_is_back() {
     let got = rx.accepted("/alpha");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].header("x-drehscheibe-message-id"), clean);
+    assert!(api.metrics().await.contains("drehscheibe_scanner_up 1"));
+    let ready = api
+        .http
+        .get(format!("{}/readyz", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(!ready.text().await.unwrap().contains("scanner"));
+}
+
+/// A FIT-Connect sender: malware in an attachment (plain only after the
+/// hub decrypted it) is refused at submit with a problem, the case gets a
+/// `reject-submission`, and the message is kept quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malware_inside_a_fit_connect_submission_is_found_after_decryption() {
+    use drehscheibe_fit_connect::jose::{self, RsaPrivateKey};
+    use drehscheibe_fit_connect::set;
+    use drehscheibe_suite::fit::{self, Sender, DEST};
+
+    let clamd = ClamdProcess::start();
+    let rx = Receiver::start().await;
+    let port = drehscheibe_suite::free_port();
+    let cfg = TestConfig::write(
+        &format!("127.0.0.1:{port}"),
+        &format!(
+            "{}{}",
+            fit::channel_toml(port),
+            scanner_section(&clamd, "1s")
+        ),
+        &[("alpha", fit::tenant(&rx.url("/alpha")))],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let sender = Sender {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{port}/fit-connect"),
+    };
+    let token = sender.bearer().await;
+    let key =
+        RsaPrivateKey::from_pem(&std::fs::read_to_string(fit::key_file("dest-a.pem")).unwrap())
+            .unwrap()
+            .encryption_jwk();
+    let enc = |b: &[u8]| jose::encrypt_compact(b, &key, true).unwrap();
+    let aid = uuid::Uuid::new_v4();
+    let r = sender.announce(&token, DEST, &[aid]).await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let (sid, case) = (
+        v["submissionId"].as_str().unwrap().to_owned(),
+        v["caseId"].as_str().unwrap().to_owned(),
+    );
+    let mut pdf = b"%PDF-1.7 Anlage\n".to_vec();
+    pdf.extend_from_slice(EICAR);
+    let r = sender
+        .http
+        .put(format!(
+            "{}/v1/submissions/{sid}/attachments/{aid}",
+            sender.base
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/jose")
+        .body(enc(&pdf))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        204,
+        "encrypted, the upload is nothing a scanner sees"
+    );
+    let data = br#"{"kommune":"09162000","leistung":"99108008252000"}"#;
+    let meta = fit::metadata(data, &[(aid, &pdf)]);
+    let (status, body) = sender.submit(&token, &sid, &enc(&meta), &enc(data)).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("malware-detected"),
+        "{body}"
+    );
+    let events = sender.events(&token, &case).await;
+    let last = set::verify_set(events.last().unwrap(), &sender.jwks().await).unwrap();
+    assert_eq!(last.event, set::REJECT_SUBMISSION);
+    let (s, list) = api
+        .get("/api/v1/messages?state=quarantined", OPERATOR)
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let view = api.message(items[0]["id"].as_str().unwrap()).await;
+    assert_eq!(view["scan"]["finding"]["signature"], SIGNATURE);
+    assert!(view["scan"]["finding"]["part"]
+        .as_str()
+        .unwrap()
+        .starts_with("attachment"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rx.accepted("/alpha").is_empty());
 }

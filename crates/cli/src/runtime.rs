@@ -463,6 +463,7 @@ fn scanning(config: &HubConfig) -> anyhow::Result<Option<drehscheibe_engine::Sca
     tracing::info!(scanner = %drehscheibe_model::Scanner::describe(&clamd), "malware scanning on: nothing is delivered without a clean verdict");
     Ok(Some(drehscheibe_engine::Scanning {
         retry: sc.retry,
+        base64_min: sc.base64_min,
         ..drehscheibe_engine::Scanning::new(Arc::new(clamd))
     }))
 }

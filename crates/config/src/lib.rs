@@ -90,6 +90,9 @@ pub struct ScannerConfig {
     /// Pause before a message whose scan gave no verdict is scanned
     /// again (default 30 s).
     pub retry: Duration,
+    /// Base64 text in XML of at least this many characters is decoded and
+    /// scanned as well (default 1024).
+    pub base64_min: usize,
 }
 
 /// `[store]` of the main file. `type = "sled"` (the default) keeps the

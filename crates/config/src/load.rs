@@ -484,10 +484,23 @@ impl Ctx {
         };
         let timeout = positive(self, "timeout", raw.timeout, Duration::from_secs(60));
         let retry = positive(self, "retry", raw.retry, Duration::from_secs(30));
+        let base64_min = match raw.base64_min {
+            Some(n) if n < 16 => {
+                self.err(
+                    src,
+                    &kp.key("base64_min"),
+                    "`base64_min` must be at least 16 (shorter text is not worth decoding)",
+                );
+                1024
+            }
+            Some(n) => n,
+            None => 1024,
+        };
         Some(ScannerConfig {
             address: address.to_owned(),
             timeout,
             retry,
+            base64_min,
         })
     }
 

@@ -39,6 +39,7 @@ pub(crate) struct RawScanner {
     pub timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub retry: Option<Duration>,
+    pub base64_min: Option<usize>,
 }
 
 /// `[store]` of the main file: which store holds the hub's state.

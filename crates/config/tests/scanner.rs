@@ -36,6 +36,7 @@ fn no_section_no_scanner_and_clamd_with_its_defaults() {
             address: "unix:/run/clamav/clamd.ctl".into(),
             timeout: Duration::from_secs(60),
             retry: Duration::from_secs(30),
+            base64_min: 1024,
         })
     );
     let c = load(&write(
@@ -73,6 +74,11 @@ fn mistakes_are_reported_by_key() {
             "[scanner]\naddress = \"unix:/x\"\ntimeout = \"0s\"",
             "scanner.timeout",
             "more than zero",
+        ),
+        (
+            "[scanner]\naddress = \"unix:/x\"\nbase64_min = 3",
+            "scanner.base64_min",
+            "at least 16",
         ),
     ] {
         let errors = load(&write(dir.path(), text)).unwrap_err().to_string();

@@ -45,6 +45,7 @@ pub struct Metrics {
     rejected: Family<ChannelLabels, Counter>,
     quarantined: Family<ChannelLabels, Counter>,
     scan_unavailable: Counter,
+    scanner_up: Gauge,
     delivered: Family<DeliveryLabels, Counter>,
     failed: Family<DeliveryLabels, Counter>,
     dead: Family<DeliveryLabels, Counter>,
@@ -84,6 +85,12 @@ impl Metrics {
         let rejected = Family::<ChannelLabels, Counter>::default();
         let quarantined = Family::<ChannelLabels, Counter>::default();
         let scan_unavailable = Counter::default();
+        let scanner_up = Gauge::default();
+        registry.register(
+            "scanner_up",
+            "1 while the malware scanner's last answer was a verdict, 0 after a scan or check without one (absent without [scanner])",
+            scanner_up.clone(),
+        );
         registry.register(
             "quarantined",
             "Messages the malware scanner found something in (kept, never delivered), by channel",
@@ -241,6 +248,7 @@ impl Metrics {
             accept_errors,
             quarantined,
             scan_unavailable,
+            scanner_up,
             connector_up,
             connector_cert_expiry,
             retention_payloads,
@@ -317,6 +325,10 @@ impl Metrics {
 
     pub(crate) fn scan_unavailable(&self) {
         self.scan_unavailable.inc();
+    }
+
+    pub(crate) fn scanner_up(&self, up: bool) {
+        self.scanner_up.set(i64::from(up));
     }
 
     pub(crate) fn intake_latency(&self, seconds: f64) {

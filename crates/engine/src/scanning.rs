@@ -15,6 +15,11 @@
 //! * **after routing, before anything is delivered**: every output
 //!   document. Malware → `quarantined` instead of `routed`.
 //!
+//! Base64 inside XML (`xs:base64Binary` elements: XÖV attachments) is
+//! not seen by a scanner as it is: text of at least
+//! [`Scanning::base64_min`] characters that is nothing but base64 is
+//! decoded and scanned as well (`part`: `payload, base64 in <element>`).
+//!
 //! Fail closed: a scan without a verdict leaves the message `received`
 //! with the scanner's error as its reason, and the routing job runs again
 //! after [`Scanning::retry`] — it is never routed or delivered unscanned.
@@ -46,6 +51,9 @@ pub struct Scanning {
     pub scanner: Arc<dyn Scanner>,
     /// Pause before a message whose scan gave no verdict is scanned again.
     pub retry: Duration,
+    /// Base64 text in XML of at least this many characters is decoded
+    /// and scanned too.
+    pub base64_min: usize,
 }
 
 impl std::fmt::Debug for Scanning {
@@ -53,16 +61,19 @@ impl std::fmt::Debug for Scanning {
         f.debug_struct("Scanning")
             .field("scanner", &self.scanner.describe())
             .field("retry", &self.retry)
+            .field("base64_min", &self.base64_min)
             .finish()
     }
 }
 
 impl Scanning {
-    /// `scanner`, scanning again 30 s after a scan without a verdict.
+    /// `scanner`, scanning again 30 s after a scan without a verdict,
+    /// base64 blocks from 1 KiB on.
     pub fn new(scanner: Arc<dyn Scanner>) -> Self {
         Self {
             scanner,
             retry: Duration::from_secs(30),
+            base64_min: DEFAULT_BASE64_MIN,
         }
     }
 
@@ -70,6 +81,32 @@ impl Scanning {
         self.scanner
             .scan(Box::pin(std::io::Cursor::new(bytes.clone())))
             .await
+    }
+
+    /// Scan `bytes` (the document called `part`), and when it is XML, the
+    /// base64 blocks inside it, one at a time.
+    async fn scan_document(
+        &self,
+        part: &str,
+        bytes: &Bytes,
+        content_type: &str,
+    ) -> Result<Option<ScanFinding>, ScanError> {
+        if let Verdict::Infected { signature } = self.scan_bytes(bytes).await? {
+            return Ok(Some(self.finding(part.to_owned(), signature)));
+        }
+        if !is_xml(content_type) {
+            return Ok(None);
+        }
+        let mut blocks = Base64Blocks::new(bytes, self.base64_min);
+        while let Some((element, decoded)) = blocks.next_block() {
+            let reader = Box::pin(std::io::Cursor::new(decoded));
+            if let Verdict::Infected { signature } = self.scanner.scan(reader).await? {
+                return Ok(Some(
+                    self.finding(format!("{part}, base64 in <{element}>"), signature),
+                ));
+            }
+        }
+        Ok(None)
     }
 
     fn finding(&self, part: String, signature: String) -> ScanFinding {
@@ -80,6 +117,92 @@ impl Scanning {
             at: Utc::now(),
         }
     }
+}
+
+/// Default of [`Scanning::base64_min`].
+pub const DEFAULT_BASE64_MIN: usize = 1024;
+
+fn is_xml(content_type: &str) -> bool {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media.ends_with("/xml") || media.ends_with("+xml")
+}
+
+/// The base64 blocks of an XML document: element text (or CDATA) of at
+/// least `min` characters made of the base64 alphabet and white space
+/// only, decoded — one at a time, so at most one decoded block is in
+/// memory besides the document. A document that is not well-formed
+/// yields what came before the fault (the intake refuses such payloads
+/// anyway).
+struct Base64Blocks<'a> {
+    reader: quick_xml::Reader<&'a [u8]>,
+    min: usize,
+    element: Vec<u8>,
+    done: bool,
+}
+
+impl<'a> Base64Blocks<'a> {
+    fn new(xml: &'a [u8], min: usize) -> Self {
+        Self {
+            reader: quick_xml::Reader::from_reader(xml),
+            min: min.max(4),
+            element: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next block: the name of its element and the decoded bytes.
+    fn next_block(&mut self) -> Option<(String, Vec<u8>)> {
+        use quick_xml::events::Event;
+        while !self.done {
+            let decoded = match self.reader.read_event() {
+                Ok(Event::Start(e)) => {
+                    self.element = e.name().as_ref().to_vec();
+                    continue;
+                }
+                Ok(Event::Text(t)) => decode_block(&t.into_inner(), self.min),
+                Ok(Event::CData(c)) => decode_block(&c.into_inner(), self.min),
+                Ok(Event::Eof) | Err(_) => {
+                    self.done = true;
+                    continue;
+                }
+                Ok(_) => continue,
+            };
+            if let Some(decoded) = decoded {
+                return Some((String::from_utf8_lossy(&self.element).into_owned(), decoded));
+            }
+        }
+        None
+    }
+}
+
+/// `text` decoded, if it is a base64 block of at least `min` characters.
+fn decode_block(text: &[u8], min: usize) -> Option<Vec<u8>> {
+    if text.len() < min {
+        return None;
+    }
+    let mut compact = Vec::with_capacity(text.len());
+    for &b in text {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => compact.push(b),
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ => return None,
+        }
+    }
+    if compact.len() < min {
+        return None;
+    }
+    use base64::Engine;
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(&compact).ok()
 }
 
 /// Why a release was refused.
@@ -96,6 +219,28 @@ pub enum ReleaseError {
 }
 
 impl Hub {
+    /// Whether the scanner answers now, for `/readyz` (`None` without a
+    /// scanner): a line for operators when it does not. The hub stays
+    /// ready — it accepts and keeps messages — but delivers nothing
+    /// unscanned meanwhile.
+    pub async fn scanner_attention(&self) -> Option<String> {
+        let scanning = self.settings.scanning.as_ref()?;
+        let answer = tokio::time::timeout(Duration::from_secs(2), scanning.scanner.ping()).await;
+        let problem = match answer {
+            Ok(Ok(())) => {
+                self.metrics.scanner_up(true);
+                return None;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer to a ping within 2 s".to_owned(),
+        };
+        self.metrics.scanner_up(false);
+        Some(format!(
+            "scanner {}: {problem}; messages wait, nothing is delivered unscanned",
+            scanning.scanner.describe()
+        ))
+    }
+
     /// Scan a message's payload and attachments: the first finding, or
     /// `None` when everything is clean.
     pub(crate) async fn scan_input(
@@ -104,8 +249,22 @@ impl Hub {
         envelope: &Envelope,
         payload: &Bytes,
     ) -> Result<Option<ScanFinding>, ScanError> {
-        if let Verdict::Infected { signature } = scanning.scan_bytes(payload).await? {
-            return Ok(Some(scanning.finding("payload".into(), signature)));
+        let result = self.scan_input_parts(scanning, envelope, payload).await;
+        self.metrics.scanner_up(result.is_ok());
+        result
+    }
+
+    async fn scan_input_parts(
+        &self,
+        scanning: &Scanning,
+        envelope: &Envelope,
+        payload: &Bytes,
+    ) -> Result<Option<ScanFinding>, ScanError> {
+        if let Some(f) = scanning
+            .scan_document("payload", payload, &envelope.content_type)
+            .await?
+        {
+            return Ok(Some(f));
         }
         for a in &envelope.attachments {
             let reader = self
@@ -128,12 +287,23 @@ impl Hub {
         scanning: &Scanning,
         plan: &RoutePlan,
     ) -> Result<Option<ScanFinding>, ScanError> {
+        let result = self.scan_output_parts(scanning, plan).await;
+        self.metrics.scanner_up(result.is_ok());
+        result
+    }
+
+    async fn scan_output_parts(
+        &self,
+        scanning: &Scanning,
+        plan: &RoutePlan,
+    ) -> Result<Option<ScanFinding>, ScanError> {
         for o in &plan.outputs {
-            if let Verdict::Infected { signature } = scanning.scan_bytes(&o.bytes).await? {
-                return Ok(Some(scanning.finding(
-                    format!("output {:?} for {}/{}", o.target, o.tenant, o.connector),
-                    signature,
-                )));
+            let part = format!("output {:?} for {}/{}", o.target, o.tenant, o.connector);
+            if let Some(f) = scanning
+                .scan_document(&part, &o.bytes, &o.content_type)
+                .await?
+            {
+                return Ok(Some(f));
             }
         }
         Ok(None)
@@ -289,5 +459,43 @@ impl Hub {
             )),
             Err(e) => Err(ReleaseError::Store(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_blocks_are_found_decoded_and_named_by_element() {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let big = vec![7u8; 3000];
+        let wrapped: String = b64(&big)
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let xml = format!(
+            "<a><name>Erika Mustermann</name><anlage><inhalt>{wrapped}</inhalt></anlage>\
+             <short>{}</short><cdata><![CDATA[{}]]></cdata><text>{}</text></a>",
+            b64(b"too short"),
+            b64(&[1u8; 2000]),
+            "Dies ist kein Base64, obwohl es lang ist. ".repeat(100),
+        );
+        let mut blocks = Base64Blocks::new(xml.as_bytes(), 1024);
+        let (element, decoded) = blocks.next_block().unwrap();
+        assert_eq!((element.as_str(), decoded), ("inhalt", big));
+        let (element, decoded) = blocks.next_block().unwrap();
+        assert_eq!((element.as_str(), decoded), ("cdata", vec![1u8; 2000]));
+        assert!(blocks.next_block().is_none());
+        // Broken XML: what came before the fault, then the end.
+        let broken = format!("<a><b>{}</b><c></a>", b64(&[2u8; 2000]));
+        let mut blocks = Base64Blocks::new(broken.as_bytes(), 1024);
+        assert_eq!(blocks.next_block().unwrap().1, vec![2u8; 2000]);
+        assert!(blocks.next_block().is_none());
+        assert!(is_xml("application/xml; charset=utf-8") && is_xml("application/vnd.xoev+xml"));
+        assert!(!is_xml("application/json"));
     }
 }

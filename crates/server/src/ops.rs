@@ -379,12 +379,14 @@ async fn readyz(State(ops): State<Ops>) -> Response {
     // certificate ending within 30 days) but does not make the hub unready:
     // it still accepts and keeps messages for later delivery.
     let now = Utc::now();
+    let scanner = ops.hub.scanner_attention().await;
     let notes: String = ops
         .hub
         .connector_health()
         .iter()
         .filter_map(|e| e.attention(now))
         .chain(ops.hub.channel_attention())
+        .chain(scanner)
         .map(|line| format!("{line}\n"))
         .collect();
     match ops.hub.store().ready().await {
