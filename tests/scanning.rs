@@ -370,3 +370,94 @@ async fn malware_inside_a_fit_connect_submission_is_found_after_decryption() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(rx.accepted("/alpha").is_empty());
 }
+
+/// Hub A (no scanner) sends an order with an infected attachment over
+/// XTA 2 to hub B, which scans: B's `sendMessage` answers the XTA fault
+/// for malware (`MessageVirusDetectionException`, code 9060), keeps the
+/// message quarantined, and A's delivery ends dead with that fault — the
+/// attachment was plain only after B took the MTOM message apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malware_sent_over_xta_is_refused_with_the_virus_fault() {
+    const AGS: &str = "09162000";
+    let clamd = ClamdProcess::start();
+    let rx = Receiver::start().await;
+    let b_port = drehscheibe_suite::free_port();
+    let b_channel = r#"
+[channels.xta]
+type = "xta"
+server_identity = "hub-b"
+
+[[channels.xta.accounts]]
+name = "land"
+identifier = "dvdv:09000000"
+tokens = [{ value = "tok-land" }]
+"#;
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &format!("{b_channel}{}", scanner_section(&clamd, "1s")),
+        &[(
+            "alpha",
+            http_tenant("alpha", AGS, LEISTUNG, &rx.url("/b"), ""),
+        )],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    let a_tenant = format!(
+        r#"id = "alpha"
+name = "Kommune alpha (A)"
+ags = "{AGS}"
+
+[connectors.xta]
+type = "xta"
+timeout = "30s"
+retry = {{ max_attempts = 2, initial_backoff = "100ms" }}
+url = "http://127.0.0.1:{b_port}/xta/xta"
+account = "dvdv:09000000"
+auth = {{ type = "bearer", token = {{ value = "tok-land" }} }}
+reader = "dvdv:09162000"
+service = "urn:drehscheibe:test:xta-order"
+poll_interval = "100ms"
+max_wait = "10s"
+
+[[routes]]
+leistung = "{LEISTUNG}"
+rule = "testorder@^1"
+targets = {{ fachverfahren = "xta" }}
+"#
+    );
+    let a_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", a_tenant)]);
+    let hub_a = start(&a_cfg.main).await.unwrap();
+    let (api_a, api_b) = (Api::new(hub_a.addr), Api::new(hub_b.addr));
+
+    let boundary = "xta-scan-boundary";
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend_from_slice(EICAR);
+    let r = api_a
+        .post(
+            "portal",
+            SENDER,
+            &format!("multipart/form-data; boundary={boundary}"),
+            multipart_body(boundary, &order(AGS, LEISTUNG, 100), &pdf),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 202, "hub A does not scan");
+    let a_id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a_view = api_a.wait_state(&a_id, "dead", WAIT).await;
+    let error = a_view["deliveries"][0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("9060") || error.contains("MessageVirusDetection"),
+        "{a_view:#}"
+    );
+    let (s, list) = api_b
+        .get("/api/v1/messages?state=quarantined", OPERATOR)
+        .await;
+    assert_eq!(s, 200);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let view = api_b.message(items[0]["id"].as_str().unwrap()).await;
+    assert_eq!(view["scan"]["finding"]["signature"], SIGNATURE);
+    assert!(rx.accepted("/b").is_empty());
+}

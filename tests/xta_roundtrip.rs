@@ -21,7 +21,7 @@ use drehscheibe_model::{
     Submission,
 };
 use drehscheibe_suite::receiver::Receiver;
-use drehscheibe_suite::{free_port, order, start, Api, TestConfig, SENDER};
+use drehscheibe_suite::{free_port, multipart_body, order, start, Api, TestConfig, SENDER};
 use drehscheibe_xta::client::{XtaClientSettings, XtaEndpoints};
 use drehscheibe_xta::model::PartyIdentifier;
 use drehscheibe_xta::poller::{XtaPoller, XtaPollerSettings};
@@ -119,20 +119,6 @@ services = ["{SERVICE}"]
 /// Hub C's tenant: delivers to the HTTP receiver.
 fn c_tenant(url: &str) -> String {
     drehscheibe_suite::http_tenant("alpha", AGS, LEISTUNG, url, "")
-}
-
-fn multipart_body(boundary: &str, doc: &[u8], attachment: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"antrag.xml\"\r\nContent-Type: application/xml\r\n\r\n").as_bytes(),
-    );
-    b.extend_from_slice(doc);
-    b.extend_from_slice(
-        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"nachweis\"; filename=\"nachweis.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
-    );
-    b.extend_from_slice(attachment);
-    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
