@@ -132,6 +132,11 @@ impl ClamdProcess {
         s.read_exact(&mut answer).is_ok() && &answer == b"PONG\0"
     }
 
+    /// The process id (for its memory figures), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// clamd's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("clamd.log")).unwrap_or_default()
