@@ -461,3 +461,94 @@ targets = {{ fachverfahren = "xta" }}
     assert_eq!(view["scan"]["finding"]["signature"], SIGNATURE);
     assert!(rx.accepted("/b").is_empty());
 }
+
+/// A clean input whose *output* is malware (a rule that joins two
+/// harmless halves): caught after routing, before anything is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_the_rule_made_is_scanned_before_delivery() {
+    let depot = tempfile::tempdir().unwrap();
+    let rule = depot.path().join("scanjoin/1.0.0");
+    std::fs::create_dir_all(&rule).unwrap();
+    std::fs::write(
+        rule.join("rule.toml"),
+        r#"id = "scanjoin"
+version = "1.0.0"
+title = "Joins two parts of an order (scanning test)"
+
+[namespaces]
+o = "urn:drehscheibe:test:order"
+
+[match]
+channels = ["*"]
+content_types = ["application/xml"]
+condition = "exists(/o:order)"
+
+[extract]
+kommune = "string(/o:order/@kommune)"
+leistung = "string(/o:order/@leistung)"
+
+[[outputs]]
+target = "fachverfahren"
+transform = "join.xsl"
+content_type = "application/xml"
+filename = "joined-{id}.xml"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        rule.join("join.xsl"),
+        r#"<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform" xmlns:o="urn:drehscheibe:test:order">
+  <xsl:template match="/"><joined><xsl:value-of select="concat(/o:order/o:a, /o:order/o:b)"/></joined></xsl:template>
+</xsl:stylesheet>
+"#,
+    )
+    .unwrap();
+    let clamd = ClamdProcess::start();
+    let rx = Receiver::start().await;
+    let tenant = format!(
+        r#"id = "alpha"
+name = "Kommune alpha"
+ags = "01001000"
+
+[connectors.fv]
+type = "http"
+url = "{}"
+
+[[routes]]
+leistung = "{LEISTUNG}"
+rule = "scanjoin@^1"
+targets = {{ fachverfahren = "fv" }}
+"#,
+        rx.url("/alpha")
+    );
+    let cfg = TestConfig::write_with_depot(
+        "127.0.0.1:0",
+        &scanner_section(&clamd, "1s"),
+        depot.path(),
+        &[("alpha", tenant)],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let eicar = std::str::from_utf8(EICAR).unwrap();
+    let (a, b) = eicar.split_at(24);
+    let doc = |a: &str, b: &str| {
+        format!(
+            "<o:order xmlns:o=\"urn:drehscheibe:test:order\" kommune=\"01001000\" leistung=\"{LEISTUNG}\"><o:a>{a}</o:a><o:note>zwei Teile</o:note><o:b>{b}</o:b></o:order>"
+        )
+        .into_bytes()
+    };
+    // Harmless halves apart: the intake finds nothing.
+    let id = api.submit("application/xml", doc(a, b)).await;
+    let view = api.wait_state(&id, "quarantined", WAIT).await;
+    assert_eq!(view["scan"]["input_clean"], true, "{view:#}");
+    let part = view["scan"]["finding"]["part"].as_str().unwrap();
+    assert!(part.starts_with("output \"fachverfahren\""), "{part}");
+    // A clean join goes through.
+    let ok = api
+        .submit("application/xml", doc("Antrag ", "Anlage"))
+        .await;
+    api.wait_state(&ok, "delivered", WAIT).await;
+    let got = rx.accepted("/alpha");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("x-drehscheibe-message-id"), ok);
+}

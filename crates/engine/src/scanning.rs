@@ -281,13 +281,16 @@ impl Hub {
         Ok(None)
     }
 
-    /// Scan the output documents of a routing decision.
+    /// Scan the output documents of a routing decision — except those
+    /// byte for byte equal to the input (pass-through), whose content the
+    /// input's clean verdict already covers.
     pub(crate) async fn scan_outputs(
         &self,
         scanning: &Scanning,
         plan: &RoutePlan,
+        input_sha256: &str,
     ) -> Result<Option<ScanFinding>, ScanError> {
-        let result = self.scan_output_parts(scanning, plan).await;
+        let result = self.scan_output_parts(scanning, plan, input_sha256).await;
         self.metrics.scanner_up(result.is_ok());
         result
     }
@@ -296,8 +299,12 @@ impl Hub {
         &self,
         scanning: &Scanning,
         plan: &RoutePlan,
+        input_sha256: &str,
     ) -> Result<Option<ScanFinding>, ScanError> {
         for o in &plan.outputs {
+            if drehscheibe_model::sha256_hex(&o.bytes) == input_sha256 {
+                continue;
+            }
             let part = format!("output {:?} for {}/{}", o.target, o.tenant, o.connector);
             if let Some(f) = scanning
                 .scan_document(&part, &o.bytes, &o.content_type)

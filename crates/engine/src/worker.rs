@@ -241,7 +241,10 @@ impl Hub {
 
         // Every output document before anything is delivered.
         if let (Ok(plan), Some(scanning)) = (&decided, &scanning) {
-            match self.scan_outputs(scanning, plan).await {
+            match self
+                .scan_outputs(scanning, plan, &rec.envelope.sha256)
+                .await
+            {
                 Ok(None) => {}
                 Ok(Some(finding)) => {
                     self.quarantine(id, Some(job), &finding).await?;
