@@ -552,3 +552,47 @@ targets = {{ fachverfahren = "fv" }}
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].header("x-drehscheibe-message-id"), ok);
 }
+
+/// `scan = "off"` on a channel: its input is not scanned (the operator's
+/// decision, e.g. a sender that scans with a certified product itself),
+/// while every other channel's still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_with_scanning_off_is_not_scanned() {
+    let clamd = ClamdProcess::start();
+    let rx = Receiver::start().await;
+    let extra = format!(
+        "{}\n[channels.vorgeprueft]\ntype = \"http\"\nscan = \"off\"\n\n[tokens.vorgeprueft]\nsecret = {{ value = \"tok-vorgeprueft\" }}\nrole = \"sender\"\nchannels = [\"vorgeprueft\"]\n",
+        scanner_section(&clamd, "1s")
+    );
+    let cfg = TestConfig::write(
+        "127.0.0.1:0",
+        &extra,
+        &[(
+            "alpha",
+            http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/alpha"), ""),
+        )],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let r = api
+        .post("portal", SENDER, "application/xml", infected_order(), None)
+        .await;
+    refused_as_malware(r).await;
+    let r = api
+        .post(
+            "vorgeprueft",
+            "tok-vorgeprueft",
+            "application/xml",
+            infected_order(),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let view = api.wait_state(&id, "delivered", WAIT).await;
+    assert!(view["scan"].is_null(), "{view:#}");
+    assert_eq!(rx.accepted("/alpha").len(), 1);
+}

@@ -461,9 +461,27 @@ fn scanning(config: &HubConfig) -> anyhow::Result<Option<drehscheibe_engine::Sca
         ..drehscheibe_clamd::ClamdSettings::new(address)
     });
     tracing::info!(scanner = %drehscheibe_model::Scanner::describe(&clamd), "malware scanning on: nothing is delivered without a clean verdict");
+    let off = Some(drehscheibe_config::ScanMode::Off);
+    let channels_off: std::collections::HashSet<String> = config
+        .channels
+        .iter()
+        .filter(|c| c.scan == off)
+        .map(|c| c.id.clone())
+        .collect();
+    let tenants_off: std::collections::HashSet<String> = config
+        .tenants
+        .iter()
+        .filter(|t| t.scan == off)
+        .map(|t| t.id.clone())
+        .collect();
+    if !channels_off.is_empty() || !tenants_off.is_empty() {
+        tracing::warn!(channels = ?channels_off, tenants = ?tenants_off, "scanning switched off (scan = \"off\") for these channels' input and these tenants' outputs");
+    }
     Ok(Some(drehscheibe_engine::Scanning {
         retry: sc.retry,
         base64_min: sc.base64_min,
+        channels_off,
+        tenants_off,
         ..drehscheibe_engine::Scanning::new(Arc::new(clamd))
     }))
 }

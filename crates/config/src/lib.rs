@@ -78,6 +78,17 @@ pub struct HubConfig {
     pub scanner: Option<ScannerConfig>,
 }
 
+/// A channel's or tenant's `scan` key (ADR 0017).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMode {
+    /// Scan; nothing goes on without a clean verdict (needs `[scanner]`).
+    Required,
+    /// Do not scan (e.g. a channel whose sender scans with a certified
+    /// product of its own, documented in the operator's security concept).
+    Off,
+}
+
 /// `[scanner]` of the main file (ADR 0017): ClamAV's daemon. With it,
 /// every payload, attachment and output is scanned, and nothing is
 /// delivered without a clean verdict.
@@ -321,6 +332,10 @@ pub struct ChannelConfig {
     pub description: Option<String>,
     /// The channel type (`type = "…"`), named by its plugin.
     pub kind: String,
+    /// `scan = "required" | "off"`: whether what this channel takes in is
+    /// scanned at intake and before routing (`None`: not set — required
+    /// once a `[scanner]` is configured).
+    pub scan: Option<ScanMode>,
     /// The type's own settings, checked by its plugin, which build the
     /// channel's routes and tasks (see [`plugin`]).
     pub factory: Arc<dyn plugin::ChannelFactory>,
@@ -338,6 +353,7 @@ impl PartialEq for ChannelConfig {
         self.id == other.id
             && self.description == other.description
             && self.kind == other.kind
+            && self.scan == other.scan
             && format!("{:?}", self.factory) == format!("{:?}", other.factory)
     }
 }
@@ -375,6 +391,11 @@ pub struct TenantConfig {
     pub routes: Vec<RouteConfig>,
     /// The tenant's `[retention]` overrides.
     pub retention: RetentionOverride,
+    /// `scan = "required" | "off"`: whether this tenant's output
+    /// documents are scanned before delivery (`None`: not set — required
+    /// once a `[scanner]` is configured). Input is scanned by its channel's
+    /// setting: at intake the tenant is not known yet.
+    pub scan: Option<ScanMode>,
     /// The tenant's file.
     pub source: PathBuf,
 }

@@ -18,9 +18,9 @@ use crate::raw::{
 use crate::{
     ags_of_ars, is_digits, ChannelConfig, ConfigError, ConfigErrors, ConnectorConfig, HttpAuth,
     HubConfig, PostgresConfig, RetentionConfig, RetentionOverride, RetentionSpans, RetryPolicy,
-    RouteConfig, RuleSelector, RulesConfig, ScannerConfig, Secret, SecretSource, SecretString,
-    ServerConfig, Stelle, StoreConfig, TenantConfig, TokenConfig, DEFAULT_PG_POOL_SIZE,
-    MAX_RETENTION_BATCH,
+    RouteConfig, RuleSelector, RulesConfig, ScanMode, ScannerConfig, Secret, SecretSource,
+    SecretString, ServerConfig, Stelle, StoreConfig, TenantConfig, TokenConfig,
+    DEFAULT_PG_POOL_SIZE, MAX_RETENTION_BATCH,
 };
 
 /// Check an identifier (channel, token, tenant, connector, Stelle, target
@@ -226,6 +226,26 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
         let retention = cx.retention(&main_src, m.retention.as_ref());
         let store = cx.store(&main_src, m.store.as_ref());
         let scanner = cx.scanner(&main_src, m.scanner.as_ref());
+        if scanner.is_none() {
+            for (id, c) in &m.channels {
+                if c.scan == Some(ScanMode::Required) {
+                    cx.err(
+                        &main_src,
+                        &KeyPath::root().key("channels").key(id).key("scan"),
+                        "`scan = \"required\"` needs a [scanner] (ClamAV's daemon) in the main file",
+                    );
+                }
+            }
+            for t in &tenant_files {
+                if t.config.as_ref().is_some_and(|c| c.scan == Some(ScanMode::Required)) {
+                    cx.err(
+                        &t.src,
+                        &KeyPath::root().key("scan"),
+                        "`scan = \"required\"` needs a [scanner] (ClamAV's daemon) in the main file",
+                    );
+                }
+            }
+        }
         (server, rules, channels, tokens, retention, (store, scanner))
     });
 
@@ -697,6 +717,7 @@ impl Ctx {
             id: id.to_string(),
             description: raw.description.clone(),
             kind: plugin.kind.to_string(),
+            scan: raw.scan,
             factory,
         })
     }
@@ -999,6 +1020,7 @@ impl Ctx {
                     failed: r.failed.map(|s| s.0),
                 })
                 .unwrap_or_default(),
+            scan: raw.scan,
             source: src.path.clone(),
         }
     }

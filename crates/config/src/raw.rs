@@ -156,6 +156,7 @@ pub(crate) struct RawChannel {
     #[serde(rename = "type")]
     pub kind: String,
     pub description: Option<String>,
+    pub scan: Option<crate::ScanMode>,
     #[serde(flatten)]
     pub rest: toml::Table,
 }
@@ -201,6 +202,7 @@ pub(crate) struct RawTenant {
     #[serde(default)]
     pub routes: Vec<RawRoute>,
     pub retention: Option<RawTenantRetention>,
+    pub scan: Option<crate::ScanMode>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use drehscheibe_config::plugin::ChannelFactory;
 use drehscheibe_config::{ConfigErrors, HubConfig, Plugins, ScannerConfig};
 
 fn load(main: &Path) -> Result<HubConfig, ConfigErrors> {
@@ -86,5 +87,77 @@ fn mistakes_are_reported_by_key() {
             errors.contains(key) && errors.contains(says),
             "{text}: {errors}"
         );
+    }
+}
+
+#[test]
+fn channels_and_tenants_may_switch_scanning_off_and_required_needs_a_scanner() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
+    let tenant = |scan: &str| {
+        std::fs::write(
+            dir.path().join("tenants/alpha.toml"),
+            format!("id = \"alpha\"\nname = \"Kommune alpha\"\nags = \"01001000\"\n{scan}\n"),
+        )
+        .unwrap();
+    };
+    let main = |scanner: &str, channel_scan: &str| {
+        let main = dir.path().join("hub.toml");
+        std::fs::write(
+            &main,
+            format!(
+                "tenant_dir = \"tenants\"\n[server]\nlisten = \"127.0.0.1:0\"\n\n[channels.portal]\ntype = \"http\"\n{channel_scan}\n\n{scanner}\n"
+            ),
+        )
+        .unwrap();
+        main
+    };
+    let with_scanner = "[scanner]\naddress = \"unix:/run/clamav/clamd.ctl\"";
+    let plugins = Plugins::new().channel(drehscheibe_config::plugin::ChannelPlugin {
+        kind: "http",
+        summary: "a channel without settings (test)",
+        parse: |_, _| Some(std::sync::Arc::new(NoChannel) as std::sync::Arc<dyn ChannelFactory>),
+    });
+    tenant("scan = \"off\"");
+    let c = HubConfig::load(&main(with_scanner, "scan = \"off\""), &plugins).unwrap();
+    assert_eq!(c.channels[0].scan, Some(drehscheibe_config::ScanMode::Off));
+    assert_eq!(c.tenants[0].scan, Some(drehscheibe_config::ScanMode::Off));
+    tenant("");
+    let c = HubConfig::load(&main(with_scanner, ""), &plugins).unwrap();
+    assert_eq!((c.channels[0].scan, c.tenants[0].scan), (None, None));
+
+    // `required` without a scanner, in the main file and in a tenant file.
+    tenant("scan = \"required\"");
+    let errors = HubConfig::load(&main("", "scan = \"required\""), &plugins)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("channels.portal.scan") && errors.contains("alpha.toml"),
+        "{errors}"
+    );
+    assert_eq!(errors.matches("needs a [scanner]").count(), 2, "{errors}");
+    tenant("scan = \"sometimes\"");
+    let errors = HubConfig::load(&main(with_scanner, ""), &plugins)
+        .unwrap_err()
+        .to_string();
+    assert!(errors.contains("sometimes"), "{errors}");
+}
+
+/// A channel type without settings, for the test's own plugin list.
+#[derive(Debug)]
+struct NoChannel;
+
+impl ChannelFactory for NoChannel {
+    fn build(
+        &self,
+        _: &drehscheibe_config::plugin::ChannelContext<'_>,
+    ) -> Result<drehscheibe_config::plugin::Adapter, drehscheibe_config::plugin::BuildError> {
+        Err(drehscheibe_config::plugin::BuildError::new(
+            "not built in this test",
+        ))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

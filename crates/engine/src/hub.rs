@@ -554,7 +554,12 @@ impl Intake for Hub {
         // clean verdict spares routing the scan, a finding quarantines the
         // message once it is stored, no verdict leaves it to routing.
         let mut finding = None;
-        if let Some(scanning) = &self.settings.scanning {
+        if let Some(scanning) = self
+            .settings
+            .scanning
+            .as_ref()
+            .filter(|sc| sc.scans_channel(&s.channel))
+        {
             match self
                 .scan_input(scanning, &record.envelope, &s.payload)
                 .await

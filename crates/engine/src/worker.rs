@@ -203,7 +203,8 @@ impl Hub {
             .clone()
             .filter(|_| !rec.scan_released());
         if let Some(scanning) = &scanning {
-            let input_clean = rec.scan.as_ref().is_some_and(|s| s.input_clean);
+            let input_clean = rec.scan.as_ref().is_some_and(|s| s.input_clean)
+                || !scanning.scans_channel(&rec.envelope.channel);
             if !input_clean {
                 match self.scan_input(scanning, &rec.envelope, &payload).await {
                     Ok(None) => {}
