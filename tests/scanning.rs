@@ -401,29 +401,7 @@ tokens = [{ value = "tok-land" }]
         )],
     );
     let hub_b = start(&b_cfg.main).await.unwrap();
-    let a_tenant = format!(
-        r#"id = "alpha"
-name = "Kommune alpha (A)"
-ags = "{AGS}"
-
-[connectors.xta]
-type = "xta"
-timeout = "30s"
-retry = {{ max_attempts = 2, initial_backoff = "100ms" }}
-url = "http://127.0.0.1:{b_port}/xta/xta"
-account = "dvdv:09000000"
-auth = {{ type = "bearer", token = {{ value = "tok-land" }} }}
-reader = "dvdv:09162000"
-service = "urn:drehscheibe:test:xta-order"
-poll_interval = "100ms"
-max_wait = "10s"
-
-[[routes]]
-leistung = "{LEISTUNG}"
-rule = "testorder@^1"
-targets = {{ fachverfahren = "xta" }}
-"#
-    );
+    let a_tenant = drehscheibe_suite::xta_sending_tenant(b_port, "urn:drehscheibe:test:xta-order");
     let a_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", a_tenant)]);
     let hub_a = start(&a_cfg.main).await.unwrap();
     let (api_a, api_b) = (Api::new(hub_a.addr), Api::new(hub_b.addr));

@@ -74,33 +74,6 @@ targets = {{ fachverfahren = "box" }}
     )
 }
 
-/// Hub A's tenant: its Fachverfahren is reachable over XTA via hub B.
-fn a_tenant(b_port: u16) -> String {
-    format!(
-        r#"id = "alpha"
-name = "Kommune alpha (A)"
-ags = "{AGS}"
-
-[connectors.xta]
-type = "xta"
-timeout = "60s"
-retry = {{ max_attempts = 3, initial_backoff = "200ms" }}
-url = "http://127.0.0.1:{b_port}/xta/xta"
-account = "dvdv:09000000"
-auth = {{ type = "bearer", token = {{ value = "tok-land" }} }}
-reader = "dvdv:09162000"
-service = "{SERVICE}"
-poll_interval = "100ms"
-max_wait = "30s"
-
-[[routes]]
-leistung = "{LEISTUNG}"
-rule = "testorder@^1"
-targets = {{ fachverfahren = "xta" }}
-"#
-    )
-}
-
 /// Hub C: polls the `kommune` mailbox on hub B.
 fn c_channel(b_port: u16) -> String {
     format!(
@@ -131,7 +104,14 @@ async fn a_sends_over_xta_to_b_mailbox_and_c_polls_it_exactly_once() {
         &[("alpha", b_tenant(""))],
     );
     let hub_b = start(&b_cfg.main).await.unwrap();
-    let a_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", a_tenant(b_port))]);
+    let a_cfg = TestConfig::write(
+        "127.0.0.1:0",
+        "",
+        &[(
+            "alpha",
+            drehscheibe_suite::xta_sending_tenant(b_port, SERVICE),
+        )],
+    );
     let hub_a = start(&a_cfg.main).await.unwrap();
     let c_cfg = TestConfig::write(
         "127.0.0.1:0",

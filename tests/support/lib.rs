@@ -66,6 +66,38 @@ pub fn multipart_body(boundary: &str, doc: &[u8], attachment: &[u8]) -> Vec<u8> 
     b
 }
 
+/// A tenant `alpha` (AGS 09162000) whose Fachverfahren is reached over
+/// XTA 2: the `testorder` Leistung goes through an `xta` connector to the
+/// XTA server of the hub at `b_port` (account `dvdv:09000000`, token
+/// `tok-land`, reader `dvdv:09162000`, service `service`).
+pub fn xta_sending_tenant(b_port: u16, service: &str) -> String {
+    const AGS: &str = "09162000";
+    const LEISTUNG: &str = "99050012104000";
+    format!(
+        r#"id = "alpha"
+name = "Kommune alpha (A)"
+ags = "{AGS}"
+
+[connectors.xta]
+type = "xta"
+timeout = "60s"
+retry = {{ max_attempts = 3, initial_backoff = "200ms" }}
+url = "http://127.0.0.1:{b_port}/xta/xta"
+account = "dvdv:09000000"
+auth = {{ type = "bearer", token = {{ value = "tok-land" }} }}
+reader = "dvdv:09162000"
+service = "{service}"
+poll_interval = "100ms"
+max_wait = "30s"
+
+[[routes]]
+leistung = "{LEISTUNG}"
+rule = "testorder@^1"
+targets = {{ fachverfahren = "xta" }}
+"#
+    )
+}
+
 /// The store the suite runs against: `DREHSCHEIBE_TEST_STORE` = `sled`
 /// (the default) or `postgres` (then `DREHSCHEIBE_TEST_PG_URL`, default
 /// `postgres://postgres@127.0.0.1:5432/test`, names the database; every
