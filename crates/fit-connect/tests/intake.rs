@@ -1131,7 +1131,7 @@ async fn incomplete_submissions_expire_and_their_uploads_are_released() {
     assert_eq!(env.store.blob_references(&sha).await.unwrap(), 0);
     assert_eq!(
         env.store.unreferenced_blobs(10).await.unwrap(),
-        [sha.clone()]
+        std::slice::from_ref(&sha)
     );
     let events = env.events(&token, stale_case).await;
     let rejected = set::verify_set(&events[0], &env.jwks().await).unwrap();
