@@ -122,18 +122,14 @@ impl Clamd {
         Self { settings }
     }
 
+    /// `f` under the step limit; an I/O error means clamd is unavailable.
     async fn step<T>(
         &self,
         f: impl std::future::Future<Output = std::io::Result<T>>,
     ) -> Result<T, ScanError> {
-        match tokio::time::timeout(self.settings.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(ScanError::Unavailable(format!(
-                "clamd at {}: {e}",
-                self.settings.address
-            ))),
-            Err(_) => Err(ScanError::Timeout(self.settings.timeout)),
-        }
+        self.step_raw(f)
+            .await?
+            .map_err(|e| ScanError::Unavailable(format!("clamd at {}: {e}", self.settings.address)))
     }
 
     async fn connect(&self) -> Result<Box<dyn Conn>, ScanError> {
@@ -208,10 +204,10 @@ impl Clamd {
     }
 
     /// A step whose I/O error the caller handles (a timeout is an error).
-    async fn step_raw(
+    async fn step_raw<T>(
         &self,
-        f: impl std::future::Future<Output = std::io::Result<()>>,
-    ) -> Result<std::io::Result<()>, ScanError> {
+        f: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> Result<std::io::Result<T>, ScanError> {
         tokio::time::timeout(self.settings.timeout, f)
             .await
             .map_err(|_| ScanError::Timeout(self.settings.timeout))

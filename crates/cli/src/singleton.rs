@@ -86,23 +86,16 @@ impl LeasedChannel {
                 return Ok(());
             }
             let attempt = Instant::now();
-            match self.store.hold_lease(&name, TTL).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(RETRY) => {}
-                        _ = shutdown.cancelled() => return Ok(()),
-                    }
-                    continue;
+            let held = self.store.hold_lease(&name, TTL).await;
+            if let Err(e) = &held {
+                tracing::warn!(lease = %name, error = %e, "cannot take the channel lease; trying again");
+            }
+            if !matches!(held, Ok(true)) {
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
                 }
-                Err(e) => {
-                    tracing::warn!(lease = %name, error = %e, "cannot take the channel lease; trying again");
-                    tokio::select! {
-                        _ = tokio::time::sleep(RETRY) => {}
-                        _ = shutdown.cancelled() => return Ok(()),
-                    }
-                    continue;
-                }
+                continue;
             }
             let tasks = match ready.take() {
                 Some(t) => t,

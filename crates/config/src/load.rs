@@ -379,13 +379,8 @@ impl Ctx {
             raw.max_connections.map(|n| n as u64),
             d.max_connections as u64,
         );
-        let nonzero = |cx: &mut Self, key: &str, v: Option<Duration>, default: Duration| match v {
-            Some(t) if t.is_zero() => {
-                cx.err(src, &kp.key(key), format!("`{key}` must be longer than 0s"));
-                default
-            }
-            Some(t) => t,
-            None => default,
+        let nonzero = |cx: &mut Self, key: &str, v: Option<Duration>, default: Duration| {
+            cx.nonzero_duration(src, &kp, key, v, default)
         };
         let header_read_timeout = nonzero(
             self,
@@ -463,6 +458,26 @@ impl Ctx {
     }
 
     /// `[store]` of the main file.
+    /// `v` (or `default` when unset), reporting a zero duration as an
+    /// error of key `key` under `kp`.
+    fn nonzero_duration(
+        &mut self,
+        src: &Source,
+        kp: &KeyPath,
+        key: &str,
+        v: Option<Duration>,
+        default: Duration,
+    ) -> Duration {
+        match v {
+            Some(t) if t.is_zero() => {
+                self.err(src, &kp.key(key), format!("`{key}` must be more than zero"));
+                default
+            }
+            Some(t) => t,
+            None => default,
+        }
+    }
+
     /// `[scanner]` of the main file.
     fn scanner(&mut self, src: &Source, raw: Option<&RawScanner>) -> Option<ScannerConfig> {
         let raw = raw?;
@@ -479,31 +494,17 @@ impl Ctx {
             }
         }
         let address = raw.address.as_deref().map(str::trim).unwrap_or("");
-        let well_formed = address.starts_with("unix:")
-            || address.starts_with('/')
-            || address
-                .trim_start_matches("tcp://")
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-        if !well_formed {
+        if let Err(e) = drehscheibe_clamd::ClamdAddress::parse(address) {
             self.err(
                 src,
                 &kp.key("address"),
-                "`address` names clamd's socket: `unix:/run/clamav/clamd.ctl` or `tcp://host:3310`",
+                format!("`address` names clamd's socket: `unix:/run/clamav/clamd.ctl` or `tcp://host:3310` ({e})"),
             );
             return None;
         }
-        let positive = |this: &mut Self, key: &str, v: Option<Duration>, default: Duration| match v
-        {
-            Some(d) if d.is_zero() => {
-                this.err(src, &kp.key(key), format!("`{key}` must be more than zero"));
-                default
-            }
-            Some(d) => d,
-            None => default,
-        };
-        let timeout = positive(self, "timeout", raw.timeout, Duration::from_secs(60));
-        let retry = positive(self, "retry", raw.retry, Duration::from_secs(30));
+        let timeout =
+            self.nonzero_duration(src, &kp, "timeout", raw.timeout, Duration::from_secs(60));
+        let retry = self.nonzero_duration(src, &kp, "retry", raw.retry, Duration::from_secs(30));
         let base64_min = match raw.base64_min {
             Some(n) if n < 16 => {
                 self.err(
@@ -609,13 +610,8 @@ impl Ctx {
                         self.err(src, &kp.key("instance"), format!("instance name {m}"));
                     }
                 }
-                let mut timeout = |key: &str, v: Option<Duration>, d: Duration| match v {
-                    Some(t) if t.is_zero() => {
-                        self.err(src, &kp.key(key), format!("`{key}` must be greater than 0"));
-                        d
-                    }
-                    Some(t) => t,
-                    None => d,
+                let mut timeout = |key: &str, v: Option<Duration>, d: Duration| {
+                    self.nonzero_duration(src, &kp, key, v, d)
                 };
                 let connect_timeout = timeout(
                     "connect_timeout",

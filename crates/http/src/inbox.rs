@@ -348,13 +348,12 @@ async fn receive(
         correlation_ids,
     };
     let submitted = state.intake.submit(submission).await;
-    if matches!(submitted, Err(IntakeError::Infected { .. })) {
-        // Stored as quarantined: the hub has ended the stagings (kept).
+    if matches!(submitted, Ok(_) | Err(IntakeError::Infected { .. })) {
+        // The hub has ended the stagings (kept; discarded for a duplicate;
+        // kept for a message stored as quarantined).
         staged.disarm();
     }
     let accepted = submitted?;
-    // The hub has ended the stagings (kept, or discarded for a duplicate).
-    staged.disarm();
     tracing::info!(
         id = %accepted.id,
         channel = %channel,

@@ -28,15 +28,12 @@ use drehscheibe_store::Result;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::singleton::ttl_ms;
 use crate::store::{retrying, Oops, PgStore};
 
 /// Attempts of [`PgStore::take_slot`] when another instance took the
 /// same free slot at the same moment.
 const SLOT_ATTEMPTS: u32 = 3;
-
-fn millis(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
-}
 
 impl PgStore {
     pub(crate) async fn hold_instance_lease(&self, name: &str, ttl: Duration) -> Result<bool> {
@@ -63,7 +60,7 @@ impl PgStore {
                 .await?;
             Ok::<_, Oops>(
                 client
-                    .query_opt(&st, &[&name, me, &guard, &millis(ttl)])
+                    .query_opt(&st, &[&name, me, &guard, &ttl_ms(ttl)])
                     .await?
                     .is_some(),
             )
@@ -114,7 +111,7 @@ impl PgStore {
                     .await?;
                 Ok::<_, Oops>(
                     client
-                        .query_opt(&st, &[&key, me, &limit, &millis(ttl)])
+                        .query_opt(&st, &[&key, me, &limit, &ttl_ms(ttl)])
                         .await?
                         .map(|r| r.get(0)),
                 )

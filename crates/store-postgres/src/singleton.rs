@@ -35,7 +35,8 @@ pub struct SingletonGuard {
     released: bool,
 }
 
-fn ttl_ms(ttl: Duration) -> i64 {
+/// A lease's time to live in whole milliseconds (saturating).
+pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -431,6 +431,25 @@ pub async fn accept_get_payload_round_trip(f: &Fixture) {
     assert!(store.audit(unknown).await.unwrap().is_empty());
 }
 
+/// Accept `payload` as a new message under idempotency key `key`.
+async fn accept_keyed(
+    store: &dyn Store,
+    payload: &'static [u8],
+    key: IdempotencyKey,
+) -> (MessageRecord, AcceptOutcome) {
+    let rec = record_at(Utc::now(), payload);
+    let out = store
+        .accept(
+            &rec,
+            Bytes::from_static(payload),
+            received_event(&rec),
+            Some(key),
+        )
+        .await
+        .unwrap();
+    (rec, out)
+}
+
 pub async fn idempotency_outcomes(f: &Fixture) {
     let store = &*f.store;
     let key = |channel: &str, payload: &[u8]| IdempotencyKey {
@@ -440,75 +459,35 @@ pub async fn idempotency_outcomes(f: &Fixture) {
         payload_sha256: sha256_hex(payload),
     };
 
-    let first = record_at(Utc::now(), b"<a/>");
-    let out = store
-        .accept(
-            &first,
-            Bytes::from_static(b"<a/>"),
-            received_event(&first),
-            Some(key("ch", b"<a/>")),
-        )
-        .await
-        .unwrap();
+    let (first, out) = accept_keyed(store, b"<a/>", key("ch", b"<a/>")).await;
     assert_eq!(out, AcceptOutcome::Created);
 
     // Same key, same payload: the first id, nothing stored.
-    let retry = record_at(Utc::now(), b"<a/>");
-    let out = store
-        .accept(
-            &retry,
-            Bytes::from_static(b"<a/>"),
-            received_event(&retry),
-            Some(key("ch", b"<a/>")),
-        )
-        .await
-        .unwrap();
+    let (retry, out) = accept_keyed(store, b"<a/>", key("ch", b"<a/>")).await;
     assert_eq!(out, AcceptOutcome::Duplicate(first.id()));
     assert_eq!(store.get(retry.id()).await.unwrap(), None);
     assert_eq!(store.payload(retry.id()).await.unwrap(), None);
     assert!(store.audit(retry.id()).await.unwrap().is_empty());
 
     // Same key, other payload: conflict, nothing stored.
-    let other = record_at(Utc::now(), b"<b/>");
-    let out = store
-        .accept(
-            &other,
-            Bytes::from_static(b"<b/>"),
-            received_event(&other),
-            Some(key("ch", b"<b/>")),
-        )
-        .await
-        .unwrap();
+    let (other, out) = accept_keyed(store, b"<b/>", key("ch", b"<b/>")).await;
     assert_eq!(out, AcceptOutcome::KeyConflict(first.id()));
     assert_eq!(store.get(other.id()).await.unwrap(), None);
 
     // Same key on another channel is another message.
-    let elsewhere = record_at(Utc::now(), b"<b/>");
-    let out = store
-        .accept(
-            &elsewhere,
-            Bytes::from_static(b"<b/>"),
-            received_event(&elsewhere),
-            Some(key("other-channel", b"<b/>")),
-        )
-        .await
-        .unwrap();
+    let (_, out) = accept_keyed(store, b"<b/>", key("other-channel", b"<b/>")).await;
     assert_eq!(out, AcceptOutcome::Created);
 
     // Same key and channel from another sender is another message.
-    let other_sender = record_at(Utc::now(), b"<a/>");
-    let out = store
-        .accept(
-            &other_sender,
-            Bytes::from_static(b"<a/>"),
-            received_event(&other_sender),
-            Some(IdempotencyKey {
-                sender: "http:portal-b".into(),
-                ..key("ch", b"<a/>")
-            }),
-        )
-        .await
-        .unwrap();
+    let (_, out) = accept_keyed(
+        store,
+        b"<a/>",
+        IdempotencyKey {
+            sender: "http:portal-b".into(),
+            ..key("ch", b"<a/>")
+        },
+    )
+    .await;
     assert_eq!(out, AcceptOutcome::Created);
 
     let stats = store.queue_stats(Utc::now()).await.unwrap();

@@ -262,17 +262,6 @@ impl State {
         Ok(())
     }
 
-    /// Replace a submission record.
-    pub async fn put(&self, record: &SubmissionRecord) -> Result<(), StateError> {
-        self.space
-            .update(|mut tx| async move {
-                write_record(&mut tx, record).await?;
-                Ok((tx, ()))
-            })
-            .await?;
-        Ok(())
-    }
-
     /// Change the record of `submission` with `change` on what is stored
     /// now, retried on a concurrent change (so two instances of the hub
     /// never lose each other's change). `change` answers `Err` to leave

@@ -66,19 +66,8 @@ impl Drop for TestSchema {
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let driver = tokio::spawn(connection);
-                let r = client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .await
-                    .map_err(|e| e.to_string());
-                drop(client);
-                let _ = driver.await;
-                r
-            })
+            rt.block_on(drehscheibe_store_postgres::drop_schema(&url, &name))
+                .map_err(|e| e.to_string())
         })
         .join();
         if let Ok(Err(e)) = dropped {
