@@ -403,8 +403,12 @@ pub(crate) fn memory_units(bytes: u64) -> usize {
         .min(Semaphore::MAX_PERMITS)
 }
 
+/// `d` as a chrono duration, at most a century: due times are `now +`
+/// this, and a configured pause of 300,000 years must not overflow the
+/// addition (a century is "never" for a queue).
 pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    const CENTURY: chrono::Duration = chrono::Duration::days(36_525);
+    chrono::Duration::from_std(d).map_or(CENTURY, |c| c.min(CENTURY))
 }
 
 /// `application/xml; charset=utf-8` → `application/xml`.
@@ -617,9 +621,11 @@ impl Intake for Hub {
                 tracing::warn!(sha256 = %blob.sha256, error = %e, "could not end the staging of an attachment");
             }
         }
+        if outcome == AcceptOutcome::Created {
+            self.metrics.received(&s.channel);
+        }
         if let (AcceptOutcome::Created, Some(finding)) = (&outcome, &finding) {
             let id = record.id();
-            self.metrics.received(&s.channel);
             self.quarantine(id, Some(Job::Route { message: id }), finding)
                 .await
                 .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
@@ -631,7 +637,6 @@ impl Intake for Hub {
         }
         match outcome {
             AcceptOutcome::Created => {
-                self.metrics.received(&s.channel);
                 self.metrics.intake_latency(started.elapsed().as_secs_f64());
                 self.wake();
                 Ok(Accepted {

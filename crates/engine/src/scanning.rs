@@ -227,6 +227,10 @@ pub enum ReleaseError {
     NotQuarantined(MessageState),
     #[error("a release needs a reason")]
     NoReason,
+    #[error("the payload was deleted by retention at {0}")]
+    PayloadPurged(chrono::DateTime<Utc>),
+    #[error("the sender was already told: {0} (release with force to deliver anyway)")]
+    SenderAnswered(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -301,9 +305,9 @@ impl Hub {
         &self,
         scanning: &Scanning,
         plan: &RoutePlan,
-        input_sha256: &str,
+        input: &Bytes,
     ) -> Result<Option<ScanFinding>, ScanError> {
-        let result = self.scan_output_parts(scanning, plan, input_sha256).await;
+        let result = self.scan_output_parts(scanning, plan, input).await;
         self.metrics.scanner_up(result.is_ok());
         result
     }
@@ -312,12 +316,10 @@ impl Hub {
         &self,
         scanning: &Scanning,
         plan: &RoutePlan,
-        input_sha256: &str,
+        input: &Bytes,
     ) -> Result<Option<ScanFinding>, ScanError> {
         for o in &plan.outputs {
-            if scanning.tenants_off.contains(&o.tenant)
-                || drehscheibe_model::sha256_hex(&o.bytes) == input_sha256
-            {
+            if scanning.tenants_off.contains(&o.tenant) || o.bytes == *input {
                 continue;
             }
             let part = format!("output {:?} for {}/{}", o.target, o.tenant, o.connector);
@@ -414,15 +416,21 @@ impl Hub {
     /// back to `received` and is routed and delivered without scanning
     /// (the finding stays on the record, the release is audited).
     ///
+    /// As for a replay, a message whose payload retention deleted cannot
+    /// go on, and one whose sender was given a final answer (a FIT-Connect
+    /// `reject-submission`) needs `force`, recorded in the audit event.
+    ///
     /// # Errors
     ///
-    /// The message is unknown or not quarantined, the reason is empty, or
-    /// the store failed.
+    /// The message is unknown or not quarantined, the reason is empty, the
+    /// payload is gone, the sender was answered (without `force`), or the
+    /// store failed.
     pub async fn release(
         &self,
         id: MessageId,
         actor: &str,
         reason: &str,
+        force: bool,
     ) -> Result<MessageRecord, ReleaseError> {
         let reason = reason.trim();
         if reason.is_empty() {
@@ -434,8 +442,16 @@ impl Hub {
             .store
             .update(id, &mut |r: &mut MessageRecord| {
                 if r.state != MessageState::Quarantined {
-                    refused = Some(r.state);
+                    refused = Some(ReleaseError::NotQuarantined(r.state));
                     return Err(StoreError::Aborted(format!("message is {}", r.state)));
+                }
+                if let Some(at) = r.payload_purged_at {
+                    refused = Some(ReleaseError::PayloadPurged(at));
+                    return Err(StoreError::Aborted("payload purged".into()));
+                }
+                if let (Some(answer), false) = (&r.sender_answer, force) {
+                    refused = Some(ReleaseError::SenderAnswered(answer.clone()));
+                    return Err(StoreError::Aborted("sender answered".into()));
                 }
                 let signature = r
                     .scan
@@ -458,7 +474,12 @@ impl Hub {
                         Some(MessageState::Quarantined),
                         MessageState::Received,
                     )
-                    .with_detail(format!("released from quarantine ({signature}): {reason}"))],
+                    .with_detail(match &r.sender_answer {
+                        None => format!("released from quarantine ({signature}): {reason}"),
+                        Some(answer) => format!(
+                            "released from quarantine ({signature}): {reason}; forced although the sender was told: {answer}"
+                        ),
+                    })],
                     schedule: vec![(
                         Job::Route {
                             message: r.envelope.id,
@@ -476,10 +497,7 @@ impl Hub {
                 Ok(rec)
             }
             Err(StoreError::NotFound(_)) => Err(ReleaseError::NotFound(id)),
-            Err(_) if refused.is_some() => Err(ReleaseError::NotQuarantined(
-                refused.unwrap_or(MessageState::Quarantined),
-            )),
-            Err(e) => Err(ReleaseError::Store(e)),
+            Err(e) => Err(refused.take().unwrap_or(ReleaseError::Store(e))),
         }
     }
 }

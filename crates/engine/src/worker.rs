@@ -200,9 +200,9 @@ impl Hub {
         let scanning = self
             .settings
             .scanning
-            .clone()
+            .as_ref()
             .filter(|_| !rec.scan_released());
-        if let Some(scanning) = &scanning {
+        if let Some(scanning) = scanning {
             let input_clean = rec.scan.as_ref().is_some_and(|s| s.input_clean)
                 || !scanning.scans_channel(&rec.envelope.channel);
             if !input_clean {
@@ -217,6 +217,8 @@ impl Hub {
             }
         }
 
+        // (a `Bytes` handle: the output scan compares outputs with it)
+        let input = payload.clone();
         let decided = match self.reserve_memory(&rec, payload.len()).await {
             Ok((memory, waited_for_memory)) => {
                 let (permit, waited_for_slot) = acquire(&self.route_permits, 1)
@@ -241,11 +243,8 @@ impl Hub {
         };
 
         // Every output document before anything is delivered.
-        if let (Ok(plan), Some(scanning)) = (&decided, &scanning) {
-            match self
-                .scan_outputs(scanning, plan, &rec.envelope.sha256)
-                .await
-            {
+        if let (Ok(plan), Some(scanning)) = (&decided, scanning) {
+            match self.scan_outputs(scanning, plan, &input).await {
                 Ok(None) => {}
                 Ok(Some(finding)) => {
                     self.quarantine(id, Some(job), &finding).await?;

@@ -317,10 +317,12 @@ struct ReleaseBody {
 }
 
 /// An operator releases a quarantined message (the scanner's finding is
-/// overridden; ADR 0017). Body: `{"reason": "…"}`.
+/// overridden; ADR 0017). Body: `{"reason": "…"}`; `?force=true` as for a
+/// replay when the sender was already given a final answer.
 async fn release(
     State(ops): State<Ops>,
     Path(id): Path<String>,
+    Query(q): Query<ReplayQuery>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -353,13 +355,31 @@ async fn release(
     };
     match ops
         .hub
-        .release(mid, &format!("operator:{}", principal.name), &reason)
+        .release(
+            mid,
+            &format!("operator:{}", principal.name),
+            &reason,
+            q.force,
+        )
         .await
     {
         Ok(rec) => (StatusCode::ACCEPTED, Json(rec)).into_response(),
         Err(ReleaseError::NotFound(_)) => not_found(&id),
         Err(e @ ReleaseError::NotQuarantined(_)) => problem(409, "not-quarantined", e.to_string()),
         Err(e @ ReleaseError::NoReason) => problem(400, "reason-required", e.to_string()),
+        Err(e @ ReleaseError::SenderAnswered(_)) => problem(
+            409,
+            "sender-answered",
+            format!("{e}: POST …/release?force=true"),
+        ),
+        Err(ReleaseError::PayloadPurged(at)) => match ops.hub.store().get(mid).await {
+            Ok(Some(rec)) => payload_purged(&rec, Some(at)),
+            _ => problem(
+                410,
+                "payload-purged",
+                ReleaseError::PayloadPurged(at).to_string(),
+            ),
+        },
         Err(ReleaseError::Store(e)) => internal(e),
     }
 }

@@ -422,6 +422,20 @@ impl ValueLog {
         let len = usize::try_from(p.len).map_err(|_| {
             StoreError::Corrupt(format!("value log: value of {} bytes too large", p.len))
         })?;
+        // A corrupt pointer must not make us allocate its length (a flipped
+        // high bit aborts the process): beyond 1 MiB, check it against the
+        // segment first.
+        if len > 1 << 20 {
+            let size = file.metadata().map_err(|e| io("stat", &path, e))?.len();
+            if p.offset.saturating_add(p.len) > size {
+                return Err(StoreError::Corrupt(format!(
+                    "value log {}: value at {} ({} bytes) lies beyond the segment's {size} bytes",
+                    path.display(),
+                    p.offset,
+                    p.len
+                )));
+            }
+        }
         let mut buf = vec![0u8; len];
         file.read_exact_at(&mut buf, p.offset)
             .map_err(|e| match e.kind() {

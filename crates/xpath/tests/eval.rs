@@ -391,3 +391,16 @@ fn node_handles_stay_sixteen_bytes() {
     // Namespace nodes of the namespace axis live in the handle's padding.
     assert_eq!(std::mem::size_of::<drehscheibe_xpath::Node<'_>>(), 16);
 }
+
+#[test]
+fn array_subarray_bounds_do_not_overflow() {
+    assert_eq!(eval("array:size(array:subarray([1, 2, 3], 2))"), "2");
+    for bad in [
+        "array:subarray([1, 2], 9223372036854775807, 2)",
+        "array:subarray([1, 2], -9223372036854775807 - 1)",
+        "array:subarray([1, 2], 2, 9223372036854775807)",
+    ] {
+        let e = eval_with(false, bad).unwrap_err();
+        assert!(e.contains("FOAY0001"), "{bad}: {e}");
+    }
+}

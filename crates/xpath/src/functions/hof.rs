@@ -475,12 +475,18 @@ fn array_subarray<'a>(_ev: &mut Eval<'a, '_>, args: Vec<Sequence<'a>>) -> Result
     let start = int(&arg(&args, 1))?;
     let len = match args.get(2) {
         Some(s) => int(s)?,
-        None => a.members.len() as i64 - start + 1,
+        None => (a.members.len() as i64)
+            .saturating_sub(start)
+            .saturating_add(1),
     };
     if len < 0 {
         return Err(Error::new("FOAY0002", "array:subarray: negative length"));
     }
-    if start < 1 || start - 1 + len > a.members.len() as i64 {
+    if start < 1
+        || (start - 1)
+            .checked_add(len)
+            .is_none_or(|end| end > a.members.len() as i64)
+    {
         return Err(Error::new("FOAY0001", "array:subarray: out of bounds"));
     }
     let s = (start - 1) as usize;
