@@ -1,18 +1,22 @@
 # Multi-stage build: a static-ish binary (rustls, no OpenSSL) on a slim,
 # non-root runtime image.
 FROM rust:1-bookworm AS build
+# the XSD validator links libxml2; its bindings are generated with libclang
+RUN apt-get update && apt-get install -y --no-install-recommends libxml2-dev libclang-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p drehscheibe-cli \
  && strip target/release/drehscheibe
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libxml2 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/drehscheibe --create-home drehscheibe
 COPY --from=build /src/target/release/drehscheibe /usr/local/bin/drehscheibe
 COPY rules /opt/drehscheibe/rules
 COPY config /opt/drehscheibe/config
+COPY schemas /opt/drehscheibe/schemas
 # The example configuration keeps its data in ../data relative to itself.
 RUN mkdir -p /opt/drehscheibe/data && chown drehscheibe /opt/drehscheibe/data
 USER drehscheibe

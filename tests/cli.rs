@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -189,6 +190,8 @@ fn the_shipped_rule_depot_passes_its_own_tests() {
     let out = Command::new(drehscheibe_bin())
         .args(["rules", "test"])
         .arg(repo_root().join("rules"))
+        .arg("--catalog")
+        .arg(repo_root().join("schemas/catalog.xml"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -201,7 +204,7 @@ fn the_shipped_rule_depot_passes_its_own_tests() {
     assert!(last.ends_with("passed, 0 failed"), "{last}");
     let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
     assert!(
-        passed >= 7,
+        passed >= 20,
         "the shipped packages carry their cases: {stdout}"
     );
 }
@@ -260,4 +263,64 @@ fn store_migrate_applies_the_postgres_schema_once_and_refuses_sled() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn validate_checks_files_against_a_schema_offline() {
+    let root = repo_root();
+    let expected = root.join("rules/gewerbeanmeldung/2.1.0/tests/v2.0-anmeldung/expected/dms.xml");
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("broken.xml");
+    let text = std::fs::read_to_string(&expected).unwrap();
+    // Drop the Kopf's Nachrichtentyp: a required element.
+    let start = text.find("<xdomea:Nachrichtentyp ").unwrap();
+    let end = text.find("</xdomea:Nachrichtentyp>").unwrap() + "</xdomea:Nachrichtentyp>".len();
+    std::fs::write(&broken, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let run = |files: &[&Path], schema: &str| {
+        let out = Command::new(drehscheibe_bin())
+            .args(["validate", "--schema", schema, "--catalog"])
+            .arg(root.join("schemas/catalog.xml"))
+            .args(files)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // By catalog URI: valid.
+    let (code, stdout, stderr) = run(&[&expected], "urn:xoev-de:xdomea:schema:3.1.0");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.trim_end().ends_with(": valid"), "{stdout}");
+    // One invalid file among two: exit 1, its error as FILE:LINE:COLUMN.
+    let (code, stdout, stderr) = run(&[&expected, &broken], "urn:xoev-de:xdomea:schema:3.1.0");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{}:", broken.display())) && l.contains("Element"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let mut parts = line
+        .strip_prefix(&format!("{}:", broken.display()))
+        .unwrap()
+        .splitn(3, ':');
+    let (l, c) = (parts.next().unwrap(), parts.next().unwrap());
+    assert!(
+        l.parse::<u32>().unwrap() > 1 && c.parse::<u32>().is_ok(),
+        "{line}"
+    );
+    assert!(stdout.contains("INVALID"), "{stdout}");
+    // By file path, with the package's own schema.
+    let (code, stdout, _) = run(
+        &[&root
+            .join("rules/gewerbeanmeldung/2.1.0/tests/v2.0-anmeldung/expected/fachverfahren.xml")],
+        root.join("rules/gewerbeanmeldung/2.1.0/gewerbe-import.xsd")
+            .to_str()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    // A URI the catalog does not know: exit 2, and no network access.
+    let (code, _, stderr) = run(&[&expected], "https://example.invalid/schema.xsd");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("not in the XML catalog"), "{stderr}");
 }

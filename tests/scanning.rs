@@ -172,14 +172,30 @@ async fn malware_is_quarantined_never_delivered_and_released_only_by_an_operator
         s, 409,
         "a quarantined message is released, not replayed: {v}"
     );
-    let (s, v) = release(
-        &api,
-        &in_attachment,
-        OPERATOR,
-        json!({"reason": "EICAR test file, sent on purpose by the Fachverfahren vendor"}),
-    )
-    .await;
-    assert_eq!(s, 202, "{v}");
+    // The sender was told 422 while it waited: a release contradicts that
+    // answer (it may resend the document), so it has to be forced.
+    let reason = json!({"reason": "EICAR test file, sent on purpose by the Fachverfahren vendor"});
+    let (s, v) = release(&api, &in_attachment, OPERATOR, reason.clone()).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("while the sender waited"),
+        "{v}"
+    );
+    let r = api
+        .http
+        .post(format!(
+            "{}/api/v1/messages/{in_attachment}/release?force=true",
+            api.base
+        ))
+        .bearer_auth(OPERATOR)
+        .json(&reason)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
     let view = api.wait_state(&in_attachment, "delivered", WAIT).await;
     assert_eq!(
         view["scan"]["released"]["by"], "operator:operator",
@@ -369,6 +385,40 @@ async fn malware_inside_a_fit_connect_submission_is_found_after_decryption() {
         .starts_with("attachment"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(rx.accepted("/alpha").is_empty());
+
+    // The sender was told "rejected": a release would contradict that
+    // answer, so it needs ?force=true — and then the audit says so.
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+    let (s, v) = release(&api, &id, OPERATOR, json!({"reason": "false positive"})).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap_or_default().contains("reject"),
+        "the refusal names the answer the sender got: {v}"
+    );
+    assert_eq!(api.message(&id).await["state"], "quarantined");
+    let r = api
+        .http
+        .post(format!(
+            "{}/api/v1/messages/{id}/release?force=true",
+            api.base
+        ))
+        .bearer_auth(OPERATOR)
+        .json(&json!({"reason": "false positive, confirmed by the sender by phone"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let view = api.wait_state(&id, "delivered", WAIT).await;
+    let audit = view["audit"].as_array().unwrap();
+    let released = audit.iter().find(|e| e["action"] == "released").unwrap();
+    assert!(
+        released["detail"]
+            .as_str()
+            .unwrap()
+            .contains("forced although the sender was told"),
+        "{released}"
+    );
+    assert_eq!(rx.accepted("/alpha").len(), 1);
 }
 
 /// Hub A (no scanner) sends an order with an infected attachment over

@@ -275,6 +275,7 @@ shutdown_grace = "5s"
 
 [rules]
 depot = "{depot}"
+catalog = "{catalog}"
 
 [channels.portal]
 type = "http"
@@ -299,7 +300,8 @@ role = "operator"
 
 {store_text}
 "#,
-            depot = depot.display()
+            depot = depot.display(),
+            catalog = repo_root().join("schemas/catalog.xml").display()
         );
         let mut text = text;
         for (tenant, token) in [("alpha", TENANT_ALPHA), ("beta", TENANT_BETA)] {

@@ -120,6 +120,23 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Check XML files against an XML Schema (XSD), as the hub checks
+    /// rule inputs and outputs: prints `FILE: valid` or one
+    /// `FILE:LINE:COLUMN: message` line per error; exit code 1 if a file
+    /// is invalid, 2 if the schema cannot be used.
+    Validate {
+        /// The schema: an `.xsd` file, or a URI the XML catalog maps to
+        /// one (e.g. `urn:xoev-de:xdomea:schema:3.1.0`).
+        #[arg(long)]
+        schema: String,
+        /// The XML catalog that resolves schema URIs and imports offline
+        /// (default: `schemas/catalog.xml` if it exists).
+        #[arg(long, value_name = "FILE")]
+        catalog: Option<PathBuf>,
+        /// The documents to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Run one stylesheet on one input file and write the result to stdout.
     Transform {
         /// The XSLT stylesheet.
@@ -150,6 +167,10 @@ enum RulesAction {
         /// Also write a JUnit XML report to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// The XML catalog for the schemas packages declare (default:
+        /// `schemas/catalog.xml` if it exists).
+        #[arg(long, value_name = "FILE")]
+        catalog: Option<PathBuf>,
     },
     /// Validate a package (manifest, XPath, stylesheets, its tests) and
     /// copy it into the depot as `<id>/<version>`; existing versions are
@@ -160,12 +181,18 @@ enum RulesAction {
         /// The rule depot.
         #[arg(long, default_value = "rules")]
         depot: PathBuf,
+        /// The XML catalog (default: `schemas/catalog.xml` if it exists).
+        #[arg(long, value_name = "FILE")]
+        catalog: Option<PathBuf>,
     },
     /// List the rules of a depot: id, versions, title.
     List {
         /// The rule depot.
         #[arg(long, default_value = "rules")]
         depot: PathBuf,
+        /// The XML catalog (default: `schemas/catalog.xml` if it exists).
+        #[arg(long, value_name = "FILE")]
+        catalog: Option<PathBuf>,
     },
 }
 
@@ -263,6 +290,11 @@ pub fn main() -> ExitCode {
             content_type,
             params,
         } => return ruletools::transform(&stylesheet, &input, content_type.as_deref(), params),
+        Command::Validate {
+            schema,
+            catalog,
+            files,
+        } => return ruletools::validate(&schema, catalog.as_deref(), &files),
         command => Cli { command },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -429,10 +461,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Rules { action } => Ok(match action {
-            RulesAction::Test { path, junit } => ruletools::test(&path, junit.as_deref()),
-            RulesAction::Publish { package, depot } => ruletools::publish(&package, &depot),
-            RulesAction::List { depot } => ruletools::list(&depot),
+            RulesAction::Test {
+                path,
+                junit,
+                catalog,
+            } => ruletools::test(&path, junit.as_deref(), catalog.as_deref()),
+            RulesAction::Publish {
+                package,
+                depot,
+                catalog,
+            } => ruletools::publish(&package, &depot, catalog.as_deref()),
+            RulesAction::List { depot, catalog } => ruletools::list(&depot, catalog.as_deref()),
         }),
+        Command::Validate {
+            schema,
+            catalog,
+            files,
+        } => Ok(ruletools::validate(&schema, catalog.as_deref(), &files)),
         Command::Transform {
             stylesheet,
             input,

@@ -1,5 +1,5 @@
-//! The rule author's commands: `rules test`, `rules publish`, `rules list`
-//! and `transform`.
+//! The rule author's commands: `rules test`, `rules publish`, `rules list`,
+//! `transform` and `validate`.
 //!
 //! Private to the command line (`command.rs`): each function prints
 //! its report and returns the process exit code.
@@ -12,12 +12,45 @@ use std::sync::Arc;
 
 use drehscheibe_rules::testing::{self, CaseResult, Outcome};
 use drehscheibe_rules::{
-    Depot, InputDocument, PublishError, TransformError, Transformer, TransformerFactory,
+    Depot, Engines, InputDocument, PublishError, SchemaError, SchemaFactory, SchemaValidator,
+    TransformError, Transformer,
 };
+use drehscheibe_xsd::{Catalog, XsdFactory};
 use drehscheibe_xslt::{Stylesheet, XsltFactory};
 
-fn factory() -> Option<Arc<dyn TransformerFactory>> {
-    Some(Arc::new(XsltFactory))
+/// The catalog a rule tool uses when `--catalog` is not given:
+/// `schemas/catalog.xml` of a checkout, if the command runs in one.
+const DEFAULT_CATALOG: &str = "schemas/catalog.xml";
+
+/// The engines rule packages are loaded with, in the hub and in the rule
+/// tools alike: the XSLT-subset interpreter for stylesheets and libxml2
+/// for XSD, resolving schema URIs through `catalog` (none: only schemas
+/// inside the packages).
+pub(crate) fn engines(catalog: Option<&Path>) -> anyhow::Result<Engines> {
+    let catalog = match catalog {
+        Some(file) => Catalog::load(file)
+            .map_err(|e| anyhow::anyhow!("XML catalog {}: {e}", file.display()))?,
+        None => Catalog::empty(),
+    };
+    Ok(Engines::new(
+        Some(Arc::new(XsltFactory)),
+        Some(Arc::new(XsdFactory::new(Arc::new(catalog)))),
+    ))
+}
+
+/// [`engines`] for a rule tool: `--catalog FILE`, else
+/// [`DEFAULT_CATALOG`] if it exists. Prints the error and gives `None`
+/// when the catalog cannot be read.
+fn tool_engines(catalog: Option<&Path>) -> Option<Engines> {
+    let default = Path::new(DEFAULT_CATALOG);
+    let catalog = catalog.or_else(|| default.is_file().then_some(default));
+    match engines(catalog) {
+        Ok(engines) => Some(engines),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            None
+        }
+    }
 }
 
 /// Indents every line of `text` by `prefix`.
@@ -41,9 +74,12 @@ fn print_result(result: &CaseResult) {
     }
 }
 
-/// `drehscheibe rules test [PATH] [--junit FILE]`.
-pub fn test(path: &Path, junit: Option<&Path>) -> ExitCode {
-    let results = match testing::run_path(path, factory(), print_result) {
+/// `drehscheibe rules test [PATH] [--junit FILE] [--catalog FILE]`.
+pub fn test(path: &Path, junit: Option<&Path>, catalog: Option<&Path>) -> ExitCode {
+    let Some(engines) = tool_engines(catalog) else {
+        return ExitCode::FAILURE;
+    };
+    let results = match testing::run_path(path, engines, print_result) {
         Ok(results) => results,
         Err(e) => {
             eprintln!("error: {e}");
@@ -70,9 +106,12 @@ pub fn test(path: &Path, junit: Option<&Path>) -> ExitCode {
     code
 }
 
-/// `drehscheibe rules publish PACKAGE_DIR [--depot DIR]`.
-pub fn publish(package: &Path, depot: &Path) -> ExitCode {
-    match drehscheibe_rules::publish(package, depot, factory()) {
+/// `drehscheibe rules publish PACKAGE_DIR [--depot DIR] [--catalog FILE]`.
+pub fn publish(package: &Path, depot: &Path, catalog: Option<&Path>) -> ExitCode {
+    let Some(engines) = tool_engines(catalog) else {
+        return ExitCode::FAILURE;
+    };
+    match drehscheibe_rules::publish(package, depot, engines) {
         Ok(published) => {
             println!(
                 "published {} to {} ({} test cases passed)",
@@ -94,9 +133,12 @@ pub fn publish(package: &Path, depot: &Path) -> ExitCode {
     }
 }
 
-/// `drehscheibe rules list [--depot DIR]`.
-pub fn list(depot_dir: &Path) -> ExitCode {
-    let depot = match Depot::load_lenient(depot_dir, factory()) {
+/// `drehscheibe rules list [--depot DIR] [--catalog FILE]`.
+pub fn list(depot_dir: &Path, catalog: Option<&Path>) -> ExitCode {
+    let Some(engines) = tool_engines(catalog) else {
+        return ExitCode::FAILURE;
+    };
+    let depot = match Depot::load_lenient(depot_dir, engines) {
         Ok(depot) => depot,
         Err(e) => {
             eprintln!("error: {e}");
@@ -221,5 +263,82 @@ pub fn transform(
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `drehscheibe validate --schema SCHEMA [--catalog FILE] FILE...`: checks
+/// each file against the schema (a file, or a URI from the catalog) and
+/// prints `FILE: valid` or one `FILE:LINE:COLUMN: message` line per error.
+/// Exit code 0 when every file is valid, 1 otherwise, 2 when the schema
+/// itself cannot be used.
+pub fn validate(schema: &str, catalog: Option<&Path>, files: &[std::path::PathBuf]) -> ExitCode {
+    let default = Path::new(DEFAULT_CATALOG);
+    let catalog_file = catalog.or_else(|| default.is_file().then_some(default));
+    let catalog = match catalog_file.map(Catalog::load).transpose() {
+        Ok(c) => c.unwrap_or_else(Catalog::empty),
+        Err(e) => {
+            eprintln!("error: XML catalog: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let factory = XsdFactory::new(Arc::new(catalog));
+    let loaded: Result<Arc<dyn SchemaValidator>, SchemaError> =
+        if drehscheibe_rules::manifest::is_schema_uri(schema) {
+            factory.load(Path::new("."), schema)
+        } else {
+            factory
+                .load_path(Path::new(schema))
+                .map(|s| s as Arc<dyn SchemaValidator>)
+        };
+    let validator = match loaded {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut all_valid = true;
+    for file in files {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", file.display());
+                all_valid = false;
+                continue;
+            }
+        };
+        match validator.validate(&bytes) {
+            Ok(()) => println!("{}: valid", file.display()),
+            Err(SchemaError::Invalid(violation)) => {
+                all_valid = false;
+                for issue in &violation.issues {
+                    println!(
+                        "{}:{}:{}: {}",
+                        file.display(),
+                        issue.line.unwrap_or(0),
+                        issue.column.unwrap_or(0),
+                        issue.message
+                    );
+                }
+                if violation.more > 0 {
+                    println!("{}: … and {} more errors", file.display(), violation.more);
+                }
+                let total = violation.issues.len() + violation.more;
+                println!(
+                    "{}: INVALID ({total} error{})",
+                    file.display(),
+                    if total == 1 { "" } else { "s" }
+                );
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub fn load(config_file: &Path) -> Result<(HubConfig, Arc<Depot>, Vec<String>)> {
     let config = HubConfig::load(config_file, &crate::connectors::plugins())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (depot, problems) = crate::runtime::load_depot(&config.rules.depot)?;
+    let (depot, problems) =
+        crate::runtime::load_depot(&config.rules.depot, config.rules.catalog.as_deref())?;
     config
         .check_rule_refs(|sel, params| {
             let pkg = depot.resolve(&sel.id, &sel.version).ok_or_else(|| {
@@ -94,13 +95,13 @@ fn check_targets(config: &HubConfig, depot: &Depot) -> Result<()> {
     }
 }
 
-fn load_depot(dir: &Path) -> Result<(Arc<Depot>, Vec<String>)> {
-    // Rule transforms run on the XSLT-subset interpreter; a stylesheet
-    // outside the subset fails its package's load, loudly (the package is
-    // reported and messages for it go `dead` with that reason).
-    let factory: Option<Arc<dyn drehscheibe_rules::TransformerFactory>> =
-        Some(Arc::new(drehscheibe_xslt::XsltFactory));
-    let depot = Depot::load_lenient(dir, factory)
+fn load_depot(dir: &Path, catalog: Option<&Path>) -> Result<(Arc<Depot>, Vec<String>)> {
+    // Rule transforms run on the XSLT-subset interpreter, schemas on
+    // libxml2; a stylesheet outside the subset or a schema that does not
+    // compile fails its package's load, loudly (the package is reported
+    // and messages for it go `dead` with that reason).
+    let engines = crate::ruletools::engines(catalog)?;
+    let depot = Depot::load_lenient(dir, engines)
         .with_context(|| format!("loading rule depot {}", dir.display()))?;
     let problems = depot.load_errors().iter().map(|e| e.to_string()).collect();
     Ok((Arc::new(depot), problems))

@@ -321,6 +321,12 @@ pub enum LogFormat {
 pub struct RulesConfig {
     /// Rule depot directory (default `rules` beside the main file).
     pub depot: PathBuf,
+    /// The XML catalog (OASIS XML Catalogs) that maps the schema URIs
+    /// rules declare, and the imports inside schemas, to local files
+    /// (`schemas/catalog.xml` in a checkout). `None`: no catalog, so only
+    /// schemas inside rule packages can be used. The hub never fetches a
+    /// schema from the network.
+    pub catalog: Option<PathBuf>,
 }
 
 /// An input channel (`[channels.<id>]`).

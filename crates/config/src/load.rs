@@ -213,6 +213,13 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
                 &KeyPath::root().key("rules").key("depot"),
                 m.rules.depot.as_deref().unwrap_or(Path::new("rules")),
             ),
+            catalog: m.rules.catalog.as_deref().map(|p| {
+                cx.path(
+                    &main_src,
+                    &KeyPath::root().key("rules").key("catalog"),
+                    p,
+                )
+            }),
         };
         let channels: Vec<ChannelConfig> = m
             .channels

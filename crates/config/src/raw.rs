@@ -147,6 +147,7 @@ pub(crate) struct RawServerTls {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRules {
     pub depot: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
 }
 
 /// A `[channels.<id>]` table: `type`, `description`, and the rest, which

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use drehscheibe_config::HubConfig;
 use drehscheibe_model::{Envelope, IntakeError};
 use drehscheibe_rules::{
-    Depot, InputDocument, InputError, RenderContext, RouteError, TransformError,
+    Depot, InputDocument, InputError, RenderContext, RouteError, SchemaError, TransformError,
 };
 
 use crate::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};
@@ -19,9 +19,12 @@ use crate::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};
 /// 3. the Kommune key names the tenant (AGS, ARS or org id);
 /// 4. the tenant's route for the Leistung is resolved, following a
 ///    delegation ("umlenken") to a neighbour Kommune;
-/// 5. the route's pinned rule version renders the outputs with the route's
-///    parameters; each output role is mapped to a connector of the serving
-///    tenant.
+/// 5. the pinned rule version's `[input] schema`, if any, validates the
+///    payload (invalid: `rejected`, with every error's line and column);
+/// 6. the route's pinned rule version renders the outputs with the route's
+///    parameters, each validated against its declared schema (invalid:
+///    `dead` — a broken rule must not reach a Fachverfahren); each output
+///    role is mapped to a connector of the serving tenant.
 ///
 /// Failures the message is to blame for become `rejected`; failures of
 /// configuration or rules become `dead` (replayable once fixed).
@@ -128,6 +131,17 @@ impl RoutingPolicy for DepotRouter {
                 });
             }
         }
+
+        package.check_input(payload).map_err(|e| match e {
+            SchemaError::Invalid(violation) => RouteFailure::Rejected {
+                reason: format!("payload {violation} (input schema of rule {rule})"),
+                rule: Some(rule.clone()),
+            },
+            other => RouteFailure::Dead {
+                reason: format!("rule {rule}: input {other}"),
+                rule: Some(rule.clone()),
+            },
+        })?;
 
         let ctx = RenderContext {
             message_id: envelope.id,

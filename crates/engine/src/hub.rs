@@ -626,7 +626,8 @@ impl Intake for Hub {
         }
         if let (AcceptOutcome::Created, Some(finding)) = (&outcome, &finding) {
             let id = record.id();
-            self.quarantine(id, Some(Job::Route { message: id }), finding)
+            let answer = "refused as malware at intake, while the sender waited";
+            self.quarantine(id, Some(Job::Route { message: id }), finding, Some(answer))
                 .await
                 .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
             return Err(IntakeError::Infected {

@@ -335,11 +335,18 @@ impl Hub {
 
     /// Put a `received` message into quarantine with `finding`, completing
     /// `job`.
+    ///
+    /// `answered`: what the sender was told, when the intake refused the
+    /// message while the sender waited (HTTP 422, the XTA virus fault, a
+    /// FIT-Connect rejection) — recorded as the message's
+    /// [`MessageRecord::sender_answer`], so a release that contradicts it
+    /// must be forced.
     pub(crate) async fn quarantine(
         &self,
         id: MessageId,
         job: Option<Job>,
         finding: &ScanFinding,
+        answered: Option<&str>,
     ) -> Result<MessageRecord, StoreError> {
         let reason = format!(
             "malware found in the {}: {} ({})",
@@ -362,6 +369,9 @@ impl Hub {
                 r.state = MessageState::Quarantined;
                 r.reason = Some(reason.clone());
                 r.scan.get_or_insert_with(ScanState::default).finding = Some(finding.clone());
+                if let (Some(answer), None) = (answered, &r.sender_answer) {
+                    r.sender_answer = Some(answer.to_owned());
+                }
                 effects.audit.push(
                     AuditEvent::new(
                         r.envelope.id,

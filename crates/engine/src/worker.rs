@@ -209,7 +209,7 @@ impl Hub {
                 match self.scan_input(scanning, &rec.envelope, &payload).await {
                     Ok(None) => {}
                     Ok(Some(finding)) => {
-                        self.quarantine(id, Some(job), &finding).await?;
+                        self.quarantine(id, Some(job), &finding, None).await?;
                         return Ok(());
                     }
                     Err(e) => return self.scan_later(id, job, scanning, &e).await,
@@ -247,7 +247,7 @@ impl Hub {
             match self.scan_outputs(scanning, plan, &input).await {
                 Ok(None) => {}
                 Ok(Some(finding)) => {
-                    self.quarantine(id, Some(job), &finding).await?;
+                    self.quarantine(id, Some(job), &finding, None).await?;
                     return Ok(());
                 }
                 Err(e) => return self.scan_later(id, job, scanning, &e).await,

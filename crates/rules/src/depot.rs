@@ -15,7 +15,8 @@ use semver::{Version, VersionReq};
 use crate::input::InputDocument;
 use crate::manifest::{is_valid_id, ManifestError};
 use crate::package::RulePackage;
-use crate::transform::{TransformError, TransformerFactory};
+use crate::schema::{Engines, SchemaError};
+use crate::transform::TransformError;
 use crate::xpath;
 
 /// Why (part of) the depot could not be loaded.
@@ -82,6 +83,23 @@ pub enum DepotError {
         target: String,
         /// The engine's error.
         source: Box<TransformError>,
+    },
+    /// A rule declares a schema but the depot was loaded without a schema
+    /// validator.
+    #[error("rule {rule} declares schema {location} but no schema validator is available")]
+    NoSchemaValidator {
+        /// The rule version.
+        rule: RuleRef,
+        /// Schema location as written in the manifest.
+        location: String,
+    },
+    /// A declared schema could not be resolved or compiled.
+    #[error("rule {rule}: {source}")]
+    Schema {
+        /// The rule version.
+        rule: RuleRef,
+        /// The validator's error.
+        source: Box<SchemaError>,
     },
     /// More than one of the above.
     #[error("{} errors in the rule depot: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | "))]
@@ -205,11 +223,8 @@ impl Depot {
     /// `factory` loads stylesheets; with `None`, a rule whose output names
     /// a transform is an error
     /// ([`DepotError::NoTransformEngine`]), never a silent pass-through.
-    pub fn load(
-        dir: &Path,
-        factory: Option<Arc<dyn TransformerFactory>>,
-    ) -> Result<Depot, DepotError> {
-        let depot = Self::load_lenient(dir, factory)?;
+    pub fn load(dir: &Path, engines: impl Into<Engines>) -> Result<Depot, DepotError> {
+        let depot = Self::load_lenient(dir, engines)?;
         let mut errors = depot.errors;
         match errors.len() {
             0 => Ok(Depot { errors, ..depot }),
@@ -226,10 +241,8 @@ impl Depot {
     /// they still take part in recognition, and a message they win fails
     /// with [`RouteError::RuleUnavailable`] carrying the load error, so the
     /// hub can start and reject such messages with a reason.
-    pub fn load_lenient(
-        dir: &Path,
-        factory: Option<Arc<dyn TransformerFactory>>,
-    ) -> Result<Depot, DepotError> {
+    pub fn load_lenient(dir: &Path, engines: impl Into<Engines>) -> Result<Depot, DepotError> {
+        let engines = engines.into();
         let mut depot = Depot {
             dir: dir.to_path_buf(),
             ..Depot::default()
@@ -250,7 +263,7 @@ impl Depot {
                 }
             };
             for (folder, path) in versions {
-                if let Err(e) = depot.load_one(&id, &folder, &path, factory.as_ref()) {
+                if let Err(e) = depot.load_one(&id, &folder, &path, &engines) {
                     depot.errors.push(e);
                 }
             }
@@ -275,13 +288,13 @@ impl Depot {
         id: &str,
         folder: &str,
         path: &Path,
-        factory: Option<&Arc<dyn TransformerFactory>>,
+        engines: &Engines,
     ) -> Result<(), DepotError> {
         let version = Version::parse(folder).map_err(|e| DepotError::Layout {
             path: path.to_path_buf(),
             message: format!("folder {folder:?} is not a semantic version: {e}"),
         })?;
-        let (package, errors) = RulePackage::load(path, factory)?;
+        let (package, errors) = RulePackage::load(path, engines)?;
         if package.id() != id {
             return Err(DepotError::FolderMismatch {
                 path: path.to_path_buf(),

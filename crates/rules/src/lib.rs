@@ -8,6 +8,8 @@
 //!   which rule handles a document, which Kommune and which Leistung;
 //! * [`RulePackage`] — one rule version: extraction, parameter checks and
 //!   the output step ([`RulePackage::render`]);
+//! * [`schema`] — the seam to an XSD validator ([`SchemaFactory`]):
+//!   declared input and output schemas, bounded violation reports;
 //! * [`transform`] — the seam to a transform engine ([`Transformer`],
 //!   [`TransformerFactory`]); this crate ships none;
 //! * [`testing`] — rule test cases shipped in a package's `tests/`
@@ -48,6 +50,7 @@ pub mod input;
 pub mod manifest;
 mod package;
 pub mod publish;
+pub mod schema;
 pub mod testing;
 pub mod transform;
 mod xpath;
@@ -64,6 +67,9 @@ pub use input::{
 pub use manifest::{Manifest, ManifestError, OutputSpec, ParamSpec, ParamType};
 pub use package::RulePackage;
 pub use publish::{load_package, publish, PublishError, Published};
+pub use schema::{
+    Engines, SchemaError, SchemaFactory, SchemaIssue, SchemaValidator, SchemaViolation,
+};
 pub use transform::{
     RenderContext, RenderedOutput, TransformError, TransformOutput, Transformer, TransformerFactory,
 };

@@ -15,6 +15,9 @@
 //! content_types = ["application/xml"]   # or ["*"]
 //! condition = "exists(/*[local-name()='sta.gewerbemeldung.0100'])"
 //!
+//! [input]                        # optional
+//! schema = "antrag.xsd"            # XSD of the XML payload (see below)
+//!
 //! [extract]
 //! kommune = "string(//*:gemeindeSchluessel/code)"
 //! leistung = "'99050012104000'"
@@ -30,7 +33,17 @@
 //! transform = "fachverfahren.xsl"  # optional; omitted = pass-through
 //! content_type = "application/xml"
 //! filename = "gewerbe-{id}.xml"    # {id}, {leistung}, {kommune}
+//! schema = "gewerbe-import.xsd"    # optional; XML outputs only
 //! ```
+//!
+//! A `schema` is a path relative to the package folder or a URI the hub's
+//! XML catalog maps to a local file (`urn:xoev-de:xdomea:schema:3.1.0`;
+//! see [`crate::schema`]). The hub validates a payload against the input
+//! schema once the rule has recognised it, before anything else happens
+//! (invalid: the message is `rejected` with every error's line and
+//! column), and every output against its schema before it is delivered
+//! (invalid: `dead` — a broken rule must not reach a Fachverfahren). An
+//! input schema needs `match.content_types` to list XML media types only.
 //!
 //! Unknown keys are errors. Every error names the file, the key and the
 //! line. XPath expressions (`match.condition`, `extract.*`) are compiled
@@ -174,6 +187,8 @@ pub struct OutputSpec {
     pub content_type: String,
     /// File name template (`{id}`, `{leistung}`, `{kommune}`).
     pub filename: String,
+    /// Schema location the output must be valid against (XML outputs).
+    pub schema: Option<String>,
 }
 
 /// A validated `rule.toml`.
@@ -201,6 +216,8 @@ pub struct Manifest {
     pub extract_kommune: String,
     /// XPath: the LeiKa key.
     pub extract_leistung: String,
+    /// Schema location the (XML) payload must be valid against.
+    pub input_schema: Option<String>,
     /// Declared parameters.
     pub params: Vec<ParamSpec>,
     /// Declared outputs (at least one).
@@ -230,6 +247,8 @@ struct RawManifest {
     namespaces: BTreeMap<String, Spanned<String>>,
     #[serde(rename = "match")]
     matching: RawMatch,
+    #[serde(default)]
+    input: Option<RawInput>,
     extract: RawExtract,
     #[serde(default)]
     params: Vec<RawParam>,
@@ -242,6 +261,12 @@ struct RawMatch {
     channels: Spanned<Vec<String>>,
     content_types: Spanned<Vec<String>>,
     condition: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    schema: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +298,8 @@ struct RawOutput {
     transform: Option<Spanned<String>>,
     content_type: Spanned<String>,
     filename: Spanned<String>,
+    #[serde(default)]
+    schema: Option<Spanned<String>>,
 }
 
 /// Error-building context: the file and its text.
@@ -374,6 +401,41 @@ fn check_filename_template(template: &str) -> Result<(), String> {
         rest = after.get(close + 1..).unwrap_or_default();
     }
     Ok(())
+}
+
+/// Whether a schema location is a URI (resolved through the catalog)
+/// rather than a path inside the package: a scheme of two or more
+/// characters followed by `:`.
+pub fn is_schema_uri(location: &str) -> bool {
+    let Some((scheme, _)) = location.split_once(':') else {
+        return false;
+    };
+    scheme.len() >= 2
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+}
+
+/// Checks a schema location: a URI, or a relative path inside the package.
+fn check_schema_location(location: &str) -> Result<String, String> {
+    let location = location.trim();
+    if location.is_empty() {
+        return Err("empty schema location".into());
+    }
+    if !is_schema_uri(location) {
+        let p = Path::new(location);
+        if !p.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(format!(
+                "schema {location:?} must be relative to the package directory, without '..', or a URI from the XML catalog"
+            ));
+        }
+    }
+    Ok(location.to_owned())
+}
+
+fn is_xml_media_type(media_type: &str) -> bool {
+    matches!(InputKind::from_content_type(media_type), Ok(InputKind::Xml))
 }
 
 /// Checks a stylesheet path: relative, inside the package directory.
@@ -607,13 +669,50 @@ impl Manifest {
             }
             check_filename_template(o.filename.get_ref())
                 .or_else(|m| cx.invalid(o.filename.span(), &format!("{key}.filename"), m))?;
+            let schema = match &o.schema {
+                None => None,
+                Some(loc) => {
+                    let key = format!("{key}.schema");
+                    if !is_xml_media_type(content_type) {
+                        return cx.invalid(
+                            loc.span(),
+                            &key,
+                            format!("an XML schema needs an XML output, not {content_type:?}"),
+                        );
+                    }
+                    Some(
+                        check_schema_location(loc.get_ref())
+                            .or_else(|m| cx.invalid(loc.span(), &key, m))?,
+                    )
+                }
+            };
             outputs.push(OutputSpec {
                 target: target.clone(),
                 transform,
                 content_type: content_type.to_owned(),
                 filename: o.filename.get_ref().clone(),
+                schema,
             });
         }
+
+        let input_schema = match &raw.input {
+            None => None,
+            Some(input) => {
+                if let Some(other) = content_types.iter().find(|ct| !is_xml_media_type(ct)) {
+                    return cx.invalid(
+                        raw.matching.content_types.span(),
+                        "match.content_types",
+                        format!(
+                            "[input] schema validates XML payloads: list XML media types only, not {other:?}"
+                        ),
+                    );
+                }
+                Some(
+                    check_schema_location(input.schema.get_ref())
+                        .or_else(|m| cx.invalid(input.schema.span(), "input.schema", m))?,
+                )
+            }
+        };
 
         let manifest = Manifest {
             id: raw.id.into_inner(),
@@ -627,6 +726,7 @@ impl Manifest {
             condition: raw.matching.condition.into_inner(),
             extract_kommune: raw.extract.kommune.into_inner(),
             extract_leistung: raw.extract.leistung.into_inner(),
+            input_schema,
             params,
             outputs,
         };

@@ -11,9 +11,8 @@ use drehscheibe_model::RuleRef;
 use crate::depot::{DepotError, RouteError};
 use crate::input::InputDocument;
 use crate::manifest::{expand_filename, Manifest, ManifestExprs, OutputSpec, ParamSpec};
-use crate::transform::{
-    RenderContext, RenderedOutput, TransformError, Transformer, TransformerFactory,
-};
+use crate::schema::{Engines, SchemaError, SchemaValidator};
+use crate::transform::{RenderContext, RenderedOutput, TransformError, Transformer};
 use crate::xpath::{self, ExprId, Session};
 
 /// One version of one rule: manifest, compiled expressions and loaded
@@ -24,6 +23,10 @@ pub struct RulePackage {
     exprs: ManifestExprs,
     /// Parallel to `manifest.outputs`; `Some` for outputs with a transform.
     transformers: Vec<Option<Arc<dyn Transformer>>>,
+    /// The compiled `[input] schema`, if declared (and loaded).
+    input_schema: Option<Arc<dyn SchemaValidator>>,
+    /// Parallel to `manifest.outputs`; `Some` for outputs with a schema.
+    output_schemas: Vec<Option<Arc<dyn SchemaValidator>>>,
     /// Set when the package was loaded leniently despite an error.
     unavailable: Option<String>,
 }
@@ -47,8 +50,9 @@ impl RulePackage {
     /// messages at recognition, which then fail with the reason.
     pub(crate) fn load(
         dir: &Path,
-        factory: Option<&Arc<dyn TransformerFactory>>,
+        engines: &Engines,
     ) -> Result<(Self, Vec<DepotError>), DepotError> {
+        let factory = engines.transform.as_ref();
         let (manifest, exprs) = Manifest::load_compiled(&dir.join("rule.toml"))?;
         let rule = RuleRef {
             id: manifest.id.clone(),
@@ -89,6 +93,28 @@ impl RulePackage {
                 }
             }
         }
+        let load_schema = |location: &Option<String>, errors: &mut Vec<DepotError>| {
+            let location = location.as_ref()?;
+            let loaded = match &engines.schema {
+                None => Err(DepotError::NoSchemaValidator {
+                    rule: rule.clone(),
+                    location: location.clone(),
+                }),
+                Some(factory) => factory
+                    .load(dir, location)
+                    .map_err(|source| DepotError::Schema {
+                        rule: rule.clone(),
+                        source: Box::new(source),
+                    }),
+            };
+            loaded.map_err(|e| errors.push(e)).ok()
+        };
+        let input_schema = load_schema(&manifest.input_schema, &mut errors);
+        let output_schemas = manifest
+            .outputs
+            .iter()
+            .map(|o| load_schema(&o.schema, &mut errors))
+            .collect();
         let unavailable = if errors.is_empty() {
             None
         } else {
@@ -106,6 +132,8 @@ impl RulePackage {
                 dir: dir.to_path_buf(),
                 exprs,
                 transformers,
+                input_schema,
+                output_schemas,
                 unavailable,
             },
             errors,
@@ -279,6 +307,26 @@ impl RulePackage {
         }
     }
 
+    /// Validates a payload against the package's `[input] schema`; `Ok`
+    /// when the package declares none. Call it once the package has been
+    /// chosen for the message, before rendering: an invalid payload is the
+    /// sender's fault ([`SchemaError::Invalid`]); a schema that cannot be
+    /// used is the rule's ([`SchemaError::Schema`]).
+    pub fn check_input(&self, payload: &[u8]) -> Result<(), SchemaError> {
+        match &self.input_schema {
+            Some(schema) => schema.validate(payload),
+            None if self.manifest.input_schema.is_some() => Err(SchemaError::Schema {
+                schema: self.manifest.input_schema.clone().unwrap_or_default(),
+                message: format!(
+                    "rule {} is unavailable: {}",
+                    self.rule_ref(),
+                    self.unavailable.as_deref().unwrap_or("schema not loaded")
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Produces the output documents for one message.
     ///
     /// Parameters are checked first ([`Self::check_params`]). Outputs
@@ -324,6 +372,21 @@ impl RulePackage {
                     )))
                 }
             };
+            if spec.schema.is_some() {
+                let Some(Some(schema)) = self.output_schemas.get(index) else {
+                    return Err(TransformError::Unavailable(format!(
+                        "rule {} output {}: its schema is not loaded",
+                        self.rule_ref(),
+                        spec.target
+                    )));
+                };
+                schema
+                    .validate(&bytes)
+                    .map_err(|source| TransformError::InvalidOutput {
+                        target: spec.target.clone(),
+                        source,
+                    })?;
+            }
             rendered.push(RenderedOutput {
                 target: spec.target.clone(),
                 content_type: spec.content_type.clone(),

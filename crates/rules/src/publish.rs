@@ -10,7 +10,6 @@
 //! see a half-copied version.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use drehscheibe_model::RuleRef;
@@ -18,18 +17,15 @@ use drehscheibe_model::RuleRef;
 use crate::depot::DepotError;
 use crate::manifest::Manifest;
 use crate::package::RulePackage;
+use crate::schema::Engines;
 use crate::testing::{self, CaseResult};
-use crate::transform::TransformerFactory;
 
 /// Loads one package folder (`rule.toml` plus stylesheets) on its own,
 /// strictly: a manifest error, an XPath expression that does not compile or
 /// a stylesheet that does not load fails the load (several problems as
 /// [`DepotError::Several`]).
-pub fn load_package(
-    dir: &Path,
-    factory: Option<Arc<dyn TransformerFactory>>,
-) -> Result<RulePackage, DepotError> {
-    let (package, mut errors) = RulePackage::load(dir, factory.as_ref())?;
+pub fn load_package(dir: &Path, engines: impl Into<Engines>) -> Result<RulePackage, DepotError> {
+    let (package, mut errors) = RulePackage::load(dir, &engines.into())?;
     match errors.len() {
         0 => Ok(package),
         1 => Err(errors.remove(0)),
@@ -119,7 +115,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
 pub fn publish(
     package_dir: &Path,
     depot_dir: &Path,
-    factory: Option<Arc<dyn TransformerFactory>>,
+    engines: impl Into<Engines>,
 ) -> Result<Published, PublishError> {
     // An existing version is refused before anything else: no validation
     // result could change that answer.
@@ -140,7 +136,7 @@ pub fn publish(
             path: existing,
         });
     }
-    let package = load_package(package_dir, factory).map_err(|source| PublishError::Invalid {
+    let package = load_package(package_dir, engines).map_err(|source| PublishError::Invalid {
         dir: package_dir.to_path_buf(),
         source: Box::new(source),
     })?;

@@ -43,6 +43,16 @@ pub enum TransformError {
     /// turns this into a `rejected` message, not a retry.
     #[error("terminated by the rule: {0}")]
     Terminated(String),
+    /// An output is not valid against the schema its rule declares (or
+    /// the schema could not be used): the rule is broken, the output is
+    /// not delivered.
+    #[error("output {target}: {source}")]
+    InvalidOutput {
+        /// Output role.
+        target: String,
+        /// The validator's verdict.
+        source: crate::schema::SchemaError,
+    },
     /// The rule cannot render at all (it was loaded leniently with an
     /// error, e.g. no transform engine for its stylesheets).
     #[error("{0}")]

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use common::{manifest, simple_rule, write_rule, PASS_THROUGH, XGA21_NS, XGWA21};
 use drehscheibe_model::{MessageId, RuleRef};
 use drehscheibe_rules::{
-    Depot, DepotError, InputDocument, RenderContext, RouteError, TransformError, TransformOutput,
-    Transformer, TransformerFactory,
+    Depot, DepotError, Engines, InputDocument, RenderContext, RouteError, TransformError,
+    TransformOutput, Transformer, TransformerFactory,
 };
 use semver::{Version, VersionReq};
 
@@ -544,6 +544,49 @@ fn transform_without_engine_fails_loading() {
 }
 
 #[test]
+fn a_declared_schema_without_a_validator_makes_the_package_unavailable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with_schema = PASS_THROUGH.replace(
+        "filename = \"in-{id}-{kommune}.xml\"",
+        "filename = \"in-{id}-{kommune}.xml\"\nschema = \"out.xsd\"",
+    );
+    write_rule(
+        tmp.path(),
+        "hund",
+        "1.0.0",
+        &manifest(
+            "hund",
+            "1.0.0",
+            0,
+            r#"["*"]"#,
+            "local-name(/*) = 'hund'",
+            "string(/*/@ags)",
+            "'99000000000000'",
+            &with_schema,
+        ),
+    );
+    let err = Depot::load(tmp.path(), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rule hund@1.0.0 declares schema out.xsd but no schema validator is available"
+    );
+    // Leniently loaded, it still claims its messages and cannot render
+    // them: never an unvalidated delivery.
+    let depot = Depot::load_lenient(tmp.path(), None).unwrap();
+    let hund = depot.get("hund", &Version::new(1, 0, 0)).unwrap();
+    assert!(hund.unavailable().is_some());
+    let err = hund
+        .render(
+            &doc("<hund ags='01001000'/>"),
+            b"<hund ags='01001000'/>",
+            &BTreeMap::new(),
+            &ctx(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("no schema validator"), "{err}");
+}
+
+#[test]
 fn lenient_load_keeps_the_hub_running_and_rejects_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     write_rule(
@@ -782,7 +825,7 @@ fn transforms_are_loaded_once_and_called_by_render() {
     );
     std::fs::write(dir.join("fv.xsl"), "<xsl:stylesheet/>").unwrap();
     let factory = Arc::new(Factory::default());
-    let depot = Depot::load(tmp.path(), Some(factory.clone())).unwrap();
+    let depot = Depot::load(tmp.path(), Engines::new(Some(factory.clone()), None)).unwrap();
     assert_eq!(*factory.loaded.lock().unwrap(), [dir.join("fv.xsl")]);
 
     let input = InputDocument::parse(XGWA21, XML).unwrap();
@@ -824,13 +867,13 @@ fn transforms_are_loaded_once_and_called_by_render() {
 
     // Missing and broken stylesheets are load errors with an engine.
     std::fs::remove_file(dir.join("fv.xsl")).unwrap();
-    let err = Depot::load(tmp.path(), Some(factory.clone())).unwrap_err();
+    let err = Depot::load(tmp.path(), Engines::new(Some(factory.clone()), None)).unwrap_err();
     assert!(
         matches!(err, DepotError::StylesheetMissing { .. }),
         "{err:?}"
     );
     std::fs::write(dir.join("fv.xsl"), "broken").unwrap();
-    let err = Depot::load(tmp.path(), Some(factory)).unwrap_err();
+    let err = Depot::load(tmp.path(), Engines::new(Some(factory), None)).unwrap_err();
     assert!(err.to_string().contains("XTSE0010"), "{err}");
 }
 

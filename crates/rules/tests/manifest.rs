@@ -272,3 +272,83 @@ fn load_reads_the_file_and_names_it() {
     assert!(matches!(err, ManifestError::Io { .. }));
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+#[test]
+fn schemas_are_declared_for_the_input_and_per_output() {
+    let text = replace(
+        "[extract]",
+        "[input]\nschema = \"xsd/antrag.xsd\"\n\n[extract]",
+    )
+    .replace(
+        "filename = \"gewerbe-{id}.xml\"",
+        "filename = \"gewerbe-{id}.xml\"\nschema = \"urn:xoev-de:xdomea:schema:3.1.0\"",
+    );
+    let m = parse(&text).unwrap();
+    assert_eq!(m.input_schema.as_deref(), Some("xsd/antrag.xsd"));
+    assert_eq!(
+        m.outputs[0].schema.as_deref(),
+        Some("urn:xoev-de:xdomea:schema:3.1.0")
+    );
+    assert_eq!(m.outputs[1].schema, None);
+    assert_eq!(parse(GOOD).unwrap().input_schema, None);
+}
+
+#[test]
+fn schema_declarations_are_checked() {
+    let invalid = |text: String| match parse(&text).unwrap_err() {
+        ManifestError::Invalid { key, message, .. } => (key, message),
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    // A path may not leave the package.
+    let (key, message) = invalid(replace(
+        "[extract]",
+        "[input]\nschema = \"../shared/antrag.xsd\"\n\n[extract]",
+    ));
+    assert_eq!(key, "input.schema");
+    assert!(message.contains("relative to the package"), "{message}");
+    let (key, _) = invalid(replace(
+        "filename = \"gewerbe-{id}.xml\"",
+        "filename = \"gewerbe-{id}.xml\"\nschema = \"/etc/x.xsd\"",
+    ));
+    assert_eq!(key, "outputs[0].schema");
+    // An XML schema for a CSV output is a mistake.
+    let (key, message) = invalid(
+        replace(
+            "filename = \"gewerbe-{id}.xml\"",
+            "filename = \"gewerbe-{id}.xml\"\nschema = \"x.xsd\"",
+        )
+        .replace(
+            "transform = \"xsl/fachverfahren.xsl\"\ncontent_type = \"application/xml\"",
+            "transform = \"xsl/fachverfahren.xsl\"\ncontent_type = \"text/csv\"",
+        ),
+    );
+    assert_eq!(key, "outputs[0].schema");
+    assert!(message.contains("text/csv"), "{message}");
+    // An input schema needs XML payloads only.
+    let (key, message) = invalid(
+        replace("[extract]", "[input]\nschema = \"antrag.xsd\"\n\n[extract]").replace(
+            "content_types = [\"application/xml\", \"Text/XML; charset=utf-8\"]",
+            "content_types = [\"application/xml\", \"application/json\"]",
+        ),
+    );
+    assert_eq!(key, "match.content_types");
+    assert!(message.contains("application/json"), "{message}");
+    // An empty location.
+    let (key, _) = invalid(replace("[extract]", "[input]\nschema = \" \"\n\n[extract]"));
+    assert_eq!(key, "input.schema");
+}
+
+#[test]
+fn schema_uris_are_told_from_paths() {
+    use drehscheibe_rules::manifest::is_schema_uri;
+    for uri in [
+        "urn:xoev-de:xdomea:schema:3.1.0",
+        "https://example.org/a.xsd",
+        "file:///x.xsd",
+    ] {
+        assert!(is_schema_uri(uri), "{uri}");
+    }
+    for path in ["antrag.xsd", "xsd/antrag.xsd", "c:x.xsd", ":x", "1a:b"] {
+        assert!(!is_schema_uri(path), "{path}");
+    }
+}

@@ -590,7 +590,7 @@ fn from_string(s: &str, ty: AtomicType) -> Result<Atomic> {
 /// Decodes hexadecimal text (even length, case-insensitive).
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -603,7 +603,7 @@ pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
 /// multiple of four characters).
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let chars: Vec<u8> = s.bytes().filter(|b| !b" \t\r\n".contains(b)).collect();
-    if chars.len() % 4 != 0 {
+    if !chars.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| -> Option<u32> {

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use chrono::Utc;
-use drehscheibe_model::{BlobError, IntakeError, SenderIdentity, StagedAttachment, Submission};
+use drehscheibe_model::{
+    BlobError, IntakeError, MessageId, SenderIdentity, StagedAttachment, Submission,
+};
 use serde_json::Value;
 use tokio_util::io::SyncIoBridge;
 use uuid::Uuid;
@@ -20,6 +22,10 @@ use crate::set;
 enum Failure {
     /// The submission is bad: reject it for good (`reject-submission`).
     Reject(FitProblem),
+    /// The hub found malware and keeps the message quarantined: reject
+    /// the submission for good, and note that answer on the hub's message
+    /// (an operator's release would contradict it and must be forced).
+    Quarantined(FitProblem, MessageId),
     /// Try again later; nothing changed.
     Transient(FitProblem),
 }
@@ -149,11 +155,15 @@ pub(super) async fn submit(
                     Ok(created)
                 }
                 Err(Failure::Transient(p)) => Err(p),
-                Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
+                Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p, None).await),
+                Err(Failure::Quarantined(p, id)) => {
+                    Err(reject_for_good(intake, record, p, Some(id)).await)
+                }
             }
         }
         Err(Failure::Transient(p)) => Err(p),
-        Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p).await),
+        Err(Failure::Reject(p)) => Err(reject_for_good(intake, record, p, None).await),
+        Err(Failure::Quarantined(p, id)) => Err(reject_for_good(intake, record, p, Some(id)).await),
     }
 }
 
@@ -167,11 +177,14 @@ fn already_submitted(id: Uuid) -> FitProblem {
 }
 
 /// Record the rejection with a `reject-submission` event; returns the
-/// problem to answer (or a 503 when even that fails).
+/// problem to answer (or a 503 when even that fails). For a message the
+/// hub kept (`quarantined`), the answer is noted on it once the event is
+/// recorded.
 async fn reject_for_good(
     intake: &FitConnectIntake,
     mut record: SubmissionRecord,
     problem: FitProblem,
+    quarantined: Option<MessageId>,
 ) -> FitProblem {
     let shared = &intake.shared;
     tracing::warn!(submission = %record.submission_id, problem = %problem, "fit-connect submission rejected");
@@ -200,6 +213,16 @@ async fn reject_for_good(
         Err(e) => return super::http::store_problem(e),
     }
     remove_uploads(intake, record.submission_id).await;
+    if let Some(id) = quarantined {
+        let answer = format!(
+            "FIT-Connect reject-submission (case {}, submission {})",
+            record.case_id, record.submission_id
+        );
+        let actor = format!("fit-connect:{}", shared.settings.channel);
+        if let Err(e) = shared.intake.note_sender_answer(id, &actor, &answer).await {
+            tracing::warn!(submission = %record.submission_id, error = %e, "could not record the rejection on the quarantined message");
+        }
+    }
     problem
 }
 
@@ -445,7 +468,10 @@ fn intake_failure(what: &str, e: IntakeError) -> Failure {
         IntakeError::Malformed(_) | IntakeError::Hostile(_) => {
             reject(422, "invalid-data", format!("{what}: {e}"))
         }
-        IntakeError::Infected { .. } => reject(422, "malware-detected", format!("{what}: {e}")),
+        IntakeError::Infected { id, .. } => Failure::Quarantined(
+            FitProblem::new(422, "malware-detected", format!("{what}: {e}")),
+            id,
+        ),
     }
 }
 

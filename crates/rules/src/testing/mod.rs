@@ -31,13 +31,15 @@
 //! fachverfahren = "expected/fachverfahren.xml"
 //! # instead of outputs:  terminated = "text of xsl:message terminate=yes"
 //! # or:                  not_recognised = true
+//! # or:                  invalid_input = "text of a schema error"
 //! ```
 //!
 //! Unknown keys are errors. The default content type is
 //! `application/xml` for `.xml` and `application/json` for `.json` inputs.
 //! Parameters may be strings, integers, booleans, floats or dates (passed
 //! on as their TOML text, like tenant configuration does). `[expect]` must
-//! say exactly one of `outputs`, `terminated` or `not_recognised = true`.
+//! say exactly one of `outputs`, `terminated`, `not_recognised = true` or
+//! `invalid_input`.
 //!
 //! # What a case checks
 //!
@@ -46,12 +48,16 @@
 //!    accepts it — or, for `not_recognised = true`, does not;
 //! 3. extraction succeeds, and gives `expect.kommune`/`expect.leistung`
 //!    when those are given;
-//! 4. the parameters pass the package's declarations
+//! 4. the input is valid against the package's `[input] schema`, if it
+//!    declares one — or, for `invalid_input`, is not, with an error whose
+//!    text contains the given text (the case ends there);
+//! 5. the parameters pass the package's declarations
 //!    ([`RulePackage::check_params`]);
-//! 5. rendering ([`RulePackage::render`]) with a fixed [`RenderContext`]:
+//! 6. rendering ([`RulePackage::render`], which validates every output
+//!    against its declared schema) with a fixed [`RenderContext`]:
 //!    message id [`CASE_MESSAGE_ID`] (the nil UUID
 //!    `00000000-0000-0000-0000-000000000000`) and the extracted keys;
-//! 6. with `terminated`, rendering must fail with
+//! 7. with `terminated`, rendering must fail with
 //!    [`TransformError::Terminated`] whose text contains the given text;
 //!    otherwise every produced output must be listed in `expect.outputs`
 //!    (an unlisted one fails: "output dms not covered by the case"), every
@@ -67,7 +73,6 @@ pub mod canonical;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drehscheibe_model::MessageId;
@@ -77,7 +82,8 @@ use crate::depot::{Depot, DepotError};
 use crate::input::{InputDocument, InputKind};
 use crate::package::RulePackage;
 use crate::publish::load_package;
-use crate::transform::{RenderContext, TransformError, TransformerFactory};
+use crate::schema::Engines;
+use crate::transform::{RenderContext, TransformError};
 
 /// The message id every case renders with (the nil UUID), so file name
 /// templates and stylesheets that see it give reproducible results.
@@ -254,7 +260,7 @@ pub fn discover(path: &Path) -> Result<Target, TestingError> {
 }
 
 /// Runs every case `path` designates (see [`discover`]), loading packages
-/// with `factory`, and calls `report` after each case.
+/// with `engines` (transform engine and schema validator), and calls `report` after each case.
 ///
 /// A package that does not load is one failed result named [`LOAD_CASE`]
 /// (its cases are not run). In a depot, packages are loaded like
@@ -262,7 +268,7 @@ pub fn discover(path: &Path) -> Result<Target, TestingError> {
 /// failed results too (package label `depot`).
 pub fn run_path(
     path: &Path,
-    factory: Option<Arc<dyn TransformerFactory>>,
+    engines: impl Into<Engines>,
     mut report: impl FnMut(&CaseResult),
 ) -> Result<Vec<CaseResult>, TestingError> {
     let mut results = Vec::new();
@@ -270,8 +276,9 @@ pub fn run_path(
         report(&result);
         results.push(result);
     };
+    let engines = engines.into();
     match discover(path)? {
-        Target::Package { dir, cases } => match load_package(&dir, factory) {
+        Target::Package { dir, cases } => match load_package(&dir, engines) {
             Ok(package) => {
                 for case in &cases {
                     push(run_case(&package, case), &mut results);
@@ -283,7 +290,7 @@ pub fn run_path(
             ),
         },
         Target::Depot(dir) => {
-            let depot = Depot::load_lenient(&dir, factory)?;
+            let depot = Depot::load_lenient(&dir, engines)?;
             for error in depot.load_errors() {
                 // Transform problems of a loaded package are reported with
                 // that package below.
@@ -292,6 +299,8 @@ pub fn run_path(
                     DepotError::NoTransformEngine { .. }
                         | DepotError::StylesheetMissing { .. }
                         | DepotError::Stylesheet { .. }
+                        | DepotError::NoSchemaValidator { .. }
+                        | DepotError::Schema { .. }
                 ) {
                     push(
                         CaseResult::load_failure("depot".to_owned(), error.to_string()),
@@ -356,6 +365,8 @@ struct RawExpect {
     terminated: Option<String>,
     #[serde(default)]
     not_recognised: bool,
+    #[serde(default)]
+    invalid_input: Option<String>,
 }
 
 /// What the case expects of rendering.
@@ -363,6 +374,7 @@ enum Expectation {
     Outputs(BTreeMap<String, PathBuf>),
     Terminated(String),
     NotRecognised,
+    InvalidInput(String),
 }
 
 /// A failed case, before it becomes an [`Outcome`].
@@ -443,22 +455,24 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
         outputs,
         terminated,
         not_recognised,
+        invalid_input,
     } = raw.expect;
-    let expectation = match (outputs, terminated, not_recognised) {
-        (Some(outputs), None, false) => Expectation::Outputs(outputs),
-        (None, Some(text), false) => Expectation::Terminated(text),
-        (None, None, true) => Expectation::NotRecognised,
-        (None, None, false) => {
+    let expectation = match (outputs, terminated, not_recognised, invalid_input) {
+        (Some(outputs), None, false, None) => Expectation::Outputs(outputs),
+        (None, Some(text), false, None) => Expectation::Terminated(text),
+        (None, None, true, None) => Expectation::NotRecognised,
+        (None, None, false, Some(text)) => Expectation::InvalidInput(text),
+        (None, None, false, None) => {
             return Err(Failure::new(format!(
-                "{}: [expect] needs one of outputs, terminated or not_recognised = true",
-                case_file.display()
-            )))
+            "{}: [expect] needs one of outputs, terminated, not_recognised = true or invalid_input",
+            case_file.display()
+        )))
         }
         _ => {
             return Err(Failure::new(format!(
-                "{}: [expect] takes only one of outputs, terminated and not_recognised",
-                case_file.display()
-            )))
+            "{}: [expect] takes only one of outputs, terminated, not_recognised and invalid_input",
+            case_file.display()
+        )))
         }
     };
 
@@ -523,6 +537,31 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
         return Err(Failure::new(problems.join("\n")));
     }
 
+    match (&expectation, package.check_input(&payload)) {
+        (Expectation::InvalidInput(want), Err(e)) => {
+            let text = e.to_string();
+            return if text.contains(want.as_str()) {
+                Ok(())
+            } else {
+                Err(Failure::new(format!(
+                    "input refused with {text:?}, expected an error containing {want:?}"
+                )))
+            };
+        }
+        (Expectation::InvalidInput(want), Ok(())) => {
+            return Err(Failure::new(format!(
+                "expected the input to fail the package's input schema with {want:?}, but it is valid{}",
+                if package.manifest().input_schema.is_none() {
+                    " (the package declares no [input] schema)"
+                } else {
+                    ""
+                }
+            )))
+        }
+        (_, Err(e)) => return Err(Failure::new(format!("input schema: {e}"))),
+        (_, Ok(())) => {}
+    }
+
     let mut supplied = BTreeMap::new();
     for (name, value) in &raw.params {
         supplied.insert(name.clone(), param_text(name, value)?);
@@ -557,7 +596,7 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
         }
         (_, Err(e)) => return Err(Failure::new(format!("rendering failed: {e}"))),
         (Expectation::Outputs(expected), Ok(rendered)) => (expected, rendered),
-        (Expectation::NotRecognised, Ok(_)) => return Ok(()),
+        (Expectation::NotRecognised | Expectation::InvalidInput(_), Ok(_)) => return Ok(()),
     };
     compare_outputs(&case.dir, outputs.0, outputs.1)
 }

@@ -493,7 +493,7 @@ impl Picture {
             let from_right = n - i;
             if i > 0 {
                 let at = match sub.regular {
-                    Some(g) => from_right % g == 0,
+                    Some(g) => from_right.is_multiple_of(g),
                     None => int_groups.contains(&from_right),
                 };
                 if at {
@@ -1067,7 +1067,7 @@ pub fn english_words(n: u64) -> String {
     }
     if n < 100 {
         let t = EN_TENS[(n / 10) as usize];
-        return if n % 10 == 0 {
+        return if n.is_multiple_of(10) {
             t.to_string()
         } else {
             format!("{t}-{}", EN_ONES[(n % 10) as usize])
@@ -1075,7 +1075,7 @@ pub fn english_words(n: u64) -> String {
     }
     if n < 1000 {
         let h = format!("{} hundred", EN_ONES[(n / 100) as usize]);
-        return if n % 100 == 0 {
+        return if n.is_multiple_of(100) {
             h
         } else {
             format!("{h} and {}", english_words(n % 100))
@@ -1161,7 +1161,7 @@ fn german_words_inner(n: u64, before_noun: bool) -> String {
     }
     if n < 100 {
         let t = DE_TENS[(n / 10) as usize];
-        return if n % 10 == 0 {
+        return if n.is_multiple_of(10) {
             t.to_string()
         } else {
             format!("{}und{t}", german_words_inner(n % 10, true))
@@ -1169,7 +1169,7 @@ fn german_words_inner(n: u64, before_noun: bool) -> String {
     }
     if n < 1000 {
         let h = format!("{}hundert", german_words_inner(n / 100, true));
-        return if n % 100 == 0 {
+        return if n.is_multiple_of(100) {
             h
         } else {
             format!("{h}{}", german_words_inner(n % 100, before_noun))
@@ -1177,7 +1177,7 @@ fn german_words_inner(n: u64, before_noun: bool) -> String {
     }
     if n < 1_000_000 {
         let t = format!("{}tausend", german_words_inner(n / 1000, true));
-        return if n % 1000 == 0 {
+        return if n.is_multiple_of(1000) {
             t
         } else {
             format!("{t}{}", german_words_inner(n % 1000, before_noun))
@@ -1196,7 +1196,7 @@ fn german_words_inner(n: u64, before_noun: bool) -> String {
                 };
                 format!("{} {plural}", german_words_inner(count, true))
             };
-            return if n % scale == 0 {
+            return if n.is_multiple_of(scale) {
                 noun
             } else {
                 format!("{noun} {}", german_words_inner(n % scale, before_noun))
@@ -1361,7 +1361,7 @@ fn group_string(digits: &str, separator: &str, size: usize) -> String {
     let mut out = String::new();
     for (i, c) in chars.iter().enumerate() {
         let remaining = chars.len() - i;
-        if i > 0 && remaining % size == 0 {
+        if i > 0 && remaining.is_multiple_of(size) {
             out.push_str(separator);
         }
         out.push(*c);
