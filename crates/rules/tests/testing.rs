@@ -523,7 +523,7 @@ fn malformed_case_files_fail_with_a_reason() {
         (
             "no-expectation",
             "input = \"input.xml\"\n[expect]\nkommune = \"1\"\n",
-            "needs one of outputs, terminated or not_recognised",
+            "needs one of outputs, terminated, not_recognised = true or invalid_input",
         ),
         (
             "two-expectations",
