@@ -95,6 +95,7 @@ fn delivery(size: usize) -> Delivery {
         delivered_at: Some(Utc::now()),
         receipt: None,
         checkpoint: None,
+        packed: false,
     }
 }
 

@@ -124,10 +124,7 @@ async fn the_example_configuration_routes_the_demo_messages() {
     assert_eq!(v["envelope"]["tenant"], "musterstadt");
     assert_eq!(v["envelope"]["leistung"], "99050012104000");
     assert_eq!(v["rule"]["id"], "gewerbeanmeldung");
-    assert_eq!(
-        v["rule"]["version"], "2.1.0",
-        "the route pins ^2: the newest 2.x"
-    );
+    assert_eq!(v["rule"]["version"], "3.0.0", "the route pins ^3");
     let case = rule_case("gewerbeanmeldung", "v2.1-abmeldung");
     let got = rx.accepted("/musterstadt/gewerbe");
     assert_eq!(got.len(), 1);
@@ -147,15 +144,31 @@ async fn the_example_configuration_routes_the_demo_messages() {
     assert_eq!(got[0].header("x-mandant"), "musterstadt");
     assert_eq!(delivery(&v, "fachverfahren")["connector"], "gewerbe-fv");
     assert_eq!(delivery(&v, "dms")["connector"], "musterstadt-dms");
+    // The DMS gets an xdomea transfer container: the 0605 message (the
+    // rule test's expected output, with this message's file name for the
+    // original) and the original message.
     let dms_dir = tmp.path().join("data/drop/musterstadt-dms");
-    let filed = wait_files(&dms_dir, "_FVDaten.SGOAblegen.0605.xml").await;
+    let filed = wait_files(&dms_dir, "_FVDaten.SGOAblegen.0605.zip").await;
     assert_eq!(filed.len(), 1);
     assert_eq!(
         filed[0].file_name().unwrap().to_string_lossy(),
-        format!("{id}_FVDaten.SGOAblegen.0605.xml"),
-        "file name template {{id}}_FVDaten.SGOAblegen.0605.xml"
+        "fa451600-bc31-4f5e-af13-82dff1c104ac_FVDaten.SGOAblegen.0605.zip",
+        "named <ProzessID>_<Nachrichtentyp>.zip as xdomea requires"
     );
-    let xdomea = read_text(&filed[0]);
+    let zip = std::fs::read(&filed[0]).unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut read = |i: usize| {
+        let mut f = archive.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+        (name, text)
+    };
+    let (name, xdomea) = read(0);
+    assert_eq!(
+        name,
+        "fa451600-bc31-4f5e-af13-82dff1c104ac_FVDaten.SGOAblegen.0605.xml"
+    );
     assert!(xdomea.contains(
         "<xdomea:FVDaten.SGOAblegen.0605 xmlns:xdomea=\"urn:xoev-de:xdomea:schema:3.1.0\">"
     ));
@@ -163,10 +176,21 @@ async fn the_example_configuration_routes_the_demo_messages() {
         xdomea.contains("<xdomea:Kennzeichen>32.10</xdomea:Kennzeichen>"),
         "tenant parameter aktenplan_kennzeichen"
     );
-    assert_eq!(xdomea, read_text(&case.join("expected/dms.xml")));
+    let nil = "00000000-0000-0000-0000-000000000000";
+    let original = drehscheibe_rules::container::payload_file(&id, "application/xml");
+    assert_eq!(
+        xdomea,
+        read_text(&case.join("expected/dms.xml")).replace(
+            &drehscheibe_rules::container::payload_file(nil, "application/xml"),
+            &original
+        )
+    );
+    let (name, text) = read(1);
+    assert_eq!(name, original);
+    assert_eq!(text, read_text(&demo_dir.join("01-gewerbeanmeldung.xml")));
     assert!(
         dms_dir
-            .join(format!("{id}_FVDaten.SGOAblegen.0605.xml.meta.json"))
+            .join("fa451600-bc31-4f5e-af13-82dff1c104ac_FVDaten.SGOAblegen.0605.zip.meta.json")
             .is_file(),
         "the directory connector writes the metadata file next to it"
     );
@@ -250,11 +274,12 @@ async fn api_wait(api: &Api, id: &str) -> serde_json::Value {
     api.wait_state(id, "delivered", WAIT).await
 }
 
-/// A test case of the newest 2.x version of `rule` (what the example
-/// configuration's `@^2` routes resolve to).
+/// A test case of the rule version the example configuration's routes
+/// resolve to.
 fn rule_case(rule: &str, case: &str) -> PathBuf {
     let version = match rule {
         "hundesteuer" => "2.0.0",
+        "gewerbeanmeldung" => "3.0.0",
         _ => "2.1.0",
     };
     repo_root().join(format!("rules/{rule}/{version}/tests/{case}"))

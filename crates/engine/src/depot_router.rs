@@ -6,7 +6,8 @@ use bytes::Bytes;
 use drehscheibe_config::HubConfig;
 use drehscheibe_model::{Envelope, IntakeError};
 use drehscheibe_rules::{
-    Depot, InputDocument, InputError, RenderContext, RouteError, SchemaError, TransformError,
+    Depot, InputDocument, InputError, RenderAttachment, RenderContext, RouteError, SchemaError,
+    TransformError,
 };
 
 use crate::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};
@@ -143,7 +144,27 @@ impl RoutingPolicy for DepotRouter {
             },
         })?;
 
+        let message_id = envelope.id.to_string();
+        let payload_file =
+            drehscheibe_rules::container::payload_file(&message_id, &envelope.content_type);
+        let names: Vec<(Option<&str>, &str)> = envelope
+            .attachments
+            .iter()
+            .map(|a| (a.filename.as_deref(), a.name.as_str()))
+            .collect();
+        let attachments = drehscheibe_rules::container::attachment_files(&message_id, &names)
+            .into_iter()
+            .zip(&envelope.attachments)
+            .enumerate()
+            .map(|(i, (file, a))| RenderAttachment {
+                file,
+                content_type: a.content_type.clone(),
+                id: drehscheibe_rules::container::attachment_id(&message_id, i),
+            })
+            .collect();
         let ctx = RenderContext {
+            payload_file,
+            attachments,
             message_id: envelope.id,
             leistung: found.leistung.clone(),
             kommune: found.kommune_key.clone(),
@@ -187,6 +208,8 @@ impl RoutingPolicy for DepotRouter {
                 content_type: o.content_type,
                 filename: o.filename,
                 bytes: o.bytes,
+                container: o.container,
+                packed: false,
             });
         }
         if resolved.is_delegated() {

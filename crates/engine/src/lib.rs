@@ -32,6 +32,7 @@
 //! [`Store`]: drehscheibe_store::Store
 
 mod connectors;
+mod container;
 mod depot_router;
 pub mod health;
 mod hub;

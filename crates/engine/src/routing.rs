@@ -13,6 +13,13 @@ pub struct PlannedOutput {
     pub content_type: String,
     pub filename: String,
     pub bytes: Bytes,
+    /// A container output ([`drehscheibe_rules::container`]): `bytes` is
+    /// the rendered message until the worker packs the container, then
+    /// the container itself (and this is `None`).
+    pub container: Option<drehscheibe_rules::container::Container>,
+    /// Set when the worker packed the container: `bytes` holds the
+    /// attachments it needs (recorded as [`drehscheibe_model::Delivery::packed`]).
+    pub packed: bool,
 }
 
 /// What the rule processor decided for a message.

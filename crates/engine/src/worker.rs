@@ -96,7 +96,10 @@ pub(crate) fn aggregate(deliveries: &[Delivery]) -> MessageState {
 
 /// `units` permits of `semaphore`, and whether they had to be waited for;
 /// `None` once the semaphore is closed.
-async fn acquire(semaphore: &Arc<Semaphore>, units: u32) -> Option<(OwnedSemaphorePermit, bool)> {
+pub(crate) async fn acquire(
+    semaphore: &Arc<Semaphore>,
+    units: u32,
+) -> Option<(OwnedSemaphorePermit, bool)> {
     if let Ok(permit) = semaphore.clone().try_acquire_many_owned(units) {
         return Some((permit, false));
     }
@@ -240,6 +243,21 @@ impl Hub {
                     .await
             }
             Err(failure) => Err(failure),
+        };
+
+        // Container outputs are packed (payload and attachments from the
+        // blob store) before they are scanned and stored.
+        let decided = match decided {
+            Ok(mut plan) if plan.outputs.iter().any(|o| o.container.is_some()) => {
+                match self
+                    .pack_containers(&mut plan, &rec.envelope, &input)
+                    .await?
+                {
+                    Ok(()) => Ok(plan),
+                    Err(failure) => Err(failure),
+                }
+            }
+            other => other,
         };
 
         // Every output document before anything is delivered.
@@ -441,8 +459,13 @@ impl Hub {
             generation: d.generation,
             actor: slot.actor.clone(),
         });
+        let mut envelope = rec.envelope.clone();
+        if d.packed {
+            // The container holds what it needs of them.
+            envelope.attachments.clear();
+        }
         let request = DeliveryRequest {
-            envelope: rec.envelope.clone(),
+            envelope,
             target: d.target.clone(),
             generation: d.generation,
             attempt: d.attempts + 1,
@@ -709,6 +732,7 @@ fn apply_plan(
             delivered_at: None,
             receipt: None,
             checkpoint: None,
+            packed: o.packed,
         })
         .collect();
     for (i, o) in plan.outputs.iter().enumerate() {
@@ -802,6 +826,7 @@ mod tests {
             delivered_at: None,
             receipt: None,
             checkpoint: None,
+            packed: false,
         }
     }
 

@@ -119,6 +119,12 @@ pub struct Delivery {
     /// [`crate::Checkpoint`]); cleared by a replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// The document is a container that already holds the message's
+    /// attachments it needs (an xdomea transfer container): the connector
+    /// is handed the envelope without attachments, so it does not send
+    /// them a second time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub packed: bool,
 }
 
 /// The stored state of a message: envelope, life-cycle state and deliveries.

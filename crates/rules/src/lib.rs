@@ -45,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod container;
 pub mod depot;
 pub mod input;
 pub mod manifest;
@@ -71,6 +72,7 @@ pub use schema::{
     Engines, SchemaError, SchemaFactory, SchemaIssue, SchemaValidator, SchemaViolation,
 };
 pub use transform::{
-    RenderContext, RenderedOutput, TransformError, TransformOutput, Transformer, TransformerFactory,
+    RenderAttachment, RenderContext, RenderedOutput, TransformError, TransformOutput, Transformer,
+    TransformerFactory,
 };
 pub use xpath::{VAR_CHANNEL, VAR_CONTENT_TYPE};

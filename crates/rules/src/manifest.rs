@@ -34,6 +34,14 @@
 //! content_type = "application/xml"
 //! filename = "gewerbe-{id}.xml"    # {id}, {leistung}, {kommune}
 //! schema = "gewerbe-import.xsd"    # optional; XML outputs only
+//!
+//! [[outputs]]                      # a container output (see crate::container)
+//! target = "dms"
+//! transform = "dms.xsl"            # renders the xdomea message
+//! container = "xdomea"             # message + the Primärdokumente it names
+//! content_type = "application/zip"
+//! schema = "urn:xoev-de:xdomea:schema:3.1.0"  # validates the message
+//! # no filename: the standard names it <ProzessID>_<Nachrichtentyp>.zip
 //! ```
 //!
 //! A `schema` is a path relative to the package folder or a URI the hub's
@@ -65,6 +73,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::container::ContainerFormat;
 use crate::input::{line_column, media_type_essence, InputKind};
 use crate::xpath::{ExprId, ExprSet};
 
@@ -187,8 +196,13 @@ pub struct OutputSpec {
     pub content_type: String,
     /// File name template (`{id}`, `{leistung}`, `{kommune}`).
     pub filename: String,
-    /// Schema location the output must be valid against (XML outputs).
+    /// Schema location the output must be valid against (XML outputs;
+    /// for a container, its message).
     pub schema: Option<String>,
+    /// Packs the rendered message with the documents it names
+    /// ([`crate::container`]); `filename` is then empty (the format names
+    /// the container).
+    pub container: Option<ContainerFormat>,
 }
 
 /// A validated `rule.toml`.
@@ -297,9 +311,12 @@ struct RawOutput {
     #[serde(default)]
     transform: Option<Spanned<String>>,
     content_type: Spanned<String>,
-    filename: Spanned<String>,
+    #[serde(default)]
+    filename: Option<Spanned<String>>,
     #[serde(default)]
     schema: Option<Spanned<String>>,
+    #[serde(default)]
+    container: Option<Spanned<String>>,
 }
 
 /// Error-building context: the file and its text.
@@ -667,13 +684,64 @@ impl Manifest {
                     format!("{content_type:?} is not a media type"),
                 );
             }
-            check_filename_template(o.filename.get_ref())
-                .or_else(|m| cx.invalid(o.filename.span(), &format!("{key}.filename"), m))?;
+            let container = match &o.container {
+                None => None,
+                Some(c) => {
+                    let ckey = format!("{key}.container");
+                    let Some(format) = ContainerFormat::parse(c.get_ref()) else {
+                        return cx.invalid(
+                            c.span(),
+                            &ckey,
+                            format!(
+                                "unknown container format {:?} (known: \"xdomea\")",
+                                c.get_ref()
+                            ),
+                        );
+                    };
+                    if o.transform.is_none() {
+                        return cx.invalid(
+                            c.span(),
+                            &ckey,
+                            "a container output needs a transform that renders its message".into(),
+                        );
+                    }
+                    if media_type_essence(content_type) != format.media_type() {
+                        return cx.invalid(
+                            o.content_type.span(),
+                            &format!("{key}.content_type"),
+                            format!("an {} container is {}", c.get_ref(), format.media_type()),
+                        );
+                    }
+                    if let Some(f) = &o.filename {
+                        return cx.invalid(
+                            f.span(),
+                            &format!("{key}.filename"),
+                            "an xdomea container is named <ProzessID>_<Nachrichtentyp>.zip by the standard: leave filename out".into(),
+                        );
+                    }
+                    Some(format)
+                }
+            };
+            let filename = match (&o.filename, container) {
+                (Some(f), _) => {
+                    check_filename_template(f.get_ref())
+                        .or_else(|m| cx.invalid(f.span(), &format!("{key}.filename"), m))?;
+                    f.get_ref().clone()
+                }
+                (None, Some(_)) => String::new(),
+                (None, None) => {
+                    return cx.invalid(
+                        o.target.span(),
+                        &format!("{key}.filename"),
+                        "missing filename (a template with {id}, {leistung}, {kommune})".into(),
+                    )
+                }
+            };
             let schema = match &o.schema {
                 None => None,
                 Some(loc) => {
                     let key = format!("{key}.schema");
-                    if !is_xml_media_type(content_type) {
+                    if !is_xml_media_type(content_type) && container.is_none() {
                         return cx.invalid(
                             loc.span(),
                             &key,
@@ -690,8 +758,9 @@ impl Manifest {
                 target: target.clone(),
                 transform,
                 content_type: content_type.to_owned(),
-                filename: o.filename.get_ref().clone(),
+                filename,
                 schema,
+                container,
             });
         }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use drehscheibe_model::RuleRef;
 
+use crate::container::{plan_xdomea, ContainerFormat};
 use crate::depot::{DepotError, RouteError};
 use crate::input::InputDocument;
 use crate::manifest::{expand_filename, Manifest, ManifestExprs, OutputSpec, ParamSpec};
@@ -387,12 +388,29 @@ impl RulePackage {
                         source,
                     })?;
             }
+            let (filename, container) = match spec.container {
+                None => (
+                    expand_filename(&spec.filename, &id, &ctx.leistung, &ctx.kommune),
+                    None,
+                ),
+                Some(ContainerFormat::Xdomea) => {
+                    let files: Vec<String> =
+                        ctx.attachments.iter().map(|a| a.file.clone()).collect();
+                    let (name, container) = plan_xdomea(&bytes, &ctx.payload_file, &files)
+                        .map_err(|message| TransformError::Container {
+                            target: spec.target.clone(),
+                            message,
+                        })?;
+                    (name, Some(container))
+                }
+            };
             rendered.push(RenderedOutput {
                 target: spec.target.clone(),
                 content_type: spec.content_type.clone(),
-                filename: expand_filename(&spec.filename, &id, &ctx.leistung, &ctx.kommune),
+                filename,
                 bytes,
                 messages,
+                container,
             });
         }
         Ok(rendered)

@@ -53,6 +53,16 @@ pub enum TransformError {
         /// The validator's verdict.
         source: crate::schema::SchemaError,
     },
+    /// A container output could not be planned (its message names a file
+    /// that is neither the payload nor an attachment, has no ProzessID…):
+    /// the rule is broken.
+    #[error("output {target}: container: {message}")]
+    Container {
+        /// Output role.
+        target: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The rule cannot render at all (it was loaded leniently with an
     /// error, e.g. no transform engine for its stylesheets).
     #[error("{0}")]
@@ -94,7 +104,9 @@ pub const RESERVED_PARAM_NS: &str = "urn:x-drehscheibe:rule";
 
 /// Local names of the reserved parameters (see [`RESERVED_PARAM_NS`]):
 /// message id, receive time (RFC 3339), intake channel, serving tenant,
-/// Leistung and Kommune key.
+/// Leistung and Kommune key; for container outputs
+/// ([`crate::container`]) the payload's file name in a container and the
+/// attachments' file names and media types (one per line).
 pub const RESERVED_PARAMS: &[&str] = &[
     "message-id",
     "received-at",
@@ -102,7 +114,22 @@ pub const RESERVED_PARAMS: &[&str] = &[
     "tenant",
     "leistung",
     "kommune",
+    "payload-file",
+    "attachment-files",
+    "attachment-types",
+    "attachment-ids",
 ];
+
+/// An attachment of the message as a rule sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderAttachment {
+    /// Its file name inside a container ([`crate::container::attachment_files`]).
+    pub file: String,
+    /// Its media type as the sender declared it.
+    pub content_type: String,
+    /// A stable UUID for it ([`crate::container::attachment_id`]).
+    pub id: String,
+}
 
 /// A loaded, ready-to-run transform (one stylesheet).
 ///
@@ -142,6 +169,11 @@ pub struct RenderContext {
     pub tenant: String,
     /// Receive time, RFC 3339 (`""` outside the hub).
     pub received_at: String,
+    /// The payload's file name in a container
+    /// ([`crate::container::payload_file`]).
+    pub payload_file: String,
+    /// The message's attachments, in envelope order.
+    pub attachments: Vec<RenderAttachment>,
 }
 
 impl RenderContext {
@@ -155,6 +187,10 @@ impl RenderContext {
             self.tenant.clone(),
             self.leistung.clone(),
             self.kommune.clone(),
+            self.payload_file.clone(),
+            crate::container::line_list(self.attachments.iter().map(|a| a.file.as_str())),
+            crate::container::line_list(self.attachments.iter().map(|a| a.content_type.as_str())),
+            crate::container::line_list(self.attachments.iter().map(|a| a.id.as_str())),
         ];
         RESERVED_PARAMS
             .iter()
@@ -178,4 +214,8 @@ pub struct RenderedOutput {
     pub bytes: Bytes,
     /// `xsl:message` texts the transform produced.
     pub messages: Vec<String>,
+    /// For a container output: the rendered message is `bytes`, and this
+    /// names what the engine packs with it (and `filename` is the
+    /// container's).
+    pub container: Option<crate::container::Container>,
 }

@@ -668,6 +668,8 @@ fn ctx() -> RenderContext {
         channel: "portal".into(),
         tenant: "musterstadt".into(),
         received_at: "2026-12-03T10:00:00Z".into(),
+        payload_file: "antrag.xml".into(),
+        attachments: Vec::new(),
     }
 }
 
@@ -837,6 +839,7 @@ fn transforms_are_loaded_once_and_called_by_render() {
         channel: "portal".into(),
         tenant: String::new(),
         received_at: String::new(),
+        ..ctx()
     };
     let out = found
         .rule
@@ -853,9 +856,9 @@ fn transforms_are_loaded_once_and_called_by_render() {
         out[0].bytes,
         Bytes::from("fv.xsl:sta.gewerbemeldung.0100:aktenplan_kennzeichen=32.10,max_anlagen=10")
     );
-    // every transform gets the six reserved parameters, and its messages
+    // every transform gets the ten reserved parameters, and its messages
     // come back with the output
-    assert_eq!(out[0].messages, ["6 reserved, channel portal"]);
+    assert_eq!(out[0].messages, ["10 reserved, channel portal"]);
     assert_eq!(
         out[0].filename,
         format!("gewerbe-{}.xml", context.message_id)

@@ -352,3 +352,48 @@ fn schema_uris_are_told_from_paths() {
         assert!(!is_schema_uri(path), "{path}");
     }
 }
+
+#[test]
+fn container_outputs_are_checked() {
+    let container = |extra: &str| {
+        replace(
+            "[[outputs]]\ntarget = \"dms\"\ncontent_type = \"application/xml\"\nfilename = \"original-{kommune}-{leistung}-{id}.xml\"",
+            &format!("[[outputs]]\ntarget = \"dms\"\ntransform = \"dms.xsl\"\ncontent_type = \"application/zip\"\n{extra}"),
+        )
+    };
+    let m = parse(&container(
+        "container = \"xdomea\"\nschema = \"urn:xoev-de:xdomea:schema:3.1.0\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        m.outputs[1].container,
+        Some(drehscheibe_rules::container::ContainerFormat::Xdomea)
+    );
+    assert_eq!(m.outputs[1].filename, "", "the standard names it");
+    let invalid = |text: String| match parse(&text).unwrap_err() {
+        ManifestError::Invalid { key, message, .. } => (key, message),
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    let (key, message) = invalid(container("container = \"tar\""));
+    assert_eq!(key, "outputs[1].container");
+    assert!(message.contains("xdomea"), "{message}");
+    let (key, _) = invalid(container("container = \"xdomea\"\nfilename = \"x.zip\""));
+    assert_eq!(key, "outputs[1].filename");
+    let (key, message) = invalid(
+        container("")
+            .replace(
+                "\ncontent_type = \"application/zip\"\n",
+                "\ncontent_type = \"application/zip\"\ncontainer = \"xdomea\"\n",
+            )
+            .replace("transform = \"dms.xsl\"\n", ""),
+    );
+    assert_eq!(key, "outputs[1].container");
+    assert!(message.contains("transform"), "{message}");
+    let (key, _) =
+        invalid(container("container = \"xdomea\"").replace("application/zip", "application/xml"));
+    assert_eq!(key, "outputs[1].content_type");
+    // Without a container, a filename is still required.
+    let (key, message) = invalid(container(""));
+    assert_eq!(key, "outputs[1].filename");
+    assert!(message.contains("missing filename"), "{message}");
+}

@@ -269,6 +269,7 @@ fn delivery(tenant: &str) -> Delivery {
         delivered_at: None,
         receipt: None,
         checkpoint: None,
+        packed: false,
     }
 }
 

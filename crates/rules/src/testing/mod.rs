@@ -24,6 +24,9 @@
 //! "xta.service" = "urn:…"              #   as an input adapter records them
 //! [params]                            # optional tenant route parameters
 //! aktenplan_kennzeichen = "32.10"
+//! [[attachments]]                     # optional: the message's attachments,
+//! file = "plan.pdf"                   #   as a container output sees them
+//! content_type = "application/pdf"    #   (names only; no content needed)
 //! [expect]
 //! kommune = "12052000"                # optional: expected Kommune key
 //! leistung = "99050012104000"         # optional: expected LeiKa key
@@ -83,7 +86,7 @@ use crate::input::{InputDocument, InputKind};
 use crate::package::RulePackage;
 use crate::publish::load_package;
 use crate::schema::Engines;
-use crate::transform::{RenderContext, TransformError};
+use crate::transform::{RenderAttachment, RenderContext, TransformError};
 
 /// The message id every case renders with (the nil UUID), so file name
 /// templates and stylesheets that see it give reproducible results.
@@ -349,7 +352,16 @@ struct RawCase {
     params: BTreeMap<String, toml::Value>,
     #[serde(default)]
     meta: BTreeMap<String, String>,
+    #[serde(default)]
+    attachments: Vec<RawAttachment>,
     expect: RawExpect,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttachment {
+    file: String,
+    content_type: String,
 }
 
 #[derive(Deserialize)]
@@ -570,6 +582,23 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
         .check_params(&supplied)
         .map_err(|e| Failure::new(format!("params: {e}")))?;
 
+    let message_id = MessageId::from_bytes(CASE_MESSAGE_ID).to_string();
+    let payload_file = crate::container::payload_file(&message_id, &content_type);
+    let names: Vec<(Option<&str>, &str)> = raw
+        .attachments
+        .iter()
+        .map(|a| (Some(a.file.as_str()), a.file.as_str()))
+        .collect();
+    let attachments = crate::container::attachment_files(&message_id, &names)
+        .into_iter()
+        .zip(&raw.attachments)
+        .enumerate()
+        .map(|(i, (file, a))| RenderAttachment {
+            file,
+            content_type: a.content_type.clone(),
+            id: crate::container::attachment_id(&message_id, i),
+        })
+        .collect();
     let ctx = RenderContext {
         message_id: MessageId::from_bytes(CASE_MESSAGE_ID),
         leistung,
@@ -577,6 +606,8 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
         channel: String::new(),
         tenant: String::new(),
         received_at: String::new(),
+        payload_file,
+        attachments,
     };
     let rendered = package.render(&doc, &payload, &params, &ctx);
     let outputs = match (expectation, rendered) {

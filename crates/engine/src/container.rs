@@ -1,0 +1,204 @@
+//! Packing container outputs after routing.
+//!
+//! A rule output with `container = "xdomea"` comes out of the rule
+//! processor as the rendered message plus a plan of the files it names
+//! (`drehscheibe_rules::container`). Before the plan is stored, the worker
+//! packs each such output into one zip: the message first, then the
+//! payload and the attachments it names, read from the blob store. The
+//! packed container then is an output like any other — stored with the
+//! route plan, scanned, and delivered by whatever connector the route
+//! names (a directory drop writes it atomically, HTTP sends it as one
+//! body).
+//!
+//! Memory: the parts and the zip made of them are held while packing,
+//! within the hub's document memory budget (`[server]
+//! document_memory`): packing waits for room, and a container larger than
+//! the whole budget goes `dead` with a reason that names the setting.
+//! XML and JSON entries are deflated, other files (PDF, images: already
+//! compressed) stored.
+
+use std::io::{Cursor, Write};
+
+use bytes::Bytes;
+use drehscheibe_model::Envelope;
+use drehscheibe_rules::container::{Container, EntrySource};
+use drehscheibe_store::StoreError;
+use tokio::io::AsyncReadExt;
+use zip::write::SimpleFileOptions;
+use zip::CompressionMethod;
+
+use crate::hub::{memory_units, Hub};
+use crate::{RouteFailure, RoutePlan};
+
+/// Most bytes of zip bookkeeping assumed per entry on top of its content
+/// (local header, central directory record, name twice).
+const ENTRY_OVERHEAD: u64 = 1024;
+
+fn compression(name: &str) -> CompressionMethod {
+    let lower = name.to_ascii_lowercase();
+    if [".xml", ".json", ".txt", ".csv"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+    {
+        CompressionMethod::Deflated
+    } else {
+        CompressionMethod::Stored
+    }
+}
+
+impl Hub {
+    /// Packs every container output of `plan` in place (see the module
+    /// documentation). `Ok(Err(failure))`: the message cannot be packed
+    /// and goes `dead` with the reason; `Err`: a store or blob failure,
+    /// the route job runs again later.
+    pub(crate) async fn pack_containers(
+        &self,
+        plan: &mut RoutePlan,
+        envelope: &Envelope,
+        payload: &Bytes,
+    ) -> Result<Result<(), RouteFailure>, StoreError> {
+        for output in &mut plan.outputs {
+            let Some(container) = output.container.take() else {
+                continue;
+            };
+            let dead = |reason: String| {
+                Ok(Err(RouteFailure::Dead {
+                    reason: format!("output {}: container: {reason}", output.target),
+                    rule: Some(plan.rule.clone()),
+                }))
+            };
+            // What the container will hold, before anything is read.
+            let mut size = output.bytes.len() as u64 + ENTRY_OVERHEAD;
+            for entry in &container.entries {
+                size += ENTRY_OVERHEAD
+                    + match entry.source {
+                        EntrySource::Payload => payload.len() as u64,
+                        EntrySource::Attachment(i) => match envelope.attachments.get(i) {
+                            Some(a) => a.blob.size,
+                            None => return dead(format!("attachment {i} is not on the message")),
+                        },
+                    };
+            }
+            // The parts read into memory, and the zip written from them.
+            let need = memory_units(size.saturating_mul(2));
+            let total = memory_units(self.settings.document_memory);
+            if need > total {
+                return dead(format!(
+                    "packing needs about {need} MiB, more than the hub's memory budget for documents in flight ({total} MiB, [server] document_memory)"
+                ));
+            }
+            let Some((_memory, _)) = crate::worker::acquire(
+                &self.memory_permits,
+                u32::try_from(need).unwrap_or(u32::MAX),
+            )
+            .await
+            else {
+                return dead("the hub's memory budget is closed (shutting down)".into());
+            };
+            match self
+                .pack(&container, &output.bytes, envelope, payload, size)
+                .await
+            {
+                Ok(zip) => {
+                    output.bytes = zip;
+                    output.packed = true;
+                }
+                Err(PackError::Dead(reason)) => return dead(reason),
+                Err(PackError::Retry(e)) => return Err(e),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Reads what the container holds (the attachments from the blob
+    /// store), then writes the zip on a blocking thread (deflating is CPU
+    /// work).
+    async fn pack(
+        &self,
+        container: &Container,
+        message: &Bytes,
+        envelope: &Envelope,
+        payload: &Bytes,
+        size: u64,
+    ) -> Result<Bytes, PackError> {
+        let mut parts: Vec<(String, Bytes)> = Vec::with_capacity(container.entries.len() + 1);
+        parts.push((container.message_file.clone(), message.clone()));
+        for entry in &container.entries {
+            let bytes = match entry.source {
+                EntrySource::Payload => payload.clone(),
+                EntrySource::Attachment(i) => {
+                    let Some(a) = envelope.attachments.get(i) else {
+                        return Err(PackError::Dead(format!(
+                            "attachment {i} is not on the message"
+                        )));
+                    };
+                    self.read_attachment(a).await?
+                }
+            };
+            parts.push((entry.name.clone(), bytes));
+        }
+        let capacity = usize::try_from(size).unwrap_or(usize::MAX);
+        tokio::task::spawn_blocking(move || write_zip(&parts, capacity))
+            .await
+            .map_err(|e| PackError::Dead(format!("packing failed: {e}")))?
+    }
+
+    async fn read_attachment(
+        &self,
+        a: &drehscheibe_model::AttachmentRef,
+    ) -> Result<Bytes, PackError> {
+        let retry = |e: &dyn std::fmt::Display| {
+            PackError::Retry(StoreError::Backend(format!(
+                "reading attachment {:?}: {e}",
+                a.name
+            )))
+        };
+        let mut reader = self.blobs.open(&a.blob).await.map_err(|e| match e {
+            drehscheibe_model::BlobError::NotFound(_) => PackError::Dead(format!(
+                "attachment {:?} is gone from the blob store ({e})",
+                a.name
+            )),
+            e => retry(&e),
+        })?;
+        let mut bytes = Vec::with_capacity(usize::try_from(a.blob.size).unwrap_or(0));
+        // The blob's recorded size bounds the read.
+        (&mut reader)
+            .take(a.blob.size.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| retry(&e))?;
+        if bytes.len() as u64 != a.blob.size {
+            return Err(PackError::Dead(format!(
+                "attachment {:?} has {} bytes in the blob store, {} recorded",
+                a.name,
+                bytes.len(),
+                a.blob.size
+            )));
+        }
+        Ok(Bytes::from(bytes))
+    }
+}
+
+fn write_zip(parts: &[(String, Bytes)], capacity: usize) -> Result<Bytes, PackError> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(capacity)));
+    for (name, bytes) in parts {
+        let options = SimpleFileOptions::default()
+            .compression_method(compression(name))
+            .unix_permissions(0o644)
+            .large_file(bytes.len() as u64 >= u64::from(u32::MAX));
+        zip.start_file(name.as_str(), options)
+            .and_then(|()| zip.write_all(bytes).map_err(zip::result::ZipError::Io))
+            .map_err(|e| PackError::Dead(format!("writing {name}: {e}")))?;
+    }
+    let cursor = zip
+        .finish()
+        .map_err(|e| PackError::Dead(format!("finishing the zip: {e}")))?;
+    Ok(Bytes::from(cursor.into_inner()))
+}
+
+enum PackError {
+    /// The container cannot be made: the message goes dead.
+    Dead(String),
+    /// The store failed: try again later.
+    Retry(StoreError),
+}
