@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use drehscheibe_rules::{SchemaFactory, SchemaValidator};
 use drehscheibe_suite::receiver::Receiver;
-use drehscheibe_suite::{multipart_body, repo_root, start, Api, TestConfig, SENDER};
+use drehscheibe_suite::{multipart_body, repo_root, start, Api, Runtime, TestConfig, SENDER};
 use drehscheibe_xsd::{Catalog, XsdFactory};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -124,21 +124,7 @@ async fn the_dms_gets_an_xdomea_container_with_the_application_and_its_attachmen
         "[connectors.dms]\ntype = \"directory\"\npath = \"{}\"\n",
         drop_dir.path().display()
     );
-    let cfg = TestConfig::write_with_depot(
-        "127.0.0.1:0",
-        "",
-        &repo_root().join("rules"),
-        &[("musterstadt", tenant(&dms, &rx.url("/fv")))],
-    );
-    let hub = start(&cfg.main).await.unwrap();
-    let api = Api::new(hub.addr);
-    let r = api.post("portal", SENDER, &ct, body.clone(), None).await;
-    assert_eq!(r.status(), 202);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let view = api.wait_state(&id, "delivered", WAIT).await;
+    let (hub, view, _cfg) = submit_to_hub(&dms, &rx, &ct, body.clone()).await;
     assert_eq!(view["rule"]["version"], "3.0.0");
     let dms = view["deliveries"]
         .as_array()
@@ -171,24 +157,38 @@ async fn the_dms_gets_an_xdomea_container_with_the_application_and_its_attachmen
         "[connectors.dms]\ntype = \"http\"\nurl = \"{}\"\n",
         rx.url("/dms")
     );
-    let cfg = TestConfig::write_with_depot(
-        "127.0.0.1:0",
-        "",
-        &repo_root().join("rules"),
-        &[("musterstadt", tenant(&dms, &rx.url("/fv")))],
-    );
-    let hub = start(&cfg.main).await.unwrap();
-    let api = Api::new(hub.addr);
-    let r = api.post("portal", SENDER, &ct, body, None).await;
-    assert_eq!(r.status(), 202);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api.wait_state(&id, "delivered", WAIT).await;
+    let (hub, _, _cfg) = submit_to_hub(&dms, &rx, &ct, body).await;
     let got = rx.accepted("/dms");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].header("content-type"), "application/zip");
     check_container(&got[0].body, &doc, &pdf);
     hub.shutdown().await.unwrap();
+}
+
+/// Starts a hub whose Musterstadt routes Gewerbemeldungen to `@^3` with
+/// the `dms` connector `dms` (a TOML table), posts `body` and waits until
+/// it is delivered.
+async fn submit_to_hub(
+    dms: &str,
+    rx: &Receiver,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (Runtime, serde_json::Value, TestConfig) {
+    let cfg = TestConfig::write_with_depot(
+        "127.0.0.1:0",
+        "",
+        &repo_root().join("rules"),
+        &[("musterstadt", tenant(dms, &rx.url("/fv")))],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let r = api.post("portal", SENDER, content_type, body, None).await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let view = api.wait_state(&id, "delivered", WAIT).await;
+    // The configuration's temporary folder lives as long as the hub.
+    (hub, view, cfg)
 }

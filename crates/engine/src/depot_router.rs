@@ -6,8 +6,7 @@ use bytes::Bytes;
 use drehscheibe_config::HubConfig;
 use drehscheibe_model::{Envelope, IntakeError};
 use drehscheibe_rules::{
-    Depot, InputDocument, InputError, RenderAttachment, RenderContext, RouteError, SchemaError,
-    TransformError,
+    Depot, InputDocument, InputError, RenderContext, RouteError, SchemaError, TransformError,
 };
 
 use crate::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};
@@ -147,21 +146,18 @@ impl RoutingPolicy for DepotRouter {
         let message_id = envelope.id.to_string();
         let payload_file =
             drehscheibe_rules::container::payload_file(&message_id, &envelope.content_type);
-        let names: Vec<(Option<&str>, &str)> = envelope
+        let parts: Vec<(Option<&str>, &str, &str)> = envelope
             .attachments
             .iter()
-            .map(|a| (a.filename.as_deref(), a.name.as_str()))
-            .collect();
-        let attachments = drehscheibe_rules::container::attachment_files(&message_id, &names)
-            .into_iter()
-            .zip(&envelope.attachments)
-            .enumerate()
-            .map(|(i, (file, a))| RenderAttachment {
-                file,
-                content_type: a.content_type.clone(),
-                id: drehscheibe_rules::container::attachment_id(&message_id, i),
+            .map(|a| {
+                (
+                    a.filename.as_deref(),
+                    a.name.as_str(),
+                    a.content_type.as_str(),
+                )
             })
             .collect();
+        let attachments = drehscheibe_rules::container::render_attachments(&message_id, &parts);
         let ctx = RenderContext {
             payload_file,
             attachments,

@@ -146,6 +146,28 @@ pub fn attachment_files(message_id: &str, attachments: &[(Option<&str>, &str)]) 
         .collect()
 }
 
+/// The attachments of a message as a rule sees them
+/// ([`crate::RenderContext::attachments`]): file name in a container, media
+/// type and id. `attachments` are `(file name, part name, media type)`.
+pub fn render_attachments(
+    message_id: &str,
+    attachments: &[(Option<&str>, &str, &str)],
+) -> Vec<crate::RenderAttachment> {
+    let names: Vec<(Option<&str>, &str)> = attachments.iter().map(|(f, p, _)| (*f, *p)).collect();
+    attachment_files(message_id, &names)
+        .into_iter()
+        .zip(attachments)
+        .enumerate()
+        .map(
+            |(i, (file, (_, _, content_type)))| crate::RenderAttachment {
+                file,
+                content_type: (*content_type).to_owned(),
+                id: attachment_id(message_id, i),
+            },
+        )
+        .collect()
+}
+
 /// A stable UUID for the attachment at `index` of message `message_id`
 /// (SHA-256 of both, shaped as a version-8 UUID): the same message renders
 /// the same ids, different messages and attachments different ones.

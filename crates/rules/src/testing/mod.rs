@@ -86,7 +86,7 @@ use crate::input::{InputDocument, InputKind};
 use crate::package::RulePackage;
 use crate::publish::load_package;
 use crate::schema::Engines;
-use crate::transform::{RenderAttachment, RenderContext, TransformError};
+use crate::transform::{RenderContext, TransformError};
 
 /// The message id every case renders with (the nil UUID), so file name
 /// templates and stylesheets that see it give reproducible results.
@@ -584,21 +584,18 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
 
     let message_id = MessageId::from_bytes(CASE_MESSAGE_ID).to_string();
     let payload_file = crate::container::payload_file(&message_id, &content_type);
-    let names: Vec<(Option<&str>, &str)> = raw
+    let parts: Vec<(Option<&str>, &str, &str)> = raw
         .attachments
         .iter()
-        .map(|a| (Some(a.file.as_str()), a.file.as_str()))
-        .collect();
-    let attachments = crate::container::attachment_files(&message_id, &names)
-        .into_iter()
-        .zip(&raw.attachments)
-        .enumerate()
-        .map(|(i, (file, a))| RenderAttachment {
-            file,
-            content_type: a.content_type.clone(),
-            id: crate::container::attachment_id(&message_id, i),
+        .map(|a| {
+            (
+                Some(a.file.as_str()),
+                a.file.as_str(),
+                a.content_type.as_str(),
+            )
         })
         .collect();
+    let attachments = crate::container::render_attachments(&message_id, &parts);
     let ctx = RenderContext {
         message_id: MessageId::from_bytes(CASE_MESSAGE_ID),
         leistung,
