@@ -151,6 +151,26 @@ async fn malware_is_quarantined_never_delivered_and_released_only_by_an_operator
         "payload, base64 in <o:anlage>"
     );
 
+    // The same inside a JSON form (a file field as a base64 string).
+    let json = format!(
+        r#"{{"antragsart": "test", "ags": "01001000", "anlagen": [{{"name": "nachweis.pdf", "inhalt": "{encoded}"}}]}}"#
+    );
+    let r = api
+        .post(
+            "portal",
+            SENDER,
+            "application/json",
+            json.into_bytes(),
+            None,
+        )
+        .await;
+    let in_json = refused_as_malware(r).await;
+    let view = api.message(&in_json).await;
+    assert_eq!(
+        view["scan"]["finding"]["part"],
+        "payload, base64 in \"inhalt\""
+    );
+
     // Nothing of it reached the Fachverfahren.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let got = rx.accepted("/alpha");
@@ -213,7 +233,7 @@ async fn malware_is_quarantined_never_delivered_and_released_only_by_an_operator
     assert_eq!(rx.accepted("/alpha").len(), 2);
     let metrics = api.metrics().await;
     assert!(
-        metrics.contains("drehscheibe_quarantined_total{channel=\"portal\"} 3"),
+        metrics.contains("drehscheibe_quarantined_total{channel=\"portal\"} 4"),
         "{metrics}"
     );
 }

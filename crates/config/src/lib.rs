@@ -101,8 +101,9 @@ pub struct ScannerConfig {
     /// Pause before a message whose scan gave no verdict is scanned
     /// again (default 30 s).
     pub retry: Duration,
-    /// Base64 text in XML of at least this many characters is decoded and
-    /// scanned as well (default 1024).
+    /// Base64 text in XML (element text) and JSON (string values) of at
+    /// least this many characters is decoded and scanned as well (default
+    /// 1024).
     pub base64_min: usize,
 }
 

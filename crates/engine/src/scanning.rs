@@ -96,8 +96,11 @@ impl Scanning {
             .await
     }
 
-    /// Scan `bytes` (the document called `part`), and when it is XML, the
-    /// base64 blocks inside it, one at a time.
+    /// Scan `bytes` (the document called `part`), and when it is XML or
+    /// JSON, the base64 blocks inside it (element text, JSON strings), one
+    /// at a time: a blocking thread finds and decodes them and hands them
+    /// over one by one, so the document is not parsed on the async runtime
+    /// and at most two decoded blocks are in memory.
     async fn scan_document(
         &self,
         part: &str,
@@ -107,19 +110,54 @@ impl Scanning {
         if let Verdict::Infected { signature } = self.scan_bytes(bytes).await? {
             return Ok(Some(self.finding(part.to_owned(), signature)));
         }
-        if !is_xml(content_type) {
+        let kind = if is_xml(content_type) {
+            Embedded::Xml
+        } else if is_json(content_type) {
+            Embedded::Json
+        } else {
             return Ok(None);
-        }
-        let mut blocks = Base64Blocks::new(bytes, self.base64_min);
-        while let Some((element, decoded)) = blocks.next_block() {
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(1);
+        let document = bytes.clone();
+        let min = self.base64_min;
+        let producer = tokio::task::spawn_blocking(move || {
+            let mut next: Box<dyn FnMut() -> Option<(String, Vec<u8>)>> = match kind {
+                Embedded::Xml => {
+                    let mut blocks = Base64Blocks::new(&document, min);
+                    Box::new(move || {
+                        blocks
+                            .next_block()
+                            .map(|(element, decoded)| (format!("<{element}>"), decoded))
+                    })
+                }
+                Embedded::Json => {
+                    let mut strings = Base64JsonStrings::new(&document, min);
+                    Box::new(move || {
+                        strings
+                            .next_block()
+                            .map(|(key, decoded)| (format!("\"{key}\""), decoded))
+                    })
+                }
+            };
+            while let Some(block) = next() {
+                if tx.blocking_send(block).is_err() {
+                    break; // the scan ended early (a finding, an error)
+                }
+            }
+        });
+        let mut found = None;
+        while let Some((place, decoded)) = rx.recv().await {
             let reader = Box::pin(std::io::Cursor::new(decoded));
             if let Verdict::Infected { signature } = self.scanner.scan(reader).await? {
-                return Ok(Some(
-                    self.finding(format!("{part}, base64 in <{element}>"), signature),
-                ));
+                found = Some(self.finding(format!("{part}, base64 in {place}"), signature));
+                break;
             }
         }
-        Ok(None)
+        drop(rx);
+        // A panic in the finder only ends the search; the document itself
+        // was scanned above.
+        let _ = producer.await;
+        Ok(found)
     }
 
     fn finding(&self, part: String, signature: String) -> ScanFinding {
@@ -134,6 +172,23 @@ impl Scanning {
 
 /// Default of [`Scanning::base64_min`].
 pub const DEFAULT_BASE64_MIN: usize = 1024;
+
+/// Which embedded base64 a document may carry.
+#[derive(Clone, Copy)]
+enum Embedded {
+    Xml,
+    Json,
+}
+
+fn is_json(content_type: &str) -> bool {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media.ends_with("/json") || media.ends_with("+json")
+}
 
 fn is_xml(content_type: &str) -> bool {
     let media = content_type
@@ -187,6 +242,96 @@ impl<'a> Base64Blocks<'a> {
             };
             if let Some(decoded) = decoded {
                 return Some((String::from_utf8_lossy(&self.element).into_owned(), decoded));
+            }
+        }
+        None
+    }
+}
+
+/// The base64 strings of a JSON text: string literals of at least `min`
+/// characters made of the base64 alphabet (JSON escapes `\/` and `\n`,
+/// `\r` allowed, as MIME-wrapped base64 has them), decoded, with the
+/// member name they are the value of (`""` in an array) — one at a time.
+/// A byte-level scan: no tree is built, broken JSON yields what came
+/// before the fault.
+struct Base64JsonStrings<'a> {
+    json: &'a [u8],
+    pos: usize,
+    min: usize,
+    /// The last string literal followed by `:`.
+    key: String,
+}
+
+impl<'a> Base64JsonStrings<'a> {
+    fn new(json: &'a [u8], min: usize) -> Self {
+        Self {
+            json,
+            pos: 0,
+            min: min.max(4),
+            key: String::new(),
+        }
+    }
+
+    /// The raw content of the string literal starting after the quote at
+    /// `self.pos`, leaving `pos` after its closing quote.
+    fn literal(&mut self) -> Option<&'a [u8]> {
+        let start = self.pos;
+        let mut i = start;
+        while let Some(&b) = self.json.get(i) {
+            match b {
+                b'\\' => i += 2,
+                b'"' => {
+                    self.pos = i + 1;
+                    return self.json.get(start..i);
+                }
+                _ => i += 1,
+            }
+        }
+        self.pos = self.json.len();
+        None
+    }
+
+    fn next_block(&mut self) -> Option<(String, Vec<u8>)> {
+        while let Some(&b) = self.json.get(self.pos) {
+            self.pos += 1;
+            if b != b'"' {
+                continue;
+            }
+            let raw = self.literal()?;
+            // A member name: the next non-blank byte is ':'.
+            let rest = self.json.get(self.pos..).unwrap_or_default();
+            if rest.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b':') {
+                self.key = String::from_utf8_lossy(raw).chars().take(100).collect();
+                continue;
+            }
+            if raw.len() < self.min {
+                continue;
+            }
+            let mut text = Vec::with_capacity(raw.len());
+            let mut escaped = false;
+            let mut plain = true;
+            for &c in raw {
+                if escaped {
+                    match c {
+                        b'/' => text.push(b'/'),
+                        b'n' | b'r' => {}
+                        _ => {
+                            plain = false;
+                            break;
+                        }
+                    }
+                    escaped = false;
+                } else if c == b'\\' {
+                    escaped = true;
+                } else {
+                    text.push(c);
+                }
+            }
+            if !plain {
+                continue;
+            }
+            if let Some(decoded) = decode_block(&text, self.min) {
+                return Some((self.key.clone(), decoded));
             }
         }
         None
@@ -547,5 +692,38 @@ mod tests {
         assert!(blocks.next_block().is_none());
         assert!(is_xml("application/xml; charset=utf-8") && is_xml("application/vnd.xoev+xml"));
         assert!(!is_xml("application/json"));
+    }
+
+    #[test]
+    fn base64_strings_in_json_are_found_decoded_and_named_by_member() {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let pdf = vec![9u8; 3000];
+        // MIME-wrapped with JSON escapes, and '/' escaped as "\/".
+        let wrapped = b64(&pdf)
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap().replace('/', "\\/"))
+            .collect::<Vec<_>>()
+            .join("\\r\\n");
+        let json = format!(
+            r#"{{"name": "Erika \"Mustermann\"", "anlagen": [{{"datei": "plan.pdf", "inhalt": "{wrapped}"}}],
+               "kurz": "{}", "text": "{}", "liste": ["{}"]}}"#,
+            b64(b"too short"),
+            "Dies ist kein Base64, obwohl es lang ist. ".repeat(100),
+            b64(&[3u8; 2000]),
+        );
+        let mut strings = Base64JsonStrings::new(json.as_bytes(), 1024);
+        let (key, decoded) = strings.next_block().unwrap();
+        assert_eq!((key.as_str(), decoded), ("inhalt", pdf));
+        let (key, decoded) = strings.next_block().unwrap();
+        assert_eq!(decoded, vec![3u8; 2000], "in an array after {key:?}");
+        assert!(strings.next_block().is_none());
+        // Broken JSON (an unterminated string): no block, no panic.
+        let broken = format!("{{\"a\": \"{}", b64(&[4u8; 2000]));
+        assert!(Base64JsonStrings::new(broken.as_bytes(), 1024)
+            .next_block()
+            .is_none());
+        assert!(is_json("application/json; charset=utf-8") && is_json("application/fhir+json"));
     }
 }
