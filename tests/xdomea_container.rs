@@ -192,3 +192,79 @@ async fn submit_to_hub(
     // The configuration's temporary folder lives as long as the hub.
     (hub, view, cfg)
 }
+
+/// A container larger than the hub's document memory budget is not packed:
+/// the message goes dead with a reason naming the setting, and nothing is
+/// delivered. A replay of a delivered container message renders and packs
+/// the same bytes again (names and ids derive from the message id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_stay_within_the_memory_budget_and_replay_to_the_same_bytes() {
+    let doc = std::fs::read(repo_root().join("config/demo/01-gewerbeanmeldung.xml")).unwrap();
+    let boundary = "budget-boundary";
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    let rx = Receiver::start().await;
+    let dms = format!(
+        "[connectors.dms]\ntype = \"http\"\nurl = \"{}\"\n",
+        rx.url("/dms")
+    );
+    let cfg = TestConfig::write_with_depot(
+        "127.0.0.1:0",
+        "document_memory = \"2 MiB\"",
+        &repo_root().join("rules"),
+        &[("musterstadt", tenant(&dms, &rx.url("/fv")))],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let submit = |pdf: Vec<u8>| {
+        let api = api.clone();
+        let body = multipart_body(boundary, &doc, &pdf);
+        let ct = ct.clone();
+        async move {
+            let r = api.post("portal", SENDER, &ct, body, None).await;
+            assert_eq!(r.status(), 202);
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+
+    // 1.5 MiB of attachment: packing needs about twice the container.
+    let id = submit(vec![b'x'; 1536 * 1024]).await;
+    let view = api.wait_state(&id, "dead", WAIT).await;
+    let reason = view["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("output dms: container") && reason.contains("document_memory"),
+        "{view:#}"
+    );
+    assert!(rx.accepted("/dms").is_empty());
+    assert!(
+        rx.accepted("/fv").is_empty(),
+        "nothing of the message is delivered"
+    );
+
+    // A small one is delivered; its replay delivers the same container.
+    let id = submit(b"%PDF-1.7\n%small\n".to_vec()).await;
+    api.wait_state(&id, "delivered", WAIT).await;
+    let (status, v) = api
+        .post_empty(
+            &format!("/api/v1/messages/{id}/replay"),
+            drehscheibe_suite::OPERATOR,
+        )
+        .await;
+    assert!((200..300).contains(&status), "{v}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while rx.accepted("/dms").len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay was not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = rx.accepted("/dms");
+    assert_eq!(
+        got[0].body, got[1].body,
+        "the same container, byte for byte"
+    );
+    hub.shutdown().await.unwrap();
+}
