@@ -11,7 +11,7 @@
 //! body).
 //!
 //! Memory: the parts and the zip made of them are held while packing,
-//! within the hub's document memory budget (`[server]
+//! and the zip until the route plan is stored, within the hub's document memory budget (`[server]
 //! document_memory`): packing waits for room, and a container larger than
 //! the whole budget goes `dead` with a reason that names the setting.
 //! XML and JSON entries are deflated, other files (PDF, images: already
@@ -24,6 +24,7 @@ use drehscheibe_model::Envelope;
 use drehscheibe_rules::container::{Container, EntrySource};
 use drehscheibe_store::StoreError;
 use tokio::io::AsyncReadExt;
+use tokio::sync::OwnedSemaphorePermit;
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
 
@@ -48,15 +49,18 @@ fn compression(name: &str) -> CompressionMethod {
 
 impl Hub {
     /// Packs every container output of `plan` in place (see the module
-    /// documentation). `Ok(Err(failure))`: the message cannot be packed
-    /// and goes `dead` with the reason; `Err`: a store or blob failure,
-    /// the route job runs again later.
+    /// documentation) and returns the memory reservations of the packed
+    /// containers: the caller holds them until the plan is stored.
+    /// `Ok(Err(failure))`: the message cannot be packed and goes `dead`
+    /// with the reason; `Err`: a store or blob failure, the route job runs
+    /// again later.
     pub(crate) async fn pack_containers(
         &self,
         plan: &mut RoutePlan,
         envelope: &Envelope,
         payload: &Bytes,
-    ) -> Result<Result<(), RouteFailure>, StoreError> {
+    ) -> Result<Result<Vec<OwnedSemaphorePermit>, RouteFailure>, StoreError> {
+        let mut reserved = Vec::new();
         for output in &mut plan.outputs {
             let Some(container) = output.container.take() else {
                 continue;
@@ -87,7 +91,7 @@ impl Hub {
                     "packing needs about {need} MiB, more than the hub's memory budget for documents in flight ({total} MiB, [server] document_memory)"
                 ));
             }
-            let Some((_memory, _)) = crate::worker::acquire(
+            let Some((memory, _)) = crate::worker::acquire(
                 &self.memory_permits,
                 u32::try_from(need).unwrap_or(u32::MAX),
             )
@@ -102,12 +106,13 @@ impl Hub {
                 Ok(zip) => {
                     output.bytes = zip;
                     output.packed = true;
+                    reserved.push(memory);
                 }
                 Err(PackError::Dead(reason)) => return dead(reason),
                 Err(PackError::Retry(e)) => return Err(e),
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(reserved))
     }
 
     /// Reads what the container holds (the attachments from the blob
@@ -167,12 +172,12 @@ impl Hub {
             .read_to_end(&mut bytes)
             .await
             .map_err(|e| retry(&e))?;
-        if bytes.len() as u64 != a.blob.size {
+        if bytes.len() as u64 != a.blob.size
+            || drehscheibe_model::sha256_hex(&bytes) != a.blob.sha256
+        {
             return Err(PackError::Dead(format!(
-                "attachment {:?} has {} bytes in the blob store, {} recorded",
-                a.name,
-                bytes.len(),
-                a.blob.size
+                "attachment {:?} in the blob store is not what was received (size or SHA-256 differs): corrupt",
+                a.name
             )));
         }
         Ok(Bytes::from(bytes))

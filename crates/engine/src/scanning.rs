@@ -100,7 +100,8 @@ impl Scanning {
     /// JSON, the base64 blocks inside it (element text, JSON strings), one
     /// at a time: a blocking thread finds and decodes them and hands them
     /// over one by one, so the document is not parsed on the async runtime
-    /// and at most two decoded blocks are in memory.
+    /// and at most three decoded blocks are in memory (being scanned, in
+    /// the channel, being decoded).
     async fn scan_document(
         &self,
         part: &str,
@@ -248,10 +249,11 @@ impl<'a> Base64Blocks<'a> {
     }
 }
 
-/// The base64 strings of a JSON text: string literals of at least `min`
-/// characters made of the base64 alphabet (JSON escapes `\/` and `\n`,
-/// `\r` allowed, as MIME-wrapped base64 has them), decoded, with the
-/// member name they are the value of (`""` in an array) — one at a time.
+/// The base64 strings of a JSON text: string values of at least `min`
+/// characters that are base64 once their JSON escapes are resolved (so
+/// MIME-wrapped base64 with `\r\n`, or `\/`, or any `\uXXXX`), decoded,
+/// with the last member name seen before them (for a value in an array:
+/// the array's) — one at a time.
 /// A byte-level scan: no tree is built, broken JSON yields what came
 /// before the fault.
 struct Base64JsonStrings<'a> {
@@ -307,29 +309,20 @@ impl<'a> Base64JsonStrings<'a> {
             if raw.len() < self.min {
                 continue;
             }
-            let mut text = Vec::with_capacity(raw.len());
-            let mut escaped = false;
-            let mut plain = true;
-            for &c in raw {
-                if escaped {
-                    match c {
-                        b'/' => text.push(b'/'),
-                        b'n' | b'r' => {}
-                        _ => {
-                            plain = false;
-                            break;
-                        }
-                    }
-                    escaped = false;
-                } else if c == b'\\' {
-                    escaped = true;
-                } else {
-                    text.push(c);
+            // Every JSON escape resolved as a JSON reader would (a `\u002B`
+            // must not hide a block): the literal with its quotes.
+            let text: std::borrow::Cow<'_, [u8]> = if raw.contains(&b'\\') {
+                let quoted = self
+                    .pos
+                    .checked_sub(raw.len() + 2)
+                    .and_then(|start| self.json.get(start..self.pos));
+                match quoted.and_then(|q| serde_json::from_slice::<String>(q).ok()) {
+                    Some(unescaped) => std::borrow::Cow::Owned(unescaped.into_bytes()),
+                    None => continue,
                 }
-            }
-            if !plain {
-                continue;
-            }
+            } else {
+                std::borrow::Cow::Borrowed(raw)
+            };
             if let Some(decoded) = decode_block(&text, self.min) {
                 return Some((self.key.clone(), decoded));
             }
@@ -719,6 +712,14 @@ mod tests {
         let (key, decoded) = strings.next_block().unwrap();
         assert_eq!(decoded, vec![3u8; 2000], "in an array after {key:?}");
         assert!(strings.next_block().is_none());
+        // A \u escape does not hide a block.
+        let plus = b64(&[0xfbu8; 1500]); // '+' and '/' in the alphabet
+        assert!(plus.contains('+'));
+        let escaped = format!("{{\"inhalt\": \"{}\"}}", plus.replace('+', "\\u002B"));
+        let (_, decoded) = Base64JsonStrings::new(escaped.as_bytes(), 1024)
+            .next_block()
+            .unwrap();
+        assert_eq!(decoded, vec![0xfbu8; 1500]);
         // Broken JSON (an unterminated string): no block, no panic.
         let broken = format!("{{\"a\": \"{}", b64(&[4u8; 2000]));
         assert!(Base64JsonStrings::new(broken.as_bytes(), 1024)

@@ -247,13 +247,18 @@ impl Hub {
 
         // Container outputs are packed (payload and attachments from the
         // blob store) before they are scanned and stored.
+        // (their memory reservations are held until the plan is stored)
+        let mut _container_memory = Vec::new();
         let decided = match decided {
             Ok(mut plan) if plan.outputs.iter().any(|o| o.container.is_some()) => {
                 match self
                     .pack_containers(&mut plan, &rec.envelope, &input)
                     .await?
                 {
-                    Ok(()) => Ok(plan),
+                    Ok(reserved) => {
+                        _container_memory = reserved;
+                        Ok(plan)
+                    }
                     Err(failure) => Err(failure),
                 }
             }

@@ -217,6 +217,7 @@ pub fn plan_xdomea(
     let mut prozess_id: Option<String> = None;
     let mut text = String::new();
     let mut names: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         let event = reader
             .read_event_into(&mut buf)
@@ -249,7 +250,7 @@ pub fn plan_xdomea(
                     prozess_id = Some(text.trim().to_owned());
                 } else if is(b"Primaerdokument", b"Dateiname") {
                     let name = text.trim().to_owned();
-                    if !names.contains(&name) {
+                    if seen.insert(name.clone()) {
                         names.push(name);
                     }
                 }

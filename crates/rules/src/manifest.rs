@@ -47,8 +47,9 @@
 //! A `schema` is a path relative to the package folder or a URI the hub's
 //! XML catalog maps to a local file (`urn:xoev-de:xdomea:schema:3.1.0`;
 //! see [`crate::schema`]). The hub validates a payload against the input
-//! schema once the rule has recognised it, before anything else happens
-//! (invalid: the message is `rejected` with every error's line and
+//! schema once the rule has recognised it and the route (Kommune, rule
+//! version) is known, before the rule renders (invalid: the message is
+//! `rejected` with every error's line and
 //! column), and every output against its schema before it is delivered
 //! (invalid: `dead` — a broken rule must not reach a Fachverfahren). An
 //! input schema needs `match.content_types` to list XML media types only.

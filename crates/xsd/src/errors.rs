@@ -106,9 +106,19 @@ impl Collector {
         if !(fatal || error.level == xmlErrorLevel_XML_ERR_ERROR) {
             return;
         }
+        if self.issues.len() >= MAX_REPORTED_ISSUES && !self.fatal {
+            // Only counted: a message can quote a multi-megabyte value, and
+            // a hostile document can raise millions of errors.
+            self.more += 1;
+            if fatal {
+                self.fatal = true;
+            }
+            return;
+        }
         // SAFETY: libxml2 hands out NUL-terminated strings (or NULL) that
-        // live until the callback returns; they are copied here.
-        let message = unsafe { c_string(error.message) }.unwrap_or_default();
+        // live until the callback returns; they are copied here (at most
+        // what `clip` keeps).
+        let message = unsafe { c_prefix(error.message, MAX_ISSUE_CHARS * 4) }.unwrap_or_default();
         // SAFETY: as above.
         let file = unsafe { c_string(error.file) };
         let column = positive(error.int2);
@@ -148,6 +158,23 @@ pub(crate) fn clip(message: &str) -> String {
     let mut out: String = message.chars().take(MAX_ISSUE_CHARS - 1).collect();
     out.push('…');
     out
+}
+
+/// Copies at most `max` bytes of a C string (cut at a character
+/// boundary by the lossy conversion).
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string valid for this call.
+pub(crate) unsafe fn c_prefix(p: *const c_char, max: usize) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract; the
+    // scan stops at the terminator or after `max` bytes, both inside it.
+    let len = (0..max).find(|&i| unsafe { *p.add(i) } == 0).unwrap_or(max);
+    // SAFETY: the first `len` bytes were just read.
+    let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
+    Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Copies a C string.

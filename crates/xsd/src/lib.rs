@@ -67,16 +67,26 @@
 //!
 //! # Hostile documents
 //!
-//! Documents come from outside. The reader parses with `XML_PARSE_NONET`
-//! only: entities are not substituted (`NOENT`), external DTDs not loaded
-//! (`DTDLOAD`, `DTDATTR`), libxml2's default size limits stay on (no
-//! `HUGE`). A document with a `<!DOCTYPE …>` is refused at once
+//! Documents come from outside. The reader parses with `XML_PARSE_NONET`:
+//! entities are not substituted (`NOENT`), external DTDs not loaded
+//! (`DTDLOAD`, `DTDATTR`). libxml2's default size limits (10 MB per text
+//! node, 256 levels) would refuse valid documents — an XÖV attachment of
+//! 7.5 MB as base64 — so `HUGE` lifts them, but only for a UTF-8 document
+//! whose prolog holds no DOCTYPE (HUGE also lifts libxml2's guard against
+//! entity expansion; such a document declares no entities); any other
+//! keeps the limits. A document with a `<!DOCTYPE …>` is refused at once
 //! ("DOCTYPE declarations are not accepted"; found by a scan of the
 //! prolog before parsing, or else when the reader meets the node, which
 //! also covers UTF-16): no payload the hub handles needs a DTD, and
 //! refusing it closes external-entity file disclosure (XXE) and entity
 //! expansion ("billion laughs") for good. Outside schema compilation the
 //! entity loader refuses every load.
+//!
+//! Not bounded by the hub's route budget: libxml2 does not look at it, so
+//! a validation runs to its end (linear in the document: about 30–60 MB/s,
+//! `benches/validate.rs`). libxml2 writes a few internal notices (e.g.
+//! "Unimplemented block") to stderr through its generic error handler,
+//! which this crate does not replace (its C type is variadic).
 //!
 //! # Threads
 //!

@@ -6,9 +6,10 @@
 //! nodes already read are freed. Memory therefore grows with the depth of
 //! the document, not its size.
 //!
-//! The reader parses with `XML_PARSE_NONET` only: no entity substitution
-//! (`NOENT`), no external DTD (`DTDLOAD`, `DTDATTR`), the default size
-//! limits (no `HUGE`). On top of that a document with a `<!DOCTYPE …>` is
+//! The reader parses with `XML_PARSE_NONET`: no entity substitution
+//! (`NOENT`), no external DTD (`DTDLOAD`, `DTDATTR`); `HUGE` (no 10 MB text
+//! node or 256-level caps) only for UTF-8 documents without DOCTYPE
+//! (`huge_is_safe`). On top of that a document with a `<!DOCTYPE …>` is
 //! refused (nothing the hub accepts needs a DTD, and refusing it closes
 //! XXE and entity expansion): before parsing when a byte scan of the
 //! prolog finds it, otherwise as soon as the reader reports the node; and
@@ -27,11 +28,11 @@ use std::ffi::c_void;
 use std::os::raw::c_int;
 
 use libxml::bindings::{
-    xmlFreeTextReader, xmlParserOption_XML_PARSE_NONET, xmlReaderForMemory,
-    xmlReaderTypes_XML_READER_TYPE_DOCUMENT_TYPE, xmlSchemaFreeValidCtxt, xmlSchemaNewValidCtxt,
-    xmlSchemaSetValidStructuredErrors, xmlSchemaValidCtxtPtr, xmlTextReaderIsValid,
-    xmlTextReaderNodeType, xmlTextReaderPtr, xmlTextReaderRead, xmlTextReaderSchemaValidateCtxt,
-    xmlTextReaderSetStructuredErrorHandler,
+    xmlFreeTextReader, xmlParserOption_XML_PARSE_HUGE, xmlParserOption_XML_PARSE_NONET,
+    xmlReaderForMemory, xmlReaderTypes_XML_READER_TYPE_DOCUMENT_TYPE, xmlSchemaFreeValidCtxt,
+    xmlSchemaNewValidCtxt, xmlSchemaSetValidStructuredErrors, xmlSchemaValidCtxtPtr,
+    xmlTextReaderIsValid, xmlTextReaderNodeType, xmlTextReaderPtr, xmlTextReaderRead,
+    xmlTextReaderSchemaValidateCtxt, xmlTextReaderSetStructuredErrorHandler,
 };
 
 use crate::compile::CompiledSchema;
@@ -144,7 +145,17 @@ unsafe fn run(
     // SAFETY: `vctxt.0` is valid; `user` outlives it (contract).
     unsafe { xmlSchemaSetValidStructuredErrors(vctxt.0, handler(), user) };
 
-    let options = xmlParserOption_XML_PARSE_NONET as c_int;
+    // NONET: never the network. HUGE lifts libxml2's size caps (a text
+    // node over 10 MB — an XÖV attachment of ~7.5 MB as base64 — and
+    // nesting beyond 256) but also its entity-expansion guard, so it is
+    // only set when the prolog scan has seen the whole prolog: a UTF-8
+    // document without DOCTYPE has no entities to expand
+    // ([`huge_is_safe`]). Anything else (UTF-16, other encodings) keeps
+    // libxml2's limits.
+    let mut options = xmlParserOption_XML_PARSE_NONET as c_int;
+    if huge_is_safe(document) {
+        options |= xmlParserOption_XML_PARSE_HUGE as c_int;
+    }
     // SAFETY: `document` is valid for `len` bytes and outlives the reader
     // (dropped at the end of this function); the URL is a static C string.
     let reader = unsafe {
@@ -232,6 +243,41 @@ unsafe fn read_all(
     Ok(valid)
 }
 
+/// Whether libxml2's `XML_PARSE_HUGE` may be set for `document`: it is
+/// UTF-8 (valid, no NUL, no other encoding declared) and its prolog holds
+/// no DOCTYPE — so [`prolog_doctype`] saw the prolog as libxml2 will, and
+/// the document declares no entities. (Called after the DOCTYPE check.)
+fn huge_is_safe(document: &[u8]) -> bool {
+    let body = document.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(document);
+    if body.contains(&0) || std::str::from_utf8(body).is_err() {
+        return false;
+    }
+    if prolog_doctype(document).is_some() {
+        return false;
+    }
+    let Some(rest) = body.trim_ascii_start().strip_prefix(b"<?xml") else {
+        return true; // no declaration: UTF-8 by default
+    };
+    let Some(end) = rest.windows(2).position(|w| w == b"?>") else {
+        return false;
+    };
+    let declaration = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+    match declaration.split_once("encoding") {
+        None => true,
+        Some((_, value)) => {
+            let value = value
+                .trim_start()
+                .trim_start_matches('=')
+                .trim_start()
+                .trim_start_matches(['"', '\''])
+                .split(['"', '\''])
+                .next()
+                .unwrap_or_default();
+            matches!(value, "utf-8" | "utf8")
+        }
+    }
+}
+
 /// Line and column (1-based) of a `<!DOCTYPE` in the prolog of an
 /// ASCII-compatible document (after the XML declaration, processing
 /// instructions, comments and white space).
@@ -288,6 +334,9 @@ fn chars(bytes: &[u8]) -> usize {
 /// that of the element's start tag when it is on the reported line (an
 /// end tag is paired with its start tag on the same line), otherwise
 /// that of the tag that triggered the error, when it starts on that line.
+/// How far into a line the column of a schema error is looked for.
+const MAX_COLUMN_SEARCH: usize = 1 << 20;
+
 fn locate_columns(issues: &mut [Issue], document: &[u8]) {
     let mut wanted: Vec<u32> = issues
         .iter()
@@ -310,11 +359,17 @@ fn locate_columns(issues: &mut [Issue], document: &[u8]) {
         let Some(&(_, start)) = starts.iter().find(|(l, _)| *l == line) else {
             continue;
         };
-        let end = document[start..]
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+        // On a line longer than this (a minified document) the column is
+        // left out: finding it would scan the line once per issue.
+        if offset.saturating_sub(start) > MAX_COLUMN_SEARCH {
+            continue;
+        }
+        let window = document.len().min(offset.saturating_add(4096));
+        let end = document[start..window]
             .iter()
             .position(|&b| b == b'\n')
-            .map_or(document.len(), |p| start + p);
-        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+            .map_or(window, |p| start + p);
         if let Some(at) = element_tag(&document[start..end], offset.saturating_sub(start), name) {
             issue.column = u32::try_from(chars(&document[start..start + at]) + 1).ok();
         }
@@ -440,6 +495,32 @@ fn element_tag(line: &[u8], limit: usize, local: &str) -> Option<usize> {
         }
     }
     Some(last_index)
+}
+
+#[cfg(test)]
+mod huge_tests {
+    use super::huge_is_safe;
+
+    #[test]
+    fn huge_only_for_utf8_without_doctype() {
+        assert!(huge_is_safe(b"<a/>"));
+        assert!(huge_is_safe(
+            b"\xEF\xBB\xBF<?xml version='1.0' encoding='UTF-8'?><a/>"
+        ));
+        assert!(huge_is_safe(
+            "<?xml version=\"1.0\"?><a>Grüße</a>".as_bytes()
+        ));
+        assert!(!huge_is_safe(
+            b"<?xml version='1.0' encoding='UTF-16'?><a/>"
+        ));
+        assert!(!huge_is_safe(
+            b"<?xml version='1.0' encoding='ISO-8859-1'?><a>\xE4</a>"
+        ));
+        assert!(!huge_is_safe(b"<\0a\0/\0>\0"));
+        assert!(!huge_is_safe(b"\xFF\xFE<\0a\0/\0>\0"));
+        assert!(!huge_is_safe(b"<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>"));
+        assert!(!huge_is_safe(b"<?xml version='1.0'"));
+    }
 }
 
 #[cfg(test)]

@@ -369,3 +369,38 @@ fn twenty_megabytes_validate() {
     assert_eq!(v.issues[0].line, Some(count as u32 + 2));
     assert_eq!(v.issues[0].column, Some(3));
 }
+
+/// An XÖV-style attachment: one `xs:base64Binary` element of 12 MB (more
+/// than libxml2's default cap of 10 MB per text node) and nesting deeper
+/// than libxml2's default 256 levels both validate.
+#[test]
+fn a_text_node_over_ten_megabytes_and_deep_nesting_validate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "anlage.xsd",
+        r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:a" xmlns:a="urn:a" elementFormDefault="qualified">
+  <xs:element name="anlage" type="xs:base64Binary"/>
+  <xs:element name="n">
+    <xs:complexType><xs:sequence><xs:element ref="a:n" minOccurs="0"/></xs:sequence></xs:complexType>
+  </xs:element>
+</xs:schema>"#,
+    );
+    let schema = factory()
+        .load_schema(dir.path(), "anlage.xsd")
+        .expect("schema compiles");
+    let base64 = "QUJD".repeat(3 * 1024 * 1024);
+    let doc = format!("<anlage xmlns=\"urn:a\">{base64}</anlage>");
+    assert!(doc.len() > 12_000_000);
+    schema
+        .validate(doc.as_bytes())
+        .expect("a 12 MB base64 element is valid");
+    let deep = format!(
+        "{}{}",
+        "<n xmlns=\"urn:a\">".repeat(400),
+        "</n>".repeat(400)
+    );
+    schema
+        .validate(deep.as_bytes())
+        .expect("400 levels are valid");
+}

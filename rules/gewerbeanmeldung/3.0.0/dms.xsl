@@ -262,7 +262,8 @@
       <xsl:variable name="typ" select="substring-before($typen, '&#10;')"/>
       <xsl:variable name="endung">
         <xsl:call-template name="endung">
-          <xsl:with-param name="name" select="$datei"/>
+          <!-- the sender's name, after the hub's "<uuid>_" -->
+          <xsl:with-param name="name" select="substring-after($datei, '_')"/>
         </xsl:call-template>
       </xsl:variable>
       <xdomea:Dokument>
@@ -299,16 +300,19 @@
     </xsl:if>
   </xsl:template>
 
-  <!-- The file name extension (after the last '.'), or 'bin'. -->
+  <!-- The file name extension (after the last '.'), or 'bin' for a name
+       without one. -->
   <xsl:template name="endung">
     <xsl:param name="name"/>
+    <xsl:param name="erster" select="true()"/>
     <xsl:choose>
       <xsl:when test="contains($name, '.')">
         <xsl:call-template name="endung">
           <xsl:with-param name="name" select="substring-after($name, '.')"/>
+          <xsl:with-param name="erster" select="false()"/>
         </xsl:call-template>
       </xsl:when>
-      <xsl:when test="$name = ''">bin</xsl:when>
+      <xsl:when test="$erster or $name = ''">bin</xsl:when>
       <xsl:otherwise><xsl:value-of select="$name"/></xsl:otherwise>
     </xsl:choose>
   </xsl:template>

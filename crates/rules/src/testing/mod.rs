@@ -85,7 +85,7 @@ use crate::depot::{Depot, DepotError};
 use crate::input::{InputDocument, InputKind};
 use crate::package::RulePackage;
 use crate::publish::load_package;
-use crate::schema::Engines;
+use crate::schema::{Engines, SchemaError};
 use crate::transform::{RenderContext, TransformError};
 
 /// The message id every case renders with (the nil UUID), so file name
@@ -550,8 +550,8 @@ fn evaluate(package: &RulePackage, case: &CaseRef) -> Result<(), Failure> {
     }
 
     match (&expectation, package.check_input(&payload)) {
-        (Expectation::InvalidInput(want), Err(e)) => {
-            let text = e.to_string();
+        (Expectation::InvalidInput(want), Err(SchemaError::Invalid(violation))) => {
+            let text = violation.to_string();
             return if text.contains(want.as_str()) {
                 Ok(())
             } else {
