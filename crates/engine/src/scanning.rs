@@ -181,24 +181,26 @@ enum Embedded {
     Json,
 }
 
-fn is_json(content_type: &str) -> bool {
+/// Whether the media type of `content_type` (parameters ignored) is
+/// `…/<suffix>` or `…+<suffix>`.
+fn media_type_is(content_type: &str, suffix: &str) -> bool {
     let media = content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    media.ends_with("/json") || media.ends_with("+json")
+    media
+        .strip_suffix(suffix)
+        .is_some_and(|rest| rest.ends_with('/') || rest.ends_with('+'))
+}
+
+fn is_json(content_type: &str) -> bool {
+    media_type_is(content_type, "json")
 }
 
 fn is_xml(content_type: &str) -> bool {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    media.ends_with("/xml") || media.ends_with("+xml")
+    media_type_is(content_type, "xml")
 }
 
 /// The base64 blocks of an XML document: element text (or CDATA) of at
