@@ -553,21 +553,13 @@ filename = "joined-{id}.xml"
     .unwrap();
     let clamd = ClamdProcess::start();
     let rx = Receiver::start().await;
-    let tenant = format!(
-        r#"id = "alpha"
-name = "Kommune alpha"
-ags = "01001000"
-
-[connectors.fv]
-type = "http"
-url = "{}"
-
-[[routes]]
-leistung = "{LEISTUNG}"
-rule = "scanjoin@^1"
-targets = {{ fachverfahren = "fv" }}
-"#,
-        rx.url("/alpha")
+    let tenant = drehscheibe_suite::http_tenant_with_rule(
+        "alpha",
+        "01001000",
+        LEISTUNG,
+        "scanjoin@^1",
+        &rx.url("/alpha"),
+        "",
     );
     let cfg = TestConfig::write_with_depot(
         "127.0.0.1:0",

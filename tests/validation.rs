@@ -115,21 +115,13 @@ fn antrag(name: &str, anzahl: &str) -> Vec<u8> {
 }
 
 fn tenant(rx: &Receiver) -> String {
-    format!(
-        r#"id = "alpha"
-name = "Kommune alpha"
-ags = "01001000"
-
-[connectors.fv]
-type = "http"
-url = "{}"
-
-[[routes]]
-leistung = "{LEISTUNG}"
-rule = "antrag@^1"
-targets = {{ fachverfahren = "fv" }}
-"#,
-        rx.url("/alpha")
+    drehscheibe_suite::http_tenant_with_rule(
+        "alpha",
+        "01001000",
+        LEISTUNG,
+        "antrag@^1",
+        &rx.url("/alpha"),
+        "",
     )
 }
 

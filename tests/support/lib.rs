@@ -338,6 +338,19 @@ pub fn http_tenant(
     url: &str,
     connector_extra: &str,
 ) -> String {
+    http_tenant_with_rule(id, ags, leistung, "testorder@^1", url, connector_extra)
+}
+
+/// [`http_tenant`] routing through `rule` (`id@requirement`), for tests
+/// with a depot of their own.
+pub fn http_tenant_with_rule(
+    id: &str,
+    ags: &str,
+    leistung: &str,
+    rule: &str,
+    url: &str,
+    connector_extra: &str,
+) -> String {
     format!(
         r#"id = "{id}"
 name = "Kommune {id}"
@@ -350,7 +363,7 @@ url = "{url}"
 
 [[routes]]
 leistung = "{leistung}"
-rule = "testorder@^1"
+rule = "{rule}"
 targets = {{ fachverfahren = "fv" }}
 "#
     )

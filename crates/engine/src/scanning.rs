@@ -37,6 +37,7 @@ use drehscheibe_model::{
     AuditEvent, Envelope, MessageId, MessageRecord, MessageState, ScanError, ScanFinding,
     ScanRelease, ScanState, Scanner, Verdict,
 };
+use drehscheibe_rules::InputKind;
 use drehscheibe_store::{Effects, Job, StoreError};
 
 use crate::hub::chrono_dur;
@@ -181,26 +182,20 @@ enum Embedded {
     Json,
 }
 
-/// Whether the media type of `content_type` (parameters ignored) is
-/// `…/<suffix>` or `…+<suffix>`.
-fn media_type_is(content_type: &str, suffix: &str) -> bool {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    media
-        .strip_suffix(suffix)
-        .is_some_and(|rest| rest.ends_with('/') || rest.ends_with('+'))
-}
-
+/// XML or JSON as the rule processor tells them apart
+/// ([`InputKind::from_content_type`]).
 fn is_json(content_type: &str) -> bool {
-    media_type_is(content_type, "json")
+    matches!(
+        InputKind::from_content_type(content_type),
+        Ok(InputKind::Json)
+    )
 }
 
 fn is_xml(content_type: &str) -> bool {
-    media_type_is(content_type, "xml")
+    matches!(
+        InputKind::from_content_type(content_type),
+        Ok(InputKind::Xml)
+    )
 }
 
 /// The base64 blocks of an XML document: element text (or CDATA) of at
