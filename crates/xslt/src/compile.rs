@@ -1,11 +1,14 @@
 //! Reading a stylesheet (with its includes and imports) into the compiled
 //! form, refusing everything outside the supported subset.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use xot::{Node, SpanInfo, SpanInfoKey, Value as XValue, Xot};
+use xot::{Node, Value as XValue, Xot};
+
+use crate::read::Positions;
 
 use crate::error::CompileError;
 use crate::ir::*;
@@ -17,10 +20,22 @@ use drehscheibe_xpath::Error as XError;
 pub(crate) const XSL_NS: &str = "http://www.w3.org/1999/XSL/Transform";
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
+/// The namespaces in force at a stylesheet element for literal result
+/// elements (see [`Compiler::exclusions`]).
+struct Exclusions {
+    /// Declared by `extension-element-prefixes` (on XSLT elements) or
+    /// `xsl:extension-element-prefixes` (on others).
+    extension: Rc<[String]>,
+    /// Not copied to the result: the XSLT namespace, the extension
+    /// namespaces and those of `exclude-result-prefixes`.
+    excluded: Rc<[String]>,
+}
+
 struct Module {
     text: String,
     root: Node,
-    spans: SpanInfo,
+    /// Where elements and text nodes start (for messages).
+    positions: Positions,
     line_starts: Vec<usize>,
 }
 
@@ -87,6 +102,11 @@ pub(crate) struct Compiler {
     call_checks: Vec<(usize, Node, usize, Vec<XName>)>,
     /// The distinct static base URIs (index 0: the principal module's).
     bases: std::cell::RefCell<Vec<Option<String>>>,
+    /// Per module, the index in `bases` of its own URI (the static base
+    /// of an expression with no `xml:base` in scope), once known.
+    module_base: std::cell::RefCell<Vec<Option<u32>>>,
+    /// Memo of [`Compiler::exclusions`] per stylesheet element.
+    exclusions_memo: std::cell::RefCell<rustc_hash::FxHashMap<Node, Rc<Exclusions>>>,
     /// Memo of [`Compiler::effective_version`] per stylesheet element.
     version_memo: std::cell::RefCell<rustc_hash::FxHashMap<Node, f64>>,
     /// Memo of [`Compiler::xpath_default_namespace`] per stylesheet element.
@@ -174,7 +194,7 @@ const COMMON_ATTRS: &[&str] = &[
 
 impl Compiler {
     pub(crate) fn new() -> Self {
-        let mut format_names = HashMap::new();
+        let mut format_names = HashMap::default();
         format_names.insert(None, 0);
         Compiler {
             xot: Xot::new(),
@@ -184,39 +204,41 @@ impl Compiler {
             next_precedence: 0,
             exprs: Vec::new(),
             templates: Vec::new(),
-            template_names: HashMap::new(),
-            mode_names: HashMap::new(),
+            template_names: HashMap::default(),
+            mode_names: HashMap::default(),
             modes: vec![Mode::default()],
             rule_order: 0,
             all_mode_rules: Vec::new(),
             globals: Vec::new(),
-            global_names: HashMap::new(),
+            global_names: HashMap::default(),
             global_prec: Vec::new(),
             keys: Vec::new(),
-            key_names: HashMap::new(),
+            key_names: HashMap::default(),
             formats: vec![DecimalFormat::default()],
             format_names,
             output_decls: Vec::new(),
             space_rules: Vec::new(),
             names: Vec::new(),
-            name_index: HashMap::new(),
+            name_index: HashMap::default(),
             ns_bindings: Vec::new(),
-            ns_index: HashMap::new(),
+            ns_index: HashMap::default(),
             locals: Vec::new(),
             next_slot: 0,
             max_slots: 0,
             ns_cache: Default::default(),
             nsctx: Vec::new(),
-            nsctx_index: HashMap::new(),
+            nsctx_index: HashMap::default(),
             functions: Vec::new(),
-            function_names: HashMap::new(),
+            function_names: HashMap::default(),
             function_prec: Vec::new(),
-            function_nodes: HashMap::new(),
+            function_nodes: HashMap::default(),
             source_text: String::new(),
             module_stack: Vec::new(),
             pictures: Default::default(),
             call_checks: Vec::new(),
             bases: Default::default(),
+            module_base: Default::default(),
+            exclusions_memo: Default::default(),
             version_memo: Default::default(),
             xpath_default_memo: Default::default(),
             expr_bases: Vec::new(),
@@ -230,12 +252,7 @@ impl Compiler {
         let Some(m) = self.modules.get(module) else {
             return (0, 0);
         };
-        let offset = m
-            .spans
-            .get(SpanInfoKey::ElementStart(node))
-            .or_else(|| m.spans.get(SpanInfoKey::Text(node)))
-            .map(|s| s.start)
-            .unwrap_or(0);
+        let offset = m.positions.get(node).unwrap_or(0);
         let line = m.line_starts.partition_point(|&s| s <= offset);
         let line_start = m
             .line_starts
@@ -273,10 +290,10 @@ impl Compiler {
 
     fn load_text(&mut self, text: String, path: PathBuf) -> CResult<usize> {
         let index = self.modules.len();
-        let (root, spans) = match self.xot.parse_with_span_info(&text) {
+        let (root, positions) = match crate::read::read(&mut self.xot, &text) {
             Ok(r) => r,
             Err(e) => {
-                let offset = e.span().start;
+                let offset = e.offset;
                 let starts = line_starts(&text);
                 let line = starts.partition_point(|&s| s <= offset);
                 let ls = starts.get(line.saturating_sub(1)).copied().unwrap_or(0);
@@ -285,7 +302,7 @@ impl Compiler {
                     file: path,
                     line,
                     column,
-                    message: format!("stylesheet is not well-formed XML: {e}"),
+                    message: format!("stylesheet is not well-formed XML: {}", e.message),
                 });
             }
         };
@@ -300,7 +317,7 @@ impl Compiler {
             line_starts: line_starts(&text),
             text,
             root,
-            spans,
+            positions,
         });
         self.apply_use_when(index)?;
         // use-when removed elements, whose node ids a later module may
@@ -308,6 +325,7 @@ impl Compiler {
         self.version_memo.get_mut().clear();
         self.xpath_default_memo.get_mut().clear();
         self.ns_cache.clear();
+        self.exclusions_memo.get_mut().clear();
         Ok(index)
     }
 
@@ -360,10 +378,10 @@ impl Compiler {
         let (ns, ns_index) = self.namespaces_idx(node);
         let line = self.position(m, node).0;
         let no_locals: Vec<(XName, usize)> = Vec::new();
-        let no_globals = HashMap::new();
-        let no_functions = HashMap::new();
-        let no_keys = HashMap::new();
-        let no_format_names = HashMap::new();
+        let no_globals = HashMap::default();
+        let no_functions = HashMap::default();
+        let no_keys = HashMap::default();
+        let no_format_names = HashMap::default();
         let scope = Scope {
             locals: &no_locals,
             globals: &no_globals,
@@ -473,6 +491,19 @@ impl Compiler {
             .collect()
     }
 
+    /// As [`Compiler::attrs`], borrowed: (namespace, local, value) of
+    /// each attribute, without copying a string.
+    fn attrs_ref(&self, node: Node) -> Vec<(&str, &str, &str)> {
+        self.xot
+            .attributes(node)
+            .iter()
+            .map(|(name, value)| {
+                let (l, ns) = self.xot.name_ns_str(name);
+                (ns, l, value.as_str())
+            })
+            .collect()
+    }
+
     fn attr(&self, node: Node, local: &str) -> Option<String> {
         self.attr_ns(node, "", local)
     }
@@ -488,11 +519,8 @@ impl Compiler {
     }
 
     fn check_attrs(&self, module: usize, node: Node, allowed: &[&str]) -> CResult<()> {
-        let name = self.xsl_local(node).unwrap_or("?").to_string();
-        for (ns, local, value) in self.attrs(node) {
-            if ns.is_empty()
-                && (allowed.contains(&local.as_str()) || COMMON_ATTRS.contains(&local.as_str()))
-            {
+        for (ns, local, value) in self.attrs_ref(node) {
+            if ns.is_empty() && (allowed.contains(&local) || COMMON_ATTRS.contains(&local)) {
                 continue;
             }
             if ns.is_empty()
@@ -509,10 +537,11 @@ impl Compiler {
                 continue;
             }
             let shown = if ns.is_empty() {
-                local
+                local.to_string()
             } else {
                 format!("{{{ns}}}{local}")
             };
+            let name = self.xsl_local(node).unwrap_or("?");
             return Err(self.err(
                 module,
                 node,
@@ -728,15 +757,34 @@ impl Compiler {
     /// with the `xml:base` attributes of its ancestors applied), as an
     /// index into the distinct bases of the stylesheet.
     fn static_base(&self, m: usize, node: Node) -> u32 {
-        let mut rels: Vec<String> = Vec::new();
-        for anc in self.xot.ancestors(node) {
-            if self.xot.element(anc).is_none() {
-                continue;
-            }
-            if let Some(v) = self.attr_ns(anc, XML_NS, "base") {
-                rels.push(v);
+        let mut rels: Vec<&str> = Vec::new();
+        // `xml:base` compared by name id: no such name, no such attribute
+        if let Some(base) = self.xot.name_ns("base", self.xot.xml_namespace()) {
+            for anc in self.xot.ancestors(node) {
+                if let Some(v) = self.xot.get_attribute(anc, base) {
+                    rels.push(v);
+                }
             }
         }
+        // the common case, no `xml:base` in scope: the module's URI, whose
+        // index is remembered per module
+        if rels.is_empty() {
+            if let Some(Some(i)) = self.module_base.borrow().get(m) {
+                return *i;
+            }
+        }
+        let index = self.base_index(m, &rels);
+        if rels.is_empty() {
+            let mut memo = self.module_base.borrow_mut();
+            if memo.len() <= m {
+                memo.resize(m + 1, None);
+            }
+            memo[m] = Some(index);
+        }
+        index
+    }
+
+    fn base_index(&self, m: usize, rels: &[&str]) -> u32 {
         let mut base = self.module_uri(m);
         for rel in rels.iter().rev() {
             base = Some(match base {
@@ -2095,8 +2143,8 @@ impl Compiler {
         // (definition, attribute) -> (precedence, normalized value, raw
         // value, module, node)
         type Chosen = HashMap<(String, String), (usize, String, String, usize, Node)>;
-        let mut chosen: Chosen = HashMap::new();
-        let mut conflicts: HashMap<(String, String), (usize, usize, Node)> = HashMap::new();
+        let mut chosen: Chosen = HashMap::default();
+        let mut conflicts: HashMap<(String, String), (usize, usize, Node)> = HashMap::default();
         for (m, node, prec, def) in &decls {
             let (m, node, prec) = (*m, *node, *prec);
             for (ns, local, value) in self.attrs(node) {
@@ -2366,11 +2414,10 @@ impl Compiler {
     // ---- sequence constructors ----------------------------------------------
 
     fn preserve_space(&self, node: Node) -> bool {
+        let space = self.xot.xml_space_name();
         for anc in self.xot.ancestors(node) {
-            for (ns, local, value) in self.attrs(anc) {
-                if ns == XML_NS && local == "space" {
-                    return value.trim() == "preserve";
-                }
+            if let Some(value) = self.xot.get_attribute(anc, space) {
+                return value.trim() == "preserve";
             }
         }
         false
@@ -2988,30 +3035,10 @@ impl Compiler {
     /// The extension namespaces in effect at `node`: the URIs of the
     /// prefixes of `extension-element-prefixes` on XSLT ancestors and of
     /// `xsl:extension-element-prefixes` on literal result ancestors.
-    fn extension_namespaces(&self, node: Node) -> Vec<String> {
-        let mut out = Vec::new();
-        for anc in self.xot.ancestors(node) {
-            if self.xot.element(anc).is_none() {
-                continue;
-            }
-            let is_xsl = self.xsl_local(anc).is_some();
-            for (ns, local, value) in self.attrs(anc) {
-                let applies = local == "extension-element-prefixes"
-                    && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
-                if !applies {
-                    continue;
-                }
-                for token in value.split_whitespace() {
-                    let prefix = if token == "#default" { "" } else { token };
-                    for (p, u) in self.xot.namespaces_in_scope(anc) {
-                        if self.xot.prefix_str(p) == prefix {
-                            out.push(self.xot.namespace_str(u).to_string());
-                        }
-                    }
-                }
-            }
-        }
-        out
+    /// The extension namespaces in force at `node`
+    /// (`extension-element-prefixes` on it and its ancestors).
+    fn extension_namespaces(&self, node: Node) -> Rc<[String]> {
+        self.exclusions(node).extension.clone()
     }
 
     /// An instruction in an extension namespace: none is implemented, so
@@ -3050,50 +3077,93 @@ impl Compiler {
         Ok(Instr::If { test, body })
     }
 
-    fn excluded_namespaces(&self, node: Node) -> Vec<String> {
-        let mut out = vec![XSL_NS.to_string()];
-        out.extend(self.extension_namespaces(node));
-        for anc in self.xot.ancestors(node) {
-            if self.xot.element(anc).is_none() {
+    /// The namespaces a literal result element at `node` does not copy:
+    /// the XSLT namespace, the extension namespaces and those named by
+    /// `exclude-result-prefixes` on it and its ancestors.
+    fn excluded_namespaces(&self, node: Node) -> Rc<[String]> {
+        self.exclusions(node).excluded.clone()
+    }
+
+    /// [`Exclusions`] at `node`, memoized per element: an element's are
+    /// its parent's plus what its own attributes add, so each element's
+    /// attributes are read once (not once per descendant). Iterative, so
+    /// that a deeply nested stylesheet cannot exhaust the stack.
+    fn exclusions(&self, node: Node) -> Rc<Exclusions> {
+        let mut chain = Vec::new();
+        let mut cur = Some(node);
+        let mut inherited = None;
+        while let Some(n) = cur {
+            if self.xot.element(n).is_none() {
+                break;
+            }
+            if let Some(found) = self.exclusions_memo.borrow().get(&n) {
+                inherited = Some(found.clone());
+                break;
+            }
+            chain.push(n);
+            cur = self.xot.parent(n);
+        }
+        let mut current = inherited.unwrap_or_else(|| {
+            Rc::new(Exclusions {
+                extension: Rc::from(Vec::new()),
+                excluded: Rc::from(vec![XSL_NS.to_string()]),
+            })
+        });
+        for &n in chain.iter().rev() {
+            current = self.own_exclusions(n, &current);
+            self.exclusions_memo.borrow_mut().insert(n, current.clone());
+        }
+        current
+    }
+
+    /// `inherited` plus what the attributes of element `el` add.
+    fn own_exclusions(&self, el: Node, inherited: &Rc<Exclusions>) -> Rc<Exclusions> {
+        let is_xsl = self.xsl_local(el).is_some();
+        let mut extension: Vec<String> = Vec::new();
+        let mut excluded: Vec<String> = Vec::new();
+        let in_scope = |prefix: Option<&str>| -> Vec<String> {
+            self.xot
+                .namespaces_in_scope(el)
+                .filter(|(p, _)| prefix.is_none_or(|want| self.xot.prefix_str(*p) == want))
+                .map(|(_, n)| self.xot.namespace_str(n).to_string())
+                .collect()
+        };
+        for (ns, local, value) in self.attrs_ref(el) {
+            let applies = (is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS);
+            if !applies {
                 continue;
             }
-            let is_xsl = self.xsl_local(anc).is_some();
-            for (ns, local, value) in self.attrs(anc) {
-                let applies = local == "exclude-result-prefixes"
-                    && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
-                if !applies {
-                    continue;
-                }
-                for token in value.split_whitespace() {
-                    let in_scope: Vec<(String, String)> = self
-                        .xot
-                        .namespaces_in_scope(anc)
-                        .map(|(p, n)| {
-                            (
-                                self.xot.prefix_str(p).to_string(),
-                                self.xot.namespace_str(n).to_string(),
-                            )
-                        })
-                        .collect();
-                    match token {
-                        "#all" => out.extend(in_scope.into_iter().map(|(_, u)| u)),
-                        "#default" => out.extend(
-                            in_scope
-                                .into_iter()
-                                .filter(|(p, _)| p.is_empty())
-                                .map(|(_, u)| u),
-                        ),
-                        prefix => out.extend(
-                            in_scope
-                                .into_iter()
-                                .filter(|(p, _)| p == prefix)
-                                .map(|(_, u)| u),
-                        ),
+            match local {
+                "extension-element-prefixes" => {
+                    for token in value.split_whitespace() {
+                        let prefix = if token == "#default" { "" } else { token };
+                        extension.extend(in_scope(Some(prefix)));
                     }
                 }
+                "exclude-result-prefixes" => {
+                    for token in value.split_whitespace() {
+                        match token {
+                            "#all" => excluded.extend(in_scope(None)),
+                            "#default" => excluded.extend(in_scope(Some(""))),
+                            prefix => excluded.extend(in_scope(Some(prefix))),
+                        }
+                    }
+                }
+                _ => {}
             }
         }
-        out
+        if extension.is_empty() && excluded.is_empty() {
+            return inherited.clone();
+        }
+        let mut all_extension = inherited.extension.to_vec();
+        all_extension.extend(extension.iter().cloned());
+        let mut all_excluded = inherited.excluded.to_vec();
+        all_excluded.extend(extension);
+        all_excluded.extend(excluded);
+        Rc::new(Exclusions {
+            extension: Rc::from(all_extension),
+            excluded: Rc::from(all_excluded),
+        })
     }
 
     fn literal_element(&mut self, m: usize, node: Node) -> CResult<Instr> {
@@ -3896,7 +3966,7 @@ impl Compiler {
         while let Some(n) = cur {
             if self.xot.element(n).is_some() {
                 let is_xsl = self.xsl_local(n).is_some();
-                for (ns, local, value) in self.attrs(n) {
+                for (ns, local, value) in self.attrs_ref(n) {
                     let applies = local == "expand-text"
                         && ((is_xsl && ns.is_empty()) || (!is_xsl && ns == XSL_NS));
                     if applies {

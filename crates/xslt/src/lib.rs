@@ -83,6 +83,7 @@ mod error;
 mod exec;
 mod ir;
 mod pattern;
+mod read;
 mod rules;
 mod serialize;
 mod xpath;

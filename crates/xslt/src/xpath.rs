@@ -18,7 +18,7 @@
 //! Expressions are `Send + Sync`, so the compiled stylesheet is shared by
 //! all threads without per-thread caches.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use drehscheibe_xpath::ast::{self, Argument, ExprKind, Postfix, Step};
 use drehscheibe_xpath::compile::{HostFunction, HostStatic, Namespaces, StaticContext};
