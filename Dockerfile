@@ -7,13 +7,15 @@ RUN apt-get update && apt-get install -y --no-install-recommends libxml2-dev lib
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p drehscheibe-cli \
- && strip target/release/drehscheibe
+ && strip target/release/drehscheibe target/release/drehscheibe-hub
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libxml2 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/drehscheibe --create-home drehscheibe
-COPY --from=build /src/target/release/drehscheibe /usr/local/bin/drehscheibe
+# `drehscheibe` runs `transform` itself and hands every other command to
+# `drehscheibe-hub` beside it (ADR 0020): install both.
+COPY --from=build /src/target/release/drehscheibe /src/target/release/drehscheibe-hub /usr/local/bin/
 COPY rules /opt/drehscheibe/rules
 COPY config /opt/drehscheibe/config
 COPY schemas /opt/drehscheibe/schemas

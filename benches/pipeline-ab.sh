@@ -3,12 +3,12 @@
 # binaries, alternating in one series (docs/benchmarks.md, session 9).
 #
 #   cargo bench --bench pipeline --no-run          # builds bench + hub
-#   cp target/release/drehscheibe-under-test /tmp/hub-a
+#   cp target/release/drehscheibe-under-test-hub /tmp/hub-a
 #   ... change, rebuild, copy to /tmp/hub-b ...
 #   benches/pipeline-ab.sh /tmp/hub-a /tmp/hub-b /tmp/hub-a /tmp/hub-b
 #
-# Each run copies the given binary to target/release/drehscheibe-under-test
-# (where the bench starts the hub from), runs the newest pipeline bench
+# Each run copies the given binary to target/release/drehscheibe-under-test-hub
+# (the hub executable the bench's `drehscheibe-under-test serve` runs), runs the newest pipeline bench
 # binary with BENCH_ONLY=gewerbe, and prints its figures together with the
 # hub's CPU time per message (`perf stat -e task-clock` on the hub process
 # over the whole run ÷ messages) — steadier than throughput on a shared
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${BENCH_MESSAGES:-3000}
 bench=$(ls -t target/release/deps/pipeline-* | grep -v '\.d$' | head -1)
-hub_bin=target/release/drehscheibe-under-test
+hub_bin=target/release/drehscheibe-under-test-hub
 stat=$(mktemp)
 orig=$(mktemp)
 cp -p "$hub_bin" "$orig"

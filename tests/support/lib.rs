@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 pub use drehscheibe_cli::runtime::{start, Runtime};
 use serde_json::Value;
 
+// Tests and benchmarks that run the hub in-process use the hub's
+// allocator (the child-process hub, `hub_bin.rs`, declares its own).
+drehscheibe_cli::hub_allocator!();
+
 /// Token of the `sender` role for channels `portal`.
 pub const SENDER: &str = "test-sender-token";
 /// Token of the `operator` role.
@@ -567,9 +571,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Path of the hub binary of this build profile: the suite's own
-/// `drehscheibe-under-test` bin target (the `drehscheibe` command line,
-/// see `tests/support/hub_bin.rs`), which cargo builds before it runs this
+/// Path of the `drehscheibe` command of this build profile: the suite's
+/// own `drehscheibe-under-test` bin target (the front, which hands every
+/// command but `transform` to `drehscheibe-under-test-hub` beside it, see
+/// `tests/support/front_bin.rs`), which cargo builds before it runs this
 /// package's tests and benchmarks, in the same invocation and with the same
 /// features. (`CARGO_BIN_EXE_*` is not set for this library, so the path
 /// is derived from the running test executable.)

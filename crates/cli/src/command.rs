@@ -1,6 +1,7 @@
 //! The `drehscheibe` command line: argument parsing and dispatch to the
-//! subcommands. The binary's `main` (and the test suite's copy of the
-//! binary, see `tests/support/hub_bin.rs`) only calls [`main`].
+//! subcommands. The hub executable's `main` (`drehscheibe-hub`, and the
+//! test suite's copy, see `tests/support/hub_bin.rs`) only calls [`main`];
+//! the `drehscheibe` front executable's only calls [`front_main`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -138,22 +139,60 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Run one stylesheet on one input file and write the result to stdout.
-    Transform {
-        /// The XSLT stylesheet.
-        #[arg(long)]
-        stylesheet: PathBuf,
-        /// The input document; `.json` files are offered to the stylesheet
-        /// in their `json-to-xml` form.
-        #[arg(long)]
-        input: PathBuf,
-        /// Content type of the input (default: by extension, `.json` →
-        /// application/json, else application/xml).
-        #[arg(long)]
-        content_type: Option<String>,
-        /// A global stylesheet parameter, `name=value` (repeatable).
-        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = ruletools::parse_param)]
-        params: Vec<(String, String)>,
-    },
+    Transform(TransformArgs),
+}
+
+/// The arguments of `transform`, shared by the hub's command line and the
+/// front's ([`FrontCli`]).
+#[derive(clap::Args)]
+struct TransformArgs {
+    /// The XSLT stylesheet.
+    #[arg(long)]
+    stylesheet: PathBuf,
+    /// The input document; `.json` files are offered to the stylesheet
+    /// in their `json-to-xml` form.
+    #[arg(long)]
+    input: PathBuf,
+    /// Content type of the input (default: by extension, `.json` →
+    /// application/json, else application/xml).
+    #[arg(long)]
+    content_type: Option<String>,
+    /// A global stylesheet parameter, `name=value` (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = ruletools::parse_param)]
+    params: Vec<(String, String)>,
+}
+
+impl TransformArgs {
+    fn run(self) -> ExitCode {
+        ruletools::transform(
+            &self.stylesheet,
+            &self.input,
+            self.content_type.as_deref(),
+            self.params,
+        )
+    }
+}
+
+/// The front's command line: only `transform` (everything else was
+/// handed to the hub before parsing). Same name and texts as [`Cli`], so
+/// `drehscheibe transform --help` and its errors read the same from
+/// either executable; building the one subcommand instead of all of them
+/// is a twentieth of a small transform's start-up.
+#[derive(Parser)]
+#[command(
+    name = "drehscheibe",
+    version,
+    about = "Integration hub (Datendrehscheibe) for OZG applications"
+)]
+struct FrontCli {
+    #[command(subcommand)]
+    command: FrontCommand,
+}
+
+#[derive(Subcommand)]
+enum FrontCommand {
+    /// Run one stylesheet on one input file and write the result to stdout.
+    Transform(TransformArgs),
 }
 
 #[derive(Subcommand)]
@@ -276,20 +315,26 @@ fn log_format(cli: Option<LogFormat>, config: &Path) -> LogFormat {
     })
 }
 
-/// Parse the process arguments and run the chosen subcommand.
+/// The `drehscheibe` executable (see [`crate::front`]): `transform` runs
+/// here, in a process that does not carry the hub; any other command —
+/// and `--help`, `--version` — is handed to the hub executable.
+pub fn front_main() -> ExitCode {
+    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new("transform")) {
+        return crate::front::exec_hub();
+    }
+    let FrontCommand::Transform(args) = FrontCli::parse().command;
+    args.run()
+}
+
+/// The hub executable's `main`: parse the process arguments and run the
+/// chosen subcommand (all of them, `transform` included).
 pub fn main() -> ExitCode {
-    crate::allocator::configure();
     let cli = Cli::parse();
     // The rule tools are synchronous one-shots: no async runtime (its
     // worker threads cost start-up time that `drehscheibe transform`,
     // called once per document by scripts, should not pay).
     let cli = match cli.command {
-        Command::Transform {
-            stylesheet,
-            input,
-            content_type,
-            params,
-        } => return ruletools::transform(&stylesheet, &input, content_type.as_deref(), params),
+        Command::Transform(args) => return args.run(),
         Command::Validate {
             schema,
             catalog,
@@ -478,17 +523,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             catalog,
             files,
         } => Ok(ruletools::validate(&schema, catalog.as_deref(), &files)),
-        Command::Transform {
-            stylesheet,
-            input,
-            content_type,
-            params,
-        } => Ok(ruletools::transform(
-            &stylesheet,
-            &input,
-            content_type.as_deref(),
-            params,
-        )),
+        Command::Transform(args) => Ok(args.run()),
     }
 }
 

@@ -79,12 +79,23 @@ pub fn sample_key(file: &Path, content: &[u8]) -> String {
     format!("demo-{name}-{hash:016x}")
 }
 
-/// How to call this binary in the hints the demo prints: the path it was
-/// started by, relative to the working directory when it lies below it
-/// (`target/release/drehscheibe` after `cargo run --release`), else
+/// How to call the command line in the hints the demo prints: the front
+/// executable beside this one (this is `drehscheibe-hub`, see
+/// [`crate::front`]), relative to the working directory when it lies below
+/// it (`target/release/drehscheibe` after a release build), else
 /// `drehscheibe`.
 pub fn invocation_name() -> String {
-    let exe = std::env::current_exe().ok();
+    let exe = std::env::current_exe().ok().map(|exe| {
+        let front = exe
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(crate::front::HUB_SUFFIX))
+            .map(str::to_owned);
+        match front {
+            Some(front) => exe.with_file_name(front),
+            None => exe,
+        }
+    });
     let cwd = std::env::current_dir().ok();
     match (exe, cwd) {
         (Some(exe), Some(cwd)) => match exe.strip_prefix(&cwd) {

@@ -363,3 +363,62 @@ fn publish_copies_refuses_the_same_version_and_failing_tests() {
         .collect();
     assert!(hidden.is_empty(), "{hidden:?}");
 }
+
+/// `drehscheibe` is a front (src/front.rs): it runs `transform` itself and
+/// replaces itself with `drehscheibe-hub` beside it for everything else.
+#[test]
+fn the_front_runs_transform_itself_and_hands_every_other_command_to_the_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let front = bin.join("drehscheibe");
+    std::fs::copy(env!("CARGO_BIN_EXE_drehscheibe"), &front).unwrap();
+    std::fs::write(tmp.path().join("s.xsl"), STYLESHEET).unwrap();
+    std::fs::write(tmp.path().join("in.xml"), INPUT).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(&front)
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let transform = ["transform", "--stylesheet", "s.xsl", "--input", "in.xml"];
+
+    // Without the hub executable: transform works, anything else says what
+    // is missing.
+    let out = run(&transform);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(">Erika Muster</fv:name>"));
+    let out = run(&["--version"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("drehscheibe-hub"), "{}", stderr(&out));
+
+    // With it: the hub answers, under the name the user typed, and its
+    // exit code is the command's.
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_drehscheibe-hub"),
+        bin.join("drehscheibe-hub"),
+    )
+    .unwrap();
+    let out = run(&["--version"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("drehscheibe "), "{}", stdout(&out));
+    let out = run(&["rules", "test", "nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a folder"), "{}", stderr(&out));
+    let out = run(&["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Usage: drehscheibe"),
+        "{}",
+        stderr(&out)
+    );
+    // and transform still runs in the front, the same as in the hub
+    let hub = run(&transform);
+    let direct = Command::new(bin.join("drehscheibe-hub"))
+        .args(transform)
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(hub.stdout, direct.stdout);
+}
