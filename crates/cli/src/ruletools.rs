@@ -243,7 +243,14 @@ pub fn transform(
         }
     };
     let params: BTreeMap<String, String> = params.into_iter().collect();
-    match Transformer::transform(&compiled, &doc, &params) {
+    let result = Transformer::transform(&compiled, &doc, &params);
+    // The process ends with this command: leave the compiled stylesheet
+    // and the input tree to the operating system instead of freeing their
+    // thousands of allocations one by one (0.3 M of the 11 M instructions
+    // of a small transform with a three-module stylesheet).
+    std::mem::forget(compiled);
+    std::mem::forget(doc);
+    match result {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
             if let Err(e) = stdout
