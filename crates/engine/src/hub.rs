@@ -29,7 +29,8 @@ pub struct HubSettings {
     pub channels: HashSet<String>,
     pub max_payload_bytes: u64,
     pub max_attachment_bytes: u64,
-    /// Routing jobs run at once (CPU-bound: parsing, XPath, transforms).
+    /// Routing jobs run at once (CPU-bound: parsing, XPath, transforms),
+    /// each on one of as many routing threads of the hub's own.
     pub route_workers: usize,
     /// Jobs in flight at once (routing + deliveries, incl. waiting ones).
     pub max_in_flight: usize,
@@ -123,6 +124,8 @@ pub struct Hub {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) settings: HubSettings,
     pub(crate) route_permits: Arc<Semaphore>,
+    /// The threads that route (as many as `route_permits`).
+    pub(crate) route_pool: crate::route_pool::RoutePool,
     /// [`HubSettings::document_memory`] in MiB permits.
     pub(crate) memory_permits: Arc<Semaphore>,
     wake: Notify,
@@ -149,6 +152,7 @@ impl Hub {
             connectors,
             metrics: Arc::new(Metrics::new()),
             route_permits: Arc::new(Semaphore::new(settings.route_workers.max(1))),
+            route_pool: crate::route_pool::RoutePool::new(settings.route_workers.max(1)),
             memory_permits: Arc::new(Semaphore::new(memory_units(settings.document_memory))),
             settings,
             wake: Notify::new(),

@@ -18,7 +18,8 @@
 //! (at-least-once delivery).
 //!
 //! Routing is bounded per message and per hub: intake checks run on the
-//! blocking pool; each routing step has a time budget
+//! blocking pool, routing on `route_workers` threads of its own
+//! (`route_pool`); each routing step has a time budget
 //! ([`HubSettings::route_budget`]; XPath and XSLT check the deadline
 //! cooperatively, and an over-budget message ends `dead` with the reason
 //! long before its job lease could expire), and documents in flight share
@@ -38,6 +39,7 @@ pub mod health;
 mod hub;
 mod metrics;
 pub mod retention;
+mod route_pool;
 mod routing;
 mod scanning;
 mod worker;

@@ -316,7 +316,8 @@ impl Hub {
         Ok(())
     }
 
-    /// Runs the routing policy on the blocking pool under the hub's time
+    /// Runs the routing policy on a routing thread
+    /// ([`RoutePool`](crate::route_pool::RoutePool)) under the hub's time
     /// budget (see [`HubSettings::route_budget`](crate::HubSettings)).
     ///
     /// The evaluation is stopped cooperatively: the policy runs inside
@@ -324,7 +325,7 @@ impl Hub {
     /// XSLT evaluation check every few steps. Should the policy not stop
     /// by itself shortly after the deadline (work that does not tick),
     /// this waits no longer: the message is settled `dead` now, the flag
-    /// is raised, and the routing permit stays with the blocking thread
+    /// is raised, and the routing permit stays with the routing thread
     /// until it really ends (so a stuck routing still counts against
     /// `route_workers`). Either way the reason is the same.
     async fn route_within_budget(
@@ -345,7 +346,7 @@ impl Hub {
         let flag = cancel.clone();
         let router = self.router.clone();
         let envelope = rec.envelope.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let task = self.route_pool.run(move || {
             // Memory and worker slot stay taken until the work really ends.
             let _permits = permits;
             budget::with_budget(deadline, flag, || router.route(&envelope, &payload))
