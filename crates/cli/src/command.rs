@@ -174,14 +174,14 @@ impl TransformArgs {
 }
 
 /// The front's command line: only `transform` (everything else was
-/// handed to the hub before parsing). Same name and texts as [`Cli`], so
+/// handed to the hub before parsing, `--version` included). Same name and
+/// texts as [`Cli`], so
 /// `drehscheibe transform --help` and its errors read the same from
 /// either executable; building the one subcommand instead of all of them
 /// is a twentieth of a small transform's start-up.
 #[derive(Parser)]
 #[command(
     name = "drehscheibe",
-    version,
     about = "Integration hub (Datendrehscheibe) for OZG applications"
 )]
 struct FrontCli {

@@ -85,17 +85,9 @@ pub fn sample_key(file: &Path, content: &[u8]) -> String {
 /// it (`target/release/drehscheibe` after a release build), else
 /// `drehscheibe`.
 pub fn invocation_name() -> String {
-    let exe = std::env::current_exe().ok().map(|exe| {
-        let front = exe
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(crate::front::HUB_SUFFIX))
-            .map(str::to_owned);
-        match front {
-            Some(front) => exe.with_file_name(front),
-            None => exe,
-        }
-    });
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|exe| crate::front::front_path(&exe).unwrap_or(exe));
     let cwd = std::env::current_dir().ok();
     match (exe, cwd) {
         (Some(exe), Some(cwd)) => match exe.strip_prefix(&cwd) {

@@ -43,6 +43,19 @@ pub fn hub_path() -> std::io::Result<PathBuf> {
     Ok(front.with_file_name(name))
 }
 
+/// The front executable that belongs to the hub executable `hub` (the
+/// inverse of [`hub_path`]): `…/drehscheibe-hub` → `…/drehscheibe`; `None`
+/// if `hub` is not named like a hub executable.
+pub fn front_path(hub: &std::path::Path) -> Option<PathBuf> {
+    let stem = hub.file_stem()?.to_str()?.strip_suffix(HUB_SUFFIX)?;
+    let mut name = OsString::from(stem);
+    if let Some(ext) = hub.extension() {
+        name.push(".");
+        name.push(ext);
+    }
+    Some(hub.with_file_name(name))
+}
+
 /// Replaces this process with the hub executable, passing the arguments
 /// (and `argv[0]`, so usage messages name the command the user typed).
 /// Returns only when that fails.

@@ -172,9 +172,17 @@ impl Hub {
             .read_to_end(&mut bytes)
             .await
             .map_err(|e| retry(&e))?;
-        if bytes.len() as u64 != a.blob.size
-            || drehscheibe_model::sha256_hex(&bytes) != a.blob.sha256
-        {
+        // Hashing up to an attachment's size limit is CPU work: off the
+        // async runtime, like the packing itself.
+        let (size, sha256) = (a.blob.size, a.blob.sha256.clone());
+        let (bytes, intact) = tokio::task::spawn_blocking(move || {
+            let intact =
+                bytes.len() as u64 == size && drehscheibe_model::sha256_hex(&bytes) == sha256;
+            (bytes, intact)
+        })
+        .await
+        .map_err(|e| retry(&e))?;
+        if !intact {
             return Err(PackError::Dead(format!(
                 "attachment {:?} in the blob store is not what was received (size or SHA-256 differs): corrupt",
                 a.name

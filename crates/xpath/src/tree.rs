@@ -22,7 +22,10 @@ use std::collections::HashMap;
 mod parse;
 mod serialize;
 
-pub use parse::{declaration_error, decode_xml, decode_xml_from, pi_target_error, split_qname};
+pub use parse::{
+    declaration_error, decode_xml, decode_xml_from, first_non_xml_char, normalize_newlines,
+    pi_target_error, split_qname,
+};
 pub use serialize::to_xml_string;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -3035,8 +3035,6 @@ impl Compiler {
     /// The extension namespaces in effect at `node`: the URIs of the
     /// prefixes of `extension-element-prefixes` on XSLT ancestors and of
     /// `xsl:extension-element-prefixes` on literal result ancestors.
-    /// The extension namespaces in force at `node`
-    /// (`extension-element-prefixes` on it and its ancestors).
     fn extension_namespaces(&self, node: Node) -> Rc<[String]> {
         self.exclusions(node).extension.clone()
     }

@@ -1,9 +1,11 @@
 //! Reads a stylesheet module into the compiler's xot tree.
 //!
-//! quick-xml tokenizes the text and this module builds the same tree that
+//! quick-xml tokenizes the text and this module builds the tree that
 //! `Xot::parse_with_span_info` builds (elements with their namespace
 //! declarations and attributes, text with adjacent text and CDATA merged,
-//! comments, processing instructions; no DTD), and records where each
+//! comments, processing instructions; no DTD) — except that line ends in
+//! CDATA sections, comments and processing instructions are normalized
+//! to LF as XML 1.0 §2.11 requires (xot keeps CR there) — and records where each
 //! element and text node starts, for the compiler's `file:line:col`
 //! messages. xot's own parser spent a third of the compile time of a
 //! typical rule (`gewerbeanmeldung`'s three-module stylesheet: 3.2 M of
@@ -11,12 +13,17 @@
 //! in copying every attribute value and text character by character, and
 //! in span bookkeeping the compiler does not use.
 //!
-//! Well-formedness is checked as xot checks it: one root element, matching
-//! end tags, declared prefixes, no duplicate attributes, known entity and
-//! character references, no DTD, XML 1.0.
+//! Well-formedness is checked as xot checks it: characters allowed in XML,
+//! one root element, matching end tags, declared prefixes, no duplicate
+//! attributes, known entity and character references, the XML declaration
+//! first, no DTD, XML 1.0. (Not checked: unique `xml:id` values, which xot
+//! also normalizes; the compiler does not use them.)
 
 use std::borrow::Cow;
 
+use drehscheibe_xpath::tree::{
+    first_non_xml_char, normalize_newlines, split_qname, XMLNS_NS, XML_NS,
+};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use rustc_hash::FxHashMap;
@@ -50,6 +57,13 @@ impl Positions {
 
 /// Reads `text` into `xot`: the document node and the positions.
 pub(crate) fn read(xot: &mut Xot, text: &str) -> Result<(Node, Positions), ReadError> {
+    // quick-xml does not check characters; xot's tokenizer refused these
+    if let Some((offset, c)) = first_non_xml_char(text) {
+        return Err(error(
+            offset,
+            format!("character U+{:04X} is not allowed in XML", c as u32),
+        ));
+    }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.trim_text(false);
@@ -121,6 +135,13 @@ pub(crate) fn read(xot: &mut Xot, text: &str) -> Result<(Node, Positions), ReadE
                 state.append(node, at)?;
             }
             Event::Decl(d) => {
+                // only at the very start (after a byte order mark)
+                let first = text
+                    .get(..at)
+                    .is_some_and(|before| before.trim_start_matches('\u{feff}').is_empty());
+                if !first {
+                    return Err(error(at, "the XML declaration must come first"));
+                }
                 let version = d
                     .version()
                     .map_err(|e| error(at, format!("XML declaration: {e}")))?;
@@ -327,8 +348,6 @@ impl State<'_, '_> {
 /// URI, which Namespaces in XML 1.0 does not allow, is accepted as xot
 /// accepts it: the prefix then names no namespace.)
 fn check_declaration(prefix: &str, uri: &str, at: usize) -> Result<(), ReadError> {
-    const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
-    const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
     let bad = prefix == "xmlns" || uri == XMLNS_NS || (prefix == "xml") != (uri == XML_NS);
     if bad || !is_ncname(prefix) {
         return Err(error(
@@ -341,14 +360,9 @@ fn check_declaration(prefix: &str, uri: &str, at: usize) -> Result<(), ReadError
 
 /// `prefix:local` or `local`, both NCNames.
 fn split_name(name: &str, at: usize) -> Result<(&str, &str), ReadError> {
-    let (prefix, local) = match name.split_once(':') {
-        Some((p, l)) => (p, l),
-        None => ("", name),
-    };
-    if !is_ncname(local) || (!prefix.is_empty() && !is_ncname(prefix)) || name.starts_with(':') {
-        return Err(error(at, format!("invalid name {name:?}")));
-    }
-    Ok((prefix, local))
+    split_qname(name)
+        .filter(|(prefix, local)| is_ncname(local) && (prefix.is_empty() || is_ncname(prefix)))
+        .ok_or_else(|| error(at, format!("invalid name {name:?}")))
 }
 
 fn is_name_start(c: char) -> bool {
@@ -376,16 +390,6 @@ fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| is_name_start(c) || c == ':')
         && chars.all(|c| is_name_char(c) || c == ':')
-}
-
-/// Line ends (CR LF, CR → LF) of CDATA sections, comments and
-/// processing instructions.
-fn normalize_newlines(s: &str) -> Cow<'_, str> {
-    if s.contains('\r') {
-        Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
-    } else {
-        Cow::Borrowed(s)
-    }
 }
 
 /// Expands entity and character references and normalizes line ends
@@ -521,6 +525,8 @@ mod tests {
             ("<a xmlns:xml='urn:x'/>", "namespace declaration", false),
             ("<a x='<'/>", "not allowed", true),
             ("<1a/>", "invalid name", true),
+            ("<a>\u{1}</a>", "U+0001", true),
+            ("<a/><?xml version=\"1.0\"?>", "must come first", true),
         ] {
             let mut xot = Xot::new();
             let e = read(&mut xot, text)

@@ -304,7 +304,8 @@ fn unescape<'r>(
 }
 
 /// Normalizes line ends (CDATA, comments, PIs): CR LF and CR → LF.
-fn normalize_newlines(s: &str) -> Cow<'_, str> {
+/// Shared with the XSLT crate's stylesheet reader.
+pub fn normalize_newlines(s: &str) -> Cow<'_, str> {
     if s.contains('\r') {
         Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
@@ -676,8 +677,15 @@ fn add_attributes<'t>(
 }
 
 /// Rejects characters XML does not allow (CDATA, comments, PIs).
+/// The first character of `s` that XML 1.0 does not allow in a document
+/// (control characters other than tab, LF and CR; U+FFFE, U+FFFF), with
+/// its byte offset. Shared with the XSLT crate's stylesheet reader.
+pub fn first_non_xml_char(s: &str) -> Option<(usize, char)> {
+    s.char_indices().find(|&(_, c)| !xml_char(c))
+}
+
 fn check_chars(ctx: &Ctx<'_>, s: &str, base: usize) -> Result<(), ParseError> {
-    if let Some((i, c)) = s.char_indices().find(|&(_, c)| !xml_char(c)) {
+    if let Some((i, c)) = first_non_xml_char(s) {
         return Err(ctx.malformed(
             base + i,
             format!("character U+{:04X} is not allowed in XML", c as u32),
