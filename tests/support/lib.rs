@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod bench;
+pub mod browser;
 pub mod fit;
 pub mod pg_cluster;
 pub mod receiver;

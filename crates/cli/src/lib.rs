@@ -75,6 +75,7 @@ pub mod allocator {
     pub const ARENA_EAGER_COMMIT: std::os::raw::c_int = 4;
 }
 
+pub mod admin;
 pub mod client;
 pub mod command;
 pub mod connectors;

@@ -25,6 +25,14 @@ pub fn load(config_file: &Path) -> Result<(HubConfig, Arc<Depot>, Vec<String>)> 
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (depot, problems) =
         crate::runtime::load_depot(&config.rules.depot, config.rules.catalog.as_deref())?;
+    check_against_depot(&config, &depot)?;
+    Ok((config, depot, problems))
+}
+
+/// The checks of `config check` beyond loading: every route's rule exists
+/// in a matching version, gets its required parameters, and has every
+/// output mapped to a connector (and no mapping without an output).
+pub fn check_against_depot(config: &HubConfig, depot: &Depot) -> Result<()> {
     config
         .check_rule_refs(|sel, params| {
             let pkg = depot.resolve(&sel.id, &sel.version).ok_or_else(|| {
@@ -48,8 +56,7 @@ pub fn load(config_file: &Path) -> Result<(HubConfig, Arc<Depot>, Vec<String>)> 
             pkg.check_params(params).map(|_| ())
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    check_targets(&config, &depot)?;
-    Ok((config, depot, problems))
+    check_targets(config, depot)
 }
 
 /// Every output role of a route's rule must be mapped to a connector, and
@@ -137,9 +144,16 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let data = &config.server.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let (store, blobs) = open_store(&config, started).await?;
-    let config_text = std::fs::read_to_string(&config.main_file).unwrap_or_default();
+    let base = config
+        .main_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let snapshot = crate::admin::snapshot_text(&config, |p| {
+        p.strip_prefix(&base).unwrap_or(p).display().to_string()
+    });
     store
-        .put_config_snapshot(&config.digest, &config_text)
+        .put_config_snapshot(&config.digest, &snapshot)
         .await
         .context("storing configuration snapshot")?;
 
@@ -185,7 +199,15 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     } else {
         settings
     };
-    let hub = Hub::new(store, blobs, router, connectors, settings);
+    let hub = Hub::new(store, blobs, router.clone(), connectors, settings);
+    // Configuration changes from the console, the API and hand edits
+    // (ADR 0021).
+    let admin = Arc::new(crate::admin::FileConfigAdmin::new(
+        &config,
+        router,
+        hub.clone(),
+        config.console.editable,
+    )?);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
@@ -221,7 +243,25 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     // (ADR 0013); nothing here knows a protocol.
     let intake: Arc<dyn Intake> = hub.clone();
     let tokens = Arc::new(config.token_table());
-    let mut app = drehscheibe_server::app(hub.clone(), tokens.clone());
+    let mut app = drehscheibe_server::app(hub.clone(), tokens.clone())
+        .merge(drehscheibe_server::config_router(
+            admin.clone(),
+            tokens.clone(),
+        ))
+        .merge(drehscheibe_server::dry_run_router(
+            hub.clone(),
+            tokens.clone(),
+        ))
+        .merge(drehscheibe_server::openapi_router())
+        .merge(drehscheibe_console::console_router(
+            hub.clone(),
+            tokens.clone(),
+            admin.clone(),
+            drehscheibe_console::ConsoleSettings {
+                secure_cookie: config.server.tls.is_some(),
+                ..drehscheibe_console::ConsoleSettings::default()
+            },
+        ));
     let mut channel_tasks: Vec<Box<dyn InputAdapter>> = Vec::new();
     for ch in &config.channels {
         let adapter = ch
@@ -264,6 +304,11 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         tasks.spawn(async move { task.run(i, s).await.map_err(anyhow::Error::from) });
     }
 
+    let (watcher, s) = (admin.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        watcher.watch(s).await;
+        Ok(())
+    });
     let engine = hub.clone();
     let s = shutdown.clone();
     tasks.spawn(async move { engine.run(s).await.map_err(anyhow::Error::from) });

@@ -44,6 +44,7 @@ mod retry;
 mod secret;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use load::Overrides;
 pub use plugin::Plugins;
 pub use raw::{AuthType, ByteSize, RawAuth as AuthRef, RawClientCert as ClientCertRef};
 pub use retry::RetryPolicy;
@@ -54,6 +55,11 @@ pub use secret::{Secret, SecretSource, SecretString};
 pub struct HubConfig {
     /// Absolute path of the main file.
     pub main_file: PathBuf,
+    /// Absolute path of the tenant directory (`tenant_dir`).
+    pub tenant_dir: PathBuf,
+    /// Every file loaded, main file first, then the tenant files by path,
+    /// with the text loaded (what [`HubConfig::digest`] covers).
+    pub sources: Vec<(PathBuf, String)>,
     /// Hex SHA-256 over all configuration files (main file and tenant
     /// files, sorted by path; each contributes its path relative to the
     /// main file's directory and its text). Identifies the config version.
@@ -76,6 +82,24 @@ pub struct HubConfig {
     /// `[scanner]`: the malware scanner; `None` when the section is
     /// absent (content is not scanned).
     pub scanner: Option<ScannerConfig>,
+    /// `[console]`: the web console and the configuration API.
+    pub console: ConsoleConfig,
+}
+
+/// `[console]` of the main file (ADR 0021).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// Whether the console and the configuration API may write tenant
+    /// files (default `true`). Switch it off where several instances
+    /// read configuration directories of their own (files rolled out by
+    /// deployment): one node's edit would not reach the others.
+    pub editable: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self { editable: true }
+    }
 }
 
 /// A channel's or tenant's `scan` key (ADR 0017).
@@ -571,7 +595,19 @@ impl HubConfig {
     /// unresolvable secrets, dangling references, …) at once. Connector
     /// tables are read by the plugin registered for their `type`.
     pub fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, ConfigErrors> {
-        load::load(main_file, plugins)
+        load::load(main_file, plugins, &Overrides::new())
+    }
+
+    /// [`HubConfig::load`] with some files' texts given instead of read:
+    /// the check of a candidate change before anything is written (ADR
+    /// 0021). An override in the tenant directory that is not on disk is
+    /// loaded as a new tenant file.
+    pub fn load_with(
+        main_file: &Path,
+        plugins: &Plugins,
+        overrides: &Overrides,
+    ) -> Result<HubConfig, ConfigErrors> {
+        load::load(main_file, plugins, overrides)
     }
 
     /// What the channels provide to connectors, by resource name (see

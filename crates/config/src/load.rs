@@ -132,12 +132,28 @@ struct TenantFile {
     config: Option<TenantConfig>,
 }
 
-pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, ConfigErrors> {
+/// Texts that stand in for files on disk while loading (see
+/// [`HubConfig::load_with`]), by absolute path: `Some(text)` replaces or
+/// adds a file, `None` removes it.
+pub type Overrides = std::collections::BTreeMap<PathBuf, Option<String>>;
+
+pub(crate) fn load(
+    main_file: &Path,
+    plugins: &Plugins,
+    overrides: &Overrides,
+) -> Result<HubConfig, ConfigErrors> {
     let main_abs = std::path::absolute(main_file)
         .map_err(|e| single(main_file, format!("cannot resolve path: {e}")))?;
     let base = main_abs
         .parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let read_text = |path: &Path| -> Result<String, String> {
+        match overrides.get(path) {
+            Some(Some(text)) => Ok(text.clone()),
+            Some(None) => Err("file is removed".to_string()),
+            None => read_text(path),
+        }
+    };
     let text = read_text(&main_abs).map_err(|m| single(&main_abs, m))?;
 
     let mut cx = Ctx {
@@ -166,7 +182,18 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
         &base,
         &written_dir.unwrap_or_else(|| PathBuf::from("tenants")),
     );
-    let files = cx.list_tenant_files(&main_src, &tenant_dir, explicit);
+    let mut files = cx.list_tenant_files(&main_src, &tenant_dir, explicit);
+    for (path, text) in overrides {
+        let in_dir = path.parent() == Some(tenant_dir.as_path())
+            && path.extension().is_some_and(|x| x == "toml")
+            && *path != main_abs;
+        match text {
+            Some(_) if in_dir && !files.contains(path) => files.push(path.clone()),
+            None => files.retain(|f| f != path),
+            _ => {}
+        }
+    }
+    files.sort();
 
     let mut tenant_files = Vec::new();
     for f in files {
@@ -233,6 +260,9 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
         let retention = cx.retention(&main_src, m.retention.as_ref());
         let store = cx.store(&main_src, m.store.as_ref());
         let scanner = cx.scanner(&main_src, m.scanner.as_ref());
+        let console = crate::ConsoleConfig {
+            editable: m.console.editable.unwrap_or(true),
+        };
         if scanner.is_none() {
             for (id, c) in &m.channels {
                 if c.scan == Some(ScanMode::Required) {
@@ -253,17 +283,25 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
                 }
             }
         }
-        (server, rules, channels, tokens, retention, (store, scanner))
+        (server, rules, channels, tokens, retention, (store, scanner, console))
     });
 
     let main_path = main_abs.clone();
     let mut errors = cx.errors;
-    if let (true, Some((server, rules, channels, tokens, retention, (store, scanner)))) =
+    if let (true, Some((server, rules, channels, tokens, retention, (store, scanner, console)))) =
         (errors.is_empty(), main)
     {
+        let mut sources = vec![(main_src.path.clone(), main_src.text.clone())];
+        sources.extend(
+            tenant_files
+                .iter()
+                .map(|t| (t.src.path.clone(), t.src.text.clone())),
+        );
         let tenants = tenant_files.into_iter().filter_map(|t| t.config).collect();
         return Ok(HubConfig {
             main_file: main_abs,
+            tenant_dir,
+            sources,
             digest,
             server,
             rules,
@@ -273,6 +311,7 @@ pub(crate) fn load(main_file: &Path, plugins: &Plugins) -> Result<HubConfig, Con
             retention,
             store,
             scanner,
+            console,
         });
     }
     errors.sort_by(|a, b| {

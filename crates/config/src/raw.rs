@@ -26,6 +26,15 @@ pub(crate) struct RawMain {
     pub retention: Option<RawRetention>,
     pub store: Option<RawStore>,
     pub scanner: Option<RawScanner>,
+    #[serde(default)]
+    pub console: RawConsole,
+}
+
+/// `[console]` of the main file: the web console (ADR 0021).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConsole {
+    pub editable: Option<bool>,
 }
 
 /// `[scanner]` of the main file: the malware scanner.

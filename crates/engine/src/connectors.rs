@@ -105,6 +105,13 @@ impl ConnectorRegistry {
             .insert((slot.tenant.clone(), slot.id.clone()), Arc::new(slot));
     }
 
+    /// Add a slot that is already in use (kept across a configuration
+    /// reload, with its permits and counters).
+    pub fn insert_shared(&mut self, slot: Arc<ConnectorSlot>) {
+        self.slots
+            .insert((slot.tenant.clone(), slot.id.clone()), slot);
+    }
+
     pub fn get(&self, tenant: &str, id: &str) -> Option<Arc<ConnectorSlot>> {
         self.slots.get(&(tenant.to_owned(), id.to_owned())).cloned()
     }

@@ -28,14 +28,41 @@ use crate::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};
 ///
 /// Failures the message is to blame for become `rejected`; failures of
 /// configuration or rules become `dead` (replayable once fixed).
+///
+/// The configuration can be swapped while messages are routed
+/// ([`DepotRouter::set_config`], ADR 0021): a message is routed with the
+/// configuration in force when its routing starts.
 pub struct DepotRouter {
-    depot: Arc<Depot>,
-    config: Arc<HubConfig>,
+    depot: arc_swap::ArcSwap<Depot>,
+    config: arc_swap::ArcSwap<HubConfig>,
 }
 
 impl DepotRouter {
     pub fn new(depot: Arc<Depot>, config: Arc<HubConfig>) -> Self {
-        Self { depot, config }
+        Self {
+            depot: arc_swap::ArcSwap::new(depot),
+            config: arc_swap::ArcSwap::new(config),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.config.load_full()
+    }
+
+    /// Put `config` in force for every message routed from now on.
+    pub fn set_config(&self, config: Arc<HubConfig>) {
+        self.config.store(config);
+    }
+
+    /// The rule depot in force.
+    pub fn depot(&self) -> Arc<Depot> {
+        self.depot.load_full()
+    }
+
+    /// Put `depot` in force (a rule version was published).
+    pub fn set_depot(&self, depot: Arc<Depot>) {
+        self.depot.store(depot);
     }
 }
 
@@ -70,13 +97,35 @@ fn route_failure(e: RouteError) -> RouteFailure {
 
 impl RoutingPolicy for DepotRouter {
     fn route(&self, envelope: &Envelope, payload: &Bytes) -> Result<RoutePlan, RouteFailure> {
+        self.route_as(envelope, payload, None)
+    }
+
+    fn route_with_version(
+        &self,
+        envelope: &Envelope,
+        payload: &Bytes,
+        version: &semver::Version,
+    ) -> Result<RoutePlan, RouteFailure> {
+        self.route_as(envelope, payload, Some(version))
+    }
+}
+
+impl DepotRouter {
+    /// Route; with `version`, the route's rule in exactly that version
+    /// instead of the one its pin resolves to.
+    fn route_as(
+        &self,
+        envelope: &Envelope,
+        payload: &Bytes,
+        version: Option<&semver::Version>,
+    ) -> Result<RoutePlan, RouteFailure> {
         let channel = envelope.channel.as_str();
         let content_type = envelope.content_type.as_str();
         let doc = InputDocument::parse(payload, content_type)
             .map_err(|e| RouteFailure::rejected(format!("payload: {e}")))?
             .with_meta(envelope.correlation_ids.clone());
-        let found = self
-            .depot
+        let depot = self.depot.load();
+        let found = depot
             .recognize(&doc, channel, content_type)
             .map_err(route_failure)?;
         let recognised = found.rule.rule_ref();
@@ -89,17 +138,14 @@ impl RoutingPolicy for DepotRouter {
             rule: Some(recognised.clone()),
         };
 
-        let tenant = self
-            .config
-            .tenant_by_key(&found.kommune_key)
-            .ok_or_else(|| {
-                rejected(format!(
-                    "no Kommune is configured for key {:?} (extracted by rule {recognised})",
-                    found.kommune_key
-                ))
-            })?;
-        let resolved = self
-            .config
+        let config = self.config.load();
+        let tenant = config.tenant_by_key(&found.kommune_key).ok_or_else(|| {
+            rejected(format!(
+                "no Kommune is configured for key {:?} (extracted by rule {recognised})",
+                found.kommune_key
+            ))
+        })?;
+        let resolved = config
             .resolve_route(&tenant.id, &found.leistung)
             .ok_or_else(|| {
                 dead(format!(
@@ -107,15 +153,20 @@ impl RoutingPolicy for DepotRouter {
                     tenant.id, found.leistung
                 ))
             })?;
-        let package = self
-            .depot
-            .resolve(&resolved.rule.id, &resolved.rule.version)
-            .ok_or_else(|| {
-                dead(format!(
-                    "route of {} for Leistung {} pins rule {}, which is not in the depot",
-                    resolved.tenant.id, found.leistung, resolved.rule
-                ))
-            })?;
+        let package = match version {
+            Some(v) => depot.get(&resolved.rule.id, v),
+            None => depot.resolve(&resolved.rule.id, &resolved.rule.version),
+        }
+        .ok_or_else(|| match version {
+            Some(v) => dead(format!(
+                "rule {} has no version {v} in the depot",
+                resolved.rule.id
+            )),
+            None => dead(format!(
+                "route of {} for Leistung {} pins rule {}, which is not in the depot",
+                resolved.tenant.id, found.leistung, resolved.rule
+            )),
+        })?;
         let rule = package.rule_ref();
         if package.id() != found.rule.id() || package.version() != found.rule.version() {
             let again = package
@@ -225,7 +276,7 @@ impl RoutingPolicy for DepotRouter {
         // snapshot under this digest).
         notes.push(format!(
             "configuration {}",
-            self.config.digest.get(..12).unwrap_or(&self.config.digest)
+            config.digest.get(..12).unwrap_or(&config.digest)
         ));
         Ok(RoutePlan {
             tenant: resolved.tenant.id.clone(),
@@ -235,6 +286,7 @@ impl RoutingPolicy for DepotRouter {
             kommune_key: found.kommune_key,
             leistung: found.leistung,
             rule,
+            stelle: resolved.route.stelle.clone(),
             notes,
             outputs,
         })

@@ -84,6 +84,13 @@ impl HealthBoard {
             .unwrap_or_default()
     }
 
+    /// Keep only the endpoints `keep(tenant, connector)` says.
+    pub(crate) fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
+        if let Ok(mut m) = self.entries.lock() {
+            m.retain(|(t, c), _| keep(t, c));
+        }
+    }
+
     fn put(&self, e: EndpointHealth) {
         if let Ok(mut m) = self.entries.lock() {
             m.insert((e.tenant.clone(), e.connector.clone()), e);
@@ -95,8 +102,9 @@ impl Hub {
     /// Check every endpoint once now (all at once, each bounded by
     /// [`HEALTH_TIMEOUT`]) and record the results.
     pub async fn check_connectors(&self) {
+        let registry = self.connectors.load_full();
         let checks =
-            self.connectors.slots().map(|slot| {
+            registry.slots().map(|slot| {
                 let slot = slot.clone();
                 async move {
                     let health =

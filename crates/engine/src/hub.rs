@@ -120,7 +120,13 @@ pub struct Hub {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) router: Arc<dyn RoutingPolicy>,
-    pub(crate) connectors: ConnectorRegistry,
+    /// The connectors in force; swapped whole by a configuration reload
+    /// ([`Hub::swap_connectors`]). A delivery holds its slot's `Arc`, so
+    /// it finishes on the connector it started with.
+    pub(crate) connectors: arc_swap::ArcSwap<ConnectorRegistry>,
+    /// Tenants whose outputs are not scanned (`scan = "off"`), swapped
+    /// with the configuration.
+    pub(crate) scan_tenants_off: arc_swap::ArcSwap<std::collections::HashSet<String>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) settings: HubSettings,
     pub(crate) route_permits: Arc<Semaphore>,
@@ -149,7 +155,14 @@ impl Hub {
             store,
             blobs,
             router,
-            connectors,
+            connectors: arc_swap::ArcSwap::from_pointee(connectors),
+            scan_tenants_off: arc_swap::ArcSwap::from_pointee(
+                settings
+                    .scanning
+                    .as_ref()
+                    .map(|s| s.tenants_off.clone())
+                    .unwrap_or_default(),
+            ),
             metrics: Arc::new(Metrics::new()),
             route_permits: Arc::new(Semaphore::new(settings.route_workers.max(1))),
             route_pool: crate::route_pool::RoutePool::new(settings.route_workers.max(1)),
@@ -162,12 +175,45 @@ impl Hub {
         })
     }
 
+    /// The connectors in force.
+    pub fn connectors(&self) -> Arc<ConnectorRegistry> {
+        self.connectors.load_full()
+    }
+
+    /// Put a new set of connectors in force (configuration reload). Jobs
+    /// already delivering keep the slot they hold; the next job looks its
+    /// connector up in `registry`. Health results of connectors no longer
+    /// configured are dropped.
+    pub fn swap_connectors(&self, registry: ConnectorRegistry) {
+        self.health
+            .retain(|tenant, id| registry.get(tenant, id).is_some());
+        self.connectors.store(Arc::new(registry));
+    }
+
+    /// Which tenants' outputs skip the malware scan (`scan = "off"`),
+    /// swapped in with a reloaded configuration.
+    pub fn set_scan_tenants_off(&self, tenants: std::collections::HashSet<String>) {
+        self.scan_tenants_off.store(Arc::new(tenants));
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The largest payload the hub accepts (`[server] max_payload_bytes`).
+    pub fn max_payload_bytes(&self) -> u64 {
+        self.settings.max_payload_bytes
+    }
+
+    /// The channel ids configured, sorted.
+    pub fn channels(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.settings.channels.iter().cloned().collect();
+        c.sort();
+        c
     }
 
     /// False once shutdown has begun.

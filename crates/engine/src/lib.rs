@@ -32,9 +32,11 @@
 //!
 //! [`Store`]: drehscheibe_store::Store
 
+pub mod admin;
 mod connectors;
 mod container;
 mod depot_router;
+pub mod dry_run;
 pub mod health;
 mod hub;
 mod metrics;
@@ -47,7 +49,7 @@ mod worker;
 pub use connectors::{ConnectorRegistry, ConnectorSlot};
 pub use depot_router::DepotRouter;
 pub use hub::{EngineError, Hub, HubSettings, ReplayError};
-pub use metrics::Metrics;
+pub use metrics::{DeliveryTally, Metrics};
 pub use retention::{RetentionSettings, SweepReport};
 pub use routing::{PlannedOutput, RouteFailure, RoutePlan, RoutingPolicy};
 pub use scanning::{ReleaseError, Scanning};

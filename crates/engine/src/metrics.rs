@@ -69,6 +69,34 @@ pub struct Metrics {
     /// Last value seen per (channel, event) of a channel's own counters
     /// (see [`Metrics::channel_counter`]).
     channel_seen: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
+    /// Deliveries per (tenant, connector) since start, for
+    /// [`Metrics::delivery_tallies`] (prometheus families cannot be read
+    /// back).
+    tallies: std::sync::Mutex<std::collections::BTreeMap<(String, String), DeliveryTally>>,
+}
+
+/// What one endpoint (tenant, connector) delivered since the hub started
+/// (see [`Metrics::delivery_tallies`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryTally {
+    pub tenant: String,
+    pub connector: String,
+    /// Deliveries completed.
+    pub delivered: u64,
+    /// Failed attempts that will be retried.
+    pub failed: u64,
+    /// Deliveries given up (dead letters).
+    pub dead: u64,
+    /// Sum of the intake-to-delivery latencies of `delivered`, seconds.
+    pub latency_sum_seconds: f64,
+}
+
+impl DeliveryTally {
+    /// Mean time from intake to delivery, seconds (`None` before the
+    /// first delivery).
+    pub fn mean_latency_seconds(&self) -> Option<f64> {
+        (self.delivered > 0).then(|| self.latency_sum_seconds / self.delivered as f64)
+    }
 }
 
 impl Default for Metrics {
@@ -259,6 +287,30 @@ impl Metrics {
             value_log_bytes,
             channel_events,
             channel_seen: Default::default(),
+            tallies: Default::default(),
+        }
+    }
+
+    /// Per (tenant, connector), sorted: deliveries, failed attempts, dead
+    /// letters and the latency sum since the hub started (the console's
+    /// Übersicht; Prometheus has the same numbers per channel too).
+    pub fn delivery_tallies(&self) -> Vec<DeliveryTally> {
+        self.tallies
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn tally(&self, tenant: &str, connector: &str, f: impl FnOnce(&mut DeliveryTally)) {
+        if let Ok(mut m) = self.tallies.lock() {
+            let t = m
+                .entry((tenant.to_owned(), connector.to_owned()))
+                .or_insert_with(|| DeliveryTally {
+                    tenant: tenant.to_owned(),
+                    connector: connector.to_owned(),
+                    ..DeliveryTally::default()
+                });
+            f(t);
         }
     }
 
@@ -347,18 +399,24 @@ impl Metrics {
         let l = Self::labels(channel, tenant, connector);
         self.delivered.get_or_create(&l).inc();
         self.delivery_latency.get_or_create(&l).observe(latency);
+        self.tally(tenant, connector, |t| {
+            t.delivered += 1;
+            t.latency_sum_seconds += latency;
+        });
     }
 
     pub(crate) fn failed(&self, channel: &str, tenant: &str, connector: &str) {
         self.failed
             .get_or_create(&Self::labels(channel, tenant, connector))
             .inc();
+        self.tally(tenant, connector, |t| t.failed += 1);
     }
 
     pub(crate) fn dead(&self, channel: &str, tenant: &str, connector: &str) {
         self.dead
             .get_or_create(&Self::labels(channel, tenant, connector))
             .inc();
+        self.tally(tenant, connector, |t| t.dead += 1);
     }
 
     /// Record a connector health check.
@@ -418,5 +476,29 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_tallies_add_up_per_endpoint() {
+        let m = Metrics::new();
+        m.delivered("portal", "musterstadt", "fv", 1.0);
+        m.delivered("fit", "musterstadt", "fv", 3.0);
+        m.failed("portal", "musterstadt", "fv");
+        m.dead("portal", "nachbarstadt", "dms");
+        let t = m.delivery_tallies();
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            (t[0].tenant.as_str(), t[0].connector.as_str()),
+            ("musterstadt", "fv")
+        );
+        assert_eq!((t[0].delivered, t[0].failed, t[0].dead), (2, 1, 0));
+        assert_eq!(t[0].mean_latency_seconds(), Some(2.0));
+        assert_eq!((t[1].delivered, t[1].dead), (0, 1));
+        assert_eq!(t[1].mean_latency_seconds(), None);
     }
 }

@@ -34,6 +34,8 @@ pub struct RoutePlan {
     /// The tenant that delegated the Leistung to `tenant`, if it was
     /// delegated (may read the message, ADR 0004).
     pub requested_by: Option<String>,
+    /// The zuständige Stelle of the route, if it names one.
+    pub stelle: Option<String>,
     /// Human-readable notes for the audit trail (e.g. delegation).
     pub notes: Vec<String>,
     pub outputs: Vec<PlannedOutput>,
@@ -78,4 +80,20 @@ impl RouteFailure {
 /// implementations may do CPU-heavy work (parsing, XPath, XSLT).
 pub trait RoutingPolicy: Send + Sync {
     fn route(&self, envelope: &Envelope, payload: &Bytes) -> Result<RoutePlan, RouteFailure>;
+
+    /// [`RoutingPolicy::route`] with the route's rule replaced by exactly
+    /// `version` of the same rule: the dry run's comparison of two rule
+    /// versions on one message ([`crate::Hub::dry_run`]). A policy without
+    /// versioned rules refuses.
+    fn route_with_version(
+        &self,
+        envelope: &Envelope,
+        payload: &Bytes,
+        version: &semver::Version,
+    ) -> Result<RoutePlan, RouteFailure> {
+        let _ = (envelope, payload);
+        Err(RouteFailure::dead(format!(
+            "this routing policy cannot run a chosen rule version ({version})"
+        )))
+    }
 }

@@ -103,7 +103,7 @@ impl Scanning {
     /// over one by one, so the document is not parsed on the async runtime
     /// and at most three decoded blocks are in memory (being scanned, in
     /// the channel, being decoded).
-    async fn scan_document(
+    pub(crate) async fn scan_document(
         &self,
         part: &str,
         bytes: &Bytes,
@@ -453,8 +453,9 @@ impl Hub {
         plan: &RoutePlan,
         input: &Bytes,
     ) -> Result<Option<ScanFinding>, ScanError> {
+        let tenants_off = self.scan_tenants_off.load();
         for o in &plan.outputs {
-            if scanning.tenants_off.contains(&o.tenant) || o.bytes == *input {
+            if tenants_off.contains(&o.tenant) || o.bytes == *input {
                 continue;
             }
             let part = format!("output {:?} for {}/{}", o.target, o.tenant, o.connector);

@@ -222,7 +222,10 @@ impl Hub {
 
         // (a `Bytes` handle: the output scan compares outputs with it)
         let input = payload.clone();
-        let decided = match self.reserve_memory(&rec, payload.len()).await {
+        let decided = match self
+            .reserve_memory(&rec.envelope.content_type, payload.len())
+            .await
+        {
             Ok((memory, waited_for_memory)) => {
                 let (permit, waited_for_slot) = acquire(&self.route_permits, 1)
                     .await
@@ -239,7 +242,7 @@ impl Hub {
                         _ => return self.complete(id, job).await,
                     }
                 }
-                self.route_within_budget(&rec, payload, (memory, permit))
+                self.route_within_budget(rec.envelope.clone(), payload, (memory, permit), None)
                     .await
             }
             Err(failure) => Err(failure),
@@ -328,11 +331,15 @@ impl Hub {
     /// is raised, and the routing permit stays with the routing thread
     /// until it really ends (so a stuck routing still counts against
     /// `route_workers`). Either way the reason is the same.
-    async fn route_within_budget(
+    ///
+    /// With `version`, the route's rule runs in exactly that version (the
+    /// dry run's comparison, [`RoutingPolicy::route_with_version`]).
+    pub(crate) async fn route_within_budget(
         &self,
-        rec: &MessageRecord,
+        envelope: drehscheibe_model::Envelope,
         payload: Bytes,
         permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+        version: Option<semver::Version>,
     ) -> Result<RoutePlan, RouteFailure> {
         let budget = self.settings.route_budget;
         let over_budget = || {
@@ -345,11 +352,13 @@ impl Hub {
         let cancel = Arc::new(AtomicBool::new(false));
         let flag = cancel.clone();
         let router = self.router.clone();
-        let envelope = rec.envelope.clone();
         let task = self.route_pool.run(move || {
             // Memory and worker slot stay taken until the work really ends.
             let _permits = permits;
-            budget::with_budget(deadline, flag, || router.route(&envelope, &payload))
+            budget::with_budget(deadline, flag, || match &version {
+                None => router.route(&envelope, &payload),
+                Some(v) => router.route_with_version(&envelope, &payload, v),
+            })
         });
         let decided = match tokio::time::timeout(budget + ROUTE_STOP_GRACE, task).await {
             Ok(Ok(decided)) => decided,
@@ -375,13 +384,12 @@ impl Hub {
     /// while other documents hold it; says whether it had to wait. A
     /// message that could never fit is a dead failure, not a wait without
     /// end.
-    async fn reserve_memory(
+    pub(crate) async fn reserve_memory(
         &self,
-        rec: &MessageRecord,
+        content_type: &str,
         payload_len: usize,
     ) -> Result<(OwnedSemaphorePermit, bool), RouteFailure> {
-        let estimate =
-            drehscheibe_rules::routing_memory_estimate(payload_len, &rec.envelope.content_type);
+        let estimate = drehscheibe_rules::routing_memory_estimate(payload_len, content_type);
         let need = memory_units(estimate);
         let total = memory_units(self.settings.document_memory);
         let refused = || {
@@ -408,7 +416,7 @@ impl Hub {
         if !matches!(d.state, DeliveryState::Pending | DeliveryState::Failed) {
             return self.complete(id, job).await;
         }
-        let Some(slot) = self.connectors.get(&d.tenant, &d.connector) else {
+        let Some(slot) = self.connectors.load().get(&d.tenant, &d.connector) else {
             let reason = format!(
                 "connector {:?} of tenant {:?} is not configured (configuration changed?)",
                 d.connector, d.tenant

@@ -18,7 +18,10 @@
 //! bounds the number of connections and how long a client may take or
 //! idle ([`ConnectionLimits`], see [`listener`]).
 
+mod config_api;
+pub mod dry_run_api;
 pub mod listener;
+pub mod openapi;
 mod ops;
 pub mod tls;
 
@@ -32,7 +35,13 @@ use drehscheibe_model::auth::TokenTable;
 use drehscheibe_model::Intake;
 use tokio_util::sync::CancellationToken;
 
+pub use config_api::{
+    admin_problem, config_router, may_read_file, may_read_revision, toml_download, unified_diff,
+    visible_files,
+};
+pub use dry_run_api::dry_run_router;
 pub use listener::ConnectionLimits;
+pub use openapi::openapi_router;
 pub use ops::ops_router;
 pub use tls::{ClientCerts, TlsError, TlsSettings};
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use drehscheibe_engine::{Hub, ReleaseError, ReplayError};
@@ -23,23 +23,33 @@ use drehscheibe_store::{MessageFilter, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone)]
-struct Ops {
+pub(crate) struct Ops {
     hub: Arc<Hub>,
     tokens: Arc<TokenTable>,
 }
 
 /// Operations API routes (see the crate docs).
 pub fn ops_router(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
-    Router::new()
-        .route("/api/v1/messages", get(list))
-        .route("/api/v1/messages/{id}", get(show))
-        .route("/api/v1/messages/{id}/payload", get(payload))
-        .route("/api/v1/messages/{id}/replay", post(replay))
-        .route("/api/v1/messages/{id}/release", post(release))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, _, m)| r.route(path, m))
         .with_state(Ops { hub, tokens })
+}
+
+/// The operations API's routes: path, methods, handler (the OpenAPI
+/// document lists exactly these; a test holds both together).
+#[allow(clippy::type_complexity)]
+pub(crate) fn routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<Ops>)> {
+    vec![
+        ("/api/v1/messages", &["get"], get(list)),
+        ("/api/v1/messages/{id}", &["get"], get(show)),
+        ("/api/v1/messages/{id}/payload", &["get"], get(payload)),
+        ("/api/v1/messages/{id}/replay", &["post"], post(replay)),
+        ("/api/v1/messages/{id}/release", &["post"], post(release)),
+        ("/healthz", &["get"], get(healthz)),
+        ("/readyz", &["get"], get(readyz)),
+        ("/metrics", &["get"], get(metrics)),
+    ]
 }
 
 fn problem(status: u16, kind: &str, detail: impl Into<String>) -> Response {
@@ -47,11 +57,19 @@ fn problem(status: u16, kind: &str, detail: impl Into<String>) -> Response {
 }
 
 fn authenticate(ops: &Ops, headers: &HeaderMap) -> Result<Principal, Response> {
+    authenticate_with(&ops.tokens, headers)
+}
+
+/// The caller named by the request's bearer token, or the `401` answer.
+pub(crate) fn authenticate_with(
+    tokens: &TokenTable,
+    headers: &HeaderMap,
+) -> Result<Principal, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
-    match token.and_then(|t| ops.tokens.authenticate(t)) {
+    match token.and_then(|t| tokens.authenticate(t)) {
         Some(p) => Ok(p.clone()),
         None => {
             let mut r = problem(401, "unauthorized", "a valid bearer token is required");
@@ -163,6 +181,9 @@ struct ListQuery {
     tenant: Option<String>,
     state: Option<String>,
     since: Option<String>,
+    until: Option<String>,
+    leistung: Option<String>,
+    correlation: Option<String>,
     after: Option<String>,
     limit: Option<usize>,
 }
@@ -211,16 +232,21 @@ async fn list(State(ops): State<Ops>, Query(q): Query<ListQuery>, headers: Heade
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => return problem(400, "bad-query", e),
     };
-    let since = match q.since.as_deref().map(DateTime::parse_from_rfc3339) {
-        None => None,
-        Some(Ok(t)) => Some(t.with_timezone(&Utc)),
-        Some(Err(e)) => {
-            return problem(
-                400,
-                "bad-query",
-                format!("since must be an RFC 3339 timestamp: {e}"),
-            )
-        }
+    let time = |name: &str, v: Option<&str>| match v.map(DateTime::parse_from_rfc3339) {
+        None => Ok(None),
+        Some(Ok(t)) => Ok(Some(t.with_timezone(&Utc))),
+        Some(Err(e)) => Err(problem(
+            400,
+            "bad-query",
+            format!("{name} must be an RFC 3339 timestamp: {e}"),
+        )),
+    };
+    let (since, until) = match (
+        time("since", q.since.as_deref()),
+        time("until", q.until.as_deref()),
+    ) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(r), _) | (_, Err(r)) => return r,
     };
     let after = match q.after.as_deref().map(str::parse::<MessageId>) {
         None => None,
@@ -231,6 +257,9 @@ async fn list(State(ops): State<Ops>, Query(q): Query<ListQuery>, headers: Heade
         tenant,
         state,
         since,
+        until,
+        leistung: q.leistung.filter(|l| !l.is_empty()),
+        correlation: q.correlation.filter(|c| !c.is_empty()),
         after,
         limit: q.limit.unwrap_or(100).clamp(1, 500),
     };

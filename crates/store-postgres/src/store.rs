@@ -645,6 +645,25 @@ impl PgStore {
             // Ids are made at receipt: start the index scan near `since`.
             param(&mut sql, "id >=", Box::new(min_id_at(since - SINCE_SLACK)));
         }
+        if let Some(until) = filter.until {
+            param(&mut sql, "received_at <", Box::new(until));
+        }
+        if let Some(l) = &filter.leistung {
+            param(
+                &mut sql,
+                "record->'envelope'->>'leistung' =",
+                Box::new(l.clone()),
+            );
+        }
+        if let Some(c) = &filter.correlation {
+            // Any correlation id's value, or the idempotency key.
+            param(
+                &mut sql,
+                "EXISTS (SELECT 1 FROM jsonb_each_text(COALESCE(record->'envelope'->'correlation_ids', '{}'::jsonb) || jsonb_build_object('~idempotency', record->'envelope'->'idempotency_key')) c WHERE c.value =",
+                Box::new(c.clone()),
+            );
+            sql.push(')');
+        }
         if let Some(after) = filter.after {
             param(&mut sql, "id >", Box::new(uid(after)));
         }

@@ -973,6 +973,67 @@ pub async fn list_filters_and_pages(f: &Fixture) {
         .unwrap();
     assert!(nobody.items.is_empty() && nobody.next.is_none());
 
+    // Leistung, correlation id (any key) or idempotency key, time range.
+    store
+        .update(ids[1], &mut |r: &mut MessageRecord| {
+            r.envelope.leistung = Some("99050012104000".into());
+            r.envelope
+                .correlation_ids
+                .insert("x-correlation-id".into(), "antrag-4711".into());
+            Ok(Effects::default())
+        })
+        .await
+        .unwrap();
+    store
+        .update(ids[4], &mut |r: &mut MessageRecord| {
+            r.envelope.leistung = Some("99050012104000".into());
+            r.envelope.idempotency_key = Some("antrag-4711".into());
+            Ok(Effects::default())
+        })
+        .await
+        .unwrap();
+    let by_leistung = store
+        .list(&MessageFilter {
+            leistung: Some("99050012104000".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&by_leistung), [ids[1], ids[4]]);
+    let by_correlation = store
+        .list(&MessageFilter {
+            correlation: Some("antrag-4711".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&by_correlation), [ids[1], ids[4]]);
+    let none = store
+        .list(&MessageFilter {
+            correlation: Some("antrag-0000".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+    let old_only = store
+        .list(&MessageFilter {
+            until: Some(old + TimeDelta::hours(1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&old_only), &ids[..2]);
+    let b_leistung = store
+        .list(&MessageFilter {
+            tenant: Some("kommune-b".into()),
+            leistung: Some("99050012104000".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&b_leistung), [ids[1]]);
+
     // Paging: pages of 4 then 2, the cursor is the last id.
     let p1 = store
         .list(&MessageFilter {

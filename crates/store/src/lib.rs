@@ -166,10 +166,44 @@ pub struct MessageFilter {
     pub state: Option<MessageState>,
     /// Only messages received at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// Only messages received before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only messages of this Leistung (`envelope.leistung`).
+    pub leistung: Option<String>,
+    /// Only messages with a correlation id of this value (any key), or
+    /// this idempotency key.
+    pub correlation: Option<String>,
     /// Page cursor: continue after this id (ids are time-ordered).
     pub after: Option<MessageId>,
     /// Page size: 0 means [`DEFAULT_PAGE_SIZE`], capped at [`MAX_PAGE_SIZE`].
     pub limit: usize,
+}
+
+/// Most records one [`Store::list`] call examines for the filters no
+/// index serves (`until`, `leistung`, `correlation`): a page may then
+/// hold fewer items than asked, with `next` set to go on.
+pub const MAX_LIST_SCAN: usize = 10_000;
+
+impl MessageFilter {
+    /// Whether `rec` passes every filter (the stores' common check).
+    pub fn matches(&self, rec: &MessageRecord) -> bool {
+        let e = &rec.envelope;
+        self.state.is_none_or(|s| rec.state == s)
+            && self
+                .tenant
+                .as_deref()
+                .is_none_or(|x| e.tenant.as_deref() == Some(x))
+            && self.since.is_none_or(|s| e.received_at >= s)
+            && self.until.is_none_or(|u| e.received_at < u)
+            && self
+                .leistung
+                .as_deref()
+                .is_none_or(|l| e.leistung.as_deref() == Some(l))
+            && self.correlation.as_deref().is_none_or(|c| {
+                e.idempotency_key.as_deref() == Some(c)
+                    || e.correlation_ids.values().any(|v| v == c)
+            })
+    }
 }
 
 /// One page of [`Store::list`].

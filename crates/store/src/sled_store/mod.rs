@@ -2021,10 +2021,21 @@ fn list(t: &Trees, filter: &MessageFilter) -> Result<Page> {
     };
     let mut items = Vec::new();
     let mut more = false;
-    for kv in tree.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+    let mut last_examined = None;
+    for (examined, kv) in tree
+        .range::<Vec<u8>, _>((start, Bound::Unbounded))
+        .enumerate()
+    {
         let (k, v) = kv.map_err(backend)?;
         if !k.starts_with(&prefix) {
             break;
+        }
+        if examined == crate::MAX_LIST_SCAN {
+            // Bounded work per call: the caller goes on from here.
+            return Ok(Page {
+                items,
+                next: last_examined,
+            });
         }
         let rec: MessageRecord = if name == "messages" {
             decode("messages", &k, &v)?
@@ -2034,13 +2045,8 @@ fn list(t: &Trees, filter: &MessageFilter) -> Result<Page> {
                 StoreError::Corrupt(format!("{name} key {}: message missing", hex::encode(&k)))
             })?
         };
-        let matches = filter.state.is_none_or(|s| rec.state == s)
-            && filter
-                .tenant
-                .as_deref()
-                .is_none_or(|x| rec.envelope.tenant.as_deref() == Some(x))
-            && filter.since.is_none_or(|s| rec.envelope.received_at >= s);
-        if !matches {
+        last_examined = Some(rec.id());
+        if !filter.matches(&rec) {
             continue;
         }
         if items.len() == limit {

@@ -1,0 +1,423 @@
+//! The hub's web console (`/console`, ADR 0021): server-rendered HTML
+//! (maud), German UI, progressive enhancement with a vendored htmx.
+//!
+//! ```text
+//!  browser ──► guard (every request under /console)
+//!               │ static asset? ──────────────────────► assets (long cache)
+//!               │ POST: Origin/Referer == Host, else 403
+//!               │ session cookie → Session, else 303 /console/anmelden
+//!               │ POST: CSRF token (form field `csrf` or X-CSRF-Token), else 403
+//!               ▼
+//!             pages ──► Hub / Store (the same calls as the JSON API)
+//!                   └─► ConfigAdmin (configuration: files, check, change,
+//!                       history, rollback, status)
+//!               ▼
+//!             security headers (CSP, nosniff, frame denial, no-store)
+//! ```
+//!
+//! **Sign-in.** A user signs in with an existing API token
+//! (`POST /console/anmelden`, checked against the hub's [`TokenTable`]).
+//! `operator` tokens see and do everything; `tenant` tokens see their own
+//! Kommune read-only (another Kommune's pages and messages answer `404`,
+//! as the JSON API does); `sender` tokens are refused.
+//!
+//! **Sessions** live in memory ([`session::SessionStore`], at most
+//! 10 000, the oldest evicted; idle and absolute expiry from
+//! [`ConsoleSettings`]). The cookie holds a random 256-bit id (from the
+//! operating system's generator) with `HttpOnly; SameSite=Strict; Path=/`.
+//! When the listener speaks TLS ([`ConsoleSettings::secure_cookie`]) the
+//! cookie is `__Host-ds-session` with `Secure`; browsers refuse the
+//! `__Host-` prefix without `Secure`, so on plain HTTP (development, or
+//! behind a TLS-terminating proxy on loopback) the cookie is called
+//! `ds-session` instead. Sessions do not survive a restart of the hub.
+//!
+//! **State-changing requests** (every POST) need a same-origin `Origin`
+//! header (or, without it, `Referer`): its host and port must equal the
+//! request's `Host` (over TLS its scheme must be `https`). Every POST but
+//! the sign-in also needs the session's CSRF token, as form field `csrf`
+//! or header `X-CSRF-Token`, compared in constant time. A refusal is a
+//! `403` with a German explanation.
+//!
+//! **Headers** on every answer: the Content-Security-Policy of ADR 0021
+//! ([`security::CSP`]), `X-Content-Type-Options: nosniff`,
+//! `Referrer-Policy: same-origin`, `X-Frame-Options: DENY`, and
+//! `Cache-Control: no-store` on everything but the static files. Pages
+//! contain no inline script, no `style=` and no `on…=` attribute.
+//!
+//! **One code path.** Message pages call the same [`Hub`] and store
+//! functions as the operations API (`drehscheibe-server`'s `ops.rs`),
+//! with the same visibility rules ([`Principal::may_read_record`],
+//! [`Principal::tenant_scope`], [`Principal::may_replay`]); replays and
+//! releases are audited as `operator:<token name>`. Configuration pages
+//! call only [`ConfigAdmin`]; a change's author is the token's name.
+//!
+//! Routes (all below `/console`):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /console` | Übersicht |
+//! | `GET, POST /console/anmelden`, `POST /console/abmelden` | sign-in, sign-out |
+//! | `GET /console/nachrichten` | message list (`state`, `tenant`, `since`, `after`) |
+//! | `POST /console/nachrichten/erneut` | replay the selected messages |
+//! | `GET /console/nachrichten/{id}` | message detail with audit trail |
+//! | `GET /console/nachrichten/{id}/nutzdaten` | payload as a download |
+//! | `POST /console/nachrichten/{id}/erneut` | replay one message |
+//! | `POST /console/nachrichten/{id}/freigeben` | release a quarantined message |
+//! | `GET /console/kommunen`, `GET /console/kommunen/{tenant}` | Kommunen, one Kommune with its file |
+//! | `POST /console/kommunen/{tenant}/pruefen`, `…/speichern` | check, save the tenant file |
+//! | `GET /console/kommunen/{tenant}/export` | the tenant file as a download |
+//! | `GET /console/verlauf`, `GET /console/verlauf/{id}` | configuration history, one revision's diff |
+//! | `POST /console/verlauf/{id}/zuruecksetzen` | roll back to a revision |
+//! | `GET /console/static/{name}` | `htmx.min.js`, `console.css`, `console.js` |
+//!
+//! [`Principal::may_read_record`]: drehscheibe_model::auth::Principal::may_read_record
+//! [`Principal::tenant_scope`]: drehscheibe_model::auth::Principal::tenant_scope
+//! [`Principal::may_replay`]: drehscheibe_model::auth::Principal::may_replay
+
+// Handlers answer errors with a ready `Response`; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+mod assets;
+mod config_pages;
+mod diff;
+mod layout;
+mod messages;
+mod overview;
+pub mod security;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use drehscheibe_engine::admin::ConfigAdmin;
+use drehscheibe_engine::Hub;
+use drehscheibe_model::auth::{Role, TokenTable};
+use maud::html;
+use serde::Deserialize;
+
+use crate::layout::{error_page, page, Nav};
+use crate::security::Refusal;
+use crate::session::{Session, SessionStore};
+
+/// How the console runs.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    /// The listener speaks TLS: the session cookie is `__Host-ds-session`
+    /// with `Secure`, and origins must be `https`.
+    pub secure_cookie: bool,
+    /// A session ends after this long without a request (default 30 min).
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in at the latest (default 8 h).
+    pub session_max: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            secure_cookie: false,
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+/// Largest form the console reads (the tenant file editor included).
+const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct Console {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) tokens: Arc<TokenTable>,
+    pub(crate) admin: Arc<dyn ConfigAdmin>,
+    pub(crate) settings: Arc<ConsoleSettings>,
+    pub(crate) sessions: Arc<SessionStore>,
+    /// When the router was built (with the hub): the base of the
+    /// throughput per hour on the Übersicht.
+    pub(crate) started: std::time::Instant,
+}
+
+/// The console's routes (see the crate docs), to be merged into the hub's
+/// router.
+pub fn console_router(
+    hub: Arc<Hub>,
+    tokens: Arc<TokenTable>,
+    admin: Arc<dyn ConfigAdmin>,
+    settings: ConsoleSettings,
+) -> Router {
+    let console = Console {
+        hub,
+        tokens,
+        admin,
+        sessions: Arc::new(SessionStore::new(
+            settings.session_idle,
+            settings.session_max,
+        )),
+        settings: Arc::new(settings),
+        started: std::time::Instant::now(),
+    };
+    Router::new()
+        .route("/console", get(overview::show))
+        .route("/console/", get(|| async { Redirect::to("/console") }))
+        .route("/console/anmelden", get(sign_in_form).post(sign_in))
+        .route("/console/abmelden", post(sign_out))
+        .route("/console/nachrichten", get(messages::list))
+        .route(
+            "/console/nachrichten/erneut",
+            post(messages::replay_selected),
+        )
+        .route("/console/nachrichten/{id}", get(messages::show))
+        .route(
+            "/console/nachrichten/{id}/nutzdaten",
+            get(messages::payload),
+        )
+        .route(
+            "/console/nachrichten/{id}/erneut",
+            post(messages::replay_one),
+        )
+        .route(
+            "/console/nachrichten/{id}/freigeben",
+            post(messages::release),
+        )
+        .route("/console/kommunen", get(config_pages::tenants))
+        .route("/console/kommunen/{tenant}", get(config_pages::tenant))
+        .route(
+            "/console/kommunen/{tenant}/pruefen",
+            post(config_pages::check),
+        )
+        .route(
+            "/console/kommunen/{tenant}/speichern",
+            post(config_pages::save),
+        )
+        .route(
+            "/console/kommunen/{tenant}/export",
+            get(config_pages::export),
+        )
+        .route("/console/verlauf", get(config_pages::history))
+        .route("/console/verlauf/{id}", get(config_pages::revision))
+        .route(
+            "/console/verlauf/{id}/zuruecksetzen",
+            post(config_pages::rollback),
+        )
+        .route("/console/static/{name}", get(assets::serve))
+        .route("/console/{*rest}", get(not_found).post(not_found))
+        .layer(from_fn_with_state(console.clone(), guard))
+        .with_state(console)
+}
+
+async fn not_found(Extension(session): Extension<Session>) -> Response {
+    layout::not_found(Some(&session))
+}
+
+/// The value of field `name` in an `application/x-www-form-urlencoded`
+/// body.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    body.split(|b| *b == b'&').find_map(|pair| {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        let key = percent_decode(kv.next()?)?;
+        (key == name).then(|| percent_decode(kv.next().unwrap_or_default()))?
+    })
+}
+
+fn percent_decode(s: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Every request under `/console` passes here (see the crate docs).
+async fn guard(State(c): State<Console>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    if path.starts_with("/console/static/") {
+        let mut resp = next.run(req).await;
+        security::apply_headers(resp.headers_mut(), false);
+        return resp;
+    }
+    let mut resp = match admit(&c, req, &path).await {
+        Ok(req) => next.run(req).await,
+        Err(resp) => resp,
+    };
+    security::apply_headers(resp.headers_mut(), true);
+    resp
+}
+
+/// The checks of [`guard`]: the request to run, or the answer.
+async fn admit(c: &Console, mut req: Request, path: &str) -> Result<Request, Response> {
+    let tls = c.settings.secure_cookie;
+    let changing = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let session = security::session_id(req.headers(), tls).and_then(|id| c.sessions.get(&id));
+    if changing {
+        let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+        if let Err(r) = security::check_origin(req.headers(), authority.as_deref(), tls) {
+            return Err(refused(r, session.as_ref()));
+        }
+    }
+    if path == "/console/anmelden" {
+        if let Some(s) = session {
+            req.extensions_mut().insert(s);
+        }
+        return Ok(req);
+    }
+    let Some(session) = session else {
+        return Err(if changing {
+            error_page(
+                StatusCode::FORBIDDEN,
+                "Sitzung abgelaufen",
+                "Ihre Sitzung ist abgelaufen oder Sie sind nicht angemeldet. Bitte melden Sie sich an und versuchen Sie es noch einmal.",
+                None,
+            )
+        } else {
+            Redirect::to("/console/anmelden").into_response()
+        });
+    };
+    if changing {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
+            return Err(error_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Zu groß",
+                "Die Anfrage ist zu groß (höchstens 2 MiB).",
+                Some(&session),
+            ));
+        };
+        let header_token = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let token = header_token.or_else(|| is_form.then(|| form_field(&bytes, "csrf")).flatten());
+        if let Err(r) = security::check_csrf(&session.csrf, token.as_deref()) {
+            return Err(refused(r, Some(&session)));
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    req.extensions_mut().insert(session);
+    Ok(req)
+}
+
+fn refused(r: Refusal, session: Option<&Session>) -> Response {
+    tracing::warn!(reason = ?r, "console: state-changing request refused");
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Anfrage abgelehnt",
+        r.german(),
+        session,
+    )
+}
+
+/// Was the request made by htmx (answer with a fragment)?
+pub(crate) fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.get("hx-request").is_some_and(|v| v == "true")
+}
+
+fn sign_in_page(status: StatusCode, error: Option<&str>) -> Response {
+    layout::respond(
+        status,
+        page(
+            "Anmelden",
+            None,
+            Nav::None,
+            html! {
+                div.signin {
+                    @if let Some(e) = error {
+                        (layout::notice("error", html! { p { (e) } }))
+                    }
+                    p { "Melden Sie sich mit Ihrem API-Token der Drehscheibe an. Betriebs-Tokens sehen alles, Kommunen-Tokens ihre eigene Kommune." }
+                    form.stack method="post" action="/console/anmelden" {
+                        div.field {
+                            label for="token" { "API-Token" }
+                            input #token type="password" name="token" required autocomplete="current-password" spellcheck="false";
+                        }
+                        div.actions { button type="submit" { "Anmelden" } }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+async fn sign_in_form(session: Option<Extension<Session>>) -> Response {
+    if session.is_some() {
+        return Redirect::to("/console").into_response();
+    }
+    sign_in_page(StatusCode::OK, None)
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    #[serde(default)]
+    token: String,
+}
+
+async fn sign_in(State(c): State<Console>, Form(form): Form<SignIn>) -> Response {
+    let Some(principal) = c.tokens.authenticate(form.token.trim()).cloned() else {
+        tracing::info!("console: sign-in with an unknown token");
+        return sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            Some("Dieses Token ist nicht bekannt."),
+        );
+    };
+    if matches!(principal.role, Role::Sender { .. }) {
+        tracing::info!(token = %principal.name, "console: sign-in with a sender token refused");
+        return sign_in_page(
+            StatusCode::FORBIDDEN,
+            Some("Mit einem Absender-Token (Rolle „sender“) kann man sich an der Konsole nicht anmelden. Bitte verwenden Sie ein Betriebs- oder Kommunen-Token."),
+        );
+    }
+    tracing::info!(token = %principal.name, "console: signed in");
+    let (id, _) = c.sessions.create(principal);
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                security::session_cookie(&id, c.settings.secure_cookie),
+            ),
+            (header::LOCATION, "/console".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+async fn sign_out(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let tls = c.settings.secure_cookie;
+    if let Some(id) = security::session_id(&headers, tls) {
+        c.sessions.remove(&id);
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, security::clear_cookie(tls)),
+            (header::LOCATION, "/console/anmelden".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1263 @@
+//! Router-level tests: the console over a real hub (sled store in a temp
+//! dir, not running its workers) and an in-memory `ConfigAdmin` over a
+//! real `HubConfig`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use bytes::Bytes;
+use chrono::Utc;
+use drehscheibe_config::plugin::{
+    BuildContext, BuildError, Checker, ConnectorFactory, ConnectorPlugin,
+};
+use drehscheibe_config::{HubConfig, Plugins};
+use drehscheibe_engine::admin::{
+    AdminError, Change, ConfigAdmin, ConfigFile, FileKind, ReloadOutcome, ReloadStatus, Revision,
+};
+use drehscheibe_engine::{
+    ConnectorRegistry, Hub, HubSettings, RouteFailure, RoutePlan, RoutingPolicy,
+};
+use drehscheibe_model::auth::{Principal, Role, TokenTable};
+use drehscheibe_model::{
+    Connector, Envelope, Intake, MessageId, MessageRecord, MessageState, SenderIdentity, Submission,
+};
+use drehscheibe_store::{Effects, FsBlobStore, SledStore};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::{console_router, ConsoleSettings};
+
+const OP: &str = "op-token";
+const MS: &str = "musterstadt-token";
+const SENDER: &str = "portal-token";
+const HOST: &str = "hub.example:8080";
+const ORIGIN: &str = "http://hub.example:8080";
+
+struct RejectAll;
+
+impl RoutingPolicy for RejectAll {
+    fn route(&self, _e: &Envelope, _p: &Bytes) -> Result<RoutePlan, RouteFailure> {
+        Err(RouteFailure::rejected("test"))
+    }
+}
+
+const MUSTERSTADT: &str = "id = \"musterstadt\"\nname = \"Stadt Musterstadt\"\nags = \"12052000\"\nars = \"120520000000\"\n\n[stellen.gewerbeamt]\nname = \"Gewerbeamt\"\n\n[[routes]]\nleistung = \"99104005000000\"\ndelegate_to = \"nachbarstadt\"\n";
+const NACHBARSTADT: &str = "id = \"nachbarstadt\"\nname = \"Gemeinde Nachbarstadt\"\nags = \"12052001\"\n\n[connectors.umwelt]\ntype = \"dummy\"\nfachverfahren = \"Umwelt-FV\"\nurl = \"https://hub:geheim@umwelt.example/import\"\n\n[[routes]]\nleistung = \"99104005000000\"\nrule = \"baumfaellung@^2\"\ntargets = { fachverfahren = \"umwelt\" }\nparams = { amt = \"Umweltamt\" }\n";
+
+/// A connector type for the tests: its settings are its `url`.
+#[derive(Debug)]
+struct DummyFactory {
+    #[allow(dead_code)] // shown through Debug
+    url: String,
+}
+
+impl ConnectorFactory for DummyFactory {
+    fn build(&self, _cx: &BuildContext<'_>) -> Result<Arc<dyn Connector>, BuildError> {
+        Err(BuildError::new("not in these tests"))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn parse_dummy(_c: &mut Checker<'_>, t: toml::Table) -> Option<Arc<dyn ConnectorFactory>> {
+    let url = t.get("url").and_then(|v| v.as_str()).unwrap_or_default();
+    Some(Arc::new(DummyFactory {
+        url: url.to_owned(),
+    }))
+}
+
+fn plugins() -> Plugins {
+    Plugins::new().connector(ConnectorPlugin {
+        kind: "dummy",
+        summary: "test connector",
+        parse: parse_dummy,
+    })
+}
+
+fn sha(text: &str) -> String {
+    drehscheibe_model::sha256_hex(text.as_bytes())
+}
+
+/// `ConfigAdmin` over real files in a temp dir, recording revisions in
+/// memory; a text containing `kaputt` does not load.
+struct FakeAdmin {
+    main: std::path::PathBuf,
+    config: Mutex<Arc<HubConfig>>,
+    files: Mutex<BTreeMap<String, String>>,
+    revisions: Mutex<Vec<Revision>>,
+    editable: bool,
+}
+
+impl FakeAdmin {
+    fn new(dir: &Path, editable: bool) -> Self {
+        std::fs::create_dir_all(dir.join("tenants")).unwrap();
+        let main = dir.join("hub.toml");
+        std::fs::write(
+            &main,
+            "tenant_dir = \"tenants\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("tenants/musterstadt.toml"), MUSTERSTADT).unwrap();
+        std::fs::write(dir.join("tenants/nachbarstadt.toml"), NACHBARSTADT).unwrap();
+        let config = HubConfig::load(&main, &plugins()).expect("test config loads");
+        let mut files = BTreeMap::new();
+        files.insert(
+            "tenants/musterstadt.toml".to_owned(),
+            MUSTERSTADT.to_owned(),
+        );
+        files.insert(
+            "tenants/nachbarstadt.toml".to_owned(),
+            NACHBARSTADT.to_owned(),
+        );
+        Self {
+            main,
+            config: Mutex::new(Arc::new(config)),
+            files: Mutex::new(files),
+            revisions: Mutex::new(Vec::new()),
+            editable,
+        }
+    }
+
+    fn write(&self, change: &Change, author: &str, comment: &str) -> Result<Revision, AdminError> {
+        let mut files = self.files.lock().unwrap();
+        let old = files
+            .get(&change.path)
+            .cloned()
+            .ok_or_else(|| AdminError::NotFound(change.path.clone()))?;
+        if let Some(expect) = &change.expect_sha256 {
+            if *expect != sha(&old) {
+                return Err(AdminError::Conflict {
+                    path: change.path.clone(),
+                    current: sha(&old),
+                });
+            }
+        }
+        if change.text.contains("kaputt") {
+            return Err(AdminError::Invalid(vec![format!(
+                "{}: line 1: unknown key `kaputt`",
+                change.path
+            )]));
+        }
+        files.insert(change.path.clone(), change.text.clone());
+        let dir = self.main.parent().unwrap();
+        std::fs::write(dir.join(&change.path), &change.text).unwrap();
+        let config = HubConfig::load(&self.main, &plugins())
+            .map_err(|e| AdminError::Invalid(vec![e.to_string()]))?;
+        let digest = config.digest.clone();
+        *self.config.lock().unwrap() = Arc::new(config);
+        let mut revs = self.revisions.lock().unwrap();
+        let rev = Revision {
+            id: revs.len() as u64 + 1,
+            path: change.path.clone(),
+            author: author.to_owned(),
+            at: Utc::now(),
+            comment: comment.to_owned(),
+            old_sha256: Some(sha(&old)),
+            old_text: Some(old),
+            new_sha256: Some(sha(&change.text)),
+            new_text: Some(change.text.clone()),
+            config_digest: digest,
+        };
+        revs.push(rev.clone());
+        Ok(rev)
+    }
+}
+
+#[async_trait]
+impl ConfigAdmin for FakeAdmin {
+    fn current(&self) -> Arc<HubConfig> {
+        self.config.lock().unwrap().clone()
+    }
+
+    fn depot(&self) -> Arc<drehscheibe_rules::Depot> {
+        Arc::new(drehscheibe_rules::Depot::default())
+    }
+
+    async fn publish_rule(
+        &self,
+        _archive: Bytes,
+        _author: &str,
+    ) -> Result<drehscheibe_engine::admin::PublishedRule, AdminError> {
+        Err(AdminError::Io("not in this test".into()))
+    }
+
+    fn status(&self) -> ReloadStatus {
+        ReloadStatus {
+            config_digest: self.current().digest.clone(),
+            applied_at: Some(Utc::now()),
+            disk_error: None,
+            disk_error_since: None,
+            restart_needed: true,
+        }
+    }
+
+    async fn files(&self) -> Result<Vec<ConfigFile>, AdminError> {
+        Ok(self
+            .files
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(path, text)| ConfigFile {
+                path: path.clone(),
+                kind: FileKind::Tenant,
+                tenant: path
+                    .strip_prefix("tenants/")
+                    .and_then(|p| p.strip_suffix(".toml"))
+                    .map(str::to_owned),
+                editable: self.editable,
+                text: text.clone(),
+                sha256: sha(text),
+            })
+            .collect())
+    }
+
+    async fn check(&self, change: &Change) -> Result<(), AdminError> {
+        if change.text.contains("kaputt") {
+            return Err(AdminError::Invalid(vec![
+                "tenants/musterstadt.toml: line 1: unknown key `kaputt`".into(),
+                "second problem".into(),
+            ]));
+        }
+        Ok(())
+    }
+
+    async fn change(&self, change: &Change, author: &str) -> Result<Revision, AdminError> {
+        if !self.editable {
+            return Err(AdminError::ReadOnly("read-only".into()));
+        }
+        self.write(change, author, &change.comment)
+    }
+
+    async fn history(
+        &self,
+        path: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Revision>, AdminError> {
+        Ok(self
+            .revisions
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter(|r| path.is_none_or(|p| p == r.path))
+            .filter(|r| before.is_none_or(|b| r.id < b))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn revision(&self, id: u64) -> Result<Revision, AdminError> {
+        self.revisions
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or(AdminError::NoRevision(id))
+    }
+
+    async fn rollback(&self, id: u64, author: &str, comment: &str) -> Result<Revision, AdminError> {
+        let rev = self.revision(id).await?;
+        let comment = if comment.is_empty() {
+            format!("Rücknahme von Revision {id}")
+        } else {
+            comment.to_owned()
+        };
+        let change = Change {
+            path: rev.path.clone(),
+            text: rev.old_text.clone().unwrap_or_default(),
+            expect_sha256: None,
+            comment: comment.clone(),
+        };
+        self.write(&change, author, &comment)
+    }
+
+    async fn reload(&self, _author: &str) -> Result<ReloadOutcome, AdminError> {
+        Err(AdminError::Io("not in this test".into()))
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    hub: Arc<Hub>,
+    admin: Arc<FakeAdmin>,
+    router: Router,
+}
+
+fn tokens() -> TokenTable {
+    let mut t = TokenTable::new();
+    t.insert(
+        OP,
+        Principal {
+            name: "betrieb".into(),
+            role: Role::Operator,
+        },
+    );
+    t.insert(
+        MS,
+        Principal {
+            name: "ms-sachbearbeitung".into(),
+            role: Role::Tenant {
+                tenant: "musterstadt".into(),
+            },
+        },
+    );
+    t.insert(
+        SENDER,
+        Principal {
+            name: "portal".into(),
+            role: Role::Sender {
+                channels: vec!["in".into()],
+            },
+        },
+    );
+    t
+}
+
+fn fixture_with(settings: ConsoleSettings, editable: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+    let blobs = Arc::new(FsBlobStore::open(&dir.path().join("blobs")).unwrap());
+    let mut hs = HubSettings {
+        channels: HashSet::new(),
+        ..HubSettings::default()
+    };
+    hs.channels.insert("in".into());
+    let hub = Hub::new(
+        store,
+        blobs,
+        Arc::new(RejectAll),
+        ConnectorRegistry::new(),
+        hs,
+    );
+    let admin = Arc::new(FakeAdmin::new(&dir.path().join("config"), editable));
+    let router = console_router(hub.clone(), Arc::new(tokens()), admin.clone(), settings);
+    Fixture {
+        _dir: dir,
+        hub,
+        admin,
+        router,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(ConsoleSettings::default(), true)
+}
+
+/// A message of `tenant` in `state`.
+async fn message(hub: &Hub, tenant: &str, state: MessageState) -> MessageId {
+    let accepted = hub
+        .submit(Submission {
+            channel: "in".into(),
+            sender: SenderIdentity {
+                adapter: "test".into(),
+                principal: "p".into(),
+                remote_addr: None,
+            },
+            content_type: "application/xml".into(),
+            payload: Bytes::from_static(b"<antrag>Hallo</antrag>"),
+            attachments: Vec::new(),
+            idempotency_key: None,
+            correlation_ids: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let id = accepted.id;
+    let tenant = tenant.to_owned();
+    hub.store()
+        .update(id, &mut |r: &mut MessageRecord| {
+            r.envelope.tenant = Some(tenant.clone());
+            r.envelope.leistung = Some("99104005000000".into());
+            r.state = state;
+            r.reason = Some("kein Empfänger".into());
+            Ok(Effects::default())
+        })
+        .await
+        .unwrap();
+    id
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+async fn send(router: &Router, req: Request<Body>) -> Answer {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(path).header(header::HOST, HOST);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn post(path: &str, cookie: Option<&str>, origin: Option<&str>, form: &str) -> Request<Body> {
+    let mut b = Request::post(path)
+        .header(header::HOST, HOST)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    if let Some(o) = origin {
+        b = b.header(header::ORIGIN, o);
+    }
+    b.body(Body::from(form.to_owned())).unwrap()
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Sign in with `token`: the cookie (`name=value`) and the CSRF token.
+async fn sign_in(router: &Router, token: &str) -> (String, String) {
+    let a = send(
+        router,
+        post(
+            "/console/anmelden",
+            None,
+            Some(ORIGIN),
+            &format!("token={}", enc(token)),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let cookie = a
+        .header(header::SET_COOKIE)
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = send(router, get("/console", Some(&cookie))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    (cookie, csrf_of(&page.body))
+}
+
+fn csrf_of(body: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let i = body.find(marker).expect("page has a CSRF field") + marker.len();
+    body[i..i + 64].to_owned()
+}
+
+/// No inline script, style or event handler attribute in a page.
+fn assert_no_inline_code(body: &str) {
+    assert!(!body.contains(" style="), "inline style");
+    assert!(!body.contains("<style"), "style element");
+    assert_eq!(
+        body.matches("<script").count(),
+        body.matches("<script src=\"/console/static/").count(),
+        "inline script"
+    );
+    let lower = body.to_ascii_lowercase();
+    for (i, _) in lower.match_indices(" on") {
+        let rest = &lower[i + 3..];
+        let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+        let is_attr = !name.is_empty() && rest[name.len()..].starts_with('=');
+        assert!(!is_attr, "event handler attribute on{name}=");
+    }
+}
+
+fn assert_security_headers(a: &Answer, page: bool) {
+    assert_eq!(
+        a.header(header::CONTENT_SECURITY_POLICY),
+        crate::security::CSP
+    );
+    assert_eq!(a.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(a.header(header::REFERRER_POLICY), "same-origin");
+    assert_eq!(a.header(header::X_FRAME_OPTIONS), "DENY");
+    if page {
+        assert_eq!(a.header(header::CACHE_CONTROL), "no-store");
+    }
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_carry_security_headers() {
+    let f = fixture();
+    for path in [
+        "/console",
+        "/console/nachrichten",
+        "/console/kommunen/musterstadt",
+        "/console/verlauf",
+        "/console/gibt-es-nicht",
+    ] {
+        let a = send(&f.router, get(path, None)).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(a.header(header::LOCATION), "/console/anmelden");
+        assert_security_headers(&a, true);
+    }
+    let a = send(&f.router, get("/console", Some("ds-session=erfunden"))).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+
+    let a = send(&f.router, get("/console/anmelden", None)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_security_headers(&a, true);
+    assert!(a.header(header::CONTENT_TYPE).starts_with("text/html"));
+    assert!(a.body.contains("<label for=\"token\">API-Token</label>"));
+    assert!(a
+        .body
+        .contains("id=\"token\" type=\"password\" name=\"token\""));
+    assert!(a.body.contains("<html lang=\"de\">"));
+    assert_no_inline_code(&a.body);
+}
+
+#[tokio::test]
+async fn static_assets_are_served_with_long_cache() {
+    let f = fixture();
+    let a = send(&f.router, get("/console/static/htmx.min.js?v=1", None)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.header(header::CONTENT_TYPE),
+        "text/javascript; charset=utf-8"
+    );
+    assert!(a.header(header::CACHE_CONTROL).contains("max-age=31536000"));
+    assert_security_headers(&a, false);
+    assert_eq!(a.body.len(), crate::assets::HTMX.len());
+    let a = send(&f.router, get("/console/static/console.css", None)).await;
+    assert_eq!(a.header(header::CONTENT_TYPE), "text/css; charset=utf-8");
+    let a = send(&f.router, get("/console/static/../../etc/passwd", None)).await;
+    assert_ne!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sign_in_checks_origin_token_and_role() {
+    let f = fixture();
+    // No Origin, or another site's: refused before the token is looked at.
+    let a = send(
+        &f.router,
+        post("/console/anmelden", None, None, &format!("token={OP}")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("Herkunft"));
+    let a = send(
+        &f.router,
+        post(
+            "/console/anmelden",
+            None,
+            Some("http://evil.example"),
+            &format!("token={OP}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.header(header::SET_COOKIE).is_empty());
+    // Unknown token, sender token.
+    let a = send(
+        &f.router,
+        post("/console/anmelden", None, Some(ORIGIN), "token=falsch"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.body.contains("nicht bekannt"));
+    let a = send(
+        &f.router,
+        post(
+            "/console/anmelden",
+            None,
+            Some(ORIGIN),
+            &format!("token={SENDER}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("Absender-Token"));
+    assert!(a.header(header::SET_COOKIE).is_empty());
+    // An operator.
+    let a = send(
+        &f.router,
+        post(
+            "/console/anmelden",
+            None,
+            Some(ORIGIN),
+            &format!("token={OP}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.header(header::LOCATION), "/console");
+    let cookie = a.header(header::SET_COOKIE);
+    assert!(cookie.starts_with("ds-session="), "{cookie}");
+    assert!(cookie.contains("; Path=/; HttpOnly; SameSite=Strict"));
+    assert!(!cookie.contains("Secure"));
+    let id = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("ds-session=");
+    assert_eq!(id.len(), 64);
+}
+
+#[tokio::test]
+async fn over_tls_the_cookie_is_host_bound_and_secure() {
+    let f = fixture_with(
+        ConsoleSettings {
+            secure_cookie: true,
+            ..ConsoleSettings::default()
+        },
+        true,
+    );
+    let a = send(
+        &f.router,
+        post(
+            "/console/anmelden",
+            None,
+            Some("https://hub.example:8080"),
+            &format!("token={OP}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let cookie = a.header(header::SET_COOKIE);
+    assert!(cookie.starts_with("__Host-ds-session="), "{cookie}");
+    assert!(cookie.ends_with("; Secure"));
+    // An http origin is another origin on a TLS listener.
+    let a = send(
+        &f.router,
+        post(
+            "/console/anmelden",
+            None,
+            Some(ORIGIN),
+            &format!("token={OP}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn every_post_needs_the_csrf_token_and_same_origin() {
+    let f = fixture();
+    let (cookie, csrf) = sign_in(&f.router, OP).await;
+    let form = format!("csrf={csrf}");
+    // Missing token, wrong token, cross origin, no origin at all.
+    let cases = [
+        (Some(ORIGIN), String::new()),
+        (Some(ORIGIN), format!("csrf={}", "0".repeat(64))),
+        (Some("http://evil.example:8080"), form.clone()),
+        (None, form.clone()),
+    ];
+    for (origin, body) in &cases {
+        let a = send(
+            &f.router,
+            post("/console/abmelden", Some(&cookie), *origin, body),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{origin:?} {body}");
+        assert!(a.body.contains("Anfrage abgelehnt"));
+        assert_security_headers(&a, true);
+    }
+    // Still signed in.
+    assert_eq!(
+        send(&f.router, get("/console", Some(&cookie))).await.status,
+        StatusCode::OK
+    );
+    // Referer stands in for Origin; the header form of the token works.
+    let req = Request::post("/console/abmelden")
+        .header(header::HOST, HOST)
+        .header(header::COOKIE, &cookie)
+        .header(header::REFERER, format!("{ORIGIN}/console"))
+        .header("x-csrf-token", &csrf)
+        .body(Body::empty())
+        .unwrap();
+    let a = send(&f.router, req).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.header(header::LOCATION), "/console/anmelden");
+    assert!(a.header(header::SET_COOKIE).contains("Max-Age=0"));
+    // Signed out: the session is gone.
+    let a = send(&f.router, get("/console", Some(&cookie))).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    // A POST without a session is refused too.
+    let a = send(
+        &f.router,
+        post("/console/abmelden", Some(&cookie), Some(ORIGIN), &form),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_overview_shows_states_attention_and_configuration() {
+    let f = fixture();
+    let dead = message(&f.hub, "musterstadt", MessageState::Dead).await;
+    let other = message(&f.hub, "nachbarstadt", MessageState::Quarantined).await;
+    let (cookie, _) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console", Some(&cookie))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_security_headers(&a, true);
+    assert_no_inline_code(&a.body);
+    for text in [
+        "<h1>Übersicht</h1>",
+        "Nachrichten nach Status",
+        "Unzustellbar",
+        "Neustart nötig",
+        "Warteschlange",
+        &f.admin.current().digest,
+        &format!("/console/nachrichten/{dead}"),
+        &format!("/console/nachrichten/{other}"),
+        "<a href=\"/console/nachrichten\">Nachrichten</a>",
+        "<a href=\"/console/kommunen\">Kommunen</a>",
+        "<a href=\"/console/verlauf\">Verlauf</a>",
+        "Abmelden",
+        "betrieb",
+    ] {
+        assert!(a.body.contains(text), "missing {text}");
+    }
+    // A tenant sees only its own messages needing attention.
+    let (cookie, _) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console", Some(&cookie))).await;
+    assert!(a.body.contains(&format!("/console/nachrichten/{dead}")));
+    assert!(!a.body.contains(&other.to_string()));
+    assert!(!a.body.contains("Warteschlange"));
+}
+
+#[tokio::test]
+async fn tenants_see_their_own_messages_only() {
+    let f = fixture();
+    let own = message(&f.hub, "musterstadt", MessageState::Dead).await;
+    let foreign = message(&f.hub, "nachbarstadt", MessageState::Dead).await;
+    let (cookie, csrf) = sign_in(&f.router, MS).await;
+
+    let a = send(&f.router, get("/console/nachrichten", Some(&cookie))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains(&own.to_string()));
+    assert!(!a.body.contains(&foreign.to_string()));
+    assert!(!a.body.contains("Ausgewählte erneut einspielen"));
+    // Asking for another tenant changes nothing.
+    let a = send(
+        &f.router,
+        get("/console/nachrichten?tenant=nachbarstadt", Some(&cookie)),
+    )
+    .await;
+    assert!(!a.body.contains(&foreign.to_string()));
+
+    let a = send(
+        &f.router,
+        get(&format!("/console/nachrichten/{own}"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("Protokoll"));
+    assert!(!a.body.contains("/erneut\""));
+    for path in [
+        format!("/console/nachrichten/{foreign}"),
+        format!("/console/nachrichten/{foreign}/nutzdaten"),
+        "/console/nachrichten/keine-id".to_owned(),
+        format!("/console/nachrichten/{}", MessageId::new()),
+    ] {
+        let a = send(&f.router, get(&path, Some(&cookie))).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // Replay: forbidden on its own message, not found on another's.
+    let form = format!("csrf={csrf}");
+    let a = send(
+        &f.router,
+        post(
+            &format!("/console/nachrichten/{own}/erneut"),
+            Some(&cookie),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = send(
+        &f.router,
+        post(
+            &format!("/console/nachrichten/{foreign}/erneut"),
+            Some(&cookie),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = send(
+        &f.router,
+        post(
+            "/console/nachrichten/erneut",
+            Some(&cookie),
+            Some(ORIGIN),
+            &format!("{form}&id={own}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        f.hub.store().get(own).await.unwrap().unwrap().state,
+        MessageState::Dead
+    );
+}
+
+#[tokio::test]
+async fn operators_replay_one_or_many_and_it_is_audited() {
+    let f = fixture();
+    let a1 = message(&f.hub, "musterstadt", MessageState::Dead).await;
+    let a2 = message(&f.hub, "nachbarstadt", MessageState::Rejected).await;
+    let busy = message(&f.hub, "musterstadt", MessageState::Delivering).await;
+    let (cookie, csrf) = sign_in(&f.router, OP).await;
+
+    let a = send(&f.router, get("/console/nachrichten", Some(&cookie))).await;
+    assert!(a.body.contains("Ausgewählte erneut einspielen"));
+    assert!(a.body.contains("data-select-all=\"id\""));
+    assert_no_inline_code(&a.body);
+
+    // Many, as htmx sends it: a fragment with counts and per-id results.
+    let req = Request::post("/console/nachrichten/erneut")
+        .header(header::HOST, HOST)
+        .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, ORIGIN)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("hx-request", "true")
+        .body(Body::from(format!(
+            "csrf={csrf}&id={a1}&id={busy}&id=unsinn"
+        )))
+        .unwrap();
+    let a = send(&f.router, req).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(!a.body.contains("<html"), "a fragment for htmx");
+    assert!(
+        a.body.contains("1 erneut eingespielt, 2 fehlgeschlagen"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("Ungültige Nachrichtenkennung"));
+    assert!(a.body.contains("In Zustellung"));
+    assert_eq!(
+        f.hub.store().get(a1).await.unwrap().unwrap().state,
+        MessageState::Received
+    );
+    let audit = f.hub.store().audit(a1).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "replay" && e.actor == "operator:betrieb"));
+
+    // One, from the detail page.
+    let a = send(
+        &f.router,
+        post(
+            &format!("/console/nachrichten/{a2}/erneut"),
+            Some(&cookie),
+            Some(ORIGIN),
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        a.header(header::LOCATION),
+        format!("/console/nachrichten/{a2}?erneut=1")
+    );
+    let a = send(
+        &f.router,
+        get(
+            &format!("/console/nachrichten/{a2}?erneut=1"),
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert!(a.body.contains("erneut eingespielt"));
+    assert!(a.body.contains("operator:betrieb"));
+    // Refused replays say why, in German with the engine's text.
+    let a = send(
+        &f.router,
+        post(
+            &format!("/console/nachrichten/{busy}/erneut"),
+            Some(&cookie),
+            Some(ORIGIN),
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.body.contains("erneut einspielen lassen sich nur"));
+    assert!(a.body.contains("Fehlertext: message is delivering"));
+}
+
+#[tokio::test]
+async fn the_payload_is_always_a_download() {
+    let f = fixture();
+    let id = message(&f.hub, "musterstadt", MessageState::Dead).await;
+    let (cookie, _) = sign_in(&f.router, OP).await;
+    let a = send(
+        &f.router,
+        get(
+            &format!("/console/nachrichten/{id}/nutzdaten"),
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header(header::CONTENT_TYPE), "application/xml");
+    assert_eq!(
+        a.header(header::CONTENT_DISPOSITION),
+        format!("attachment; filename=\"nachricht-{id}.xml\"")
+    );
+    assert_eq!(a.body, "<antrag>Hallo</antrag>");
+    assert_security_headers(&a, true);
+}
+
+#[tokio::test]
+async fn kommunen_are_shown_per_role() {
+    let f = fixture();
+    let (op, _) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console/kommunen", Some(&op))).await;
+    assert!(a.body.contains("Stadt Musterstadt") && a.body.contains("Gemeinde Nachbarstadt"));
+    assert!(a.body.contains("<th scope=\"col\">AGS</th>"));
+    let a = send(&f.router, get("/console/kommunen/musterstadt", Some(&op))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_no_inline_code(&a.body);
+    for text in [
+        "12052000",
+        "120520000000",
+        "Gewerbeamt",
+        "99104005000000",
+        "nachbarstadt",
+        "<textarea id=\"text\" name=\"text\"",
+        "name=\"expect_sha256\"",
+        "Kommentar",
+        "Prüfen",
+        "/console/kommunen/musterstadt/export",
+    ] {
+        assert!(a.body.contains(text), "missing {text}");
+    }
+    assert!(a.body.contains(&sha(MUSTERSTADT)));
+
+    let a = send(&f.router, get("/console/kommunen/nachbarstadt", Some(&op))).await;
+    for text in [
+        "umwelt",
+        "dummy",
+        "Umwelt-FV",
+        "baumfaellung@^2",
+        "fachverfahren → <code>umwelt</code>",
+        "Umweltamt",
+        "https://***@umwelt.example/import",
+    ] {
+        assert!(a.body.contains(text), "missing {text}");
+    }
+    // The connector summary hides URL credentials (the file itself is
+    // the operator's to edit).
+    let summary_start = a.body.find("Einstellungen").unwrap();
+    let summary_end = a.body.find("id=\"routen\"").unwrap();
+    assert!(!a.body[summary_start..summary_end].contains("geheim"));
+
+    let (ms, csrf) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console/kommunen", Some(&ms))).await;
+    assert!(a.body.contains("Stadt Musterstadt"));
+    assert!(!a.body.contains("Nachbarstadt</td>"));
+    let a = send(&f.router, get("/console/kommunen/musterstadt", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("readonly"));
+    assert!(!a.body.contains("/speichern"));
+    for path in [
+        "/console/kommunen/nachbarstadt",
+        "/console/kommunen/nachbarstadt/export",
+        "/console/kommunen/gibtsnicht",
+    ] {
+        assert_eq!(
+            send(&f.router, get(path, Some(&ms))).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let form = format!("csrf={csrf}&text=x&expect_sha256=");
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/speichern",
+            Some(&ms),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/nachbarstadt/speichern",
+            Some(&ms),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(f.admin.revisions.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn editing_checks_saves_and_keeps_the_text_on_errors() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let expect = sha(MUSTERSTADT);
+    let edited = MUSTERSTADT.replace("Stadt Musterstadt", "Hansestadt Musterstadt");
+    // Browsers send CRLF; the file keeps LF.
+    let sent = edited.replace('\n', "\r\n");
+    let form = |text: &str, expect: &str| {
+        format!(
+            "csrf={csrf}&text={}&expect_sha256={expect}&comment={}",
+            enc(text),
+            enc("Name geändert")
+        )
+    };
+
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/pruefen",
+            Some(&op),
+            Some(ORIGIN),
+            &form(&sent, &expect),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("Gültig."));
+    assert!(a.body.contains("Hansestadt Musterstadt"));
+
+    let broken = format!("kaputt = 1\n{edited}");
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/pruefen",
+            Some(&op),
+            Some(ORIGIN),
+            &form(&broken, &expect),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("unknown key `kaputt`") && a.body.contains("second problem"));
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/speichern",
+            Some(&op),
+            Some(ORIGIN),
+            &form(&broken, &expect),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("kaputt = 1"), "the submitted text is kept");
+    assert!(a.body.contains("Name geändert"), "the comment is kept");
+
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/speichern",
+            Some(&op),
+            Some(ORIGIN),
+            &form(&sent, &expect),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(
+        a.header(header::LOCATION),
+        "/console/kommunen/musterstadt?gespeichert=1"
+    );
+    {
+        let revs = f.admin.revisions.lock().unwrap();
+        assert_eq!(revs.len(), 1);
+        assert_eq!(revs[0].author, "betrieb");
+        assert_eq!(revs[0].comment, "Name geändert");
+        assert_eq!(revs[0].new_text.as_deref(), Some(edited.as_str()));
+    }
+    let a = send(
+        &f.router,
+        get("/console/kommunen/musterstadt?gespeichert=1", Some(&op)),
+    )
+    .await;
+    assert!(a.body.contains("Gespeichert und angewendet"));
+    assert!(a.body.contains("<h1>Hansestadt Musterstadt</h1>"));
+    assert!(a.body.contains("/console/verlauf/1"));
+
+    // Saving again on the old digest: the file changed meanwhile.
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/speichern",
+            Some(&op),
+            Some(ORIGIN),
+            &form(&MUSTERSTADT.replace("Stadt", "Dorf"), &expect),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.body.contains("inzwischen geändert"));
+    assert!(a.body.contains("diff-add"));
+
+    // Export.
+    let a = send(
+        &f.router,
+        get("/console/kommunen/musterstadt/export", Some(&op)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.header(header::CONTENT_DISPOSITION),
+        "attachment; filename=\"musterstadt.toml\""
+    );
+    assert!(a
+        .header(header::CONTENT_TYPE)
+        .starts_with("application/toml"));
+    assert_eq!(a.body, edited);
+}
+
+#[tokio::test]
+async fn read_only_configuration_shows_no_editor() {
+    let f = fixture_with(ConsoleSettings::default(), false);
+    let (op, _) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console/kommunen/musterstadt", Some(&op))).await;
+    assert!(a.body.contains("Bearbeiten ist abgeschaltet"));
+    assert!(!a.body.contains("/speichern"));
+}
+
+#[tokio::test]
+async fn history_shows_diffs_and_rolls_back() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let edited = MUSTERSTADT.replace("Gewerbeamt", "Ordnungsamt");
+    let form = format!(
+        "csrf={csrf}&text={}&expect_sha256={}&comment=",
+        enc(&edited),
+        sha(MUSTERSTADT)
+    );
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/speichern",
+            Some(&op),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    // A change of the other tenant's file.
+    let nb = NACHBARSTADT.replace("Gemeinde", "Stadt");
+    let form = format!("csrf={csrf}&text={}&expect_sha256=", enc(&nb));
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/nachbarstadt/speichern",
+            Some(&op),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+
+    let a = send(&f.router, get("/console/verlauf", Some(&op))).await;
+    assert!(a.body.contains("Revision 1") && a.body.contains("Revision 2"));
+    assert_no_inline_code(&a.body);
+    let a = send(&f.router, get("/console/verlauf/1", Some(&op))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.body
+            .contains("<span class=\"diff-del\">-name = &quot;Gewerbeamt&quot;</span>")
+            || a.body
+                .contains("<span class=\"diff-del\">-name = \"Gewerbeamt\"</span>"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("diff-add"));
+    assert!(a.body.contains("Diese Änderung zurücknehmen"));
+
+    let a = send(
+        &f.router,
+        post(
+            "/console/verlauf/1/zuruecksetzen",
+            Some(&op),
+            Some(ORIGIN),
+            &format!("csrf={csrf}&comment="),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        a.header(header::LOCATION),
+        "/console/verlauf/3?zurueckgesetzt=1"
+    );
+    assert_eq!(f.admin.revisions.lock().unwrap()[2].author, "betrieb");
+    let a = send(&f.router, get("/console/verlauf/99", Some(&op))).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    // A tenant sees its own file's revisions only, and cannot roll back.
+    let (ms, ms_csrf) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console/verlauf", Some(&ms))).await;
+    assert!(a.body.contains("/console/verlauf/1\""));
+    assert!(!a.body.contains("/console/verlauf/2\""));
+    assert_eq!(
+        send(&f.router, get("/console/verlauf/2", Some(&ms)))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let a = send(&f.router, get("/console/verlauf/1", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(!a.body.contains("zuruecksetzen"));
+    let a = send(
+        &f.router,
+        post(
+            "/console/verlauf/1/zuruecksetzen",
+            Some(&ms),
+            Some(ORIGIN),
+            &format!("csrf={ms_csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = send(
+        &f.router,
+        post(
+            "/console/verlauf/2/zuruecksetzen",
+            Some(&ms),
+            Some(ORIGIN),
+            &format!("csrf={ms_csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(f.admin.revisions.lock().unwrap().len(), 3);
+}

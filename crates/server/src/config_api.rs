@@ -1,0 +1,520 @@
+//! The configuration API (ADR 0021): files, checks, changes, history,
+//! rollback, reload and export, over [`ConfigAdmin`].
+//!
+//! Operators read and change everything but the main file, which is
+//! read-only here. A tenant token reads its own Kommune's file and its
+//! history, and changes nothing. Every refusal is a problem document;
+//! a candidate that does not load answers `422` with the problems, one
+//! per line of `config check`, in the extension member `errors`.
+#![allow(clippy::result_large_err)]
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Json, Router};
+use drehscheibe_engine::admin::{AdminError, Change, ConfigAdmin, ConfigFile, FileKind, Revision};
+use drehscheibe_http::problem::Problem;
+use drehscheibe_model::auth::{Principal, Role, TokenTable};
+use serde::{Deserialize, Serialize};
+
+use crate::ops::authenticate_with;
+
+#[derive(Clone)]
+pub(crate) struct ConfigApi {
+    admin: Arc<dyn ConfigAdmin>,
+    tokens: Arc<TokenTable>,
+}
+
+/// The configuration API's routes: path, methods, handler (the OpenAPI
+/// document lists exactly these; a test holds both together).
+#[allow(clippy::type_complexity)]
+pub(crate) fn routes() -> Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<ConfigApi>,
+)> {
+    vec![
+        ("/api/v1/config", &["get"], get(overview)),
+        (
+            "/api/v1/config/files/{*path}",
+            &["get", "put"],
+            get(file).put(put_file),
+        ),
+        ("/api/v1/config/raw/{*path}", &["get"], get(raw_file)),
+        ("/api/v1/config/check", &["post"], post(check)),
+        ("/api/v1/config/revisions", &["get"], get(revisions)),
+        ("/api/v1/config/revisions/{id}", &["get"], get(revision)),
+        (
+            "/api/v1/config/revisions/{id}/rollback",
+            &["post"],
+            post(rollback),
+        ),
+        ("/api/v1/config/reload", &["post"], post(reload)),
+        ("/api/v1/config/export", &["get"], get(export)),
+    ]
+}
+
+/// The configuration API (see the module docs).
+pub fn config_router(admin: Arc<dyn ConfigAdmin>, tokens: Arc<TokenTable>) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, _, m)| r.route(path, m))
+        .with_state(ConfigApi { admin, tokens })
+}
+
+fn problem(status: u16, kind: &str, detail: impl Into<String>) -> Response {
+    Problem::new(status, kind, detail).into_response()
+}
+
+/// The answer for an [`AdminError`].
+pub fn admin_problem(e: AdminError) -> Response {
+    match e {
+        AdminError::Invalid(errors) => {
+            let mut p = Problem::new(
+                422,
+                "invalid-configuration",
+                format!("the configuration does not load:\n{}", errors.join("\n")),
+            );
+            p.extra.insert("errors".into(), serde_json::json!(errors));
+            p.into_response()
+        }
+        e @ AdminError::NotFound(_) => problem(404, "config-file-not-found", e.to_string()),
+        e @ AdminError::NoRevision(_) => problem(404, "revision-not-found", e.to_string()),
+        e @ AdminError::ReadOnly(_) => problem(403, "read-only", e.to_string()),
+        AdminError::Conflict { path, current } => {
+            let mut p = Problem::new(
+                409,
+                "config-conflict",
+                format!("{path} changed meanwhile; read it again (its SHA-256 is now {current})"),
+            );
+            p.extra
+                .insert("current_sha256".into(), serde_json::json!(current));
+            p.into_response()
+        }
+        AdminError::Io(e) => {
+            tracing::error!(error = %e, "configuration API: write or store failure");
+            problem(503, "storage-unavailable", e)
+        }
+    }
+}
+
+fn principal(api: &ConfigApi, headers: &HeaderMap) -> Result<Principal, Response> {
+    let p = authenticate_with(&api.tokens, headers)?;
+    if matches!(p.role, Role::Sender { .. }) {
+        return Err(problem(
+            403,
+            "forbidden",
+            "sender tokens have no access to the configuration",
+        ));
+    }
+    Ok(p)
+}
+
+fn operator(api: &ConfigApi, headers: &HeaderMap) -> Result<Principal, Response> {
+    let p = principal(api, headers)?;
+    if matches!(p.role, Role::Operator) {
+        Ok(p)
+    } else {
+        Err(problem(
+            403,
+            "forbidden",
+            "only operators may change the configuration",
+        ))
+    }
+}
+
+/// Whether `principal` may read `file`: operators every file, a tenant
+/// its own Kommune's file.
+pub fn may_read_file(principal: &Principal, file: &ConfigFile) -> bool {
+    match &principal.role {
+        Role::Operator => true,
+        Role::Tenant { tenant } => {
+            file.kind == FileKind::Tenant && file.tenant.as_deref() == Some(tenant)
+        }
+        Role::Sender { .. } => false,
+    }
+}
+
+/// The files `principal` may read.
+pub async fn visible_files(
+    admin: &dyn ConfigAdmin,
+    principal: &Principal,
+) -> Result<Vec<ConfigFile>, AdminError> {
+    Ok(admin
+        .files()
+        .await?
+        .into_iter()
+        .filter(|f| may_read_file(principal, f))
+        .collect())
+}
+
+/// Whether `principal` may read revision `rev`: operators all, a tenant
+/// those of its own file.
+pub async fn may_read_revision(
+    admin: &dyn ConfigAdmin,
+    principal: &Principal,
+    rev: &Revision,
+) -> Result<bool, AdminError> {
+    if matches!(principal.role, Role::Operator) {
+        return Ok(true);
+    }
+    Ok(visible_files(admin, principal)
+        .await?
+        .iter()
+        .any(|f| f.path == rev.path))
+}
+
+#[derive(Serialize)]
+struct FileSummary {
+    path: String,
+    kind: FileKind,
+    tenant: Option<String>,
+    editable: bool,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct Overview {
+    #[serde(flatten)]
+    status: drehscheibe_engine::admin::ReloadStatus,
+    files: Vec<FileSummary>,
+}
+
+async fn overview(State(api): State<ConfigApi>, headers: HeaderMap) -> Response {
+    let p = match principal(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match visible_files(api.admin.as_ref(), &p).await {
+        Ok(files) => Json(Overview {
+            status: api.admin.status(),
+            files: files
+                .into_iter()
+                .map(|f| FileSummary {
+                    path: f.path,
+                    kind: f.kind,
+                    tenant: f.tenant,
+                    editable: f.editable && matches!(p.role, Role::Operator),
+                    sha256: f.sha256,
+                })
+                .collect(),
+        })
+        .into_response(),
+        Err(e) => admin_problem(e),
+    }
+}
+
+async fn find_file(api: &ConfigApi, p: &Principal, path: &str) -> Result<ConfigFile, Response> {
+    visible_files(api.admin.as_ref(), p)
+        .await
+        .map_err(admin_problem)?
+        .into_iter()
+        .find(|f| f.path == path)
+        .ok_or_else(|| admin_problem(AdminError::NotFound(path.to_owned())))
+}
+
+async fn file(
+    State(api): State<ConfigApi>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match principal(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match find_file(&api, &p, &path).await {
+        Ok(f) => Json(f).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A file's text as a download, the way the hub reads it.
+async fn raw_file(
+    State(api): State<ConfigApi>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match principal(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match find_file(&api, &p, &path).await {
+        Ok(f) => toml_download(&f.path, f.text),
+        Err(r) => r,
+    }
+}
+
+/// `text` as the download of the file `path`.
+pub fn toml_download(path: &str, text: String) -> Response {
+    let name: String = path
+        .rsplit('/')
+        .next()
+        .unwrap_or("config.toml")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/toml; charset=utf-8".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct PutBody {
+    text: String,
+    #[serde(default)]
+    expect_sha256: Option<String>,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn put_file(
+    State(api): State<ConfigApi>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let p = match operator(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let b: PutBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return problem(
+            400,
+            "bad-request",
+            format!(
+                "expected {{\"text\": \"…\", \"expect_sha256\"?: \"…\", \"comment\"?: \"…\"}}: {e}"
+            ),
+        ),
+    };
+    let change = Change {
+        path,
+        text: b.text,
+        expect_sha256: b.expect_sha256,
+        comment: b.comment,
+    };
+    match api.admin.change(&change, &p.name).await {
+        Ok(rev) => Json(rev).into_response(),
+        Err(e) => admin_problem(e),
+    }
+}
+
+async fn check(
+    State(api): State<ConfigApi>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = operator(&api, &headers) {
+        return r;
+    }
+    let change: Change = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return problem(
+                400,
+                "bad-request",
+                format!("expected {{\"path\": \"…\", \"text\": \"…\"}}: {e}"),
+            )
+        }
+    };
+    match api.admin.check(&change).await {
+        Ok(()) => Json(serde_json::json!({ "valid": true })).into_response(),
+        Err(e) => admin_problem(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    path: Option<String>,
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// A revision as the API shows it: with the unified diff.
+#[derive(Serialize)]
+struct RevisionView {
+    #[serde(flatten)]
+    revision: Revision,
+    diff: String,
+}
+
+/// The unified diff of a revision (old text to new text).
+pub fn unified_diff(rev: &Revision) -> String {
+    let old = rev.old_text.as_deref().unwrap_or("");
+    let new = rev.new_text.as_deref().unwrap_or("");
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{}", rev.path), &format!("b/{}", rev.path))
+        .to_string()
+}
+
+async fn revisions(
+    State(api): State<ConfigApi>,
+    Query(q): Query<HistoryQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match principal(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let path = match (&p.role, q.path) {
+        (Role::Operator, path) => path,
+        (_, path) => {
+            // A tenant reads its own file's history only.
+            let own = match visible_files(api.admin.as_ref(), &p).await {
+                Ok(f) => f,
+                Err(e) => return admin_problem(e),
+            };
+            match (own.first(), path) {
+                (Some(f), None) => Some(f.path.clone()),
+                (Some(f), Some(asked)) if asked == f.path => Some(asked),
+                (_, Some(asked)) => return admin_problem(AdminError::NotFound(asked)),
+                (None, None) => return Json(Vec::<Revision>::new()).into_response(),
+            }
+        }
+    };
+    match api
+        .admin
+        .history(path.as_deref(), q.before, q.limit.unwrap_or(50))
+        .await
+    {
+        Ok(revs) => Json(revs).into_response(),
+        Err(e) => admin_problem(e),
+    }
+}
+
+async fn visible_revision(api: &ConfigApi, p: &Principal, id: u64) -> Result<Revision, Response> {
+    let rev = api.admin.revision(id).await.map_err(admin_problem)?;
+    match may_read_revision(api.admin.as_ref(), p, &rev).await {
+        Ok(true) => Ok(rev),
+        Ok(false) => Err(admin_problem(AdminError::NoRevision(id))),
+        Err(e) => Err(admin_problem(e)),
+    }
+}
+
+async fn revision(
+    State(api): State<ConfigApi>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match principal(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match visible_revision(&api, &p, id).await {
+        Ok(rev) => Json(RevisionView {
+            diff: unified_diff(&rev),
+            revision: rev,
+        })
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RollbackBody {
+    #[serde(default)]
+    comment: String,
+}
+
+async fn rollback(
+    State(api): State<ConfigApi>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let p = match operator(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let b: RollbackBody = if body.is_empty() {
+        RollbackBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return problem(
+                    400,
+                    "bad-request",
+                    format!("expected {{\"comment\"?: \"…\"}}: {e}"),
+                )
+            }
+        }
+    };
+    match api.admin.rollback(id, &p.name, &b.comment).await {
+        Ok(rev) => Json(rev).into_response(),
+        Err(e) => admin_problem(e),
+    }
+}
+
+async fn reload(State(api): State<ConfigApi>, headers: HeaderMap) -> Response {
+    let p = match operator(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match api
+        .admin
+        .reload(drehscheibe_engine::admin::FILE_AUTHOR)
+        .await
+    {
+        Ok(outcome) => {
+            tracing::info!(by = %p.name, changed = outcome.changed, "configuration reload requested");
+            Json(outcome).into_response()
+        }
+        Err(e) => admin_problem(e),
+    }
+}
+
+/// Every file the caller may read, as one ZIP archive laid out like the
+/// configuration directory.
+async fn export(State(api): State<ConfigApi>, headers: HeaderMap) -> Response {
+    let p = match principal(&api, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let files = match visible_files(api.admin.as_ref(), &p).await {
+        Ok(f) => f,
+        Err(e) => return admin_problem(e),
+    };
+    match zip_files(&files) {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/zip"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"drehscheibe-config.zip\"",
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => problem(500, "export-failed", e.to_string()),
+    }
+}
+
+fn zip_files(files: &[ConfigFile]) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for f in files {
+        w.start_file(f.path.as_str(), options)?;
+        w.write_all(f.text.as_bytes())?;
+    }
+    Ok(w.finish()?.into_inner())
+}

@@ -1,0 +1,270 @@
+//! The dry run API ("Probelauf", [`drehscheibe_engine::dry_run`]):
+//! `POST /api/v1/dry-run?channel=…[&version=…]` with the message as the
+//! body and its media type as `Content-Type`; `POST
+//! /api/v1/dry-run/compare?channel=…&a=…&b=…` runs the route's rule in
+//! two versions on the same message and diffs their outputs. Nothing is
+//! stored or delivered. Operators only: a dry run shows every Kommune's
+//! routing.
+#![allow(clippy::result_large_err)]
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
+use axum::{Json, Router};
+use bytes::Bytes;
+use drehscheibe_engine::dry_run::{DryRun, DryRunError, DryRunRequest};
+use drehscheibe_engine::Hub;
+use drehscheibe_http::problem::Problem;
+use drehscheibe_model::auth::{Role, TokenTable};
+use serde::{Deserialize, Serialize};
+
+use crate::ops::authenticate_with;
+
+#[derive(Clone)]
+pub(crate) struct DryRunApi {
+    hub: Arc<Hub>,
+    tokens: Arc<TokenTable>,
+}
+
+/// The dry run API's routes (see [`crate::openapi`]).
+#[allow(clippy::type_complexity)]
+pub(crate) fn routes() -> Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<DryRunApi>,
+)> {
+    vec![
+        ("/api/v1/dry-run", &["post"], post(dry_run)),
+        ("/api/v1/dry-run/compare", &["post"], post(compare)),
+    ]
+}
+
+/// The dry run API (see the module docs).
+pub fn dry_run_router(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
+    let limit = usize::try_from(hub.max_payload_bytes()).unwrap_or(usize::MAX);
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, _, m)| r.route(path, m))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(DryRunApi { hub, tokens })
+}
+
+fn problem(status: u16, kind: &str, detail: impl Into<String>) -> Response {
+    Problem::new(status, kind, detail).into_response()
+}
+
+#[derive(Deserialize)]
+struct RunQuery {
+    channel: String,
+    version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CompareQuery {
+    channel: String,
+    a: String,
+    b: String,
+}
+
+/// Two dry runs of one message and the diff of their outputs.
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub a: DryRun,
+    pub b: DryRun,
+    /// Per output target present in either: the unified diff from `a`
+    /// to `b` (empty when equal).
+    pub diffs: Vec<OutputDiff>,
+}
+
+/// See [`Comparison`].
+#[derive(Debug, Serialize)]
+pub struct OutputDiff {
+    pub target: String,
+    pub equal: bool,
+    pub diff: String,
+}
+
+fn version(v: &str) -> Result<semver::Version, Response> {
+    semver::Version::parse(v.trim()).map_err(|e| {
+        problem(
+            400,
+            "bad-query",
+            format!("{v:?} is not a rule version (x.y.z): {e}"),
+        )
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/xml")
+        .to_owned()
+}
+
+fn dry_run_problem(e: DryRunError) -> Response {
+    match e {
+        e @ DryRunError::UnknownChannel(_) => problem(404, "unknown-channel", e.to_string()),
+        e @ DryRunError::TooLarge(..) => problem(413, "payload-too-large", e.to_string()),
+        e @ DryRunError::Empty => problem(400, "empty-payload", e.to_string()),
+    }
+}
+
+fn operator(api: &DryRunApi, headers: &HeaderMap) -> Result<String, Response> {
+    let p = authenticate_with(&api.tokens, headers)?;
+    if matches!(p.role, Role::Operator) {
+        Ok(p.name)
+    } else {
+        Err(problem(403, "forbidden", "only operators may run dry runs"))
+    }
+}
+
+/// Run one dry run; the one code path of the API and the console.
+pub async fn run(
+    hub: &Hub,
+    principal: &str,
+    channel: &str,
+    content_type: &str,
+    payload: Bytes,
+    version: Option<semver::Version>,
+) -> Result<DryRun, DryRunError> {
+    hub.dry_run(DryRunRequest {
+        channel: channel.to_owned(),
+        content_type: content_type.to_owned(),
+        payload,
+        version,
+        principal: principal.to_owned(),
+    })
+    .await
+}
+
+/// Compare versions `a` and `b` on one message.
+pub async fn run_compare(
+    hub: &Hub,
+    principal: &str,
+    channel: &str,
+    content_type: &str,
+    payload: Bytes,
+    a: semver::Version,
+    b: semver::Version,
+) -> Result<Comparison, DryRunError> {
+    let ra = run(
+        hub,
+        principal,
+        channel,
+        content_type,
+        payload.clone(),
+        Some(a),
+    )
+    .await?;
+    let rb = run(hub, principal, channel, content_type, payload, Some(b)).await?;
+    let mut targets: Vec<&str> = ra
+        .outputs
+        .iter()
+        .chain(rb.outputs.iter())
+        .map(|o| o.target.as_str())
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    let text_of = |r: &DryRun, t: &str| -> String {
+        r.outputs
+            .iter()
+            .find(|o| o.target == t)
+            .map(|o| {
+                o.text
+                    .clone()
+                    .or_else(|| o.base64.clone())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    let label = |r: &DryRun| {
+        r.rule
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), |r| r.to_string())
+    };
+    let diffs = targets
+        .into_iter()
+        .map(|t| {
+            let (x, y) = (text_of(&ra, t), text_of(&rb, t));
+            OutputDiff {
+                target: t.to_owned(),
+                equal: x == y,
+                diff: similar::TextDiff::from_lines(&x, &y)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(
+                        &format!("{} {t}", label(&ra)),
+                        &format!("{} {t}", label(&rb)),
+                    )
+                    .to_string(),
+            }
+        })
+        .collect();
+    Ok(Comparison {
+        a: ra,
+        b: rb,
+        diffs,
+    })
+}
+
+async fn dry_run(
+    State(api): State<DryRunApi>,
+    Query(q): Query<RunQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let name = match operator(&api, &headers) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let v = match q.version.as_deref().map(version).transpose() {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match run(
+        &api.hub,
+        &name,
+        &q.channel,
+        &content_type(&headers),
+        body,
+        v,
+    )
+    .await
+    {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => dry_run_problem(e),
+    }
+}
+
+async fn compare(
+    State(api): State<DryRunApi>,
+    Query(q): Query<CompareQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let name = match operator(&api, &headers) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let (a, b) = match (version(&q.a), version(&q.b)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match run_compare(
+        &api.hub,
+        &name,
+        &q.channel,
+        &content_type(&headers),
+        body,
+        a,
+        b,
+    )
+    .await
+    {
+        Ok(c) => Json(c).into_response(),
+        Err(e) => dry_run_problem(e),
+    }
+}
