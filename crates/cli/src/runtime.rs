@@ -252,6 +252,11 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
             hub.clone(),
             tokens.clone(),
         ))
+        .merge(drehscheibe_server::rules_router(
+            hub.clone(),
+            admin.clone(),
+            tokens.clone(),
+        ))
         .merge(drehscheibe_server::openapi_router())
         .merge(drehscheibe_console::console_router(
             hub.clone(),

@@ -523,6 +523,17 @@ pub struct RouteConfig {
     pub params: BTreeMap<String, String>,
     /// Line of the route's `rule` key in the tenant file (for messages).
     pub source_line: Option<usize>,
+    /// The agreed throughput time (`sla = { within = "5m", percent = 95 }`:
+    /// 95 % of the messages delivered within 5 minutes of receipt).
+    pub sla: Option<SlaTarget>,
+}
+
+/// A service level: `percent` % of the messages delivered within `within`
+/// of their receipt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlaTarget {
+    pub within: Duration,
+    pub percent: f64,
 }
 
 /// A rule id plus a version requirement, written `id@req`

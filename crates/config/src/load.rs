@@ -1167,6 +1167,26 @@ impl Ctx {
                 ),
             }
         }
+        let sla = r.sla.as_ref().map(|sla| {
+            if !(sla.percent > 0.0 && sla.percent <= 100.0) {
+                self.err(
+                    src,
+                    &kp.key("sla").key("percent"),
+                    "`percent` must be greater than 0 and at most 100",
+                );
+            }
+            if sla.within.is_zero() {
+                self.err(
+                    src,
+                    &kp.key("sla").key("within"),
+                    "`within` must be a positive duration such as \"5m\"",
+                );
+            }
+            crate::SlaTarget {
+                within: sla.within,
+                percent: sla.percent,
+            }
+        });
         RouteConfig {
             leistung: r.leistung.clone(),
             description: r.description.clone(),
@@ -1176,6 +1196,7 @@ impl Ctx {
             delegate_to: r.delegate_to.clone(),
             params,
             source_line: src.line_of(&kp.key("rule")),
+            sla,
         }
     }
 

@@ -285,6 +285,16 @@ pub(crate) struct RawRoute {
     pub delegate_to: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
+    pub sla: Option<RawSla>,
+}
+
+/// A route's `sla = { within = "5m", percent = 95 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSla {
+    #[serde(with = "humantime_serde")]
+    pub within: Duration,
+    pub percent: f64,
 }
 
 /// A byte count: an integer, or a string with a unit (`"16 MiB"`,

@@ -270,6 +270,95 @@ impl Hub {
     }
 }
 
+/// Two dry runs of one message and the diff of their outputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub a: DryRun,
+    pub b: DryRun,
+    /// Per output target present in either: the unified diff from `a`
+    /// to `b` (empty when equal).
+    pub diffs: Vec<OutputDiff>,
+}
+
+/// See [`Comparison`].
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputDiff {
+    pub target: String,
+    pub equal: bool,
+    pub diff: String,
+}
+
+impl Hub {
+    /// Dry-run `req` with the route's rule in version `a` and in `b`, and
+    /// diff the outputs target by target.
+    ///
+    /// # Errors
+    ///
+    /// As [`Hub::dry_run`].
+    pub async fn dry_run_compare(
+        &self,
+        req: DryRunRequest,
+        a: semver::Version,
+        b: semver::Version,
+    ) -> Result<Comparison, DryRunError> {
+        let ra = self
+            .dry_run(DryRunRequest {
+                version: Some(a),
+                ..req.clone()
+            })
+            .await?;
+        let rb = self
+            .dry_run(DryRunRequest {
+                version: Some(b),
+                ..req
+            })
+            .await?;
+        let mut targets: Vec<&str> = ra
+            .outputs
+            .iter()
+            .chain(rb.outputs.iter())
+            .map(|o| o.target.as_str())
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let text_of = |r: &DryRun, t: &str| -> String {
+            r.outputs
+                .iter()
+                .find(|o| o.target == t)
+                .and_then(|o| o.text.clone().or_else(|| o.base64.clone()))
+                .unwrap_or_default()
+        };
+        let label = |r: &DryRun| {
+            r.rule
+                .as_ref()
+                .map_or_else(|| "?".to_owned(), ToString::to_string)
+        };
+        let diffs = targets
+            .into_iter()
+            .map(|t| {
+                let (x, y) = (text_of(&ra, t), text_of(&rb, t));
+                OutputDiff {
+                    target: t.to_owned(),
+                    equal: x == y,
+                    diff: similar::TextDiff::from_lines(&x, &y)
+                        .unified_diff()
+                        .context_radius(3)
+                        .header(
+                            &format!("{} {t}", label(&ra)),
+                            &format!("{} {t}", label(&rb)),
+                        )
+                        .to_string(),
+                }
+            })
+            .collect();
+        Ok(Comparison {
+            a: ra,
+            b: rb,
+            diffs,
+        })
+    }
+}
+
 fn scan_entry(
     part: String,
     verdict: Result<Option<drehscheibe_model::ScanFinding>, drehscheibe_model::ScanError>,

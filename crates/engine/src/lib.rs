@@ -39,6 +39,7 @@ mod depot_router;
 pub mod dry_run;
 pub mod health;
 mod hub;
+pub mod insight;
 mod metrics;
 pub mod retention;
 mod route_pool;

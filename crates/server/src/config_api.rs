@@ -292,13 +292,15 @@ async fn put_file(
     };
     let b: PutBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return problem(
-            400,
-            "bad-request",
-            format!(
+        Err(e) => {
+            return problem(
+                400,
+                "bad-request",
+                format!(
                 "expected {{\"text\": \"…\", \"expect_sha256\"?: \"…\", \"comment\"?: \"…\"}}: {e}"
             ),
-        ),
+            )
+        }
     };
     let change = Change {
         path,

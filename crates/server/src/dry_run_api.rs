@@ -18,7 +18,7 @@ use drehscheibe_engine::dry_run::{DryRun, DryRunError, DryRunRequest};
 use drehscheibe_engine::Hub;
 use drehscheibe_http::problem::Problem;
 use drehscheibe_model::auth::{Role, TokenTable};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::ops::authenticate_with;
 
@@ -66,24 +66,6 @@ struct CompareQuery {
     channel: String,
     a: String,
     b: String,
-}
-
-/// Two dry runs of one message and the diff of their outputs.
-#[derive(Debug, Serialize)]
-pub struct Comparison {
-    pub a: DryRun,
-    pub b: DryRun,
-    /// Per output target present in either: the unified diff from `a`
-    /// to `b` (empty when equal).
-    pub diffs: Vec<OutputDiff>,
-}
-
-/// See [`Comparison`].
-#[derive(Debug, Serialize)]
-pub struct OutputDiff {
-    pub target: String,
-    pub equal: bool,
-    pub diff: String,
 }
 
 fn version(v: &str) -> Result<semver::Version, Response> {
@@ -140,76 +122,6 @@ pub async fn run(
     .await
 }
 
-/// Compare versions `a` and `b` on one message.
-pub async fn run_compare(
-    hub: &Hub,
-    principal: &str,
-    channel: &str,
-    content_type: &str,
-    payload: Bytes,
-    a: semver::Version,
-    b: semver::Version,
-) -> Result<Comparison, DryRunError> {
-    let ra = run(
-        hub,
-        principal,
-        channel,
-        content_type,
-        payload.clone(),
-        Some(a),
-    )
-    .await?;
-    let rb = run(hub, principal, channel, content_type, payload, Some(b)).await?;
-    let mut targets: Vec<&str> = ra
-        .outputs
-        .iter()
-        .chain(rb.outputs.iter())
-        .map(|o| o.target.as_str())
-        .collect();
-    targets.sort_unstable();
-    targets.dedup();
-    let text_of = |r: &DryRun, t: &str| -> String {
-        r.outputs
-            .iter()
-            .find(|o| o.target == t)
-            .map(|o| {
-                o.text
-                    .clone()
-                    .or_else(|| o.base64.clone())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default()
-    };
-    let label = |r: &DryRun| {
-        r.rule
-            .as_ref()
-            .map_or_else(|| "?".to_owned(), |r| r.to_string())
-    };
-    let diffs = targets
-        .into_iter()
-        .map(|t| {
-            let (x, y) = (text_of(&ra, t), text_of(&rb, t));
-            OutputDiff {
-                target: t.to_owned(),
-                equal: x == y,
-                diff: similar::TextDiff::from_lines(&x, &y)
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(
-                        &format!("{} {t}", label(&ra)),
-                        &format!("{} {t}", label(&rb)),
-                    )
-                    .to_string(),
-            }
-        })
-        .collect();
-    Ok(Comparison {
-        a: ra,
-        b: rb,
-        diffs,
-    })
-}
-
 async fn dry_run(
     State(api): State<DryRunApi>,
     Query(q): Query<RunQuery>,
@@ -253,17 +165,14 @@ async fn compare(
         (Ok(a), Ok(b)) => (a, b),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    match run_compare(
-        &api.hub,
-        &name,
-        &q.channel,
-        &content_type(&headers),
-        body,
-        a,
-        b,
-    )
-    .await
-    {
+    let req = DryRunRequest {
+        channel: q.channel,
+        content_type: content_type(&headers),
+        payload: body,
+        version: None,
+        principal: name,
+    };
+    match api.hub.dry_run_compare(req, a, b).await {
         Ok(c) => Json(c).into_response(),
         Err(e) => dry_run_problem(e),
     }

@@ -23,6 +23,7 @@ pub mod dry_run_api;
 pub mod listener;
 pub mod openapi;
 mod ops;
+mod rules_api;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ pub use dry_run_api::dry_run_router;
 pub use listener::ConnectionLimits;
 pub use openapi::openapi_router;
 pub use ops::ops_router;
+pub use rules_api::rules_router;
 pub use tls::{ClientCerts, TlsError, TlsSettings};
 
 /// The hub's own routes: the operations API, and the answer for inbox

@@ -32,8 +32,12 @@ pub fn routed() -> std::collections::BTreeSet<(String, String)> {
     let dry_run = crate::dry_run_api::routes()
         .into_iter()
         .map(|(p, m, _)| (p, m));
+    let rules = crate::rules_api::routes()
+        .into_iter()
+        .map(|(p, m, _)| (p, m));
     ops.chain(config)
         .chain(dry_run)
+        .chain(rules)
         .flat_map(|(p, ms)| {
             ms.iter()
                 .map(move |m| ((*m).to_owned(), p.replace("{*", "{")))
