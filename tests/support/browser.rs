@@ -65,11 +65,14 @@ impl Browser {
                 ]
             }),
         );
+        // The console asks before replays and rollbacks (`confirm()`): the
+        // tests answer yes.
+        caps.insert("unhandledPromptBehavior".into(), json!("accept"));
         let url = format!("http://127.0.0.1:{port}");
         let end = Instant::now() + Duration::from_secs(30);
         let client = loop {
-            match ClientBuilder::rustls()
-                .expect("rustls WebDriver client")
+            let http = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(http)
                 .capabilities(caps.clone())
                 .connect(&url)
                 .await

@@ -444,3 +444,53 @@ async fn a_full_disk_is_reported_and_the_store_recovers_when_space_returns() {
     assert!(store.get(before).await.unwrap().is_some());
     assert!(store.get(after).await.unwrap().is_some());
 }
+
+/// A filter no index serves (`leistung`) examines at most
+/// `MAX_LIST_SCAN` records per call: a rare match behind many others comes
+/// back on a later page, never by one unbounded scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unindexed_filters_scan_a_bounded_number_of_records_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let n = drehscheibe_store::MAX_LIST_SCAN + 5;
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in (t..n).step_by(8) {
+                    accept(store.as_ref(), b"<a/>").await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let last = accept(store.as_ref(), b"<a/>").await.id();
+    store
+        .update(last, &mut |r: &mut MessageRecord| {
+            r.envelope.leistung = Some("99050012104000".into());
+            Ok(Effects::default())
+        })
+        .await
+        .unwrap();
+    let filter = MessageFilter {
+        leistung: Some("99050012104000".into()),
+        ..Default::default()
+    };
+    let first = store.list(&filter).await.unwrap();
+    assert!(first.items.is_empty(), "the match lies beyond the bound");
+    let cursor = first.next.expect("a cursor to go on");
+    let second = store
+        .list(&MessageFilter {
+            after: Some(cursor),
+            ..filter
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        second.items.iter().map(|r| r.id()).collect::<Vec<_>>(),
+        [last]
+    );
+    assert_eq!(second.next, None);
+}
