@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use drehscheibe_suite::browser::Browser;
 use drehscheibe_suite::receiver::{dead_url, Receiver};
-use drehscheibe_suite::{http_tenant, order, start, Api, TestConfig, OPERATOR, TENANT_ALPHA};
+use drehscheibe_suite::{
+    copy_dir, gewerbe_tenant, http_tenant, order, repo_root, start, zip_package, Api, TestConfig,
+    OPERATOR, TENANT_ALPHA,
+};
 use fantoccini::Locator;
 
 const LEISTUNG: &str = "99050012104000";
@@ -349,6 +352,137 @@ async fn a_tenant_sees_only_its_own_kommune_also_by_typed_urls() {
         .await
         .is_err());
     check_page(&b, "kommune-mandant").await;
+
+    b.close().await;
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_rule_depot_publication_and_service_levels_in_the_browser() {
+    let rx = Receiver::start().await;
+    let depot = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("rules"), depot.path());
+    let tenant = gewerbe_tenant(rx.addr).replace(
+        "dms_empfaenger = \"Zentrale E-Akte\" }",
+        "dms_empfaenger = \"Zentrale E-Akte\" }\nsla = { within = \"5m\", percent = 95 }",
+    );
+    assert!(tenant.contains("sla = "));
+    let cfg = TestConfig::write_with_depot("127.0.0.1:0", "", depot.path(), &[("alpha", tenant)]);
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let base = api.base.clone();
+    let sample_path =
+        repo_root().join("rules/gewerbeanmeldung/2.1.0/tests/v2.2-anmeldung/input.xml");
+    let sample = std::fs::read_to_string(&sample_path).unwrap();
+    for _ in 0..3 {
+        let id = api
+            .submit("application/xml", sample.clone().into_bytes())
+            .await;
+        api.wait_state(&id, "delivered", WAIT).await;
+    }
+
+    let b = Browser::start(1280, 900).await;
+    sign_in(&b, &base, OPERATOR).await;
+
+    // Probelauf: the sample pasted, recognised, routed and rendered.
+    b.goto(&format!("{base}/console/probelauf")).await;
+    b.set_value("#text", &sample).await;
+    b.click("form[action='/console/probelauf'] button[type=submit]")
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("Würde zugestellt werden"), "{text}");
+    assert!(
+        text.contains("gewerbeanmeldung@2.1.0") || text.contains("gewerbeanmeldung 2.1.0"),
+        "{text}"
+    );
+    assert!(text.contains("Nichts wurde gespeichert oder zugestellt."));
+    assert!(text.contains("99050012104000") && text.contains("12052000"));
+    check_page(&b, "probelauf").await;
+    let (_, page) = api.get("/api/v1/messages", OPERATOR).await;
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        3,
+        "the dry run stored nothing"
+    );
+    // Two versions side by side.
+    b.set_value("#text", &sample).await;
+    b.fill("#version", "2.1.0").await;
+    b.fill("#vergleich", "3.0.0").await;
+    b.click("form[action='/console/probelauf'] button[type=submit]")
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("gewerbeanmeldung 3.0.0"), "{text}");
+    check_page(&b, "probelauf-vergleich").await;
+
+    // Regeldepot: pins and a version diff.
+    b.goto(&format!("{base}/console/regeldepot")).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("gewerbeanmeldung@^2"),
+        "the pin is shown: {text}"
+    );
+    check_page(&b, "regeldepot").await;
+    b.goto(&format!(
+        "{base}/console/regeldepot/gewerbeanmeldung/vergleich?a=2.1.0&b=3.0.0"
+    ))
+    .await;
+    assert!(b.text().await.contains("dms.xsl"));
+    check_page(&b, "regelvergleich").await;
+
+    // Publish 2.2.0 as a ZIP through the upload form: its tests pass, the
+    // pin ^2 takes it for the next message.
+    let src = repo_root().join("rules/gewerbeanmeldung/2.1.0");
+    let zip = zip_package(&src, "gewerbeanmeldung-2.2.0", &|rel, text| {
+        if rel == "rule.toml" {
+            text.replace("version = \"2.1.0\"", "version = \"2.2.0\"")
+        } else {
+            text
+        }
+    });
+    let upload = depot.path().join("upload.zip");
+    std::fs::write(&upload, zip).unwrap();
+    b.goto(&format!("{base}/console/regeldepot")).await;
+    b.client
+        .find(Locator::Css(
+            "form[action='/console/regeldepot/veroeffentlichen'] input[type=file]",
+        ))
+        .await
+        .unwrap()
+        .send_keys(&upload.display().to_string())
+        .await
+        .unwrap();
+    b.click("form[action='/console/regeldepot/veroeffentlichen'] button[type=submit]")
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("2.2.0"), "{text}");
+    assert!(depot
+        .path()
+        .join("gewerbeanmeldung/2.2.0/rule.toml")
+        .exists());
+    let id = api
+        .submit("application/xml", sample.clone().into_bytes())
+        .await;
+    let view = api.wait_state(&id, "delivered", WAIT).await;
+    assert_eq!(view["rule"]["version"], "2.2.0");
+
+    // SLA: the route's target and what was measured.
+    b.goto(&format!("{base}/console/sla")).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("99050012104000") && text.contains("Eingehalten"),
+        "{text}"
+    );
+    check_page(&b, "sla").await;
+
+    b.resize(390, 844).await;
+    for (page, name) in [
+        ("/console/probelauf", "probelauf-390"),
+        ("/console/regeldepot", "regeldepot-390"),
+        ("/console/sla", "sla-390"),
+    ] {
+        b.goto(&format!("{base}{page}")).await;
+        check_page(&b, name).await;
+    }
 
     b.close().await;
     hub.shutdown().await.unwrap();

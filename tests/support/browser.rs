@@ -171,8 +171,15 @@ impl Browser {
             .expect("setting the value");
     }
 
-    /// Click `css` and wait for the next page.
+    /// Click `css` (a submit button or link) and wait until the next page
+    /// has replaced this one and finished loading. Right after the click
+    /// the old document still says `complete`: a marker set on it tells
+    /// the two apart.
     pub async fn click(&self, css: &str) {
+        self.client
+            .execute("window.__dsOldPage = true; return true;", vec![])
+            .await
+            .expect("marking the page");
         self.client
             .find(Locator::Css(css))
             .await
@@ -180,7 +187,25 @@ impl Browser {
             .click()
             .await
             .expect("clicking");
-        self.wait_ready().await;
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self
+                .client
+                .execute(
+                    "return window.__dsOldPage === true ? 'old' : document.readyState",
+                    vec![],
+                )
+                .await
+                .unwrap_or(Value::Null);
+            if state == "complete" {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "no new page within 30 s after clicking {css}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Save a PNG of the viewport as `<name>.png` (see the module docs).
@@ -189,7 +214,30 @@ impl Browser {
             .map(PathBuf::from)
             .unwrap_or_else(|| crate::repo_root().join("target/screenshots"));
         std::fs::create_dir_all(&dir).unwrap();
+        // The whole page, not only the viewport: the window grows to the
+        // document's height (at most 6,000 px) for the picture.
+        let (w, h) = self.client.get_window_size().await.expect("window size");
+        let full = self
+            .client
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(h)
+            .clamp(h, 6_000);
+        if full > h {
+            self.client
+                .set_window_size(w as u32, full as u32)
+                .await
+                .expect("growing the window");
+        }
         let png = self.client.screenshot().await.expect("screenshot");
+        if full > h {
+            self.client
+                .set_window_size(w as u32, h as u32)
+                .await
+                .expect("restoring the window");
+        }
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();

@@ -689,3 +689,49 @@ impl Drop for HubProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Copy the folder `from` (recursively) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A ZIP of the rule package folder `dir` under the top folder `top`,
+/// with `edit(relative path, text)` applied to each file's text (for
+/// publishing through the API and the console).
+pub fn zip_package(dir: &Path, top: &str, edit: &dyn Fn(&str, String) -> String) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let path = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let text = std::fs::read_to_string(&path).unwrap();
+            w.start_file(
+                format!("{top}/{rel}"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            w.write_all(edit(&rel, text).as_bytes()).unwrap();
+        }
+    }
+    w.finish().unwrap().into_inner()
+}

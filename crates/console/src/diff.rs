@@ -69,13 +69,39 @@ pub fn unified(
     out
 }
 
+/// The lines of a unified diff made elsewhere (the engine's rule and
+/// dry-run comparisons), classified for [`render`]: `---`/`+++` before the
+/// first hunk and `\ No newline at end of file` are header lines.
+pub fn parse(text: &str) -> Vec<(LineKind, String)> {
+    let mut in_hunk = false;
+    text.lines()
+        .map(|line| {
+            let kind = if line.starts_with("@@") {
+                in_hunk = true;
+                LineKind::Hunk
+            } else if line.starts_with('\\')
+                || (!in_hunk && (line.starts_with("---") || line.starts_with("+++")))
+            {
+                LineKind::Meta
+            } else if line.starts_with('+') {
+                LineKind::Added
+            } else if line.starts_with('-') {
+                LineKind::Removed
+            } else {
+                LineKind::Context
+            };
+            (kind, line.strip_suffix('\r').unwrap_or(line).to_owned())
+        })
+        .collect()
+}
+
 /// The diff as HTML (escaped by maud); "no changes" when equal.
 pub fn render(lines: &[(LineKind, String)]) -> Markup {
     if lines.is_empty() {
         return html! { p.muted { "Keine Änderungen im Text." } };
     }
     html! {
-        pre.diff aria-label="Änderungen (unified diff)" {
+        pre.diff tabindex="0" aria-label="Änderungen (unified diff)" {
             @for (kind, text) in lines {
                 span class=(kind.class()) { (text) }
             }
@@ -122,6 +148,25 @@ mod tests {
         );
         assert!(unified(Some("x\n"), Some("x\n"), "a", "b").is_empty());
         assert!(render(&[]).into_string().contains("Keine Änderungen"));
+    }
+
+    #[test]
+    fn diffs_made_elsewhere_are_classified() {
+        let text = "--- r@1.0.0/a.xsl\n+++ r@1.1.0/a.xsl\n@@ -1,2 +1,2 @@\n x\n---y\n+++y\n\\ No newline at end of file\n";
+        let kinds: Vec<LineKind> = parse(text).iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            [
+                LineKind::Meta,
+                LineKind::Meta,
+                LineKind::Hunk,
+                LineKind::Context,
+                LineKind::Removed,
+                LineKind::Added,
+                LineKind::Meta,
+            ]
+        );
+        assert!(parse("").is_empty());
     }
 
     #[test]

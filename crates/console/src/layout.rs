@@ -17,15 +17,23 @@ pub enum Nav {
     Overview,
     Messages,
     Tenants,
+    Depot,
+    DryRun,
+    Sla,
     History,
     None,
 }
 
-const NAV: [(Nav, &str, &str); 4] = [
-    (Nav::Overview, "/console", "Übersicht"),
-    (Nav::Messages, "/console/nachrichten", "Nachrichten"),
-    (Nav::Tenants, "/console/kommunen", "Kommunen"),
-    (Nav::History, "/console/verlauf", "Verlauf"),
+/// The navigation: section, link, label, and whether only operators see
+/// it.
+const NAV: [(Nav, &str, &str, bool); 7] = [
+    (Nav::Overview, "/console", "Übersicht", false),
+    (Nav::Messages, "/console/nachrichten", "Nachrichten", false),
+    (Nav::Tenants, "/console/kommunen", "Kommunen", false),
+    (Nav::Depot, "/console/regeldepot", "Regeldepot", false),
+    (Nav::DryRun, "/console/probelauf", "Probelauf", true),
+    (Nav::Sla, "/console/sla", "SLA", false),
+    (Nav::History, "/console/verlauf", "Verlauf", false),
 ];
 
 /// htmx settings: no inline indicator styles (CSP), no eval, no scripts
@@ -62,10 +70,10 @@ pub fn page(title: &str, session: Option<&Session>, active: Nav, body: Markup) -
                     @if let Some(s) = session {
                         nav aria-label="Hauptnavigation" {
                             ul {
-                                @for (nav, href, label) in NAV {
-                                    li {
+                                @for (nav, href, label, operators_only) in NAV {
+                                    @if !operators_only || s.principal.may_replay() { li {
                                         a href=(href) aria-current=[(nav == active).then_some("page")] { (label) }
-                                    }
+                                    } }
                                 }
                             }
                         }

@@ -35,7 +35,10 @@
 //! header (or, without it, `Referer`): its host and port must equal the
 //! request's `Host` (over TLS its scheme must be `https`). Every POST but
 //! the sign-in also needs the session's CSRF token, as form field `csrf`
-//! or header `X-CSRF-Token`, compared in constant time. A refusal is a
+//! (also as a part of a `multipart/form-data` upload) or header
+//! `X-CSRF-Token`, compared in constant time. Bodies are read up to 2 MiB;
+//! the Probelauf takes the hub's payload limit and the publication of a
+//! rule package its archive limit, each plus 1 MiB for the other fields. A refusal is a
 //! `403` with a German explanation.
 //!
 //! **Headers** on every answer: the Content-Security-Policy of ADR 0021
@@ -49,7 +52,10 @@
 //! with the same visibility rules ([`Principal::may_read_record`],
 //! [`Principal::tenant_scope`], [`Principal::may_replay`]); replays and
 //! releases are audited as `operator:<token name>`. Configuration pages
-//! call only [`ConfigAdmin`]; a change's author is the token's name.
+//! call only [`ConfigAdmin`]; a change's author is the token's name. The
+//! Regeldepot and SLA pages call [`drehscheibe_engine::insight`] and
+//! [`ConfigAdmin::publish_rule`], the Probelauf [`Hub::dry_run`] and
+//! [`Hub::dry_run_compare`], as the JSON API does.
 //!
 //! Routes (all below `/console`):
 //!
@@ -68,6 +74,11 @@
 //! | `GET /console/kommunen/{tenant}/export` | the tenant file as a download |
 //! | `GET /console/verlauf`, `GET /console/verlauf/{id}` | configuration history, one revision's diff |
 //! | `POST /console/verlauf/{id}/zuruecksetzen` | roll back to a revision |
+//! | `GET /console/regeldepot` | rule depot: versions, what pins them, publication form |
+//! | `GET /console/regeldepot/{id}`, `GET …/{id}/vergleich?a=&b=` | one rule's versions, the diff of two |
+//! | `POST /console/regeldepot/veroeffentlichen` | publish a rule package (ZIP upload, operators) |
+//! | `GET, POST /console/probelauf` | dry run of a message, or of two rule versions (operators) |
+//! | `GET /console/sla` | service levels per Kommune and Leistung, measured |
 //! | `GET /console/static/{name}` | `htmx.min.js`, `console.css`, `console.js` |
 //!
 //! [`Principal::may_read_record`]: drehscheibe_model::auth::Principal::may_read_record
@@ -79,18 +90,21 @@
 
 mod assets;
 mod config_pages;
+mod depot_pages;
 mod diff;
+mod dry_run_page;
 mod layout;
 mod messages;
 mod overview;
 pub mod security;
 pub mod session;
+mod sla_page;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -130,6 +144,14 @@ impl Default for ConsoleSettings {
 
 /// Largest form the console reads (the tenant file editor included).
 const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
+
+/// Room for the other fields of an upload form, beyond the file itself.
+const UPLOAD_OVERHEAD: usize = 1024 * 1024;
+
+/// The uploads: the Probelauf (a message of at most the hub's payload
+/// limit) and the publication of a rule package.
+const DRY_RUN_PATH: &str = "/console/probelauf";
+const PUBLISH_PATH: &str = "/console/regeldepot/veroeffentlichen";
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -206,9 +228,25 @@ pub fn console_router(
             "/console/verlauf/{id}/zuruecksetzen",
             post(config_pages::rollback),
         )
+        .route("/console/regeldepot", get(depot_pages::list))
+        .route(PUBLISH_PATH, post(depot_pages::publish))
+        .route("/console/regeldepot/{id}", get(depot_pages::rule))
+        .route(
+            "/console/regeldepot/{id}/vergleich",
+            get(depot_pages::compare),
+        )
+        .route(
+            DRY_RUN_PATH,
+            get(dry_run_page::form).post(dry_run_page::run),
+        )
+        .route("/console/sla", get(sla_page::show))
         .route("/console/static/{name}", get(assets::serve))
         .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(from_fn_with_state(console.clone(), guard))
+        // Outside the guard, so that its reading of a multipart form and
+        // the handlers' see the same limit; the guard bounds every body
+        // by its path first (`body_limit`).
+        .layer(DefaultBodyLimit::max(largest_body(&console.hub)))
         .with_state(console)
 }
 
@@ -243,6 +281,62 @@ fn percent_decode(s: &[u8]) -> Option<String> {
         i += 1;
     }
     String::from_utf8(out).ok()
+}
+
+/// The largest message the Probelauf takes.
+fn payload_limit(hub: &Hub) -> usize {
+    usize::try_from(hub.max_payload_bytes()).unwrap_or(usize::MAX)
+}
+
+/// The largest body a POST to `path` may have.
+fn body_limit(hub: &Hub, path: &str) -> usize {
+    match path {
+        DRY_RUN_PATH => payload_limit(hub).saturating_add(UPLOAD_OVERHEAD),
+        PUBLISH_PATH => drehscheibe_engine::admin::MAX_RULE_ARCHIVE_BYTES + UPLOAD_OVERHEAD,
+        _ => MAX_FORM_BYTES,
+    }
+}
+
+fn largest_body(hub: &Hub) -> usize {
+    [DRY_RUN_PATH, PUBLISH_PATH, ""]
+        .into_iter()
+        .map(|p| body_limit(hub, p))
+        .max()
+        .unwrap_or(MAX_FORM_BYTES)
+}
+
+/// `n` bytes in words (`2 MiB`, `512 KiB`).
+pub(crate) fn human_bytes(n: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * 1024;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else if n >= MIB {
+        format!("{:.1} MiB", n as f64 / MIB as f64).replace('.', ",")
+    } else if n >= KIB {
+        format!("{} KiB", n.div_ceil(KIB))
+    } else {
+        format!("{n} Bytes")
+    }
+}
+
+/// The text of field `name` of a buffered `multipart/form-data` body
+/// (`parts`: the request's head, for the boundary and the body limit).
+async fn multipart_field(
+    parts: &axum::http::request::Parts,
+    body: &axum::body::Bytes,
+    name: &str,
+) -> Option<String> {
+    let mut req = Request::new(Body::from(body.clone()));
+    *req.headers_mut() = parts.headers.clone();
+    *req.extensions_mut() = parts.extensions.clone();
+    let mut form = Multipart::from_request(req, &()).await.ok()?;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
 }
 
 /// Every request under `/console` passes here (see the crate docs).
@@ -292,11 +386,15 @@ async fn admit(c: &Console, mut req: Request, path: &str) -> Result<Request, Res
     };
     if changing {
         let (parts, body) = req.into_parts();
-        let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
+        let limit = body_limit(&c.hub, path);
+        let Ok(bytes) = to_bytes(body, limit).await else {
             return Err(error_page(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Zu groß",
-                "Die Anfrage ist zu groß (höchstens 2 MiB).",
+                &format!(
+                    "Die Anfrage ist zu groß (höchstens {}).",
+                    human_bytes(limit as u64)
+                ),
                 Some(&session),
             ));
         };
@@ -305,12 +403,24 @@ async fn admit(c: &Console, mut req: Request, path: &str) -> Result<Request, Res
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let is_form = parts
+        let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        let token = header_token.or_else(|| is_form.then(|| form_field(&bytes, "csrf")).flatten());
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let token = match header_token {
+            Some(t) => Some(t),
+            None if content_type.starts_with("application/x-www-form-urlencoded") => {
+                form_field(&bytes, "csrf")
+            }
+            // Upload forms (no JavaScript needed): the `csrf` part, which
+            // the console's forms send first.
+            None if content_type.starts_with("multipart/form-data") => {
+                multipart_field(&parts, &bytes, "csrf").await
+            }
+            None => None,
+        };
         if let Err(r) = security::check_csrf(&session.csrf, token.as_deref()) {
             return Err(refused(r, Some(&session)));
         }

@@ -30,7 +30,7 @@ fn actor(s: &Session) -> String {
     format!("operator:{}", s.principal.name)
 }
 
-fn storage_error(s: &Session, e: &impl std::fmt::Display) -> Response {
+pub(crate) fn storage_error(s: &Session, e: &impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console: storage error");
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -107,7 +107,7 @@ pub(crate) async fn show(State(c): State<Console>, Extension(s): Extension<Sessi
                     p { strong { "Die Dateien auf der Platte laden nicht" }
                         @if let Some(since) = &status.disk_error_since { " (seit " (layout::time(since)) ")" }
                         ". Die laufende Konfiguration bleibt unverändert in Kraft." }
-                    pre.toml { (err) }
+                    pre.toml tabindex="0" aria-label="Fehlermeldung" { (err) }
                 }))
             }
             @if status.restart_needed {

@@ -21,12 +21,10 @@ use drehscheibe_config::{HubConfig, Plugins};
 use drehscheibe_engine::admin::{
     AdminError, Change, ConfigAdmin, ConfigFile, FileKind, ReloadOutcome, ReloadStatus, Revision,
 };
-use drehscheibe_engine::{
-    ConnectorRegistry, Hub, HubSettings, RouteFailure, RoutePlan, RoutingPolicy,
-};
+use drehscheibe_engine::{ConnectorRegistry, DepotRouter, Hub, HubSettings};
 use drehscheibe_model::auth::{Principal, Role, TokenTable};
 use drehscheibe_model::{
-    Connector, Envelope, Intake, MessageId, MessageRecord, MessageState, SenderIdentity, Submission,
+    Connector, Intake, MessageId, MessageRecord, MessageState, SenderIdentity, Submission,
 };
 use drehscheibe_store::{Effects, FsBlobStore, SledStore};
 use http_body_util::BodyExt;
@@ -40,16 +38,49 @@ const SENDER: &str = "portal-token";
 const HOST: &str = "hub.example:8080";
 const ORIGIN: &str = "http://hub.example:8080";
 
-struct RejectAll;
+const MUSTERSTADT: &str = "id = \"musterstadt\"\nname = \"Stadt Musterstadt\"\nags = \"12052000\"\nars = \"120520000000\"\n\n[stellen.gewerbeamt]\nname = \"Gewerbeamt\"\n\n[connectors.steuer]\ntype = \"dummy\"\nurl = \"https://steuer.example/import\"\n\n[[routes]]\nleistung = \"99104005000000\"\ndelegate_to = \"nachbarstadt\"\nsla = { within = \"5m\", percent = 95 }\n\n[[routes]]\nleistung = \"99021001000000\"\nrule = \"hundesteuer@^1\"\ntargets = { fachverfahren = \"steuer\" }\n";
+const NACHBARSTADT: &str = "id = \"nachbarstadt\"\nname = \"Gemeinde Nachbarstadt\"\nags = \"12052001\"\n\n[connectors.umwelt]\ntype = \"dummy\"\nfachverfahren = \"Umwelt-FV\"\nurl = \"https://hub:geheim@umwelt.example/import\"\n\n[[routes]]\nleistung = \"99104005000000\"\nrule = \"baumfaellung@^2\"\ntargets = { fachverfahren = \"umwelt\" }\nparams = { amt = \"Umweltamt\" }\nsla = { within = \"2m 30s\", percent = 99.5 }\n";
 
-impl RoutingPolicy for RejectAll {
-    fn route(&self, _e: &Envelope, _p: &Bytes) -> Result<RoutePlan, RouteFailure> {
-        Err(RouteFailure::rejected("test"))
-    }
+/// A rule package manifest of the test depot: a pass-through of a
+/// Baumfällantrag (no stylesheet, so no transform engine needed).
+fn baumfaellung(version: &str, title: &str) -> String {
+    format!(
+        "id = \"baumfaellung\"\nversion = \"{version}\"\ntitle = \"{title}\"\npriority = 10\n\n[namespaces]\nbf = \"urn:example:drehscheibe:formulare:baumfaellung:1\"\n\n[match]\nchannels = [\"*\"]\ncontent_types = [\"application/xml\"]\ncondition = \"exists(/bf:baumfaellantrag)\"\n\n[extract]\nkommune = \"string(/bf:baumfaellantrag/bf:grundstueck/bf:ags)\"\nleistung = \"'99104005000000'\"\n\n[[params]]\nname = \"amt\"\ntype = \"string\"\nrequired = false\n\n[[outputs]]\ntarget = \"fachverfahren\"\ncontent_type = \"application/xml\"\nfilename = \"baumfaellung-{{kommune}}-{{id}}.xml\"\n"
+    )
 }
 
-const MUSTERSTADT: &str = "id = \"musterstadt\"\nname = \"Stadt Musterstadt\"\nags = \"12052000\"\nars = \"120520000000\"\n\n[stellen.gewerbeamt]\nname = \"Gewerbeamt\"\n\n[[routes]]\nleistung = \"99104005000000\"\ndelegate_to = \"nachbarstadt\"\n";
-const NACHBARSTADT: &str = "id = \"nachbarstadt\"\nname = \"Gemeinde Nachbarstadt\"\nags = \"12052001\"\n\n[connectors.umwelt]\ntype = \"dummy\"\nfachverfahren = \"Umwelt-FV\"\nurl = \"https://hub:geheim@umwelt.example/import\"\n\n[[routes]]\nleistung = \"99104005000000\"\nrule = \"baumfaellung@^2\"\ntargets = { fachverfahren = \"umwelt\" }\nparams = { amt = \"Umweltamt\" }\n";
+/// A package that needs a stylesheet engine the tests do not have: it
+/// loads unavailable.
+const HUNDESTEUER: &str = "id = \"hundesteuer\"\nversion = \"1.0.0\"\ntitle = \"Hundesteuer\"\n\n[namespaces]\nh = \"urn:example:hund\"\n\n[match]\nchannels = [\"*\"]\ncontent_types = [\"application/xml\"]\ncondition = \"exists(/h:anmeldung)\"\n\n[extract]\nkommune = \"string(/h:anmeldung/h:ags)\"\nleistung = \"'99021001000000'\"\n\n[[outputs]]\ntarget = \"fachverfahren\"\ntransform = \"steuer.xsl\"\ncontent_type = \"application/xml\"\nfilename = \"hund-{id}.xml\"\n";
+
+/// A Baumfällantrag for a Grundstück in Musterstadt (which delegates
+/// Baumfällungen to Nachbarstadt).
+const ANTRAG: &str = "<bf:baumfaellantrag xmlns:bf=\"urn:example:drehscheibe:formulare:baumfaellung:1\"><bf:grundstueck><bf:ags>12052000</bf:ags></bf:grundstueck><bf:baum>Linde &amp; <![CDATA[<Eiche>]]></bf:baum></bf:baumfaellantrag>";
+
+/// The test depot: baumfaellung 2.0.0 and 2.1.0 (another title and a
+/// README), hundesteuer 1.0.0 (unavailable).
+fn write_depot(dir: &Path) -> Arc<drehscheibe_rules::Depot> {
+    let v20 = dir.join("baumfaellung/2.0.0");
+    let v21 = dir.join("baumfaellung/2.1.0");
+    let hund = dir.join("hundesteuer/1.0.0");
+    for d in [&v20, &v21, &hund] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(v20.join("rule.toml"), baumfaellung("2.0.0", "Baumfällung")).unwrap();
+    std::fs::write(
+        v21.join("rule.toml"),
+        baumfaellung("2.1.0", "Baumfällung <neu>"),
+    )
+    .unwrap();
+    std::fs::write(v21.join("README.md"), "Neu in 2.1.0.\n").unwrap();
+    std::fs::write(hund.join("rule.toml"), HUNDESTEUER).unwrap();
+    std::fs::write(hund.join("steuer.xsl"), "<xsl:stylesheet/>").unwrap();
+    let depot =
+        drehscheibe_rules::Depot::load_lenient(dir, drehscheibe_rules::Engines::default()).unwrap();
+    // hundesteuer is kept, unavailable (its error is also recorded).
+    assert_eq!(depot.packages().len(), 3, "{:?}", depot.load_errors());
+    Arc::new(depot)
+}
 
 /// A connector type for the tests: its settings are its `url`.
 #[derive(Debug)]
@@ -95,10 +126,12 @@ struct FakeAdmin {
     files: Mutex<BTreeMap<String, String>>,
     revisions: Mutex<Vec<Revision>>,
     editable: bool,
+    depot: Arc<drehscheibe_rules::Depot>,
 }
 
 impl FakeAdmin {
     fn new(dir: &Path, editable: bool) -> Self {
+        let depot = write_depot(&dir.join("rules"));
         std::fs::create_dir_all(dir.join("tenants")).unwrap();
         let main = dir.join("hub.toml");
         std::fs::write(
@@ -124,7 +157,26 @@ impl FakeAdmin {
             files: Mutex::new(files),
             revisions: Mutex::new(Vec::new()),
             editable,
+            depot,
         }
+    }
+
+    fn record(&self, path: String, author: &str, comment: String, text: String) -> Revision {
+        let mut revs = self.revisions.lock().unwrap();
+        let rev = Revision {
+            id: revs.len() as u64 + 1,
+            path,
+            author: author.to_owned(),
+            at: Utc::now(),
+            comment,
+            old_sha256: None,
+            old_text: None,
+            new_sha256: Some(sha(&text)),
+            new_text: Some(text),
+            config_digest: self.current().digest.clone(),
+        };
+        revs.push(rev.clone());
+        rev
     }
 
     fn write(&self, change: &Change, author: &str, comment: &str) -> Result<Revision, AdminError> {
@@ -179,15 +231,50 @@ impl ConfigAdmin for FakeAdmin {
     }
 
     fn depot(&self) -> Arc<drehscheibe_rules::Depot> {
-        Arc::new(drehscheibe_rules::Depot::default())
+        self.depot.clone()
     }
 
+    /// Refuses what is not a ZIP (by its magic number) as the real one
+    /// does; `failing` in the archive: failed test cases; `exists`: the
+    /// version exists; else publishes `neu@1.0.0`.
     async fn publish_rule(
         &self,
-        _archive: Bytes,
-        _author: &str,
+        archive: Bytes,
+        author: &str,
     ) -> Result<drehscheibe_engine::admin::PublishedRule, AdminError> {
-        Err(AdminError::Io("not in this test".into()))
+        if !self.editable {
+            return Err(AdminError::ReadOnly("read-only".into()));
+        }
+        if !archive.starts_with(b"PK\x03\x04") {
+            return Err(AdminError::Invalid(vec![
+                "rule package archive: invalid Zip archive: Could not find EOCD".into(),
+            ]));
+        }
+        let has = |w: &[u8]| archive.windows(w.len()).any(|x| x == w);
+        if has(b"failing") {
+            return Err(AdminError::Invalid(vec![
+                "rule neu@1.0.0: 1 of 2 test cases failed; nothing was published".into(),
+                "ohne-baum: expected rejected, got routed".into(),
+            ]));
+        }
+        if has(b"exists") {
+            return Err(AdminError::Conflict {
+                path: "rules/baumfaellung/2.1.0".into(),
+                current: "published (versions are immutable: publish a new version)".into(),
+            });
+        }
+        let revision = self.record(
+            "rules/neu/1.0.0".into(),
+            author,
+            "Regelversion veröffentlicht (2 Testfälle bestanden)".into(),
+            "id = \"neu\"\nversion = \"1.0.0\"\n".into(),
+        );
+        Ok(drehscheibe_engine::admin::PublishedRule {
+            id: "neu".into(),
+            version: "1.0.0".into(),
+            tests_passed: 2,
+            revision,
+        })
     }
 
     fn status(&self) -> ReloadStatus {
@@ -333,14 +420,14 @@ fn fixture_with(settings: ConsoleSettings, editable: bool) -> Fixture {
         ..HubSettings::default()
     };
     hs.channels.insert("in".into());
+    let admin = Arc::new(FakeAdmin::new(&dir.path().join("config"), editable));
     let hub = Hub::new(
         store,
         blobs,
-        Arc::new(RejectAll),
+        Arc::new(DepotRouter::new(admin.depot(), admin.current())),
         ConnectorRegistry::new(),
         hs,
     );
-    let admin = Arc::new(FakeAdmin::new(&dir.path().join("config"), editable));
     let router = console_router(hub.clone(), Arc::new(tokens()), admin.clone(), settings);
     Fixture {
         _dir: dir,
@@ -1260,4 +1347,575 @@ async fn history_shows_diffs_and_rolls_back() {
     .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(f.admin.revisions.lock().unwrap().len(), 3);
+}
+
+/// A `multipart/form-data` POST as a browser sends the upload forms:
+/// `(name, file name, content)` in order.
+fn multipart(path: &str, cookie: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Request<Body> {
+    let boundary = "----drehscheibe-test-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, file, value) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let head = match file {
+            Some(f) => format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+        };
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Request::post(path)
+        .header(header::HOST, HOST)
+        .header(header::COOKIE, cookie)
+        .header(header::ORIGIN, ORIGIN)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// The Probelauf form's parts (the CSRF token first, as the page has it).
+fn dry_run_parts<'a>(
+    csrf: &'a str,
+    text: &'a str,
+    version: &'a str,
+    compare: &'a str,
+) -> Vec<(&'a str, Option<&'a str>, &'a [u8])> {
+    vec![
+        ("csrf", None, csrf.as_bytes()),
+        ("channel", None, b"in"),
+        ("content_type", None, b"application/xml"),
+        ("text", None, text.as_bytes()),
+        ("datei", Some(""), b""),
+        ("version", None, version.as_bytes()),
+        ("vergleich", None, compare.as_bytes()),
+    ]
+}
+
+#[tokio::test]
+async fn the_new_pages_render_for_operators_without_inline_code() {
+    let f = fixture();
+    let (op, _) = sign_in(&f.router, OP).await;
+    for (path, h1) in [
+        ("/console/probelauf", "<h1>Probelauf</h1>"),
+        ("/console/regeldepot", "<h1>Regeldepot</h1>"),
+        (
+            "/console/regeldepot/baumfaellung",
+            "<h1>Regel baumfaellung: Baumfällung &lt;neu&gt;</h1>",
+        ),
+        (
+            "/console/regeldepot/baumfaellung/vergleich?a=2.0.0&b=2.1.0",
+            "<h1>baumfaellung: 2.0.0 → 2.1.0</h1>",
+        ),
+        ("/console/sla", "<h1>Servicelevel (SLA)</h1>"),
+    ] {
+        let a = send(&f.router, get(path, Some(&op))).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert_security_headers(&a, true);
+        assert_no_inline_code(&a.body);
+        assert!(a.body.contains(h1), "{path}: {}", a.body);
+        // The navigation in its order, Probelauf included for operators.
+        let order = [
+            "\">Übersicht</a>",
+            "\">Nachrichten</a>",
+            "\">Kommunen</a>",
+            "\">Regeldepot</a>",
+            "\">Probelauf</a>",
+            "\">SLA</a>",
+            "\">Verlauf</a>",
+        ];
+        let at: Vec<usize> = order
+            .iter()
+            .map(|l| a.body.find(l).unwrap_or_else(|| panic!("{path}: no {l}")))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{path}: nav order");
+    }
+    let a = send(&f.router, get("/console/probelauf", Some(&op))).await;
+    for text in [
+        "enctype=\"multipart/form-data\"",
+        "<label for=\"text\">Nachricht</label>",
+        "<textarea id=\"text\" name=\"text\"",
+        "<label for=\"datei\">",
+        "type=\"file\" name=\"datei\"",
+        "<option value=\"in\" selected>in</option>",
+        "<option value=\"application/json\">application/json</option>",
+        "<label for=\"version\">Regelversion (optional)</label>",
+        "<label for=\"vergleich\">Vergleichen mit Version (optional)</label>",
+        "Nichts wird gespeichert oder zugestellt.",
+        "Höchstens 16 MiB",
+    ] {
+        assert!(a.body.contains(text), "missing {text}");
+    }
+    // The CSRF field comes before the upload (the guard reads it first).
+    assert!(
+        a.body.find("name=\"csrf\" value=\"").unwrap() < a.body.find("name=\"datei\"").unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_routes_renders_and_keeps_nothing() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let a = send(
+        &f.router,
+        multipart(
+            "/console/probelauf",
+            &op,
+            &dry_run_parts(&csrf, ANTRAG, "", ""),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_no_inline_code(&a.body);
+    for text in [
+        "Würde zugestellt werden",
+        "Nichts wurde gespeichert oder zugestellt.",
+        "<code>baumfaellung@2.1.0</code>",
+        "href=\"/console/regeldepot/baumfaellung\"",
+        "99104005000000",
+        "12052000",
+        "<a href=\"/console/kommunen/nachbarstadt\">nachbarstadt</a>",
+        "<a href=\"/console/kommunen/musterstadt\">musterstadt</a>",
+        "Virenprüfung",
+        "nicht geprüft (abgeschaltet)",
+        "Ziel <code>fachverfahren</code>",
+        "<code>umwelt</code>",
+        "baumfaellung-12052000-",
+        &sha(ANTRAG),
+        // The output in a <pre>, escaped.
+        "&lt;bf:baumfaellantrag",
+        "&lt;![CDATA[&lt;Eiche&gt;]]&gt;",
+    ] {
+        assert!(a.body.contains(text), "missing {text}: {}", a.body);
+    }
+    assert!(!a.body.contains("<Eiche>"));
+    assert!(!a.body.contains("<bf:"));
+    // The form keeps what was sent.
+    assert!(a.body.contains("&lt;bf:grundstueck&gt;"));
+    // Nothing was stored.
+    let page = f
+        .hub
+        .store()
+        .list(&drehscheibe_store::MessageFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+
+    // A file instead of the textarea; a message no rule knows is refused.
+    let mut parts = dry_run_parts(&csrf, "", "", "");
+    parts[4] = ("datei", Some("antrag.xml"), b"<andere/>");
+    let a = send(&f.router, multipart("/console/probelauf", &op, &parts)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("Würde abgewiesen werden"), "{}", a.body);
+    assert!(a.body.contains("Grund"));
+
+    // A version that does not exist: the engine says so (dead).
+    let a = send(
+        &f.router,
+        multipart(
+            "/console/probelauf",
+            &op,
+            &dry_run_parts(&csrf, ANTRAG, "9.9.9", ""),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("Würde unzustellbar (tot)"));
+    assert!(a.body.contains("rule baumfaellung has no version 9.9.9"));
+
+    // Form errors, in German, with the form kept.
+    let a = send(
+        &f.router,
+        multipart(
+            "/console/probelauf",
+            &op,
+            &dry_run_parts(&csrf, "", "zwei", "1.0.0"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("Bitte geben Sie eine Nachricht ein"));
+    assert!(a.body.contains("„zwei“ ist keine Regelversion"));
+    let a = send(
+        &f.router,
+        multipart(
+            "/console/probelauf",
+            &op,
+            &dry_run_parts(&csrf, ANTRAG, "", "2.0.0"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("geben Sie bitte auch die Regelversion an"));
+}
+
+#[tokio::test]
+async fn a_dry_run_compares_two_versions_side_by_side() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let a = send(
+        &f.router,
+        multipart(
+            "/console/probelauf",
+            &op,
+            &dry_run_parts(&csrf, ANTRAG, "2.0.0", "2.1.0"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_no_inline_code(&a.body);
+    for text in [
+        "<div class=\"compare\">",
+        "Version A: <code>baumfaellung@2.0.0</code>",
+        "Version B: <code>baumfaellung@2.1.0</code>",
+        "Unterschiede der Ausgaben",
+        // Pass-through in both versions: the same document.
+        "Gleich in beiden Versionen.",
+        "Nichts wurde gespeichert oder zugestellt.",
+    ] {
+        assert!(a.body.contains(text), "missing {text}");
+    }
+    assert_eq!(a.body.matches("Würde zugestellt werden").count(), 2);
+}
+
+#[tokio::test]
+async fn the_dry_run_is_for_operators_and_needs_the_csrf_token() {
+    let f = fixture();
+    let (op, _) = sign_in(&f.router, OP).await;
+    // Without the token, or with another: refused before anything runs.
+    for token in ["", &"0".repeat(64)] {
+        let a = send(
+            &f.router,
+            multipart(
+                "/console/probelauf",
+                &op,
+                &dry_run_parts(token, ANTRAG, "", ""),
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        assert!(a.body.contains("Anfrage abgelehnt"));
+        assert!(!a.body.contains("Würde zugestellt"));
+    }
+
+    let (ms, ms_csrf) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console/probelauf", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("nur Betriebs-Tokens"));
+    assert!(
+        !a.body.contains("\">Probelauf</a>"),
+        "not in a tenant's nav"
+    );
+    assert!(a.body.contains("\">Regeldepot</a>") && a.body.contains("\">SLA</a>"));
+    let a = send(
+        &f.router,
+        multipart(
+            "/console/probelauf",
+            &ms,
+            &dry_run_parts(&ms_csrf, ANTRAG, "", ""),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(!a.body.contains("Würde zugestellt"));
+}
+
+#[tokio::test]
+async fn the_csrf_part_may_come_anywhere_in_the_upload() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let mut parts = dry_run_parts(&csrf, ANTRAG, "", "");
+    parts.rotate_left(1);
+    let a = send(&f.router, multipart("/console/probelauf", &op, &parts)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains("Würde zugestellt werden"));
+}
+
+#[tokio::test]
+async fn the_depot_shows_versions_pins_and_what_does_not_load() {
+    let f = fixture();
+    let (op, _) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console/regeldepot", Some(&op))).await;
+    for text in [
+        "<a href=\"/console/regeldepot/baumfaellung\">baumfaellung</a>",
+        "<a href=\"/console/regeldepot/hundesteuer\">hundesteuer</a>",
+        "<code>2.0.0</code>",
+        "<code>2.1.0</code>",
+        "Baumfällung &lt;neu&gt;",
+        "<code>fachverfahren</code>",
+        "nicht ladbar:",
+        "steuer.xsl",
+        // Both tenants' pins.
+        "<code>baumfaellung@^2</code>",
+        "<code>hundesteuer@^1</code>",
+        "<a href=\"/console/kommunen/nachbarstadt\">nachbarstadt</a>",
+        "Neue Regelversion veröffentlichen",
+        "enctype=\"multipart/form-data\"",
+        "<label for=\"archiv\">Regelpaket (ZIP-Archiv)</label>",
+    ] {
+        assert!(a.body.contains(text), "missing {text}");
+    }
+    // 2.1.0 is pinned (the newest matching ^2), 2.0.0 not.
+    let row = |v: &str| {
+        let i = a
+            .body
+            .find(&format!("<th scope=\"row\"><code>{v}</code>"))
+            .unwrap();
+        let end = a.body[i..].find("</tr>").unwrap();
+        a.body[i..i + end].to_owned()
+    };
+    assert!(row("2.1.0").contains("baumfaellung@^2"));
+    assert!(!row("2.0.0").contains("baumfaellung@^2"));
+
+    // A tenant sees every package, but only its own pins, and no form.
+    let (ms, _) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console/regeldepot", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("/console/regeldepot/baumfaellung"));
+    assert!(a.body.contains("<code>hundesteuer@^1</code>"));
+    assert!(!a.body.contains("baumfaellung@^2"));
+    assert!(!a.body.contains("/console/kommunen/nachbarstadt"));
+    assert!(!a.body.contains("veroeffentlichen"));
+    assert_no_inline_code(&a.body);
+    let a = send(
+        &f.router,
+        get("/console/regeldepot/baumfaellung", Some(&ms)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(!a.body.contains("baumfaellung@^2"));
+}
+
+#[tokio::test]
+async fn two_rule_versions_are_compared_file_by_file() {
+    let f = fixture();
+    let (op, _) = sign_in(&f.router, OP).await;
+    let a = send(
+        &f.router,
+        get("/console/regeldepot/baumfaellung", Some(&op)),
+    )
+    .await;
+    for text in [
+        "action=\"/console/regeldepot/baumfaellung/vergleich\"",
+        "<label for=\"a\">Von Version</label>",
+        "<option value=\"2.0.0\" selected>2.0.0</option>",
+        "<option value=\"2.1.0\" selected>2.1.0</option>",
+        "README.md",
+    ] {
+        assert!(a.body.contains(text), "missing {text}");
+    }
+    let a = send(
+        &f.router,
+        get(
+            "/console/regeldepot/baumfaellung/vergleich?a=2.0.0&b=2.1.0",
+            Some(&op),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    for text in [
+        "<code>README.md</code> – hinzugefügt",
+        "<code>rule.toml</code> – geändert",
+        "<span class=\"diff-del\">-version = &quot;2.0.0&quot;</span>",
+        "<span class=\"diff-add\">+version = &quot;2.1.0&quot;</span>",
+        "<span class=\"diff-add\">+title = &quot;Baumfällung &lt;neu&gt;&quot;</span>",
+        "<span class=\"diff-meta\">--- baumfaellung@2.0.0/rule.toml</span>",
+        "<span class=\"diff-add\">+Neu in 2.1.0.</span>",
+    ] {
+        assert!(a.body.contains(text), "missing {text}: {}", a.body);
+    }
+    for path in [
+        "/console/regeldepot/gibtsnicht",
+        "/console/regeldepot/gibtsnicht/vergleich?a=1.0.0&b=1.0.0",
+        "/console/regeldepot/baumfaellung/vergleich?a=2.0.0&b=3.0.0",
+        "/console/regeldepot/baumfaellung/vergleich?a=unsinn&b=2.1.0",
+        "/console/regeldepot/baumfaellung/vergleich",
+        "/console/regeldepot/hundesteuer/vergleich?a=2.0.0&b=2.1.0",
+    ] {
+        let a = send(&f.router, get(path, Some(&op))).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn publishing_a_rule_version_checks_the_archive() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let publish = |cookie: &str, csrf: &str, zip: &'static [u8]| {
+        multipart(
+            "/console/regeldepot/veroeffentlichen",
+            cookie,
+            &[
+                ("csrf", None, csrf.as_bytes()),
+                ("archiv", Some("regel.zip"), zip),
+            ],
+        )
+    };
+    // Not a ZIP: the admin's reasons, 422.
+    let a = send(&f.router, publish(&op, &csrf, b"kein zip")).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("Das Regelpaket wurde nicht veröffentlicht"));
+    assert!(a.body.contains("invalid Zip archive"));
+    assert_no_inline_code(&a.body);
+    // Failed test cases are listed.
+    let a = send(&f.router, publish(&op, &csrf, b"PK\x03\x04failing")).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a
+        .body
+        .contains("<li><code>ohne-baum: expected rejected, got routed</code></li>"));
+    // The version exists.
+    let a = send(&f.router, publish(&op, &csrf, b"PK\x03\x04exists")).await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.body.contains("Diese Version gibt es schon"));
+    assert!(a
+        .body
+        .contains("rules/baumfaellung/2.1.0 ist bereits veröffentlicht"));
+    // Nothing chosen.
+    let a = send(&f.router, publish(&op, &csrf, b"")).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("Bitte wählen Sie ein ZIP-Archiv"));
+    assert!(f.admin.revisions.lock().unwrap().is_empty());
+    // Published.
+    let a = send(&f.router, publish(&op, &csrf, b"PK\x03\x04ok")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains("Veröffentlicht: <code>neu@1.0.0</code>"));
+    assert!(a.body.contains("2 Testfälle bestanden"));
+    assert!(a
+        .body
+        .contains("<a href=\"/console/verlauf/1\">Revision 1</a>"));
+    assert_eq!(f.admin.revisions.lock().unwrap()[0].author, "betrieb");
+    // Without the CSRF part: refused.
+    let a = send(&f.router, publish(&op, "", b"PK\x03\x04ok")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+
+    // Tenants may not publish.
+    let (ms, ms_csrf) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, publish(&ms, &ms_csrf, b"PK\x03\x04ok")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("nur der Betrieb"));
+    assert_eq!(f.admin.revisions.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn publishing_is_off_when_the_configuration_is_read_only() {
+    let f = fixture_with(ConsoleSettings::default(), false);
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console/regeldepot", Some(&op))).await;
+    assert!(a.body.contains("Veröffentlichen ist abgeschaltet"));
+    assert!(!a.body.contains("name=\"archiv\""));
+    let a = send(
+        &f.router,
+        multipart(
+            "/console/regeldepot/veroeffentlichen",
+            &op,
+            &[
+                ("csrf", None, csrf.as_bytes()),
+                ("archiv", Some("regel.zip"), b"PK\x03\x04ok"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_sla_page_measures_per_route_and_tenant() {
+    let f = fixture();
+    let own = message(&f.hub, "musterstadt", MessageState::Dead).await;
+    let (op, _) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console/sla", Some(&op))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_no_inline_code(&a.body);
+    for text in [
+        "<code>sla = { within = &quot;5m&quot;, percent = 95 }</code>",
+        "Kommune <a href=\"/console/kommunen/musterstadt\">musterstadt</a>",
+        "Kommune <a href=\"/console/kommunen/nachbarstadt\">nachbarstadt</a>",
+        "95 % in 5 min 0 s",
+        "99,5 % in 2 min 30 s",
+        "Letzte 24 Stunden",
+        "Letzte 7 Tage",
+        "Median (p50)",
+        "Anteil im Ziel",
+    ] {
+        assert!(a.body.contains(text), "missing {text}: {}", a.body);
+    }
+    // The fresh dead message is still within its 5 minutes: 100 %.
+    assert!(a.body.contains("<td class=\"num\">100 %</td>"));
+    assert!(a.body.contains("Eingehalten"));
+    assert!(a.body.contains("Keine Verletzungen"));
+
+    // Received 10 minutes ago and still not delivered: a breach.
+    f.hub
+        .store()
+        .update(own, &mut |r: &mut MessageRecord| {
+            r.envelope.received_at = Utc::now() - chrono::Duration::minutes(10);
+            Ok(Effects::default())
+        })
+        .await
+        .unwrap();
+    let a = send(&f.router, get("/console/sla", Some(&op))).await;
+    for text in [
+        "<td class=\"num\">0 %</td>",
+        "<span class=\"no\">Verfehlt</span>",
+        "Verletzungen der letzten 7 Tage (1)",
+        &format!("href=\"/console/nachrichten/{own}\""),
+        " (offen)",
+        "Unzustellbar",
+    ] {
+        assert!(a.body.contains(text), "missing {text}: {}", a.body);
+    }
+
+    let (ms, _) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console/sla", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("/console/kommunen/musterstadt"));
+    assert!(!a.body.contains("nachbarstadt"));
+    assert!(!a.body.contains("99,5 %"));
+}
+
+#[tokio::test]
+async fn large_messages_pass_the_guard_and_long_outputs_are_cut() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    // 3 MiB: more than an ordinary form may have, less than a message.
+    let padding = "x".repeat(3 * 1024 * 1024);
+    let big = ANTRAG.replace(
+        "</bf:baumfaellantrag>",
+        &format!("<!-- {padding} --></bf:baumfaellantrag>"),
+    );
+    let mut parts = dry_run_parts(&csrf, "", "", "");
+    parts[4] = ("datei", Some("gross.xml"), big.as_bytes());
+    let a = send(&f.router, multipart("/console/probelauf", &op, &parts)).await;
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "{}",
+        &a.body[..a.body.len().min(2000)]
+    );
+    assert!(a.body.contains("Würde zugestellt werden"));
+    assert!(a
+        .body
+        .contains("Gekürzt: gezeigt werden die ersten 200 KiB"));
+    assert!(a.body.len() < 1024 * 1024, "the page stays small");
+    // An ordinary form is still limited to 2 MiB.
+    let a = send(
+        &f.router,
+        post(
+            "/console/abmelden",
+            Some(&op),
+            Some(ORIGIN),
+            &format!("csrf={csrf}&x={padding}"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(a.body.contains("höchstens 2 MiB"));
 }

@@ -192,7 +192,8 @@ pub fn rule_diff(
             let diff = if change == "unchanged" {
                 String::new()
             } else {
-                similar::TextDiff::from_lines(&text(&x), &text(&y))
+                let (old, new) = (text(&x), text(&y));
+                similar::TextDiff::from_lines(old.as_str(), new.as_str())
                     .unified_diff()
                     .context_radius(3)
                     .header(&format!("{id}@{a}/{rel}"), &format!("{id}@{b}/{rel}"))
