@@ -308,6 +308,14 @@ async fn hand_edits_are_found_recorded_by_datei_and_broken_ones_keep_the_config_
 async fn roles_main_file_and_the_openapi_document() {
     let rx = Receiver::start().await;
     let cfg = two_tenants(&rx);
+    // A connector secret written inline: operators see it, the tenant
+    // sees its own file with the secret masked.
+    let alpha = cfg.path(ALPHA);
+    let with_secret = std::fs::read_to_string(&alpha).unwrap().replace(
+        "[[routes]]",
+        "auth = { type = \"bearer\", token = { value = \"fv-geheim\" } }\n\n[[routes]]",
+    );
+    std::fs::write(&alpha, &with_secret).unwrap();
     let hub = start(&cfg.main).await.unwrap();
     let api = Api::new(hub.addr);
 
@@ -333,10 +341,20 @@ async fn roles_main_file_and_the_openapi_document() {
         .map(|f| f["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, [ALPHA]);
-    let (s, _) = api
+    let (s, own) = api
         .get(&format!("/api/v1/config/files/{ALPHA}"), TENANT_ALPHA)
         .await;
     assert_eq!(s, 200);
+    let own_text = own["text"].as_str().unwrap();
+    assert!(!own_text.contains("fv-geheim"), "{own_text}");
+    assert!(
+        own_text.contains("token = { value = \"********\" }"),
+        "{own_text}"
+    );
+    let (_, full) = api
+        .get(&format!("/api/v1/config/files/{ALPHA}"), OPERATOR)
+        .await;
+    assert_eq!(full["text"], with_secret.as_str());
     let (s, _) = api
         .get(&format!("/api/v1/config/files/{ALPHA}"), TENANT_BETA)
         .await;

@@ -94,6 +94,59 @@ async fn an_operator_fixes_a_route_replays_the_dead_letter_and_rolls_back() {
     sign_in(&b, &base, OPERATOR).await;
     assert_eq!(h1(&b).await, "Übersicht");
     check_page(&b, "uebersicht").await;
+    // Keyboard: the first Tab reaches the skip link, Enter moves the focus
+    // to the page's content; the next Tabs walk the navigation.
+    let active = |b: &Browser| {
+        let client = b.client.clone();
+        async move {
+            client
+                .execute(
+                    "const a = document.activeElement; return [a.tagName, a.textContent.trim(), a.id];",
+                    vec![],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let body = b.client.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("\u{E004}").await.unwrap();
+    assert_eq!(active(&b).await[1], "Zum Inhalt springen");
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    assert_eq!(
+        active(&b).await[2],
+        "inhalt",
+        "Enter on the skip link focuses the content"
+    );
+    b.goto(&format!("{base}/console")).await;
+    let mut reached = Vec::new();
+    for _ in 0..6 {
+        b.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys("\u{E004}")
+            .await
+            .unwrap();
+        reached.push(active(&b).await[1].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(
+        reached[..6],
+        [
+            "Zum Inhalt springen",
+            "Drehscheibe",
+            "Übersicht",
+            "Nachrichten",
+            "Kommunen",
+            "Regeldepot"
+        ],
+        "Tab walks the navigation in order"
+    );
 
     // The dead letter is listed and shown.
     b.goto(&format!("{base}/console/nachrichten?state=dead"))
@@ -246,18 +299,19 @@ async fn an_operator_fixes_a_route_replays_the_dead_letter_and_rolls_back() {
         ),
         ("/console/kommunen/alpha", "kommune-390"),
         ("/console/verlauf", "verlauf-390"),
+        (&format!("/console/verlauf/{rev}") as &str, "revision-390"),
     ] {
         b.goto(&format!("{base}{page}")).await;
         check_page(&b, name).await;
     }
 
     // Signing out ends the session.
-    b.resize(1280, 900).await;
     b.goto(&format!("{base}/console")).await;
     b.click("form[action='/console/abmelden'] button[type=submit]")
         .await;
     b.goto(&format!("{base}/console/nachrichten")).await;
     assert_eq!(b.path().await, "/console/anmelden");
+    check_page(&b, "anmelden-390").await;
 
     b.close().await;
     hub.shutdown().await.unwrap();
@@ -479,6 +533,10 @@ async fn dry_run_rule_depot_publication_and_service_levels_in_the_browser() {
         ("/console/probelauf", "probelauf-390"),
         ("/console/regeldepot", "regeldepot-390"),
         ("/console/sla", "sla-390"),
+        (
+            "/console/regeldepot/gewerbeanmeldung/vergleich?a=2.1.0&b=3.0.0",
+            "regelvergleich-390",
+        ),
     ] {
         b.goto(&format!("{base}{page}")).await;
         check_page(&b, name).await;

@@ -48,7 +48,7 @@ pub use load::Overrides;
 pub use plugin::Plugins;
 pub use raw::{AuthType, ByteSize, RawAuth as AuthRef, RawClientCert as ClientCertRef};
 pub use retry::RetryPolicy;
-pub use secret::{Secret, SecretSource, SecretString};
+pub use secret::{redact_inline_secrets, Secret, SecretSource, SecretString};
 
 /// The whole, validated hub configuration.
 #[derive(Debug, Clone)]

@@ -102,3 +102,113 @@ mod tests {
         assert_eq!(s.expose(), "hunter2-very-secret");
     }
 }
+
+/// `text` (a configuration file) with every secret written inline —
+/// `{ value = "…" }` — replaced by `"********"`, everything else as
+/// written. For showing a file to someone who may read it but not its
+/// secrets (a tenant in the console). `None` when the text is not TOML
+/// (then nothing of it should be shown).
+pub fn redact_inline_secrets(text: &str) -> Option<String> {
+    use toml_edit::{ImDocument, Item, Value};
+    let doc = ImDocument::parse(text.to_owned()).ok()?;
+    let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+    fn is_secret<'a>(keys: impl Iterator<Item = &'a str>) -> bool {
+        let mut any = false;
+        for k in keys {
+            if !matches!(k, "value" | "env" | "file") {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+    fn value(v: &Value, spans: &mut Vec<std::ops::Range<usize>>) {
+        match v {
+            Value::InlineTable(t) => {
+                if is_secret(t.iter().map(|(k, _)| k)) {
+                    if let Some(Value::String(s)) = t.get("value") {
+                        spans.extend(s.span());
+                    }
+                }
+                for (_, v) in t.iter() {
+                    value(v, spans);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| value(v, spans)),
+            _ => {}
+        }
+    }
+    fn item(i: &Item, spans: &mut Vec<std::ops::Range<usize>>) {
+        match i {
+            Item::Table(t) => {
+                if is_secret(t.iter().map(|(k, _)| k)) {
+                    if let Some(Item::Value(Value::String(s))) = t.get("value") {
+                        spans.extend(s.span());
+                    }
+                }
+                for (_, i) in t.iter() {
+                    item(i, spans);
+                }
+            }
+            Item::ArrayOfTables(a) => {
+                for t in a.iter() {
+                    for (_, i) in t.iter() {
+                        item(i, spans);
+                    }
+                }
+            }
+            Item::Value(v) => value(v, spans),
+            Item::None => {}
+        }
+    }
+    for (_, i) in doc.iter() {
+        item(i, &mut spans);
+    }
+    spans.sort_by_key(|r| std::cmp::Reverse(r.start));
+    let mut out = text.to_owned();
+    for r in spans {
+        if out.get(r.clone()).is_some() {
+            out.replace_range(r, "\"********\"");
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_inline_secrets;
+
+    #[test]
+    fn inline_secret_values_are_masked_and_nothing_else() {
+        let text = r#"id = "alpha" # value = "not a secret"
+name = "Alpha"
+
+[connectors.fv]
+type = "http"
+url = "https://fv.example/in"
+auth = { type = "bearer", token = { value = "s3cr3t" } }
+headers = { value = "kept: not a secret table" , other = "x" }
+
+[connectors.mail.password]
+value = 'also-secret'
+
+[connectors.dir]
+token = { env = "FV_TOKEN" }
+"#;
+        let out = redact_inline_secrets(text).unwrap();
+        assert!(
+            !out.contains("s3cr3t") && !out.contains("also-secret"),
+            "{out}"
+        );
+        assert_eq!(out.matches("\"********\"").count(), 2, "{out}");
+        assert!(out.contains("kept: not a secret table"));
+        assert!(out.contains("# value = \"not a secret\""));
+        assert!(out.contains("token = { env = \"FV_TOKEN\" }"));
+        assert_eq!(
+            out.lines().count(),
+            text.lines().count(),
+            "layout unchanged"
+        );
+        assert_eq!(redact_inline_secrets("a = ["), None);
+    }
+}

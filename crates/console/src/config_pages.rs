@@ -7,7 +7,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use drehscheibe_config::{ConnectorConfig, TenantConfig};
-use drehscheibe_engine::admin::{AdminError, Change, ConfigFile, FileKind, Revision};
+use drehscheibe_engine::admin::{
+    file_as_seen_by, revision_as_seen_by, AdminError, Change, ConfigFile, FileKind, Revision,
+};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -93,8 +95,18 @@ fn admin_error_page(s: &Session, e: &AdminError) -> Response {
     layout::respond(status, page("Fehler", Some(s), Nav::None, body))
 }
 
+/// The files, their texts as the session may see them (inline secrets
+/// masked for tenants).
 async fn files(c: &Console, s: &Session) -> Result<Vec<ConfigFile>, Response> {
-    c.admin.files().await.map_err(|e| admin_error_page(s, &e))
+    c.admin
+        .files()
+        .await
+        .map(|fs| {
+            fs.into_iter()
+                .map(|f| file_as_seen_by(&s.principal, f))
+                .collect()
+        })
+        .map_err(|e| admin_error_page(s, &e))
 }
 
 fn tenant_file<'a>(files: &'a [ConfigFile], tenant: &str) -> Option<&'a ConfigFile> {
@@ -651,7 +663,7 @@ async fn visible_revision(c: &Console, s: &Session, id: u64) -> Result<Revision,
         .map_err(|e| admin_error_page(s, &e))?;
     match history_scope(c, s).await? {
         None => Ok(rev),
-        Some(Some(path)) if path == rev.path => Ok(rev),
+        Some(Some(path)) if path == rev.path => Ok(revision_as_seen_by(&s.principal, rev)),
         Some(_) => Err(not_found(Some(s))),
     }
 }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use drehscheibe_config::HubConfig;
+use drehscheibe_model::auth::{Principal, Role};
 use serde::{Deserialize, Serialize};
 
 /// Who made a change found on disk rather than through the API.
@@ -224,4 +225,29 @@ pub trait ConfigAdmin: Send + Sync {
     /// Look at the files on disk and apply what changed there (hand
     /// edits), recording them as by `author`.
     async fn reload(&self, author: &str) -> Result<ReloadOutcome, AdminError>;
+}
+
+/// What `principal` may see of `file`'s text: operators all of it;
+/// anyone else the text with inline secrets (`{ value = "…" }`) masked
+/// (see [`drehscheibe_config::redact_inline_secrets`]). The SHA-256 stays
+/// that of the file.
+pub fn file_as_seen_by(principal: &Principal, mut file: ConfigFile) -> ConfigFile {
+    if !matches!(principal.role, Role::Operator) {
+        file.text = redact(&file.text);
+    }
+    file
+}
+
+/// [`file_as_seen_by`] for a revision's two texts.
+pub fn revision_as_seen_by(principal: &Principal, mut rev: Revision) -> Revision {
+    if !matches!(principal.role, Role::Operator) {
+        rev.old_text = rev.old_text.as_deref().map(redact);
+        rev.new_text = rev.new_text.as_deref().map(redact);
+    }
+    rev
+}
+
+fn redact(text: &str) -> String {
+    drehscheibe_config::redact_inline_secrets(text)
+        .unwrap_or_else(|| "# (not shown: the file is not valid TOML)\n".to_owned())
 }

@@ -14,7 +14,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use drehscheibe_engine::admin::{AdminError, Change, ConfigAdmin, ConfigFile, FileKind, Revision};
+use drehscheibe_engine::admin::{
+    file_as_seen_by, revision_as_seen_by, AdminError, Change, ConfigAdmin, ConfigFile, FileKind,
+    Revision,
+};
 use drehscheibe_http::problem::Problem;
 use drehscheibe_model::auth::{Principal, Role, TokenTable};
 use serde::{Deserialize, Serialize};
@@ -147,6 +150,7 @@ pub async fn visible_files(
         .await?
         .into_iter()
         .filter(|f| may_read_file(principal, f))
+        .map(|f| file_as_seen_by(principal, f))
         .collect())
 }
 
@@ -394,7 +398,12 @@ async fn revisions(
         .history(path.as_deref(), q.before, q.limit.unwrap_or(50))
         .await
     {
-        Ok(revs) => Json(revs).into_response(),
+        Ok(revs) => Json(
+            revs.into_iter()
+                .map(|r| revision_as_seen_by(&p, r))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
         Err(e) => admin_problem(e),
     }
 }
@@ -402,7 +411,7 @@ async fn revisions(
 async fn visible_revision(api: &ConfigApi, p: &Principal, id: u64) -> Result<Revision, Response> {
     let rev = api.admin.revision(id).await.map_err(admin_problem)?;
     match may_read_revision(api.admin.as_ref(), p, &rev).await {
-        Ok(true) => Ok(rev),
+        Ok(true) => Ok(revision_as_seen_by(p, rev)),
         Ok(false) => Err(admin_problem(AdminError::NoRevision(id))),
         Err(e) => Err(admin_problem(e)),
     }
