@@ -427,3 +427,95 @@ async fn roles_main_file_and_the_openapi_document() {
 
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_made_while_the_hub_was_stopped_are_recorded_at_start() {
+    let rx = Receiver::start().await;
+    let cfg = two_tenants(&rx);
+    let file = cfg.path(ALPHA);
+    let first = std::fs::read_to_string(&file).unwrap();
+    let second = first.replace("Kommune alpha", "Gemeinde Alpha");
+    let third = second.replace(&rx.url("/one"), &rx.url("/offline"));
+    {
+        let hub = start(&cfg.main).await.unwrap();
+        let api = Api::new(hub.addr);
+        let (s, rev) = put(&api, ALPHA, OPERATOR, json!({ "text": second })).await;
+        assert_eq!(s, 200, "{rev}");
+        hub.shutdown().await.unwrap();
+    }
+    // Edited while no hub watched.
+    std::fs::write(&file, &third).unwrap();
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let (s, list) = api
+        .get(&format!("/api/v1/config/revisions?path={ALPHA}"), OPERATOR)
+        .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list[0]["author"], "Datei", "{list:#}");
+    assert_eq!(list[0]["comment"], "beim Start vorgefunden");
+    assert!(list[0].get("new_text").is_none(), "listings carry no texts");
+    let id = list[0]["id"].as_u64().unwrap();
+    let (_, rev) = api
+        .get(&format!("/api/v1/config/revisions/{id}"), OPERATOR)
+        .await;
+    assert_eq!(rev["old_text"], second.as_str());
+    assert_eq!(rev["new_text"], third.as_str());
+    // And the configuration in force is the one on disk.
+    let m = api
+        .submit("application/xml", order("01001000", LEISTUNG, 10))
+        .await;
+    let got = rx.wait_accepted("/offline", 1, WAIT).await;
+    assert_eq!(got[0].header("x-drehscheibe-message-id"), m);
+    // A second start finds nothing new.
+    hub.shutdown().await.unwrap();
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let (_, again) = api
+        .get(&format!("/api/v1/config/revisions?path={ALPHA}"), OPERATOR)
+        .await;
+    assert_eq!(
+        again.as_array().unwrap().len(),
+        list.as_array().unwrap().len()
+    );
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_see_no_digests_no_load_error_details_and_bodies_are_bounded() {
+    let rx = Receiver::start().await;
+    let cfg = two_tenants(&rx);
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+
+    // A broken hand edit of beta's file: the operator reads the details,
+    // alpha's tenant only that there is an error.
+    std::fs::write(cfg.path("tenants/beta.toml"), "id = \"beta\"\nname = \n").unwrap();
+    let (s, _) = api.post_empty("/api/v1/config/reload", OPERATOR).await;
+    assert_eq!(s, 422);
+    let (_, op) = api.get("/api/v1/config", OPERATOR).await;
+    assert!(
+        op["disk_error"].as_str().unwrap().contains("beta.toml"),
+        "{op}"
+    );
+    let (_, own) = api.get("/api/v1/config", TENANT_ALPHA).await;
+    let shown = own["disk_error"].as_str().unwrap();
+    assert!(!shown.contains("beta"), "{shown}");
+    // The digest a tenant sees is that of what it sees.
+    let (_, f) = api
+        .get(&format!("/api/v1/config/files/{ALPHA}"), TENANT_ALPHA)
+        .await;
+    let seen = f["text"].as_str().unwrap();
+    assert_eq!(
+        f["sha256"],
+        drehscheibe_suite::sha256_hex(seen.as_bytes()).as_str()
+    );
+
+    // Bodies beyond the bound are refused, and unauthenticated ones are
+    // refused without being read.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let (s, p) = put(&api, ALPHA, OPERATOR, json!({ "text": big })).await;
+    assert_eq!(s, 413, "{p}");
+    let (s, _) = put(&api, ALPHA, "wrong", json!({ "text": big })).await;
+    assert_eq!(s, 401);
+    hub.shutdown().await.unwrap();
+}

@@ -735,3 +735,9 @@ pub fn zip_package(dir: &Path, top: &str, edit: &dyn Fn(&str, String) -> String)
     }
     w.finish().unwrap().into_inner()
 }
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

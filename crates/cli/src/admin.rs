@@ -27,22 +27,16 @@ use bytes::Bytes;
 use chrono::Utc;
 use drehscheibe_config::{HubConfig, Overrides};
 use drehscheibe_engine::admin::{
-    AdminError, Change, ConfigAdmin, ConfigFile, FileKind, PublishedRule, ReloadOutcome,
-    ReloadStatus, Revision, FILE_AUTHOR, MAX_RULE_ARCHIVE_BYTES,
+    sha256_hex, AdminError, Change, ConfigAdmin, ConfigFile, FileKind, PublishedRule,
+    ReloadOutcome, ReloadStatus, Revision, RevisionSummary, FILE_AUTHOR, MAX_FILE_BYTES,
+    MAX_HISTORY_PAGE, MAX_RULE_ARCHIVE_BYTES,
 };
 use drehscheibe_engine::{ConnectorRegistry, ConnectorSlot, DepotRouter, Hub};
 use drehscheibe_rules::Depot;
 use drehscheibe_store::state::StateSpace;
-use sha2::{Digest, Sha256};
 
 /// How often the files are compared with the configuration in force.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Largest configuration file the service writes.
-pub const MAX_FILE_BYTES: usize = 1024 * 1024;
-
-/// Most revisions one history call returns.
-pub const MAX_HISTORY: usize = 200;
 
 const SPACE: &str = "config/history";
 const HEAD: &[u8] = b"head";
@@ -65,10 +59,6 @@ pub struct FileConfigAdmin {
     status: Mutex<ReloadStatus>,
 }
 
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
 fn io(e: impl std::fmt::Display) -> AdminError {
     AdminError::Io(e.to_string())
 }
@@ -78,6 +68,21 @@ fn rev_key(id: u64) -> Vec<u8> {
     let mut k = b"rev/".to_vec();
     k.extend_from_slice(&(u64::MAX - id).to_be_bytes());
     k
+}
+
+/// The texts of revision `id` (kept apart from its summary, so listings
+/// read no texts).
+fn text_key(id: u64) -> Vec<u8> {
+    let mut k = b"text/".to_vec();
+    k.extend_from_slice(&(u64::MAX - id).to_be_bytes());
+    k
+}
+
+/// What `text/<id>` holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Texts {
+    old_text: Option<String>,
+    new_text: Option<String>,
 }
 
 fn file_key(path: &str, id: u64) -> Vec<u8> {
@@ -302,7 +307,7 @@ impl FileConfigAdmin {
     }
 
     /// Record a revision (ids are allocated in the same transaction).
-    async fn record(&self, mut rev: Revision) -> Result<Revision, AdminError> {
+    async fn record(&self, rev: Revision) -> Result<Revision, AdminError> {
         let path = rev.path.clone();
         let recorded = self
             .history
@@ -316,19 +321,26 @@ impl FileConfigAdmin {
                         .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
                         .map_or(0, u64::from_be_bytes);
                     rev.id = head + 1;
-                    let json = serde_json::to_vec(&rev).map_err(|e| {
+                    let aborted = |e: serde_json::Error| {
                         drehscheibe_store::StoreError::Aborted(format!("revision: {e}"))
-                    })?;
+                    };
+                    let summary =
+                        serde_json::to_vec(&RevisionSummary::from(&rev)).map_err(aborted)?;
+                    let texts = serde_json::to_vec(&Texts {
+                        old_text: rev.old_text.clone(),
+                        new_text: rev.new_text.clone(),
+                    })
+                    .map_err(aborted)?;
                     tx.put(HEAD, Bytes::copy_from_slice(&rev.id.to_be_bytes()));
-                    tx.put(&rev_key(rev.id), Bytes::from(json));
+                    tx.put(&rev_key(rev.id), Bytes::from(summary));
+                    tx.put(&text_key(rev.id), Bytes::from(texts));
                     tx.put(&file_key(&path, rev.id), Bytes::new());
                     Ok((tx, rev))
                 }
             })
             .await
             .map_err(io)?;
-        rev.id = recorded.id;
-        tracing::info!(revision = rev.id, path = %rev.path, author = %rev.author, "configuration revision recorded");
+        tracing::info!(revision = recorded.id, path = %recorded.path, author = %recorded.author, "configuration revision recorded");
         Ok(recorded)
     }
 
@@ -343,6 +355,49 @@ impl FileConfigAdmin {
             Some(id) => self.revision(id).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn summary(&self, id: u64) -> Result<RevisionSummary, AdminError> {
+        match self.history.get(&rev_key(id)).await.map_err(io)? {
+            Some(v) => serde_json::from_slice(&v).map_err(io),
+            None => Err(AdminError::NoRevision(id)),
+        }
+    }
+
+    /// Record what changed in the files while no hub watched them (edited
+    /// while it was stopped, or written by a change whose revision a crash
+    /// lost): every file whose newest revision has another text gets a
+    /// revision by [`FILE_AUTHOR`]. Files without any history are taken as
+    /// they are. Called once at start.
+    pub async fn record_offline_edits(&self) -> Result<Vec<Revision>, AdminError> {
+        let _serial = self.lock.lock().await;
+        let config = self.current();
+        let mut recorded = Vec::new();
+        for (p, text) in &config.sources {
+            let path = self.relative(p);
+            let Some(newest) = self.newest_of(&path).await? else {
+                continue;
+            };
+            if newest.new_text.as_deref() == Some(text.as_str()) {
+                continue;
+            }
+            recorded.push(
+                self.record(Revision {
+                    id: 0,
+                    path,
+                    author: FILE_AUTHOR.to_owned(),
+                    at: Utc::now(),
+                    comment: "beim Start vorgefunden".to_owned(),
+                    old_sha256: newest.new_sha256.clone(),
+                    old_text: newest.new_text,
+                    new_sha256: Some(sha256_hex(text)),
+                    new_text: Some(text.clone()),
+                    config_digest: config.digest.clone(),
+                })
+                .await?,
+            );
+        }
+        Ok(recorded)
     }
 
     async fn reload_locked(&self, author: &str) -> Result<ReloadOutcome, AdminError> {
@@ -372,6 +427,20 @@ impl FileConfigAdmin {
                 restart_needed: self.status().restart_needed,
             });
         }
+        if let Some((p, t)) = next.sources.iter().find(|(_, t)| t.len() > MAX_FILE_BYTES) {
+            let e = AdminError::Invalid(vec![format!(
+                "{}: {} bytes, more than the {MAX_FILE_BYTES} a configuration file may have",
+                p.display(),
+                t.len()
+            )]);
+            if let Ok(mut s) = self.status.lock() {
+                if s.disk_error.is_none() {
+                    s.disk_error_since = Some(Utc::now());
+                }
+                s.disk_error = Some(e.to_string());
+            }
+            return Err(e);
+        }
         let (registry, rebuilt) = self.connectors_for(&next)?;
         let old: BTreeMap<&PathBuf, &String> =
             current.sources.iter().map(|(p, t)| (p, t)).collect();
@@ -399,7 +468,9 @@ impl FileConfigAdmin {
         let digest = next.digest.clone();
         let restart_needed =
             next.sources.first().map(|(_, t)| t.as_str()) != Some(self.started_main.as_str());
-        self.apply(next, registry).await;
+        // Recorded before applied (as a change is): a failure leaves the
+        // configuration in force as it was, and the next look records and
+        // applies again.
         let mut revisions = Vec::new();
         for rev in pending {
             // Another instance (same files) may have recorded it already.
@@ -409,6 +480,7 @@ impl FileConfigAdmin {
             }
             revisions.push(self.record(rev).await?);
         }
+        self.apply(next, registry).await;
         if restart_needed {
             tracing::warn!(
                 "the main configuration file changed: its settings take effect at the next restart"
@@ -810,8 +882,8 @@ impl ConfigAdmin for FileConfigAdmin {
         path: Option<&str>,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<Revision>, AdminError> {
-        let limit = limit.clamp(1, MAX_HISTORY);
+    ) -> Result<Vec<RevisionSummary>, AdminError> {
+        let limit = limit.clamp(1, MAX_HISTORY_PAGE);
         let (prefix, after) = match path {
             Some(p) => (file_prefix(p), before.map(|b| file_key(p, b))),
             None => (b"rev/".to_vec(), before.map(rev_key)),
@@ -825,7 +897,7 @@ impl ConfigAdmin for FileConfigAdmin {
         for (k, v) in entries {
             if path.is_some() {
                 if let Some(id) = id_of_key(&k) {
-                    out.push(self.revision(id).await?);
+                    out.push(self.summary(id).await?);
                 }
             } else {
                 out.push(serde_json::from_slice(&v).map_err(io)?);
@@ -835,10 +907,27 @@ impl ConfigAdmin for FileConfigAdmin {
     }
 
     async fn revision(&self, id: u64) -> Result<Revision, AdminError> {
-        match self.history.get(&rev_key(id)).await.map_err(io)? {
-            Some(v) => serde_json::from_slice(&v).map_err(io),
-            None => Err(AdminError::NoRevision(id)),
-        }
+        let s = self.summary(id).await?;
+        let texts: Texts = match self.history.get(&text_key(id)).await.map_err(io)? {
+            Some(v) => serde_json::from_slice(&v).map_err(io)?,
+            None => {
+                return Err(AdminError::Io(format!(
+                    "revision {id}: its texts are missing"
+                )))
+            }
+        };
+        Ok(Revision {
+            id: s.id,
+            path: s.path,
+            author: s.author,
+            at: s.at,
+            comment: s.comment,
+            old_text: texts.old_text,
+            old_sha256: s.old_sha256,
+            new_text: texts.new_text,
+            new_sha256: s.new_sha256,
+            config_digest: s.config_digest,
+        })
     }
 
     async fn rollback(&self, id: u64, author: &str, comment: &str) -> Result<Revision, AdminError> {

@@ -309,6 +309,19 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
         tasks.spawn(async move { task.run(i, s).await.map_err(anyhow::Error::from) });
     }
 
+    // Edits made while no hub watched the files get their revision now.
+    match admin.record_offline_edits().await {
+        Ok(found) if !found.is_empty() => {
+            tracing::info!(
+                revisions = found.len(),
+                "configuration changes found at start recorded"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "recording configuration changes found at start failed")
+        }
+    }
     let (watcher, s) = (admin.clone(), shutdown.clone());
     tasks.spawn(async move {
         watcher.watch(s).await;

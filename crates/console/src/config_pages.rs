@@ -1,6 +1,9 @@
 //! Kommunen and Verlauf: the configuration in force, a tenant file's
 //! editor (check, save), export, the history with diffs, and rollback.
-//! Everything goes through [`ConfigAdmin`](drehscheibe_engine::admin::ConfigAdmin).
+//! Everything goes through [`ConfigAdmin`](drehscheibe_engine::admin::ConfigAdmin),
+//! and what a session may see of it through the engine's shared rules
+//! ([`visible_files`], [`may_read_revisions_of`], [`revision_as_seen_by`],
+//! [`summary_as_seen_by`]), the same as the JSON API's.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -8,7 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use drehscheibe_config::{ConnectorConfig, TenantConfig};
 use drehscheibe_engine::admin::{
-    file_as_seen_by, revision_as_seen_by, AdminError, Change, ConfigFile, FileKind, Revision,
+    download_name, may_read_revisions_of, revision_as_seen_by, summary_as_seen_by, visible_files,
+    AdminError, Change, ConfigFile, FileKind, Revision, RevisionSummary,
 };
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -95,17 +99,11 @@ fn admin_error_page(s: &Session, e: &AdminError) -> Response {
     layout::respond(status, page("Fehler", Some(s), Nav::None, body))
 }
 
-/// The files, their texts as the session may see them (inline secrets
-/// masked for tenants).
+/// The files the session may read, their texts as it may see them
+/// (inline secrets masked for tenants).
 async fn files(c: &Console, s: &Session) -> Result<Vec<ConfigFile>, Response> {
-    c.admin
-        .files()
+    visible_files(c.admin.as_ref(), &s.principal)
         .await
-        .map(|fs| {
-            fs.into_iter()
-                .map(|f| file_as_seen_by(&s.principal, f))
-                .collect()
-        })
         .map_err(|e| admin_error_page(s, &e))
 }
 
@@ -207,11 +205,13 @@ async fn tenant_page(
         return not_found(Some(s));
     }
     let history = match file {
-        Some(f) => c
-            .admin
-            .history(Some(&f.path), None, TENANT_HISTORY)
-            .await
-            .unwrap_or_default(),
+        Some(f) => summaries(
+            s,
+            c.admin
+                .history(Some(&f.path), None, TENANT_HISTORY)
+                .await
+                .unwrap_or_default(),
+        ),
         None => Vec::new(),
     };
     let title = tenant.map_or_else(|| format!("Kommune {id}"), |t| t.name.clone());
@@ -226,7 +226,7 @@ async fn tenant_page(
             (file_section(s, id, f, editor))
             section aria-labelledby="verlauf" {
                 h2 #verlauf { "Verlauf" }
-                (revision_table(&history, false))
+                (revision_table(s, &history, false))
                 p { a href="/console/verlauf" { "Gesamter Verlauf" } }
             }
         }
@@ -463,7 +463,7 @@ fn editor_after(change: &Change, form: &EditForm, outcome: Markup) -> Editor {
 fn refusal(e: &AdminError, file: &ConfigFile, change: &Change) -> (StatusCode, Markup) {
     let (status, box_) = admin_error_notice(e);
     if matches!(e, AdminError::Conflict { .. }) {
-        let lines = diff::unified(
+        let text = diff::unified(
             Some(&file.text),
             Some(&change.text),
             &format!("{} (jetzt auf der Platte)", file.path),
@@ -471,7 +471,7 @@ fn refusal(e: &AdminError, file: &ConfigFile, change: &Change) -> (StatusCode, M
         );
         return (
             status,
-            html! { (box_) h3 { "Unterschied zum neuen Stand" } (diff::render(&lines)) },
+            html! { (box_) h3 { "Unterschied zum neuen Stand" } (diff::show(&text)) },
         );
     }
     (status, box_)
@@ -547,19 +547,7 @@ pub(crate) async fn export(
     let Some(file) = tenant_file(&files, &tenant) else {
         return not_found(Some(&s));
     };
-    let name: String = file
-        .path
-        .rsplit('/')
-        .next()
-        .unwrap_or("kommune.toml")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        .collect();
-    let name = if name.is_empty() {
-        "kommune.toml".to_owned()
-    } else {
-        name
-    };
+    let name = download_name(&file.path);
     let mut resp = file.text.clone().into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -574,8 +562,8 @@ pub(crate) async fn export(
 
 // ----------------------------------------------------------------- Verlauf
 
-/// The file path a tenant session may see the history of (`None` for
-/// operators: all).
+/// Which revisions a session may list: operators all (`None`), a tenant
+/// those of its own file (`Some(None)`: it has none).
 async fn history_scope(c: &Console, s: &Session) -> Result<Option<Option<String>>, Response> {
     match s.principal.tenant_scope() {
         None => Ok(None),
@@ -586,10 +574,38 @@ async fn history_scope(c: &Console, s: &Session) -> Result<Option<Option<String>
     }
 }
 
-fn revision_table(revs: &[Revision], with_path: bool) -> Markup {
+/// History entries as the session may see them (no digests for tenants).
+fn summaries(s: &Session, revs: Vec<RevisionSummary>) -> Vec<RevisionSummary> {
+    revs.into_iter()
+        .map(|r| summary_as_seen_by(&s.principal, r))
+        .collect()
+}
+
+/// What a revision did to its file, from its digests (operators only:
+/// tenants see no digests in lists, and a missing one says nothing then).
+fn change_kind(r: &RevisionSummary) -> &'static str {
+    match (&r.old_sha256, &r.new_sha256) {
+        (None, Some(_)) => "neu",
+        (Some(_), None) => "gelöscht",
+        (None, None) => "–",
+        (Some(_), Some(_)) => "geändert",
+    }
+}
+
+/// The first 12 hex digits of a digest.
+fn short_digest(d: Option<&str>) -> Markup {
+    match d {
+        Some(d) => html! { code title=(d) { (d.get(..12).unwrap_or(d)) } },
+        None => dash(),
+    }
+}
+
+fn revision_table(s: &Session, revs: &[RevisionSummary], with_path: bool) -> Markup {
     if revs.is_empty() {
         return html! { p { "Noch keine Revisionen." } };
     }
+    // Digests (and what they tell: new, removed) for operators only.
+    let digests = s.principal.may_replay();
     table_wrap(
         "Revisionen",
         html! {
@@ -598,6 +614,7 @@ fn revision_table(revs: &[Revision], with_path: bool) -> Markup {
                     th scope="col" { "Revision" }
                     @if with_path { th scope="col" { "Datei" } }
                     th scope="col" { "Zeit" } th scope="col" { "Autor" } th scope="col" { "Kommentar" }
+                    @if digests { th scope="col" { "Art" } th scope="col" { "SHA-256 nachher" } }
                 } }
                 tbody { @for r in revs { tr {
                     th scope="row" { a href=(format!("/console/verlauf/{}", r.id)) { "Revision " (r.id) } }
@@ -605,6 +622,10 @@ fn revision_table(revs: &[Revision], with_path: bool) -> Markup {
                     td { (time(&r.at)) }
                     td { (r.author) }
                     td { (opt_text(Some(r.comment.as_str()))) }
+                    @if digests {
+                        td { (change_kind(r)) }
+                        td { (short_digest(r.new_sha256.as_deref())) }
+                    }
                 } } }
             }
         },
@@ -631,7 +652,7 @@ pub(crate) async fn history(
         Some(None) => Ok(Vec::new()),
     };
     let revs = match revs {
-        Ok(r) => r,
+        Ok(r) => summaries(&s, r),
         Err(e) => return admin_error_page(&s, &e),
     };
     let older = (revs.len() >= HISTORY_PAGE)
@@ -642,7 +663,7 @@ pub(crate) async fn history(
         .flatten();
     let body = html! {
         p.hint { "Jede Änderung einer Konfigurationsdatei – über die Konsole, die API oder von Hand – ist eine Revision. Neueste zuerst." }
-        (revision_table(&revs, true))
+        (revision_table(&s, &revs, true))
         nav.pager aria-label="Seiten" {
             @if q.vor.is_some() { a href="/console/verlauf" { "Neueste" } }
             @if let Some(link) = &older { a href=(link) rel="next" { "Ältere" } }
@@ -654,17 +675,27 @@ pub(crate) async fn history(
     )
 }
 
-/// Revision `id` if the session may see it.
+/// Revision `id` (with its texts) as the session may see it, if it may.
 async fn visible_revision(c: &Console, s: &Session, id: u64) -> Result<Revision, Response> {
     let rev = c
         .admin
         .revision(id)
         .await
         .map_err(|e| admin_error_page(s, &e))?;
-    match history_scope(c, s).await? {
-        None => Ok(rev),
-        Some(Some(path)) if path == rev.path => Ok(revision_as_seen_by(&s.principal, rev)),
-        Some(_) => Err(not_found(Some(s))),
+    match may_read_revisions_of(c.admin.as_ref(), &s.principal, &rev.path).await {
+        Ok(true) => Ok(revision_as_seen_by(&s.principal, rev)),
+        Ok(false) => Err(not_found(Some(s))),
+        Err(e) => Err(admin_error_page(s, &e)),
+    }
+}
+
+/// A revision's digest on its page: from its texts (a missing text, not
+/// a missing digest, means the file was new or removed).
+fn revision_digest(text: Option<&str>, digest: Option<&str>, missing: &'static str) -> Markup {
+    match (text, digest) {
+        (None, _) => html! { span.muted { (missing) } },
+        (Some(_), Some(d)) => html! { (d) },
+        (Some(_), None) => dash(),
     }
 }
 
@@ -693,19 +724,11 @@ pub(crate) async fn revision(
     let file = files.iter().find(|f| f.path == rev.path);
     let may_roll_back =
         s.principal.may_replay() && rev.old_text.is_some() && file.is_some_and(|f| f.editable);
-    let lines = diff::unified(
+    let text = diff::unified(
         rev.old_text.as_deref(),
         rev.new_text.as_deref(),
-        &if rev.old_text.is_some() {
-            format!("a/{}", rev.path)
-        } else {
-            "/dev/null".to_owned()
-        },
-        &if rev.new_text.is_some() {
-            format!("b/{}", rev.path)
-        } else {
-            "/dev/null".to_owned()
-        },
+        &format!("a/{}", rev.path),
+        &format!("b/{}", rev.path),
     );
     let body = html! {
         p { a href="/console/verlauf" { "← Gesamter Verlauf" } }
@@ -722,12 +745,12 @@ pub(crate) async fn revision(
             dt { "Zeit" } dd { (time(&rev.at)) }
             dt { "Autor" } dd { (rev.author) }
             dt { "Kommentar" } dd { (opt_text(Some(rev.comment.as_str()))) }
-            dt { "SHA-256 vorher" } dd.mono { (opt_text(rev.old_sha256.as_deref())) }
-            dt { "SHA-256 nachher" } dd.mono { (opt_text(rev.new_sha256.as_deref())) }
+            dt { "SHA-256 vorher" } dd.mono { (revision_digest(rev.old_text.as_deref(), rev.old_sha256.as_deref(), "neue Datei")) }
+            dt { "SHA-256 nachher" } dd.mono { (revision_digest(rev.new_text.as_deref(), rev.new_sha256.as_deref(), "Datei gelöscht")) }
             dt { "Konfigurationsstand danach" } dd.mono { (rev.config_digest) }
         }
         h2 { "Änderungen" }
-        (diff::render(&lines))
+        (diff::show(&text))
         @if may_roll_back {
             h2 { "Zurücknehmen" }
             form.stack method="post" action=(format!("/console/verlauf/{}/zuruecksetzen", rev.id))

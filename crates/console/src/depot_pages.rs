@@ -253,7 +253,7 @@ fn file_diffs(files: &[FileDiff]) -> Markup {
             section.file-diff {
                 h3 { code { (f.path) } " – " (change_name(f.change)) }
                 @if f.diff.is_empty() { p.muted { "Kein Textunterschied darstellbar." } }
-                @else { (diff::render(&diff::parse(&f.diff))) }
+                @else { (diff::show(&f.diff)) }
             }
         }
         @if !same.is_empty() {

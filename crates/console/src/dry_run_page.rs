@@ -465,7 +465,7 @@ fn comparison(cmp: &Comparison) -> Markup {
             @for d in &cmp.diffs {
                 h3 { "Ziel " code { (d.target) } }
                 @if d.equal { p { "Gleich in beiden Versionen." } }
-                @else { (diff::render(&diff::parse(&d.diff))) }
+                @else { (diff::show(&d.diff)) }
             }
         }
     }

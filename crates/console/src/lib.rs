@@ -22,9 +22,11 @@
 //! as the JSON API does); `sender` tokens are refused.
 //!
 //! **Sessions** live in memory ([`session::SessionStore`], at most
-//! 10 000, the oldest evicted; idle and absolute expiry from
-//! [`ConsoleSettings`]). The cookie holds a random 256-bit id (from the
-//! operating system's generator) with `HttpOnly; SameSite=Strict; Path=/`.
+//! 10 000, the oldest evicted; at most 20 per token name, its own oldest
+//! evicted; idle and absolute expiry from [`ConsoleSettings`]). A sign-in
+//! ends the session the browser already had. The cookie holds a random
+//! 256-bit id (from the operating system's generator) with
+//! `HttpOnly; SameSite=Strict; Path=/`.
 //! When the listener speaks TLS ([`ConsoleSettings::secure_cookie`]) the
 //! cookie is `__Host-ds-session` with `Secure`; browsers refuse the
 //! `__Host-` prefix without `Secure`, so on plain HTTP (development, or
@@ -36,10 +38,13 @@
 //! request's `Host` (over TLS its scheme must be `https`). Every POST but
 //! the sign-in also needs the session's CSRF token, as form field `csrf`
 //! (also as a part of a `multipart/form-data` upload) or header
-//! `X-CSRF-Token`, compared in constant time. Bodies are read up to 2 MiB;
-//! the Probelauf takes the hub's payload limit and the publication of a
-//! rule package its archive limit, each plus 1 MiB for the other fields. A refusal is a
-//! `403` with a German explanation.
+//! `X-CSRF-Token`, compared in constant time. Bodies are read only after
+//! the session was found, up to 2 MiB; the Probelauf takes the hub's
+//! payload limit and the publication of a rule package its archive limit,
+//! each plus 1 MiB for the other fields. The sign-in, the one POST without
+//! a session, reads at most 4 KiB; requests under `/console/static/` have
+//! their body dropped unread. A refusal is a `403` with a German
+//! explanation.
 //!
 //! **Headers** on every answer: the Content-Security-Policy of ADR 0021
 //! ([`security::CSP`]), `X-Content-Type-Options: nosniff`,
@@ -145,6 +150,12 @@ impl Default for ConsoleSettings {
 /// Largest form the console reads (the tenant file editor included).
 const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
 
+/// Largest sign-in form (read before anyone is authenticated).
+const MAX_SIGN_IN_BYTES: usize = 4 * 1024;
+
+/// The sign-in page.
+const SIGN_IN_PATH: &str = "/console/anmelden";
+
 /// Room for the other fields of an upload form, beyond the file itself.
 const UPLOAD_OVERHEAD: usize = 1024 * 1024;
 
@@ -164,6 +175,9 @@ pub(crate) struct Console {
     /// When the router was built (with the hub): the base of the
     /// throughput per hour on the Übersicht.
     pub(crate) started: std::time::Instant,
+    /// Most messages examined to count a tenant's messages per state on
+    /// the Übersicht ([`overview::TENANT_COUNT_MAX`]; smaller in tests).
+    pub(crate) tenant_count_max: usize,
 }
 
 /// The console's routes (see the crate docs), to be merged into the hub's
@@ -174,21 +188,40 @@ pub fn console_router(
     admin: Arc<dyn ConfigAdmin>,
     settings: ConsoleSettings,
 ) -> Router {
+    let sessions = SessionStore::new(settings.session_idle, settings.session_max);
+    router_with(
+        hub,
+        tokens,
+        admin,
+        settings,
+        sessions,
+        overview::TENANT_COUNT_MAX,
+    )
+}
+
+/// [`console_router`] with its session store and the bound of the tenant
+/// counts given (the tests make both small).
+pub(crate) fn router_with(
+    hub: Arc<Hub>,
+    tokens: Arc<TokenTable>,
+    admin: Arc<dyn ConfigAdmin>,
+    settings: ConsoleSettings,
+    sessions: SessionStore,
+    tenant_count_max: usize,
+) -> Router {
     let console = Console {
         hub,
         tokens,
         admin,
-        sessions: Arc::new(SessionStore::new(
-            settings.session_idle,
-            settings.session_max,
-        )),
+        sessions: Arc::new(sessions),
         settings: Arc::new(settings),
         started: std::time::Instant::now(),
+        tenant_count_max,
     };
     Router::new()
         .route("/console", get(overview::show))
         .route("/console/", get(|| async { Redirect::to("/console") }))
-        .route("/console/anmelden", get(sign_in_form).post(sign_in))
+        .route(SIGN_IN_PATH, get(sign_in_form).post(sign_in))
         .route("/console/abmelden", post(sign_out))
         .route("/console/nachrichten", get(messages::list))
         .route(
@@ -250,8 +283,10 @@ pub fn console_router(
         .with_state(console)
 }
 
-async fn not_found(Extension(session): Extension<Session>) -> Response {
-    layout::not_found(Some(&session))
+/// Whatever no route takes. Paths under `/console/static/` pass the guard
+/// without a session, so there may be none.
+async fn not_found(session: Option<Extension<Session>>) -> Response {
+    layout::not_found(session.as_ref().map(|Extension(s)| s))
 }
 
 /// The value of field `name` in an `application/x-www-form-urlencoded`
@@ -291,6 +326,7 @@ fn payload_limit(hub: &Hub) -> usize {
 /// The largest body a POST to `path` may have.
 fn body_limit(hub: &Hub, path: &str) -> usize {
     match path {
+        SIGN_IN_PATH => MAX_SIGN_IN_BYTES,
         DRY_RUN_PATH => payload_limit(hub).saturating_add(UPLOAD_OVERHEAD),
         PUBLISH_PATH => drehscheibe_engine::admin::MAX_RULE_ARCHIVE_BYTES + UPLOAD_OVERHEAD,
         _ => MAX_FORM_BYTES,
@@ -340,11 +376,14 @@ async fn multipart_field(
 }
 
 /// Every request under `/console` passes here (see the crate docs).
-async fn guard(State(c): State<Console>, req: Request, next: Next) -> Response {
+async fn guard(State(c): State<Console>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if path.starts_with("/console/static/") {
+        // No session here: nothing may read what was sent.
+        *req.body_mut() = Body::empty();
         let mut resp = next.run(req).await;
-        security::apply_headers(resp.headers_mut(), false);
+        let asset = resp.status().is_success();
+        security::apply_headers(resp.headers_mut(), !asset);
         return resp;
     }
     let mut resp = match admit(&c, req, &path).await {
@@ -366,7 +405,13 @@ async fn admit(c: &Console, mut req: Request, path: &str) -> Result<Request, Res
             return Err(refused(r, session.as_ref()));
         }
     }
-    if path == "/console/anmelden" {
+    if path == SIGN_IN_PATH {
+        if changing {
+            // Read before anyone is authenticated: a small limit.
+            let (parts, body) = req.into_parts();
+            let bytes = read_limited(body, body_limit(&c.hub, path), session.as_ref()).await?;
+            req = Request::from_parts(parts, Body::from(bytes));
+        }
         if let Some(s) = session {
             req.extensions_mut().insert(s);
         }
@@ -386,18 +431,7 @@ async fn admit(c: &Console, mut req: Request, path: &str) -> Result<Request, Res
     };
     if changing {
         let (parts, body) = req.into_parts();
-        let limit = body_limit(&c.hub, path);
-        let Ok(bytes) = to_bytes(body, limit).await else {
-            return Err(error_page(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Zu groß",
-                &format!(
-                    "Die Anfrage ist zu groß (höchstens {}).",
-                    human_bytes(limit as u64)
-                ),
-                Some(&session),
-            ));
-        };
+        let bytes = read_limited(body, body_limit(&c.hub, path), Some(&session)).await?;
         let header_token = parts
             .headers
             .get("x-csrf-token")
@@ -430,6 +464,25 @@ async fn admit(c: &Console, mut req: Request, path: &str) -> Result<Request, Res
     Ok(req)
 }
 
+/// The body, at most `limit` bytes; beyond it `413`.
+async fn read_limited(
+    body: Body,
+    limit: usize,
+    session: Option<&Session>,
+) -> Result<axum::body::Bytes, Response> {
+    to_bytes(body, limit).await.map_err(|_| {
+        error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Zu groß",
+            &format!(
+                "Die Anfrage ist zu groß (höchstens {}).",
+                human_bytes(limit as u64)
+            ),
+            session,
+        )
+    })
+}
+
 fn refused(r: Refusal, session: Option<&Session>) -> Response {
     tracing::warn!(reason = ?r, "console: state-changing request refused");
     error_page(
@@ -458,7 +511,7 @@ fn sign_in_page(status: StatusCode, error: Option<&str>) -> Response {
                         (layout::notice("error", html! { p { (e) } }))
                     }
                     p { "Melden Sie sich mit Ihrem API-Token der Drehscheibe an. Betriebs-Tokens sehen alles, Kommunen-Tokens ihre eigene Kommune." }
-                    form.stack method="post" action="/console/anmelden" {
+                    form.stack method="post" action=(SIGN_IN_PATH) {
                         div.field {
                             label for="token" { "API-Token" }
                             input #token type="password" name="token" required autocomplete="current-password" spellcheck="false";
@@ -484,7 +537,11 @@ struct SignIn {
     token: String,
 }
 
-async fn sign_in(State(c): State<Console>, Form(form): Form<SignIn>) -> Response {
+async fn sign_in(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
     let Some(principal) = c.tokens.authenticate(form.token.trim()).cloned() else {
         tracing::info!("console: sign-in with an unknown token");
         return sign_in_page(
@@ -498,6 +555,11 @@ async fn sign_in(State(c): State<Console>, Form(form): Form<SignIn>) -> Response
             StatusCode::FORBIDDEN,
             Some("Mit einem Absender-Token (Rolle „sender“) kann man sich an der Konsole nicht anmelden. Bitte verwenden Sie ein Betriebs- oder Kommunen-Token."),
         );
+    }
+    // Whatever session this browser had ends here, whoever signs in now:
+    // an id planted before the sign-in is worth nothing after it.
+    if let Some(old) = security::session_id(&headers, c.settings.secure_cookie) {
+        c.sessions.remove(&old);
     }
     tracing::info!(token = %principal.name, "console: signed in");
     let (id, _) = c.sessions.create(principal);

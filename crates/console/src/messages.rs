@@ -2,6 +2,8 @@
 //! (one or the selected ones) and release from quarantine. The same Hub
 //! and Store calls, and the same visibility rules, as the operations API.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -380,12 +382,18 @@ fn release_error(e: &ReleaseError) -> (StatusCode, String) {
     (status, format!("{german} (Fehlertext: {e})"))
 }
 
-/// The ids and the `force` box of a form.
+/// The distinct ids (in the order sent) and the `force` box of a form.
+/// Collecting stops after `MAX_SELECTED + 1` ids: more than
+/// [`MAX_SELECTED`] are refused anyway.
 fn selected(form: &[(String, String)]) -> (Vec<String>, bool) {
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut ids: Vec<String> = Vec::new();
     for (k, v) in form {
-        if k == "id" && !ids.contains(v) {
+        if k == "id" && seen.insert(v.as_str()) {
             ids.push(v.clone());
+            if ids.len() > MAX_SELECTED {
+                break;
+            }
         }
     }
     let force = form.iter().any(|(k, v)| k == "force" && !v.is_empty());
@@ -406,9 +414,22 @@ pub(crate) async fn replay_selected(
         );
     }
     let (ids, force) = selected(&form);
+    if ids.len() > MAX_SELECTED {
+        let fragment = notice(
+            "error",
+            html! { p { strong { "Zu viele Nachrichten ausgewählt." } " Es lassen sich höchstens " (MAX_SELECTED) " Nachrichten auf einmal erneut einspielen. Es wurde nichts erneut eingespielt; bitte wählen Sie weniger aus." } },
+        );
+        // htmx swaps only successful answers in.
+        if is_htmx(&headers) {
+            return layout::respond(StatusCode::OK, fragment);
+        }
+        return layout::respond(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page("Erneut einspielen", Some(&s), Nav::Messages, fragment),
+        );
+    }
     let mut results: Vec<(String, Result<MessageState, String>)> = Vec::new();
-    let too_many = ids.len() > MAX_SELECTED;
-    for id in ids.into_iter().take(MAX_SELECTED) {
+    for id in ids {
         let outcome = match id.parse::<MessageId>() {
             Err(_) => Err("Ungültige Nachrichtenkennung.".to_owned()),
             Ok(mid) => match c.hub.replay(mid, &actor(&s), force).await {
@@ -426,7 +447,6 @@ pub(crate) async fn replay_selected(
         } @else {
             (notice(if failed == 0 { "ok" } else { "warn" }, html! {
                 p { strong { (done) " erneut eingespielt, " (failed) " fehlgeschlagen" } " (von " (results.len()) ")." }
-                @if too_many { p { "Es werden höchstens " (MAX_SELECTED) " Nachrichten auf einmal bearbeitet." } }
             }))
             (table_wrap("Ergebnis des erneuten Einspielens", html! {
                 table {
@@ -893,6 +913,18 @@ mod tests {
         );
         let form = vec![("force".to_owned(), "1".to_owned())];
         assert!(selected(&form).1);
+        // Collecting stops one past the limit, duplicates not counted.
+        let form: Vec<(String, String)> = (0..2 * MAX_SELECTED)
+            .flat_map(|i| {
+                [
+                    ("id".to_owned(), format!("m{i}")),
+                    ("id".to_owned(), format!("m{i}")),
+                ]
+            })
+            .collect();
+        let (ids, _) = selected(&form);
+        assert_eq!(ids.len(), MAX_SELECTED + 1);
+        assert_eq!(ids[MAX_SELECTED], format!("m{MAX_SELECTED}"));
     }
 
     #[test]

@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 use chrono::Utc;
+use drehscheibe_engine::admin::status_as_seen_by;
 use drehscheibe_model::{MessageRecord, MessageState};
-use drehscheibe_store::MessageFilter;
+use drehscheibe_store::{MessageFilter, MAX_PAGE_SIZE};
 use maud::{html, Markup};
 
 use crate::layout::{self, dash, notice, number, page, state_badge, state_name, table_wrap};
@@ -27,38 +28,35 @@ const ATTENTION_SHOWN: usize = 15;
 /// Pages of 500 read per state to find the newest (at most).
 const ATTENTION_PAGES: usize = 20;
 
-/// Per-state counts for a tenant are counted up to here.
-const TENANT_COUNT_CAP: u64 = 5_000;
+/// Most of a tenant's messages examined to count them per state (one
+/// pass over its messages, not one per state).
+pub(crate) const TENANT_COUNT_MAX: usize = 5_000;
 
 pub(crate) async fn show(State(c): State<Console>, Extension(s): Extension<Session>) -> Response {
     let scope = s.principal.tenant_scope().map(str::to_owned);
     let store = c.hub.store();
 
     // Messages per state: the store's counters for operators; a tenant's
-    // own messages counted through the listing (bounded).
-    let mut counts: Vec<(MessageState, u64, bool)> = Vec::new();
+    // own messages counted in one bounded pass (`capped`: there are more,
+    // the counts are lower bounds).
+    let mut counts: Vec<(MessageState, u64)> = Vec::new();
+    let mut capped = false;
     let mut store_error = None;
-    match &scope {
-        None => match store.count_by_state().await {
-            Ok(v) => {
-                for st in MessageState::ALL {
-                    let n = v.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
-                    counts.push((st, n, false));
-                }
-            }
-            Err(e) => store_error = Some(e.to_string()),
-        },
-        Some(t) => {
+    let tallied = match &scope {
+        None => store.count_by_state().await.map_err(|e| e.to_string()),
+        Some(t) => count_tenant(&c, t).await.map(|(v, more)| {
+            capped = more;
+            v
+        }),
+    };
+    match tallied {
+        Ok(v) => {
             for st in MessageState::ALL {
-                match count_tenant(&c, t, st).await {
-                    Ok((n, capped)) => counts.push((st, n, capped)),
-                    Err(e) => {
-                        store_error = Some(e);
-                        break;
-                    }
-                }
+                let n = v.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+                counts.push((st, n));
             }
         }
+        Err(e) => store_error = Some(e),
     }
     let queue = if scope.is_none() {
         store.queue_stats(Utc::now()).await.ok()
@@ -91,7 +89,10 @@ pub(crate) async fn show(State(c): State<Console>, Extension(s): Extension<Sessi
     } else {
         Vec::new()
     };
-    let status = c.admin.status();
+    // Tenants see that the files do not load, not the error (it names
+    // other Kommunen's files), nor that the main file changed.
+    let operator = s.principal.may_replay();
+    let status = status_as_seen_by(&s.principal, c.admin.status());
     let now = Utc::now();
     // At least a minute, so the first deliveries do not show absurd rates.
     let hours = c.started.elapsed().as_secs_f64().max(60.0) / 3600.0;
@@ -107,10 +108,14 @@ pub(crate) async fn show(State(c): State<Console>, Extension(s): Extension<Sessi
                     p { strong { "Die Dateien auf der Platte laden nicht" }
                         @if let Some(since) = &status.disk_error_since { " (seit " (layout::time(since)) ")" }
                         ". Die laufende Konfiguration bleibt unverändert in Kraft." }
-                    pre.toml tabindex="0" aria-label="Fehlermeldung" { (err) }
+                    @if operator {
+                        pre.toml tabindex="0" aria-label="Fehlermeldung" { (err) }
+                    } @else {
+                        p { "Die Einzelheiten sieht der Betrieb." }
+                    }
                 }))
             }
-            @if status.restart_needed {
+            @if operator && status.restart_needed {
                 (notice("warn", html! { p { strong { "Neustart nötig: " } "Die Hauptdatei wurde geändert. Ihre Änderungen (Listener, TLS, Speicher, Kanäle, Tokens) wirken erst nach einem Neustart der Drehscheibe." } }))
             }
             dl.fields {
@@ -121,10 +126,13 @@ pub(crate) async fn show(State(c): State<Console>, Extension(s): Extension<Sessi
         }
         section aria-labelledby="status" {
             h2 #status { "Nachrichten nach Status" }
+            @if capped {
+                p.hint { "Gezählt wurden die ersten " (number(c.tenant_count_max as u64)) " Nachrichten Ihrer Kommune; es gibt mehr." }
+            }
             ul.cards {
-                @for (st, n, capped) in &counts {
+                @for (st, n) in &counts {
                     li {
-                        span.count { @if *capped { "mehr als " } (number(*n)) }
+                        span.count { @if capped { "mindestens " } (number(*n)) }
                         a href=(format!("/console/nachrichten?state={}", st.as_str())) { (state_name(*st)) }
                     }
                 }
@@ -265,32 +273,42 @@ fn latency(secs: Option<f64>) -> Markup {
     }
 }
 
-/// A tenant's messages in `state`, counted through the listing up to
-/// [`TENANT_COUNT_CAP`] (true: there are more).
+/// A tenant's messages per state, counted in one pass over its messages
+/// that examines at most `c.tenant_count_max` records (true: there are
+/// more, the counts are lower bounds).
 async fn count_tenant(
     c: &Console,
     tenant: &str,
-    state: MessageState,
-) -> Result<(u64, bool), String> {
+) -> Result<(Vec<(MessageState, u64)>, bool), String> {
+    let mut counts: Vec<(MessageState, u64)> = MessageState::ALL.iter().map(|s| (*s, 0)).collect();
     let mut filter = MessageFilter {
         tenant: Some(tenant.to_owned()),
-        state: Some(state),
-        limit: 500,
         ..MessageFilter::default()
     };
-    let mut n = 0u64;
+    let mut examined = 0usize;
     loop {
+        let left = c.tenant_count_max.saturating_sub(examined);
+        if left == 0 {
+            return Ok((counts, true));
+        }
+        filter.limit = left.min(MAX_PAGE_SIZE);
         let page = c
             .hub
             .store()
             .list(&filter)
             .await
             .map_err(|e| e.to_string())?;
-        n += page.items.len() as u64;
+        examined += page.items.len();
+        for rec in &page.items {
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == rec.state) {
+                slot.1 += 1;
+            }
+        }
         match page.next {
-            Some(next) if n < TENANT_COUNT_CAP => filter.after = Some(next),
-            Some(_) => return Ok((n, true)),
-            None => return Ok((n, false)),
+            // An empty page with a cursor would not end: count it as read.
+            Some(next) if !page.items.is_empty() => filter.after = Some(next),
+            Some(_) => return Ok((counts, true)),
+            None => return Ok((counts, false)),
         }
     }
 }

@@ -2,10 +2,13 @@
 //! principal, a CSRF token and the two expiries (idle and absolute) here.
 //!
 //! The store is bounded ([`MAX_SESSIONS`]): a new sign-in beyond it evicts
-//! the oldest session. Ids are kept only as their SHA-256, so a memory
-//! dump does not hand out usable cookies.
+//! the oldest session. One principal (token name) holds at most
+//! [`MAX_SESSIONS_PER_PRINCIPAL`]: beyond it, its own oldest session goes,
+//! so one token holder signing in again and again cannot push everyone
+//! else out. Ids are kept only as their SHA-256, so a memory dump does not
+//! hand out usable cookies.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,6 +19,10 @@ use sha2::{Digest, Sha256};
 
 /// Most sessions kept at once; the oldest goes first.
 pub const MAX_SESSIONS: usize = 10_000;
+
+/// Most sessions one principal (token name) keeps at once; its oldest goes
+/// first.
+pub const MAX_SESSIONS_PER_PRINCIPAL: usize = 20;
 
 /// A signed-in user, as the handlers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +47,8 @@ struct Inner {
     by_key: HashMap<[u8; 32], Entry>,
     /// Creation order: sequence number → key (oldest first).
     order: BTreeMap<u64, [u8; 32]>,
+    /// Per principal name: the sequence numbers of its sessions.
+    by_principal: HashMap<String, BTreeSet<u64>>,
     next_seq: u64,
 }
 
@@ -47,7 +56,43 @@ impl Inner {
     fn remove(&mut self, key: &[u8; 32]) {
         if let Some(e) = self.by_key.remove(key) {
             self.order.remove(&e.seq);
+            self.forget_seq(&e.session.principal.name, e.seq);
         }
+    }
+
+    fn forget_seq(&mut self, name: &str, seq: u64) {
+        if let Some(seqs) = self.by_principal.get_mut(name) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.by_principal.remove(name);
+            }
+        }
+    }
+
+    /// Remove the oldest session overall.
+    fn evict_oldest(&mut self) -> bool {
+        let Some((_, key)) = self.order.first_key_value() else {
+            return false;
+        };
+        let key = *key;
+        self.remove(&key);
+        true
+    }
+
+    /// Remove the oldest session of principal `name`.
+    fn evict_oldest_of(&mut self, name: &str) -> bool {
+        let Some(seq) = self.by_principal.get(name).and_then(|s| s.first().copied()) else {
+            return false;
+        };
+        match self.order.get(&seq).copied() {
+            Some(key) => self.remove(&key),
+            None => self.forget_seq(name, seq),
+        }
+        true
+    }
+
+    fn count_of(&self, name: &str) -> usize {
+        self.by_principal.get(name).map_or(0, BTreeSet::len)
     }
 }
 
@@ -58,6 +103,7 @@ pub struct SessionStore {
     idle: Duration,
     max: Duration,
     capacity: usize,
+    per_principal: usize,
 }
 
 /// 256 random bits from the operating system, hex.
@@ -84,6 +130,7 @@ impl SessionStore {
             idle,
             max,
             capacity: capacity.max(1),
+            per_principal: MAX_SESSIONS_PER_PRINCIPAL,
         }
     }
 
@@ -103,16 +150,26 @@ impl SessionStore {
             return (id, session);
         };
         self.expire(&mut inner, now);
-        while inner.by_key.len() >= self.capacity {
-            let Some((_, oldest)) = inner.order.pop_first() else {
+        // The principal's own oldest first, then the oldest of all.
+        while inner.count_of(&session.principal.name) >= self.per_principal {
+            if !inner.evict_oldest_of(&session.principal.name) {
                 break;
-            };
-            inner.by_key.remove(&oldest);
+            }
+        }
+        while inner.by_key.len() >= self.capacity {
+            if !inner.evict_oldest() {
+                break;
+            }
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
         let key = key_of(&id);
         inner.order.insert(seq, key);
+        inner
+            .by_principal
+            .entry(session.principal.name.clone())
+            .or_default()
+            .insert(seq);
         inner.by_key.insert(
             key,
             Entry {
@@ -261,6 +318,29 @@ mod tests {
             assert!(store.get_at(id, t0).is_some());
         }
         assert_eq!(SessionStore::new(MIN, MIN).capacity, MAX_SESSIONS);
+    }
+
+    #[test]
+    fn one_principal_cannot_push_out_the_others() {
+        let store =
+            SessionStore::with_capacity(30 * MIN, 480 * MIN, MAX_SESSIONS_PER_PRINCIPAL + 1);
+        let t0 = Instant::now();
+        let (other, _) = store.create_at(op("other"), t0);
+        let mine: Vec<String> = (0..=MAX_SESSIONS_PER_PRINCIPAL)
+            .map(|_| store.create_at(op("busy"), t0).0)
+            .collect();
+        assert_eq!(store.len(), MAX_SESSIONS_PER_PRINCIPAL + 1);
+        assert!(store.get_at(&other, t0).is_some());
+        assert!(store.get_at(&mine[0], t0).is_none());
+        for id in &mine[1..] {
+            assert!(store.get_at(id, t0).is_some());
+        }
+        // Signing out and expiry keep the per-principal books right.
+        store.remove(&mine[1]);
+        let (again, _) = store.create_at(op("busy"), t0);
+        assert!(store.get_at(&mine[2], t0).is_some());
+        assert!(store.get_at(&again, t0).is_some());
+        assert!(store.get_at(&other, t0).is_some());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use drehscheibe_config::plugin::{
 use drehscheibe_config::{HubConfig, Plugins};
 use drehscheibe_engine::admin::{
     AdminError, Change, ConfigAdmin, ConfigFile, FileKind, ReloadOutcome, ReloadStatus, Revision,
+    RevisionSummary, MAX_HISTORY_PAGE,
 };
 use drehscheibe_engine::{ConnectorRegistry, DepotRouter, Hub, HubSettings};
 use drehscheibe_model::auth::{Principal, Role, TokenTable};
@@ -30,7 +31,8 @@ use drehscheibe_store::{Effects, FsBlobStore, SledStore};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::{console_router, ConsoleSettings};
+use crate::session::SessionStore;
+use crate::{console_router, router_with, ConsoleSettings};
 
 const OP: &str = "op-token";
 const MS: &str = "musterstadt-token";
@@ -127,6 +129,8 @@ struct FakeAdmin {
     revisions: Mutex<Vec<Revision>>,
     editable: bool,
     depot: Arc<drehscheibe_rules::Depot>,
+    /// What [`ConfigAdmin::status`] reports as the files' load error.
+    disk_error: Mutex<Option<String>>,
 }
 
 impl FakeAdmin {
@@ -158,6 +162,7 @@ impl FakeAdmin {
             revisions: Mutex::new(Vec::new()),
             editable,
             depot,
+            disk_error: Mutex::new(None),
         }
     }
 
@@ -281,7 +286,7 @@ impl ConfigAdmin for FakeAdmin {
         ReloadStatus {
             config_digest: self.current().digest.clone(),
             applied_at: Some(Utc::now()),
-            disk_error: None,
+            disk_error: self.disk_error.lock().unwrap().clone(),
             disk_error_since: None,
             restart_needed: true,
         }
@@ -329,7 +334,7 @@ impl ConfigAdmin for FakeAdmin {
         path: Option<&str>,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<Revision>, AdminError> {
+    ) -> Result<Vec<RevisionSummary>, AdminError> {
         Ok(self
             .revisions
             .lock()
@@ -338,8 +343,8 @@ impl ConfigAdmin for FakeAdmin {
             .rev()
             .filter(|r| path.is_none_or(|p| p == r.path))
             .filter(|r| before.is_none_or(|b| r.id < b))
-            .take(limit)
-            .cloned()
+            .take(limit.min(MAX_HISTORY_PAGE))
+            .map(RevisionSummary::from)
             .collect())
     }
 
@@ -412,6 +417,22 @@ fn tokens() -> TokenTable {
 }
 
 fn fixture_with(settings: ConsoleSettings, editable: bool) -> Fixture {
+    fixture_bounded(
+        settings,
+        editable,
+        crate::session::MAX_SESSIONS,
+        crate::overview::TENANT_COUNT_MAX,
+    )
+}
+
+/// A fixture whose session store holds at most `sessions` and whose
+/// Übersicht examines at most `tenant_count_max` of a tenant's messages.
+fn fixture_bounded(
+    settings: ConsoleSettings,
+    editable: bool,
+    sessions: usize,
+    tenant_count_max: usize,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
     let blobs = Arc::new(FsBlobStore::open(&dir.path().join("blobs")).unwrap());
@@ -428,7 +449,21 @@ fn fixture_with(settings: ConsoleSettings, editable: bool) -> Fixture {
         ConnectorRegistry::new(),
         hs,
     );
-    let router = console_router(hub.clone(), Arc::new(tokens()), admin.clone(), settings);
+    let store = SessionStore::with_capacity(settings.session_idle, settings.session_max, sessions);
+    let router = if sessions == crate::session::MAX_SESSIONS
+        && tenant_count_max == crate::overview::TENANT_COUNT_MAX
+    {
+        console_router(hub.clone(), Arc::new(tokens()), admin.clone(), settings)
+    } else {
+        router_with(
+            hub.clone(),
+            Arc::new(tokens()),
+            admin.clone(),
+            settings,
+            store,
+            tenant_count_max,
+        )
+    };
     Fixture {
         _dir: dir,
         hub,
@@ -1918,4 +1953,321 @@ async fn large_messages_pass_the_guard_and_long_outputs_are_cut() {
     .await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(a.body.contains("höchstens 2 MiB"));
+}
+
+/// The number on the Übersicht's card for `state`.
+fn card(body: &str, state: &str) -> String {
+    let link = format!("<a href=\"/console/nachrichten?state={state}\">");
+    let at = body
+        .find(&link)
+        .unwrap_or_else(|| panic!("no card {state}"));
+    let open = "<span class=\"count\">";
+    let start = body[..at].rfind(open).unwrap() + open.len();
+    let end = start + body[start..].find("</span>").unwrap();
+    body[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn a_tenant_counts_its_own_messages_in_one_bounded_pass() {
+    let f = fixture();
+    for _ in 0..2 {
+        message(&f.hub, "musterstadt", MessageState::Dead).await;
+    }
+    message(&f.hub, "musterstadt", MessageState::Quarantined).await;
+    message(&f.hub, "nachbarstadt", MessageState::Dead).await;
+    for _ in 0..3 {
+        message(&f.hub, "nachbarstadt", MessageState::Rejected).await;
+    }
+    let (ms, _) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(card(&a.body, "dead"), "2");
+    assert_eq!(card(&a.body, "quarantined"), "1");
+    assert_eq!(card(&a.body, "rejected"), "0");
+    assert!(!a.body.contains("mindestens"));
+    // The operator's counts are the store's, of everyone.
+    let (op, _) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console", Some(&op))).await;
+    assert_eq!(card(&a.body, "dead"), "3");
+    assert_eq!(card(&a.body, "rejected"), "3");
+
+    // Beyond the bound: lower bounds, said as such.
+    let f = fixture_bounded(
+        ConsoleSettings::default(),
+        true,
+        crate::session::MAX_SESSIONS,
+        3,
+    );
+    for _ in 0..5 {
+        message(&f.hub, "musterstadt", MessageState::Dead).await;
+    }
+    message(&f.hub, "nachbarstadt", MessageState::Dead).await;
+    let (ms, _) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(card(&a.body, "dead"), "mindestens 3");
+    assert_eq!(card(&a.body, "failed"), "mindestens 0");
+    assert!(a.body.contains("Gezählt wurden die ersten 3 Nachrichten"));
+}
+
+#[tokio::test]
+async fn a_tenant_sees_that_the_files_do_not_load_but_not_the_error() {
+    let f = fixture();
+    *f.admin.disk_error.lock().unwrap() = Some(
+        "tenants/nachbarstadt.toml: line 7: unknown key `geheim` in [connectors.umwelt]".into(),
+    );
+    let (ms, _) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("Die Dateien auf der Platte laden nicht"));
+    assert!(a.body.contains("fehlerhaft"));
+    assert!(a.body.contains("Die Einzelheiten sieht der Betrieb."));
+    assert!(!a.body.contains("nachbarstadt"), "{}", a.body);
+    assert!(!a.body.contains("geheim"));
+    assert!(!a.body.contains("details for operators"));
+    assert!(!a.body.contains("Neustart nötig"));
+    // Operators see the error in full, and the restart.
+    let (op, _) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console", Some(&op))).await;
+    assert!(a.body.contains("tenants/nachbarstadt.toml: line 7"));
+    assert!(a.body.contains("Neustart nötig"));
+}
+
+#[tokio::test]
+async fn the_sign_in_reads_small_bodies_only() {
+    let f = fixture();
+    let big = format!("token={OP}&x={}", "a".repeat(10 * 1024));
+    let a = send(
+        &f.router,
+        post("/console/anmelden", None, Some(ORIGIN), &big),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(a.body.contains("höchstens 4 KiB"));
+    assert!(a.header(header::SET_COOKIE).is_empty());
+    assert_security_headers(&a, true);
+    // Without a session no other POST is read at all.
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/speichern",
+            None,
+            Some(ORIGIN),
+            &big,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // An ordinary sign-in still works.
+    sign_in(&f.router, OP).await;
+}
+
+#[tokio::test]
+async fn paths_under_static_that_are_no_asset_are_not_found() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    for cookie in [None, Some(op.as_str())] {
+        for path in ["/console/static/a/b", "/console/static/gibtsnicht.js"] {
+            let a = send(&f.router, get(path, cookie)).await;
+            assert_eq!(a.status, StatusCode::NOT_FOUND, "GET {path} {cookie:?}");
+            assert_security_headers(&a, true);
+        }
+        let body = format!("csrf={csrf}&x={}", "a".repeat(64 * 1024));
+        let a = send(
+            &f.router,
+            post("/console/static/a/b", cookie, Some(ORIGIN), &body),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "POST {cookie:?}");
+        assert!(a.body.contains("Nicht gefunden"));
+    }
+}
+
+#[tokio::test]
+async fn too_many_selected_messages_are_refused_and_none_replayed() {
+    let f = fixture();
+    let dead = message(&f.hub, "musterstadt", MessageState::Dead).await;
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let mut form = format!("csrf={csrf}&id={dead}");
+    for _ in 0..599 {
+        form.push_str(&format!("&id={}", MessageId::new()));
+    }
+    let a = send(
+        &f.router,
+        post(
+            "/console/nachrichten/erneut",
+            Some(&op),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("Zu viele Nachrichten ausgewählt"));
+    assert!(a.body.contains("höchstens 500"));
+    assert!(a.body.contains("Es wurde nichts erneut eingespielt"));
+    // As htmx sends it: the same notice as a fragment htmx swaps in.
+    let req = Request::post("/console/nachrichten/erneut")
+        .header(header::HOST, HOST)
+        .header(header::COOKIE, &op)
+        .header(header::ORIGIN, ORIGIN)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("hx-request", "true")
+        .body(Body::from(form))
+        .unwrap();
+    let a = send(&f.router, req).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(!a.body.contains("<html"));
+    assert!(a.body.contains("Zu viele Nachrichten ausgewählt"));
+    assert_eq!(
+        f.hub.store().get(dead).await.unwrap().unwrap().state,
+        MessageState::Dead
+    );
+    let audit = f.hub.store().audit(dead).await.unwrap();
+    assert!(!audit.iter().any(|e| e.action == "replay"));
+    // 500 distinct ids (repeated ones counted once) are handled.
+    let mut form = format!("csrf={csrf}&id={dead}&id={dead}");
+    for _ in 0..499 {
+        form.push_str(&format!("&id={}", MessageId::new()));
+    }
+    let a = send(
+        &f.router,
+        post(
+            "/console/nachrichten/erneut",
+            Some(&op),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.body.contains("1 erneut eingespielt, 499 fehlgeschlagen"),
+        "{}",
+        &a.body[..2000.min(a.body.len())]
+    );
+}
+
+#[tokio::test]
+async fn one_token_signing_in_again_and_again_evicts_only_its_own_sessions() {
+    // Room for 21 sessions in all, 20 per token.
+    let per = crate::session::MAX_SESSIONS_PER_PRINCIPAL;
+    let f = fixture_bounded(
+        ConsoleSettings::default(),
+        true,
+        per + 1,
+        crate::overview::TENANT_COUNT_MAX,
+    );
+    let (op, _) = sign_in(&f.router, OP).await;
+    let mut ms = Vec::new();
+    for _ in 0..=per {
+        ms.push(sign_in(&f.router, MS).await.0);
+    }
+    let alive = |a: &Answer| a.status == StatusCode::OK;
+    assert!(
+        alive(&send(&f.router, get("/console", Some(&op))).await),
+        "the operator stays"
+    );
+    assert!(
+        !alive(&send(&f.router, get("/console", Some(&ms[0]))).await),
+        "the first goes"
+    );
+    for c in &ms[1..] {
+        assert!(alive(&send(&f.router, get("/console", Some(c))).await));
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_ends_the_session_the_browser_had() {
+    let f = fixture();
+    let (before, _) = sign_in(&f.router, OP).await;
+    let a = send(
+        &f.router,
+        post(
+            "/console/anmelden",
+            Some(&before),
+            Some(ORIGIN),
+            &format!("token={}", enc(MS)),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let after = a
+        .header(header::SET_COOKIE)
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(after, before);
+    let a = send(&f.router, get("/console", Some(&before))).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "the old session is gone");
+    let a = send(&f.router, get("/console", Some(&after))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("ms-sachbearbeitung"));
+}
+
+#[tokio::test]
+async fn revision_lists_show_digests_to_operators_only() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let edited = MUSTERSTADT.replace("Gewerbeamt", "Ordnungsamt");
+    let form = format!(
+        "csrf={csrf}&text={}&expect_sha256={}&comment=",
+        enc(&edited),
+        sha(MUSTERSTADT)
+    );
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/musterstadt/speichern",
+            Some(&op),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let a = send(&f.router, get("/console/verlauf", Some(&op))).await;
+    assert!(a.body.contains("SHA-256 nachher"));
+    assert!(a.body.contains("<td>geändert</td>"));
+    assert!(a.body.contains(&sha(&edited)[..12]));
+
+    let (ms, _) = sign_in(&f.router, MS).await;
+    for path in ["/console/verlauf", "/console/kommunen/musterstadt"] {
+        let a = send(&f.router, get(path, Some(&ms))).await;
+        assert!(a.body.contains("/console/verlauf/1\""), "{path}");
+        assert!(!a.body.contains("SHA-256 nachher"), "{path}");
+        assert!(
+            !a.body.contains("<td>neu</td>") && !a.body.contains("gelöscht"),
+            "{path}"
+        );
+    }
+    // The revision page: digests of the texts as shown, nothing "neu".
+    let a = send(&f.router, get("/console/verlauf/1", Some(&ms))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(!a.body.contains("neue Datei") && !a.body.contains("Datei gelöscht"));
+    assert!(a.body.contains("diff-add"));
+
+    // A revision that made something new: said from its texts.
+    let published = multipart(
+        "/console/regeldepot/veroeffentlichen",
+        &op,
+        &[
+            ("csrf", None, csrf.as_bytes()),
+            ("archiv", Some("regel.zip"), b"PK\x03\x04ok"),
+        ],
+    );
+    assert_eq!(send(&f.router, published).await.status, StatusCode::OK);
+    let a = send(&f.router, get("/console/verlauf/2", Some(&op))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("neue Datei"));
+    assert!(a
+        .body
+        .contains("<span class=\"diff-meta\">--- /dev/null</span>"));
+    assert_eq!(
+        send(&f.router, get("/console/verlauf/2", Some(&ms)))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }

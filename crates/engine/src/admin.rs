@@ -84,6 +84,37 @@ pub struct Revision {
     pub config_digest: String,
 }
 
+/// A revision without its texts: what history listings show (the texts
+/// come with [`ConfigAdmin::revision`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevisionSummary {
+    pub id: u64,
+    pub path: String,
+    pub author: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
+    /// `None`: the file was new.
+    pub old_sha256: Option<String>,
+    /// `None`: the file was removed.
+    pub new_sha256: Option<String>,
+    pub config_digest: String,
+}
+
+impl From<&Revision> for RevisionSummary {
+    fn from(r: &Revision) -> Self {
+        Self {
+            id: r.id,
+            path: r.path.clone(),
+            author: r.author.clone(),
+            at: r.at,
+            comment: r.comment.clone(),
+            old_sha256: r.old_sha256.clone(),
+            new_sha256: r.new_sha256.clone(),
+            config_digest: r.config_digest.clone(),
+        }
+    }
+}
+
 /// The outcome of a [`ConfigAdmin::reload`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReloadOutcome {
@@ -167,6 +198,59 @@ pub struct PublishedRule {
     pub revision: Revision,
 }
 
+/// Most revisions one [`ConfigAdmin::history`] call returns.
+pub const MAX_HISTORY_PAGE: usize = 200;
+
+/// Largest configuration file the service writes or applies (a hand edit
+/// beyond it is refused like one that does not load).
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// Largest pair of texts [`unified_diff`] compares (together); beyond it
+/// the diff says so instead.
+pub const MAX_DIFF_BYTES: usize = 4 * 1024 * 1024;
+
+/// Longest a diff computes before it settles for a coarser result.
+pub const DIFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The unified diff from `old` to `new` under the headers `from` and
+/// `to`: bounded in input size ([`MAX_DIFF_BYTES`]) and time
+/// ([`DIFF_TIMEOUT`]; a diff that runs out of time is still correct, only
+/// less minimal). The one diff of configuration revisions, rule versions
+/// and dry-run comparisons, in the API and the console alike.
+pub fn unified_diff(old: &str, new: &str, from: &str, to: &str) -> String {
+    if old.len() + new.len() > MAX_DIFF_BYTES {
+        return format!(
+            "--- {from}\n+++ {to}\n(not compared: {} and {} bytes, more than {MAX_DIFF_BYTES} together)\n",
+            old.len(),
+            new.len()
+        );
+    }
+    similar::TextDiff::configure()
+        .timeout(DIFF_TIMEOUT)
+        .diff_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(from, to)
+        .to_string()
+}
+
+/// The name a configuration file is downloaded under: its last path
+/// segment, only letters, digits, `-`, `_` and `.` kept.
+pub fn download_name(path: &str) -> String {
+    let name: String = path
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    if name.trim_matches('.').is_empty() {
+        "config.toml".to_owned()
+    } else {
+        name
+    }
+}
+
 /// Largest rule package archive [`ConfigAdmin::publish_rule`] takes.
 pub const MAX_RULE_ARCHIVE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -206,14 +290,15 @@ pub trait ConfigAdmin: Send + Sync {
     /// Check, write, record and apply `change` (see the module docs).
     async fn change(&self, change: &Change, author: &str) -> Result<Revision, AdminError>;
 
-    /// Revisions, newest first: of one file, or of all; at most `limit`
-    /// (capped at 200), older than `before` when given.
+    /// Revisions without their texts, newest first: of one file, or of
+    /// all; at most `limit` (capped at [`MAX_HISTORY_PAGE`]), older than
+    /// `before` when given.
     async fn history(
         &self,
         path: Option<&str>,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<Revision>, AdminError>;
+    ) -> Result<Vec<RevisionSummary>, AdminError>;
 
     async fn revision(&self, id: u64) -> Result<Revision, AdminError>;
 
@@ -231,23 +316,98 @@ pub trait ConfigAdmin: Send + Sync {
 /// anyone else the text with inline secrets (`{ value = "…" }`) masked
 /// (see [`drehscheibe_config::redact_inline_secrets`]). The SHA-256 stays
 /// that of the file.
+///
+/// The SHA-256 shown is that of the text shown: the file's own digest
+/// would let someone who knows every other byte test guesses of a masked
+/// secret.
 pub fn file_as_seen_by(principal: &Principal, mut file: ConfigFile) -> ConfigFile {
     if !matches!(principal.role, Role::Operator) {
         file.text = redact(&file.text);
+        file.sha256 = sha256_hex(&file.text);
     }
     file
 }
 
-/// [`file_as_seen_by`] for a revision's two texts.
+/// [`file_as_seen_by`] for a revision's two texts and digests.
 pub fn revision_as_seen_by(principal: &Principal, mut rev: Revision) -> Revision {
     if !matches!(principal.role, Role::Operator) {
         rev.old_text = rev.old_text.as_deref().map(redact);
         rev.new_text = rev.new_text.as_deref().map(redact);
+        rev.old_sha256 = rev.old_text.as_deref().map(sha256_hex);
+        rev.new_sha256 = rev.new_text.as_deref().map(sha256_hex);
     }
     rev
+}
+
+/// [`revision_as_seen_by`] for a summary: a non-operator sees no digests.
+pub fn summary_as_seen_by(principal: &Principal, mut rev: RevisionSummary) -> RevisionSummary {
+    if !matches!(principal.role, Role::Operator) {
+        rev.old_sha256 = None;
+        rev.new_sha256 = None;
+    }
+    rev
+}
+
+/// What `principal` may see of the reload status: operators all of it;
+/// anyone else not the text of a load error (it names other Kommunen's
+/// files, keys and lines), only that there is one.
+pub fn status_as_seen_by(principal: &Principal, mut status: ReloadStatus) -> ReloadStatus {
+    if !matches!(principal.role, Role::Operator) && status.disk_error.is_some() {
+        status.disk_error =
+            Some("the configuration files on disk do not load (details for operators)".into());
+    }
+    status
+}
+
+/// Hex SHA-256 of `text`.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 fn redact(text: &str) -> String {
     drehscheibe_config::redact_inline_secrets(text)
         .unwrap_or_else(|| "# (not shown: the file is not valid TOML)\n".to_owned())
+}
+
+/// Whether `principal` may read `file`: operators every file, a tenant
+/// its own Kommune's file.
+pub fn may_read_file(principal: &Principal, file: &ConfigFile) -> bool {
+    match &principal.role {
+        Role::Operator => true,
+        Role::Tenant { tenant } => {
+            file.kind == FileKind::Tenant && file.tenant.as_deref() == Some(tenant)
+        }
+        Role::Sender { .. } => false,
+    }
+}
+
+/// The files `principal` may read.
+pub async fn visible_files(
+    admin: &dyn ConfigAdmin,
+    principal: &Principal,
+) -> Result<Vec<ConfigFile>, AdminError> {
+    Ok(admin
+        .files()
+        .await?
+        .into_iter()
+        .filter(|f| may_read_file(principal, f))
+        .map(|f| file_as_seen_by(principal, f))
+        .collect())
+}
+
+/// Whether `principal` may read the revisions of the file `path`:
+/// operators all, a tenant those of its own file.
+pub async fn may_read_revisions_of(
+    admin: &dyn ConfigAdmin,
+    principal: &Principal,
+    path: &str,
+) -> Result<bool, AdminError> {
+    if matches!(principal.role, Role::Operator) {
+        return Ok(true);
+    }
+    Ok(visible_files(admin, principal)
+        .await?
+        .iter()
+        .any(|f| f.path == path))
 }

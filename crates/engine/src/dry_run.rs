@@ -340,14 +340,12 @@ impl Hub {
                 OutputDiff {
                     target: t.to_owned(),
                     equal: x == y,
-                    diff: similar::TextDiff::from_lines(&x, &y)
-                        .unified_diff()
-                        .context_radius(3)
-                        .header(
-                            &format!("{} {t}", label(&ra)),
-                            &format!("{} {t}", label(&rb)),
-                        )
-                        .to_string(),
+                    diff: crate::admin::unified_diff(
+                        &x,
+                        &y,
+                        &format!("{} {t}", label(&ra)),
+                        &format!("{} {t}", label(&rb)),
+                    ),
                 }
             })
             .collect();

@@ -88,6 +88,9 @@ pub fn depot_overview(
 
 /// Most files of one package listed or diffed.
 const MAX_PACKAGE_FILES: usize = 500;
+/// Most bytes one [`rule_diff`] compares over all files (beyond it, files
+/// are listed with their kind of change only).
+pub const MAX_RULE_DIFF_BYTES: usize = 16 * 1024 * 1024;
 /// Largest file diffed (larger ones are compared by size and digest).
 const MAX_DIFF_FILE: u64 = 1024 * 1024;
 
@@ -174,6 +177,7 @@ pub fn rule_diff(
         }
         std::fs::read(path).ok()
     };
+    let mut budget = MAX_RULE_DIFF_BYTES;
     Ok(all
         .into_iter()
         .map(|rel| {
@@ -193,11 +197,17 @@ pub fn rule_diff(
                 String::new()
             } else {
                 let (old, new) = (text(&x), text(&y));
-                similar::TextDiff::from_lines(old.as_str(), new.as_str())
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(&format!("{id}@{a}/{rel}"), &format!("{id}@{b}/{rel}"))
-                    .to_string()
+                budget = budget.saturating_sub(old.len() + new.len());
+                if budget == 0 {
+                    format!("(not compared: the versions' files exceed {MAX_RULE_DIFF_BYTES} bytes together)\n")
+                } else {
+                    crate::admin::unified_diff(
+                        &old,
+                        &new,
+                        &format!("{id}@{a}/{rel}"),
+                        &format!("{id}@{b}/{rel}"),
+                    )
+                }
             };
             FileDiff {
                 path: rel.clone(),
@@ -279,48 +289,24 @@ pub async fn sla_report(
             let Some(sla) = r.sla else { continue };
             let week_start = now - chrono::Duration::days(7);
             let day_start = now - chrono::Duration::days(1);
-            let mut samples: Vec<(DateTime<Utc>, Option<f64>, MessageState, String)> = Vec::new();
-            let mut truncated = false;
-            let mut after = None;
-            loop {
-                let page = store
-                    .list(&MessageFilter {
-                        tenant: Some(t.id.clone()),
-                        leistung: Some(r.leistung.clone()),
-                        since: Some(week_start),
-                        until: Some(now),
-                        after,
-                        limit: MAX_PAGE_SIZE,
-                        ..MessageFilter::default()
-                    })
-                    .await?;
-                for rec in &page.items {
-                    let done = (rec.state == MessageState::Delivered)
-                        .then(|| rec.deliveries.iter().filter_map(|d| d.delivered_at).max())
-                        .flatten();
-                    let secs = done
-                        .map(|d| (d - rec.envelope.received_at).num_milliseconds() as f64 / 1000.0);
-                    samples.push((
-                        rec.envelope.received_at,
-                        secs,
-                        rec.state,
-                        rec.id().to_string(),
-                    ));
-                }
-                if samples.len() >= MAX_SLA_MESSAGES {
-                    truncated = page.next.is_some();
-                    break;
-                }
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
-            }
+            let (week, week_truncated) =
+                samples_since(store, &t.id, &r.leistung, week_start, now).await?;
+            // A week beyond the bound was read oldest first and cut: the
+            // day is then read on its own, so it is complete (up to the
+            // bound) and its breaches are the newest.
+            let (day, day_truncated) = if week_truncated {
+                samples_since(store, &t.id, &r.leistung, day_start, now).await?
+            } else {
+                (
+                    week.iter().filter(|s| s.0 >= day_start).cloned().collect(),
+                    false,
+                )
+            };
             let target = sla.within.as_secs_f64();
-            let window = |name: &str, start: DateTime<Utc>| {
+            let window = |name: &str, samples: &[Sample], truncated: bool| {
                 let mut times: Vec<f64> = Vec::new();
                 let (mut received, mut within) = (0usize, 0usize);
-                for (at, secs, _, _) in samples.iter().filter(|s| s.0 >= start) {
+                for (at, secs, _, _) in samples {
                     received += 1;
                     match secs {
                         Some(s) => {
@@ -357,7 +343,8 @@ pub async fn sla_report(
                     truncated,
                 }
             };
-            let mut breaches: Vec<SlaBreach> = samples
+            let newest = if week_truncated { &day } else { &week };
+            let mut breaches: Vec<SlaBreach> = newest
                 .iter()
                 .filter_map(|(at, secs, state, id)| {
                     let took =
@@ -378,13 +365,64 @@ pub async fn sla_report(
                 description: r.description.clone(),
                 within_seconds: target,
                 percent: sla.percent,
-                day: window("Tag", day_start),
-                week: window("Woche", week_start),
+                day: window("Tag", &day, day_truncated),
+                week: window("Woche", &week, week_truncated),
                 breaches,
             });
         }
     }
     Ok(rows)
+}
+
+/// One message of an SLA window: received, receipt → last delivery in
+/// seconds (`None`: not delivered), state, id.
+type Sample = (DateTime<Utc>, Option<f64>, MessageState, String);
+
+/// The messages of `tenant` and `leistung` received in `[since, until)`,
+/// oldest first, at most [`MAX_SLA_MESSAGES`]; and whether there were
+/// more.
+async fn samples_since(
+    store: &dyn Store,
+    tenant: &str,
+    leistung: &str,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<(Vec<Sample>, bool), StoreError> {
+    let mut samples = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list(&MessageFilter {
+                tenant: Some(tenant.to_owned()),
+                leistung: Some(leistung.to_owned()),
+                since: Some(since),
+                until: Some(until),
+                after,
+                limit: MAX_PAGE_SIZE,
+                ..MessageFilter::default()
+            })
+            .await?;
+        for rec in &page.items {
+            let done = (rec.state == MessageState::Delivered)
+                .then(|| rec.deliveries.iter().filter_map(|d| d.delivered_at).max())
+                .flatten();
+            let secs =
+                done.map(|d| (d - rec.envelope.received_at).num_milliseconds() as f64 / 1000.0);
+            samples.push((
+                rec.envelope.received_at,
+                secs,
+                rec.state,
+                rec.id().to_string(),
+            ));
+        }
+        if samples.len() >= MAX_SLA_MESSAGES {
+            return Ok((samples, page.next.is_some()));
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok((samples, false)),
+        }
+    }
 }
 
 /// `d` in words for operators (`4 min 12 s`).

@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use drehscheibe_engine::admin::{
-    file_as_seen_by, revision_as_seen_by, AdminError, Change, ConfigAdmin, ConfigFile, FileKind,
-    Revision,
+    download_name, may_read_revisions_of, revision_as_seen_by, status_as_seen_by,
+    summary_as_seen_by, visible_files, AdminError, Change, ConfigAdmin, ConfigFile, FileKind,
+    Revision, RevisionSummary, MAX_FILE_BYTES,
 };
 use drehscheibe_http::problem::Problem;
 use drehscheibe_model::auth::{Principal, Role, TokenTable};
@@ -69,6 +70,25 @@ pub fn config_router(admin: Arc<dyn ConfigAdmin>, tokens: Arc<TokenTable>) -> Ro
 
 fn problem(status: u16, kind: &str, detail: impl Into<String>) -> Response {
     Problem::new(status, kind, detail).into_response()
+}
+
+/// Largest request body of a change: the file (JSON-escaped, so up to
+/// twice its size) and a little more.
+const BODY_LIMIT: usize = 2 * MAX_FILE_BYTES + 64 * 1024;
+
+/// The request body, read only after the caller was authenticated and at
+/// most `limit` bytes (`413` beyond).
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, Response> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        problem(
+            413,
+            "payload-too-large",
+            format!("the request body is larger than {limit} bytes (or was cut off)"),
+        )
+    })
 }
 
 /// The answer for an [`AdminError`].
@@ -128,48 +148,6 @@ fn operator(api: &ConfigApi, headers: &HeaderMap) -> Result<Principal, Response>
     }
 }
 
-/// Whether `principal` may read `file`: operators every file, a tenant
-/// its own Kommune's file.
-pub fn may_read_file(principal: &Principal, file: &ConfigFile) -> bool {
-    match &principal.role {
-        Role::Operator => true,
-        Role::Tenant { tenant } => {
-            file.kind == FileKind::Tenant && file.tenant.as_deref() == Some(tenant)
-        }
-        Role::Sender { .. } => false,
-    }
-}
-
-/// The files `principal` may read.
-pub async fn visible_files(
-    admin: &dyn ConfigAdmin,
-    principal: &Principal,
-) -> Result<Vec<ConfigFile>, AdminError> {
-    Ok(admin
-        .files()
-        .await?
-        .into_iter()
-        .filter(|f| may_read_file(principal, f))
-        .map(|f| file_as_seen_by(principal, f))
-        .collect())
-}
-
-/// Whether `principal` may read revision `rev`: operators all, a tenant
-/// those of its own file.
-pub async fn may_read_revision(
-    admin: &dyn ConfigAdmin,
-    principal: &Principal,
-    rev: &Revision,
-) -> Result<bool, AdminError> {
-    if matches!(principal.role, Role::Operator) {
-        return Ok(true);
-    }
-    Ok(visible_files(admin, principal)
-        .await?
-        .iter()
-        .any(|f| f.path == rev.path))
-}
-
 #[derive(Serialize)]
 struct FileSummary {
     path: String,
@@ -193,7 +171,7 @@ async fn overview(State(api): State<ConfigApi>, headers: HeaderMap) -> Response 
     };
     match visible_files(api.admin.as_ref(), &p).await {
         Ok(files) => Json(Overview {
-            status: api.admin.status(),
+            status: status_as_seen_by(&p, api.admin.status()),
             files: files
                 .into_iter()
                 .map(|f| FileSummary {
@@ -251,14 +229,7 @@ async fn raw_file(
 }
 
 /// `text` as the download of the file `path`.
-pub fn toml_download(path: &str, text: String) -> Response {
-    let name: String = path
-        .rsplit('/')
-        .next()
-        .unwrap_or("config.toml")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .collect();
+fn toml_download(path: &str, text: String) -> Response {
     (
         [
             (
@@ -267,7 +238,7 @@ pub fn toml_download(path: &str, text: String) -> Response {
             ),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
+                format!("attachment; filename=\"{}\"", download_name(path)),
             ),
         ],
         text,
@@ -288,10 +259,14 @@ async fn put_file(
     State(api): State<ConfigApi>,
     Path(path): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let p = match operator(&api, &headers) {
         Ok(p) => p,
+        Err(r) => return r,
+    };
+    let body = match read_body(body, BODY_LIMIT).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let b: PutBody = match serde_json::from_slice(&body) {
@@ -321,11 +296,15 @@ async fn put_file(
 async fn check(
     State(api): State<ConfigApi>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if let Err(r) = operator(&api, &headers) {
         return r;
     }
+    let body = match read_body(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let change: Change = match serde_json::from_slice(&body) {
         Ok(c) => c,
         Err(e) => {
@@ -358,14 +337,13 @@ struct RevisionView {
 }
 
 /// The unified diff of a revision (old text to new text).
-pub fn unified_diff(rev: &Revision) -> String {
-    let old = rev.old_text.as_deref().unwrap_or("");
-    let new = rev.new_text.as_deref().unwrap_or("");
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a/{}", rev.path), &format!("b/{}", rev.path))
-        .to_string()
+fn revision_diff(rev: &Revision) -> String {
+    drehscheibe_engine::admin::unified_diff(
+        rev.old_text.as_deref().unwrap_or(""),
+        rev.new_text.as_deref().unwrap_or(""),
+        &format!("a/{}", rev.path),
+        &format!("b/{}", rev.path),
+    )
 }
 
 async fn revisions(
@@ -389,7 +367,7 @@ async fn revisions(
                 (Some(f), None) => Some(f.path.clone()),
                 (Some(f), Some(asked)) if asked == f.path => Some(asked),
                 (_, Some(asked)) => return admin_problem(AdminError::NotFound(asked)),
-                (None, None) => return Json(Vec::<Revision>::new()).into_response(),
+                (None, None) => return Json(Vec::<RevisionSummary>::new()).into_response(),
             }
         }
     };
@@ -400,7 +378,7 @@ async fn revisions(
     {
         Ok(revs) => Json(
             revs.into_iter()
-                .map(|r| revision_as_seen_by(&p, r))
+                .map(|r| summary_as_seen_by(&p, r))
                 .collect::<Vec<_>>(),
         )
         .into_response(),
@@ -410,7 +388,7 @@ async fn revisions(
 
 async fn visible_revision(api: &ConfigApi, p: &Principal, id: u64) -> Result<Revision, Response> {
     let rev = api.admin.revision(id).await.map_err(admin_problem)?;
-    match may_read_revision(api.admin.as_ref(), p, &rev).await {
+    match may_read_revisions_of(api.admin.as_ref(), p, &rev.path).await {
         Ok(true) => Ok(revision_as_seen_by(p, rev)),
         Ok(false) => Err(admin_problem(AdminError::NoRevision(id))),
         Err(e) => Err(admin_problem(e)),
@@ -428,7 +406,7 @@ async fn revision(
     };
     match visible_revision(&api, &p, id).await {
         Ok(rev) => Json(RevisionView {
-            diff: unified_diff(&rev),
+            diff: revision_diff(&rev),
             revision: rev,
         })
         .into_response(),
@@ -446,10 +424,14 @@ async fn rollback(
     State(api): State<ConfigApi>,
     Path(id): Path<u64>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let p = match operator(&api, &headers) {
         Ok(p) => p,
+        Err(r) => return r,
+    };
+    let body = match read_body(body, 64 * 1024).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let b: RollbackBody = if body.is_empty() {

@@ -43,11 +43,10 @@ pub(crate) fn routes() -> Vec<(
 
 /// The dry run API (see the module docs).
 pub fn dry_run_router(hub: Arc<Hub>, tokens: Arc<TokenTable>) -> Router {
-    let limit = usize::try_from(hub.max_payload_bytes()).unwrap_or(usize::MAX);
     routes()
         .into_iter()
         .fold(Router::new(), |r, (path, _, m)| r.route(path, m))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::disable())
         .with_state(DryRunApi { hub, tokens })
 }
 
@@ -66,6 +65,13 @@ struct CompareQuery {
     channel: String,
     a: String,
     b: String,
+}
+
+/// The message, read once the caller is known to be an operator, at most
+/// the hub's `max_payload_bytes`.
+async fn payload(api: &DryRunApi, body: axum::body::Body) -> Result<Bytes, Response> {
+    let limit = usize::try_from(api.hub.max_payload_bytes()).unwrap_or(usize::MAX);
+    crate::config_api::read_body(body, limit).await
 }
 
 fn version(v: &str) -> Result<semver::Version, Response> {
@@ -126,10 +132,14 @@ async fn dry_run(
     State(api): State<DryRunApi>,
     Query(q): Query<RunQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let name = match operator(&api, &headers) {
         Ok(n) => n,
+        Err(r) => return r,
+    };
+    let body = match payload(&api, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let v = match q.version.as_deref().map(version).transpose() {
@@ -155,10 +165,14 @@ async fn compare(
     State(api): State<DryRunApi>,
     Query(q): Query<CompareQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let name = match operator(&api, &headers) {
         Ok(n) => n,
+        Err(r) => return r,
+    };
+    let body = match payload(&api, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let (a, b) = match (version(&q.a), version(&q.b)) {

@@ -36,10 +36,7 @@ use drehscheibe_model::auth::TokenTable;
 use drehscheibe_model::Intake;
 use tokio_util::sync::CancellationToken;
 
-pub use config_api::{
-    admin_problem, config_router, may_read_file, may_read_revision, toml_download, unified_diff,
-    visible_files,
-};
+pub use config_api::{admin_problem, config_router};
 pub use dry_run_api::dry_run_router;
 pub use listener::ConnectionLimits;
 pub use openapi::openapi_router;

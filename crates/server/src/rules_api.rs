@@ -11,7 +11,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
-use bytes::Bytes;
 use drehscheibe_engine::admin::{ConfigAdmin, MAX_RULE_ARCHIVE_BYTES};
 use drehscheibe_engine::insight;
 use drehscheibe_engine::Hub;
@@ -48,7 +47,7 @@ pub fn rules_router(hub: Arc<Hub>, admin: Arc<dyn ConfigAdmin>, tokens: Arc<Toke
     routes()
         .into_iter()
         .fold(Router::new(), |r, (path, _, m)| r.route(path, m))
-        .layer(DefaultBodyLimit::max(MAX_RULE_ARCHIVE_BYTES))
+        .layer(DefaultBodyLimit::disable())
         .with_state(RulesApi { hub, admin, tokens })
 }
 
@@ -69,12 +68,17 @@ async fn list(State(api): State<RulesApi>, headers: HeaderMap) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
-    Json(insight::depot_overview(
-        &api.admin.depot(),
-        &api.admin.current(),
-        p.tenant_scope(),
-    ))
-    .into_response()
+    let (depot, config) = (api.admin.depot(), api.admin.current());
+    let scope = p.tenant_scope().map(str::to_owned);
+    // Lists each package's files: off the async threads.
+    match tokio::task::spawn_blocking(move || {
+        insight::depot_overview(&depot, &config, scope.as_deref())
+    })
+    .await
+    {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => problem(500, "internal", e.to_string()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -109,7 +113,11 @@ async fn diff(
 }
 
 /// `POST /api/v1/rules` with a ZIP of the package as the body.
-async fn publish(State(api): State<RulesApi>, headers: HeaderMap, body: Bytes) -> Response {
+async fn publish(
+    State(api): State<RulesApi>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let p = match reader(&api, &headers) {
         Ok(p) => p,
         Err(r) => return r,
@@ -117,6 +125,11 @@ async fn publish(State(api): State<RulesApi>, headers: HeaderMap, body: Bytes) -
     if !matches!(p.role, Role::Operator) {
         return problem(403, "forbidden", "only operators may publish rules");
     }
+    // Read only once the caller is known to be an operator.
+    let body = match crate::config_api::read_body(body, MAX_RULE_ARCHIVE_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     match api.admin.publish_rule(body, &p.name).await {
         Ok(published) => (axum::http::StatusCode::CREATED, Json(published)).into_response(),
         Err(e) => admin_problem(e),

@@ -2021,13 +2021,18 @@ fn list(t: &Trees, filter: &MessageFilter) -> Result<Page> {
     };
     let mut items = Vec::new();
     let mut more = false;
+    // Ids are time-ordered: past `until` (with the same slack as
+    // `since`) nothing can match any more.
+    let stop = filter
+        .until
+        .map(|u| with_id(prefix.clone(), min_id_at(u + SINCE_SLACK)));
     let mut last_examined = None;
     for (examined, kv) in tree
         .range::<Vec<u8>, _>((start, Bound::Unbounded))
         .enumerate()
     {
         let (k, v) = kv.map_err(backend)?;
-        if !k.starts_with(&prefix) {
+        if !k.starts_with(&prefix) || stop.as_deref().is_some_and(|st| k.as_ref() >= st) {
             break;
         }
         if examined == crate::MAX_LIST_SCAN {
