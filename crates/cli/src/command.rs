@@ -579,6 +579,7 @@ async fn run_demo(
         out.display()
     );
     println!("  demo mailbox (SMTP): {m}");
+    println!("  console:             {base}/console  (sign in with demo-operator-token, or demo-musterstadt-token for one Kommune's view)");
     if !no_samples {
         let dir = config.parent().unwrap_or(Path::new(".")).join("demo");
         let client = Client::new(&base, token)?;

@@ -136,10 +136,15 @@ fn safe_segment(s: &str) -> String {
 
 async fn receive(
     State(r): State<Receiver>,
+    method: axum::http::Method,
     path: Option<UrlPath<String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
+    // The hub's connector health check asks with HEAD: nothing to store.
+    if method == axum::http::Method::HEAD {
+        return (StatusCode::OK, String::new());
+    }
     let sub = path
         .map(|UrlPath(p)| safe_segment(&p))
         .unwrap_or_else(|| "root".into());
@@ -318,6 +323,32 @@ mod tests {
             lines.read_line(&mut line).await.unwrap();
             assert!(!line.starts_with('5'), "{cmd:?} → {line}");
         }
+    }
+
+    #[tokio::test]
+    async fn health_checks_are_answered_and_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = CancellationToken::new();
+        let http = http_receiver("127.0.0.1:0".parse().unwrap(), dir.path(), stop.clone())
+            .await
+            .unwrap();
+        let r = reqwest::Client::new()
+            .head(format!("http://{http}/fv"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        post(http, "/fv", "<a/>").await;
+        let stored: Vec<_> = std::fs::read_dir(dir.path().join("fv"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            stored,
+            ["00001.xml"],
+            "the HEAD left no file, the POST is number 1"
+        );
+        stop.cancel();
     }
 
     #[tokio::test]
