@@ -31,7 +31,7 @@ use drehscheibe_engine::admin::{
     ReloadOutcome, ReloadStatus, Revision, RevisionSummary, FILE_AUTHOR, MAX_FILE_BYTES,
     MAX_HISTORY_PAGE, MAX_RULE_ARCHIVE_BYTES,
 };
-use drehscheibe_engine::{ConnectorRegistry, ConnectorSlot, DepotRouter, Hub};
+use drehscheibe_engine::{ConnectorRegistry, DepotRouter, Hub};
 use drehscheibe_rules::Depot;
 use drehscheibe_store::state::StateSpace;
 
@@ -233,22 +233,15 @@ impl FileConfigAdmin {
                     registry.insert_shared(slot);
                     continue;
                 }
-                match crate::connectors::build(
+                match crate::connectors::slot(
                     &t.id,
                     c,
                     self.hub.store(),
                     &self.data_dir,
                     &self.resources,
                 ) {
-                    Ok(connector) => {
-                        registry.insert(ConnectorSlot::new(
-                            t.id.clone(),
-                            c.id.clone(),
-                            connector,
-                            c.retry.clone(),
-                            c.max_concurrency,
-                            c.timeout,
-                        ));
+                    Ok(slot) => {
+                        registry.insert(slot);
                         rebuilt.push(format!("{}/{}", t.id, c.id));
                     }
                     Err(e) => problems.push(format!(

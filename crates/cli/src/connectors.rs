@@ -47,3 +47,24 @@ pub fn build(
         })
         .with_context(|| format!("connector {} ({})", cfg.id, cfg.kind))
 }
+
+/// [`build`] wrapped in its slot: the endpoint's retry policy,
+/// concurrency cap and attempt timeout (start-up and configuration reload
+/// make slots the same way).
+pub fn slot(
+    tenant: &str,
+    cfg: &ConnectorConfig,
+    store: &Arc<dyn drehscheibe_store::Store>,
+    data_dir: &std::path::Path,
+    resources: &std::collections::BTreeMap<String, String>,
+) -> Result<drehscheibe_engine::ConnectorSlot> {
+    let connector = build(tenant, cfg, store, data_dir, resources)?;
+    Ok(drehscheibe_engine::ConnectorSlot::new(
+        tenant,
+        cfg.id.clone(),
+        connector,
+        cfg.retry.clone(),
+        cfg.max_concurrency,
+        cfg.timeout,
+    ))
+}

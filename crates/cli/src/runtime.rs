@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use drehscheibe_config::plugin::ChannelContext;
 use drehscheibe_config::{HubConfig, PostgresConfig, StoreConfig};
-use drehscheibe_engine::{ConnectorRegistry, ConnectorSlot, DepotRouter, Hub, HubSettings};
+use drehscheibe_engine::{ConnectorRegistry, DepotRouter, Hub, HubSettings};
 use drehscheibe_model::{BlobStore, InputAdapter, Intake};
 use drehscheibe_rules::Depot;
 use drehscheibe_store::{FsBlobStore, SledStore, Store};
@@ -161,16 +161,10 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let resources = config.channel_resources();
     for tenant in &config.tenants {
         for c in &tenant.connectors {
-            let connector = crate::connectors::build(&tenant.id, c, &store, data, &resources)
-                .with_context(|| format!("tenant {}: connector {}", tenant.id, c.id))?;
-            connectors.insert(ConnectorSlot::new(
-                tenant.id.clone(),
-                c.id.clone(),
-                connector,
-                c.retry.clone(),
-                c.max_concurrency,
-                c.timeout,
-            ));
+            connectors.insert(
+                crate::connectors::slot(&tenant.id, c, &store, data, &resources)
+                    .with_context(|| format!("tenant {}: connector {}", tenant.id, c.id))?,
+            );
         }
     }
     let config = Arc::new(config);

@@ -13,8 +13,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::{Json, Router};
-use bytes::Bytes;
-use drehscheibe_engine::dry_run::{DryRun, DryRunError, DryRunRequest};
+use drehscheibe_engine::dry_run::{DryRunError, DryRunRequest};
 use drehscheibe_engine::Hub;
 use drehscheibe_http::problem::Problem;
 use drehscheibe_model::auth::{Role, TokenTable};
@@ -67,13 +66,6 @@ struct CompareQuery {
     b: String,
 }
 
-/// The message, read once the caller is known to be an operator, at most
-/// the hub's `max_payload_bytes`.
-async fn payload(api: &DryRunApi, body: axum::body::Body) -> Result<Bytes, Response> {
-    let limit = usize::try_from(api.hub.max_payload_bytes()).unwrap_or(usize::MAX);
-    crate::config_api::read_body(body, limit).await
-}
-
 fn version(v: &str) -> Result<semver::Version, Response> {
     semver::Version::parse(v.trim()).map_err(|e| {
         problem(
@@ -100,32 +92,28 @@ fn dry_run_problem(e: DryRunError) -> Response {
     }
 }
 
-fn operator(api: &DryRunApi, headers: &HeaderMap) -> Result<String, Response> {
+/// The request of an operator: authenticated first, then the message read
+/// (at most the hub's `max_payload_bytes`), with its media type and the
+/// channel asked for.
+async fn request(
+    api: &DryRunApi,
+    headers: &HeaderMap,
+    channel: String,
+    body: axum::body::Body,
+) -> Result<DryRunRequest, Response> {
     let p = authenticate_with(&api.tokens, headers)?;
-    if matches!(p.role, Role::Operator) {
-        Ok(p.name)
-    } else {
-        Err(problem(403, "forbidden", "only operators may run dry runs"))
+    if !matches!(p.role, Role::Operator) {
+        return Err(problem(403, "forbidden", "only operators may run dry runs"));
     }
-}
-
-/// Run one dry run; the one code path of the API and the console.
-pub async fn run(
-    hub: &Hub,
-    principal: &str,
-    channel: &str,
-    content_type: &str,
-    payload: Bytes,
-    version: Option<semver::Version>,
-) -> Result<DryRun, DryRunError> {
-    hub.dry_run(DryRunRequest {
-        channel: channel.to_owned(),
-        content_type: content_type.to_owned(),
+    let limit = usize::try_from(api.hub.max_payload_bytes()).unwrap_or(usize::MAX);
+    let payload = crate::config_api::read_body(body, limit).await?;
+    Ok(DryRunRequest {
+        channel,
+        content_type: content_type(headers),
         payload,
-        version,
-        principal: principal.to_owned(),
+        version: None,
+        principal: p.name,
     })
-    .await
 }
 
 async fn dry_run(
@@ -134,28 +122,15 @@ async fn dry_run(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let name = match operator(&api, &headers) {
-        Ok(n) => n,
+    let req = match request(&api, &headers, q.channel, body).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let body = match payload(&api, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let v = match q.version.as_deref().map(version).transpose() {
+    let version = match q.version.as_deref().map(version).transpose() {
         Ok(v) => v,
         Err(r) => return r,
     };
-    match run(
-        &api.hub,
-        &name,
-        &q.channel,
-        &content_type(&headers),
-        body,
-        v,
-    )
-    .await
-    {
+    match api.hub.dry_run(DryRunRequest { version, ..req }).await {
         Ok(r) => Json(r).into_response(),
         Err(e) => dry_run_problem(e),
     }
@@ -167,24 +142,13 @@ async fn compare(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let name = match operator(&api, &headers) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let body = match payload(&api, body).await {
-        Ok(b) => b,
+    let req = match request(&api, &headers, q.channel, body).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
     let (a, b) = match (version(&q.a), version(&q.b)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(r), _) | (_, Err(r)) => return r,
-    };
-    let req = DryRunRequest {
-        channel: q.channel,
-        content_type: content_type(&headers),
-        payload: body,
-        version: None,
-        principal: name,
     };
     match api.hub.dry_run_compare(req, a, b).await {
         Ok(c) => Json(c).into_response(),
