@@ -519,3 +519,63 @@ async fn tenants_see_no_digests_no_load_error_details_and_bodies_are_bounded() {
     assert_eq!(s, 401);
     hub.shutdown().await.unwrap();
 }
+
+/// Two instances on one PostgreSQL store reading one configuration
+/// directory (ADR 0021): a change through one is in force in the other
+/// after its next look at the files, and recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_directory_apply_a_change_recorded_once() {
+    if drehscheibe_suite::StoreKind::from_env() == drehscheibe_suite::StoreKind::Postgres {
+        eprintln!("note: this test always uses PostgreSQL and ran in the default pass");
+        return;
+    }
+    let rx = Receiver::start().await;
+    let cfg = TestConfig::write_full(
+        "127.0.0.1:0",
+        "",
+        &drehscheibe_suite::fixture_rules(),
+        &[
+            (
+                "alpha",
+                http_tenant("alpha", "01001000", LEISTUNG, &rx.url("/one"), ""),
+            ),
+            (
+                "beta",
+                http_tenant("beta", "02002000", LEISTUNG, &rx.url("/beta"), ""),
+            ),
+        ],
+        drehscheibe_suite::StoreKind::Postgres,
+    );
+    let any = Some("127.0.0.1:0".parse().unwrap());
+    let hub_a = drehscheibe_suite::start_with(&cfg.main, any).await.unwrap();
+    let hub_b = drehscheibe_suite::start_with(&cfg.main, any).await.unwrap();
+    let (api_a, api_b) = (Api::new(hub_a.addr), Api::new(hub_b.addr));
+
+    let old_text = std::fs::read_to_string(cfg.path(ALPHA)).unwrap();
+    let new_text = old_text.replace(&rx.url("/one"), &rx.url("/two"));
+    let (s, rev) = put(&api_a, ALPHA, OPERATOR, json!({ "text": new_text })).await;
+    assert_eq!(s, 200, "{rev}");
+    // B looks at the files (as it does on SIGHUP and every 30 s): it
+    // applies the change and finds it recorded already.
+    let (s, o) = api_b.post_empty("/api/v1/config/reload", OPERATOR).await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(o["changed"], true);
+    assert_eq!(o["revisions"], json!([]), "recorded once, by A");
+    assert_eq!(o["config_digest"], rev["config_digest"]);
+    let (_, list) = api_b
+        .get(&format!("/api/v1/config/revisions?path={ALPHA}"), OPERATOR)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+    assert_eq!(list[0]["author"], "operator");
+    // Whichever instance routes it, the next message follows the change.
+    for api in [&api_a, &api_b] {
+        let id = api
+            .submit("application/xml", order("01001000", LEISTUNG, 10))
+            .await;
+        api.wait_state(&id, "delivered", WAIT).await;
+    }
+    assert_eq!(rx.accepted("/two").len(), 2);
+    assert!(rx.accepted("/one").is_empty());
+    hub_a.shutdown().await.unwrap();
+    hub_b.shutdown().await.unwrap();
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use drehscheibe_cli::runtime::{start, Runtime};
+pub use drehscheibe_cli::runtime::{start, start_with, Runtime};
 use serde_json::Value;
 
 // Tests and benchmarks that run the hub in-process use the hub's
