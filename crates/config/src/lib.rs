@@ -44,7 +44,7 @@ mod retry;
 mod secret;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::Overrides;
+pub use load::{disk_digest, Overrides};
 pub use plugin::Plugins;
 pub use raw::{AuthType, ByteSize, RawAuth as AuthRef, RawClientCert as ClientCertRef};
 pub use retry::RetryPolicy;

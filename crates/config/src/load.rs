@@ -97,11 +97,19 @@ fn deserialize<T: serde::de::DeserializeOwned>(
 }
 
 fn digest(base: &Path, files: &[&Source]) -> String {
-    let mut files: Vec<&&Source> = files.iter().collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    digest_of(
+        base,
+        files.iter().map(|f| (f.path.as_path(), f.text.as_str())),
+    )
+}
+
+/// [`HubConfig::digest`] over `(path, text)` pairs.
+fn digest_of<'a>(base: &Path, files: impl Iterator<Item = (&'a Path, &'a str)>) -> String {
+    let mut files: Vec<(&Path, &str)> = files.collect();
+    files.sort_by(|a, b| a.0.cmp(b.0));
     let mut h = Sha256::new();
-    for f in files {
-        let rel = f.path.strip_prefix(base).unwrap_or(&f.path);
+    for (path, text) in files {
+        let rel = path.strip_prefix(base).unwrap_or(path);
         let rel = rel
             .components()
             .map(|c| c.as_os_str().to_string_lossy())
@@ -109,10 +117,57 @@ fn digest(base: &Path, files: &[&Source]) -> String {
             .join("/");
         h.update((rel.len() as u64).to_be_bytes());
         h.update(rel.as_bytes());
-        h.update((f.text.len() as u64).to_be_bytes());
-        h.update(f.text.as_bytes());
+        h.update((text.len() as u64).to_be_bytes());
+        h.update(text.as_bytes());
     }
     hex::encode(h.finalize())
+}
+
+/// The digest the files on disk would load with ([`HubConfig::digest`]),
+/// computed from their bytes alone: the main file and the `*.toml` files
+/// of `tenant_dir` (as loading lists them). Nothing is parsed, so it costs
+/// a read of each file — the cheap first look of a reload.
+///
+/// # Errors
+///
+/// A file or the folder cannot be read, or is not UTF-8 (a full load
+/// then reports it properly).
+pub fn disk_digest(main_file: &Path, tenant_dir: &Path) -> std::io::Result<String> {
+    let main_abs = std::path::absolute(main_file)?;
+    let base = main_abs
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let utf8 = |b: Vec<u8>| {
+        String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    };
+    let mut files = vec![(main_abs.clone(), utf8(fs::read(&main_abs)?)?)];
+    let mut listed = Vec::new();
+    match fs::read_dir(tenant_dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                let hidden = entry.file_name().to_string_lossy().starts_with('.');
+                let is_toml = path.extension().is_some_and(|x| x == "toml");
+                if hidden || !is_toml || path == main_abs {
+                    continue;
+                }
+                if fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                    listed.push(path);
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    for path in listed {
+        let text = utf8(fs::read(&path)?)?;
+        files.push((path, text));
+    }
+    Ok(digest_of(
+        &base,
+        files.iter().map(|(p, t)| (p.as_path(), t.as_str())),
+    ))
 }
 
 fn single(file: &Path, message: String) -> ConfigErrors {

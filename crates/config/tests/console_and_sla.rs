@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use drehscheibe_config::plugin::{BuildContext, BuildError, ConnectorFactory, ConnectorPlugin};
-use drehscheibe_config::{HubConfig, Overrides, Plugins, SlaTarget};
+use drehscheibe_config::{disk_digest, HubConfig, Overrides, Plugins, SlaTarget};
 
 /// A connector type whose tables take no keys (only loading is tested).
 #[derive(Debug)]
@@ -150,4 +150,31 @@ fn overrides_stand_in_for_files_without_touching_them() {
     );
     let next = HubConfig::load_with(&main, &plugins(), &o).unwrap();
     assert!(next.tenant("x").is_none());
+}
+
+#[test]
+fn the_disk_digest_is_the_loaded_digest_without_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "", "");
+    let c = HubConfig::load(&main, &plugins()).unwrap();
+    assert_eq!(disk_digest(&main, &c.tenant_dir).unwrap(), c.digest);
+    // Ignored as loading ignores them: hidden files, other extensions.
+    std::fs::write(dir.path().join("tenants/.alpha.toml.swp"), "x").unwrap();
+    std::fs::write(dir.path().join("tenants/notes.txt"), "x").unwrap();
+    assert_eq!(disk_digest(&main, &c.tenant_dir).unwrap(), c.digest);
+    // A changed byte, a new tenant file: another digest, the one a load
+    // would give.
+    let alpha = dir.path().join("tenants/alpha.toml");
+    let text = std::fs::read_to_string(&alpha).unwrap();
+    std::fs::write(&alpha, text.replace("Alpha", "Alpha ")).unwrap();
+    let changed = disk_digest(&main, &c.tenant_dir).unwrap();
+    assert_ne!(changed, c.digest);
+    assert_eq!(changed, HubConfig::load(&main, &plugins()).unwrap().digest);
+    std::fs::write(
+        dir.path().join("tenants/beta.toml"),
+        "id = \"beta\"\nname = \"Beta\"\nags = \"02002000\"\n",
+    )
+    .unwrap();
+    let added = disk_digest(&main, &c.tenant_dir).unwrap();
+    assert_eq!(added, HubConfig::load(&main, &plugins()).unwrap().digest);
 }
