@@ -468,6 +468,44 @@ async fn dry_run_rule_depot_publication_and_service_levels_in_the_browser() {
     assert!(text.contains("gewerbeanmeldung 3.0.0"), "{text}");
     check_page(&b, "probelauf-vergleich").await;
 
+    // Edit the route in its form: pin 2.0.0; the next message is routed
+    // by it.
+    b.goto(&format!("{base}/console/kommunen/alpha")).await;
+    b.click_in_page("details#route-99050012104000 > summary")
+        .await;
+    b.click_in_page("#route-99050012104000-regel option[value='gewerbeanmeldung@=2.0.0']")
+        .await;
+    b.fill("#route-99050012104000-kommentar", "auf 2.0.0 festgelegt")
+        .await;
+    b.click("details#route-99050012104000 button[type=submit]")
+        .await;
+    assert!(
+        b.path().await.contains("gespeichert="),
+        "{}",
+        b.path().await
+    );
+    assert!(b.text().await.contains("gewerbeanmeldung@=2.0.0"));
+    let pinned = api
+        .submit("application/xml", sample.clone().into_bytes())
+        .await;
+    let view = api.wait_state(&pinned, "delivered", WAIT).await;
+    assert_eq!(view["rule"]["version"], "2.0.0", "{view:#}");
+    let file = std::fs::read_to_string(cfg.path("tenants/alpha.toml")).unwrap();
+    assert!(
+        file.contains("rule = \"gewerbeanmeldung@=2.0.0\""),
+        "{file}"
+    );
+    // Back to ^2 the same way.
+    b.click_in_page("details#route-99050012104000 > summary")
+        .await;
+    b.click_in_page("#route-99050012104000-regel option[value='gewerbeanmeldung@^2']")
+        .await;
+    b.click("details#route-99050012104000 button[type=submit]")
+        .await;
+    assert!(std::fs::read_to_string(cfg.path("tenants/alpha.toml"))
+        .unwrap()
+        .contains("rule = \"gewerbeanmeldung@^2\""));
+
     // Regeldepot: pins and a version diff.
     b.goto(&format!("{base}/console/regeldepot")).await;
     let text = b.text().await;

@@ -171,6 +171,18 @@ impl Browser {
             .expect("setting the value");
     }
 
+    /// Click `css` where no new page follows (open a `<details>`, choose
+    /// an `<option>`).
+    pub async fn click_in_page(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("nothing to click at {css}: {e}"))
+            .click()
+            .await
+            .expect("clicking");
+    }
+
     /// Click `css` (a submit button or link) and wait until the next page
     /// has replaced this one and finished loading. Right after the click
     /// the old document still says `complete`: a marker set on it tells

@@ -35,6 +35,7 @@ use std::time::Duration;
 use drehscheibe_model::auth::{Principal, Role, TokenTable};
 use serde::{Deserialize, Serialize};
 
+pub mod edit;
 mod error;
 mod load;
 mod locate;

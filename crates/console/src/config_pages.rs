@@ -21,6 +21,7 @@ use crate::diff;
 use crate::layout::{
     self, csrf_field, dash, not_found, notice, opt_text, page, table_wrap, time, Nav,
 };
+use crate::route_form::RouteForms;
 use crate::session::Session;
 use crate::Console;
 
@@ -215,11 +216,21 @@ async fn tenant_page(
         None => Vec::new(),
     };
     let title = tenant.map_or_else(|| format!("Kommune {id}"), |t| t.name.clone());
+    // The route forms: operators, on a file the console may write.
+    let routes = match (tenant, file) {
+        (Some(t), Some(f)) if s.principal.may_replay() && f.editable => Some(RouteForms {
+            session: s,
+            tenant: t,
+            expect_sha256: &f.sha256,
+            depot: c.admin.depot(),
+        }),
+        _ => None,
+    };
     let body = html! {
         p { a href="/console/kommunen" { "← Alle Kommunen" } }
         @if let Some(o) = &outcome { (o) }
         @match tenant {
-            Some(t) => (tenant_config(t)),
+            Some(t) => (tenant_config(t, routes.as_ref())),
             None => (notice("warn", html! { p { "Diese Kommune ist nicht in Kraft: ihre Datei lädt nicht oder ist neu. Unten steht die Datei, wie sie auf der Platte liegt." } })),
         }
         @if let Some(f) = file {
@@ -234,7 +245,7 @@ async fn tenant_page(
     layout::respond(status, page(&title, Some(s), Nav::Tenants, body))
 }
 
-fn tenant_config(t: &TenantConfig) -> Markup {
+fn tenant_config(t: &TenantConfig, routes: Option<&RouteForms<'_>>) -> Markup {
     html! {
         section aria-labelledby="stammdaten" {
             h2 #stammdaten { "Stammdaten" }
@@ -315,6 +326,7 @@ fn tenant_config(t: &TenantConfig) -> Markup {
                         } } }
                     }
                 }))
+                @if let Some(forms) = routes { (forms.render()) }
             }
         }
     }
@@ -413,7 +425,11 @@ pub(crate) struct EditForm {
 }
 
 /// The file of `tenant` for an operator's change; else the answer.
-async fn editable_file(c: &Console, s: &Session, tenant: &str) -> Result<ConfigFile, Response> {
+pub(crate) async fn editable_file(
+    c: &Console,
+    s: &Session,
+    tenant: &str,
+) -> Result<ConfigFile, Response> {
     if !may_see(s, tenant) {
         return Err(not_found(Some(s)));
     }
@@ -513,6 +529,26 @@ pub(crate) async fn save(
         Err(r) => return r,
     };
     let change = change_of(&file, &form);
+    commit(&c, &s, &tenant, &file, change, &form.expect_sha256, None).await
+}
+
+/// Write `change` of `tenant`'s `file` through
+/// [`ConfigAdmin::change`](drehscheibe_engine::admin::ConfigAdmin::change)
+/// (check, write, record, apply): on success back to the Kommune with the
+/// revision; refused, the Kommune's page with the refusal and the
+/// candidate text in the editor (`expect`: the digest the form was made
+/// on, as submitted). Every console change of a tenant file ends here —
+/// the editor's and the route form's; `top`: a notice above the page for
+/// a change not made in the editor.
+pub(crate) async fn commit(
+    c: &Console,
+    s: &Session,
+    tenant: &str,
+    file: &ConfigFile,
+    change: Change,
+    expect: &str,
+    top: Option<Markup>,
+) -> Response {
     match c.admin.change(&change, &s.principal.name).await {
         Ok(rev) => {
             tracing::info!(path = %change.path, revision = rev.id, author = %s.principal.name, "console: configuration changed");
@@ -522,11 +558,16 @@ pub(crate) async fn save(
             ))
             .into_response()
         }
-        Err(AdminError::NotFound(_)) => not_found(Some(&s)),
+        Err(AdminError::NotFound(_)) => not_found(Some(s)),
         Err(e) => {
-            let (status, outcome) = refusal(&e, &file, &change);
-            let editor = editor_after(&change, &form, outcome);
-            tenant_page(&c, &s, &tenant, status, Some(editor), None).await
+            let (status, outcome) = refusal(&e, file, &change);
+            let editor = Editor {
+                text: change.text,
+                expect: expect.to_owned(),
+                comment: change.comment,
+                outcome: Some(outcome),
+            };
+            tenant_page(c, s, tenant, status, Some(editor), top).await
         }
     }
 }

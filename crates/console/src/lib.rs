@@ -76,6 +76,7 @@
 //! | `POST /console/nachrichten/{id}/freigeben` | release a quarantined message |
 //! | `GET /console/kommunen`, `GET /console/kommunen/{tenant}` | Kommunen, one Kommune with its file |
 //! | `POST /console/kommunen/{tenant}/pruefen`, `…/speichern` | check, save the tenant file |
+//! | `POST /console/kommunen/{tenant}/route` | change one route's rule pin and targets (operators) |
 //! | `GET /console/kommunen/{tenant}/export` | the tenant file as a download |
 //! | `GET /console/verlauf`, `GET /console/verlauf/{id}` | configuration history, one revision's diff |
 //! | `POST /console/verlauf/{id}/zuruecksetzen` | roll back to a revision |
@@ -101,6 +102,7 @@ mod dry_run_page;
 mod layout;
 mod messages;
 mod overview;
+mod route_form;
 pub mod security;
 pub mod session;
 mod sla_page;
@@ -251,6 +253,7 @@ pub(crate) fn router_with(
             "/console/kommunen/{tenant}/speichern",
             post(config_pages::save),
         )
+        .route("/console/kommunen/{tenant}/route", post(route_form::save))
         .route(
             "/console/kommunen/{tenant}/export",
             get(config_pages::export),

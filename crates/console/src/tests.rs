@@ -2271,3 +2271,267 @@ async fn revision_lists_show_digests_to_operators_only() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The route form's body: `rule`, the targets, the digest and a comment.
+fn route_form(
+    csrf: &str,
+    leistung: &str,
+    rule: &str,
+    targets: &[(&str, &str)],
+    expect: &str,
+) -> String {
+    let mut form = format!(
+        "csrf={csrf}&leistung={leistung}&rule={}&expect_sha256={expect}&comment={}",
+        enc(rule),
+        enc("Pin auf 2.1.0")
+    );
+    for (role, conn) in targets {
+        form.push_str(&format!(
+            "&{}={}",
+            enc(&format!("target.{role}")),
+            enc(conn)
+        ));
+    }
+    form
+}
+
+const BAUM: &str = "99104005000000";
+const HUND: &str = "99021001000000";
+
+#[tokio::test]
+async fn an_operator_changes_a_route_pin_in_its_line_only() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console/kommunen/nachbarstadt", Some(&op))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_no_inline_code(&a.body);
+    for text in [
+        "<details class=\"route-edit\" id=\"route-99104005000000\">",
+        "action=\"/console/kommunen/nachbarstadt/route\"",
+        "<input type=\"hidden\" name=\"leistung\" value=\"99104005000000\">",
+        "<label for=\"route-99104005000000-regel\">Regelversion</label>",
+        "<select id=\"route-99104005000000-regel\" name=\"rule\"",
+        "<option value=\"baumfaellung@^2\" selected>^2 – jetzt 2.1.0 (aktuell)</option>",
+        "<option value=\"baumfaellung@=2.1.0\">=2.1.0</option>",
+        "<option value=\"baumfaellung@=2.0.0\">=2.0.0</option>",
+        "<label for=\"route-99104005000000-ziel-0\">Ziel fachverfahren</label>",
+        "<select id=\"route-99104005000000-ziel-0\" name=\"target.fachverfahren\">",
+        "<option value=\"umwelt\" selected>umwelt – Umwelt-FV</option>",
+        "Route speichern und anwenden",
+    ] {
+        assert!(a.body.contains(text), "missing {text}");
+    }
+    // Every version produces the role: no "none" to choose.
+    assert!(!a.body.contains("keine Verbindung"));
+    assert!(a.body.contains(&format!(
+        "name=\"expect_sha256\" value=\"{}\"",
+        sha(NACHBARSTADT)
+    )));
+    // A delegating route has no form; the other route of the file has one.
+    let a = send(&f.router, get("/console/kommunen/musterstadt", Some(&op))).await;
+    assert!(!a.body.contains(&format!("id=\"route-{BAUM}\"")));
+    assert!(a.body.contains(&format!("id=\"route-{HUND}\"")));
+    assert!(a
+        .body
+        .contains("<option value=\"hundesteuer@^1\" selected>"));
+    assert!(a.body.contains("=1.0.0 – lädt nicht"));
+
+    let form = route_form(
+        &csrf,
+        BAUM,
+        "baumfaellung@=2.1.0",
+        &[("fachverfahren", "umwelt")],
+        &sha(NACHBARSTADT),
+    );
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/nachbarstadt/route",
+            Some(&op),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(
+        a.header(header::LOCATION),
+        "/console/kommunen/nachbarstadt?gespeichert=1"
+    );
+    {
+        let revs = f.admin.revisions.lock().unwrap();
+        assert_eq!(revs.len(), 1);
+        let rev = &revs[0];
+        assert_eq!(rev.path, "tenants/nachbarstadt.toml");
+        assert_eq!(rev.author, "betrieb");
+        assert_eq!(rev.comment, "Pin auf 2.1.0");
+        let new = rev.new_text.as_deref().unwrap();
+        assert_eq!(
+            new,
+            NACHBARSTADT.replace("\"baumfaellung@^2\"", "\"baumfaellung@=2.1.0\"")
+        );
+        let changed: Vec<(&str, &str)> = NACHBARSTADT
+            .lines()
+            .zip(new.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(NACHBARSTADT.lines().count(), new.lines().count());
+        assert_eq!(
+            changed,
+            [(
+                "rule = \"baumfaellung@^2\"",
+                "rule = \"baumfaellung@=2.1.0\""
+            )]
+        );
+    }
+    let a = send(
+        &f.router,
+        get("/console/kommunen/nachbarstadt?gespeichert=1", Some(&op)),
+    )
+    .await;
+    assert!(a.body.contains("Gespeichert und angewendet"));
+    assert!(
+        a.body.contains("<code>baumfaellung@=2.1.0</code>"),
+        "the table shows the new pin"
+    );
+    assert!(a
+        .body
+        .contains("<option value=\"baumfaellung@=2.1.0\" selected>=2.1.0 (aktuell)</option>"));
+
+    // The same form again, on the old digest: the file changed meanwhile.
+    let form = route_form(
+        &csrf,
+        BAUM,
+        "baumfaellung@=2.0.0",
+        &[("fachverfahren", "umwelt")],
+        &sha(NACHBARSTADT),
+    );
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/nachbarstadt/route",
+            Some(&op),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.body.contains("inzwischen geändert"));
+    assert!(a.body.contains("wurde nicht geändert"));
+    assert!(a.body.contains("diff-add"));
+    assert_no_inline_code(&a.body);
+
+    // A candidate that does not load: 422, the text kept in the editor.
+    let now = f.admin.files.lock().unwrap()["tenants/nachbarstadt.toml"].clone();
+    let form = route_form(
+        &csrf,
+        BAUM,
+        "baumfaellung@^2",
+        &[("fachverfahren", "kaputt")],
+        &sha(&now),
+    );
+    let a = send(
+        &f.router,
+        post(
+            "/console/kommunen/nachbarstadt/route",
+            Some(&op),
+            Some(ORIGIN),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("unknown key `kaputt`"));
+    assert!(
+        a.body.contains("fachverfahren = &quot;kaputt&quot;"),
+        "the candidate is in the editor"
+    );
+    assert_eq!(f.admin.revisions.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn route_changes_need_an_operator_a_route_and_the_csrf_token() {
+    let f = fixture();
+    let (op, csrf) = sign_in(&f.router, OP).await;
+    let expect = sha(MUSTERSTADT);
+    let send_form = |cookie: String, tenant: &'static str, form: String| {
+        let router = f.router.clone();
+        async move {
+            send(
+                &router,
+                post(
+                    &format!("/console/kommunen/{tenant}/route"),
+                    Some(&cookie),
+                    Some(ORIGIN),
+                    &form,
+                ),
+            )
+            .await
+        }
+    };
+
+    // No such route: not found. A delegating one: refused.
+    let a = send_form(
+        op.clone(),
+        "musterstadt",
+        route_form(
+            &csrf,
+            "99000000000000",
+            "hundesteuer@^1",
+            &[("fachverfahren", "steuer")],
+            &expect,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.body.contains("Nicht gefunden"));
+    let a = send_form(
+        op.clone(),
+        "musterstadt",
+        route_form(&csrf, BAUM, "baumfaellung@^2", &[], &expect),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("lenkt an nachbarstadt um"));
+    // No CSRF token.
+    let no_csrf = route_form(
+        &csrf,
+        HUND,
+        "hundesteuer@=1.0.0",
+        &[("fachverfahren", "steuer")],
+        &expect,
+    )
+    .replacen(&format!("csrf={csrf}&"), "", 1);
+    let a = send_form(op.clone(), "musterstadt", no_csrf).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("Anfrage abgelehnt"));
+
+    // A tenant sees no form and may not change its routes.
+    let (ms, ms_csrf) = sign_in(&f.router, MS).await;
+    let a = send(&f.router, get("/console/kommunen/musterstadt", Some(&ms))).await;
+    assert!(!a.body.contains("route-edit") && !a.body.contains("/route\""));
+    assert!(!a.body.contains("Regelversion"));
+    let form = route_form(
+        &ms_csrf,
+        HUND,
+        "hundesteuer@=1.0.0",
+        &[("fachverfahren", "steuer")],
+        &expect,
+    );
+    let a = send_form(ms.clone(), "musterstadt", form.clone()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = send_form(ms, "nachbarstadt", form).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(f.admin.revisions.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_read_only_configuration_shows_no_route_form() {
+    let f = fixture_with(ConsoleSettings::default(), false);
+    let (op, _) = sign_in(&f.router, OP).await;
+    let a = send(&f.router, get("/console/kommunen/nachbarstadt", Some(&op))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("baumfaellung@^2"));
+    assert!(!a.body.contains("route-edit") && !a.body.contains("Regelversion"));
+}
