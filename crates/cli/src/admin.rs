@@ -393,6 +393,36 @@ impl FileConfigAdmin {
         Ok(recorded)
     }
 
+    /// The files on disk are those in force: any earlier load error is
+    /// over.
+    fn unchanged(&self, digest: &str) -> ReloadOutcome {
+        let mut restart_needed = false;
+        if let Ok(mut s) = self.status.lock() {
+            s.disk_error = None;
+            s.disk_error_since = None;
+            restart_needed = s.restart_needed;
+        }
+        ReloadOutcome {
+            changed: false,
+            revisions: Vec::new(),
+            connectors_rebuilt: Vec::new(),
+            config_digest: digest.to_owned(),
+            restart_needed,
+        }
+    }
+
+    /// Note that the files on disk do not load (reported on the
+    /// Übersicht and by `GET /api/v1/config`); returns `e`.
+    fn disk_error(&self, e: AdminError) -> AdminError {
+        if let Ok(mut s) = self.status.lock() {
+            if s.disk_error.is_none() {
+                s.disk_error_since = Some(Utc::now());
+            }
+            s.disk_error = Some(e.to_string());
+        }
+        e
+    }
+
     async fn reload_locked(&self, author: &str) -> Result<ReloadOutcome, AdminError> {
         // First a cheap look: the files' bytes hashed as loading would.
         // The same digest as in force means nothing to load (the common
@@ -404,57 +434,22 @@ impl FileConfigAdmin {
                 .await
                 .map_err(io)?;
         if on_disk.is_ok_and(|d| d == current.digest) {
-            if let Ok(mut s) = self.status.lock() {
-                s.disk_error = None;
-                s.disk_error_since = None;
-            }
-            return Ok(ReloadOutcome {
-                changed: false,
-                revisions: Vec::new(),
-                connectors_rebuilt: Vec::new(),
-                config_digest: current.digest.clone(),
-                restart_needed: self.status().restart_needed,
-            });
+            return Ok(self.unchanged(&current.digest));
         }
         let next = match self.candidate(Overrides::new()).await {
             Ok(c) => c,
-            Err(e) => {
-                if let Ok(mut s) = self.status.lock() {
-                    if s.disk_error.is_none() {
-                        s.disk_error_since = Some(Utc::now());
-                    }
-                    s.disk_error = Some(e.to_string());
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(self.disk_error(e)),
         };
         let current = self.router.config();
         if next.digest == current.digest {
-            if let Ok(mut s) = self.status.lock() {
-                s.disk_error = None;
-                s.disk_error_since = None;
-            }
-            return Ok(ReloadOutcome {
-                changed: false,
-                revisions: Vec::new(),
-                connectors_rebuilt: Vec::new(),
-                config_digest: next.digest.clone(),
-                restart_needed: self.status().restart_needed,
-            });
+            return Ok(self.unchanged(&next.digest));
         }
         if let Some((p, t)) = next.sources.iter().find(|(_, t)| t.len() > MAX_FILE_BYTES) {
-            let e = AdminError::Invalid(vec![format!(
+            return Err(self.disk_error(AdminError::Invalid(vec![format!(
                 "{}: {} bytes, more than the {MAX_FILE_BYTES} a configuration file may have",
                 p.display(),
                 t.len()
-            )]);
-            if let Ok(mut s) = self.status.lock() {
-                if s.disk_error.is_none() {
-                    s.disk_error_since = Some(Utc::now());
-                }
-                s.disk_error = Some(e.to_string());
-            }
-            return Err(e);
+            )])));
         }
         let (registry, rebuilt) = self.connectors_for(&next)?;
         let old: BTreeMap<&PathBuf, &String> =

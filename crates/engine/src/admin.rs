@@ -172,7 +172,7 @@ pub enum AdminError {
 }
 
 /// A proposed change of one file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Change {
     /// See [`ConfigFile::path`].
     pub path: String,

@@ -123,6 +123,27 @@ pub fn admin_problem(e: AdminError) -> Response {
     }
 }
 
+/// An operator's request with a JSON body of shape `T` (an empty body is
+/// `T::default()` where `empty` allows it): authenticated first, then at
+/// most `limit` bytes read, then parsed; `shape` names what was expected.
+async fn operator_json<T: serde::de::DeserializeOwned + Default>(
+    api: &ConfigApi,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    shape: &str,
+    empty: bool,
+) -> Result<(Principal, T), Response> {
+    let p = operator(api, headers)?;
+    let body = read_body(body, limit).await?;
+    if empty && body.is_empty() {
+        return Ok((p, T::default()));
+    }
+    serde_json::from_slice(&body)
+        .map(|v| (p, v))
+        .map_err(|e| problem(400, "bad-request", format!("expected {shape}: {e}")))
+}
+
 fn principal(api: &ConfigApi, headers: &HeaderMap) -> Result<Principal, Response> {
     let p = authenticate_with(&api.tokens, headers)?;
     if matches!(p.role, Role::Sender { .. }) {
@@ -246,7 +267,7 @@ fn toml_download(path: &str, text: String) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct PutBody {
     text: String,
     #[serde(default)]
@@ -261,25 +282,18 @@ async fn put_file(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let p = match operator(&api, &headers) {
-        Ok(p) => p,
+    let (p, b): (_, PutBody) = match operator_json(
+        &api,
+        &headers,
+        body,
+        BODY_LIMIT,
+        "{\"text\": \"…\", \"expect_sha256\"?: \"…\", \"comment\"?: \"…\"}",
+        false,
+    )
+    .await
+    {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let body = match read_body(body, BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let b: PutBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return problem(
-                400,
-                "bad-request",
-                format!(
-                "expected {{\"text\": \"…\", \"expect_sha256\"?: \"…\", \"comment\"?: \"…\"}}: {e}"
-            ),
-            )
-        }
     };
     let change = Change {
         path,
@@ -298,22 +312,18 @@ async fn check(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    if let Err(r) = operator(&api, &headers) {
-        return r;
-    }
-    let body = match read_body(body, BODY_LIMIT).await {
-        Ok(b) => b,
+    let (_, change): (_, Change) = match operator_json(
+        &api,
+        &headers,
+        body,
+        BODY_LIMIT,
+        "{\"path\": \"…\", \"text\": \"…\"}",
+        false,
+    )
+    .await
+    {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let change: Change = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => {
-            return problem(
-                400,
-                "bad-request",
-                format!("expected {{\"path\": \"…\", \"text\": \"…\"}}: {e}"),
-            )
-        }
     };
     match api.admin.check(&change).await {
         Ok(()) => Json(serde_json::json!({ "valid": true })).into_response(),
@@ -426,27 +436,18 @@ async fn rollback(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let p = match operator(&api, &headers) {
-        Ok(p) => p,
+    let (p, b): (_, RollbackBody) = match operator_json(
+        &api,
+        &headers,
+        body,
+        64 * 1024,
+        "{\"comment\"?: \"…\"}",
+        true,
+    )
+    .await
+    {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let body = match read_body(body, 64 * 1024).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let b: RollbackBody = if body.is_empty() {
-        RollbackBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                return problem(
-                    400,
-                    "bad-request",
-                    format!("expected {{\"comment\"?: \"…\"}}: {e}"),
-                )
-            }
-        }
     };
     match api.admin.rollback(id, &p.name, &b.comment).await {
         Ok(rev) => Json(rev).into_response(),
