@@ -1,0 +1,18 @@
+//! OSCI-Transport 1.2 without Java (issue 14).
+//!
+//! OSCI messages are SOAP 1.1 envelopes in a `Multipart/Related` body
+//! ([`mime`]); every signature in them is an XML-DSig over element
+//! subtrees canonicalised with **inclusive** C14N 1.0 ([`c14n`]), with
+//! the namespaces the subtree inherits from the envelope. Exclusive C14N
+//! gives other bytes and wrong digests, so this crate has its own
+//! canonicaliser, tested against the digests of real requests the
+//! reference library (Governikus OSCI-Bibliothek) made
+//! (`tests/captures.rs`, captures from `../shared/osci/`).
+//!
+//! What is here is the ground floor of the protocol: the Intermediär
+//! endpoint, the client, transport and content encryption and the
+//! certificate checks build on it (see the issue's closing notes for what
+//! is still to come).
+
+pub mod c14n;
+pub mod mime;
