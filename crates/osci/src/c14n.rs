@@ -263,6 +263,20 @@ impl Document {
             .ok_or_else(|| C14nError::NoSuchId(id.to_owned()))
     }
 
+    /// Every element whose local name is `local`, in document order.
+    pub fn elements_named(&self, local: &str) -> Vec<ElementRef<'_>> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, n)| match n {
+                Node::Element(e) if local_name(&e.name) == local => {
+                    Some(ElementRef { doc: self, index })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The document element.
     pub fn root(&self) -> ElementRef<'_> {
         ElementRef {
@@ -300,7 +314,54 @@ pub struct ElementRef<'d> {
     index: usize,
 }
 
-impl ElementRef<'_> {
+fn local_name(qname: &str) -> &str {
+    qname.rsplit_once(':').map_or(qname, |(_, l)| l)
+}
+
+impl<'d> ElementRef<'d> {
+    /// The first child element whose local name is `local`.
+    pub fn child(&self, local: &str) -> Option<ElementRef<'d>> {
+        let e = self.doc.element(self.index)?;
+        e.children
+            .iter()
+            .copied()
+            .find_map(|c| match self.doc.nodes.get(c) {
+                Some(Node::Element(ch)) if local_name(&ch.name) == local => Some(ElementRef {
+                    doc: self.doc,
+                    index: c,
+                }),
+                _ => None,
+            })
+    }
+
+    /// Every child element whose local name is `local`.
+    pub fn children_named(&self, local: &str) -> Vec<ElementRef<'d>> {
+        let Some(e) = self.doc.element(self.index) else {
+            return Vec::new();
+        };
+        e.children
+            .iter()
+            .copied()
+            .filter(|&c| {
+                matches!(self.doc.nodes.get(c), Some(Node::Element(ch)) if local_name(&ch.name) == local)
+            })
+            .map(|index| ElementRef {
+                doc: self.doc,
+                index,
+            })
+            .collect()
+    }
+
+    /// The value of the attribute `name` (as written, e.g. `URI`).
+    pub fn attr(&self, name: &str) -> Option<&'d str> {
+        self.doc
+            .element(self.index)?
+            .attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The element's text: its descendant text nodes concatenated (what
     /// the XML-DSig `base64` transform decodes).
     pub fn text(&self) -> String {

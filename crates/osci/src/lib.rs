@@ -9,10 +9,15 @@
 //! reference library (Governikus OSCI-Bibliothek) made
 //! (`tests/captures.rs`, captures from `../shared/osci/`).
 //!
+//! XML signatures ([`dsig`]) are checked on that ground: every reference
+//! digest, then the RSA signature over the canonical `SignedInfo` with the
+//! signer's certificate (RustCrypto `rsa`, `x509-cert`).
+//!
 //! What is here is the ground floor of the protocol: the Intermediär
 //! endpoint, the client, transport and content encryption and the
-//! certificate checks build on it (see the closing notes for what
-//! is still to come).
+//! certificate chain checks build on it (ADR 0022 lists what is still to
+//! come).
 
 pub mod c14n;
+pub mod dsig;
 pub mod mime;
