@@ -116,10 +116,7 @@ impl FileConfigAdmin {
         hub: Arc<Hub>,
         editable: bool,
     ) -> anyhow::Result<Self> {
-        let base = config
-            .main_file
-            .parent()
-            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        let base = config.base_dir().to_path_buf();
         let started_main = config
             .sources
             .first()
@@ -148,11 +145,7 @@ impl FileConfigAdmin {
 
     /// `path` relative to the main file's directory, `/`-separated.
     fn relative(&self, path: &Path) -> String {
-        let rel = path.strip_prefix(&self.base).unwrap_or(path);
-        rel.components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/")
+        drehscheibe_config::relative_path(&self.base, path)
     }
 
     /// The absolute path of the tenant file `rel`: one in force, or a new
@@ -268,7 +261,7 @@ impl FileConfigAdmin {
 
     /// Put `next` in force.
     async fn apply(&self, next: HubConfig, registry: ConnectorRegistry) {
-        let snapshot = snapshot_text(&next, |p| self.relative(p));
+        let snapshot = snapshot_text(&next);
         if let Err(e) = self
             .hub
             .store()
@@ -277,12 +270,7 @@ impl FileConfigAdmin {
         {
             tracing::error!(error = %e, "storing the configuration snapshot failed");
         }
-        let off: HashSet<String> = next
-            .tenants
-            .iter()
-            .filter(|t| t.scan == Some(drehscheibe_config::ScanMode::Off))
-            .map(|t| t.id.clone())
-            .collect();
+        let off = next.tenants_scan_off();
         let restart_needed =
             next.sources.first().map(|(_, t)| t.as_str()) != Some(self.started_main.as_str());
         let digest = next.digest.clone();
@@ -542,11 +530,11 @@ impl FileConfigAdmin {
 
 /// The text stored under a configuration digest: every file, each headed
 /// by its path (the audit trail's `configuration <digest>` names it).
-pub fn snapshot_text(config: &HubConfig, relative: impl Fn(&Path) -> String) -> String {
+pub fn snapshot_text(config: &HubConfig) -> String {
     let mut out = String::new();
     for (p, t) in &config.sources {
         out.push_str("# ==> ");
-        out.push_str(&relative(p));
+        out.push_str(&drehscheibe_config::relative_path(config.base_dir(), p));
         out.push_str(" <==\n");
         out.push_str(t);
         if !t.ends_with('\n') {

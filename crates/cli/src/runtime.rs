@@ -144,14 +144,7 @@ pub async fn start_with(config_file: &Path, listen: Option<SocketAddr>) -> Resul
     let data = &config.server.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let (store, blobs) = open_store(&config, started).await?;
-    let base = config
-        .main_file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let snapshot = crate::admin::snapshot_text(&config, |p| {
-        p.strip_prefix(&base).unwrap_or(p).display().to_string()
-    });
+    let snapshot = crate::admin::snapshot_text(&config);
     store
         .put_config_snapshot(&config.digest, &snapshot)
         .await
@@ -526,12 +519,7 @@ fn scanning(config: &HubConfig) -> anyhow::Result<Option<drehscheibe_engine::Sca
         .filter(|c| c.scan == off)
         .map(|c| c.id.clone())
         .collect();
-    let tenants_off: std::collections::HashSet<String> = config
-        .tenants
-        .iter()
-        .filter(|t| t.scan == off)
-        .map(|t| t.id.clone())
-        .collect();
+    let tenants_off = config.tenants_scan_off();
     if !channels_off.is_empty() || !tenants_off.is_empty() {
         tracing::warn!(channels = ?channels_off, tenants = ?tenants_off, "scanning switched off (scan = \"off\") for these channels' input and these tenants' outputs");
     }

@@ -45,7 +45,7 @@ mod retry;
 mod secret;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{disk_digest, Overrides};
+pub use load::{disk_digest, relative_path, Overrides};
 pub use plugin::Plugins;
 pub use raw::{AuthType, ByteSize, RawAuth as AuthRef, RawClientCert as ClientCertRef};
 pub use retry::RetryPolicy;
@@ -620,6 +620,20 @@ impl HubConfig {
         overrides: &Overrides,
     ) -> Result<HubConfig, ConfigErrors> {
         load::load(main_file, plugins, overrides)
+    }
+
+    /// The main file's folder: configuration paths are relative to it.
+    pub fn base_dir(&self) -> &Path {
+        self.main_file.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// Tenants whose output documents are not scanned (`scan = "off"`).
+    pub fn tenants_scan_off(&self) -> std::collections::HashSet<String> {
+        self.tenants
+            .iter()
+            .filter(|t| t.scan == Some(ScanMode::Off))
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     /// What the channels provide to connectors, by resource name (see

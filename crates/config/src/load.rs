@@ -103,18 +103,24 @@ fn digest(base: &Path, files: &[&Source]) -> String {
     )
 }
 
+/// `path` relative to `base` (the main file's folder), `/`-separated: how
+/// the digest, the configuration history and the API name files.
+pub fn relative_path(base: &Path, path: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// [`HubConfig::digest`] over `(path, text)` pairs.
 fn digest_of<'a>(base: &Path, files: impl Iterator<Item = (&'a Path, &'a str)>) -> String {
     let mut files: Vec<(&Path, &str)> = files.collect();
     files.sort_by(|a, b| a.0.cmp(b.0));
     let mut h = Sha256::new();
     for (path, text) in files {
-        let rel = path.strip_prefix(base).unwrap_or(path);
-        let rel = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+        let rel = relative_path(base, path);
         h.update((rel.len() as u64).to_be_bytes());
         h.update(rel.as_bytes());
         h.update((text.len() as u64).to_be_bytes());

@@ -222,6 +222,10 @@ pub(crate) async fn run(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "Die Nachricht ist leer.".to_owned(),
                 ),
+                DryRunError::Internal(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Der Probelauf ist abgebrochen: {e}"),
+                ),
             };
             render(&c, &s, status, &form, Some(&[text]), None)
         }

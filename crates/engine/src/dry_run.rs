@@ -104,6 +104,8 @@ pub enum DryRunError {
     TooLarge(usize, u64),
     #[error("the payload is empty")]
     Empty,
+    #[error("dry run: {0}")]
+    Internal(String),
 }
 
 impl Hub {
@@ -313,48 +315,59 @@ impl Hub {
                 ..req
             })
             .await?;
-        let mut targets: Vec<&str> = ra
-            .outputs
-            .iter()
-            .chain(rb.outputs.iter())
-            .map(|o| o.target.as_str())
-            .collect();
-        targets.sort_unstable();
-        targets.dedup();
-        let text_of = |r: &DryRun, t: &str| -> String {
-            r.outputs
-                .iter()
-                .find(|o| o.target == t)
-                .and_then(|o| o.text.clone().or_else(|| o.base64.clone()))
-                .unwrap_or_default()
-        };
-        let label = |r: &DryRun| {
-            r.rule
-                .as_ref()
-                .map_or_else(|| "?".to_owned(), ToString::to_string)
-        };
-        let diffs = targets
-            .into_iter()
-            .map(|t| {
-                let (x, y) = (text_of(&ra, t), text_of(&rb, t));
-                OutputDiff {
-                    target: t.to_owned(),
-                    equal: x == y,
-                    diff: crate::admin::unified_diff(
-                        &x,
-                        &y,
-                        &format!("{} {t}", label(&ra)),
-                        &format!("{} {t}", label(&rb)),
-                    ),
-                }
-            })
-            .collect();
-        Ok(Comparison {
-            a: ra,
-            b: rb,
-            diffs,
+        // Diffing up to megabytes of output takes CPU: off the async
+        // threads.
+        tokio::task::spawn_blocking(move || {
+            let diffs = output_diffs(&ra, &rb);
+            Comparison {
+                a: ra,
+                b: rb,
+                diffs,
+            }
         })
+        .await
+        .map_err(|e| DryRunError::Internal(e.to_string()))
     }
+}
+
+/// Per output target of either run: the unified diff from `ra` to `rb`.
+fn output_diffs(ra: &DryRun, rb: &DryRun) -> Vec<OutputDiff> {
+    let mut targets: Vec<&str> = ra
+        .outputs
+        .iter()
+        .chain(rb.outputs.iter())
+        .map(|o| o.target.as_str())
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    let text_of = |r: &DryRun, t: &str| -> String {
+        r.outputs
+            .iter()
+            .find(|o| o.target == t)
+            .and_then(|o| o.text.clone().or_else(|| o.base64.clone()))
+            .unwrap_or_default()
+    };
+    let label = |r: &DryRun| {
+        r.rule
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), ToString::to_string)
+    };
+    targets
+        .into_iter()
+        .map(|t| {
+            let (x, y) = (text_of(ra, t), text_of(rb, t));
+            OutputDiff {
+                target: t.to_owned(),
+                equal: x == y,
+                diff: crate::admin::unified_diff(
+                    &x,
+                    &y,
+                    &format!("{} {t}", label(ra)),
+                    &format!("{} {t}", label(rb)),
+                ),
+            }
+        })
+        .collect()
 }
 
 fn scan_entry(

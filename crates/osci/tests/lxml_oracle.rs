@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use drehscheibe_osci::c14n;
+use drehscheibe_testkit::python::run_checked;
 
 const LXML_VERSION: &str = "6.0.2";
 
@@ -73,40 +74,13 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn run_checked(cmd: &mut Command, what: &str) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{what}: cannot run {cmd:?}: {e} (the lxml oracle needs python3 with venv and pip)")
-    });
-    assert!(
-        out.status.success(),
-        "{what}: {cmd:?} failed ({})\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 fn lxml_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lxml-{LXML_VERSION}"));
-    let python = venv.join("bin").join("python");
-    let marker = venv.join("drehscheibe-installed");
-    if marker.exists() && python.exists() {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    run_checked(
-        Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        "creating the lxml venv (on Debian: apt-get install python3-venv)",
-    );
-    run_checked(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
-            .arg(format!("lxml=={LXML_VERSION}")),
-        "installing lxml from PyPI",
-    );
-    std::fs::write(&marker, LXML_VERSION).unwrap();
-    python
+    drehscheibe_testkit::python::venv(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "lxml",
+        LXML_VERSION,
+        "lxml.etree",
+    )
 }
 
 /// lxml's inclusive C14N 1.0 (no comments) of the element with Id `id`.

@@ -414,13 +414,19 @@ async fn revision(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match visible_revision(&api, &p, id).await {
-        Ok(rev) => Json(RevisionView {
-            diff: revision_diff(&rev),
-            revision: rev,
-        })
-        .into_response(),
-        Err(r) => r,
+    let rev = match visible_revision(&api, &p, id).await {
+        Ok(rev) => rev,
+        Err(r) => return r,
+    };
+    // Diffing up to megabytes takes CPU: off the async threads.
+    match tokio::task::spawn_blocking(move || RevisionView {
+        diff: revision_diff(&rev),
+        revision: rev,
+    })
+    .await
+    {
+        Ok(view) => Json(view).into_response(),
+        Err(e) => problem(500, "internal", e.to_string()),
     }
 }
 

@@ -89,6 +89,7 @@ fn dry_run_problem(e: DryRunError) -> Response {
         e @ DryRunError::UnknownChannel(_) => problem(404, "unknown-channel", e.to_string()),
         e @ DryRunError::TooLarge(..) => problem(413, "payload-too-large", e.to_string()),
         e @ DryRunError::Empty => problem(400, "empty-payload", e.to_string()),
+        e @ DryRunError::Internal(_) => problem(500, "internal", e.to_string()),
     }
 }
 

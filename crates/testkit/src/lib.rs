@@ -15,6 +15,7 @@
 
 pub mod clamd;
 pub mod pki;
+pub mod python;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use drehscheibe_testkit::python::run_checked;
 use drehscheibe_xslt::{OutputMethod, Stylesheet};
 
 /// The SaxonC-HE release used as the oracle (pinned so results are
@@ -60,50 +61,15 @@ fn read_params(dir: &Path) -> BTreeMap<String, String> {
     params
 }
 
-/// Runs `cmd`, panicking with `what` and its output when it cannot start
-/// or exits unsuccessfully.
-fn run_checked(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{what}: cannot run {cmd:?}: {e} (the Saxon oracle needs python3 with venv and pip)")
-    });
-    if !out.status.success() {
-        panic!(
-            "{what}: {cmd:?} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-/// The Python interpreter of the cached venv with `saxonche` installed,
-/// creating the venv first if needed.
+/// The Python interpreter of the cached venv with `saxonche` installed
+/// (see `drehscheibe_testkit::python`).
 fn saxon_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("saxonche-{SAXONCHE_VERSION}"));
-    let python = venv.join("bin").join("python");
-    let marker = venv.join("drehscheibe-installed");
-    if marker.exists() && python.exists() {
-        return python;
-    }
-    // A half-made venv (interrupted install) is rebuilt from scratch.
-    let _ = std::fs::remove_dir_all(&venv);
-    run_checked(
-        Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        "creating the Saxon venv (on Debian: apt-get install python3-venv)",
-    );
-    run_checked(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
-            .arg(format!("saxonche=={SAXONCHE_VERSION}")),
-        "installing saxonche from PyPI",
-    );
-    run_checked(
-        Command::new(&python).args(["-c", "import saxonche"]),
-        "importing saxonche",
-    );
-    std::fs::write(&marker, SAXONCHE_VERSION).unwrap();
-    python
+    drehscheibe_testkit::python::venv(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "saxonche",
+        SAXONCHE_VERSION,
+        "saxonche",
+    )
 }
 
 #[path = "support/canon.rs"]
@@ -202,13 +168,14 @@ fn xslt3_corpus_matches_saxon() {
     let python = saxon_python();
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("saxon-out");
     let _ = std::fs::remove_dir_all(&out_dir);
-    let stdout = run_checked(
+    let stdout = String::from_utf8_lossy(&run_checked(
         Command::new(&python)
             .arg(tests_dir().join("saxon_driver.py"))
             .arg(&out_dir)
             .args(&dirs),
         "running the Saxon driver",
-    );
+    ))
+    .into_owned();
     assert!(
         stdout
             .lines()
