@@ -19,5 +19,7 @@
 //! come).
 
 pub mod c14n;
+pub mod certs;
 pub mod dsig;
 pub mod mime;
+pub mod xenc;

@@ -1,0 +1,2 @@
+//! Partner certificates: expiry and chain checks against configured CA
+//! certificates. (Being written, issue 14.)
