@@ -20,12 +20,15 @@ pub fn plugins() -> Plugins {
         .channel(drehscheibe_fit_connect::channel_config::SUBSCRIBER_CHANNEL)
         .channel(drehscheibe_xta::channel_config::SERVER_CHANNEL)
         .channel(drehscheibe_xta::channel_config::POLLER_CHANNEL)
+        .channel(drehscheibe_osci::channel_config::INTERMEDIARY_CHANNEL)
+        .channel(drehscheibe_osci::remote::POLLER_CHANNEL)
         .connector(drehscheibe_http::config::CONNECTOR)
         .connector(drehscheibe_directory::config::CONNECTOR)
         .connector(drehscheibe_smtp::config::CONNECTOR)
         .connector(drehscheibe_fit_connect::connector_config::CONNECTOR)
         .connector(drehscheibe_xta::connector_config::CONNECTOR)
         .connector(drehscheibe_xta::connector_config::MAILBOX_CONNECTOR)
+        .connector(drehscheibe_osci::remote::CONNECTOR)
 }
 
 /// Build the connector of one configured endpoint of `tenant`.

@@ -352,6 +352,49 @@ impl<'d> ElementRef<'d> {
             .collect()
     }
 
+    /// The qualified name as written (`osci:ControlBlock`).
+    pub fn name(&self) -> &'d str {
+        self.doc.element(self.index).map_or("", |e| e.name.as_str())
+    }
+
+    /// The local name (`ControlBlock`).
+    pub fn local_name(&self) -> &'d str {
+        local_name(self.name())
+    }
+
+    /// The namespace URI of the element's name, if its prefix (or the
+    /// default namespace) is bound.
+    pub fn namespace(&self) -> Option<String> {
+        let name = self.name();
+        let prefix = name.rsplit_once(':').map_or("", |(p, _)| p);
+        self.doc.in_scope(self.index).remove(prefix)
+    }
+
+    /// Every child element, in document order.
+    pub fn children(&self) -> Vec<ElementRef<'d>> {
+        let Some(e) = self.doc.element(self.index) else {
+            return Vec::new();
+        };
+        e.children
+            .iter()
+            .copied()
+            .filter(|&c| matches!(self.doc.nodes.get(c), Some(Node::Element(_))))
+            .map(|index| ElementRef {
+                doc: self.doc,
+                index,
+            })
+            .collect()
+    }
+
+    /// The parent element, `None` at the root.
+    pub fn parent(&self) -> Option<ElementRef<'d>> {
+        let parent = self.doc.element(self.index)?.parent?;
+        Some(ElementRef {
+            doc: self.doc,
+            index: parent,
+        })
+    }
+
     /// The value of the attribute `name` (as written, e.g. `URI`).
     pub fn attr(&self, name: &str) -> Option<&'d str> {
         self.doc

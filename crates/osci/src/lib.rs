@@ -20,6 +20,13 @@
 
 pub mod c14n;
 pub mod certs;
+pub mod channel_config;
+pub mod client;
+pub mod content;
 pub mod dsig;
+pub mod intermediary;
+pub mod message;
 pub mod mime;
+pub mod remote;
+pub mod state;
 pub mod xenc;

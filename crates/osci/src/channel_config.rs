@@ -1,0 +1,311 @@
+//! Configuration and plugins of the OSCI channel types:
+//!
+//! * `type = "osci"` ([`INTERMEDIARY_CHANNEL`]): the hub as OSCI
+//!   Intermediär at `/osci/<channel id>` — postboxes for participants
+//!   that fetch, and hub recipients whose deliveries become hub messages;
+//! * `type = "osci-poller"` ([`POLLER_CHANNEL`], in [`crate::poller`]):
+//!   fetches from an external Intermediär as an active recipient.
+//!
+//! Keys and certificates are PEM files (paths relative to the
+//! configuration folder), read and checked when the configuration loads,
+//! so `drehscheibe config check` finds a wrong key before a partner does.
+//! The keys are documented in `config/README.md`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drehscheibe_config::plugin::{
+    check_id, Adapter, BuildError, ChannelContext, ChannelFactory, ChannelPlugin, Checker,
+};
+use drehscheibe_config::ByteSize;
+use serde::Deserialize;
+
+use crate::certs::TrustStore;
+use crate::intermediary::{HubRecipient, Intermediary, IntermediarySettings, KeyPair, Postbox};
+
+/// The `osci` (Intermediär) channel plugin.
+pub const INTERMEDIARY_CHANNEL: ChannelPlugin = ChannelPlugin {
+    kind: "osci",
+    summary: "the hub as OSCI 1.2 Intermediär at /osci/<channel id>: postboxes and hub recipients",
+    parse: parse_intermediary,
+};
+
+/// Default and largest accepted request: OSCI carries large attachments
+/// (a 100 MB StoreDelivery is benchmarked), the whole request is held in
+/// memory while it is decrypted.
+pub const DEFAULT_MAX_MESSAGE: u64 = 150 * 1024 * 1024;
+/// Hard ceiling of `max_message_bytes`.
+pub const MAX_MESSAGE: u64 = 1024 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyPair {
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipient {
+    name: String,
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostbox {
+    name: String,
+    cert: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntermediary {
+    cipher: Option<RawKeyPair>,
+    signature: Option<RawKeyPair>,
+    #[serde(default)]
+    ca_certs: Vec<PathBuf>,
+    #[serde(default)]
+    allow_legacy: bool,
+    require_client_signature: Option<bool>,
+    max_message_bytes: Option<ByteSize>,
+    #[serde(default, with = "humantime_serde")]
+    dialog_timeout: Option<Duration>,
+    #[serde(default)]
+    recipients: Vec<RawRecipient>,
+    #[serde(default)]
+    postboxes: Vec<RawPostbox>,
+}
+
+/// Checked settings of an `osci` channel.
+#[derive(Debug, Clone)]
+pub struct OsciChannelConfig {
+    pub cipher: KeyPair,
+    pub signature: KeyPair,
+    pub trust: Arc<TrustStore>,
+    pub allow_legacy: bool,
+    pub require_client_signature: bool,
+    pub max_message_bytes: u64,
+    pub dialog_timeout: Duration,
+    pub recipients: Vec<HubRecipient>,
+    pub postboxes: Vec<Postbox>,
+}
+
+/// Read a key pair's PEM files; errors are reported at `at`.
+pub(crate) fn key_pair(
+    chk: &mut Checker<'_>,
+    at: &str,
+    key: &PathBuf,
+    cert: &PathBuf,
+) -> Option<KeyPair> {
+    let key_path = chk.pem_file(&format!("{at}.key"), key);
+    let cert_path = chk.pem_file(&format!("{at}.cert"), cert);
+    let cert = certificate(chk, &format!("{at}.cert"), &cert_path)?;
+    let text = match std::fs::read_to_string(&key_path) {
+        Ok(t) => t,
+        Err(e) => {
+            chk.error(
+                &format!("{at}.key"),
+                format!("cannot read {}: {e}", key_path.display()),
+            );
+            return None;
+        }
+    };
+    let key = match crate::xenc::private_key_from_pem(&text) {
+        Ok(k) => k,
+        Err(e) => {
+            chk.error(&format!("{at}.key"), format!("{}: {e}", key_path.display()));
+            return None;
+        }
+    };
+    // The key must belong to the certificate.
+    match crate::dsig::rsa_key_of_certificate(&cert) {
+        Ok(public) if public == key.to_public_key() => Some(KeyPair { key, cert }),
+        Ok(_) => {
+            chk.error(at, "the key does not belong to the certificate");
+            None
+        }
+        Err(e) => {
+            chk.error(
+                &format!("{at}.cert"),
+                format!("not an RSA certificate: {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// Read one certificate (DER) from a PEM file.
+pub(crate) fn certificate(chk: &mut Checker<'_>, at: &str, path: &PathBuf) -> Option<Vec<u8>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            chk.error(at, format!("cannot read {}: {e}", path.display()));
+            return None;
+        }
+    };
+    match crate::xenc::certificate_der_from_pem(&text) {
+        Ok(d) => match crate::certs::info(&d) {
+            Ok(_) => Some(d),
+            Err(e) => {
+                chk.error(at, format!("{}: {e}", path.display()));
+                None
+            }
+        },
+        Err(e) => {
+            chk.error(at, format!("{}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// Read the CA certificates.
+pub(crate) fn trust_store(chk: &mut Checker<'_>, paths: &[PathBuf]) -> TrustStore {
+    let mut pem = String::new();
+    for (i, p) in paths.iter().enumerate() {
+        let path = chk.pem_file(&format!("ca_certs[{i}]"), p);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => {
+                pem.push_str(&t);
+                pem.push('\n');
+            }
+            Err(e) => chk.error(
+                &format!("ca_certs[{i}]"),
+                format!("cannot read {}: {e}", path.display()),
+            ),
+        }
+    }
+    if pem.is_empty() {
+        return TrustStore::empty();
+    }
+    match TrustStore::from_pem(&pem) {
+        Ok(t) => t,
+        Err(e) => {
+            chk.error("ca_certs", e.to_string());
+            TrustStore::empty()
+        }
+    }
+}
+
+fn parse_intermediary(
+    chk: &mut Checker<'_>,
+    table: toml::Table,
+) -> Option<Arc<dyn ChannelFactory>> {
+    let raw: RawIntermediary = chk.deserialize(table)?;
+    let cipher = match &raw.cipher {
+        Some(k) => key_pair(chk, "cipher", &k.key, &k.cert),
+        None => {
+            chk.error("cipher", "an osci channel needs `cipher = { key, cert }` (the Intermediär's cipher key pair)");
+            None
+        }
+    };
+    let signature = match &raw.signature {
+        Some(k) => key_pair(chk, "signature", &k.key, &k.cert),
+        None => {
+            chk.error(
+                "signature",
+                "an osci channel needs `signature = { key, cert }` (it signs every response)",
+            );
+            None
+        }
+    };
+    let trust = trust_store(chk, &raw.ca_certs);
+    let max_message_bytes = raw.max_message_bytes.map_or(DEFAULT_MAX_MESSAGE, |b| b.0);
+    if max_message_bytes == 0 || max_message_bytes > MAX_MESSAGE {
+        chk.error(
+            "max_message_bytes",
+            "`max_message_bytes` must be between 1 byte and 1 GiB",
+        );
+    }
+    let dialog_timeout = raw.dialog_timeout.unwrap_or(Duration::from_secs(600));
+    if dialog_timeout.is_zero() {
+        chk.error("dialog_timeout", "`dialog_timeout` must be greater than 0");
+    }
+    let mut recipients = Vec::new();
+    for (i, r) in raw.recipients.iter().enumerate() {
+        let at = format!("recipients[{i}]");
+        if let Err(m) = check_id(&r.name) {
+            chk.error(&format!("{at}.name"), format!("recipient name {m}"));
+        }
+        if let Some(reader) = key_pair(chk, &at, &r.key, &r.cert) {
+            recipients.push(HubRecipient {
+                name: r.name.clone(),
+                reader,
+            });
+        }
+    }
+    let mut postboxes = Vec::new();
+    for (i, p) in raw.postboxes.iter().enumerate() {
+        let at = format!("postboxes[{i}]");
+        if let Err(m) = check_id(&p.name) {
+            chk.error(&format!("{at}.name"), format!("postbox name {m}"));
+        }
+        let path = chk.pem_file(&format!("{at}.cert"), &p.cert);
+        if let Some(cert) = certificate(chk, &format!("{at}.cert"), &path) {
+            postboxes.push(Postbox {
+                name: p.name.clone(),
+                cipher_cert: cert,
+            });
+        }
+    }
+    if recipients.is_empty() && postboxes.is_empty() {
+        chk.error(
+            "recipients",
+            "an osci channel needs at least one `[[recipients]]` or `[[postboxes]]` entry",
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for cert in recipients
+        .iter()
+        .map(|r| &r.reader.cert)
+        .chain(postboxes.iter().map(|p| &p.cipher_cert))
+    {
+        if !seen.insert(crate::intermediary::sha256_hex(cert)) {
+            chk.error("postboxes", "one cipher certificate is listed twice (recipients and postboxes are addressed by it)");
+        }
+    }
+    if chk.has_errors() {
+        return None;
+    }
+    Some(Arc::new(OsciChannelConfig {
+        cipher: cipher?,
+        signature: signature?,
+        trust: Arc::new(trust),
+        allow_legacy: raw.allow_legacy,
+        require_client_signature: raw.require_client_signature.unwrap_or(true),
+        max_message_bytes,
+        dialog_timeout,
+        recipients,
+        postboxes,
+    }))
+}
+
+impl ChannelFactory for OsciChannelConfig {
+    fn build(&self, cx: &ChannelContext<'_>) -> Result<Adapter, BuildError> {
+        let settings = IntermediarySettings {
+            channel: cx.id.to_owned(),
+            cipher: self.cipher.clone(),
+            signature: self.signature.clone(),
+            trust: self.trust.clone(),
+            allow_legacy: self.allow_legacy,
+            require_client_signature: self.require_client_signature,
+            recipients: self.recipients.clone(),
+            postboxes: self.postboxes.clone(),
+            max_message_bytes: self.max_message_bytes,
+            dialog_timeout: self.dialog_timeout,
+        };
+        let intermediary = Intermediary::new(settings, cx.intake.clone(), cx.store.clone())
+            .map_err(BuildError::new)?;
+        Ok(Adapter {
+            routes: Some(Arc::new(intermediary).router(&format!("/osci/{}", cx.id))),
+            tasks: Vec::new(),
+            status: None,
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

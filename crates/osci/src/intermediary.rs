@@ -1,0 +1,1152 @@
+//! The hub as OSCI Intermediär (channel type `osci`).
+//!
+//! One POST is one OSCI request. [`Intermediary::handle`] takes the HTTP
+//! body and always returns a body for an HTTP 200 — OSCI clients treat
+//! any other status as an I/O error, so refusals travel as OSCI feedback
+//! or SOAP faults:
+//!
+//! 1. take off the transport layer with the Intermediär's cipher key
+//!    ([`crate::xenc::decrypt_transport`]); a request that cannot be
+//!    decrypted gets an unencrypted SOAP fault (there is no certificate
+//!    to encrypt for yet);
+//! 2. read the envelope, the certificates, the ControlBlock and the
+//!    order; check the originator's certificates (validity, chain to the
+//!    configured CAs) and its `ClientSignature`;
+//! 3. check the ControlBlock against the dialog ([`crate::state`]):
+//!    `Response` must echo the Intermediär's last challenge,
+//!    `SequenceNumber` must be the next one, only the client that opened
+//!    a dialog may continue it; a replayed request fails all three;
+//! 4. carry out the order: InitDialog/ExitDialog, GetMessageId,
+//!    StoreDelivery (into a postbox, or into the hub for a hub
+//!    recipient), FetchDelivery (from the client's own postbox; the next
+//!    request of the dialog confirms reception), FetchProcessCard;
+//! 5. answer with the order's response, signed (`SupplierSignature`) and
+//!    encrypted for the client's `CipherCertificateOriginator`.
+//!
+//! Nothing is stored half: a StoreDelivery's postbox entry, its
+//! Laufzettel and the use of its message id are one state transaction;
+//! a delivery for the hub goes through the hub intake (idempotent on the
+//! OSCI message id) before the answer is written.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use drehscheibe_model::{BlobRef, Intake, SenderIdentity, StagedAttachment, Submission};
+use rsa::RsaPrivateKey;
+use sha2::{Digest as _, Sha256};
+
+use crate::c14n::{Document, ElementRef};
+use crate::certs::TrustStore;
+use crate::message::{
+    self, b64, certificate_element, certificate_id, escape, header_block, role, timestamp, Builder,
+    Certificates, ControlBlock, Feedback, Inner, OrderKind, ACTOR_NEXT, NS_DECLS,
+};
+use crate::state::{
+    Dialog, IntermediaryState, IssuedId, PendingReceipt, PostboxEntry, ProcessCard, StoreOutcome,
+};
+use crate::{dsig, xenc};
+
+/// A key pair: private key and its certificate (DER).
+#[derive(Clone)]
+pub struct KeyPair {
+    pub key: RsaPrivateKey,
+    pub cert: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("cert_sha256", &sha256_hex(&self.cert))
+            .finish_non_exhaustive()
+    }
+}
+
+/// An addressee whose deliveries become hub messages: the hub reads them
+/// with `reader`'s key.
+#[derive(Debug, Clone)]
+pub struct HubRecipient {
+    /// Name (in correlation ids and logs).
+    pub name: String,
+    /// The addressee's cipher key pair (its certificate is what senders
+    /// address; its key decrypts end-to-end encrypted content).
+    pub reader: KeyPair,
+}
+
+/// A postbox an external participant fetches from.
+#[derive(Debug, Clone)]
+pub struct Postbox {
+    pub name: String,
+    /// The participant's cipher certificate (DER): deliveries addressed
+    /// to it land here; FetchDelivery with it as originator reads here.
+    pub cipher_cert: Vec<u8>,
+}
+
+/// Settings of one `osci` channel.
+#[derive(Debug, Clone)]
+pub struct IntermediarySettings {
+    /// Channel id (intake channel of hub deliveries).
+    pub channel: String,
+    /// Transport decryption.
+    pub cipher: KeyPair,
+    /// SupplierSignature.
+    pub signature: KeyPair,
+    /// CAs partner certificates must chain to (empty: validity only).
+    pub trust: Arc<TrustStore>,
+    /// Accept legacy algorithms (AES-CBC, 3DES, RSA-1.5, SHA-1).
+    pub allow_legacy: bool,
+    /// Refuse requests without a ClientSignature (default on).
+    pub require_client_signature: bool,
+    pub recipients: Vec<HubRecipient>,
+    pub postboxes: Vec<Postbox>,
+    /// Largest request body.
+    pub max_message_bytes: u64,
+    /// A dialog without a request for this long is gone.
+    pub dialog_timeout: Duration,
+}
+
+/// The Intermediär.
+pub struct Intermediary {
+    settings: IntermediarySettings,
+    state: IntermediaryState,
+    intake: Arc<dyn Intake>,
+}
+
+impl std::fmt::Debug for Intermediary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intermediary")
+            .field("channel", &self.settings.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A refusal: feedback code and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn refuse(code: &'static str, detail: impl Into<String>) -> Refusal {
+    Refusal::new(code, detail)
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What a handled request answers.
+struct Answer {
+    kind: OrderKind,
+    control: ControlBlock,
+    /// Response block (complete element).
+    block: String,
+    /// Further header blocks after the certificates.
+    extra_headers: Vec<String>,
+    /// Body content.
+    body: String,
+    /// Attachments (cid, bytes).
+    attachments: Vec<(String, Vec<u8>)>,
+}
+
+/// The request as checked.
+struct Checked<'i> {
+    inner: &'i Inner<'i>,
+    certs: Certificates,
+    control: ControlBlock,
+    kind: OrderKind,
+    order: ElementRef<'i>,
+    /// [`Dialog::client`] of the sender.
+    client: String,
+    /// The sender's cipher certificate (responses are encrypted for it).
+    client_cipher: Vec<u8>,
+}
+
+impl Intermediary {
+    /// An Intermediär over `store` delivering hub recipients' messages to
+    /// `intake`.
+    ///
+    /// # Errors
+    ///
+    /// The state space cannot be opened.
+    pub fn new(
+        settings: IntermediarySettings,
+        intake: Arc<dyn Intake>,
+        store: Arc<dyn drehscheibe_store::Store>,
+    ) -> Result<Self, crate::state::StateError> {
+        let state = IntermediaryState::new(store, &settings.channel)?;
+        Ok(Self {
+            settings,
+            state,
+            intake,
+        })
+    }
+
+    /// The state (tests and the poller's checks read it).
+    pub fn state(&self) -> &IntermediaryState {
+        &self.state
+    }
+
+    /// Handle one request body; returns the response body (always for
+    /// HTTP 200).
+    pub async fn handle(&self, body: &[u8]) -> Vec<u8> {
+        if body.len() as u64 > self.settings.max_message_bytes {
+            return plain_fault(
+                "9804",
+                &format!(
+                    "the request is larger than {} bytes",
+                    self.settings.max_message_bytes
+                ),
+            );
+        }
+        let algorithms = xenc::Algorithms {
+            allow_legacy: self.settings.allow_legacy,
+        };
+        let inner_bytes = match xenc::decrypt_transport(body, &self.settings.cipher.key, algorithms)
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::info!(error = %e, "osci: request refused before decryption");
+                return plain_fault(e.feedback_code(), &e.to_string());
+            }
+        };
+        let inner = match Inner::parse(&inner_bytes) {
+            Ok(i) => i,
+            Err(e) => return plain_fault(e.feedback_code(), &e.to_string()),
+        };
+        let certs = match Certificates::read(&inner) {
+            Ok(c) => c,
+            Err(e) => return plain_fault(e.feedback_code(), &e.to_string()),
+        };
+        // The certificate to encrypt the answer for: in the request, or
+        // (requests inside a dialog do not repeat it) remembered from
+        // InitDialog.
+        let request_control = ControlBlock::read(&inner).unwrap_or_default();
+        let client_cipher = match certs.get(role::CIPHER_ORIGINATOR) {
+            Some(c) => c.der.clone(),
+            None => {
+                let remembered = match &request_control.conversation_id {
+                    Some(id) => self.state.dialog(id).await.ok().flatten(),
+                    None => None,
+                };
+                match remembered.and_then(|d| message::b64_decode(&d.client_cipher).ok()) {
+                    Some(c) if !c.is_empty() => c,
+                    _ => {
+                        return plain_fault(
+                            "9400",
+                            "the request has no osci:CipherCertificateOriginator and no open dialog that knows it",
+                        )
+                    }
+                }
+            }
+        };
+        let result = self
+            .process(&inner, &inner_bytes, certs, client_cipher.clone())
+            .await;
+        let answer = match result {
+            Ok(a) => a,
+            Err(r) => {
+                // Refusals go back as SOAP faults, unencrypted (what the
+                // reference library accepts for every request).
+                tracing::info!(code = r.code, detail = %r.detail, "osci: request refused");
+                return plain_fault(r.code, &r.detail);
+            }
+        };
+        match self.render(answer, &client_cipher) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "osci: cannot write the response");
+                plain_fault("9000", "the response could not be written")
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        inner: &Inner<'_>,
+        inner_bytes: &[u8],
+        certs: Certificates,
+        client_cipher: Vec<u8>,
+    ) -> Result<Answer, Refusal> {
+        let control = ControlBlock::read(inner).map_err(|e| refuse("9400", e.to_string()))?;
+        let (kind, order) = inner.order().map_err(|e| refuse("9100", e.to_string()))?;
+        if let OrderKind::Unsupported(name) = kind {
+            return Err(refuse(
+                "9300",
+                format!("osci:{name} is not supported by this Intermediär"),
+            ));
+        }
+        let now = SystemTime::now();
+        let allow_legacy = self.settings.allow_legacy;
+        // Certificates: validity and chain.
+        for c in &certs.entries {
+            crate::certs::check(&c.der, &[], &self.settings.trust, now, allow_legacy)
+                .map_err(|e| Refusal::new(e.feedback_code(), format!("osci:{}: {e}", c.role)))?;
+        }
+        // ClientSignature.
+        let signer = certs.get(role::SIGNATURE_ORIGINATOR);
+        let client = match (inner.header("ClientSignature"), signer) {
+            (Some(sig_block), Some(cert)) => {
+                let sig = sig_block
+                    .child("Signature")
+                    .ok_or_else(|| refuse("9100", "osci:ClientSignature without ds:Signature"))?;
+                let key = dsig::rsa_key_of_certificate(&cert.der)
+                    .map_err(|e| Refusal::new(e.feedback_code(), e.to_string()))?;
+                let covered = dsig::verify_with(
+                    &inner.doc,
+                    Some(&inner.mime),
+                    sig,
+                    &key,
+                    dsig::Algorithms { allow_legacy },
+                )
+                .map_err(|e| Refusal::new(e.feedback_code(), e.to_string()))?;
+                // The signature must cover the ControlBlock, the order
+                // and the body.
+                for needed in [
+                    "#controlblock".to_owned(),
+                    format!("#{}", order.attr("Id").unwrap_or("body")),
+                    "#body".to_owned(),
+                ] {
+                    if !covered.contains(&needed) {
+                        return Err(refuse(
+                            "9600",
+                            format!("the ClientSignature does not cover {needed}"),
+                        ));
+                    }
+                }
+                sha256_hex(&cert.der)
+            }
+            (Some(_), None) => {
+                return Err(refuse(
+                    "9600",
+                    "osci:ClientSignature without osci:SignatureCertificateOriginator",
+                ))
+            }
+            (None, _) if self.settings.require_client_signature => {
+                return Err(refuse(
+                    "9603",
+                    "the request is not signed (osci:ClientSignature)",
+                ))
+            }
+            (None, _) => sha256_hex(&client_cipher),
+        };
+        let checked = Checked {
+            inner,
+            certs,
+            control,
+            kind,
+            order,
+            client,
+            client_cipher,
+        };
+        match kind {
+            OrderKind::InitDialog => self.init_dialog(&checked, now).await,
+            OrderKind::ExitDialog => self.exit_dialog(&checked, now).await,
+            OrderKind::GetMessageId => self.get_message_id(&checked, now).await,
+            OrderKind::StoreDelivery => self.store_delivery(&checked, inner_bytes, now).await,
+            OrderKind::FetchDelivery => self.fetch_delivery(&checked, now).await,
+            OrderKind::FetchProcessCard => self.fetch_process_card(&checked, now).await,
+            _ => Err(refuse(
+                "9300",
+                format!("osci:{} is not an order", kind.block()),
+            )),
+        }
+    }
+
+    /// Check the ControlBlock of a request inside an explicit dialog and
+    /// move the dialog on; returns the response's ControlBlock and the
+    /// dialog as it stands now (`None` after ExitDialog).
+    async fn continue_dialog(
+        &self,
+        c: &Checked<'_>,
+        now: SystemTime,
+        closing: bool,
+    ) -> Result<(ControlBlock, String, Dialog), Refusal> {
+        let conv = c
+            .control
+            .conversation_id
+            .clone()
+            .ok_or_else(|| refuse("9400", "this order needs a dialog (ConversationId)"))?;
+        let dialog = self
+            .state
+            .dialog(&conv)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| refuse("9401", format!("dialog {conv} is unknown or over")))?;
+        if dialog.expires < unix(now) {
+            return Err(refuse("9401", format!("dialog {conv} has timed out")));
+        }
+        if dialog.client != c.client {
+            return Err(refuse("9400", "the dialog belongs to another client"));
+        }
+        if c.control.response.as_deref() != Some(dialog.challenge.as_str()) {
+            return Err(refuse(
+                "9400",
+                "Response does not echo the Intermediär's last Challenge (replayed request?)",
+            ));
+        }
+        if c.control.sequence_number != Some(dialog.next_sequence) {
+            return Err(refuse(
+                "9400",
+                format!(
+                    "SequenceNumber {:?}, expected {}",
+                    c.control.sequence_number, dialog.next_sequence
+                ),
+            ));
+        }
+        let client_challenge = c
+            .control
+            .challenge
+            .clone()
+            .ok_or_else(|| refuse("9400", "no Challenge"))?;
+        // A valid next request proves the last response arrived.
+        if let Some(p) = &dialog.pending_receipt {
+            self.state
+                .confirm_reception(&p.addressee, &p.message_id, now)
+                .await
+                .map_err(internal)?;
+            tracing::info!(osci_message_id = %p.message_id, "osci: reception confirmed");
+        }
+        let next_challenge = message::new_challenge();
+        let next = Dialog {
+            client: dialog.client.clone(),
+            client_cipher: dialog.client_cipher.clone(),
+            challenge: next_challenge.clone(),
+            next_sequence: dialog.next_sequence + 1,
+            expires: unix(now) + self.settings.dialog_timeout.as_secs(),
+            pending_receipt: None,
+        };
+        let moved = self
+            .state
+            .advance_dialog(&conv, &dialog, (!closing).then_some(&next))
+            .await
+            .map_err(internal)?;
+        if !moved {
+            return Err(refuse(
+                "9400",
+                "another request of this dialog was processed first (replay)",
+            ));
+        }
+        let control = ControlBlock {
+            response: Some(client_challenge),
+            challenge: (!closing).then_some(next_challenge),
+            conversation_id: Some(conv.clone()),
+            sequence_number: c.control.sequence_number,
+        };
+        Ok((control, conv, next))
+    }
+
+    /// The ControlBlock of a single request outside a dialog (GetMessageId,
+    /// StoreDelivery), or of one inside an explicit dialog.
+    async fn single_or_dialog(
+        &self,
+        c: &Checked<'_>,
+        now: SystemTime,
+    ) -> Result<ControlBlock, Refusal> {
+        if c.control.conversation_id.is_some() {
+            return Ok(self.continue_dialog(c, now, false).await?.0);
+        }
+        let challenge = c
+            .control
+            .challenge
+            .clone()
+            .ok_or_else(|| refuse("9400", "no Challenge"))?;
+        // `Response` may echo an earlier exchange of the same client
+        // object (the reference library keeps it); outside a dialog there
+        // is nothing to check it against.
+        if c.control.sequence_number.unwrap_or(0) != 0 {
+            return Err(refuse("9400", "SequenceNumber must be 0 outside a dialog"));
+        }
+        // An implicit dialog: its id is drawn, it is closed at once.
+        let placeholder = Dialog {
+            client: c.client.clone(),
+            client_cipher: String::new(),
+            challenge: String::new(),
+            next_sequence: 0,
+            expires: 0,
+            pending_receipt: None,
+        };
+        let conv = self
+            .state
+            .open_dialog(&placeholder)
+            .await
+            .map_err(internal)?;
+        let _ = self
+            .state
+            .advance_dialog(&conv, &placeholder, None)
+            .await
+            .map_err(internal)?;
+        Ok(ControlBlock {
+            response: Some(challenge),
+            challenge: None,
+            conversation_id: Some(conv),
+            sequence_number: Some(0),
+        })
+    }
+
+    async fn init_dialog(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
+        let challenge = c
+            .control
+            .challenge
+            .clone()
+            .ok_or_else(|| refuse("9400", "InitDialog without Challenge"))?;
+        if c.control.conversation_id.is_some() || c.control.response.is_some() {
+            return Err(refuse("9400", "InitDialog inside a dialog"));
+        }
+        let ours = message::new_challenge();
+        let dialog = Dialog {
+            client: c.client.clone(),
+            client_cipher: b64(&c.client_cipher),
+            challenge: ours.clone(),
+            next_sequence: 0,
+            expires: unix(now) + self.settings.dialog_timeout.as_secs(),
+            pending_receipt: None,
+        };
+        let conv = self.state.open_dialog(&dialog).await.map_err(internal)?;
+        tracing::debug!(conversation = %conv, "osci: dialog opened");
+        Ok(Answer {
+            kind: OrderKind::ResponseToInitDialog,
+            control: ControlBlock {
+                response: Some(challenge),
+                challenge: Some(ours),
+                conversation_id: Some(conv),
+                sequence_number: None,
+            },
+            block: String::new(),
+            extra_headers: Vec::new(),
+            body: format!(
+                "<osci:responseToInitDialog>{}</osci:responseToInitDialog>",
+                Feedback::render(&[Feedback::code("0801")])
+            ),
+            attachments: Vec::new(),
+        })
+    }
+
+    async fn exit_dialog(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
+        let (control, _, _) = self.continue_dialog(c, now, true).await?;
+        Ok(Answer {
+            kind: OrderKind::ResponseToExitDialog,
+            control,
+            block: String::new(),
+            extra_headers: Vec::new(),
+            body: format!(
+                "<osci:responseToExitDialog>{}</osci:responseToExitDialog>",
+                Feedback::render(&[Feedback::code("0800")])
+            ),
+            attachments: Vec::new(),
+        })
+    }
+
+    async fn get_message_id(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
+        let control = self.single_or_dialog(c, now).await?;
+        let mut raw = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+        let id = b64(format!("{}-{}", self.settings.channel, hex::encode(raw)).as_bytes());
+        self.state
+            .issue_id(
+                &id,
+                &IssuedId {
+                    client: c.client.clone(),
+                    issued: timestamp(now),
+                    used: false,
+                },
+            )
+            .await
+            .map_err(internal)?;
+        let feedback = if control.challenge.is_some() {
+            "0801"
+        } else {
+            "0800"
+        };
+        Ok(Answer {
+            kind: OrderKind::ResponseToGetMessageId,
+            control,
+            block: String::new(),
+            extra_headers: Vec::new(),
+            body: format!(
+                "<osci:responseToGetMessageId>{}<osci:MessageId>{}</osci:MessageId></osci:responseToGetMessageId>",
+                Feedback::render(&[Feedback::code(feedback)]),
+                escape(&id)
+            ),
+            attachments: Vec::new(),
+        })
+    }
+
+    async fn store_delivery(
+        &self,
+        c: &Checked<'_>,
+        inner_bytes: &[u8],
+        now: SystemTime,
+    ) -> Result<Answer, Refusal> {
+        let message_id = c
+            .order
+            .child("MessageId")
+            .map(|e| e.text().trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| refuse("9100", "osci:storeDelivery without osci:MessageId"))?;
+        let subject = c.order.child("Subject").map(|e| e.text());
+        let addressee = c
+            .certs
+            .get(role::CIPHER_ADDRESSEE)
+            .ok_or_else(|| refuse("9802", "no osci:CipherCertificateAddressee"))?
+            .der
+            .clone();
+        let addressee_sha = sha256_hex(&addressee);
+        let control = self.single_or_dialog(c, now).await?;
+        let recipient = self
+            .settings
+            .recipients
+            .iter()
+            .find(|r| sha256_hex(&r.reader.cert) == addressee_sha);
+        let postbox_known = self
+            .settings
+            .postboxes
+            .iter()
+            .any(|p| sha256_hex(&p.cipher_cert) == addressee_sha);
+        if recipient.is_none() && !postbox_known {
+            return Err(refuse(
+                "9802",
+                "the addressee's cipher certificate belongs to no postbox of this Intermediär",
+            ));
+        }
+        // Stage the message as received; the postbox entry (or nothing,
+        // for a hub recipient) holds it.
+        let blobs = self.intake.blobs();
+        let blob: BlobRef = blobs
+            .stage(
+                Box::pin(std::io::Cursor::new(inner_bytes.to_vec())),
+                self.settings.max_message_bytes,
+            )
+            .await
+            .map_err(|e| refuse("9806", format!("blob store: {e}")))?;
+        let card = ProcessCard {
+            message_id: message_id.clone(),
+            originator: c.client.clone(),
+            addressee: addressee_sha.clone(),
+            subject: subject.clone(),
+            creation: now,
+            forwarding: None,
+            reception: None,
+        };
+        let entry = PostboxEntry {
+            message_id: message_id.clone(),
+            content: blob.clone(),
+            subject: subject.clone(),
+            stored: timestamp(now),
+        };
+        let outcome = self
+            .state
+            .store_delivery(&c.client, &addressee_sha, &entry, &card)
+            .await;
+        let keep = matches!(outcome, Ok(StoreOutcome::Stored));
+        let _ = if keep {
+            blobs.keep_staged(&blob).await
+        } else {
+            blobs.discard_staged(&blob).await
+        };
+        match outcome.map_err(internal)? {
+            StoreOutcome::NotIssued => {
+                return Err(refuse(
+                    "9801",
+                    "the MessageId was not issued to this client by this Intermediär",
+                ))
+            }
+            StoreOutcome::Stored | StoreOutcome::AlreadyStored => {}
+        }
+        if let Some(r) = recipient {
+            // The hub is the addressee: into the intake, then confirmed.
+            self.to_hub(c, r, &message_id, subject.as_deref()).await?;
+            self.state
+                .mark_forwarded(&message_id, now)
+                .await
+                .map_err(internal)?;
+            self.state
+                .confirm_reception(&addressee_sha, &message_id, now)
+                .await
+                .map_err(internal)?;
+        }
+        let card = self
+            .state
+            .process_card(&message_id)
+            .await
+            .map_err(internal)?
+            .unwrap_or(card);
+        let feedback = if control.challenge.is_some() {
+            "0801"
+        } else {
+            "0800"
+        };
+        Ok(Answer {
+            kind: OrderKind::ResponseToStoreDelivery,
+            control,
+            block: header_block(
+                "responseToStoreDelivery",
+                "responsetostoredelivery",
+                ACTOR_NEXT,
+                &format!(
+                    "{}{}",
+                    Feedback::render(&[Feedback::code(feedback)]),
+                    process_card_bundle(&card, &c.certs, now)
+                ),
+            ),
+            extra_headers: Vec::new(),
+            body: String::new(),
+            attachments: Vec::new(),
+        })
+    }
+
+    /// A delivery addressed to a hub recipient becomes a hub message.
+    async fn to_hub(
+        &self,
+        c: &Checked<'_>,
+        recipient: &HubRecipient,
+        message_id: &str,
+        subject: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let algorithms = xenc::Algorithms {
+            allow_legacy: self.settings.allow_legacy,
+        };
+        let contents = crate::content::read_contents(
+            c.inner,
+            &c.certs,
+            Some((&recipient.reader.key, recipient.reader.cert.as_slice())),
+            algorithms,
+            dsig::Algorithms {
+                allow_legacy: self.settings.allow_legacy,
+            },
+        )
+        .map_err(|e| Refusal::new(e.feedback_code(), e.to_string()))?;
+        let (payload, content_type, rest) =
+            crate::content::payload_and_attachments(contents, message_id, subject);
+        if payload.len() as u64 > self.intake.max_payload_bytes() {
+            return Err(refuse("9804", "the content is larger than the hub accepts"));
+        }
+        let mut staged: Vec<BlobRef> = Vec::new();
+        let mut attachments = Vec::new();
+        for item in rest {
+            if item.bytes.len() as u64 > self.intake.max_attachment_bytes() {
+                self.intake.discard_staged(&staged).await;
+                return Err(refuse(
+                    "9804",
+                    "an attachment is larger than the hub accepts",
+                ));
+            }
+            let blob = match self
+                .intake
+                .stage_attachment(Box::pin(std::io::Cursor::new(item.bytes)))
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    self.intake.discard_staged(&staged).await;
+                    return Err(refuse("9806", e.to_string()));
+                }
+            };
+            staged.push(blob.clone());
+            attachments.push(StagedAttachment {
+                name: item.name.clone(),
+                filename: Some(item.name),
+                content_type: item.content_type,
+                blob,
+            });
+        }
+        let mut correlation_ids = std::collections::BTreeMap::new();
+        correlation_ids.insert("osci.message_id".to_owned(), message_id.to_owned());
+        correlation_ids.insert("osci.recipient".to_owned(), recipient.name.clone());
+        if let Some(s) = subject {
+            correlation_ids.insert("osci.subject".to_owned(), s.to_owned());
+        }
+        if let Some(sig) = c.certs.get(role::SIGNATURE_ORIGINATOR) {
+            if let Ok(info) = crate::certs::info(&sig.der) {
+                correlation_ids.insert("osci.originator".to_owned(), info.subject);
+            }
+        }
+        for (k, v) in crate::content::xta_metadata(c.inner) {
+            correlation_ids.insert(k, v);
+        }
+        let submission = Submission {
+            channel: self.settings.channel.clone(),
+            sender: SenderIdentity {
+                adapter: "osci".into(),
+                principal: c.client.clone(),
+                remote_addr: None,
+            },
+            content_type,
+            payload: Bytes::from(payload),
+            attachments,
+            idempotency_key: Some(message_id.to_owned()),
+            correlation_ids,
+        };
+        match self.intake.submit(submission).await {
+            Ok(a) => {
+                tracing::info!(osci_message_id = %message_id, hub_id = %a.id, duplicate = a.duplicate, "osci: delivery accepted into the hub");
+                Ok(())
+            }
+            Err(e) => {
+                self.intake.discard_staged(&staged).await;
+                Err(refuse("9805", e.to_string()))
+            }
+        }
+    }
+
+    async fn fetch_delivery(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
+        let (control, conv, dialog) = self.continue_dialog(c, now, false).await?;
+        let postbox = sha256_hex(&c.client_cipher);
+        let selection = c.order.child("SelectionRule");
+        let wanted = selection
+            .and_then(|s| s.child("MessageId"))
+            .map(|e| e.text().trim().to_owned());
+        let after = selection
+            .and_then(|s| s.child("ReceptionOfDelivery"))
+            .map(|e| e.text().trim().to_owned());
+        let open = self
+            .state
+            .open_deliveries(&postbox, 2)
+            .await
+            .map_err(internal)?;
+        let entry = match (&wanted, &after) {
+            (Some(id), _) => self
+                .state
+                .open_delivery(&postbox, id)
+                .await
+                .map_err(internal)?,
+            (None, Some(t)) => open
+                .iter()
+                .find(|e| e.stored.as_str() > t.as_str())
+                .cloned(),
+            (None, None) => open.first().cloned(),
+        };
+        let echo = c
+            .order
+            .child("SelectionRule")
+            .map(|s| s.canonicalize().unwrap_or_default())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let Some(entry) = entry else {
+            return Ok(Answer {
+                kind: OrderKind::ResponseToFetchDelivery,
+                control,
+                block: header_block(
+                    "responseToFetchDelivery",
+                    "responsetofetchdelivery",
+                    ACTOR_NEXT,
+                    &format!(
+                        "{}<osci:fetchDelivery>{echo}</osci:fetchDelivery>",
+                        Feedback::render(&[Feedback::code("9803")])
+                    ),
+                ),
+                extra_headers: Vec::new(),
+                body: String::new(),
+                attachments: Vec::new(),
+            });
+        };
+        let stored = crate::content::read_blob(
+            &*self.intake.blobs(),
+            &entry.content,
+            self.settings.max_message_bytes,
+        )
+        .await
+        .map_err(|e| refuse("9806", e))?;
+        let original =
+            Inner::parse(&stored).map_err(|e| refuse("9000", format!("stored delivery: {e}")))?;
+        let forwarded = crate::content::forwardable(&original)
+            .map_err(|e| refuse("9000", format!("stored delivery: {e}")))?;
+        self.state
+            .mark_forwarded(&entry.message_id, now)
+            .await
+            .map_err(internal)?;
+        // Remember the hand-out: the next request confirms it.
+        let mut pending = dialog.clone();
+        pending.pending_receipt = Some(PendingReceipt {
+            addressee: postbox.clone(),
+            message_id: entry.message_id.clone(),
+        });
+        let _ = self
+            .state
+            .advance_dialog(&conv, &dialog, Some(&pending))
+            .await
+            .map_err(internal)?;
+        let card = self
+            .state
+            .process_card(&entry.message_id)
+            .await
+            .map_err(internal)?;
+        let more = open.iter().any(|e| e.message_id != entry.message_id);
+        let mut feedback = vec![Feedback::code("0801")];
+        if more {
+            feedback.push(Feedback::code("3800"));
+        }
+        let bundle = card
+            .map(|k| process_card_bundle(&k, &c.certs, now))
+            .unwrap_or_default();
+        Ok(Answer {
+            kind: OrderKind::ResponseToFetchDelivery,
+            control,
+            block: header_block(
+                "responseToFetchDelivery",
+                "responsetofetchdelivery",
+                ACTOR_NEXT,
+                &format!(
+                    "{}<osci:fetchDelivery>{echo}</osci:fetchDelivery>{bundle}",
+                    Feedback::render(&feedback)
+                ),
+            ),
+            extra_headers: forwarded.headers,
+            body: forwarded.body,
+            attachments: forwarded.attachments,
+        })
+    }
+
+    async fn fetch_process_card(
+        &self,
+        c: &Checked<'_>,
+        now: SystemTime,
+    ) -> Result<Answer, Refusal> {
+        let (control, _, _) = self.continue_dialog(c, now, false).await?;
+        let wanted = c
+            .order
+            .child("SelectionRule")
+            .and_then(|s| s.child("MessageId"))
+            .map(|e| e.text().trim().to_owned());
+        let mut bundles = String::new();
+        let mut found = false;
+        if let Some(id) = &wanted {
+            if let Some(card) = self.state.process_card(id).await.map_err(internal)? {
+                let me = sha256_hex(&c.client_cipher);
+                if card.originator == c.client || card.addressee == me {
+                    bundles.push_str(&process_card_bundle(&card, &c.certs, now));
+                    found = true;
+                }
+            }
+        }
+        let feedback = if found || wanted.is_none() {
+            Feedback::code("0801")
+        } else {
+            Feedback::code("9800")
+        };
+        let echo = c
+            .order
+            .child("SelectionRule")
+            .and_then(|s| s.canonicalize().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Ok(Answer {
+            kind: OrderKind::ResponseToFetchProcessCard,
+            control,
+            block: String::new(),
+            extra_headers: Vec::new(),
+            body: format!(
+                "<osci:responseToFetchProcessCard>{}<osci:fetchProcessCard>{echo}</osci:fetchProcessCard>{bundles}</osci:responseToFetchProcessCard>",
+                Feedback::render(&[feedback])
+            ),
+            attachments: Vec::new(),
+        })
+    }
+
+    /// Sign and encrypt an answer.
+    fn render(&self, a: Answer, client_cipher: &[u8]) -> Result<Vec<u8>, String> {
+        let sig_cert_id = certificate_id("intermediary_signature", &self.settings.signature.cert);
+        let mut headers = vec![a.control.render()];
+        let mut ids = vec!["controlblock".to_owned()];
+        if !a.block.is_empty() {
+            headers.push(a.block.clone());
+            if let Some(id) = block_id(&a.block) {
+                ids.push(id);
+            }
+        }
+        headers.push(header_block(
+            "IntermediaryCertificates",
+            "intermediarycertificates",
+            ACTOR_NEXT,
+            &certificate_element(
+                role::SIGNATURE_INTERMEDIARY,
+                &sig_cert_id,
+                &self.settings.signature.cert,
+            ),
+        ));
+        ids.push("intermediarycertificates".to_owned());
+        for h in &a.extra_headers {
+            if let Some(id) = block_id(h) {
+                ids.push(id);
+            }
+            headers.push(h.clone());
+        }
+        ids.push("body".to_owned());
+        let builder = Builder {
+            kind: a.kind_for_schema(),
+            headers,
+            body: a.body.clone(),
+            attachments: a
+                .attachments
+                .iter()
+                .map(|(cid, bytes)| message::Attachment {
+                    cid: cid.clone(),
+                    bytes,
+                })
+                .collect(),
+        };
+        const MARKER: &str = "<!--osci:supplier-signature-->";
+        let block = header_block("SupplierSignature", "suppliersignature", ACTOR_NEXT, MARKER);
+        let envelope = builder.envelope(Some(&block));
+        let mut targets: Vec<dsig::RefTarget<'_>> =
+            ids.iter().map(|i| dsig::RefTarget::Id(i)).collect();
+        let cids: Vec<String> = a
+            .attachments
+            .iter()
+            .map(|(c, _)| format!("cid:{c}"))
+            .collect();
+        for ((_, bytes), uri) in a.attachments.iter().zip(&cids) {
+            targets.push(dsig::RefTarget::Cid { uri, bytes });
+        }
+        let signed = dsig::sign(
+            &envelope,
+            MARKER,
+            &targets,
+            dsig::SignatureMethod::RsaSha256,
+            &self.settings.signature.key,
+            &format!(r##"<ds:RetrievalMethod URI="#{sig_cert_id}"></ds:RetrievalMethod>"##),
+        )
+        .map_err(|e| e.to_string())?;
+        let inner = builder.mime(&signed);
+        xenc::encrypt_transport(&inner, client_cipher).map_err(|e| e.to_string())
+    }
+}
+
+impl Answer {
+    fn kind_for_schema(&self) -> OrderKind {
+        match self.kind {
+            OrderKind::InitDialog => OrderKind::ResponseToInitDialog,
+            OrderKind::ExitDialog => OrderKind::ResponseToExitDialog,
+            OrderKind::GetMessageId => OrderKind::ResponseToGetMessageId,
+            OrderKind::StoreDelivery => OrderKind::ResponseToStoreDelivery,
+            OrderKind::FetchDelivery => OrderKind::ResponseToFetchDelivery,
+            OrderKind::FetchProcessCard => OrderKind::ResponseToFetchProcessCard,
+            k => k,
+        }
+    }
+}
+
+/// The `Id` of a header block's text.
+fn block_id(block: &str) -> Option<String> {
+    let start = block.find(" Id=\"")? + 5;
+    let end = block[start..].find('"')? + start;
+    Some(block[start..end].to_owned())
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    tracing::error!(error = %e, "osci: internal error");
+    refuse("9806", "internal error, try again later")
+}
+
+/// An unencrypted SOAP fault message, in the shape the reference library
+/// writes and reads: no header, no `xsi:schemaLocation` (that is how a
+/// client tells a fault from a response), `faultcode` `soap:Server` for
+/// the Intermediär's own trouble, `soap:Client` otherwise, the OSCI code
+/// in `detail/osci:Code`.
+pub fn plain_fault(code: &str, detail: &str) -> Vec<u8> {
+    let kind = if matches!(code, "9000" | "9806") {
+        "soap:Server"
+    } else {
+        "soap:Client"
+    };
+    let text = message::feedback_text(code);
+    let string = if text.is_empty() {
+        detail.to_owned()
+    } else {
+        format!("{text} {detail}")
+    };
+    let envelope = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>{nl}{nl}<soap:Envelope xmlns:soap="{}" xmlns:osci="{}"><soap:Body><soap:Fault><faultcode>{kind}</faultcode><faultstring>{}</faultstring><detail><osci:Code>{}</osci:Code></detail></soap:Fault></soap:Body></soap:Envelope>"#,
+        message::NS_SOAP,
+        message::NS_OSCI,
+        escape(&string),
+        escape(code),
+        nl = "\r\n"
+    );
+    let b = Builder {
+        kind: OrderKind::Unsupported("messageFault"),
+        headers: Vec::new(),
+        body: String::new(),
+        attachments: Vec::new(),
+    };
+    b.mime(&envelope)
+}
+
+/// `osci:ProcessCardBundle` of a Laufzettel.
+fn process_card_bundle(card: &ProcessCard, _certs: &Certificates, _now: SystemTime) -> String {
+    let ts = |t: SystemTime| format!("<osci:Plain>{}</osci:Plain>", timestamp(t));
+    let mut s = format!(
+        r#"<osci:ProcessCardBundle><osci:MessageId>{}</osci:MessageId><osci:ProcessCard RecentModification="{}"><osci:Creation>{}</osci:Creation>"#,
+        escape(&card.message_id),
+        timestamp(card.recent_modification()),
+        ts(card.creation)
+    );
+    if let Some(f) = card.forwarding {
+        s.push_str(&format!("<osci:Forwarding>{}</osci:Forwarding>", ts(f)));
+    }
+    if let Some(r) = card.reception {
+        s.push_str(&format!("<osci:Reception>{}</osci:Reception>", ts(r)));
+    }
+    if let Some(sub) = &card.subject {
+        s.push_str(&format!("<osci:Subject>{}</osci:Subject>", escape(sub)));
+    }
+    s.push_str("</osci:ProcessCard><osci:InspectionReport></osci:InspectionReport></osci:ProcessCardBundle>");
+    s
+}
+
+#[allow(dead_code)]
+fn _unused(_: &Document) {}
+
+impl Intermediary {
+    /// The HTTP route: `POST <path>` with the OSCI message as body (the
+    /// reference library sends `Content-Type: text/xml` and the MIME
+    /// headers inside the body). Bodies above the channel's limit are
+    /// cut off while streaming.
+    pub fn router(self: Arc<Self>, path: &str) -> axum::Router {
+        use axum::extract::{DefaultBodyLimit, State};
+        use axum::http::header;
+        use axum::response::IntoResponse;
+        use http_body_util::BodyExt as _;
+        async fn post(
+            State(me): State<Arc<Intermediary>>,
+            body: axum::body::Body,
+        ) -> impl IntoResponse {
+            let limit = usize::try_from(me.settings.max_message_bytes).unwrap_or(usize::MAX);
+            let answer = match http_body_util::Limited::new(body, limit).collect().await {
+                Ok(c) => me.handle(&c.to_bytes()).await,
+                Err(e)
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    tracing::info!(limit, "osci: request larger than the limit refused");
+                    plain_fault("9804", &format!("the request is larger than {limit} bytes"))
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "osci: request body broken off");
+                    plain_fault("9100", "the request body could not be read")
+                }
+            };
+            ([(header::CONTENT_TYPE, "text/xml; charset=UTF-8")], answer)
+        }
+        axum::Router::new()
+            .route(path, axum::routing::post(post))
+            .layer(DefaultBodyLimit::disable())
+            .with_state(self)
+    }
+}

@@ -1,0 +1,454 @@
+//! What an OSCI Intermediär (channel `osci`) keeps between requests, in
+//! one state space of the hub store per channel (`osci/<channel id>`), so
+//! that any instance of the hub answers any request of a dialog:
+//!
+//! | key | value |
+//! |---|---|
+//! | `c` | next conversation id (u64 BE) |
+//! | `d` 0 conversation id | JSON [`Dialog`] |
+//! | `i` 0 message id | JSON [`IssuedId`] (GetMessageId) |
+//! | `p` 0 addressee 0 seq (u64 BE) | JSON [`PostboxEntry`] (open deliveries, arrival order) |
+//! | `q` 0 addressee 0 message id | seq (u64 BE) while open, `closed` after |
+//! | `n` 0 addressee | next seq (u64 BE) |
+//! | `l` 0 message id | JSON [`ProcessCard`] (Laufzettel) |
+//!
+//! An addressee is named by the SHA-256 (hex) of its cipher certificate:
+//! OSCI addresses a delivery to a certificate, not to a name.
+//!
+//! The content of an open delivery (the whole inner StoreDelivery
+//! message, signatures and attachments included) is a blob of the hub's
+//! blob store, held by the postbox entry ([`StateTx::hold_blob`]) and
+//! given back when the addressee has confirmed reception.
+//!
+//! [`StateTx::hold_blob`]: drehscheibe_store::StateTx::hold_blob
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use drehscheibe_model::BlobRef;
+use drehscheibe_store::{StateSpace, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// A dialog opened by InitDialog (or the implicit one of a single
+/// request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dialog {
+    /// SHA-256 (hex) of the client's signature certificate (cipher
+    /// certificate when it signs nothing): only that client may continue.
+    pub client: String,
+    /// The client's cipher certificate (DER, base64): requests inside a
+    /// dialog do not repeat it, every response is encrypted for it.
+    #[serde(default)]
+    pub client_cipher: String,
+    /// The challenge the Intermediär sent last: the next request must
+    /// echo it as `Response`.
+    pub challenge: String,
+    /// The `SequenceNumber` the next request must carry.
+    pub next_sequence: u64,
+    /// Unix seconds after which the dialog is gone.
+    pub expires: u64,
+    /// A delivery handed out by FetchDelivery and not yet confirmed: the
+    /// next valid request of the dialog confirms it (its `Response`
+    /// proves the response arrived).
+    #[serde(default)]
+    pub pending_receipt: Option<PendingReceipt>,
+}
+
+/// See [`Dialog::pending_receipt`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReceipt {
+    pub addressee: String,
+    pub message_id: String,
+}
+
+/// A message id handed out by GetMessageId.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedId {
+    /// Who asked for it (as [`Dialog::client`]).
+    pub client: String,
+    /// RFC 3339.
+    pub issued: String,
+    /// Set once a StoreDelivery used it.
+    #[serde(default)]
+    pub used: bool,
+}
+
+/// A delivery waiting in a postbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostboxEntry {
+    pub message_id: String,
+    /// The inner StoreDelivery message as received.
+    pub content: BlobRef,
+    /// `osci:Subject`, if given.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// When it was stored (RFC 3339).
+    pub stored: String,
+}
+
+/// A Laufzettel: what happened to a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessCard {
+    pub message_id: String,
+    /// Originator (as [`Dialog::client`]): may fetch the card.
+    pub originator: String,
+    /// Addressee (SHA-256 of its cipher certificate): may fetch it too.
+    pub addressee: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Stored at the Intermediär.
+    pub creation: std::time::SystemTime,
+    /// Handed to the addressee.
+    #[serde(default)]
+    pub forwarding: Option<std::time::SystemTime>,
+    /// Confirmed by the addressee.
+    #[serde(default)]
+    pub reception: Option<std::time::SystemTime>,
+}
+
+impl ProcessCard {
+    /// The latest of its times.
+    pub fn recent_modification(&self) -> std::time::SystemTime {
+        [Some(self.creation), self.forwarding, self.reception]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(self.creation)
+    }
+}
+
+/// State failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("OSCI state: {0}")]
+    Store(#[from] StoreError),
+    #[error("OSCI state record corrupt: {0}")]
+    Corrupt(String),
+}
+
+const CLOSED: &[u8] = b"closed";
+
+fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![tag];
+    for p in parts {
+        k.push(0);
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("osci {what}: {e}")))
+}
+
+fn encode<T: Serialize>(what: &str, v: &T) -> Result<Bytes, StoreError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| StoreError::Corrupt(format!("osci {what}: {e}")))
+}
+
+fn u64_of(v: Option<&Bytes>) -> Result<u64, StoreError> {
+    match v {
+        None => Ok(0),
+        Some(b) => {
+            let a: [u8; 8] = b
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("osci counter".into()))?;
+            Ok(u64::from_be_bytes(a))
+        }
+    }
+}
+
+/// Outcome of [`IntermediaryState::store_delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored now.
+    Stored,
+    /// This message id was stored before (a client's retry).
+    AlreadyStored,
+    /// The id was not issued by this Intermediär, or to another client.
+    NotIssued,
+}
+
+/// The state of one `osci` channel.
+#[derive(Debug, Clone)]
+pub struct IntermediaryState {
+    space: StateSpace,
+}
+
+impl IntermediaryState {
+    /// The state of channel `channel` in `store`.
+    ///
+    /// # Errors
+    ///
+    /// An invalid space name.
+    pub fn new(store: Arc<dyn Store>, channel: &str) -> Result<Self, StateError> {
+        Ok(Self {
+            space: StateSpace::new(store, &format!("osci/{channel}"))?,
+        })
+    }
+
+    /// A new conversation id (unique across instances: a counter).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn open_dialog(&self, dialog: &Dialog) -> Result<String, StateError> {
+        let value = encode("dialog", dialog)?;
+        let id = self
+            .space
+            .update(|mut tx| {
+                let value = value.clone();
+                async move {
+                    let n = u64_of(tx.get(b"c").await?.as_ref())? + 1;
+                    tx.put(b"c", n.to_be_bytes().to_vec());
+                    let id = n.to_string();
+                    tx.put(&key(b'd', &[id.as_bytes()]), value);
+                    Ok((tx, id))
+                }
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// A dialog, `None` if unknown.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn dialog(&self, id: &str) -> Result<Option<Dialog>, StateError> {
+        match self.space.get(&key(b'd', &[id.as_bytes()])).await? {
+            Some(v) => Ok(Some(decode("dialog", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Advance a dialog from `seen` (the state the request was checked
+    /// against) to `next`; `false` if another request of the dialog got
+    /// there first (a replay racing the original).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn advance_dialog(
+        &self,
+        id: &str,
+        seen: &Dialog,
+        next: Option<&Dialog>,
+    ) -> Result<bool, StateError> {
+        let k = key(b'd', &[id.as_bytes()]);
+        let mut tx = self.space.begin();
+        match tx.get(&k).await? {
+            Some(v) if decode::<Dialog>("dialog", &v)? == *seen => {}
+            _ => return Ok(false),
+        }
+        match next {
+            Some(d) => tx.put(&k, encode("dialog", d)?),
+            None => tx.delete(&k),
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// Record a message id handed out.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn issue_id(&self, message_id: &str, issued: &IssuedId) -> Result<(), StateError> {
+        let mut tx = self.space.begin();
+        tx.put(
+            &key(b'i', &[message_id.as_bytes()]),
+            encode("issued id", issued)?,
+        );
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Put a delivery into `addressee`'s postbox, start its Laufzettel
+    /// and mark its message id used — one transaction. The blob must be
+    /// staged; the entry holds it from here on.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn store_delivery(
+        &self,
+        client: &str,
+        addressee: &str,
+        entry: &PostboxEntry,
+        card: &ProcessCard,
+    ) -> Result<StoreOutcome, StateError> {
+        let ikey = key(b'i', &[entry.message_id.as_bytes()]);
+        let qkey = key(b'q', &[addressee.as_bytes(), entry.message_id.as_bytes()]);
+        let nkey = key(b'n', &[addressee.as_bytes()]);
+        let lkey = key(b'l', &[entry.message_id.as_bytes()]);
+        let entry_json = encode("postbox entry", entry)?;
+        let card_json = encode("process card", card)?;
+        let sha = entry.content.sha256.clone();
+        let outcome = self
+            .space
+            .update(|mut tx| {
+                let (ikey, qkey, nkey, lkey) = (&ikey, &qkey, &nkey, &lkey);
+                let (entry_json, card_json, sha) = (entry_json.clone(), card_json.clone(), &sha);
+                async move {
+                    let Some(v) = tx.get(ikey).await? else {
+                        return Ok((tx, StoreOutcome::NotIssued));
+                    };
+                    let mut issued: IssuedId = decode("issued id", &v)?;
+                    if issued.client != client {
+                        return Ok((tx, StoreOutcome::NotIssued));
+                    }
+                    if issued.used {
+                        return Ok((tx, StoreOutcome::AlreadyStored));
+                    }
+                    issued.used = true;
+                    tx.put(ikey, encode("issued id", &issued)?);
+                    let seq = u64_of(tx.get(nkey).await?.as_ref())?;
+                    tx.put(nkey, (seq + 1).to_be_bytes().to_vec());
+                    tx.put(qkey, seq.to_be_bytes().to_vec());
+                    tx.put(
+                        &key(b'p', &[addressee.as_bytes(), &seq.to_be_bytes()]),
+                        entry_json,
+                    );
+                    tx.put(lkey, card_json);
+                    tx.hold_blob(sha);
+                    Ok((tx, StoreOutcome::Stored))
+                }
+            })
+            .await?;
+        Ok(outcome)
+    }
+
+    /// The oldest open deliveries of `addressee` (at most `max`).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn open_deliveries(
+        &self,
+        addressee: &str,
+        max: usize,
+    ) -> Result<Vec<PostboxEntry>, StateError> {
+        let prefix = key(b'p', &[addressee.as_bytes()]);
+        let mut prefix = prefix;
+        prefix.push(0);
+        let mut out = Vec::new();
+        for (_, v) in self.space.scan_up_to(&prefix, max).await? {
+            out.push(decode("postbox entry", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// An open delivery by id.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn open_delivery(
+        &self,
+        addressee: &str,
+        message_id: &str,
+    ) -> Result<Option<PostboxEntry>, StateError> {
+        let q = self
+            .space
+            .get(&key(b'q', &[addressee.as_bytes(), message_id.as_bytes()]))
+            .await?;
+        let Some(seq) = q.filter(|v| v.as_ref() != CLOSED) else {
+            return Ok(None);
+        };
+        match self
+            .space
+            .get(&key(b'p', &[addressee.as_bytes(), &seq]))
+            .await?
+        {
+            Some(v) => Ok(Some(decode("postbox entry", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Close an open delivery (the addressee confirmed it) and stamp its
+    /// Laufzettel; gives the blob back. `false` if it was not open.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn confirm_reception(
+        &self,
+        addressee: &str,
+        message_id: &str,
+        at: std::time::SystemTime,
+    ) -> Result<bool, StateError> {
+        let qkey = key(b'q', &[addressee.as_bytes(), message_id.as_bytes()]);
+        let lkey = key(b'l', &[message_id.as_bytes()]);
+        let done = self
+            .space
+            .update(|mut tx| {
+                let (qkey, lkey) = (&qkey, &lkey);
+                async move {
+                    let Some(seq) = tx.get(qkey).await? else {
+                        return Ok((tx, false));
+                    };
+                    if seq.as_ref() == CLOSED {
+                        return Ok((tx, false));
+                    }
+                    let pkey = key(b'p', &[addressee.as_bytes(), &seq]);
+                    if let Some(v) = tx.get(&pkey).await? {
+                        let entry: PostboxEntry = decode("postbox entry", &v)?;
+                        tx.release_blob(&entry.content.sha256);
+                    }
+                    tx.delete(&pkey);
+                    tx.put(qkey, Bytes::from_static(CLOSED));
+                    if let Some(v) = tx.get(lkey).await? {
+                        let mut card: ProcessCard = decode("process card", &v)?;
+                        card.reception = Some(at);
+                        tx.put(lkey, encode("process card", &card)?);
+                    }
+                    Ok((tx, true))
+                }
+            })
+            .await?;
+        Ok(done)
+    }
+
+    /// Stamp a delivery's first forwarding time.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn mark_forwarded(
+        &self,
+        message_id: &str,
+        at: std::time::SystemTime,
+    ) -> Result<(), StateError> {
+        let lkey = key(b'l', &[message_id.as_bytes()]);
+        self.space
+            .update(|mut tx| {
+                let lkey = &lkey;
+                async move {
+                    if let Some(v) = tx.get(lkey).await? {
+                        let mut card: ProcessCard = decode("process card", &v)?;
+                        if card.forwarding.is_none() {
+                            card.forwarding = Some(at);
+                            tx.put(lkey, encode("process card", &card)?);
+                        }
+                    }
+                    Ok((tx, ()))
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A Laufzettel.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn process_card(&self, message_id: &str) -> Result<Option<ProcessCard>, StateError> {
+        match self.space.get(&key(b'l', &[message_id.as_bytes()])).await? {
+            Some(v) => Ok(Some(decode("process card", &v)?)),
+            None => Ok(None),
+        }
+    }
+}
