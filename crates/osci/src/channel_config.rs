@@ -11,7 +11,7 @@
 //! so `drehscheibe config check` finds a wrong key before a partner does.
 //! The keys are documented in `config/README.md`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,8 +97,8 @@ pub struct OsciChannelConfig {
 pub(crate) fn key_pair(
     chk: &mut Checker<'_>,
     at: &str,
-    key: &PathBuf,
-    cert: &PathBuf,
+    key: &Path,
+    cert: &Path,
 ) -> Option<KeyPair> {
     let key_path = chk.pem_file(&format!("{at}.key"), key);
     let cert_path = chk.pem_file(&format!("{at}.cert"), cert);
@@ -138,7 +138,7 @@ pub(crate) fn key_pair(
 }
 
 /// Read one certificate (DER) from a PEM file.
-pub(crate) fn certificate(chk: &mut Checker<'_>, at: &str, path: &PathBuf) -> Option<Vec<u8>> {
+pub(crate) fn certificate(chk: &mut Checker<'_>, at: &str, path: &Path) -> Option<Vec<u8>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {

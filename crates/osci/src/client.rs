@@ -74,7 +74,10 @@ impl ClientError {
             Self::Transport(_) => true,
             // Server-side trouble and dialog/timeout problems.
             Self::Refused { code, .. } => {
-                matches!(code.as_str(), "9806" | "9000" | "9401" | "9400")
+                matches!(
+                    code.as_str(),
+                    "9000" | "9400" | "9503" | "9603" | "9710" | "9811"
+                )
             }
             Self::BadResponse(_) => true,
             Self::Request(_) => false,
@@ -94,6 +97,19 @@ pub struct Dialog {
     challenge: String,
     /// Our next `SequenceNumber`.
     sequence: u64,
+}
+
+impl Dialog {
+    /// The `SequenceNumber` the next request will carry.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Make the next request carry another `SequenceNumber` (to test an
+    /// Intermediär's ControlBlock checks).
+    pub fn set_sequence(&mut self, n: u64) {
+        self.sequence = n;
+    }
 }
 
 /// Content to send.
@@ -136,6 +152,9 @@ pub struct Client {
     http: reqwest::Client,
     settings: Arc<ClientSettings>,
 }
+
+/// Attachment parts: content id and bytes.
+type Attachments = Vec<(String, Vec<u8>)>;
 
 const SIG_MARKER: &str = "<!--osci:client-signature-->";
 
@@ -546,7 +565,7 @@ impl Client {
         contents: &[OutContent],
         addressee: &[u8],
         encrypt: bool,
-    ) -> Result<(String, Vec<(String, Vec<u8>)>), ClientError> {
+    ) -> Result<(String, Attachments), ClientError> {
         let mut inner = String::new();
         let mut attachments = Vec::new();
         let mut targets_ids = Vec::new();
@@ -723,7 +742,7 @@ impl Client {
         let parsed = Inner::parse(&inner).map_err(|e| bad(e.to_string()))?;
         let (_, block) = parsed.order().map_err(|e| bad(e.to_string()))?;
         let feedback = Feedback::read(block);
-        if feedback.iter().any(|f| f.code == "9800") {
+        if feedback.iter().any(|f| f.code == "9804") {
             return Ok(None);
         }
         check_feedback(&feedback)?;

@@ -109,14 +109,17 @@ pub fn read_contents(
                 // The plaintext is a ContentContainer (in the envelope's
                 // namespace context) — parse it with the five
                 // declarations around it.
+                // Plaintext that is not a container is answered like a
+                // failed decryption: with legacy CBC (no integrity) two
+                // different codes would be a padding oracle.
                 let wrapped = format!(
                     "<osci:Wrapper {}>{}</osci:Wrapper>",
                     message::NS_DECLS,
                     std::str::from_utf8(&plain)
-                        .map_err(|_| structure("decrypted content is not UTF-8"))?
+                        .map_err(|_| ContentError::Decrypt(xenc::XencError::Decrypt))?
                 );
                 let doc = Document::parse(wrapped.as_bytes())
-                    .map_err(|e| structure(format!("decrypted content: {e}")))?;
+                    .map_err(|_| ContentError::Decrypt(xenc::XencError::Decrypt))?;
                 for c in doc.root().children() {
                     if c.local_name() == "ContentContainer" {
                         read_container(

@@ -36,11 +36,11 @@ use drehscheibe_model::{BlobRef, Intake, SenderIdentity, StagedAttachment, Submi
 use rsa::RsaPrivateKey;
 use sha2::{Digest as _, Sha256};
 
-use crate::c14n::{Document, ElementRef};
+use crate::c14n::ElementRef;
 use crate::certs::TrustStore;
 use crate::message::{
     self, b64, certificate_element, certificate_id, escape, header_block, role, timestamp, Builder,
-    Certificates, ControlBlock, Feedback, Inner, OrderKind, ACTOR_NEXT, NS_DECLS,
+    Certificates, ControlBlock, Feedback, Inner, OrderKind, ACTOR_NEXT,
 };
 use crate::state::{
     Dialog, IntermediaryState, IssuedId, PendingReceipt, PostboxEntry, ProcessCard, StoreOutcome,
@@ -170,7 +170,6 @@ struct Checked<'i> {
     inner: &'i Inner<'i>,
     certs: Certificates,
     control: ControlBlock,
-    kind: OrderKind,
     order: ElementRef<'i>,
     /// [`Dialog::client`] of the sender.
     client: String,
@@ -208,7 +207,7 @@ impl Intermediary {
     pub async fn handle(&self, body: &[u8]) -> Vec<u8> {
         if body.len() as u64 > self.settings.max_message_bytes {
             return plain_fault(
-                "9804",
+                "9904",
                 &format!(
                     "the request is larger than {} bytes",
                     self.settings.max_message_bytes
@@ -228,6 +227,12 @@ impl Intermediary {
         };
         let inner = match Inner::parse(&inner_bytes) {
             Ok(i) => i,
+            // With legacy CBC allowed (no integrity), a plaintext that does
+            // not parse gets the decryption code: two codes would be a
+            // padding oracle ("How to Break XML Encryption").
+            Err(_) if self.settings.allow_legacy => {
+                return plain_fault("9202", "the request could not be decrypted")
+            }
             Err(e) => return plain_fault(e.feedback_code(), &e.to_string()),
         };
         let certs = match Certificates::read(&inner) {
@@ -296,8 +301,14 @@ impl Intermediary {
         let allow_legacy = self.settings.allow_legacy;
         // Certificates: validity and chain.
         for c in &certs.entries {
-            crate::certs::check(&c.der, &[], &self.settings.trust, now, allow_legacy)
-                .map_err(|e| Refusal::new(e.feedback_code(), format!("osci:{}: {e}", c.role)))?;
+            crate::certs::check(&c.der, &[], &self.settings.trust, now, allow_legacy).map_err(
+                |e| {
+                    Refusal::new(
+                        certificate_refusal_code(&e, &c.role),
+                        format!("osci:{}: {e}", c.role),
+                    )
+                },
+            )?;
         }
         // ClientSignature.
         let signer = certs.get(role::SIGNATURE_ORIGINATOR);
@@ -325,7 +336,7 @@ impl Intermediary {
                 ] {
                     if !covered.contains(&needed) {
                         return Err(refuse(
-                            "9600",
+                            "9602",
                             format!("the ClientSignature does not cover {needed}"),
                         ));
                     }
@@ -340,7 +351,7 @@ impl Intermediary {
             }
             (None, _) if self.settings.require_client_signature => {
                 return Err(refuse(
-                    "9603",
+                    "9600",
                     "the request is not signed (osci:ClientSignature)",
                 ))
             }
@@ -350,7 +361,6 @@ impl Intermediary {
             inner,
             certs,
             control,
-            kind,
             order,
             client,
             client_cipher,
@@ -378,19 +388,20 @@ impl Intermediary {
         now: SystemTime,
         closing: bool,
     ) -> Result<(ControlBlock, String, Dialog), Refusal> {
-        let conv = c
-            .control
-            .conversation_id
-            .clone()
-            .ok_or_else(|| refuse("9400", "this order needs a dialog (ConversationId)"))?;
+        let conv = c.control.conversation_id.clone().ok_or_else(|| {
+            refuse(
+                "9802",
+                "this order needs an explicit dialog (ConversationId)",
+            )
+        })?;
         let dialog = self
             .state
             .dialog(&conv)
             .await
             .map_err(internal)?
-            .ok_or_else(|| refuse("9401", format!("dialog {conv} is unknown or over")))?;
+            .ok_or_else(|| refuse("9400", format!("dialog {conv} is unknown or over")))?;
         if dialog.expires < unix(now) {
-            return Err(refuse("9401", format!("dialog {conv} has timed out")));
+            return Err(refuse("9400", format!("dialog {conv} has timed out")));
         }
         if dialog.client != c.client {
             return Err(refuse("9400", "the dialog belongs to another client"));
@@ -599,12 +610,12 @@ impl Intermediary {
             .child("MessageId")
             .map(|e| e.text().trim().to_owned())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| refuse("9100", "osci:storeDelivery without osci:MessageId"))?;
+            .ok_or_else(|| refuse("9800", "osci:storeDelivery without osci:MessageId"))?;
         let subject = c.order.child("Subject").map(|e| e.text());
         let addressee = c
             .certs
             .get(role::CIPHER_ADDRESSEE)
-            .ok_or_else(|| refuse("9802", "no osci:CipherCertificateAddressee"))?
+            .ok_or_else(|| refuse("9100", "no osci:CipherCertificateAddressee"))?
             .der
             .clone();
         let addressee_sha = sha256_hex(&addressee);
@@ -621,7 +632,7 @@ impl Intermediary {
             .any(|p| sha256_hex(&p.cipher_cert) == addressee_sha);
         if recipient.is_none() && !postbox_known {
             return Err(refuse(
-                "9802",
+                "9805",
                 "the addressee's cipher certificate belongs to no postbox of this Intermediär",
             ));
         }
@@ -634,7 +645,7 @@ impl Intermediary {
                 self.settings.max_message_bytes,
             )
             .await
-            .map_err(|e| refuse("9806", format!("blob store: {e}")))?;
+            .map_err(|e| refuse("9000", format!("blob store: {e}")))?;
         let card = ProcessCard {
             message_id: message_id.clone(),
             originator: c.client.clone(),
@@ -735,7 +746,7 @@ impl Intermediary {
         let (payload, content_type, rest) =
             crate::content::payload_and_attachments(contents, message_id, subject);
         if payload.len() as u64 > self.intake.max_payload_bytes() {
-            return Err(refuse("9804", "the content is larger than the hub accepts"));
+            return Err(refuse("9904", "the content is larger than the hub accepts"));
         }
         let mut staged: Vec<BlobRef> = Vec::new();
         let mut attachments = Vec::new();
@@ -743,7 +754,7 @@ impl Intermediary {
             if item.bytes.len() as u64 > self.intake.max_attachment_bytes() {
                 self.intake.discard_staged(&staged).await;
                 return Err(refuse(
-                    "9804",
+                    "9904",
                     "an attachment is larger than the hub accepts",
                 ));
             }
@@ -755,7 +766,7 @@ impl Intermediary {
                 Ok(b) => b,
                 Err(e) => {
                     self.intake.discard_staged(&staged).await;
-                    return Err(refuse("9806", e.to_string()));
+                    return Err(refuse("9811", e.to_string()));
                 }
             };
             staged.push(blob.clone());
@@ -862,7 +873,7 @@ impl Intermediary {
             self.settings.max_message_bytes,
         )
         .await
-        .map_err(|e| refuse("9806", e))?;
+        .map_err(|e| refuse("9000", e))?;
         let original =
             Inner::parse(&stored).map_err(|e| refuse("9000", format!("stored delivery: {e}")))?;
         let forwarded = crate::content::forwardable(&original)
@@ -938,7 +949,7 @@ impl Intermediary {
         let feedback = if found || wanted.is_none() {
             Feedback::code("0801")
         } else {
-            Feedback::code("9800")
+            Feedback::code("9804")
         };
         let echo = c
             .order
@@ -1049,9 +1060,32 @@ fn block_id(block: &str) -> Option<String> {
     Some(block[start..end].to_owned())
 }
 
+/// The code a certificate problem is refused with. The hub refuses
+/// certificates outside their validity period too: the reference
+/// library's codes for that are warnings (3xxx), so the role's error code
+/// is sent instead.
+fn certificate_refusal_code(e: &crate::certs::CertError, role: &str) -> &'static str {
+    use crate::certs::CertRole;
+    let Some(r) = CertRole::from_element(role) else {
+        return "9700";
+    };
+    let code = e.feedback_code_for(r);
+    if code.starts_with('9') {
+        return code;
+    }
+    match r {
+        CertRole::ClientSignature | CertRole::AuthorSignature => "9700",
+        CertRole::ClientCipher => "9501",
+        CertRole::AuthorCipher => "9704",
+        CertRole::AddresseeSignature => "9711",
+        CertRole::AddresseeCipher => "9706",
+        CertRole::ReaderCipher => "9708",
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> Refusal {
     tracing::error!(error = %e, "osci: internal error");
-    refuse("9806", "internal error, try again later")
+    refuse("9000", "internal error, try again later")
 }
 
 /// An unencrypted SOAP fault message, in the shape the reference library
@@ -1060,7 +1094,7 @@ fn internal(e: impl std::fmt::Display) -> Refusal {
 /// the Intermediär's own trouble, `soap:Client` otherwise, the OSCI code
 /// in `detail/osci:Code`.
 pub fn plain_fault(code: &str, detail: &str) -> Vec<u8> {
-    let kind = if matches!(code, "9000" | "9806") {
+    let kind = if matches!(code, "9000" | "9811") {
         "soap:Server"
     } else {
         "soap:Client"
@@ -1110,9 +1144,6 @@ fn process_card_bundle(card: &ProcessCard, _certs: &Certificates, _now: SystemTi
     s
 }
 
-#[allow(dead_code)]
-fn _unused(_: &Document) {}
-
 impl Intermediary {
     /// The HTTP route: `POST <path>` with the OSCI message as body (the
     /// reference library sends `Content-Type: text/xml` and the MIME
@@ -1135,7 +1166,7 @@ impl Intermediary {
                         .is_some() =>
                 {
                     tracing::info!(limit, "osci: request larger than the limit refused");
-                    plain_fault("9804", &format!("the request is larger than {limit} bytes"))
+                    plain_fault("9904", &format!("the request is larger than {limit} bytes"))
                 }
                 Err(e) => {
                     tracing::info!(error = %e, "osci: request body broken off");

@@ -566,35 +566,39 @@ impl Feedback {
     }
 }
 
-/// The standard text of a feedback code (German, as OSCI
-/// Intermediäre send them).
+/// The standard text of a feedback code (German; the texts of the OSCI 1.2
+/// specification's code table, which the reference library and the
+/// Intermediäre in the field send).
 pub fn feedback_text(code: &str) -> &'static str {
     match code {
-        "0800" => "Auftrag ausgeführt, Dialog beendet.",
-        "0801" => "Auftrag ausgeführt, Dialog weiterhin geöffnet.",
-        "3800" => "Weitere Nachrichten im Postfach vorhanden.",
-        "3801" => "Weitere Laufzettel vorhanden.",
-        "9000" => "Unspezifizierter Fehler.",
-        "9100" => "Nachricht ist nicht OSCI-konform.",
-        "9200" => "Fehler beim Entschlüsseln des symmetrischen Schlüssels.",
-        "9202" => "Fehler beim Entschlüsseln der Nachricht.",
-        "9300" => "Auftrag unbekannt oder nicht unterstützt.",
-        "9400" => "Ungültiger Kontrollblock (Challenge/Response, ConversationId, SequenceNumber).",
-        "9401" => "Dialog unbekannt oder abgelaufen.",
-        "9600" => "Signatur ungültig.",
-        "9601" => "Signaturalgorithmus nicht unterstützt.",
-        "9602" => "Prüfsumme einer signierten Referenz falsch.",
-        "9603" => "Signatur fehlt.",
-        "9700" => "Zertifikat ungültig.",
-        "9701" => "Zertifikat abgelaufen oder noch nicht gültig.",
-        "9702" => "Zertifikat nicht vertrauenswürdig.",
-        "9800" => "Nachrichten-ID unbekannt.",
-        "9801" => "Nachrichten-ID nicht von diesem Intermediär vergeben.",
-        "9802" => "Empfänger unbekannt.",
-        "9803" => "Keine Nachricht im Postfach vorhanden.",
-        "9804" => "Nachricht zu groß.",
-        "9805" => "Annahme der Nachricht abgelehnt.",
-        "9806" => "Intermediär vorübergehend nicht verfügbar.",
+        "0800" => "Auftrag ausgeführt, Dialog beendet",
+        "0801" => "Auftrag ausgeführt, Dialog weiterhin geöffnet",
+        "3800" => "Es liegen weitere Zustellungen für diesen Client vor",
+        "3801" => "Zu den im Auftrag angegebenen Kriterien liegen weitere Laufzettel vor",
+        "9000" => "Interner Fehler beim Supplier",
+        "9100" => "Empfangene Nachricht stellt keine gültige OSCI-Nachricht dar",
+        "9200" => "Supplier verfügt nicht über den privaten Schlüssel zum Chiffrierzertifikat auf Nachrichtenebene",
+        "9202" => "Auftragsdaten konnten nicht entschlüsselt werden",
+        "9300" => "Auftragsdaten stellen keinen gültigen Auftrag dar",
+        "9400" => "ConversationId oder SequenceNumber oder Response nicht korrekt",
+        "9500" => "Chiffrierzertifikat des Clients ist nicht in den Auftragsdaten enthalten",
+        "9501" => "Signatur über das Chiffrierzertifikat des Clients ist fehlerhaft",
+        "9600" => "Auftrag ist nicht signiert, obwohl dieser Supplier für diesen Auftragstyp eine Signatur verlangt",
+        "9601" => "Signatur über Auftrag ist fehlerhaft",
+        "9602" => "Es sind nicht alle geforderten Elemente des Auftrags signiert",
+        "9700" => "Signatur über das Signierzertifikat des Clients ist fehlerhaft",
+        "9704" => "Signatur über das Chiffrierzertifikat eines Autors ist fehlerhaft",
+        "9706" => "Signatur über das Chiffrierzertifikat des Empfängers ist fehlerhaft",
+        "9708" => "Signatur über das Chiffrierzertifikat eines Lesers ist fehlerhaft",
+        "9711" => "Signatur über das Signierzertifikat des Empfängers ist fehlerhaft",
+        "9800" => "Annahme der Zustellung ohne MessageId verweigert",
+        "9801" => "Illegale MessageId (MessageId wurde nicht von diesem Supplier erzeugt oder MessageId wurde schon einmal verwendet)",
+        "9802" => "Auftrag nicht innerhalb eines expliziten Dialogs gesendet, obwohl dies für diesen Auftragstyp gefordert ist",
+        "9803" => "Zu den im Auftrag angegebenen Kriterien ist keine Zustellung vorhanden",
+        "9804" => "Zu den im Auftrag angegebenen Kriterien ist kein Laufzettel vorhanden",
+        "9805" => "Empfänger hat Zustellung des Senders nicht angenommen",
+        "9811" => "Interner Fehler des Suppliers bei der Ausführung des Auftrags",
+        "9904" => "Maximale Nachrichtengröße überschritten",
         _ => "",
     }
 }

@@ -87,6 +87,8 @@ struct RawPoller {
     #[serde(default, with = "humantime_serde")]
     poll_interval: Option<Duration>,
     max_per_poll: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +210,10 @@ fn parse_poller(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn Cha
             allow_legacy: raw.allow_legacy,
         },
     );
+    let timeout = raw.timeout.unwrap_or(Duration::from_secs(120));
+    if timeout.is_zero() {
+        chk.error("timeout", "`timeout` must be greater than 0");
+    }
     let poll_interval = raw.poll_interval.unwrap_or(Duration::from_secs(30));
     if poll_interval.is_zero() {
         chk.error("poll_interval", "`poll_interval` must be greater than 0");
@@ -219,8 +225,10 @@ fn parse_poller(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn Cha
     if chk.has_errors() {
         return None;
     }
+    let mut remote = remote?;
+    remote.settings.timeout = timeout;
     Some(Arc::new(OsciPollerConfig {
-        remote: remote?,
+        remote,
         poll_interval,
         max_per_poll,
     }))
@@ -366,6 +374,12 @@ impl InputAdapter for OsciPoller {
         intake: Arc<dyn Intake>,
         shutdown: CancellationToken,
     ) -> Result<(), AdapterError> {
+        if !intake.channel_exists(&self.channel) {
+            return Err(AdapterError {
+                adapter: self.channel.clone(),
+                reason: format!("unknown channel {:?}", self.channel),
+            });
+        }
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),

@@ -1,0 +1,642 @@
+//! OSCI-Transport 1.2 between hubs on loopback (issue 14), with the
+//! reference library's demo PKI (`tests/fixtures/osci-pki`):
+//!
+//! * hub B is the Intermediär (channel `osci`, the `osci_manager` key
+//!   pairs) with a postbox for bob and hub recipient dave, and it is also
+//!   bob (an `osci-poller` channel fetching from its own Intermediär);
+//! * hub A's `osci` connector delivers as alice (GetMessageId +
+//!   StoreDelivery, content signed and end-to-end encrypted for bob);
+//! * B's poller fetches (InitDialog, FetchDelivery, ExitDialog) and
+//!   routes the delivery to an HTTP Fachverfahren — byte-exact, once;
+//! * a crash between fetch and ExitDialog: fetched again, routed once;
+//! * hostile requests on the wire get the matching OSCI code in a SOAP
+//!   fault (HTTP 200) and store nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drehscheibe_model::{
+    Accepted, BlobReader, BlobRef, BlobStore, Intake, IntakeError, MessageId, MessageStatus,
+    Submission,
+};
+use drehscheibe_osci::certs::TrustStore;
+use drehscheibe_osci::client::{Client, ClientError, ClientSettings, OutContent};
+use drehscheibe_osci::intermediary::KeyPair;
+use drehscheibe_osci::remote::OsciPoller;
+use drehscheibe_osci::{message, mime, xenc};
+use drehscheibe_suite::receiver::Receiver;
+use drehscheibe_suite::{free_port, multipart_body, order, start, Api, TestConfig, SENDER};
+
+const LEISTUNG: &str = "99050012104000";
+const AGS: &str = "09162000";
+const WAIT: Duration = Duration::from_secs(90);
+
+fn pki(name: &str) -> PathBuf {
+    drehscheibe_suite::repo_root()
+        .join("tests/fixtures/osci-pki")
+        .join(name)
+}
+
+fn pem(name: &str) -> String {
+    std::fs::read_to_string(pki(name)).unwrap()
+}
+
+fn key_pair(name: &str) -> KeyPair {
+    KeyPair {
+        key: xenc::private_key_from_pem(&pem(&format!("{name}.key.pem"))).unwrap(),
+        cert: xenc::certificate_der_from_pem(&pem(&format!("{name}.cert.pem"))).unwrap(),
+    }
+}
+
+fn cert(name: &str) -> Vec<u8> {
+    xenc::certificate_der_from_pem(&pem(&format!("{name}.cert.pem"))).unwrap()
+}
+
+fn pair_toml(name: &str) -> String {
+    format!(
+        r#"{{ key = "{}", cert = "{}" }}"#,
+        pki(&format!("{name}.key.pem")).display(),
+        pki(&format!("{name}.cert.pem")).display()
+    )
+}
+
+/// Hub B's channels: the Intermediär (max `max` bytes per request) and
+/// bob's poller on it.
+fn b_channels(b_port: u16, max: &str, poller: bool) -> String {
+    let mut s = format!(
+        r#"
+[channels.osci]
+type = "osci"
+cipher = {cipher}
+signature = {signature}
+ca_certs = ["{chain}"]
+max_message_bytes = "{max}"
+
+[[channels.osci.postboxes]]
+name = "bob"
+cert = "{bob}"
+
+[[channels.osci.recipients]]
+name = "dave"
+key = "{dave_key}"
+cert = "{dave_cert}"
+"#,
+        cipher = pair_toml("osci_manager_cipher_4096"),
+        signature = pair_toml("osci_manager_signature_4096"),
+        chain = pki("osci_manager_cipher_4096.chain.pem").display(),
+        bob = pki("bob_cipher_4096.cert.pem").display(),
+        dave_key = pki("dave_cipher_4096.key.pem").display(),
+        dave_cert = pki("dave_cipher_4096.cert.pem").display(),
+    );
+    if poller {
+        s.push_str(&format!(
+            r#"
+[channels.bob]
+type = "osci-poller"
+url = "http://127.0.0.1:{b_port}/osci/osci"
+intermediary_cipher_cert = "{icipher}"
+intermediary_signature_cert = "{isig}"
+cipher = {cipher}
+signature = {signature}
+ca_certs = ["{chain}"]
+poll_interval = "100ms"
+"#,
+            icipher = pki("osci_manager_cipher_4096.cert.pem").display(),
+            isig = pki("osci_manager_signature_4096.cert.pem").display(),
+            cipher = pair_toml("bob_cipher_4096"),
+            signature = pair_toml("bob_signature_4096"),
+            chain = pki("osci_manager_cipher_4096.chain.pem").display(),
+        ));
+    }
+    s
+}
+
+/// Hub A's tenant: the test Leistung goes to `addressee` via B's
+/// Intermediär, as alice.
+fn a_tenant(b_port: u16, addressee: &str) -> String {
+    format!(
+        r#"id = "alpha"
+name = "Kommune alpha (A)"
+ags = "{AGS}"
+
+[connectors.osci]
+type = "osci"
+timeout = "60s"
+retry = {{ max_attempts = 3, initial_backoff = "200ms" }}
+url = "http://127.0.0.1:{b_port}/osci/osci"
+intermediary_cipher_cert = "{icipher}"
+intermediary_signature_cert = "{isig}"
+cipher = {cipher}
+signature = {signature}
+ca_certs = ["{chain}"]
+addressee_cert = "{addressee}"
+subject = "Antrag"
+
+[[routes]]
+leistung = "{LEISTUNG}"
+rule = "testorder@^1"
+targets = {{ fachverfahren = "osci" }}
+"#,
+        icipher = pki("osci_manager_cipher_4096.cert.pem").display(),
+        isig = pki("osci_manager_signature_4096.cert.pem").display(),
+        cipher = pair_toml("alice_cipher_4096"),
+        signature = pair_toml("alice_signature_4096"),
+        chain = pki("osci_manager_cipher_4096.chain.pem").display(),
+        addressee = pki(&format!("{addressee}_cipher_4096.cert.pem")).display(),
+    )
+}
+
+fn client(b_port: u16, cipher: &str, signature: &str) -> Client {
+    Client::new(ClientSettings {
+        url: format!("http://127.0.0.1:{b_port}/osci/osci"),
+        intermediary_cipher: cert("osci_manager_cipher_4096"),
+        intermediary_signature: Some(cert("osci_manager_signature_4096")),
+        cipher: key_pair(cipher),
+        signature: key_pair(signature),
+        trust: Arc::new(TrustStore::from_pem(&pem("osci_manager_cipher_4096.chain.pem")).unwrap()),
+        allow_legacy: false,
+        timeout: Duration::from_secs(30),
+        tls_ca_pem: None,
+    })
+    .unwrap()
+}
+
+/// The parts of a multipart/form-data delivery.
+async fn parts(got: &drehscheibe_suite::receiver::Received) -> Vec<Vec<u8>> {
+    let ct = got.header("content-type");
+    let b = ct
+        .split("boundary=")
+        .nth(1)
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let body = got.body.clone();
+    let mut m = multer::Multipart::new(
+        futures::stream::once(async move { Ok::<_, std::io::Error>(body) }),
+        b,
+    );
+    let mut out = Vec::new();
+    while let Some(f) = m.next_field().await.unwrap() {
+        out.push(f.bytes().await.unwrap().to_vec());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivers_over_osci_to_bobs_postbox_and_b_fetches_it_exactly_once() {
+    let rx = Receiver::start().await;
+    let b_port = free_port();
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &b_channels(b_port, "150 MB", true),
+        &[(
+            "alpha",
+            drehscheibe_suite::http_tenant("alpha", AGS, LEISTUNG, &rx.url("/fv"), ""),
+        )],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    let a_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", a_tenant(b_port, "bob"))]);
+    let hub_a = start(&a_cfg.main).await.unwrap();
+    let api_a = Api::new(hub_a.addr);
+    let api_b = Api::new(hub_b.addr);
+
+    let doc = order(AGS, LEISTUNG, 3000);
+    let pdf: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let boundary = "osci-roundtrip-boundary";
+    let r = api_a
+        .post(
+            "portal",
+            SENDER,
+            &format!("multipart/form-data; boundary={boundary}"),
+            multipart_body(boundary, &doc, &pdf),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 202);
+    let a_id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // B's Fachverfahren gets document and attachment byte-exact.
+    let got = rx.wait_accepted("/fv", 1, WAIT).await;
+    assert_eq!(got.len(), 1);
+    let p = parts(&got[0]).await;
+    assert_eq!(p.len(), 2, "document and attachment");
+    assert_eq!(p[0], doc);
+    assert_eq!(p[1], pdf);
+
+    // B's message came from bob's poller, keyed by the OSCI message id.
+    let b_id = got[0].header("x-drehscheibe-message-id");
+    let b_view = api_b.message(&b_id).await;
+    let ids = &b_view["envelope"]["correlation_ids"];
+    let osci_id = ids["osci.message_id"].as_str().unwrap().to_owned();
+    assert_eq!(ids["osci.subject"], "Antrag");
+    assert_eq!(b_view["envelope"]["idempotency_key"], osci_id.as_str());
+    assert_eq!(b_view["envelope"]["sender"]["adapter"], "osci-poller");
+
+    // A's delivery ends `delivered`, its receipt names the message id.
+    let a_view = api_a.wait_state(&a_id, "delivered", WAIT).await;
+    let receipt = a_view["deliveries"][0]["receipt"].as_str().unwrap();
+    assert!(receipt.contains(&osci_id), "{receipt}");
+
+    // alice's Laufzettel: created, forwarded, received (ExitDialog
+    // confirmed it).
+    let alice = client(b_port, "alice_cipher_4096", "alice_signature_4096");
+    let mut d = alice.init_dialog().await.unwrap();
+    let card = alice
+        .fetch_process_card(&mut d, &osci_id)
+        .await
+        .unwrap()
+        .expect("a Laufzettel");
+    alice.exit_dialog(d).await.unwrap();
+    assert_eq!(card.subject.as_deref(), Some("Antrag"));
+    assert!(
+        card.creation.is_some() && card.forwarding.is_some(),
+        "{card:?}"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut d = alice.init_dialog().await.unwrap();
+        let card = alice
+            .fetch_process_card(&mut d, &osci_id)
+            .await
+            .unwrap()
+            .unwrap();
+        alice.exit_dialog(d).await.unwrap();
+        if card.reception.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never confirmed: {card:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Someone else's Laufzettel is not shown to dave.
+    let dave = client(b_port, "dave_cipher_4096", "dave_signature_4096");
+    let mut d = dave.init_dialog().await.unwrap();
+    assert_eq!(
+        dave.fetch_process_card(&mut d, &osci_id).await.unwrap(),
+        None
+    );
+    dave.exit_dialog(d).await.unwrap();
+
+    // Exactly once: the poller polls on, nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.accepted("/fv").len(), 1, "delivered exactly once");
+
+    hub_a.shutdown().await.unwrap();
+    hub_b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_to_a_hub_recipient_becomes_a_hub_message() {
+    let rx = Receiver::start().await;
+    let b_port = free_port();
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &b_channels(b_port, "150 MB", false),
+        &[(
+            "alpha",
+            drehscheibe_suite::http_tenant("alpha", AGS, LEISTUNG, &rx.url("/fv"), ""),
+        )],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    // alice → dave, end-to-end encrypted for dave: B reads it with
+    // dave's key.
+    let alice = client(b_port, "alice_cipher_4096", "alice_signature_4096");
+    let id = alice.get_message_id().await.unwrap();
+    let doc = order(AGS, LEISTUNG, 100);
+    let contents = [
+        OutContent {
+            name: "antrag.xml".into(),
+            bytes: doc.clone(),
+            attachment: false,
+        },
+        OutContent {
+            name: "nachweis.pdf".into(),
+            bytes: b"%PDF-1.7 nachweis".to_vec(),
+            attachment: true,
+        },
+    ];
+    let card = alice
+        .store_delivery(
+            &id,
+            Some("An dave"),
+            &cert("dave_cipher_4096"),
+            &contents,
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(card.message_id, id);
+    assert!(card.creation.is_some());
+    // The same StoreDelivery again (a retry): no second message.
+    alice
+        .store_delivery(
+            &id,
+            Some("An dave"),
+            &cert("dave_cipher_4096"),
+            &contents,
+            true,
+        )
+        .await
+        .unwrap();
+    let got = rx.wait_accepted("/fv", 1, WAIT).await;
+    let p = parts(&got[0]).await;
+    assert_eq!(p[0], doc);
+    assert_eq!(p[1], b"%PDF-1.7 nachweis");
+    let view = Api::new(hub_b.addr)
+        .message(&got[0].header("x-drehscheibe-message-id"))
+        .await;
+    let ids = &view["envelope"]["correlation_ids"];
+    assert_eq!(ids["osci.recipient"], "dave");
+    assert_eq!(ids["osci.message_id"], id.as_str());
+    assert!(
+        ids["osci.originator"].as_str().unwrap().contains("Alice"),
+        "{ids:#}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.accepted("/fv").len(), 1);
+    // A message id not issued by B, or issued to someone else: refused.
+    let bob = client(b_port, "bob_cipher_4096", "bob_signature_4096");
+    let foreign = bob.get_message_id().await.unwrap();
+    match alice
+        .store_delivery(&foreign, None, &cert("dave_cipher_4096"), &contents, true)
+        .await
+    {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "9801"),
+        other => panic!("{other:?}"),
+    }
+    hub_b.shutdown().await.unwrap();
+}
+
+/// The real hub's intake, but the process "dies" right after `submit`
+/// returned: the poller sees an error before its ExitDialog.
+struct CrashAfterSubmit(Arc<dyn Intake>);
+
+#[async_trait::async_trait]
+impl Intake for CrashAfterSubmit {
+    async fn submit(&self, s: Submission) -> Result<Accepted, IntakeError> {
+        self.0.submit(s).await?;
+        Err(IntakeError::Unavailable(
+            "simulated crash after the durable submit".into(),
+        ))
+    }
+    async fn stage_attachment(&self, r: BlobReader) -> Result<BlobRef, IntakeError> {
+        self.0.stage_attachment(r).await
+    }
+    fn max_payload_bytes(&self) -> u64 {
+        self.0.max_payload_bytes()
+    }
+    fn max_attachment_bytes(&self) -> u64 {
+        self.0.max_attachment_bytes()
+    }
+    fn channel_exists(&self, c: &str) -> bool {
+        self.0.channel_exists(c)
+    }
+    fn blobs(&self) -> Arc<dyn BlobStore> {
+        self.0.blobs()
+    }
+    async fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, IntakeError> {
+        self.0.status(id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_fetch_and_exit_dialog_refetches_and_routes_once() {
+    let rx = Receiver::start().await;
+    let b_port = free_port();
+    // B without its own poller: the test runs bob's poller.
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &b_channels(b_port, "150 MB", false),
+        &[(
+            "alpha",
+            drehscheibe_suite::http_tenant("alpha", AGS, LEISTUNG, &rx.url("/fv"), ""),
+        )],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    let alice = client(b_port, "alice_cipher_4096", "alice_signature_4096");
+    let id = alice.get_message_id().await.unwrap();
+    let doc = order(AGS, LEISTUNG, 200);
+    alice
+        .store_delivery(
+            &id,
+            None,
+            &cert("bob_cipher_4096"),
+            &[OutContent {
+                name: "antrag.xml".into(),
+                bytes: doc.clone(),
+                attachment: false,
+            }],
+            true,
+        )
+        .await
+        .unwrap();
+    let poller = OsciPoller {
+        channel: "other".into(),
+        client: client(b_port, "bob_cipher_4096", "bob_signature_4096"),
+        poll_interval: Duration::from_millis(100),
+        max_per_poll: 10,
+    };
+    let real: Arc<dyn Intake> = hub_b.hub.clone();
+    let crashing: Arc<dyn Intake> = Arc::new(CrashAfterSubmit(real.clone()));
+    // First poll: stored in the hub, then the "crash" before ExitDialog.
+    assert!(poller.poll_once(&crashing).await.is_err());
+    // The Intermediär still holds it (not confirmed): fetched again, the
+    // intake knows it, ExitDialog confirms.
+    assert_eq!(poller.poll_once(&real).await.unwrap(), 1);
+    // Now the postbox is empty.
+    assert_eq!(poller.poll_once(&real).await.unwrap(), 0);
+    let got = rx.wait_accepted("/fv", 1, WAIT).await;
+    assert_eq!(parts_or_body(&got[0]).await, doc);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.accepted("/fv").len(), 1, "routed once");
+    let (status, list) = Api::new(hub_b.addr)
+        .get("/api/v1/messages?limit=10", drehscheibe_suite::OPERATOR)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list:#}");
+    hub_b.shutdown().await.unwrap();
+}
+
+/// The body of a delivery without attachments (or the document part).
+async fn parts_or_body(got: &drehscheibe_suite::receiver::Received) -> Vec<u8> {
+    if got.header("content-type").starts_with("multipart/") {
+        parts(got).await.remove(0)
+    } else {
+        got.body.to_vec()
+    }
+}
+
+/// What the Intermediär answers: (code in the fault, or `None` for a
+/// normal response).
+async fn post_raw(port: u16, body: Vec<u8>) -> (u16, Option<String>) {
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/osci/osci"))
+        .header("Content-Type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.unwrap();
+    let inner = message::Inner::parse(&bytes).unwrap();
+    let code = inner.fault().map(|f| f.detail.trim().to_owned());
+    (status, code)
+}
+
+/// A recording proxy between a client and B: what an attacker on the
+/// wire sees.
+async fn proxy(target: u16) -> (u16, Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let s2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/osci/osci",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = s2.clone();
+            async move {
+                seen.lock().unwrap().push(body.to_vec());
+                reqwest::Client::new()
+                    .post(format!("http://127.0.0.1:{target}/osci/osci"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap()
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_their_osci_code_and_store_nothing() {
+    let b_port = free_port();
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &b_channels(b_port, "2 MB", false),
+        &[],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    let (p_port, seen) = proxy(b_port).await;
+    let intermediary = key_pair("osci_manager_cipher_4096");
+
+    // Not MIME at all.
+    assert_eq!(
+        post_raw(b_port, b"<hello/>".to_vec()).await,
+        (200, Some("9100".into()))
+    );
+    // Larger than the channel's limit: refused while streaming.
+    assert_eq!(
+        post_raw(b_port, vec![b'x'; 3 * 1024 * 1024]).await,
+        (200, Some("9904".into()))
+    );
+
+    // A genuine dialog through the recording proxy.
+    let bob = client(p_port, "bob_cipher_4096", "bob_signature_4096");
+    let mut d = bob.init_dialog().await.unwrap();
+    assert_eq!(
+        bob.fetch_delivery(&mut d, None)
+            .await
+            .unwrap()
+            .map(|f| f.message_id),
+        None
+    );
+    let fetch = seen.lock().unwrap().last().cloned().unwrap();
+    // Replayed on the wire: its Response echoes a spent Challenge.
+    assert_eq!(
+        post_raw(b_port, fetch.clone()).await,
+        (200, Some("9400".into()))
+    );
+    // A wrong SequenceNumber, correctly signed.
+    let mut wrong = d.clone();
+    wrong.set_sequence(d.sequence() + 5);
+    match bob.fetch_delivery(&mut wrong, None).await {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "9400"),
+        other => panic!("{other:?}"),
+    }
+    // Ciphertext tampered with: the GCM tag fails.
+    let mut tampered = fetch.clone();
+    let at = tampered.len() - 200;
+    tampered[at] ^= 1;
+    assert_eq!(post_raw(b_port, tampered).await, (200, Some("9202".into())));
+    // Encrypted for another key (bob's instead of the Intermediär's).
+    let inner =
+        xenc::decrypt_transport(&fetch, &intermediary.key, xenc::Algorithms::default()).unwrap();
+    let for_bob = xenc::encrypt_transport(&inner, &cert("bob_cipher_4096")).unwrap();
+    assert_eq!(post_raw(b_port, for_bob).await, (200, Some("9200".into())));
+    // Signed content changed after signing (decrypted, edited,
+    // re-encrypted for the Intermediär).
+    let edited = String::from_utf8(inner.clone())
+        .unwrap()
+        .replace("LanguagesList=\"de\"", "LanguagesList=\"en\"");
+    assert_ne!(edited.as_bytes(), inner.as_slice());
+    let forged = xenc::encrypt_transport(edited.as_bytes(), &intermediary.cert).unwrap();
+    assert_eq!(post_raw(b_port, forged).await, (200, Some("9601".into())));
+    // Broken MIME inside a valid encryption.
+    let broken =
+        xenc::encrypt_transport(b"MIME-Version: 1.0\r\n\r\nno parts", &intermediary.cert).unwrap();
+    assert_eq!(post_raw(b_port, broken).await, (200, Some("9100".into())));
+    // The genuine dialog still works after all that.
+    assert!(bob.fetch_delivery(&mut d, None).await.unwrap().is_none());
+    bob.exit_dialog(d).await.unwrap();
+
+    // A StoreDelivery for an addressee B does not know.
+    let alice = client(b_port, "alice_cipher_4096", "alice_signature_4096");
+    let id = alice.get_message_id().await.unwrap();
+    let content = [OutContent {
+        name: "a.xml".into(),
+        bytes: order(AGS, LEISTUNG, 10),
+        attachment: false,
+    }];
+    match alice
+        .store_delivery(&id, None, &cert("alice_cipher_4096"), &content, true)
+        .await
+    {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "9805"),
+        other => panic!("{other:?}"),
+    }
+    // A StoreDelivery larger than the limit.
+    let big = [OutContent {
+        name: "big.bin".into(),
+        bytes: vec![7u8; 3 * 1024 * 1024],
+        attachment: true,
+    }];
+    match alice
+        .store_delivery(&id, None, &cert("bob_cipher_4096"), &big, false)
+        .await
+    {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "9904"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing was stored half: bob's postbox is empty, the id is unused.
+    let mut d = bob.init_dialog().await.unwrap();
+    assert!(bob.fetch_delivery(&mut d, None).await.unwrap().is_none());
+    bob.exit_dialog(d).await.unwrap();
+    alice
+        .store_delivery(&id, None, &cert("bob_cipher_4096"), &content, true)
+        .await
+        .unwrap();
+    let mut d = bob.init_dialog().await.unwrap();
+    let f = bob.fetch_delivery(&mut d, None).await.unwrap().unwrap();
+    assert_eq!(f.message_id, id);
+    assert_eq!(f.contents[0].bytes, content[0].bytes);
+    assert!(f.contents[0].signed, "alice's content signature verified");
+    bob.exit_dialog(d).await.unwrap();
+    // The raw framing of what went over the wire is the reference
+    // library's: MIME headers in the body, two parts.
+    let m = mime::parse(&fetch).unwrap();
+    assert_eq!(m.parts.len(), 2);
+    assert!(m.part("cid:osci_enc").is_some());
+    hub_b.shutdown().await.unwrap();
+}
