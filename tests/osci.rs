@@ -640,3 +640,38 @@ async fn hostile_requests_get_their_osci_code_and_store_nothing() {
     assert!(m.part("cid:osci_enc").is_some());
     hub_b.shutdown().await.unwrap();
 }
+
+#[test]
+fn config_check_names_a_wrong_key_missing_cas_and_a_poller_without_keys() {
+    let channels = format!(
+        r#"
+[channels.osci]
+type = "osci"
+cipher = {{ key = "{bob_key}", cert = "{manager_cert}" }}
+signature = {signature}
+
+[[channels.osci.postboxes]]
+name = "bob"
+cert = "{bob}"
+
+[channels.fetch]
+type = "osci-poller"
+url = "http://127.0.0.1:9/osci/osci"
+intermediary_cipher_cert = "{manager_cert}"
+"#,
+        bob_key = pki("bob_cipher_4096.key.pem").display(),
+        manager_cert = pki("osci_manager_cipher_4096.cert.pem").display(),
+        signature = pair_toml("osci_manager_signature_4096"),
+        bob = pki("bob_cipher_4096.cert.pem").display(),
+    );
+    let cfg = TestConfig::write("127.0.0.1:0", &channels, &[]);
+    let err = format!("{:#}", drehscheibe_cli::runtime::load(&cfg.main).unwrap_err());
+    for expected in [
+        "channels.osci.cipher: the key does not belong to the certificate",
+        "channels.osci.ca_certs",
+        "channels.fetch.cipher",
+        "channels.fetch.signature",
+    ] {
+        assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+    }
+}

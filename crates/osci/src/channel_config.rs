@@ -71,6 +71,7 @@ struct RawIntermediary {
     allow_legacy: bool,
     require_client_signature: Option<bool>,
     max_message_bytes: Option<ByteSize>,
+    max_in_flight_bytes: Option<ByteSize>,
     #[serde(default, with = "humantime_serde")]
     dialog_timeout: Option<Duration>,
     #[serde(default)]
@@ -88,6 +89,7 @@ pub struct OsciChannelConfig {
     pub allow_legacy: bool,
     pub require_client_signature: bool,
     pub max_message_bytes: u64,
+    pub max_in_flight_bytes: u64,
     pub dialog_timeout: Duration,
     pub recipients: Vec<HubRecipient>,
     pub postboxes: Vec<Postbox>,
@@ -211,12 +213,27 @@ fn parse_intermediary(
             None
         }
     };
+    if raw.ca_certs.is_empty() {
+        chk.error(
+            "ca_certs",
+            "an osci channel needs `ca_certs`: without them any self-made certificate could deliver into a postbox",
+        );
+    }
     let trust = trust_store(chk, &raw.ca_certs);
     let max_message_bytes = raw.max_message_bytes.map_or(DEFAULT_MAX_MESSAGE, |b| b.0);
     if max_message_bytes == 0 || max_message_bytes > MAX_MESSAGE {
         chk.error(
             "max_message_bytes",
             "`max_message_bytes` must be between 1 byte and 1 GiB",
+        );
+    }
+    let max_in_flight_bytes = raw
+        .max_in_flight_bytes
+        .map_or(2 * max_message_bytes, |b| b.0);
+    if max_in_flight_bytes < max_message_bytes {
+        chk.error(
+            "max_in_flight_bytes",
+            "`max_in_flight_bytes` must be at least `max_message_bytes` (one largest request must fit)",
         );
     }
     let dialog_timeout = raw.dialog_timeout.unwrap_or(Duration::from_secs(600));
@@ -276,6 +293,7 @@ fn parse_intermediary(
         allow_legacy: raw.allow_legacy,
         require_client_signature: raw.require_client_signature.unwrap_or(true),
         max_message_bytes,
+        max_in_flight_bytes,
         dialog_timeout,
         recipients,
         postboxes,
@@ -294,6 +312,7 @@ impl ChannelFactory for OsciChannelConfig {
             recipients: self.recipients.clone(),
             postboxes: self.postboxes.clone(),
             max_message_bytes: self.max_message_bytes,
+            max_in_flight_bytes: self.max_in_flight_bytes,
             dialog_timeout: self.dialog_timeout,
         };
         let intermediary = Intermediary::new(settings, cx.intake.clone(), cx.store.clone())

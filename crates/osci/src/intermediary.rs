@@ -101,6 +101,10 @@ pub struct IntermediarySettings {
     pub postboxes: Vec<Postbox>,
     /// Largest request body.
     pub max_message_bytes: u64,
+    /// Request bodies in work at once, in bytes (a request waits for its
+    /// share; the Intermediär holds a few copies of each body while it
+    /// decrypts, checks and stores it, so this bounds its memory).
+    pub max_in_flight_bytes: u64,
     /// A dialog without a request for this long is gone.
     pub dialog_timeout: Duration,
 }
@@ -110,6 +114,13 @@ pub struct Intermediary {
     settings: IntermediarySettings,
     state: IntermediaryState,
     intake: Arc<dyn Intake>,
+    /// [`IntermediarySettings::max_in_flight_bytes`] in KiB permits.
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// KiB permits for `bytes` (at least one).
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
 }
 
 impl std::fmt::Debug for Intermediary {
@@ -190,10 +201,12 @@ impl Intermediary {
         store: Arc<dyn drehscheibe_store::Store>,
     ) -> Result<Self, crate::state::StateError> {
         let state = IntermediaryState::new(store, &settings.channel)?;
+        let permits = kib(settings.max_in_flight_bytes.max(settings.max_message_bytes));
         Ok(Self {
             settings,
             state,
             intake,
+            budget: Arc::new(tokio::sync::Semaphore::new(permits as usize)),
         })
     }
 
@@ -219,7 +232,8 @@ impl Intermediary {
         };
         let inner_bytes = match xenc::decrypt_transport(body, &self.settings.cipher.key, algorithms)
         {
-            Ok(b) => b,
+            // Shared, not copied: a StoreDelivery stages these bytes.
+            Ok(b) => Bytes::from(b),
             Err(e) => {
                 tracing::info!(error = %e, "osci: request refused before decryption");
                 return plain_fault(e.feedback_code(), &e.to_string());
@@ -285,7 +299,7 @@ impl Intermediary {
     async fn process(
         &self,
         inner: &Inner<'_>,
-        inner_bytes: &[u8],
+        inner_bytes: &Bytes,
         certs: Certificates,
         client_cipher: Vec<u8>,
     ) -> Result<Answer, Refusal> {
@@ -602,7 +616,7 @@ impl Intermediary {
     async fn store_delivery(
         &self,
         c: &Checked<'_>,
-        inner_bytes: &[u8],
+        inner_bytes: &Bytes,
         now: SystemTime,
     ) -> Result<Answer, Refusal> {
         let message_id = c
@@ -641,7 +655,7 @@ impl Intermediary {
         let blobs = self.intake.blobs();
         let blob: BlobRef = blobs
             .stage(
-                Box::pin(std::io::Cursor::new(inner_bytes.to_vec())),
+                Box::pin(std::io::Cursor::new(inner_bytes.clone())),
                 self.settings.max_message_bytes,
             )
             .await
@@ -1156,9 +1170,24 @@ impl Intermediary {
         use http_body_util::BodyExt as _;
         async fn post(
             State(me): State<Arc<Intermediary>>,
+            headers: axum::http::HeaderMap,
             body: axum::body::Body,
         ) -> impl IntoResponse {
             let limit = usize::try_from(me.settings.max_message_bytes).unwrap_or(usize::MAX);
+            // This request's share of the memory budget: its declared
+            // length, or the largest a request may be.
+            let declared = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(me.settings.max_message_bytes)
+                .min(me.settings.max_message_bytes);
+            let Ok(_permit) = me.budget.clone().acquire_many_owned(kib(declared)).await else {
+                return (
+                    [(header::CONTENT_TYPE, "text/xml; charset=UTF-8")],
+                    plain_fault("9000", "the Intermediär is shutting down"),
+                );
+            };
             let answer = match http_body_util::Limited::new(body, limit).collect().await {
                 Ok(c) => me.handle(&c.to_bytes()).await,
                 Err(e)
