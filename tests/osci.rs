@@ -665,7 +665,10 @@ intermediary_cipher_cert = "{manager_cert}"
         bob = pki("bob_cipher_4096.cert.pem").display(),
     );
     let cfg = TestConfig::write("127.0.0.1:0", &channels, &[]);
-    let err = format!("{:#}", drehscheibe_cli::runtime::load(&cfg.main).unwrap_err());
+    let err = format!(
+        "{:#}",
+        drehscheibe_cli::runtime::load(&cfg.main).unwrap_err()
+    );
     for expected in [
         "channels.osci.cipher: the key does not belong to the certificate",
         "channels.osci.ca_certs",

@@ -74,6 +74,8 @@ struct RawIntermediary {
     max_in_flight_bytes: Option<ByteSize>,
     #[serde(default, with = "humantime_serde")]
     dialog_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    keep_process_cards: Option<Duration>,
     #[serde(default)]
     recipients: Vec<RawRecipient>,
     #[serde(default)]
@@ -91,6 +93,7 @@ pub struct OsciChannelConfig {
     pub max_message_bytes: u64,
     pub max_in_flight_bytes: u64,
     pub dialog_timeout: Duration,
+    pub keep_process_cards: Duration,
     pub recipients: Vec<HubRecipient>,
     pub postboxes: Vec<Postbox>,
 }
@@ -295,6 +298,9 @@ fn parse_intermediary(
         max_message_bytes,
         max_in_flight_bytes,
         dialog_timeout,
+        keep_process_cards: raw
+            .keep_process_cards
+            .unwrap_or(Duration::from_secs(30 * 86_400)),
         recipients,
         postboxes,
     }))
@@ -314,12 +320,14 @@ impl ChannelFactory for OsciChannelConfig {
             max_message_bytes: self.max_message_bytes,
             max_in_flight_bytes: self.max_in_flight_bytes,
             dialog_timeout: self.dialog_timeout,
+            keep_process_cards: self.keep_process_cards,
         };
         let intermediary = Intermediary::new(settings, cx.intake.clone(), cx.store.clone())
             .map_err(BuildError::new)?;
+        let sweeper = intermediary.sweeper();
         Ok(Adapter {
             routes: Some(Arc::new(intermediary).router(&format!("/osci/{}", cx.id))),
-            tasks: Vec::new(),
+            tasks: vec![Box::new(sweeper)],
             status: None,
         })
     }

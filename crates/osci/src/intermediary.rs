@@ -107,6 +107,8 @@ pub struct IntermediarySettings {
     pub max_in_flight_bytes: u64,
     /// A dialog without a request for this long is gone.
     pub dialog_timeout: Duration,
+    /// Laufzettel of received deliveries are kept this long.
+    pub keep_process_cards: Duration,
 }
 
 /// The Intermediär.
@@ -589,6 +591,7 @@ impl Intermediary {
                 &IssuedId {
                     client: c.client.clone(),
                     issued: timestamp(now),
+                    issued_unix: unix(now),
                     used: false,
                 },
             )
@@ -1208,5 +1211,61 @@ impl Intermediary {
             .route(path, axum::routing::post(post))
             .layer(DefaultBodyLimit::disable())
             .with_state(self)
+    }
+}
+
+/// The channel's housekeeping task: every minute a page of
+/// [`IntermediaryState::sweep`].
+pub struct Sweeper {
+    pub channel: String,
+    pub state: IntermediaryState,
+    pub policy: crate::state::SweepPolicy,
+    pub every: Duration,
+}
+
+#[async_trait::async_trait]
+impl drehscheibe_model::InputAdapter for Sweeper {
+    fn name(&self) -> &str {
+        &self.channel
+    }
+
+    async fn run(
+        self: Box<Self>,
+        _intake: Arc<dyn Intake>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), drehscheibe_model::AdapterError> {
+        let mut cursor = crate::state::SweepCursor::default();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(self.every) => {}
+            }
+            match self
+                .state
+                .sweep(SystemTime::now(), self.policy, &mut cursor, 1000)
+                .await
+            {
+                Ok(s) if s != crate::state::Swept::default() => {
+                    tracing::info!(channel = %self.channel, dialogs = s.dialogs, ids = s.ids, cards = s.cards, "osci: state swept");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(channel = %self.channel, error = %e, "osci: sweep failed"),
+            }
+        }
+    }
+}
+
+impl Intermediary {
+    /// The housekeeping task of this Intermediär's state.
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper {
+            channel: self.settings.channel.clone(),
+            state: self.state.clone(),
+            policy: crate::state::SweepPolicy {
+                keep_process_cards: self.settings.keep_process_cards,
+                keep_unused_ids: Duration::from_secs(86_400),
+            },
+            every: Duration::from_secs(60),
+        }
     }
 }

@@ -12,6 +12,13 @@
 //! | `n` 0 addressee | next seq (u64 BE) |
 //! | `l` 0 message id | JSON [`ProcessCard`] (Laufzettel) |
 //!
+//! Nothing stays for ever: [`IntermediaryState::sweep`] (run by the
+//! channel every minute) removes dialogs past their timeout, message ids
+//! handed out but never used after a day, and — once a delivery is
+//! received and its Laufzettel older than the channel's
+//! `keep_process_cards` — the Laufzettel, the id and the postbox's
+//! `closed` marker.
+//!
 //! An addressee is named by the SHA-256 (hex) of its cipher certificate:
 //! OSCI addresses a delivery to a certificate, not to a name.
 //!
@@ -68,6 +75,9 @@ pub struct IssuedId {
     pub client: String,
     /// RFC 3339.
     pub issued: String,
+    /// The same as Unix seconds (what the sweep compares).
+    #[serde(default)]
+    pub issued_unix: u64,
     /// Set once a StoreDelivery used it.
     #[serde(default)]
     pub used: bool,
@@ -450,5 +460,138 @@ impl IntermediaryState {
             Some(v) => Ok(Some(decode("process card", &v)?)),
             None => Ok(None),
         }
+    }
+}
+
+/// What [`IntermediaryState::sweep`] keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepPolicy {
+    /// Laufzettel of received deliveries, after their last change.
+    pub keep_process_cards: std::time::Duration,
+    /// Message ids handed out and never used.
+    pub keep_unused_ids: std::time::Duration,
+}
+
+/// Where the next sweep goes on (a sweep reads a page per kind).
+#[derive(Debug, Clone, Default)]
+pub struct SweepCursor {
+    dialogs: Option<Vec<u8>>,
+    ids: Option<Vec<u8>>,
+}
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub dialogs: usize,
+    pub ids: usize,
+    pub cards: usize,
+}
+
+fn unix_of(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl IntermediaryState {
+    /// Remove what is over (see the module docs), reading at most `page`
+    /// dialogs and `page` message ids from `cursor` on; call again for the
+    /// rest (the cursor wraps around at the end).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn sweep(
+        &self,
+        now: std::time::SystemTime,
+        policy: SweepPolicy,
+        cursor: &mut SweepCursor,
+        page: usize,
+    ) -> Result<Swept, StateError> {
+        let mut swept = Swept::default();
+        let now_unix = unix_of(now);
+        // Dialogs past their timeout.
+        let prefix = vec![b'd', 0];
+        let entries = self
+            .space
+            .scan(&prefix, cursor.dialogs.as_deref(), page)
+            .await?;
+        cursor.dialogs = if entries.len() < page {
+            None
+        } else {
+            entries.last().map(|(k, _)| k.clone())
+        };
+        for (k, v) in entries {
+            let Ok(d) = serde_json::from_slice::<Dialog>(&v) else {
+                continue;
+            };
+            if d.expires < now_unix {
+                let mut tx = self.space.begin();
+                if tx.get(&k).await?.as_deref() == Some(v.as_ref()) {
+                    tx.delete(&k);
+                    if tx.commit().await? {
+                        swept.dialogs += 1;
+                    }
+                }
+            }
+        }
+        // Message ids, and with them finished Laufzettel.
+        let prefix = vec![b'i', 0];
+        let entries = self
+            .space
+            .scan(&prefix, cursor.ids.as_deref(), page)
+            .await?;
+        cursor.ids = if entries.len() < page {
+            None
+        } else {
+            entries.last().map(|(k, _)| k.clone())
+        };
+        for (k, v) in entries {
+            let Some(id) = k.get(2..) else { continue };
+            let Ok(issued) = serde_json::from_slice::<IssuedId>(&v) else {
+                continue;
+            };
+            if !issued.used {
+                if issued.issued_unix + policy.keep_unused_ids.as_secs() < now_unix {
+                    let mut tx = self.space.begin();
+                    if tx.get(&k).await?.as_deref() == Some(v.as_ref()) {
+                        tx.delete(&k);
+                        if tx.commit().await? {
+                            swept.ids += 1;
+                        }
+                    }
+                }
+                continue;
+            }
+            let lkey = key(b'l', &[id]);
+            let mut tx = self.space.begin();
+            let card = match tx.get(&lkey).await? {
+                Some(c) => match serde_json::from_slice::<ProcessCard>(&c) {
+                    Ok(c) => c,
+                    Err(_) => continue,
+                },
+                None => continue,
+            };
+            let Some(received) = card.reception else {
+                continue;
+            };
+            if unix_of(received.max(card.recent_modification()))
+                + policy.keep_process_cards.as_secs()
+                >= now_unix
+            {
+                continue;
+            }
+            if tx.get(&k).await?.as_deref() != Some(v.as_ref()) {
+                continue;
+            }
+            tx.delete(&lkey);
+            tx.delete(&k);
+            tx.delete(&key(b'q', &[card.addressee.as_bytes(), id]));
+            if tx.commit().await? {
+                swept.ids += 1;
+                swept.cards += 1;
+            }
+        }
+        Ok(swept)
     }
 }

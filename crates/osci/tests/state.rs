@@ -1,0 +1,169 @@
+//! The Intermediär's state on a real sled store: a delivery's way through
+//! the postbox and its Laufzettel, and the sweep that keeps the state
+//! space from growing for ever.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use drehscheibe_model::BlobRef;
+use drehscheibe_osci::state::{
+    Dialog, IntermediaryState, IssuedId, PostboxEntry, ProcessCard, StoreOutcome, SweepCursor,
+    SweepPolicy, Swept,
+};
+
+fn state() -> (tempfile::TempDir, IntermediaryState) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn drehscheibe_store::Store> =
+        Arc::new(drehscheibe_store::SledStore::open(&dir.path().join("store")).unwrap());
+    (dir, IntermediaryState::new(store, "osci").unwrap())
+}
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+const POLICY: SweepPolicy = SweepPolicy {
+    keep_process_cards: Duration::from_secs(1000),
+    keep_unused_ids: Duration::from_secs(100),
+};
+
+async fn issue(s: &IntermediaryState, id: &str, client: &str, when: u64) {
+    s.issue_id(
+        id,
+        &IssuedId {
+            client: client.into(),
+            issued: String::new(),
+            issued_unix: when,
+            used: false,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn entry(id: &str) -> (PostboxEntry, ProcessCard) {
+    (
+        PostboxEntry {
+            message_id: id.into(),
+            content: BlobRef {
+                sha256: "ab".repeat(32),
+                size: 3,
+            },
+            subject: None,
+            stored: String::new(),
+        },
+        ProcessCard {
+            message_id: id.into(),
+            originator: "alice".into(),
+            addressee: "bob".into(),
+            subject: None,
+            creation: at(10),
+            forwarding: None,
+            reception: None,
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_delivery_goes_through_the_postbox_once() {
+    let (_d, s) = state();
+    let (e, c) = entry("m1");
+    // Not issued: refused, nothing stored.
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        StoreOutcome::NotIssued
+    );
+    assert!(s.process_card("m1").await.unwrap().is_none());
+    // Issued to someone else: refused.
+    issue(&s, "m1", "mallory", 10).await;
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        StoreOutcome::NotIssued
+    );
+    issue(&s, "m1", "alice", 10).await;
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        StoreOutcome::AlreadyStored
+    );
+    assert_eq!(s.open_deliveries("bob", 10).await.unwrap().len(), 1);
+    assert!(s.open_deliveries("carol", 10).await.unwrap().is_empty());
+    s.mark_forwarded("m1", at(20)).await.unwrap();
+    assert!(s.confirm_reception("bob", "m1", at(30)).await.unwrap());
+    assert!(!s.confirm_reception("bob", "m1", at(31)).await.unwrap());
+    assert!(s.open_deliveries("bob", 10).await.unwrap().is_empty());
+    let card = s.process_card("m1").await.unwrap().unwrap();
+    assert_eq!(card.forwarding, Some(at(20)));
+    assert_eq!(card.reception, Some(at(30)));
+    // A retry of the StoreDelivery after reception stores nothing again.
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        StoreOutcome::AlreadyStored
+    );
+    assert!(s.open_deliveries("bob", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_sweep_removes_what_is_over_and_keeps_the_rest() {
+    let (_d, s) = state();
+    // Two dialogs: one past its timeout.
+    let dialog = |expires| Dialog {
+        client: "c".into(),
+        client_cipher: String::new(),
+        challenge: "x".into(),
+        next_sequence: 0,
+        expires,
+        pending_receipt: None,
+    };
+    let old = s.open_dialog(&dialog(50)).await.unwrap();
+    let live = s.open_dialog(&dialog(5000)).await.unwrap();
+    // An unused id, old; an unused id, fresh; a received delivery, old;
+    // an open delivery, old.
+    issue(&s, "unused-old", "alice", 10).await;
+    issue(&s, "unused-new", "alice", 1900).await;
+    for id in ["received", "open"] {
+        issue(&s, id, "alice", 10).await;
+        let (e, c) = entry(id);
+        s.store_delivery("alice", "bob", &e, &c).await.unwrap();
+    }
+    s.confirm_reception("bob", "received", at(20)).await.unwrap();
+    let mut cursor = SweepCursor::default();
+    // Small pages: the cursor carries the sweep on.
+    let mut total = Swept::default();
+    for _ in 0..6 {
+        let n = s.sweep(at(2000), POLICY, &mut cursor, 1).await.unwrap();
+        total.dialogs += n.dialogs;
+        total.ids += n.ids;
+        total.cards += n.cards;
+    }
+    assert_eq!(
+        total,
+        Swept {
+            dialogs: 1,
+            ids: 2,
+            cards: 1
+        }
+    );
+    assert!(s.dialog(&old).await.unwrap().is_none());
+    assert!(s.dialog(&live).await.unwrap().is_some());
+    assert!(s.process_card("received").await.unwrap().is_none());
+    // The open delivery and its card stay, whatever their age.
+    assert!(s.process_card("open").await.unwrap().is_some());
+    assert_eq!(s.open_deliveries("bob", 10).await.unwrap().len(), 1);
+    // The fresh unused id can still be used.
+    let (e, c) = entry("unused-new");
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        StoreOutcome::Stored
+    );
+    // The old one cannot.
+    let (e, c) = entry("unused-old");
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        StoreOutcome::NotIssued
+    );
+}
