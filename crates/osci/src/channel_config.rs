@@ -3,7 +3,7 @@
 //! * `type = "osci"` ([`INTERMEDIARY_CHANNEL`]): the hub as OSCI
 //!   Intermediär at `/osci/<channel id>` — postboxes for participants
 //!   that fetch, and hub recipients whose deliveries become hub messages;
-//! * `type = "osci-poller"` ([`POLLER_CHANNEL`], in [`crate::poller`]):
+//! * `type = "osci-poller"` ([`crate::remote::POLLER_CHANNEL`]):
 //!   fetches from an external Intermediär as an active recipient.
 //!
 //! Keys and certificates are PEM files (paths relative to the

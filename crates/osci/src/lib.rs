@@ -13,10 +13,21 @@
 //! digest, then the RSA signature over the canonical `SignedInfo` with the
 //! signer's certificate (RustCrypto `rsa`, `x509-cert`).
 //!
-//! What is here is the ground floor of the protocol: the Intermediär
-//! endpoint, the client, transport and content encryption and the
-//! certificate chain checks build on it (ADR 0022 lists what is still to
-//! come).
+//! On that ground:
+//!
+//! * [`xenc`]: the transport layer (the whole inner message encrypted for
+//!   the other side's cipher certificate) and end-to-end content
+//!   encryption; [`certs`]: certificate validity and chains;
+//! * [`message`]: reading and writing the inner SOAP envelope the way the
+//!   reference library does; [`content`]: content packages;
+//! * [`intermediary`] and [`state`]: the hub as OSCI Intermediär (channel
+//!   `osci`, configured in [`channel_config`]): dialogs, message ids,
+//!   postboxes and Laufzettel in the hub store;
+//! * [`client`]: the client side, used by the `osci-poller` channel and
+//!   the `osci` connector ([`remote`]).
+//!
+//! ADR 0022 records the decisions and the wire facts learnt from the
+//! reference library.
 
 pub mod c14n;
 pub mod certs;
