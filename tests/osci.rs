@@ -77,6 +77,7 @@ max_message_bytes = "{max}"
 [[channels.osci.postboxes]]
 name = "bob"
 cert = "{bob}"
+signature_cert = "{bob_sig}"
 
 [[channels.osci.recipients]]
 name = "dave"
@@ -87,6 +88,7 @@ cert = "{dave_cert}"
         signature = pair_toml("osci_manager_signature_4096"),
         chain = pki("osci_manager_cipher_4096.chain.pem").display(),
         bob = pki("bob_cipher_4096.cert.pem").display(),
+        bob_sig = pki("bob_signature_4096.cert.pem").display(),
         dave_key = pki("dave_cipher_4096.key.pem").display(),
         dave_cert = pki("dave_cipher_4096.cert.pem").display(),
     );
@@ -334,18 +336,40 @@ async fn a_delivery_to_a_hub_recipient_becomes_a_hub_message() {
         .unwrap();
     assert_eq!(card.message_id, id);
     assert!(card.creation.is_some());
-    // The same StoreDelivery again (a retry): no second message.
-    alice
-        .store_delivery(
-            &id,
-            Some("An dave"),
-            &cert("dave_cipher_4096"),
-            &contents,
-            true,
-        )
+    // The same contents again under the id: encrypted afresh they are
+    // another delivery — the id is spent (9801), no second message; the
+    // Laufzettel tells the sender the first one arrived (what the `osci`
+    // connector asks after a lost answer).
+    match alice
+        .store_delivery(&id, Some("An dave"), &cert("dave_cipher_4096"), &contents, true)
         .await
-        .unwrap();
-    let got = rx.wait_accepted("/fv", 1, WAIT).await;
+    {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "9801"),
+        other => panic!("{other:?}"),
+    }
+    let mut d = alice.init_dialog().await.unwrap();
+    let card = alice.fetch_process_card(&mut d, &id).await.unwrap().unwrap();
+    assert!(card.reception.is_some(), "the hub took it in: {card:?}");
+    alice.exit_dialog(d).await.unwrap();
+    // Unencrypted, a retry is the same delivery: answered as stored.
+    let id2 = alice.get_message_id().await.unwrap();
+    let plain = [OutContent {
+        name: "antrag.xml".into(),
+        bytes: order(AGS, LEISTUNG, 150),
+        attachment: false,
+    }];
+    for _ in 0..2 {
+        alice
+            .store_delivery(&id2, None, &cert("dave_cipher_4096"), &plain, false)
+            .await
+            .unwrap();
+    }
+    let got = rx.wait_accepted("/fv", 2, WAIT).await;
+    let got: Vec<_> = got
+        .into_iter()
+        .filter(|g| g.header("content-type").starts_with("multipart/"))
+        .collect();
+    assert_eq!(got.len(), 1, "the encrypted delivery with its attachment");
     let p = parts(&got[0]).await;
     assert_eq!(p[0], doc);
     assert_eq!(p[1], b"%PDF-1.7 nachweis");
@@ -360,7 +384,7 @@ async fn a_delivery_to_a_hub_recipient_becomes_a_hub_message() {
         "{ids:#}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(rx.accepted("/fv").len(), 1);
+    assert_eq!(rx.accepted("/fv").len(), 2, "one message per delivery");
     // A message id not issued by B, or issued to someone else: refused.
     let bob = client(b_port, "bob_cipher_4096", "bob_signature_4096");
     let foreign = bob.get_message_id().await.unwrap();
@@ -587,6 +611,26 @@ async fn hostile_requests_get_their_osci_code_and_store_nothing() {
     let broken =
         xenc::encrypt_transport(b"MIME-Version: 1.0\r\n\r\nno parts", &intermediary.cert).unwrap();
     assert_eq!(post_raw(b_port, broken).await, (200, Some("9100".into())));
+    // An unsigned header block slipped in: the signature must cover
+    // every block the Intermediär might read.
+    let text = String::from_utf8(inner.clone()).unwrap();
+    let extra = text.replacen(
+        "</soap:Header>",
+        r#"<x:Extra xmlns:x="urn:example:x" Id="extra">unsigned</x:Extra></soap:Header>"#,
+        1,
+    );
+    let sent = xenc::encrypt_transport(extra.as_bytes(), &intermediary.cert).unwrap();
+    assert_eq!(post_raw(b_port, sent).await, (200, Some("9602".into())));
+    // A second ControlBlock (which one would be read?).
+    let start = text.find("<osci:ControlBlock").unwrap();
+    let end = text.find("</osci:ControlBlock>").unwrap() + "</osci:ControlBlock>".len();
+    let twice = text.replacen(
+        "</soap:Header>",
+        &format!("{}</soap:Header>", &text[start..end].replace("Id=\"controlblock\"", "Id=\"cb2\"")),
+        1,
+    );
+    let sent = xenc::encrypt_transport(twice.as_bytes(), &intermediary.cert).unwrap();
+    assert_eq!(post_raw(b_port, sent).await, (200, Some("9100".into())));
     // The genuine dialog still works after all that.
     assert!(bob.fetch_delivery(&mut d, None).await.unwrap().is_none());
     bob.exit_dialog(d).await.unwrap();
@@ -630,8 +674,9 @@ async fn hostile_requests_get_their_osci_code_and_store_nothing() {
     let mut d = bob.init_dialog().await.unwrap();
     let f = bob.fetch_delivery(&mut d, None).await.unwrap().unwrap();
     assert_eq!(f.message_id, id);
-    assert_eq!(f.contents[0].bytes, content[0].bytes);
-    assert!(f.contents[0].signed, "alice's content signature verified");
+    let contents = f.contents.unwrap();
+    assert_eq!(contents[0].bytes, content[0].bytes);
+    assert!(contents[0].signed, "alice's content signature verified");
     bob.exit_dialog(d).await.unwrap();
     // The raw framing of what went over the wire is the reference
     // library's: MIME headers in the body, two parts.
@@ -672,9 +717,104 @@ intermediary_cipher_cert = "{manager_cert}"
     for expected in [
         "channels.osci.cipher: the key does not belong to the certificate",
         "channels.osci.ca_certs",
+        "channels.osci.postboxes[0].signature_cert",
         "channels.fetch.cipher",
         "channels.fetch.signature",
     ] {
         assert!(err.contains(expected), "{expected:?} not in:\n{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_postbox_owner_fetches_and_a_used_id_delivers_once() {
+    let b_port = free_port();
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &b_channels(b_port, "150 MB", false),
+        &[],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    let alice = client(b_port, "alice_cipher_4096", "alice_signature_4096");
+    let id = alice.get_message_id().await.unwrap();
+    let content = |text: &str| {
+        [OutContent {
+            name: "a.xml".into(),
+            bytes: order(AGS, LEISTUNG, text.len()),
+            attachment: false,
+        }]
+    };
+    alice
+        .store_delivery(&id, None, &cert("bob_cipher_4096"), &content("one"), true)
+        .await
+        .unwrap();
+    // The same id again with other content: refused (9801), not "stored".
+    match alice
+        .store_delivery(&id, None, &cert("bob_cipher_4096"), &content("another"), true)
+        .await
+    {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "9801"),
+        other => panic!("{other:?}"),
+    }
+    // dave presents bob's cipher certificate (and, for the test, holds
+    // its key) but signs as dave: not the postbox owner, nothing to see.
+    let mallory = client(b_port, "bob_cipher_4096", "dave_signature_4096");
+    let mut d = mallory.init_dialog().await.unwrap();
+    assert!(mallory.fetch_delivery(&mut d, None).await.unwrap().is_none());
+    assert!(mallory.fetch_delivery(&mut d, Some(&id)).await.unwrap().is_none());
+    assert_eq!(mallory.fetch_process_card(&mut d, &id).await.unwrap(), None);
+    mallory.exit_dialog(d).await.unwrap();
+    // bob still gets it, once.
+    let bob = client(b_port, "bob_cipher_4096", "bob_signature_4096");
+    let mut d = bob.init_dialog().await.unwrap();
+    let f = bob.fetch_delivery(&mut d, None).await.unwrap().unwrap();
+    assert_eq!(f.message_id, id);
+    assert_eq!(f.contents.unwrap()[0].bytes, content("one")[0].bytes);
+    let card = bob.fetch_process_card(&mut d, &id).await.unwrap().unwrap();
+    assert!(card.forwarding.is_some());
+    bob.exit_dialog(d).await.unwrap();
+    let mut d = bob.init_dialog().await.unwrap();
+    assert!(bob.fetch_delivery(&mut d, None).await.unwrap().is_none());
+    bob.exit_dialog(d).await.unwrap();
+    hub_b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_the_poller_cannot_read_is_taken_in_visibly() {
+    let b_cfg = TestConfig::write("127.0.0.1:0", "", &[]);
+    let hub = start(&b_cfg.main).await.unwrap();
+    let intake: Arc<dyn Intake> = hub.hub.clone();
+    let poller = OsciPoller {
+        channel: "other".into(),
+        client: client(9, "bob_cipher_4096", "bob_signature_4096"),
+        poll_interval: Duration::from_secs(1),
+        max_per_poll: 1,
+    };
+    let raw = b"MIME-Version: 1.0\r\n(the delivery as received)".to_vec();
+    poller
+        .take_in(
+            &intake,
+            drehscheibe_osci::client::Fetched {
+                message_id: "bWlk".into(),
+                subject: None,
+                contents: Err(("9202".into(), "content decryption failed".into())),
+                raw: raw.clone(),
+                more: false,
+                metadata: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let api = Api::new(hub.addr);
+    let (_, list) = api
+        .get("/api/v1/messages?limit=10", drehscheibe_suite::OPERATOR)
+        .await;
+    let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let view = api.wait_state(&id, "rejected", WAIT).await;
+    let ids = &view["envelope"]["correlation_ids"];
+    assert_eq!(ids["osci.message_id"], "bWlk");
+    assert!(ids["osci.error"].as_str().unwrap().starts_with("9202"), "{ids:#}");
+    let att = &view["envelope"]["attachments"][0];
+    assert_eq!(att["name"], "osci-delivery.mime");
+    assert_eq!(att["blob"]["size"], raw.len());
+    hub.shutdown().await.unwrap();
 }

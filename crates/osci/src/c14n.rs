@@ -35,6 +35,12 @@ use quick_xml::Reader;
 /// Deepest element nesting accepted.
 pub const MAX_DEPTH: usize = 256;
 
+/// Most nodes (elements, text, processing instructions) of one document:
+/// an OSCI envelope has a few hundred; bulk content travels as text or in
+/// attachments. Bounds the tree's memory (~40× the input for a document
+/// of empty elements otherwise).
+pub const MAX_NODES: usize = 200_000;
+
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Why a document cannot be canonicalised.
@@ -46,6 +52,8 @@ pub enum C14nError {
     Doctype,
     #[error("elements nested deeper than {MAX_DEPTH}")]
     TooDeep,
+    #[error("more than {MAX_NODES} nodes")]
+    TooManyNodes,
     #[error("undeclared namespace prefix {0:?}")]
     UnboundPrefix(String),
     #[error("no element with Id {0:?}")]
@@ -118,6 +126,9 @@ impl Document {
             if stack.len() >= MAX_DEPTH {
                 return Err(C14nError::TooDeep);
             }
+            if nodes.len() >= MAX_NODES {
+                return Err(C14nError::TooManyNodes);
+            }
             let name = std::str::from_utf8(e.name().as_ref())
                 .map_err(malformed)?
                 .to_owned();
@@ -170,6 +181,12 @@ impl Document {
             // Outside the document element nothing is kept (a subtree
             // never includes it).
             let Some(&p) = stack.last() else { return };
+            // Text between elements is bounded by the element count (one
+            // run of text per gap); at the cap it is dropped, and the
+            // next element start reports the cap.
+            if nodes.len() >= MAX_NODES {
+                return;
+            }
             let idx = nodes.len();
             nodes.push(node);
             if let Node::Element(parent) = &mut nodes[p] {

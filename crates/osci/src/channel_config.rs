@@ -58,6 +58,7 @@ struct RawRecipient {
 struct RawPostbox {
     name: String,
     cert: PathBuf,
+    signature_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +73,7 @@ struct RawIntermediary {
     require_client_signature: Option<bool>,
     max_message_bytes: Option<ByteSize>,
     max_in_flight_bytes: Option<ByteSize>,
+    max_postbox_deliveries: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     dialog_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -92,6 +94,7 @@ pub struct OsciChannelConfig {
     pub require_client_signature: bool,
     pub max_message_bytes: u64,
     pub max_in_flight_bytes: u64,
+    pub max_postbox_deliveries: u64,
     pub dialog_timeout: Duration,
     pub keep_process_cards: Duration,
     pub recipients: Vec<HubRecipient>,
@@ -263,10 +266,25 @@ fn parse_intermediary(
             chk.error(&format!("{at}.name"), format!("postbox name {m}"));
         }
         let path = chk.pem_file(&format!("{at}.cert"), &p.cert);
-        if let Some(cert) = certificate(chk, &format!("{at}.cert"), &path) {
+        let cipher_cert = certificate(chk, &format!("{at}.cert"), &path);
+        let signature_cert = match &p.signature_cert {
+            Some(sp) => {
+                let path = chk.pem_file(&format!("{at}.signature_cert"), sp);
+                certificate(chk, &format!("{at}.signature_cert"), &path)
+            }
+            None => {
+                chk.error(
+                    &format!("{at}.signature_cert"),
+                    "a postbox needs `signature_cert`: only requests signed with it fetch from the postbox",
+                );
+                None
+            }
+        };
+        if let (Some(cipher_cert), Some(signature_cert)) = (cipher_cert, signature_cert) {
             postboxes.push(Postbox {
                 name: p.name.clone(),
-                cipher_cert: cert,
+                cipher_cert,
+                signature_cert,
             });
         }
     }
@@ -297,6 +315,7 @@ fn parse_intermediary(
         require_client_signature: raw.require_client_signature.unwrap_or(true),
         max_message_bytes,
         max_in_flight_bytes,
+        max_postbox_deliveries: raw.max_postbox_deliveries.unwrap_or(10_000),
         dialog_timeout,
         keep_process_cards: raw
             .keep_process_cards
@@ -319,6 +338,7 @@ impl ChannelFactory for OsciChannelConfig {
             postboxes: self.postboxes.clone(),
             max_message_bytes: self.max_message_bytes,
             max_in_flight_bytes: self.max_in_flight_bytes,
+            max_postbox_deliveries: self.max_postbox_deliveries,
             dialog_timeout: self.dialog_timeout,
             keep_process_cards: self.keep_process_cards,
         };

@@ -19,7 +19,7 @@ use crate::certs::TrustStore;
 use crate::content::ContentItem;
 use crate::intermediary::{sha256_hex, KeyPair};
 use crate::message::{
-    self, b64, certificate_element, certificate_id, escape, header_block, role, Builder,
+    self, b64, block_id, certificate_element, certificate_id, escape, header_block, role, Builder,
     Certificates, ControlBlock, Feedback, Inner, OrderKind, ACTOR_NEXT, ACTOR_NONE, NS_DECLS,
 };
 use crate::{dsig, xenc};
@@ -129,7 +129,13 @@ pub struct OutContent {
 pub struct Fetched {
     pub message_id: String,
     pub subject: Option<String>,
-    pub contents: Vec<ContentItem>,
+    /// The contents, or why they cannot be read (a certificate, a
+    /// signature, the decryption): OSCI code and text. Such a delivery is
+    /// still taken in (visible, with the raw message) — otherwise it
+    /// would block the postbox for good.
+    pub contents: Result<Vec<ContentItem>, (String, String)>,
+    /// The decrypted response (inner MIME message) as received.
+    pub raw: Vec<u8>,
     /// Feedback said more deliveries wait (3800).
     pub more: bool,
     /// XTA meta data from custom headers.
@@ -152,6 +158,10 @@ pub struct Client {
     http: reqwest::Client,
     settings: Arc<ClientSettings>,
 }
+
+/// Largest response the client reads (a FetchDelivery carries the
+/// delivery: the Intermediär's limit plus room for the envelope).
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Attachment parts: content id and bytes.
 type Attachments = Vec<(String, Vec<u8>)>;
@@ -313,10 +323,20 @@ impl Client {
         if !resp.status().is_success() {
             return Err(ClientError::Transport(format!("HTTP {}", resp.status())));
         }
-        let body = resp
-            .bytes()
+        let mut resp = resp;
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(bad(format!(
+                    "the response is larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
         // An unencrypted fault?
         if let Ok(plain) = Inner::parse(&body) {
             if plain
@@ -387,8 +407,10 @@ impl Client {
             },
         )
         .map_err(|e| bad(format!("SupplierSignature: {e}")))?;
-        for needed in ["#controlblock", "#body"] {
-            if !covered.iter().any(|c| c == needed) {
+        for needed in
+            message::signed_parts(parsed, "SupplierSignature").map_err(|e| bad(e.to_string()))?
+        {
+            if !covered.contains(&needed) {
                 return Err(bad(format!("SupplierSignature does not cover {needed}")));
             }
         }
@@ -684,33 +706,41 @@ impl Client {
             .child("ProcessCardBundle")
             .ok_or_else(|| bad("ResponseToFetchDelivery without ProcessCardBundle"))?;
         let card = read_card(bundle);
-        let certs = Certificates::read(&parsed).map_err(|e| bad(e.to_string()))?;
         let s = &self.settings;
-        for c in &certs.entries {
-            crate::certs::check(&c.der, &[], &s.trust, SystemTime::now(), s.allow_legacy)
-                .map_err(|e| bad(format!("osci:{}: {e}", c.role)))?;
-        }
-        let contents = crate::content::read_contents(
-            &parsed,
-            &certs,
-            Some((&s.cipher.key, s.cipher.cert.as_slice())),
-            xenc::Algorithms {
-                allow_legacy: s.allow_legacy,
-            },
-            dsig::Algorithms {
-                allow_legacy: s.allow_legacy,
-            },
-        )
-        .map_err(|e| ClientError::Refused {
-            code: e.feedback_code().to_owned(),
-            text: e.to_string(),
-        })?;
+        let contents = (|| {
+            let certs =
+                Certificates::read(&parsed).map_err(|e| ("9100".to_owned(), e.to_string()))?;
+            for c in &certs.entries {
+                crate::certs::check(&c.der, &[], &s.trust, SystemTime::now(), s.allow_legacy)
+                    .map_err(|e| {
+                        (
+                            e.feedback_code().to_owned(),
+                            format!("osci:{}: {e}", c.role),
+                        )
+                    })?;
+            }
+            crate::content::read_contents(
+                &parsed,
+                &certs,
+                Some((&s.cipher.key, s.cipher.cert.as_slice())),
+                xenc::Algorithms {
+                    allow_legacy: s.allow_legacy,
+                },
+                dsig::Algorithms {
+                    allow_legacy: s.allow_legacy,
+                },
+            )
+            .map_err(|e| (e.feedback_code().to_owned(), e.to_string()))
+        })();
+        let metadata = crate::content::xta_metadata(&parsed);
+        drop(parsed);
         Ok(Some(Fetched {
             message_id: card.message_id.clone(),
             subject: card.subject.clone(),
             contents,
+            raw: inner,
             more,
-            metadata: crate::content::xta_metadata(&parsed),
+            metadata,
         }))
     }
 
@@ -767,12 +797,6 @@ fn sanitize_cid(name: &str, i: usize) -> String {
     } else {
         format!("{i}.{clean}")
     }
-}
-
-fn block_id(block: &str) -> Option<String> {
-    let start = block.find(" Id=\"")? + 5;
-    let end = block[start..].find('"')? + start;
-    Some(block[start..end].to_owned())
 }
 
 fn fault_error(f: &message::SoapFault) -> ClientError {

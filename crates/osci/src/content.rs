@@ -83,8 +83,13 @@ pub fn read_contents(
     let Some(package) = body.child("ContentPackage") else {
         return Ok(Vec::new());
     };
+    let items = package.children();
+    if items.len() > MAX_CONTENTS {
+        return Err(structure("too many containers in the ContentPackage"));
+    }
     let mut out = Vec::new();
-    for item in package.children() {
+    let mut hrefs: Vec<String> = Vec::new();
+    for item in items {
         match item.local_name() {
             "ContentContainer" => read_container(
                 &inner.doc,
@@ -93,6 +98,7 @@ pub fn read_contents(
                 certs,
                 sig_algorithms,
                 &mut out,
+                &mut hrefs,
             )?,
             "EncryptedData" => {
                 let Some((key, cert)) = reader else {
@@ -108,8 +114,7 @@ pub fn read_contents(
                 )?;
                 // The plaintext is a ContentContainer (in the envelope's
                 // namespace context) — parse it with the five
-                // declarations around it.
-                // Plaintext that is not a container is answered like a
+                // declarations around it. Plaintext that is not a container is answered like a
                 // failed decryption: with legacy CBC (no integrity) two
                 // different codes would be a padding oracle.
                 let wrapped = format!(
@@ -129,6 +134,7 @@ pub fn read_contents(
                             certs,
                             sig_algorithms,
                             &mut out,
+                            &mut hrefs,
                         )?;
                     }
                 }
@@ -149,6 +155,7 @@ fn read_container(
     certs: &Certificates,
     algorithms: dsig::Algorithms,
     out: &mut Vec<ContentItem>,
+    hrefs: &mut Vec<String>,
 ) -> Result<(), ContentError> {
     // Content signatures: each must verify, with the author's
     // certificate the message carries.
@@ -171,7 +178,16 @@ fn read_container(
     for content in container.children_named("Content") {
         let id = content.attr("Id").map(str::to_owned);
         let signed_ref = |s: &str| covered.iter().any(|c| c == s);
+        if out.len() >= MAX_CONTENTS {
+            return Err(structure("too many contents"));
+        }
         if let Some(href) = content.attr("href") {
+            // Each attachment once: a thousand references to one large
+            // part must not become a thousand copies.
+            if hrefs.iter().any(|h| h == href) {
+                return Err(structure(format!("{href} is referenced twice")));
+            }
+            hrefs.push(href.to_owned());
             let part = mime
                 .and_then(|m| m.part(href))
                 .ok_or_else(|| structure(format!("no MIME part {href}")))?;
@@ -358,7 +374,7 @@ pub fn forwardable(stored: &Inner<'_>) -> Result<Forwardable, ContentError> {
     if let Some(p) = body.child("ContentPackage") {
         f.body = canon(p)?;
     }
-    for part in stored.mime.parts.iter().skip(1) {
+    for part in message::attachments(stored) {
         let cid = part
             .content_id()
             .ok_or_else(|| structure("an attachment part without Content-ID"))?;

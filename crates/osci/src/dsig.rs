@@ -483,6 +483,28 @@ pub fn verify_with(
     if references.is_empty() {
         return Err(structure("a signature over nothing"));
     }
+    if references.len() > MAX_REFERENCES {
+        return Err(structure(format!(
+            "more than {MAX_REFERENCES} references in one signature"
+        )));
+    }
+    {
+        let mut uris: Vec<&str> = references.iter().map(|(_, u, _)| *u).collect();
+        uris.sort_unstable();
+        if uris.windows(2).any(|w| w[0] == w[1]) {
+            return Err(structure("a signature references one URI twice"));
+        }
+    }
+    // The signature value first: one RSA operation decides whether the
+    // digests (which cost time in the size of what they cover) are worth
+    // computing at all.
+    let value = b64(&signature
+        .child("SignatureValue")
+        .ok_or_else(|| structure("no ds:SignatureValue"))?
+        .text())?;
+    if !method.check_value(key, &signed_info.canonicalize()?, &value) {
+        return Err(DsigError::BadSignature);
+    }
 
     let mut covered = Vec::new();
     for (reference, uri, digest) in references {
@@ -509,11 +531,19 @@ pub fn verify_with(
                 if !transforms.is_empty() {
                     return Err(DsigError::Unsupported(transforms.join(" ")));
                 }
-                message
+                // Digested where it lies, not copied.
+                let part = message
                     .and_then(|m| m.part(uri))
-                    .ok_or_else(|| structure(format!("no MIME part {uri}")))?
-                    .body
-                    .to_vec()
+                    .ok_or_else(|| structure(format!("no MIME part {uri}")))?;
+                let expected = b64(&reference
+                    .child("DigestValue")
+                    .ok_or_else(|| structure("no ds:DigestValue"))?
+                    .text())?;
+                if digest.digest(part.body) != expected {
+                    return Err(DsigError::DigestMismatch(uri.to_owned()));
+                }
+                covered.push(uri.to_owned());
+                continue;
             }
             None => return Err(DsigError::Unsupported(format!("reference URI {uri:?}"))),
         };
@@ -525,13 +555,6 @@ pub fn verify_with(
             return Err(DsigError::DigestMismatch(uri.to_owned()));
         }
         covered.push(uri.to_owned());
-    }
-    let value = b64(&signature
-        .child("SignatureValue")
-        .ok_or_else(|| structure("no ds:SignatureValue"))?
-        .text())?;
-    if !method.check_value(key, &signed_info.canonicalize()?, &value) {
-        return Err(DsigError::BadSignature);
     }
     Ok(covered)
 }

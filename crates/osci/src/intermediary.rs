@@ -6,27 +6,38 @@
 //! or SOAP faults:
 //!
 //! 1. take off the transport layer with the Intermediär's cipher key
-//!    ([`crate::xenc::decrypt_transport`]); a request that cannot be
-//!    decrypted gets an unencrypted SOAP fault (there is no certificate
-//!    to encrypt for yet);
+//!    ([`crate::xenc::decrypt_transport_for`], on a blocking thread: it
+//!    is AES over the whole request);
 //! 2. read the envelope, the certificates, the ControlBlock and the
 //!    order; check the originator's certificates (validity, chain to the
-//!    configured CAs) and its `ClientSignature`;
+//!    configured CAs) and its `ClientSignature`, which must cover every
+//!    header block, the body and every attachment — what the Intermediär
+//!    reads is what was signed;
 //! 3. check the ControlBlock against the dialog ([`crate::state`]):
 //!    `Response` must echo the Intermediär's last challenge,
 //!    `SequenceNumber` must be the next one, only the client that opened
-//!    a dialog may continue it; a replayed request fails all three;
+//!    a dialog (same signature certificate, same cipher certificate) may
+//!    continue it; a replayed request fails;
 //! 4. carry out the order: InitDialog/ExitDialog, GetMessageId,
 //!    StoreDelivery (into a postbox, or into the hub for a hub
-//!    recipient), FetchDelivery (from the client's own postbox; the next
-//!    request of the dialog confirms reception), FetchProcessCard;
+//!    recipient), FetchDelivery (only the postbox owner — the
+//!    participant with the postbox's signature certificate — fetches;
+//!    the next request of the dialog confirms reception),
+//!    FetchProcessCard (originator or addressee);
 //! 5. answer with the order's response, signed (`SupplierSignature`) and
-//!    encrypted for the client's `CipherCertificateOriginator`.
+//!    encrypted for the client's cipher certificate.
+//!
+//! Refusals before the order is carried out (decryption, structure,
+//! signature, certificates, ControlBlock) are unencrypted SOAP faults with
+//! the OSCI code; a StoreDelivery refused for what it delivers (message
+//! id, addressee, size, content) gets a normal, encrypted
+//! ResponseToStoreDelivery with the error code in its Feedback — as the
+//! reference library expects 98xx codes.
 //!
 //! Nothing is stored half: a StoreDelivery's postbox entry, its
-//! Laufzettel and the use of its message id are one state transaction;
-//! a delivery for the hub goes through the hub intake (idempotent on the
-//! OSCI message id) before the answer is written.
+//! Laufzettel and the use of its message id are one state transaction; a
+//! delivery for the hub goes through the hub intake (idempotent on the
+//! OSCI message id) before its message id is marked used.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -39,8 +50,8 @@ use sha2::{Digest as _, Sha256};
 use crate::c14n::ElementRef;
 use crate::certs::TrustStore;
 use crate::message::{
-    self, b64, certificate_element, certificate_id, escape, header_block, role, timestamp, Builder,
-    Certificates, ControlBlock, Feedback, Inner, OrderKind, ACTOR_NEXT,
+    self, b64, block_id, certificate_element, certificate_id, escape, header_block, role,
+    timestamp, Builder, Certificates, ControlBlock, Feedback, Inner, OrderKind, ACTOR_NEXT,
 };
 use crate::state::{
     Dialog, IntermediaryState, IssuedId, PendingReceipt, PostboxEntry, ProcessCard, StoreOutcome,
@@ -78,8 +89,11 @@ pub struct HubRecipient {
 pub struct Postbox {
     pub name: String,
     /// The participant's cipher certificate (DER): deliveries addressed
-    /// to it land here; FetchDelivery with it as originator reads here.
+    /// to it land here.
     pub cipher_cert: Vec<u8>,
+    /// The participant's signature certificate (DER): only requests
+    /// signed with it fetch from here or read its Laufzettel.
+    pub signature_cert: Vec<u8>,
 }
 
 /// Settings of one `osci` channel.
@@ -101,10 +115,15 @@ pub struct IntermediarySettings {
     pub postboxes: Vec<Postbox>,
     /// Largest request body.
     pub max_message_bytes: u64,
-    /// Request bodies in work at once, in bytes (a request waits for its
-    /// share; the Intermediär holds a few copies of each body while it
-    /// decrypts, checks and stores it, so this bounds its memory).
+    /// Request bodies (and deliveries being handed out) in work at once,
+    /// in bytes; a request waits for its share. The Intermediär holds a
+    /// few copies of each (the body, the decrypted message, the response
+    /// being written): peak memory is a small multiple of this
+    /// (`docs/benchmarks.md`, "OSCI StoreDelivery").
     pub max_in_flight_bytes: u64,
+    /// Most open deliveries one postbox holds; a StoreDelivery beyond
+    /// gets 9805.
+    pub max_postbox_deliveries: u64,
     /// A dialog without a request for this long is gone.
     pub dialog_timeout: Duration,
     /// Laufzettel of received deliveries are kept this long.
@@ -113,11 +132,12 @@ pub struct IntermediarySettings {
 
 /// The Intermediär.
 pub struct Intermediary {
-    settings: IntermediarySettings,
+    settings: Arc<IntermediarySettings>,
     state: IntermediaryState,
     intake: Arc<dyn Intake>,
     /// [`IntermediarySettings::max_in_flight_bytes`] in KiB permits.
     budget: Arc<tokio::sync::Semaphore>,
+    budget_permits: u32,
 }
 
 /// KiB permits for `bytes` (at least one).
@@ -138,6 +158,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Longest message id accepted (the reference library's are ~60 bytes).
+pub const MAX_MESSAGE_ID: usize = 256;
+/// Longest subject accepted.
+pub const MAX_SUBJECT: usize = 1024;
+/// How long a request waits for its share of the memory budget.
+pub const BUDGET_WAIT: Duration = Duration::from_secs(120);
+/// How long a client may take to send its whole request.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(600);
+
 /// A refusal: feedback code and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -145,17 +174,11 @@ pub struct Refusal {
     pub detail: String,
 }
 
-impl Refusal {
-    fn new(code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            code,
-            detail: detail.into(),
-        }
-    }
-}
-
 fn refuse(code: &'static str, detail: impl Into<String>) -> Refusal {
-    Refusal::new(code, detail)
+    Refusal {
+        code,
+        detail: detail.into(),
+    }
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -164,11 +187,18 @@ fn unix(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// What a handled request answers.
 struct Answer {
     kind: OrderKind,
     control: ControlBlock,
-    /// Response block (complete element).
+    /// Response block in the header (complete element), if the response
+    /// type has one.
     block: String,
     /// Further header blocks after the certificates.
     extra_headers: Vec<String>,
@@ -184,7 +214,8 @@ struct Checked<'i> {
     certs: Certificates,
     control: ControlBlock,
     order: ElementRef<'i>,
-    /// [`Dialog::client`] of the sender.
+    /// SHA-256 of the sender's signature certificate (of its cipher
+    /// certificate when unsigned requests are allowed).
     client: String,
     /// The sender's cipher certificate (responses are encrypted for it).
     client_cipher: Vec<u8>,
@@ -205,21 +236,22 @@ impl Intermediary {
         let state = IntermediaryState::new(store, &settings.channel)?;
         let permits = kib(settings.max_in_flight_bytes.max(settings.max_message_bytes));
         Ok(Self {
-            settings,
+            settings: Arc::new(settings),
             state,
             intake,
             budget: Arc::new(tokio::sync::Semaphore::new(permits as usize)),
+            budget_permits: permits,
         })
     }
 
-    /// The state (tests and the poller's checks read it).
+    /// The state (tests read it).
     pub fn state(&self) -> &IntermediaryState {
         &self.state
     }
 
     /// Handle one request body; returns the response body (always for
     /// HTTP 200).
-    pub async fn handle(&self, body: &[u8]) -> Vec<u8> {
+    pub async fn handle(&self, body: Bytes) -> Vec<u8> {
         if body.len() as u64 > self.settings.max_message_bytes {
             return plain_fault(
                 "9904",
@@ -229,16 +261,28 @@ impl Intermediary {
                 ),
             );
         }
-        let algorithms = xenc::Algorithms {
-            allow_legacy: self.settings.allow_legacy,
-        };
-        let inner_bytes = match xenc::decrypt_transport(body, &self.settings.cipher.key, algorithms)
-        {
+        let settings = self.settings.clone();
+        let decrypted = tokio::task::spawn_blocking(move || {
+            xenc::decrypt_transport_for(
+                &body,
+                &settings.cipher.key,
+                Some(&settings.cipher.cert),
+                xenc::Algorithms {
+                    allow_legacy: settings.allow_legacy,
+                },
+            )
+        })
+        .await;
+        let inner_bytes = match decrypted {
             // Shared, not copied: a StoreDelivery stages these bytes.
-            Ok(b) => Bytes::from(b),
-            Err(e) => {
+            Ok(Ok(b)) => Bytes::from(b),
+            Ok(Err(e)) => {
                 tracing::info!(error = %e, "osci: request refused before decryption");
                 return plain_fault(e.feedback_code(), &e.to_string());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "osci: decryption task failed");
+                return plain_fault("9000", "internal error");
             }
         };
         let inner = match Inner::parse(&inner_bytes) {
@@ -255,45 +299,58 @@ impl Intermediary {
             Ok(c) => c,
             Err(e) => return plain_fault(e.feedback_code(), &e.to_string()),
         };
-        // The certificate to encrypt the answer for: in the request, or
-        // (requests inside a dialog do not repeat it) remembered from
-        // InitDialog.
-        let request_control = ControlBlock::read(&inner).unwrap_or_default();
-        let client_cipher = match certs.get(role::CIPHER_ORIGINATOR) {
-            Some(c) => c.der.clone(),
-            None => {
-                let remembered = match &request_control.conversation_id {
-                    Some(id) => self.state.dialog(id).await.ok().flatten(),
-                    None => None,
-                };
-                match remembered.and_then(|d| message::b64_decode(&d.client_cipher).ok()) {
-                    Some(c) if !c.is_empty() => c,
-                    _ => {
-                        return plain_fault(
-                            "9400",
-                            "the request has no osci:CipherCertificateOriginator and no open dialog that knows it",
-                        )
-                    }
+        // The certificate to encrypt the answer for. Inside a dialog it is
+        // the one InitDialog brought (requests in a dialog need not repeat
+        // it, and may not change it).
+        let control = ControlBlock::read(&inner).unwrap_or_default();
+        let in_dialog = match &control.conversation_id {
+            Some(id) => match self.state.dialog(id).await {
+                Ok(d) => d.and_then(|d| message::b64_decode(&d.client_cipher).ok()),
+                Err(e) => {
+                    tracing::error!(error = %e, "osci: state");
+                    return plain_fault("9000", "internal error, try again later");
                 }
+            },
+            None => None,
+        };
+        let in_request = certs.get(role::CIPHER_ORIGINATOR).map(|c| c.der.clone());
+        let client_cipher = match (in_request, in_dialog) {
+            (Some(r), Some(d)) if !d.is_empty() && r != d => {
+                return plain_fault(
+                    "9400",
+                    "the CipherCertificateOriginator differs from the one that opened the dialog",
+                )
+            }
+            (Some(r), _) => r,
+            (None, Some(d)) if !d.is_empty() => d,
+            _ => {
+                return plain_fault(
+                    "9500",
+                    "the request has no osci:CipherCertificateOriginator and no open dialog that knows it",
+                )
             }
         };
-        let result = self
+        let answer = match self
             .process(&inner, &inner_bytes, certs, client_cipher.clone())
-            .await;
-        let answer = match result {
+            .await
+        {
             Ok(a) => a,
             Err(r) => {
-                // Refusals go back as SOAP faults, unencrypted (what the
-                // reference library accepts for every request).
                 tracing::info!(code = r.code, detail = %r.detail, "osci: request refused");
                 return plain_fault(r.code, &r.detail);
             }
         };
-        match self.render(answer, &client_cipher) {
-            Ok(b) => b,
-            Err(e) => {
+        drop(inner);
+        let me = self.settings.clone();
+        match tokio::task::spawn_blocking(move || render(&me, answer, &client_cipher)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
                 tracing::error!(error = %e, "osci: cannot write the response");
                 plain_fault("9000", "the response could not be written")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "osci: response task failed");
+                plain_fault("9000", "internal error")
             }
         }
     }
@@ -313,20 +370,22 @@ impl Intermediary {
                 format!("osci:{name} is not supported by this Intermediär"),
             ));
         }
+        check_unique_blocks(inner)?;
         let now = SystemTime::now();
         let allow_legacy = self.settings.allow_legacy;
         // Certificates: validity and chain.
         for c in &certs.entries {
             crate::certs::check(&c.der, &[], &self.settings.trust, now, allow_legacy).map_err(
                 |e| {
-                    Refusal::new(
+                    refuse(
                         certificate_refusal_code(&e, &c.role),
                         format!("osci:{}: {e}", c.role),
                     )
                 },
             )?;
         }
-        // ClientSignature.
+        // ClientSignature: made with the originator's signature
+        // certificate, over everything the Intermediär reads.
         let signer = certs.get(role::SIGNATURE_ORIGINATOR);
         let client = match (inner.header("ClientSignature"), signer) {
             (Some(sig_block), Some(cert)) => {
@@ -334,7 +393,7 @@ impl Intermediary {
                     .child("Signature")
                     .ok_or_else(|| refuse("9100", "osci:ClientSignature without ds:Signature"))?;
                 let key = dsig::rsa_key_of_certificate(&cert.der)
-                    .map_err(|e| Refusal::new(e.feedback_code(), e.to_string()))?;
+                    .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
                 let covered = dsig::verify_with(
                     &inner.doc,
                     Some(&inner.mime),
@@ -342,14 +401,8 @@ impl Intermediary {
                     &key,
                     dsig::Algorithms { allow_legacy },
                 )
-                .map_err(|e| Refusal::new(e.feedback_code(), e.to_string()))?;
-                // The signature must cover the ControlBlock, the order
-                // and the body.
-                for needed in [
-                    "#controlblock".to_owned(),
-                    format!("#{}", order.attr("Id").unwrap_or("body")),
-                    "#body".to_owned(),
-                ] {
+                .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
+                for needed in required_coverage(inner)? {
                     if !covered.contains(&needed) {
                         return Err(refuse(
                             "9602",
@@ -395,15 +448,13 @@ impl Intermediary {
         }
     }
 
-    /// Check the ControlBlock of a request inside an explicit dialog and
-    /// move the dialog on; returns the response's ControlBlock and the
-    /// dialog as it stands now (`None` after ExitDialog).
-    async fn continue_dialog(
+    /// Check the ControlBlock of a request inside an explicit dialog
+    /// (read only): the dialog and its id.
+    async fn check_dialog(
         &self,
         c: &Checked<'_>,
         now: SystemTime,
-        closing: bool,
-    ) -> Result<(ControlBlock, String, Dialog), Refusal> {
+    ) -> Result<(String, Dialog), Refusal> {
         let conv = c.control.conversation_id.clone().ok_or_else(|| {
             refuse(
                 "9802",
@@ -437,12 +488,11 @@ impl Intermediary {
                 ),
             ));
         }
-        let client_challenge = c
-            .control
-            .challenge
-            .clone()
-            .ok_or_else(|| refuse("9400", "no Challenge"))?;
-        // A valid next request proves the last response arrived.
+        if c.control.challenge.is_none() {
+            return Err(refuse("9400", "no Challenge"));
+        }
+        // A valid next request proves the last response arrived: the
+        // delivery it handed out is received.
         if let Some(p) = &dialog.pending_receipt {
             self.state
                 .confirm_reception(&p.addressee, &p.message_id, now)
@@ -450,18 +500,33 @@ impl Intermediary {
                 .map_err(internal)?;
             tracing::info!(osci_message_id = %p.message_id, "osci: reception confirmed");
         }
+        Ok((conv, dialog))
+    }
+
+    /// Move a checked dialog on (compare-and-set against `seen`): the
+    /// response's ControlBlock. `pending` is the delivery this response
+    /// hands out; `closing` ends the dialog.
+    async fn advance(
+        &self,
+        c: &Checked<'_>,
+        now: SystemTime,
+        conv: &str,
+        seen: &Dialog,
+        pending: Option<PendingReceipt>,
+        closing: bool,
+    ) -> Result<ControlBlock, Refusal> {
         let next_challenge = message::new_challenge();
         let next = Dialog {
-            client: dialog.client.clone(),
-            client_cipher: dialog.client_cipher.clone(),
+            client: seen.client.clone(),
+            client_cipher: seen.client_cipher.clone(),
             challenge: next_challenge.clone(),
-            next_sequence: dialog.next_sequence + 1,
+            next_sequence: seen.next_sequence + 1,
             expires: unix(now) + self.settings.dialog_timeout.as_secs(),
-            pending_receipt: None,
+            pending_receipt: pending,
         };
         let moved = self
             .state
-            .advance_dialog(&conv, &dialog, (!closing).then_some(&next))
+            .advance_dialog(conv, seen, (!closing).then_some(&next))
             .await
             .map_err(internal)?;
         if !moved {
@@ -470,16 +535,15 @@ impl Intermediary {
                 "another request of this dialog was processed first (replay)",
             ));
         }
-        let control = ControlBlock {
-            response: Some(client_challenge),
+        Ok(ControlBlock {
+            response: c.control.challenge.clone(),
             challenge: (!closing).then_some(next_challenge),
-            conversation_id: Some(conv.clone()),
+            conversation_id: Some(conv.to_owned()),
             sequence_number: c.control.sequence_number,
-        };
-        Ok((control, conv, next))
+        })
     }
 
-    /// The ControlBlock of a single request outside a dialog (GetMessageId,
+    /// The ControlBlock of a request outside a dialog (GetMessageId,
     /// StoreDelivery), or of one inside an explicit dialog.
     async fn single_or_dialog(
         &self,
@@ -487,7 +551,8 @@ impl Intermediary {
         now: SystemTime,
     ) -> Result<ControlBlock, Refusal> {
         if c.control.conversation_id.is_some() {
-            return Ok(self.continue_dialog(c, now, false).await?.0);
+            let (conv, seen) = self.check_dialog(c, now).await?;
+            return self.advance(c, now, &conv, &seen, None, false).await;
         }
         let challenge = c
             .control
@@ -500,25 +565,8 @@ impl Intermediary {
         if c.control.sequence_number.unwrap_or(0) != 0 {
             return Err(refuse("9400", "SequenceNumber must be 0 outside a dialog"));
         }
-        // An implicit dialog: its id is drawn, it is closed at once.
-        let placeholder = Dialog {
-            client: c.client.clone(),
-            client_cipher: String::new(),
-            challenge: String::new(),
-            next_sequence: 0,
-            expires: 0,
-            pending_receipt: None,
-        };
-        let conv = self
-            .state
-            .open_dialog(&placeholder)
-            .await
-            .map_err(internal)?;
-        let _ = self
-            .state
-            .advance_dialog(&conv, &placeholder, None)
-            .await
-            .map_err(internal)?;
+        // An implicit dialog: only its number is drawn.
+        let conv = self.state.next_conversation().await.map_err(internal)?;
         Ok(ControlBlock {
             response: Some(challenge),
             challenge: None,
@@ -566,7 +614,8 @@ impl Intermediary {
     }
 
     async fn exit_dialog(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
-        let (control, _, _) = self.continue_dialog(c, now, true).await?;
+        let (conv, seen) = self.check_dialog(c, now).await?;
+        let control = self.advance(c, now, &conv, &seen, None, true).await?;
         Ok(Answer {
             kind: OrderKind::ResponseToExitDialog,
             control,
@@ -584,6 +633,7 @@ impl Intermediary {
         let control = self.single_or_dialog(c, now).await?;
         let mut raw = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+        // base64(UTF-8 id): the reference library decodes it to a string.
         let id = b64(format!("{}-{}", self.settings.channel, hex::encode(raw)).as_bytes());
         self.state
             .issue_id(
@@ -593,6 +643,7 @@ impl Intermediary {
                     issued: timestamp(now),
                     issued_unix: unix(now),
                     used: false,
+                    delivery: None,
                 },
             )
             .await
@@ -628,7 +679,13 @@ impl Intermediary {
             .map(|e| e.text().trim().to_owned())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| refuse("9800", "osci:storeDelivery without osci:MessageId"))?;
+        if message_id.len() > MAX_MESSAGE_ID {
+            return Err(refuse("9100", "the MessageId is too long"));
+        }
         let subject = c.order.child("Subject").map(|e| e.text());
+        if subject.as_ref().is_some_and(|s| s.len() > MAX_SUBJECT) {
+            return Err(refuse("9100", "the Subject is too long"));
+        }
         let addressee = c
             .certs
             .get(role::CIPHER_ADDRESSEE)
@@ -637,6 +694,24 @@ impl Intermediary {
             .clone();
         let addressee_sha = sha256_hex(&addressee);
         let control = self.single_or_dialog(c, now).await?;
+        // From here on the ControlBlock is answered: refusals of what is
+        // delivered go into the response's Feedback.
+        let refused = |code: &'static str, detail: String| {
+            tracing::info!(code, detail = %detail, osci_message_id = %message_id, "osci: StoreDelivery refused");
+            Ok(Answer {
+                kind: OrderKind::ResponseToStoreDelivery,
+                control: control.clone(),
+                block: header_block(
+                    "responseToStoreDelivery",
+                    "responsetostoredelivery",
+                    ACTOR_NEXT,
+                    &Feedback::render(&[Feedback::with_detail(code, &format!("({detail})"))]),
+                ),
+                extra_headers: Vec::new(),
+                body: String::new(),
+                attachments: Vec::new(),
+            })
+        };
         let recipient = self
             .settings
             .recipients
@@ -648,21 +723,18 @@ impl Intermediary {
             .iter()
             .any(|p| sha256_hex(&p.cipher_cert) == addressee_sha);
         if recipient.is_none() && !postbox_known {
-            return Err(refuse(
+            return refused(
                 "9805",
-                "the addressee's cipher certificate belongs to no postbox of this Intermediär",
-            ));
+                "the addressee's cipher certificate belongs to no postbox of this Intermediär"
+                    .into(),
+            );
         }
-        // Stage the message as received; the postbox entry (or nothing,
-        // for a hub recipient) holds it.
-        let blobs = self.intake.blobs();
-        let blob: BlobRef = blobs
-            .stage(
-                Box::pin(std::io::Cursor::new(inner_bytes.clone())),
-                self.settings.max_message_bytes,
-            )
-            .await
-            .map_err(|e| refuse("9000", format!("blob store: {e}")))?;
+        // A delivery that could not be handed on is refused now, not
+        // found out when the addressee fetches it.
+        if let Err(e) = crate::content::forwardable(c.inner) {
+            return refused("9100", e.to_string());
+        }
+        let delivery = delivery_fingerprint(c.inner, &addressee_sha);
         let card = ProcessCard {
             message_id: message_id.clone(),
             originator: c.client.clone(),
@@ -672,42 +744,81 @@ impl Intermediary {
             forwarding: None,
             reception: None,
         };
-        let entry = PostboxEntry {
-            message_id: message_id.clone(),
-            content: blob.clone(),
-            subject: subject.clone(),
-            stored: timestamp(now),
-        };
-        let outcome = self
-            .state
-            .store_delivery(&c.client, &addressee_sha, &entry, &card)
-            .await;
-        let keep = matches!(outcome, Ok(StoreOutcome::Stored));
-        let _ = if keep {
-            blobs.keep_staged(&blob).await
-        } else {
-            blobs.discard_staged(&blob).await
-        };
-        match outcome.map_err(internal)? {
-            StoreOutcome::NotIssued => {
-                return Err(refuse(
-                    "9801",
-                    "the MessageId was not issued to this client by this Intermediär",
-                ))
+        let outcome = if let Some(r) = recipient {
+            // The hub is the addressee: check the id, take the delivery
+            // in (idempotent on the id), then mark the id used.
+            match self
+                .state
+                .may_deliver(&c.client, &message_id, &delivery)
+                .await
+                .map_err(internal)?
+            {
+                None => {
+                    if let Err(r) = self.to_hub(c, r, &message_id, subject.as_deref()).await {
+                        return refused(r.code, r.detail);
+                    }
+                    let done = ProcessCard {
+                        forwarding: Some(now),
+                        reception: Some(now),
+                        ..card.clone()
+                    };
+                    self.state
+                        .record_hub_delivery(&c.client, &done, &delivery)
+                        .await
+                        .map_err(internal)?
+                }
+                Some(o) => o,
             }
+        } else {
+            // Into the postbox: the message as received is the content.
+            let blobs = self.intake.blobs();
+            let blob: BlobRef = blobs
+                .stage(
+                    Box::pin(std::io::Cursor::new(inner_bytes.clone())),
+                    self.settings.max_message_bytes,
+                )
+                .await
+                .map_err(|e| refuse("9000", format!("blob store: {e}")))?;
+            let entry = PostboxEntry {
+                message_id: message_id.clone(),
+                content: blob.clone(),
+                subject: subject.clone(),
+                stored: timestamp(now),
+                stored_unix_ms: unix_ms(now),
+            };
+            let outcome = self
+                .state
+                .store_delivery(
+                    &c.client,
+                    &addressee_sha,
+                    &entry,
+                    &card,
+                    &delivery,
+                    self.settings.max_postbox_deliveries,
+                )
+                .await;
+            let _ = if matches!(outcome, Ok(StoreOutcome::Stored)) {
+                blobs.keep_staged(&blob).await
+            } else {
+                blobs.discard_staged(&blob).await
+            };
+            outcome.map_err(internal)?
+        };
+        match outcome {
+            StoreOutcome::NotIssued => {
+                return refused(
+                    "9801",
+                    "the MessageId was not issued to this client by this Intermediär".into(),
+                )
+            }
+            StoreOutcome::Conflict => {
+                return refused(
+                    "9801",
+                    "the MessageId was used before for another delivery".into(),
+                )
+            }
+            StoreOutcome::Full => return refused("9805", "the addressee's postbox is full".into()),
             StoreOutcome::Stored | StoreOutcome::AlreadyStored => {}
-        }
-        if let Some(r) = recipient {
-            // The hub is the addressee: into the intake, then confirmed.
-            self.to_hub(c, r, &message_id, subject.as_deref()).await?;
-            self.state
-                .mark_forwarded(&message_id, now)
-                .await
-                .map_err(internal)?;
-            self.state
-                .confirm_reception(&addressee_sha, &message_id, now)
-                .await
-                .map_err(internal)?;
         }
         let card = self
             .state
@@ -730,7 +841,7 @@ impl Intermediary {
                 &format!(
                     "{}{}",
                     Feedback::render(&[Feedback::code(feedback)]),
-                    process_card_bundle(&card, &c.certs, now)
+                    process_card_bundle(&card)
                 ),
             ),
             extra_headers: Vec::new(),
@@ -747,19 +858,18 @@ impl Intermediary {
         message_id: &str,
         subject: Option<&str>,
     ) -> Result<(), Refusal> {
-        let algorithms = xenc::Algorithms {
-            allow_legacy: self.settings.allow_legacy,
-        };
         let contents = crate::content::read_contents(
             c.inner,
             &c.certs,
             Some((&recipient.reader.key, recipient.reader.cert.as_slice())),
-            algorithms,
+            xenc::Algorithms {
+                allow_legacy: self.settings.allow_legacy,
+            },
             dsig::Algorithms {
                 allow_legacy: self.settings.allow_legacy,
             },
         )
-        .map_err(|e| Refusal::new(e.feedback_code(), e.to_string()))?;
+        .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
         let (payload, content_type, rest) =
             crate::content::payload_and_attachments(contents, message_id, subject);
         if payload.len() as u64 > self.intake.max_payload_bytes() {
@@ -783,7 +893,7 @@ impl Intermediary {
                 Ok(b) => b,
                 Err(e) => {
                     self.intake.discard_staged(&staged).await;
-                    return Err(refuse("9811", e.to_string()));
+                    return Err(refuse("9000", e.to_string()));
                 }
             };
             staged.push(blob.clone());
@@ -833,40 +943,70 @@ impl Intermediary {
         }
     }
 
+    /// The postbox `c` owns: the one of its cipher certificate, if its
+    /// signature certificate is the postbox's.
+    fn owned_postbox(&self, c: &Checked<'_>) -> Option<String> {
+        let cipher = sha256_hex(&c.client_cipher);
+        self.settings
+            .postboxes
+            .iter()
+            .find(|p| {
+                sha256_hex(&p.cipher_cert) == cipher && sha256_hex(&p.signature_cert) == c.client
+            })
+            .map(|_| cipher)
+    }
+
     async fn fetch_delivery(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
-        let (control, conv, dialog) = self.continue_dialog(c, now, false).await?;
-        let postbox = sha256_hex(&c.client_cipher);
+        let (conv, seen) = self.check_dialog(c, now).await?;
         let selection = c.order.child("SelectionRule");
         let wanted = selection
             .and_then(|s| s.child("MessageId"))
             .map(|e| e.text().trim().to_owned());
-        let after = selection
-            .and_then(|s| s.child("ReceptionOfDelivery"))
-            .map(|e| e.text().trim().to_owned());
-        let open = self
-            .state
-            .open_deliveries(&postbox, 2)
-            .await
-            .map_err(internal)?;
-        let entry = match (&wanted, &after) {
-            (Some(id), _) => self
-                .state
-                .open_delivery(&postbox, id)
-                .await
-                .map_err(internal)?,
-            (None, Some(t)) => open
-                .iter()
-                .find(|e| e.stored.as_str() > t.as_str())
-                .cloned(),
-            (None, None) => open.first().cloned(),
+        if wanted.as_ref().is_some_and(|w| w.len() > MAX_MESSAGE_ID) {
+            return Err(refuse("9100", "the MessageId is too long"));
+        }
+        let after = match selection.and_then(|s| s.child("ReceptionOfDelivery")) {
+            Some(e) => Some(
+                chrono::DateTime::parse_from_rfc3339(e.text().trim())
+                    .map_err(|_| refuse("9100", "ReceptionOfDelivery is not an xsd:dateTime"))?
+                    .timestamp_millis(),
+            ),
+            None => None,
         };
-        let echo = c
-            .order
-            .child("SelectionRule")
-            .map(|s| s.canonicalize().unwrap_or_default())
+        let echo = selection
+            .and_then(|s| s.canonicalize().ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
+        // Only the postbox owner sees anything; anyone else is told there
+        // is nothing (no hint whether someone else's postbox holds mail).
+        let postbox = self.owned_postbox(c);
+        if postbox.is_none() {
+            tracing::info!(client = %c.client, "osci: FetchDelivery by a client that owns no postbox");
+        }
+        let (entry, more) = match &postbox {
+            None => (None, false),
+            Some(pb) => match (&wanted, after) {
+                (Some(id), _) => (
+                    self.state.open_delivery(pb, id).await.map_err(internal)?,
+                    false,
+                ),
+                (None, after) => {
+                    let open = self
+                        .state
+                        .open_deliveries(pb, crate::state::MAX_SCANNED)
+                        .await
+                        .map_err(internal)?;
+                    let mut matching = open.into_iter().filter(|e| {
+                        after
+                            .is_none_or(|t| i64::try_from(e.stored_unix_ms).unwrap_or(i64::MAX) > t)
+                    });
+                    let first = matching.next();
+                    (first, matching.next().is_some())
+                }
+            },
+        };
         let Some(entry) = entry else {
+            let control = self.advance(c, now, &conv, &seen, None, false).await?;
             return Ok(Answer {
                 kind: OrderKind::ResponseToFetchDelivery,
                 control,
@@ -884,6 +1024,15 @@ impl Intermediary {
                 attachments: Vec::new(),
             });
         };
+        // The delivery is read whole to be written into the response: it
+        // takes its share of the memory budget (at most half of it, so a
+        // largest delivery never waits for itself).
+        let share = kib(entry.content.size).min((self.budget_permits / 2).max(1));
+        let _permit =
+            tokio::time::timeout(BUDGET_WAIT, self.budget.clone().acquire_many_owned(share))
+                .await
+                .map_err(|_| refuse("9000", "the Intermediär is busy, try again later"))?
+                .map_err(|_| refuse("9000", "the Intermediär is shutting down"))?;
         let stored = crate::content::read_blob(
             &*self.intake.blobs(),
             &entry.content,
@@ -895,19 +1044,15 @@ impl Intermediary {
             Inner::parse(&stored).map_err(|e| refuse("9000", format!("stored delivery: {e}")))?;
         let forwarded = crate::content::forwardable(&original)
             .map_err(|e| refuse("9000", format!("stored delivery: {e}")))?;
-        self.state
-            .mark_forwarded(&entry.message_id, now)
-            .await
-            .map_err(internal)?;
-        // Remember the hand-out: the next request confirms it.
-        let mut pending = dialog.clone();
-        pending.pending_receipt = Some(PendingReceipt {
-            addressee: postbox.clone(),
+        // Hand it out: the dialog remembers it, the next request of the
+        // dialog confirms it.
+        let pending = postbox.map(|pb| PendingReceipt {
+            addressee: pb,
             message_id: entry.message_id.clone(),
         });
-        let _ = self
-            .state
-            .advance_dialog(&conv, &dialog, Some(&pending))
+        let control = self.advance(c, now, &conv, &seen, pending, false).await?;
+        self.state
+            .mark_forwarded(&entry.message_id, now)
             .await
             .map_err(internal)?;
         let card = self
@@ -915,14 +1060,11 @@ impl Intermediary {
             .process_card(&entry.message_id)
             .await
             .map_err(internal)?;
-        let more = open.iter().any(|e| e.message_id != entry.message_id);
         let mut feedback = vec![Feedback::code("0801")];
         if more {
             feedback.push(Feedback::code("3800"));
         }
-        let bundle = card
-            .map(|k| process_card_bundle(&k, &c.certs, now))
-            .unwrap_or_default();
+        let bundle = card.map(|k| process_card_bundle(&k)).unwrap_or_default();
         Ok(Answer {
             kind: OrderKind::ResponseToFetchDelivery,
             control,
@@ -946,31 +1088,37 @@ impl Intermediary {
         c: &Checked<'_>,
         now: SystemTime,
     ) -> Result<Answer, Refusal> {
-        let (control, _, _) = self.continue_dialog(c, now, false).await?;
-        let wanted = c
-            .order
-            .child("SelectionRule")
+        let (conv, seen) = self.check_dialog(c, now).await?;
+        let selection = c.order.child("SelectionRule");
+        if let Some(s) = selection {
+            if s.children().iter().any(|e| e.local_name() != "MessageId") {
+                return Err(refuse(
+                    "9300",
+                    "FetchProcessCard selects by MessageId only at this Intermediär",
+                ));
+            }
+        }
+        let wanted = selection
             .and_then(|s| s.child("MessageId"))
             .map(|e| e.text().trim().to_owned());
         let mut bundles = String::new();
         let mut found = false;
-        if let Some(id) = &wanted {
+        if let Some(id) = wanted.as_ref().filter(|w| w.len() <= MAX_MESSAGE_ID) {
             if let Some(card) = self.state.process_card(id).await.map_err(internal)? {
-                let me = sha256_hex(&c.client_cipher);
-                if card.originator == c.client || card.addressee == me {
-                    bundles.push_str(&process_card_bundle(&card, &c.certs, now));
+                let addressee = self.owned_postbox(c).is_some_and(|pb| pb == card.addressee);
+                if card.originator == c.client || addressee {
+                    bundles.push_str(&process_card_bundle(&card));
                     found = true;
                 }
             }
         }
-        let feedback = if found || wanted.is_none() {
+        let control = self.advance(c, now, &conv, &seen, None, false).await?;
+        let feedback = if found {
             Feedback::code("0801")
         } else {
             Feedback::code("9804")
         };
-        let echo = c
-            .order
-            .child("SelectionRule")
+        let echo = selection
             .and_then(|s| s.canonicalize().ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
@@ -986,74 +1134,159 @@ impl Intermediary {
             attachments: Vec::new(),
         })
     }
+}
 
-    /// Sign and encrypt an answer.
-    fn render(&self, a: Answer, client_cipher: &[u8]) -> Result<Vec<u8>, String> {
-        let sig_cert_id = certificate_id("intermediary_signature", &self.settings.signature.cert);
-        let mut headers = vec![a.control.render()];
-        let mut ids = vec!["controlblock".to_owned()];
-        if !a.block.is_empty() {
-            headers.push(a.block.clone());
-            if let Some(id) = block_id(&a.block) {
-                ids.push(id);
-            }
+/// Refuse a request with two of a block the Intermediär reads once
+/// (which of two would it read, which did the signature cover?).
+fn check_unique_blocks(inner: &Inner<'_>) -> Result<(), Refusal> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for b in inner.header_blocks() {
+        let name = (b.namespace().unwrap_or_default(), b.local_name().to_owned());
+        // Two QualityOfTimestamp blocks (creation, reception) are normal.
+        if name.1 == "QualityOfTimestamp" {
+            continue;
         }
-        headers.push(header_block(
-            "IntermediaryCertificates",
-            "intermediarycertificates",
-            ACTOR_NEXT,
-            &certificate_element(
-                role::SIGNATURE_INTERMEDIARY,
-                &sig_cert_id,
-                &self.settings.signature.cert,
-            ),
-        ));
-        ids.push("intermediarycertificates".to_owned());
-        for h in &a.extra_headers {
-            if let Some(id) = block_id(h) {
-                ids.push(id);
-            }
-            headers.push(h.clone());
+        if seen.contains(&name) {
+            return Err(refuse(
+                "9100",
+                format!("the header block {} occurs twice", name.1),
+            ));
         }
-        ids.push("body".to_owned());
-        let builder = Builder {
-            kind: a.kind_for_schema(),
-            headers,
-            body: a.body.clone(),
-            attachments: a
-                .attachments
-                .iter()
-                .map(|(cid, bytes)| message::Attachment {
-                    cid: cid.clone(),
-                    bytes,
+        seen.push(name);
+    }
+    if inner.doc.root().children_named("Body").len() > 1
+        || inner.doc.root().children_named("Header").len() > 1
+    {
+        return Err(refuse("9100", "two soap:Header or soap:Body elements"));
+    }
+    Ok(())
+}
+
+/// What a ClientSignature must cover ([`message::signed_parts`]).
+fn required_coverage(inner: &Inner<'_>) -> Result<Vec<String>, Refusal> {
+    message::signed_parts(inner, "ClientSignature").map_err(|e| refuse("9100", e.to_string()))
+}
+
+/// What a StoreDelivery delivers, for comparing a repeated one: the
+/// addressee and the digests the (verified) ClientSignature gives the body
+/// and the attachments — they do not change with the challenge or the
+/// MIME boundary of a retry. Unsigned requests: the digest of the body's
+/// canonical form and of each attachment.
+fn delivery_fingerprint(inner: &Inner<'_>, addressee_sha: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(addressee_sha.as_bytes());
+    let body_id = inner
+        .body()
+        .ok()
+        .and_then(|b| b.attr("Id"))
+        .map(|i| format!("#{i}"));
+    let mut parts: Vec<String> = inner
+        .header("ClientSignature")
+        .and_then(|b| b.child("Signature"))
+        .and_then(|s| s.child("SignedInfo"))
+        .map(|si| {
+            si.children_named("Reference")
+                .into_iter()
+                .filter_map(|r| {
+                    let uri = r.attr("URI")?;
+                    let relevant = uri.starts_with("cid:") || Some(uri) == body_id.as_deref();
+                    relevant.then(|| {
+                        format!(
+                            "{uri}={}",
+                            r.child("DigestValue").map(|d| d.text()).unwrap_or_default()
+                        )
+                    })
                 })
-                .collect(),
-        };
-        const MARKER: &str = "<!--osci:supplier-signature-->";
-        let block = header_block("SupplierSignature", "suppliersignature", ACTOR_NEXT, MARKER);
-        let envelope = builder.envelope(Some(&block));
-        let mut targets: Vec<dsig::RefTarget<'_>> =
-            ids.iter().map(|i| dsig::RefTarget::Id(i)).collect();
-        let cids: Vec<String> = a
+                .collect()
+        })
+        .unwrap_or_default();
+    if parts.is_empty() {
+        if let Ok(b) = inner.body() {
+            h.update(b.canonicalize().unwrap_or_default());
+        }
+        for p in message::attachments(inner) {
+            h.update(Sha256::digest(p.body));
+        }
+    }
+    parts.sort();
+    for p in parts {
+        h.update(b"\n");
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Sign and encrypt an answer (on a blocking thread: RSA and AES over the
+/// whole response).
+fn render(
+    settings: &IntermediarySettings,
+    a: Answer,
+    client_cipher: &[u8],
+) -> Result<Vec<u8>, String> {
+    let sig_cert_id = certificate_id("intermediary_signature", &settings.signature.cert);
+    let mut headers = vec![a.control.render()];
+    let mut ids = vec!["controlblock".to_owned()];
+    if !a.block.is_empty() {
+        headers.push(a.block.clone());
+        if let Some(id) = block_id(&a.block) {
+            ids.push(id);
+        }
+    }
+    headers.push(header_block(
+        "IntermediaryCertificates",
+        "intermediarycertificates",
+        ACTOR_NEXT,
+        &certificate_element(
+            role::SIGNATURE_INTERMEDIARY,
+            &sig_cert_id,
+            &settings.signature.cert,
+        ),
+    ));
+    ids.push("intermediarycertificates".to_owned());
+    for h in &a.extra_headers {
+        if let Some(id) = block_id(h) {
+            ids.push(id);
+        }
+        headers.push(h.clone());
+    }
+    ids.push("body".to_owned());
+    let builder = Builder {
+        kind: a.kind_for_schema(),
+        headers,
+        body: a.body.clone(),
+        attachments: a
             .attachments
             .iter()
-            .map(|(c, _)| format!("cid:{c}"))
-            .collect();
-        for ((_, bytes), uri) in a.attachments.iter().zip(&cids) {
-            targets.push(dsig::RefTarget::Cid { uri, bytes });
-        }
-        let signed = dsig::sign(
-            &envelope,
-            MARKER,
-            &targets,
-            dsig::SignatureMethod::RsaSha256,
-            &self.settings.signature.key,
-            &format!(r##"<ds:RetrievalMethod URI="#{sig_cert_id}"></ds:RetrievalMethod>"##),
-        )
-        .map_err(|e| e.to_string())?;
-        let inner = builder.mime(&signed);
-        xenc::encrypt_transport(&inner, client_cipher).map_err(|e| e.to_string())
+            .map(|(cid, bytes)| message::Attachment {
+                cid: cid.clone(),
+                bytes,
+            })
+            .collect(),
+    };
+    const MARKER: &str = "<!--osci:supplier-signature-->";
+    let block = header_block("SupplierSignature", "suppliersignature", ACTOR_NEXT, MARKER);
+    let envelope = builder.envelope(Some(&block));
+    let mut targets: Vec<dsig::RefTarget<'_>> =
+        ids.iter().map(|i| dsig::RefTarget::Id(i)).collect();
+    let cids: Vec<String> = a
+        .attachments
+        .iter()
+        .map(|(c, _)| format!("cid:{c}"))
+        .collect();
+    for ((_, bytes), uri) in a.attachments.iter().zip(&cids) {
+        targets.push(dsig::RefTarget::Cid { uri, bytes });
     }
+    let signed = dsig::sign(
+        &envelope,
+        MARKER,
+        &targets,
+        dsig::SignatureMethod::RsaSha256,
+        &settings.signature.key,
+        &format!(r##"<ds:RetrievalMethod URI="#{sig_cert_id}"></ds:RetrievalMethod>"##),
+    )
+    .map_err(|e| e.to_string())?;
+    let inner = builder.mime(&signed);
+    xenc::encrypt_transport(&inner, client_cipher).map_err(|e| e.to_string())
 }
 
 impl Answer {
@@ -1068,13 +1301,6 @@ impl Answer {
             k => k,
         }
     }
-}
-
-/// The `Id` of a header block's text.
-fn block_id(block: &str) -> Option<String> {
-    let start = block.find(" Id=\"")? + 5;
-    let end = block[start..].find('"')? + start;
-    Some(block[start..end].to_owned())
 }
 
 /// The code a certificate problem is refused with. The hub refuses
@@ -1120,7 +1346,7 @@ pub fn plain_fault(code: &str, detail: &str) -> Vec<u8> {
     let string = if text.is_empty() {
         detail.to_owned()
     } else {
-        format!("{text} {detail}")
+        format!("{text} ({detail})")
     };
     let envelope = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>{nl}{nl}<soap:Envelope xmlns:soap="{}" xmlns:osci="{}"><soap:Body><soap:Fault><faultcode>{kind}</faultcode><faultstring>{}</faultstring><detail><osci:Code>{}</osci:Code></detail></soap:Fault></soap:Body></soap:Envelope>"#,
@@ -1140,7 +1366,7 @@ pub fn plain_fault(code: &str, detail: &str) -> Vec<u8> {
 }
 
 /// `osci:ProcessCardBundle` of a Laufzettel.
-fn process_card_bundle(card: &ProcessCard, _certs: &Certificates, _now: SystemTime) -> String {
+fn process_card_bundle(card: &ProcessCard) -> String {
     let ts = |t: SystemTime| format!("<osci:Plain>{}</osci:Plain>", timestamp(t));
     let mut s = format!(
         r#"<osci:ProcessCardBundle><osci:MessageId>{}</osci:MessageId><osci:ProcessCard RecentModification="{}"><osci:Creation>{}</osci:Creation>"#,
@@ -1164,8 +1390,10 @@ fn process_card_bundle(card: &ProcessCard, _certs: &Certificates, _now: SystemTi
 impl Intermediary {
     /// The HTTP route: `POST <path>` with the OSCI message as body (the
     /// reference library sends `Content-Type: text/xml` and the MIME
-    /// headers inside the body). Bodies above the channel's limit are
-    /// cut off while streaming.
+    /// headers inside the body). A request waits (at most
+    /// [`BUDGET_WAIT`]) for its share of the memory budget, must arrive
+    /// within [`BODY_DEADLINE`], and is cut off at the channel's limit
+    /// while streaming.
     pub fn router(self: Arc<Self>, path: &str) -> axum::Router {
         use axum::extract::{DefaultBodyLimit, State};
         use axum::http::header;
@@ -1176,6 +1404,7 @@ impl Intermediary {
             headers: axum::http::HeaderMap,
             body: axum::body::Body,
         ) -> impl IntoResponse {
+            let xml = [(header::CONTENT_TYPE, "text/xml; charset=UTF-8")];
             let limit = usize::try_from(me.settings.max_message_bytes).unwrap_or(usize::MAX);
             // This request's share of the memory budget: its declared
             // length, or the largest a request may be.
@@ -1185,27 +1414,41 @@ impl Intermediary {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(me.settings.max_message_bytes)
                 .min(me.settings.max_message_bytes);
-            let Ok(_permit) = me.budget.clone().acquire_many_owned(kib(declared)).await else {
+            let permit = tokio::time::timeout(
+                BUDGET_WAIT,
+                me.budget.clone().acquire_many_owned(kib(declared)),
+            )
+            .await;
+            let Ok(Ok(_permit)) = permit else {
                 return (
-                    [(header::CONTENT_TYPE, "text/xml; charset=UTF-8")],
-                    plain_fault("9000", "the Intermediär is shutting down"),
+                    xml,
+                    plain_fault("9000", "the Intermediär is busy, try again later"),
                 );
             };
-            let answer = match http_body_util::Limited::new(body, limit).collect().await {
-                Ok(c) => me.handle(&c.to_bytes()).await,
-                Err(e)
+            let read = tokio::time::timeout(
+                BODY_DEADLINE,
+                http_body_util::Limited::new(body, limit).collect(),
+            )
+            .await;
+            let answer = match read {
+                Ok(Ok(c)) => me.handle(c.to_bytes()).await,
+                Ok(Err(e))
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
                         .is_some() =>
                 {
                     tracing::info!(limit, "osci: request larger than the limit refused");
                     plain_fault("9904", &format!("the request is larger than {limit} bytes"))
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::info!(error = %e, "osci: request body broken off");
                     plain_fault("9100", "the request body could not be read")
                 }
+                Err(_) => {
+                    tracing::info!("osci: request body too slow");
+                    plain_fault("9100", "the request body did not arrive in time")
+                }
             };
-            ([(header::CONTENT_TYPE, "text/xml; charset=UTF-8")], answer)
+            (xml, answer)
         }
         axum::Router::new()
             .route(path, axum::routing::post(post))
@@ -1214,14 +1457,17 @@ impl Intermediary {
     }
 }
 
-/// The channel's housekeeping task: every minute a page of
-/// [`IntermediaryState::sweep`].
+/// The channel's housekeeping task: every minute the whole state is
+/// swept, page by page ([`IntermediaryState::sweep`]).
 pub struct Sweeper {
     pub channel: String,
     pub state: IntermediaryState,
     pub policy: crate::state::SweepPolicy,
     pub every: Duration,
 }
+
+/// Pages one sweep round reads at most (of 1,000 keys each).
+pub const MAX_SWEEP_PAGES: usize = 1_000;
 
 #[async_trait::async_trait]
 impl drehscheibe_model::InputAdapter for Sweeper {
@@ -1234,22 +1480,36 @@ impl drehscheibe_model::InputAdapter for Sweeper {
         _intake: Arc<dyn Intake>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), drehscheibe_model::AdapterError> {
-        let mut cursor = crate::state::SweepCursor::default();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = tokio::time::sleep(self.every) => {}
             }
-            match self
-                .state
-                .sweep(SystemTime::now(), self.policy, &mut cursor, 1000)
-                .await
-            {
-                Ok(s) if s != crate::state::Swept::default() => {
-                    tracing::info!(channel = %self.channel, dialogs = s.dialogs, ids = s.ids, cards = s.cards, "osci: state swept");
+            // One round: from the start to the end of both key ranges.
+            let mut cursor = crate::state::SweepCursor::default();
+            let mut total = crate::state::Swept::default();
+            for _ in 0..MAX_SWEEP_PAGES {
+                match self
+                    .state
+                    .sweep(SystemTime::now(), self.policy, &mut cursor, 1000)
+                    .await
+                {
+                    Ok(s) => {
+                        total.dialogs += s.dialogs;
+                        total.ids += s.ids;
+                        total.cards += s.cards;
+                    }
+                    Err(e) => {
+                        tracing::warn!(channel = %self.channel, error = %e, "osci: sweep failed");
+                        break;
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(channel = %self.channel, error = %e, "osci: sweep failed"),
+                if cursor.is_at_start() || shutdown.is_cancelled() {
+                    break;
+                }
+            }
+            if total != crate::state::Swept::default() {
+                tracing::info!(channel = %self.channel, dialogs = total.dialogs, ids = total.ids, cards = total.cards, "osci: state swept");
             }
         }
     }

@@ -123,6 +123,23 @@ impl<'a> Inner<'a> {
                 "the envelope part is larger than {MAX_ENVELOPE_BYTES} bytes"
             )));
         }
+        // Every other part is an attachment, found by its Content-ID:
+        // each needs one, and no two the same (a client takes the first of
+        // two, a signature check the other).
+        let mut ids: Vec<&str> = Vec::with_capacity(mime.parts.len());
+        for part in &mime.parts {
+            if std::ptr::eq(part, root) {
+                continue;
+            }
+            let id = part
+                .content_id()
+                .ok_or_else(|| structure("an attachment part without Content-ID"))?;
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) || ids.contains(&ROOT_CID) {
+            return Err(structure("two MIME parts with the same Content-ID"));
+        }
         let doc = Document::parse(root.body)?;
         let env = doc.root();
         if env.local_name() != "Envelope" || env.namespace().as_deref() != Some(NS_SOAP) {
@@ -705,6 +722,60 @@ pub fn boundary() -> String {
     let mut b = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut b);
     format!("MIME_boundary_{}", b64(&b))
+}
+
+/// The `Id` of a block's text as this crate writes it (`… Id="x" …`).
+pub fn block_id(block: &str) -> Option<String> {
+    let start = block.find(" Id=\"")? + 5;
+    let end = block[start..].find('"')? + start;
+    Some(block[start..end].to_owned())
+}
+
+/// The attachment parts of a message (every part but the envelope).
+pub fn attachments<'m, 'a>(
+    inner: &'m Inner<'a>,
+) -> impl Iterator<Item = &'m crate::mime::Part<'a>> + 'm {
+    let root = inner
+        .mime
+        .part(ROOT_CID)
+        .or_else(|| inner.mime.parts.first());
+    inner
+        .mime
+        .parts
+        .iter()
+        .filter(move |p| !root.is_some_and(|r| std::ptr::eq(*p, r)))
+}
+
+/// What a message's signature (`ClientSignature`, `SupplierSignature`:
+/// `signature_block`) must cover: every other header block (each needs an
+/// `Id`), the body, every attachment — as the reference library signs
+/// and checks.
+///
+/// # Errors
+///
+/// A header block or the body without `Id`.
+pub fn signed_parts(inner: &Inner<'_>, signature_block: &str) -> Result<Vec<String>, MessageError> {
+    let mut out = Vec::new();
+    for b in inner.header_blocks() {
+        if b.local_name() == signature_block {
+            continue;
+        }
+        let id = b
+            .attr("Id")
+            .ok_or_else(|| structure(format!("the header block {} has no Id", b.local_name())))?;
+        out.push(format!("#{id}"));
+    }
+    let id = inner
+        .body()?
+        .attr("Id")
+        .ok_or_else(|| structure("soap:Body has no Id"))?;
+    out.push(format!("#{id}"));
+    for part in attachments(inner) {
+        if let Some(cid) = part.content_id() {
+            out.push(format!("cid:{cid}"));
+        }
+    }
+    Ok(out)
 }
 
 /// A header block `osci:<local>` with the standard attributes around

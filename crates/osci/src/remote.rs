@@ -287,9 +287,10 @@ impl OsciPoller {
             let Some(fetched) = self.client.fetch_delivery(&mut dialog, None).await? else {
                 break;
             };
-            self.submit(intake, fetched.clone()).await?;
+            let more = fetched.more;
+            self.take_in(intake, fetched).await?;
             taken += 1;
-            if !fetched.more || taken >= self.max_per_poll as usize {
+            if !more || taken >= self.max_per_poll as usize {
                 break;
             }
         }
@@ -298,16 +299,50 @@ impl OsciPoller {
         Ok(taken)
     }
 
-    async fn submit(
+    /// Take one fetched delivery into the hub (what [`Self::poll_once`]
+    /// does with each, before the dialog confirms it).
+    ///
+    /// # Errors
+    ///
+    /// The intake refused or failed.
+    pub async fn take_in(
         &self,
         intake: &Arc<dyn Intake>,
         fetched: crate::client::Fetched,
     ) -> Result<(), PollError> {
-        let (payload, content_type, rest) = crate::content::payload_and_attachments(
-            fetched.contents,
-            &fetched.message_id,
-            fetched.subject.as_deref(),
-        );
+        let mut correlation_ids = std::collections::BTreeMap::new();
+        let (payload, content_type, rest) = match fetched.contents {
+            Ok(contents) => crate::content::payload_and_attachments(
+                contents,
+                &fetched.message_id,
+                fetched.subject.as_deref(),
+            ),
+            Err((code, text)) => {
+                // Unreadable here (certificate, signature, decryption):
+                // taken in anyway, with the reason and the message as
+                // received — no rule matches the error manifest, so it is
+                // visible as rejected and can be looked at; the postbox
+                // moves on.
+                tracing::warn!(channel = %self.channel, osci_message_id = %fetched.message_id, code = %code, error = %text, "osci-poller: delivery cannot be read; taken in as received");
+                correlation_ids.insert("osci.error".to_owned(), format!("{code} {text}"));
+                let manifest = format!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?><osci:Delivery xmlns:osci="urn:drehscheibe:osci"><osci:MessageId>{}</osci:MessageId><osci:Error code="{}">{}</osci:Error></osci:Delivery>"#,
+                    crate::message::escape(&fetched.message_id),
+                    crate::message::escape(&code),
+                    crate::message::escape(&text)
+                );
+                (
+                    manifest.into_bytes(),
+                    "application/xml".to_owned(),
+                    vec![crate::content::ContentItem {
+                        name: "osci-delivery.mime".into(),
+                        content_type: "multipart/related".into(),
+                        bytes: fetched.raw,
+                        signed: false,
+                    }],
+                )
+            }
+        };
         let mut staged = Vec::new();
         let mut attachments = Vec::new();
         for item in rest {
@@ -329,7 +364,6 @@ impl OsciPoller {
                 blob,
             });
         }
-        let mut correlation_ids = std::collections::BTreeMap::new();
         correlation_ids.insert("osci.message_id".to_owned(), fetched.message_id.clone());
         if let Some(s) = &fetched.subject {
             correlation_ids.insert("osci.subject".to_owned(), s.clone());
@@ -485,6 +519,38 @@ fn delivery_error(e: ClientError) -> DeliveryError {
     }
 }
 
+fn receipt(message_id: &str, card: &crate::client::ProcessCardInfo) -> DeliveryReceipt {
+    DeliveryReceipt {
+        detail: format!(
+            "OSCI StoreDelivery {message_id} stored{}",
+            card.creation
+                .as_ref()
+                .map(|c| format!(" at {c}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+impl OsciConnector {
+    /// The Laufzettel of an earlier delivery under `message_id`, if the
+    /// Intermediär has one for us.
+    async fn stored_before(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<crate::client::ProcessCardInfo>, DeliveryError> {
+        let mut d = self.client.init_dialog().await.map_err(delivery_error)?;
+        let card = self
+            .client
+            .fetch_process_card(&mut d, message_id)
+            .await
+            .map_err(delivery_error)?;
+        if let Err(e) = self.client.exit_dialog(d).await {
+            tracing::debug!(error = %e, "osci: ExitDialog after FetchProcessCard failed");
+        }
+        Ok(card)
+    }
+}
+
 #[async_trait]
 impl Connector for OsciConnector {
     fn kind(&self) -> &'static str {
@@ -543,7 +609,8 @@ impl Connector for OsciConnector {
                 .get("osci.subject")
                 .cloned()
         });
-        match self
+        let resumed = request.checkpoint.value().is_some();
+        let result = self
             .client
             .store_delivery(
                 &message_id,
@@ -552,16 +619,34 @@ impl Connector for OsciConnector {
                 &contents,
                 self.encrypt,
             )
-            .await
-        {
-            Ok(card) => Ok(DeliveryReceipt {
-                detail: format!(
-                    "OSCI StoreDelivery {message_id} stored{}",
-                    card.creation
-                        .map(|c| format!(" at {c}"))
-                        .unwrap_or_default()
-                ),
-            }),
+            .await;
+        let (message_id, result) = match result {
+            // A retry under a saved id that the Intermediär calls used:
+            // the earlier attempt may have stored it and lost the answer.
+            // Its Laufzettel tells; without one the id is spent, and a new
+            // one is drawn (and saved) for this attempt.
+            Err(ClientError::Refused { code, .. }) if code == "9801" && resumed => {
+                if let Some(card) = self.stored_before(&message_id).await? {
+                    return Ok(receipt(&message_id, &card));
+                }
+                let id = self.client.get_message_id().await.map_err(delivery_error)?;
+                request.checkpoint.save(id.clone()).await?;
+                let r = self
+                    .client
+                    .store_delivery(
+                        &id,
+                        subject.as_deref(),
+                        &self.addressee,
+                        &contents,
+                        self.encrypt,
+                    )
+                    .await;
+                (id, r)
+            }
+            other => (message_id, other),
+        };
+        match result {
+            Ok(card) => Ok(receipt(&message_id, &card)),
             Err(e) => Err(delivery_error(e)),
         }
     }

@@ -9,7 +9,7 @@
 //! | `i` 0 message id | JSON [`IssuedId`] (GetMessageId) |
 //! | `p` 0 addressee 0 seq (u64 BE) | JSON [`PostboxEntry`] (open deliveries, arrival order) |
 //! | `q` 0 addressee 0 message id | seq (u64 BE) while open, `closed` after |
-//! | `n` 0 addressee | next seq (u64 BE) |
+//! | `n` 0 addressee | next seq and open count (2 × u64 BE) |
 //! | `l` 0 message id | JSON [`ProcessCard`] (Laufzettel) |
 //!
 //! Nothing stays for ever: [`IntermediaryState::sweep`] (run by the
@@ -81,6 +81,11 @@ pub struct IssuedId {
     /// Set once a StoreDelivery used it.
     #[serde(default)]
     pub used: bool,
+    /// What was delivered under it (addressee and content digests, see
+    /// [`crate::intermediary`]): a repeated StoreDelivery of the id is
+    /// answered as stored only if it delivers the same.
+    #[serde(default)]
+    pub delivery: Option<String>,
 }
 
 /// A delivery waiting in a postbox.
@@ -94,6 +99,10 @@ pub struct PostboxEntry {
     pub subject: Option<String>,
     /// When it was stored (RFC 3339).
     pub stored: String,
+    /// The same in Unix milliseconds (FetchDelivery's
+    /// `ReceptionOfDelivery` selection compares it).
+    #[serde(default)]
+    pub stored_unix_ms: u64,
 }
 
 /// A Laufzettel: what happened to a delivery.
@@ -127,6 +136,10 @@ impl ProcessCard {
     }
 }
 
+/// Most open deliveries one FetchDelivery looks through (for a
+/// `ReceptionOfDelivery` selection, and to tell whether more wait).
+pub const MAX_SCANNED: usize = 1_000;
+
 /// State failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -157,6 +170,7 @@ fn encode<T: Serialize>(what: &str, v: &T) -> Result<Bytes, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("osci {what}: {e}")))
 }
 
+/// Big-endian u64 of a counter entry (0 when absent).
 fn u64_of(v: Option<&Bytes>) -> Result<u64, StoreError> {
     match v {
         None => Ok(0),
@@ -175,10 +189,52 @@ fn u64_of(v: Option<&Bytes>) -> Result<u64, StoreError> {
 pub enum StoreOutcome {
     /// Stored now.
     Stored,
-    /// This message id was stored before (a client's retry).
+    /// This message id was stored before with the same delivery (a
+    /// client's retry).
     AlreadyStored,
     /// The id was not issued by this Intermediär, or to another client.
     NotIssued,
+    /// The id was used before for another delivery.
+    Conflict,
+    /// The addressee's postbox holds its maximum of open deliveries.
+    Full,
+}
+
+/// `(next seq, open count)` of a postbox's `n` entry.
+fn counters(v: Option<&Bytes>) -> Result<(u64, u64), StoreError> {
+    match v {
+        None => Ok((0, 0)),
+        Some(b) if b.len() == 16 => {
+            let mut a = [0u8; 8];
+            let mut c = [0u8; 8];
+            a.copy_from_slice(&b[..8]);
+            c.copy_from_slice(&b[8..]);
+            Ok((u64::from_be_bytes(a), u64::from_be_bytes(c)))
+        }
+        Some(_) => Err(StoreError::Corrupt("osci postbox counters".into())),
+    }
+}
+
+fn counters_bytes(next: u64, open: u64) -> Vec<u8> {
+    let mut v = next.to_be_bytes().to_vec();
+    v.extend_from_slice(&open.to_be_bytes());
+    v
+}
+
+/// Check an issued id for a StoreDelivery by `client` delivering
+/// `delivery`: `None` to go on, else the outcome to answer.
+fn check_issued(issued: &IssuedId, client: &str, delivery: &str) -> Option<StoreOutcome> {
+    if issued.client != client {
+        return Some(StoreOutcome::NotIssued);
+    }
+    if issued.used {
+        return Some(if issued.delivery.as_deref() == Some(delivery) {
+            StoreOutcome::AlreadyStored
+        } else {
+            StoreOutcome::Conflict
+        });
+    }
+    None
 }
 
 /// The state of one `osci` channel.
@@ -217,6 +273,24 @@ impl IntermediaryState {
                     tx.put(&key(b'd', &[id.as_bytes()]), value);
                     Ok((tx, id))
                 }
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// A conversation id for a request outside a dialog (nothing is
+    /// stored but the counter).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn next_conversation(&self) -> Result<String, StateError> {
+        let id = self
+            .space
+            .update(|mut tx| async move {
+                let n = u64_of(tx.get(b"c").await?.as_ref())? + 1;
+                tx.put(b"c", n.to_be_bytes().to_vec());
+                Ok((tx, n.to_string()))
             })
             .await?;
         Ok(id)
@@ -288,6 +362,8 @@ impl IntermediaryState {
         addressee: &str,
         entry: &PostboxEntry,
         card: &ProcessCard,
+        delivery: &str,
+        max_open: u64,
     ) -> Result<StoreOutcome, StateError> {
         let ikey = key(b'i', &[entry.message_id.as_bytes()]);
         let qkey = key(b'q', &[addressee.as_bytes(), entry.message_id.as_bytes()]);
@@ -306,16 +382,17 @@ impl IntermediaryState {
                         return Ok((tx, StoreOutcome::NotIssued));
                     };
                     let mut issued: IssuedId = decode("issued id", &v)?;
-                    if issued.client != client {
-                        return Ok((tx, StoreOutcome::NotIssued));
+                    if let Some(o) = check_issued(&issued, client, delivery) {
+                        return Ok((tx, o));
                     }
-                    if issued.used {
-                        return Ok((tx, StoreOutcome::AlreadyStored));
+                    let (seq, open) = counters(tx.get(nkey).await?.as_ref())?;
+                    if open >= max_open {
+                        return Ok((tx, StoreOutcome::Full));
                     }
                     issued.used = true;
+                    issued.delivery = Some(delivery.to_owned());
                     tx.put(ikey, encode("issued id", &issued)?);
-                    let seq = u64_of(tx.get(nkey).await?.as_ref())?;
-                    tx.put(nkey, (seq + 1).to_be_bytes().to_vec());
+                    tx.put(nkey, counters_bytes(seq + 1, open + 1));
                     tx.put(qkey, seq.to_be_bytes().to_vec());
                     tx.put(
                         &key(b'p', &[addressee.as_bytes(), &seq.to_be_bytes()]),
@@ -323,6 +400,75 @@ impl IntermediaryState {
                     );
                     tx.put(lkey, card_json);
                     tx.hold_blob(sha);
+                    Ok((tx, StoreOutcome::Stored))
+                }
+            })
+            .await?;
+        Ok(outcome)
+    }
+
+    /// A message id as issued, `None` if unknown.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn issued(&self, message_id: &str) -> Result<Option<IssuedId>, StateError> {
+        match self.space.get(&key(b'i', &[message_id.as_bytes()])).await? {
+            Some(v) => Ok(Some(decode("issued id", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether `client` may use `message_id` for `delivery` now (`None`)
+    /// or what to answer (read only; [`Self::record_hub_delivery`] checks
+    /// again when it commits).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn may_deliver(
+        &self,
+        client: &str,
+        message_id: &str,
+        delivery: &str,
+    ) -> Result<Option<StoreOutcome>, StateError> {
+        Ok(match self.issued(message_id).await? {
+            None => Some(StoreOutcome::NotIssued),
+            Some(i) => check_issued(&i, client, delivery),
+        })
+    }
+
+    /// Record a delivery the hub itself took in (a hub recipient's): the
+    /// id is used, the Laufzettel complete — no postbox entry.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn record_hub_delivery(
+        &self,
+        client: &str,
+        card: &ProcessCard,
+        delivery: &str,
+    ) -> Result<StoreOutcome, StateError> {
+        let ikey = key(b'i', &[card.message_id.as_bytes()]);
+        let lkey = key(b'l', &[card.message_id.as_bytes()]);
+        let card_json = encode("process card", card)?;
+        let outcome = self
+            .space
+            .update(|mut tx| {
+                let (ikey, lkey, card_json) = (&ikey, &lkey, card_json.clone());
+                async move {
+                    let Some(v) = tx.get(ikey).await? else {
+                        return Ok((tx, StoreOutcome::NotIssued));
+                    };
+                    let mut issued: IssuedId = decode("issued id", &v)?;
+                    if let Some(o) = check_issued(&issued, client, delivery) {
+                        return Ok((tx, o));
+                    }
+                    issued.used = true;
+                    issued.delivery = Some(delivery.to_owned());
+                    tx.put(ikey, encode("issued id", &issued)?);
+                    tx.put(lkey, card_json);
                     Ok((tx, StoreOutcome::Stored))
                 }
             })
@@ -403,6 +549,9 @@ impl IntermediaryState {
                         return Ok((tx, false));
                     }
                     let pkey = key(b'p', &[addressee.as_bytes(), &seq]);
+                    let nkey = key(b'n', &[addressee.as_bytes()]);
+                    let (next, open) = counters(tx.get(&nkey).await?.as_ref())?;
+                    tx.put(&nkey, counters_bytes(next, open.saturating_sub(1)));
                     if let Some(v) = tx.get(&pkey).await? {
                         let entry: PostboxEntry = decode("postbox entry", &v)?;
                         tx.release_blob(&entry.content.sha256);
@@ -477,6 +626,13 @@ pub struct SweepPolicy {
 pub struct SweepCursor {
     dialogs: Option<Vec<u8>>,
     ids: Option<Vec<u8>>,
+}
+
+impl SweepCursor {
+    /// Whether both key ranges were read to their end (a round is over).
+    pub fn is_at_start(&self) -> bool {
+        self.dialogs.is_none() && self.ids.is_none()
+    }
 }
 
 /// What one sweep removed.

@@ -944,18 +944,45 @@ pub fn decrypt_transport(
     key: &RsaPrivateKey,
     algorithms: Algorithms,
 ) -> Result<Vec<u8>, XencError> {
+    decrypt_transport_for(body, key, None, algorithms)
+}
+
+/// Largest outer envelope part: it holds one `xenc:EncryptedData` with a
+/// key per recipient and a reference to the `<osci_enc>` part — a few
+/// KiB. Bulk content in the envelope (a `CipherValue` instead of a
+/// reference) is refused before it is parsed.
+pub const MAX_OUTER_ENVELOPE_BYTES: usize = 1024 * 1024;
+
+/// [`decrypt_transport`] for the holder of `cert_der`: only the
+/// `EncryptedKey` naming that certificate (or naming none) is tried, so
+/// a request costs one RSA operation, not [`MAX_KEY_ATTEMPTS`].
+///
+/// # Errors
+///
+/// See [`XencError`].
+pub fn decrypt_transport_for(
+    body: &[u8],
+    key: &RsaPrivateKey,
+    cert_der: Option<&[u8]>,
+    algorithms: Algorithms,
+) -> Result<Vec<u8>, XencError> {
     let message = mime::parse(body)?;
     let root = message
         .part("osci@message")
         .or_else(|| message.parts.first())
         .ok_or_else(|| structure("a MIME message without parts"))?;
+    if root.body.len() > MAX_OUTER_ENVELOPE_BYTES {
+        return Err(structure(format!(
+            "the outer envelope is larger than {MAX_OUTER_ENVELOPE_BYTES} bytes"
+        )));
+    }
     let doc = Document::parse(root.body)?;
     let enc = doc
         .root()
         .child("Body")
         .and_then(|b| b.child("EncryptedData"))
         .ok_or_else(|| structure("no xenc:EncryptedData in the soap:Body"))?;
-    decrypt_element(&doc, Some(&message), enc, key, None, algorithms)
+    decrypt_element(&doc, Some(&message), enc, key, cert_der, algorithms)
 }
 
 // ---------------------------------------------------------------------

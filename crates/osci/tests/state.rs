@@ -36,6 +36,7 @@ async fn issue(s: &IntermediaryState, id: &str, client: &str, when: u64) {
             issued: String::new(),
             issued_unix: when,
             used: false,
+            delivery: None,
         },
     )
     .await
@@ -52,6 +53,7 @@ fn entry(id: &str) -> (PostboxEntry, ProcessCard) {
             },
             subject: None,
             stored: String::new(),
+            stored_unix_ms: 0,
         },
         ProcessCard {
             message_id: id.into(),
@@ -71,23 +73,23 @@ async fn a_delivery_goes_through_the_postbox_once() {
     let (e, c) = entry("m1");
     // Not issued: refused, nothing stored.
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
         StoreOutcome::NotIssued
     );
     assert!(s.process_card("m1").await.unwrap().is_none());
     // Issued to someone else: refused.
     issue(&s, "m1", "mallory", 10).await;
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
         StoreOutcome::NotIssued
     );
     issue(&s, "m1", "alice", 10).await;
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
         StoreOutcome::Stored
     );
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
         StoreOutcome::AlreadyStored
     );
     assert_eq!(s.open_deliveries("bob", 10).await.unwrap().len(), 1);
@@ -99,10 +101,15 @@ async fn a_delivery_goes_through_the_postbox_once() {
     let card = s.process_card("m1").await.unwrap().unwrap();
     assert_eq!(card.forwarding, Some(at(20)));
     assert_eq!(card.reception, Some(at(30)));
-    // A retry of the StoreDelivery after reception stores nothing again.
+    // A retry of the StoreDelivery after reception stores nothing again;
+    // the id used for something else is a conflict.
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
         StoreOutcome::AlreadyStored
+    );
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c, "other", 10).await.unwrap(),
+        StoreOutcome::Conflict
     );
     assert!(s.open_deliveries("bob", 10).await.unwrap().is_empty());
 }
@@ -128,9 +135,11 @@ async fn the_sweep_removes_what_is_over_and_keeps_the_rest() {
     for id in ["received", "open"] {
         issue(&s, id, "alice", 10).await;
         let (e, c) = entry(id);
-        s.store_delivery("alice", "bob", &e, &c).await.unwrap();
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap();
     }
-    s.confirm_reception("bob", "received", at(20)).await.unwrap();
+    s.confirm_reception("bob", "received", at(20))
+        .await
+        .unwrap();
     let mut cursor = SweepCursor::default();
     // Small pages: the cursor carries the sweep on.
     let mut total = Swept::default();
@@ -157,13 +166,45 @@ async fn the_sweep_removes_what_is_over_and_keeps_the_rest() {
     // The fresh unused id can still be used.
     let (e, c) = entry("unused-new");
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
         StoreOutcome::Stored
     );
     // The old one cannot.
     let (e, c) = entry("unused-old");
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
         StoreOutcome::NotIssued
+    );
+}
+
+#[tokio::test]
+async fn a_full_postbox_refuses_and_takes_again_once_emptied() {
+    let (_d, s) = state();
+    for id in ["a", "b", "c"] {
+        issue(&s, id, "alice", 10).await;
+    }
+    for id in ["a", "b"] {
+        let (e, c) = entry(id);
+        assert_eq!(
+            s.store_delivery("alice", "bob", &e, &c, id, 2).await.unwrap(),
+            StoreOutcome::Stored
+        );
+    }
+    let (e, c) = entry("c");
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c, "c", 2).await.unwrap(),
+        StoreOutcome::Full
+    );
+    // Another postbox is not affected.
+    issue(&s, "d", "alice", 10).await;
+    let (e2, c2) = entry("d");
+    assert_eq!(
+        s.store_delivery("alice", "carol", &e2, &c2, "d", 2).await.unwrap(),
+        StoreOutcome::Stored
+    );
+    assert!(s.confirm_reception("bob", "a", at(20)).await.unwrap());
+    assert_eq!(
+        s.store_delivery("alice", "bob", &e, &c, "c", 2).await.unwrap(),
+        StoreOutcome::Stored
     );
 }
