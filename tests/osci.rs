@@ -341,14 +341,24 @@ async fn a_delivery_to_a_hub_recipient_becomes_a_hub_message() {
     // Laufzettel tells the sender the first one arrived (what the `osci`
     // connector asks after a lost answer).
     match alice
-        .store_delivery(&id, Some("An dave"), &cert("dave_cipher_4096"), &contents, true)
+        .store_delivery(
+            &id,
+            Some("An dave"),
+            &cert("dave_cipher_4096"),
+            &contents,
+            true,
+        )
         .await
     {
         Err(ClientError::Refused { code, .. }) => assert_eq!(code, "9801"),
         other => panic!("{other:?}"),
     }
     let mut d = alice.init_dialog().await.unwrap();
-    let card = alice.fetch_process_card(&mut d, &id).await.unwrap().unwrap();
+    let card = alice
+        .fetch_process_card(&mut d, &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(card.reception.is_some(), "the hub took it in: {card:?}");
     alice.exit_dialog(d).await.unwrap();
     // Unencrypted, a retry is the same delivery: answered as stored.
@@ -626,7 +636,10 @@ async fn hostile_requests_get_their_osci_code_and_store_nothing() {
     let end = text.find("</osci:ControlBlock>").unwrap() + "</osci:ControlBlock>".len();
     let twice = text.replacen(
         "</soap:Header>",
-        &format!("{}</soap:Header>", &text[start..end].replace("Id=\"controlblock\"", "Id=\"cb2\"")),
+        &format!(
+            "{}</soap:Header>",
+            &text[start..end].replace("Id=\"controlblock\"", "Id=\"cb2\"")
+        ),
         1,
     );
     let sent = xenc::encrypt_transport(twice.as_bytes(), &intermediary.cert).unwrap();
@@ -749,7 +762,13 @@ async fn only_the_postbox_owner_fetches_and_a_used_id_delivers_once() {
         .unwrap();
     // The same id again with other content: refused (9801), not "stored".
     match alice
-        .store_delivery(&id, None, &cert("bob_cipher_4096"), &content("another"), true)
+        .store_delivery(
+            &id,
+            None,
+            &cert("bob_cipher_4096"),
+            &content("another"),
+            true,
+        )
         .await
     {
         Err(ClientError::Refused { code, .. }) => assert_eq!(code, "9801"),
@@ -759,8 +778,16 @@ async fn only_the_postbox_owner_fetches_and_a_used_id_delivers_once() {
     // its key) but signs as dave: not the postbox owner, nothing to see.
     let mallory = client(b_port, "bob_cipher_4096", "dave_signature_4096");
     let mut d = mallory.init_dialog().await.unwrap();
-    assert!(mallory.fetch_delivery(&mut d, None).await.unwrap().is_none());
-    assert!(mallory.fetch_delivery(&mut d, Some(&id)).await.unwrap().is_none());
+    assert!(mallory
+        .fetch_delivery(&mut d, None)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(mallory
+        .fetch_delivery(&mut d, Some(&id))
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(mallory.fetch_process_card(&mut d, &id).await.unwrap(), None);
     mallory.exit_dialog(d).await.unwrap();
     // bob still gets it, once.
@@ -812,9 +839,92 @@ async fn a_delivery_the_poller_cannot_read_is_taken_in_visibly() {
     let view = api.wait_state(&id, "rejected", WAIT).await;
     let ids = &view["envelope"]["correlation_ids"];
     assert_eq!(ids["osci.message_id"], "bWlk");
-    assert!(ids["osci.error"].as_str().unwrap().starts_with("9202"), "{ids:#}");
+    assert!(
+        ids["osci.error"].as_str().unwrap().starts_with("9202"),
+        "{ids:#}"
+    );
     let att = &view["envelope"]["attachments"][0];
     assert_eq!(att["name"], "osci-delivery.mime");
     assert_eq!(att["blob"]["size"], raw.len());
     hub.shutdown().await.unwrap();
+}
+
+/// A proxy that forwards everything to B but answers the `n`th request
+/// (1-based) with HTTP 502 after B processed it: a lost answer.
+async fn losing_proxy(target: u16, n: usize) -> u16 {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/osci/osci",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let count = count.clone();
+            async move {
+                let i = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                let answer = reqwest::Client::new()
+                    .post(format!("http://127.0.0.1:{target}/osci/osci"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                if i == n {
+                    (
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        axum::body::Bytes::new(),
+                    )
+                } else {
+                    (axum::http::StatusCode::OK, answer)
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_store_delivery_answer_is_recognised_by_its_laufzettel() {
+    let b_port = free_port();
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &b_channels(b_port, "150 MB", false),
+        &[],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    // Request 1 is GetMessageId, request 2 the StoreDelivery: B stores
+    // it, A never hears.
+    let proxy = losing_proxy(b_port, 2).await;
+    let a_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", a_tenant(proxy, "bob"))]);
+    let hub_a = start(&a_cfg.main).await.unwrap();
+    let api_a = Api::new(hub_a.addr);
+    let doc = order(AGS, LEISTUNG, 500);
+    let a_id = api_a.submit("application/xml", doc.clone()).await;
+    let view = api_a.wait_state(&a_id, "delivered", WAIT).await;
+    let delivery = &view["deliveries"][0];
+    // Two attempts: the lost one, then the retry that found the
+    // Laufzettel of the first.
+    assert_eq!(delivery["state"], "delivered", "{view:#}");
+    let attempts = drehscheibe_suite::audit_actions(&view)
+        .iter()
+        .filter(|a| a.as_str() == "delivery_failed")
+        .count();
+    assert_eq!(attempts, 1, "{view:#}");
+    let receipt = delivery["receipt"].as_str().unwrap();
+    let checkpoint = delivery["checkpoint"].as_str().unwrap();
+    assert!(receipt.contains(checkpoint), "{receipt} / {checkpoint}");
+    // bob finds exactly one delivery: the first.
+    let bob = client(b_port, "bob_cipher_4096", "bob_signature_4096");
+    let mut d = bob.init_dialog().await.unwrap();
+    let f = bob.fetch_delivery(&mut d, None).await.unwrap().unwrap();
+    assert_eq!(f.message_id, checkpoint);
+    assert_eq!(f.contents.unwrap()[0].bytes, doc);
+    bob.exit_dialog(d).await.unwrap();
+    let mut d = bob.init_dialog().await.unwrap();
+    assert!(bob.fetch_delivery(&mut d, None).await.unwrap().is_none());
+    bob.exit_dialog(d).await.unwrap();
+    hub_a.shutdown().await.unwrap();
+    hub_b.shutdown().await.unwrap();
 }
