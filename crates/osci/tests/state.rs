@@ -73,23 +73,31 @@ async fn a_delivery_goes_through_the_postbox_once() {
     let (e, c) = entry("m1");
     // Not issued: refused, nothing stored.
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap(),
         StoreOutcome::NotIssued
     );
     assert!(s.process_card("m1").await.unwrap().is_none());
     // Issued to someone else: refused.
     issue(&s, "m1", "mallory", 10).await;
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap(),
         StoreOutcome::NotIssued
     );
     issue(&s, "m1", "alice", 10).await;
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap(),
         StoreOutcome::Stored
     );
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap(),
         StoreOutcome::AlreadyStored
     );
     assert_eq!(s.open_deliveries("bob", 10).await.unwrap().len(), 1);
@@ -104,11 +112,15 @@ async fn a_delivery_goes_through_the_postbox_once() {
     // A retry of the StoreDelivery after reception stores nothing again;
     // the id used for something else is a conflict.
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap(),
         StoreOutcome::AlreadyStored
     );
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "other", 10).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "other", 10)
+            .await
+            .unwrap(),
         StoreOutcome::Conflict
     );
     assert!(s.open_deliveries("bob", 10).await.unwrap().is_empty());
@@ -135,7 +147,9 @@ async fn the_sweep_removes_what_is_over_and_keeps_the_rest() {
     for id in ["received", "open"] {
         issue(&s, id, "alice", 10).await;
         let (e, c) = entry(id);
-        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap();
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap();
     }
     s.confirm_reception("bob", "received", at(20))
         .await
@@ -166,13 +180,17 @@ async fn the_sweep_removes_what_is_over_and_keeps_the_rest() {
     // The fresh unused id can still be used.
     let (e, c) = entry("unused-new");
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap(),
         StoreOutcome::Stored
     );
     // The old one cannot.
     let (e, c) = entry("unused-old");
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "d1", 10).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap(),
         StoreOutcome::NotIssued
     );
 }
@@ -186,25 +204,33 @@ async fn a_full_postbox_refuses_and_takes_again_once_emptied() {
     for id in ["a", "b"] {
         let (e, c) = entry(id);
         assert_eq!(
-            s.store_delivery("alice", "bob", &e, &c, id, 2).await.unwrap(),
+            s.store_delivery("alice", "bob", &e, &c, id, 2)
+                .await
+                .unwrap(),
             StoreOutcome::Stored
         );
     }
     let (e, c) = entry("c");
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "c", 2).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "c", 2)
+            .await
+            .unwrap(),
         StoreOutcome::Full
     );
     // Another postbox is not affected.
     issue(&s, "d", "alice", 10).await;
     let (e2, c2) = entry("d");
     assert_eq!(
-        s.store_delivery("alice", "carol", &e2, &c2, "d", 2).await.unwrap(),
+        s.store_delivery("alice", "carol", &e2, &c2, "d", 2)
+            .await
+            .unwrap(),
         StoreOutcome::Stored
     );
     assert!(s.confirm_reception("bob", "a", at(20)).await.unwrap());
     assert_eq!(
-        s.store_delivery("alice", "bob", &e, &c, "c", 2).await.unwrap(),
+        s.store_delivery("alice", "bob", &e, &c, "c", 2)
+            .await
+            .unwrap(),
         StoreOutcome::Stored
     );
 }
