@@ -38,11 +38,12 @@ pub const DEFAULT_MAX_MESSAGE: u64 = 150 * 1024 * 1024;
 /// Hard ceiling of `max_message_bytes`.
 pub const MAX_MESSAGE: u64 = 1024 * 1024 * 1024;
 
+/// `{ key = "….pem", cert = "….pem" }` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawKeyPair {
-    key: PathBuf,
-    cert: PathBuf,
+pub(crate) struct RawKeyPair {
+    pub(crate) key: PathBuf,
+    pub(crate) cert: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]

@@ -287,26 +287,13 @@ impl Client {
             r#"<osci:ClientSignature Id="clientsignature" soap:actor="{ACTOR_NEXT}" soap:mustUnderstand="1">{SIG_MARKER}</osci:ClientSignature>"#
         );
         let envelope = builder.envelope(Some(&sig_block));
-        let cids: Vec<String> = req
-            .attachments
-            .iter()
-            .map(|(c, _)| format!("cid:{c}"))
-            .collect();
-        let mut targets: Vec<dsig::RefTarget<'_>> =
-            ids.iter().map(|i| dsig::RefTarget::Id(i)).collect();
-        for ((_, bytes), uri) in req.attachments.iter().zip(&cids) {
-            targets.push(dsig::RefTarget::Cid { uri, bytes });
-        }
-        let signed = dsig::sign(
+        let signed = message::sign_envelope(
             &envelope,
             SIG_MARKER,
-            &targets,
-            dsig::SignatureMethod::RsaSha256,
+            &ids,
+            &req.attachments,
             &s.signature.key,
-            &format!(
-                r##"<ds:RetrievalMethod URI="#{}"></ds:RetrievalMethod>"##,
-                self.signature_id()
-            ),
+            &self.signature_id(),
         )
         .map_err(|e| ClientError::Request(format!("signing: {e}")))?;
         let inner = builder.mime(&signed);
@@ -487,8 +474,8 @@ impl Client {
             })
             .await?;
         let parsed = Inner::parse(&inner).map_err(|e| bad(e.to_string()))?;
-        let (_, block) = parsed.order().map_err(|e| bad(e.to_string()))?;
-        check_feedback(&Feedback::read(block))?;
+        let (_, feedback) = answer_of(&parsed)?;
+        check_feedback(&feedback)?;
         Ok(())
     }
 
@@ -514,8 +501,8 @@ impl Client {
             })
             .await?;
         let parsed = Inner::parse(&inner).map_err(|e| bad(e.to_string()))?;
-        let (_, block) = parsed.order().map_err(|e| bad(e.to_string()))?;
-        check_feedback(&Feedback::read(block))?;
+        let (block, feedback) = answer_of(&parsed)?;
+        check_feedback(&feedback)?;
         block
             .child("MessageId")
             .map(|e| e.text().trim().to_owned())
@@ -570,8 +557,8 @@ impl Client {
             })
             .await?;
         let parsed = Inner::parse(&inner).map_err(|e| bad(e.to_string()))?;
-        let (_, block) = parsed.order().map_err(|e| bad(e.to_string()))?;
-        check_feedback(&Feedback::read(block))?;
+        let (block, feedback) = answer_of(&parsed)?;
+        check_feedback(&feedback)?;
         Ok(block
             .child("ProcessCardBundle")
             .map(read_card)
@@ -695,8 +682,7 @@ impl Client {
             .await?;
         Self::advance(d, &control)?;
         let parsed = Inner::parse(&inner).map_err(|e| bad(e.to_string()))?;
-        let (_, block) = parsed.order().map_err(|e| bad(e.to_string()))?;
-        let feedback = Feedback::read(block);
+        let (block, feedback) = answer_of(&parsed)?;
         if feedback.iter().any(|f| f.code == "9803") {
             return Ok(None);
         }
@@ -770,8 +756,7 @@ impl Client {
             .await?;
         Self::advance(d, &control)?;
         let parsed = Inner::parse(&inner).map_err(|e| bad(e.to_string()))?;
-        let (_, block) = parsed.order().map_err(|e| bad(e.to_string()))?;
-        let feedback = Feedback::read(block);
+        let (block, feedback) = answer_of(&parsed)?;
         if feedback.iter().any(|f| f.code == "9804") {
             return Ok(None);
         }
@@ -823,6 +808,15 @@ fn check_feedback(entries: &[Feedback]) -> Result<(), ClientError> {
         tracing::info!(code = %w.code, text = %w.text, "osci: warning from the Intermediär");
     }
     Ok(())
+}
+
+/// The response's order block and its Feedback.
+fn answer_of<'i>(
+    parsed: &'i Inner<'i>,
+) -> Result<(crate::c14n::ElementRef<'i>, Vec<Feedback>), ClientError> {
+    let (_, block) = parsed.order().map_err(|e| bad(e.to_string()))?;
+    let feedback = Feedback::read(block);
+    Ok((block, feedback))
 }
 
 fn read_card(bundle: crate::c14n::ElementRef<'_>) -> ProcessCardInfo {

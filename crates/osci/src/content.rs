@@ -286,6 +286,90 @@ pub fn payload_and_attachments(
     (manifest.into_bytes(), "application/xml".into(), contents)
 }
 
+/// A delivery as it goes into the hub.
+#[derive(Debug)]
+pub struct HubDelivery {
+    pub channel: String,
+    pub sender: drehscheibe_model::SenderIdentity,
+    pub payload: Vec<u8>,
+    pub content_type: String,
+    pub attachments: Vec<ContentItem>,
+    /// The OSCI message id (idempotency key).
+    pub message_id: String,
+    pub correlation_ids: std::collections::BTreeMap<String, String>,
+}
+
+/// Why [`submit`] did not take a delivery in.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Intake(#[from] drehscheibe_model::IntakeError),
+}
+
+/// Stage the attachments and submit (idempotent on the message id);
+/// what was staged is given back if the submission fails.
+///
+/// # Errors
+///
+/// Over the intake's limits, or the intake refused.
+pub async fn submit(
+    intake: &dyn drehscheibe_model::Intake,
+    d: HubDelivery,
+) -> Result<drehscheibe_model::Accepted, SubmitError> {
+    if d.payload.len() as u64 > intake.max_payload_bytes() {
+        return Err(SubmitError::TooLarge(
+            "the content is larger than the hub accepts".into(),
+        ));
+    }
+    if d.attachments
+        .iter()
+        .any(|a| a.bytes.len() as u64 > intake.max_attachment_bytes())
+    {
+        return Err(SubmitError::TooLarge(
+            "an attachment is larger than the hub accepts".into(),
+        ));
+    }
+    let mut staged: Vec<BlobRef> = Vec::new();
+    let mut attachments = Vec::new();
+    for item in d.attachments {
+        let blob = match intake
+            .stage_attachment(Box::pin(std::io::Cursor::new(item.bytes)))
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                intake.discard_staged(&staged).await;
+                return Err(e.into());
+            }
+        };
+        staged.push(blob.clone());
+        attachments.push(drehscheibe_model::StagedAttachment {
+            name: item.name.clone(),
+            filename: Some(item.name),
+            content_type: item.content_type,
+            blob,
+        });
+    }
+    let submission = drehscheibe_model::Submission {
+        channel: d.channel,
+        sender: d.sender,
+        content_type: d.content_type,
+        payload: bytes::Bytes::from(d.payload),
+        attachments,
+        idempotency_key: Some(d.message_id),
+        correlation_ids: d.correlation_ids,
+    };
+    match intake.submit(submission).await {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            intake.discard_staged(&staged).await;
+            Err(e.into())
+        }
+    }
+}
+
 /// XTA message meta data carried as a custom header of the delivery
 /// (see `../shared/osci/NOTES.md`), as correlation ids: the message id,
 /// the service and the business scenario, if present.

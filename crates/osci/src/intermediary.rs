@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use drehscheibe_model::{BlobRef, Intake, SenderIdentity, StagedAttachment, Submission};
+use drehscheibe_model::{BlobRef, Intake, SenderIdentity};
 use rsa::RsaPrivateKey;
 use sha2::{Digest as _, Sha256};
 
@@ -595,38 +595,26 @@ impl Intermediary {
         };
         let conv = self.state.open_dialog(&dialog).await.map_err(internal)?;
         tracing::debug!(conversation = %conv, "osci: dialog opened");
-        Ok(Answer {
-            kind: OrderKind::ResponseToInitDialog,
-            control: ControlBlock {
+        Ok(Answer::in_body(
+            OrderKind::ResponseToInitDialog,
+            ControlBlock {
                 response: Some(challenge),
                 challenge: Some(ours),
                 conversation_id: Some(conv),
                 sequence_number: None,
             },
-            block: String::new(),
-            extra_headers: Vec::new(),
-            body: format!(
-                "<osci:responseToInitDialog>{}</osci:responseToInitDialog>",
-                Feedback::render(&[Feedback::code("0801")])
-            ),
-            attachments: Vec::new(),
-        })
+            "0801",
+        ))
     }
 
     async fn exit_dialog(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
         let (conv, seen) = self.check_dialog(c, now).await?;
         let control = self.advance(c, now, &conv, &seen, None, true).await?;
-        Ok(Answer {
-            kind: OrderKind::ResponseToExitDialog,
+        Ok(Answer::in_body(
+            OrderKind::ResponseToExitDialog,
             control,
-            block: String::new(),
-            extra_headers: Vec::new(),
-            body: format!(
-                "<osci:responseToExitDialog>{}</osci:responseToExitDialog>",
-                Feedback::render(&[Feedback::code("0800")])
-            ),
-            attachments: Vec::new(),
-        })
+            "0800",
+        ))
     }
 
     async fn get_message_id(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
@@ -870,40 +858,8 @@ impl Intermediary {
             },
         )
         .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
-        let (payload, content_type, rest) =
+        let (payload, content_type, attachments) =
             crate::content::payload_and_attachments(contents, message_id, subject);
-        if payload.len() as u64 > self.intake.max_payload_bytes() {
-            return Err(refuse("9904", "the content is larger than the hub accepts"));
-        }
-        let mut staged: Vec<BlobRef> = Vec::new();
-        let mut attachments = Vec::new();
-        for item in rest {
-            if item.bytes.len() as u64 > self.intake.max_attachment_bytes() {
-                self.intake.discard_staged(&staged).await;
-                return Err(refuse(
-                    "9904",
-                    "an attachment is larger than the hub accepts",
-                ));
-            }
-            let blob = match self
-                .intake
-                .stage_attachment(Box::pin(std::io::Cursor::new(item.bytes)))
-                .await
-            {
-                Ok(b) => b,
-                Err(e) => {
-                    self.intake.discard_staged(&staged).await;
-                    return Err(refuse("9000", e.to_string()));
-                }
-            };
-            staged.push(blob.clone());
-            attachments.push(StagedAttachment {
-                name: item.name.clone(),
-                filename: Some(item.name),
-                content_type: item.content_type,
-                blob,
-            });
-        }
         let mut correlation_ids = std::collections::BTreeMap::new();
         correlation_ids.insert("osci.message_id".to_owned(), message_id.to_owned());
         correlation_ids.insert("osci.recipient".to_owned(), recipient.name.clone());
@@ -918,28 +874,26 @@ impl Intermediary {
         for (k, v) in crate::content::xta_metadata(c.inner) {
             correlation_ids.insert(k, v);
         }
-        let submission = Submission {
+        let delivery = crate::content::HubDelivery {
             channel: self.settings.channel.clone(),
             sender: SenderIdentity {
                 adapter: "osci".into(),
                 principal: c.client.clone(),
                 remote_addr: None,
             },
+            payload,
             content_type,
-            payload: Bytes::from(payload),
             attachments,
-            idempotency_key: Some(message_id.to_owned()),
+            message_id: message_id.to_owned(),
             correlation_ids,
         };
-        match self.intake.submit(submission).await {
+        match crate::content::submit(&*self.intake, delivery).await {
             Ok(a) => {
                 tracing::info!(osci_message_id = %message_id, hub_id = %a.id, duplicate = a.duplicate, "osci: delivery accepted into the hub");
                 Ok(())
             }
-            Err(e) => {
-                self.intake.discard_staged(&staged).await;
-                Err(refuse("9805", e.to_string()))
-            }
+            Err(crate::content::SubmitError::TooLarge(m)) => Err(refuse("9904", m)),
+            Err(e) => Err(refuse("9805", e.to_string())),
         }
     }
 
@@ -1266,23 +1220,13 @@ fn render(
     const MARKER: &str = "<!--osci:supplier-signature-->";
     let block = header_block("SupplierSignature", "suppliersignature", ACTOR_NEXT, MARKER);
     let envelope = builder.envelope(Some(&block));
-    let mut targets: Vec<dsig::RefTarget<'_>> =
-        ids.iter().map(|i| dsig::RefTarget::Id(i)).collect();
-    let cids: Vec<String> = a
-        .attachments
-        .iter()
-        .map(|(c, _)| format!("cid:{c}"))
-        .collect();
-    for ((_, bytes), uri) in a.attachments.iter().zip(&cids) {
-        targets.push(dsig::RefTarget::Cid { uri, bytes });
-    }
-    let signed = dsig::sign(
+    let signed = message::sign_envelope(
         &envelope,
         MARKER,
-        &targets,
-        dsig::SignatureMethod::RsaSha256,
+        &ids,
+        &a.attachments,
         &settings.signature.key,
-        &format!(r##"<ds:RetrievalMethod URI="#{sig_cert_id}"></ds:RetrievalMethod>"##),
+        &sig_cert_id,
     )
     .map_err(|e| e.to_string())?;
     let inner = builder.mime(&signed);
@@ -1290,6 +1234,22 @@ fn render(
 }
 
 impl Answer {
+    /// A response whose order block is in the body, with `feedback`.
+    fn in_body(kind: OrderKind, control: ControlBlock, feedback: &str) -> Self {
+        let block = kind.block();
+        Self {
+            kind,
+            control,
+            block: String::new(),
+            extra_headers: Vec::new(),
+            body: format!(
+                "<osci:{block}>{}</osci:{block}>",
+                Feedback::render(&[Feedback::code(feedback)])
+            ),
+            attachments: Vec::new(),
+        }
+    }
+
     fn kind_for_schema(&self) -> OrderKind {
         match self.kind {
             OrderKind::InitDialog => OrderKind::ResponseToInitDialog,

@@ -778,6 +778,42 @@ pub fn signed_parts(inner: &Inner<'_>, signature_block: &str) -> Result<Vec<Stri
     Ok(out)
 }
 
+/// Sign an envelope the way OSCI signs a message (`ClientSignature`,
+/// `SupplierSignature`): `marker` in `envelope` becomes a `ds:Signature`
+/// (rsa-sha256, SHA-256, inclusive C14N) over the elements with the `ids`
+/// and every attachment, its key named by `RetrievalMethod` to the
+/// certificate element `cert_id`.
+///
+/// # Errors
+///
+/// See [`crate::dsig::sign`].
+pub fn sign_envelope(
+    envelope: &str,
+    marker: &str,
+    ids: &[String],
+    attachments: &[(String, Vec<u8>)],
+    key: &rsa::RsaPrivateKey,
+    cert_id: &str,
+) -> Result<String, crate::dsig::DsigError> {
+    use crate::dsig::{self, RefTarget};
+    let cids: Vec<String> = attachments
+        .iter()
+        .map(|(c, _)| format!("cid:{c}"))
+        .collect();
+    let mut targets: Vec<RefTarget<'_>> = ids.iter().map(|i| RefTarget::Id(i)).collect();
+    for ((_, bytes), uri) in attachments.iter().zip(&cids) {
+        targets.push(RefTarget::Cid { uri, bytes });
+    }
+    dsig::sign(
+        envelope,
+        marker,
+        &targets,
+        dsig::SignatureMethod::RsaSha256,
+        key,
+        &format!(r##"<ds:RetrievalMethod URI="#{cert_id}"></ds:RetrievalMethod>"##),
+    )
+}
+
 /// A header block `osci:<local>` with the standard attributes around
 /// `inner`.
 pub fn header_block(local: &str, id: &str, actor: &str, inner: &str) -> String {

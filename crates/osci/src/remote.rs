@@ -41,13 +41,13 @@ use drehscheibe_config::plugin::{
 };
 use drehscheibe_model::{
     AdapterError, Connector, DeliveryError, DeliveryReceipt, DeliveryRequest, InputAdapter, Intake,
-    SenderIdentity, StagedAttachment, Submission,
+    SenderIdentity,
 };
 use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::channel_config::{certificate, key_pair, trust_store};
+use crate::channel_config::{certificate, key_pair, trust_store, RawKeyPair};
 use crate::client::{Client, ClientError, ClientSettings, OutContent};
 
 /// The `osci-poller` channel plugin.
@@ -63,13 +63,6 @@ pub const CONNECTOR: ConnectorPlugin = ConnectorPlugin {
     summary: "deliver via an OSCI Intermediär (GetMessageId + StoreDelivery, signed, end-to-end encrypted)",
     parse: parse_connector,
 };
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKeyPair {
-    key: PathBuf,
-    cert: PathBuf,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +106,23 @@ struct RawConnector {
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {
     pub settings: ClientSettings,
+}
+
+/// The [`RemoteRaw`] of a raw poller or connector table (both have the
+/// same keys for the far side).
+macro_rules! remote_raw {
+    ($raw:expr) => {
+        RemoteRaw {
+            url: $raw.url.as_ref(),
+            intermediary_cipher_cert: $raw.intermediary_cipher_cert.as_ref(),
+            intermediary_signature_cert: $raw.intermediary_signature_cert.as_ref(),
+            cipher: $raw.cipher.as_ref(),
+            signature: $raw.signature.as_ref(),
+            ca_certs: &$raw.ca_certs,
+            tls_ca_cert: $raw.tls_ca_cert.as_ref(),
+            allow_legacy: $raw.allow_legacy,
+        }
+    };
 }
 
 struct RemoteRaw<'a> {
@@ -197,19 +207,7 @@ pub struct OsciPollerConfig {
 
 fn parse_poller(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn ChannelFactory>> {
     let raw: RawPoller = chk.deserialize(table)?;
-    let remote = remote(
-        chk,
-        RemoteRaw {
-            url: raw.url.as_ref(),
-            intermediary_cipher_cert: raw.intermediary_cipher_cert.as_ref(),
-            intermediary_signature_cert: raw.intermediary_signature_cert.as_ref(),
-            cipher: raw.cipher.as_ref(),
-            signature: raw.signature.as_ref(),
-            ca_certs: &raw.ca_certs,
-            tls_ca_cert: raw.tls_ca_cert.as_ref(),
-            allow_legacy: raw.allow_legacy,
-        },
-    );
+    let remote = remote(chk, remote_raw!(raw));
     let timeout = raw.timeout.unwrap_or(Duration::from_secs(120));
     if timeout.is_zero() {
         chk.error("timeout", "`timeout` must be greater than 0");
@@ -269,7 +267,7 @@ pub enum PollError {
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("hub intake: {0}")]
-    Intake(#[from] drehscheibe_model::IntakeError),
+    Intake(#[from] crate::content::SubmitError),
 }
 
 impl OsciPoller {
@@ -343,27 +341,6 @@ impl OsciPoller {
                 )
             }
         };
-        let mut staged = Vec::new();
-        let mut attachments = Vec::new();
-        for item in rest {
-            let blob = match intake
-                .stage_attachment(Box::pin(std::io::Cursor::new(item.bytes)))
-                .await
-            {
-                Ok(b) => b,
-                Err(e) => {
-                    intake.discard_staged(&staged).await;
-                    return Err(e.into());
-                }
-            };
-            staged.push(blob.clone());
-            attachments.push(StagedAttachment {
-                name: item.name.clone(),
-                filename: Some(item.name),
-                content_type: item.content_type,
-                blob,
-            });
-        }
         correlation_ids.insert("osci.message_id".to_owned(), fetched.message_id.clone());
         if let Some(s) = &fetched.subject {
             correlation_ids.insert("osci.subject".to_owned(), s.clone());
@@ -371,28 +348,25 @@ impl OsciPoller {
         for (k, v) in fetched.metadata {
             correlation_ids.insert(k, v);
         }
-        let submission = Submission {
+        let delivery = crate::content::HubDelivery {
             channel: self.channel.clone(),
             sender: SenderIdentity {
                 adapter: "osci-poller".into(),
                 principal: self.channel.clone(),
                 remote_addr: None,
             },
+            payload,
             content_type,
-            payload: bytes::Bytes::from(payload),
-            attachments,
-            idempotency_key: Some(fetched.message_id.clone()),
+            attachments: rest,
+            message_id: fetched.message_id.clone(),
             correlation_ids,
         };
-        match intake.submit(submission).await {
+        match crate::content::submit(&**intake, delivery).await {
             Ok(a) => {
                 tracing::info!(channel = %self.channel, osci_message_id = %fetched.message_id, hub_id = %a.id, duplicate = a.duplicate, "osci-poller: delivery taken in");
                 Ok(())
             }
-            Err(e) => {
-                intake.discard_staged(&staged).await;
-                Err(e.into())
-            }
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -445,19 +419,7 @@ pub struct OsciConnectorConfig {
 
 fn parse_connector(chk: &mut Checker<'_>, table: toml::Table) -> Option<Arc<dyn ConnectorFactory>> {
     let raw: RawConnector = chk.deserialize(table)?;
-    let remote = remote(
-        chk,
-        RemoteRaw {
-            url: raw.url.as_ref(),
-            intermediary_cipher_cert: raw.intermediary_cipher_cert.as_ref(),
-            intermediary_signature_cert: raw.intermediary_signature_cert.as_ref(),
-            cipher: raw.cipher.as_ref(),
-            signature: raw.signature.as_ref(),
-            ca_certs: &raw.ca_certs,
-            tls_ca_cert: raw.tls_ca_cert.as_ref(),
-            allow_legacy: raw.allow_legacy,
-        },
-    );
+    let remote = remote(chk, remote_raw!(raw));
     let addressee = match &raw.addressee_cert {
         Some(p) => {
             let path = chk.pem_file("addressee_cert", p);

@@ -302,8 +302,17 @@ impl IntermediaryState {
     ///
     /// The store failed.
     pub async fn dialog(&self, id: &str) -> Result<Option<Dialog>, StateError> {
-        match self.space.get(&key(b'd', &[id.as_bytes()])).await? {
-            Some(v) => Ok(Some(decode("dialog", &v)?)),
+        self.get_json("dialog", &key(b'd', &[id.as_bytes()])).await
+    }
+
+    /// A JSON record, `None` if absent.
+    async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        what: &str,
+        k: &[u8],
+    ) -> Result<Option<T>, StateError> {
+        match self.space.get(k).await? {
+            Some(v) => Ok(Some(decode(what, &v)?)),
             None => Ok(None),
         }
     }
@@ -413,10 +422,8 @@ impl IntermediaryState {
     ///
     /// The store failed.
     pub async fn issued(&self, message_id: &str) -> Result<Option<IssuedId>, StateError> {
-        match self.space.get(&key(b'i', &[message_id.as_bytes()])).await? {
-            Some(v) => Ok(Some(decode("issued id", &v)?)),
-            None => Ok(None),
-        }
+        self.get_json("issued id", &key(b'i', &[message_id.as_bytes()]))
+            .await
     }
 
     /// Whether `client` may use `message_id` for `delivery` now (`None`)
@@ -605,10 +612,8 @@ impl IntermediaryState {
     ///
     /// The store failed.
     pub async fn process_card(&self, message_id: &str) -> Result<Option<ProcessCard>, StateError> {
-        match self.space.get(&key(b'l', &[message_id.as_bytes()])).await? {
-            Some(v) => Ok(Some(decode("process card", &v)?)),
-            None => Ok(None),
-        }
+        self.get_json("process card", &key(b'l', &[message_id.as_bytes()]))
+            .await
     }
 }
 
