@@ -928,3 +928,67 @@ async fn a_lost_store_delivery_answer_is_recognised_by_its_laufzettel() {
     hub_a.shutdown().await.unwrap();
     hub_b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_health_check_talks_osci_to_the_intermediary() {
+    let b_port = free_port();
+    let b_cfg = TestConfig::write(
+        &format!("127.0.0.1:{b_port}"),
+        &b_channels(b_port, "150 MB", false),
+        &[],
+    );
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    let dead = free_port();
+    let a_cfg = TestConfig::write(
+        "127.0.0.1:0",
+        "",
+        &[
+            ("alpha", a_tenant(b_port, "bob")),
+            (
+                "beta",
+                a_tenant(dead, "bob")
+                    .replace("id = \"alpha\"", "id = \"beta\"")
+                    .replace(AGS, "09162001"),
+            ),
+        ],
+    );
+    let hub_a = start(&a_cfg.main).await.unwrap();
+    let api = Api::new(hub_a.addr);
+    let end = std::time::Instant::now() + WAIT;
+    let body = loop {
+        let m = api.metrics().await;
+        let up = |t: &str| {
+            m.lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "drehscheibe_connector_up{{tenant=\"{t}\",connector=\"osci\",kind=\"osci\"}}"
+                    ))
+                })
+                .map(str::to_owned)
+        };
+        if let (Some(a), Some(b)) = (up("alpha"), up("beta")) {
+            break (a, b);
+        }
+        assert!(std::time::Instant::now() < end, "no health figures:\n{m}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(body.0.ends_with(" 1"), "{body:?}");
+    assert!(body.1.ends_with(" 0"), "{body:?}");
+    let ready = api
+        .http
+        .get(format!("{}/readyz", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        ready.contains("connector beta/osci (osci): unreachable")
+            && ready.contains("OSCI InitDialog"),
+        "{ready}"
+    );
+    assert!(!ready.contains("alpha/osci"), "{ready}");
+    hub_a.shutdown().await.unwrap();
+    hub_b.shutdown().await.unwrap();
+}

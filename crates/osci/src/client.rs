@@ -764,6 +764,15 @@ impl Client {
         Ok(block.child("ProcessCardBundle").map(read_card))
     }
 
+    /// When the first of our two certificates ends.
+    pub fn certificates_end(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        [&self.settings.cipher.cert, &self.settings.signature.cert]
+            .into_iter()
+            .filter_map(|c| crate::certs::info(c).ok())
+            .map(|i| chrono::DateTime::<chrono::Utc>::from(i.not_after))
+            .min()
+    }
+
     /// The fingerprint of our cipher certificate (our postbox at an
     /// Intermediär).
     pub fn postbox(&self) -> String {

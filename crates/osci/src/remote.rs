@@ -519,6 +519,21 @@ impl Connector for OsciConnector {
         "osci"
     }
 
+    /// InitDialog and ExitDialog with the Intermediär (transport
+    /// encryption, both signatures and the certificates checked both
+    /// ways); the earlier end of our two certificates.
+    async fn healthcheck(&self) -> drehscheibe_model::Health {
+        let mut health = match self.client.init_dialog().await {
+            Ok(d) => match self.client.exit_dialog(d).await {
+                Ok(()) => drehscheibe_model::Health::up("OSCI InitDialog/ExitDialog: answered"),
+                Err(e) => drehscheibe_model::Health::down(format!("OSCI ExitDialog: {e}")),
+            },
+            Err(e) => drehscheibe_model::Health::down(format!("OSCI InitDialog: {e}")),
+        };
+        health.cert_not_after = self.client.certificates_end();
+        health
+    }
+
     async fn deliver(
         &self,
         mut request: DeliveryRequest,
