@@ -431,6 +431,34 @@ pub struct Forwardable {
     pub attachments: Vec<(String, Vec<u8>)>,
 }
 
+/// Whether [`forwardable`] will succeed on `stored`, without copying
+/// anything (StoreDelivery checks this before it stores).
+///
+/// # Errors
+///
+/// What [`forwardable`] would fail with.
+pub fn check_forwardable(stored: &Inner<'_>) -> Result<(), ContentError> {
+    if let Some(n) = stored.header("NonIntermediaryCertificates") {
+        n.canonicalize().map_err(|e| structure(e.to_string()))?;
+    }
+    for b in stored.header_blocks() {
+        if b.namespace().as_deref() != Some(message::NS_OSCI)
+            && b.local_name() != "FeatureDescription"
+        {
+            b.canonicalize().map_err(|e| structure(e.to_string()))?;
+        }
+    }
+    let body = stored.body().map_err(|e| structure(e.to_string()))?;
+    if let Some(p) = body.child("ContentPackage") {
+        p.canonicalize().map_err(|e| structure(e.to_string()))?;
+    }
+    for part in message::attachments(stored) {
+        part.content_id()
+            .ok_or_else(|| structure("an attachment part without Content-ID"))?;
+    }
+    Ok(())
+}
+
 /// Cut a stored StoreDelivery into what a ResponseToFetchDelivery
 /// carries (canonical forms: they keep the content signatures valid, see
 /// [`crate::message`]).

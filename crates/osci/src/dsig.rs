@@ -649,7 +649,7 @@ pub fn sign_with(
     let doc = Document::parse(probe.as_bytes())?;
     let mut references = Vec::with_capacity(targets.len());
     for target in targets {
-        let (uri, transform, bytes) = match *target {
+        let (uri, transform, hash) = match *target {
             RefTarget::Id(id) | RefTarget::Base64Id(id) => {
                 let element = doc.element_by_id(id)?;
                 let canonical = element.canonicalize()?;
@@ -659,19 +659,24 @@ pub fn sign_with(
                     )));
                 }
                 if let RefTarget::Base64Id(_) = target {
-                    (format!("#{id}"), BASE64_TRANSFORM, b64(&element.text())?)
+                    (
+                        format!("#{id}"),
+                        BASE64_TRANSFORM,
+                        digest.digest(&b64(&element.text())?),
+                    )
                 } else {
-                    (format!("#{id}"), C14N_10, canonical)
+                    (format!("#{id}"), C14N_10, digest.digest(&canonical))
                 }
             }
             RefTarget::Cid { uri, bytes } => {
                 if !uri.starts_with("cid:") {
                     return Err(structure(format!("{uri:?} is not a cid: URI")));
                 }
-                (uri.to_owned(), "", bytes.to_vec())
+                // Digested where it lies, not copied.
+                (uri.to_owned(), "", digest.digest(bytes))
             }
         };
-        let value = base64::engine::general_purpose::STANDARD.encode(digest.digest(&bytes));
+        let value = base64::engine::general_purpose::STANDARD.encode(hash);
         references.push((uri, transform, value));
     }
     drop(doc);

@@ -116,9 +116,9 @@ pub struct IntermediarySettings {
     /// Largest request body.
     pub max_message_bytes: u64,
     /// Request bodies (and deliveries being handed out) in work at once,
-    /// in bytes; a request waits for its share. The Intermediär holds a
-    /// few copies of each (the body, the decrypted message, the response
-    /// being written): peak memory is a small multiple of this
+    /// in bytes; a request waits for its share. The Intermediär holds
+    /// about three copies of each (the body, the decrypted message, the
+    /// response being written): peak memory is about 3× this
     /// (`docs/benchmarks.md`, "OSCI StoreDelivery").
     pub max_in_flight_bytes: u64,
     /// Most open deliveries one postbox holds; a StoreDelivery beyond
@@ -719,7 +719,7 @@ impl Intermediary {
         }
         // A delivery that could not be handed on is refused now, not
         // found out when the addressee fetches it.
-        if let Err(e) = crate::content::forwardable(c.inner) {
+        if let Err(e) = crate::content::check_forwardable(c.inner) {
             return refused("9100", e.to_string());
         }
         let delivery = delivery_fingerprint(c.inner, &addressee_sha);
