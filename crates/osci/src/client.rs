@@ -168,7 +168,7 @@ type Attachments = Vec<(String, Vec<u8>)>;
 
 const SIG_MARKER: &str = "<!--osci:client-signature-->";
 
-struct Req<'a> {
+struct Req {
     kind: OrderKind,
     control: ControlBlock,
     /// Order header block (storeDelivery, fetchDelivery), if the order
@@ -176,8 +176,8 @@ struct Req<'a> {
     order_block: Option<String>,
     /// Extra header blocks before the order (QualityOfTimestamp).
     pre_order: Vec<String>,
-    /// Certificates besides ours (addressee, readers).
-    addressee: Option<&'a [u8]>,
+    /// The addressee's cipher certificate (StoreDelivery).
+    addressee: Option<Vec<u8>>,
     body: String,
     attachments: Vec<(String, Vec<u8>)>,
 }
@@ -244,7 +244,48 @@ impl Client {
     /// Write, sign, encrypt and send a request; decrypt, verify and check
     /// the response. Returns the response's bytes (inner message) and its
     /// ControlBlock.
-    async fn exchange(&self, req: Req<'_>) -> Result<(Vec<u8>, ControlBlock), ClientError> {
+    async fn exchange(&self, req: Req) -> Result<(Vec<u8>, ControlBlock), ClientError> {
+        // Signing and encryption, decryption and the checks: CPU in the
+        // size of the message, on the blocking pool.
+        let challenge = req.control.challenge.clone();
+        let me = self.clone();
+        let outer = tokio::task::spawn_blocking(move || me.write_request(req))
+            .await
+            .map_err(|e| ClientError::Request(format!("request task: {e}")))??;
+        let s = &self.settings;
+        let resp = self
+            .http
+            .post(&s.url)
+            .header("Content-Type", "text/xml")
+            .body(outer)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(ClientError::Transport(format!("HTTP {}", resp.status())));
+        }
+        let mut resp = resp;
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(bad(format!(
+                    "the response is larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.read_response(&body, challenge))
+            .await
+            .map_err(|e| ClientError::Request(format!("response task: {e}")))?
+    }
+
+    /// The request on the wire: written, signed, transport-encrypted.
+    fn write_request(&self, req: Req) -> Result<Vec<u8>, ClientError> {
         let s = &self.settings;
         let mut headers = vec![req.control.render()];
         let mut ids = vec!["controlblock".to_owned()];
@@ -267,7 +308,7 @@ impl Client {
                 ids.push(id);
             }
         }
-        headers.push(self.certificates_block(req.addressee));
+        headers.push(self.certificates_block(req.addressee.as_deref()));
         ids.push("nonintermediarycertificates".into());
         ids.push("body".into());
         let builder = Builder {
@@ -297,35 +338,20 @@ impl Client {
         )
         .map_err(|e| ClientError::Request(format!("signing: {e}")))?;
         let inner = builder.mime(&signed);
-        let outer = xenc::encrypt_transport(&inner, &s.intermediary_cipher)
-            .map_err(|e| ClientError::Request(format!("encryption: {e}")))?;
-        let resp = self
-            .http
-            .post(&s.url)
-            .header("Content-Type", "text/xml")
-            .body(outer)
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(ClientError::Transport(format!("HTTP {}", resp.status())));
-        }
-        let mut resp = resp;
-        let mut body: Vec<u8> = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?
-        {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(bad(format!(
-                    "the response is larger than {MAX_RESPONSE_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        xenc::encrypt_transport(&inner, &s.intermediary_cipher)
+            .map_err(|e| ClientError::Request(format!("encryption: {e}")))
+    }
+
+    /// A response body: a fault, or decrypted, its ControlBlock echoing
+    /// `challenge` and its SupplierSignature (if any) verified.
+    fn read_response(
+        &self,
+        body: &[u8],
+        challenge: Option<String>,
+    ) -> Result<(Vec<u8>, ControlBlock), ClientError> {
+        let s = &self.settings;
         // An unencrypted fault?
-        if let Ok(plain) = Inner::parse(&body) {
+        if let Ok(plain) = Inner::parse(body) {
             if plain
                 .doc
                 .root()
@@ -339,9 +365,10 @@ impl Client {
                 return Err(bad("an unencrypted response that is not a fault"));
             }
         }
-        let inner_resp = xenc::decrypt_transport(
-            &body,
+        let inner_resp = xenc::decrypt_transport_for(
+            body,
             &s.cipher.key,
+            Some(&s.cipher.cert),
             xenc::Algorithms {
                 allow_legacy: s.allow_legacy,
             },
@@ -353,7 +380,7 @@ impl Client {
                 return Err(fault_error(&f));
             }
             let control = ControlBlock::read(&parsed).map_err(|e| bad(e.to_string()))?;
-            if control.response != req.control.challenge {
+            if control.response != challenge {
                 return Err(bad(
                     "the response's ControlBlock does not echo our Challenge",
                 ));
@@ -551,7 +578,7 @@ impl Client {
                     &order,
                 )),
                 pre_order: vec![qot("creation"), qot("reception")],
-                addressee: Some(addressee),
+                addressee: Some(addressee.to_vec()),
                 body: package,
                 attachments,
             })

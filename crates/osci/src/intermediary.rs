@@ -261,9 +261,11 @@ impl Intermediary {
                 ),
             );
         }
+        // Decryption, the certificate checks and the ClientSignature: CPU
+        // in the size of the request, on the blocking pool.
         let settings = self.settings.clone();
-        let decrypted = tokio::task::spawn_blocking(move || {
-            xenc::decrypt_transport_for(
+        let checked = tokio::task::spawn_blocking(move || {
+            let bytes = xenc::decrypt_transport_for(
                 &body,
                 &settings.cipher.key,
                 Some(&settings.cipher.cert),
@@ -271,28 +273,25 @@ impl Intermediary {
                     allow_legacy: settings.allow_legacy,
                 },
             )
+            .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
+            let signer = verify_request(&settings, &bytes)?;
+            Ok::<_, Refusal>((Bytes::from(bytes), signer))
         })
         .await;
-        let inner_bytes = match decrypted {
+        let (inner_bytes, signer) = match checked {
             // Shared, not copied: a StoreDelivery stages these bytes.
-            Ok(Ok(b)) => Bytes::from(b),
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "osci: request refused before decryption");
-                return plain_fault(e.feedback_code(), &e.to_string());
+            Ok(Ok(v)) => v,
+            Ok(Err(r)) => {
+                tracing::info!(code = r.code, detail = %r.detail, "osci: request refused");
+                return plain_fault(r.code, &r.detail);
             }
             Err(e) => {
-                tracing::error!(error = %e, "osci: decryption task failed");
+                tracing::error!(error = %e, "osci: request check task failed");
                 return plain_fault("9000", "internal error");
             }
         };
         let inner = match Inner::parse(&inner_bytes) {
             Ok(i) => i,
-            // With legacy CBC allowed (no integrity), a plaintext that does
-            // not parse gets the decryption code: two codes would be a
-            // padding oracle ("How to Break XML Encryption").
-            Err(_) if self.settings.allow_legacy => {
-                return plain_fault("9202", "the request could not be decrypted")
-            }
             Err(e) => return plain_fault(e.feedback_code(), &e.to_string()),
         };
         let certs = match Certificates::read(&inner) {
@@ -330,8 +329,9 @@ impl Intermediary {
                 )
             }
         };
+        let client = signer.unwrap_or_else(|| sha256_hex(&client_cipher));
         let answer = match self
-            .process(&inner, &inner_bytes, certs, client_cipher.clone())
+            .process(&inner, &inner_bytes, certs, client, client_cipher.clone())
             .await
         {
             Ok(a) => a,
@@ -360,6 +360,7 @@ impl Intermediary {
         inner: &Inner<'_>,
         inner_bytes: &Bytes,
         certs: Certificates,
+        client: String,
         client_cipher: Vec<u8>,
     ) -> Result<Answer, Refusal> {
         let control = ControlBlock::read(inner).map_err(|e| refuse("9400", e.to_string()))?;
@@ -370,62 +371,7 @@ impl Intermediary {
                 format!("osci:{name} is not supported by this Intermediär"),
             ));
         }
-        check_unique_blocks(inner)?;
         let now = SystemTime::now();
-        let allow_legacy = self.settings.allow_legacy;
-        // Certificates: validity and chain.
-        for c in &certs.entries {
-            crate::certs::check(&c.der, &[], &self.settings.trust, now, allow_legacy).map_err(
-                |e| {
-                    refuse(
-                        certificate_refusal_code(&e, &c.role),
-                        format!("osci:{}: {e}", c.role),
-                    )
-                },
-            )?;
-        }
-        // ClientSignature: made with the originator's signature
-        // certificate, over everything the Intermediär reads.
-        let signer = certs.get(role::SIGNATURE_ORIGINATOR);
-        let client = match (inner.header("ClientSignature"), signer) {
-            (Some(sig_block), Some(cert)) => {
-                let sig = sig_block
-                    .child("Signature")
-                    .ok_or_else(|| refuse("9100", "osci:ClientSignature without ds:Signature"))?;
-                let key = dsig::rsa_key_of_certificate(&cert.der)
-                    .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
-                let covered = dsig::verify_with(
-                    &inner.doc,
-                    Some(&inner.mime),
-                    sig,
-                    &key,
-                    dsig::Algorithms { allow_legacy },
-                )
-                .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
-                for needed in required_coverage(inner)? {
-                    if !covered.contains(&needed) {
-                        return Err(refuse(
-                            "9602",
-                            format!("the ClientSignature does not cover {needed}"),
-                        ));
-                    }
-                }
-                sha256_hex(&cert.der)
-            }
-            (Some(_), None) => {
-                return Err(refuse(
-                    "9600",
-                    "osci:ClientSignature without osci:SignatureCertificateOriginator",
-                ))
-            }
-            (None, _) if self.settings.require_client_signature => {
-                return Err(refuse(
-                    "9600",
-                    "the request is not signed (osci:ClientSignature)",
-                ))
-            }
-            (None, _) => sha256_hex(&client_cipher),
-        };
         let checked = Checked {
             inner,
             certs,
@@ -1087,6 +1033,74 @@ impl Intermediary {
             ),
             attachments: Vec::new(),
         })
+    }
+}
+
+/// The checks of a decrypted request that cost CPU in its size (run on
+/// the blocking pool): the envelope parses, no block occurs twice, every
+/// certificate is valid and chains to the CAs, and the ClientSignature
+/// (made with the originator's signature certificate) covers everything
+/// the Intermediär reads. Returns the SHA-256 of the signature
+/// certificate (`None`: unsigned, and the channel allows it).
+fn verify_request(
+    settings: &IntermediarySettings,
+    bytes: &[u8],
+) -> Result<Option<String>, Refusal> {
+    let allow_legacy = settings.allow_legacy;
+    let inner = match Inner::parse(bytes) {
+        Ok(i) => i,
+        // With legacy CBC allowed (no integrity), a plaintext that does
+        // not parse gets the decryption code: two codes would be a
+        // padding oracle ("How to Break XML Encryption").
+        Err(_) if allow_legacy => return Err(refuse("9202", "the request could not be decrypted")),
+        Err(e) => return Err(refuse(e.feedback_code(), e.to_string())),
+    };
+    let certs = Certificates::read(&inner).map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
+    check_unique_blocks(&inner)?;
+    let now = SystemTime::now();
+    for c in &certs.entries {
+        crate::certs::check(&c.der, &[], &settings.trust, now, allow_legacy).map_err(|e| {
+            refuse(
+                certificate_refusal_code(&e, &c.role),
+                format!("osci:{}: {e}", c.role),
+            )
+        })?;
+    }
+    let signer = certs.get(role::SIGNATURE_ORIGINATOR);
+    match (inner.header("ClientSignature"), signer) {
+        (Some(sig_block), Some(cert)) => {
+            let sig = sig_block
+                .child("Signature")
+                .ok_or_else(|| refuse("9100", "osci:ClientSignature without ds:Signature"))?;
+            let key = dsig::rsa_key_of_certificate(&cert.der)
+                .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
+            let covered = dsig::verify_with(
+                &inner.doc,
+                Some(&inner.mime),
+                sig,
+                &key,
+                dsig::Algorithms { allow_legacy },
+            )
+            .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
+            for needed in required_coverage(&inner)? {
+                if !covered.contains(&needed) {
+                    return Err(refuse(
+                        "9602",
+                        format!("the ClientSignature does not cover {needed}"),
+                    ));
+                }
+            }
+            Ok(Some(sha256_hex(&cert.der)))
+        }
+        (Some(_), None) => Err(refuse(
+            "9600",
+            "osci:ClientSignature without osci:SignatureCertificateOriginator",
+        )),
+        (None, _) if settings.require_client_signature => Err(refuse(
+            "9600",
+            "the request is not signed (osci:ClientSignature)",
+        )),
+        (None, _) => Ok(None),
     }
 }
 
