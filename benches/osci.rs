@@ -5,7 +5,7 @@
 //! Run with `cargo bench --bench osci` (see `docs/benchmarks.md`). The hub
 //! runs **in-process** (`drehscheibe_suite::start`, sled store, release
 //! build) with an `osci` channel keyed with the demo PKI of
-//! `tests/fixtures/osci-pki` (`osci_manager_*_4096`) and one postbox, bob
+//! `crates/osci/tests/demo-pki` (`osci_manager_*_4096`) and one postbox, bob
 //! (`bob_cipher_4096`). The client is [`drehscheibe_osci::client::Client`]
 //! as alice (`alice_cipher_4096` / `alice_signature_4096`), over loopback
 //! HTTP — the code the hub's `osci` connector sends with.
@@ -86,7 +86,7 @@ const MB: f64 = 1e6;
 
 fn pki(name: &str) -> PathBuf {
     drehscheibe_suite::repo_root()
-        .join("tests/fixtures/osci-pki")
+        .join("crates/osci/tests/demo-pki")
         .join(name)
 }
 

@@ -1,5 +1,5 @@
 //! OSCI-Transport 1.2 between hubs on loopback (issue 14), with the
-//! reference library's demo PKI (`tests/fixtures/osci-pki`):
+//! reference library's demo PKI (`crates/osci/tests/demo-pki`):
 //!
 //! * hub B is the Intermediär (channel `osci`, the `osci_manager` key
 //!   pairs) with a postbox for bob and hub recipient dave, and it is also
@@ -17,17 +17,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drehscheibe_model::{
-    Accepted, BlobReader, BlobRef, BlobStore, Intake, IntakeError, MessageId, MessageStatus,
-    Submission,
-};
+use drehscheibe_model::Intake;
 use drehscheibe_osci::certs::TrustStore;
 use drehscheibe_osci::client::{Client, ClientError, ClientSettings, OutContent};
 use drehscheibe_osci::intermediary::KeyPair;
 use drehscheibe_osci::remote::OsciPoller;
 use drehscheibe_osci::{message, mime, xenc};
 use drehscheibe_suite::receiver::Receiver;
-use drehscheibe_suite::{free_port, multipart_body, order, start, Api, TestConfig, SENDER};
+use drehscheibe_suite::{
+    free_port, multipart_body, order, start, Api, CrashAfterSubmit, TestConfig, SENDER,
+};
 
 const LEISTUNG: &str = "99050012104000";
 const AGS: &str = "09162000";
@@ -35,7 +34,7 @@ const WAIT: Duration = Duration::from_secs(90);
 
 fn pki(name: &str) -> PathBuf {
     drehscheibe_suite::repo_root()
-        .join("tests/fixtures/osci-pki")
+        .join("crates/osci/tests/demo-pki")
         .join(name)
 }
 
@@ -406,38 +405,6 @@ async fn a_delivery_to_a_hub_recipient_becomes_a_hub_message() {
         other => panic!("{other:?}"),
     }
     hub_b.shutdown().await.unwrap();
-}
-
-/// The real hub's intake, but the process "dies" right after `submit`
-/// returned: the poller sees an error before its ExitDialog.
-struct CrashAfterSubmit(Arc<dyn Intake>);
-
-#[async_trait::async_trait]
-impl Intake for CrashAfterSubmit {
-    async fn submit(&self, s: Submission) -> Result<Accepted, IntakeError> {
-        self.0.submit(s).await?;
-        Err(IntakeError::Unavailable(
-            "simulated crash after the durable submit".into(),
-        ))
-    }
-    async fn stage_attachment(&self, r: BlobReader) -> Result<BlobRef, IntakeError> {
-        self.0.stage_attachment(r).await
-    }
-    fn max_payload_bytes(&self) -> u64 {
-        self.0.max_payload_bytes()
-    }
-    fn max_attachment_bytes(&self) -> u64 {
-        self.0.max_attachment_bytes()
-    }
-    fn channel_exists(&self, c: &str) -> bool {
-        self.0.channel_exists(c)
-    }
-    fn blobs(&self) -> Arc<dyn BlobStore> {
-        self.0.blobs()
-    }
-    async fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, IntakeError> {
-        self.0.status(id).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,12 +16,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drehscheibe_model::{
-    Accepted, BlobReader, BlobRef, BlobStore, Intake, IntakeError, MessageId, MessageStatus,
-    Submission,
-};
+use drehscheibe_model::Intake;
 use drehscheibe_suite::receiver::Receiver;
-use drehscheibe_suite::{free_port, multipart_body, order, start, Api, TestConfig, SENDER};
+use drehscheibe_suite::{
+    free_port, multipart_body, order, start, Api, CrashAfterSubmit, TestConfig, SENDER,
+};
 use drehscheibe_xta::client::{XtaClientSettings, XtaEndpoints};
 use drehscheibe_xta::model::PartyIdentifier;
 use drehscheibe_xta::poller::{XtaPoller, XtaPollerSettings};
@@ -216,38 +215,6 @@ async fn a_sends_over_xta_to_b_mailbox_and_c_polls_it_exactly_once() {
     hub_c.shutdown().await.unwrap();
     hub_a.shutdown().await.unwrap();
     hub_b.shutdown().await.unwrap();
-}
-
-/// The real hub's intake, but the process "dies" right after `submit`
-/// returned: the poller sees an error and must not close.
-struct CrashAfterSubmit(Arc<dyn Intake>);
-
-#[async_trait::async_trait]
-impl Intake for CrashAfterSubmit {
-    async fn submit(&self, s: Submission) -> Result<Accepted, IntakeError> {
-        self.0.submit(s).await?;
-        Err(IntakeError::Unavailable(
-            "simulated crash after the durable submit".into(),
-        ))
-    }
-    async fn stage_attachment(&self, r: BlobReader) -> Result<BlobRef, IntakeError> {
-        self.0.stage_attachment(r).await
-    }
-    fn max_payload_bytes(&self) -> u64 {
-        self.0.max_payload_bytes()
-    }
-    fn max_attachment_bytes(&self) -> u64 {
-        self.0.max_attachment_bytes()
-    }
-    fn channel_exists(&self, c: &str) -> bool {
-        self.0.channel_exists(c)
-    }
-    fn blobs(&self) -> Arc<dyn BlobStore> {
-        self.0.blobs()
-    }
-    async fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, IntakeError> {
-        self.0.status(id).await
-    }
 }
 
 fn kommune_poller(b_port: u16) -> XtaPoller {

@@ -741,3 +741,45 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// The real hub's intake, but the process "dies" right after `submit`
+/// returned: a poller (XTA, OSCI) sees an error after the message is
+/// stored durably and must not confirm it at the far side.
+pub struct CrashAfterSubmit(pub std::sync::Arc<dyn drehscheibe_model::Intake>);
+
+#[async_trait::async_trait]
+impl drehscheibe_model::Intake for CrashAfterSubmit {
+    async fn submit(
+        &self,
+        s: drehscheibe_model::Submission,
+    ) -> Result<drehscheibe_model::Accepted, drehscheibe_model::IntakeError> {
+        self.0.submit(s).await?;
+        Err(drehscheibe_model::IntakeError::Unavailable(
+            "simulated crash after the durable submit".into(),
+        ))
+    }
+    async fn stage_attachment(
+        &self,
+        r: drehscheibe_model::BlobReader,
+    ) -> Result<drehscheibe_model::BlobRef, drehscheibe_model::IntakeError> {
+        self.0.stage_attachment(r).await
+    }
+    fn max_payload_bytes(&self) -> u64 {
+        self.0.max_payload_bytes()
+    }
+    fn max_attachment_bytes(&self) -> u64 {
+        self.0.max_attachment_bytes()
+    }
+    fn channel_exists(&self, c: &str) -> bool {
+        self.0.channel_exists(c)
+    }
+    fn blobs(&self) -> std::sync::Arc<dyn drehscheibe_model::BlobStore> {
+        self.0.blobs()
+    }
+    async fn status(
+        &self,
+        id: drehscheibe_model::MessageId,
+    ) -> Result<Option<drehscheibe_model::MessageStatus>, drehscheibe_model::IntakeError> {
+        self.0.status(id).await
+    }
+}

@@ -54,7 +54,8 @@ use crate::message::{
     timestamp, Builder, Certificates, ControlBlock, Feedback, Inner, OrderKind, ACTOR_NEXT,
 };
 use crate::state::{
-    Dialog, IntermediaryState, IssuedId, PendingReceipt, PostboxEntry, ProcessCard, StoreOutcome,
+    unix, unix_ms, Dialog, IntermediaryState, IssuedId, PendingReceipt, PostboxEntry, ProcessCard,
+    StoreOutcome,
 };
 use crate::{dsig, xenc};
 
@@ -153,10 +154,8 @@ impl std::fmt::Debug for Intermediary {
     }
 }
 
-/// SHA-256 hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+/// SHA-256 hex (the hub's one helper for it).
+pub use drehscheibe_model::sha256_hex;
 
 /// Longest message id accepted (the reference library's are ~60 bytes).
 pub const MAX_MESSAGE_ID: usize = 256;
@@ -179,18 +178,6 @@ fn refuse(code: &'static str, detail: impl Into<String>) -> Refusal {
         code,
         detail: detail.into(),
     }
-}
-
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// What a handled request answers.

@@ -633,6 +633,36 @@ pub struct SweepCursor {
     ids: Option<Vec<u8>>,
 }
 
+impl IntermediaryState {
+    /// The next page of at most `page` entries with key tag `tag`, from
+    /// `cursor` on; the cursor moves past it (back to the start after a
+    /// short page).
+    async fn page(
+        &self,
+        tag: u8,
+        cursor: &mut Option<Vec<u8>>,
+        page: usize,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, StateError> {
+        let entries = self.space.scan(&[tag, 0], cursor.as_deref(), page).await?;
+        *cursor = if entries.len() < page {
+            None
+        } else {
+            entries.last().map(|(k, _)| k.clone())
+        };
+        Ok(entries)
+    }
+
+    /// Delete `k` if it still holds `v`; whether it was deleted now.
+    async fn delete_unchanged(&self, k: &[u8], v: &Bytes) -> Result<bool, StateError> {
+        let mut tx = self.space.begin();
+        if tx.get(k).await?.as_ref() != Some(v) {
+            return Ok(false);
+        }
+        tx.delete(k);
+        Ok(tx.commit().await?)
+    }
+}
+
 impl SweepCursor {
     /// Whether both key ranges were read to their end (a round is over).
     pub fn is_at_start(&self) -> bool {
@@ -648,9 +678,17 @@ pub struct Swept {
     pub cards: usize,
 }
 
-fn unix_of(t: std::time::SystemTime) -> u64 {
+/// Unix seconds of `t` (0 before 1970).
+pub(crate) fn unix(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds of `t` (0 before 1970).
+pub(crate) fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
@@ -670,57 +708,27 @@ impl IntermediaryState {
         page: usize,
     ) -> Result<Swept, StateError> {
         let mut swept = Swept::default();
-        let now_unix = unix_of(now);
+        let now_unix = unix(now);
         // Dialogs past their timeout.
-        let prefix = vec![b'd', 0];
-        let entries = self
-            .space
-            .scan(&prefix, cursor.dialogs.as_deref(), page)
-            .await?;
-        cursor.dialogs = if entries.len() < page {
-            None
-        } else {
-            entries.last().map(|(k, _)| k.clone())
-        };
-        for (k, v) in entries {
+        for (k, v) in self.page(b'd', &mut cursor.dialogs, page).await? {
             let Ok(d) = serde_json::from_slice::<Dialog>(&v) else {
                 continue;
             };
-            if d.expires < now_unix {
-                let mut tx = self.space.begin();
-                if tx.get(&k).await?.as_deref() == Some(v.as_ref()) {
-                    tx.delete(&k);
-                    if tx.commit().await? {
-                        swept.dialogs += 1;
-                    }
-                }
+            if d.expires < now_unix && self.delete_unchanged(&k, &v).await? {
+                swept.dialogs += 1;
             }
         }
         // Message ids, and with them finished Laufzettel.
-        let prefix = vec![b'i', 0];
-        let entries = self
-            .space
-            .scan(&prefix, cursor.ids.as_deref(), page)
-            .await?;
-        cursor.ids = if entries.len() < page {
-            None
-        } else {
-            entries.last().map(|(k, _)| k.clone())
-        };
-        for (k, v) in entries {
+        for (k, v) in self.page(b'i', &mut cursor.ids, page).await? {
             let Some(id) = k.get(2..) else { continue };
             let Ok(issued) = serde_json::from_slice::<IssuedId>(&v) else {
                 continue;
             };
             if !issued.used {
-                if issued.issued_unix + policy.keep_unused_ids.as_secs() < now_unix {
-                    let mut tx = self.space.begin();
-                    if tx.get(&k).await?.as_deref() == Some(v.as_ref()) {
-                        tx.delete(&k);
-                        if tx.commit().await? {
-                            swept.ids += 1;
-                        }
-                    }
+                if issued.issued_unix + policy.keep_unused_ids.as_secs() < now_unix
+                    && self.delete_unchanged(&k, &v).await?
+                {
+                    swept.ids += 1;
                 }
                 continue;
             }
@@ -736,8 +744,7 @@ impl IntermediaryState {
             let Some(received) = card.reception else {
                 continue;
             };
-            if unix_of(received.max(card.recent_modification()))
-                + policy.keep_process_cards.as_secs()
+            if unix(received.max(card.recent_modification())) + policy.keep_process_cards.as_secs()
                 >= now_unix
             {
                 continue;

@@ -28,12 +28,12 @@ fn read(rel: &str) -> Vec<u8> {
 }
 
 fn key(name: &str) -> RsaPrivateKey {
-    let pem = String::from_utf8(read(&format!("xenc-pki/{name}.key.pem"))).unwrap();
+    let pem = String::from_utf8(read(&format!("demo-pki/{name}.key.pem"))).unwrap();
     xenc::private_key_from_pem(&pem).unwrap()
 }
 
 fn cert(name: &str) -> Vec<u8> {
-    let pem = String::from_utf8(read(&format!("xenc-pki/{name}.cert.pem"))).unwrap();
+    let pem = String::from_utf8(read(&format!("demo-pki/{name}.cert.pem"))).unwrap();
     xenc::certificate_der_from_pem(&pem).unwrap()
 }
 
@@ -1193,7 +1193,7 @@ fn structure_errors_are_9100() {
 
 #[test]
 fn pem_keys_and_certificates() {
-    let pkcs8 = String::from_utf8(read("xenc-pki/dave_cipher_4096.key.pem")).unwrap();
+    let pkcs8 = String::from_utf8(read("demo-pki/dave_cipher_4096.key.pem")).unwrap();
     let k = xenc::private_key_from_pem(&pkcs8).unwrap();
     // PKCS#1 as well.
     use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -1212,8 +1212,8 @@ fn pem_keys_and_certificates() {
     }
     // The first certificate of a file; the cert's key is the key's.
     let c = cert("dave_cipher_4096");
-    let chain = String::from_utf8(read("xenc-pki/dave_cipher_4096.cert.pem")).unwrap()
-        + &String::from_utf8(read("xenc-pki/bob_cipher_4096.cert.pem")).unwrap();
+    let chain = String::from_utf8(read("demo-pki/dave_cipher_4096.cert.pem")).unwrap()
+        + &String::from_utf8(read("demo-pki/bob_cipher_4096.cert.pem")).unwrap();
     assert_eq!(xenc::certificate_der_from_pem(&chain).unwrap(), c);
     assert!(matches!(
         xenc::certificate_der_from_pem(&pkcs8),
