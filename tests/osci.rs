@@ -816,16 +816,17 @@ async fn a_delivery_the_poller_cannot_read_is_taken_in_visibly() {
     hub.shutdown().await.unwrap();
 }
 
-/// A proxy that forwards everything to B but answers the `n`th request
-/// (1-based) with HTTP 502 after B processed it: a lost answer.
-async fn losing_proxy(target: u16, n: usize) -> u16 {
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+/// A proxy that forwards everything to B but answers the first request
+/// of at least `min_bytes` with HTTP 502 after B processed it: a lost
+/// answer.
+async fn losing_proxy(target: u16, min_bytes: usize) -> u16 {
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = axum::Router::new().route(
         "/osci/osci",
         axum::routing::post(move |body: axum::body::Bytes| {
-            let count = count.clone();
+            let lost = lost.clone();
             async move {
-                let i = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                let big = body.len() >= min_bytes;
                 let answer = reqwest::Client::new()
                     .post(format!("http://127.0.0.1:{target}/osci/osci"))
                     .body(body)
@@ -835,7 +836,7 @@ async fn losing_proxy(target: u16, n: usize) -> u16 {
                     .bytes()
                     .await
                     .unwrap();
-                if i == n {
+                if big && !lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
                     (
                         axum::http::StatusCode::BAD_GATEWAY,
                         axum::body::Bytes::new(),
@@ -861,13 +862,15 @@ async fn a_lost_store_delivery_answer_is_recognised_by_its_laufzettel() {
         &[],
     );
     let hub_b = start(&b_cfg.main).await.unwrap();
-    // Request 1 is GetMessageId, request 2 the StoreDelivery: B stores
-    // it, A never hears.
-    let proxy = losing_proxy(b_port, 2).await;
+    // Only a StoreDelivery carries the 200 KB document; the answer to
+    // the first one is lost: B stores it, A never hears. (Counting
+    // requests would race with the connector's health check, whose
+    // InitDialog/ExitDialog go through the same proxy.)
+    let proxy = losing_proxy(b_port, 100_000).await;
     let a_cfg = TestConfig::write("127.0.0.1:0", "", &[("alpha", a_tenant(proxy, "bob"))]);
     let hub_a = start(&a_cfg.main).await.unwrap();
     let api_a = Api::new(hub_a.addr);
-    let doc = order(AGS, LEISTUNG, 500);
+    let doc = order(AGS, LEISTUNG, 200_000);
     let a_id = api_a.submit("application/xml", doc.clone()).await;
     let view = api_a.wait_state(&a_id, "delivered", WAIT).await;
     let delivery = &view["deliveries"][0];
