@@ -268,3 +268,85 @@ async fn containers_stay_within_the_memory_budget_and_replay_to_the_same_bytes()
     );
     hub.shutdown().await.unwrap();
 }
+
+/// A rule with two container outputs, each within the memory budget but
+/// not both reserved one after the other: the memory for all of a plan's
+/// containers is taken at once, so two such messages routed side by side
+/// are both packed and delivered instead of waiting for each other (or
+/// for themselves) forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_containers_that_fit_the_budget_together_are_packed() {
+    // The shipped 3.0.0 with a second container output, `archiv`.
+    let depot = tempfile::tempdir().unwrap();
+    let src = repo_root().join("rules/gewerbeanmeldung/3.0.0");
+    let dst = depot.path().join("gewerbeanmeldung/3.0.0");
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in [
+        "dms.xsl",
+        "fachverfahren.xsl",
+        "gemeinsam.xsl",
+        "gewerbe-import.xsd",
+    ] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    let manifest = std::fs::read_to_string(src.join("rule.toml")).unwrap();
+    std::fs::write(
+        dst.join("rule.toml"),
+        format!(
+            "{manifest}\n[[outputs]]\ntarget = \"archiv\"\ntransform = \"dms.xsl\"\ncontainer = \"xdomea\"\ncontent_type = \"application/zip\"\n"
+        ),
+    )
+    .unwrap();
+
+    let rx = Receiver::start().await;
+    let dms = format!(
+        "[connectors.dms]\ntype = \"http\"\nurl = \"{}\"\n\n[connectors.archiv]\ntype = \"http\"\nurl = \"{}\"\n",
+        rx.url("/dms"),
+        rx.url("/archiv")
+    );
+    let tenant = tenant(&dms, &rx.url("/fv"))
+        .replace("dms = \"dms\" }", "dms = \"dms\", archiv = \"archiv\" }");
+    assert!(tenant.contains("archiv = \"archiv\""));
+    // Each container holds 1.2 MiB of attachment: about 2.5 MiB to pack
+    // one, 3.7 MiB for both (the parts of one and two zips); 5 MiB in all.
+    let cfg = TestConfig::write_with_depot(
+        "127.0.0.1:0",
+        "document_memory = \"5 MiB\"",
+        depot.path(),
+        &[("musterstadt", tenant)],
+    );
+    let hub = start(&cfg.main).await.unwrap();
+    let api = Api::new(hub.addr);
+    let doc = std::fs::read(repo_root().join("config/demo/01-gewerbeanmeldung.xml")).unwrap();
+    let boundary = "two-containers";
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..1_258_000u32).map(|i| (i % 251) as u8));
+    let body = multipart_body(boundary, &doc, &pdf);
+    let (a, b) = tokio::join!(
+        api.post("portal", SENDER, &ct, body.clone(), None),
+        api.post("portal", SENDER, &ct, body, None)
+    );
+    let mut ids = Vec::new();
+    for r in [a, b] {
+        assert_eq!(r.status(), 202);
+        ids.push(
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for id in &ids {
+        let view = api.wait_state(id, "delivered", WAIT).await;
+        assert_eq!(view["deliveries"].as_array().unwrap().len(), 3, "{view:#}");
+    }
+    for path in ["/dms", "/archiv"] {
+        let got = rx.accepted(path);
+        assert_eq!(got.len(), 2, "{path}");
+        for g in &got {
+            check_container(&g.body, &doc, &pdf);
+        }
+    }
+    hub.shutdown().await.unwrap();
+}

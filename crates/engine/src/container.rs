@@ -11,9 +11,12 @@
 //! body).
 //!
 //! Memory: the parts and the zip made of them are held while packing,
-//! and the zip until the route plan is stored, within the hub's document memory budget (`[server]
-//! document_memory`): packing waits for room, and a container larger than
-//! the whole budget goes `dead` with a reason that names the setting.
+//! and the zip until the route plan is stored, within the hub's document
+//! memory budget (`[server] document_memory`). The room for all of a
+//! plan's containers is reserved in one step before the first is packed
+//! (no routing worker holds part of the budget while it waits for more, so
+//! none can wait for another forever); containers that need more than the
+//! whole budget go `dead` with a reason that names the setting.
 //! XML and JSON entries are deflated, other files (PDF, images: already
 //! compressed) stored.
 
@@ -49,29 +52,32 @@ fn compression(name: &str) -> CompressionMethod {
 
 impl Hub {
     /// Packs every container output of `plan` in place (see the module
-    /// documentation) and returns the memory reservations of the packed
-    /// containers: the caller holds them until the plan is stored.
+    /// documentation) and returns the memory reservation of the packed
+    /// containers: the caller holds it until the plan is stored.
     /// `Ok(Err(failure))`: the message cannot be packed and goes `dead`
     /// with the reason; `Err`: a store or blob failure, the route job runs
     /// again later.
+    ///
+    /// The memory for all of a plan's containers is reserved at once,
+    /// before the first is packed: one reservation per container, taken
+    /// one after the other while the earlier ones are held, would let two
+    /// containers that each fit the budget wait for each other forever
+    /// (and two routing workers likewise). Packing one container needs its
+    /// parts and its zip; the zips packed before it are held. So the peak
+    /// is the sum of all containers plus the largest once more, and after
+    /// packing only the zips stay reserved.
     pub(crate) async fn pack_containers(
         &self,
         plan: &mut RoutePlan,
         envelope: &Envelope,
         payload: &Bytes,
-    ) -> Result<Result<Vec<OwnedSemaphorePermit>, RouteFailure>, StoreError> {
-        let mut reserved = Vec::new();
-        for output in &mut plan.outputs {
-            let Some(container) = output.container.take() else {
+    ) -> Result<Result<Option<OwnedSemaphorePermit>, RouteFailure>, StoreError> {
+        // What each container will hold, before anything is read.
+        let mut sizes = Vec::new();
+        for (i, output) in plan.outputs.iter().enumerate() {
+            let Some(container) = &output.container else {
                 continue;
             };
-            let dead = |reason: String| {
-                Ok(Err(RouteFailure::Dead {
-                    reason: format!("output {}: container: {reason}", output.target),
-                    rule: Some(plan.rule.clone()),
-                }))
-            };
-            // What the container will hold, before anything is read.
             let mut size = output.bytes.len() as u64 + ENTRY_OVERHEAD;
             for entry in &container.entries {
                 size += ENTRY_OVERHEAD
@@ -79,40 +85,79 @@ impl Hub {
                         EntrySource::Payload => payload.len() as u64,
                         EntrySource::Attachment(i) => match envelope.attachments.get(i) {
                             Some(a) => a.blob.size,
-                            None => return dead(format!("attachment {i} is not on the message")),
+                            None => {
+                                return Ok(Err(dead(
+                                    plan,
+                                    &output.target,
+                                    format!("attachment {i} is not on the message"),
+                                )))
+                            }
                         },
                     };
             }
-            // The parts read into memory, and the zip written from them.
-            let need = memory_units(size.saturating_mul(2));
-            let total = memory_units(self.settings.document_memory);
-            if need > total {
-                return dead(format!(
+            sizes.push((i, size));
+        }
+        let Some(largest) = sizes.iter().map(|(_, s)| *s).max() else {
+            return Ok(Ok(None));
+        };
+        let held: u64 = sizes.iter().map(|(_, s)| *s).sum();
+        let need = memory_units(held.saturating_add(largest));
+        let keep = memory_units(held);
+        let total = memory_units(self.settings.document_memory);
+        let targets = sizes
+            .iter()
+            .filter_map(|(i, _)| plan.outputs.get(*i))
+            .map(|o| o.target.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if need > total {
+            return Ok(Err(dead(
+                plan,
+                &targets,
+                format!(
                     "packing needs about {need} MiB, more than the hub's memory budget for documents in flight ({total} MiB, [server] document_memory)"
-                ));
-            }
-            let Some((memory, _)) = crate::worker::acquire(
-                &self.memory_permits,
-                u32::try_from(need).unwrap_or(u32::MAX),
-            )
-            .await
+                ),
+            )));
+        }
+        let Some((mut memory, _)) = crate::worker::acquire(
+            &self.memory_permits,
+            u32::try_from(need).unwrap_or(u32::MAX),
+        )
+        .await
+        else {
+            return Ok(Err(dead(
+                plan,
+                &targets,
+                "the hub's memory budget is closed (shutting down)".into(),
+            )));
+        };
+        let mut packed = Vec::new();
+        for &(i, size) in &sizes {
+            let Some((output, Some(container))) = plan.outputs.get(i).map(|o| (o, &o.container))
             else {
-                return dead("the hub's memory budget is closed (shutting down)".into());
+                continue;
             };
             match self
-                .pack(&container, &output.bytes, envelope, payload, size)
+                .pack(container, &output.bytes, envelope, payload, size)
                 .await
             {
-                Ok(zip) => {
-                    output.bytes = zip;
-                    output.packed = true;
-                    reserved.push(memory);
-                }
-                Err(PackError::Dead(reason)) => return dead(reason),
+                Ok(zip) => packed.push((i, zip)),
+                Err(PackError::Dead(reason)) => return Ok(Err(dead(plan, &output.target, reason))),
                 Err(PackError::Retry(e)) => return Err(e),
             }
         }
-        Ok(Ok(reserved))
+        for (i, zip) in packed {
+            if let Some(output) = plan.outputs.get_mut(i) {
+                output.container = None;
+                output.bytes = zip;
+                output.packed = true;
+            }
+        }
+        // The parts are gone; the zips stay reserved.
+        if let Some(spare) = memory.split(need.saturating_sub(keep)) {
+            drop(spare);
+        }
+        Ok(Ok(Some(memory)))
     }
 
     /// Reads what the container holds (the attachments from the blob
@@ -189,6 +234,14 @@ impl Hub {
             )));
         }
         Ok(Bytes::from(bytes))
+    }
+}
+
+/// The failure of a plan whose container output `target` cannot be packed.
+fn dead(plan: &RoutePlan, target: &str, reason: String) -> RouteFailure {
+    RouteFailure::Dead {
+        reason: format!("output {target}: container: {reason}"),
+        rule: Some(plan.rule.clone()),
     }
 }
 

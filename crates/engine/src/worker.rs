@@ -250,8 +250,8 @@ impl Hub {
 
         // Container outputs are packed (payload and attachments from the
         // blob store) before they are scanned and stored.
-        // (their memory reservations are held until the plan is stored)
-        let mut _container_memory = Vec::new();
+        // (their memory reservation is held until the plan is stored)
+        let mut _container_memory = None;
         let decided = match decided {
             Ok(mut plan) if plan.outputs.iter().any(|o| o.container.is_some()) => {
                 match self
