@@ -338,7 +338,7 @@ fn contents(v: Variant, bytes: Vec<u8>) -> Vec<OutContent> {
         } else {
             "antrag.xml".into()
         },
-        bytes,
+        bytes: bytes.into(),
         attachment: v.attachment,
     }]
 }

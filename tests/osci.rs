@@ -314,12 +314,12 @@ async fn a_delivery_to_a_hub_recipient_becomes_a_hub_message() {
     let contents = [
         OutContent {
             name: "antrag.xml".into(),
-            bytes: doc.clone(),
+            bytes: doc.clone().into(),
             attachment: false,
         },
         OutContent {
             name: "nachweis.pdf".into(),
-            bytes: b"%PDF-1.7 nachweis".to_vec(),
+            bytes: b"%PDF-1.7 nachweis".to_vec().into(),
             attachment: true,
         },
     ];
@@ -364,7 +364,7 @@ async fn a_delivery_to_a_hub_recipient_becomes_a_hub_message() {
     let id2 = alice.get_message_id().await.unwrap();
     let plain = [OutContent {
         name: "antrag.xml".into(),
-        bytes: order(AGS, LEISTUNG, 150),
+        bytes: order(AGS, LEISTUNG, 150).into(),
         attachment: false,
     }];
     for _ in 0..2 {
@@ -431,7 +431,7 @@ async fn a_crash_between_fetch_and_exit_dialog_refetches_and_routes_once() {
             &cert("bob_cipher_4096"),
             &[OutContent {
                 name: "antrag.xml".into(),
-                bytes: doc.clone(),
+                bytes: doc.clone().into(),
                 attachment: false,
             }],
             true,
@@ -620,7 +620,7 @@ async fn hostile_requests_get_their_osci_code_and_store_nothing() {
     let id = alice.get_message_id().await.unwrap();
     let content = [OutContent {
         name: "a.xml".into(),
-        bytes: order(AGS, LEISTUNG, 10),
+        bytes: order(AGS, LEISTUNG, 10).into(),
         attachment: false,
     }];
     match alice
@@ -633,7 +633,7 @@ async fn hostile_requests_get_their_osci_code_and_store_nothing() {
     // A StoreDelivery larger than the limit.
     let big = [OutContent {
         name: "big.bin".into(),
-        bytes: vec![7u8; 3 * 1024 * 1024],
+        bytes: vec![7u8; 3 * 1024 * 1024].into(),
         attachment: true,
     }];
     match alice
@@ -719,7 +719,7 @@ async fn only_the_postbox_owner_fetches_and_a_used_id_delivers_once() {
     let content = |text: &str| {
         [OutContent {
             name: "a.xml".into(),
-            bytes: order(AGS, LEISTUNG, text.len()),
+            bytes: order(AGS, LEISTUNG, text.len()).into(),
             attachment: false,
         }]
     };

@@ -117,7 +117,9 @@ impl Dialog {
 pub struct OutContent {
     /// Name (attachment content id when sent as attachment).
     pub name: String,
-    pub bytes: Vec<u8>,
+    /// The content (a shared handle: the request is written on the
+    /// blocking pool).
+    pub bytes: bytes::Bytes,
     /// Send as MIME attachment (`href="cid:…"`) instead of inline
     /// base64 (ignored for encrypted containers: their content is inline,
     /// inside the encryption).
@@ -553,7 +555,15 @@ impl Client {
         contents: &[OutContent],
         encrypt: bool,
     ) -> Result<ProcessCardInfo, ClientError> {
-        let (package, attachments) = self.content_package(contents, addressee, encrypt)?;
+        // Signing and end-to-end encryption of the contents: CPU in their
+        // size, on the blocking pool.
+        let (package, attachments) = {
+            let me = self.clone();
+            let (contents, to) = (contents.to_vec(), addressee.to_vec());
+            tokio::task::spawn_blocking(move || me.content_package(&contents, &to, encrypt))
+                .await
+                .map_err(|e| ClientError::Request(format!("content task: {e}")))??
+        };
         let mut order = format!("<osci:MessageId>{}</osci:MessageId>", escape(message_id));
         if let Some(s) = subject {
             order.push_str(&format!("<osci:Subject>{}</osci:Subject>", escape(s)));
@@ -614,7 +624,7 @@ impl Client {
                     r#"<osci:Content Id="{id}" href="cid:{cid}"></osci:Content>"#
                 ));
                 cid_targets.push((format!("cid:{cid}"), attachments.len()));
-                attachments.push((cid, c.bytes.clone()));
+                attachments.push((cid, c.bytes.to_vec()));
             } else {
                 inner.push_str(&format!(
                     r#"<osci:Content><osci:Base64Content Id="{id}">{}</osci:Base64Content></osci:Content>"#,
@@ -708,6 +718,18 @@ impl Client {
             })
             .await?;
         Self::advance(d, &control)?;
+        // Reading the delivery decrypts and verifies its contents: CPU in
+        // the size of the message, on the blocking pool.
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.read_fetched(inner))
+            .await
+            .map_err(|e| ClientError::Request(format!("fetch task: {e}")))?
+    }
+
+    /// What a ResponseToFetchDelivery holds (its inner message `inner`):
+    /// none on 9803, else the delivery with its contents read — or why
+    /// they cannot be read.
+    fn read_fetched(&self, inner: Vec<u8>) -> Result<Option<Fetched>, ClientError> {
         let parsed = Inner::parse(&inner).map_err(|e| bad(e.to_string()))?;
         let (block, feedback) = answer_of(&parsed)?;
         if feedback.iter().any(|f| f.code == "9803") {

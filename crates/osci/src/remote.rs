@@ -554,7 +554,7 @@ impl Connector for OsciConnector {
             } else {
                 request.filename.clone()
             },
-            bytes: request.document.to_vec(),
+            bytes: request.document.clone(),
             attachment: false,
         }];
         for a in &request.envelope.attachments {
@@ -575,7 +575,7 @@ impl Connector for OsciConnector {
                 .map_err(|e| DeliveryError::retryable(format!("attachment {}: {e}", a.name)))?;
             contents.push(OutContent {
                 name: a.filename.clone().unwrap_or_else(|| a.name.clone()),
-                bytes,
+                bytes: bytes.into(),
                 attachment: true,
             });
         }
