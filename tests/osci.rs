@@ -962,3 +962,64 @@ async fn the_connector_health_check_talks_osci_to_the_intermediary() {
     hub_a.shutdown().await.unwrap();
     hub_b.shutdown().await.unwrap();
 }
+
+/// One client holds at most `max_dialogs_per_client` open dialogs and
+/// `max_unused_ids_per_client` unused message ids; beyond, InitDialog and
+/// GetMessageId are refused with 9000 naming the setting (retryable for
+/// the hub's own connector), and ending a dialog or using an id gives its
+/// place back. Another client is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holds_at_most_its_quota_of_dialogs_and_message_ids() {
+    let b_port = free_port();
+    let channels = b_channels(b_port, "150 MB", false).replace(
+        "max_message_bytes = \"150 MB\"",
+        "max_message_bytes = \"150 MB\"\nmax_dialogs_per_client = 2\nmax_unused_ids_per_client = 2",
+    );
+    assert!(channels.contains("max_dialogs_per_client = 2"));
+    let b_cfg = TestConfig::write(&format!("127.0.0.1:{b_port}"), &channels, &[]);
+    let hub_b = start(&b_cfg.main).await.unwrap();
+    let bob = client(b_port, "bob_cipher_4096", "bob_signature_4096");
+    let first = bob.init_dialog().await.unwrap();
+    let _second = bob.init_dialog().await.unwrap();
+    let refused = bob.init_dialog().await.unwrap_err();
+    match &refused {
+        ClientError::Refused { code, text } => {
+            assert_eq!(code, "9000", "{text}");
+            assert!(text.contains("max_dialogs_per_client"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(refused.retryable());
+    // alice is not bob.
+    let alice = client(b_port, "alice_cipher_4096", "alice_signature_4096");
+    let d = alice.init_dialog().await.unwrap();
+    alice.exit_dialog(d).await.unwrap();
+    // ExitDialog gives bob a place back.
+    bob.exit_dialog(first).await.unwrap();
+    let _third = bob.init_dialog().await.unwrap();
+
+    // Message ids: two unused at most.
+    let ids = [
+        alice.get_message_id().await.unwrap(),
+        alice.get_message_id().await.unwrap(),
+    ];
+    let refused = alice.get_message_id().await.unwrap_err();
+    assert!(
+        refused.to_string().contains("9000")
+            && refused.to_string().contains("max_unused_ids_per_client"),
+        "{refused}"
+    );
+    // Using one gives its place back.
+    let content = [OutContent {
+        name: "antrag.xml".into(),
+        bytes: order(AGS, LEISTUNG, 10).into(),
+        attachment: false,
+    }];
+    alice
+        .store_delivery(&ids[0], None, &cert("bob_cipher_4096"), &content, false)
+        .await
+        .unwrap();
+    alice.get_message_id().await.unwrap();
+    assert!(alice.get_message_id().await.is_err());
+    hub_b.shutdown().await.unwrap();
+}

@@ -35,6 +35,10 @@ pub const INTERMEDIARY_CHANNEL: ChannelPlugin = ChannelPlugin {
 /// (a 100 MB StoreDelivery is benchmarked), the whole request is held in
 /// memory while it is decrypted.
 pub const DEFAULT_MAX_MESSAGE: u64 = 150 * 1024 * 1024;
+/// Default of `max_dialogs_per_client`.
+pub const DEFAULT_DIALOGS_PER_CLIENT: u64 = 100;
+/// Default of `max_unused_ids_per_client`.
+pub const DEFAULT_UNUSED_IDS_PER_CLIENT: u64 = 10_000;
 /// Hard ceiling of `max_message_bytes`.
 pub const MAX_MESSAGE: u64 = 1024 * 1024 * 1024;
 
@@ -75,6 +79,8 @@ struct RawIntermediary {
     max_message_bytes: Option<ByteSize>,
     max_in_flight_bytes: Option<ByteSize>,
     max_postbox_deliveries: Option<u64>,
+    max_dialogs_per_client: Option<u64>,
+    max_unused_ids_per_client: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     dialog_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -96,6 +102,7 @@ pub struct OsciChannelConfig {
     pub max_message_bytes: u64,
     pub max_in_flight_bytes: u64,
     pub max_postbox_deliveries: u64,
+    pub quota: crate::state::Quota,
     pub dialog_timeout: Duration,
     pub keep_process_cards: Duration,
     pub recipients: Vec<HubRecipient>,
@@ -305,6 +312,22 @@ fn parse_intermediary(
             chk.error("postboxes", "one cipher certificate is listed twice (recipients and postboxes are addressed by it)");
         }
     }
+    let quota = crate::state::Quota {
+        dialogs: raw
+            .max_dialogs_per_client
+            .unwrap_or(DEFAULT_DIALOGS_PER_CLIENT),
+        unused_ids: raw
+            .max_unused_ids_per_client
+            .unwrap_or(DEFAULT_UNUSED_IDS_PER_CLIENT),
+    };
+    for (k, v) in [
+        ("max_dialogs_per_client", quota.dialogs),
+        ("max_unused_ids_per_client", quota.unused_ids),
+    ] {
+        if v == 0 {
+            chk.error(k, format!("`{k}` must be at least 1"));
+        }
+    }
     if chk.has_errors() {
         return None;
     }
@@ -317,6 +340,7 @@ fn parse_intermediary(
         max_message_bytes,
         max_in_flight_bytes,
         max_postbox_deliveries: raw.max_postbox_deliveries.unwrap_or(10_000),
+        quota,
         dialog_timeout,
         keep_process_cards: raw
             .keep_process_cards
@@ -340,6 +364,7 @@ impl ChannelFactory for OsciChannelConfig {
             max_message_bytes: self.max_message_bytes,
             max_in_flight_bytes: self.max_in_flight_bytes,
             max_postbox_deliveries: self.max_postbox_deliveries,
+            quota: self.quota,
             dialog_timeout: self.dialog_timeout,
             keep_process_cards: self.keep_process_cards,
         };

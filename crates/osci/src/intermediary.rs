@@ -125,6 +125,9 @@ pub struct IntermediarySettings {
     /// Most open deliveries one postbox holds; a StoreDelivery beyond
     /// gets 9805.
     pub max_postbox_deliveries: u64,
+    /// Most open dialogs and unused message ids one client holds; an
+    /// InitDialog or GetMessageId beyond is refused (9000, saying which).
+    pub quota: crate::state::Quota,
     /// A dialog without a request for this long is gone.
     pub dialog_timeout: Duration,
     /// Laufzettel of received deliveries are kept this long.
@@ -526,7 +529,20 @@ impl Intermediary {
             expires: unix(now) + self.settings.dialog_timeout.as_secs(),
             pending_receipt: None,
         };
-        let conv = self.state.open_dialog(&dialog).await.map_err(internal)?;
+        let conv = self
+            .state
+            .open_dialog(&dialog, self.settings.quota.dialogs)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                refuse(
+                    "9000",
+                    format!(
+                        "this client has {} dialogs open, the most the Intermediär allows (max_dialogs_per_client): end one with ExitDialog or wait for the dialog timeout",
+                        self.settings.quota.dialogs
+                    ),
+                )
+            })?;
         tracing::debug!(conversation = %conv, "osci: dialog opened");
         Ok(Answer::in_body(
             OrderKind::ResponseToInitDialog,
@@ -556,7 +572,8 @@ impl Intermediary {
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
         // base64(UTF-8 id): the reference library decodes it to a string.
         let id = b64(format!("{}-{}", self.settings.channel, hex::encode(raw)).as_bytes());
-        self.state
+        let issued = self
+            .state
             .issue_id(
                 &id,
                 &IssuedId {
@@ -566,9 +583,19 @@ impl Intermediary {
                     used: false,
                     delivery: None,
                 },
+                self.settings.quota.unused_ids,
             )
             .await
             .map_err(internal)?;
+        if !issued {
+            return Err(refuse(
+                "9000",
+                format!(
+                    "this client holds {} message ids it has not used, the most the Intermediär allows (max_unused_ids_per_client): use them in StoreDelivery, or wait until unused ids expire after a day",
+                    self.settings.quota.unused_ids
+                ),
+            ));
+        }
         let feedback = if control.challenge.is_some() {
             "0801"
         } else {

@@ -11,6 +11,7 @@
 //! | `q` 0 addressee 0 message id | seq (u64 BE) while open, `closed` after |
 //! | `n` 0 addressee | next seq and open count (2 × u64 BE) |
 //! | `l` 0 message id | JSON [`ProcessCard`] (Laufzettel) |
+//! | `u` 0 client | open dialogs and unused message ids of a client (2 × u64 BE) |
 //!
 //! Nothing stays for ever: [`IntermediaryState::sweep`] (run by the
 //! channel every minute) removes dialogs past their timeout, message ids
@@ -21,6 +22,12 @@
 //!
 //! An addressee is named by the SHA-256 (hex) of its cipher certificate:
 //! OSCI addresses a delivery to a certificate, not to a name.
+//!
+//! Per client (as [`Dialog::client`]) the state counts open dialogs and
+//! message ids handed out but not used yet, in the same transaction that
+//! opens, ends, issues, uses or sweeps them; [`Quota`] caps both, so that
+//! one client — any holder of a certificate the channel trusts — cannot
+//! fill the store with dialogs or ids faster than the sweep removes them.
 //!
 //! The content of an open delivery (the whole inner StoreDelivery
 //! message, signatures and attachments included) is a blob of the hub's
@@ -33,7 +40,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use drehscheibe_model::BlobRef;
-use drehscheibe_store::{StateSpace, Store, StoreError};
+use drehscheibe_store::{StateSpace, StateTx, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// A dialog opened by InitDialog (or the implicit one of a single
@@ -221,6 +228,46 @@ fn counters_bytes(next: u64, open: u64) -> Vec<u8> {
     v
 }
 
+/// What one client may hold at a time (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Open dialogs (InitDialog without ExitDialog or timeout yet).
+    pub dialogs: u64,
+    /// Message ids from GetMessageId not yet used by a StoreDelivery
+    /// (nor swept after `keep_unused_ids`).
+    pub unused_ids: u64,
+}
+
+/// Key of a client's quota counters.
+fn quota_key(client: &str) -> Vec<u8> {
+    key(b'u', &[client.as_bytes()])
+}
+
+/// `(open dialogs, unused ids)` of `client` in `tx`.
+async fn quota_counts(tx: &mut StateTx<'_>, client: &str) -> Result<(u64, u64), StoreError> {
+    counters(tx.get(&quota_key(client)).await?.as_ref())
+}
+
+/// Add `dialogs` and `ids` (either may be negative) to `client`'s counts
+/// in `tx`; the entry goes when both are 0.
+async fn quota_add(
+    tx: &mut StateTx<'_>,
+    client: &str,
+    dialogs: i64,
+    ids: i64,
+) -> Result<(), StoreError> {
+    let (d, i) = quota_counts(tx, client).await?;
+    let d = d.saturating_add_signed(dialogs);
+    let i = i.saturating_add_signed(ids);
+    let k = quota_key(client);
+    if d == 0 && i == 0 {
+        tx.delete(&k);
+    } else {
+        tx.put(&k, counters_bytes(d, i));
+    }
+    Ok(())
+}
+
 /// Check an issued id for a StoreDelivery by `client` delivering
 /// `delivery`: `None` to go on, else the outcome to answer.
 fn check_issued(issued: &IssuedId, client: &str, delivery: &str) -> Option<StoreOutcome> {
@@ -255,23 +302,35 @@ impl IntermediaryState {
         })
     }
 
-    /// A new conversation id (unique across instances: a counter).
+    /// Open `dialog` under a new conversation id (unique across
+    /// instances: a counter); `None` if its client holds `max` open
+    /// dialogs already.
     ///
     /// # Errors
     ///
     /// The store failed.
-    pub async fn open_dialog(&self, dialog: &Dialog) -> Result<String, StateError> {
+    pub async fn open_dialog(
+        &self,
+        dialog: &Dialog,
+        max: u64,
+    ) -> Result<Option<String>, StateError> {
         let value = encode("dialog", dialog)?;
+        let client = dialog.client.as_str();
         let id = self
             .space
             .update(|mut tx| {
                 let value = value.clone();
                 async move {
+                    let (open, _) = quota_counts(&mut tx, client).await?;
+                    if open >= max {
+                        return Ok((tx, None));
+                    }
                     let n = u64_of(tx.get(b"c").await?.as_ref())? + 1;
                     tx.put(b"c", n.to_be_bytes().to_vec());
                     let id = n.to_string();
                     tx.put(&key(b'd', &[id.as_bytes()]), value);
-                    Ok((tx, id))
+                    quota_add(&mut tx, client, 1, 0).await?;
+                    Ok((tx, Some(id)))
                 }
             })
             .await?;
@@ -296,6 +355,17 @@ impl IntermediaryState {
         Ok(id)
     }
 
+    /// `client`'s open dialogs and unused message ids (see [`Quota`]).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn quota_used(&self, client: &str) -> Result<(u64, u64), StateError> {
+        Ok(counters(
+            self.space.get(&quota_key(client)).await?.as_ref(),
+        )?)
+    }
+
     /// A dialog, `None` if unknown.
     ///
     /// # Errors
@@ -318,8 +388,8 @@ impl IntermediaryState {
     }
 
     /// Advance a dialog from `seen` (the state the request was checked
-    /// against) to `next`; `false` if another request of the dialog got
-    /// there first (a replay racing the original).
+    /// against) to `next`, or end it (`None`); `false` if another request
+    /// of the dialog got there first (a replay racing the original).
     ///
     /// # Errors
     ///
@@ -331,31 +401,72 @@ impl IntermediaryState {
         next: Option<&Dialog>,
     ) -> Result<bool, StateError> {
         let k = key(b'd', &[id.as_bytes()]);
-        let mut tx = self.space.begin();
-        match tx.get(&k).await? {
-            Some(v) if decode::<Dialog>("dialog", &v)? == *seen => {}
-            _ => return Ok(false),
-        }
-        match next {
-            Some(d) => tx.put(&k, encode("dialog", d)?),
-            None => tx.delete(&k),
-        }
-        Ok(tx.commit().await?)
+        let next = next.map(|d| encode("dialog", d)).transpose()?;
+        // `update` reruns on a conflict with any key it read (the client's
+        // counters too); only a dialog that is no longer `seen` is a lost
+        // race.
+        let done = self
+            .space
+            .update(|mut tx| {
+                let (k, next) = (&k, next.clone());
+                async move {
+                    match tx.get(k).await? {
+                        Some(v) if decode::<Dialog>("dialog", &v)? == *seen => {}
+                        _ => return Ok((tx, false)),
+                    }
+                    match next {
+                        Some(d) => tx.put(k, d),
+                        None => {
+                            tx.delete(k);
+                            quota_add(&mut tx, &seen.client, -1, 0).await?;
+                        }
+                    }
+                    Ok((tx, true))
+                }
+            })
+            .await?;
+        Ok(done)
     }
 
-    /// Record a message id handed out.
+    /// Record a message id handed out to `issued.client`; `false` (and
+    /// nothing recorded) if that client holds `max` unused ids already.
     ///
     /// # Errors
     ///
     /// The store failed.
-    pub async fn issue_id(&self, message_id: &str, issued: &IssuedId) -> Result<(), StateError> {
-        let mut tx = self.space.begin();
-        tx.put(
-            &key(b'i', &[message_id.as_bytes()]),
-            encode("issued id", issued)?,
-        );
-        tx.commit().await?;
-        Ok(())
+    pub async fn issue_id(
+        &self,
+        message_id: &str,
+        issued: &IssuedId,
+        max: u64,
+    ) -> Result<bool, StateError> {
+        let k = key(b'i', &[message_id.as_bytes()]);
+        let value = encode("issued id", issued)?;
+        let client = issued.client.as_str();
+        let done = self
+            .space
+            .update(|mut tx| {
+                let (k, value) = (&k, value.clone());
+                async move {
+                    let (_, unused) = quota_counts(&mut tx, client).await?;
+                    if unused >= max {
+                        return Ok((tx, false));
+                    }
+                    // (ids are random: an id issued again is a caller's
+                    // mistake; its earlier owner's count stays right)
+                    if let Some(v) = tx.get(k).await? {
+                        let before: IssuedId = decode("issued id", &v)?;
+                        if !before.used {
+                            quota_add(&mut tx, &before.client, 0, -1).await?;
+                        }
+                    }
+                    tx.put(k, value);
+                    quota_add(&mut tx, client, 0, 1).await?;
+                    Ok((tx, true))
+                }
+            })
+            .await?;
+        Ok(done)
     }
 
     /// Put a delivery into `addressee`'s postbox, start its Laufzettel
@@ -401,6 +512,7 @@ impl IntermediaryState {
                     issued.used = true;
                     issued.delivery = Some(delivery.to_owned());
                     tx.put(ikey, encode("issued id", &issued)?);
+                    quota_add(&mut tx, &issued.client, 0, -1).await?;
                     tx.put(nkey, counters_bytes(seq + 1, open + 1));
                     tx.put(qkey, seq.to_be_bytes().to_vec());
                     tx.put(
@@ -475,6 +587,7 @@ impl IntermediaryState {
                     issued.used = true;
                     issued.delivery = Some(delivery.to_owned());
                     tx.put(ikey, encode("issued id", &issued)?);
+                    quota_add(&mut tx, &issued.client, 0, -1).await?;
                     tx.put(lkey, card_json);
                     Ok((tx, StoreOutcome::Stored))
                 }
@@ -652,14 +765,26 @@ impl IntermediaryState {
         Ok(entries)
     }
 
-    /// Delete `k` if it still holds `v`; whether it was deleted now.
-    async fn delete_unchanged(&self, k: &[u8], v: &Bytes) -> Result<bool, StateError> {
-        let mut tx = self.space.begin();
-        if tx.get(k).await?.as_ref() != Some(v) {
-            return Ok(false);
-        }
-        tx.delete(k);
-        Ok(tx.commit().await?)
+    /// Delete `k` if it still holds `v`, and take `dialogs`/`ids` off
+    /// `client`'s counts with it; whether it was deleted now.
+    async fn delete_unchanged(
+        &self,
+        k: &[u8],
+        v: &Bytes,
+        (client, dialogs, ids): (&str, i64, i64),
+    ) -> Result<bool, StateError> {
+        let done = self
+            .space
+            .update(|mut tx| async move {
+                if tx.get(k).await?.as_ref() != Some(v) {
+                    return Ok((tx, false));
+                }
+                tx.delete(k);
+                quota_add(&mut tx, client, dialogs, ids).await?;
+                Ok((tx, true))
+            })
+            .await?;
+        Ok(done)
     }
 }
 
@@ -714,7 +839,7 @@ impl IntermediaryState {
             let Ok(d) = serde_json::from_slice::<Dialog>(&v) else {
                 continue;
             };
-            if d.expires < now_unix && self.delete_unchanged(&k, &v).await? {
+            if d.expires < now_unix && self.delete_unchanged(&k, &v, (&d.client, -1, 0)).await? {
                 swept.dialogs += 1;
             }
         }
@@ -726,7 +851,9 @@ impl IntermediaryState {
             };
             if !issued.used {
                 if issued.issued_unix + policy.keep_unused_ids.as_secs() < now_unix
-                    && self.delete_unchanged(&k, &v).await?
+                    && self
+                        .delete_unchanged(&k, &v, (&issued.client, 0, -1))
+                        .await?
                 {
                     swept.ids += 1;
                 }

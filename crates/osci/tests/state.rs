@@ -38,6 +38,7 @@ async fn issue(s: &IntermediaryState, id: &str, client: &str, when: u64) {
             used: false,
             delivery: None,
         },
+        1000,
     )
     .await
     .unwrap();
@@ -138,8 +139,8 @@ async fn the_sweep_removes_what_is_over_and_keeps_the_rest() {
         expires,
         pending_receipt: None,
     };
-    let old = s.open_dialog(&dialog(50)).await.unwrap();
-    let live = s.open_dialog(&dialog(5000)).await.unwrap();
+    let old = s.open_dialog(&dialog(50), 100).await.unwrap().unwrap();
+    let live = s.open_dialog(&dialog(5000), 100).await.unwrap().unwrap();
     // An unused id, old; an unused id, fresh; a received delivery, old;
     // an open delivery, old.
     issue(&s, "unused-old", "alice", 10).await;
@@ -233,4 +234,101 @@ async fn a_full_postbox_refuses_and_takes_again_once_emptied() {
             .unwrap(),
         StoreOutcome::Stored
     );
+}
+
+/// A client holds at most so many open dialogs and unused message ids;
+/// what ends a dialog (ExitDialog, the sweep after its timeout) or uses or
+/// sweeps an id gives its place back, and nothing is counted for ever.
+#[tokio::test]
+async fn a_client_holds_at_most_its_quota_of_dialogs_and_unused_ids() {
+    let (_d, s) = state();
+    let dialog = |client: &str, expires| Dialog {
+        client: client.into(),
+        client_cipher: String::new(),
+        challenge: "x".into(),
+        next_sequence: 0,
+        expires,
+        pending_receipt: None,
+    };
+    // Dialogs: two at most.
+    let first = s.open_dialog(&dialog("c", 50), 2).await.unwrap().unwrap();
+    let second = s.open_dialog(&dialog("c", 5000), 2).await.unwrap().unwrap();
+    assert_eq!(s.open_dialog(&dialog("c", 5000), 2).await.unwrap(), None);
+    // Another client is not affected.
+    assert!(s
+        .open_dialog(&dialog("d", 5000), 2)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(s.quota_used("c").await.unwrap(), (2, 0));
+    // ExitDialog gives a place back …
+    let seen = s.dialog(&second).await.unwrap().unwrap();
+    assert!(s.advance_dialog(&second, &seen, None).await.unwrap());
+    // … a replay of it does not give a second one back.
+    assert!(!s.advance_dialog(&second, &seen, None).await.unwrap());
+    assert_eq!(s.quota_used("c").await.unwrap(), (1, 0));
+    let third = s.open_dialog(&dialog("c", 5000), 2).await.unwrap().unwrap();
+    assert_eq!(s.open_dialog(&dialog("c", 5000), 2).await.unwrap(), None);
+    // An advance inside a dialog keeps its place.
+    let seen = s.dialog(&third).await.unwrap().unwrap();
+    let mut next = seen.clone();
+    next.next_sequence = 1;
+    assert!(s.advance_dialog(&third, &seen, Some(&next)).await.unwrap());
+    assert_eq!(s.quota_used("c").await.unwrap(), (2, 0));
+
+    // Unused ids: two at most.
+    let issue = |id: &'static str, when| {
+        let s = s.clone();
+        async move {
+            s.issue_id(
+                id,
+                &IssuedId {
+                    client: "c".into(),
+                    issued: String::new(),
+                    issued_unix: when,
+                    used: false,
+                    delivery: None,
+                },
+                2,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(issue("old", 10).await);
+    assert!(issue("used", 1900).await);
+    assert!(!issue("refused", 1900).await);
+    assert!(s.issued("refused").await.unwrap().is_none());
+    // A StoreDelivery uses one: a place for another.
+    let (e, c) = entry("used");
+    assert_eq!(
+        s.store_delivery("c", "bob", &e, &c, "d1", 10)
+            .await
+            .unwrap(),
+        StoreOutcome::Stored
+    );
+    assert_eq!(s.quota_used("c").await.unwrap(), (2, 1));
+    assert!(issue("fresh", 1900).await);
+    assert!(!issue("refused", 1900).await);
+
+    // The sweep: the first dialog timed out, the old id expired.
+    let mut cursor = SweepCursor::default();
+    let swept = s.sweep(at(2000), POLICY, &mut cursor, 100).await.unwrap();
+    assert_eq!((swept.dialogs, swept.ids), (1, 1));
+    assert!(s.dialog(&first).await.unwrap().is_none());
+    assert_eq!(s.quota_used("c").await.unwrap(), (1, 1));
+    assert!(issue("after-sweep", 1900).await);
+    assert!(s
+        .open_dialog(&dialog("c", 5000), 2)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(s.quota_used("c").await.unwrap(), (2, 2));
+
+    // Everything ended: nothing is counted any more.
+    let later = at(1_000_000);
+    let mut cursor = SweepCursor::default();
+    s.sweep(later, POLICY, &mut cursor, 100).await.unwrap();
+    assert_eq!(s.quota_used("c").await.unwrap(), (0, 0));
+    assert_eq!(s.quota_used("d").await.unwrap(), (0, 0));
 }
