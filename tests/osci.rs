@@ -1023,3 +1023,162 @@ async fn a_client_holds_at_most_its_quota_of_dialogs_and_message_ids() {
     assert!(alice.get_message_id().await.is_err());
     hub_b.shutdown().await.unwrap();
 }
+
+/// A small RSA PKI made with rcgen: "CN=Drehscheibe Test Root" (with the
+/// demo key `root_key`, alice's signature key in the tests) has issued new certificates for alice's two demo keys,
+/// and signs a CRL listing `revoked` serial numbers.
+struct RevocationPki {
+    root_pem: String,
+    cipher: KeyPair,
+    signature: KeyPair,
+    signature_serial: u64,
+}
+
+impl RevocationPki {
+    fn new(root_key: &str) -> (Self, rcgen::Certificate, rcgen::KeyPair) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
+        let rsa = |name: &str| {
+            rcgen::KeyPair::from_pem_and_sign_algo(
+                &pem(&format!("{name}.key.pem")),
+                &rcgen::PKCS_RSA_SHA256,
+            )
+            .unwrap()
+        };
+        let root_key = rsa(root_key);
+        let mut root = CertificateParams::default();
+        root.distinguished_name
+            .push(DnType::CommonName, "Drehscheibe Test Root");
+        root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let root = root.self_signed(&root_key).unwrap();
+        let issue = |name: &str, serial: u64| {
+            let key = rsa(name);
+            let mut p = CertificateParams::default();
+            p.distinguished_name
+                .push(DnType::CommonName, format!("Revocable {name}"));
+            p.serial_number = Some(serial.into());
+            let cert = p.signed_by(&key, &root, &root_key).unwrap();
+            KeyPair {
+                key: xenc::private_key_from_pem(&pem(&format!("{name}.key.pem"))).unwrap(),
+                cert: cert.der().to_vec(),
+            }
+        };
+        let pki = Self {
+            root_pem: root.pem(),
+            cipher: issue("alice_cipher_4096", 0x4711),
+            signature: issue("alice_signature_4096", 0x4712),
+            signature_serial: 0x4712,
+        };
+        (pki, root, root_key)
+    }
+
+    fn crl(root: &rcgen::Certificate, key: &rcgen::KeyPair, revoked: &[u64]) -> String {
+        rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2026, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: 1u64.into(),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: (*s).into(),
+                    revocation_time: rcgen::date_time_ymd(2026, 1, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(root, key)
+        .unwrap()
+        .pem()
+        .unwrap()
+    }
+}
+
+/// `crls` on an `osci` channel: a client whose signature certificate the
+/// CA's CRL lists is refused (9700, "revoked"), the same keys with
+/// certificates the CRL does not list are served, and the demo partners
+/// of another CA are not affected. A CRL no configured CA signed is a
+/// configuration error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_client_certificate_is_refused_by_the_intermediary() {
+    let (ours, root, root_key) = RevocationPki::new("alice_signature_4096");
+    let dir = tempfile::tempdir().unwrap();
+    let root_path = dir.path().join("root.pem");
+    std::fs::write(&root_path, &ours.root_pem).unwrap();
+    let run = |revoked: Vec<u64>| {
+        let crl_path = dir.path().join(format!("root-{}.crl", revoked.len()));
+        std::fs::write(&crl_path, RevocationPki::crl(&root, &root_key, &revoked)).unwrap();
+        let b_port = free_port();
+        let channels = b_channels(b_port, "150 MB", false).replace(
+            "ca_certs = [",
+            &format!(
+                "crls = [\"{}\"]\nca_certs = [\"{}\", ",
+                crl_path.display(),
+                root_path.display()
+            ),
+        );
+        (b_port, channels)
+    };
+    let settings = |b_port: u16, pair: (&KeyPair, &KeyPair)| ClientSettings {
+        url: format!("http://127.0.0.1:{b_port}/osci/osci"),
+        intermediary_cipher: cert("osci_manager_cipher_4096"),
+        intermediary_signature: Some(cert("osci_manager_signature_4096")),
+        cipher: pair.0.clone(),
+        signature: pair.1.clone(),
+        trust: Arc::new(TrustStore::from_pem(&pem("osci_manager_cipher_4096.chain.pem")).unwrap()),
+        allow_legacy: false,
+        timeout: Duration::from_secs(30),
+        tls_ca_pem: None,
+    };
+
+    for (revoked, refused) in [(vec![0x0999], false), (vec![ours.signature_serial], true)] {
+        let (b_port, channels) = run(revoked);
+        assert!(channels.contains("crls = ["), "{channels}");
+        let cfg = TestConfig::write(&format!("127.0.0.1:{b_port}"), &channels, &[]);
+        let hub = start(&cfg.main).await.unwrap();
+        let revocable = Client::new(settings(b_port, (&ours.cipher, &ours.signature))).unwrap();
+        match revocable.init_dialog().await {
+            Ok(d) => {
+                assert!(!refused, "a revoked certificate was served");
+                revocable.exit_dialog(d).await.unwrap();
+            }
+            Err(ClientError::Refused { code, text }) => {
+                assert!(refused, "{code} {text}");
+                assert_eq!(code, "9700", "{text}");
+                assert!(text.contains("revoked") && text.contains("4712"), "{text}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+        // bob's certificates come from the demo CA, which has no CRL here.
+        let bob = client(b_port, "bob_cipher_4096", "bob_signature_4096");
+        let d = bob.init_dialog().await.unwrap();
+        bob.exit_dialog(d).await.unwrap();
+        hub.shutdown().await.unwrap();
+    }
+
+    // A CRL under the root's name, signed by another key (dave's):
+    // refused at start.
+    let (_, other_root, other_key) = RevocationPki::new("dave_signature_4096");
+    let forged = dir.path().join("forged.crl");
+    std::fs::write(&forged, RevocationPki::crl(&other_root, &other_key, &[])).unwrap();
+    let b_port = free_port();
+    let channels = b_channels(b_port, "150 MB", false).replace(
+        "ca_certs = [",
+        &format!(
+            "crls = [\"{}\"]\nca_certs = [\"{}\", ",
+            forged.display(),
+            root_path.display()
+        ),
+    );
+    let cfg = TestConfig::write(&format!("127.0.0.1:{b_port}"), &channels, &[]);
+    let err = format!(
+        "{:#}",
+        drehscheibe_cli::runtime::load(&cfg.main).unwrap_err()
+    );
+    assert!(
+        err.contains("channels.osci.crls") && err.contains("does not verify"),
+        "{err}"
+    );
+}

@@ -29,9 +29,13 @@
 //! (and PSS over SHA-1) only with `allow_legacy`. Other algorithms (ECDSA,
 //! …) make a step fail, so such a chain is [`CertError::Untrusted`].
 //!
-//! Not done here: revocation (CRL, OCSP), name constraints, policies,
-//! unknown critical extensions. An empty trust store means "validity
-//! only" — the configuration decides.
+//! 3. **revocation**, for CAs with a configured CRL ([`crate::crl`]): on
+//!    each link of the path, the child's serial number is not on its
+//!    CA's CRL and that CRL is current.
+//!
+//! Not done here: OCSP, name constraints, policies, unknown critical
+//! extensions. An empty trust store means "validity only" — the
+//! configuration decides.
 //!
 //! # OSCI feedback codes
 //!
@@ -70,6 +74,9 @@ use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::Certificate;
 
+use std::sync::Arc;
+
+use crate::crl::{Crl, CrlError, CrlSet};
 use crate::dsig::{pkcs1_verifies, pss_verifies};
 
 /// Longest path accepted, the certificate and its anchor included.
@@ -158,9 +165,9 @@ fn parse_error(e: impl std::fmt::Display) -> CertError {
 
 /// A certificate parsed once, with its DER and its signed part.
 #[derive(Debug, Clone)]
-struct Parsed {
+pub(crate) struct Parsed {
     der: Vec<u8>,
-    cert: Certificate,
+    pub(crate) cert: Certificate,
     /// The DER of `tbsCertificate` as sent (what the issuer signed).
     tbs: std::ops::Range<usize>,
 }
@@ -181,7 +188,7 @@ impl Parsed {
         })
     }
 
-    fn subject(&self) -> String {
+    pub(crate) fn subject(&self) -> String {
         self.cert.tbs_certificate.subject.to_string()
     }
 
@@ -215,7 +222,7 @@ impl Parsed {
         Ok(())
     }
 
-    fn rsa_key(&self) -> Result<RsaPublicKey, String> {
+    pub(crate) fn rsa_key(&self) -> Result<RsaPublicKey, String> {
         let spki = self
             .cert
             .tbs_certificate
@@ -306,10 +313,12 @@ pub fn certificates_from_pem(pem: &str) -> Result<Vec<Vec<u8>>, CertError> {
     Ok(out)
 }
 
-/// The configured CA certificates (trust anchors).
+/// The configured CA certificates (trust anchors), and the CRLs of those
+/// CAs if any are configured ([`crate::crl`]).
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
     anchors: Vec<Parsed>,
+    crls: Option<Arc<CrlSet>>,
 }
 
 impl TrustStore {
@@ -323,7 +332,41 @@ impl TrustStore {
             .iter()
             .map(|der| Parsed::new(der))
             .collect::<Result<_, _>>()?;
-        Ok(Self { anchors })
+        Ok(Self {
+            anchors,
+            crls: None,
+        })
+    }
+
+    /// The same anchors with the CRL files `files` (each verified by one
+    /// of the anchors; looked at again at most every `refresh_every`, see
+    /// [`crate::crl`]). `allow_legacy` admits SHA-1 CRL signatures.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read, is no CRL, or no anchor signed.
+    pub fn with_crl_files(
+        mut self,
+        files: Vec<std::path::PathBuf>,
+        allow_legacy: bool,
+        refresh_every: std::time::Duration,
+    ) -> Result<Self, CrlError> {
+        self.crls = if files.is_empty() {
+            None
+        } else {
+            Some(Arc::new(CrlSet::load(
+                files,
+                self.anchors.clone(),
+                allow_legacy,
+                refresh_every,
+            )?))
+        };
+        Ok(self)
+    }
+
+    /// The CRL files and what they hold now, if any are configured.
+    pub fn crls(&self) -> Option<&CrlSet> {
+        self.crls.as_deref()
     }
 
     /// No anchors: [`check`] tests validity only.
@@ -372,9 +415,11 @@ pub fn check(
         .iter()
         .filter_map(|d| Parsed::new(d).ok())
         .collect();
+    let crls = trust.crls.as_ref().map(|c| c.current());
     let search = Search {
         anchors: &trust.anchors,
         intermediates: &intermediates,
+        crls: crls.as_deref().map(Vec::as_slice).unwrap_or_default(),
         now,
         allow_legacy,
     };
@@ -388,6 +433,8 @@ pub fn check(
 struct Search<'a> {
     anchors: &'a [Parsed],
     intermediates: &'a [Parsed],
+    /// The CRLs in force (empty: no revocation checks).
+    crls: &'a [Crl],
     now: SystemTime,
     allow_legacy: bool,
 }
@@ -457,7 +504,22 @@ impl<'a> Search<'a> {
         }
         let key = ca.rsa_key()?;
         if self.signature_verifies(child, &key)? {
-            Ok(())
+            if self.crls.is_empty() {
+                return Ok(());
+            }
+            let tbs = &ca.cert.tbs_certificate;
+            let spki = tbs
+                .subject_public_key_info
+                .to_der()
+                .map_err(|e| e.to_string())?;
+            crate::crl::status(
+                self.crls,
+                &tbs.subject,
+                &spki,
+                child.cert.tbs_certificate.serial_number.as_bytes(),
+                &child.subject(),
+                self.now,
+            )
         } else {
             Err(format!(
                 "the signature of {:?} by {name:?} does not verify",
@@ -483,61 +545,78 @@ impl<'a> Search<'a> {
             .der
             .get(child.tbs.clone())
             .ok_or_else(|| "the signed part is missing".to_owned())?;
-        let legacy = |what: &str| -> Result<(), String> {
-            if self.allow_legacy {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{:?} is signed with legacy {what}",
-                    child.subject()
-                ))
-            }
-        };
-        Ok(match alg.oid {
-            rfc5912::SHA_256_WITH_RSA_ENCRYPTION => pkcs1_verifies::<Sha256>(key, tbs, value),
-            rfc5912::SHA_384_WITH_RSA_ENCRYPTION => pkcs1_verifies::<Sha384>(key, tbs, value),
-            rfc5912::SHA_512_WITH_RSA_ENCRYPTION => pkcs1_verifies::<Sha512>(key, tbs, value),
-            rfc5912::SHA_1_WITH_RSA_ENCRYPTION => {
-                legacy("sha1WithRSAEncryption")?;
-                pkcs1_verifies::<sha1::Sha1>(key, tbs, value)
-            }
-            rfc5912::ID_RSASSA_PSS => {
-                let params = alg
-                    .parameters
-                    .as_ref()
-                    .map(|p| p.to_der())
-                    .transpose()
-                    .map_err(|e| e.to_string())?;
-                let params = match &params {
-                    Some(der) => RsaPssParams::try_from(der.as_slice())
-                        .map_err(|e| format!("RSASSA-PSS parameters: {e}"))?,
-                    None => RsaPssParams::default(),
-                };
-                let hash = params.hash.oid;
-                let mgf_hash = params.mask_gen.parameters.map(|p| p.oid);
-                if params.mask_gen.oid != rfc5912::ID_MGF_1 || mgf_hash != Some(hash) {
-                    return Err("RSASSA-PSS with a mask other than MGF1 over its hash".into());
-                }
-                let salt = usize::from(params.salt_len);
-                match hash {
-                    rfc5912::ID_SHA_256 => pss_verifies::<Sha256>(key, tbs, value, salt),
-                    rfc5912::ID_SHA_384 => pss_verifies::<Sha384>(key, tbs, value, salt),
-                    rfc5912::ID_SHA_512 => pss_verifies::<Sha512>(key, tbs, value, salt),
-                    rfc5912::ID_SHA_1 => {
-                        legacy("RSASSA-PSS over SHA-1")?;
-                        pss_verifies::<sha1::Sha1>(key, tbs, value, salt)
-                    }
-                    other => return Err(format!("RSASSA-PSS over {other}")),
-                }
-            }
-            other => {
-                return Err(format!(
-                    "unsupported signature algorithm {}",
-                    oid_name(other)
-                ))
-            }
-        })
+        verify_signature(
+            alg,
+            key,
+            tbs,
+            value,
+            self.allow_legacy,
+            &format!("{:?}", child.subject()),
+        )
     }
+}
+
+/// Whether `value` is `key`'s signature of `tbs` by algorithm `alg`
+/// (what `what` names in errors); SHA-1 only with `allow_legacy`.
+pub(crate) fn verify_signature(
+    alg: &spki::AlgorithmIdentifierOwned,
+    key: &RsaPublicKey,
+    tbs: &[u8],
+    value: &[u8],
+    allow_legacy: bool,
+    what: &str,
+) -> Result<bool, String> {
+    let legacy = |name: &str| -> Result<(), String> {
+        if allow_legacy {
+            Ok(())
+        } else {
+            Err(format!("{what} is signed with legacy {name}"))
+        }
+    };
+    Ok(match alg.oid {
+        rfc5912::SHA_256_WITH_RSA_ENCRYPTION => pkcs1_verifies::<Sha256>(key, tbs, value),
+        rfc5912::SHA_384_WITH_RSA_ENCRYPTION => pkcs1_verifies::<Sha384>(key, tbs, value),
+        rfc5912::SHA_512_WITH_RSA_ENCRYPTION => pkcs1_verifies::<Sha512>(key, tbs, value),
+        rfc5912::SHA_1_WITH_RSA_ENCRYPTION => {
+            legacy("sha1WithRSAEncryption")?;
+            pkcs1_verifies::<sha1::Sha1>(key, tbs, value)
+        }
+        rfc5912::ID_RSASSA_PSS => {
+            let params = alg
+                .parameters
+                .as_ref()
+                .map(|p| p.to_der())
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let params = match &params {
+                Some(der) => RsaPssParams::try_from(der.as_slice())
+                    .map_err(|e| format!("RSASSA-PSS parameters: {e}"))?,
+                None => RsaPssParams::default(),
+            };
+            let hash = params.hash.oid;
+            let mgf_hash = params.mask_gen.parameters.map(|p| p.oid);
+            if params.mask_gen.oid != rfc5912::ID_MGF_1 || mgf_hash != Some(hash) {
+                return Err("RSASSA-PSS with a mask other than MGF1 over its hash".into());
+            }
+            let salt = usize::from(params.salt_len);
+            match hash {
+                rfc5912::ID_SHA_256 => pss_verifies::<Sha256>(key, tbs, value, salt),
+                rfc5912::ID_SHA_384 => pss_verifies::<Sha384>(key, tbs, value, salt),
+                rfc5912::ID_SHA_512 => pss_verifies::<Sha512>(key, tbs, value, salt),
+                rfc5912::ID_SHA_1 => {
+                    legacy("RSASSA-PSS over SHA-1")?;
+                    pss_verifies::<sha1::Sha1>(key, tbs, value, salt)
+                }
+                other => return Err(format!("RSASSA-PSS over {other}")),
+            }
+        }
+        other => {
+            return Err(format!(
+                "unsupported signature algorithm {}",
+                oid_name(other)
+            ))
+        }
+    })
 }
 
 fn oid_name(oid: ObjectIdentifier) -> String {

@@ -74,6 +74,8 @@ struct RawIntermediary {
     #[serde(default)]
     ca_certs: Vec<PathBuf>,
     #[serde(default)]
+    crls: Vec<PathBuf>,
+    #[serde(default)]
     allow_legacy: bool,
     require_client_signature: Option<bool>,
     max_message_bytes: Option<ByteSize>,
@@ -177,8 +179,17 @@ pub(crate) fn certificate(chk: &mut Checker<'_>, at: &str, path: &Path) -> Optio
     }
 }
 
-/// Read the CA certificates.
-pub(crate) fn trust_store(chk: &mut Checker<'_>, paths: &[PathBuf]) -> TrustStore {
+/// How often CRL files are looked at again for changes (at most).
+pub const CRL_REFRESH: Duration = Duration::from_secs(60);
+
+/// Read the CA certificates (`ca_certs`) and the CRLs (`crls`) they
+/// signed.
+pub(crate) fn trust_store(
+    chk: &mut Checker<'_>,
+    paths: &[PathBuf],
+    crls: &[PathBuf],
+    allow_legacy: bool,
+) -> TrustStore {
     let mut pem = String::new();
     for (i, p) in paths.iter().enumerate() {
         let path = chk.pem_file(&format!("ca_certs[{i}]"), p);
@@ -193,14 +204,32 @@ pub(crate) fn trust_store(chk: &mut Checker<'_>, paths: &[PathBuf]) -> TrustStor
             ),
         }
     }
+    let crl_files: Vec<PathBuf> = crls
+        .iter()
+        .enumerate()
+        .map(|(i, p)| chk.path(&format!("crls[{i}]"), p))
+        .collect();
     if pem.is_empty() {
+        if !crl_files.is_empty() {
+            chk.error("crls", "CRLs need the `ca_certs` that signed them");
+        }
         return TrustStore::empty();
     }
-    match TrustStore::from_pem(&pem) {
+    let trust = match TrustStore::from_pem(&pem) {
         Ok(t) => t,
         Err(e) => {
             chk.error("ca_certs", e.to_string());
-            TrustStore::empty()
+            return TrustStore::empty();
+        }
+    };
+    match trust
+        .clone()
+        .with_crl_files(crl_files, allow_legacy, CRL_REFRESH)
+    {
+        Ok(t) => t,
+        Err(e) => {
+            chk.error("crls", e.to_string());
+            trust
         }
     }
 }
@@ -233,7 +262,7 @@ fn parse_intermediary(
             "an osci channel needs `ca_certs`: without them any self-made certificate could deliver into a postbox",
         );
     }
-    let trust = trust_store(chk, &raw.ca_certs);
+    let trust = trust_store(chk, &raw.ca_certs, &raw.crls, raw.allow_legacy);
     let max_message_bytes = raw.max_message_bytes.map_or(DEFAULT_MAX_MESSAGE, |b| b.0);
     if max_message_bytes == 0 || max_message_bytes > MAX_MESSAGE {
         chk.error(

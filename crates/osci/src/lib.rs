@@ -17,7 +17,8 @@
 //!
 //! * [`xenc`]: the transport layer (the whole inner message encrypted for
 //!   the other side's cipher certificate) and end-to-end content
-//!   encryption; [`certs`]: certificate validity and chains;
+//!   encryption; [`certs`]: certificate validity and chains, [`crl`]:
+//!   revocation lists;
 //! * [`message`]: reading and writing the inner SOAP envelope the way the
 //!   reference library does; [`content`]: content packages;
 //! * [`intermediary`] and [`state`]: the hub as OSCI Intermediär (channel
@@ -34,6 +35,7 @@ pub mod certs;
 pub mod channel_config;
 pub mod client;
 pub mod content;
+pub mod crl;
 pub mod dsig;
 pub mod intermediary;
 pub mod message;

@@ -11,6 +11,7 @@
 //! cipher = { key = "keys/hub_cipher.key.pem", cert = "keys/hub_cipher.cert.pem" }
 //! signature = { key = "keys/hub_signature.key.pem", cert = "keys/hub_signature.cert.pem" }
 //! ca_certs = ["keys/ca.pem"]        # partner certificates must chain to these
+//! crls = ["keys/ca.crl"]            # optional: revocation lists those CAs signed
 //! allow_legacy = false              # AES-CBC, 3DES, RSA-1.5, SHA-1 (old partners only)
 //! ```
 //!
@@ -74,6 +75,8 @@ struct RawPoller {
     signature: Option<RawKeyPair>,
     #[serde(default)]
     ca_certs: Vec<PathBuf>,
+    #[serde(default)]
+    crls: Vec<PathBuf>,
     tls_ca_cert: Option<PathBuf>,
     #[serde(default)]
     allow_legacy: bool,
@@ -94,6 +97,8 @@ struct RawConnector {
     signature: Option<RawKeyPair>,
     #[serde(default)]
     ca_certs: Vec<PathBuf>,
+    #[serde(default)]
+    crls: Vec<PathBuf>,
     tls_ca_cert: Option<PathBuf>,
     #[serde(default)]
     allow_legacy: bool,
@@ -119,6 +124,7 @@ macro_rules! remote_raw {
             cipher: $raw.cipher.as_ref(),
             signature: $raw.signature.as_ref(),
             ca_certs: &$raw.ca_certs,
+            crls: &$raw.crls,
             tls_ca_cert: $raw.tls_ca_cert.as_ref(),
             allow_legacy: $raw.allow_legacy,
         }
@@ -132,6 +138,7 @@ struct RemoteRaw<'a> {
     cipher: Option<&'a RawKeyPair>,
     signature: Option<&'a RawKeyPair>,
     ca_certs: &'a [PathBuf],
+    crls: &'a [PathBuf],
     tls_ca_cert: Option<&'a PathBuf>,
     allow_legacy: bool,
 }
@@ -175,7 +182,7 @@ fn remote(chk: &mut Checker<'_>, raw: RemoteRaw<'_>) -> Option<RemoteConfig> {
             None
         }
     };
-    let trust = trust_store(chk, raw.ca_certs);
+    let trust = trust_store(chk, raw.ca_certs, raw.crls, raw.allow_legacy);
     let tls_ca_pem = raw.tls_ca_cert.and_then(|p| {
         let path = chk.pem_file("tls_ca_cert", p);
         std::fs::read(&path).ok()

@@ -510,3 +510,172 @@ fn feedback_codes_follow_the_reference_library() {
     );
     assert_eq!(CertRole::from_element("CipherCertificateIntermed"), None);
 }
+
+// ---- revocation lists ----
+
+/// A v2 CRL by `issuer`, signed with `key`, listing `revoked` serials,
+/// issued at `this` and due again at `next`.
+fn crl(issuer: &str, key: &RsaPrivateKey, revoked: &[&[u8]], this: u64, next: u64) -> Vec<u8> {
+    use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+    let alg = AlgorithmIdentifierOwned {
+        oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+        parameters: Some(Any::null()),
+    };
+    let tbs = TbsCertList {
+        version: Version::V2,
+        signature: alg.clone(),
+        issuer: Name::from_str(issuer).unwrap(),
+        this_update: Time::try_from(at(this)).unwrap(),
+        next_update: Some(Time::try_from(at(next)).unwrap()),
+        revoked_certificates: Some(
+            revoked
+                .iter()
+                .map(|s| RevokedCert {
+                    serial_number: SerialNumber::new(s).unwrap(),
+                    revocation_date: Time::try_from(at(this)).unwrap(),
+                    crl_entry_extensions: None,
+                })
+                .collect(),
+        ),
+        crl_extensions: None,
+    };
+    let value = pkcs1v15::SigningKey::<Sha256>::new(key.clone())
+        .sign_with_rng(&mut rand::thread_rng(), &tbs.to_der().unwrap())
+        .to_vec();
+    CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: alg,
+        signature: BitString::from_bytes(&value).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}
+
+fn pem_crl(der: &[u8]) -> String {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    format!("-----BEGIN X509 CRL-----\n{b64}\n-----END X509 CRL-----\n")
+}
+
+/// A CA's CRL refuses the certificates it lists — leaf or intermediate
+/// CA — and, once past its nextUpdate, every certificate of that CA
+/// (status unknown); certificates of CAs without a CRL are not affected.
+#[test]
+fn a_revoked_certificate_and_a_stale_crl_are_refused() {
+    let key = alice_key();
+    let root = make(&Spec::ca("CN=Test Root", "CN=Test Root"), &key);
+    let sub = make(&Spec::ca("CN=Sub", "CN=Test Root"), &key);
+    // Every certificate `make` makes has serial 01 02.
+    let leaf = make(&Spec::leaf("CN=Partner", "CN=Test Root", Alg::Sha256), &key);
+    let below_sub = make(&Spec::leaf("CN=Far Partner", "CN=Sub", Alg::Sha256), &key);
+    let dir = tempfile::tempdir().unwrap();
+    let with = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        store(&[&root]).with_crl_files(vec![path], false, Duration::from_secs(60))
+    };
+
+    // Listed: refused, saying so (PEM and DER files alike).
+    let listed = crl(
+        "CN=Test Root",
+        &key,
+        &[&[0x01, 0x02]],
+        NOW - 10,
+        NOW + 86_400,
+    );
+    for trust in [
+        with("listed.pem", pem_crl(&listed).as_bytes()).unwrap(),
+        with("listed.der", &listed).unwrap(),
+    ] {
+        let m = untrusted(certs::check(&leaf, &[], &trust, at(NOW), false));
+        assert!(m.contains("revoked") && m.contains("0102"), "{m}");
+        // The intermediate CA has the same serial: revoked too, and with
+        // it everything below it.
+        let m = untrusted(certs::check(
+            &below_sub,
+            std::slice::from_ref(&sub),
+            &trust,
+            at(NOW),
+            false,
+        ));
+        assert!(m.contains("revoked") && m.contains("CN=Sub"), "{m}");
+        assert_eq!(trust.crls().unwrap().len(), 1);
+    }
+
+    // Not listed: accepted.
+    let other = crl(
+        "CN=Test Root",
+        &key,
+        &[&[0x09, 0x99]],
+        NOW - 10,
+        NOW + 86_400,
+    );
+    let trust = with("other.pem", pem_crl(&other).as_bytes()).unwrap();
+    assert!(certs::check(&leaf, &[], &trust, at(NOW), false).is_ok());
+    // Past its nextUpdate: the status is unknown, refused.
+    let m = untrusted(certs::check(
+        &leaf,
+        &[],
+        &trust,
+        at(NOW + 2 * 86_400),
+        false,
+    ));
+    assert!(
+        m.contains("unknown") && m.contains("due for renewal"),
+        "{m}"
+    );
+
+    // A CRL the CA did not sign (dave's key) is not taken at all.
+    let dave = RsaPrivateKey::from_pkcs8_pem(&read("demo-pki/dave_cipher_4096.key.pem")).unwrap();
+    let forged = crl("CN=Test Root", &dave, &[], NOW - 10, NOW + 86_400);
+    let e = with("forged.pem", pem_crl(&forged).as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("does not verify"), "{e}");
+    // Nor one of a CA that is not configured, nor something else.
+    let foreign = crl("CN=Elsewhere", &key, &[], NOW - 10, NOW + 86_400);
+    let e = with("foreign.pem", pem_crl(&foreign).as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("no CA certificate named"), "{e}");
+    assert!(with("junk.pem", b"not a crl").is_err());
+
+    // A CA without a CRL: its certificates are checked as before.
+    let other_root = make(&Spec::ca("CN=Other Root", "CN=Other Root"), &key);
+    let path = dir.path().join("listed.der");
+    let both = store(&[&root, &other_root])
+        .with_crl_files(vec![path], false, Duration::from_secs(60))
+        .unwrap();
+    let other_leaf = make(
+        &Spec::leaf("CN=Partner", "CN=Other Root", Alg::Sha256),
+        &key,
+    );
+    assert!(certs::check(&other_leaf, &[], &both, at(NOW), false).is_ok());
+}
+
+/// A replaced CRL file is read again on the next check after the refresh
+/// interval; a replacement that does not verify leaves the last good one
+/// in force.
+#[test]
+fn a_replaced_crl_file_is_taken_on_the_next_check() {
+    let key = alice_key();
+    let root = make(&Spec::ca("CN=Test Root", "CN=Test Root"), &key);
+    let leaf = make(&Spec::leaf("CN=Partner", "CN=Test Root", Alg::Sha256), &key);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("root.crl");
+    let clean = crl("CN=Test Root", &key, &[], NOW - 10, NOW + 86_400);
+    std::fs::write(&path, pem_crl(&clean)).unwrap();
+    let trust = store(&[&root])
+        .with_crl_files(vec![path.clone()], false, Duration::ZERO)
+        .unwrap();
+    assert!(certs::check(&leaf, &[], &trust, at(NOW), false).is_ok());
+
+    // The next day's CRL lists the leaf (a different size: noticed even
+    // within the file system's timestamp granularity).
+    let listed = crl("CN=Test Root", &key, &[&[0x01, 0x02]], NOW, NOW + 86_400);
+    std::fs::write(&path, pem_crl(&listed)).unwrap();
+    assert!(untrusted(certs::check(&leaf, &[], &trust, at(NOW), false)).contains("revoked"));
+
+    // A broken replacement: the revocation stays known.
+    std::fs::write(
+        &path,
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    assert!(untrusted(certs::check(&leaf, &[], &trust, at(NOW), false)).contains("revoked"));
+}

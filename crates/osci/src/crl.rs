@@ -1,0 +1,362 @@
+//! Revocation by certificate revocation lists (CRLs, RFC 5280 §5).
+//!
+//! A partner certificate that chains to a configured CA may still have
+//! been revoked (a lost key, a person who left). The CAs of the public
+//! administration's PKIs publish CRLs; the operator lists the files with
+//! `crls = [...]` next to `ca_certs` (a cron job or the PKI's tooling keeps
+//! them current). [`CrlSet`] holds them:
+//!
+//! * **Loading** parses every CRL (PEM `X509 CRL` blocks or DER) and
+//!   verifies its signature with the key of a configured CA whose subject
+//!   is the CRL's issuer; a CRL no configured CA signed is refused (at
+//!   `config check`, and a changed file that does not verify keeps the
+//!   last good set, with an error in the log).
+//! * **Checking** happens for every link of a chain
+//!   ([`crate::certs::check`]): when the child's issuing CA (same subject
+//!   and same key) has a CRL, the child's serial number must not be on
+//!   it, and the CA's newest CRL must not be past its `nextUpdate` — a
+//!   stale list cannot tell a revoked certificate from a good one, so the
+//!   certificate is refused ("revocation status unknown") rather than
+//!   trusted. CAs without a configured CRL are not checked for revocation
+//!   (the configuration decides, as with an empty trust store).
+//! * **Refreshing**: the files are looked at again (modification time and
+//!   size) at most every [`CrlSet::refresh_every`] when certificates are
+//!   checked; a replaced file is read and verified again. The checks run
+//!   on the blocking pool, where the few `stat` calls belong.
+//!
+//! OCSP is not spoken: it needs a responder on the network per CA, and
+//! the hub runs where such traffic is often not allowed; CRL files serve
+//! both cases.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use x509_cert::crl::CertificateList;
+use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
+use x509_cert::name::Name;
+
+/// A CRL whose signature verified.
+#[derive(Debug, Clone)]
+pub struct Crl {
+    /// The issuing CA's subject (DER equality with certificates' issuer).
+    pub(crate) issuer: Name,
+    /// The issuing CA's public key (SubjectPublicKeyInfo DER): a CRL
+    /// speaks only for certificates of the CA that signed it.
+    pub(crate) signer_spki: Vec<u8>,
+    /// Revoked serial numbers (content octets without a leading zero)
+    /// and when.
+    revoked: BTreeMap<Vec<u8>, SystemTime>,
+    pub this_update: SystemTime,
+    pub next_update: Option<SystemTime>,
+    /// Where it came from (for messages).
+    pub source: String,
+}
+
+/// Why a CRL is not taken.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CrlError {
+    #[error("{0}: not a CRL: {1}")]
+    Parse(String, String),
+    #[error("{0}: no configured CA certificate (ca_certs) signed this CRL of {1}: {2}")]
+    Unverified(String, String, String),
+    #[error("{0}: cannot read: {1}")]
+    Read(String, String),
+}
+
+/// Serial number content octets without the sign-keeping leading zero.
+pub(crate) fn serial_key(bytes: &[u8]) -> Vec<u8> {
+    match bytes {
+        [0, rest @ ..] if !rest.is_empty() => rest.to_vec(),
+        s => s.to_vec(),
+    }
+}
+
+/// The DER CRLs in `bytes`: PEM `X509 CRL` blocks, or one DER CRL.
+fn ders(source: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CrlError> {
+    let parse = |m: String| CrlError::Parse(source.to_owned(), m);
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(vec![bytes.to_vec()]);
+    };
+    if !text.contains("-----BEGIN X509 CRL-----") {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let mut out = Vec::new();
+    let mut block: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        match (&mut block, line) {
+            (None, "-----BEGIN X509 CRL-----") => block = Some(String::new()),
+            (Some(b64), "-----END X509 CRL-----") => {
+                out.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.as_bytes())
+                        .map_err(|e| parse(format!("PEM base64: {e}")))?,
+                );
+                block = None;
+            }
+            (Some(_), l) if l.starts_with("-----") => {
+                return Err(parse(format!("PEM: {l} inside a CRL")));
+            }
+            (Some(b64), l) => b64.push_str(l),
+            (None, _) => {}
+        }
+    }
+    if block.is_some() {
+        return Err(parse("PEM: a CRL without its end".into()));
+    }
+    Ok(out)
+}
+
+impl Crl {
+    /// Every CRL in `bytes` (see [`ders`]), each verified by one of
+    /// `cas` (DER certificates).
+    ///
+    /// # Errors
+    ///
+    /// See [`CrlError`].
+    pub(crate) fn load(
+        source: &str,
+        bytes: &[u8],
+        cas: &[crate::certs::Parsed],
+        allow_legacy: bool,
+    ) -> Result<Vec<Self>, CrlError> {
+        let parse = |m: String| CrlError::Parse(source.to_owned(), m);
+        let mut out = Vec::new();
+        for der in ders(source, bytes)? {
+            let list = CertificateList::from_der(&der).map_err(|e| parse(e.to_string()))?;
+            // CertificateList ::= SEQUENCE { tbsCertList, … }: the signed
+            // part is the first TLV inside the outer header.
+            let mut reader = SliceReader::new(&der).map_err(|e| parse(e.to_string()))?;
+            Header::decode(&mut reader).map_err(|e| parse(e.to_string()))?;
+            let tbs = reader.tlv_bytes().map_err(|e| parse(e.to_string()))?;
+            let tbs_list = &list.tbs_cert_list;
+            let issuer = tbs_list.issuer.clone();
+            if list.signature_algorithm != tbs_list.signature {
+                return Err(parse("it names two signature algorithms".into()));
+            }
+            let value = list
+                .signature
+                .as_bytes()
+                .ok_or_else(|| parse("a signature that is not whole bytes".into()))?;
+            let mut last = format!("no CA certificate named {issuer}");
+            let mut signer = None;
+            for ca in cas
+                .iter()
+                .filter(|c| c.cert.tbs_certificate.subject == issuer)
+            {
+                let key = match ca.rsa_key() {
+                    Ok(k) => k,
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                };
+                match crate::certs::verify_signature(
+                    &list.signature_algorithm,
+                    &key,
+                    tbs,
+                    value,
+                    allow_legacy,
+                    "the CRL",
+                ) {
+                    Ok(true) => {
+                        signer = Some(ca);
+                        break;
+                    }
+                    Ok(false) => {
+                        last = format!("the signature by {:?} does not verify", ca.subject())
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            let Some(ca) = signer else {
+                return Err(CrlError::Unverified(
+                    source.to_owned(),
+                    issuer.to_string(),
+                    last,
+                ));
+            };
+            let signer_spki = ca
+                .cert
+                .tbs_certificate
+                .subject_public_key_info
+                .to_der()
+                .map_err(|e| parse(e.to_string()))?;
+            let revoked = tbs_list
+                .revoked_certificates
+                .iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        serial_key(r.serial_number.as_bytes()),
+                        r.revocation_date.to_system_time(),
+                    )
+                })
+                .collect();
+            out.push(Self {
+                issuer,
+                signer_spki,
+                revoked,
+                this_update: tbs_list.this_update.to_system_time(),
+                next_update: tbs_list.next_update.map(|t| t.to_system_time()),
+                source: source.to_owned(),
+            });
+        }
+        if out.is_empty() {
+            return Err(parse("no CRL in it".into()));
+        }
+        Ok(out)
+    }
+}
+
+/// The configured CRL files, verified, and looked at again now and then
+/// (see the module docs).
+#[derive(Debug)]
+pub struct CrlSet {
+    files: Vec<PathBuf>,
+    cas: Vec<crate::certs::Parsed>,
+    allow_legacy: bool,
+    /// How often the files are looked at again (at most).
+    pub refresh_every: Duration,
+    state: Mutex<CrlState>,
+}
+
+#[derive(Debug)]
+struct CrlState {
+    checked: Instant,
+    /// Modification time and size per file, as last read.
+    seen: Vec<Option<(SystemTime, u64)>>,
+    lists: Arc<Vec<Crl>>,
+}
+
+fn stamp(p: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl CrlSet {
+    /// Read and verify `files` with the CAs `cas`.
+    ///
+    /// # Errors
+    ///
+    /// The first file that cannot be read or verified.
+    pub(crate) fn load(
+        files: Vec<PathBuf>,
+        cas: Vec<crate::certs::Parsed>,
+        allow_legacy: bool,
+        refresh_every: Duration,
+    ) -> Result<Self, CrlError> {
+        let seen = files.iter().map(|p| stamp(p)).collect();
+        let lists = Self::read(&files, &cas, allow_legacy)?;
+        Ok(Self {
+            files,
+            cas,
+            allow_legacy,
+            refresh_every,
+            state: Mutex::new(CrlState {
+                checked: Instant::now(),
+                seen,
+                lists: Arc::new(lists),
+            }),
+        })
+    }
+
+    fn read(
+        files: &[PathBuf],
+        cas: &[crate::certs::Parsed],
+        allow_legacy: bool,
+    ) -> Result<Vec<Crl>, CrlError> {
+        let mut lists = Vec::new();
+        for p in files {
+            let source = p.display().to_string();
+            let bytes =
+                std::fs::read(p).map_err(|e| CrlError::Read(source.clone(), e.to_string()))?;
+            lists.extend(Crl::load(&source, &bytes, cas, allow_legacy)?);
+        }
+        Ok(lists)
+    }
+
+    /// The lists in force, after looking at the files again if
+    /// [`Self::refresh_every`] has passed.
+    pub fn current(&self) -> Arc<Vec<Crl>> {
+        // (a panic while refreshing left the last good lists: keep them)
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.checked.elapsed() >= self.refresh_every {
+            state.checked = Instant::now();
+            let seen: Vec<_> = self.files.iter().map(|p| stamp(p)).collect();
+            if seen != state.seen {
+                match Self::read(&self.files, &self.cas, self.allow_legacy) {
+                    Ok(lists) => {
+                        tracing::info!(files = self.files.len(), "osci: CRLs read again");
+                        state.lists = Arc::new(lists);
+                        state.seen = seen;
+                    }
+                    Err(e) => {
+                        // The last good lists stay; a stale one refuses
+                        // certificates in time, with its name.
+                        tracing::error!(error = %e, "osci: a changed CRL file is not taken; the last good CRLs stay in force");
+                        state.seen = seen;
+                    }
+                }
+            }
+        }
+        state.lists.clone()
+    }
+
+    /// How many CRLs are in force.
+    pub fn len(&self) -> usize {
+        self.current().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The revocation status of `serial` (content octets) issued by the CA
+/// `issuer` with key `spki` at `now`: `Ok` when no CRL of that CA is
+/// configured or its newest does not list it and is current.
+pub(crate) fn status(
+    lists: &[Crl],
+    issuer: &Name,
+    spki: &[u8],
+    serial: &[u8],
+    subject: &str,
+    now: SystemTime,
+) -> Result<(), String> {
+    let serial = serial_key(serial);
+    let mut newest: Option<&Crl> = None;
+    for crl in lists
+        .iter()
+        .filter(|c| &c.issuer == issuer && c.signer_spki == spki)
+    {
+        if let Some(at) = crl.revoked.get(&serial) {
+            if *at <= now {
+                return Err(format!(
+                    "{subject:?} (serial {}) was revoked on {} (CRL {} of {issuer})",
+                    hex::encode(&serial),
+                    crate::message::timestamp(*at),
+                    crl.source
+                ));
+            }
+        }
+        if newest.is_none_or(|n| crl.this_update > n.this_update) {
+            newest = Some(crl);
+        }
+    }
+    match newest {
+        Some(crl) if crl.next_update.is_some_and(|next| next < now) => Err(format!(
+            "the revocation status of {subject:?} is unknown: the CRL of {issuer} ({}) was due for renewal on {}",
+            crl.source,
+            crl.next_update
+                .map(crate::message::timestamp)
+                .unwrap_or_default()
+        )),
+        _ => Ok(()),
+    }
+}
