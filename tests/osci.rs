@@ -1020,13 +1020,19 @@ async fn a_client_holds_at_most_its_quota_of_dialogs_and_message_ids() {
         .await
         .unwrap();
     alice.get_message_id().await.unwrap();
-    assert!(alice.get_message_id().await.is_err());
+    match alice.get_message_id().await {
+        Err(ClientError::Refused { code, text }) => {
+            assert_eq!(code, "9000", "{text}");
+            assert!(text.contains("max_unused_ids_per_client"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
     hub_b.shutdown().await.unwrap();
 }
 
 /// A small RSA PKI made with rcgen: "CN=Drehscheibe Test Root" (with the
 /// demo key `root_key`, alice's signature key in the tests) has issued new certificates for alice's two demo keys,
-/// and signs a CRL listing `revoked` serial numbers.
+/// and signs the CRLs of [`RevocationPki::crl`].
 struct RevocationPki {
     root_pem: String,
     cipher: KeyPair,
@@ -1107,9 +1113,10 @@ async fn a_revoked_client_certificate_is_refused_by_the_intermediary() {
     let dir = tempfile::tempdir().unwrap();
     let root_path = dir.path().join("root.pem");
     std::fs::write(&root_path, &ours.root_pem).unwrap();
-    let run = |revoked: Vec<u64>| {
-        let crl_path = dir.path().join(format!("root-{}.crl", revoked.len()));
-        std::fs::write(&crl_path, RevocationPki::crl(&root, &root_key, &revoked)).unwrap();
+    // Hub B's channels with our root among the CAs and `crl` as its CRL.
+    let with_crl = |crl: &str, name: &str| {
+        let crl_path = dir.path().join(name);
+        std::fs::write(&crl_path, crl).unwrap();
         let b_port = free_port();
         let channels = b_channels(b_port, "150 MB", false).replace(
             "ca_certs = [",
@@ -1134,7 +1141,10 @@ async fn a_revoked_client_certificate_is_refused_by_the_intermediary() {
     };
 
     for (revoked, refused) in [(vec![0x0999], false), (vec![ours.signature_serial], true)] {
-        let (b_port, channels) = run(revoked);
+        let (b_port, channels) = with_crl(
+            &RevocationPki::crl(&root, &root_key, &revoked),
+            &format!("root-{}.crl", revoked[0]),
+        );
         assert!(channels.contains("crls = ["), "{channels}");
         let cfg = TestConfig::write(&format!("127.0.0.1:{b_port}"), &channels, &[]);
         let hub = start(&cfg.main).await.unwrap();
@@ -1161,16 +1171,9 @@ async fn a_revoked_client_certificate_is_refused_by_the_intermediary() {
     // A CRL under the root's name, signed by another key (dave's):
     // refused at start.
     let (_, other_root, other_key) = RevocationPki::new("dave_signature_4096");
-    let forged = dir.path().join("forged.crl");
-    std::fs::write(&forged, RevocationPki::crl(&other_root, &other_key, &[])).unwrap();
-    let b_port = free_port();
-    let channels = b_channels(b_port, "150 MB", false).replace(
-        "ca_certs = [",
-        &format!(
-            "crls = [\"{}\"]\nca_certs = [\"{}\", ",
-            forged.display(),
-            root_path.display()
-        ),
+    let (b_port, channels) = with_crl(
+        &RevocationPki::crl(&other_root, &other_key, &[]),
+        "forged.crl",
     );
     let cfg = TestConfig::write(&format!("127.0.0.1:{b_port}"), &channels, &[]);
     let err = format!(

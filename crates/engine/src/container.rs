@@ -100,7 +100,9 @@ impl Hub {
         let Some(largest) = sizes.iter().map(|(_, s)| *s).max() else {
             return Ok(Ok(None));
         };
-        let held: u64 = sizes.iter().map(|(_, s)| *s).sum();
+        let held = sizes
+            .iter()
+            .fold(0u64, |sum, (_, s)| sum.saturating_add(*s));
         let need = memory_units(held.saturating_add(largest));
         let keep = memory_units(held);
         let total = memory_units(self.settings.document_memory);
@@ -125,11 +127,10 @@ impl Hub {
         )
         .await
         else {
-            return Ok(Err(dead(
-                plan,
-                &targets,
+            // Only while shutting down: the route job runs again later.
+            return Err(StoreError::Backend(
                 "the hub's memory budget is closed (shutting down)".into(),
-            )));
+            ));
         };
         let mut packed = Vec::new();
         for &(i, size) in &sizes {
@@ -154,9 +155,7 @@ impl Hub {
             }
         }
         // The parts are gone; the zips stay reserved.
-        if let Some(spare) = memory.split(need.saturating_sub(keep)) {
-            drop(spare);
-        }
+        drop(memory.split(need.saturating_sub(keep)));
         Ok(Ok(Some(memory)))
     }
 

@@ -233,7 +233,9 @@ impl Parsed {
             .map_err(|e| format!("the key of {:?} is not RSA: {e}", self.subject()))
     }
 
-    fn extension<T: AssociatedOid + for<'a> Decode<'a>>(&self) -> Result<Option<T>, String> {
+    pub(crate) fn extension<T: AssociatedOid + for<'a> Decode<'a>>(
+        &self,
+    ) -> Result<Option<T>, String> {
         let Some(ext) = self
             .cert
             .tbs_certificate
@@ -283,32 +285,42 @@ pub fn info(der: &[u8]) -> Result<CertInfo, CertError> {
 /// [`CertError::Parse`]: no certificate, a block without its end, bad
 /// base64.
 pub fn certificates_from_pem(pem: &str) -> Result<Vec<Vec<u8>>, CertError> {
+    let out = pem_blocks(pem, "CERTIFICATE").map_err(|e| CertError::Parse(format!("PEM: {e}")))?;
+    if out.is_empty() {
+        return Err(CertError::Parse("PEM: no CERTIFICATE block".into()));
+    }
+    Ok(out)
+}
+
+/// The DER of every `label` block of a PEM text, in order (other blocks
+/// and text around them are skipped); errors say what is wrong.
+pub(crate) fn pem_blocks(pem: &str, label: &str) -> Result<Vec<Vec<u8>>, String> {
+    let (begin, end) = (
+        format!("-----BEGIN {label}-----"),
+        format!("-----END {label}-----"),
+    );
     let mut out = Vec::new();
     let mut block: Option<String> = None;
     for line in pem.lines().map(str::trim) {
-        match (&mut block, line) {
-            (None, "-----BEGIN CERTIFICATE-----") => block = Some(String::new()),
-            (Some(b64), "-----END CERTIFICATE-----") => {
-                let der = base64::engine::general_purpose::STANDARD
-                    .decode(b64.as_bytes())
-                    .map_err(|e| CertError::Parse(format!("PEM base64: {e}")))?;
-                out.push(der);
+        match &mut block {
+            None if line == begin => block = Some(String::new()),
+            None => {}
+            Some(b64) if line == end => {
+                out.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.as_bytes())
+                        .map_err(|e| format!("base64: {e}"))?,
+                );
                 block = None;
             }
-            (Some(_), l) if l.starts_with("-----") => {
-                return Err(CertError::Parse(format!("PEM: {l} inside a certificate")));
+            Some(_) if line.starts_with("-----") => {
+                return Err(format!("{line} inside a {label} block"));
             }
-            (Some(b64), l) => b64.push_str(l),
-            (None, _) => {}
+            Some(b64) => b64.push_str(line),
         }
     }
     if block.is_some() {
-        return Err(CertError::Parse(
-            "PEM: a certificate without its end".into(),
-        ));
-    }
-    if out.is_empty() {
-        return Err(CertError::Parse("PEM: no CERTIFICATE block".into()));
+        return Err(format!("a {label} block without its end"));
     }
     Ok(out)
 }
@@ -426,8 +438,25 @@ pub fn check(
     let mut visited = vec![leaf.der.as_slice()];
     search
         .up(&leaf, 1, &mut visited)
-        .map_err(CertError::Untrusted)?;
+        .map_err(|e| CertError::Untrusted(e.reason()))?;
     Ok(info)
+}
+
+/// Why a step of a path failed.
+enum Step {
+    /// `ca` is not (or may not be) the issuer.
+    NotThis(String),
+    /// `ca` issued the certificate, which is revoked or whose revocation
+    /// status is unknown.
+    Refused(String),
+}
+
+impl Step {
+    fn reason(self) -> String {
+        match self {
+            Step::NotThis(m) | Step::Refused(m) => m,
+        }
+    }
 }
 
 struct Search<'a> {
@@ -442,12 +471,23 @@ struct Search<'a> {
 impl<'a> Search<'a> {
     /// Find an issuer for `child`, the `len`th certificate of the path
     /// (the leaf is the first), and go on up to an anchor.
-    fn up(&self, child: &Parsed, len: usize, visited: &mut Vec<&'a [u8]>) -> Result<(), String> {
+    ///
+    /// The error is the reason of the last path tried — unless a path
+    /// got as far as a CA that did sign and then refused (revoked, status
+    /// unknown): that reason is kept over a later "not this CA".
+    fn up(&self, child: &Parsed, len: usize, visited: &mut Vec<&'a [u8]>) -> Result<(), Step> {
         if len >= MAX_CHAIN {
-            return Err(format!("no anchor within {MAX_CHAIN} certificates"));
+            return Err(Step::NotThis(format!(
+                "no anchor within {MAX_CHAIN} certificates"
+            )));
         }
         let issuer = &child.cert.tbs_certificate.issuer;
-        let mut last = format!("no CA certificate named {issuer}");
+        let mut last = Step::NotThis(format!("no CA certificate named {issuer}"));
+        let keep = |e: Step, last: &mut Step| {
+            if matches!(e, Step::Refused(_)) || matches!(last, Step::NotThis(_)) {
+                *last = e;
+            }
+        };
         // Intermediate CAs between this issuer and the leaf.
         let below = len - 1;
         for anchor in self
@@ -457,7 +497,7 @@ impl<'a> Search<'a> {
         {
             match self.issued_by(child, anchor, below) {
                 Ok(()) => return Ok(()),
-                Err(e) => last = e,
+                Err(e) => keep(e, &mut last),
             }
         }
         for ca in self
@@ -469,13 +509,13 @@ impl<'a> Search<'a> {
                 continue;
             }
             if let Err(e) = self.issued_by(child, ca, below) {
-                last = e;
+                keep(e, &mut last);
                 continue;
             }
             visited.push(ca.der.as_slice());
             match self.up(ca, len + 1, visited) {
                 Ok(()) => return Ok(()),
-                Err(e) => last = e,
+                Err(e) => keep(e, &mut last),
             }
             visited.pop();
         }
@@ -483,8 +523,30 @@ impl<'a> Search<'a> {
     }
 
     /// Whether `ca` (with `below` intermediate CAs under it on this path)
-    /// may have issued `child` and did.
-    fn issued_by(&self, child: &Parsed, ca: &Parsed, below: usize) -> Result<(), String> {
+    /// may have issued `child` and did, and `child` is not revoked.
+    fn issued_by(&self, child: &Parsed, ca: &Parsed, below: usize) -> Result<(), Step> {
+        self.signed_by(child, ca, below).map_err(Step::NotThis)?;
+        if self.crls.is_empty() {
+            return Ok(());
+        }
+        let tbs = &ca.cert.tbs_certificate;
+        let spki = tbs
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| Step::NotThis(e.to_string()))?;
+        crate::crl::status(
+            self.crls,
+            &tbs.subject,
+            &spki,
+            child.cert.tbs_certificate.serial_number.as_bytes(),
+            &child.subject(),
+            self.now,
+        )
+        .map_err(Step::Refused)
+    }
+
+    /// Whether `ca` may have issued `child` and did.
+    fn signed_by(&self, child: &Parsed, ca: &Parsed, below: usize) -> Result<(), String> {
         let name = ca.subject();
         ca.within_validity(self.now).map_err(|e| e.to_string())?;
         match ca.extension::<BasicConstraints>()? {
@@ -504,22 +566,7 @@ impl<'a> Search<'a> {
         }
         let key = ca.rsa_key()?;
         if self.signature_verifies(child, &key)? {
-            if self.crls.is_empty() {
-                return Ok(());
-            }
-            let tbs = &ca.cert.tbs_certificate;
-            let spki = tbs
-                .subject_public_key_info
-                .to_der()
-                .map_err(|e| e.to_string())?;
-            crate::crl::status(
-                self.crls,
-                &tbs.subject,
-                &spki,
-                child.cert.tbs_certificate.serial_number.as_bytes(),
-                &child.subject(),
-                self.now,
-            )
+            Ok(())
         } else {
             Err(format!(
                 "the signature of {:?} by {name:?} does not verify",

@@ -253,7 +253,7 @@ impl Client {
         let me = self.clone();
         let outer = tokio::task::spawn_blocking(move || me.write_request(req))
             .await
-            .map_err(|e| ClientError::Request(format!("request task: {e}")))??;
+            .map_err(|e| ClientError::Transport(format!("request task: {e}")))??;
         let s = &self.settings;
         let resp = self
             .http
@@ -283,7 +283,7 @@ impl Client {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.read_response(&body, challenge))
             .await
-            .map_err(|e| ClientError::Request(format!("response task: {e}")))?
+            .map_err(|e| ClientError::Transport(format!("response task: {e}")))?
     }
 
     /// The request on the wire: written, signed, transport-encrypted.
@@ -562,7 +562,7 @@ impl Client {
             let (contents, to) = (contents.to_vec(), addressee.to_vec());
             tokio::task::spawn_blocking(move || me.content_package(&contents, &to, encrypt))
                 .await
-                .map_err(|e| ClientError::Request(format!("content task: {e}")))??
+                .map_err(|e| ClientError::Transport(format!("content task: {e}")))??
         };
         let mut order = format!("<osci:MessageId>{}</osci:MessageId>", escape(message_id));
         if let Some(s) = subject {
@@ -723,7 +723,7 @@ impl Client {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.read_fetched(inner))
             .await
-            .map_err(|e| ClientError::Request(format!("fetch task: {e}")))?
+            .map_err(|e| ClientError::Transport(format!("fetch task: {e}")))?
     }
 
     /// What a ResponseToFetchDelivery holds (its inner message `inner`):

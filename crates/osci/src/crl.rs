@@ -8,17 +8,24 @@
 //!
 //! * **Loading** parses every CRL (PEM `X509 CRL` blocks or DER) and
 //!   verifies its signature with the key of a configured CA whose subject
-//!   is the CRL's issuer; a CRL no configured CA signed is refused (at
-//!   `config check`, and a changed file that does not verify keeps the
-//!   last good set, with an error in the log).
+//!   is the CRL's issuer (and whose keyUsage, if it has one, allows
+//!   `cRLSign`); a CRL no configured CA signed is refused (at `config
+//!   check`, and a changed file that does not verify keeps the last good
+//!   set, with an error in the log). Only complete lists are taken: a CRL
+//!   without `nextUpdate`, a partitioned (issuingDistributionPoint) or
+//!   delta CRL, or one with a critical extension (an indirect CRL's
+//!   `certificateIssuer`, say) is refused.
 //! * **Checking** happens for every link of a chain
 //!   ([`crate::certs::check`]): when the child's issuing CA (same subject
 //!   and same key) has a CRL, the child's serial number must not be on
-//!   it, and the CA's newest CRL must not be past its `nextUpdate` — a
-//!   stale list cannot tell a revoked certificate from a good one, so the
-//!   certificate is refused ("revocation status unknown") rather than
-//!   trusted. CAs without a configured CRL are not checked for revocation
-//!   (the configuration decides, as with an empty trust store).
+//!   it (whatever revocation date it gives), and the CA's newest CRL must
+//!   not be past its `nextUpdate` — a stale list cannot tell a revoked
+//!   certificate from a good one, so the certificate is refused
+//!   ("revocation status unknown") rather than trusted. So is a
+//!   certificate of a CA whose CRLs are all signed with another key (a
+//!   re-keyed CA). CAs without a configured CRL are not checked for
+//!   revocation (the configuration decides, as with an empty trust
+//!   store).
 //! * **Refreshing**: the files are looked at again (modification time and
 //!   size) at most every [`CrlSet::refresh_every`] when certificates are
 //!   checked; a replaced file is read and verified again. The checks run
@@ -33,9 +40,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use base64::Engine;
 use x509_cert::crl::CertificateList;
 use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
+use x509_cert::ext::pkix::KeyUsage;
 use x509_cert::name::Name;
 
 /// A CRL whose signature verified.
@@ -46,11 +53,11 @@ pub struct Crl {
     /// The issuing CA's public key (SubjectPublicKeyInfo DER): a CRL
     /// speaks only for certificates of the CA that signed it.
     pub(crate) signer_spki: Vec<u8>,
-    /// Revoked serial numbers (content octets without a leading zero)
-    /// and when.
+    /// Revoked serial numbers (the INTEGER's content octets, as in the
+    /// certificates) and when.
     revoked: BTreeMap<Vec<u8>, SystemTime>,
     pub this_update: SystemTime,
-    pub next_update: Option<SystemTime>,
+    pub next_update: SystemTime,
     /// Where it came from (for messages).
     pub source: String,
 }
@@ -66,12 +73,38 @@ pub enum CrlError {
     Read(String, String),
 }
 
-/// Serial number content octets without the sign-keeping leading zero.
-pub(crate) fn serial_key(bytes: &[u8]) -> Vec<u8> {
-    match bytes {
-        [0, rest @ ..] if !rest.is_empty() => rest.to_vec(),
-        s => s.to_vec(),
+/// `issuingDistributionPoint`: a CRL for part of a CA's certificates.
+const ISSUING_DISTRIBUTION_POINT: &str = "2.5.29.28";
+/// `deltaCRLIndicator`: only the changes since a base CRL.
+const DELTA_CRL_INDICATOR: &str = "2.5.29.27";
+
+/// A CRL that does not list *all* revoked certificates of its issuer
+/// (partitioned, delta, indirect) or has a critical extension this
+/// module does not process cannot be used as the CA's complete list
+/// (RFC 5280 §5.2, §5.3): refused, naming the extension.
+fn check_extensions(crl: &CertificateList) -> Result<(), String> {
+    let tbs = &crl.tbs_cert_list;
+    for e in tbs.crl_extensions.iter().flatten() {
+        let oid = e.extn_id.to_string();
+        if oid == ISSUING_DISTRIBUTION_POINT || oid == DELTA_CRL_INDICATOR {
+            return Err(format!(
+                "extension {oid}: a partitioned or delta CRL is not the CA's complete list"
+            ));
+        }
+        if e.critical {
+            return Err(format!("critical CRL extension {oid} is not understood"));
+        }
     }
+    for r in tbs.revoked_certificates.iter().flatten() {
+        if let Some(e) = r.crl_entry_extensions.iter().flatten().find(|e| e.critical) {
+            // e.g. certificateIssuer (2.5.29.29) of an indirect CRL
+            return Err(format!(
+                "critical entry extension {} is not understood",
+                e.extn_id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The DER CRLs in `bytes`: PEM `X509 CRL` blocks, or one DER CRL.
@@ -83,30 +116,7 @@ fn ders(source: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CrlError> {
     if !text.contains("-----BEGIN X509 CRL-----") {
         return Ok(vec![bytes.to_vec()]);
     }
-    let mut out = Vec::new();
-    let mut block: Option<String> = None;
-    for line in text.lines().map(str::trim) {
-        match (&mut block, line) {
-            (None, "-----BEGIN X509 CRL-----") => block = Some(String::new()),
-            (Some(b64), "-----END X509 CRL-----") => {
-                out.push(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b64.as_bytes())
-                        .map_err(|e| parse(format!("PEM base64: {e}")))?,
-                );
-                block = None;
-            }
-            (Some(_), l) if l.starts_with("-----") => {
-                return Err(parse(format!("PEM: {l} inside a CRL")));
-            }
-            (Some(b64), l) => b64.push_str(l),
-            (None, _) => {}
-        }
-    }
-    if block.is_some() {
-        return Err(parse("PEM: a CRL without its end".into()));
-    }
-    Ok(out)
+    crate::certs::pem_blocks(text, "X509 CRL").map_err(|e| parse(format!("PEM: {e}")))
 }
 
 impl Crl {
@@ -131,8 +141,14 @@ impl Crl {
             let mut reader = SliceReader::new(&der).map_err(|e| parse(e.to_string()))?;
             Header::decode(&mut reader).map_err(|e| parse(e.to_string()))?;
             let tbs = reader.tlv_bytes().map_err(|e| parse(e.to_string()))?;
+            check_extensions(&list).map_err(&parse)?;
             let tbs_list = &list.tbs_cert_list;
             let issuer = tbs_list.issuer.clone();
+            let Some(next_update) = tbs_list.next_update else {
+                return Err(parse(
+                    "it has no nextUpdate, so it cannot tell when it is out of date".into(),
+                ));
+            };
             if list.signature_algorithm != tbs_list.signature {
                 return Err(parse("it names two signature algorithms".into()));
             }
@@ -146,6 +162,12 @@ impl Crl {
                 .iter()
                 .filter(|c| c.cert.tbs_certificate.subject == issuer)
             {
+                if let Ok(Some(usage)) = ca.extension::<KeyUsage>() {
+                    if !usage.crl_sign() {
+                        last = format!("{:?} may not sign CRLs (keyUsage)", ca.subject());
+                        continue;
+                    }
+                }
                 let key = match ca.rsa_key() {
                     Ok(k) => k,
                     Err(e) => {
@@ -190,7 +212,7 @@ impl Crl {
                 .flatten()
                 .map(|r| {
                     (
-                        serial_key(r.serial_number.as_bytes()),
+                        r.serial_number.as_bytes().to_vec(),
                         r.revocation_date.to_system_time(),
                     )
                 })
@@ -200,7 +222,7 @@ impl Crl {
                 signer_spki,
                 revoked,
                 this_update: tbs_list.this_update.to_system_time(),
-                next_update: tbs_list.next_update.map(|t| t.to_system_time()),
+                next_update: next_update.to_system_time(),
                 source: source.to_owned(),
             });
         }
@@ -226,6 +248,8 @@ pub struct CrlSet {
 #[derive(Debug)]
 struct CrlState {
     checked: Instant,
+    /// A check is reading the files (the others use the lists in force).
+    refreshing: bool,
     /// Modification time and size per file, as last read.
     seen: Vec<Option<(SystemTime, u64)>>,
     lists: Arc<Vec<Crl>>,
@@ -257,6 +281,7 @@ impl CrlSet {
             refresh_every,
             state: Mutex::new(CrlState {
                 checked: Instant::now(),
+                refreshing: false,
                 seen,
                 lists: Arc::new(lists),
             }),
@@ -279,30 +304,44 @@ impl CrlSet {
     }
 
     /// The lists in force, after looking at the files again if
-    /// [`Self::refresh_every`] has passed.
+    /// [`Self::refresh_every`] has passed. A changed file is read and
+    /// verified outside the lock: meanwhile other checks use the lists in
+    /// force.
     pub fn current(&self) -> Arc<Vec<Crl>> {
-        // (a panic while refreshing left the last good lists: keep them)
+        let seen = {
+            // (a panic elsewhere cannot leave the lists half changed:
+            // they are swapped whole)
+            let mut state = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if state.refreshing || state.checked.elapsed() < self.refresh_every {
+                return state.lists.clone();
+            }
+            state.checked = Instant::now();
+            let seen: Vec<_> = self.files.iter().map(|p| stamp(p)).collect();
+            if seen == state.seen {
+                return state.lists.clone();
+            }
+            state.refreshing = true;
+            seen
+        };
+        let read = Self::read(&self.files, &self.cas, self.allow_legacy);
         let mut state = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if state.checked.elapsed() >= self.refresh_every {
-            state.checked = Instant::now();
-            let seen: Vec<_> = self.files.iter().map(|p| stamp(p)).collect();
-            if seen != state.seen {
-                match Self::read(&self.files, &self.cas, self.allow_legacy) {
-                    Ok(lists) => {
-                        tracing::info!(files = self.files.len(), "osci: CRLs read again");
-                        state.lists = Arc::new(lists);
-                        state.seen = seen;
-                    }
-                    Err(e) => {
-                        // The last good lists stay; a stale one refuses
-                        // certificates in time, with its name.
-                        tracing::error!(error = %e, "osci: a changed CRL file is not taken; the last good CRLs stay in force");
-                        state.seen = seen;
-                    }
-                }
+        state.refreshing = false;
+        state.seen = seen;
+        match read {
+            Ok(lists) => {
+                tracing::info!(files = self.files.len(), "osci: CRLs read again");
+                state.lists = Arc::new(lists);
+            }
+            // The last good lists stay; a stale one refuses certificates
+            // in time, with its name.
+            Err(e) => {
+                tracing::error!(error = %e, "osci: a changed CRL file is not taken; the last good CRLs stay in force");
             }
         }
         state.lists.clone()
@@ -318,9 +357,10 @@ impl CrlSet {
     }
 }
 
-/// The revocation status of `serial` (content octets) issued by the CA
-/// `issuer` with key `spki` at `now`: `Ok` when no CRL of that CA is
-/// configured or its newest does not list it and is current.
+/// The revocation status of `serial` (the INTEGER's content octets)
+/// issued by the CA `issuer` with key `spki` at `now`: `Ok` when no CRL
+/// under that CA's name is configured, or the newest CRL of that CA does
+/// not list it and is current.
 pub(crate) fn status(
     lists: &[Crl],
     issuer: &Name,
@@ -329,33 +369,36 @@ pub(crate) fn status(
     subject: &str,
     now: SystemTime,
 ) -> Result<(), String> {
-    let serial = serial_key(serial);
+    let mut named = false;
     let mut newest: Option<&Crl> = None;
-    for crl in lists
-        .iter()
-        .filter(|c| &c.issuer == issuer && c.signer_spki == spki)
-    {
-        if let Some(at) = crl.revoked.get(&serial) {
-            if *at <= now {
-                return Err(format!(
-                    "{subject:?} (serial {}) was revoked on {} (CRL {} of {issuer})",
-                    hex::encode(&serial),
-                    crate::message::timestamp(*at),
-                    crl.source
-                ));
-            }
+    for crl in lists.iter().filter(|c| &c.issuer == issuer) {
+        named = true;
+        if crl.signer_spki != spki {
+            continue;
+        }
+        // Listed is revoked, whatever date the CA gave.
+        if let Some(at) = crl.revoked.get(serial) {
+            return Err(format!(
+                "{subject:?} (serial {}) was revoked on {} (CRL {} of {issuer})",
+                hex::encode(serial),
+                crate::message::timestamp(*at),
+                crl.source
+            ));
         }
         if newest.is_none_or(|n| crl.this_update > n.this_update) {
             newest = Some(crl);
         }
     }
     match newest {
-        Some(crl) if crl.next_update.is_some_and(|next| next < now) => Err(format!(
+        // The CA has CRLs, but none signed with the key that issued this
+        // certificate (a re-keyed CA): nothing speaks for it.
+        None if named => Err(format!(
+            "the revocation status of {subject:?} is unknown: the CRLs of {issuer} are signed with another key than the one that issued it"
+        )),
+        Some(crl) if crl.next_update < now => Err(format!(
             "the revocation status of {subject:?} is unknown: the CRL of {issuer} ({}) was due for renewal on {}",
             crl.source,
-            crl.next_update
-                .map(crate::message::timestamp)
-                .unwrap_or_default()
+            crate::message::timestamp(crl.next_update)
         )),
         _ => Ok(()),
     }

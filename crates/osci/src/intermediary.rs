@@ -204,8 +204,9 @@ struct Checked<'i> {
     certs: Certificates,
     control: ControlBlock,
     order: ElementRef<'i>,
-    /// SHA-256 of the sender's signature certificate (of its cipher
-    /// certificate when unsigned requests are allowed).
+    /// SHA-256 of the sender's signature certificate (`unsigned:` and
+    /// that of its cipher certificate when unsigned requests are
+    /// allowed).
     client: String,
     /// The sender's cipher certificate (responses are encrypted for it).
     client_cipher: Vec<u8>,
@@ -319,7 +320,10 @@ impl Intermediary {
                 )
             }
         };
-        let client = signer.unwrap_or_else(|| sha256_hex(&client_cipher));
+        // (unsigned requests, where allowed, are told apart by the cipher
+        // certificate they carry — public, so they share one quota)
+        let client = signer
+            .unwrap_or_else(|| format!("{}{}", crate::state::UNSIGNED, sha256_hex(&client_cipher)));
         let answer = match self
             .process(&inner, &inner_bytes, certs, client, client_cipher.clone())
             .await
@@ -538,7 +542,7 @@ impl Intermediary {
                 refuse(
                     "9000",
                     format!(
-                        "this client has {} dialogs open, the most the Intermediär allows (max_dialogs_per_client): end one with ExitDialog or wait for the dialog timeout",
+                        "this client has {} dialogs open, the most the Intermediär allows (max_dialogs_per_client): end one with ExitDialog, or wait for the dialog timeout (a timed-out dialog is given back within a minute)",
                         self.settings.quota.dialogs
                     ),
                 )
@@ -567,6 +571,13 @@ impl Intermediary {
     }
 
     async fn get_message_id(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
+        // The quota first: a refusal after the dialog moved on would leave
+        // the client without the challenge it needs for the next request.
+        // (`issue_id` checks again where it counts.)
+        let (_, unused) = self.state.quota_used(&c.client).await.map_err(internal)?;
+        if unused >= self.settings.quota.unused_ids {
+            return Err(self.ids_quota_refusal());
+        }
         let control = self.single_or_dialog(c, now).await?;
         let mut raw = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
@@ -588,13 +599,7 @@ impl Intermediary {
             .await
             .map_err(internal)?;
         if !issued {
-            return Err(refuse(
-                "9000",
-                format!(
-                    "this client holds {} message ids it has not used, the most the Intermediär allows (max_unused_ids_per_client): use them in StoreDelivery, or wait until unused ids expire after a day",
-                    self.settings.quota.unused_ids
-                ),
-            ));
+            return Err(self.ids_quota_refusal());
         }
         let feedback = if control.challenge.is_some() {
             "0801"
@@ -613,6 +618,16 @@ impl Intermediary {
             ),
             attachments: Vec::new(),
         })
+    }
+
+    fn ids_quota_refusal(&self) -> Refusal {
+        refuse(
+            "9000",
+            format!(
+                "this client holds {} message ids it has not used, the most the Intermediär allows (max_unused_ids_per_client): use them in StoreDelivery, or wait until unused ids expire after a day",
+                self.settings.quota.unused_ids
+            ),
+        )
     }
 
     async fn store_delivery(

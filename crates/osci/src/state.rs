@@ -238,14 +238,34 @@ pub struct Quota {
     pub unused_ids: u64,
 }
 
+/// How a client that does not sign its requests is named: this prefix,
+/// then the SHA-256 of its cipher certificate. All such clients share one
+/// quota: a cipher certificate is public, so anyone could use up the
+/// quota of another's.
+pub const UNSIGNED: &str = "unsigned:";
+
 /// Key of a client's quota counters.
 fn quota_key(client: &str) -> Vec<u8> {
-    key(b'u', &[client.as_bytes()])
+    if client.starts_with(UNSIGNED) {
+        key(b'u', &[UNSIGNED.as_bytes()])
+    } else {
+        key(b'u', &[client.as_bytes()])
+    }
+}
+
+/// `(open dialogs, unused ids)` of a `u` record. A record that does not
+/// read counts as none (logged), so that one bad record stops neither the
+/// client nor the sweep; the next change writes it anew.
+fn quota_of(v: Option<&Bytes>) -> (u64, u64) {
+    counters(v).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "osci: a client's quota record is corrupt; counted as empty");
+        (0, 0)
+    })
 }
 
 /// `(open dialogs, unused ids)` of `client` in `tx`.
 async fn quota_counts(tx: &mut StateTx<'_>, client: &str) -> Result<(u64, u64), StoreError> {
-    counters(tx.get(&quota_key(client)).await?.as_ref())
+    Ok(quota_of(tx.get(&quota_key(client)).await?.as_ref()))
 }
 
 /// Add `dialogs` and `ids` (either may be negative) to `client`'s counts
@@ -257,6 +277,16 @@ async fn quota_add(
     ids: i64,
 ) -> Result<(), StoreError> {
     let (d, i) = quota_counts(tx, client).await?;
+    if d.checked_add_signed(dialogs).is_none() || i.checked_add_signed(ids).is_none() {
+        // Only dialogs and ids from before the counters (or a bug) get
+        // here; the count stays at 0.
+        tracing::warn!(
+            client,
+            dialogs,
+            ids,
+            "osci: a client's quota count would go below 0"
+        );
+    }
     let d = d.saturating_add_signed(dialogs);
     let i = i.saturating_add_signed(ids);
     let k = quota_key(client);
@@ -361,9 +391,7 @@ impl IntermediaryState {
     ///
     /// The store failed.
     pub async fn quota_used(&self, client: &str) -> Result<(u64, u64), StateError> {
-        Ok(counters(
-            self.space.get(&quota_key(client)).await?.as_ref(),
-        )?)
+        Ok(quota_of(self.space.get(&quota_key(client)).await?.as_ref()))
     }
 
     /// A dialog, `None` if unknown.

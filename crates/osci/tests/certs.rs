@@ -210,8 +210,10 @@ struct Spec<'a> {
     alg: Alg,
     /// `Some((cA, pathLenConstraint))`: a basicConstraints extension.
     basic: Option<(bool, Option<u8>)>,
-    /// `Some(keyCertSign)`: a keyUsage extension.
+    /// `Some(keyCertSign)`: a keyUsage extension (with cRLSign unless
+    /// `no_crl_sign`).
     cert_sign: Option<bool>,
+    no_crl_sign: bool,
     valid: (u64, u64),
 }
 
@@ -223,6 +225,7 @@ impl<'a> Spec<'a> {
             alg: Alg::Sha256,
             basic: Some((true, None)),
             cert_sign: Some(true),
+            no_crl_sign: false,
             valid: (1_577_836_800, 2_208_988_800),
         }
     }
@@ -268,12 +271,12 @@ fn make(spec: &Spec<'_>, key: &RsaPrivateKey) -> Vec<u8> {
         }));
     }
     if let Some(sign) = spec.cert_sign {
-        let usage = if sign {
-            KeyUsages::KeyCertSign
-        } else {
-            KeyUsages::DigitalSignature
+        let usage = match (sign, spec.no_crl_sign) {
+            (true, false) => KeyUsages::KeyCertSign | KeyUsages::CRLSign,
+            (true, true) => KeyUsages::KeyCertSign.into(),
+            (false, _) => KeyUsages::DigitalSignature.into(),
         };
-        extensions.push(extension(&KeyUsage(usage.into())));
+        extensions.push(extension(&KeyUsage(usage)));
     }
     let spki = SubjectPublicKeyInfoOwned::from_der(
         key.to_public_key().to_public_key_der().unwrap().as_bytes(),
@@ -516,6 +519,19 @@ fn feedback_codes_follow_the_reference_library() {
 /// A v2 CRL by `issuer`, signed with `key`, listing `revoked` serials,
 /// issued at `this` and due again at `next`.
 fn crl(issuer: &str, key: &RsaPrivateKey, revoked: &[&[u8]], this: u64, next: u64) -> Vec<u8> {
+    crl_with(issuer, key, revoked, (this, Some(next)), None, None)
+}
+
+/// As [`crl`], with CRL extensions `ext`, entry extensions `entry_ext` on
+/// every entry, and perhaps no nextUpdate.
+fn crl_with(
+    issuer: &str,
+    key: &RsaPrivateKey,
+    revoked: &[&[u8]],
+    (this, next): (u64, Option<u64>),
+    ext: Option<Vec<Extension>>,
+    entry_ext: Option<Vec<Extension>>,
+) -> Vec<u8> {
     use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
     let alg = AlgorithmIdentifierOwned {
         oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
@@ -526,18 +542,18 @@ fn crl(issuer: &str, key: &RsaPrivateKey, revoked: &[&[u8]], this: u64, next: u6
         signature: alg.clone(),
         issuer: Name::from_str(issuer).unwrap(),
         this_update: Time::try_from(at(this)).unwrap(),
-        next_update: Some(Time::try_from(at(next)).unwrap()),
+        next_update: next.map(|n| Time::try_from(at(n)).unwrap()),
         revoked_certificates: Some(
             revoked
                 .iter()
                 .map(|s| RevokedCert {
                     serial_number: SerialNumber::new(s).unwrap(),
                     revocation_date: Time::try_from(at(this)).unwrap(),
-                    crl_entry_extensions: None,
+                    crl_entry_extensions: entry_ext.clone(),
                 })
                 .collect(),
         ),
-        crl_extensions: None,
+        crl_extensions: ext,
     };
     let value = pkcs1v15::SigningKey::<Sha256>::new(key.clone())
         .sign_with_rng(&mut rand::thread_rng(), &tbs.to_der().unwrap())
@@ -678,4 +694,119 @@ fn a_replaced_crl_file_is_taken_on_the_next_check() {
     )
     .unwrap();
     assert!(untrusted(certs::check(&leaf, &[], &trust, at(NOW), false)).contains("revoked"));
+}
+
+/// Only a CA's complete, signed-by-that-key CRL speaks for its
+/// certificates: partitioned, delta and indirect CRLs, critical
+/// extensions, a missing nextUpdate and a CA not allowed to sign CRLs are
+/// refused at load; a re-keyed CA's certificates under the old key are
+/// "unknown", not trusted.
+#[test]
+fn only_complete_crls_are_taken() {
+    let key = alice_key();
+    let root = make(&Spec::ca("CN=Test Root", "CN=Test Root"), &key);
+    let leaf = make(&Spec::leaf("CN=Partner", "CN=Test Root", Alg::Sha256), &key);
+    let dir = tempfile::tempdir().unwrap();
+    let load = |anchors: &[&[u8]], name: &str, crl: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, crl).unwrap();
+        store(anchors).with_crl_files(vec![path], false, Duration::from_secs(60))
+    };
+    let ext = |oid: &str, critical: bool| Extension {
+        extn_id: x509_cert::der::asn1::ObjectIdentifier::new_unwrap(oid),
+        critical,
+        extn_value: OctetString::new(vec![0x30, 0x00]).unwrap(),
+    };
+    let window = (NOW - 10, Some(NOW + 86_400));
+    for (name, crl, expected) in [
+        (
+            "idp",
+            crl_with(
+                "CN=Test Root",
+                &key,
+                &[],
+                window,
+                Some(vec![ext("2.5.29.28", true)]),
+                None,
+            ),
+            "partitioned or delta",
+        ),
+        (
+            "delta",
+            crl_with(
+                "CN=Test Root",
+                &key,
+                &[],
+                window,
+                Some(vec![ext("2.5.29.27", true)]),
+                None,
+            ),
+            "partitioned or delta",
+        ),
+        (
+            "critical",
+            crl_with(
+                "CN=Test Root",
+                &key,
+                &[],
+                window,
+                Some(vec![ext("1.2.3.4", true)]),
+                None,
+            ),
+            "critical CRL extension 1.2.3.4",
+        ),
+        (
+            "indirect",
+            crl_with(
+                "CN=Test Root",
+                &key,
+                &[&[0x05]],
+                window,
+                None,
+                Some(vec![ext("2.5.29.29", true)]),
+            ),
+            "critical entry extension 2.5.29.29",
+        ),
+        (
+            "no-next",
+            crl_with("CN=Test Root", &key, &[], (NOW - 10, None), None, None),
+            "no nextUpdate",
+        ),
+    ] {
+        let e = load(&[&root], name, &crl).unwrap_err().to_string();
+        assert!(e.contains(expected), "{name}: {e}");
+    }
+    // A non-critical extension it does not know is fine.
+    let fine = crl_with(
+        "CN=Test Root",
+        &key,
+        &[],
+        window,
+        Some(vec![ext("1.2.3.4", false)]),
+        None,
+    );
+    assert!(load(&[&root], "fine", &fine).is_ok());
+
+    // A CA whose keyUsage lacks cRLSign did not issue a valid CRL.
+    let no_crl_sign = make(
+        &Spec {
+            no_crl_sign: true,
+            ..Spec::ca("CN=Test Root", "CN=Test Root")
+        },
+        &key,
+    );
+    let clean = crl("CN=Test Root", &key, &[], NOW - 10, NOW + 86_400);
+    let e = load(&[&no_crl_sign], "usage", &clean)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("may not sign CRLs"), "{e}");
+
+    // Re-keyed: the new root (dave's key, same name) signs the CRLs; the
+    // leaf was issued under the old key and nothing speaks for it.
+    let dave = RsaPrivateKey::from_pkcs8_pem(&read("demo-pki/dave_cipher_4096.key.pem")).unwrap();
+    let new_root = make(&Spec::ca("CN=Test Root", "CN=Test Root"), &dave);
+    let new_crl = crl("CN=Test Root", &dave, &[], NOW - 10, NOW + 86_400);
+    let trust = load(&[&root, &new_root], "rekeyed", &new_crl).unwrap();
+    let m = untrusted(certs::check(&leaf, &[], &trust, at(NOW), false));
+    assert!(m.contains("another key"), "{m}");
 }

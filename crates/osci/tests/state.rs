@@ -44,6 +44,18 @@ async fn issue(s: &IntermediaryState, id: &str, client: &str, when: u64) {
     .unwrap();
 }
 
+/// A fresh dialog of `client` that ends at `expires` (Unix seconds).
+fn dialog(client: &str, expires: u64) -> Dialog {
+    Dialog {
+        client: client.into(),
+        client_cipher: String::new(),
+        challenge: "x".into(),
+        next_sequence: 0,
+        expires,
+        pending_receipt: None,
+    }
+}
+
 fn entry(id: &str) -> (PostboxEntry, ProcessCard) {
     (
         PostboxEntry {
@@ -131,14 +143,7 @@ async fn a_delivery_goes_through_the_postbox_once() {
 async fn the_sweep_removes_what_is_over_and_keeps_the_rest() {
     let (_d, s) = state();
     // Two dialogs: one past its timeout.
-    let dialog = |expires| Dialog {
-        client: "c".into(),
-        client_cipher: String::new(),
-        challenge: "x".into(),
-        next_sequence: 0,
-        expires,
-        pending_receipt: None,
-    };
+    let dialog = |expires| dialog("c", expires);
     let old = s.open_dialog(&dialog(50), 100).await.unwrap().unwrap();
     let live = s.open_dialog(&dialog(5000), 100).await.unwrap().unwrap();
     // An unused id, old; an unused id, fresh; a received delivery, old;
@@ -242,14 +247,6 @@ async fn a_full_postbox_refuses_and_takes_again_once_emptied() {
 #[tokio::test]
 async fn a_client_holds_at_most_its_quota_of_dialogs_and_unused_ids() {
     let (_d, s) = state();
-    let dialog = |client: &str, expires| Dialog {
-        client: client.into(),
-        client_cipher: String::new(),
-        challenge: "x".into(),
-        next_sequence: 0,
-        expires,
-        pending_receipt: None,
-    };
     // Dialogs: two at most.
     let first = s.open_dialog(&dialog("c", 50), 2).await.unwrap().unwrap();
     let second = s.open_dialog(&dialog("c", 5000), 2).await.unwrap().unwrap();
@@ -331,4 +328,59 @@ async fn a_client_holds_at_most_its_quota_of_dialogs_and_unused_ids() {
     s.sweep(later, POLICY, &mut cursor, 100).await.unwrap();
     assert_eq!(s.quota_used("c").await.unwrap(), (0, 0));
     assert_eq!(s.quota_used("d").await.unwrap(), (0, 0));
+}
+
+/// A delivery the hub takes in itself uses its id like a postbox delivery
+/// (a place back), and clients that do not sign share one quota: their
+/// cipher certificates are public, so none can use up a signing client's.
+#[tokio::test]
+async fn hub_deliveries_give_ids_back_and_unsigned_clients_share_a_quota() {
+    let (_d, s) = state();
+    let issue = |id: &'static str, client: &'static str| {
+        let s = s.clone();
+        async move {
+            s.issue_id(
+                id,
+                &IssuedId {
+                    client: client.into(),
+                    issued: String::new(),
+                    issued_unix: 10,
+                    used: false,
+                    delivery: None,
+                },
+                1,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(issue("h1", "alice").await);
+    assert!(!issue("h2", "alice").await);
+    let (_, card) = entry("h1");
+    assert_eq!(
+        s.record_hub_delivery("alice", &card, "d").await.unwrap(),
+        StoreOutcome::Stored
+    );
+    assert_eq!(s.quota_used("alice").await.unwrap(), (0, 0));
+    assert!(issue("h2", "alice").await);
+
+    let unsigned = |cipher: &str| format!("{}{cipher}", drehscheibe_osci::state::UNSIGNED);
+    assert!(s
+        .open_dialog(&dialog(&unsigned("aa"), 5000), 1)
+        .await
+        .unwrap()
+        .is_some());
+    // Another unsigned client: the shared quota is used up …
+    assert_eq!(
+        s.open_dialog(&dialog(&unsigned("bb"), 5000), 1)
+            .await
+            .unwrap(),
+        None
+    );
+    // … a signing client is not affected.
+    assert!(s
+        .open_dialog(&dialog("bob", 5000), 1)
+        .await
+        .unwrap()
+        .is_some());
 }
