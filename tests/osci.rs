@@ -1079,16 +1079,27 @@ impl RevocationPki {
     }
 
     fn crl(root: &rcgen::Certificate, key: &rcgen::KeyPair, revoked: &[u64]) -> String {
+        Self::crl_of(root, key, revoked, (2026, 2099))
+    }
+
+    /// As [`Self::crl`], issued on 1 January of the first year and due
+    /// again on 1 January of the second.
+    fn crl_of(
+        root: &rcgen::Certificate,
+        key: &rcgen::KeyPair,
+        revoked: &[u64],
+        (this_year, next_year): (i32, i32),
+    ) -> String {
         rcgen::CertificateRevocationListParams {
-            this_update: rcgen::date_time_ymd(2026, 1, 1),
-            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            this_update: rcgen::date_time_ymd(this_year, 1, 1),
+            next_update: rcgen::date_time_ymd(next_year, 1, 1),
             crl_number: 1u64.into(),
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()
                 .map(|s| rcgen::RevokedCertParams {
                     serial_number: (*s).into(),
-                    revocation_time: rcgen::date_time_ymd(2026, 1, 1),
+                    revocation_time: rcgen::date_time_ymd(this_year, 1, 1),
                     reason_code: Some(rcgen::RevocationReason::KeyCompromise),
                     invalidity_date: None,
                 })
@@ -1167,6 +1178,45 @@ async fn a_revoked_client_certificate_is_refused_by_the_intermediary() {
         bob.exit_dialog(d).await.unwrap();
         hub.shutdown().await.unwrap();
     }
+
+    // A CRL past its nextUpdate: our certificates' status is unknown,
+    // refused; `/readyz` says which CRL to renew.
+    let (b_port, channels) = with_crl(
+        &RevocationPki::crl_of(&root, &root_key, &[], (2025, 2026)),
+        "stale.crl",
+    );
+    let cfg = TestConfig::write(&format!("127.0.0.1:{b_port}"), &channels, &[]);
+    let hub = start(&cfg.main).await.unwrap();
+    let revocable = Client::new(settings(b_port, (&ours.cipher, &ours.signature))).unwrap();
+    match revocable.init_dialog().await {
+        // (both of our certificates are "unknown"; the Intermediär checks
+        // the cipher certificate first: 9501)
+        Err(ClientError::Refused { code, text }) => {
+            assert_eq!(code, "9501", "{text}");
+            assert!(
+                text.contains("unknown") && text.contains("stale.crl"),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let api = Api::new(hub.addr);
+    let ready = api
+        .http
+        .get(format!("{}/readyz", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        ready.contains("osci")
+            && ready.contains("stale.crl")
+            && ready.contains("past its nextUpdate"),
+        "{ready}"
+    );
+    hub.shutdown().await.unwrap();
 
     // A CRL under the root's name, signed by another key (dave's):
     // refused at start.

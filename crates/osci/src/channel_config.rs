@@ -379,6 +379,51 @@ fn parse_intermediary(
     }))
 }
 
+/// What an `osci` or `osci-poller` channel tells `/readyz` (see
+/// [`drehscheibe_model::health::ChannelStatus`]): CRLs past or near their
+/// `nextUpdate`, and our own certificates within 30 days of their end.
+pub struct OsciChannelStatus {
+    pub trust: Arc<TrustStore>,
+    /// Our certificates: what they are for, and their DER.
+    pub own: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Our certificates are named in `/readyz` this long before they end.
+pub const OWN_CERT_WARNING: Duration = Duration::from_secs(30 * 86_400);
+
+impl drehscheibe_model::health::ChannelStatus for OsciChannelStatus {
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
+    fn attention(&self) -> Vec<String> {
+        let now = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        if let Some(crls) = self.trust.crls() {
+            out.extend(crls.attention(now));
+            // Look at the files again off the async threads (at most
+            // every refresh interval): the next `/readyz` sees a CRL
+            // replaced on an instance that checked no certificate since.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let trust = self.trust.clone();
+                rt.spawn_blocking(move || trust.crls().map(crate::crl::CrlSet::current));
+            }
+        }
+        for (what, der) in &self.own {
+            if let Ok(info) = crate::certs::info(der) {
+                if info.not_after < now + OWN_CERT_WARNING {
+                    out.push(format!(
+                        "our {what} certificate {:?} ends on {}",
+                        info.subject,
+                        crate::message::timestamp(info.not_after)
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
 impl ChannelFactory for OsciChannelConfig {
     fn build(&self, cx: &ChannelContext<'_>) -> Result<Adapter, BuildError> {
         let settings = IntermediarySettings {
@@ -400,10 +445,17 @@ impl ChannelFactory for OsciChannelConfig {
         let intermediary = Intermediary::new(settings, cx.intake.clone(), cx.store.clone())
             .map_err(BuildError::new)?;
         let sweeper = intermediary.sweeper();
+        let status = OsciChannelStatus {
+            trust: self.trust.clone(),
+            own: vec![
+                ("cipher", self.cipher.cert.clone()),
+                ("signature", self.signature.cert.clone()),
+            ],
+        };
         Ok(Adapter {
             routes: Some(Arc::new(intermediary).router(&format!("/osci/{}", cx.id))),
             tasks: vec![Box::new(sweeper)],
-            status: None,
+            status: Some(Arc::new(status)),
         })
     }
 

@@ -347,6 +347,55 @@ impl CrlSet {
         state.lists.clone()
     }
 
+    /// The lists in force as they are (no look at the files).
+    pub fn in_force(&self) -> Arc<Vec<Crl>> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lists
+            .clone()
+    }
+
+    /// What an operator should know at `now` (for `/readyz`): per CA, its
+    /// newest CRL past `nextUpdate` (its certificates are refused) or in
+    /// the last quarter of its validity (a new one is due).
+    pub fn attention(&self, now: SystemTime) -> Vec<String> {
+        let lists = self.in_force();
+        let mut newest: Vec<&Crl> = Vec::new();
+        for crl in lists.iter() {
+            match newest
+                .iter_mut()
+                .find(|n| n.issuer == crl.issuer && n.signer_spki == crl.signer_spki)
+            {
+                Some(n) if crl.this_update > n.this_update => *n = crl,
+                Some(_) => {}
+                None => newest.push(crl),
+            }
+        }
+        let mut out = Vec::new();
+        for crl in newest {
+            let due = crate::message::timestamp(crl.next_update);
+            if crl.next_update < now {
+                out.push(format!(
+                    "CRL of {} ({}) is past its nextUpdate {due}: that CA's certificates are refused (revocation status unknown) until a current CRL is in place",
+                    crl.issuer, crl.source
+                ));
+            } else {
+                let window = crl
+                    .next_update
+                    .duration_since(crl.this_update)
+                    .unwrap_or_default();
+                if now + window / 4 >= crl.next_update {
+                    out.push(format!(
+                        "CRL of {} ({}) is due for renewal on {due}: put the new one in place before then",
+                        crl.issuer, crl.source
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// How many CRLs are in force.
     pub fn len(&self) -> usize {
         self.current().len()

@@ -250,7 +250,13 @@ impl ChannelFactory for OsciPollerConfig {
                 poll_interval: self.poll_interval,
                 max_per_poll: self.max_per_poll,
             })],
-            status: None,
+            status: Some(Arc::new(crate::channel_config::OsciChannelStatus {
+                trust: self.remote.settings.trust.clone(),
+                own: vec![
+                    ("cipher", self.remote.settings.cipher.cert.clone()),
+                    ("signature", self.remote.settings.signature.cert.clone()),
+                ],
+            })),
         })
     }
 

@@ -810,3 +810,42 @@ fn only_complete_crls_are_taken() {
     let m = untrusted(certs::check(&leaf, &[], &trust, at(NOW), false));
     assert!(m.contains("another key"), "{m}");
 }
+
+/// `/readyz` learns of a CA's CRL late in its validity and past it.
+#[test]
+fn a_crl_near_or_past_its_next_update_needs_attention() {
+    let key = alice_key();
+    let root = make(&Spec::ca("CN=Test Root", "CN=Test Root"), &key);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("root.crl");
+    // Valid for one day from NOW; an older one (superseded) is past.
+    let mut both = pem_crl(&crl("CN=Test Root", &key, &[], NOW, NOW + 86_400));
+    both.push_str(&pem_crl(&crl(
+        "CN=Test Root",
+        &key,
+        &[],
+        NOW - 90_000,
+        NOW - 3_600,
+    )));
+    std::fs::write(&path, both).unwrap();
+    let trust = store(&[&root])
+        .with_crl_files(vec![path], false, Duration::from_secs(60))
+        .unwrap();
+    let crls = trust.crls().unwrap();
+    assert_eq!(crls.len(), 2);
+    // Early in its day: nothing (the superseded one does not count).
+    assert_eq!(crls.attention(at(NOW + 3_600)), Vec::<String>::new());
+    // In its last quarter: due.
+    let lines = crls.attention(at(NOW + 70_000));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("due for renewal") && lines[0].contains("CN=Test Root"),
+        "{lines:?}"
+    );
+    // Past it: its certificates are refused.
+    let lines = crls.attention(at(NOW + 90_000));
+    assert!(
+        lines[0].contains("past its nextUpdate") && lines[0].contains("refused"),
+        "{lines:?}"
+    );
+}
