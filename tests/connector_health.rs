@@ -66,14 +66,7 @@ async fn unreachable_endpoints_and_ending_certificates_show_in_readyz_and_metric
     // The first round of checks runs at start.
     let end = Instant::now() + Duration::from_secs(30);
     let (status, body) = loop {
-        let r = api
-            .http
-            .get(format!("{}/readyz", api.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap();
+        let (status, body) = api.readyz().await;
         if body.contains("downx/fv") || Instant::now() > end {
             break (status, body);
         }

@@ -47,16 +47,6 @@ impl Drop for Unmount<'_> {
     }
 }
 
-async fn readyz(api: &Api) -> (u16, String) {
-    let r = api
-        .http
-        .get(format!("{}/readyz", api.base))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_data_volume_is_reported_and_clears_when_space_returns() {
     let rx = Receiver::start().await;
@@ -110,7 +100,7 @@ async fn a_full_data_volume_is_reported_and_clears_when_space_returns() {
         }
     }
     assert!(refused, "the hub kept answering 202 on a full volume");
-    let (status, body) = readyz(&api).await;
+    let (status, body) = api.readyz().await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("store"), "{body}");
 
@@ -119,7 +109,7 @@ async fn a_full_data_volume_is_reported_and_clears_when_space_returns() {
     std::fs::remove_file(&filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, body) = readyz(&api).await;
+        let (status, body) = api.readyz().await;
         if status == 200 {
             break;
         }

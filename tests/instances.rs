@@ -398,14 +398,9 @@ async fn a_database_restart_is_503_never_202_and_the_hub_recovers_by_itself() {
     // While the database is away: /readyz says so.
     let mut readyz_down = None;
     while down_at.elapsed() < Duration::from_secs(4) {
-        let r = api
-            .http
-            .get(format!("{}/readyz", api.base))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 503 {
-            readyz_down = Some(r.text().await.unwrap());
+        let (status, text) = api.readyz().await;
+        if status == 503 {
+            readyz_down = Some(text);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -418,19 +413,13 @@ async fn a_database_restart_is_503_never_202_and_the_hub_recovers_by_itself() {
 
     // The hub recovers by itself: readiness and intake come back.
     loop {
-        let r = api
-            .http
-            .get(format!("{}/readyz", api.base))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
+        let (status, text) = api.readyz().await;
+        if status == 200 {
             break;
         }
         assert!(
             up_at.elapsed() < Duration::from_secs(30),
-            "/readyz stayed {}",
-            r.status()
+            "/readyz stayed {status}: {text}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -944,15 +944,7 @@ async fn the_connector_health_check_talks_osci_to_the_intermediary() {
     };
     assert!(body.0.ends_with(" 1"), "{body:?}");
     assert!(body.1.ends_with(" 0"), "{body:?}");
-    let ready = api
-        .http
-        .get(format!("{}/readyz", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, ready) = api.readyz().await;
     assert!(
         ready.contains("connector beta/osci (osci): unreachable")
             && ready.contains("OSCI InitDialog"),
@@ -1201,15 +1193,7 @@ async fn a_revoked_client_certificate_is_refused_by_the_intermediary() {
         other => panic!("{other:?}"),
     }
     let api = Api::new(hub.addr);
-    let ready = api
-        .http
-        .get(format!("{}/readyz", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, ready) = api.readyz().await;
     assert!(
         ready.contains("osci")
             && ready.contains("stale.crl")

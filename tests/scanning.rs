@@ -282,14 +282,8 @@ async fn without_a_verdict_nothing_is_delivered_until_the_scanner_is_back() {
     );
     // Operators see it in /readyz; the hub stays ready (it accepts and
     // keeps messages).
-    let r = api
-        .http
-        .get(format!("{}/readyz", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let ready = r.text().await.unwrap();
+    let (status, ready) = api.readyz().await;
+    assert_eq!(status, 200);
     assert!(
         ready.contains("scanner clamd unix:") && ready.contains("nothing is delivered unscanned"),
         "{ready}"
@@ -311,13 +305,8 @@ async fn without_a_verdict_nothing_is_delivered_until_the_scanner_is_back() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].header("x-drehscheibe-message-id"), clean);
     assert!(api.metrics().await.contains("drehscheibe_scanner_up 1"));
-    let ready = api
-        .http
-        .get(format!("{}/readyz", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert!(!ready.text().await.unwrap().contains("scanner"));
+    let (_, ready) = api.readyz().await;
+    assert!(!ready.contains("scanner"));
 }
 
 /// A FIT-Connect sender: malware in an attachment (plain only after the
