@@ -717,7 +717,10 @@ impl Intermediary {
                 .map_err(internal)?
             {
                 None => {
-                    if let Err(r) = self.to_hub(c, r, &message_id, subject.as_deref()).await {
+                    if let Err(r) = self
+                        .to_hub(c, inner_bytes, r, &message_id, subject.as_deref())
+                        .await
+                    {
                         return refused(r.code, r.detail);
                     }
                     let done = ProcessCard {
@@ -814,25 +817,38 @@ impl Intermediary {
     }
 
     /// A delivery addressed to a hub recipient becomes a hub message.
+    /// `inner_bytes` is the inner message `c.inner` was read from.
     async fn to_hub(
         &self,
         c: &Checked<'_>,
+        inner_bytes: &Bytes,
         recipient: &HubRecipient,
         message_id: &str,
         subject: Option<&str>,
     ) -> Result<(), Refusal> {
-        let contents = crate::content::read_contents(
-            c.inner,
-            &c.certs,
-            Some((&recipient.reader.key, recipient.reader.cert.as_slice())),
-            xenc::Algorithms {
-                allow_legacy: self.settings.allow_legacy,
-            },
-            dsig::Algorithms {
-                allow_legacy: self.settings.allow_legacy,
-            },
-        )
-        .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
+        // Decrypting the contents and checking their signatures is CPU in
+        // the size of the delivery: on the blocking pool, over a second
+        // reading of the (shared) inner message.
+        let (bytes, certs, reader) = (
+            inner_bytes.clone(),
+            c.certs.clone(),
+            recipient.reader.clone(),
+        );
+        let allow_legacy = self.settings.allow_legacy;
+        let (contents, metadata) = tokio::task::spawn_blocking(move || {
+            let inner = Inner::parse(&bytes).map_err(|e| refuse("9100", e.to_string()))?;
+            let contents = crate::content::read_contents(
+                &inner,
+                &certs,
+                Some((&reader.key, reader.cert.as_slice())),
+                xenc::Algorithms { allow_legacy },
+                dsig::Algorithms { allow_legacy },
+            )
+            .map_err(|e| refuse(e.feedback_code(), e.to_string()))?;
+            Ok::<_, Refusal>((contents, crate::content::xta_metadata(&inner)))
+        })
+        .await
+        .map_err(|e| refuse("9000", format!("content task: {e}")))??;
         let (payload, content_type, attachments) =
             crate::content::payload_and_attachments(contents, message_id, subject);
         let mut correlation_ids = std::collections::BTreeMap::new();
@@ -846,7 +862,7 @@ impl Intermediary {
                 correlation_ids.insert("osci.originator".to_owned(), info.subject);
             }
         }
-        for (k, v) in crate::content::xta_metadata(c.inner) {
+        for (k, v) in metadata {
             correlation_ids.insert(k, v);
         }
         let delivery = crate::content::HubDelivery {
