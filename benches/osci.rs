@@ -59,7 +59,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -74,6 +73,7 @@ use drehscheibe_osci::intermediary::KeyPair;
 use drehscheibe_osci::message::{self, Inner, NS_DECLS};
 use drehscheibe_osci::{certs, mime, xenc};
 use drehscheibe_suite::bench::{env_usize, load, ms, percentile};
+use drehscheibe_suite::osci::{cert, key_pair, pem, pki};
 use drehscheibe_suite::{order, start, TestConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -83,27 +83,6 @@ const MB: f64 = 1e6;
 
 // ---------------------------------------------------------------------
 // Keys, hub and clients
-
-fn pki(name: &str) -> PathBuf {
-    drehscheibe_suite::repo_root()
-        .join("crates/osci/tests/demo-pki")
-        .join(name)
-}
-
-fn pem(name: &str) -> String {
-    std::fs::read_to_string(pki(name)).unwrap()
-}
-
-fn key_pair(name: &str) -> KeyPair {
-    KeyPair {
-        key: xenc::private_key_from_pem(&pem(&format!("{name}.key.pem"))).unwrap(),
-        cert: xenc::certificate_der_from_pem(&pem(&format!("{name}.cert.pem"))).unwrap(),
-    }
-}
-
-fn cert(name: &str) -> Vec<u8> {
-    xenc::certificate_der_from_pem(&pem(&format!("{name}.cert.pem"))).unwrap()
-}
 
 fn trust() -> Arc<TrustStore> {
     Arc::new(TrustStore::from_pem(&pem("osci_manager_cipher_4096.chain.pem")).unwrap())
@@ -995,18 +974,8 @@ async fn breakdown(
     // Single RSA operations, each in the smallest call of the pub API
     // that makes it (the XML around it is a few hundred bytes).
     let tiny = xenc::encrypt_transport(b"x", &k.intermediary_cipher.cert).unwrap();
-    let small_doc = format!(r#"<osci:X {NS_DECLS}><osci:A Id="a">hello</osci:A><!--m--></osci:X>"#);
-    let small_sign = || {
-        dsig::sign(
-            &small_doc,
-            "<!--m-->",
-            &[RefTarget::Id("a")],
-            SignatureMethod::RsaSha256,
-            &k.alice_signature.key,
-            "<ds:KeyName>k</ds:KeyName>",
-        )
-        .unwrap()
-    };
+    let small_doc = small_doc();
+    let small_sign = || small_sign(k, &small_doc);
     let small_signed = small_sign();
     let small_parsed = Document::parse(small_signed.as_bytes()).unwrap();
     let small_sig = small_parsed.elements_named("Signature")[0];
@@ -1354,18 +1323,27 @@ async fn breakdown(
 /// The median of 7 single RSA-4096 signs (the VM's speed varies by up
 /// to 2× between minutes; this puts a phase's figures in scale).
 fn sign_yardstick(k: &Keys) -> Duration {
-    let small_doc = format!(r#"<osci:X {NS_DECLS}><osci:A Id="a">hello</osci:A><!--m--></osci:X>"#);
-    time(7, || {
-        dsig::sign(
-            &small_doc,
-            "<!--m-->",
-            &[RefTarget::Id("a")],
-            SignatureMethod::RsaSha256,
-            &k.alice_signature.key,
-            "<ds:KeyName>k</ds:KeyName>",
-        )
-        .unwrap()
-    })
+    let doc = small_doc();
+    time(7, || small_sign(k, &doc))
+}
+
+/// A document of a few hundred bytes with one element to sign: the
+/// smallest call that makes one RSA signature.
+fn small_doc() -> String {
+    format!(r#"<osci:X {NS_DECLS}><osci:A Id="a">hello</osci:A><!--m--></osci:X>"#)
+}
+
+/// `doc` ([`small_doc`]) signed with alice's key: one RSA-4096 signature.
+fn small_sign(k: &Keys, doc: &str) -> String {
+    dsig::sign(
+        doc,
+        "<!--m-->",
+        &[RefTarget::Id("a")],
+        SignatureMethod::RsaSha256,
+        &k.alice_signature.key,
+        "<ds:KeyName>k</ds:KeyName>",
+    )
+    .unwrap()
 }
 
 /// The client's request build + send against the sink (which answers an

@@ -13,7 +13,6 @@
 //!   fault (HTTP 200) and store nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +22,7 @@ use drehscheibe_osci::client::{Client, ClientError, ClientSettings, OutContent};
 use drehscheibe_osci::intermediary::KeyPair;
 use drehscheibe_osci::remote::OsciPoller;
 use drehscheibe_osci::{message, mime, xenc};
+use drehscheibe_suite::osci::{cert, key_pair, pem, pki};
 use drehscheibe_suite::receiver::Receiver;
 use drehscheibe_suite::{
     free_port, multipart_body, order, start, Api, CrashAfterSubmit, TestConfig, SENDER,
@@ -31,27 +31,6 @@ use drehscheibe_suite::{
 const LEISTUNG: &str = "99050012104000";
 const AGS: &str = "09162000";
 const WAIT: Duration = Duration::from_secs(90);
-
-fn pki(name: &str) -> PathBuf {
-    drehscheibe_suite::repo_root()
-        .join("crates/osci/tests/demo-pki")
-        .join(name)
-}
-
-fn pem(name: &str) -> String {
-    std::fs::read_to_string(pki(name)).unwrap()
-}
-
-fn key_pair(name: &str) -> KeyPair {
-    KeyPair {
-        key: xenc::private_key_from_pem(&pem(&format!("{name}.key.pem"))).unwrap(),
-        cert: xenc::certificate_der_from_pem(&pem(&format!("{name}.cert.pem"))).unwrap(),
-    }
-}
-
-fn cert(name: &str) -> Vec<u8> {
-    xenc::certificate_der_from_pem(&pem(&format!("{name}.cert.pem"))).unwrap()
-}
 
 fn pair_toml(name: &str) -> String {
     format!(

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod browser;
 pub mod fit;
+pub mod osci;
 pub mod pg_cluster;
 pub mod receiver;
 

@@ -388,6 +388,20 @@ pub struct OsciChannelStatus {
     pub own: Vec<(&'static str, Vec<u8>)>,
 }
 
+impl OsciChannelStatus {
+    /// The status of a channel trusting `trust` with our key pairs
+    /// `cipher` and `signature`.
+    pub fn new(trust: Arc<TrustStore>, cipher: &KeyPair, signature: &KeyPair) -> Self {
+        Self {
+            trust,
+            own: vec![
+                ("cipher", cipher.cert.clone()),
+                ("signature", signature.cert.clone()),
+            ],
+        }
+    }
+}
+
 /// Our certificates are named in `/readyz` this long before they end.
 pub const OWN_CERT_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
@@ -445,13 +459,7 @@ impl ChannelFactory for OsciChannelConfig {
         let intermediary = Intermediary::new(settings, cx.intake.clone(), cx.store.clone())
             .map_err(BuildError::new)?;
         let sweeper = intermediary.sweeper();
-        let status = OsciChannelStatus {
-            trust: self.trust.clone(),
-            own: vec![
-                ("cipher", self.cipher.cert.clone()),
-                ("signature", self.signature.cert.clone()),
-            ],
-        };
+        let status = OsciChannelStatus::new(self.trust.clone(), &self.cipher, &self.signature);
         Ok(Adapter {
             routes: Some(Arc::new(intermediary).router(&format!("/osci/{}", cx.id))),
             tasks: vec![Box::new(sweeper)],

@@ -398,7 +398,7 @@ impl CrlSet {
 
     /// How many CRLs are in force.
     pub fn len(&self) -> usize {
-        self.current().len()
+        self.in_force().len()
     }
 
     pub fn is_empty(&self) -> bool {

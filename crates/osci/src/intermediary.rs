@@ -571,12 +571,15 @@ impl Intermediary {
     }
 
     async fn get_message_id(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
-        // The quota first: a refusal after the dialog moved on would leave
-        // the client without the challenge it needs for the next request.
-        // (`issue_id` checks again where it counts.)
-        let (_, unused) = self.state.quota_used(&c.client).await.map_err(internal)?;
-        if unused >= self.settings.quota.unused_ids {
-            return Err(self.ids_quota_refusal());
+        // Inside a dialog the quota first: a refusal after the dialog
+        // moved on would leave the client without the challenge it needs
+        // for the next request. (`issue_id` checks again where it counts;
+        // outside a dialog that check alone is enough.)
+        if c.control.conversation_id.is_some() {
+            let (_, unused) = self.state.quota_used(&c.client).await.map_err(internal)?;
+            if unused >= self.settings.quota.unused_ids {
+                return Err(self.ids_quota_refusal());
+            }
         }
         let control = self.single_or_dialog(c, now).await?;
         let mut raw = [0u8; 16];

@@ -250,13 +250,11 @@ impl ChannelFactory for OsciPollerConfig {
                 poll_interval: self.poll_interval,
                 max_per_poll: self.max_per_poll,
             })],
-            status: Some(Arc::new(crate::channel_config::OsciChannelStatus {
-                trust: self.remote.settings.trust.clone(),
-                own: vec![
-                    ("cipher", self.remote.settings.cipher.cert.clone()),
-                    ("signature", self.remote.settings.signature.cert.clone()),
-                ],
-            })),
+            status: Some(Arc::new(crate::channel_config::OsciChannelStatus::new(
+                self.remote.settings.trust.clone(),
+                &self.remote.settings.cipher,
+                &self.remote.settings.signature,
+            ))),
         })
     }
 
