@@ -28,6 +28,31 @@ async fn put(api: &Api, path: &str, token: &str, body: Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// A PUT the hub refuses early: its status, or `None` when the hub
+/// answered and closed the connection before the client had sent the
+/// whole body (the client then sees a broken pipe or a reset, not the
+/// answer). Any other failure fails the test.
+async fn put_refused(api: &Api, path: &str, token: &str, body: Value) -> Option<u16> {
+    let sent = api
+        .http
+        .put(format!("{}/api/v1/config/files/{path}", api.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) => Some(r.status().as_u16()),
+        Err(e) => {
+            let text = format!("{e:?}");
+            assert!(
+                e.is_request() && (text.contains("BrokenPipe") || text.contains("ConnectionReset")),
+                "{text}"
+            );
+            None
+        }
+    }
+}
+
 async fn post_json(api: &Api, path: &str, token: &str, body: Value) -> (u16, Value) {
     let r = api
         .http
@@ -513,10 +538,18 @@ async fn tenants_see_no_digests_no_load_error_details_and_bodies_are_bounded() {
     // Bodies beyond the bound are refused, and unauthenticated ones are
     // refused without being read.
     let big = "x".repeat(3 * 1024 * 1024);
-    let (s, p) = put(&api, ALPHA, OPERATOR, json!({ "text": big })).await;
-    assert_eq!(s, 413, "{p}");
-    let (s, _) = put(&api, ALPHA, "wrong", json!({ "text": big })).await;
-    assert_eq!(s, 401);
+    for (token, status) in [(OPERATOR, 413), ("wrong", 401)] {
+        // (`None`: the hub answered and closed before the client had
+        // written the whole body — refused without being read)
+        if let Some(s) = put_refused(&api, ALPHA, token, json!({ "text": big })).await {
+            assert_eq!(s, status, "{token}");
+        }
+    }
+    // Nothing of either was written.
+    let (_, f) = api
+        .get(&format!("/api/v1/config/files/{ALPHA}"), TENANT_ALPHA)
+        .await;
+    assert_eq!(f["text"].as_str(), Some(seen));
     hub.shutdown().await.unwrap();
 }
 
