@@ -33,8 +33,15 @@ async fn put(api: &Api, path: &str, token: &str, body: Value) -> (u16, Value) {
 /// whole body (the client then sees a broken pipe or a reset, not the
 /// answer). Any other failure fails the test.
 async fn put_refused(api: &Api, path: &str, token: &str, body: Value) -> Option<u16> {
-    let sent = api
-        .http
+    // Its own connection, never returned to a pool: the hub closes it
+    // with the body unread, and hyper's pool could otherwise hand that
+    // connection (and its write error) to the test's next request.
+    let own = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let sent = own
         .put(format!("{}/api/v1/config/files/{path}", api.base))
         .bearer_auth(token)
         .json(&body)
