@@ -888,6 +888,18 @@ async fn the_connector_health_check_talks_osci_to_the_intermediary() {
     );
     let hub_b = start(&b_cfg.main).await.unwrap();
     let dead = free_port();
+    // gamma's connector also trusts a CA of ours whose CRL is past its
+    // nextUpdate: the Intermediär (of the demo CA) still answers, and
+    // `/readyz` names the CRL to renew.
+    let (ours, root, root_key) = RevocationPki::new("alice_signature_4096");
+    let dir = tempfile::tempdir().unwrap();
+    let (root_path, crl_path) = (dir.path().join("root.pem"), dir.path().join("ours.crl"));
+    std::fs::write(&root_path, &ours.root_pem).unwrap();
+    std::fs::write(
+        &crl_path,
+        RevocationPki::crl_of(&root, &root_key, &[], (2025, 2026)),
+    )
+    .unwrap();
     let a_cfg = TestConfig::write(
         "127.0.0.1:0",
         "",
@@ -898,6 +910,20 @@ async fn the_connector_health_check_talks_osci_to_the_intermediary() {
                 a_tenant(dead, "bob")
                     .replace("id = \"alpha\"", "id = \"beta\"")
                     .replace(AGS, "09162001"),
+            ),
+            (
+                "gamma",
+                a_tenant(b_port, "bob")
+                    .replace("id = \"alpha\"", "id = \"gamma\"")
+                    .replace(AGS, "09162002")
+                    .replace(
+                        "ca_certs = [",
+                        &format!(
+                            "crls = [\"{}\"]\nca_certs = [\"{}\", ",
+                            crl_path.display(),
+                            root_path.display()
+                        ),
+                    ),
             ),
         ],
     );
@@ -915,14 +941,15 @@ async fn the_connector_health_check_talks_osci_to_the_intermediary() {
                 })
                 .map(str::to_owned)
         };
-        if let (Some(a), Some(b)) = (up("alpha"), up("beta")) {
-            break (a, b);
+        if let (Some(a), Some(b), Some(c)) = (up("alpha"), up("beta"), up("gamma")) {
+            break (a, b, c);
         }
         assert!(std::time::Instant::now() < end, "no health figures:\n{m}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(body.0.ends_with(" 1"), "{body:?}");
     assert!(body.1.ends_with(" 0"), "{body:?}");
+    assert!(body.2.ends_with(" 1"), "{body:?}");
     let (_, ready) = api.readyz().await;
     assert!(
         ready.contains("connector beta/osci (osci): unreachable")
@@ -930,6 +957,16 @@ async fn the_connector_health_check_talks_osci_to_the_intermediary() {
         "{ready}"
     );
     assert!(!ready.contains("alpha/osci"), "{ready}");
+    let gamma = ready
+        .lines()
+        .find(|l| l.contains("connector gamma/osci (osci)"))
+        .unwrap_or_else(|| panic!("{ready}"));
+    assert!(
+        gamma.contains("ours.crl")
+            && gamma.contains("past its nextUpdate")
+            && !gamma.contains("unreachable"),
+        "{gamma}"
+    );
     hub_a.shutdown().await.unwrap();
     hub_b.shutdown().await.unwrap();
 }

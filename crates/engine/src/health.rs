@@ -41,31 +41,30 @@ pub struct EndpointHealth {
 
 impl EndpointHealth {
     /// A line for `/readyz` when something needs attention: unreachable,
-    /// or a certificate ending within [`CERT_WARNING`] (or already ended).
+    /// a certificate ending within [`CERT_WARNING`] (or already ended), or
+    /// a note of the check ([`Health::notes`]).
     pub fn attention(&self, now: DateTime<Utc>) -> Option<String> {
         let name = format!(
             "connector {}/{} ({})",
             self.tenant, self.connector, self.kind
         );
-        let cert = self.health.cert_not_after.and_then(|end| {
-            let left = end - now;
-            (left < CERT_WARNING).then(|| {
-                if left <= chrono::TimeDelta::zero() {
-                    format!("client certificate expired at {end}")
-                } else {
-                    format!(
-                        "client certificate expires in {} days ({end})",
-                        left.num_days()
-                    )
-                }
-            })
-        });
-        match (self.health.reachable, cert) {
-            (true, None) => None,
-            (true, Some(c)) => Some(format!("{name}: {c}")),
-            (false, None) => Some(format!("{name}: unreachable: {}", self.health.detail)),
-            (false, Some(c)) => Some(format!("{name}: unreachable: {}; {c}", self.health.detail)),
+        let mut parts = Vec::new();
+        if !self.health.reachable {
+            parts.push(format!("unreachable: {}", self.health.detail));
         }
+        if let Some(end) = self.health.cert_not_after {
+            let left = end - now;
+            if left <= chrono::TimeDelta::zero() {
+                parts.push(format!("client certificate expired at {end}"));
+            } else if left < CERT_WARNING {
+                parts.push(format!(
+                    "client certificate expires in {} days ({end})",
+                    left.num_days()
+                ));
+            }
+        }
+        parts.extend(self.health.notes.iter().cloned());
+        (!parts.is_empty()).then(|| format!("{name}: {}", parts.join("; ")))
     }
 }
 
@@ -150,5 +149,59 @@ impl Hub {
                 _ = tokio::time::sleep(self.settings.health_interval) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(health: Health) -> EndpointHealth {
+        EndpointHealth {
+            tenant: "alpha".into(),
+            connector: "osci".into(),
+            kind: "osci".into(),
+            health,
+            checked_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn attention_names_what_is_wrong_and_nothing_when_all_is_well() {
+        let now = Utc::now();
+        assert_eq!(endpoint(Health::up("answered")).attention(now), None);
+        let mut far_cert = Health::up("answered");
+        far_cert.cert_not_after = Some(now + chrono::TimeDelta::days(90));
+        assert_eq!(endpoint(far_cert).attention(now), None);
+
+        let down = endpoint(Health::down("connection refused"))
+            .attention(now)
+            .unwrap_or_default();
+        assert_eq!(
+            down,
+            "connector alpha/osci (osci): unreachable: connection refused"
+        );
+
+        let mut noted = Health::up("answered");
+        noted.cert_not_after = Some(now + chrono::TimeDelta::days(10));
+        noted.notes.push("CRL of CN=Root is due for renewal".into());
+        let line = endpoint(noted).attention(now).unwrap_or_default();
+        assert!(
+            line.starts_with("connector alpha/osci (osci): client certificate expires in"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("; CRL of CN=Root is due for renewal"),
+            "{line}"
+        );
+        assert!(!line.contains("unreachable"), "{line}");
+
+        let mut ended = Health::down("timeout");
+        ended.cert_not_after = Some(now - chrono::TimeDelta::days(1));
+        let line = endpoint(ended).attention(now).unwrap_or_default();
+        assert!(
+            line.contains("unreachable: timeout; client certificate expired at"),
+            "{line}"
+        );
     }
 }

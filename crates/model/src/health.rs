@@ -20,6 +20,10 @@ pub struct Health {
     pub detail: String,
     /// End of validity of the client certificate the connector presents.
     pub cert_not_after: Option<DateTime<Utc>>,
+    /// What an operator should look at although the far side answers
+    /// (e.g. a CRL due for renewal); shown in `/readyz` like an
+    /// unreachable endpoint.
+    pub notes: Vec<String>,
 }
 
 impl Health {
@@ -29,6 +33,7 @@ impl Health {
             reachable: true,
             detail: detail.into(),
             cert_not_after: None,
+            notes: Vec::new(),
         }
     }
 
@@ -38,6 +43,7 @@ impl Health {
             reachable: false,
             detail: detail.into(),
             cert_not_after: None,
+            notes: Vec::new(),
         }
     }
 

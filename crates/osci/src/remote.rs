@@ -48,6 +48,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::certs::TrustStore;
 use crate::channel_config::{certificate, key_pair, trust_store, RawKeyPair};
 use crate::client::{Client, ClientError, ClientSettings, OutContent};
 
@@ -460,6 +461,7 @@ impl ConnectorFactory for OsciConnectorConfig {
         let mut settings = self.remote.settings.clone();
         settings.timeout = cx.timeout;
         Ok(Arc::new(OsciConnector {
+            trust: settings.trust.clone(),
             client: Client::new(settings).map_err(BuildError::new)?,
             addressee: self.addressee.clone(),
             encrypt: self.encrypt,
@@ -476,6 +478,8 @@ impl ConnectorFactory for OsciConnectorConfig {
 #[derive(Debug)]
 pub struct OsciConnector {
     client: Client,
+    /// The CAs (and CRLs) the client checks the Intermediär with.
+    trust: Arc<TrustStore>,
     addressee: Vec<u8>,
     encrypt: bool,
     subject: Option<String>,
@@ -532,7 +536,9 @@ impl Connector for OsciConnector {
 
     /// InitDialog and ExitDialog with the Intermediär (transport
     /// encryption, both signatures and the certificates checked both
-    /// ways); the earlier end of our two certificates.
+    /// ways); the earlier end of our two certificates; CRLs of `crls`
+    /// past or near their `nextUpdate` as notes (past it, the
+    /// Intermediär's certificates are refused and the check fails too).
     async fn healthcheck(&self) -> drehscheibe_model::Health {
         let mut health = match self.client.init_dialog().await {
             Ok(d) => match self.client.exit_dialog(d).await {
@@ -542,6 +548,9 @@ impl Connector for OsciConnector {
             Err(e) => drehscheibe_model::Health::down(format!("OSCI InitDialog: {e}")),
         };
         health.cert_not_after = self.client.certificates_end();
+        if let Some(crls) = self.trust.crls() {
+            health.notes = crls.attention(std::time::SystemTime::now());
+        }
         health
     }
 
