@@ -1035,6 +1035,32 @@ async fn a_client_holds_at_most_its_quota_of_dialogs_and_message_ids() {
         }
         other => panic!("{other:?}"),
     }
+    // Inside a dialog the refusal leaves the dialog where it was: the
+    // next request, with the challenge and sequence number of before,
+    // is served.
+    let mut d = alice.init_dialog().await.unwrap();
+    let before = d.sequence();
+    match alice.get_message_id_in(&mut d).await {
+        Err(ClientError::Refused { code, text }) => {
+            assert_eq!(code, "9000", "{text}");
+            assert!(text.contains("max_unused_ids_per_client"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.sequence(), before);
+    alice.exit_dialog(d).await.unwrap();
+    // With a place free, GetMessageId in a dialog is served and the
+    // dialog moves on.
+    alice
+        .store_delivery(&ids[1], None, &cert("bob_cipher_4096"), &content, false)
+        .await
+        .unwrap();
+    let mut d = alice.init_dialog().await.unwrap();
+    let id = alice.get_message_id_in(&mut d).await.unwrap();
+    assert!(!ids.contains(&id), "{id}");
+    assert_eq!(d.sequence(), before + 1);
+    alice.exit_dialog(d).await.unwrap();
+    assert!(alice.get_message_id().await.is_err(), "two unused again");
     hub_b.shutdown().await.unwrap();
 }
 

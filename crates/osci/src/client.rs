@@ -529,14 +529,30 @@ impl Client {
                 attachments: Vec::new(),
             })
             .await?;
-        let parsed = Inner::parse(&inner).map_err(|e| bad(e.to_string()))?;
-        let (block, feedback) = answer_of(&parsed)?;
-        check_feedback(&feedback)?;
-        block
-            .child("MessageId")
-            .map(|e| e.text().trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad("ResponseToGetMessageId without MessageId"))
+        message_id_of(&inner)
+    }
+
+    /// GetMessageId in dialog `d` (the dialog moves on only when the
+    /// Intermediär answered; a refusal leaves `d` as it was).
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub async fn get_message_id_in(&self, d: &mut Dialog) -> Result<String, ClientError> {
+        let (inner, control) = self
+            .exchange(Req {
+                kind: OrderKind::GetMessageId,
+                control: Self::dialog_control(d),
+                order_block: None,
+                pre_order: Vec::new(),
+                addressee: None,
+                body: "<osci:getMessageId></osci:getMessageId>".into(),
+                attachments: Vec::new(),
+            })
+            .await?;
+        let id = message_id_of(&inner)?;
+        Self::advance(d, &control)?;
+        Ok(id)
     }
 
     /// StoreDelivery (outside a dialog) of `contents` to the addressee
@@ -853,6 +869,18 @@ fn fault_error(f: &message::SoapFault) -> ClientError {
         code: if code.len() == 4 { code } else { "9000".into() },
         text: format!("{}: {}", f.string, f.detail),
     }
+}
+
+/// The message id of a ResponseToGetMessageId (its inner message).
+fn message_id_of(inner: &[u8]) -> Result<String, ClientError> {
+    let parsed = Inner::parse(inner).map_err(|e| bad(e.to_string()))?;
+    let (block, feedback) = answer_of(&parsed)?;
+    check_feedback(&feedback)?;
+    block
+        .child("MessageId")
+        .map(|e| e.text().trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("ResponseToGetMessageId without MessageId"))
 }
 
 fn check_feedback(entries: &[Feedback]) -> Result<(), ClientError> {
