@@ -40,10 +40,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use x509_cert::crl::CertificateList;
+use der::asn1::BitString;
+use der::Sequence;
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
 use x509_cert::ext::pkix::KeyUsage;
+use x509_cert::ext::Extensions;
 use x509_cert::name::Name;
+use x509_cert::time::Time;
+use x509_cert::Version;
 
 /// A CRL whose signature verified.
 #[derive(Debug, Clone)]
@@ -107,6 +113,61 @@ fn check_extensions(crl: &CertificateList) -> Result<(), String> {
     Ok(())
 }
 
+/// RFC 5280's `CertificateList` with its version optional, as the ASN.1
+/// has it: x509-cert's type requires the version, which a v1 CRL (one
+/// without extensions, as older CAs still issue) leaves out.
+#[derive(Sequence)]
+struct AnyVersionList {
+    tbs_cert_list: AnyVersionTbs,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: BitString,
+}
+
+#[derive(Sequence)]
+struct AnyVersionTbs {
+    version: Option<Version>,
+    signature: AlgorithmIdentifierOwned,
+    issuer: Name,
+    this_update: Time,
+    next_update: Option<Time>,
+    revoked_certificates: Option<Vec<RevokedCert>>,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    crl_extensions: Option<Extensions>,
+}
+
+/// The CRL in `der`, v1 or v2 (a missing version is v1, which may carry
+/// no extensions).
+fn decode_list(der: &[u8]) -> Result<CertificateList, String> {
+    let any = AnyVersionList::from_der(der).map_err(|e| e.to_string())?;
+    let tbs = any.tbs_cert_list;
+    let version = tbs.version.unwrap_or(Version::V1);
+    let extended = tbs.crl_extensions.is_some()
+        || tbs
+            .revoked_certificates
+            .iter()
+            .flatten()
+            .any(|r| r.crl_entry_extensions.is_some());
+    if version == Version::V1 && extended {
+        return Err("a v1 CRL with extensions (RFC 5280 requires v2 for them)".into());
+    }
+    if version == Version::V3 {
+        return Err("CRL version 3 does not exist".into());
+    }
+    Ok(CertificateList {
+        tbs_cert_list: TbsCertList {
+            version,
+            signature: tbs.signature,
+            issuer: tbs.issuer,
+            this_update: tbs.this_update,
+            next_update: tbs.next_update,
+            revoked_certificates: tbs.revoked_certificates,
+            crl_extensions: tbs.crl_extensions,
+        },
+        signature_algorithm: any.signature_algorithm,
+        signature: any.signature,
+    })
+}
+
 /// The DER CRLs in `bytes`: PEM `X509 CRL` blocks, or one DER CRL.
 fn ders(source: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CrlError> {
     let parse = |m: String| CrlError::Parse(source.to_owned(), m);
@@ -135,7 +196,7 @@ impl Crl {
         let parse = |m: String| CrlError::Parse(source.to_owned(), m);
         let mut out = Vec::new();
         for der in ders(source, bytes)? {
-            let list = CertificateList::from_der(&der).map_err(|e| parse(e.to_string()))?;
+            let list = decode_list(&der).map_err(&parse)?;
             // CertificateList ::= SEQUENCE { tbsCertList, … }: the signed
             // part is the first TLV inside the outer header.
             let mut reader = SliceReader::new(&der).map_err(|e| parse(e.to_string()))?;

@@ -528,18 +528,26 @@ fn crl_with(
     issuer: &str,
     key: &RsaPrivateKey,
     revoked: &[&[u8]],
-    (this, next): (u64, Option<u64>),
+    window: (u64, Option<u64>),
     ext: Option<Vec<Extension>>,
     entry_ext: Option<Vec<Extension>>,
 ) -> Vec<u8> {
-    use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-    let alg = AlgorithmIdentifierOwned {
-        oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
-        parameters: Some(Any::null()),
-    };
-    let tbs = TbsCertList {
+    let tbs = tbs_list(issuer, revoked, window, ext, entry_ext);
+    signed_list(&tbs.to_der().unwrap(), key)
+}
+
+/// The to-be-signed part of a v2 CRL (see [`crl_with`]).
+fn tbs_list(
+    issuer: &str,
+    revoked: &[&[u8]],
+    (this, next): (u64, Option<u64>),
+    ext: Option<Vec<Extension>>,
+    entry_ext: Option<Vec<Extension>>,
+) -> x509_cert::crl::TbsCertList {
+    use x509_cert::crl::{RevokedCert, TbsCertList};
+    TbsCertList {
         version: Version::V2,
-        signature: alg.clone(),
+        signature: crl_alg(),
         issuer: Name::from_str(issuer).unwrap(),
         this_update: Time::try_from(at(this)).unwrap(),
         next_update: next.map(|n| Time::try_from(at(n)).unwrap()),
@@ -554,17 +562,58 @@ fn crl_with(
                 .collect(),
         ),
         crl_extensions: ext,
-    };
-    let value = pkcs1v15::SigningKey::<Sha256>::new(key.clone())
-        .sign_with_rng(&mut rand::thread_rng(), &tbs.to_der().unwrap())
-        .to_vec();
-    CertificateList {
-        tbs_cert_list: tbs,
-        signature_algorithm: alg,
-        signature: BitString::from_bytes(&value).unwrap(),
     }
-    .to_der()
-    .unwrap()
+}
+
+fn crl_alg() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+        parameters: Some(Any::null()),
+    }
+}
+
+/// `CertificateList ::= SEQUENCE { tbs, algorithm, signature }` over the
+/// DER `tbs` as it is (so a hand-made v1 list can be signed too).
+fn signed_list(tbs: &[u8], key: &RsaPrivateKey) -> Vec<u8> {
+    let value = pkcs1v15::SigningKey::<Sha256>::new(key.clone())
+        .sign_with_rng(&mut rand::thread_rng(), tbs)
+        .to_vec();
+    let mut content = tbs.to_vec();
+    content.extend(crl_alg().to_der().unwrap());
+    content.extend(BitString::from_bytes(&value).unwrap().to_der().unwrap());
+    sequence(content)
+}
+
+fn sequence(content: Vec<u8>) -> Vec<u8> {
+    use x509_cert::der::{Header, Length, Tag};
+    let mut out = Header::new(Tag::Sequence, Length::try_from(content.len()).unwrap())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    out.extend(content);
+    out
+}
+
+/// A v1 CRL (no version field, as RFC 5280 has it for lists without
+/// extensions) of `issuer` with `revoked` serials, valid from `this` to
+/// `next`; `ext`: CRL extensions all the same (which v1 may not carry).
+fn crl_v1(
+    issuer: &str,
+    key: &RsaPrivateKey,
+    revoked: &[&[u8]],
+    (this, next): (u64, u64),
+    ext: Option<Vec<Extension>>,
+) -> Vec<u8> {
+    use x509_cert::der::{Header, Reader, SliceReader};
+    let v2 = tbs_list(issuer, revoked, (this, Some(next)), ext, None)
+        .to_der()
+        .unwrap();
+    let mut r = SliceReader::new(&v2).unwrap();
+    Header::decode(&mut r).unwrap();
+    let version = r.tlv_bytes().unwrap();
+    assert_eq!(version, [0x02, 0x01, 0x01], "v2's version INTEGER first");
+    let rest = r.read_slice(r.remaining_len()).unwrap().to_vec();
+    signed_list(&sequence(rest), key)
 }
 
 fn pem_crl(der: &[u8]) -> String {
@@ -809,6 +858,45 @@ fn only_complete_crls_are_taken() {
     let trust = load(&[&root, &new_root], "rekeyed", &new_crl).unwrap();
     let m = untrusted(certs::check(&leaf, &[], &trust, at(NOW), false));
     assert!(m.contains("another key"), "{m}");
+}
+
+/// A v1 CRL (no version field) is read like a v2 one; a v1 CRL with
+/// extensions is malformed and refused.
+#[test]
+fn a_version_1_crl_is_taken() {
+    let key = alice_key();
+    let root = make(&Spec::ca("CN=Test Root", "CN=Test Root"), &key);
+    let leaf = make(&Spec::leaf("CN=Partner", "CN=Test Root", Alg::Sha256), &key);
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str, crl: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, crl).unwrap();
+        store(&[&root]).with_crl_files(vec![path], false, Duration::from_secs(60))
+    };
+    let window = (NOW - 10, NOW + 86_400);
+    let listed = crl_v1("CN=Test Root", &key, &[&[0x01, 0x02]], window, None);
+    // (x509-cert's own type requires the version)
+    assert!(x509_cert::crl::CertificateList::from_der(&listed).is_err());
+    let trust = load("v1.crl", &listed).unwrap();
+    let m = untrusted(certs::check(&leaf, &[], &trust, at(NOW), false));
+    assert!(m.contains("revoked") && m.contains("0102"), "{m}");
+    let clean = crl_v1("CN=Test Root", &key, &[&[0x09]], window, None);
+    let trust = load("v1-clean.pem", pem_crl(&clean).as_bytes()).unwrap();
+    assert!(certs::check(&leaf, &[], &trust, at(NOW), false).is_ok());
+
+    let with_ext = crl_v1(
+        "CN=Test Root",
+        &key,
+        &[],
+        window,
+        Some(vec![Extension {
+            extn_id: x509_cert::der::asn1::ObjectIdentifier::new_unwrap("2.5.29.20"),
+            critical: false,
+            extn_value: OctetString::new(vec![0x02, 0x01, 0x01]).unwrap(),
+        }]),
+    );
+    let e = load("v1-ext.crl", &with_ext).unwrap_err().to_string();
+    assert!(e.contains("v1 CRL with extensions"), "{e}");
 }
 
 /// `/readyz` learns of a CA's CRL late in its validity and past it.
