@@ -514,21 +514,12 @@ impl Client {
     ///
     /// See [`ClientError`].
     pub async fn get_message_id(&self) -> Result<String, ClientError> {
-        let (inner, _) = self
-            .exchange(Req {
-                kind: OrderKind::GetMessageId,
-                control: ControlBlock {
-                    challenge: Some(message::new_challenge()),
-                    sequence_number: Some(0),
-                    ..ControlBlock::default()
-                },
-                order_block: None,
-                pre_order: Vec::new(),
-                addressee: None,
-                body: "<osci:getMessageId></osci:getMessageId>".into(),
-                attachments: Vec::new(),
-            })
-            .await?;
+        let single = ControlBlock {
+            challenge: Some(message::new_challenge()),
+            sequence_number: Some(0),
+            ..ControlBlock::default()
+        };
+        let (inner, _) = self.exchange(Self::get_message_id_req(single)).await?;
         message_id_of(&inner)
     }
 
@@ -540,19 +531,23 @@ impl Client {
     /// See [`ClientError`].
     pub async fn get_message_id_in(&self, d: &mut Dialog) -> Result<String, ClientError> {
         let (inner, control) = self
-            .exchange(Req {
-                kind: OrderKind::GetMessageId,
-                control: Self::dialog_control(d),
-                order_block: None,
-                pre_order: Vec::new(),
-                addressee: None,
-                body: "<osci:getMessageId></osci:getMessageId>".into(),
-                attachments: Vec::new(),
-            })
+            .exchange(Self::get_message_id_req(Self::dialog_control(d)))
             .await?;
         let id = message_id_of(&inner)?;
         Self::advance(d, &control)?;
         Ok(id)
+    }
+
+    fn get_message_id_req(control: ControlBlock) -> Req {
+        Req {
+            kind: OrderKind::GetMessageId,
+            control,
+            order_block: None,
+            pre_order: Vec::new(),
+            addressee: None,
+            body: "<osci:getMessageId></osci:getMessageId>".into(),
+            attachments: Vec::new(),
+        }
     }
 
     /// StoreDelivery (outside a dialog) of `contents` to the addressee
