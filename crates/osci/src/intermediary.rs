@@ -54,8 +54,8 @@ use crate::message::{
     timestamp, Builder, Certificates, ControlBlock, Feedback, Inner, OrderKind, ACTOR_NEXT,
 };
 use crate::state::{
-    unix, unix_ms, Dialog, IntermediaryState, IssuedId, PendingReceipt, PostboxEntry, ProcessCard,
-    StoreOutcome,
+    unix, unix_ms, Advanced, Dialog, IntermediaryState, IssuedId, PendingReceipt, PostboxEntry,
+    ProcessCard, StoreOutcome,
 };
 use crate::{dsig, xenc};
 
@@ -174,6 +174,15 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(600);
 pub struct Refusal {
     pub code: &'static str,
     pub detail: String,
+}
+
+/// Another request of the dialog was processed first (a replay racing
+/// the original).
+fn replayed() -> Refusal {
+    refuse(
+        "9400",
+        "another request of this dialog was processed first (replay)",
+    )
 }
 
 fn refuse(code: &'static str, detail: impl Into<String>) -> Refusal {
@@ -455,6 +464,29 @@ impl Intermediary {
         pending: Option<PendingReceipt>,
         closing: bool,
     ) -> Result<ControlBlock, Refusal> {
+        let (next, control) = self.next_step(c, now, conv, seen, pending, closing);
+        let moved = self
+            .state
+            .advance_dialog(conv, seen, (!closing).then_some(&next))
+            .await
+            .map_err(internal)?;
+        if !moved {
+            return Err(replayed());
+        }
+        Ok(control)
+    }
+
+    /// The dialog after `seen` and the ControlBlock that answers `c`
+    /// with it (`closing`: the last of the dialog, no new challenge).
+    fn next_step(
+        &self,
+        c: &Checked<'_>,
+        now: SystemTime,
+        conv: &str,
+        seen: &Dialog,
+        pending: Option<PendingReceipt>,
+        closing: bool,
+    ) -> (Dialog, ControlBlock) {
         let next_challenge = message::new_challenge();
         let next = Dialog {
             client: seen.client.clone(),
@@ -464,23 +496,13 @@ impl Intermediary {
             expires: unix(now) + self.settings.dialog_timeout.as_secs(),
             pending_receipt: pending,
         };
-        let moved = self
-            .state
-            .advance_dialog(conv, seen, (!closing).then_some(&next))
-            .await
-            .map_err(internal)?;
-        if !moved {
-            return Err(refuse(
-                "9400",
-                "another request of this dialog was processed first (replay)",
-            ));
-        }
-        Ok(ControlBlock {
+        let control = ControlBlock {
             response: c.control.challenge.clone(),
             challenge: (!closing).then_some(next_challenge),
             conversation_id: Some(conv.to_owned()),
             sequence_number: c.control.sequence_number,
-        })
+        };
+        (next, control)
     }
 
     /// The ControlBlock of a request outside a dialog (GetMessageId,
@@ -571,39 +593,47 @@ impl Intermediary {
     }
 
     async fn get_message_id(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
-        // Inside a dialog the quota first: a refusal after the dialog
-        // moved on would leave the client without the challenge it needs
-        // for the next request. (`issue_id` checks again where it counts;
-        // outside a dialog that check alone is enough.)
-        if c.control.conversation_id.is_some() {
-            let (_, unused) = self.state.quota_used(&c.client).await.map_err(internal)?;
-            if unused >= self.settings.quota.unused_ids {
-                return Err(self.ids_quota_refusal());
-            }
-        }
-        let control = self.single_or_dialog(c, now).await?;
         let mut raw = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
         // base64(UTF-8 id): the reference library decodes it to a string.
         let id = b64(format!("{}-{}", self.settings.channel, hex::encode(raw)).as_bytes());
-        let issued = self
-            .state
-            .issue_id(
-                &id,
-                &IssuedId {
-                    client: c.client.clone(),
-                    issued: timestamp(now),
-                    issued_unix: unix(now),
-                    used: false,
-                    delivery: None,
-                },
-                self.settings.quota.unused_ids,
-            )
-            .await
-            .map_err(internal)?;
-        if !issued {
-            return Err(self.ids_quota_refusal());
-        }
+        let record = IssuedId {
+            client: c.client.clone(),
+            issued: timestamp(now),
+            issued_unix: unix(now),
+            used: false,
+            delivery: None,
+        };
+        let max = self.settings.quota.unused_ids;
+        let control = if c.control.conversation_id.is_some() {
+            // Inside a dialog, the id is issued in the transaction that
+            // moves the dialog on: a refusal for the quota leaves the
+            // dialog where it was, so the client keeps the challenge it
+            // needs for its next request.
+            let (conv, seen) = self.check_dialog(c, now).await?;
+            let (next, control) = self.next_step(c, now, &conv, &seen, None, false);
+            match self
+                .state
+                .advance_dialog_issuing(&conv, &seen, Some(&next), Some((&id, &record, max)))
+                .await
+                .map_err(internal)?
+            {
+                Advanced::Moved => control,
+                Advanced::Replayed => return Err(replayed()),
+                Advanced::QuotaFull => return Err(self.ids_quota_refusal()),
+            }
+        } else {
+            let control = self.single_or_dialog(c, now).await?;
+            if !self
+                .state
+                .issue_id(&id, &record, max)
+                .await
+                .map_err(internal)?
+            {
+                return Err(self.ids_quota_refusal());
+            }
+            control
+        };
         let feedback = if control.challenge.is_some() {
             "0801"
         } else {

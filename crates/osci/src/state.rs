@@ -207,6 +207,45 @@ pub enum StoreOutcome {
     Full,
 }
 
+/// Outcome of [`IntermediaryState::advance_dialog_issuing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advanced {
+    /// The dialog moved on (and the id, if any, was issued).
+    Moved,
+    /// Another request of the dialog got there first; nothing changed.
+    Replayed,
+    /// The client holds its maximum of unused ids; nothing changed.
+    QuotaFull,
+}
+
+/// Record the message id under `k` (encoded `value` of `issued`) in `tx`
+/// and count it for its client; `false` (nothing written) if the client
+/// holds `max` unused ids already.
+async fn put_issued(
+    tx: &mut StateTx<'_>,
+    k: &[u8],
+    value: Bytes,
+    issued: &IssuedId,
+    max: u64,
+) -> Result<bool, StoreError> {
+    let client = issued.client.as_str();
+    let (_, unused) = quota_counts(tx, client).await?;
+    if unused >= max {
+        return Ok(false);
+    }
+    // (ids are random: an id issued again is a caller's mistake; its
+    // earlier owner's count stays right)
+    if let Some(v) = tx.get(k).await? {
+        let before: IssuedId = decode("issued id", &v)?;
+        if !before.used {
+            quota_add(tx, &before.client, 0, -1).await?;
+        }
+    }
+    tx.put(k, value);
+    quota_add(tx, client, 0, 1).await?;
+    Ok(true)
+}
+
 /// `(next seq, open count)` of a postbox's `n` entry.
 fn counters(v: Option<&Bytes>) -> Result<(u64, u64), StoreError> {
     match v {
@@ -428,19 +467,54 @@ impl IntermediaryState {
         seen: &Dialog,
         next: Option<&Dialog>,
     ) -> Result<bool, StateError> {
+        let advanced = self.advance_dialog_issuing(id, seen, next, None).await?;
+        Ok(advanced == Advanced::Moved)
+    }
+
+    /// [`Self::advance_dialog`], and with `issue` = `(message id, record,
+    /// max)` a message id issued in the same transaction (GetMessageId
+    /// inside a dialog): a client at its quota gets
+    /// [`Advanced::QuotaFull`] and the dialog stays where it was, so the
+    /// client keeps the challenge it needs for its next request.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn advance_dialog_issuing(
+        &self,
+        id: &str,
+        seen: &Dialog,
+        next: Option<&Dialog>,
+        issue: Option<(&str, &IssuedId, u64)>,
+    ) -> Result<Advanced, StateError> {
         let k = key(b'd', &[id.as_bytes()]);
         let next = next.map(|d| encode("dialog", d)).transpose()?;
+        let issue = issue
+            .map(|(m, rec, max)| {
+                Ok::<_, StateError>((
+                    key(b'i', &[m.as_bytes()]),
+                    encode("issued id", rec)?,
+                    rec,
+                    max,
+                ))
+            })
+            .transpose()?;
         // `update` reruns on a conflict with any key it read (the client's
         // counters too); only a dialog that is no longer `seen` is a lost
         // race.
         let done = self
             .space
             .update(|mut tx| {
-                let (k, next) = (&k, next.clone());
+                let (k, next, issue) = (&k, next.clone(), issue.clone());
                 async move {
                     match tx.get(k).await? {
                         Some(v) if decode::<Dialog>("dialog", &v)? == *seen => {}
-                        _ => return Ok((tx, false)),
+                        _ => return Ok((tx, Advanced::Replayed)),
+                    }
+                    if let Some((ik, value, rec, max)) = issue {
+                        if !put_issued(&mut tx, &ik, value, rec, max).await? {
+                            return Ok((tx, Advanced::QuotaFull));
+                        }
                     }
                     match next {
                         Some(d) => tx.put(k, d),
@@ -449,7 +523,7 @@ impl IntermediaryState {
                             quota_add(&mut tx, &seen.client, -1, 0).await?;
                         }
                     }
-                    Ok((tx, true))
+                    Ok((tx, Advanced::Moved))
                 }
             })
             .await?;
@@ -470,27 +544,13 @@ impl IntermediaryState {
     ) -> Result<bool, StateError> {
         let k = key(b'i', &[message_id.as_bytes()]);
         let value = encode("issued id", issued)?;
-        let client = issued.client.as_str();
         let done = self
             .space
             .update(|mut tx| {
                 let (k, value) = (&k, value.clone());
                 async move {
-                    let (_, unused) = quota_counts(&mut tx, client).await?;
-                    if unused >= max {
-                        return Ok((tx, false));
-                    }
-                    // (ids are random: an id issued again is a caller's
-                    // mistake; its earlier owner's count stays right)
-                    if let Some(v) = tx.get(k).await? {
-                        let before: IssuedId = decode("issued id", &v)?;
-                        if !before.used {
-                            quota_add(&mut tx, &before.client, 0, -1).await?;
-                        }
-                    }
-                    tx.put(k, value);
-                    quota_add(&mut tx, client, 0, 1).await?;
-                    Ok((tx, true))
+                    let issued = put_issued(&mut tx, k, value, issued, max).await?;
+                    Ok((tx, issued))
                 }
             })
             .await?;
