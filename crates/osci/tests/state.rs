@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use drehscheibe_model::BlobRef;
 use drehscheibe_osci::state::{
-    Dialog, IntermediaryState, IssuedId, PostboxEntry, ProcessCard, StoreOutcome, SweepCursor,
-    SweepPolicy, Swept,
+    Advanced, Dialog, IntermediaryState, IssuedId, PostboxEntry, ProcessCard, StoreOutcome,
+    SweepCursor, SweepPolicy, Swept,
 };
 
 fn state() -> (tempfile::TempDir, IntermediaryState) {
@@ -383,4 +383,62 @@ async fn hub_deliveries_give_ids_back_and_unsigned_clients_share_a_quota() {
         .await
         .unwrap()
         .is_some());
+}
+
+/// GetMessageId inside a dialog: the id is issued in the transaction that
+/// moves the dialog on. At the quota neither happens (the client keeps its
+/// challenge); a request checked against a dialog that moved on since
+/// issues nothing; otherwise both happen.
+#[tokio::test]
+async fn an_id_issued_in_a_dialog_moves_it_on_or_changes_nothing() {
+    let (_d, s) = state();
+    let conv = s
+        .open_dialog(&dialog("c", 5000), 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = s.dialog(&conv).await.unwrap().unwrap();
+    let mut next = seen.clone();
+    next.challenge = "y".into();
+    next.next_sequence = 1;
+    let record = IssuedId {
+        client: "c".into(),
+        issued: String::new(),
+        issued_unix: 10,
+        used: false,
+        delivery: None,
+    };
+    let advance = |id: &'static str, seen: Dialog, next: Dialog, max: u64| {
+        let (s, conv, record) = (s.clone(), conv.clone(), record.clone());
+        async move {
+            s.advance_dialog_issuing(&conv, &seen, Some(&next), Some((id, &record, max)))
+                .await
+                .unwrap()
+        }
+    };
+    // One unused id already held: at a quota of 1, refused, nothing moved.
+    issue(&s, "held", "c", 10).await;
+    assert_eq!(
+        advance("refused", seen.clone(), next.clone(), 1).await,
+        Advanced::QuotaFull
+    );
+    assert_eq!(s.dialog(&conv).await.unwrap(), Some(seen.clone()));
+    assert!(s.issued("refused").await.unwrap().is_none());
+    assert_eq!(s.quota_used("c").await.unwrap(), (1, 1));
+    // With room: both.
+    assert_eq!(
+        advance("served", seen.clone(), next.clone(), 2).await,
+        Advanced::Moved
+    );
+    assert_eq!(s.dialog(&conv).await.unwrap(), Some(next.clone()));
+    assert_eq!(s.issued("served").await.unwrap().unwrap().client, "c");
+    assert_eq!(s.quota_used("c").await.unwrap(), (1, 2));
+    // The same request again (checked against the old dialog): nothing.
+    assert_eq!(
+        advance("replayed", seen, next.clone(), 10).await,
+        Advanced::Replayed
+    );
+    assert!(s.issued("replayed").await.unwrap().is_none());
+    assert_eq!(s.dialog(&conv).await.unwrap(), Some(next));
+    assert_eq!(s.quota_used("c").await.unwrap(), (1, 2));
 }
