@@ -106,13 +106,13 @@ impl Hub {
         let need = memory_units(held.saturating_add(largest));
         let keep = memory_units(held);
         let total = memory_units(self.settings.document_memory);
-        let targets = sizes
-            .iter()
-            .filter_map(|(i, _)| plan.outputs.get(*i))
-            .map(|o| o.target.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
         if need > total {
+            let targets = sizes
+                .iter()
+                .filter_map(|(i, _)| plan.outputs.get(*i))
+                .map(|o| o.target.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             return Ok(Err(dead(
                 plan,
                 &targets,

@@ -384,8 +384,9 @@ fn parse_intermediary(
 /// `nextUpdate`, and our own certificates within 30 days of their end.
 pub struct OsciChannelStatus {
     pub trust: Arc<TrustStore>,
-    /// Our certificates: what they are for, and their DER.
-    pub own: Vec<(&'static str, Vec<u8>)>,
+    /// Our certificates: what they are for, and what they say (read
+    /// once, at start).
+    pub own: Vec<(&'static str, crate::certs::CertInfo)>,
 }
 
 impl OsciChannelStatus {
@@ -394,10 +395,10 @@ impl OsciChannelStatus {
     pub fn new(trust: Arc<TrustStore>, cipher: &KeyPair, signature: &KeyPair) -> Self {
         Self {
             trust,
-            own: vec![
-                ("cipher", cipher.cert.clone()),
-                ("signature", signature.cert.clone()),
-            ],
+            own: [("cipher", cipher), ("signature", signature)]
+                .into_iter()
+                .filter_map(|(what, pair)| Some((what, crate::certs::info(&pair.cert).ok()?)))
+                .collect(),
         }
     }
 }
@@ -423,15 +424,13 @@ impl drehscheibe_model::health::ChannelStatus for OsciChannelStatus {
                 rt.spawn_blocking(move || trust.crls().map(crate::crl::CrlSet::current));
             }
         }
-        for (what, der) in &self.own {
-            if let Ok(info) = crate::certs::info(der) {
-                if info.not_after < now + OWN_CERT_WARNING {
-                    out.push(format!(
-                        "our {what} certificate {:?} ends on {}",
-                        info.subject,
-                        crate::message::timestamp(info.not_after)
-                    ));
-                }
+        for (what, info) in &self.own {
+            if info.not_after < now + OWN_CERT_WARNING {
+                out.push(format!(
+                    "our {what} certificate {:?} ends on {}",
+                    info.subject,
+                    crate::message::timestamp(info.not_after)
+                ));
             }
         }
         out

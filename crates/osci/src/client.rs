@@ -824,6 +824,12 @@ impl Client {
         Ok(block.child("ProcessCardBundle").map(read_card))
     }
 
+    /// The CAs (and CRLs) the Intermediär's and authors' certificates are
+    /// checked against.
+    pub fn trust(&self) -> &TrustStore {
+        &self.settings.trust
+    }
+
     /// When the first of our two certificates ends.
     pub fn certificates_end(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         [&self.settings.cipher.cert, &self.settings.signature.cert]

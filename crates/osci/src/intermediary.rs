@@ -176,15 +176,6 @@ pub struct Refusal {
     pub detail: String,
 }
 
-/// Another request of the dialog was processed first (a replay racing
-/// the original).
-fn replayed() -> Refusal {
-    refuse(
-        "9400",
-        "another request of this dialog was processed first (replay)",
-    )
-}
-
 fn refuse(code: &'static str, detail: impl Into<String>) -> Refusal {
     Refusal {
         code,
@@ -205,6 +196,19 @@ struct Answer {
     body: String,
     /// Attachments (cid, bytes).
     attachments: Vec<(String, Vec<u8>)>,
+}
+
+/// What a request inside a dialog does to it ([`Intermediary::advance`]).
+enum Step<'a> {
+    /// The dialog goes on; with a delivery handed out, which the next
+    /// request of the dialog confirms.
+    Next(Option<PendingReceipt>),
+    /// The dialog goes on, and this message id is issued with it
+    /// (GetMessageId; refused, the dialog unchanged, at the client's
+    /// quota).
+    Issue(&'a str, &'a IssuedId),
+    /// The dialog ends (ExitDialog).
+    Close,
 }
 
 /// The request as checked.
@@ -452,41 +456,23 @@ impl Intermediary {
         Ok((conv, dialog))
     }
 
-    /// Move a checked dialog on (compare-and-set against `seen`): the
-    /// response's ControlBlock. `pending` is the delivery this response
-    /// hands out; `closing` ends the dialog.
+    /// Move a checked dialog on by `step` (compare-and-set against
+    /// `seen`, one transaction with the id a GetMessageId issues): the
+    /// response's ControlBlock.
     async fn advance(
         &self,
         c: &Checked<'_>,
         now: SystemTime,
         conv: &str,
         seen: &Dialog,
-        pending: Option<PendingReceipt>,
-        closing: bool,
+        step: Step<'_>,
     ) -> Result<ControlBlock, Refusal> {
-        let (next, control) = self.next_step(c, now, conv, seen, pending, closing);
-        let moved = self
-            .state
-            .advance_dialog(conv, seen, (!closing).then_some(&next))
-            .await
-            .map_err(internal)?;
-        if !moved {
-            return Err(replayed());
-        }
-        Ok(control)
-    }
-
-    /// The dialog after `seen` and the ControlBlock that answers `c`
-    /// with it (`closing`: the last of the dialog, no new challenge).
-    fn next_step(
-        &self,
-        c: &Checked<'_>,
-        now: SystemTime,
-        conv: &str,
-        seen: &Dialog,
-        pending: Option<PendingReceipt>,
-        closing: bool,
-    ) -> (Dialog, ControlBlock) {
+        let closing = matches!(step, Step::Close);
+        let (pending, issue) = match step {
+            Step::Next(pending) => (pending, None),
+            Step::Issue(id, record) => (None, Some((id, record, self.settings.quota.unused_ids))),
+            Step::Close => (None, None),
+        };
         let next_challenge = message::new_challenge();
         let next = Dialog {
             client: seen.client.clone(),
@@ -496,13 +482,27 @@ impl Intermediary {
             expires: unix(now) + self.settings.dialog_timeout.as_secs(),
             pending_receipt: pending,
         };
-        let control = ControlBlock {
+        match self
+            .state
+            .advance_dialog(conv, seen, (!closing).then_some(&next), issue)
+            .await
+            .map_err(internal)?
+        {
+            Advanced::Moved => {}
+            Advanced::Replayed => {
+                return Err(refuse(
+                    "9400",
+                    "another request of this dialog was processed first (replay)",
+                ))
+            }
+            Advanced::QuotaFull => return Err(self.ids_quota_refusal()),
+        }
+        Ok(ControlBlock {
             response: c.control.challenge.clone(),
             challenge: (!closing).then_some(next_challenge),
             conversation_id: Some(conv.to_owned()),
             sequence_number: c.control.sequence_number,
-        };
-        (next, control)
+        })
     }
 
     /// The ControlBlock of a request outside a dialog (GetMessageId,
@@ -514,7 +514,7 @@ impl Intermediary {
     ) -> Result<ControlBlock, Refusal> {
         if c.control.conversation_id.is_some() {
             let (conv, seen) = self.check_dialog(c, now).await?;
-            return self.advance(c, now, &conv, &seen, None, false).await;
+            return self.advance(c, now, &conv, &seen, Step::Next(None)).await;
         }
         let challenge = c
             .control
@@ -584,7 +584,7 @@ impl Intermediary {
 
     async fn exit_dialog(&self, c: &Checked<'_>, now: SystemTime) -> Result<Answer, Refusal> {
         let (conv, seen) = self.check_dialog(c, now).await?;
-        let control = self.advance(c, now, &conv, &seen, None, true).await?;
+        let control = self.advance(c, now, &conv, &seen, Step::Close).await?;
         Ok(Answer::in_body(
             OrderKind::ResponseToExitDialog,
             control,
@@ -604,29 +604,19 @@ impl Intermediary {
             used: false,
             delivery: None,
         };
-        let max = self.settings.quota.unused_ids;
         let control = if c.control.conversation_id.is_some() {
             // Inside a dialog, the id is issued in the transaction that
             // moves the dialog on: a refusal for the quota leaves the
             // dialog where it was, so the client keeps the challenge it
             // needs for its next request.
             let (conv, seen) = self.check_dialog(c, now).await?;
-            let (next, control) = self.next_step(c, now, &conv, &seen, None, false);
-            match self
-                .state
-                .advance_dialog_issuing(&conv, &seen, Some(&next), Some((&id, &record, max)))
-                .await
-                .map_err(internal)?
-            {
-                Advanced::Moved => control,
-                Advanced::Replayed => return Err(replayed()),
-                Advanced::QuotaFull => return Err(self.ids_quota_refusal()),
-            }
+            self.advance(c, now, &conv, &seen, Step::Issue(&id, &record))
+                .await?
         } else {
             let control = self.single_or_dialog(c, now).await?;
             if !self
                 .state
-                .issue_id(&id, &record, max)
+                .issue_id(&id, &record, self.settings.quota.unused_ids)
                 .await
                 .map_err(internal)?
             {
@@ -984,7 +974,7 @@ impl Intermediary {
             },
         };
         let Some(entry) = entry else {
-            let control = self.advance(c, now, &conv, &seen, None, false).await?;
+            let control = self.advance(c, now, &conv, &seen, Step::Next(None)).await?;
             return Ok(Answer {
                 kind: OrderKind::ResponseToFetchDelivery,
                 control,
@@ -1028,7 +1018,9 @@ impl Intermediary {
             addressee: pb,
             message_id: entry.message_id.clone(),
         });
-        let control = self.advance(c, now, &conv, &seen, pending, false).await?;
+        let control = self
+            .advance(c, now, &conv, &seen, Step::Next(pending))
+            .await?;
         self.state
             .mark_forwarded(&entry.message_id, now)
             .await
@@ -1090,7 +1082,7 @@ impl Intermediary {
                 }
             }
         }
-        let control = self.advance(c, now, &conv, &seen, None, false).await?;
+        let control = self.advance(c, now, &conv, &seen, Step::Next(None)).await?;
         let feedback = if found {
             Feedback::code("0801")
         } else {

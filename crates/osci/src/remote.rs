@@ -48,7 +48,6 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::certs::TrustStore;
 use crate::channel_config::{certificate, key_pair, trust_store, RawKeyPair};
 use crate::client::{Client, ClientError, ClientSettings, OutContent};
 
@@ -461,7 +460,6 @@ impl ConnectorFactory for OsciConnectorConfig {
         let mut settings = self.remote.settings.clone();
         settings.timeout = cx.timeout;
         Ok(Arc::new(OsciConnector {
-            trust: settings.trust.clone(),
             client: Client::new(settings).map_err(BuildError::new)?,
             addressee: self.addressee.clone(),
             encrypt: self.encrypt,
@@ -478,8 +476,6 @@ impl ConnectorFactory for OsciConnectorConfig {
 #[derive(Debug)]
 pub struct OsciConnector {
     client: Client,
-    /// The CAs (and CRLs) the client checks the Intermediär with.
-    trust: Arc<TrustStore>,
     addressee: Vec<u8>,
     encrypt: bool,
     subject: Option<String>,
@@ -548,7 +544,7 @@ impl Connector for OsciConnector {
             Err(e) => drehscheibe_model::Health::down(format!("OSCI InitDialog: {e}")),
         };
         health.cert_not_after = self.client.certificates_end();
-        if let Some(crls) = self.trust.crls() {
+        if let Some(crls) = self.client.trust().crls() {
             health.notes = crls.attention(std::time::SystemTime::now());
         }
         health

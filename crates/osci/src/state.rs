@@ -207,7 +207,7 @@ pub enum StoreOutcome {
     Full,
 }
 
-/// Outcome of [`IntermediaryState::advance_dialog_issuing`].
+/// Outcome of [`IntermediaryState::advance_dialog`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advanced {
     /// The dialog moved on (and the id, if any, was issued).
@@ -337,6 +337,38 @@ async fn quota_add(
     Ok(())
 }
 
+/// The issued id under `ikey` in `tx` if `client` may use it for
+/// `delivery` now, else the outcome to answer (see [`check_issued`]).
+async fn usable_id(
+    tx: &mut StateTx<'_>,
+    ikey: &[u8],
+    client: &str,
+    delivery: &str,
+) -> Result<Result<IssuedId, StoreOutcome>, StoreError> {
+    let Some(v) = tx.get(ikey).await? else {
+        return Ok(Err(StoreOutcome::NotIssued));
+    };
+    let issued: IssuedId = decode("issued id", &v)?;
+    Ok(match check_issued(&issued, client, delivery) {
+        Some(outcome) => Err(outcome),
+        None => Ok(issued),
+    })
+}
+
+/// Mark `issued` (under `ikey`) used for `delivery` in `tx`: its place in
+/// its client's quota of unused ids is free again.
+async fn mark_used(
+    tx: &mut StateTx<'_>,
+    ikey: &[u8],
+    mut issued: IssuedId,
+    delivery: &str,
+) -> Result<(), StoreError> {
+    issued.used = true;
+    issued.delivery = Some(delivery.to_owned());
+    tx.put(ikey, encode("issued id", &issued)?);
+    quota_add(tx, &issued.client, 0, -1).await
+}
+
 /// Check an issued id for a StoreDelivery by `client` delivering
 /// `delivery`: `None` to go on, else the outcome to answer.
 fn check_issued(issued: &IssuedId, client: &str, delivery: &str) -> Option<StoreOutcome> {
@@ -455,32 +487,18 @@ impl IntermediaryState {
     }
 
     /// Advance a dialog from `seen` (the state the request was checked
-    /// against) to `next`, or end it (`None`); `false` if another request
-    /// of the dialog got there first (a replay racing the original).
+    /// against) to `next`, or end it (`None`); with `issue` = `(message
+    /// id, record, max)` a message id is issued in the same transaction
+    /// (GetMessageId inside a dialog). [`Advanced::Replayed`] if another
+    /// request of the dialog got there first (a replay racing the
+    /// original); [`Advanced::QuotaFull`] if the client holds `max`
+    /// unused ids: the dialog stays where it was, so the client keeps the
+    /// challenge it needs for its next request.
     ///
     /// # Errors
     ///
     /// The store failed.
     pub async fn advance_dialog(
-        &self,
-        id: &str,
-        seen: &Dialog,
-        next: Option<&Dialog>,
-    ) -> Result<bool, StateError> {
-        let advanced = self.advance_dialog_issuing(id, seen, next, None).await?;
-        Ok(advanced == Advanced::Moved)
-    }
-
-    /// [`Self::advance_dialog`], and with `issue` = `(message id, record,
-    /// max)` a message id issued in the same transaction (GetMessageId
-    /// inside a dialog): a client at its quota gets
-    /// [`Advanced::QuotaFull`] and the dialog stays where it was, so the
-    /// client keeps the challenge it needs for its next request.
-    ///
-    /// # Errors
-    ///
-    /// The store failed.
-    pub async fn advance_dialog_issuing(
         &self,
         id: &str,
         seen: &Dialog,
@@ -586,21 +604,15 @@ impl IntermediaryState {
                 let (ikey, qkey, nkey, lkey) = (&ikey, &qkey, &nkey, &lkey);
                 let (entry_json, card_json, sha) = (entry_json.clone(), card_json.clone(), &sha);
                 async move {
-                    let Some(v) = tx.get(ikey).await? else {
-                        return Ok((tx, StoreOutcome::NotIssued));
+                    let issued = match usable_id(&mut tx, ikey, client, delivery).await? {
+                        Ok(issued) => issued,
+                        Err(outcome) => return Ok((tx, outcome)),
                     };
-                    let mut issued: IssuedId = decode("issued id", &v)?;
-                    if let Some(o) = check_issued(&issued, client, delivery) {
-                        return Ok((tx, o));
-                    }
                     let (seq, open) = counters(tx.get(nkey).await?.as_ref())?;
                     if open >= max_open {
                         return Ok((tx, StoreOutcome::Full));
                     }
-                    issued.used = true;
-                    issued.delivery = Some(delivery.to_owned());
-                    tx.put(ikey, encode("issued id", &issued)?);
-                    quota_add(&mut tx, &issued.client, 0, -1).await?;
+                    mark_used(&mut tx, ikey, issued, delivery).await?;
                     tx.put(nkey, counters_bytes(seq + 1, open + 1));
                     tx.put(qkey, seq.to_be_bytes().to_vec());
                     tx.put(
@@ -665,17 +677,11 @@ impl IntermediaryState {
             .update(|mut tx| {
                 let (ikey, lkey, card_json) = (&ikey, &lkey, card_json.clone());
                 async move {
-                    let Some(v) = tx.get(ikey).await? else {
-                        return Ok((tx, StoreOutcome::NotIssued));
+                    let issued = match usable_id(&mut tx, ikey, client, delivery).await? {
+                        Ok(issued) => issued,
+                        Err(outcome) => return Ok((tx, outcome)),
                     };
-                    let mut issued: IssuedId = decode("issued id", &v)?;
-                    if let Some(o) = check_issued(&issued, client, delivery) {
-                        return Ok((tx, o));
-                    }
-                    issued.used = true;
-                    issued.delivery = Some(delivery.to_owned());
-                    tx.put(ikey, encode("issued id", &issued)?);
-                    quota_add(&mut tx, &issued.client, 0, -1).await?;
+                    mark_used(&mut tx, ikey, issued, delivery).await?;
                     tx.put(lkey, card_json);
                     Ok((tx, StoreOutcome::Stored))
                 }

@@ -616,6 +616,19 @@ fn crl_v1(
     signed_list(&sequence(rest), key)
 }
 
+/// A trust store of `anchors` with the CRL file `name` (holding `crl`)
+/// written to `dir`.
+fn with_crl(
+    dir: &tempfile::TempDir,
+    anchors: &[&[u8]],
+    name: &str,
+    crl: &[u8],
+) -> Result<TrustStore, drehscheibe_osci::crl::CrlError> {
+    let path = dir.path().join(name);
+    std::fs::write(&path, crl).unwrap();
+    store(anchors).with_crl_files(vec![path], false, Duration::from_secs(60))
+}
+
 fn pem_crl(der: &[u8]) -> String {
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
     format!("-----BEGIN X509 CRL-----\n{b64}\n-----END X509 CRL-----\n")
@@ -633,11 +646,7 @@ fn a_revoked_certificate_and_a_stale_crl_are_refused() {
     let leaf = make(&Spec::leaf("CN=Partner", "CN=Test Root", Alg::Sha256), &key);
     let below_sub = make(&Spec::leaf("CN=Far Partner", "CN=Sub", Alg::Sha256), &key);
     let dir = tempfile::tempdir().unwrap();
-    let with = |name: &str, bytes: &[u8]| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        store(&[&root]).with_crl_files(vec![path], false, Duration::from_secs(60))
-    };
+    let with = |name: &str, bytes: &[u8]| with_crl(&dir, &[&root], name, bytes);
 
     // Listed: refused, saying so (PEM and DER files alike).
     let listed = crl(
@@ -756,11 +765,7 @@ fn only_complete_crls_are_taken() {
     let root = make(&Spec::ca("CN=Test Root", "CN=Test Root"), &key);
     let leaf = make(&Spec::leaf("CN=Partner", "CN=Test Root", Alg::Sha256), &key);
     let dir = tempfile::tempdir().unwrap();
-    let load = |anchors: &[&[u8]], name: &str, crl: &[u8]| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, crl).unwrap();
-        store(anchors).with_crl_files(vec![path], false, Duration::from_secs(60))
-    };
+    let load = |anchors: &[&[u8]], name: &str, crl: &[u8]| with_crl(&dir, anchors, name, crl);
     let ext = |oid: &str, critical: bool| Extension {
         extn_id: x509_cert::der::asn1::ObjectIdentifier::new_unwrap(oid),
         critical,
@@ -868,11 +873,7 @@ fn a_version_1_crl_is_taken() {
     let root = make(&Spec::ca("CN=Test Root", "CN=Test Root"), &key);
     let leaf = make(&Spec::leaf("CN=Partner", "CN=Test Root", Alg::Sha256), &key);
     let dir = tempfile::tempdir().unwrap();
-    let load = |name: &str, crl: &[u8]| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, crl).unwrap();
-        store(&[&root]).with_crl_files(vec![path], false, Duration::from_secs(60))
-    };
+    let load = |name: &str, crl: &[u8]| with_crl(&dir, &[&root], name, crl);
     let window = (NOW - 10, NOW + 86_400);
     let listed = crl_v1("CN=Test Root", &key, &[&[0x01, 0x02]], window, None);
     // (x509-cert's own type requires the version)

@@ -29,19 +29,20 @@ const POLICY: SweepPolicy = SweepPolicy {
 };
 
 async fn issue(s: &IntermediaryState, id: &str, client: &str, when: u64) {
-    s.issue_id(
-        id,
-        &IssuedId {
-            client: client.into(),
-            issued: String::new(),
-            issued_unix: when,
-            used: false,
-            delivery: None,
-        },
-        1000,
-    )
-    .await
-    .unwrap();
+    s.issue_id(id, &issued_to(client, when), 1000)
+        .await
+        .unwrap();
+}
+
+/// An unused message id of `client`, issued at `when` (Unix seconds).
+fn issued_to(client: &str, when: u64) -> IssuedId {
+    IssuedId {
+        client: client.into(),
+        issued: String::new(),
+        issued_unix: when,
+        used: false,
+        delivery: None,
+    }
 }
 
 /// A fresh dialog of `client` that ends at `expires` (Unix seconds).
@@ -260,9 +261,15 @@ async fn a_client_holds_at_most_its_quota_of_dialogs_and_unused_ids() {
     assert_eq!(s.quota_used("c").await.unwrap(), (2, 0));
     // ExitDialog gives a place back …
     let seen = s.dialog(&second).await.unwrap().unwrap();
-    assert!(s.advance_dialog(&second, &seen, None).await.unwrap());
+    assert_eq!(
+        s.advance_dialog(&second, &seen, None, None).await.unwrap(),
+        Advanced::Moved
+    );
     // … a replay of it does not give a second one back.
-    assert!(!s.advance_dialog(&second, &seen, None).await.unwrap());
+    assert_eq!(
+        s.advance_dialog(&second, &seen, None, None).await.unwrap(),
+        Advanced::Replayed
+    );
     assert_eq!(s.quota_used("c").await.unwrap(), (1, 0));
     let third = s.open_dialog(&dialog("c", 5000), 2).await.unwrap().unwrap();
     assert_eq!(s.open_dialog(&dialog("c", 5000), 2).await.unwrap(), None);
@@ -270,27 +277,18 @@ async fn a_client_holds_at_most_its_quota_of_dialogs_and_unused_ids() {
     let seen = s.dialog(&third).await.unwrap().unwrap();
     let mut next = seen.clone();
     next.next_sequence = 1;
-    assert!(s.advance_dialog(&third, &seen, Some(&next)).await.unwrap());
+    assert_eq!(
+        s.advance_dialog(&third, &seen, Some(&next), None)
+            .await
+            .unwrap(),
+        Advanced::Moved
+    );
     assert_eq!(s.quota_used("c").await.unwrap(), (2, 0));
 
     // Unused ids: two at most.
     let issue = |id: &'static str, when| {
         let s = s.clone();
-        async move {
-            s.issue_id(
-                id,
-                &IssuedId {
-                    client: "c".into(),
-                    issued: String::new(),
-                    issued_unix: when,
-                    used: false,
-                    delivery: None,
-                },
-                2,
-            )
-            .await
-            .unwrap()
-        }
+        async move { s.issue_id(id, &issued_to("c", when), 2).await.unwrap() }
     };
     assert!(issue("old", 10).await);
     assert!(issue("used", 1900).await);
@@ -338,21 +336,7 @@ async fn hub_deliveries_give_ids_back_and_unsigned_clients_share_a_quota() {
     let (_d, s) = state();
     let issue = |id: &'static str, client: &'static str| {
         let s = s.clone();
-        async move {
-            s.issue_id(
-                id,
-                &IssuedId {
-                    client: client.into(),
-                    issued: String::new(),
-                    issued_unix: 10,
-                    used: false,
-                    delivery: None,
-                },
-                1,
-            )
-            .await
-            .unwrap()
-        }
+        async move { s.issue_id(id, &issued_to(client, 10), 1).await.unwrap() }
     };
     assert!(issue("h1", "alice").await);
     assert!(!issue("h2", "alice").await);
@@ -401,17 +385,11 @@ async fn an_id_issued_in_a_dialog_moves_it_on_or_changes_nothing() {
     let mut next = seen.clone();
     next.challenge = "y".into();
     next.next_sequence = 1;
-    let record = IssuedId {
-        client: "c".into(),
-        issued: String::new(),
-        issued_unix: 10,
-        used: false,
-        delivery: None,
-    };
+    let record = issued_to("c", 10);
     let advance = |id: &'static str, seen: Dialog, next: Dialog, max: u64| {
         let (s, conv, record) = (s.clone(), conv.clone(), record.clone());
         async move {
-            s.advance_dialog_issuing(&conv, &seen, Some(&next), Some((id, &record, max)))
+            s.advance_dialog(&conv, &seen, Some(&next), Some((id, &record, max)))
                 .await
                 .unwrap()
         }
