@@ -496,6 +496,13 @@ impl Hub {
                     complete: job.into_iter().collect(),
                     ..Effects::default()
                 };
+                // What the sender was told is a fact whoever quarantines
+                // first: a routing worker can claim the route job between
+                // the intake's accept and this update, scan the input
+                // itself and quarantine the message without it.
+                if let (Some(answer), None) = (answered, &r.sender_answer) {
+                    r.sender_answer = Some(answer.to_owned());
+                }
                 changed = r.state == MessageState::Received;
                 if !changed {
                     // Another worker (or the intake) got there first.
@@ -505,9 +512,6 @@ impl Hub {
                 r.state = MessageState::Quarantined;
                 r.reason = Some(reason.clone());
                 r.scan.get_or_insert_with(ScanState::default).finding = Some(finding.clone());
-                if let (Some(answer), None) = (answered, &r.sender_answer) {
-                    r.sender_answer = Some(answer.to_owned());
-                }
                 effects.audit.push(
                     AuditEvent::new(
                         r.envelope.id,
@@ -651,6 +655,76 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Unrouted;
+
+    impl crate::RoutingPolicy for Unrouted {
+        fn route(
+            &self,
+            _: &drehscheibe_model::Envelope,
+            _: &Bytes,
+        ) -> Result<RoutePlan, crate::RouteFailure> {
+            Err(crate::RouteFailure::rejected("not routed in this test"))
+        }
+    }
+
+    /// A routing worker can claim the route job of a message the intake
+    /// found infected between the intake's accept and its quarantine, and
+    /// quarantine the message first: what the intake told the sender is
+    /// still recorded, so a release has to be forced.
+    #[tokio::test]
+    async fn the_senders_answer_is_kept_when_a_worker_quarantined_first() {
+        use drehscheibe_model::Intake as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(drehscheibe_store::SledStore::open(&dir.path().join("s")).unwrap());
+        let blobs = Arc::new(drehscheibe_store::FsBlobStore::open(&dir.path().join("b")).unwrap());
+        let mut settings = crate::HubSettings::default();
+        settings.channels.insert("in".to_owned());
+        let hub = Hub::new(
+            store,
+            blobs,
+            Arc::new(Unrouted),
+            crate::ConnectorRegistry::new(),
+            settings,
+        );
+        let id = hub
+            .submit(drehscheibe_model::Submission {
+                channel: "in".into(),
+                sender: drehscheibe_model::SenderIdentity {
+                    adapter: "test".into(),
+                    principal: "p".into(),
+                    remote_addr: None,
+                },
+                content_type: "application/xml".into(),
+                payload: Bytes::from_static(b"<a/>"),
+                attachments: Vec::new(),
+                idempotency_key: None,
+                correlation_ids: std::collections::BTreeMap::new(),
+            })
+            .await
+            .unwrap()
+            .id;
+        let finding = ScanFinding {
+            part: "payload".into(),
+            signature: "Test.EICAR".into(),
+            scanner: "clamd test".into(),
+            at: Utc::now(),
+        };
+        // The worker first, then the intake.
+        hub.quarantine(id, None, &finding, None).await.unwrap();
+        let told = "refused as malware at intake, while the sender waited";
+        let record = hub
+            .quarantine(id, None, &finding, Some(told))
+            .await
+            .unwrap();
+        assert_eq!(record.state, MessageState::Quarantined);
+        assert_eq!(record.sender_answer.as_deref(), Some(told));
+        match hub.release(id, "operator:o", "checked", false).await {
+            Err(ReleaseError::SenderAnswered(answer)) => assert_eq!(answer, told),
+            other => panic!("{other:?}"),
+        }
+        assert!(hub.release(id, "operator:o", "checked", true).await.is_ok());
+    }
 
     #[test]
     fn base64_blocks_are_found_decoded_and_named_by_element() {
